@@ -1,0 +1,88 @@
+// Delivers one signed webhook. Redirects are not followed (a redirect could point at an
+// internal address); any answer outside 2xx is a failure, retriable for 408/429/5xx and
+// network errors, final for the rest.
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { type GuardPolicy, guardedLookup, refusal } from './address-guard.ts';
+import { webhookHeaders } from './sign-webhook.ts';
+
+export interface WebhookResult {
+  ok: boolean;
+  status: number;
+  retriable: boolean;
+  error?: string;
+  latencyMs: number;
+}
+
+export interface WebhookRequest {
+  url: string;
+  secret: string;
+  /** Idempotency id: the same for every attempt of one send. */
+  id: string;
+  body: string;
+  timestampSeconds: number;
+}
+
+export function sendWebhook(
+  req: WebhookRequest,
+  policy: GuardPolicy & { timeoutMs: number },
+): Promise<WebhookResult> {
+  const started = performance.now();
+  const done = (r: Omit<WebhookResult, 'latencyMs'>): WebhookResult => ({
+    ...r,
+    latencyMs: Math.round(performance.now() - started),
+  });
+  let url: URL;
+  try {
+    url = new URL(req.url);
+  } catch {
+    return Promise.resolve(done({ ok: false, status: 0, retriable: false, error: 'invalid URL' }));
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return Promise.resolve(
+      done({ ok: false, status: 0, retriable: false, error: `unsupported scheme ${url.protocol}` }),
+    );
+  // Literal IPs never reach the DNS lookup, so they are checked here. (The URL parser has
+  // already turned decimal, octal and hex IPv4 forms into dotted quads.)
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) {
+    const why = refusal(host, policy);
+    if (why)
+      return Promise.resolve(
+        done({ ok: false, status: 0, retriable: false, error: `destination refused: ${why}` }),
+      );
+  }
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const headers = {
+    ...webhookHeaders(req.secret, req.id, req.timestampSeconds, req.body),
+    'content-length': String(Buffer.byteLength(req.body)),
+    'user-agent': 'cdp-webhooks/0.1',
+  };
+  return new Promise((resolve) => {
+    const r = request(
+      url,
+      { method: 'POST', headers, lookup: guardedLookup(policy) as never, timeout: policy.timeoutMs },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const ok = status >= 200 && status < 300;
+          resolve(
+            done({
+              ok,
+              status,
+              retriable: !ok && (status === 408 || status === 429 || status >= 500),
+              error: ok ? undefined : `HTTP ${status}`,
+            }),
+          );
+        });
+      },
+    );
+    r.on('timeout', () => r.destroy(new Error(`timed out after ${policy.timeoutMs} ms`)));
+    r.on('error', (err: NodeJS.ErrnoException) =>
+      resolve(done({ ok: false, status: 0, retriable: err.code !== 'EDESTREFUSED', error: err.message })),
+    );
+    r.end(req.body);
+  });
+}

@@ -1,0 +1,146 @@
+// The `cdp` command.
+//   cdp dev                      local stack + every service in this process (npm start)
+//   cdp start all|<service>...   services against configured Kafka/Redis/ClickHouse
+//   cdp migrate                  create topics and apply ClickHouse migrations
+//   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startLocalStack } from '../infra/local/stack.ts';
+import { ConfigError, loadConfig } from '../runtime/config.ts';
+import { createLogger } from '../runtime/log.ts';
+import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
+
+const USAGE = `usage: cdp <command>
+  dev                          start the local stack and every service (what npm start runs)
+  start all|ingest|processor|activation|query ...
+                               start services against KAFKA_BROKERS, REDIS_URL, CLICKHOUSE_URL
+  migrate                      create Kafka topics and apply ClickHouse migrations
+  infra up                     run local Kafka and Redis in the foreground (Ctrl-C stops)
+  infra down                   stop the local stack started by 'cdp infra up'`;
+
+/** Runs `stop` once on SIGINT/SIGTERM, then exits. A second signal exits at once. */
+function onShutdown(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    process.stderr.write(`\n${signal}: stopping...\n`);
+    stop()
+      .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
+      .finally(() => process.exit(0));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  const env = process.env;
+  switch (cmd) {
+    case 'dev': {
+      const dataDir = resolve(env.CDP_DATA_DIR ?? '.data');
+      mkdirSync(dataDir, { recursive: true });
+      const log = createLogger({ level: env.LOG_LEVEL ?? 'info', name: 'cdp' });
+      const started = Date.now();
+      process.stderr.write('starting the local stack (first run downloads Kafka from Maven Central)...\n');
+      const stack = await startLocalStack({
+        dataDir,
+        env,
+        kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
+        redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
+      });
+      let stopServices: (() => Promise<void>) | undefined;
+      onShutdown(async () => {
+        await stopServices?.();
+        await stack.stop();
+      });
+      const cfg = loadConfig({
+        ...env,
+        CDP_DATA_DIR: dataDir,
+        KAFKA_BROKERS: stack.kafkaBrokers,
+        REDIS_URL: stack.redisUrl,
+      });
+      const running = await startServices(cfg, SERVICE_NAMES, log);
+      stopServices = running.stop;
+      process.stdout.write(
+        [
+          '',
+          `cdp is running (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+          `  ingest     ${running.urls.ingest}   (Segment HTTP API: POST /v1/track, /v1/identify, ...)`,
+          `  query      ${running.urls.query}   (GET /v1/profiles, POST /v1/segments, /v1/campaigns)`,
+          `  write key  ${cfg.keys.writeKey}   (HTTP Basic user name)`,
+          `  admin key  ${cfg.keys.adminKey}   (Authorization: Bearer)`,
+          `  kafka      ${stack.kafkaBrokers}`,
+          `  redis      ${stack.redisUrl}`,
+          `  clickhouse ${cfg.clickhouse.kind === 'chdb' ? `chDB in process, ${cfg.clickhouse.path}` : cfg.clickhouse.url}`,
+          'Ctrl-C stops everything.',
+          '',
+        ].join('\n'),
+      );
+      return;
+    }
+    case 'start': {
+      const names = rest.includes('all') || rest.length === 0 ? [...SERVICE_NAMES] : rest;
+      const unknown = names.filter((n) => !(SERVICE_NAMES as readonly string[]).includes(n));
+      if (unknown.length > 0) throw new UsageError(`unknown service ${unknown.join(', ')}`);
+      const cfg = loadConfig(env);
+      const log = createLogger({ level: cfg.logLevel, name: 'cdp' });
+      const running = await startServices(cfg, names as ServiceName[], log);
+      onShutdown(running.stop);
+      log.info({ services: names, urls: running.urls }, 'started');
+      return;
+    }
+    case 'migrate': {
+      const cfg = loadConfig(env);
+      await migrateAll(cfg, createLogger({ level: cfg.logLevel, name: 'cdp' }));
+      return;
+    }
+    case 'infra': {
+      const dataDir = resolve(env.CDP_DATA_DIR ?? '.data');
+      const pidFile = join(dataDir, 'infra.pid');
+      if (rest[0] === 'up') {
+        mkdirSync(dataDir, { recursive: true });
+        const stack = await startLocalStack({
+          dataDir,
+          env: {},
+          kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
+          redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
+        });
+        writeFileSync(pidFile, String(process.pid));
+        onShutdown(async () => {
+          await stack.stop();
+          rmSync(pidFile, { force: true });
+        });
+        process.stdout.write(`KAFKA_BROKERS=${stack.kafkaBrokers}\nREDIS_URL=${stack.redisUrl}\n`);
+        return;
+      }
+      if (rest[0] === 'down') {
+        if (!existsSync(pidFile)) {
+          process.stdout.write('no local stack is running\n');
+          return;
+        }
+        const pid = Number(readFileSync(pidFile, 'utf8'));
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          rmSync(pidFile, { force: true });
+          return;
+        }
+        for (let i = 0; i < 300 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+        return;
+      }
+      throw new UsageError('cdp infra up|down');
+    }
+    default:
+      throw new UsageError(cmd ? `unknown command ${cmd}` : 'no command given');
+  }
+}
+
+class UsageError extends Error {}
+
+main(process.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) process.stderr.write(`cdp: ${err.message}\n`);
+  else if (err instanceof UsageError) process.stderr.write(`cdp: ${err.message}\n${USAGE}\n`);
+  else process.stderr.write(`cdp: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(err instanceof UsageError ? 64 : 1);
+});

@@ -1,0 +1,86 @@
+// Starts a set of services in one process, sharing its clients, and stops them in
+// reverse order: edges stop accepting first, consumers drain, clients close last.
+import { startActivation } from '../activation/main.ts';
+import { startIngest } from '../ingest/main.ts';
+import { startProcessor, topicSpecs } from '../processor/main.ts';
+import { startQuery } from '../query/main.ts';
+import { createClients } from '../runtime/clients.ts';
+import type { Config } from '../runtime/config.ts';
+import { withTimeout } from '../runtime/http.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { RunningService } from '../runtime/service.ts';
+import { migrate } from '../schemas/migrations.ts';
+
+export const SERVICE_NAMES = ['processor', 'activation', 'query', 'ingest'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+const STARTERS = {
+  processor: startProcessor,
+  activation: startActivation,
+  query: startQuery,
+  ingest: startIngest,
+};
+const USES_CLICKHOUSE: ReadonlySet<ServiceName> = new Set(['processor', 'activation', 'query']);
+
+export interface RunningServices {
+  services: RunningService[];
+  urls: Partial<Record<ServiceName, string>>;
+  stop(): Promise<void>;
+}
+
+export async function startServices(
+  cfg: Config,
+  names: readonly ServiceName[],
+  log: Logger,
+): Promise<RunningServices> {
+  const clients = createClients(cfg, log);
+  const started: RunningService[] = [];
+  const stop = async () => {
+    for (const s of [...started].reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        log.warn({ service: s.name, err: (err as Error).message }, 'service_stop_failed');
+      }
+    }
+    await clients.close().catch(() => {});
+  };
+  try {
+    if (names.some((n) => USES_CLICKHOUSE.has(n))) {
+      const applied = await migrate(await clients.clickhouse());
+      if (applied.length > 0) log.info({ applied }, 'clickhouse_migrated');
+    }
+    if (names.some((n) => n !== 'query')) {
+      // Create topics once up front; if Kafka is not reachable yet, the consumers keep
+      // trying on their own and the services start anyway.
+      const admin = clients.kafka().admin();
+      await withTimeout(admin.ensureTopics(topicSpecs(cfg)), 15_000, 'creating topics')
+        .catch((err) => log.warn({ err: (err as Error).message }, 'topics_not_ensured'))
+        .finally(() => admin.disconnect().catch(() => {}));
+    }
+    for (const name of SERVICE_NAMES) {
+      if (!names.includes(name)) continue;
+      started.push(await STARTERS[name](cfg, clients, log.child({ service: name })));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const urls: Partial<Record<ServiceName, string>> = {};
+  for (const s of started) if (s.url) urls[s.name as ServiceName] = s.url;
+  return { services: started, urls, stop };
+}
+
+/** `cdp migrate`: Kafka topics and ClickHouse schema. */
+export async function migrateAll(cfg: Config, log: Logger): Promise<void> {
+  const clients = createClients(cfg, log);
+  const admin = clients.kafka().admin();
+  try {
+    await admin.ensureTopics(topicSpecs(cfg));
+    const applied = await migrate(await clients.clickhouse());
+    log.info({ applied, topics: topicSpecs(cfg).map((t) => t.topic) }, 'migrated');
+  } finally {
+    await admin.disconnect().catch(() => {});
+    await clients.close();
+  }
+}

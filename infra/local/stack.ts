@@ -1,0 +1,38 @@
+// The local stack: Kafka and Redis as child processes (ClickHouse is chDB, in process).
+// Explicit KAFKA_BROKERS / REDIS_URL in the environment win over starting anything.
+import { type LocalKafka, startKafka } from './kafka.ts';
+import { type LocalRedis, startRedis } from './redis.ts';
+
+export interface LocalStack {
+  kafkaBrokers: string;
+  redisUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(opts: {
+  dataDir: string;
+  env?: Record<string, string | undefined>;
+  kafkaPort?: number;
+  redisPort?: number;
+}): Promise<LocalStack> {
+  const env = opts.env ?? {};
+  const started: Array<LocalKafka | LocalRedis> = [];
+  // Start both at once; whatever did start is stopped again if the other fails.
+  const [kafka, redis] = await Promise.allSettled([
+    env.KAFKA_BROKERS ? undefined : startKafka({ dataDir: opts.dataDir, port: opts.kafkaPort }),
+    env.REDIS_URL ? undefined : startRedis({ dataDir: opts.dataDir, port: opts.redisPort }),
+  ]);
+  for (const r of [kafka, redis]) if (r.status === 'fulfilled' && r.value) started.push(r.value);
+  const stop = async () => {
+    await Promise.all(started.map((s) => s.stop()));
+  };
+  if (kafka.status === 'rejected' || redis.status === 'rejected') {
+    await stop();
+    throw kafka.status === 'rejected' ? kafka.reason : (redis as PromiseRejectedResult).reason;
+  }
+  return {
+    kafkaBrokers: env.KAFKA_BROKERS ?? kafka.value!.brokers.join(','),
+    redisUrl: env.REDIS_URL ?? redis.value!.url,
+    stop,
+  };
+}

@@ -1,0 +1,161 @@
+// The ingest edge: Segment's HTTP Tracking API. A 200 is sent only after Kafka
+// acknowledged every event of the request (acks=all); if Kafka cannot take them within
+// the produce timeout the answer is 503 with Retry-After, never a 200.
+
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import { withTimeout } from '../runtime/http.ts';
+import type { Producer } from '../runtime/kafka/index.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { EventType, NormalizedEvent } from '../schemas/event.ts';
+import { eventKey } from '../schemas/topics.ts';
+import { IngestError } from './ingest-error.ts';
+import { MAX_EVENT_BYTES, normalizeEvent } from './normalize-event.ts';
+import { readJsonBody } from './read-body.ts';
+
+/** Resolves a write key to its workspace; undefined for unknown or revoked keys. */
+export type WriteKeyResolver = (writeKey: string) => string | undefined;
+
+export interface IngestDeps {
+  producer: Producer;
+  eventsTopic: string;
+  resolveWriteKey: WriteKeyResolver;
+  log: Logger;
+  now?: () => Date;
+  produceTimeoutMs?: number;
+}
+
+const SHORT: Record<string, EventType | 'batch'> = {
+  t: 'track',
+  i: 'identify',
+  p: 'page',
+  s: 'screen',
+  g: 'group',
+  a: 'alias',
+  b: 'batch',
+  track: 'track',
+  identify: 'identify',
+  page: 'page',
+  screen: 'screen',
+  group: 'group',
+  alias: 'alias',
+  batch: 'batch',
+  import: 'batch',
+};
+
+export function createIngestApp(deps: IngestDeps): Hono {
+  const now = deps.now ?? (() => new Date());
+  const produceTimeoutMs = deps.produceTimeoutMs ?? 10_000;
+  const app = new Hono();
+
+  app.use(
+    '/v1/*',
+    cors({
+      origin: (origin) => origin || '*',
+      allowMethods: ['GET', 'POST', 'OPTIONS'],
+      allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding'],
+      credentials: true,
+      maxAge: 86_400,
+    }),
+  );
+
+  app.onError((err, c) => {
+    if (err instanceof IngestError) {
+      if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
+      return c.json({ success: false, error: err.message }, err.status);
+    }
+    deps.log.error({ err: err.message, path: c.req.path }, 'ingest_unhandled_error');
+    return c.json({ success: false, error: 'internal error' }, 500);
+  });
+  app.notFound((c) => c.json({ success: false, error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.post('/v1/:type', async (c) => {
+    const kind = SHORT[c.req.param('type')];
+    if (!kind) throw new IngestError(400, `unknown call "${c.req.param('type')}"`);
+    const body = await readJsonBody(c.req.raw);
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new IngestError(400, 'body must be a JSON object');
+    const b = body as Record<string, unknown>;
+
+    const workspaceId = authenticate(c.req.header('authorization'), b.writeKey, deps.resolveWriteKey);
+    const receivedAt = now();
+    let ip: string | undefined;
+    try {
+      ip = getConnInfo(c).remote.address;
+    } catch {
+      ip = undefined;
+    }
+
+    let events: NormalizedEvent[];
+    if (kind === 'batch') {
+      const items = b.batch;
+      if (!Array.isArray(items)) throw new IngestError(400, 'batch: must be an array of events');
+      if (items.length === 0) throw new IngestError(400, 'batch: is empty');
+      const batchContext = asObject(b.context);
+      const batchIntegrations = asObject(b.integrations);
+      // A batch is all or nothing, as with Segment: one invalid event rejects the request
+      // with a 400 naming it, so an SDK never believes a dropped event was delivered.
+      events = items.map((item, i) =>
+        checkSize(
+          normalizeEvent(item, {
+            workspaceId,
+            receivedAt,
+            ip,
+            batchContext,
+            batchIntegrations,
+            label: `batch[${i}]`,
+          }),
+          `batch[${i}]`,
+        ),
+      );
+    } else {
+      events = [checkSize(normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip }), 'event')];
+    }
+
+    try {
+      await withTimeout(
+        deps.producer.send(
+          deps.eventsTopic,
+          events.map((e) => ({
+            key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
+            value: JSON.stringify(e),
+          })),
+        ),
+        produceTimeoutMs,
+        'kafka produce',
+      );
+    } catch (err) {
+      deps.log.warn({ err: (err as Error).message, count: events.length }, 'produce_failed');
+      throw new IngestError(503, 'event store unavailable, retry later', 5);
+    }
+    return c.json({ success: true });
+  });
+
+  return app;
+}
+
+function authenticate(header: string | undefined, bodyKey: unknown, resolve: WriteKeyResolver): string {
+  let key: string | undefined;
+  if (header?.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    key = colon >= 0 ? decoded.slice(0, colon) : decoded;
+  } else if (typeof bodyKey === 'string') key = bodyKey;
+  if (!key)
+    throw new IngestError(401, 'missing write key: use HTTP Basic auth with the write key as user name');
+  const workspaceId = resolve(key);
+  if (!workspaceId) throw new IngestError(401, 'unknown or revoked write key');
+  return workspaceId;
+}
+
+function checkSize(e: NormalizedEvent, label: string): NormalizedEvent {
+  const size = Buffer.byteLength(JSON.stringify(e));
+  if (size > MAX_EVENT_BYTES)
+    throw new IngestError(400, `${label}: ${size} bytes, over the ${MAX_EVENT_BYTES}-byte event limit`);
+  return e;
+}
+
+function asObject(v: unknown): Record<string, unknown> | undefined {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}

@@ -1,0 +1,11 @@
+/** The one error type of the ingest edge; the app maps it to `{success:false,error}`. */
+export class IngestError extends Error {
+  constructor(
+    public readonly status: 400 | 401 | 413 | 415 | 429 | 503,
+    message: string,
+    public readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = 'IngestError';
+  }
+}

@@ -1,0 +1,140 @@
+// Pure core of the ingest edge: one SDK payload in, one normalised envelope out, or an
+// IngestError naming the field that is wrong. No I/O.
+import { randomUUID } from 'node:crypto';
+import {
+  EVENT_TYPES,
+  type EventType,
+  incomingEventCheck,
+  isJunkId,
+  type NormalizedEvent,
+} from '../schemas/event.ts';
+import { IngestError } from './ingest-error.ts';
+
+export const MAX_EVENT_BYTES = 32 * 1024;
+const MAX_DEPTH = 24;
+const MAX_KEYS = 2000;
+
+export interface NormalizeContext {
+  workspaceId: string;
+  /** Type implied by the route (`/v1/track`); `batch` items carry their own. */
+  routeType?: EventType;
+  receivedAt: Date;
+  ip?: string;
+  /** Batch-level context and integrations, merged under each event's own. */
+  batchContext?: Record<string, unknown>;
+  batchIntegrations?: Record<string, unknown>;
+  /** Prefix for error messages, e.g. `batch[3]`. */
+  label?: string;
+}
+
+export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedEvent {
+  const at = ctx.label ? `${ctx.label}.` : '';
+  const fail = (msg: string): never => {
+    throw new IngestError(400, `${ctx.label ? `${ctx.label}: ` : ''}${msg}`);
+  };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('event must be a JSON object');
+  const shape = checkShape(raw as object);
+  if (shape) fail(`${at}${shape}`);
+  if (!incomingEventCheck.Check(raw)) {
+    const e = incomingEventCheck.Errors(raw).First();
+    fail(
+      `${at}${(e?.path ?? '').replace(/^\//, '').replace(/\//g, '.') || 'event'}: ${e?.message ?? 'invalid'}`,
+    );
+  }
+  const ev = raw as Record<string, unknown> & import('../schemas/event.ts').IncomingEvent;
+
+  const type = (ctx.routeType ?? ev.type) as EventType | undefined;
+  if (!type || !(EVENT_TYPES as readonly string[]).includes(type))
+    fail(`${at}type: must be one of ${EVENT_TYPES.join(', ')}`);
+  if (ctx.routeType && ev.type && ev.type !== ctx.routeType)
+    fail(`${at}type: "${ev.type}" sent to the ${ctx.routeType} endpoint`);
+
+  const userId = cleanId(ev.userId);
+  const anonymousId = cleanId(ev.anonymousId);
+  if (type === 'alias') {
+    if (!userId) fail(`${at}userId: required for alias`);
+    if (!cleanId(ev.previousId)) fail(`${at}previousId: required for alias`);
+  } else if (!userId && !anonymousId) fail(`${at}userId or anonymousId: one is required`);
+  if (type === 'track' && !ev.event) fail(`${at}event: required for track`);
+  if (type === 'group' && !cleanId(ev.groupId)) fail(`${at}groupId: required for group`);
+
+  const receivedAt = ctx.receivedAt;
+  const timestamp = parseTime(ev.timestamp, `${at}timestamp`, fail);
+  const sentAt = parseTime(ev.sentAt, `${at}sentAt`, fail);
+  const original = parseTime(ev.originalTimestamp, `${at}originalTimestamp`, fail);
+  // Correct the client's clock skew the way Segment does when no explicit timestamp is
+  // given: the event happened (sentAt - originalTimestamp) before we received it.
+  const when =
+    timestamp ??
+    (sentAt && original
+      ? new Date(receivedAt.getTime() - (sentAt.getTime() - original.getTime()))
+      : (original ?? receivedAt));
+
+  const context: Record<string, unknown> = { ...(ctx.batchContext ?? {}), ...(ev.context ?? {}) };
+  if (context.ip === undefined && ctx.ip) context.ip = ctx.ip;
+
+  const out: NormalizedEvent = {
+    workspaceId: ctx.workspaceId,
+    type: type as EventType,
+    messageId: ev.messageId ?? randomUUID(),
+    userId: userId ?? null,
+    anonymousId: anonymousId ?? null,
+    properties: ev.properties ?? {},
+    traits: ev.traits ?? {},
+    context,
+    integrations: { ...(ctx.batchIntegrations ?? {}), ...(ev.integrations ?? {}) },
+    timestamp: when.toISOString(),
+    receivedAt: receivedAt.toISOString(),
+  };
+  if (ev.event) out.event = ev.event;
+  if (typeof ev.name === 'string') out.name = ev.name;
+  const previousId = cleanId(ev.previousId);
+  if (previousId) out.previousId = previousId;
+  const groupId = cleanId(ev.groupId);
+  if (groupId) out.groupId = groupId;
+  if (original) out.originalTimestamp = original.toISOString();
+  if (sentAt) out.sentAt = sentAt.toISOString();
+  return out;
+}
+
+function cleanId(v: unknown): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  const s = String(v).trim();
+  return isJunkId(s) ? undefined : s;
+}
+
+function parseTime(v: unknown, field: string, fail: (m: string) => never): Date | undefined {
+  if (v === null || v === undefined || v === '') return undefined;
+  const d = new Date(String(v));
+  if (Number.isNaN(d.getTime())) fail(`${field}: not an ISO 8601 date`);
+  return d;
+}
+
+/**
+ * Bounds nesting depth and key count, and drops `__proto__` keys so no later merge can
+ * reach an object's prototype. Returns a problem description, or undefined.
+ */
+function checkShape(root: object): string | undefined {
+  let keys = 0;
+  const stack: Array<[unknown, number, string]> = [[root, 0, '']];
+  while (stack.length > 0) {
+    const [node, depth, path] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > MAX_DEPTH) return `${path || 'event'}: nested deeper than ${MAX_DEPTH} levels`;
+    if (Array.isArray(node)) {
+      keys += node.length;
+      for (let i = 0; i < node.length; i++) stack.push([node[i], depth + 1, `${path}[${i}]`]);
+    } else {
+      for (const k of Object.keys(node)) {
+        if (k === '__proto__') {
+          delete (node as Record<string, unknown>)[k];
+          continue;
+        }
+        keys++;
+        stack.push([(node as Record<string, unknown>)[k], depth + 1, path ? `${path}.${k}` : k]);
+      }
+    }
+    if (keys > MAX_KEYS) return `${path || 'event'}: more than ${MAX_KEYS} properties`;
+  }
+  return undefined;
+}

@@ -1,0 +1,72 @@
+// Reads a request body the way tracking SDKs send it: JSON as application/json or as
+// text/plain (the browser SDK's way to skip the CORS preflight), optionally gzip-encoded.
+// Sizes are checked before and after decompression, so a gzip bomb stops at the limit.
+import { createGunzip } from 'node:zlib';
+import { IngestError } from './ingest-error.ts';
+
+export const MAX_BODY_BYTES = 500 * 1024;
+
+const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
+
+export async function readJsonBody(req: Request, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
+  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (!JSON_TYPES.has(type))
+    throw new IngestError(415, `unsupported content type "${type}": send application/json`);
+  const declared = Number(req.headers.get('content-length') ?? '0');
+  if (declared > maxBytes) throw new IngestError(413, `request body over ${maxBytes} bytes`);
+
+  const encoding = (req.headers.get('content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity' && encoding !== 'gzip')
+    throw new IngestError(415, `unsupported content encoding "${encoding}": send gzip or none`);
+
+  const raw = await readLimited(req, maxBytes);
+  const bytes = encoding === 'gzip' ? await gunzipLimited(raw, maxBytes) : raw;
+  if (bytes.length === 0) throw new IngestError(400, 'empty body: send a JSON object');
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new IngestError(400, 'body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new IngestError(400, `malformed JSON: ${(err as Error).message}`);
+  }
+}
+
+async function readLimited(req: Request, maxBytes: number): Promise<Buffer> {
+  if (!req.body) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw new IngestError(413, `request body over ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+function gunzipLimited(input: Buffer, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const gz = createGunzip();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    gz.on('data', (c: Buffer) => {
+      total += c.length;
+      if (total > maxBytes) {
+        gz.destroy();
+        reject(new IngestError(413, `decompressed body over ${maxBytes} bytes`));
+      } else chunks.push(c);
+    });
+    gz.on('end', () => resolve(Buffer.concat(chunks)));
+    gz.on('error', () => reject(new IngestError(400, 'body is not valid gzip')));
+    gz.end(input);
+  });
+}

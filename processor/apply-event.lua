@@ -1,0 +1,182 @@
+-- Applies one event to a workspace's identity graph and profile, atomically.
+-- Key layout (schemas/redis-keys.ts), all under the workspace hash tag KEYS[1]:
+--   <tag>:dedup:<messageId>        seen marker, with TTL
+--   <tag>:id:<kind>:<value>        identifier -> profile id
+--   <tag>:p:<pid>                  hash: id, firstSeenAt, lastSeenAt (ms), mergedInto
+--   <tag>:p:<pid>:t / :tt          trait -> JSON value / trait -> timestamp (ms) of that value
+--   <tag>:p:<pid>:ids              set of "<kind>:<value>"
+--   <tag>:p:<pid>:seg              segment id -> membership epoch (odd = member)
+--   <tag>:s:<segmentId>:m          sorted set of member profile ids
+-- ARGV: messageId, dedupTtlSeconds, eventTimeMs, newProfileId, maxIdentities,
+--       nIds, then nIds (kind, value) pairs, then (trait, jsonValue) pairs.
+-- A replayed messageId changes nothing; the profile it resolved to is still returned so
+-- the caller can re-evaluate (re-evaluation is idempotent).
+local tag = KEYS[1]
+local messageId = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local ts = tonumber(ARGV[3])
+local newPid = ARGV[4]
+local maxIds = tonumber(ARGV[5])
+local nIds = tonumber(ARGV[6])
+
+local function pkey(pid) return tag .. ':p:' .. pid end
+
+local function follow(pid)
+  for _ = 1, 64 do
+    local m = redis.call('HGET', pkey(pid), 'mergedInto')
+    if not m then return pid end
+    pid = m
+  end
+  return pid
+end
+
+local function userIdOf(pid)
+  for _, m in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':ids')) do
+    if string.sub(m, 1, 5) == 'user:' then return string.sub(m, 6) end
+  end
+  return nil
+end
+
+-- identifiers of the event, and the profiles they already point at
+local ids = {}
+local userId = nil
+for i = 1, nIds do
+  local kind = ARGV[6 + 2 * i - 1]
+  local value = ARGV[6 + 2 * i]
+  if kind == 'prev' then
+    -- alias: previousId names an earlier userId or an anonymousId
+    if redis.call('EXISTS', tag .. ':id:user:' .. value) == 1 then kind = 'user' else kind = 'anon' end
+    ids[#ids + 1] = { kind, value, true }
+  else
+    ids[#ids + 1] = { kind, value, false }
+    if kind == 'user' then userId = value end
+  end
+end
+local traitStart = 6 + 2 * nIds + 1
+
+local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
+local duplicate = not fresh
+
+-- the profile of the event's own userId (or of its first known identifier) is the target
+local target = nil
+local owners = {}
+for _, id in ipairs(ids) do
+  local v = redis.call('GET', tag .. ':id:' .. id[1] .. ':' .. id[2])
+  id[4] = v and follow(v) or nil
+  if id[1] == 'user' and not id[3] and id[4] then target = id[4] end
+end
+if not target then
+  for _, id in ipairs(ids) do
+    if id[4] then
+      local other = userIdOf(id[4])
+      -- an identifier of a different known user is never adopted by this event's user
+      if not (userId and other and other ~= userId) then target = id[4]; break end
+    end
+  end
+end
+
+local state = function(pid, created, merged, conflicts, limited)
+  local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
+  return {
+    pid, duplicate and 1 or 0, created and 1 or 0, p[1] or '', p[2] or '',
+    redis.call('HGETALL', pkey(pid) .. ':t'),
+    redis.call('HGETALL', pkey(pid) .. ':seg'),
+    redis.call('SMEMBERS', pkey(pid) .. ':ids'),
+    merged, conflicts, limited,
+  }
+end
+
+if duplicate then
+  if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {} } end
+  return state(target, false, {}, {}, {})
+end
+
+local created = false
+if not target then
+  target = newPid
+  created = true
+  redis.call('HSET', pkey(target), 'id', target, 'firstSeenAt', ts, 'lastSeenAt', ts)
+end
+
+local merged, conflicts, limited = {}, {}, {}
+
+local function merge(src, dst)
+  -- identifiers
+  for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':ids')) do
+    local sep = string.find(m, ':', 1, true)
+    redis.call('SET', tag .. ':id:' .. string.sub(m, 1, sep - 1) .. ':' .. string.sub(m, sep + 1), dst)
+    redis.call('SADD', pkey(dst) .. ':ids', m)
+  end
+  -- traits: last write wins per trait, by event time
+  local st = redis.call('HGETALL', pkey(src) .. ':t')
+  for i = 1, #st, 2 do
+    local k = st[i]
+    local sts = tonumber(redis.call('HGET', pkey(src) .. ':tt', k) or '0')
+    local dts = tonumber(redis.call('HGET', pkey(dst) .. ':tt', k) or '-1')
+    if sts > dts then
+      redis.call('HSET', pkey(dst) .. ':t', k, st[i + 1])
+      redis.call('HSET', pkey(dst) .. ':tt', k, sts)
+    end
+  end
+  local s = redis.call('HMGET', pkey(src), 'firstSeenAt', 'lastSeenAt')
+  local d = redis.call('HMGET', pkey(dst), 'firstSeenAt', 'lastSeenAt')
+  if s[1] and (not d[1] or tonumber(s[1]) < tonumber(d[1])) then redis.call('HSET', pkey(dst), 'firstSeenAt', s[1]) end
+  if s[2] and (not d[2] or tonumber(s[2]) > tonumber(d[2])) then redis.call('HSET', pkey(dst), 'lastSeenAt', s[2]) end
+  -- the merged-away profile leaves its segments; the survivor is re-evaluated by the caller
+  local segs = redis.call('HGETALL', pkey(src) .. ':seg')
+  for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', src) end
+  redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg')
+  redis.call('HSET', pkey(src), 'mergedInto', dst)
+  merged[#merged + 1] = src
+end
+
+-- deterministic survivor: earliest first seen, then smallest id, so retries converge
+local function older(a, b)
+  local fa = tonumber(redis.call('HGET', pkey(a), 'firstSeenAt') or ts)
+  local fb = tonumber(redis.call('HGET', pkey(b), 'firstSeenAt') or ts)
+  if fa ~= fb then return fa < fb end
+  return a < b
+end
+
+for _, id in ipairs(ids) do
+  local owner = id[4] and follow(id[4]) or nil
+  local member = id[1] .. ':' .. id[2]
+  if owner and owner ~= target then
+    local a, b = userIdOf(owner), userIdOf(target) or userId
+    if a and b and a ~= b then
+      -- two different userIds never merge: the link is refused and reported
+      conflicts[#conflicts + 1] = member
+    else
+      if older(owner, target) then
+        merge(target, owner)
+        target = owner
+      else
+        merge(owner, target)
+      end
+    end
+  elseif not owner then
+    if id[1] == 'user' and userIdOf(target) and userIdOf(target) ~= id[2] then
+      conflicts[#conflicts + 1] = member
+    elseif redis.call('SCARD', pkey(target) .. ':ids') >= maxIds then
+      limited[#limited + 1] = member
+    else
+      redis.call('SET', tag .. ':id:' .. member, target)
+      redis.call('SADD', pkey(target) .. ':ids', member)
+    end
+  end
+end
+
+-- profile state
+local seen = redis.call('HMGET', pkey(target), 'firstSeenAt', 'lastSeenAt')
+if not seen[1] or ts < tonumber(seen[1]) then redis.call('HSET', pkey(target), 'firstSeenAt', ts) end
+if not seen[2] or ts > tonumber(seen[2]) then redis.call('HSET', pkey(target), 'lastSeenAt', ts) end
+for i = traitStart, #ARGV, 2 do
+  local k = ARGV[i]
+  local prev = tonumber(redis.call('HGET', pkey(target) .. ':tt', k) or '-1')
+  if ts >= prev then
+    redis.call('HSET', pkey(target) .. ':t', k, ARGV[i + 1])
+    redis.call('HSET', pkey(target) .. ':tt', k, ts)
+  end
+end
+
+return state(target, created, merged, conflicts, limited)

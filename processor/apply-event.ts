@@ -1,0 +1,135 @@
+// Step: apply an event to the identity graph and profile in Redis (one Lua script, atomic
+// per event, pipelined per batch by the caller).
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ChainableCommander, Result } from 'ioredis';
+import type { Redis } from '../runtime/redis.ts';
+import type { NormalizedEvent } from '../schemas/event.ts';
+import { isJunkId } from '../schemas/event.ts';
+import type { IdentityKind } from '../schemas/redis-keys.ts';
+
+const SCRIPT = readFileSync(new URL('./apply-event.lua', import.meta.url), 'utf8');
+
+export interface ProfileState {
+  profileId: string;
+  duplicate: boolean;
+  created: boolean;
+  firstSeenAt: string | null;
+  lastSeenAt: string | null;
+  traits: Record<string, unknown>;
+  /** segment id → membership epoch (odd = member) */
+  epochs: Record<string, number>;
+  identities: string[];
+  merged: string[];
+  conflicts: string[];
+  limited: string[];
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    cdpApplyEvent(tag: string, ...args: (string | number)[]): Result<unknown[], Context>;
+  }
+}
+
+export function defineApplyEvent(redis: Redis): void {
+  redis.defineCommand('cdpApplyEvent', { numberOfKeys: 1, lua: SCRIPT });
+}
+
+export interface ApplyOptions {
+  dedupTtlSeconds: number;
+  maxIdentities: number;
+  newProfileId?: () => string;
+}
+
+/** The identifiers an event links, in the order the script considers them (user first). */
+export function identifiersOf(e: NormalizedEvent): Array<[IdentityKind | 'prev', string]> {
+  const out: Array<[IdentityKind | 'prev', string]> = [];
+  if (e.userId) out.push(['user', e.userId]);
+  if (e.anonymousId) out.push(['anon', e.anonymousId]);
+  const email = emailOf(e);
+  if (email) out.push(['email', email]);
+  if (e.type === 'alias' && e.previousId && !isJunkId(e.previousId)) out.push(['prev', e.previousId]);
+  return out;
+}
+
+function emailOf(e: NormalizedEvent): string | undefined {
+  const ctxTraits = e.context.traits as Record<string, unknown> | undefined;
+  const raw = e.traits.email ?? ctxTraits?.email;
+  if (typeof raw !== 'string') return undefined;
+  const email = raw.trim().toLowerCase();
+  return /^[^\s@]+@[^\s@]+$/.test(email) ? email : undefined;
+}
+
+/** Traits an event sets: `context.traits` first, then the call's own traits (identify, group). */
+export function traitsOf(e: NormalizedEvent): Record<string, unknown> {
+  const ctxTraits = e.context.traits;
+  const fromContext =
+    ctxTraits && typeof ctxTraits === 'object' && !Array.isArray(ctxTraits) ? ctxTraits : {};
+  return e.type === 'identify' ? { ...fromContext, ...e.traits } : { ...fromContext };
+}
+
+export function queueApplyEvent(
+  pipe: ChainableCommander,
+  tag: string,
+  e: NormalizedEvent,
+  opts: ApplyOptions,
+): void {
+  const ids = identifiersOf(e);
+  const args: (string | number)[] = [
+    e.messageId,
+    opts.dedupTtlSeconds,
+    Date.parse(e.timestamp),
+    (opts.newProfileId ?? randomUUID)(),
+    opts.maxIdentities,
+    ids.length,
+  ];
+  for (const [k, v] of ids) args.push(k, v);
+  for (const [k, v] of Object.entries(traitsOf(e))) {
+    if (v === undefined) continue;
+    args.push(k, JSON.stringify(v));
+  }
+  (pipe as unknown as Redis).cdpApplyEvent(tag, ...args);
+}
+
+export function parseApplyResult(raw: unknown): ProfileState | null {
+  const r = raw as [
+    string,
+    number,
+    number,
+    string,
+    string,
+    string[],
+    string[],
+    string[],
+    string[],
+    string[],
+    string[],
+  ];
+  if (!r[0]) return null;
+  const traits: Record<string, unknown> = {};
+  for (let i = 0; i < r[5].length; i += 2)
+    if (r[5][i] !== '__proto__') traits[r[5][i]!] = safeParse(r[5][i + 1]!);
+  const epochs: Record<string, number> = {};
+  for (let i = 0; i < r[6].length; i += 2) epochs[r[6][i]!] = Number(r[6][i + 1]);
+  return {
+    profileId: r[0],
+    duplicate: r[1] === 1,
+    created: r[2] === 1,
+    firstSeenAt: r[3] ? new Date(Number(r[3])).toISOString() : null,
+    lastSeenAt: r[4] ? new Date(Number(r[4])).toISOString() : null,
+    traits,
+    epochs,
+    identities: r[7],
+    merged: r[8],
+    conflicts: r[9],
+    limited: r[10],
+  };
+}
+
+function safeParse(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+}

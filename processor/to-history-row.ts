@@ -1,0 +1,79 @@
+// Step (pure): a normalised event to a row of the ClickHouse `events` table.
+import type { NormalizedEvent } from '../schemas/event.ts';
+
+export interface HistoryRow {
+  workspace_id: string;
+  message_id: string;
+  type: string;
+  event: string;
+  name: string;
+  user_id: string;
+  anonymous_id: string;
+  group_id: string;
+  previous_id: string;
+  timestamp: number;
+  received_at: number;
+  sent_at: number | null;
+  original_timestamp: number | null;
+  properties: string;
+  traits: string;
+  context: string;
+  integrations: string;
+  page_url: string;
+  page_path: string;
+  page_referrer: string;
+  campaign_name: string;
+  campaign_source: string;
+  campaign_medium: string;
+  campaign_term: string;
+  campaign_content: string;
+  revenue: number | null;
+  value: number | null;
+  ip: string;
+}
+
+const str = (v: unknown): string =>
+  typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v);
+const num = (v: unknown): number | null => {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  return Number.isFinite(n) ? n : null;
+};
+const obj = (v: unknown): Record<string, unknown> =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const ms = (iso: string | undefined): number | null => (iso ? Date.parse(iso) : null);
+
+export function toHistoryRow(e: NormalizedEvent): HistoryRow {
+  const page = obj(e.context.page);
+  const campaign = obj(e.context.campaign);
+  const props = e.properties;
+  return {
+    workspace_id: e.workspaceId,
+    message_id: e.messageId,
+    type: e.type,
+    event: e.event ?? (e.type === 'track' ? '' : e.type),
+    name: e.name ?? '',
+    user_id: e.userId ?? '',
+    anonymous_id: e.anonymousId ?? '',
+    group_id: e.groupId ?? '',
+    previous_id: e.previousId ?? '',
+    timestamp: Date.parse(e.timestamp),
+    received_at: Date.parse(e.receivedAt),
+    sent_at: ms(e.sentAt),
+    original_timestamp: ms(e.originalTimestamp),
+    properties: JSON.stringify(props),
+    traits: JSON.stringify(e.traits),
+    context: JSON.stringify(e.context),
+    integrations: JSON.stringify(e.integrations),
+    page_url: str(props.url ?? page.url),
+    page_path: str(props.path ?? page.path),
+    page_referrer: str(props.referrer ?? page.referrer),
+    campaign_name: str(campaign.name),
+    campaign_source: str(campaign.source),
+    campaign_medium: str(campaign.medium),
+    campaign_term: str(campaign.term),
+    campaign_content: str(campaign.content),
+    revenue: num(props.revenue),
+    value: num(props.value),
+    ip: str(e.context.ip),
+  };
+}

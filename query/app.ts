@@ -1,0 +1,70 @@
+// The query API: profiles (Redis), history (ClickHouse), segment and campaign definitions.
+// Every route needs an admin key as `Authorization: Bearer <key>`.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../runtime/definitions.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { Redis } from '../runtime/redis.ts';
+import { QueryError } from './query-error.ts';
+import { campaignRoutes } from './routes/campaigns.ts';
+import { profileRoutes } from './routes/profiles.ts';
+import { segmentRoutes } from './routes/segments.ts';
+
+export type QueryEnv = { Variables: { workspaceId: string; apiKey: string } };
+
+/** Resolves an admin key to its workspace; undefined for unknown keys. */
+export type AdminKeyResolver = (key: string) => string | undefined;
+
+export interface QueryDeps {
+  redis: Redis;
+  clickhouse: ClickHouseClient;
+  defs: DefinitionStore;
+  redisPrefix: string;
+  resolveAdminKey: AdminKeyResolver;
+  log: Logger;
+  now?: () => Date;
+}
+
+export async function readJson(req: Request): Promise<unknown> {
+  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new QueryError(400, 'send the body as application/json');
+  const text = await req.text();
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new QueryError(400, `malformed JSON: ${(err as Error).message}`);
+  }
+}
+
+export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
+  const now = deps.now ?? (() => new Date());
+  const app = new Hono<QueryEnv>();
+
+  app.onError((err, c) => {
+    if (err instanceof QueryError) return c.json({ error: err.message }, err.status);
+    deps.log.error({ err: err.message, path: c.req.path }, 'query_unhandled_error');
+    return c.json({ error: 'internal error' }, 500);
+  });
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.use(
+    '/v1/*',
+    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'body over 1 MiB' }, 413) }),
+  );
+  app.use('/v1/*', async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m?.[1]) throw new QueryError(401, 'missing admin key: send Authorization: Bearer <admin key>');
+    const ws = deps.resolveAdminKey(m[1]);
+    if (!ws) throw new QueryError(401, 'unknown admin key');
+    c.set('workspaceId', ws);
+    c.set('apiKey', m[1]);
+    await next();
+  });
+
+  app.route('/v1/profiles', profileRoutes(deps));
+  app.route('/v1/segments', segmentRoutes({ ...deps, now }));
+  app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
+  return app;
+}

@@ -1,0 +1,10 @@
+/** The one error type of the query API; the app maps it to `{error}` with its status. */
+export class QueryError extends Error {
+  constructor(
+    public readonly status: 400 | 401 | 403 | 404 | 409 | 503,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'QueryError';
+  }
+}

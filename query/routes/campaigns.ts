@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../../runtime/definitions.ts';
+import {
+  type CampaignDefinition,
+  type CampaignInput,
+  campaignInputCheck,
+  generateWebhookSecret,
+} from '../../schemas/campaign.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
+import { QueryError } from '../query-error.ts';
+
+export function campaignRoutes(deps: {
+  clickhouse: ClickHouseClient;
+  defs: DefinitionStore;
+  now: () => Date;
+}) {
+  const app = new Hono<QueryEnv>();
+
+  const validate = async (ws: string, body: unknown): Promise<CampaignInput> => {
+    if (!campaignInputCheck.Check(body)) {
+      const e = campaignInputCheck.Errors(body).First();
+      throw new QueryError(
+        400,
+        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(body.webhook.url);
+    } catch {
+      throw new QueryError(400, 'webhook.url: not a valid URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new QueryError(400, 'webhook.url: must be http or https');
+    if (url.username || url.password)
+      throw new QueryError(400, 'webhook.url: credentials in the URL are not allowed');
+    if (!(await deps.defs.get('segments', ws, body.segmentId)))
+      throw new QueryError(400, `segmentId: no segment ${body.segmentId}`);
+    return body;
+  };
+
+  const load = async (ws: string, id: string) => {
+    const def = await deps.defs.get('campaigns', ws, id);
+    if (!def) throw new QueryError(404, `no campaign ${id}`);
+    return def;
+  };
+
+  app.post('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const input = await validate(ws, await readJson(c.req.raw));
+    const at = deps.now().toISOString();
+    const def: CampaignDefinition = {
+      id: `cmp_${randomBytes(9).toString('base64url')}`,
+      workspaceId: ws,
+      name: input.name,
+      segmentId: input.segmentId,
+      on: input.on,
+      channel: input.channel,
+      webhook: { url: input.webhook.url, secret: input.webhook.secret ?? generateWebhookSecret() },
+      status: input.status ?? 'active',
+      version: 1,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await deps.defs.put('campaigns', def);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'create',
+        entityType: 'campaign',
+        entityId: def.id,
+        before: null,
+        after: def,
+      },
+      deps.now(),
+    );
+    return c.json(def, 201);
+  });
+
+  app.get('/', async (c) => c.json({ campaigns: await deps.defs.list('campaigns', c.get('workspaceId')) }));
+  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+
+  app.put('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    const input = await validate(ws, await readJson(c.req.raw));
+    const after: CampaignDefinition = {
+      ...before,
+      name: input.name,
+      segmentId: input.segmentId,
+      on: input.on,
+      channel: input.channel,
+      webhook: { url: input.webhook.url, secret: input.webhook.secret ?? before.webhook.secret },
+      status: input.status ?? before.status,
+      version: before.version + 1,
+      updatedAt: deps.now().toISOString(),
+    };
+    await deps.defs.put('campaigns', after);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'update',
+        entityType: 'campaign',
+        entityId: after.id,
+        before,
+        after,
+      },
+      deps.now(),
+    );
+    return c.json(after);
+  });
+
+  app.delete('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    await deps.defs.remove('campaigns', ws, before.id);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'delete',
+        entityType: 'campaign',
+        entityId: before.id,
+        before,
+        after: null,
+      },
+      deps.now(),
+    );
+    return c.body(null, 204);
+  });
+  return app;
+}

@@ -1,0 +1,140 @@
+import { Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { type IdentityKind, workspaceKeys } from '../../schemas/redis-keys.ts';
+import type { QueryEnv } from '../app.ts';
+import { QueryError } from '../query-error.ts';
+
+export interface Profile {
+  id: string;
+  userIds: string[];
+  anonymousIds: string[];
+  emails: string[];
+  traits: Record<string, unknown>;
+  segments: string[];
+  firstSeenAt: string | null;
+  lastSeenAt: string | null;
+}
+
+export async function readProfile(
+  redis: Redis,
+  prefix: string,
+  ws: string,
+  id: string,
+): Promise<Profile | undefined> {
+  const k = workspaceKeys(prefix, ws);
+  let pid = id;
+  for (let hops = 0; hops < 64; hops++) {
+    const next = await redis.hget(k.profile(pid), 'mergedInto');
+    if (!next) break;
+    pid = next;
+  }
+  const [[, head], [, traits], [, ids], [, segs]] = (await redis
+    .multi()
+    .hgetall(k.profile(pid))
+    .hgetall(k.profileTraits(pid))
+    .smembers(k.profileIdentities(pid))
+    .hgetall(k.profileSegments(pid))
+    .exec()) as [unknown, unknown][] as [
+    [null, Record<string, string>],
+    [null, Record<string, string>],
+    [null, string[]],
+    [null, Record<string, string>],
+  ];
+  if (!head.id) return undefined;
+  const of = (kind: string) =>
+    ids
+      .filter((i) => i.startsWith(`${kind}:`))
+      .map((i) => i.slice(kind.length + 1))
+      .sort();
+  const t: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(traits)) if (key !== '__proto__') t[key] = JSON.parse(raw);
+  return {
+    id: pid,
+    userIds: of('user'),
+    anonymousIds: of('anon'),
+    emails: of('email'),
+    traits: t,
+    segments: Object.entries(segs)
+      .filter(([, e]) => Number(e) % 2 === 1)
+      .map(([s]) => s)
+      .sort(),
+    firstSeenAt: head.firstSeenAt ? new Date(Number(head.firstSeenAt)).toISOString() : null,
+    lastSeenAt: head.lastSeenAt ? new Date(Number(head.lastSeenAt)).toISOString() : null,
+  };
+}
+
+export function profileRoutes(deps: { redis: Redis; clickhouse: ClickHouseClient; redisPrefix: string }) {
+  const app = new Hono<QueryEnv>();
+  const lookups: Array<[string, IdentityKind]> = [
+    ['userId', 'user'],
+    ['anonymousId', 'anon'],
+    ['email', 'email'],
+  ];
+
+  app.get('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const given = lookups.filter(([q]) => c.req.query(q) !== undefined);
+    if (given.length !== 1) throw new QueryError(400, 'give exactly one of userId, anonymousId or email');
+    const [param, kind] = given[0]!;
+    let value = c.req.query(param)!;
+    if (kind === 'email') value = value.trim().toLowerCase();
+    if (value.length === 0 || value.length > 512)
+      throw new QueryError(400, `${param}: must be 1 to 512 characters`);
+    const pid = await deps.redis.get(workspaceKeys(deps.redisPrefix, ws).identity(kind, value));
+    const profile = pid && (await readProfile(deps.redis, deps.redisPrefix, ws, pid));
+    if (!profile) throw new QueryError(404, `no profile with ${param} ${JSON.stringify(value)}`);
+    return c.json(profile);
+  });
+
+  app.get('/:id', async (c) => {
+    const profile = await readProfile(deps.redis, deps.redisPrefix, c.get('workspaceId'), c.req.param('id'));
+    if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
+    return c.json(profile);
+  });
+
+  app.get('/:id/events', async (c) => {
+    const ws = c.get('workspaceId');
+    const limitRaw = c.req.query('limit') ?? '100';
+    const limit = Number(limitRaw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new QueryError(400, 'limit: an integer from 1 to 1000');
+    const profile = await readProfile(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
+    // History is stitched at query time: every identifier the profile holds now, so events
+    // sent before a merge under another id belong to the person too.
+    const rs = await deps.clickhouse.query({
+      query: `SELECT message_id, type, event, name, user_id, anonymous_id, timestamp, received_at, properties, context
+              FROM events
+              WHERE workspace_id = {ws:String}
+                AND (user_id IN {uids:Array(String)} OR anonymous_id IN {aids:Array(String)})
+              ORDER BY timestamp DESC, message_id
+              LIMIT 1 BY message_id
+              LIMIT {limit:UInt32}`,
+      query_params: { ws, uids: profile.userIds, aids: profile.anonymousIds, limit },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<Record<string, string>>();
+    return c.json({
+      profileId: profile.id,
+      events: rows.map((r) => ({
+        messageId: r.message_id,
+        type: r.type,
+        event: r.event || undefined,
+        name: r.name || undefined,
+        userId: r.user_id || null,
+        anonymousId: r.anonymous_id || null,
+        timestamp: toIso(r.timestamp!),
+        receivedAt: toIso(r.received_at!),
+        properties: JSON.parse(r.properties || '{}'),
+        context: JSON.parse(r.context || '{}'),
+      })),
+    });
+  });
+  return app;
+}
+
+/** ClickHouse DateTime64 text ("2026-01-02 03:04:05.678") in UTC to ISO 8601. */
+export function toIso(s: string): string {
+  return new Date(`${s.replace(' ', 'T')}Z`).toISOString();
+}

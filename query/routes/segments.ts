@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { compileRule, RuleError } from '../../schemas/rules.ts';
+import { type SegmentDefinition, type SegmentInput, segmentInputCheck } from '../../schemas/segment.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
+import { QueryError } from '../query-error.ts';
+
+export interface SegmentRouteDeps {
+  redis: Redis;
+  clickhouse: ClickHouseClient;
+  defs: DefinitionStore;
+  redisPrefix: string;
+  now: () => Date;
+}
+
+export function segmentRoutes(deps: SegmentRouteDeps) {
+  const app = new Hono<QueryEnv>();
+
+  /** Validates input and rule; refuses unknown referenced segments and reference cycles. */
+  const validate = async (ws: string, body: unknown, selfId?: string): Promise<SegmentInput> => {
+    if (!segmentInputCheck.Check(body)) {
+      const e = segmentInputCheck.Errors(body).First();
+      throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
+    }
+    let refs: Set<string>;
+    try {
+      refs = compileRule(body.rule).segments;
+    } catch (err) {
+      if (err instanceof RuleError) throw new QueryError(400, err.message);
+      throw err;
+    }
+    const all = new Map((await deps.defs.list('segments', ws)).map((s) => [s.id, s]));
+    for (const r of refs) {
+      if (r === selfId) throw new QueryError(400, `rule: in_segment refers to the segment itself`);
+      if (!all.has(r)) throw new QueryError(400, `rule: in_segment refers to unknown segment ${r}`);
+    }
+    if (selfId) {
+      // would the edited rule close a cycle? follow references from each referenced segment
+      const seen = new Set<string>();
+      const stack = [...refs];
+      while (stack.length > 0) {
+        const id = stack.pop()!;
+        if (id === selfId) throw new QueryError(400, 'rule: in_segment references form a cycle');
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const d = all.get(id);
+        if (d) for (const r of compileRule(d.rule).segments) stack.push(r);
+      }
+    }
+    return body;
+  };
+
+  app.post('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const input = await validate(ws, await readJson(c.req.raw));
+    const at = deps.now().toISOString();
+    const def: SegmentDefinition = {
+      id: `seg_${randomBytes(9).toString('base64url')}`,
+      workspaceId: ws,
+      name: input.name,
+      ...(input.description ? { description: input.description } : {}),
+      rule: input.rule,
+      version: 1,
+      status: 'active',
+      createdAt: at,
+      updatedAt: at,
+    };
+    await deps.defs.put('segments', def);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'create',
+        entityType: 'segment',
+        entityId: def.id,
+        before: null,
+        after: def,
+      },
+      deps.now(),
+    );
+    return c.json(def, 201);
+  });
+
+  app.get('/', async (c) => c.json({ segments: await deps.defs.list('segments', c.get('workspaceId')) }));
+
+  const load = async (ws: string, id: string) => {
+    const def = await deps.defs.get('segments', ws, id);
+    if (!def) throw new QueryError(404, `no segment ${id}`);
+    return def;
+  };
+
+  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+
+  app.put('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    const input = await validate(ws, await readJson(c.req.raw), before.id);
+    const after: SegmentDefinition = {
+      ...before,
+      name: input.name,
+      rule: input.rule,
+      version: before.version + 1,
+      updatedAt: deps.now().toISOString(),
+    };
+    if (input.description !== undefined) after.description = input.description;
+    await deps.defs.put('segments', after);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'update',
+        entityType: 'segment',
+        entityId: after.id,
+        before,
+        after,
+      },
+      deps.now(),
+    );
+    return c.json(after);
+  });
+
+  app.delete('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    const dependents = (await deps.defs.list('segments', ws)).filter((s) =>
+      compileRule(s.rule).segments.has(before.id),
+    );
+    if (dependents.length > 0)
+      throw new QueryError(
+        409,
+        `segment is used by ${dependents.map((d) => d.id).join(', ')}: change those first`,
+      );
+    const campaigns = (await deps.defs.list('campaigns', ws)).filter((x) => x.segmentId === before.id);
+    if (campaigns.length > 0)
+      throw new QueryError(
+        409,
+        `segment triggers campaigns ${campaigns.map((d) => d.id).join(', ')}: delete those first`,
+      );
+    // Deleting a segment emits no exits: it stops existing, members are dropped silently.
+    await deps.defs.remove('segments', ws, before.id);
+    await deps.redis.del(workspaceKeys(deps.redisPrefix, ws).segmentMembers(before.id));
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'delete',
+        entityType: 'segment',
+        entityId: before.id,
+        before,
+        after: null,
+      },
+      deps.now(),
+    );
+    return c.body(null, 204);
+  });
+
+  app.get('/:id/members', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    const limit = Number(c.req.query('limit') ?? '100');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new QueryError(400, 'limit: an integer from 1 to 1000');
+    const cursorRaw = c.req.query('cursor') ?? '0';
+    const cursor = Number(cursorRaw);
+    if (!Number.isInteger(cursor) || cursor < 0) throw new QueryError(400, 'cursor: invalid');
+    const key = workspaceKeys(deps.redisPrefix, ws).segmentMembers(def.id);
+    const [members, total] = await Promise.all([
+      deps.redis.zrange(key, cursor, cursor + limit - 1),
+      deps.redis.zcard(key),
+    ]);
+    const next = cursor + members.length < total ? String(cursor + members.length) : null;
+    return c.json({ segmentId: def.id, count: total, members, nextCursor: next });
+  });
+
+  return app;
+}

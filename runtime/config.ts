@@ -1,0 +1,171 @@
+// Configuration is read once per service from the environment, validated against a
+// TypeBox schema, and handed to the composition root as a typed object. Nothing else in
+// the code base reads process.env. A bad value is a startup error that names the variable.
+import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const Port = (def: number) => Type.Integer({ minimum: 0, maximum: 65535, default: def });
+const Bool = (def: boolean) =>
+  Type.Union([Type.Literal('true'), Type.Literal('false')], { default: String(def) });
+
+/** Every variable the services understand, with its default for the local stack. */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  CDP_DATA_DIR: Type.String({ minLength: 1, default: '.data' }),
+
+  KAFKA_BROKERS: Type.String({ pattern: '^[^,\\s]+(,[^,\\s]+)*$', default: '127.0.0.1:9092' }),
+  CDP_KAFKA_DRIVER: Type.Union([Type.Literal('kafkajs'), Type.Literal('rdkafka')], { default: 'kafkajs' }),
+  CDP_TOPIC_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._-]*$', default: '' }),
+  CDP_TOPIC_PARTITIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 8 }),
+
+  REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  CDP_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._-]+$', default: 'cdp' }),
+
+  CLICKHOUSE_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  CLICKHOUSE_USER: Type.String({ default: 'default' }),
+  CLICKHOUSE_PASSWORD: Type.String({ default: '' }),
+  CLICKHOUSE_DATABASE: Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'cdp' }),
+
+  CDP_WRITE_KEY: Type.Optional(Type.String({ minLength: 8 })),
+  CDP_ADMIN_KEY: Type.Optional(Type.String({ minLength: 8 })),
+  CDP_DEFAULT_WORKSPACE: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', default: 'default' }),
+
+  CDP_INGEST_HOST: Type.String({ default: '127.0.0.1' }),
+  CDP_INGEST_PORT: Port(8080),
+  CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
+  CDP_QUERY_PORT: Port(8081),
+
+  CDP_WEBHOOK_ALLOW_LOOPBACK: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+  CDP_WEBHOOK_ALLOW_PRIVATE: Bool(false),
+  CDP_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+  CDP_DEDUP_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
+  CDP_HISTORY_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
+  CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
+});
+export type Env = Static<typeof EnvSchema>;
+
+/** Parse and validate an environment; unknown variables are ignored, bad ones named. */
+export function parseEnv<T extends TObject>(schema: T, raw: Record<string, string | undefined>): Static<T> {
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const v = raw[key];
+    if (v !== undefined && v !== '') picked[key] = v;
+  }
+  const withDefaults = Value.Default(schema, picked) as Record<string, unknown>;
+  const converted = Value.Convert(schema, withDefaults);
+  const problems: string[] = [];
+  for (const e of Value.Errors(schema, converted)) {
+    const name = e.path.replace(/^\//, '');
+    const given = (raw as Record<string, unknown>)[name];
+    problems.push(`${name}: ${e.message}${given === undefined ? '' : ` (got ${JSON.stringify(given)})`}`);
+  }
+  if (problems.length > 0) throw new ConfigError(dedupe(problems));
+  return converted as Static<T>;
+}
+
+function dedupe(list: string[]): string[] {
+  return [...new Set(list)];
+}
+
+export interface KafkaConfig {
+  brokers: string[];
+  driver: 'kafkajs' | 'rdkafka';
+  clientId: string;
+  topicPrefix: string;
+  partitions: number;
+}
+export interface RedisConfig {
+  url: string;
+  prefix: string;
+}
+export type ClickHouseConfig =
+  | { kind: 'server'; url: string; user: string; password: string; database: string }
+  | { kind: 'chdb'; path: string };
+
+export interface Keys {
+  workspace: string;
+  writeKey: string;
+  adminKey: string;
+}
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  dataDir: string;
+  kafka: KafkaConfig;
+  redis: RedisConfig;
+  clickhouse: ClickHouseConfig;
+  keys: Keys;
+  ingest: { host: string; port: number };
+  query: { host: string; port: number };
+  activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
+  processor: { dedupTtlSeconds: number };
+  history: { flushMs: number; maxRows: number };
+}
+
+/** Builds the typed configuration from an environment. Throws ConfigError naming each bad variable. */
+export function loadConfig(raw: Record<string, string | undefined> = {}): Config {
+  const e = parseEnv(EnvSchema, raw);
+  const production = e.NODE_ENV === 'production';
+  const missing: string[] = [];
+  if (production && !e.CDP_WRITE_KEY) missing.push('CDP_WRITE_KEY: required when NODE_ENV=production');
+  if (production && !e.CDP_ADMIN_KEY) missing.push('CDP_ADMIN_KEY: required when NODE_ENV=production');
+  if (production && !e.CLICKHOUSE_URL)
+    missing.push('CLICKHOUSE_URL: required when NODE_ENV=production (chDB is the local default only)');
+  if (missing.length > 0) throw new ConfigError(missing);
+  const dataDir = e.CDP_DATA_DIR;
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    dataDir,
+    kafka: {
+      brokers: e.KAFKA_BROKERS.split(','),
+      driver: e.CDP_KAFKA_DRIVER,
+      clientId: 'cdp',
+      topicPrefix: e.CDP_TOPIC_PREFIX,
+      partitions: e.CDP_TOPIC_PARTITIONS,
+    },
+    redis: { url: e.REDIS_URL, prefix: e.CDP_REDIS_PREFIX },
+    clickhouse: e.CLICKHOUSE_URL
+      ? {
+          kind: 'server',
+          url: e.CLICKHOUSE_URL,
+          user: e.CLICKHOUSE_USER,
+          password: e.CLICKHOUSE_PASSWORD,
+          database: e.CLICKHOUSE_DATABASE,
+        }
+      : { kind: 'chdb', path: `${dataDir}/chdb` },
+    keys: {
+      workspace: e.CDP_DEFAULT_WORKSPACE,
+      writeKey: e.CDP_WRITE_KEY ?? 'dev-write-key',
+      adminKey: e.CDP_ADMIN_KEY ?? 'dev-admin-key',
+    },
+    ingest: { host: e.CDP_INGEST_HOST, port: e.CDP_INGEST_PORT },
+    query: { host: e.CDP_QUERY_HOST, port: e.CDP_QUERY_PORT },
+    activation: {
+      // Loopback webhook destinations are for local development only.
+      allowLoopback:
+        e.CDP_WEBHOOK_ALLOW_LOOPBACK === undefined ? !production : e.CDP_WEBHOOK_ALLOW_LOOPBACK === 'true',
+      allowPrivate: e.CDP_WEBHOOK_ALLOW_PRIVATE === 'true',
+      timeoutMs: e.CDP_WEBHOOK_TIMEOUT_MS,
+    },
+    processor: { dedupTtlSeconds: e.CDP_DEDUP_TTL_SECONDS },
+    history: { flushMs: e.CDP_HISTORY_FLUSH_MS, maxRows: e.CDP_HISTORY_MAX_ROWS },
+  };
+}
+
+// Re-exported so a service can extend the schema with its own section if it needs to.
+export type { TSchema };

@@ -1,0 +1,56 @@
+// Runs a consumer until stopped, surviving a broker that is down at start or goes away:
+// topics are ensured and the consumer (re)started with capped backoff.
+
+import { errorMessage, realSleep } from './errors.ts';
+import type { Admin, BatchHandler, ConsumerOptions, KafkaClient, TopicSpec } from './kafka/index.ts';
+import type { Logger } from './log.ts';
+
+export interface RunningConsumer {
+  /** Resolves once the consumer joined its group the first time. */
+  started: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function superviseConsumer(opts: {
+  kafka: KafkaClient;
+  admin: Admin;
+  topics: TopicSpec[];
+  consumer: ConsumerOptions;
+  handler: BatchHandler;
+  log: Logger;
+}): RunningConsumer {
+  let stopped = false;
+  let current: ReturnType<KafkaClient['consumer']> | undefined;
+  let markStarted!: () => void;
+  const started = new Promise<void>((r) => {
+    markStarted = r;
+  });
+  const loop = (async () => {
+    for (let attempt = 0; !stopped; attempt++) {
+      try {
+        await opts.admin.ensureTopics(opts.topics);
+        current = opts.kafka.consumer(opts.consumer);
+        await current.run(opts.handler);
+        markStarted();
+        opts.log.info({ groupId: opts.consumer.groupId, topics: opts.consumer.topics }, 'consumer_started');
+        return;
+      } catch (err) {
+        opts.log.warn(
+          { groupId: opts.consumer.groupId, attempt, err: errorMessage(err) },
+          'consumer_start_failed',
+        );
+        await current?.disconnect().catch(() => {});
+        current = undefined;
+        await realSleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+      }
+    }
+  })();
+  return {
+    started,
+    async stop() {
+      stopped = true;
+      await current?.disconnect().catch(() => {});
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,208 @@
+import {
+  type IHeaders,
+  Kafka,
+  type Consumer as KjsConsumer,
+  type LogEntry,
+  logLevel,
+  Partitioners,
+} from 'kafkajs';
+import { errorMessage, realSleep } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type {
+  Admin,
+  Batch,
+  BatchHandler,
+  Consumer,
+  ConsumerOptions,
+  KafkaClient,
+  Producer,
+} from './types.ts';
+
+// kafkajs logs every retriable protocol error (coordinator loading, topic already exists)
+// at ERROR and retries it anyway; failures that matter surface through our own calls.
+const levelName: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'warn',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+export function createKafkajsClient(opts: { brokers: string[]; clientId: string; log: Logger }): KafkaClient {
+  const log = opts.log.child({ component: 'kafkajs' });
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    connectionTimeout: 3000,
+    requestTimeout: 10_000,
+    retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 5 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...rest } = entry;
+        // we bound producer retries on purpose (ingest answers 503 rather than hang)
+        if (message.startsWith('Limiting retries for the idempotent producer')) return;
+        log[levelName[level] ?? 'info'](rest, `kafkajs: ${message}`);
+      },
+  });
+
+  return {
+    driver: 'kafkajs',
+    producer: () => kafkajsProducer(kafka),
+    consumer: (o) => kafkajsConsumer(kafka, o, log),
+    admin: () => kafkajsAdmin(kafka),
+  };
+}
+
+function kafkajsProducer(kafka: Kafka): Producer {
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
+  });
+  let connected: Promise<void> | undefined;
+  return {
+    connect() {
+      connected ??= producer.connect().catch((err) => {
+        connected = undefined;
+        throw err;
+      });
+      return connected;
+    },
+    async send(topic, messages) {
+      await this.connect();
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+      });
+    },
+    async disconnect() {
+      connected = undefined;
+      await producer.disconnect();
+    },
+  };
+}
+
+function headersToStrings(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    const first = Array.isArray(v) ? v[0] : v;
+    if (first !== undefined) out[k] = first.toString();
+  }
+  return out;
+}
+
+function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consumer {
+  const consumer: KjsConsumer = kafka.consumer({
+    groupId: o.groupId,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+    maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
+  });
+  let stopping = false;
+  const maxBatch = o.maxBatchSize ?? 1000;
+  return {
+    async run(handler: BatchHandler) {
+      await consumer.connect();
+      await consumer.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: o.concurrency ?? 1,
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+          const all = batch.messages;
+          for (let start = 0; start < all.length; start += maxBatch) {
+            const slice = all.slice(start, start + maxBatch);
+            const b: Batch = {
+              topic: batch.topic,
+              partition: batch.partition,
+              messages: slice.map((m) => ({
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key ? m.key.toString() : null,
+                value: m.value,
+                headers: headersToStrings(m.headers),
+                timestamp: Number(m.timestamp),
+              })),
+            };
+            const active = () => !stopping && isRunning() && !isStale();
+            // Retry the same slice until it succeeds: effects are idempotent, and giving up
+            // would either lose the events or stall behind a crash loop.
+            for (let attempt = 0; ; attempt++) {
+              if (!active()) return;
+              try {
+                await handler(b, { heartbeat, isActive: active });
+                break;
+              } catch (err) {
+                log.warn(
+                  { topic: b.topic, partition: b.partition, attempt, err: errorMessage(err) },
+                  'batch_failed_retrying',
+                );
+                await realSleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
+                await heartbeat().catch(() => {});
+              }
+            }
+            const last = slice[slice.length - 1];
+            if (!last) continue;
+            await consumer.commitOffsets([
+              {
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: (BigInt(last.offset) + 1n).toString(),
+              },
+            ]);
+            await heartbeat();
+          }
+        },
+      });
+    },
+    async disconnect() {
+      stopping = true;
+      await consumer.disconnect();
+    },
+  };
+}
+
+function kafkajsAdmin(kafka: Kafka): Admin {
+  const admin = kafka.admin();
+  let connected: Promise<void> | undefined;
+  const connect = () => {
+    connected ??= admin.connect().catch((err) => {
+      connected = undefined;
+      throw err;
+    });
+    return connected;
+  };
+  return {
+    async ensureTopics(topics) {
+      await connect();
+      const existing = new Set(await admin.listTopics());
+      const missing = topics.filter((t) => !existing.has(t.topic));
+      if (missing.length === 0) return;
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.partitions,
+          replicationFactor: -1,
+          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    },
+    async ping() {
+      await connect();
+      await admin.describeCluster();
+    },
+    async disconnect() {
+      connected = undefined;
+      await admin.disconnect();
+    },
+  };
+}

@@ -1,0 +1,214 @@
+import { createRequire } from 'node:module';
+import { errorMessage, realSleep } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type {
+  Admin,
+  Batch,
+  Consumer,
+  ConsumerOptions,
+  IncomingMessage,
+  KafkaClient,
+  Producer,
+} from './types.ts';
+
+// node-rdkafka is a native addon; it is loaded only when this driver is selected so that a
+// machine without a working build can still run on kafkajs.
+type RdKafka = typeof import('node-rdkafka');
+let rd: RdKafka | undefined;
+function load(): RdKafka {
+  rd ??= createRequire(import.meta.url)('node-rdkafka') as RdKafka;
+  return rd;
+}
+
+export function createRdkafkaClient(opts: { brokers: string[]; clientId: string; log: Logger }): KafkaClient {
+  const log = opts.log.child({ component: 'rdkafka' });
+  const base = {
+    'metadata.broker.list': opts.brokers.join(','),
+    'client.id': opts.clientId,
+    'socket.keepalive.enable': true,
+  };
+  return {
+    driver: 'rdkafka',
+    producer: (p) => rdProducer(base, p?.lingerMs ?? 2),
+    consumer: (o) => rdConsumer(base, o, log),
+    admin: () => rdAdmin(base),
+  };
+}
+
+function rdProducer(base: Record<string, unknown>, lingerMs: number): Producer {
+  const Kafka = load();
+  const producer = new Kafka.HighLevelProducer({
+    ...base,
+    'enable.idempotence': true,
+    acks: -1,
+    'linger.ms': lingerMs,
+    'message.timeout.ms': 30_000,
+    'compression.codec': 'lz4',
+    // kafkajs partitions keys with murmur2 (as the Java client does); librdkafka must match
+    // so one identity lands on one partition whichever driver produced it.
+    partitioner: 'murmur2_random',
+  } as never);
+  let connected: Promise<void> | undefined;
+  return {
+    connect() {
+      connected ??= new Promise<void>((resolve, reject) => {
+        producer.connect({ timeout: 5000 }, (err) => {
+          if (err) {
+            connected = undefined;
+            reject(new Error(`rdkafka producer connect: ${errorMessage(err)}`));
+          } else {
+            producer.setPollInterval(5);
+            resolve();
+          }
+        });
+      });
+      return connected;
+    },
+    async send(topic, messages) {
+      await this.connect();
+      await Promise.all(
+        messages.map(
+          (m) =>
+            new Promise<void>((resolve, reject) => {
+              const value = typeof m.value === 'string' ? Buffer.from(m.value) : m.value;
+              const headers = m.headers ? Object.entries(m.headers).map(([k, v]) => ({ [k]: v })) : undefined;
+              producer.produce(topic, null, value, m.key, Date.now(), headers as never, (err: unknown) =>
+                err ? reject(new Error(`rdkafka produce: ${errorMessage(err)}`)) : resolve(),
+              );
+            }),
+        ),
+      );
+    },
+    async disconnect() {
+      if (!connected) return;
+      connected = undefined;
+      await new Promise<void>((resolve) => producer.flush(5000, () => producer.disconnect(() => resolve())));
+    },
+  };
+}
+
+function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logger): Consumer {
+  const Kafka = load();
+  const consumer = new Kafka.KafkaConsumer(
+    {
+      ...base,
+      'group.id': o.groupId,
+      'enable.auto.commit': false,
+      'enable.partition.eof': false,
+      'max.partition.fetch.bytes': o.maxBytesPerPartition ?? 1024 * 1024,
+    },
+    { 'auto.offset.reset': o.fromBeginning === false ? 'latest' : 'earliest' },
+  );
+  const maxBatch = o.maxBatchSize ?? 1000;
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+
+  const consume = () =>
+    new Promise<IncomingMessage[]>((resolve, reject) =>
+      consumer.consume(maxBatch, (err, msgs) => {
+        if (err) return reject(err);
+        resolve(
+          msgs.map((m) => ({
+            topic: m.topic,
+            partition: m.partition,
+            offset: String(m.offset),
+            key: m.key == null ? null : m.key.toString(),
+            value: m.value,
+            headers: Object.fromEntries(
+              (m.headers ?? []).flatMap((h) => Object.entries(h).map(([k, v]) => [k, v.toString()])),
+            ),
+            timestamp: m.timestamp ?? Date.now(),
+          })),
+        );
+      }),
+    );
+
+  return {
+    async run(handler) {
+      await new Promise<void>((resolve, reject) =>
+        consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())),
+      );
+      consumer.setDefaultConsumeTimeout(100);
+      consumer.subscribe(o.topics);
+      const isActive = () => !stopping;
+      loop = (async () => {
+        while (!stopping) {
+          let msgs: IncomingMessage[];
+          try {
+            msgs = await consume();
+          } catch (err) {
+            log.warn({ err: errorMessage(err) }, 'consume_failed');
+            await realSleep(500);
+            continue;
+          }
+          const byPartition = new Map<string, Batch>();
+          for (const m of msgs) {
+            const k = `${m.topic}/${m.partition}`;
+            const b = byPartition.get(k) ?? { topic: m.topic, partition: m.partition, messages: [] };
+            byPartition.set(k, b);
+            b.messages.push(m);
+          }
+          const handle = async (b: Batch) => {
+            for (let attempt = 0; ; attempt++) {
+              if (stopping) return;
+              try {
+                await handler(b, { heartbeat: async () => {}, isActive });
+                break;
+              } catch (err) {
+                log.warn(
+                  { topic: b.topic, partition: b.partition, attempt, err: errorMessage(err) },
+                  'batch_failed_retrying',
+                );
+                await realSleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
+              }
+            }
+            const last = b.messages[b.messages.length - 1]!;
+            consumer.commitSync({ topic: b.topic, partition: b.partition, offset: Number(last.offset) + 1 });
+          };
+          const batches = [...byPartition.values()];
+          const width = Math.max(1, o.concurrency ?? 1);
+          for (let i = 0; i < batches.length; i += width)
+            await Promise.all(batches.slice(i, i + width).map(handle));
+        }
+      })();
+    },
+    async disconnect() {
+      stopping = true;
+      await loop?.catch(() => {});
+      await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+    },
+  };
+}
+
+function rdAdmin(base: Record<string, unknown>): Admin {
+  const Kafka = load();
+  const admin = Kafka.AdminClient.create(base as never);
+  return {
+    async ensureTopics(topics) {
+      for (const t of topics) {
+        await new Promise<void>((resolve, reject) =>
+          admin.createTopic(
+            { topic: t.topic, num_partitions: t.partitions, replication_factor: -1, config: t.config ?? {} },
+            10_000,
+            (err) => {
+              // 36 = TOPIC_ALREADY_EXISTS: creating is idempotent.
+              if (err && (err as { code?: number }).code !== 36) reject(err);
+              else resolve();
+            },
+          ),
+        );
+      }
+    },
+    async ping() {
+      // librdkafka's admin has no metadata call; listing topics is the cheapest round trip.
+      await new Promise<void>((resolve, reject) =>
+        (
+          admin as unknown as { listTopics(o: { timeout: number }, cb: (e: unknown) => void): void }
+        ).listTopics({ timeout: 3000 }, (err) => (err ? reject(err) : resolve())),
+      );
+    },
+    async disconnect() {
+      admin.disconnect();
+    },
+  };
+}

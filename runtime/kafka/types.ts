@@ -1,0 +1,82 @@
+// One small interface over the two Kafka clients (kafkajs and node-rdkafka), so the
+// services never import a client library directly and the benchmark can pick the faster.
+
+export interface OutgoingMessage {
+  key: string;
+  value: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+export interface IncomingMessage {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestamp: number;
+}
+
+export interface Producer {
+  connect(): Promise<void>;
+  /** Resolves only once the broker acknowledged every message (acks=all). */
+  send(topic: string, messages: OutgoingMessage[]): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface Batch {
+  topic: string;
+  partition: number;
+  messages: IncomingMessage[];
+}
+
+export interface BatchContext {
+  /** Call inside long batches so the group coordinator does not evict the consumer. */
+  heartbeat(): Promise<void>;
+  /** False once the consumer is stopping or lost the partition: stop early, the batch will be redelivered. */
+  isActive(): boolean;
+}
+
+/**
+ * Called once per fetched batch of one partition. Offsets are committed after it
+ * resolves; if it throws, the same batch is retried (with backoff) until it succeeds or
+ * the partition moves elsewhere. Handlers must therefore be idempotent.
+ */
+export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<void>;
+
+export interface ConsumerOptions {
+  groupId: string;
+  topics: string[];
+  fromBeginning?: boolean;
+  /** Upper bound on messages handed to one handler call. */
+  maxBatchSize?: number;
+  /** Partitions handled at once (default 1). Batches of one partition are always sequential. */
+  concurrency?: number;
+  /** Fetch size per partition; larger lets a backlog arrive in bigger batches. */
+  maxBytesPerPartition?: number;
+}
+
+export interface Consumer {
+  run(handler: BatchHandler): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  config?: Record<string, string>;
+}
+
+export interface Admin {
+  ensureTopics(topics: TopicSpec[]): Promise<void>;
+  /** Throws unless the cluster answers a metadata request. */
+  ping(): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface KafkaClient {
+  readonly driver: 'kafkajs' | 'rdkafka';
+  producer(opts?: { lingerMs?: number }): Producer;
+  consumer(opts: ConsumerOptions): Consumer;
+  admin(): Admin;
+}

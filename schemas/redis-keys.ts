@@ -1,0 +1,47 @@
+// The Redis key layout, declared once. Every key of one workspace carries the hash tag
+// `{workspaceId}`, so a Lua script touching identities, profiles and memberships of a
+// workspace runs on one Redis Cluster slot.
+
+export interface WorkspaceKeys {
+  /** Hash-tagged prefix of every key of this workspace; passed to Lua scripts as KEYS[1]. */
+  tag: string;
+  identity(kind: IdentityKind, value: string): string;
+  profile(profileId: string): string;
+  profileTraits(profileId: string): string;
+  profileTraitTimes(profileId: string): string;
+  profileIdentities(profileId: string): string;
+  profileSegments(profileId: string): string;
+  dedup(messageId: string): string;
+  segmentMembers(segmentId: string): string;
+  sendClaim(sendKey: string): string;
+}
+
+export type IdentityKind = 'user' | 'anon' | 'email';
+
+export function workspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys {
+  const tag = `${prefix}:{${workspaceId}}`;
+  return {
+    tag,
+    identity: (kind, value) => `${tag}:id:${kind}:${value}`,
+    profile: (pid) => `${tag}:p:${pid}`,
+    profileTraits: (pid) => `${tag}:p:${pid}:t`,
+    profileTraitTimes: (pid) => `${tag}:p:${pid}:tt`,
+    profileIdentities: (pid) => `${tag}:p:${pid}:ids`,
+    profileSegments: (pid) => `${tag}:p:${pid}:seg`,
+    dedup: (mid) => `${tag}:dedup:${mid}`,
+    segmentMembers: (sid) => `${tag}:s:${sid}:m`,
+    sendClaim: (key) => `${tag}:send:${key}`,
+  };
+}
+
+/** Keys that are not per workspace: definitions every processor loads. */
+export function globalKeys(prefix: string) {
+  return {
+    /** Hash `${workspaceId}/${segmentId}` → SegmentDefinition JSON. */
+    segments: `${prefix}:defs:segments`,
+    /** Hash `${workspaceId}/${campaignId}` → CampaignDefinition JSON. */
+    campaigns: `${prefix}:defs:campaigns`,
+    /** Counter bumped on every definition change; processors reload when it moves. */
+    revision: `${prefix}:defs:rev`,
+  };
+}

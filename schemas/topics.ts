@@ -1,0 +1,35 @@
+// Topic names and keys, declared once; producers and consumers both import them.
+
+export const TOPIC_BASE = {
+  /** Normalised tracking events from ingest. Key: `${workspaceId}:${userId ?? anonymousId}`. */
+  events: 'cdp.events',
+  /** Segment membership transitions from the processor. Key: `${workspaceId}:${profileId}`. */
+  segmentChanges: 'cdp.segment-changes',
+  /** Messages that cannot be processed, with the reason in headers. */
+  deadLetter: 'cdp.dead-letter',
+} as const;
+
+export type TopicName = keyof typeof TOPIC_BASE;
+export type Topics = Record<TopicName, string>;
+
+/** Topic names under a prefix (tests and multi-tenant clusters give each deployment its own). */
+export function topics(prefix = ''): Topics {
+  const p = prefix ? `${prefix}.` : '';
+  return {
+    events: `${p}${TOPIC_BASE.events}`,
+    segmentChanges: `${p}${TOPIC_BASE.segmentChanges}`,
+    deadLetter: `${p}${TOPIC_BASE.deadLetter}`,
+  };
+}
+
+export const eventKey = (workspaceId: string, identity: string) => `${workspaceId}:${identity}`;
+export const profileKey = (workspaceId: string, profileId: string) => `${workspaceId}:${profileId}`;
+
+/** Headers a dead-lettered message carries. */
+export const DLQ_HEADERS = {
+  reason: 'cdp-dlq-reason',
+  source: 'cdp-dlq-source-topic',
+  partition: 'cdp-dlq-source-partition',
+  offset: 'cdp-dlq-source-offset',
+  stage: 'cdp-dlq-stage',
+} as const;

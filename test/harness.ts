@@ -1,0 +1,60 @@
+// Helpers for integration tests: a configuration isolated per suite, conditions waited
+// on with deadlines, and the real local services.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { type Config, loadConfig } from '../runtime/config.ts';
+import { createLogger, type Logger } from '../runtime/log.ts';
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}${randomBytes(4).toString('hex')}`;
+}
+
+/** A config with its own topics, Redis keys, workspace and chDB directory; ports chosen by the OS. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  const id = uniqueId('t');
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    KAFKA_BROKERS: inject('kafkaBrokers'),
+    REDIS_URL: inject('redisUrl'),
+    CDP_TOPIC_PREFIX: id,
+    CDP_TOPIC_PARTITIONS: '4',
+    CDP_REDIS_PREFIX: id,
+    CDP_DEFAULT_WORKSPACE: uniqueId('ws_'),
+    CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-test-')),
+    CDP_INGEST_PORT: '0',
+    CDP_QUERY_PORT: '0',
+    CDP_HISTORY_FLUSH_MS: '200',
+    ...env,
+  });
+}
+
+export function testLogger(cfg: Config): Logger {
+  return createLogger({ level: cfg.logLevel, name: 'test' });
+}
+
+/** Polls until `check` returns a value (not undefined/false) or the deadline passes. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
+  );
+}

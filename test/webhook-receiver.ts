@@ -1,0 +1,28 @@
+// A real HTTP receiver on loopback that records every webhook delivery it gets.
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+
+export interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export async function startWebhookReceiver(respond: (n: number) => number = () => 200) {
+  const deliveries: Delivery[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.statusCode = respond(deliveries.length);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    deliveries,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
