@@ -5,6 +5,7 @@
 //   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ensureKafkaJars } from '../infra/local/kafka.ts';
 import { startLocalStack } from '../infra/local/stack.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -16,7 +17,8 @@ const USAGE = `usage: cdp <command>
                                start services against KAFKA_BROKERS, REDIS_URL, CLICKHOUSE_URL
   migrate                      create Kafka topics and apply ClickHouse migrations
   infra up                     run local Kafka and Redis in the foreground (Ctrl-C stops)
-  infra down                   stop the local stack started by 'cdp infra up'`;
+  infra down                   stop the local stack started by 'cdp infra up'
+  infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)`;
 
 /** Runs `stop` once on SIGINT/SIGTERM, then exits. A second signal exits at once. */
 function onShutdown(stop: () => Promise<void>): void {
@@ -114,6 +116,10 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(`KAFKA_BROKERS=${stack.kafkaBrokers}\nREDIS_URL=${stack.redisUrl}\n`);
         return;
       }
+      if (rest[0] === 'fetch') {
+        process.stdout.write(`Kafka jars in ${await ensureKafkaJars()}\n`);
+        return;
+      }
       if (rest[0] === 'down') {
         if (!existsSync(pidFile)) {
           process.stdout.write('no local stack is running\n');
@@ -129,7 +135,7 @@ async function main(argv: string[]): Promise<void> {
         for (let i = 0; i < 300 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
         return;
       }
-      throw new UsageError('cdp infra up|down');
+      throw new UsageError('cdp infra up|down|fetch');
     }
     default:
       throw new UsageError(cmd ? `unknown command ${cmd}` : 'no command given');
