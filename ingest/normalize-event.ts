@@ -30,9 +30,10 @@ export interface NormalizeContext {
 export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedEvent {
   const at = ctx.label ? `${ctx.label}.` : '';
   const fail = (msg: string): never => {
-    throw new IngestError(400, `${ctx.label ? `${ctx.label}: ` : ''}${msg}`);
+    throw new IngestError(400, msg);
   };
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('event must be a JSON object');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    fail(`${ctx.label ?? 'event'}: must be a JSON object`);
   const shape = checkShape(raw as object);
   if (shape) fail(`${at}${shape}`);
   if (!incomingEventCheck.Check(raw)) {
