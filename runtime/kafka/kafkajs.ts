@@ -115,7 +115,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: o.concurrency ?? 1,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
           const all = batch.messages;
           for (let start = 0; start < all.length; start += maxBatch) {
             const slice = all.slice(start, start + maxBatch);
@@ -151,6 +151,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             }
             const last = slice[slice.length - 1];
             if (!last) continue;
+            resolveOffset(last.offset); // the fetch position moves on only past handled messages
             await consumer.commitOffsets([
               {
                 topic: batch.topic,

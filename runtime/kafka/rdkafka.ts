@@ -37,17 +37,23 @@ export function createRdkafkaClient(opts: { brokers: string[]; clientId: string;
 
 function rdProducer(base: Record<string, unknown>, lingerMs: number): Producer {
   const Kafka = load();
-  const producer = new Kafka.HighLevelProducer({
-    ...base,
-    'enable.idempotence': true,
-    acks: -1,
-    'linger.ms': lingerMs,
-    'message.timeout.ms': 30_000,
-    'compression.codec': 'lz4',
-    // kafkajs partitions keys with murmur2 (as the Java client does); librdkafka must match
-    // so one identity lands on one partition whichever driver produced it.
-    partitioner: 'murmur2_random',
-  } as never);
+  const producer = new Kafka.HighLevelProducer(
+    {
+      ...base,
+      'enable.idempotence': true,
+      acks: -1,
+      'linger.ms': lingerMs,
+      'message.timeout.ms': 30_000,
+      // No compression: kafkajs reads only gzip natively, and a consumer on either driver
+      // must read what the other produced.
+      'compression.codec': 'none',
+    } as never,
+    {
+      // kafkajs partitions keys with murmur2 (as the Java client does); librdkafka must match
+      // so one identity lands on one partition whichever driver produced it.
+      partitioner: 'murmur2_random',
+    } as never,
+  );
   let connected: Promise<void> | undefined;
   return {
     connect() {

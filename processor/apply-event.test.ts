@@ -1,0 +1,172 @@
+// Identity resolution and profile updates, against a real redis-server.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { NormalizedEvent } from '../schemas/event.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { uniqueId } from '../test/harness.ts';
+import { defineApplyEvent, type ProfileState, parseApplyResult, queueApplyEvent } from './apply-event.ts';
+
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'));
+  defineApplyEvent(redis);
+});
+afterAll(() => redis.disconnect());
+
+let seq = 0;
+function event(
+  e: Partial<NormalizedEvent> & Pick<NormalizedEvent, 'type'>,
+  at = '2026-01-01T00:00:00.000Z',
+): NormalizedEvent {
+  return {
+    workspaceId: 'ws',
+    messageId: `m${++seq}`,
+    userId: null,
+    anonymousId: null,
+    properties: {},
+    traits: {},
+    context: {},
+    integrations: {},
+    timestamp: at,
+    receivedAt: at,
+    ...e,
+  };
+}
+
+function workspace(maxIdentities = 100) {
+  const keys = workspaceKeys(uniqueId('apply'), 'ws');
+  let n = 0;
+  const apply = async (...events: NormalizedEvent[]): Promise<ProfileState[]> => {
+    const pipe = redis.pipeline();
+    for (const e of events)
+      queueApplyEvent(pipe, keys.tag, e, {
+        dedupTtlSeconds: 3600,
+        maxIdentities,
+        newProfileId: () => `p${++n}`,
+      });
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([err, raw]) => {
+      if (err) throw err;
+      return parseApplyResult(raw)!;
+    });
+  };
+  const owner = (kind: 'user' | 'anon' | 'email', v: string) => redis.get(keys.identity(kind, v));
+  return { keys, apply, owner };
+}
+
+describe('identity resolution', () => {
+  it('anonymous browsing, then identify: the earlier events belong to the person', async () => {
+    const w = workspace();
+    const [browse] = await w.apply(event({ type: 'page', anonymousId: 'a1' }));
+    const [ident] = await w.apply(
+      event({ type: 'identify', userId: 'u1', anonymousId: 'a1', traits: { plan: 'pro' } }),
+    );
+    expect(ident!.profileId).toBe(browse!.profileId);
+    expect(ident!.identities.sort()).toEqual(['anon:a1', 'user:u1']);
+    expect(ident!.traits).toEqual({ plan: 'pro' });
+  });
+
+  it('two devices of one user merge into the older profile', async () => {
+    const w = workspace();
+    const [laptop] = await w.apply(
+      event({ type: 'identify', userId: 'u1', anonymousId: 'laptop' }, '2026-01-01T00:00:00Z'),
+    );
+    const [phone] = await w.apply(
+      event(
+        { type: 'track', event: 'x', anonymousId: 'phone', context: { traits: { color: 'red' } } },
+        '2026-01-02T00:00:00Z',
+      ),
+    );
+    expect(phone!.profileId).not.toBe(laptop!.profileId);
+    const [login] = await w.apply(
+      event({ type: 'identify', userId: 'u1', anonymousId: 'phone' }, '2026-01-03T00:00:00Z'),
+    );
+    expect(login!.profileId).toBe(laptop!.profileId);
+    expect(login!.merged).toEqual([phone!.profileId]);
+    expect(login!.traits).toEqual({ color: 'red' });
+    expect(await w.owner('anon', 'phone')).toBe(laptop!.profileId);
+    // the merged-away id resolves to the survivor
+    expect(await redis.hget(w.keys.profile(phone!.profileId), 'mergedInto')).toBe(laptop!.profileId);
+  });
+
+  it('never merges two different userIds', async () => {
+    const w = workspace();
+    const [a] = await w.apply(event({ type: 'identify', userId: 'alice', anonymousId: 'shared-device' }));
+    const [b] = await w.apply(event({ type: 'identify', userId: 'bob', anonymousId: 'shared-device' }));
+    expect(b!.profileId).not.toBe(a!.profileId);
+    expect(b!.conflicts).toEqual(['anon:shared-device']);
+    expect(await w.owner('anon', 'shared-device')).toBe(a!.profileId);
+    expect(await w.owner('user', 'bob')).toBe(b!.profileId);
+  });
+
+  it('alias links a previous id to the userId', async () => {
+    const w = workspace();
+    const [anon] = await w.apply(event({ type: 'track', event: 'x', anonymousId: 'visitor-9' }));
+    const [alias] = await w.apply(event({ type: 'alias', userId: 'u9', previousId: 'visitor-9' }));
+    expect(alias!.profileId).toBe(anon!.profileId);
+    expect(await w.owner('user', 'u9')).toBe(anon!.profileId);
+  });
+
+  it('a replayed messageId changes nothing and still reports the profile', async () => {
+    const w = workspace();
+    const first = event({ type: 'identify', userId: 'u1', traits: { plan: 'pro' } });
+    await w.apply(first);
+    const [again] = await w.apply({ ...first, traits: { plan: 'free' } });
+    expect(again!.duplicate).toBe(true);
+    expect(again!.traits).toEqual({ plan: 'pro' });
+  });
+
+  it('traits are last-write-wins by event time, not arrival order', async () => {
+    const w = workspace();
+    await w.apply(event({ type: 'identify', userId: 'u1', traits: { plan: 'pro' } }, '2026-01-02T00:00:00Z'));
+    const [late] = await w.apply(
+      event({ type: 'identify', userId: 'u1', traits: { plan: 'free', seats: 3 } }, '2026-01-01T00:00:00Z'),
+    );
+    expect(late!.traits).toEqual({ plan: 'pro', seats: 3 });
+    expect(late!.firstSeenAt).toBe('2026-01-01T00:00:00.000Z');
+    expect(late!.lastSeenAt).toBe('2026-01-02T00:00:00.000Z');
+  });
+
+  it('links at most the identifier limit, recording the excess', async () => {
+    const w = workspace(3);
+    await w.apply(event({ type: 'identify', userId: 'u1', anonymousId: 'a1' }));
+    await w.apply(event({ type: 'identify', userId: 'u1', anonymousId: 'a2' }));
+    const [over] = await w.apply(event({ type: 'identify', userId: 'u1', anonymousId: 'a3' }));
+    expect(over!.limited).toEqual(['anon:a3']);
+    expect(await w.owner('anon', 'a3')).toBeNull();
+  });
+
+  it('concurrent merges from many clients converge on one survivor', async () => {
+    for (let round = 0; round < 5; round++) {
+      const keys = workspaceKeys(uniqueId('race'), 'ws');
+      const clients = Array.from({ length: 8 }, () => {
+        const c = new Redis(inject('redisUrl'));
+        defineApplyEvent(c);
+        return c;
+      });
+      // each device browses anonymously, then logs in as the same user, all at once
+      await Promise.all(
+        clients.map(async (c, i) => {
+          const pipe = c.pipeline();
+          queueApplyEvent(pipe, keys.tag, event({ type: 'page', anonymousId: `d${i}` }), {
+            dedupTtlSeconds: 60,
+            maxIdentities: 100,
+          });
+          queueApplyEvent(
+            pipe,
+            keys.tag,
+            event({ type: 'identify', userId: 'same-user', anonymousId: `d${i}` }),
+            { dedupTtlSeconds: 60, maxIdentities: 100 },
+          );
+          await pipe.exec();
+        }),
+      );
+      const owners = new Set(
+        await Promise.all(clients.map((_, i) => redis.get(keys.identity('anon', `d${i}`)))),
+      );
+      expect(owners.size).toBe(1);
+      expect([...owners][0]).toBe(await redis.get(keys.identity('user', 'same-user')));
+      for (const c of clients) c.disconnect();
+    }
+  });
+});

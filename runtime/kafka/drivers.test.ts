@@ -1,0 +1,109 @@
+// Both Kafka drivers against the real broker, through the one interface the services use.
+import { describe, expect, inject, it } from 'vitest';
+import { eventually, uniqueId } from '../../test/harness.ts';
+import { createLogger } from '../log.ts';
+import { createKafka } from './index.ts';
+import type { IncomingMessage } from './types.ts';
+
+const log = createLogger({ level: 'silent', name: 'test' });
+const client = (driver: 'kafkajs' | 'rdkafka') =>
+  createKafka({ brokers: inject('kafkaBrokers').split(','), driver, clientId: 'test' }, log);
+
+describe.each(['kafkajs', 'rdkafka'] as const)('%s driver', (driver) => {
+  it('produces with acks, consumes in batches, retries a failed batch and commits after it', async () => {
+    const kafka = client(driver);
+    const topic = uniqueId(`drv-${driver}-`);
+    const admin = kafka.admin();
+    await admin.ensureTopics([{ topic, partitions: 3 }]);
+    await admin.ensureTopics([{ topic, partitions: 3 }]); // idempotent
+    const producer = kafka.producer();
+    await producer.send(
+      topic,
+      Array.from({ length: 60 }, (_, i) => ({
+        key: `k${i % 7}`,
+        value: JSON.stringify({ i }),
+        headers: { h: `v${i}` },
+      })),
+    );
+
+    const group = uniqueId('g-');
+    const got: IncomingMessage[] = [];
+    let failures = 0;
+    const consumer = kafka.consumer({ groupId: group, topics: [topic], maxBatchSize: 10 });
+    await consumer.run(async (batch) => {
+      if (failures === 0) {
+        failures++;
+        throw new Error('transient'); // the same batch must come again
+      }
+      got.push(...batch.messages);
+    });
+    await eventually(
+      'all 60 messages',
+      () => new Set(got.map((m) => JSON.parse(String(m.value)).i)).size === 60,
+      30_000,
+    );
+    expect(failures).toBe(1);
+    const first = got.find((m) => JSON.parse(String(m.value)).i === 5)!;
+    expect(first.key).toBe('k5');
+    expect(first.headers.h).toBe('v5');
+    // one key, one partition
+    const byKey = new Map<string, Set<number>>();
+    for (const m of got) byKey.set(m.key!, (byKey.get(m.key!) ?? new Set()).add(m.partition));
+    for (const parts of byKey.values()) expect(parts.size).toBe(1);
+    await consumer.disconnect();
+
+    // committed: a new member of the group sees only what comes after
+    const later: IncomingMessage[] = [];
+    const again = kafka.consumer({ groupId: group, topics: [topic] });
+    await again.run(async (batch) => {
+      later.push(...batch.messages);
+    });
+    await producer.send(topic, [{ key: 'k1', value: JSON.stringify({ i: 999 }) }]);
+    await eventually(
+      'the new message',
+      () => later.some((m) => JSON.parse(String(m.value)).i === 999),
+      30_000,
+    );
+    expect(later.filter((m) => JSON.parse(String(m.value)).i !== 999)).toEqual([]);
+    await again.disconnect();
+    await producer.disconnect();
+    await admin.disconnect();
+  }, 90_000);
+});
+
+it('both drivers put a key on the same partition', async () => {
+  const topic = uniqueId('drv-both-');
+  const js = client('kafkajs');
+  const rd = client('rdkafka');
+  const admin = js.admin();
+  await admin.ensureTopics([{ topic, partitions: 8 }]);
+  const keys = Array.from({ length: 20 }, (_, i) => `ws:user-${i}`);
+  const pj = js.producer();
+  const pr = rd.producer();
+  await pj.send(
+    topic,
+    keys.map((k) => ({ key: k, value: 'js' })),
+  );
+  await pr.send(
+    topic,
+    keys.map((k) => ({ key: k, value: 'rd' })),
+  );
+  const got: IncomingMessage[] = [];
+  const c = js.consumer({ groupId: uniqueId('g-'), topics: [topic] });
+  await c.run(async (b) => {
+    got.push(...b.messages);
+  });
+  await eventually('40 messages', () => got.length >= 40, 30_000).catch((e) => {
+    throw new Error(
+      `${e.message}: got ${got.length}: ${JSON.stringify(got.map((m) => [m.key, String(m.value), m.partition]))}`,
+    );
+  });
+  for (const k of keys) {
+    const parts = new Set(got.filter((m) => m.key === k).map((m) => m.partition));
+    expect(parts.size, k).toBe(1);
+  }
+  await c.disconnect();
+  await pj.disconnect();
+  await pr.disconnect();
+  await admin.disconnect();
+}, 90_000);
