@@ -19,6 +19,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     eventsTopic: t.events,
     resolveWriteKey: (k) => writeKeys.get(k),
     log,
+    produceTimeoutMs: cfg.ingest.produceTimeoutMs,
   });
   mountHealth(app, { kafka: () => admin.ping() });
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);

@@ -45,6 +45,7 @@ export const EnvSchema = Type.Object({
 
   CDP_INGEST_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_INGEST_PORT: Port(8080),
+  CDP_INGEST_PRODUCE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
 
@@ -109,7 +110,7 @@ export interface Config {
   redis: RedisConfig;
   clickhouse: ClickHouseConfig;
   keys: Keys;
-  ingest: { host: string; port: number };
+  ingest: { host: string; port: number; produceTimeoutMs: number };
   query: { host: string; port: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: { dedupTtlSeconds: number };
@@ -153,7 +154,11 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       writeKey: e.CDP_WRITE_KEY ?? 'dev-write-key',
       adminKey: e.CDP_ADMIN_KEY ?? 'dev-admin-key',
     },
-    ingest: { host: e.CDP_INGEST_HOST, port: e.CDP_INGEST_PORT },
+    ingest: {
+      host: e.CDP_INGEST_HOST,
+      port: e.CDP_INGEST_PORT,
+      produceTimeoutMs: e.CDP_INGEST_PRODUCE_TIMEOUT_MS,
+    },
     query: { host: e.CDP_QUERY_HOST, port: e.CDP_QUERY_PORT },
     activation: {
       // Loopback webhook destinations are for local development only.

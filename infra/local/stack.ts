@@ -31,8 +31,8 @@ export async function startLocalStack(opts: {
     throw kafka.status === 'rejected' ? kafka.reason : (redis as PromiseRejectedResult).reason;
   }
   return {
-    kafkaBrokers: env.KAFKA_BROKERS ?? kafka.value!.brokers.join(','),
-    redisUrl: env.REDIS_URL ?? redis.value!.url,
+    kafkaBrokers: env.KAFKA_BROKERS || kafka.value!.brokers.join(','),
+    redisUrl: env.REDIS_URL || redis.value!.url,
     stop,
   };
 }
