@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { ensureKafkaJars } from '../infra/local/kafka.ts';
 import { startLocalStack } from '../infra/local/stack.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
+import { withTimeout } from '../runtime/http.ts';
 import { createLogger } from '../runtime/log.ts';
 import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
 
@@ -20,19 +21,34 @@ const USAGE = `usage: cdp <command>
   infra down                   stop the local stack started by 'cdp infra up'
   infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)`;
 
-/** Runs `stop` once on SIGINT/SIGTERM, then exits. A second signal exits at once. */
+const SHUTDOWN_DEADLINE_MS = 30_000;
+
+/**
+ * Runs `stop` once on SIGINT/SIGTERM, or when the parent process goes away (a wrapper
+ * such as `npm start` killed without forwarding the signal), then exits. A second signal,
+ * or a shutdown that overruns its deadline, exits at once; the local stack's processes
+ * are tied to this one and go with it.
+ */
 function onShutdown(stop: () => Promise<void>): void {
   let stopping = false;
-  const handler = (signal: NodeJS.Signals) => {
+  const handler = (reason: string) => {
     if (stopping) process.exit(130);
     stopping = true;
-    process.stderr.write(`\n${signal}: stopping...\n`);
+    process.stderr.write(`\n${reason}: stopping...\n`);
+    setTimeout(() => {
+      process.stderr.write(`shutdown overran ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     stop()
       .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
       .finally(() => process.exit(0));
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) handler('parent process exited');
+  }, 1000).unref();
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -53,7 +69,10 @@ async function main(argv: string[]): Promise<void> {
       });
       let stopServices: (() => Promise<void>) | undefined;
       onShutdown(async () => {
-        await stopServices?.();
+        // services first (they flush into Kafka, Redis and ClickHouse), the stack last
+        await withTimeout(stopServices?.() ?? Promise.resolve(), 15_000, 'stopping services').catch((err) =>
+          process.stderr.write(`${(err as Error).message}\n`),
+        );
         await stack.stop();
       });
       const cfg = loadConfig({

@@ -37,8 +37,10 @@ export async function startServices(
   const started: RunningService[] = [];
   const stop = async () => {
     for (const s of [...started].reverse()) {
+      const t0 = Date.now();
       try {
         await s.stop();
+        log.info({ service: s.name, ms: Date.now() - t0 }, 'service_stopped');
       } catch (err) {
         log.warn({ service: s.name, err: (err as Error).message }, 'service_stop_failed');
       }

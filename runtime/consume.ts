@@ -50,7 +50,8 @@ export function superviseConsumer(opts: {
     async stop() {
       stopped = true;
       await current?.disconnect().catch(() => {});
-      await loop;
+      // a start attempt against an unreachable broker may be mid-retry: don't wait it out
+      await Promise.race([loop, realSleep(5000)]);
     },
   };
 }

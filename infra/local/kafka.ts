@@ -154,5 +154,5 @@ export async function startKafka(opts: {
     await proc.stop(2000);
     throw err;
   }
-  return { brokers: [`127.0.0.1:${port}`], process: proc, stop: () => proc.stop() };
+  return { brokers: [`127.0.0.1:${port}`], process: proc, stop: () => proc.stop(12_000) };
 }

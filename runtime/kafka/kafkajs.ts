@@ -100,8 +100,12 @@ function headersToStrings(h: IHeaders | undefined): Record<string, string> {
 function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consumer {
   const consumer: KjsConsumer = kafka.consumer({
     groupId: o.groupId,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3000,
+    // A member that died without leaving is evicted after the session timeout, and a
+    // rebalance waits for it that long: keep both short so a restart after a crash
+    // rejoins in seconds. Batch work is bounded and heartbeats inside batches.
+    sessionTimeout: 10_000,
+    rebalanceTimeout: 15_000,
+    heartbeatInterval: 2000,
     maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });

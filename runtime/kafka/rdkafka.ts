@@ -102,6 +102,8 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
       'enable.auto.commit': false,
       'enable.partition.eof': false,
       'max.partition.fetch.bytes': o.maxBytesPerPartition ?? 1024 * 1024,
+      'session.timeout.ms': 10_000,
+      'heartbeat.interval.ms': 2000,
     },
     { 'auto.offset.reset': o.fromBeginning === false ? 'latest' : 'earliest' },
   );
