@@ -10,6 +10,7 @@ import type { Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
+import { browserSdkRoutes } from './browser-sdk.ts';
 import { IngestError } from './ingest-error.ts';
 import { MAX_EVENT_BYTES, normalizeEvent } from './normalize-event.ts';
 import { readJsonBody } from './read-body.ts';
@@ -69,6 +70,8 @@ export function createIngestApp(deps: IngestDeps): Hono {
     return c.json({ success: false, error: 'internal error' }, 500);
   });
   app.notFound((c) => c.json({ success: false, error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.route('/', browserSdkRoutes({ resolveWriteKey: deps.resolveWriteKey }));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT[c.req.param('type')];
