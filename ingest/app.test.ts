@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
 import { createIngestApp } from './app.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 function recordingProducer(fail = false) {
   const sent: Array<{ topic: string; messages: OutgoingMessage[] }> = [];
@@ -22,7 +23,7 @@ function recordingProducer(fail = false) {
 const log = createLogger({ level: 'silent', name: 'test' });
 const auth = `Basic ${Buffer.from('wk-123456:').toString('base64')}`;
 
-function setup(fail = false) {
+function setup(fail = false, rateLimiter?: RateLimiter) {
   const { producer, sent } = recordingProducer(fail);
   const app = createIngestApp({
     producer,
@@ -31,6 +32,7 @@ function setup(fail = false) {
     log,
     now: () => new Date('2026-01-01T00:00:00Z'),
     produceTimeoutMs: 200,
+    rateLimiter,
   });
   const post = (path: string, body: RequestInit['body'], headers: Record<string, string> = {}) =>
     app.request(path, {
@@ -143,6 +145,21 @@ describe('ingest routes', () => {
     const res = await post('/v1/identify', JSON.stringify({ userId: 'u' }));
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('5');
+  });
+
+  it('answers 429 with Retry-After past a write key’s rate, counting batch events', async () => {
+    const { sent, post } = setup(false, new RateLimiter(10, 10, () => 0));
+    const batch = (n: number) =>
+      JSON.stringify({
+        batch: Array.from({ length: n }, () => ({ type: 'track', userId: 'u', event: 'e' })),
+      });
+    expect((await post('/v1/batch', batch(8))).status).toBe(200);
+    const res = await post('/v1/batch', batch(3));
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(((await res.json()) as { error: string }).error).toMatch(/rate limit/);
+    expect((await post('/v1/track', JSON.stringify({ userId: 'u', event: 'e' }))).status).toBe(200);
+    expect(values(sent)).toHaveLength(9);
   });
 
   it('answers a CORS preflight that asks for Authorization', async () => {

@@ -13,6 +13,7 @@ import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
 import { IngestError } from './ingest-error.ts';
 import { MAX_EVENT_BYTES, normalizeEvent } from './normalize-event.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
 
 /** Resolves a write key to its workspace; undefined for unknown or revoked keys. */
@@ -25,6 +26,8 @@ export interface IngestDeps {
   log: Logger;
   now?: () => Date;
   produceTimeoutMs?: number;
+  /** Events per second per write key; none means unlimited. */
+  rateLimiter?: RateLimiter;
 }
 
 const SHORT: Record<string, EventType | 'batch'> = {
@@ -81,7 +84,11 @@ export function createIngestApp(deps: IngestDeps): Hono {
       throw new IngestError(400, 'body must be a JSON object');
     const b = body as Record<string, unknown>;
 
-    const workspaceId = authenticate(c.req.header('authorization'), b.writeKey, deps.resolveWriteKey);
+    const { writeKey, workspaceId } = authenticate(
+      c.req.header('authorization'),
+      b.writeKey,
+      deps.resolveWriteKey,
+    );
     const receivedAt = now();
     let ip: string | undefined;
     try {
@@ -116,6 +123,10 @@ export function createIngestApp(deps: IngestDeps): Hono {
       events = [checkSize(normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip }), 'event')];
     }
 
+    const allowed = deps.rateLimiter?.take(writeKey, events.length);
+    if (allowed && !allowed.ok)
+      throw new IngestError(429, `rate limit exceeded for this write key`, allowed.retryAfterSeconds);
+
     try {
       await withTimeout(
         deps.producer.send(
@@ -138,7 +149,11 @@ export function createIngestApp(deps: IngestDeps): Hono {
   return app;
 }
 
-function authenticate(header: string | undefined, bodyKey: unknown, resolve: WriteKeyResolver): string {
+function authenticate(
+  header: string | undefined,
+  bodyKey: unknown,
+  resolve: WriteKeyResolver,
+): { writeKey: string; workspaceId: string } {
   let key: string | undefined;
   if (header?.toLowerCase().startsWith('basic ')) {
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
@@ -149,7 +164,7 @@ function authenticate(header: string | undefined, bodyKey: unknown, resolve: Wri
     throw new IngestError(401, 'missing write key: use HTTP Basic auth with the write key as user name');
   const workspaceId = resolve(key);
   if (!workspaceId) throw new IngestError(401, 'unknown or revoked write key');
-  return workspaceId;
+  return { writeKey: key, workspaceId };
 }
 
 function checkSize(e: NormalizedEvent, label: string): NormalizedEvent {

@@ -4,22 +4,28 @@ import type { Config } from '../runtime/config.ts';
 import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { WriteKeyStore, watchWriteKeys } from '../runtime/write-keys.ts';
 import { topics } from '../schemas/topics.ts';
 import { createIngestApp } from './app.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 export async function startIngest(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const kafka = clients.kafka();
   const producer = kafka.producer({ lingerMs: 2 });
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
-  // Foundation: one workspace with the configured write key. Key management is its own feature.
-  const writeKeys = new Map([[cfg.keys.writeKey, cfg.keys.workspace]]);
+  const writeKeys = watchWriteKeys({
+    store: new WriteKeyStore(clients.redis(), cfg.redis.prefix),
+    bootstrap: new Map([[cfg.keys.writeKey, cfg.keys.workspace]]),
+    log,
+  });
   const app = createIngestApp({
     producer,
     eventsTopic: t.events,
-    resolveWriteKey: (k) => writeKeys.get(k),
+    resolveWriteKey: writeKeys.resolve,
     log,
     produceTimeoutMs: cfg.ingest.produceTimeoutMs,
+    rateLimiter: new RateLimiter(cfg.ingest.rateLimit, cfg.ingest.rateBurst),
   });
   mountHealth(app, { kafka: () => admin.ping() });
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);
@@ -32,6 +38,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     url,
     async stop() {
       await server.close(); // stop accepting; in-flight requests finish their produce
+      writeKeys.stop();
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
     },

@@ -6,10 +6,12 @@ import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
+import type { WriteKeyStore } from '../runtime/write-keys.ts';
 import { QueryError } from './query-error.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
+import { writeKeyRoutes } from './routes/write-keys.ts';
 
 export type QueryEnv = { Variables: { workspaceId: string; apiKey: string } };
 
@@ -20,6 +22,7 @@ export interface QueryDeps {
   redis: Redis;
   clickhouse: ClickHouseClient;
   defs: DefinitionStore;
+  writeKeys: WriteKeyStore;
   redisPrefix: string;
   resolveAdminKey: AdminKeyResolver;
   log: Logger;
@@ -66,5 +69,6 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/profiles', profileRoutes(deps));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
+  app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
   return app;
 }

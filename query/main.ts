@@ -8,6 +8,7 @@ import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
 import { pingRedis } from '../runtime/redis.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { WriteKeyStore } from '../runtime/write-keys.ts';
 import { createQueryApp } from './app.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -18,6 +19,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     redis,
     clickhouse,
     defs: new DefinitionStore(redis, cfg.redis.prefix),
+    writeKeys: new WriteKeyStore(redis, cfg.redis.prefix),
     redisPrefix: cfg.redis.prefix,
     resolveAdminKey: (k) => adminKeys.get(k),
     log,

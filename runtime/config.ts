@@ -46,6 +46,8 @@ export const EnvSchema = Type.Object({
   CDP_INGEST_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_INGEST_PORT: Port(8080),
   CDP_INGEST_PRODUCE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
+  CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 100_000 }),
+  CDP_INGEST_RATE_BURST: Type.Optional(Type.Integer({ minimum: 1 })),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
 
@@ -110,7 +112,7 @@ export interface Config {
   redis: RedisConfig;
   clickhouse: ClickHouseConfig;
   keys: Keys;
-  ingest: { host: string; port: number; produceTimeoutMs: number };
+  ingest: { host: string; port: number; produceTimeoutMs: number; rateLimit: number; rateBurst: number };
   query: { host: string; port: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: { dedupTtlSeconds: number };
@@ -158,6 +160,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       host: e.CDP_INGEST_HOST,
       port: e.CDP_INGEST_PORT,
       produceTimeoutMs: e.CDP_INGEST_PRODUCE_TIMEOUT_MS,
+      rateLimit: e.CDP_INGEST_RATE_LIMIT,
+      rateBurst: e.CDP_INGEST_RATE_BURST ?? Math.max(1000, 2 * e.CDP_INGEST_RATE_LIMIT),
     },
     query: { host: e.CDP_QUERY_HOST, port: e.CDP_QUERY_PORT },
     activation: {

@@ -43,5 +43,9 @@ export function globalKeys(prefix: string) {
     campaigns: `${prefix}:defs:campaigns`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
+    /** Hash write key → WriteKeyRecord JSON (revoked keys stay, marked). */
+    writeKeys: `${prefix}:keys:write`,
+    /** Counter bumped on every write-key change; ingest reloads its cache when it moves. */
+    writeKeysRevision: `${prefix}:keys:rev`,
   };
 }

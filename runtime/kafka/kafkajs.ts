@@ -8,6 +8,7 @@ import {
 } from 'kafkajs';
 import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { withLinger } from './linger.ts';
 import type {
   Admin,
   Batch,
@@ -48,7 +49,10 @@ export function createKafkajsClient(opts: { brokers: string[]; clientId: string;
 
   return {
     driver: 'kafkajs',
-    producer: () => kafkajsProducer(kafka),
+    producer: (p) => {
+      const producer = kafkajsProducer(kafka);
+      return p?.lingerMs ? withLinger(producer, { lingerMs: p.lingerMs }) : producer;
+    },
     consumer: (o) => kafkajsConsumer(kafka, o, log),
     admin: () => kafkajsAdmin(kafka),
   };

@@ -1,0 +1,70 @@
+import { Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { WriteKeyStore } from '../../runtime/write-keys.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
+import { QueryError } from '../query-error.ts';
+
+const CreateInput = TypeCompiler.Compile(
+  Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+);
+
+/** Write keys of the caller's workspace: create, list, revoke. Revoked keys answer 401 at ingest. */
+export function writeKeyRoutes(deps: {
+  clickhouse: ClickHouseClient;
+  writeKeys: WriteKeyStore;
+  now: () => Date;
+}) {
+  const app = new Hono<QueryEnv>();
+
+  app.post('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const body = await readJson(c.req.raw);
+    if (!CreateInput.Check(body)) {
+      const e = CreateInput.Errors(body).First();
+      throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
+    }
+    const rec = await deps.writeKeys.create(ws, body.name, deps.now());
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'create',
+        entityType: 'write_key',
+        entityId: rec.id,
+        before: null,
+        after: { ...rec, key: `${rec.key.slice(0, 12)}…` },
+      },
+      deps.now(),
+    );
+    return c.json(rec, 201);
+  });
+
+  app.get('/', async (c) => c.json({ writeKeys: await deps.writeKeys.list(c.get('workspaceId')) }));
+
+  app.delete('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const res = await deps.writeKeys.revoke(ws, c.req.param('id'), deps.now());
+    if (!res) throw new QueryError(404, `no write key ${c.req.param('id')}`);
+    const [before, after] = res;
+    const mask = (r: typeof before) => ({ ...r, key: `${r.key.slice(0, 12)}…` });
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'delete',
+        entityType: 'write_key',
+        entityId: before.id,
+        before: mask(before),
+        after: mask(after),
+      },
+      deps.now(),
+    );
+    return c.body(null, 204);
+  });
+  return app;
+}
