@@ -58,9 +58,15 @@ export interface LocalKafka {
   stop(): Promise<void>;
 }
 
-/** Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding. */
-function clusterId(): string {
-  return randomBytes(16).toString('base64url');
+/**
+ * Kafka's cluster ids are 16 random bytes in URL-safe base64 without padding. Like Kafka's
+ * own generator, never start with '-': the storage tool would read it as an option.
+ */
+export function clusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 export async function startKafka(opts: {
