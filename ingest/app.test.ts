@@ -162,6 +162,33 @@ describe('ingest routes', () => {
     expect(values(sent)).toHaveLength(9);
   });
 
+  it('serves an OpenAPI 3.1 document naming every route', async () => {
+    const { app } = setup();
+    const res = await app.request('/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+    expect(doc.openapi).toBe('3.1.0');
+    for (const p of [
+      'track',
+      'identify',
+      'page',
+      'screen',
+      'group',
+      'alias',
+      'batch',
+      'import',
+      't',
+      'i',
+      'p',
+      's',
+      'g',
+      'a',
+      'b',
+    ])
+      expect(doc.paths).toHaveProperty(`/v1/${p}`);
+    expect(doc.paths).toHaveProperty('/v1/projects/{writeKey}/settings');
+  });
+
   it('answers a CORS preflight that asks for Authorization', async () => {
     const { app } = setup();
     const res = await app.request('/v1/t', {

@@ -13,6 +13,7 @@ import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
 import { IngestError } from './ingest-error.ts';
 import { MAX_EVENT_BYTES, normalizeEvent } from './normalize-event.ts';
+import { ingestOpenApi } from './openapi.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
 
@@ -75,6 +76,8 @@ export function createIngestApp(deps: IngestDeps): Hono {
   app.notFound((c) => c.json({ success: false, error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.route('/', browserSdkRoutes({ resolveWriteKey: deps.resolveWriteKey }));
+  const openapi = ingestOpenApi();
+  app.get('/openapi.json', (c) => c.json(openapi));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT[c.req.param('type')];

@@ -7,6 +7,7 @@ import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
+import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { profileRoutes } from './routes/profiles.ts';
@@ -50,6 +51,9 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
     return c.json({ error: 'internal error' }, 500);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  const openapi = queryOpenApi();
+  app.get('/openapi.json', (c) => c.json(openapi));
 
   app.use(
     '/v1/*',

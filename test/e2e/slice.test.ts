@@ -47,6 +47,14 @@ afterAll(async () => {
 });
 
 describe('one event through every stage', () => {
+  it('serves OpenAPI 3.1 documents on both ports', async () => {
+    for (const url of [running.urls.ingest, running.urls.query]) {
+      const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { openapi: string; paths: object };
+      expect(doc.openapi).toBe('3.1.0');
+      expect(Object.keys(doc.paths).length).toBeGreaterThan(5);
+    }
+  });
+
   it('reports ready on both ports', async () => {
     for (const url of [running.urls.ingest, running.urls.query]) {
       expect((await fetch(`${url}/healthz`)).status).toBe(200);

@@ -1,0 +1,136 @@
+// OpenAPI 3.1 description of the ingest routes, built from the same TypeBox schemas that
+// validate requests, so the document cannot drift from what is enforced.
+import { IncomingEvent, NormalizedEvent } from '../schemas/event.ts';
+
+const error = {
+  type: 'object',
+  properties: { success: { const: false }, error: { type: 'string' } },
+  required: ['success', 'error'],
+};
+const ok = { type: 'object', properties: { success: { const: true } }, required: ['success'] };
+const responses = {
+  '200': {
+    description: 'Accepted: every event of the request is in Kafka',
+    content: { 'application/json': { schema: ok } },
+  },
+  '400': {
+    description: 'Invalid input; `error` names the field',
+    content: { 'application/json': { schema: error } },
+  },
+  '401': {
+    description: 'Missing, unknown or revoked write key',
+    content: { 'application/json': { schema: error } },
+  },
+  '413': {
+    description: 'Body over 500 KB (also after gzip)',
+    content: { 'application/json': { schema: error } },
+  },
+  '415': {
+    description: 'Unsupported content type or encoding',
+    content: { 'application/json': { schema: error } },
+  },
+  '429': {
+    description: 'Write key over its rate; retry after `Retry-After` seconds',
+    headers: { 'Retry-After': { schema: { type: 'integer' } } },
+    content: { 'application/json': { schema: error } },
+  },
+  '503': {
+    description: 'Kafka did not acknowledge in time; nothing was accepted, retry',
+    headers: { 'Retry-After': { schema: { type: 'integer' } } },
+    content: { 'application/json': { schema: error } },
+  },
+};
+
+const body = (schema: object) => ({
+  required: true,
+  content: {
+    'application/json': { schema },
+    'text/plain': {
+      schema: { type: 'string', description: 'the same JSON, sent as text/plain by browser SDKs' },
+    },
+  },
+});
+
+const calls: Array<[string, string, string]> = [
+  ['track', 't', 'Record an action (`event` required)'],
+  ['identify', 'i', 'Tie a user to their traits'],
+  ['page', 'p', 'Record a page view'],
+  ['screen', 's', 'Record a mobile screen view'],
+  ['group', 'g', 'Associate the user with a group (`groupId` required)'],
+  ['alias', 'a', 'Link `previousId` to `userId`'],
+];
+
+export function ingestOpenApi(): object {
+  const ref = { $ref: '#/components/schemas/IncomingEvent' };
+  const batch = {
+    type: 'object',
+    required: ['batch'],
+    properties: {
+      batch: { type: 'array', items: ref, minItems: 1 },
+      context: { type: 'object', description: 'merged under each event’s own context' },
+      integrations: { type: 'object' },
+      writeKey: { type: 'string' },
+    },
+  };
+  const paths: Record<string, object> = {};
+  for (const [name, short, summary] of calls) {
+    const op = { summary, tags: ['tracking'], requestBody: body(ref), responses };
+    paths[`/v1/${name}`] = { post: { ...op, operationId: name } };
+    paths[`/v1/${short}`] = {
+      post: { ...op, operationId: `${name}Short`, summary: `${summary} (browser SDK short form)` },
+    };
+  }
+  const batchOp = {
+    summary: 'Send many events; all or nothing (one invalid event rejects the request, naming it)',
+    tags: ['tracking'],
+    requestBody: body(batch),
+    responses,
+  };
+  paths['/v1/batch'] = { post: { ...batchOp, operationId: 'batch' } };
+  paths['/v1/import'] = { post: { ...batchOp, operationId: 'import' } };
+  paths['/v1/b'] = { post: { ...batchOp, operationId: 'batchShort' } };
+  paths['/v1/projects/{writeKey}/settings'] = {
+    get: {
+      operationId: 'browserSettings',
+      summary: 'Settings the browser SDK loads at start-up, with apiHost pointing at this host',
+      tags: ['browser'],
+      parameters: [{ name: 'writeKey', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { '200': { description: 'settings' }, '404': { description: 'unknown write key' } },
+    },
+  };
+  paths['/healthz'] = {
+    get: {
+      operationId: 'healthz',
+      summary: 'Alive',
+      tags: ['health'],
+      responses: { '200': { description: 'alive' } },
+    },
+  };
+  paths['/readyz'] = {
+    get: {
+      operationId: 'readyz',
+      summary: 'Kafka reachable',
+      tags: ['health'],
+      responses: {
+        '200': { description: 'ready' },
+        '503': { description: 'not ready; `checks` names what failed' },
+      },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'cdp ingest: Segment-compatible HTTP Tracking API',
+      version: '0.1.0',
+      description:
+        'Authenticate with HTTP Basic (write key as user name, empty password) or `writeKey` in the body. ' +
+        'Bodies may be gzip-encoded. Limits: 32 KB per event, 500 KB per request.',
+    },
+    components: {
+      securitySchemes: { writeKey: { type: 'http', scheme: 'basic' } },
+      schemas: { IncomingEvent, NormalizedEvent },
+    },
+    security: [{ writeKey: [] }],
+    paths,
+  };
+}

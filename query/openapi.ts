@@ -1,0 +1,172 @@
+// OpenAPI 3.1 description of the query API, with request bodies from the TypeBox schemas
+// that validate them.
+import { CampaignInput } from '../schemas/campaign.ts';
+import { SegmentInput } from '../schemas/segment.ts';
+
+const json = (schema: object) => ({ 'application/json': { schema } });
+const err = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] };
+const errors = {
+  '400': { description: 'Invalid input; `error` names the field', content: json(err) },
+  '401': { description: 'Missing or unknown admin key', content: json(err) },
+  '404': { description: 'Not found', content: json(err) },
+};
+const id = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+const query = (name: string, schema: object = { type: 'string' }) => ({
+  name,
+  in: 'query',
+  required: false,
+  schema,
+});
+const op = (operationId: string, summary: string, extra: object = {}) => ({
+  operationId,
+  summary,
+  responses: { '200': { description: 'OK' }, ...errors },
+  ...extra,
+});
+
+const Profile = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    userIds: { type: 'array', items: { type: 'string' } },
+    anonymousIds: { type: 'array', items: { type: 'string' } },
+    emails: { type: 'array', items: { type: 'string' } },
+    traits: { type: 'object' },
+    segments: { type: 'array', items: { type: 'string' } },
+    firstSeenAt: { type: ['string', 'null'], format: 'date-time' },
+    lastSeenAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
+
+export function queryOpenApi(): object {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'cdp query API',
+      version: '0.1.0',
+      description: 'Every /v1 route needs an admin key: `Authorization: Bearer <key>`.',
+    },
+    components: {
+      securitySchemes: { adminKey: { type: 'http', scheme: 'bearer' } },
+      schemas: { Profile, SegmentInput, CampaignInput },
+    },
+    security: [{ adminKey: [] }],
+    paths: {
+      '/v1/profiles': {
+        get: op('findProfile', 'Find a profile by exactly one of userId, anonymousId or email', {
+          parameters: [query('userId'), query('anonymousId'), query('email')],
+          responses: {
+            '200': { description: 'the profile', content: json({ $ref: '#/components/schemas/Profile' }) },
+            ...errors,
+          },
+        }),
+      },
+      '/v1/profiles/{id}': {
+        get: op('getProfile', 'A profile by id; a merged-away id answers with the survivor', {
+          parameters: [id('id')],
+        }),
+      },
+      '/v1/profiles/{id}/events': {
+        get: op(
+          'profileEvents',
+          'The person’s history from ClickHouse, newest first, across all its identifiers',
+          {
+            parameters: [
+              id('id'),
+              query('limit', { type: 'integer', minimum: 1, maximum: 1000, default: 100 }),
+            ],
+          },
+        ),
+      },
+      '/v1/segments': {
+        get: op('listSegments', 'Segments of the workspace'),
+        post: op('createSegment', 'Create a segment from a JSON Logic rule', {
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/SegmentInput' }) },
+          responses: { '201': { description: 'created' }, ...errors },
+        }),
+      },
+      '/v1/segments/{id}': {
+        get: op('getSegment', 'A segment', { parameters: [id('id')] }),
+        put: op('updateSegment', 'Replace name and rule; the version increases', {
+          parameters: [id('id')],
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/SegmentInput' }) },
+        }),
+        delete: op(
+          'deleteSegment',
+          'Delete (refused while other segments or campaigns use it); emits no exits',
+          {
+            parameters: [id('id')],
+            responses: {
+              '204': { description: 'deleted' },
+              '409': { description: 'in use', content: json(err) },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/segments/{id}/members': {
+        get: op('segmentMembers', 'Member profile ids, oldest entry first', {
+          parameters: [
+            id('id'),
+            query('cursor'),
+            query('limit', { type: 'integer', minimum: 1, maximum: 1000 }),
+          ],
+        }),
+      },
+      '/v1/campaigns': {
+        get: op('listCampaigns', 'Campaigns of the workspace'),
+        post: op('createCampaign', 'Create a campaign; a webhook secret is generated when none is given', {
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/CampaignInput' }) },
+          responses: { '201': { description: 'created (with the secret)' }, ...errors },
+        }),
+      },
+      '/v1/campaigns/{id}': {
+        get: op('getCampaign', 'A campaign', { parameters: [id('id')] }),
+        put: op('updateCampaign', 'Replace the campaign; the version increases', {
+          parameters: [id('id')],
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/CampaignInput' }) },
+        }),
+        delete: op('deleteCampaign', 'Delete', {
+          parameters: [id('id')],
+          responses: { '204': { description: 'deleted' }, ...errors },
+        }),
+      },
+      '/v1/write-keys': {
+        get: op('listWriteKeys', 'Write keys of the workspace, revoked ones included'),
+        post: op('createWriteKey', 'Create a write key', {
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['name'],
+              properties: { name: { type: 'string', minLength: 1 } },
+            }),
+          },
+          responses: { '201': { description: 'created' }, ...errors },
+        }),
+      },
+      '/v1/write-keys/{id}': {
+        delete: op('revokeWriteKey', 'Revoke; ingest refuses it within a second', {
+          parameters: [id('id')],
+          responses: { '204': { description: 'revoked' }, ...errors },
+        }),
+      },
+      '/healthz': {
+        get: {
+          operationId: 'healthz',
+          summary: 'Alive',
+          security: [],
+          responses: { '200': { description: 'alive' } },
+        },
+      },
+      '/readyz': {
+        get: {
+          operationId: 'readyz',
+          summary: 'Redis and ClickHouse reachable',
+          security: [],
+          responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+        },
+      },
+    },
+  };
+}
