@@ -70,7 +70,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
     await next();
   });
 
-  app.route('/v1/profiles', profileRoutes(deps));
+  app.route('/v1/profiles', profileRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));

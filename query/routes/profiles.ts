@@ -3,6 +3,8 @@ import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { type IdentityKind, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { QueryEnv } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
+import { eraseProfile } from '../erase-profile.ts';
 import { QueryError } from '../query-error.ts';
 
 export interface Profile {
@@ -64,7 +66,12 @@ export async function readProfile(
   };
 }
 
-export function profileRoutes(deps: { redis: Redis; clickhouse: ClickHouseClient; redisPrefix: string }) {
+export function profileRoutes(deps: {
+  redis: Redis;
+  clickhouse: ClickHouseClient;
+  redisPrefix: string;
+  now: () => Date;
+}) {
   const app = new Hono<QueryEnv>();
   const lookups: Array<[string, IdentityKind]> = [
     ['userId', 'user'],
@@ -91,6 +98,28 @@ export function profileRoutes(deps: { redis: Redis; clickhouse: ClickHouseClient
     const profile = await readProfile(deps.redis, deps.redisPrefix, c.get('workspaceId'), c.req.param('id'));
     if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
     return c.json(profile);
+  });
+
+  app.delete('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const profile = await readProfile(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
+    const result = await eraseProfile(deps, ws, profile.id);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'erase',
+        entityType: 'profile',
+        entityId: profile.id,
+        // what was erased is not repeated in the audit log: only how much
+        before: { identities: result.identities.length, traits: Object.keys(profile.traits).length },
+        after: null,
+      },
+      deps.now(),
+    );
+    return c.json({ erased: profile.id, identities: result.identities.length });
   });
 
   app.get('/:id/events', async (c) => {

@@ -1,0 +1,16 @@
+-- GDPR erasure of one profile's Redis state, atomically: its identifiers stop resolving,
+-- its traits, identity set and memberships are deleted, it leaves every segment.
+-- Key layout: schemas/redis-keys.ts. KEYS[1] = workspace tag; ARGV[1] = profile id.
+-- Returns the identifiers it held ("kind:value"), for erasing history elsewhere.
+local tag, pid = KEYS[1], ARGV[1]
+local p = tag .. ':p:' .. pid
+local ids = redis.call('SMEMBERS', p .. ':ids')
+for _, m in ipairs(ids) do
+  local sep = string.find(m, ':', 1, true)
+  local key = tag .. ':id:' .. string.sub(m, 1, sep - 1) .. ':' .. string.sub(m, sep + 1)
+  if redis.call('GET', key) == pid then redis.call('DEL', key) end
+end
+local segs = redis.call('HGETALL', p .. ':seg')
+for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', pid) end
+redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg')
+return ids
