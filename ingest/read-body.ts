@@ -6,7 +6,9 @@ import { IngestError } from './ingest-error.ts';
 
 export const MAX_BODY_BYTES = 500 * 1024;
 
-const JSON_TYPES = new Set(['application/json', 'text/plain', '']);
+// application/x-www-form-urlencoded: @rudderstack/rudder-sdk-node posts its gzipped JSON as a Buffer
+// through axios, which labels it so; the body is still JSON (a real form body fails as such).
+const JSON_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded', '']);
 
 export async function readJsonBody(req: Request, maxBytes = MAX_BODY_BYTES): Promise<unknown> {
   const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
