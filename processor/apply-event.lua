@@ -7,7 +7,12 @@
 --   <tag>:p:<pid>:ids              set of "<kind>:<value>"
 --   <tag>:p:<pid>:seg              segment id -> membership epoch (odd = member)
 --   <tag>:s:<segmentId>:m          sorted set of member profile ids
--- ARGV: messageId, dedupTtlSeconds, eventTimeMs, newProfileId, maxIdentities,
+--   <tag>:p:<pid>:c:<conditionId>  sorted set of the times (ms) of events matching a
+--                                  counted condition (member = messageId), trimmed to
+--                                  the longest window that reads it
+--   <tag>:p:<pid>:cs               set of the condition ids the profile has times for
+-- ARGV: messageId, dedupTtlSeconds, eventTimeMs, newProfileId, maxIdentities, nowMs,
+--       conditions JSON {"add":[ids matched by this event],"read":[[id, retentionMs]...]},
 --       nIds, then nIds (kind, value) pairs, then (trait, jsonValue) pairs.
 -- A replayed messageId changes nothing; the profile it resolved to is still returned so
 -- the caller can re-evaluate (re-evaluation is idempotent).
@@ -17,7 +22,10 @@ local ttl = tonumber(ARGV[2])
 local ts = tonumber(ARGV[3])
 local newPid = ARGV[4]
 local maxIds = tonumber(ARGV[5])
-local nIds = tonumber(ARGV[6])
+local now = tonumber(ARGV[6])
+local conds = cjson.decode(ARGV[7])
+local nIds = tonumber(ARGV[8])
+local base = 8
 
 local function pkey(pid) return tag .. ':p:' .. pid end
 
@@ -41,8 +49,8 @@ end
 local ids = {}
 local userId = nil
 for i = 1, nIds do
-  local kind = ARGV[6 + 2 * i - 1]
-  local value = ARGV[6 + 2 * i]
+  local kind = ARGV[base + 2 * i - 1]
+  local value = ARGV[base + 2 * i]
   if kind == 'prev' then
     -- alias: previousId names an earlier userId or an anonymousId
     if redis.call('EXISTS', tag .. ':id:user:' .. value) == 1 then kind = 'user' else kind = 'anon' end
@@ -52,7 +60,7 @@ for i = 1, nIds do
     if kind == 'user' then userId = value end
   end
 end
-local traitStart = 6 + 2 * nIds + 1
+local traitStart = base + 2 * nIds + 1
 
 local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
 local duplicate = not fresh
@@ -75,6 +83,20 @@ if not target then
   end
 end
 
+local retention = {}
+for _, r in ipairs(conds['read'] or {}) do retention[r[1]] = r[2] end
+
+-- the event times of every counted condition, within its retention
+local function times(pid)
+  local out = {}
+  for _, r in ipairs(conds['read'] or {}) do
+    local key = pkey(pid) .. ':c:' .. r[1]
+    out[#out + 1] = r[1]
+    out[#out + 1] = redis.call('ZRANGE', key, '(' .. (now - r[2]), '+inf', 'BYSCORE', 'WITHSCORES')
+  end
+  return out
+end
+
 local state = function(pid, created, merged, conflicts, limited)
   local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
   return {
@@ -82,12 +104,12 @@ local state = function(pid, created, merged, conflicts, limited)
     redis.call('HGETALL', pkey(pid) .. ':t'),
     redis.call('HGETALL', pkey(pid) .. ':seg'),
     redis.call('SMEMBERS', pkey(pid) .. ':ids'),
-    merged, conflicts, limited,
+    merged, conflicts, limited, times(pid),
   }
 end
 
 if duplicate then
-  if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {} } end
+  if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {}, {} } end
   return state(target, false, {}, {}, {})
 end
 
@@ -122,10 +144,17 @@ local function merge(src, dst)
   local d = redis.call('HMGET', pkey(dst), 'firstSeenAt', 'lastSeenAt')
   if s[1] and (not d[1] or tonumber(s[1]) < tonumber(d[1])) then redis.call('HSET', pkey(dst), 'firstSeenAt', s[1]) end
   if s[2] and (not d[2] or tonumber(s[2]) > tonumber(d[2])) then redis.call('HSET', pkey(dst), 'lastSeenAt', s[2]) end
+  -- counted event times: the union (an event is one member, so nothing counts twice)
+  for _, c in ipairs(redis.call('SMEMBERS', pkey(src) .. ':cs')) do
+    local d = pkey(dst) .. ':c:' .. c
+    redis.call('ZUNIONSTORE', d, 2, d, pkey(src) .. ':c:' .. c, 'AGGREGATE', 'MIN')
+    redis.call('SADD', pkey(dst) .. ':cs', c)
+    redis.call('DEL', pkey(src) .. ':c:' .. c)
+  end
   -- the merged-away profile leaves its segments; the survivor is re-evaluated by the caller
   local segs = redis.call('HGETALL', pkey(src) .. ':seg')
   for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', src) end
-  redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg')
+  redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg', pkey(src) .. ':cs')
   redis.call('HSET', pkey(src), 'mergedInto', dst)
   merged[#merged + 1] = src
 end
@@ -177,6 +206,14 @@ for i = traitStart, #ARGV, 2 do
     redis.call('HSET', pkey(target) .. ':t', k, ARGV[i + 1])
     redis.call('HSET', pkey(target) .. ':tt', k, ts)
   end
+end
+
+-- counted conditions this event matches (ZADD by messageId: a replay adds nothing)
+for _, c in ipairs(conds['add'] or {}) do
+  local key = pkey(target) .. ':c:' .. c
+  redis.call('ZADD', key, ts, messageId)
+  redis.call('SADD', pkey(target) .. ':cs', c)
+  if retention[c] then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - retention[c])) end
 end
 
 return state(target, created, merged, conflicts, limited)

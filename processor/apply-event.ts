@@ -9,6 +9,7 @@ import { isJunkId } from '../schemas/event.ts';
 import type { IdentityKind } from '../schemas/redis-keys.ts';
 
 const SCRIPT = readFileSync(new URL('./apply-event.lua', import.meta.url), 'utf8');
+const READ = readFileSync(new URL('./read-profile.lua', import.meta.url), 'utf8');
 
 export interface ProfileState {
   profileId: string;
@@ -23,16 +24,26 @@ export interface ProfileState {
   merged: string[];
   conflicts: string[];
   limited: string[];
+  /** condition id → times (ms) of its matching events within retention, oldest first */
+  times: Record<string, number[]>;
+}
+
+/** Which counted conditions an event adds to, and which the workspace's rules read. */
+export interface ConditionPlan {
+  add: string[];
+  read: Array<[id: string, retentionMs: number]>;
 }
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     cdpApplyEvent(tag: string, ...args: (string | number)[]): Result<unknown[], Context>;
+    cdpReadProfile(tag: string, pid: string, now: number, conds: string): Result<unknown[], Context>;
   }
 }
 
 export function defineApplyEvent(redis: Redis): void {
   redis.defineCommand('cdpApplyEvent', { numberOfKeys: 1, lua: SCRIPT });
+  redis.defineCommand('cdpReadProfile', { numberOfKeys: 1, lua: READ });
 }
 
 export interface ApplyOptions {
@@ -73,6 +84,8 @@ export function queueApplyEvent(
   tag: string,
   e: NormalizedEvent,
   opts: ApplyOptions,
+  conditions: ConditionPlan = { add: [], read: [] },
+  nowMs: number = Date.now(),
 ): void {
   const ids = identifiersOf(e);
   const args: (string | number)[] = [
@@ -81,6 +94,8 @@ export function queueApplyEvent(
     Date.parse(e.timestamp),
     (opts.newProfileId ?? randomUUID)(),
     opts.maxIdentities,
+    nowMs,
+    JSON.stringify(conditions),
     ids.length,
   ];
   for (const [k, v] of ids) args.push(k, v);
@@ -91,20 +106,34 @@ export function queueApplyEvent(
   (pipe as unknown as Redis).cdpApplyEvent(tag, ...args);
 }
 
+/** Queues a read of a profile's state (no event): for timers and re-evaluation. */
+export function queueReadProfile(
+  pipe: ChainableCommander,
+  tag: string,
+  profileId: string,
+  read: ConditionPlan['read'],
+  nowMs: number,
+): void {
+  (pipe as unknown as Redis).cdpReadProfile(tag, profileId, nowMs, JSON.stringify({ read }));
+}
+
+type RawState = [
+  string,
+  number,
+  number,
+  string,
+  string,
+  string[],
+  string[],
+  string[],
+  string[],
+  string[],
+  string[],
+  unknown[],
+];
+
 export function parseApplyResult(raw: unknown): ProfileState | null {
-  const r = raw as [
-    string,
-    number,
-    number,
-    string,
-    string,
-    string[],
-    string[],
-    string[],
-    string[],
-    string[],
-    string[],
-  ];
+  const r = raw as RawState;
   if (!r[0]) return null;
   const traits: Record<string, unknown> = {};
   for (let i = 0; i < r[5].length; i += 2)
@@ -123,7 +152,19 @@ export function parseApplyResult(raw: unknown): ProfileState | null {
     merged: r[8],
     conflicts: r[9],
     limited: r[10],
+    times: parseTimes(r[11] ?? []),
   };
+}
+
+function parseTimes(flat: unknown[]): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const pairs = flat[i + 1] as string[];
+    const ts: number[] = [];
+    for (let j = 1; j < pairs.length; j += 2) ts.push(Number(pairs[j]));
+    out[String(flat[i])] = ts;
+  }
+  return out;
 }
 
 function safeParse(s: string): unknown {

@@ -1,4 +1,6 @@
-// Step (pure): given a profile's state, decide which segment memberships change.
+// Step (pure): given a profile's state and the time, decide which segment memberships
+// change, and when time alone could change them next (the earliest moment a counted
+// event leaves its window).
 import type { RuleContext } from '../schemas/rules.ts';
 import type { ProfileState } from './apply-event.ts';
 import type { CompiledSegment } from './segment-registry.ts';
@@ -11,11 +13,41 @@ export interface Transition {
   type: 'entered' | 'exited';
 }
 
+export interface Evaluation {
+  transitions: Transition[];
+  /** Epoch ms at which a windowed rule of this profile must be evaluated again, if any. */
+  nextDeadline: number | null;
+}
+
 export function evaluateSegments(
   segments: readonly CompiledSegment[],
   state: ProfileState,
   event: Record<string, unknown> | null,
-): Transition[] {
+  nowMs: number,
+): Evaluation {
+  // Windowed counts, exact to the millisecond: an event at t counts while t > now - window.
+  const counts: Record<string, number> = {};
+  let nextDeadline: number | null = null;
+  for (const s of segments) {
+    for (const c of s.rule.counts) {
+      if (c.key in counts) continue;
+      const times = state.times[c.condition.id] ?? [];
+      let n = 0;
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const t of times) {
+        if (t > nowMs - c.windowMs) {
+          n++;
+          if (t < oldest) oldest = t;
+        }
+      }
+      counts[c.key] = n;
+      if (n > 0) {
+        const leaves = oldest + c.windowMs;
+        if (nextDeadline === null || leaves < nextDeadline) nextDeadline = leaves;
+      }
+    }
+  }
+
   // Memberships are settled in dependency order so `in_segment` sees this round's result.
   const epochs = { ...state.epochs };
   const isMember = (id: string) => (epochs[id] ?? 0) % 2 === 1;
@@ -24,8 +56,9 @@ export function evaluateSegments(
     profile: { id: state.profileId, firstSeenAt: state.firstSeenAt, lastSeenAt: state.lastSeenAt },
     event,
     segments: Object.keys(epochs).filter(isMember),
+    counts,
   };
-  const out: Transition[] = [];
+  const transitions: Transition[] = [];
   for (const s of orderByDependency(segments)) {
     let want: boolean;
     try {
@@ -37,11 +70,16 @@ export function evaluateSegments(
     const now = isMember(id);
     if (want === now) continue;
     const fromEpoch = epochs[id] ?? 0;
-    out.push({ segmentId: id, segmentVersion: s.def.version, fromEpoch, type: want ? 'entered' : 'exited' });
+    transitions.push({
+      segmentId: id,
+      segmentVersion: s.def.version,
+      fromEpoch,
+      type: want ? 'entered' : 'exited',
+    });
     epochs[id] = fromEpoch + 1;
     ctx.segments = want ? [...ctx.segments, id] : ctx.segments.filter((x) => x !== id);
   }
-  return out;
+  return { transitions, nextDeadline };
 }
 
 /** Segments a rule references come before it; cycles are refused when segments are saved. */

@@ -7,8 +7,9 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { topics } from '../schemas/topics.ts';
 import { createHistorySink } from './history-sink.ts';
-import { createProcessorPipeline } from './pipeline.ts';
+import { createProcessor } from './pipeline.ts';
 import { SegmentRegistry } from './segment-registry.ts';
+import { startTimerWorker } from './timers.ts';
 
 export function topicSpecs(cfg: Config) {
   const t = topics(cfg.kafka.topicPrefix);
@@ -36,7 +37,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     load: async () => registry.replace(await store.list('segments')),
   });
 
-  const pipeline = createProcessorPipeline({
+  const processor = createProcessor({
     redis,
     producer,
     topics: t,
@@ -53,7 +54,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     consumer: { groupId: group('cdp-processor'), topics: [t.events], maxBatchSize: 500 },
     handler: async (batch, ctx) => {
       await watcher.ready;
-      await pipeline(batch, ctx);
+      await processor.handleBatch(batch, ctx);
     },
     log: log.child({ consumer: 'processor' }),
   });
@@ -81,9 +82,22 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     log: log.child({ consumer: 'history' }),
   });
 
+  // Windowed rules change truth as time passes: re-evaluate profiles at their deadlines.
+  const timers = startTimerWorker({
+    redis,
+    prefix: cfg.redis.prefix,
+    reevaluate: async (members) => {
+      await watcher.ready;
+      await processor.reevaluate(members);
+    },
+    log,
+    now: () => new Date(),
+  });
+
   return {
     name: 'processor',
     async stop() {
+      await timers.stop();
       await Promise.all([profiles.stop(), history.stop()]);
       await sink.flush();
       watcher.stop();

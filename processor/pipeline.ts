@@ -13,7 +13,7 @@ import type { BatchHandler, OutgoingMessage, Producer } from '../runtime/kafka/i
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
-import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import type { SegmentChange } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, profileKey, type Topics } from '../schemas/topics.ts';
 import {
@@ -22,10 +22,12 @@ import {
   type ProfileState,
   parseApplyResult,
   queueApplyEvent,
+  queueReadProfile,
 } from './apply-event.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { parseEvent } from './parse-event.ts';
 import type { SegmentRegistry } from './segment-registry.ts';
+import { timerMember } from './timers.ts';
 
 const RECORD = readFileSync(new URL('./record-membership.lua', import.meta.url), 'utf8');
 
@@ -52,12 +54,85 @@ export interface ProcessorDeps {
   now?: () => Date;
 }
 
-export function createProcessorPipeline(deps: ProcessorDeps): BatchHandler {
+export interface Processor {
+  /** Handles one batch of cdp.events. */
+  handleBatch: BatchHandler;
+  /** Re-evaluates profiles without an event (timers): publishes and records what changed. */
+  reevaluate(members: Array<{ workspaceId: string; profileId: string }>): Promise<void>;
+}
+
+export function createProcessor(deps: ProcessorDeps): Processor {
   defineApplyEvent(deps.redis);
   deps.redis.defineCommand('cdpRecordMembership', { numberOfKeys: 1, lua: RECORD });
   const now = deps.now ?? (() => new Date());
+  const timers = globalKeys(deps.redisPrefix).timers;
 
-  return async (batch) => {
+  /**
+   * Evaluates each profile's final state, publishes the transitions, records them, and
+   * schedules the next time-driven evaluation of profiles with windowed rules.
+   */
+  const settle = async (
+    items: Array<{ ws: string; state: ProfileState; event: NormalizedEvent | null }>,
+    at: Date,
+  ) => {
+    const changes: Array<{ ws: string; change: SegmentChange; from: number }> = [];
+    const schedule: Array<[number, string]> = [];
+    for (const { ws, state, event } of items) {
+      const segments = deps.registry.forWorkspace(ws);
+      if (segments.length === 0) continue;
+      const { transitions, nextDeadline } = evaluateSegments(
+        segments,
+        state,
+        event as unknown as Record<string, unknown> | null,
+        at.getTime(),
+      );
+      if (nextDeadline !== null) schedule.push([nextDeadline, timerMember(ws, state.profileId)]);
+      const userEntry = state.identities.find((i) => i.startsWith('user:'));
+      for (const t of transitions)
+        changes.push({
+          ws,
+          from: t.fromEpoch,
+          change: {
+            workspaceId: ws,
+            profileId: state.profileId,
+            segmentId: t.segmentId,
+            segmentVersion: t.segmentVersion,
+            type: t.type,
+            epoch: t.fromEpoch + 1,
+            messageId: event?.messageId ?? null,
+            occurredAt: at.toISOString(),
+            userId: userEntry ? userEntry.slice(5) : null,
+            traits: state.traits,
+          },
+        });
+    }
+    // publish, then record (see the top of this file for why in this order)
+    if (changes.length > 0) {
+      await deps.producer.send(
+        deps.topics.segmentChanges,
+        changes.map(({ change }) => ({
+          key: profileKey(change.workspaceId, change.profileId),
+          value: JSON.stringify(change),
+        })),
+      );
+    }
+    if (changes.length > 0 || schedule.length > 0) {
+      const rec = deps.redis.pipeline();
+      for (const { ws, change, from } of changes)
+        (rec as unknown as Redis).cdpRecordMembership(
+          workspaceKeys(deps.redisPrefix, ws).tag,
+          change.profileId,
+          change.segmentId,
+          from,
+          at.getTime(),
+        );
+      // LT keeps the earliest: an early firing only re-evaluates and reschedules
+      for (const [deadline, member] of schedule) rec.zadd(timers, 'LT', deadline, member);
+      await rec.exec();
+    }
+  };
+
+  const handleBatch: BatchHandler = async (batch) => {
     const dead: OutgoingMessage[] = [];
     const events: NormalizedEvent[] = [];
     for (const m of batch.messages) {
@@ -82,10 +157,18 @@ export function createProcessorPipeline(deps: ProcessorDeps): BatchHandler {
       }
     }
 
-    // 1. identity + profile, pipelined: one round trip for the whole batch
+    // 1. identity + profile + counted event times, pipelined: one round trip per batch
+    const at = now();
     const pipe = deps.redis.pipeline();
     for (const e of events)
-      queueApplyEvent(pipe, workspaceKeys(deps.redisPrefix, e.workspaceId).tag, e, deps.apply);
+      queueApplyEvent(
+        pipe,
+        workspaceKeys(deps.redisPrefix, e.workspaceId).tag,
+        e,
+        deps.apply,
+        deps.registry.conditionPlan(e),
+        at.getTime(),
+      );
     const results = events.length > 0 ? ((await pipe.exec()) ?? []) : [];
 
     // 2. the final state of each profile this batch touched
@@ -104,55 +187,34 @@ export function createProcessorPipeline(deps: ProcessorDeps): BatchHandler {
         );
       latest.set(`${event.workspaceId}/${state.profileId}`, { ws: event.workspaceId, state, event });
     });
+    for (const k of mergedAway) latest.delete(k);
 
-    // 3. segment transitions
-    const changes: Array<{ ws: string; change: SegmentChange; from: number }> = [];
-    const at = now();
-    for (const [k, { ws, state, event }] of latest) {
-      if (mergedAway.has(k)) continue;
-      const segments = deps.registry.forWorkspace(ws);
-      if (segments.length === 0) continue;
-      for (const t of evaluateSegments(segments, state, event as unknown as Record<string, unknown>)) {
-        const userEntry = state.identities.find((i) => i.startsWith('user:'));
-        changes.push({
-          ws,
-          from: t.fromEpoch,
-          change: {
-            workspaceId: ws,
-            profileId: state.profileId,
-            segmentId: t.segmentId,
-            segmentVersion: t.segmentVersion,
-            type: t.type,
-            epoch: t.fromEpoch + 1,
-            messageId: event.messageId,
-            occurredAt: at.toISOString(),
-            userId: userEntry ? userEntry.slice(5) : null,
-            traits: state.traits,
-          },
-        });
-      }
-    }
-
-    // 4. publish, then 5. record
-    if (changes.length > 0) {
-      await deps.producer.send(
-        deps.topics.segmentChanges,
-        changes.map(({ change }) => ({
-          key: profileKey(change.workspaceId, change.profileId),
-          value: JSON.stringify(change),
-        })),
-      );
-      const rec = deps.redis.pipeline();
-      for (const { ws, change, from } of changes)
-        (rec as unknown as Redis).cdpRecordMembership(
-          workspaceKeys(deps.redisPrefix, ws).tag,
-          change.profileId,
-          change.segmentId,
-          from,
-          at.getTime(),
-        );
-      await rec.exec();
-    }
+    // 3. segment transitions (merge before evaluation: rules read the merged state)
+    await settle([...latest.values()], at);
     if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
   };
+
+  const reevaluate: Processor['reevaluate'] = async (members) => {
+    if (members.length === 0) return;
+    const at = now();
+    const pipe = deps.redis.pipeline();
+    for (const m of members)
+      queueReadProfile(
+        pipe,
+        workspaceKeys(deps.redisPrefix, m.workspaceId).tag,
+        m.profileId,
+        deps.registry.readPlan(m.workspaceId),
+        at.getTime(),
+      );
+    const results = (await pipe.exec()) ?? [];
+    const items: Array<{ ws: string; state: ProfileState; event: null }> = [];
+    results.forEach(([err, raw], i) => {
+      if (err) throw err;
+      const state = parseApplyResult(raw);
+      if (state) items.push({ ws: members[i]!.workspaceId, state, event: null });
+    });
+    await settle(items, at);
+  };
+
+  return { handleBatch, reevaluate };
 }

@@ -12,5 +12,6 @@ for _, m in ipairs(ids) do
 end
 local segs = redis.call('HGETALL', p .. ':seg')
 for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', pid) end
-redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg')
+for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do redis.call('DEL', p .. ':c:' .. c) end
+redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs')
 return ids

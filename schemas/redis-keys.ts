@@ -43,6 +43,10 @@ export function globalKeys(prefix: string) {
     campaigns: `${prefix}:defs:campaigns`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
+    /** Sorted set `${workspaceId}/${profileId}` → epoch ms when a windowed rule must be re-evaluated. */
+    timers: `${prefix}:timers`,
+    /** Sorted set of claimed timers → lease expiry; a dead claimer's timers go back after it. */
+    timerLeases: `${prefix}:timers:lease`,
     /** Hash write key → WriteKeyRecord JSON (revoked keys stay, marked). */
     writeKeys: `${prefix}:keys:write`,
     /** Counter bumped on every write-key change; ingest reloads its cache when it moves. */

@@ -6,6 +6,7 @@ const ctx = (traits: Record<string, unknown>, segments: string[] = []): RuleCont
   profile: { id: 'p', firstSeenAt: null, lastSeenAt: null },
   event: null,
   segments,
+  counts: {},
 });
 
 describe('compileRule', () => {
@@ -31,11 +32,35 @@ describe('compileRule', () => {
     [{ '==': [1, 1], '!=': [1, 2] }, /exactly one operator/],
     [{ var: 'secret.x' }, /unknown field "secret.x"/],
     [{ in_segment: [] }, /in_segment takes one segment id/],
-    [{ event_count: ['Order Completed', '7d'] }, /not supported by this version yet/],
+    [{ event_count: ['Order Completed', '7 days'] }, /bad window/],
+    [{ event_count: ['Order Completed', '500d'] }, /bad window/],
+    [{ event_count: ['', '7d'] }, /event name/],
+    [{ event_count: ['X', '7d', { nope: [] }] }, /unknown operator "nope" in filter/],
     ['pro', /must be a JSON Logic operation object/],
     [null, /must be a JSON Logic operation object/],
   ])('refuses %o', (rule, pattern) => {
     expect(() => compileRule(rule)).toThrow(pattern);
+  });
+
+  it('rewrites event_count into a windowed count the evaluator prepares', () => {
+    const r = compileRule({
+      '>=': [{ event_count: ['Order Completed', '7d', { '>': [{ var: 'revenue' }, 100] }] }, 2],
+    });
+    expect(r.counts).toHaveLength(1);
+    const c = r.counts[0]!;
+    expect(c.windowMs).toBe(7 * 86_400_000);
+    expect(c.condition.event).toBe('Order Completed');
+    expect(c.condition.matches({ revenue: 150 })).toBe(true);
+    expect(c.condition.matches({ revenue: 50 })).toBe(false);
+    expect(r.evaluate({ ...ctx({}), counts: { [c.key]: 2 } })).toBe(true);
+    expect(r.evaluate({ ...ctx({}), counts: { [c.key]: 1 } })).toBe(false);
+    expect(r.evaluate(ctx({}))).toBe(false);
+    // the same condition in another rule shares its id (one sorted set per profile)
+    const again = compileRule({
+      event_count: ['Order Completed', '30d', { '>': [{ var: 'revenue' }, 100] }],
+    });
+    expect(again.counts[0]!.condition.id).toBe(c.condition.id);
+    expect(again.counts[0]!.key).not.toBe(c.key);
   });
 
   it('refuses rules nested too deep', () => {

@@ -2,6 +2,7 @@
 // and compiled once: custom operators are rewritten into plain JSON Logic over a context
 // the evaluator prepares, and the compiled rule records what it reads, so the processor
 // evaluates only the rules an event can change.
+import { createHash } from 'node:crypto';
 import jsonLogic from 'json-logic-js';
 
 const BUILTIN_OPS = new Set([
@@ -41,8 +42,36 @@ const BUILTIN_OPS = new Set([
   'filter',
 ]);
 
-/** Operators of DESIGN.md that this engine does not evaluate yet are refused, not ignored. */
-const PLANNED_OPS = new Set(['event_count']);
+const WINDOW_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+export const MAX_WINDOW_MS = 400 * 86_400_000;
+
+/** `"7d"` → milliseconds; undefined for anything else. */
+export function parseWindow(w: unknown): number | undefined {
+  if (typeof w !== 'string') return undefined;
+  const m = /^([1-9][0-9]{0,6})([smhd])$/.exec(w);
+  if (!m) return undefined;
+  const ms = Number(m[1]) * WINDOW_UNITS[m[2]!]!;
+  return ms <= MAX_WINDOW_MS ? ms : undefined;
+}
+
+/**
+ * One counted condition: events named `event` whose properties pass `filter`. Its id names
+ * the per-profile sorted set of matching event times; windows are applied when counting.
+ */
+export interface EventCondition {
+  id: string;
+  event: string;
+  filter: unknown;
+  matches(properties: Record<string, unknown>): boolean;
+}
+
+/** A windowed count a rule reads: condition × window. */
+export interface WindowedCount {
+  /** Key under `counts` in the rule context. */
+  key: string;
+  condition: EventCondition;
+  windowMs: number;
+}
 
 export class RuleError extends Error {
   constructor(
@@ -60,6 +89,8 @@ export interface RuleContext {
   event: Record<string, unknown> | null;
   /** Ids of the segments the profile is currently in. */
   segments: string[];
+  /** Windowed event counts, by WindowedCount.key. */
+  counts: Record<string, number>;
 }
 
 export interface CompiledRule {
@@ -69,6 +100,8 @@ export interface CompiledRule {
   segments: Set<string>;
   readsEvent: boolean;
   readsProfile: boolean;
+  /** Windowed counts the rule reads (`event_count`). */
+  counts: WindowedCount[];
   evaluate(ctx: RuleContext): boolean;
 }
 
@@ -76,6 +109,7 @@ const MAX_DEPTH = 32;
 const MAX_NODES = 2000;
 
 export function compileRule(rule: unknown): CompiledRule {
+  const counts = new Map<string, WindowedCount>();
   const reads = {
     traits: new Set<string>(),
     segments: new Set<string>(),
@@ -103,7 +137,23 @@ export function compileRule(rule: unknown): CompiledRule {
       reads.segments.add(id);
       return { in: [id, { var: 'segments' }] };
     }
-    if (PLANNED_OPS.has(op)) throw new RuleError(here, `operator ${op} is not supported by this version yet`);
+    if (op === 'event_count') {
+      const [event, window, filter] = args;
+      if (typeof event !== 'string' || event.length === 0 || event.length > 512)
+        throw new RuleError(here, 'event_count takes an event name first');
+      const windowMs = parseWindow(window);
+      if (windowMs === undefined)
+        throw new RuleError(
+          here,
+          `bad window ${JSON.stringify(window)}: use a number with s, m, h or d, at most 400d`,
+        );
+      if (args.length > 3)
+        throw new RuleError(here, 'event_count takes an event name, a window and an optional filter');
+      const condition = compileCondition(event, filter ?? null, `${here}[2]`);
+      const key = `${condition.id}_${windowMs}`;
+      counts.set(key, { key, condition, windowMs });
+      return { var: `counts.${key}` };
+    }
     if (!BUILTIN_OPS.has(op)) throw new RuleError(here, `unknown operator "${op}"`);
     if (op === 'var') {
       const name = args[0];
@@ -129,7 +179,40 @@ export function compileRule(rule: unknown): CompiledRule {
   const compiled = walk(rule, '', 0) as jsonLogic.RulesLogic;
   return {
     ...reads,
+    counts: [...counts.values()],
     evaluate: (ctx) => truthy(jsonLogic.apply(compiled, ctx)),
+  };
+}
+
+/** Validates a property filter (plain JSON Logic over the event's properties) and compiles it. */
+function compileCondition(event: string, filter: unknown, path: string): EventCondition {
+  if (filter !== null) {
+    if (typeof filter !== 'object' || Array.isArray(filter))
+      throw new RuleError(path, 'the filter must be a JSON Logic operation on the event properties');
+    let nodes = 0;
+    const check = (node: unknown, p: string, depth: number) => {
+      if (++nodes > MAX_NODES || depth > MAX_DEPTH) throw new RuleError(p, 'filter too large or too deep');
+      if (Array.isArray(node)) node.forEach((n, i) => check(n, `${p}[${i}]`, depth + 1));
+      else if (node && typeof node === 'object') {
+        const keys = Object.keys(node);
+        if (keys.length !== 1 || !BUILTIN_OPS.has(keys[0]!))
+          throw new RuleError(p, `unknown operator "${keys.join(',')}" in filter`);
+        check((node as Record<string, unknown>)[keys[0]!], `${p}.${keys[0]}`, depth + 1);
+      }
+    };
+    check(filter, path, 0);
+  }
+  const id = createHash('sha256')
+    .update(JSON.stringify([event, filter]))
+    .digest('base64url')
+    .slice(0, 16)
+    .replace(/[-_]/g, 'x');
+  const logic = filter as jsonLogic.RulesLogic;
+  return {
+    id,
+    event,
+    filter,
+    matches: (properties) => filter === null || truthy(jsonLogic.apply(logic, properties)),
   };
 }
 
