@@ -6,7 +6,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { withTimeout } from '../runtime/http.ts';
-import type { Producer } from '../runtime/kafka/index.ts';
+import type { OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
@@ -31,23 +31,32 @@ export interface IngestDeps {
   rateLimiter?: RateLimiter;
 }
 
-const SHORT: Record<string, EventType | 'batch'> = {
-  t: 'track',
-  i: 'identify',
-  p: 'page',
-  s: 'screen',
-  g: 'group',
-  a: 'alias',
-  b: 'batch',
-  track: 'track',
-  identify: 'identify',
-  page: 'page',
-  screen: 'screen',
-  group: 'group',
-  alias: 'alias',
-  batch: 'batch',
-  import: 'batch',
-};
+// A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
+const SHORT = new Map<string, EventType | 'batch'>([
+  ['t', 'track'],
+  ['i', 'identify'],
+  ['p', 'page'],
+  ['s', 'screen'],
+  ['g', 'group'],
+  ['a', 'alias'],
+  ['b', 'batch'],
+  ['track', 'track'],
+  ['identify', 'identify'],
+  ['page', 'page'],
+  ['screen', 'screen'],
+  ['group', 'group'],
+  ['alias', 'alias'],
+  ['batch', 'batch'],
+  ['import', 'batch'],
+]);
+
+/**
+ * What one request may put on Kafka after normalisation: a batch-level context is copied
+ * into every event, so 500 KB of input could otherwise become hundreds of MB.
+ */
+export const MAX_PRODUCED_BYTES = 16 * 1024 * 1024;
+/** One produce call stays under Kafka's default 1 MB record-batch limit. */
+const PRODUCE_CHUNK_BYTES = 900 * 1024;
 
 export function createIngestApp(deps: IngestDeps): Hono {
   const now = deps.now ?? (() => new Date());
@@ -80,7 +89,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
   app.get('/openapi.json', (c) => c.json(openapi));
 
   app.post('/v1/:type', async (c) => {
-    const kind = SHORT[c.req.param('type')];
+    const kind = SHORT.get(c.req.param('type'));
     if (!kind) throw new IngestError(400, `unknown call "${c.req.param('type')}"`);
     const body = await readJsonBody(c.req.raw);
     if (body === null || typeof body !== 'object' || Array.isArray(body))
@@ -109,6 +118,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
       const batchIntegrations = asObject(b.integrations);
       // A batch is all or nothing, as with Segment: one invalid event rejects the request
       // with a 400 naming it, so an SDK never believes a dropped event was delivered.
+      const budget = { bytes: 0 };
       events = items.map((item, i) =>
         checkSize(
           normalizeEvent(item, {
@@ -120,10 +130,13 @@ export function createIngestApp(deps: IngestDeps): Hono {
             label: `batch[${i}]`,
           }),
           `batch[${i}]`,
+          budget,
         ),
       );
     } else {
-      events = [checkSize(normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip }), 'event')];
+      events = [
+        checkSize(normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip }), 'event', { bytes: 0 }),
+      ];
     }
 
     const allowed = deps.rateLimiter?.take(writeKey, events.length);
@@ -131,14 +144,24 @@ export function createIngestApp(deps: IngestDeps): Hono {
       throw new IngestError(429, `rate limit exceeded for this write key`, allowed.retryAfterSeconds);
 
     try {
+      // A request that normalises to more than Kafka takes in one batch is sent in chunks;
+      // the 200 still waits for every one of them.
+      const chunks: OutgoingMessage[][] = [[]];
+      let bytes = 0;
+      for (const e of events) {
+        const value = JSON.stringify(e);
+        if (bytes + value.length > PRODUCE_CHUNK_BYTES && chunks[chunks.length - 1]!.length > 0) {
+          chunks.push([]);
+          bytes = 0;
+        }
+        bytes += value.length;
+        chunks[chunks.length - 1]!.push({
+          key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
+          value,
+        });
+      }
       await withTimeout(
-        deps.producer.send(
-          deps.eventsTopic,
-          events.map((e) => ({
-            key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
-            value: JSON.stringify(e),
-          })),
-        ),
+        Promise.all(chunks.map((c) => deps.producer.send(deps.eventsTopic, c))),
         produceTimeoutMs,
         'kafka produce',
       );
@@ -170,10 +193,17 @@ function authenticate(
   return { writeKey: key, workspaceId };
 }
 
-function checkSize(e: NormalizedEvent, label: string): NormalizedEvent {
+/** Per-event and per-request size limits; stops at the first event past either. */
+function checkSize(e: NormalizedEvent, label: string, budget: { bytes: number }): NormalizedEvent {
   const size = Buffer.byteLength(JSON.stringify(e));
   if (size > MAX_EVENT_BYTES)
     throw new IngestError(400, `${label}: ${size} bytes, over the ${MAX_EVENT_BYTES}-byte event limit`);
+  budget.bytes += size;
+  if (budget.bytes > MAX_PRODUCED_BYTES)
+    throw new IngestError(
+      413,
+      `request expands to over ${MAX_PRODUCED_BYTES} bytes of events: send smaller batches`,
+    );
   return e;
 }
 

@@ -13,6 +13,8 @@ import { IngestError } from './ingest-error.ts';
 export const MAX_EVENT_BYTES = 32 * 1024;
 const MAX_DEPTH = 24;
 const MAX_KEYS = 2000;
+/** Batch-level objects already shape-checked (they are shared by every event of a batch). */
+const shapeChecked = new WeakSet<object>();
 
 export interface NormalizeContext {
   workspaceId: string;
@@ -36,6 +38,18 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
     fail(`${ctx.label ?? 'event'}: must be a JSON object`);
   const shape = checkShape(raw as object);
   if (shape) fail(`${at}${shape}`);
+  // The batch-level context and integrations are merged into every event of a batch, so
+  // they get the same bounds (and `__proto__` removal) as the event itself; without this a
+  // deeply nested batch context overflowed the stack in JSON.stringify (a 500).
+  for (const [name, obj] of [
+    ['context', ctx.batchContext],
+    ['integrations', ctx.batchIntegrations],
+  ] as const) {
+    if (!obj || shapeChecked.has(obj)) continue;
+    const problem = checkShape(obj);
+    if (problem) fail(`${name}: ${problem.replace(/^event: /, '')}`);
+    shapeChecked.add(obj); // checked once per batch, not once per event
+  }
   if (!incomingEventCheck.Check(raw)) {
     const e = incomingEventCheck.Errors(raw).First();
     fail(
@@ -48,7 +62,8 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   if (!type || !(EVENT_TYPES as readonly string[]).includes(type))
     fail(`${at}type: must be one of ${EVENT_TYPES.join(', ')}`);
   if (ctx.routeType && ev.type && ev.type !== ctx.routeType)
-    fail(`${at}type: "${ev.type}" sent to the ${ctx.routeType} endpoint`);
+    // quoted and cut short: the error must not echo an arbitrarily large client string
+    fail(`${at}type: ${JSON.stringify(ev.type.slice(0, 64))} sent to the ${ctx.routeType} endpoint`);
 
   const userId = cleanId(ev.userId);
   const anonymousId = cleanId(ev.anonymousId);
@@ -70,6 +85,9 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
     (sentAt && original
       ? new Date(receivedAt.getTime() - (sentAt.getTime() - original.getTime()))
       : (original ?? receivedAt));
+  // Far-apart sentAt and originalTimestamp (each a valid date) can push the corrected time
+  // outside the Date range; toISOString() would then throw a RangeError (a 500).
+  if (Number.isNaN(when.getTime())) fail(`${at}sentAt: too far from originalTimestamp`);
 
   const context: Record<string, unknown> = { ...(ctx.batchContext ?? {}), ...(ev.context ?? {}) };
   if (context.ip === undefined && ctx.ip) context.ip = ctx.ip;

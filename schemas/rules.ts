@@ -192,8 +192,9 @@ function compileCondition(event: string, filter: unknown, path: string): EventCo
     let nodes = 0;
     const check = (node: unknown, p: string, depth: number) => {
       if (++nodes > MAX_NODES || depth > MAX_DEPTH) throw new RuleError(p, 'filter too large or too deep');
-      if (Array.isArray(node)) node.forEach((n, i) => check(n, `${p}[${i}]`, depth + 1));
-      else if (node && typeof node === 'object') {
+      if (Array.isArray(node)) {
+        for (let i = 0; i < node.length; i++) check(node[i], `${p}[${i}]`, depth + 1);
+      } else if (node && typeof node === 'object') {
         const keys = Object.keys(node);
         if (keys.length !== 1 || !BUILTIN_OPS.has(keys[0]!))
           throw new RuleError(p, `unknown operator "${keys.join(',')}" in filter`);

@@ -10,9 +10,17 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
-export function withLinger(inner: Producer, opts: { lingerMs: number; maxMessages?: number }): Producer {
+export function withLinger(
+  inner: Producer,
+  opts: { lingerMs: number; maxMessages?: number; maxBytes?: number },
+): Producer {
   const maxMessages = opts.maxMessages ?? 10_000;
-  const pending = new Map<string, { waiting: Waiting[]; count: number; timer: NodeJS.Timeout }>();
+  // under the broker's default 1 MB limit, so merged requests never make a batch too large
+  const maxBytes = opts.maxBytes ?? 900 * 1024;
+  const pending = new Map<
+    string,
+    { waiting: Waiting[]; count: number; bytes: number; timer: NodeJS.Timeout }
+  >();
 
   const flush = (topic: string) => {
     const p = pending.get(topic);
@@ -34,14 +42,20 @@ export function withLinger(inner: Producer, opts: { lingerMs: number; maxMessage
     connect: () => inner.connect(),
     send(topic, messages) {
       return new Promise<void>((resolve, reject) => {
+        const bytes = messages.reduce((n, m) => n + m.value.length + m.key.length, 0);
         let p = pending.get(topic);
+        if (p && p.bytes + bytes > maxBytes) {
+          flush(topic);
+          p = undefined;
+        }
         if (!p) {
-          p = { waiting: [], count: 0, timer: setTimeout(() => flush(topic), opts.lingerMs) };
+          p = { waiting: [], count: 0, bytes: 0, timer: setTimeout(() => flush(topic), opts.lingerMs) };
           pending.set(topic, p);
         }
         p.waiting.push({ messages, resolve, reject });
         p.count += messages.length;
-        if (p.count >= maxMessages) flush(topic);
+        p.bytes += bytes;
+        if (p.count >= maxMessages || p.bytes >= maxBytes) flush(topic);
       });
     },
     async disconnect() {
