@@ -136,7 +136,12 @@ describe('windowed counts', () => {
       deadline: null,
     },
   ])('$description', ({ times, now, epochs, want, deadline }) => {
-    const r = evaluateSegments(segments(twoIn20s), withTimes(times, epochs as Record<string, number>), null, now);
+    const r = evaluateSegments(
+      segments(twoIn20s),
+      withTimes(times, epochs as Record<string, number>),
+      null,
+      now,
+    );
     expect(r.transitions.map((t) => t.type)[0] ?? null).toBe(want);
     expect(r.nextDeadline).toBe(deadline);
   });

@@ -6,6 +6,7 @@ import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { topics } from '../schemas/topics.ts';
+import { createBackfiller } from './backfill.ts';
 import { createHistorySink } from './history-sink.ts';
 import { createProcessor } from './pipeline.ts';
 import { SegmentRegistry } from './segment-registry.ts';
@@ -31,10 +32,16 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
 
   const registry = new SegmentRegistry(log);
   const store = new DefinitionStore(redis, cfg.redis.prefix);
+  // the backfiller re-evaluates through the processor, which is built below
+  let backfiller: ReturnType<typeof createBackfiller> | undefined;
   const watcher = watchDefinitions({
     store,
     log,
-    load: async () => registry.replace(await store.list('segments')),
+    load: async () => {
+      const defs = await store.list('segments');
+      registry.replace(defs);
+      await backfiller?.sync(defs);
+    },
   });
 
   const processor = createProcessor({
@@ -81,6 +88,14 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     handler: sink.handler,
     log: log.child({ consumer: 'history' }),
   });
+
+  backfiller = createBackfiller({
+    redis,
+    prefix: cfg.redis.prefix,
+    reevaluate: processor.reevaluate,
+    log,
+  });
+  void watcher.ready.then(async () => backfiller?.sync(await store.list('segments'))).catch(() => {});
 
   // Windowed rules change truth as time passes: re-evaluate profiles at their deadlines.
   const timers = startTimerWorker({

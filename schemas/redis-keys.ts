@@ -47,6 +47,11 @@ export function globalKeys(prefix: string) {
     timers: `${prefix}:timers`,
     /** Sorted set of claimed timers → lease expiry; a dead claimer's timers go back after it. */
     timerLeases: `${prefix}:timers:lease`,
+    /** Hash `${workspaceId}/${segmentId}` → BackfillStatus JSON. */
+    backfills: `${prefix}:backfill`,
+    /** Lock of one backfill run: `${prefix}:backfill-lock:${workspaceId}/${segmentId}/${version}`. */
+    backfillLock: (workspaceId: string, segmentId: string, version: number) =>
+      `${prefix}:backfill-lock:${workspaceId}/${segmentId}/${version}`,
     /** Hash write key → WriteKeyRecord JSON (revoked keys stay, marked). */
     writeKeys: `${prefix}:keys:write`,
     /** Counter bumped on every write-key change; ingest reloads its cache when it moves. */

@@ -23,3 +23,12 @@ export interface SegmentDefinition {
   createdAt: string;
   updatedAt: string;
 }
+
+/** Progress of evaluating a segment version over the profiles that existed before it. */
+export interface BackfillStatus {
+  version: number;
+  status: 'backfilling' | 'ready';
+  scanned: number;
+  startedAt: string;
+  finishedAt: string | null;
+}

@@ -3,9 +3,14 @@ import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Redis } from '../../runtime/redis.ts';
-import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import { compileRule, RuleError } from '../../schemas/rules.ts';
-import { type SegmentDefinition, type SegmentInput, segmentInputCheck } from '../../schemas/segment.ts';
+import {
+  type BackfillStatus,
+  type SegmentDefinition,
+  type SegmentInput,
+  segmentInputCheck,
+} from '../../schemas/segment.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { QueryError } from '../query-error.ts';
@@ -95,7 +100,18 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
     return def;
   };
 
-  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+  app.get('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    const raw = await deps.redis.hget(globalKeys(deps.redisPrefix).backfills, `${ws}/${def.id}`);
+    const b = raw ? (JSON.parse(raw) as BackfillStatus) : undefined;
+    // a version whose backfill has not reported yet is still backfilling
+    const backfill =
+      b && b.version === def.version
+        ? { status: b.status, scanned: b.scanned, startedAt: b.startedAt, finishedAt: b.finishedAt }
+        : { status: 'backfilling', scanned: 0, startedAt: null, finishedAt: null };
+    return c.json({ ...def, backfill });
+  });
 
   app.put('/:id', async (c) => {
     const ws = c.get('workspaceId');
