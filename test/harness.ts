@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
 import { type Config, loadConfig } from '../runtime/config.ts';
 import { createLogger, type Logger } from '../runtime/log.ts';
@@ -57,4 +58,28 @@ export async function eventually<T>(
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
   );
+}
+
+/** Collects every message of a topic from the beginning, as parsed JSON, until stopped. */
+export async function readTopic<T>(
+  brokers: string[],
+  topic: string,
+  groupId: string,
+): Promise<{ seen: Array<{ key: string; value: T }>; stop(): Promise<void> }> {
+  const consumer = new Kafka({ brokers, logLevel: logLevel.NOTHING }).consumer({ groupId });
+  await consumer.connect();
+  // a topic created a moment ago may not be in every broker's metadata yet
+  await eventually(
+    `topic ${topic}`,
+    () => consumer.subscribe({ topic, fromBeginning: true }).then(() => true),
+    30_000,
+    200,
+  );
+  const seen: Array<{ key: string; value: T }> = [];
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      seen.push({ key: message.key?.toString() ?? '', value: JSON.parse(message.value!.toString()) as T });
+    },
+  });
+  return { seen, stop: () => consumer.disconnect() };
 }

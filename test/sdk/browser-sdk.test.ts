@@ -12,13 +12,12 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
 import { topics } from '../../schemas/topics.ts';
-import { eventually, testConfig, testLogger } from '../harness.ts';
+import { eventually, readTopic, testConfig, testLogger } from '../harness.ts';
 
 type Json = Record<string, unknown>;
 interface KafkaEvent {
@@ -42,26 +41,12 @@ let browser: Browser | undefined;
 let reader: { seen: KafkaEvent[]; stop(): Promise<void> };
 
 /** Every message on this suite's events topic, from the beginning. */
-async function readEvents(c: Config): Promise<typeof reader> {
-  const kafka = new Kafka({ brokers: c.kafka.brokers, logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `${c.kafka.topicPrefix}-browser-verify` });
-  await consumer.connect();
-  // a topic created a moment ago may not be in every broker's metadata yet
-  await eventually(
-    'the events topic',
-    () =>
-      consumer.subscribe({ topic: topics(c.kafka.topicPrefix).events, fromBeginning: true }).then(() => true),
-    30_000,
-    200,
-  );
-  const seen: KafkaEvent[] = [];
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      seen.push({ key: message.key?.toString() ?? '', value: JSON.parse(message.value!.toString()) });
-    },
-  });
-  return { seen, stop: () => consumer.disconnect() };
-}
+const readEvents = (c: Config): Promise<typeof reader> =>
+  readTopic<Json>(
+    c.kafka.brokers,
+    topics(c.kafka.topicPrefix).events,
+    `${c.kafka.topicPrefix}-browser-verify`,
+  ) as Promise<typeof reader>;
 
 /** The standard Segment snippet (5.2.x), with our host in place of cdn.segment.com. */
 function snippetPage(cdn: string, writeKey: string): string {
