@@ -88,6 +88,29 @@ describe('segment backfill', () => {
     expect(entered).toHaveLength(4); // b1, b2, b4 by backfill, b5 by streaming: once each
     expect(new Set(entered.map((c) => c.profileId)).size).toBe(4);
     expect(mine.filter((c) => c.type === 'exited')).toHaveLength(1);
+
+    // an edit is a new version, backfilled: members who no longer match exit, new ones enter
+    const edited = await fetch(`${running.urls.query}/v1/segments/${created.id}`, {
+      method: 'PUT',
+      headers: admin(),
+      body: JSON.stringify({ name: 'Free', rule: { '==': [{ var: 'traits.plan' }, 'free'] } }),
+    });
+    expect(((await edited.json()) as { version: number }).version).toBe(2);
+    await eventually('version 2 backfilled', async () => {
+      const s = (await (
+        await fetch(`${running.urls.query}/v1/segments/${created.id}`, { headers: admin() })
+      ).json()) as {
+        backfill: { status: string };
+      };
+      return s.backfill.status === 'ready';
+    });
+    await eventually('b1 and b3 members', async () => (await members()) === 2);
+    const v2of = () => changes.filter((c) => c.segmentId === created.id && c.segmentVersion === 2);
+    await eventually('five version-2 changes', () => v2of().length >= 5);
+    await new Promise((r) => setTimeout(r, 300));
+    const v2 = v2of();
+    expect(v2.filter((c) => c.type === 'entered')).toHaveLength(2); // b1, b3
+    expect(v2.filter((c) => c.type === 'exited')).toHaveLength(3); // b2, b4, b5
     await reader.disconnect();
   });
 });
