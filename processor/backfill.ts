@@ -37,7 +37,7 @@ export function createBackfiller(opts: {
     };
     await opts.redis.hset(keys.backfills, field, JSON.stringify(status));
     const tag = workspaceKeys(opts.prefix, def.workspaceId).tag;
-    const profileKey = new RegExp(`^${escape(tag)}:p:([^:]+)$`);
+    const profileKey = new RegExp(`^${escapeRegExp(tag)}:p:([^:]+)$`);
     let cursor = '0';
     do {
       const [next, found] = await opts.redis.scan(cursor, 'MATCH', `${tag}:p:*`, 'COUNT', opts.chunk ?? 1000);
@@ -94,6 +94,6 @@ export function createBackfiller(opts: {
   };
 }
 
-function escape(s: string): string {
+function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -1,0 +1,368 @@
+// Ingest: how many events the HTTP edge takes, side by side in one run with
+//   ingest/bare      a bare Hono accept-and-drop handler (parse JSON, answer success): the HTTP ceiling
+//   ingest/kafkajs   the real ingest service, CDP_KAFKA_DRIVER=kafkajs
+//   ingest/rdkafka   the real ingest service, CDP_KAFKA_DRIVER=rdkafka
+//   producer/<drv>   our runtime/kafka producer sending the same (normalised) events straight to
+//                    the broker: the producer's and broker's ceiling for that driver
+// Each is loaded with single-event requests (/v1/track) and 100-event batches (/v1/batch)
+// from a separate process; repeats are interleaved so drifting background load hits all
+// targets alike.
+import { Hono } from 'hono';
+import { type RunningServices, startServices } from '../../cli/services.ts';
+import { normalizeEvent } from '../../ingest/normalize-event.ts';
+import { loadConfig } from '../../runtime/config.ts';
+import { listen } from '../../runtime/http.ts';
+import { createKafka } from '../../runtime/kafka/index.ts';
+import { eventKey, topics } from '../../schemas/topics.ts';
+import { batchBodies, fillSlots, singleBodies } from '../events.ts';
+import { type LoadResult, type LoadSpec, runLoad } from '../load.ts';
+import { type CpuWindow, cpuSampler } from '../machine.ts';
+import { buildRows, type Figure, type Target } from '../report.ts';
+import type { Measurement, ScenarioContext, ScenarioResult } from '../scenario.ts';
+import { median } from '../stats.ts';
+
+const SINGLE_CONNECTIONS = 32;
+const BATCH_CONNECTIONS = 16;
+const BATCH_SIZE = 100;
+const PARTITIONS = 8;
+const LINGER_MS = 2; // what ingest asks its producer for
+const WORKSPACE = 'default';
+
+/** From the issue: batched ingest ≥ 50,000 events/s; single-event req/s ≥ 60% of the bare handler's. */
+export const TARGETS = {
+  batchEventsPerSec: { kind: 'atLeast', value: 50_000 } as Target,
+  singleVsBare: { kind: 'ratioAtLeast', value: 0.6 } as Target,
+};
+
+const DRIVERS = ['kafkajs', 'rdkafka'] as const;
+type Driver = (typeof DRIVERS)[number];
+type LoadKind = 'single' | 'batch';
+
+const FIG = {
+  single: {
+    tp: 'single: throughput',
+    p50: 'single: p50',
+    p99: 'single: p99',
+    cpu: 'single: CPU',
+    cpuPerEvent: 'single: CPU per event',
+    err: 'single: errors',
+  },
+  batch: {
+    tp: `batch×${BATCH_SIZE}: throughput`,
+    p50: `batch×${BATCH_SIZE}: p50`,
+    p99: `batch×${BATCH_SIZE}: p99`,
+    cpu: `batch×${BATCH_SIZE}: CPU`,
+    cpuPerEvent: `batch×${BATCH_SIZE}: CPU per event`,
+    err: `batch×${BATCH_SIZE}: errors`,
+  },
+} as const;
+
+interface HttpTarget {
+  scenario: string;
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function startBare(): Promise<HttpTarget> {
+  const app = new Hono();
+  app.post('/v1/:type', async (c) => {
+    await c.req.json();
+    return c.json({ success: true });
+  });
+  const server = await listen(app, '127.0.0.1', 0);
+  return { scenario: 'ingest/bare', url: `http://127.0.0.1:${server.port}`, stop: server.close };
+}
+
+function startIngest(ctx: ScenarioContext, driver: Driver): Promise<RunningServices> {
+  const cfg = loadConfig({
+    NODE_ENV: 'development',
+    LOG_LEVEL: ctx.log.level as string,
+    KAFKA_BROKERS: ctx.kafkaBrokers,
+    REDIS_URL: ctx.redisUrl,
+    CDP_KAFKA_DRIVER: driver,
+    CDP_TOPIC_PREFIX: `bench-${ctx.nonce}-${driver}`,
+    CDP_REDIS_PREFIX: `bench-${ctx.nonce}-${driver}`,
+    CDP_TOPIC_PARTITIONS: String(PARTITIONS),
+    CDP_DATA_DIR: ctx.dataDir,
+    CDP_INGEST_HOST: '127.0.0.1',
+    CDP_INGEST_PORT: '0',
+    // capacity is measured, not the per-key limit (100k events/s by default, above what we reach)
+    CDP_INGEST_RATE_LIMIT: '0',
+  });
+  return startServices(cfg, ['ingest'], ctx.log.child({ bench: driver }));
+}
+
+/**
+ * Waits until the target takes a real event (200). A target that never does is a failure,
+ * not a figure. Returns what /readyz said once it did (it should agree).
+ */
+async function waitAccepting(url: string, auth: string, body: string, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/v1/track`, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body,
+      });
+      last = `${res.status} ${await res.text()}`;
+      if (res.status === 200) {
+        const ready = await fetch(`${url}/readyz`).catch(() => undefined);
+        return ready ? `${ready.status} ${await ready.text()}` : 'no answer';
+      }
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`POST ${url}/v1/track did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}
+
+/** The events as ingest would put them on Kafka (normalised, keyed), pre-serialised. */
+function normalisedSets(bodies: string[], kind: LoadKind) {
+  const receivedAt = new Date();
+  const ctx = { workspaceId: WORKSPACE, receivedAt, ip: '127.0.0.1' };
+  return bodies.map((body) => {
+    const parsed = JSON.parse(fillSlots(body)) as { batch?: unknown[] };
+    const items = kind === 'batch' ? parsed.batch! : [parsed];
+    return items.map((item) => {
+      const e = normalizeEvent(item, kind === 'single' ? { ...ctx, routeType: 'track' } : ctx);
+      return {
+        key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
+        value: JSON.stringify(e),
+      };
+    });
+  });
+}
+
+export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const { settings } = ctx;
+  const auth = `Basic ${Buffer.from('dev-write-key:').toString('base64')}`;
+  const bodies = {
+    single: singleBodies(64, ctx.nonce),
+    batch: batchBodies(8, BATCH_SIZE, ctx.nonce),
+  };
+  const brokers = ctx.kafkaBrokers.split(',');
+
+  const targets: HttpTarget[] = [];
+  const measurements: Measurement[] = [];
+  const notes: string[] = [];
+  try {
+    ctx.progress('ingest: starting the bare handler and the ingest service on both drivers');
+    targets.push(await startBare());
+    for (const d of DRIVERS) {
+      const running = await startIngest(ctx, d);
+      targets.push({ scenario: `ingest/${d}`, url: running.urls.ingest!, stop: running.stop });
+    }
+    for (const t of targets) {
+      const ready = await waitAccepting(t.url, auth, fillSlots(bodies.single[0]!));
+      if (t.scenario !== 'ingest/bare' && !ready.startsWith('200')) {
+        const note = `${t.scenario}: takes events, but GET /readyz answers ${ready}`;
+        ctx.progress(`  warning: ${note}`);
+        notes.push(note);
+      }
+    }
+
+    const rawTopic = (d: Driver) => topics(`bench-${ctx.nonce}-raw-${d}`).events;
+    const admin = createKafka({ brokers, driver: 'kafkajs', clientId: 'cdp-bench' }, ctx.log).admin();
+    try {
+      // kafkajs sometimes reports a just-created topic as unknown while waiting for its
+      // leaders; creating is idempotent, so ask again
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await admin.ensureTopics(DRIVERS.map((d) => ({ topic: rawTopic(d), partitions: PARTITIONS })));
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    const sets = {
+      single: normalisedSets(bodies.single, 'single'),
+      batch: normalisedSets(bodies.batch, 'batch'),
+    };
+
+    const timing = { warmupMs: settings.warmupMs, durationMs: settings.durationMs };
+    for (let run = 1; run <= settings.runs; run++) {
+      for (const t of targets) {
+        for (const kind of ['single', 'batch'] as const) {
+          const spec: LoadSpec = {
+            kind: 'http',
+            url: t.url,
+            path: kind === 'single' ? '/v1/track' : '/v1/batch',
+            headers: { authorization: auth, 'content-type': 'application/json' },
+            bodies: bodies[kind],
+            eventsPerRequest: kind === 'single' ? 1 : BATCH_SIZE,
+            connections: kind === 'single' ? SINGLE_CONNECTIONS : BATCH_CONNECTIONS,
+            ...timing,
+          };
+          measurements.push(await measure(ctx, t.scenario, kind, run, spec, true));
+        }
+      }
+      for (const d of DRIVERS) {
+        for (const kind of ['single', 'batch'] as const) {
+          const spec: LoadSpec = {
+            kind: 'kafka',
+            driver: d,
+            brokers,
+            topic: rawTopic(d),
+            sets: sets[kind],
+            concurrency: kind === 'single' ? SINGLE_CONNECTIONS : BATCH_CONNECTIONS,
+            lingerMs: LINGER_MS,
+            ...timing,
+          };
+          measurements.push(await measure(ctx, `producer/${d}`, kind, run, spec, false));
+        }
+      }
+    }
+  } finally {
+    for (const t of targets.reverse()) await t.stop().catch(() => {});
+  }
+  return {
+    rows: buildRows(figures(measurements)),
+    measurements,
+    notes: [
+      `ingest: load from a separate process; single = ${SINGLE_CONNECTIONS} keep-alive connections × 1 event` +
+        ` (/v1/track, ~${bodies.single[0]!.length} B), batch = ${BATCH_CONNECTIONS} connections × ${BATCH_SIZE} events` +
+        ` (/v1/batch, ~${Math.round(bodies.batch[0]!.length / 1024)} KB); producer/<driver> = ${SINGLE_CONNECTIONS}` +
+        ` (single) or ${BATCH_CONNECTIONS} (batch) concurrent producer.send() of the same events, normalised;` +
+        ' p50/p99 are per request (or per send); ingest runs with CDP_INGEST_RATE_LIMIT=0',
+      ...notes,
+    ],
+  };
+}
+
+async function measure(
+  ctx: ScenarioContext,
+  scenario: string,
+  kind: LoadKind,
+  run: number,
+  spec: LoadSpec,
+  serverInProcess: boolean,
+): Promise<Measurement> {
+  let sampler: ReturnType<typeof cpuSampler> | undefined;
+  let cpu: CpuWindow | undefined;
+  const r: LoadResult = await runLoad(spec, {
+    onWindowStart: () => {
+      sampler = cpuSampler();
+    },
+    onWindowEnd: () => {
+      cpu = sampler?.stop();
+    },
+  });
+  const m: Measurement = {
+    scenario,
+    load: kind,
+    run,
+    opsPerSec: r.opsPerSec,
+    eventsPerSec: r.eventsPerSec,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    maxMs: r.latency.max,
+    errors: r.errors,
+    errorSamples: r.errorSamples,
+    abandoned: r.abandoned,
+    serverCpuPct: serverInProcess ? (cpu?.processPct ?? null) : null,
+    generatorCpuPct: r.generatorCpuPct,
+    cpuUsPerEvent: null,
+    machineBusyPct: cpu?.machineBusyPct ?? null,
+    jitterPct: r.jitterPct,
+  };
+  const cpuPct = serverInProcess ? m.serverCpuPct : m.generatorCpuPct;
+  m.cpuUsPerEvent = cpuPct !== null && m.eventsPerSec > 0 ? (cpuPct * 1e4) / m.eventsPerSec : null;
+  const unit = kind === 'batch' ? 'events/s' : scenario.startsWith('producer/') ? 'msg/s' : 'req/s';
+  const rate = kind === 'batch' ? m.eventsPerSec : m.opsPerSec;
+  ctx.progress(
+    `  run ${run}/${ctx.settings.runs}  ${`${scenario} ${kind}`.padEnd(24)} ${Math.round(rate).toLocaleString('en-US').padStart(8)} ${unit.padEnd(8)}` +
+      ` p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms` +
+      `  cpu ${(m.serverCpuPct ?? m.generatorCpuPct).toFixed(0)}% (${m.cpuUsPerEvent?.toFixed(1) ?? '?'} µs/event)` +
+      `  loadgen ${m.generatorCpuPct.toFixed(0)}%` +
+      `  machine ${m.machineBusyPct === null ? '?' : m.machineBusyPct.toFixed(0)}%` +
+      (m.errors > 0 ? `  ERRORS ${m.errors} (${m.errorSamples.join('; ')})` : '') +
+      (m.abandoned > 0 ? `  abandoned ${m.abandoned}` : ''),
+  );
+  return m;
+}
+
+/** Per-run measurements → figures (one value per run), with comparisons and targets. */
+export function figures(ms: readonly Measurement[]): Figure[] {
+  const out: Figure[] = [];
+  const scenarios = [...new Set(ms.map((m) => m.scenario))];
+  for (const scenario of scenarios) {
+    const producer = scenario.startsWith('producer/');
+    const driver = scenario.split('/')[1] as Driver | 'bare';
+    for (const kind of ['single', 'batch'] as const) {
+      const runs = ms.filter((m) => m.scenario === scenario && m.load === kind);
+      if (runs.length === 0) continue;
+      const f = FIG[kind];
+      const isIngest = !producer && driver !== 'bare';
+      const tpUnit = kind === 'batch' ? 'events/s' : producer ? 'msg/s' : 'req/s';
+      const jitters = runs.map((m) => m.jitterPct).filter((j): j is number => j !== null);
+      const tp: Figure = {
+        scenario,
+        figure: f.tp,
+        unit: tpUnit,
+        runs: runs.map((m) => (kind === 'batch' ? m.eventsPerSec : m.opsPerSec)),
+        jitterPct: jitters.length ? median(jitters) : null,
+      };
+      if (isIngest && kind === 'single') {
+        tp.compareTo = { scenario: 'ingest/bare', figure: f.tp };
+        tp.target = TARGETS.singleVsBare;
+      }
+      if (isIngest && kind === 'batch') {
+        tp.compareTo = { scenario: `producer/${driver}`, figure: f.tp };
+        tp.target = TARGETS.batchEventsPerSec;
+      }
+      out.push(tp);
+      const latRef = isIngest ? { scenario: 'ingest/bare' } : undefined;
+      out.push({
+        scenario,
+        figure: f.p50,
+        unit: 'ms',
+        runs: runs.map((m) => m.p50Ms),
+        ...(latRef ? { compareTo: { ...latRef, figure: f.p50 } } : {}),
+      });
+      out.push({
+        scenario,
+        figure: f.p99,
+        unit: 'ms',
+        runs: runs.map((m) => m.p99Ms),
+        ...(latRef ? { compareTo: { ...latRef, figure: f.p99 } } : {}),
+      });
+      out.push({
+        scenario,
+        figure: f.cpu,
+        unit: '% core',
+        runs: runs.map((m) => m.serverCpuPct ?? m.generatorCpuPct),
+      });
+      // CPU time per event is steadier than throughput on a busy machine: compare runs with it
+      out.push({
+        scenario,
+        figure: f.cpuPerEvent,
+        unit: 'µs',
+        runs: runs.map((m) => m.cpuUsPerEvent ?? Number.NaN),
+        ...(isIngest ? { compareTo: { scenario: 'ingest/bare', figure: f.cpuPerEvent } } : {}),
+      });
+      if (runs.some((m) => m.errors > 0))
+        out.push({
+          scenario,
+          figure: f.err,
+          unit: 'count',
+          runs: runs.map((m) => m.errors),
+          target: { kind: 'atMost', value: 0 },
+        });
+    }
+  }
+  // only compare with figures that were measured
+  const known = new Set(out.map((f) => `${f.scenario}\u0000${f.figure}`));
+  for (const f of out)
+    if (f.compareTo && !known.has(`${f.compareTo.scenario}\u0000${f.compareTo.figure}`)) {
+      delete f.compareTo;
+      if (f.target?.kind === 'ratioAtLeast') delete f.target;
+    }
+  return out;
+}
