@@ -10,10 +10,21 @@ const client = (driver: 'kafkajs' | 'rdkafka') =>
   createKafka({ brokers: inject('kafkaBrokers').split(','), driver, clientId: 'test' }, log);
 
 describe.each(['kafkajs', 'rdkafka'] as const)('%s driver', (driver) => {
+  it('fails its ping within a bounded time when no broker answers', async () => {
+    const dead = createKafka({ brokers: ['127.0.0.1:1'], driver, clientId: 'test' }, log).admin();
+    const started = Date.now();
+    await expect(
+      Promise.race([dead.ping(), new Promise((_, r) => setTimeout(() => r(new Error('hung')), 8000))]),
+    ).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(8000);
+    await dead.disconnect().catch(() => {});
+  }, 20_000);
+
   it('produces with acks, consumes in batches, retries a failed batch and commits after it', async () => {
     const kafka = client(driver);
     const topic = uniqueId(`drv-${driver}-`);
     const admin = kafka.admin();
+    await admin.ping(); // what /readyz calls
     await admin.ensureTopics([{ topic, partitions: 3 }]);
     await admin.ensureTopics([{ topic, partitions: 3 }]); // idempotent
     const producer = kafka.producer();

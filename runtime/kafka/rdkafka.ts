@@ -191,6 +191,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
 function rdAdmin(base: Record<string, unknown>): Admin {
   const Kafka = load();
   const admin = Kafka.AdminClient.create(base as never);
+  let metaClient: Promise<InstanceType<RdKafka['Producer']>> | undefined;
   return {
     async ensureTopics(topics) {
       for (const t of topics) {
@@ -208,15 +209,25 @@ function rdAdmin(base: Record<string, unknown>): Admin {
       }
     },
     async ping() {
-      // librdkafka's admin has no metadata call; listing topics is the cheapest round trip.
+      // node-rdkafka's AdminClient has no metadata call: a metadata request through a
+      // (never producing) producer client is the cheapest real round trip to the brokers.
+      metaClient ??= new Promise((resolve, reject) => {
+        const p = new Kafka.Producer(base as never);
+        p.connect({ timeout: 3000 }, (err) => (err ? reject(err) : resolve(p)));
+      });
+      const client = await metaClient.catch((err) => {
+        metaClient = undefined;
+        throw err;
+      });
       await new Promise<void>((resolve, reject) =>
-        (
-          admin as unknown as { listTopics(o: { timeout: number }, cb: (e: unknown) => void): void }
-        ).listTopics({ timeout: 3000 }, (err) => (err ? reject(err) : resolve())),
+        client.getMetadata({ timeout: 3000 }, (err) => (err ? reject(err) : resolve())),
       );
     },
     async disconnect() {
       admin.disconnect();
+      const c = await metaClient?.catch(() => undefined);
+      metaClient = undefined;
+      if (c) await new Promise<void>((resolve) => c.disconnect(() => resolve()));
     },
   };
 }
