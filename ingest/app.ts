@@ -109,7 +109,8 @@ export function createIngestApp(deps: IngestDeps): Hono {
       ip = undefined;
     }
 
-    let events: NormalizedEvent[];
+    // each event is serialised once: for the size limits and as the Kafka value
+    let events: Serialized[];
     if (kind === 'batch') {
       const items = b.batch;
       if (!Array.isArray(items)) throw new IngestError(400, 'batch: must be an array of events');
@@ -148,13 +149,12 @@ export function createIngestApp(deps: IngestDeps): Hono {
       // the 200 still waits for every one of them.
       const chunks: OutgoingMessage[][] = [[]];
       let bytes = 0;
-      for (const e of events) {
-        const value = JSON.stringify(e);
-        if (bytes + value.length > PRODUCE_CHUNK_BYTES && chunks[chunks.length - 1]!.length > 0) {
+      for (const { event: e, value, size } of events) {
+        if (bytes + size > PRODUCE_CHUNK_BYTES && chunks[chunks.length - 1]!.length > 0) {
           chunks.push([]);
           bytes = 0;
         }
-        bytes += value.length;
+        bytes += size;
         chunks[chunks.length - 1]!.push({
           key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
           value,
@@ -193,9 +193,17 @@ function authenticate(
   return { writeKey: key, workspaceId };
 }
 
-/** Per-event and per-request size limits; stops at the first event past either. */
-function checkSize(e: NormalizedEvent, label: string, budget: { bytes: number }): NormalizedEvent {
-  const size = Buffer.byteLength(JSON.stringify(e));
+interface Serialized {
+  event: NormalizedEvent;
+  value: string;
+  size: number;
+}
+
+/** Serialises an event and applies the per-event and per-request size limits. */
+function checkSize(e: NormalizedEvent, label: string, budget: { bytes: number }): Serialized {
+  const value = JSON.stringify(e);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when it could matter
+  const size = value.length * 3 <= MAX_EVENT_BYTES ? value.length : Buffer.byteLength(value);
   if (size > MAX_EVENT_BYTES)
     throw new IngestError(400, `${label}: ${size} bytes, over the ${MAX_EVENT_BYTES}-byte event limit`);
   budget.bytes += size;
@@ -204,7 +212,7 @@ function checkSize(e: NormalizedEvent, label: string, budget: { bytes: number })
       413,
       `request expands to over ${MAX_PRODUCED_BYTES} bytes of events: send smaller batches`,
     );
-  return e;
+  return { event: e, value, size };
 }
 
 function asObject(v: unknown): Record<string, unknown> | undefined {

@@ -1,6 +1,7 @@
 // Reads a request body the way tracking SDKs send it: JSON as application/json or as
 // text/plain (the browser SDK's way to skip the CORS preflight), optionally gzip-encoded.
 // Sizes are checked before and after decompression, so a gzip bomb stops at the limit.
+import { isUtf8 } from 'node:buffer';
 import { createGunzip } from 'node:zlib';
 import { IngestError } from './ingest-error.ts';
 
@@ -24,14 +25,9 @@ export async function readJsonBody(req: Request, maxBytes = MAX_BODY_BYTES): Pro
   const raw = await readLimited(req, maxBytes);
   const bytes = encoding === 'gzip' ? await gunzipLimited(raw, maxBytes) : raw;
   if (bytes.length === 0) throw new IngestError(400, 'empty body: send a JSON object');
-  let text: string;
+  if (!isUtf8(bytes)) throw new IngestError(400, 'body is not valid UTF-8');
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new IngestError(400, 'body is not valid UTF-8');
-  }
-  try {
-    return JSON.parse(text);
+    return JSON.parse(bytes.toString('utf8'));
   } catch (err) {
     throw new IngestError(400, `malformed JSON: ${(err as Error).message}`);
   }
@@ -39,6 +35,13 @@ export async function readJsonBody(req: Request, maxBytes = MAX_BODY_BYTES): Pro
 
 async function readLimited(req: Request, maxBytes: number): Promise<Buffer> {
   if (!req.body) return Buffer.alloc(0);
+  // With a declared length (already checked against the limit) the framing bounds the
+  // body: read it in one go. Chunked bodies are counted as they stream.
+  if (req.headers.get('content-length') !== null && req.headers.get('transfer-encoding') === null) {
+    const buf = Buffer.from(await req.arrayBuffer());
+    if (buf.length > maxBytes) throw new IngestError(413, `request body over ${maxBytes} bytes`);
+    return buf;
+  }
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = req.body.getReader();

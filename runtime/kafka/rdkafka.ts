@@ -35,15 +35,28 @@ export function createRdkafkaClient(opts: { brokers: string[]; clientId: string;
   };
 }
 
+/** One send() call: settled when the last of its messages has a delivery report. */
+interface Pending {
+  remaining: number;
+  failed: unknown;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 function rdProducer(base: Record<string, unknown>, lingerMs: number): Producer {
   const Kafka = load();
-  const producer = new Kafka.HighLevelProducer(
+  // The plain Producer with delivery reports: each message carries its send()'s tracker
+  // as opaque, so a batch costs one promise, not one listener and promise per message
+  // (what HighLevelProducer does).
+  const producer = new Kafka.Producer(
     {
       ...base,
       'enable.idempotence': true,
       acks: -1,
+      dr_cb: true,
       'linger.ms': lingerMs,
       'message.timeout.ms': 30_000,
+      'queue.buffering.max.messages': 1_000_000,
       // No compression: kafkajs reads only gzip natively, and a consumer on either driver
       // must read what the other produced.
       'compression.codec': 'none',
@@ -54,6 +67,15 @@ function rdProducer(base: Record<string, unknown>, lingerMs: number): Producer {
       partitioner: 'murmur2_random',
     } as never,
   );
+  producer.on('delivery-report', (err: unknown, report: { opaque?: Pending }) => {
+    const p = report?.opaque;
+    if (!p) return;
+    if (err) p.failed ??= err;
+    if (--p.remaining === 0) {
+      if (p.failed) p.reject(new Error(`rdkafka produce: ${errorMessage(p.failed)}`));
+      else p.resolve();
+    }
+  });
   let connected: Promise<void> | undefined;
   return {
     connect() {
@@ -63,7 +85,7 @@ function rdProducer(base: Record<string, unknown>, lingerMs: number): Producer {
             connected = undefined;
             reject(new Error(`rdkafka producer connect: ${errorMessage(err)}`));
           } else {
-            producer.setPollInterval(5);
+            producer.setPollInterval(2);
             resolve();
           }
         });
@@ -72,18 +94,23 @@ function rdProducer(base: Record<string, unknown>, lingerMs: number): Producer {
     },
     async send(topic, messages) {
       await this.connect();
-      await Promise.all(
-        messages.map(
-          (m) =>
-            new Promise<void>((resolve, reject) => {
-              const value = typeof m.value === 'string' ? Buffer.from(m.value) : m.value;
-              const headers = m.headers ? Object.entries(m.headers).map(([k, v]) => ({ [k]: v })) : undefined;
-              producer.produce(topic, null, value, m.key, Date.now(), headers as never, (err: unknown) =>
-                err ? reject(new Error(`rdkafka produce: ${errorMessage(err)}`)) : resolve(),
-              );
-            }),
-        ),
-      );
+      if (messages.length === 0) return;
+      await new Promise<void>((resolve, reject) => {
+        const p: Pending = { remaining: messages.length, failed: undefined, resolve, reject };
+        const now = Date.now();
+        for (let i = 0; i < messages.length; i++) {
+          const m = messages[i]!;
+          const value = typeof m.value === 'string' ? Buffer.from(m.value) : m.value;
+          const headers = m.headers ? Object.entries(m.headers).map(([k, v]) => ({ [k]: v })) : undefined;
+          try {
+            producer.produce(topic, null, value, m.key, now, p, headers as never);
+          } catch (err) {
+            // not queued (e.g. local queue full): this message will get no report
+            p.failed ??= err;
+            if (--p.remaining === 0) reject(new Error(`rdkafka produce: ${errorMessage(p.failed)}`));
+          }
+        }
+      });
     },
     async disconnect() {
       if (!connected) return;
