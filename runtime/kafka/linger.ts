@@ -1,7 +1,10 @@
-// Batches sends from concurrent callers into one produce request per topic: callers that
-// arrive within `lingerMs` of each other share a request, and each caller's promise
-// settles with that request's acknowledgement. (librdkafka does this natively with
-// linger.ms; kafkajs sends one request per send() call.)
+// Batches sends from concurrent callers into one produce request per topic. Callers that
+// arrive within `lingerMs` of each other share a request; while a request is in flight
+// (kafkajs's idempotent producer keeps one in flight per broker) everything that arrives
+// waits and goes out together as soon as it is acknowledged, so batches grow with load
+// instead of queueing up one small request behind another. Each caller's promise settles
+// with the acknowledgement of the request its messages went in. (librdkafka batches
+// natively with linger.ms; kafkajs sends one request per send() call.)
 import type { OutgoingMessage, Producer } from './types.ts';
 
 interface Waiting {
@@ -10,56 +13,84 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
+interface TopicState {
+  waiting: Waiting[];
+  count: number;
+  bytes: number;
+  timer: NodeJS.Timeout | undefined;
+  inFlight: number;
+}
+
 export function withLinger(
   inner: Producer,
-  opts: { lingerMs: number; maxMessages?: number; maxBytes?: number },
+  opts: { lingerMs: number; maxMessages?: number; maxBytes?: number; maxInFlight?: number },
 ): Producer {
   const maxMessages = opts.maxMessages ?? 10_000;
   // under the broker's default 1 MB limit, so merged requests never make a batch too large
   const maxBytes = opts.maxBytes ?? 900 * 1024;
-  const pending = new Map<
-    string,
-    { waiting: Waiting[]; count: number; bytes: number; timer: NodeJS.Timeout }
-  >();
+  const maxInFlight = opts.maxInFlight ?? 1;
+  const topics = new Map<string, TopicState>();
 
-  const flush = (topic: string) => {
-    const p = pending.get(topic);
-    if (!p) return;
-    pending.delete(topic);
-    clearTimeout(p.timer);
-    const all = p.waiting.flatMap((w) => w.messages);
-    inner.send(topic, all).then(
-      () => {
-        for (const w of p.waiting) w.resolve();
-      },
-      (err) => {
-        for (const w of p.waiting) w.reject(err);
-      },
-    );
+  const state = (topic: string): TopicState => {
+    let s = topics.get(topic);
+    if (!s) {
+      s = { waiting: [], count: 0, bytes: 0, timer: undefined, inFlight: 0 };
+      topics.set(topic, s);
+    }
+    return s;
+  };
+
+  /** Sends what is waiting, unless the in-flight limit says wait (then the ack sends it). */
+  const flush = (topic: string, force = false) => {
+    const s = state(topic);
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = undefined;
+    if (s.waiting.length === 0) return;
+    if (!force && s.inFlight >= maxInFlight) return;
+    const waiting = s.waiting;
+    s.waiting = [];
+    s.count = 0;
+    s.bytes = 0;
+    s.inFlight++;
+    const settle = () => {
+      s.inFlight--;
+      if (s.waiting.length > 0 && !s.timer) flush(topic);
+    };
+    inner
+      .send(
+        topic,
+        waiting.flatMap((w) => w.messages),
+      )
+      .then(
+        () => {
+          for (const w of waiting) w.resolve();
+          settle();
+        },
+        (err) => {
+          for (const w of waiting) w.reject(err);
+          settle();
+        },
+      );
   };
 
   return {
     connect: () => inner.connect(),
     send(topic, messages) {
       return new Promise<void>((resolve, reject) => {
+        const s = state(topic);
         const bytes = messages.reduce((n, m) => n + m.value.length + m.key.length, 0);
-        let p = pending.get(topic);
-        if (p && p.bytes + bytes > maxBytes) {
-          flush(topic);
-          p = undefined;
-        }
-        if (!p) {
-          p = { waiting: [], count: 0, bytes: 0, timer: setTimeout(() => flush(topic), opts.lingerMs) };
-          pending.set(topic, p);
-        }
-        p.waiting.push({ messages, resolve, reject });
-        p.count += messages.length;
-        p.bytes += bytes;
-        if (p.count >= maxMessages || p.bytes >= maxBytes) flush(topic);
+        // a full batch goes out even past the in-flight limit: kafkajs queues it
+        if (s.waiting.length > 0 && s.bytes + bytes > maxBytes) flush(topic, true);
+        s.waiting.push({ messages, resolve, reject });
+        s.count += messages.length;
+        s.bytes += bytes;
+        if (s.count >= maxMessages || s.bytes >= maxBytes) flush(topic, true);
+        else if (!s.timer && s.inFlight < maxInFlight)
+          s.timer = setTimeout(() => flush(topic), opts.lingerMs);
       });
     },
     async disconnect() {
-      for (const topic of [...pending.keys()]) flush(topic);
+      for (const topic of topics.keys()) flush(topic, true);
       await inner.disconnect();
     },
   };

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { withLinger } from './linger.ts';
+import type { OutgoingMessage, Producer } from './types.ts';
+
+/** A producer whose acknowledgements the test releases by hand (pure batching logic). */
+function manualProducer() {
+  const requests: Array<{ messages: OutgoingMessage[]; ack(): void; fail(e: Error): void }> = [];
+  const producer: Producer = {
+    connect: async () => {},
+    disconnect: async () => {},
+    send: (_topic, messages) =>
+      new Promise<void>((ack, fail) => {
+        requests.push({ messages, ack, fail });
+      }),
+  };
+  return { producer, requests };
+}
+
+const msg = (v: string): OutgoingMessage => ({ key: 'k', value: v });
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+describe('withLinger', () => {
+  it('merges concurrent sends and coalesces everything that arrives while one is in flight', async () => {
+    const { producer, requests } = manualProducer();
+    const p = withLinger(producer, { lingerMs: 1 });
+    const settled: string[] = [];
+    const a = p.send('t', [msg('a')]).then(() => settled.push('a'));
+    const b = p.send('t', [msg('b')]).then(() => settled.push('b'));
+    await tick();
+    expect(requests.map((r) => r.messages.map((m) => m.value))).toEqual([['a', 'b']]);
+    // while the first request is unacknowledged, c and d wait together
+    const c = p.send('t', [msg('c')]).then(() => settled.push('c'));
+    const d = p.send('t', [msg('d')]).then(() => settled.push('d'));
+    await tick();
+    expect(requests).toHaveLength(1);
+    requests[0]!.ack();
+    await Promise.all([a, b]);
+    await tick();
+    expect(requests.map((r) => r.messages.map((m) => m.value))).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
+    expect(settled).toEqual(['a', 'b']);
+    requests[1]!.ack();
+    await Promise.all([c, d]);
+    expect(settled).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('fails every caller of a failed request, and only those', async () => {
+    const { producer, requests } = manualProducer();
+    const p = withLinger(producer, { lingerMs: 1 });
+    const a = p.send('t', [msg('a')]);
+    await tick();
+    const b = p.send('t', [msg('b')]);
+    requests[0]!.fail(new Error('broker down'));
+    await expect(a).rejects.toThrow('broker down');
+    await tick();
+    requests[1]!.ack();
+    await expect(b).resolves.toBeUndefined();
+  });
+
+  it('never lets a merged request pass the byte limit', async () => {
+    const { producer, requests } = manualProducer();
+    const p = withLinger(producer, { lingerMs: 50, maxBytes: 10 });
+    void p.send('t', [msg('aaaa')]);
+    void p.send('t', [msg('bbbb')]);
+    void p.send('t', [msg('cccc')]);
+    await tick();
+    requests[0]!.ack(); // cccc waits for the in-flight request
+    await tick();
+    for (const r of requests)
+      expect(r.messages.reduce((n, m) => n + m.value.length + m.key.length, 0)).toBeLessThanOrEqual(10);
+    expect(requests.flatMap((r) => r.messages.map((m) => m.value))).toEqual(['aaaa', 'bbbb', 'cccc']);
+  });
+});
