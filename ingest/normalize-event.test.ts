@@ -62,6 +62,15 @@ describe('normalizeEvent', () => {
     expect(e.integrations).toEqual({ All: false, X: true });
   });
 
+  it('keeps a page’s top-level category in properties, without overriding one given there', () => {
+    const page = (extra: object) =>
+      normalizeEvent({ anonymousId: 'a', name: 'Shoes', ...extra }, { ...ctx, routeType: 'page' });
+    expect(page({ category: 'Shop' }).properties).toEqual({ category: 'Shop' });
+    expect(page({ category: 'Shop', properties: { category: 'Own' } }).properties).toEqual({
+      category: 'Own',
+    });
+  });
+
   it('treats numeric ids as strings and junk ids as absent', () => {
     expect(normalizeEvent({ userId: 42, event: 'x' }, { ...ctx, routeType: 'track' }).userId).toBe('42');
     expect(error({ userId: 'undefined', anonymousId: 'null', event: 'x' }, { routeType: 'track' })).toMatch(

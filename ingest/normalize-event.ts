@@ -107,6 +107,14 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   };
   if (ev.event) out.event = ev.event;
   if (typeof ev.name === 'string') out.name = ev.name;
+  // page/screen `category` is a top-level field some SDKs (RudderStack) send only there;
+  // like Segment, keep it in properties so it is not lost
+  if (
+    (type === 'page' || type === 'screen') &&
+    typeof ev.category === 'string' &&
+    out.properties.category === undefined
+  )
+    out.properties = { ...out.properties, category: ev.category };
   const previousId = cleanId(ev.previousId);
   if (previousId) out.previousId = previousId;
   const groupId = cleanId(ev.groupId);
