@@ -1,7 +1,7 @@
 // Configuration is read once per service from the environment, validated against a
 // TypeBox schema, and handed to the composition root as a typed object. Nothing else in
 // the code base reads process.env. A bad value is a startup error that names the variable.
-import { type Static, type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { type Static, type TObject, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 export class ConfigError extends Error {
@@ -175,6 +175,3 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     history: { flushMs: e.CDP_HISTORY_FLUSH_MS, maxRows: e.CDP_HISTORY_MAX_ROWS },
   };
 }
-
-// Re-exported so a service can extend the schema with its own section if it needs to.
-export type { TSchema };
