@@ -16,7 +16,10 @@ const LOCK_SECONDS = 60;
 export function createBackfiller(opts: {
   redis: Redis;
   prefix: string;
-  reevaluate(members: Array<{ workspaceId: string; profileId: string }>): Promise<void>;
+  reevaluate(
+    members: Array<{ workspaceId: string; profileId: string }>,
+    touched: { all: true },
+  ): Promise<void>;
   log: Logger;
   now?: () => Date;
   chunk?: number;
@@ -46,7 +49,7 @@ export function createBackfiller(opts: {
         const m = profileKey.exec(k);
         return m?.[1] ? [{ workspaceId: def.workspaceId, profileId: m[1] }] : [];
       });
-      await opts.reevaluate(members);
+      await opts.reevaluate(members, { all: true });
       status.scanned += members.length;
       await opts.redis
         .multi()

@@ -48,7 +48,8 @@ export function evaluateSegments(
     }
   }
 
-  // Memberships are settled in dependency order so `in_segment` sees this round's result.
+  // `segments` come in dependency order (the registry's), so `in_segment` sees this
+  // round's result.
   const epochs = { ...state.epochs };
   const isMember = (id: string) => (epochs[id] ?? 0) % 2 === 1;
   const ctx: RuleContext = {
@@ -59,7 +60,7 @@ export function evaluateSegments(
     counts,
   };
   const transitions: Transition[] = [];
-  for (const s of orderByDependency(segments)) {
+  for (const s of segments) {
     let want: boolean;
     try {
       want = s.rule.evaluate(ctx);
@@ -80,24 +81,4 @@ export function evaluateSegments(
     ctx.segments = want ? [...ctx.segments, id] : ctx.segments.filter((x) => x !== id);
   }
   return { transitions, nextDeadline };
-}
-
-/** Segments a rule references come before it; cycles are refused when segments are saved. */
-export function orderByDependency(segments: readonly CompiledSegment[]): CompiledSegment[] {
-  const byId = new Map(segments.map((s) => [s.def.id, s]));
-  const done = new Set<string>();
-  const out: CompiledSegment[] = [];
-  const visit = (s: CompiledSegment, depth: number) => {
-    if (done.has(s.def.id) || depth > segments.length) return;
-    for (const dep of s.rule.segments) {
-      const d = byId.get(dep);
-      if (d) visit(d, depth + 1);
-    }
-    if (!done.has(s.def.id)) {
-      done.add(s.def.id);
-      out.push(s);
-    }
-  };
-  for (const s of segments) visit(s, 0);
-  return out;
 }

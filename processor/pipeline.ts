@@ -23,10 +23,11 @@ import {
   parseApplyResult,
   queueApplyEvent,
   queueReadProfile,
+  traitsOf,
 } from './apply-event.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { parseEvent } from './parse-event.ts';
-import type { SegmentRegistry } from './segment-registry.ts';
+import type { SegmentRegistry, Touched } from './segment-registry.ts';
 import { timerMember } from './timers.ts';
 
 const RECORD = readFileSync(new URL('./record-membership.lua', import.meta.url), 'utf8');
@@ -57,8 +58,11 @@ export interface ProcessorDeps {
 export interface Processor {
   /** Handles one batch of cdp.events. */
   handleBatch: BatchHandler;
-  /** Re-evaluates profiles without an event (timers): publishes and records what changed. */
-  reevaluate(members: Array<{ workspaceId: string; profileId: string }>): Promise<void>;
+  /**
+   * Re-evaluates profiles without an event: publishes and records what changed. By default
+   * the windowed segments (timers); `{ all: true }` for a backfill.
+   */
+  reevaluate(members: Array<{ workspaceId: string; profileId: string }>, touched?: Touched): Promise<void>;
 }
 
 export function createProcessor(deps: ProcessorDeps): Processor {
@@ -72,13 +76,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    * schedules the next time-driven evaluation of profiles with windowed rules.
    */
   const settle = async (
-    items: Array<{ ws: string; state: ProfileState; event: NormalizedEvent | null }>,
+    items: Array<{ ws: string; state: ProfileState; event: NormalizedEvent | null; touched: Touched }>,
     at: Date,
   ) => {
     const changes: Array<{ ws: string; change: SegmentChange; from: number }> = [];
     const schedule: Array<[number, string]> = [];
-    for (const { ws, state, event } of items) {
-      const segments = deps.registry.forWorkspace(ws);
+    for (const { ws, state, event, touched } of items) {
+      // a new or merged profile can match anything; otherwise only what reads what changed
+      const segments = deps.registry.affected(
+        ws,
+        state.created || state.merged.length > 0 ? { ...touched, all: true } : touched,
+      );
       if (segments.length === 0) continue;
       const { transitions, nextDeadline } = evaluateSegments(
         segments,
@@ -160,19 +168,29 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     // 1. identity + profile + counted event times, pipelined: one round trip per batch
     const at = now();
     const pipe = deps.redis.pipeline();
-    for (const e of events)
+    const plans = events.map((e) => deps.registry.conditionPlan(e));
+    events.forEach((e, i) =>
       queueApplyEvent(
         pipe,
         workspaceKeys(deps.redisPrefix, e.workspaceId).tag,
         e,
         deps.apply,
-        deps.registry.conditionPlan(e),
+        plans[i],
         at.getTime(),
-      );
+      ),
+    );
     const results = events.length > 0 ? ((await pipe.exec()) ?? []) : [];
 
     // 2. the final state of each profile this batch touched
-    const latest = new Map<string, { ws: string; state: ProfileState; event: NormalizedEvent }>();
+    const latest = new Map<
+      string,
+      {
+        ws: string;
+        state: ProfileState;
+        event: NormalizedEvent;
+        touched: { traits: Set<string>; conditions: Set<string> };
+      }
+    >();
     const mergedAway = new Set<string>();
     results.forEach(([err, raw], i) => {
       if (err) throw err;
@@ -185,7 +203,15 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           { workspaceId: event.workspaceId, profileId: state.profileId, identity: c },
           'identity_link_refused',
         );
-      latest.set(`${event.workspaceId}/${state.profileId}`, { ws: event.workspaceId, state, event });
+      // what this profile's events changed in this batch, for choosing the segments to evaluate
+      const key = `${event.workspaceId}/${state.profileId}`;
+      const touched = latest.get(key)?.touched ?? {
+        traits: new Set<string>(),
+        conditions: new Set<string>(),
+      };
+      for (const t of Object.keys(traitsOf(event))) touched.traits.add(t);
+      for (const c of plans[i]!.add) touched.conditions.add(c);
+      latest.set(key, { ws: event.workspaceId, state, event, touched });
     });
     for (const k of mergedAway) latest.delete(k);
 
@@ -194,7 +220,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
   };
 
-  const reevaluate: Processor['reevaluate'] = async (members) => {
+  const reevaluate: Processor['reevaluate'] = async (members, touched = { windows: true }) => {
     if (members.length === 0) return;
     const at = now();
     const pipe = deps.redis.pipeline();
@@ -207,11 +233,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         at.getTime(),
       );
     const results = (await pipe.exec()) ?? [];
-    const items: Array<{ ws: string; state: ProfileState; event: null }> = [];
+    const items: Array<{ ws: string; state: ProfileState; event: null; touched: Touched }> = [];
     results.forEach(([err, raw], i) => {
       if (err) throw err;
       const state = parseApplyResult(raw);
-      if (state) items.push({ ws: members[i]!.workspaceId, state, event: null });
+      if (state) items.push({ ws: members[i]!.workspaceId, state, event: null, touched });
     });
     await settle(items, at);
   };
