@@ -41,7 +41,7 @@ describe('SegmentRegistry.affected', () => {
       event: 'Order',
       properties: { revenue: 150 },
       workspaceId: 'ws',
-    } as NormalizedEvent;
+    } as unknown as NormalizedEvent;
     const plan = r.conditionPlan(order);
     expect(plan.add).toHaveLength(2); // the plain count and the filtered one
     expect(ids(r.affected('ws', { conditions: plan.add }))).toEqual(['buyer', 'vip', 'recent', 'big']);
