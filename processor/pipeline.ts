@@ -169,7 +169,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const at = now();
     const pipe = deps.redis.pipeline();
     const plans = events.map((e) => deps.registry.conditionPlan(e));
-    events.forEach((e, i) =>
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
       queueApplyEvent(
         pipe,
         workspaceKeys(deps.redisPrefix, e.workspaceId).tag,
@@ -177,8 +178,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         deps.apply,
         plans[i],
         at.getTime(),
-      ),
-    );
+      );
+    }
     const results = events.length > 0 ? ((await pipe.exec()) ?? []) : [];
 
     // 2. the final state of each profile this batch touched
