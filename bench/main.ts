@@ -1,6 +1,6 @@
 // `npm run bench`: measures the pipeline on this machine against its own local stack.
 //
-//   tsx bench/main.ts            full: 3 interleaved runs of every measurement (~8 min)
+//   tsx bench/main.ts            full: 3 interleaved runs of every measurement (~10 min on 2 cores)
 //   tsx bench/main.ts --quick    one short run (< 2 min): a CI smoke check, never fails on speed
 //   tsx bench/main.ts --json     the report as JSON on stdout (progress goes to stderr)
 //
@@ -19,10 +19,14 @@ import { type MachineInfo, machineInfo } from './machine.ts';
 import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable } from './report.ts';
 import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTINGS } from './scenario.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
+import { processorScenario } from './scenarios/processor.ts';
 import { median } from './stats.ts';
 
-/** Scenarios in the order they run; add processor, end-to-end, history here. */
-const SCENARIOS: Array<{ name: string; run: Scenario }> = [{ name: 'ingest', run: ingestScenario }];
+/** Scenarios in the order they run; add end-to-end, history here. */
+const SCENARIOS: Array<{ name: string; run: Scenario }> = [
+  { name: 'ingest', run: ingestScenario },
+  { name: 'processor', run: processorScenario },
+];
 
 const USAGE = `usage: tsx bench/main.ts [--quick] [--json]
   --quick   one short run of every measurement (under 2 minutes); never fails on speed
@@ -166,8 +170,8 @@ function humanReport(r: BenchReport): string {
     renderTable(r.results),
     r.noise.summary,
     `machine CPU busy while measuring: median ${pct(busy.median)} (${pct(busy.min)}–${pct(busy.max)}),` +
-      ` load average at start ${m.loadAvgAtStart}; CPU = process under test (ingest rows) or producer process,` +
-      ' % of one core',
+      ` load average at start ${m.loadAvgAtStart}; CPU = process under test (ingest rows), producer process,` +
+      ' or the benchmark process running the processor (processor rows), % of one core',
     r.allTargetsMet
       ? 'targets: all met'
       : `targets: some missed${r.mode === 'quick' ? ' (quick mode does not fail on speed)' : ''}`,

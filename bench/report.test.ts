@@ -11,6 +11,7 @@ import {
   ratioOf,
   renderTable,
   spreadLabel,
+  targetLabel,
 } from './report.ts';
 import { cvPct, median, percentile, spread, summarizeLatencies } from './stats.ts';
 
@@ -69,6 +70,10 @@ describe('comparison and targets', () => {
     expect(passes(1, 0.6, { kind: 'ratioAtLeast', value: 0.6 })).toBe(true);
     expect(passes(1, 0.59, { kind: 'ratioAtLeast', value: 0.6 })).toBe(false);
     expect(passes(1, null, { kind: 'ratioAtLeast', value: 0.6 })).toBe(false);
+    expect(passes(1, 2, { kind: 'ratioAtMost', value: 2 })).toBe(true);
+    expect(passes(1, 2.01, { kind: 'ratioAtMost', value: 2 })).toBe(false);
+    expect(passes(1, null, { kind: 'ratioAtMost', value: 2 })).toBe(false);
+    expect(targetLabel({ kind: 'ratioAtMost', value: 2 }, 'µs')).toBe('≤ 2× ref');
     expect(passes(Number.NaN, null, { kind: 'atLeast', value: 1 })).toBe(false);
     expect(passes(1, null, null)).toBeNull();
   });

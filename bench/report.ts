@@ -8,7 +8,9 @@ export type Target =
   /** value ≤ n (in the row's unit) */
   | { kind: 'atMost'; value: number }
   /** value / comparedTo ≥ r */
-  | { kind: 'ratioAtLeast'; value: number };
+  | { kind: 'ratioAtLeast'; value: number }
+  /** value / comparedTo ≤ r (a cost that may grow at most r-fold) */
+  | { kind: 'ratioAtMost'; value: number };
 
 /** One figure as measured by a scenario: one value per run. */
 export interface Figure {
@@ -66,6 +68,8 @@ export function passes(
       return value <= target.value;
     case 'ratioAtLeast':
       return ratio !== null && ratio >= target.value;
+    case 'ratioAtMost':
+      return ratio !== null && ratio <= target.value;
   }
 }
 
@@ -119,6 +123,8 @@ export function targetLabel(target: Target | null, unit: string): string {
       return `≤ ${formatValue(target.value, unit)}`;
     case 'ratioAtLeast':
       return `≥ ${Math.round(target.value * 100)}% of ref`;
+    case 'ratioAtMost':
+      return `≤ ${target.value}× ref`;
   }
 }
 

@@ -52,6 +52,8 @@ export interface Measurement {
   cpuUsPerEvent: number | null;
   machineBusyPct: number | null;
   jitterPct: number | null;
+  /** Scenario-specific figures of this run (e.g. the processor's Redis CPU and memory). */
+  details?: Record<string, number>;
 }
 
 export interface ScenarioResult {
