@@ -118,3 +118,27 @@ it('both drivers put a key on the same partition', async () => {
   await pr.disconnect();
   await admin.disconnect();
 }, 90_000);
+
+it('kafkajs keeps its group membership through a batch longer than the session timeout', async () => {
+  const kafka = client('kafkajs');
+  const topic = uniqueId('drv-slow-');
+  const admin = kafka.admin();
+  await admin.ensureTopics([{ topic, partitions: 1 }]);
+  const producer = kafka.producer();
+  await producer.send(topic, [{ key: 'k', value: 'slow' }]);
+  const seen: string[] = [];
+  const consumer = kafka.consumer({ groupId: uniqueId('g-'), topics: [topic] });
+  await consumer.run(async (batch) => {
+    for (const m of batch.messages) seen.push(m.offset);
+    if (seen.length === 1) await new Promise((r) => setTimeout(r, 12_000)); // session timeout is 10 s
+  });
+  await eventually('the slow batch', () => seen.length >= 1, 30_000);
+  await new Promise((r) => setTimeout(r, 14_000));
+  await producer.send(topic, [{ key: 'k', value: 'after' }]);
+  await eventually('the next message', () => seen.length >= 2, 30_000);
+  // evicted mid-batch, the commit would fail and the slow message come again
+  expect(seen).toEqual(['0', '1']);
+  await consumer.disconnect();
+  await producer.disconnect();
+  await admin.disconnect();
+}, 90_000);

@@ -145,6 +145,9 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             // would either lose the events or stall behind a crash loop.
             for (let attempt = 0; ; attempt++) {
               if (!active()) return;
+              // heartbeats go on while a long batch runs, so the group does not evict us
+              // (kafkajs sends one only when its interval has passed)
+              const beating = setInterval(() => void heartbeat().catch(() => {}), 1000);
               try {
                 await handler(b, { heartbeat, isActive: active });
                 break;
@@ -155,6 +158,8 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
                 );
                 await realSleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
                 await heartbeat().catch(() => {});
+              } finally {
+                clearInterval(beating);
               }
             }
             const last = slice[slice.length - 1];
