@@ -55,7 +55,15 @@ function expectIntact(sent: Json, got: KafkaEvent) {
   expect(v.messageId).toBe(sent.messageId);
   expect(v.userId).toBe(sent.userId ?? null);
   expect(v.anonymousId).toBe(sent.anonymousId ?? null);
-  expect(v.properties).toEqual(sent.properties ?? {});
+  // a page/screen's top-level category is kept in properties (as Segment does), unless set there
+  const props = (sent.properties ?? {}) as Json;
+  const category =
+    (sent.type === 'page' || sent.type === 'screen') &&
+    typeof sent.category === 'string' &&
+    props.category === undefined
+      ? { category: sent.category }
+      : {};
+  expect(v.properties).toEqual({ ...props, ...category });
   expect(v.traits).toEqual(sent.traits ?? {});
   expect(v.integrations).toEqual(sent.integrations ?? {});
   // ingest adds the client ip; everything the SDK sent stays as it was
