@@ -37,7 +37,7 @@ interface WorkspaceRules {
   dependents: Map<string, CompiledSegment[]>;
 }
 
-const EMPTY: WorkspaceRules = {
+const emptyRules = (): WorkspaceRules => ({
   segments: [],
   conditions: new Map(),
   read: [],
@@ -46,7 +46,8 @@ const EMPTY: WorkspaceRules = {
   always: [],
   windowed: [],
   dependents: new Map(),
-};
+});
+const EMPTY = emptyRules();
 const EMPTY_PLAN: ConditionPlan = { add: [], read: [] };
 
 const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
@@ -123,16 +124,7 @@ export class SegmentRegistry {
 }
 
 function index(list: Array<{ def: SegmentDefinition; rule: CompiledRule }>): WorkspaceRules {
-  const ws: WorkspaceRules = {
-    segments: [],
-    conditions: new Map(),
-    read: [],
-    byTrait: new Map(),
-    byCondition: new Map(),
-    always: [],
-    windowed: [],
-    dependents: new Map(),
-  };
+  const ws = emptyRules();
   // dependency order (cycles are refused when segments are saved; a leftover one is cut)
   const byId = new Map(list.map((s) => [s.def.id, s]));
   const state = new Map<string, 'visiting' | 'done'>();
