@@ -1,6 +1,7 @@
 // What every scenario gets and gives back. A scenario (bench/scenarios/*.ts) starts what
 // it measures against the shared local stack, drives load through bench/load.ts, stops
 // what it started, and returns result rows plus the raw per-run measurements.
+import type { Admin, TopicSpec } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { ResultRow } from './report.ts';
 
@@ -64,3 +65,19 @@ export interface ScenarioResult {
 }
 
 export type Scenario = (ctx: ScenarioContext) => Promise<ScenarioResult>;
+
+/**
+ * Creates the scenario's topics. kafkajs sometimes reports a just-created topic as unknown
+ * while waiting for its leaders; creating is idempotent, so ask again (5 times at most).
+ */
+export async function ensureTopicsWithRetry(admin: Admin, topics: TopicSpec[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.ensureTopics(topics);
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

@@ -18,7 +18,12 @@ import { batchBodies, fillSlots, singleBodies } from '../events.ts';
 import { type LoadResult, type LoadSpec, runLoad } from '../load.ts';
 import { type CpuWindow, cpuSampler } from '../machine.ts';
 import { buildRows, type Figure, type Target } from '../report.ts';
-import type { Measurement, ScenarioContext, ScenarioResult } from '../scenario.ts';
+import {
+  ensureTopicsWithRetry,
+  type Measurement,
+  type ScenarioContext,
+  type ScenarioResult,
+} from '../scenario.ts';
 import { median } from '../stats.ts';
 
 const SINGLE_CONNECTIONS = 32;
@@ -167,17 +172,10 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
     const rawTopic = (d: Driver) => topics(`bench-${ctx.nonce}-raw-${d}`).events;
     const admin = createKafka({ brokers, driver: 'kafkajs', clientId: 'cdp-bench' }, ctx.log).admin();
     try {
-      // kafkajs sometimes reports a just-created topic as unknown while waiting for its
-      // leaders; creating is idempotent, so ask again
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await admin.ensureTopics(DRIVERS.map((d) => ({ topic: rawTopic(d), partitions: PARTITIONS })));
-          break;
-        } catch (err) {
-          if (attempt >= 5) throw err;
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      }
+      await ensureTopicsWithRetry(
+        admin,
+        DRIVERS.map((d) => ({ topic: rawTopic(d), partitions: PARTITIONS })),
+      );
     } finally {
       await admin.disconnect().catch(() => {});
     }

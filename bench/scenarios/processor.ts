@@ -29,7 +29,13 @@ import {
   TOUCHING_SEGMENTS,
 } from '../processor-events.ts';
 import { buildRows, type Figure, type Target } from '../report.ts';
-import type { BenchSettings, Measurement, ScenarioContext, ScenarioResult } from '../scenario.ts';
+import {
+  type BenchSettings,
+  ensureTopicsWithRetry,
+  type Measurement,
+  type ScenarioContext,
+  type ScenarioResult,
+} from '../scenario.ts';
 import { cvPct, median, summarizeLatencies } from '../stats.ts';
 
 const BATCH_SIZE = 500; // the processor consumer's maxBatchSize
@@ -511,20 +517,10 @@ export async function processorScenario(
 
   const admin = kafka.admin();
   try {
-    // kafkajs sometimes reports a just-created topic as unknown while waiting for its
-    // leaders; creating is idempotent, so ask again
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await admin.ensureTopics([
-          { topic: t.segmentChanges, partitions: PARTITIONS },
-          { topic: t.deadLetter, partitions: 1 },
-        ]);
-        break;
-      } catch (err) {
-        if (attempt >= 5) throw err;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    await ensureTopicsWithRetry(admin, [
+      { topic: t.segmentChanges, partitions: PARTITIONS },
+      { topic: t.deadLetter, partitions: 1 },
+    ]);
   } finally {
     await admin.disconnect().catch(() => {});
   }
