@@ -58,34 +58,56 @@ export function createKafkajsClient(opts: { brokers: string[]; clientId: string;
   };
 }
 
+// After a failed send, kafkajs's idempotent producer may keep sequence numbers the broker
+// no longer agrees with (seen after a broker restart: OUT_OF_ORDER_SEQUENCE_NUMBER on every
+// later send, for good). A failed send therefore retires the instance; the next send gets
+// a fresh one with a new producer id. Duplicates that a retry may cause are removed
+// downstream by messageId.
 function kafkajsProducer(kafka: Kafka): Producer {
-  const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
-  });
-  let connected: Promise<void> | undefined;
-  return {
-    connect() {
+  const create = () => {
+    const producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { initialRetryTime: 100, maxRetryTime: 1000, retries: 5 },
+    });
+    let connected: Promise<void> | undefined;
+    const connect = () => {
       connected ??= producer.connect().catch((err) => {
         connected = undefined;
         throw err;
       });
       return connected;
-    },
+    };
+    return { producer, connect };
+  };
+  let current = create();
+  let closed = false;
+  const retire = (instance: ReturnType<typeof create>) => {
+    if (current !== instance || closed) return;
+    current = create();
+    void instance.producer.disconnect().catch(() => {});
+  };
+  return {
+    connect: () => current.connect(),
     async send(topic, messages) {
-      await this.connect();
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
-      });
+      const instance = current;
+      try {
+        await instance.connect();
+        await instance.producer.send({
+          topic,
+          acks: -1,
+          messages: messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+        });
+      } catch (err) {
+        retire(instance);
+        throw err;
+      }
     },
     async disconnect() {
-      connected = undefined;
-      await producer.disconnect();
+      closed = true;
+      await current.producer.disconnect();
     },
   };
 }

@@ -46,6 +46,22 @@ describe('withLinger', () => {
     expect(settled).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('stops holding later sends back behind a request that hangs', async () => {
+    const { producer, requests } = manualProducer();
+    const p = withLinger(producer, { lingerMs: 1, stallMs: 30 });
+    const a = p.send('t', [msg('a')]);
+    await tick();
+    const b = p.send('t', [msg('b')]);
+    await tick();
+    expect(requests).toHaveLength(1); // b waits for a's acknowledgement...
+    await tick(60);
+    expect(requests.map((r) => r.messages.map((m) => m.value))).toEqual([['a'], ['b']]); // ...not forever
+    requests[1]!.ack();
+    await expect(b).resolves.toBeUndefined();
+    requests[0]!.fail(new Error('late'));
+    await expect(a).rejects.toThrow('late');
+  });
+
   it('fails every caller of a failed request, and only those', async () => {
     const { producer, requests } = manualProducer();
     const p = withLinger(producer, { lingerMs: 1 });

@@ -23,12 +23,21 @@ interface TopicState {
 
 export function withLinger(
   inner: Producer,
-  opts: { lingerMs: number; maxMessages?: number; maxBytes?: number; maxInFlight?: number },
+  opts: {
+    lingerMs: number;
+    maxMessages?: number;
+    maxBytes?: number;
+    maxInFlight?: number;
+    /** A request in flight longer than this stops holding back the next one. */
+    stallMs?: number;
+  },
 ): Producer {
   const maxMessages = opts.maxMessages ?? 10_000;
   // under the broker's default 1 MB limit, so merged requests never make a batch too large
   const maxBytes = opts.maxBytes ?? 900 * 1024;
   const maxInFlight = opts.maxInFlight ?? 1;
+  // a send that hangs (a broker that vanished mid-request) must not stall every later caller
+  const stallMs = opts.stallMs ?? 3000;
   const topics = new Map<string, TopicState>();
 
   const state = (topic: string): TopicState => {
@@ -52,10 +61,17 @@ export function withLinger(
     s.count = 0;
     s.bytes = 0;
     s.inFlight++;
-    const settle = () => {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      clearTimeout(stall);
       s.inFlight--;
       if (s.waiting.length > 0 && !s.timer) flush(topic);
     };
+    const stall = setTimeout(release, stallMs);
+    stall.unref();
+    const settle = release;
     inner
       .send(
         topic,
