@@ -17,6 +17,7 @@ export function topicSpecs(cfg: Config) {
   return [
     { topic: t.events, partitions: cfg.kafka.partitions },
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
+    { topic: t.identity, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
 }

@@ -5,6 +5,8 @@ export const TOPIC_BASE = {
   events: 'cdp.events',
   /** Segment membership transitions from the processor. Key: `${workspaceId}:${profileId}`. */
   segmentChanges: 'cdp.segment-changes',
+  /** Identity-graph changes from the processor (schemas/identity-change.ts). Key: `${workspaceId}:${profileId}`. */
+  identity: 'cdp.identity',
   /** Messages that cannot be processed, with the reason in headers. */
   deadLetter: 'cdp.dead-letter',
 } as const;
@@ -18,6 +20,7 @@ export function topics(prefix = ''): Topics {
   return {
     events: `${p}${TOPIC_BASE.events}`,
     segmentChanges: `${p}${TOPIC_BASE.segmentChanges}`,
+    identity: `${p}${TOPIC_BASE.identity}`,
     deadLetter: `${p}${TOPIC_BASE.deadLetter}`,
   };
 }
