@@ -11,9 +11,16 @@
 --                                  counted condition (member = messageId), trimmed to
 --                                  the longest window that reads it
 --   <tag>:p:<pid>:cs               set of the condition ids the profile has times for
+--   <tag>:p:<pid>:merged           set of the profile ids merged into this one (transitively)
+--   <tag>:idv                      counter, bumped by every identity-graph change
 -- ARGV: messageId, dedupTtlSeconds, eventTimeMs, newProfileId, maxIdentities, nowMs,
---       conditions JSON {"add":[ids matched by this event],"read":[[id, retentionMs]...]},
+--       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches]},
 --       nIds, then nIds (kind, value) pairs, then (trait, jsonValue) pairs.
+-- Returns the profile's state; its counted times are those of the conditions the profile
+-- has (a profile's own set, not the workspace's: the cost follows the person, not the
+-- number of segments). Element 13 is the identity version: the new counter value when
+-- this event changed the graph (created, linked, merged), the current value for a
+-- replay (so a caller that crashed before publishing can publish again), else 0.
 -- A replayed messageId changes nothing; the profile it resolved to is still returned so
 -- the caller can re-evaluate (re-evaluation is idempotent).
 local tag = KEYS[1]
@@ -83,34 +90,31 @@ if not target then
   end
 end
 
-local retention = {}
-for _, r in ipairs(conds['read'] or {}) do retention[r[1]] = r[2] end
-
--- the event times of every counted condition, within its retention
+-- the event times of every counted condition the profile has (trimmed on each add)
 local function times(pid)
   local out = {}
-  for _, r in ipairs(conds['read'] or {}) do
-    local key = pkey(pid) .. ':c:' .. r[1]
-    out[#out + 1] = r[1]
-    out[#out + 1] = redis.call('ZRANGE', key, '(' .. (now - r[2]), '+inf', 'BYSCORE', 'WITHSCORES')
+  for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
+    out[#out + 1] = c
+    out[#out + 1] = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
   end
   return out
 end
 
-local state = function(pid, created, merged, conflicts, limited)
+local state = function(pid, created, merged, conflicts, limited, version)
   local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
   return {
     pid, duplicate and 1 or 0, created and 1 or 0, p[1] or '', p[2] or '',
     redis.call('HGETALL', pkey(pid) .. ':t'),
     redis.call('HGETALL', pkey(pid) .. ':seg'),
     redis.call('SMEMBERS', pkey(pid) .. ':ids'),
-    merged, conflicts, limited, times(pid),
+    merged, conflicts, limited, times(pid), version,
   }
 end
 
 if duplicate then
-  if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {}, {} } end
-  return state(target, false, {}, {}, {})
+  if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 } end
+  return state(target, false, redis.call('SMEMBERS', pkey(target) .. ':merged'), {}, {},
+    tonumber(redis.call('GET', tag .. ':idv') or '0'))
 end
 
 local created = false
@@ -121,6 +125,7 @@ if not target then
 end
 
 local merged, conflicts, limited = {}, {}, {}
+local linked = created
 
 local function merge(src, dst)
   -- identifiers
@@ -154,9 +159,16 @@ local function merge(src, dst)
   -- the merged-away profile leaves its segments; the survivor is re-evaluated by the caller
   local segs = redis.call('HGETALL', pkey(src) .. ':seg')
   for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', src) end
-  redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg', pkey(src) .. ':cs')
+  -- the survivor answers for every profile id merged into either side
+  redis.call('SADD', pkey(dst) .. ':merged', src)
+  for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':merged')) do
+    redis.call('SADD', pkey(dst) .. ':merged', m)
+  end
+  redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
+    pkey(src) .. ':cs', pkey(src) .. ':merged')
   redis.call('HSET', pkey(src), 'mergedInto', dst)
   merged[#merged + 1] = src
+  linked = true
 end
 
 -- deterministic survivor: earliest first seen, then smallest id, so retries converge
@@ -191,6 +203,7 @@ for _, id in ipairs(ids) do
     else
       redis.call('SET', tag .. ':id:' .. member, target)
       redis.call('SADD', pkey(target) .. ':ids', member)
+      linked = true
     end
   end
 end
@@ -210,10 +223,14 @@ end
 
 -- counted conditions this event matches (ZADD by messageId: a replay adds nothing)
 for _, c in ipairs(conds['add'] or {}) do
-  local key = pkey(target) .. ':c:' .. c
+  local key = pkey(target) .. ':c:' .. c[1]
   redis.call('ZADD', key, ts, messageId)
-  redis.call('SADD', pkey(target) .. ':cs', c)
-  if retention[c] then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - retention[c])) end
+  redis.call('SADD', pkey(target) .. ':cs', c[1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - c[2]))
 end
 
-return state(target, created, merged, conflicts, limited)
+local version = 0
+if linked then version = redis.call('INCR', tag .. ':idv') end
+local all = merged
+if #merged > 0 then all = redis.call('SMEMBERS', pkey(target) .. ':merged') end
+return state(target, created, all, conflicts, limited, version)

@@ -116,6 +116,40 @@ describe('identity resolution', () => {
     expect(again!.traits).toEqual({ plan: 'pro' });
   });
 
+  it('reports identity-graph changes with a growing version, and the merged ids transitively', async () => {
+    const w = workspace();
+    const [a] = await w.apply(event({ type: 'page', anonymousId: 'a' }, '2026-01-01T00:00:00Z'));
+    expect(a!.created).toBe(true);
+    const v1 = a!.identityVersion;
+    expect(v1).toBeGreaterThan(0);
+    // nothing new linked: no change
+    const [again] = await w.apply(event({ type: 'track', event: 'x', anonymousId: 'a' }));
+    expect(again!.identityVersion).toBe(0);
+    const [b] = await w.apply(event({ type: 'page', anonymousId: 'b' }, '2026-01-02T00:00:00Z'));
+    const [c] = await w.apply(event({ type: 'page', anonymousId: 'c' }, '2026-01-03T00:00:00Z'));
+    // b absorbs c (b is older), then a absorbs b: a answers for both
+    const [bc] = await w.apply(
+      event({ type: 'identify', userId: 'u', anonymousId: 'b' }, '2026-01-04T00:00:00Z'),
+    );
+    const [link] = await w.apply(
+      event({ type: 'alias', userId: 'u', previousId: 'c' }, '2026-01-04T00:00:00Z'),
+    );
+    expect(bc!.profileId).toBe(b!.profileId);
+    expect(link!.merged).toEqual([c!.profileId]);
+    const ab = event({ type: 'identify', userId: 'u', anonymousId: 'a' }, '2026-01-05T00:00:00Z');
+    const [merged] = await w.apply(ab);
+    expect(merged!.profileId).toBe(a!.profileId);
+    expect(merged!.merged.sort()).toEqual([b!.profileId, c!.profileId].sort());
+    expect(merged!.identities.sort()).toEqual(['anon:a', 'anon:b', 'anon:c', 'user:u']);
+    expect(merged!.identityVersion).toBeGreaterThan(link!.identityVersion);
+    expect(link!.identityVersion).toBeGreaterThan(bc!.identityVersion);
+    // a replay reports the current version and state again, so a crashed publish is repeated
+    const [replay] = await w.apply(ab);
+    expect(replay!.duplicate).toBe(true);
+    expect(replay!.identityVersion).toBe(merged!.identityVersion);
+    expect(replay!.merged.sort()).toEqual(merged!.merged.sort());
+  });
+
   it('traits are last-write-wins by event time, not arrival order', async () => {
     const w = workspace();
     await w.apply(event({ type: 'identify', userId: 'u1', traits: { plan: 'pro' } }, '2026-01-02T00:00:00Z'));

@@ -24,20 +24,21 @@ export interface ProfileState {
   merged: string[];
   conflicts: string[];
   limited: string[];
-  /** condition id → times (ms) of its matching events within retention, oldest first */
+  /** condition id → times (ms) of the profile's matching events, oldest first */
   times: Record<string, number[]>;
+  /** Identity-graph version after this event (0: the event changed no link); see apply-event.lua. */
+  identityVersion: number;
 }
 
-/** Which counted conditions an event adds to, and which the workspace's rules read. */
+/** The counted conditions an event matches, each with how long its times are kept. */
 export interface ConditionPlan {
-  add: string[];
-  read: Array<[id: string, retentionMs: number]>;
+  add: Array<[id: string, retentionMs: number]>;
 }
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     cdpApplyEvent(tag: string, ...args: (string | number)[]): Result<unknown[], Context>;
-    cdpReadProfile(tag: string, pid: string, now: number, conds: string): Result<unknown[], Context>;
+    cdpReadProfile(tag: string, pid: string): Result<unknown[], Context>;
   }
 }
 
@@ -84,7 +85,7 @@ export function queueApplyEvent(
   tag: string,
   e: NormalizedEvent,
   opts: ApplyOptions,
-  conditions: ConditionPlan = { add: [], read: [] },
+  conditions: ConditionPlan = { add: [] },
   nowMs: number = Date.now(),
 ): void {
   const ids = identifiersOf(e);
@@ -95,7 +96,7 @@ export function queueApplyEvent(
     (opts.newProfileId ?? randomUUID)(),
     opts.maxIdentities,
     nowMs,
-    JSON.stringify(conditions),
+    conditions.add.length > 0 ? JSON.stringify(conditions) : '{}',
     ids.length,
   ];
   for (const [k, v] of ids) args.push(k, v);
@@ -107,14 +108,8 @@ export function queueApplyEvent(
 }
 
 /** Queues a read of a profile's state (no event): for timers and re-evaluation. */
-export function queueReadProfile(
-  pipe: ChainableCommander,
-  tag: string,
-  profileId: string,
-  read: ConditionPlan['read'],
-  nowMs: number,
-): void {
-  (pipe as unknown as Redis).cdpReadProfile(tag, profileId, nowMs, JSON.stringify({ read }));
+export function queueReadProfile(pipe: ChainableCommander, tag: string, profileId: string): void {
+  (pipe as unknown as Redis).cdpReadProfile(tag, profileId);
 }
 
 type RawState = [
@@ -130,6 +125,7 @@ type RawState = [
   string[],
   string[],
   unknown[],
+  number,
 ];
 
 export function parseApplyResult(raw: unknown): ProfileState | null {
@@ -153,6 +149,7 @@ export function parseApplyResult(raw: unknown): ProfileState | null {
     conflicts: r[9],
     limited: r[10],
     times: parseTimes(r[11] ?? []),
+    identityVersion: Number(r[12] ?? 0),
   };
 }
 

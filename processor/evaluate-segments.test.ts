@@ -22,6 +22,7 @@ const state = (traits: Record<string, unknown>, epochs: Record<string, number> =
   created: false,
   firstSeenAt: null,
   lastSeenAt: null,
+  identityVersion: 0,
   traits,
   epochs,
   identities: [],

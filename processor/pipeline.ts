@@ -6,13 +6,16 @@
 // Publishing before recording means a crash in between is repaired on redelivery: the
 // event is a duplicate by then, but the profile is still re-evaluated, the membership
 // still shows the old epoch, and the same transition (same epoch) is published again,
-// which activation recognises. Offsets are committed by the runner after all of this.
+// which activation recognises. Identity changes (cdp.identity) are published in the same
+// step; a replay publishes the profile's current identifiers again (idempotent by version).
+// Offsets are committed by the runner after all of this.
 import { readFileSync } from 'node:fs';
 import type { Result } from 'ioredis';
 import type { BatchHandler, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
+import type { IdentityChange } from '../schemas/identity-change.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import type { SegmentChange } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, profileKey, type Topics } from '../schemas/topics.ts';
@@ -70,6 +73,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   deps.redis.defineCommand('cdpRecordMembership', { numberOfKeys: 1, lua: RECORD });
   const now = deps.now ?? (() => new Date());
   const timers = globalKeys(deps.redisPrefix).timers;
+  const tags = new Map<string, string>();
+  const tagOf = (ws: string) => {
+    let tag = tags.get(ws);
+    if (tag === undefined) {
+      tag = workspaceKeys(deps.redisPrefix, ws).tag;
+      if (tags.size > 10_000) tags.clear();
+      tags.set(ws, tag);
+    }
+    return tag;
+  };
 
   /**
    * Evaluates each profile's final state, publishes the transitions, records them, and
@@ -78,14 +91,26 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const settle = async (
     items: Array<{ ws: string; state: ProfileState; event: NormalizedEvent | null; touched: Touched }>,
     at: Date,
+    identity: IdentityChange[] = [],
   ) => {
     const changes: Array<{ ws: string; change: SegmentChange; from: number }> = [];
     const schedule: Array<[number, string]> = [];
     for (const { ws, state, event, touched } of items) {
-      // a new or merged profile can match anything; otherwise only what reads what changed
+      // For a new, merged or replayed profile the event does not say what changed: take
+      // everything the profile holds (the registry adds what holds on an empty profile).
+      const wide = state.created || state.duplicate || state.merged.length > 0;
       const segments = deps.registry.affected(
         ws,
-        state.created || state.merged.length > 0 ? { ...touched, all: true } : touched,
+        wide
+          ? {
+              ...touched,
+              profile: {
+                traits: Object.keys(state.traits),
+                conditions: Object.keys(state.times),
+                memberOf: Object.keys(state.epochs).filter((id) => (state.epochs[id] ?? 0) % 2 === 1),
+              },
+            }
+          : touched,
       );
       if (segments.length === 0) continue;
       const { transitions, nextDeadline } = evaluateSegments(
@@ -115,20 +140,30 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         });
     }
     // publish, then record (see the top of this file for why in this order)
-    if (changes.length > 0) {
-      await deps.producer.send(
-        deps.topics.segmentChanges,
-        changes.map(({ change }) => ({
-          key: profileKey(change.workspaceId, change.profileId),
-          value: JSON.stringify(change),
-        })),
+    const sends: Promise<void>[] = [];
+    if (changes.length > 0)
+      sends.push(
+        deps.producer.send(
+          deps.topics.segmentChanges,
+          changes.map(({ change }) => ({
+            key: profileKey(change.workspaceId, change.profileId),
+            value: JSON.stringify(change),
+          })),
+        ),
       );
-    }
+    if (identity.length > 0)
+      sends.push(
+        deps.producer.send(
+          deps.topics.identity,
+          identity.map((c) => ({ key: profileKey(c.workspaceId, c.profileId), value: JSON.stringify(c) })),
+        ),
+      );
+    await Promise.all(sends);
     if (changes.length > 0 || schedule.length > 0) {
       const rec = deps.redis.pipeline();
       for (const { ws, change, from } of changes)
         (rec as unknown as Redis).cdpRecordMembership(
-          workspaceKeys(deps.redisPrefix, ws).tag,
+          tagOf(ws),
           change.profileId,
           change.segmentId,
           from,
@@ -171,14 +206,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const plans = events.map((e) => deps.registry.conditionPlan(e));
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
-      queueApplyEvent(
-        pipe,
-        workspaceKeys(deps.redisPrefix, e.workspaceId).tag,
-        e,
-        deps.apply,
-        plans[i],
-        at.getTime(),
-      );
+      queueApplyEvent(pipe, tagOf(e.workspaceId), e, deps.apply, plans[i], at.getTime());
     }
     const results = events.length > 0 ? ((await pipe.exec()) ?? []) : [];
 
@@ -193,11 +221,25 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       }
     >();
     const mergedAway = new Set<string>();
+    const identity = new Map<string, IdentityChange>();
     results.forEach(([err, raw], i) => {
       if (err) throw err;
       const state = parseApplyResult(raw);
       const event = events[i]!;
       if (!state) return;
+      if (state.identityVersion > 0) {
+        const key = `${event.workspaceId}/${state.profileId}`;
+        // the latest state of a profile in this batch carries the highest version
+        identity.set(key, {
+          workspaceId: event.workspaceId,
+          profileId: state.profileId,
+          identifiers: state.identities,
+          mergedProfileIds: state.merged,
+          version: state.identityVersion,
+          messageId: event.messageId,
+          occurredAt: at.toISOString(),
+        });
+      }
       for (const m of state.merged) mergedAway.add(`${event.workspaceId}/${m}`);
       for (const c of state.conflicts)
         deps.log.info(
@@ -211,13 +253,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         conditions: new Set<string>(),
       };
       for (const t of Object.keys(traitsOf(event))) touched.traits.add(t);
-      for (const c of plans[i]!.add) touched.conditions.add(c);
+      for (const [c] of plans[i]!.add) touched.conditions.add(c);
       latest.set(key, { ws: event.workspaceId, state, event, touched });
     });
-    for (const k of mergedAway) latest.delete(k);
+    for (const k of mergedAway) {
+      latest.delete(k);
+      identity.delete(k);
+    }
 
     // 3. segment transitions (merge before evaluation: rules read the merged state)
-    await settle([...latest.values()], at);
+    await settle([...latest.values()], at, [...identity.values()]);
     if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
   };
 
@@ -225,14 +270,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (members.length === 0) return;
     const at = now();
     const pipe = deps.redis.pipeline();
-    for (const m of members)
-      queueReadProfile(
-        pipe,
-        workspaceKeys(deps.redisPrefix, m.workspaceId).tag,
-        m.profileId,
-        deps.registry.readPlan(m.workspaceId),
-        at.getTime(),
-      );
+    for (const m of members) queueReadProfile(pipe, tagOf(m.workspaceId), m.profileId);
     const results = (await pipe.exec()) ?? [];
     const items: Array<{ ws: string; state: ProfileState; event: null; touched: Touched }> = [];
     results.forEach(([err, raw], i) => {

@@ -1,18 +1,17 @@
 -- Reads one profile's state for re-evaluation without an event (timers, backfill): the
 -- same shape apply-event.lua returns. Key layout: see apply-event.lua.
--- KEYS[1] = workspace tag; ARGV: profileId, nowMs, conditions JSON {"read":[[id, retentionMs]...]}
-local tag, pid, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local conds = cjson.decode(ARGV[3])
+-- KEYS[1] = workspace tag; ARGV: profileId
+local tag, pid = KEYS[1], ARGV[1]
 local p = tag .. ':p:' .. pid
 local head = redis.call('HMGET', p, 'id', 'firstSeenAt', 'lastSeenAt', 'mergedInto')
-if not head[1] or head[4] then return { '', 0, 0, '', '', {}, {}, {}, {}, {}, {}, {} } end
+if not head[1] or head[4] then return { '', 0, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 } end
 local out = {}
-for _, r in ipairs(conds['read'] or {}) do
-  out[#out + 1] = r[1]
-  out[#out + 1] = redis.call('ZRANGE', p .. ':c:' .. r[1], '(' .. (now - r[2]), '+inf', 'BYSCORE', 'WITHSCORES')
+for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do
+  out[#out + 1] = c
+  out[#out + 1] = redis.call('ZRANGE', p .. ':c:' .. c, 0, -1, 'WITHSCORES')
 end
 return {
   pid, 0, 0, head[2] or '', head[3] or '',
   redis.call('HGETALL', p .. ':t'), redis.call('HGETALL', p .. ':seg'), redis.call('SMEMBERS', p .. ':ids'),
-  {}, {}, {}, out,
+  {}, {}, {}, out, 0,
 }

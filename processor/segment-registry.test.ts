@@ -23,6 +23,8 @@ function registry() {
     def('buyer', { '>=': [{ event_count: ['Order', '7d'] }, 1] }),
     def('recent', { '>': [{ var: 'profile.lastSeenAt' }, '2026'] }),
     def('big', { '>=': [{ event_count: ['Order', '1d', { '>': [{ var: 'revenue' }, 100] }] }, 1] }),
+    def('free', { '!': [{ var: 'traits.paid' }] }),
+    def('lapsed', { and: [{ in_segment: ['free'] }, { '<': [{ event_count: ['Login', '30d'] }, 1] }] }),
     ...Array.from({ length: 500 }, (_, i) => def(`other${i}`, { '==': [{ var: `traits.unused${i}` }, i] })),
   ]);
   return r;
@@ -44,17 +46,48 @@ describe('SegmentRegistry.affected', () => {
     } as unknown as NormalizedEvent;
     const plan = r.conditionPlan(order);
     expect(plan.add).toHaveLength(2); // the plain count and the filtered one
-    expect(ids(r.affected('ws', { conditions: plan.add }))).toEqual(['buyer', 'vip', 'recent', 'big']);
+    expect(ids(r.affected('ws', { conditions: plan.add.map(([id]) => id) }))).toEqual([
+      'buyer',
+      'vip',
+      'recent',
+      'big',
+    ]);
     const small = r.conditionPlan({ ...order, properties: { revenue: 5 } });
     expect(small.add).toHaveLength(1);
   });
 
   it('picks windowed rules when time passes, everything for a new profile, nothing unrelated', () => {
     const r = registry();
-    expect(ids(r.affected('ws', { windows: true }))).toEqual(['buyer', 'vip', 'recent', 'big']);
-    expect(r.affected('ws', { all: true })).toHaveLength(505);
+    expect(ids(r.affected('ws', { windows: true }))).toEqual(['buyer', 'vip', 'recent', 'big', 'lapsed']);
+    expect(r.affected('ws', { all: true })).toHaveLength(507);
     expect(ids(r.affected('ws', { traits: ['color'] }))).toEqual(['recent']);
     expect(r.affected('other-ws', { all: true })).toHaveLength(0);
+  });
+
+  it('for a new or merged profile, picks what it holds and what holds on an empty profile', () => {
+    const r = registry();
+    const none = { traits: [], conditions: [], memberOf: [] };
+    // 'free' and 'lapsed' hold for a profile with nothing; 'recent' reads the profile itself
+    expect(ids(r.affected('ws', { profile: none }))).toEqual(['recent', 'free', 'lapsed']);
+    // what the profile holds brings in the rules reading it, and the memberships it has (exits)
+    const held = r.affected('ws', {
+      profile: { traits: ['plan', 'unused7'], conditions: [], memberOf: ['other300'] },
+    });
+    expect(ids(held).sort()).toEqual(['free', 'lapsed', 'other300', 'other7', 'pro', 'recent', 'vip'].sort());
+    expect(held.length).toBeLessThan(10); // not the 507 segments of the workspace
+  });
+
+  it('looks counted conditions up by event name', () => {
+    const r = registry();
+    const login = {
+      type: 'track',
+      event: 'Login',
+      properties: {},
+      workspaceId: 'ws',
+    } as unknown as NormalizedEvent;
+    expect(r.conditionPlan(login).add).toEqual([[expect.any(String), 30 * 86_400_000]]);
+    expect(r.conditionPlan({ ...login, event: 'Other' }).add).toEqual([]);
+    expect(r.conditionPlan({ ...login, type: 'identify' }).add).toEqual([]);
   });
 
   it('orders every selection by dependency', () => {

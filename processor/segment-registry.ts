@@ -3,7 +3,7 @@
 // only the rules it can change and per-event cost stays flat as segments grow.
 import type { Logger } from '../runtime/log.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
-import { type CompiledRule, compileRule, type EventCondition } from '../schemas/rules.ts';
+import { type CompiledRule, compileRule, type EventCondition, type RuleContext } from '../schemas/rules.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
 import type { ConditionPlan } from './apply-event.ts';
 
@@ -16,8 +16,13 @@ export interface CompiledSegment {
 
 /** What changed for a profile, which decides the segments to evaluate. */
 export interface Touched {
-  /** Every segment: a new or merged profile, a backfill. */
+  /** Every segment (a backfill of all segments). */
   all?: boolean;
+  /**
+   * Everything the profile holds: its traits, counted conditions and memberships. For a
+   * new, merged or replayed profile, where what changed is not known from the event.
+   */
+  profile?: { traits: Iterable<string>; conditions: Iterable<string>; memberOf: Iterable<string> };
   traits?: Iterable<string>;
   conditions?: Iterable<string>;
   /** Time passed: every segment with a window. */
@@ -27,8 +32,16 @@ export interface Touched {
 interface WorkspaceRules {
   /** In dependency order. */
   segments: CompiledSegment[];
+  byId: Map<string, CompiledSegment>;
+  /**
+   * Segments that hold for a profile with no traits, no counted events and no
+   * memberships. A segment outside this list that reads nothing a profile has is false
+   * for it, which is what lets a new or merged profile skip most segments.
+   */
+  trueOnEmpty: CompiledSegment[];
   conditions: Map<string, { condition: EventCondition; retentionMs: number }>;
-  read: ConditionPlan['read'];
+  /** Counted conditions by event name. */
+  conditionsByEvent: Map<string, Array<{ id: string; condition: EventCondition; retentionMs: number }>>;
   byTrait: Map<string, CompiledSegment[]>;
   byCondition: Map<string, CompiledSegment[]>;
   /** Rules that read the event or profile fields, or every trait: evaluated on every event. */
@@ -39,8 +52,10 @@ interface WorkspaceRules {
 
 const emptyRules = (): WorkspaceRules => ({
   segments: [],
+  byId: new Map(),
+  trueOnEmpty: [],
   conditions: new Map(),
-  read: [],
+  conditionsByEvent: new Map(),
   byTrait: new Map(),
   byCondition: new Map(),
   always: [],
@@ -48,7 +63,7 @@ const emptyRules = (): WorkspaceRules => ({
   dependents: new Map(),
 });
 const EMPTY = emptyRules();
-const EMPTY_PLAN: ConditionPlan = { add: [], read: [] };
+const EMPTY_PLAN: ConditionPlan = { add: [] };
 
 const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
   const list = m.get(k);
@@ -96,6 +111,15 @@ export class SegmentRegistry {
     if (touched.windows) add(ws.windowed);
     for (const t of touched.traits ?? []) add(ws.byTrait.get(t));
     for (const c of touched.conditions ?? []) add(ws.byCondition.get(c));
+    if (touched.profile) {
+      add(ws.trueOnEmpty);
+      for (const t of touched.profile.traits) add(ws.byTrait.get(t));
+      for (const c of touched.profile.conditions) add(ws.byCondition.get(c));
+      for (const id of touched.profile.memberOf) {
+        const s = ws.byId.get(id);
+        if (s) picked.set(id, s); // so that an exit is seen
+      }
+    }
     const queue = [...picked.values()];
     while (queue.length > 0) {
       for (const d of ws.dependents.get(queue.pop()!.def.id) ?? []) {
@@ -107,19 +131,14 @@ export class SegmentRegistry {
     return [...picked.values()].sort((a, b) => a.rank - b.rank);
   }
 
-  /** The counted conditions an event adds to, and those the workspace's rules read. */
+  /** The counted conditions an event matches (looked up by event name, not scanned). */
   conditionPlan(e: NormalizedEvent): ConditionPlan {
-    const ws = this.byWorkspace.get(e.workspaceId) ?? EMPTY;
-    if (ws.conditions.size === 0) return EMPTY_PLAN;
-    const add: string[] = [];
-    if (e.type === 'track' && e.event)
-      for (const [id, { condition }] of ws.conditions)
-        if (condition.event === e.event && condition.matches(e.properties)) add.push(id);
-    return { add, read: ws.read };
-  }
-
-  readPlan(workspaceId: string): ConditionPlan['read'] {
-    return (this.byWorkspace.get(workspaceId) ?? EMPTY).read;
+    if (e.type !== 'track' || !e.event) return EMPTY_PLAN;
+    const candidates = (this.byWorkspace.get(e.workspaceId) ?? EMPTY).conditionsByEvent.get(e.event);
+    if (!candidates) return EMPTY_PLAN;
+    const add: ConditionPlan['add'] = [];
+    for (const c of candidates) if (c.condition.matches(e.properties)) add.push([c.id, c.retentionMs]);
+    return add.length > 0 ? { add } : EMPTY_PLAN;
   }
 }
 
@@ -152,7 +171,31 @@ function index(list: Array<{ def: SegmentDefinition; rule: CompiledRule }>): Wor
     }
     if (rule.counts.length > 0) ws.windowed.push(s);
     for (const dep of rule.segments) push(ws.dependents, dep, s);
+    ws.byId.set(s.def.id, s);
   }
-  ws.read = [...ws.conditions].map(([id, c]) => [id, c.retentionMs]);
+  for (const [id, c] of ws.conditions)
+    push(ws.conditionsByEvent, c.condition.event, { id, condition: c.condition, retentionMs: c.retentionMs });
+
+  // evaluated once, in dependency order, against a profile that holds nothing
+  const empty: RuleContext = {
+    traits: {},
+    profile: { id: '', firstSeenAt: null, lastSeenAt: null },
+    event: null,
+    segments: [],
+    counts: {},
+  };
+  for (const s of ws.segments) {
+    for (const c of s.rule.counts) empty.counts[c.key] = 0;
+    let holds: boolean;
+    try {
+      holds = s.rule.evaluate(empty);
+    } catch {
+      holds = false;
+    }
+    if (holds) {
+      ws.trueOnEmpty.push(s);
+      empty.segments = [...empty.segments, s.def.id];
+    }
+  }
   return ws;
 }

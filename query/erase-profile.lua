@@ -13,5 +13,5 @@ end
 local segs = redis.call('HGETALL', p .. ':seg')
 for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', pid) end
 for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do redis.call('DEL', p .. ':c:' .. c) end
-redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs')
+redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs', p .. ':merged')
 return ids

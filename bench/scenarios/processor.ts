@@ -519,6 +519,7 @@ export async function processorScenario(
   try {
     await ensureTopicsWithRetry(admin, [
       { topic: t.segmentChanges, partitions: PARTITIONS },
+      { topic: t.identity, partitions: PARTITIONS },
       { topic: t.deadLetter, partitions: 1 },
     ]);
   } finally {

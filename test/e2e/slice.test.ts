@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import type { Config } from '../../runtime/config.ts';
+import { type IdentityChange, identityChangeCheck } from '../../schemas/identity-change.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
-import { eventually, testConfig, testLogger } from '../harness.ts';
+import { eventually, readTopic, testConfig, testLogger } from '../harness.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
@@ -130,6 +131,25 @@ describe('one event through every stage', () => {
     expect(await redis.get(keys.identity('anon', 'anon-42'))).toBe(pid);
     expect(await redis.get(keys.identity('email', 'ada@example.com'))).toBe(pid);
     expect(JSON.parse((await redis.hget(keys.profileTraits(pid), 'plan'))!)).toBe('pro');
+
+    // 2b. the identity change, for stitching history at query time
+    const identity = await readTopic<IdentityChange>(
+      cfg.kafka.brokers,
+      topics(cfg.kafka.topicPrefix).identity,
+      `${cfg.kafka.topicPrefix}-verify-identity`,
+    );
+    const change = await eventually('the identity change in Kafka', () =>
+      identity.seen.find((m) => m.value.profileId === pid),
+    );
+    await identity.stop();
+    expect(change.key).toBe(`${cfg.keys.workspace}:${pid}`);
+    expect(identityChangeCheck.Check(change.value)).toBe(true);
+    expect(change.value.identifiers.sort()).toEqual([
+      'anon:anon-42',
+      'email:ada@example.com',
+      'user:user-42',
+    ]);
+    expect(change.value.messageId).toBe(messageId);
     await eventually(
       'segment membership',
       async () => (await redis.zscore(keys.segmentMembers(segment.id), pid)) !== null,

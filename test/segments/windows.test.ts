@@ -111,6 +111,7 @@ beforeAll(async () => {
   const t = topics(cfg.kafka.topicPrefix);
   await admin.ensureTopics([
     { topic: t.segmentChanges, partitions: 1 },
+    { topic: t.identity, partitions: 1 },
     { topic: t.deadLetter, partitions: 1 },
   ]);
   await admin.disconnect();
