@@ -10,16 +10,14 @@ import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import type { BackfillStatus, SegmentDefinition } from '../schemas/segment.ts';
+import type { Touched } from './segment-registry.ts';
 
 const LOCK_SECONDS = 60;
 
 export function createBackfiller(opts: {
   redis: Redis;
   prefix: string;
-  reevaluate(
-    members: Array<{ workspaceId: string; profileId: string }>,
-    touched: { all: true },
-  ): Promise<void>;
+  reevaluate(members: Array<{ workspaceId: string; profileId: string }>, touched: Touched): Promise<void>;
   log: Logger;
   now?: () => Date;
   chunk?: number;
@@ -49,7 +47,8 @@ export function createBackfiller(opts: {
         const m = profileKey.exec(k);
         return m?.[1] ? [{ workspaceId: def.workspaceId, profileId: m[1] }] : [];
       });
-      await opts.reevaluate(members, { all: true });
+      // the segment and what reads it: the others are not changed by a new definition
+      await opts.reevaluate(members, { segments: [def.id] });
       status.scanned += members.length;
       await opts.redis
         .multi()

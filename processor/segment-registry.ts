@@ -27,6 +27,8 @@ export interface Touched {
   conditions?: Iterable<string>;
   /** Time passed: every segment with a window. */
   windows?: boolean;
+  /** These segments (a backfill of one segment; its dependents come with it). */
+  segments?: Iterable<string>;
 }
 
 interface WorkspaceRules {
@@ -111,6 +113,10 @@ export class SegmentRegistry {
     if (touched.windows) add(ws.windowed);
     for (const t of touched.traits ?? []) add(ws.byTrait.get(t));
     for (const c of touched.conditions ?? []) add(ws.byCondition.get(c));
+    for (const id of touched.segments ?? []) {
+      const s = ws.byId.get(id);
+      if (s) picked.set(id, s);
+    }
     if (touched.profile) {
       add(ws.trueOnEmpty);
       for (const t of touched.profile.traits) add(ws.byTrait.get(t));
