@@ -1,0 +1,474 @@
+// End to end: an event accepted by ingest → the profile enters a segment (message on
+// cdp.segment-changes) → the campaign's webhook arrives at a receiver. The services run
+// as they do in production, in their own process (`cdp start all`), against the
+// benchmark's Kafka and Redis; this process sends the events at fixed rates, reads the
+// segment-change topic and runs the webhook receiver, so every latency is measured on one
+// clock: from the moment the HTTP request with the event is sent (ingest's own time
+// included) to the moment the change / the webhook is seen.
+//
+// Every event comes from a new user and enters the segment, so each is one transition
+// and one send. A last measurement checks timers: profiles that must leave a 3 s window
+// without any new event, and how late after their deadline the exit is seen.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { freePort } from '../../infra/local/ports.ts';
+import { topics } from '../../schemas/topics.ts';
+import { buildRows, type Figure } from '../report.ts';
+import type { Measurement, ScenarioContext, ScenarioResult } from '../scenario.ts';
+import { percentile, summarizeLatencies } from '../stats.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NAME = 'e2e';
+const WRITE_KEY = 'bench-e2e-write-key';
+const ADMIN_KEY = 'bench-e2e-admin-key';
+const SIGNAL = 'E2E Signal';
+const TIMER_EVENT = 'E2E Timer';
+const TIMER_WINDOW_MS = 3000;
+
+export const E2E_TARGETS = {
+  /** Issue #5: ingest acceptance → segment change, p99 < 100 ms at 1,000 events/s. */
+  changeP99At1000: { kind: 'atMost', value: 100 },
+  /** Issue #5: timer exits within 1 s of their deadline. */
+  timerLateness: { kind: 'atMost', value: 1000 },
+} as const;
+
+interface Seen {
+  sentAt: Map<string, number>;
+  changeAt: Map<string, number>;
+  webhookAt: Map<string, number>;
+  exitAt: Map<string, number>;
+}
+
+export function e2eRates(mode: 'quick' | 'full'): {
+  rates: number[];
+  seconds: number;
+  saturationSeconds: number;
+} {
+  return mode === 'quick'
+    ? { rates: [100, 1000], seconds: 3, saturationSeconds: 3 }
+    : { rates: [100, 1000, 10_000], seconds: 10, saturationSeconds: 8 };
+}
+
+export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const { rates, seconds, saturationSeconds } = e2eRates(ctx.settings.mode);
+  const prefix = `bench-e2e-${ctx.nonce}`;
+  const [ingestPort, queryPort] = await Promise.all([freePort(), freePort()]);
+  const seen: Seen = { sentAt: new Map(), changeAt: new Map(), webhookAt: new Map(), exitAt: new Map() };
+
+  const receiver = await startReceiver(seen);
+  const services = spawn(process.execPath, [join(ROOT, 'bin/cdp.js'), 'start', 'all'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: 'development',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      KAFKA_BROKERS: ctx.kafkaBrokers,
+      REDIS_URL: ctx.redisUrl,
+      CDP_DATA_DIR: join(ctx.dataDir, 'e2e'),
+      CDP_TOPIC_PREFIX: prefix,
+      CDP_REDIS_PREFIX: prefix,
+      CDP_TOPIC_PARTITIONS: '4',
+      CDP_WRITE_KEY: WRITE_KEY,
+      CDP_ADMIN_KEY: ADMIN_KEY,
+      CDP_INGEST_PORT: String(ingestPort),
+      CDP_QUERY_PORT: String(queryPort),
+      CDP_WEBHOOK_ALLOW_LOOPBACK: 'true',
+      CDP_INGEST_RATE_LIMIT: '0',
+    },
+    stdio: ['ignore', 2, 2],
+  });
+  const ingest = `http://127.0.0.1:${ingestPort}`;
+  const query = `http://127.0.0.1:${queryPort}`;
+  const kafka = new Kafka({ brokers: ctx.kafkaBrokers.split(','), logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `${prefix}-bench-reader`, maxWaitTimeInMs: 50 });
+  const measurements: Measurement[] = [];
+  const notes: string[] = [];
+  try {
+    ctx.progress('e2e: starting the services in their own process (cdp start all)');
+    await waitReady([ingest, query], services, 120_000);
+    const admin = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
+    const segment = await postJson(`${query}/v1/segments`, admin, {
+      name: 'bench e2e signal',
+      rule: { '>=': [{ event_count: [SIGNAL, '1h'] }, 1] },
+    });
+    await postJson(`${query}/v1/campaigns`, admin, {
+      name: 'bench e2e webhook',
+      segmentId: segment.id,
+      on: 'enter',
+      channel: 'webhook',
+      webhook: { url: receiver.url },
+    });
+    const timerSegment = await postJson(`${query}/v1/segments`, admin, {
+      name: 'bench e2e timer',
+      rule: { '>=': [{ event_count: [TIMER_EVENT, `${TIMER_WINDOW_MS / 1000}s`] }, 1] },
+    });
+
+    await consumer.connect();
+    await consumer.subscribe({ topic: topics(prefix).segmentChanges, fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const at = performance.now();
+        for (const m of batch.messages) {
+          const c = JSON.parse(String(m.value)) as { segmentId: string; type: string; userId: string | null };
+          if (!c.userId) continue;
+          if (c.segmentId === segment.id && c.type === 'entered') seen.changeAt.set(c.userId, at);
+          else if (c.segmentId === timerSegment.id && c.type === 'exited') seen.exitAt.set(c.userId, at);
+        }
+      },
+    });
+    // definitions reach the processor within a second; one event shows the path is live
+    await warmUp(ingest, seen, `${ctx.nonce}-warm`);
+
+    for (const rate of rates) {
+      ctx.progress(`e2e: ${rate.toLocaleString('en-US')} events/s for ${seconds} s`);
+      measurements.push(
+        await fixedRate(ingest, seen, `${ctx.nonce}-r${rate}`, rate, seconds * 1000, `${rate}/s`),
+      );
+    }
+    ctx.progress(`e2e: saturation for ${saturationSeconds} s`);
+    measurements.push(await saturate(ingest, seen, `${ctx.nonce}-sat`, saturationSeconds * 1000));
+
+    ctx.progress(`e2e: timers (${TIMER_WINDOW_MS / 1000} s window, exits without a new event)`);
+    const lateness = await timerExits(ingest, seen, `${ctx.nonce}-timer`, 200);
+    measurements.push(lateness);
+    notes.push(
+      'e2e: latency is measured from sending the HTTP request with the event (ingest included) to seeing ' +
+        'the segment change on Kafka / the webhook at a loopback receiver, all on this clock; services run in ' +
+        'their own process (`cdp start all`) on the same 2 cores as the load',
+    );
+  } finally {
+    await consumer.disconnect().catch(() => {});
+    services.kill('SIGTERM');
+    await new Promise<void>((r) => {
+      const t = setTimeout(() => {
+        services.kill('SIGKILL');
+        r();
+      }, 15_000);
+      services.once('exit', () => {
+        clearTimeout(t);
+        r();
+      });
+      if (services.exitCode !== null) r();
+    });
+    await receiver.close();
+  }
+  return { rows: buildRows(e2eFigures(measurements)), measurements, notes };
+}
+
+export function e2eFigures(ms: readonly Measurement[]): Figure[] {
+  const out: Figure[] = [];
+  for (const m of ms) {
+    const d = m.details ?? {};
+    if (m.load === 'timers') {
+      out.push({
+        scenario: NAME,
+        figure: 'timer exit after deadline p50',
+        unit: 'ms',
+        runs: [d.lateP50 ?? NaN],
+      });
+      out.push({
+        scenario: NAME,
+        figure: 'timer exit after deadline max',
+        unit: 'ms',
+        runs: [d.lateMax ?? NaN],
+        target: E2E_TARGETS.timerLateness,
+      });
+      continue;
+    }
+    const at = `@ ${m.load}`;
+    out.push({ scenario: NAME, figure: `events/s ${at}`, unit: 'events/s', runs: [m.eventsPerSec] });
+    out.push({
+      scenario: NAME,
+      figure: `event→segment change p50 ${at}`,
+      unit: 'ms',
+      runs: [d.changeP50 ?? NaN],
+    });
+    out.push({
+      scenario: NAME,
+      figure: `event→segment change p95 ${at}`,
+      unit: 'ms',
+      runs: [d.changeP95 ?? NaN],
+    });
+    out.push({
+      scenario: NAME,
+      figure: `event→segment change p99 ${at}`,
+      unit: 'ms',
+      runs: [d.changeP99 ?? NaN],
+      ...(m.load === '1000/s' ? { target: E2E_TARGETS.changeP99At1000 } : {}),
+    });
+    out.push({ scenario: NAME, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50 ?? NaN] });
+    out.push({ scenario: NAME, figure: `event→webhook p99 ${at}`, unit: 'ms', runs: [d.webhookP99 ?? NaN] });
+    out.push({ scenario: NAME, figure: `changes missing ${at}`, unit: 'count', runs: [d.missing ?? NaN] });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function startReceiver(seen: Seen): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const at = performance.now();
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { userId?: string };
+        if (body.userId) seen.webhookAt.set(body.userId, at);
+      } catch {
+        // not ours
+      }
+      res.statusCode = 200;
+      res.end();
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function waitReady(urls: string[], child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`cdp start all exited with ${child.exitCode}`);
+    const ok = await Promise.all(
+      urls.map((u) =>
+        fetch(`${u}/readyz`, { signal: AbortSignal.timeout(1000) })
+          .then((r) => r.ok)
+          .catch(() => false),
+      ),
+    );
+    if (ok.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error('services not ready in time');
+    await sleep(250);
+  }
+}
+
+async function postJson(url: string, headers: Record<string, string>, body: unknown) {
+  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${text}`);
+  return JSON.parse(text) as { id: string };
+}
+
+const ingestHeaders = {
+  authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`,
+  'content-type': 'application/json',
+};
+
+const signal = (userId: string, event = SIGNAL) => ({
+  type: 'track',
+  event,
+  userId,
+  messageId: `m-${userId}`,
+  timestamp: new Date().toISOString(),
+});
+
+/** Sends users' events in one request; records each user's send time. */
+async function sendEvents(ingest: string, seen: Seen, users: string[], event = SIGNAL): Promise<boolean> {
+  const at = performance.now();
+  for (const u of users) seen.sentAt.set(u, at);
+  const body =
+    users.length === 1
+      ? JSON.stringify(signal(users[0]!, event))
+      : JSON.stringify({ batch: users.map((u) => signal(u, event)) });
+  try {
+    const res = await fetch(`${ingest}/v1/${users.length === 1 ? 'track' : 'batch'}`, {
+      method: 'POST',
+      headers: ingestHeaders,
+      body,
+    });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function warmUp(ingest: string, seen: Seen, prefix: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (let i = 0; Date.now() < deadline; i++) {
+    const u = `${prefix}-${i}`;
+    await sendEvents(ingest, seen, [u]);
+    const until = Date.now() + 2000;
+    while (Date.now() < until) {
+      if (seen.changeAt.has(u) && seen.webhookAt.has(u)) return;
+      await sleep(50);
+    }
+  }
+  throw new Error('e2e: no segment change and webhook for a warm-up event within 60 s');
+}
+
+/** Waits (bounded) until every user has its change and webhook, then summarises. */
+async function collect(
+  seen: Seen,
+  users: string[],
+  load: string,
+  windowMs: number,
+  errors: number,
+): Promise<Measurement> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !users.every((u) => seen.changeAt.has(u) && seen.webhookAt.has(u)))
+    await sleep(100);
+  const change: number[] = [];
+  const hook: number[] = [];
+  let missing = 0;
+  for (const u of users) {
+    const sent = seen.sentAt.get(u)!;
+    const c = seen.changeAt.get(u);
+    const w = seen.webhookAt.get(u);
+    if (c === undefined || w === undefined) missing++;
+    if (c !== undefined) change.push(c - sent);
+    if (w !== undefined) hook.push(w - sent);
+  }
+  const cs = summarizeLatencies(change);
+  const ws = summarizeLatencies(hook);
+  const p95 = percentile(change, 95);
+  return {
+    scenario: NAME,
+    load,
+    run: 1,
+    opsPerSec: (users.length / windowMs) * 1000,
+    eventsPerSec: (users.length / windowMs) * 1000,
+    p50Ms: cs.p50,
+    p99Ms: cs.p99,
+    maxMs: cs.max,
+    errors: errors + missing,
+    errorSamples: missing > 0 ? [`${missing} events without a segment change and webhook within 30 s`] : [],
+    abandoned: 0,
+    serverCpuPct: null,
+    generatorCpuPct: 0,
+    cpuUsPerEvent: null,
+    machineBusyPct: null,
+    jitterPct: null,
+    details: {
+      changeP50: cs.p50,
+      changeP95: p95,
+      changeP99: cs.p99,
+      webhookP50: ws.p50,
+      webhookP99: ws.p99,
+      missing,
+    },
+  };
+}
+
+/** `rate` events/s for `durationMs`: every 10 ms a request with the events due by then. */
+async function fixedRate(
+  ingest: string,
+  seen: Seen,
+  prefix: string,
+  rate: number,
+  durationMs: number,
+  load: string,
+): Promise<Measurement> {
+  const users: string[] = [];
+  const inFlight: Promise<boolean>[] = [];
+  const start = performance.now();
+  let sent = 0;
+  let errors = 0;
+  while (performance.now() - start < durationMs) {
+    const due = Math.floor(((performance.now() - start) / 1000) * rate) + 1;
+    if (due > sent) {
+      const batch: string[] = [];
+      for (; sent < due; sent++) batch.push(`${prefix}-${sent}`);
+      users.push(...batch);
+      inFlight.push(
+        sendEvents(ingest, seen, batch).then((ok) => {
+          if (!ok) errors++;
+          return ok;
+        }),
+      );
+    }
+    await sleep(Math.max(1, Math.min(10, 1000 / rate)));
+  }
+  await Promise.all(inFlight);
+  return collect(seen, users, load, performance.now() - start, errors);
+}
+
+/** As fast as 4 senders of 100-event batches go. */
+async function saturate(
+  ingest: string,
+  seen: Seen,
+  prefix: string,
+  durationMs: number,
+): Promise<Measurement> {
+  const users: string[] = [];
+  let errors = 0;
+  let n = 0;
+  const start = performance.now();
+  const sender = async () => {
+    while (performance.now() - start < durationMs) {
+      const batch = Array.from({ length: 100 }, () => `${prefix}-${n++}`);
+      users.push(...batch);
+      if (!(await sendEvents(ingest, seen, batch))) errors++;
+    }
+  };
+  await Promise.all([sender(), sender(), sender(), sender()]);
+  // throughput is what the pipeline delivered: the last change seen after the window
+  const m = await collect(seen, users, 'saturation', performance.now() - start, errors);
+  const last = Math.max(...users.map((u) => seen.changeAt.get(u) ?? 0));
+  m.eventsPerSec = m.opsPerSec = (users.length / Math.max(1, last - start)) * 1000;
+  return m;
+}
+
+/** Profiles with one event in a short window: how late after the deadline is the exit seen. */
+async function timerExits(ingest: string, seen: Seen, prefix: string, count: number): Promise<Measurement> {
+  const users = Array.from({ length: count }, (_, i) => `${prefix}-${i}`);
+  const deadlines = new Map<string, number>();
+  for (let i = 0; i < users.length; i += 50) {
+    const batch = users.slice(i, i + 50);
+    const wall = Date.now();
+    const perf = performance.now();
+    // the event's own timestamp starts the window: the deadline is timestamp + window
+    const ok = await fetch(`${ingest}/v1/batch`, {
+      method: 'POST',
+      headers: ingestHeaders,
+      body: JSON.stringify({
+        batch: batch.map((u) => ({ ...signal(u, TIMER_EVENT), timestamp: new Date(wall).toISOString() })),
+      }),
+    }).then((r) => r.ok);
+    if (!ok) throw new Error('e2e: timer events refused');
+    for (const u of batch) deadlines.set(u, perf + TIMER_WINDOW_MS);
+  }
+  const until = Date.now() + TIMER_WINDOW_MS + 15_000;
+  while (Date.now() < until && !users.every((u) => seen.exitAt.has(u))) await sleep(100);
+  const late = users.flatMap((u) => {
+    const at = seen.exitAt.get(u);
+    return at === undefined ? [] : [at - deadlines.get(u)!];
+  });
+  const s = summarizeLatencies(late);
+  const missing = users.length - late.length;
+  return {
+    scenario: NAME,
+    load: 'timers',
+    run: 1,
+    opsPerSec: 0,
+    eventsPerSec: 0,
+    p50Ms: s.p50,
+    p99Ms: s.p99,
+    maxMs: s.max,
+    errors: missing,
+    errorSamples:
+      missing > 0 ? [`${missing} profiles did not leave the timer segment within 15 s of the deadline`] : [],
+    abandoned: 0,
+    serverCpuPct: null,
+    generatorCpuPct: 0,
+    cpuUsPerEvent: null,
+    machineBusyPct: null,
+    jitterPct: null,
+    details: { lateP50: s.p50, lateP99: s.p99, lateMax: s.max },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
