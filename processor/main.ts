@@ -26,7 +26,8 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
   const kafka = clients.kafka();
   const redis = clients.redis();
   const clickhouse = await clients.clickhouse();
-  const producer = kafka.producer();
+  // segment changes, identity changes and dead letters of concurrent partitions share requests
+  const producer = kafka.producer({ lingerMs: 1 });
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
   const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
@@ -59,7 +60,14 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     kafka,
     admin,
     topics: topicSpecs(cfg),
-    consumer: { groupId: group('cdp-processor'), topics: [t.events], maxBatchSize: 500 },
+    consumer: {
+      groupId: group('cdp-processor'),
+      topics: [t.events],
+      maxBatchSize: 500,
+      // partitions run side by side, like separate consumers (the Redis steps are atomic
+      // per event and memberships are compare-and-set), so one slow batch holds no other
+      concurrency: cfg.kafka.partitions,
+    },
     handler: async (batch, ctx) => {
       await watcher.ready;
       await processor.handleBatch(batch, ctx);

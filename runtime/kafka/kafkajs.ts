@@ -105,6 +105,22 @@ function kafkajsProducer(kafka: Kafka): Producer {
         throw err;
       }
     },
+    async sendBatch(batches) {
+      const instance = current;
+      try {
+        await instance.connect();
+        await instance.producer.sendBatch({
+          acks: -1,
+          topicMessages: batches.map((b) => ({
+            topic: b.topic,
+            messages: b.messages.map((m) => ({ key: m.key, value: m.value, headers: m.headers })),
+          })),
+        });
+      } catch (err) {
+        retire(instance);
+        throw err;
+      }
+    },
     async disconnect() {
       closed = true;
       await current.producer.disconnect();
@@ -136,6 +152,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
   let stopping = false;
+  let commits: Promise<void> = Promise.resolve();
   const maxBatch = o.maxBatchSize ?? 1000;
   return {
     async run(handler: BatchHandler) {
@@ -187,20 +204,26 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             const last = slice[slice.length - 1];
             if (!last) continue;
             resolveOffset(last.offset); // the fetch position moves on only past handled messages
-            await consumer.commitOffsets([
-              {
-                topic: batch.topic,
-                partition: batch.partition,
-                offset: (BigInt(last.offset) + 1n).toString(),
-              },
-            ]);
-            await heartbeat();
+            // The commit follows the effects but is not waited for: the next batch need not
+            // pay a round trip, and a lost commit only means a redelivery (idempotent).
+            const offset = (BigInt(last.offset) + 1n).toString();
+            commits = commits
+              .then(() =>
+                consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]),
+              )
+              .catch((err) =>
+                log.warn(
+                  { topic: batch.topic, partition: batch.partition, err: errorMessage(err) },
+                  'commit_failed',
+                ),
+              );
           }
         },
       });
     },
     async disconnect() {
       stopping = true;
+      await commits;
       await consumer.disconnect();
     },
   };

@@ -46,6 +46,28 @@ describe('withLinger', () => {
     expect(settled).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('sends concurrent callers of different topics in one request', async () => {
+    const batches: Array<Array<{ topic: string; values: string[] }>> = [];
+    const producer: Producer = {
+      connect: async () => {},
+      disconnect: async () => {},
+      send: async () => {
+        throw new Error('send() should not be used for several topics');
+      },
+      sendBatch: async (list) => {
+        batches.push(list.map((b) => ({ topic: b.topic, values: b.messages.map((m) => String(m.value)) })));
+      },
+    };
+    const p = withLinger(producer, { lingerMs: 1 });
+    await Promise.all([p.send('a', [msg('1')]), p.send('b', [msg('2')]), p.send('a', [msg('3')])]);
+    expect(batches).toEqual([
+      [
+        { topic: 'a', values: ['1', '3'] },
+        { topic: 'b', values: ['2'] },
+      ],
+    ]);
+  });
+
   it('stops holding later sends back behind a request that hangs', async () => {
     const { producer, requests } = manualProducer();
     const p = withLinger(producer, { lingerMs: 1, stallMs: 30 });

@@ -1,24 +1,17 @@
-// Batches sends from concurrent callers into one produce request per topic. Callers that
-// arrive within `lingerMs` of each other share a request; while a request is in flight
-// (kafkajs's idempotent producer keeps one in flight per broker) everything that arrives
-// waits and goes out together as soon as it is acknowledged, so batches grow with load
-// instead of queueing up one small request behind another. Each caller's promise settles
-// with the acknowledgement of the request its messages went in. (librdkafka batches
-// natively with linger.ms; kafkajs sends one request per send() call.)
-import type { OutgoingMessage, Producer } from './types.ts';
+// Batches sends from concurrent callers into one produce request. Callers that arrive
+// within `lingerMs` of each other share a request, whatever their topics; while a request
+// is in flight (kafkajs's idempotent producer keeps one in flight per broker) everything
+// that arrives waits and goes out together as soon as it is acknowledged, so batches grow
+// with load instead of queueing up one small request behind another. Each caller's
+// promise settles with the acknowledgement of the request its messages went in.
+// (librdkafka batches natively with linger.ms; kafkajs sends one request per send() call.)
+import type { OutgoingMessage, Producer, TopicMessages } from './types.ts';
 
 interface Waiting {
+  topic: string;
   messages: OutgoingMessage[];
   resolve(): void;
   reject(err: unknown): void;
-}
-
-interface TopicState {
-  waiting: Waiting[];
-  count: number;
-  bytes: number;
-  timer: NodeJS.Timeout | undefined;
-  inFlight: number;
 }
 
 export function withLinger(
@@ -38,75 +31,74 @@ export function withLinger(
   const maxInFlight = opts.maxInFlight ?? 1;
   // a send that hangs (a broker that vanished mid-request) must not stall every later caller
   const stallMs = opts.stallMs ?? 3000;
-  const topics = new Map<string, TopicState>();
+  let waiting: Waiting[] = [];
+  let count = 0;
+  let bytes = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight = 0;
 
-  const state = (topic: string): TopicState => {
-    let s = topics.get(topic);
-    if (!s) {
-      s = { waiting: [], count: 0, bytes: 0, timer: undefined, inFlight: 0 };
-      topics.set(topic, s);
-    }
-    return s;
+  const sendAll = (batches: TopicMessages[]): Promise<void> => {
+    if (batches.length === 1) return inner.send(batches[0]!.topic, batches[0]!.messages);
+    if (inner.sendBatch) return inner.sendBatch(batches);
+    return Promise.all(batches.map((b) => inner.send(b.topic, b.messages))).then(() => {});
   };
 
   /** Sends what is waiting, unless the in-flight limit says wait (then the ack sends it). */
-  const flush = (topic: string, force = false) => {
-    const s = state(topic);
-    if (s.timer) clearTimeout(s.timer);
-    s.timer = undefined;
-    if (s.waiting.length === 0) return;
-    if (!force && s.inFlight >= maxInFlight) return;
-    const waiting = s.waiting;
-    s.waiting = [];
-    s.count = 0;
-    s.bytes = 0;
-    s.inFlight++;
+  const flush = (force = false) => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (waiting.length === 0) return;
+    if (!force && inFlight >= maxInFlight) return;
+    const taken = waiting;
+    waiting = [];
+    count = 0;
+    bytes = 0;
+    inFlight++;
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       clearTimeout(stall);
-      s.inFlight--;
-      if (s.waiting.length > 0 && !s.timer) flush(topic);
+      inFlight--;
+      if (waiting.length > 0 && !timer) flush();
     };
     const stall = setTimeout(release, stallMs);
     stall.unref();
-    const settle = release;
-    inner
-      .send(
-        topic,
-        waiting.flatMap((w) => w.messages),
-      )
-      .then(
-        () => {
-          for (const w of waiting) w.resolve();
-          settle();
-        },
-        (err) => {
-          for (const w of waiting) w.reject(err);
-          settle();
-        },
-      );
+    // one entry per topic, messages in the order they were sent
+    const byTopic = new Map<string, OutgoingMessage[]>();
+    for (const w of taken) {
+      const list = byTopic.get(w.topic);
+      if (list) for (const m of w.messages) list.push(m);
+      else byTopic.set(w.topic, [...w.messages]);
+    }
+    sendAll([...byTopic].map(([topic, messages]) => ({ topic, messages }))).then(
+      () => {
+        for (const w of taken) w.resolve();
+        release();
+      },
+      (err) => {
+        for (const w of taken) w.reject(err);
+        release();
+      },
+    );
   };
 
   return {
     connect: () => inner.connect(),
     send(topic, messages) {
       return new Promise<void>((resolve, reject) => {
-        const s = state(topic);
-        const bytes = messages.reduce((n, m) => n + m.value.length + m.key.length, 0);
+        const size = messages.reduce((n, m) => n + m.value.length + m.key.length, 0);
         // a full batch goes out even past the in-flight limit: kafkajs queues it
-        if (s.waiting.length > 0 && s.bytes + bytes > maxBytes) flush(topic, true);
-        s.waiting.push({ messages, resolve, reject });
-        s.count += messages.length;
-        s.bytes += bytes;
-        if (s.count >= maxMessages || s.bytes >= maxBytes) flush(topic, true);
-        else if (!s.timer && s.inFlight < maxInFlight)
-          s.timer = setTimeout(() => flush(topic), opts.lingerMs);
+        if (waiting.length > 0 && bytes + size > maxBytes) flush(true);
+        waiting.push({ topic, messages, resolve, reject });
+        count += messages.length;
+        bytes += size;
+        if (count >= maxMessages || bytes >= maxBytes) flush(true);
+        else if (!timer && inFlight < maxInFlight) timer = setTimeout(() => flush(), opts.lingerMs);
       });
     },
     async disconnect() {
-      for (const topic of topics.keys()) flush(topic, true);
+      flush(true);
       await inner.disconnect();
     },
   };

@@ -198,7 +198,8 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
               }
             }
             const last = b.messages[b.messages.length - 1]!;
-            consumer.commitSync({ topic: b.topic, partition: b.partition, offset: Number(last.offset) + 1 });
+            // asynchronous: commitSync would block the event loop for a broker round trip
+            consumer.commit({ topic: b.topic, partition: b.partition, offset: Number(last.offset) + 1 });
           };
           const batches = [...byPartition.values()];
           const width = Math.max(1, o.concurrency ?? 1);

@@ -21,7 +21,14 @@ export interface Producer {
   connect(): Promise<void>;
   /** Resolves only once the broker acknowledged every message (acks=all). */
   send(topic: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Several topics in one request where the client can (kafkajs); same guarantee as send. */
+  sendBatch?(batches: TopicMessages[]): Promise<void>;
   disconnect(): Promise<void>;
+}
+
+export interface TopicMessages {
+  topic: string;
+  messages: OutgoingMessage[];
 }
 
 export interface Batch {
