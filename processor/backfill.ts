@@ -18,6 +18,8 @@ export function createBackfiller(opts: {
   redis: Redis;
   prefix: string;
   reevaluate(members: Array<{ workspaceId: string; profileId: string }>, touched: Touched): Promise<void>;
+  /** Runs first: brings in what the segment needs from history (its counted conditions). */
+  seed?(def: SegmentDefinition): Promise<void>;
   log: Logger;
   now?: () => Date;
   chunk?: number;
@@ -37,6 +39,7 @@ export function createBackfiller(opts: {
       finishedAt: null,
     };
     await opts.redis.hset(keys.backfills, field, JSON.stringify(status));
+    await opts.seed?.(def);
     const tag = workspaceKeys(opts.prefix, def.workspaceId).tag;
     const profileKey = new RegExp(`^${escapeRegExp(tag)}:p:([^:]+)$`);
     let cursor = '0';

@@ -3,12 +3,16 @@ import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { superviseConsumer } from '../runtime/consume.ts';
 import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
+import { realSleep } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { compileRule } from '../schemas/rules.ts';
 import { topics } from '../schemas/topics.ts';
 import { createBackfiller } from './backfill.ts';
 import { createHistorySink } from './history-sink.ts';
 import { createProcessor } from './pipeline.ts';
+import { defineSeedCondition, seedFromHistory } from './seed-from-history.ts';
 import { SegmentRegistry } from './segment-registry.ts';
 import { startTimerWorker } from './timers.ts';
 
@@ -98,10 +102,27 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     log: log.child({ consumer: 'history' }),
   });
 
+  defineSeedCondition(redis);
   backfiller = createBackfiller({
     redis,
     prefix: cfg.redis.prefix,
     reevaluate: processor.reevaluate,
+    async seed(def) {
+      const rule = compileRule(def.rule);
+      if (rule.counts.length === 0) return;
+      // events processed just before the registry had the segment reach ClickHouse with
+      // the sink's next flush: wait for it, so they are counted from history
+      await realSleep(cfg.history.flushMs + 1000);
+      await seedFromHistory({
+        clickhouse,
+        redis,
+        tag: workspaceKeys(cfg.redis.prefix, def.workspaceId).tag,
+        workspaceId: def.workspaceId,
+        counts: rule.counts,
+        nowMs: Date.now(),
+        log,
+      });
+    },
     log,
   });
   void watcher.ready.then(async () => backfiller?.sync(await store.list('segments'))).catch(() => {});

@@ -113,4 +113,88 @@ describe('segment backfill', () => {
     expect(v2.filter((c) => c.type === 'exited')).toHaveLength(3); // b2, b4, b5
     await reader.disconnect();
   });
+
+  it('counts events from before the segment existed, from ClickHouse history, with merged persons', async () => {
+    const send = (path: string, body: Record<string, unknown>) =>
+      fetch(`${running.urls.ingest}/v1/${path}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(body),
+      }).then((r) => r.status);
+    const order = (who: Record<string, string>, revenue: number, daysAgo: number) =>
+      send('track', {
+        ...who,
+        event: 'Order Completed',
+        properties: { revenue },
+        timestamp: new Date(Date.now() - daysAgo * 86_400_000).toISOString(),
+      });
+    // h1: two big orders; h2: one big, one small; h3: one big as an anonymous visitor and one
+    // after signing up (the same person); h4: two big orders, one outside the 30-day window
+    const sent = await Promise.all([
+      order({ userId: 'h1' }, 100, 3),
+      order({ userId: 'h1' }, 200, 10),
+      order({ userId: 'h2' }, 100, 3),
+      order({ userId: 'h2' }, 10, 4),
+      order({ anonymousId: 'h3-visitor' }, 80, 5),
+      order({ userId: 'h4' }, 90, 2),
+      order({ userId: 'h4' }, 90, 45),
+    ]);
+    expect(sent.every((s) => s === 200)).toBe(true);
+    expect(await send('identify', { userId: 'h3', anonymousId: 'h3-visitor' })).toBe(200);
+    expect(await order({ userId: 'h3' }, 70, 1)).toBe(200);
+    // wait until all of it is in history
+    await eventually('the orders in ClickHouse', async () => {
+      const r = await fetch(`${running.urls.query}/v1/profiles?userId=h3`, { headers: admin() });
+      if (r.status !== 200) return false;
+      const { id } = (await r.json()) as { id: string };
+      const ev = await fetch(`${running.urls.query}/v1/profiles/${id}/events?limit=10`, { headers: admin() });
+      const body = (await ev.json()) as { events: unknown[] };
+      return body.events.length >= 3;
+    });
+
+    const created = (await (
+      await fetch(`${running.urls.query}/v1/segments`, {
+        method: 'POST',
+        headers: admin(),
+        body: JSON.stringify({
+          name: 'Two big orders in 30 days',
+          rule: {
+            '>=': [{ event_count: ['Order Completed', '30d', { '>=': [{ var: 'revenue' }, 50] }] }, 2],
+          },
+        }),
+      })
+    ).json()) as { id: string };
+    await eventually('the backfill to finish', async () => {
+      const s = (await (
+        await fetch(`${running.urls.query}/v1/segments/${created.id}`, { headers: admin() })
+      ).json()) as { backfill: { status: string } };
+      return s.backfill.status === 'ready';
+    });
+    const memberIds = async () =>
+      (
+        (await (
+          await fetch(`${running.urls.query}/v1/segments/${created.id}/members?limit=100`, {
+            headers: admin(),
+          })
+        ).json()) as { members: string[] }
+      ).members.sort();
+    const pidOf = async (userId: string) =>
+      (
+        (await (
+          await fetch(`${running.urls.query}/v1/profiles?userId=${userId}`, { headers: admin() })
+        ).json()) as {
+          id: string;
+        }
+      ).id;
+    expect(await memberIds()).toEqual([await pidOf('h1'), await pidOf('h3')].sort());
+
+    // streaming goes on from the seeded counts: h2's second big order makes two
+    expect(await order({ userId: 'h2' }, 60, 0)).toBe(200);
+    const h2 = await pidOf('h2');
+    await eventually('h2 enters', async () => (await memberIds()).includes(h2));
+    expect((await memberIds()).length).toBe(3);
+  });
 });
