@@ -13,6 +13,7 @@
 --   <tag>:p:<pid>:cs               set of the condition ids the profile has times for
 --   <tag>:p:<pid>:merged           set of the profile ids merged into this one (transitively)
 --   <tag>:idv                      counter, bumped by every identity-graph change
+--   <tag>:stats                    hash: profiles (live, not merged away)
 -- ARGV: messageId, dedupTtlSeconds, eventTimeMs, newProfileId, maxIdentities, nowMs,
 --       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches]},
 --       nIds, then nIds (kind, value) pairs, then (trait, jsonValue) pairs.
@@ -122,6 +123,7 @@ if not target then
   target = newPid
   created = true
   redis.call('HSET', pkey(target), 'id', target, 'firstSeenAt', ts, 'lastSeenAt', ts)
+  redis.call('HINCRBY', tag .. ':stats', 'profiles', 1)
 end
 
 local merged, conflicts, limited = {}, {}, {}
@@ -167,6 +169,7 @@ local function merge(src, dst)
   redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
     pkey(src) .. ':cs', pkey(src) .. ':merged')
   redis.call('HSET', pkey(src), 'mergedInto', dst)
+  redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
   merged[#merged + 1] = src
   linked = true
 end

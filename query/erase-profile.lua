@@ -13,5 +13,8 @@ end
 local segs = redis.call('HGETALL', p .. ':seg')
 for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', pid) end
 for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do redis.call('DEL', p .. ':c:' .. c) end
+if redis.call('EXISTS', p) == 1 and not redis.call('HGET', p, 'mergedInto') then
+  redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
+end
 redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs', p .. ':merged')
 return ids

@@ -85,6 +85,25 @@ export function queryOpenApi(): object {
           responses: { '201': { description: 'created' }, ...errors },
         }),
       },
+      '/v1/segments/preview': {
+        post: op(
+          'previewSegment',
+          'Evaluate a rule over a sample of profiles without saving it: estimated size and matching profiles',
+          {
+            requestBody: {
+              required: true,
+              content: json({
+                type: 'object',
+                required: ['rule'],
+                properties: {
+                  rule: { type: 'object' },
+                  sampleSize: { type: 'integer', minimum: 1, maximum: 5000, default: 1000 },
+                },
+              }),
+            },
+          },
+        ),
+      },
       '/v1/segments/{id}': {
         get: op('getSegment', 'A segment', { parameters: [id('id')] }),
         put: op('updateSegment', 'Replace name and rule; the version increases', {

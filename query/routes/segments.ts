@@ -13,7 +13,10 @@ import {
 } from '../../schemas/segment.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { previewSegment } from '../preview-segment.ts';
 import { QueryError } from '../query-error.ts';
+
+const MAX_PREVIEW_SAMPLE = 5000;
 
 export interface SegmentRouteDeps {
   redis: Redis;
@@ -59,6 +62,33 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
     }
     return body;
   };
+
+  // Nothing is saved: the rule is validated as on create and evaluated over a sample.
+  app.post('/preview', async (c) => {
+    const ws = c.get('workspaceId');
+    const body = (await readJson(c.req.raw)) as { rule?: unknown; sampleSize?: unknown };
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new QueryError(400, 'body: an object {rule, sampleSize?}');
+    if (body.rule === undefined) throw new QueryError(400, 'rule: required');
+    const sampleSize = body.sampleSize ?? 1000;
+    if (
+      !Number.isInteger(sampleSize) ||
+      (sampleSize as number) < 1 ||
+      (sampleSize as number) > MAX_PREVIEW_SAMPLE
+    )
+      throw new QueryError(400, `sampleSize: an integer from 1 to ${MAX_PREVIEW_SAMPLE}`);
+    const { rule } = await validate(ws, { name: 'preview', rule: body.rule });
+    const preview = await previewSegment({
+      redis: deps.redis,
+      clickhouse: deps.clickhouse,
+      prefix: deps.redisPrefix,
+      workspaceId: ws,
+      rule: compileRule(rule),
+      nowMs: deps.now().getTime(),
+      sampleSize: sampleSize as number,
+    });
+    return c.json(preview);
+  });
 
   app.post('/', async (c) => {
     const ws = c.get('workspaceId');

@@ -1,0 +1,217 @@
+// Segment preview: how many profiles would a rule hold now, and who, without saving it.
+// A sample of the workspace's profiles (all of them when there are fewer than the sample
+// size) is read from Redis and the rule evaluated on each, exactly as the processor does.
+// Counted events come from the ClickHouse history of the sampled persons (all their
+// identifiers), because a rule not yet saved has no counts in Redis.
+import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+import type { Redis } from '../runtime/redis.ts';
+import { splitIdentifier } from '../schemas/identity-change.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import type { CompiledRule, RuleContext } from '../schemas/rules.ts';
+
+export interface Preview {
+  /** Profiles the rule was evaluated on. */
+  sampled: number;
+  matched: number;
+  /** Profiles in the workspace (null when unknown). */
+  totalProfiles: number | null;
+  /** matched / sampled × total, rounded; exact when every profile was sampled. */
+  estimatedSize: number | null;
+  exact: boolean;
+  /** A few matching profiles. */
+  sample: Array<{ id: string; userId: string | null; traits: Record<string, unknown> }>;
+}
+
+interface Sampled {
+  id: string;
+  identities: string[];
+  traits: Record<string, unknown>;
+  epochs: Record<string, number>;
+  firstSeenAt: string | null;
+  lastSeenAt: string | null;
+}
+
+export async function previewSegment(opts: {
+  redis: Redis;
+  clickhouse: ClickHouseClient;
+  prefix: string;
+  workspaceId: string;
+  rule: CompiledRule;
+  nowMs: number;
+  sampleSize: number;
+  showMatches?: number;
+}): Promise<Preview> {
+  const keys = workspaceKeys(opts.prefix, opts.workspaceId);
+  const { ids, complete } = await sampleProfileIds(opts.redis, keys.tag, opts.sampleSize);
+  const profiles = await readProfiles(opts.redis, keys.tag, ids);
+  const counts = await countFromHistory(opts, profiles);
+
+  const matches: Sampled[] = [];
+  for (const p of profiles) {
+    const ctx: RuleContext = {
+      traits: p.traits,
+      profile: { id: p.id, firstSeenAt: p.firstSeenAt, lastSeenAt: p.lastSeenAt },
+      event: null,
+      segments: Object.keys(p.epochs).filter((s) => (p.epochs[s] ?? 0) % 2 === 1),
+      counts: counts.get(p.id) ?? zeroCounts(opts.rule),
+    };
+    let holds = false;
+    try {
+      holds = opts.rule.evaluate(ctx);
+    } catch {
+      holds = false;
+    }
+    if (holds) matches.push(p);
+  }
+  const stored = Number(await opts.redis.hget(`${keys.tag}:stats`, 'profiles'));
+  const total = complete ? profiles.length : Number.isFinite(stored) && stored > 0 ? stored : null;
+  return {
+    sampled: profiles.length,
+    matched: matches.length,
+    totalProfiles: total,
+    estimatedSize:
+      total === null
+        ? null
+        : profiles.length === 0
+          ? 0
+          : Math.round((matches.length / profiles.length) * total),
+    exact: complete,
+    sample: matches.slice(0, opts.showMatches ?? 10).map((p) => {
+      const user = p.identities.find((i) => i.startsWith('user:'));
+      return { id: p.id, userId: user ? user.slice(5) : null, traits: p.traits };
+    }),
+  };
+}
+
+async function sampleProfileIds(
+  redis: Redis,
+  tag: string,
+  limit: number,
+): Promise<{ ids: string[]; complete: boolean }> {
+  const head = new RegExp(`^${tag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:p:([^:]+)$`);
+  const ids: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:p:*`, 'COUNT', 1000);
+    cursor = next;
+    for (const k of found) {
+      const m = head.exec(k);
+      if (m?.[1]) ids.push(m[1]);
+    }
+  } while (cursor !== '0' && ids.length < limit);
+  return { ids: ids.slice(0, limit), complete: cursor === '0' && ids.length <= limit };
+}
+
+async function readProfiles(redis: Redis, tag: string, ids: string[]): Promise<Sampled[]> {
+  if (ids.length === 0) return [];
+  const pipe = redis.pipeline();
+  for (const id of ids) {
+    const p = `${tag}:p:${id}`;
+    pipe.hmget(p, 'firstSeenAt', 'lastSeenAt', 'mergedInto');
+    pipe.hgetall(`${p}:t`);
+    pipe.hgetall(`${p}:seg`);
+    pipe.smembers(`${p}:ids`);
+  }
+  const res = (await pipe.exec()) ?? [];
+  const out: Sampled[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    const [head, traitsRaw, segRaw, idsRaw] = res.slice(i * 4, i * 4 + 4).map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    }) as [Array<string | null>, Record<string, string>, Record<string, string>, string[]];
+    if (head[2]) continue; // merged away: the survivor is sampled instead
+    const traits: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(traitsRaw)) {
+      if (k === '__proto__') continue;
+      try {
+        traits[k] = JSON.parse(v);
+      } catch {
+        traits[k] = v;
+      }
+    }
+    const epochs: Record<string, number> = {};
+    for (const [k, v] of Object.entries(segRaw)) epochs[k] = Number(v);
+    out.push({
+      id: ids[i]!,
+      identities: idsRaw,
+      traits,
+      epochs,
+      firstSeenAt: head[0] ? new Date(Number(head[0])).toISOString() : null,
+      lastSeenAt: head[1] ? new Date(Number(head[1])).toISOString() : null,
+    });
+  }
+  return out;
+}
+
+function zeroCounts(rule: CompiledRule): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of rule.counts) out[c.key] = 0;
+  return out;
+}
+
+/** Windowed counts of the rule for each sampled profile, from the events of its identifiers. */
+async function countFromHistory(
+  opts: { clickhouse: ClickHouseClient; workspaceId: string; rule: CompiledRule; nowMs: number },
+  profiles: Sampled[],
+): Promise<Map<string, Record<string, number>>> {
+  const out = new Map<string, Record<string, number>>();
+  if (opts.rule.counts.length === 0 || profiles.length === 0) return out;
+  const byUser = new Map<string, string>();
+  const byAnon = new Map<string, string>();
+  for (const p of profiles)
+    for (const id of p.identities) {
+      const { kind, value } = splitIdentifier(id);
+      if (kind === 'user') byUser.set(value, p.id);
+      else if (kind === 'anon') byAnon.set(value, p.id);
+    }
+  const longest = Math.max(...opts.rule.counts.map((c) => c.windowMs));
+  const events = [...new Set(opts.rule.counts.map((c) => c.condition.event))];
+  const rs = await opts.clickhouse.query({
+    query: `SELECT user_id, anonymous_id, event, properties,
+                   toString(toUnixTimestamp64Milli(timestamp)) AS ts
+            FROM events
+            WHERE workspace_id = {ws:String} AND type = 'track' AND event IN {events:Array(String)}
+              AND timestamp > fromUnixTimestamp64Milli({since:Int64})
+              AND (user_id IN {users:Array(String)} OR anonymous_id IN {anons:Array(String)})
+            LIMIT 1 BY message_id`,
+    query_params: {
+      ws: opts.workspaceId,
+      events,
+      since: opts.nowMs - longest,
+      users: [...byUser.keys()],
+      anons: [...byAnon.keys()],
+    },
+    format: 'JSONEachRow',
+    clickhouse_settings: { max_execution_time: 20 },
+  });
+  for await (const rows of rs.stream<{
+    user_id: string;
+    anonymous_id: string;
+    event: string;
+    properties: string;
+    ts: string;
+  }>()) {
+    for (const r of rows) {
+      const e = r.json();
+      const pid = (e.user_id && byUser.get(e.user_id)) || (e.anonymous_id && byAnon.get(e.anonymous_id));
+      if (!pid) continue;
+      let props: Record<string, unknown> = {};
+      try {
+        const v = JSON.parse(e.properties) as unknown;
+        if (v && typeof v === 'object' && !Array.isArray(v)) props = v as Record<string, unknown>;
+      } catch {
+        // counted with no properties
+      }
+      const ts = Number(e.ts);
+      let counts = out.get(pid);
+      if (!counts) {
+        counts = zeroCounts(opts.rule);
+        out.set(pid, counts);
+      }
+      for (const c of opts.rule.counts)
+        if (c.condition.event === e.event && ts > opts.nowMs - c.windowMs && c.condition.matches(props))
+          counts[c.key] = (counts[c.key] ?? 0) + 1;
+    }
+  }
+  return out;
+}
