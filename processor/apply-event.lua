@@ -1,4 +1,5 @@
--- Applies one event to a workspace's identity graph and profile, atomically.
+-- Applies events to a workspace's identity graph and profiles, in order, atomically
+-- (one call per batch chunk of a workspace: the per-call cost is paid once, not per event).
 -- Key layout (schemas/redis-keys.ts), all under the workspace hash tag KEYS[1]:
 --   <tag>:dedup:<messageId>        seen marker, with TTL
 --   <tag>:id:<kind>:<value>        identifier -> profile id
@@ -14,10 +15,11 @@
 --   <tag>:p:<pid>:merged           set of the profile ids merged into this one (transitively)
 --   <tag>:idv                      counter, bumped by every identity-graph change
 --   <tag>:stats                    hash: profiles (live, not merged away)
--- ARGV: messageId, dedupTtlSeconds, eventTimeMs, newProfileId, maxIdentities, nowMs,
+-- ARGV: dedupTtlSeconds, maxIdentities, nowMs, nEvents, then per event:
+--       messageId, eventTimeMs, newProfileId,
 --       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches]},
---       nIds, then nIds (kind, value) pairs, then (trait, jsonValue) pairs.
--- Returns the profile's state; its counted times are those of the conditions the profile
+--       nIds, nIds (kind, value) pairs, nTraits, nTraits (trait, jsonValue) pairs.
+-- Returns one state per event, each the profile's state after that event; its counted times are those of the conditions the profile
 -- has (a profile's own set, not the workspace's: the cost follows the person, not the
 -- number of segments). Element 13 is the identity version: the new counter value when
 -- this event changed the graph (created, linked, merged), the current value for a
@@ -25,15 +27,10 @@
 -- A replayed messageId changes nothing; the profile it resolved to is still returned so
 -- the caller can re-evaluate (re-evaluation is idempotent).
 local tag = KEYS[1]
-local messageId = ARGV[1]
-local ttl = tonumber(ARGV[2])
-local ts = tonumber(ARGV[3])
-local newPid = ARGV[4]
-local maxIds = tonumber(ARGV[5])
-local now = tonumber(ARGV[6])
-local conds = cjson.decode(ARGV[7])
-local nIds = tonumber(ARGV[8])
-local base = 8
+local ttl = tonumber(ARGV[1])
+local maxIds = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local nEvents = tonumber(ARGV[4])
 
 local function pkey(pid) return tag .. ':p:' .. pid end
 
@@ -53,187 +50,205 @@ local function userIdOf(pid)
   return nil
 end
 
--- identifiers of the event, and the profiles they already point at
-local ids = {}
-local userId = nil
-for i = 1, nIds do
-  local kind = ARGV[base + 2 * i - 1]
-  local value = ARGV[base + 2 * i]
-  if kind == 'prev' then
-    -- alias: previousId names an earlier userId or an anonymousId
-    if redis.call('EXISTS', tag .. ':id:user:' .. value) == 1 then kind = 'user' else kind = 'anon' end
-    ids[#ids + 1] = { kind, value, true }
-  else
-    ids[#ids + 1] = { kind, value, false }
-    if kind == 'user' then userId = value end
-  end
-end
-local traitStart = base + 2 * nIds + 1
-
-local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
-local duplicate = not fresh
-
--- the profile of the event's own userId (or of its first known identifier) is the target
-local target = nil
-local owners = {}
-for _, id in ipairs(ids) do
-  local v = redis.call('GET', tag .. ':id:' .. id[1] .. ':' .. id[2])
-  id[4] = v and follow(v) or nil
-  if id[1] == 'user' and not id[3] and id[4] then target = id[4] end
-end
-if not target then
-  for _, id in ipairs(ids) do
-    if id[4] then
-      local other = userIdOf(id[4])
-      -- an identifier of a different known user is never adopted by this event's user
-      if not (userId and other and other ~= userId) then target = id[4]; break end
-    end
-  end
-end
-
--- the event times of every counted condition the profile has (trimmed on each add)
-local function times(pid)
-  local out = {}
-  for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
-    out[#out + 1] = c
-    out[#out + 1] = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
-  end
-  return out
-end
-
-local state = function(pid, created, merged, conflicts, limited, version)
-  local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
-  return {
-    pid, duplicate and 1 or 0, created and 1 or 0, p[1] or '', p[2] or '',
-    redis.call('HGETALL', pkey(pid) .. ':t'),
-    redis.call('HGETALL', pkey(pid) .. ':seg'),
-    redis.call('SMEMBERS', pkey(pid) .. ':ids'),
-    merged, conflicts, limited, times(pid), version,
-  }
-end
-
-if duplicate then
-  if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 } end
-  return state(target, false, redis.call('SMEMBERS', pkey(target) .. ':merged'), {}, {},
-    tonumber(redis.call('GET', tag .. ':idv') or '0'))
-end
-
-local created = false
-if not target then
-  target = newPid
-  created = true
-  redis.call('HSET', pkey(target), 'id', target, 'firstSeenAt', ts, 'lastSeenAt', ts)
-  redis.call('HINCRBY', tag .. ':stats', 'profiles', 1)
-end
-
-local merged, conflicts, limited = {}, {}, {}
-local linked = created
-
-local function merge(src, dst)
-  -- identifiers
-  for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':ids')) do
-    local sep = string.find(m, ':', 1, true)
-    redis.call('SET', tag .. ':id:' .. string.sub(m, 1, sep - 1) .. ':' .. string.sub(m, sep + 1), dst)
-    redis.call('SADD', pkey(dst) .. ':ids', m)
-  end
-  -- traits: last write wins per trait, by event time
-  local st = redis.call('HGETALL', pkey(src) .. ':t')
-  for i = 1, #st, 2 do
-    local k = st[i]
-    local sts = tonumber(redis.call('HGET', pkey(src) .. ':tt', k) or '0')
-    local dts = tonumber(redis.call('HGET', pkey(dst) .. ':tt', k) or '-1')
-    if sts > dts then
-      redis.call('HSET', pkey(dst) .. ':t', k, st[i + 1])
-      redis.call('HSET', pkey(dst) .. ':tt', k, sts)
-    end
-  end
-  local s = redis.call('HMGET', pkey(src), 'firstSeenAt', 'lastSeenAt')
-  local d = redis.call('HMGET', pkey(dst), 'firstSeenAt', 'lastSeenAt')
-  if s[1] and (not d[1] or tonumber(s[1]) < tonumber(d[1])) then redis.call('HSET', pkey(dst), 'firstSeenAt', s[1]) end
-  if s[2] and (not d[2] or tonumber(s[2]) > tonumber(d[2])) then redis.call('HSET', pkey(dst), 'lastSeenAt', s[2]) end
-  -- counted event times: the union (an event is one member, so nothing counts twice)
-  for _, c in ipairs(redis.call('SMEMBERS', pkey(src) .. ':cs')) do
-    local d = pkey(dst) .. ':c:' .. c
-    redis.call('ZUNIONSTORE', d, 2, d, pkey(src) .. ':c:' .. c, 'AGGREGATE', 'MIN')
-    redis.call('SADD', pkey(dst) .. ':cs', c)
-    redis.call('DEL', pkey(src) .. ':c:' .. c)
-  end
-  -- the merged-away profile leaves its segments; the survivor is re-evaluated by the caller
-  local segs = redis.call('HGETALL', pkey(src) .. ':seg')
-  for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', src) end
-  -- the survivor answers for every profile id merged into either side
-  redis.call('SADD', pkey(dst) .. ':merged', src)
-  for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':merged')) do
-    redis.call('SADD', pkey(dst) .. ':merged', m)
-  end
-  redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
-    pkey(src) .. ':cs', pkey(src) .. ':merged')
-  redis.call('HSET', pkey(src), 'mergedInto', dst)
-  redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
-  merged[#merged + 1] = src
-  linked = true
-end
-
--- deterministic survivor: earliest first seen, then smallest id, so retries converge
-local function older(a, b)
-  local fa = tonumber(redis.call('HGET', pkey(a), 'firstSeenAt') or ts)
-  local fb = tonumber(redis.call('HGET', pkey(b), 'firstSeenAt') or ts)
-  if fa ~= fb then return fa < fb end
-  return a < b
-end
-
-for _, id in ipairs(ids) do
-  local owner = id[4] and follow(id[4]) or nil
-  local member = id[1] .. ':' .. id[2]
-  if owner and owner ~= target then
-    local a, b = userIdOf(owner), userIdOf(target) or userId
-    if a and b and a ~= b then
-      -- two different userIds never merge: the link is refused and reported
-      conflicts[#conflicts + 1] = member
+local function applyOne(pos)
+  -- identifiers of the event, and the profiles they already point at
+  local messageId = ARGV[pos]
+  local ts = tonumber(ARGV[pos + 1])
+  local newPid = ARGV[pos + 2]
+  local conds = cjson.decode(ARGV[pos + 3])
+  local nIds = tonumber(ARGV[pos + 4])
+  local base = pos + 4
+  local ids = {}
+  local userId = nil
+  for i = 1, nIds do
+    local kind = ARGV[base + 2 * i - 1]
+    local value = ARGV[base + 2 * i]
+    if kind == 'prev' then
+      -- alias: previousId names an earlier userId or an anonymousId
+      if redis.call('EXISTS', tag .. ':id:user:' .. value) == 1 then kind = 'user' else kind = 'anon' end
+      ids[#ids + 1] = { kind, value, true }
     else
-      if older(owner, target) then
-        merge(target, owner)
-        target = owner
-      else
-        merge(owner, target)
+      ids[#ids + 1] = { kind, value, false }
+      if kind == 'user' then userId = value end
+    end
+  end
+  local nTraits = tonumber(ARGV[base + 2 * nIds + 1])
+  local traitStart = base + 2 * nIds + 2
+  local traitEnd = traitStart + 2 * nTraits - 1
+  local nextPos = traitEnd + 1
+
+  local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
+  local duplicate = not fresh
+
+  -- the profile of the event's own userId (or of its first known identifier) is the target
+  local target = nil
+  local owners = {}
+  for _, id in ipairs(ids) do
+    local v = redis.call('GET', tag .. ':id:' .. id[1] .. ':' .. id[2])
+    id[4] = v and follow(v) or nil
+    if id[1] == 'user' and not id[3] and id[4] then target = id[4] end
+  end
+  if not target then
+    for _, id in ipairs(ids) do
+      if id[4] then
+        local other = userIdOf(id[4])
+        -- an identifier of a different known user is never adopted by this event's user
+        if not (userId and other and other ~= userId) then target = id[4]; break end
       end
     end
-  elseif not owner then
-    if id[1] == 'user' and userIdOf(target) and userIdOf(target) ~= id[2] then
-      conflicts[#conflicts + 1] = member
-    elseif redis.call('SCARD', pkey(target) .. ':ids') >= maxIds then
-      limited[#limited + 1] = member
-    else
-      redis.call('SET', tag .. ':id:' .. member, target)
-      redis.call('SADD', pkey(target) .. ':ids', member)
-      linked = true
+  end
+
+  -- the event times of every counted condition the profile has (trimmed on each add)
+  local function times(pid)
+    local out = {}
+    for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
+      out[#out + 1] = c
+      out[#out + 1] = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
+    end
+    return out
+  end
+
+  local state = function(pid, created, merged, conflicts, limited, version)
+    local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
+    return {
+      pid, duplicate and 1 or 0, created and 1 or 0, p[1] or '', p[2] or '',
+      redis.call('HGETALL', pkey(pid) .. ':t'),
+      redis.call('HGETALL', pkey(pid) .. ':seg'),
+      redis.call('SMEMBERS', pkey(pid) .. ':ids'),
+      merged, conflicts, limited, times(pid), version,
+    }
+  end
+
+  if duplicate then
+    if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 }, nextPos end
+    return state(target, false, redis.call('SMEMBERS', pkey(target) .. ':merged'), {}, {},
+      tonumber(redis.call('GET', tag .. ':idv') or '0')), nextPos
+  end
+
+  local created = false
+  if not target then
+    target = newPid
+    created = true
+    redis.call('HSET', pkey(target), 'id', target, 'firstSeenAt', ts, 'lastSeenAt', ts)
+    redis.call('HINCRBY', tag .. ':stats', 'profiles', 1)
+  end
+
+  local merged, conflicts, limited = {}, {}, {}
+  local linked = created
+
+  local function merge(src, dst)
+    -- identifiers
+    for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':ids')) do
+      local sep = string.find(m, ':', 1, true)
+      redis.call('SET', tag .. ':id:' .. string.sub(m, 1, sep - 1) .. ':' .. string.sub(m, sep + 1), dst)
+      redis.call('SADD', pkey(dst) .. ':ids', m)
+    end
+    -- traits: last write wins per trait, by event time
+    local st = redis.call('HGETALL', pkey(src) .. ':t')
+    for i = 1, #st, 2 do
+      local k = st[i]
+      local sts = tonumber(redis.call('HGET', pkey(src) .. ':tt', k) or '0')
+      local dts = tonumber(redis.call('HGET', pkey(dst) .. ':tt', k) or '-1')
+      if sts > dts then
+        redis.call('HSET', pkey(dst) .. ':t', k, st[i + 1])
+        redis.call('HSET', pkey(dst) .. ':tt', k, sts)
+      end
+    end
+    local s = redis.call('HMGET', pkey(src), 'firstSeenAt', 'lastSeenAt')
+    local d = redis.call('HMGET', pkey(dst), 'firstSeenAt', 'lastSeenAt')
+    if s[1] and (not d[1] or tonumber(s[1]) < tonumber(d[1])) then redis.call('HSET', pkey(dst), 'firstSeenAt', s[1]) end
+    if s[2] and (not d[2] or tonumber(s[2]) > tonumber(d[2])) then redis.call('HSET', pkey(dst), 'lastSeenAt', s[2]) end
+    -- counted event times: the union (an event is one member, so nothing counts twice)
+    for _, c in ipairs(redis.call('SMEMBERS', pkey(src) .. ':cs')) do
+      local d = pkey(dst) .. ':c:' .. c
+      redis.call('ZUNIONSTORE', d, 2, d, pkey(src) .. ':c:' .. c, 'AGGREGATE', 'MIN')
+      redis.call('SADD', pkey(dst) .. ':cs', c)
+      redis.call('DEL', pkey(src) .. ':c:' .. c)
+    end
+    -- the merged-away profile leaves its segments; the survivor is re-evaluated by the caller
+    local segs = redis.call('HGETALL', pkey(src) .. ':seg')
+    for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', src) end
+    -- the survivor answers for every profile id merged into either side
+    redis.call('SADD', pkey(dst) .. ':merged', src)
+    for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':merged')) do
+      redis.call('SADD', pkey(dst) .. ':merged', m)
+    end
+    redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
+      pkey(src) .. ':cs', pkey(src) .. ':merged')
+    redis.call('HSET', pkey(src), 'mergedInto', dst)
+    redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
+    merged[#merged + 1] = src
+    linked = true
+  end
+
+  -- deterministic survivor: earliest first seen, then smallest id, so retries converge
+  local function older(a, b)
+    local fa = tonumber(redis.call('HGET', pkey(a), 'firstSeenAt') or ts)
+    local fb = tonumber(redis.call('HGET', pkey(b), 'firstSeenAt') or ts)
+    if fa ~= fb then return fa < fb end
+    return a < b
+  end
+
+  for _, id in ipairs(ids) do
+    local owner = id[4] and follow(id[4]) or nil
+    local member = id[1] .. ':' .. id[2]
+    if owner and owner ~= target then
+      local a, b = userIdOf(owner), userIdOf(target) or userId
+      if a and b and a ~= b then
+        -- two different userIds never merge: the link is refused and reported
+        conflicts[#conflicts + 1] = member
+      else
+        if older(owner, target) then
+          merge(target, owner)
+          target = owner
+        else
+          merge(owner, target)
+        end
+      end
+    elseif not owner then
+      if id[1] == 'user' and userIdOf(target) and userIdOf(target) ~= id[2] then
+        conflicts[#conflicts + 1] = member
+      elseif redis.call('SCARD', pkey(target) .. ':ids') >= maxIds then
+        limited[#limited + 1] = member
+      else
+        redis.call('SET', tag .. ':id:' .. member, target)
+        redis.call('SADD', pkey(target) .. ':ids', member)
+        linked = true
+      end
     end
   end
-end
 
--- profile state
-local seen = redis.call('HMGET', pkey(target), 'firstSeenAt', 'lastSeenAt')
-if not seen[1] or ts < tonumber(seen[1]) then redis.call('HSET', pkey(target), 'firstSeenAt', ts) end
-if not seen[2] or ts > tonumber(seen[2]) then redis.call('HSET', pkey(target), 'lastSeenAt', ts) end
-for i = traitStart, #ARGV, 2 do
-  local k = ARGV[i]
-  local prev = tonumber(redis.call('HGET', pkey(target) .. ':tt', k) or '-1')
-  if ts >= prev then
-    redis.call('HSET', pkey(target) .. ':t', k, ARGV[i + 1])
-    redis.call('HSET', pkey(target) .. ':tt', k, ts)
+  -- profile state
+  local seen = redis.call('HMGET', pkey(target), 'firstSeenAt', 'lastSeenAt')
+  if not seen[1] or ts < tonumber(seen[1]) then redis.call('HSET', pkey(target), 'firstSeenAt', ts) end
+  if not seen[2] or ts > tonumber(seen[2]) then redis.call('HSET', pkey(target), 'lastSeenAt', ts) end
+  for i = traitStart, traitEnd, 2 do
+    local k = ARGV[i]
+    local prev = tonumber(redis.call('HGET', pkey(target) .. ':tt', k) or '-1')
+    if ts >= prev then
+      redis.call('HSET', pkey(target) .. ':t', k, ARGV[i + 1])
+      redis.call('HSET', pkey(target) .. ':tt', k, ts)
+    end
   end
+
+  -- counted conditions this event matches (ZADD by messageId: a replay adds nothing)
+  for _, c in ipairs(conds['add'] or {}) do
+    local key = pkey(target) .. ':c:' .. c[1]
+    redis.call('ZADD', key, ts, messageId)
+    redis.call('SADD', pkey(target) .. ':cs', c[1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - c[2]))
+  end
+
+  local version = 0
+  if linked then version = redis.call('INCR', tag .. ':idv') end
+  local all = merged
+  if #merged > 0 then all = redis.call('SMEMBERS', pkey(target) .. ':merged') end
+  return state(target, created, all, conflicts, limited, version), nextPos
 end
 
--- counted conditions this event matches (ZADD by messageId: a replay adds nothing)
-for _, c in ipairs(conds['add'] or {}) do
-  local key = pkey(target) .. ':c:' .. c[1]
-  redis.call('ZADD', key, ts, messageId)
-  redis.call('SADD', pkey(target) .. ':cs', c[1])
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - c[2]))
+local out = {}
+local pos = 5
+for e = 1, nEvents do
+  out[e], pos = applyOne(pos)
 end
-
-local version = 0
-if linked then version = redis.call('INCR', tag .. ':idv') end
-local all = merged
-if #merged > 0 then all = redis.call('SMEMBERS', pkey(target) .. ':merged') end
-return state(target, created, all, conflicts, limited, version)
+return out

@@ -4,7 +4,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { uniqueId } from '../test/harness.ts';
-import { defineApplyEvent, type ProfileState, parseApplyResult, queueApplyEvent } from './apply-event.ts';
+import {
+  defineApplyEvent,
+  type ProfileState,
+  parseApplyResults,
+  queueApplyEvent,
+  queueApplyEvents,
+} from './apply-event.ts';
 
 let redis: Redis;
 beforeAll(() => {
@@ -47,7 +53,7 @@ function workspace(maxIdentities = 100) {
     const res = (await pipe.exec()) ?? [];
     return res.map(([err, raw]) => {
       if (err) throw err;
-      return parseApplyResult(raw)!;
+      return parseApplyResults(raw)[0]!;
     });
   };
   const owner = (kind: 'user' | 'anon' | 'email', v: string) => redis.get(keys.identity(kind, v));
@@ -148,6 +154,30 @@ describe('identity resolution', () => {
     expect(replay!.duplicate).toBe(true);
     expect(replay!.identityVersion).toBe(merged!.identityVersion);
     expect(replay!.merged.sort()).toEqual(merged!.merged.sort());
+  });
+
+  it('several events in one call apply in order, each seeing the ones before', async () => {
+    const keys = workspaceKeys(uniqueId('apply'), 'ws');
+    let n = 0;
+    const pipe = redis.pipeline();
+    queueApplyEvents(
+      pipe,
+      keys.tag,
+      [
+        event({ type: 'page', anonymousId: 'laptop' }, '2026-01-01T00:00:00Z'),
+        event({ type: 'page', anonymousId: 'phone' }, '2026-01-02T00:00:00Z'),
+        event({ type: 'identify', userId: 'u', anonymousId: 'laptop', traits: { plan: 'pro' } }),
+        event({ type: 'identify', userId: 'u', anonymousId: 'phone' }),
+      ],
+      { dedupTtlSeconds: 3600, maxIdentities: 100, newProfileId: () => `p${++n}` },
+    );
+    const [err, raw] = (await pipe.exec())![0]!;
+    expect(err).toBeNull();
+    const states = parseApplyResults(raw);
+    expect(states.map((s) => s!.profileId)).toEqual(['p1', 'p2', 'p1', 'p1']);
+    expect(states[3]!.merged).toEqual(['p2']);
+    expect(states[3]!.traits).toEqual({ plan: 'pro' });
+    expect(states[3]!.identities.sort()).toEqual(['anon:laptop', 'anon:phone', 'user:u']);
   });
 
   it('traits are last-write-wins by event time, not arrival order', async () => {

@@ -80,6 +80,38 @@ export function traitsOf(e: NormalizedEvent): Record<string, unknown> {
   return e.type === 'identify' ? { ...fromContext, ...e.traits } : { ...fromContext };
 }
 
+/**
+ * Queues one script call applying `events` (all of one workspace) in order; its reply is
+ * one state per event (parseApplyResults).
+ */
+export function queueApplyEvents(
+  pipe: ChainableCommander,
+  tag: string,
+  events: readonly NormalizedEvent[],
+  opts: ApplyOptions,
+  conditions: readonly ConditionPlan[] = [],
+  nowMs: number = Date.now(),
+): void {
+  const args: (string | number)[] = [opts.dedupTtlSeconds, opts.maxIdentities, nowMs, events.length];
+  events.forEach((e, i) => {
+    const plan = conditions[i];
+    const ids = identifiersOf(e);
+    args.push(
+      e.messageId,
+      Date.parse(e.timestamp),
+      (opts.newProfileId ?? randomUUID)(),
+      plan && plan.add.length > 0 ? JSON.stringify(plan) : '{}',
+      ids.length,
+    );
+    for (const [k, v] of ids) args.push(k, v);
+    const traits = Object.entries(traitsOf(e)).filter(([, v]) => v !== undefined);
+    args.push(traits.length);
+    for (const [k, v] of traits) args.push(k, JSON.stringify(v));
+  });
+  (pipe as unknown as Redis).cdpApplyEvent(tag, ...args);
+}
+
+/** One event in its own call (tests, tools). */
 export function queueApplyEvent(
   pipe: ChainableCommander,
   tag: string,
@@ -88,23 +120,7 @@ export function queueApplyEvent(
   conditions: ConditionPlan = { add: [] },
   nowMs: number = Date.now(),
 ): void {
-  const ids = identifiersOf(e);
-  const args: (string | number)[] = [
-    e.messageId,
-    opts.dedupTtlSeconds,
-    Date.parse(e.timestamp),
-    (opts.newProfileId ?? randomUUID)(),
-    opts.maxIdentities,
-    nowMs,
-    conditions.add.length > 0 ? JSON.stringify(conditions) : '{}',
-    ids.length,
-  ];
-  for (const [k, v] of ids) args.push(k, v);
-  for (const [k, v] of Object.entries(traitsOf(e))) {
-    if (v === undefined) continue;
-    args.push(k, JSON.stringify(v));
-  }
-  (pipe as unknown as Redis).cdpApplyEvent(tag, ...args);
+  queueApplyEvents(pipe, tag, [e], opts, [conditions], nowMs);
 }
 
 /** Queues a read of a profile's state (no event): for timers and re-evaluation. */
@@ -127,6 +143,11 @@ type RawState = [
   unknown[],
   number,
 ];
+
+/** The reply of one apply call: a state per event (null where no profile resolved). */
+export function parseApplyResults(raw: unknown): Array<ProfileState | null> {
+  return (raw as unknown[]).map(parseApplyResult);
+}
 
 export function parseApplyResult(raw: unknown): ProfileState | null {
   const r = raw as RawState;

@@ -24,7 +24,8 @@ import {
   defineApplyEvent,
   type ProfileState,
   parseApplyResult,
-  queueApplyEvent,
+  parseApplyResults,
+  queueApplyEvents,
   queueReadProfile,
   traitsOf,
 } from './apply-event.ts';
@@ -32,6 +33,9 @@ import { evaluateSegments } from './evaluate-segments.ts';
 import { parseEvent } from './parse-event.ts';
 import type { SegmentRegistry, Touched } from './segment-registry.ts';
 import { timerMember } from './timers.ts';
+
+/** Events per script call: enough to amortise the call, small enough to keep Redis responsive. */
+const APPLY_CHUNK = 100;
 
 const RECORD = readFileSync(new URL('./record-membership.lua', import.meta.url), 'utf8');
 
@@ -202,13 +206,37 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
     // 1. identity + profile + counted event times, pipelined: one round trip per batch
     const at = now();
-    const pipe = deps.redis.pipeline();
     const plans = events.map((e) => deps.registry.conditionPlan(e));
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
-      queueApplyEvent(pipe, tagOf(e.workspaceId), e, deps.apply, plans[i], at.getTime());
-    }
-    const results = events.length > 0 ? ((await pipe.exec()) ?? []) : [];
+    // one script call per workspace chunk, events in order; results back in event order
+    const chunks: number[][] = [];
+    const open = new Map<string, number[]>();
+    events.forEach((e, i) => {
+      let chunk = open.get(e.workspaceId);
+      if (!chunk || chunk.length >= APPLY_CHUNK) {
+        chunk = [];
+        chunks.push(chunk);
+        open.set(e.workspaceId, chunk);
+      }
+      chunk.push(i);
+    });
+    const pipe = deps.redis.pipeline();
+    for (const chunk of chunks)
+      queueApplyEvents(
+        pipe,
+        tagOf(events[chunk[0]!]!.workspaceId),
+        chunk.map((i) => events[i]!),
+        deps.apply,
+        chunk.map((i) => plans[i]!),
+        at.getTime(),
+      );
+    const replies = chunks.length > 0 ? ((await pipe.exec()) ?? []) : [];
+    const results: Array<[Error | null, ProfileState | null]> = new Array(events.length);
+    replies.forEach(([err, raw], c) => {
+      const states = err ? [] : parseApplyResults(raw);
+      chunks[c]!.forEach((i, k) => {
+        results[i] = [err, states[k] ?? null];
+      });
+    });
 
     // 2. the final state of each profile this batch touched
     const latest = new Map<
@@ -222,9 +250,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     >();
     const mergedAway = new Set<string>();
     const identity = new Map<string, IdentityChange>();
-    results.forEach(([err, raw], i) => {
+    results.forEach(([err, state], i) => {
       if (err) throw err;
-      const state = parseApplyResult(raw);
       const event = events[i]!;
       if (!state) return;
       if (state.identityVersion > 0) {
