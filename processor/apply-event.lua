@@ -76,6 +76,8 @@ local function applyOne(pos)
   local traitStart = base + 2 * nIds + 2
   local traitEnd = traitStart + 2 * nTraits - 1
   local nextPos = traitEnd + 1
+  -- no usable identifier (all junk): nothing to attach the event to
+  if nIds == 0 then return { '', 0, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 }, nextPos end
 
   local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
   local duplicate = not fresh

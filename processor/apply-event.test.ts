@@ -2,9 +2,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { NormalizedEvent } from '../schemas/event.ts';
-import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { type IdentityKind, workspaceKeys } from '../schemas/redis-keys.ts';
 import { uniqueId } from '../test/harness.ts';
 import {
+  type ApplyOptions,
   defineApplyEvent,
   type ProfileState,
   parseApplyResults,
@@ -39,7 +40,7 @@ function event(
   };
 }
 
-function workspace(maxIdentities = 100) {
+function workspace(maxIdentities = 100, extra: Partial<ApplyOptions> = {}) {
   const keys = workspaceKeys(uniqueId('apply'), 'ws');
   let n = 0;
   const apply = async (...events: NormalizedEvent[]): Promise<ProfileState[]> => {
@@ -49,14 +50,15 @@ function workspace(maxIdentities = 100) {
         dedupTtlSeconds: 3600,
         maxIdentities,
         newProfileId: () => `p${++n}`,
+        ...extra,
       });
     const res = (await pipe.exec()) ?? [];
     return res.map(([err, raw]) => {
       if (err) throw err;
-      return parseApplyResults(raw)[0]!;
+      return parseApplyResults(raw)[0] as ProfileState;
     });
   };
-  const owner = (kind: 'user' | 'anon' | 'email', v: string) => redis.get(keys.identity(kind, v));
+  const owner = (kind: IdentityKind, v: string) => redis.get(keys.identity(kind, v));
   return { keys, apply, owner };
 }
 
@@ -198,6 +200,34 @@ describe('identity resolution', () => {
     const [over] = await w.apply(event({ type: 'identify', userId: 'u1', anonymousId: 'a3' }));
     expect(over!.limited).toEqual(['anon:a3']);
     expect(await w.owner('anon', 'a3')).toBeNull();
+  });
+
+  it('links configured external ids, ignores other types and configured junk values', async () => {
+    const w = workspace(100, { externalIdTypes: new Set(['crm_id']), junkIds: new Set(['guest']) });
+    const crm = (id: unknown, type = 'crm_id') => ({ externalIds: [{ id, type, collection: 'users' }] });
+    const [web] = await w.apply(
+      event({ type: 'page', anonymousId: 'web', context: crm('C-7') }, '2026-01-01T00:00:00Z'),
+    );
+    const [app] = await w.apply(
+      event({ type: 'screen', anonymousId: 'app', context: crm('C-7') }, '2026-01-02T00:00:00Z'),
+    );
+    // the same CRM id on a second device is the same person
+    expect(app!.profileId).toBe(web!.profileId);
+    expect(app!.identities.sort()).toEqual(['anon:app', 'anon:web', 'ext.crm_id:C-7']);
+    expect(await w.owner('ext.crm_id', 'C-7')).toBe(web!.profileId);
+    // a type nobody configured links nothing; a numeric id is taken as its string
+    const [other] = await w.apply(
+      event({ type: 'page', anonymousId: 'x', context: crm('C-7', 'ga_client') }),
+    );
+    expect(other!.profileId).not.toBe(web!.profileId);
+    const [num] = await w.apply(event({ type: 'page', anonymousId: 'y', context: crm(42) }));
+    expect(num!.identities.sort()).toEqual(['anon:y', 'ext.crm_id:42']);
+    // configured junk: never an identifier; an event with nothing else makes no profile
+    const [guest] = await w.apply(event({ type: 'page', anonymousId: 'z', userId: 'GUEST' }));
+    expect(guest!.identities).toEqual(['anon:z']);
+    const [none] = await w.apply(event({ type: 'track', event: 'x', userId: 'guest' }));
+    expect(none).toBeNull();
+    expect(await w.owner('user', 'guest')).toBeNull();
   });
 
   it('concurrent merges from many clients converge on one survivor', async () => {

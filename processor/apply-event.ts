@@ -51,16 +51,45 @@ export interface ApplyOptions {
   dedupTtlSeconds: number;
   maxIdentities: number;
   newProfileId?: () => string;
+  /** Extra "no id" values (lower case), on top of schemas/event.ts JUNK_IDS. */
+  junkIds?: ReadonlySet<string>;
+  /** context.externalIds types that link to the person (kind `ext.<type>`). */
+  externalIdTypes?: ReadonlySet<string>;
 }
 
-/** The identifiers an event links, in the order the script considers them (user first). */
-export function identifiersOf(e: NormalizedEvent): Array<[IdentityKind | 'prev', string]> {
+const MAX_EXTERNAL_IDS = 20;
+const MAX_ID_LENGTH = 512;
+
+/**
+ * The identifiers an event links, in the order the script considers them (user first):
+ * userId, anonymousId, the normalised email trait, configured external ids
+ * (`ext.<type>`), and for alias the previousId. Junk values are left out.
+ */
+export function identifiersOf(
+  e: NormalizedEvent,
+  opts: Pick<ApplyOptions, 'junkIds' | 'externalIdTypes'> = {},
+): Array<[IdentityKind | 'prev', string]> {
+  const junk = (v: string) => isJunkId(v) || (opts.junkIds?.has(v.trim().toLowerCase()) ?? false);
   const out: Array<[IdentityKind | 'prev', string]> = [];
-  if (e.userId) out.push(['user', e.userId]);
-  if (e.anonymousId) out.push(['anon', e.anonymousId]);
+  if (e.userId && !junk(e.userId)) out.push(['user', e.userId]);
+  if (e.anonymousId && !junk(e.anonymousId)) out.push(['anon', e.anonymousId]);
   const email = emailOf(e);
-  if (email) out.push(['email', email]);
-  if (e.type === 'alias' && e.previousId && !isJunkId(e.previousId)) out.push(['prev', e.previousId]);
+  if (email && !junk(email)) out.push(['email', email]);
+  const ext = e.context.externalIds;
+  if (opts.externalIdTypes && opts.externalIdTypes.size > 0 && Array.isArray(ext)) {
+    let n = 0;
+    for (const x of ext) {
+      if (n >= MAX_EXTERNAL_IDS) break;
+      if (!x || typeof x !== 'object') continue;
+      const { id, type } = x as { id?: unknown; type?: unknown };
+      if (typeof type !== 'string' || !opts.externalIdTypes.has(type)) continue;
+      const value = typeof id === 'number' && Number.isFinite(id) ? String(id) : id;
+      if (typeof value !== 'string' || value.length > MAX_ID_LENGTH || junk(value)) continue;
+      out.push([`ext.${type}`, value]);
+      n++;
+    }
+  }
+  if (e.type === 'alias' && e.previousId && !junk(e.previousId)) out.push(['prev', e.previousId]);
   return out;
 }
 
@@ -95,7 +124,7 @@ export function queueApplyEvents(
   const args: (string | number)[] = [opts.dedupTtlSeconds, opts.maxIdentities, nowMs, events.length];
   events.forEach((e, i) => {
     const plan = conditions[i];
-    const ids = identifiersOf(e);
+    const ids = identifiersOf(e, opts);
     args.push(
       e.messageId,
       Date.parse(e.timestamp),

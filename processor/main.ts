@@ -56,7 +56,12 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: t,
     registry,
     redisPrefix: cfg.redis.prefix,
-    apply: { dedupTtlSeconds: cfg.processor.dedupTtlSeconds, maxIdentities: 100 },
+    apply: {
+      dedupTtlSeconds: cfg.processor.dedupTtlSeconds,
+      maxIdentities: cfg.processor.maxIdentities,
+      junkIds: new Set(cfg.processor.junkIds),
+      externalIdTypes: new Set(cfg.processor.externalIdTypes),
+    },
     log,
   });
   // Segment evaluation needs the definitions: wait for the first load before consuming.

@@ -54,7 +54,7 @@ export function queryOpenApi(): object {
     paths: {
       '/v1/profiles': {
         get: op('findProfile', 'Find a profile by exactly one of userId, anonymousId or email', {
-          parameters: [query('userId'), query('anonymousId'), query('email')],
+          parameters: [query('userId'), query('anonymousId'), query('email'), query('externalId')],
           responses: {
             '200': { description: 'the profile', content: json({ $ref: '#/components/schemas/Profile' }) },
             ...errors,

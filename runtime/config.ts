@@ -55,6 +55,11 @@ export const EnvSchema = Type.Object({
   CDP_WEBHOOK_ALLOW_PRIVATE: Bool(false),
   CDP_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
   CDP_DEDUP_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
+  CDP_IDENTITY_MAX_IDS: Type.Integer({ minimum: 2, maximum: 10_000, default: 100 }),
+  /** Extra identifier values treated as "no id" (comma-separated, case-insensitive). */
+  CDP_IDENTITY_JUNK_IDS: Type.String({ default: '' }),
+  /** context.externalIds types that identify a person (comma-separated), e.g. crm_id. */
+  CDP_IDENTITY_EXTERNAL_ID_TYPES: Type.String({ pattern: '^([a-z0-9_]{1,32}(,[a-z0-9_]{1,32})*)?$', default: '' }),
   CDP_HISTORY_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
 });
@@ -115,7 +120,12 @@ export interface Config {
   ingest: { host: string; port: number; produceTimeoutMs: number; rateLimit: number; rateBurst: number };
   query: { host: string; port: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
-  processor: { dedupTtlSeconds: number };
+  processor: {
+    dedupTtlSeconds: number;
+    maxIdentities: number;
+    junkIds: string[];
+    externalIdTypes: string[];
+  };
   history: { flushMs: number; maxRows: number };
 }
 
@@ -171,7 +181,18 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       allowPrivate: e.CDP_WEBHOOK_ALLOW_PRIVATE === 'true',
       timeoutMs: e.CDP_WEBHOOK_TIMEOUT_MS,
     },
-    processor: { dedupTtlSeconds: e.CDP_DEDUP_TTL_SECONDS },
+    processor: {
+      dedupTtlSeconds: e.CDP_DEDUP_TTL_SECONDS,
+      maxIdentities: e.CDP_IDENTITY_MAX_IDS,
+      junkIds: list(e.CDP_IDENTITY_JUNK_IDS).map((v) => v.toLowerCase()),
+      externalIdTypes: list(e.CDP_IDENTITY_EXTERNAL_ID_TYPES),
+    },
     history: { flushMs: e.CDP_HISTORY_FLUSH_MS, maxRows: e.CDP_HISTORY_MAX_ROWS },
   };
 }
+
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0);

@@ -16,7 +16,8 @@ export interface WorkspaceKeys {
   sendClaim(sendKey: string): string;
 }
 
-export type IdentityKind = 'user' | 'anon' | 'email';
+/** `ext.<type>`: an external id type configured as identifying (CDP_IDENTITY_EXTERNAL_ID_TYPES). */
+export type IdentityKind = 'user' | 'anon' | 'email' | `ext.${string}`;
 
 export function workspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys {
   const tag = `${prefix}:{${workspaceId}}`;

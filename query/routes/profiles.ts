@@ -12,6 +12,8 @@ export interface Profile {
   userIds: string[];
   anonymousIds: string[];
   emails: string[];
+  /** Configured external ids (context.externalIds) linked to the person. */
+  externalIds: Array<{ type: string; id: string }>;
   traits: Record<string, unknown>;
   segments: string[];
   firstSeenAt: string | null;
@@ -56,6 +58,13 @@ export async function readProfile(
     userIds: of('user'),
     anonymousIds: of('anon'),
     emails: of('email'),
+    externalIds: ids
+      .filter((i) => i.startsWith('ext.'))
+      .map((i) => {
+        const sep = i.indexOf(':');
+        return { type: i.slice(4, sep), id: i.slice(sep + 1) };
+      })
+      .sort((a, b) => a.type.localeCompare(b.type) || a.id.localeCompare(b.id)),
     traits: t,
     segments: Object.entries(segs)
       .filter(([, e]) => Number(e) % 2 === 1)
@@ -81,10 +90,18 @@ export function profileRoutes(deps: {
 
   app.get('/', async (c) => {
     const ws = c.get('workspaceId');
-    const given = lookups.filter(([q]) => c.req.query(q) !== undefined);
-    if (given.length !== 1) throw new QueryError(400, 'give exactly one of userId, anonymousId or email');
+    const given: Array<[string, IdentityKind]> = lookups.filter(([q]) => c.req.query(q) !== undefined);
+    const ext = c.req.query('externalId');
+    if (ext !== undefined) {
+      // externalId=<type>:<id>
+      const m = /^([a-z0-9_]{1,32}):(.+)$/s.exec(ext);
+      if (!m) throw new QueryError(400, 'externalId: give it as <type>:<id>, e.g. crm_id:42');
+      given.push(['externalId', `ext.${m[1]}`]);
+    }
+    if (given.length !== 1)
+      throw new QueryError(400, 'give exactly one of userId, anonymousId, email or externalId');
     const [param, kind] = given[0]!;
-    let value = c.req.query(param)!;
+    let value = param === 'externalId' ? ext!.slice(ext!.indexOf(':') + 1) : c.req.query(param)!;
     if (kind === 'email') value = value.trim().toLowerCase();
     if (value.length === 0 || value.length > 512)
       throw new QueryError(400, `${param}: must be 1 to 512 characters`);
