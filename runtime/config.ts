@@ -59,7 +59,10 @@ export const EnvSchema = Type.Object({
   /** Extra identifier values treated as "no id" (comma-separated, case-insensitive). */
   CDP_IDENTITY_JUNK_IDS: Type.String({ default: '' }),
   /** context.externalIds types that identify a person (comma-separated), e.g. crm_id. */
-  CDP_IDENTITY_EXTERNAL_ID_TYPES: Type.String({ pattern: '^([a-z0-9_]{1,32}(,[a-z0-9_]{1,32})*)?$', default: '' }),
+  CDP_IDENTITY_EXTERNAL_ID_TYPES: Type.String({
+    pattern: '^([a-z0-9_]{1,32}(,[a-z0-9_]{1,32})*)?$',
+    default: '',
+  }),
   CDP_HISTORY_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
 });
