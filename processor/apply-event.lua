@@ -15,10 +15,13 @@
 --   <tag>:p:<pid>:merged           set of the profile ids merged into this one (transitively)
 --   <tag>:idv                      counter, bumped by every identity-graph change
 --   <tag>:stats                    hash: profiles (live, not merged away)
+--   <tag>:p:<pid>:groups           set of the accounts (groupIds) the profile belongs to
+--   <tag>:acct:<groupId>:t / :tt   account traits (JSON) / their times, last write wins
 -- ARGV: dedupTtlSeconds, maxIdentities, nowMs, nEvents, then per event:
 --       messageId, eventTimeMs, newProfileId,
 --       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches]},
---       nIds, nIds (kind, value) pairs, nTraits, nTraits (trait, jsonValue) pairs.
+--       nIds, nIds (kind, value) pairs, nTraits, nTraits (trait, jsonValue) pairs,
+--       groupId ('' unless a group call), nGroupTraits, nGroupTraits (trait, jsonValue) pairs.
 -- Returns one state per event, each the profile's state after that event; its counted times are those of the conditions the profile
 -- has (a profile's own set, not the workspace's: the cost follows the person, not the
 -- number of segments). Element 13 is the identity version: the new counter value when
@@ -75,7 +78,10 @@ local function applyOne(pos)
   local nTraits = tonumber(ARGV[base + 2 * nIds + 1])
   local traitStart = base + 2 * nIds + 2
   local traitEnd = traitStart + 2 * nTraits - 1
-  local nextPos = traitEnd + 1
+  local groupId = ARGV[traitEnd + 1]
+  local nGroupTraits = tonumber(ARGV[traitEnd + 2])
+  local groupStart = traitEnd + 3
+  local nextPos = groupStart + 2 * nGroupTraits
   -- no usable identifier (all junk): nothing to attach the event to
   if nIds == 0 then return { '', 0, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 }, nextPos end
 
@@ -175,8 +181,11 @@ local function applyOne(pos)
     for _, m in ipairs(redis.call('SMEMBERS', pkey(src) .. ':merged')) do
       redis.call('SADD', pkey(dst) .. ':merged', m)
     end
+    for _, g in ipairs(redis.call('SMEMBERS', pkey(src) .. ':groups')) do
+      redis.call('SADD', pkey(dst) .. ':groups', g)
+    end
     redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
-      pkey(src) .. ':cs', pkey(src) .. ':merged')
+      pkey(src) .. ':cs', pkey(src) .. ':merged', pkey(src) .. ':groups')
     redis.call('HSET', pkey(src), 'mergedInto', dst)
     redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
     merged[#merged + 1] = src
@@ -230,6 +239,19 @@ local function applyOne(pos)
     if ts >= prev then
       redis.call('HSET', pkey(target) .. ':t', k, ARGV[i + 1])
       redis.call('HSET', pkey(target) .. ':tt', k, ts)
+    end
+  end
+
+  -- group: the person belongs to the account; the account's traits, last write wins
+  if groupId ~= '' then
+    redis.call('SADD', pkey(target) .. ':groups', groupId)
+    local acct = tag .. ':acct:' .. groupId
+    for i = groupStart, groupStart + 2 * nGroupTraits - 1, 2 do
+      local prev = tonumber(redis.call('HGET', acct .. ':tt', ARGV[i]) or '-1')
+      if ts >= prev then
+        redis.call('HSET', acct .. ':t', ARGV[i], ARGV[i + 1])
+        redis.call('HSET', acct .. ':tt', ARGV[i], ts)
+      end
     end
   end
 

@@ -230,6 +230,38 @@ describe('identity resolution', () => {
     expect(await w.owner('user', 'guest')).toBeNull();
   });
 
+  it('group attaches the person to an account whose traits are last-write-wins; a merge keeps it', async () => {
+    const w = workspace();
+    const [joined] = await w.apply(
+      event(
+        { type: 'group', userId: 'u1', groupId: 'acme', traits: { plan: 'enterprise', seats: 50 } },
+        '2026-01-02T00:00:00Z',
+      ),
+    );
+    // an older group call arriving late does not overwrite the newer account traits
+    await w.apply(
+      event(
+        { type: 'group', userId: 'u2', groupId: 'acme', traits: { plan: 'trial' } },
+        '2026-01-01T00:00:00Z',
+      ),
+    );
+    const acct = `${w.keys.tag}:acct:acme:t`;
+    expect(await redis.hgetall(acct)).toEqual({ plan: '"enterprise"', seats: '50' });
+    // the group's traits are the account's, not the person's
+    expect(joined!.traits).toEqual({});
+    expect(await redis.smembers(`${w.keys.profile(joined!.profileId)}:groups`)).toEqual(['acme']);
+    // a device of u1 that joined another account: after the merge the person is in both
+    const [device] = await w.apply(
+      event({ type: 'group', anonymousId: 'dev', groupId: 'beta' }, '2026-01-03T00:00:00Z'),
+    );
+    const [merged] = await w.apply(event({ type: 'identify', userId: 'u1', anonymousId: 'dev' }));
+    expect(merged!.merged).toEqual([device!.profileId]);
+    expect((await redis.smembers(`${w.keys.profile(merged!.profileId)}:groups`)).sort()).toEqual([
+      'acme',
+      'beta',
+    ]);
+  });
+
   it('concurrent merges from many clients converge on one survivor', async () => {
     for (let round = 0; round < 5; round++) {
       const keys = workspaceKeys(uniqueId('race'), 'ws');

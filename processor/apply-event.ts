@@ -136,6 +136,11 @@ export function queueApplyEvents(
     const traits = Object.entries(traitsOf(e)).filter(([, v]) => v !== undefined);
     args.push(traits.length);
     for (const [k, v] of traits) args.push(k, JSON.stringify(v));
+    if (e.type === 'group' && e.groupId) {
+      const groupTraits = Object.entries(e.traits).filter(([k, v]) => v !== undefined && k !== '__proto__');
+      args.push(e.groupId, groupTraits.length);
+      for (const [k, v] of groupTraits) args.push(k, JSON.stringify(v));
+    } else args.push('', 0);
   });
   (pipe as unknown as Redis).cdpApplyEvent(tag, ...args);
 }

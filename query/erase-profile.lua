@@ -16,5 +16,5 @@ for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do redis.call('DEL', p ..
 if redis.call('EXISTS', p) == 1 and not redis.call('HGET', p, 'mergedInto') then
   redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
 end
-redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs', p .. ':merged')
+redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs', p .. ':merged', p .. ':groups')
 return ids

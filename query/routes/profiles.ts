@@ -12,6 +12,8 @@ export interface Profile {
   userIds: string[];
   anonymousIds: string[];
   emails: string[];
+  /** Accounts the person joined with group calls, with the accounts' traits. */
+  accounts: Array<{ id: string; traits: Record<string, unknown> }>;
   /** Configured external ids (context.externalIds) linked to the person. */
   externalIds: Array<{ type: string; id: string }>;
   traits: Record<string, unknown>;
@@ -46,6 +48,19 @@ export async function readProfile(
     [null, Record<string, string>],
   ];
   if (!head.id) return undefined;
+  const groups = (await redis.smembers(`${k.profile(pid)}:groups`)).sort().slice(0, 100);
+  const accounts: Profile['accounts'] = [];
+  if (groups.length > 0) {
+    const pipe = redis.pipeline();
+    for (const g of groups) pipe.hgetall(`${k.tag}:acct:${g}:t`);
+    const res = (await pipe.exec()) ?? [];
+    groups.forEach((g, i) => {
+      const raw = (res[i]?.[1] ?? {}) as Record<string, string>;
+      const traits: Record<string, unknown> = {};
+      for (const [key, v] of Object.entries(raw)) if (key !== '__proto__') traits[key] = JSON.parse(v);
+      accounts.push({ id: g, traits });
+    });
+  }
   const of = (kind: string) =>
     ids
       .filter((i) => i.startsWith(`${kind}:`))
@@ -58,6 +73,7 @@ export async function readProfile(
     userIds: of('user'),
     anonymousIds: of('anon'),
     emails: of('email'),
+    accounts,
     externalIds: ids
       .filter((i) => i.startsWith('ext.'))
       .map((i) => {
