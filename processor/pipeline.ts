@@ -34,6 +34,24 @@ import { parseEvent } from './parse-event.ts';
 import type { SegmentRegistry, Touched } from './segment-registry.ts';
 import { timerMember } from './timers.ts';
 
+interface SettleItem {
+  ws: string;
+  state: ProfileState;
+  event: NormalizedEvent | null;
+  touched: Touched;
+}
+
+/** A profile to evaluate again after its membership moved: what was evaluated, and why. */
+interface Recheck {
+  ws: string;
+  profileId: string;
+  event: NormalizedEvent | null;
+  touched: Touched;
+}
+
+/** Re-evaluation rounds after a recorded transition (one is the rule; races take more). */
+const MAX_RECHECKS = 4;
+
 /** Events per script call: enough to amortise the call, small enough to keep Redis responsive. */
 const APPLY_CHUNK = 100;
 
@@ -93,30 +111,29 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    * schedules the next time-driven evaluation of profiles with windowed rules.
    */
   const settle = async (
-    items: Array<{ ws: string; state: ProfileState; event: NormalizedEvent | null; touched: Touched }>,
+    items: SettleItem[],
     at: Date,
     identity: IdentityChange[] = [],
-  ) => {
-    const changes: Array<{ ws: string; change: SegmentChange; from: number }> = [];
+  ): Promise<Recheck[]> => {
+    const changes: Array<{ ws: string; change: SegmentChange; from: number; item: Recheck }> = [];
     const schedule: Array<[number, string]> = [];
     for (const { ws, state, event, touched } of items) {
       // For a new, merged or replayed profile the event does not say what changed: take
       // everything the profile holds (the registry adds what holds on an empty profile).
       const wide = state.created || state.duplicate || state.merged.length > 0;
-      const segments = deps.registry.affected(
-        ws,
-        wide
-          ? {
-              ...touched,
-              profile: {
-                traits: Object.keys(state.traits),
-                conditions: Object.keys(state.times),
-                memberOf: Object.keys(state.epochs).filter((id) => (state.epochs[id] ?? 0) % 2 === 1),
-              },
-            }
-          : touched,
-      );
+      const selection: Touched = wide
+        ? {
+            ...touched,
+            profile: {
+              traits: Object.keys(state.traits),
+              conditions: Object.keys(state.times),
+              memberOf: Object.keys(state.epochs).filter((id) => (state.epochs[id] ?? 0) % 2 === 1),
+            },
+          }
+        : touched;
+      const segments = deps.registry.affected(ws, selection);
       if (segments.length === 0) continue;
+      const item: Recheck = { ws, profileId: state.profileId, event, touched: selection };
       const { transitions, nextDeadline } = evaluateSegments(
         segments,
         state,
@@ -129,6 +146,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         changes.push({
           ws,
           from: t.fromEpoch,
+          item,
           change: {
             workspaceId: ws,
             profileId: state.profileId,
@@ -175,7 +193,36 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         );
       // LT keeps the earliest: an early firing only re-evaluates and reschedules
       for (const [deadline, member] of schedule) rec.zadd(timers, 'LT', deadline, member);
-      await rec.exec();
+      const recorded = (await rec.exec()) ?? [];
+      // A profile whose membership moved is evaluated again on a fresh read: a concurrent
+      // batch (another partition) may have decided on the state from before this record
+      // (an in_segment dependent, a trait it changed), and the last one to record must see
+      // everything. Converges: each round reads after the records it follows.
+      const again = new Map<string, Recheck>();
+      changes.forEach(({ item }, i) => {
+        const [err, ok] = recorded[i] ?? [null, 0];
+        if (err) throw err;
+        if (ok === 1) again.set(`${item.ws}/${item.profileId}`, item);
+      });
+      return [...again.values()];
+    }
+    return [];
+  };
+
+  /** Re-reads and re-evaluates profiles whose membership moved, until nothing moves. */
+  const recheck = async (pending: Recheck[], at: Date) => {
+    for (let round = 0; pending.length > 0 && round < MAX_RECHECKS; round++) {
+      const pipe = deps.redis.pipeline();
+      for (const r of pending) queueReadProfile(pipe, tagOf(r.ws), r.profileId);
+      const results = (await pipe.exec()) ?? [];
+      const items: SettleItem[] = [];
+      results.forEach(([err, raw], i) => {
+        if (err) throw err;
+        const state = parseApplyResult(raw);
+        const r = pending[i]!;
+        if (state) items.push({ ws: r.ws, state, event: r.event, touched: r.touched });
+      });
+      pending = await settle(items, at);
     }
   };
 
@@ -289,7 +336,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
 
     // 3. segment transitions (merge before evaluation: rules read the merged state)
-    await settle([...latest.values()], at, [...identity.values()]);
+    await recheck(await settle([...latest.values()], at, [...identity.values()]), at);
     if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
   };
 
@@ -305,7 +352,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       const state = parseApplyResult(raw);
       if (state) items.push({ ws: members[i]!.workspaceId, state, event: null, touched });
     });
-    await settle(items, at);
+    await recheck(await settle(items, at), at);
   };
 
   return { handleBatch, reevaluate };
