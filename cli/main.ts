@@ -7,6 +7,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { ensureKafkaJars } from '../infra/local/kafka.ts';
 import { startLocalStack } from '../infra/local/stack.ts';
+import { runRebuild } from '../processor/main.ts';
+import { createClients } from '../runtime/clients.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -17,6 +19,8 @@ const USAGE = `usage: cdp <command>
   start all|ingest|processor|activation|query ...
                                start services against KAFKA_BROKERS, REDIS_URL, CLICKHOUSE_URL
   migrate                      create Kafka topics and apply ClickHouse migrations
+  rebuild [--workspace=<id>]   rebuild Redis profile state from ClickHouse history
+                               (processor stopped; no campaign fires again)
   infra up                     run local Kafka and Redis in the foreground (Ctrl-C stops)
   infra down                   stop the local stack started by 'cdp infra up'
   infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)`;
@@ -114,6 +118,23 @@ async function main(argv: string[]): Promise<void> {
     case 'migrate': {
       const cfg = loadConfig(env);
       await migrateAll(cfg, createLogger({ level: cfg.logLevel, name: 'cdp' }));
+      return;
+    }
+    case 'rebuild': {
+      const ws = rest.find((r) => r.startsWith('--workspace='))?.slice('--workspace='.length);
+      const unknownArgs = rest.filter((r) => !r.startsWith('--workspace='));
+      if (unknownArgs.length > 0 || ws === '')
+        throw new UsageError(`rebuild: unexpected ${unknownArgs.join(' ') || '--workspace='}`);
+      const cfg = loadConfig(env);
+      const log = createLogger({ level: cfg.logLevel, name: 'cdp' });
+      const clients = createClients(cfg, log);
+      try {
+        await migrateAll(cfg, log);
+        const { events } = await runRebuild(cfg, clients, log, ws);
+        process.stdout.write(`rebuilt profiles from ${events} events\n`);
+      } finally {
+        await clients.close();
+      }
       return;
     }
     case 'infra': {

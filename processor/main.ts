@@ -12,6 +12,7 @@ import { topics } from '../schemas/topics.ts';
 import { createBackfiller } from './backfill.ts';
 import { createHistorySink } from './history-sink.ts';
 import { createProcessor } from './pipeline.ts';
+import { rebuildFromHistory } from './rebuild.ts';
 import { defineSeedCondition, seedFromHistory } from './seed-from-history.ts';
 import { SegmentRegistry } from './segment-registry.ts';
 import { startTimerWorker } from './timers.ts';
@@ -24,6 +25,50 @@ export function topicSpecs(cfg: Config) {
     { topic: t.identity, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
+}
+
+const applyOptions = (cfg: Config) => ({
+  dedupTtlSeconds: cfg.processor.dedupTtlSeconds,
+  maxIdentities: cfg.processor.maxIdentities,
+  junkIds: new Set(cfg.processor.junkIds),
+  externalIdTypes: new Set(cfg.processor.externalIdTypes),
+});
+
+/** `cdp rebuild`: profile state from ClickHouse history (processor/rebuild.ts). */
+export async function runRebuild(
+  cfg: Config,
+  clients: Clients,
+  log: Logger,
+  workspaceId?: string,
+): Promise<{ events: number }> {
+  const redis = clients.redis();
+  const kafka = clients.kafka();
+  const producer = kafka.producer({ lingerMs: 1 });
+  const admin = kafka.admin();
+  try {
+    await admin.ensureTopics(topicSpecs(cfg));
+    const registry = new SegmentRegistry(log);
+    registry.replace(await new DefinitionStore(redis, cfg.redis.prefix).list('segments'));
+    const processor = createProcessor({
+      redis,
+      producer,
+      topics: topics(cfg.kafka.topicPrefix),
+      registry,
+      redisPrefix: cfg.redis.prefix,
+      apply: applyOptions(cfg),
+      log,
+      publishSegmentChanges: false,
+    });
+    return await rebuildFromHistory({
+      clickhouse: await clients.clickhouse(),
+      processor,
+      ...(workspaceId ? { workspaceId } : {}),
+      log,
+    });
+  } finally {
+    await producer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+  }
 }
 
 export async function startProcessor(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -56,12 +101,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: t,
     registry,
     redisPrefix: cfg.redis.prefix,
-    apply: {
-      dedupTtlSeconds: cfg.processor.dedupTtlSeconds,
-      maxIdentities: cfg.processor.maxIdentities,
-      junkIds: new Set(cfg.processor.junkIds),
-      externalIdTypes: new Set(cfg.processor.externalIdTypes),
-    },
+    apply: applyOptions(cfg),
     log,
   });
   // Segment evaluation needs the definitions: wait for the first load before consuming.

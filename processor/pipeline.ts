@@ -39,7 +39,12 @@ interface SettleItem {
   state: ProfileState;
   event: NormalizedEvent | null;
   touched: Touched;
+  /** Evaluate everything the profile holds (see isWide), whatever its final state says. */
+  wide?: boolean;
 }
+
+/** A new, merged or replayed profile: the event does not say what changed. */
+const isWide = (s: ProfileState) => s.created || s.duplicate || s.merged.length > 0;
 
 /** A profile to evaluate again after its membership moved: what was evaluated, and why. */
 interface Recheck {
@@ -78,6 +83,11 @@ export interface ProcessorDeps {
   apply: ApplyOptions;
   log: Logger;
   now?: () => Date;
+  /**
+   * False for a rebuild from history: memberships are recorded but no segment change is
+   * published (campaigns must not fire again for what already happened).
+   */
+  publishSegmentChanges?: boolean;
 }
 
 export interface Processor {
@@ -117,10 +127,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   ): Promise<Recheck[]> => {
     const changes: Array<{ ws: string; change: SegmentChange; from: number; item: Recheck }> = [];
     const schedule: Array<[number, string]> = [];
-    for (const { ws, state, event, touched } of items) {
+    for (const input of items) {
+      const { ws, state, event, touched } = input;
       // For a new, merged or replayed profile the event does not say what changed: take
       // everything the profile holds (the registry adds what holds on an empty profile).
-      const wide = state.created || state.duplicate || state.merged.length > 0;
+      const wide = input.wide || isWide(state);
       const selection: Touched = wide
         ? {
             ...touched,
@@ -163,7 +174,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     // publish, then record (see the top of this file for why in this order)
     const sends: Promise<void>[] = [];
-    if (changes.length > 0)
+    if (changes.length > 0 && deps.publishSegmentChanges !== false)
       sends.push(
         deps.producer.send(
           deps.topics.segmentChanges,
@@ -293,6 +304,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         state: ProfileState;
         event: NormalizedEvent;
         touched: { traits: Set<string>; conditions: Set<string> };
+        wide: boolean;
       }
     >();
     const mergedAway = new Set<string>();
@@ -328,7 +340,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       };
       for (const t of Object.keys(traitsOf(event))) touched.traits.add(t);
       for (const [c] of plans[i]!.add) touched.conditions.add(c);
-      latest.set(key, { ws: event.workspaceId, state, event, touched });
+      // a creation, merge or replay earlier in the batch widens the evaluation of the
+      // profile's final state, even when its last event was an ordinary one
+      const wide = (latest.get(key)?.wide ?? false) || isWide(state);
+      latest.set(key, { ws: event.workspaceId, state, event, touched, wide });
     });
     for (const k of mergedAway) {
       latest.delete(k);

@@ -18,6 +18,7 @@ import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, readTopic, uniqueId } from '../harness.ts';
+import { snapshotProfiles } from '../profile-snapshot.ts';
 
 const WS = 'crash';
 const PEOPLE = 400;
@@ -185,43 +186,6 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> 
   await exited;
 }
 
-/** Every live profile, keyed by its identifiers: traits, counted events, memberships. */
-async function snapshot(run: Run) {
-  const tag = `${run.prefix}:{${WS}}`;
-  const head = new RegExp(`^${tag.replace(/[{}]/g, '\\$&')}:p:([^:]+)$`);
-  const pids: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${tag}:p:*`, 'COUNT', 1000);
-    cursor = next;
-    for (const k of keys) {
-      const m = head.exec(k);
-      if (m?.[1]) pids.push(m[1]);
-    }
-  } while (cursor !== '0');
-  const people = new Map<string, unknown>();
-  const epochs = new Map<string, Record<string, number>>();
-  for (const pid of pids) {
-    const p = `${tag}:p:${pid}`;
-    if (await redis.hget(p, 'mergedInto')) continue;
-    const ids = (await redis.smembers(`${p}:ids`)).sort();
-    const seg = await redis.hgetall(`${p}:seg`);
-    const counts: Record<string, number> = {};
-    for (const c of (await redis.smembers(`${p}:cs`)).sort()) counts[c] = await redis.zcard(`${p}:c:${c}`);
-    const key = ids.join(',');
-    people.set(key, {
-      traits: await redis.hgetall(`${p}:t`),
-      counts,
-      member: Object.entries(seg)
-        .filter(([, e]) => Number(e) % 2 === 1)
-        .map(([s]) => s)
-        .sort(),
-    });
-    epochs.set(pid, Object.fromEntries(Object.entries(seg).map(([s, e]) => [s, Number(e)])));
-  }
-  return { people, epochs };
-}
-
 describe('processor crash', () => {
   it('killed mid-work and restarted, ends where a clean run ends, counting nothing twice', async () => {
     const [clean, crashed] = [await prepare(), await prepare()];
@@ -246,8 +210,8 @@ describe('processor crash', () => {
     // the kills landed while there was work left (else this test would prove nothing)
     for (const at of killedAt) expect(at).toBeLessThan(total);
 
-    const a = await snapshot(clean);
-    const b = await snapshot(crashed);
+    const a = await snapshotProfiles(redis, `${clean.prefix}:{${WS}}`);
+    const b = await snapshotProfiles(redis, `${crashed.prefix}:{${WS}}`);
     expect(a.people.size).toBe(PEOPLE); // both devices and the user merged into one person each
     expect(b.people.size).toBe(PEOPLE);
     for (const [ids, state] of a.people) expect(b.people.get(ids), ids).toEqual(state);
