@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../runtime/log.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
+import { segmentDef } from '../test/fixtures.ts';
 import type { ProfileState } from './apply-event.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { SegmentRegistry } from './segment-registry.ts';
 
-const def = (id: string, rule: unknown, version = 1): SegmentDefinition => ({
-  id,
-  workspaceId: 'ws',
-  name: id,
-  rule,
-  version,
-  status: 'active',
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-});
+const def = (id: string, rule: unknown, version = 1): SegmentDefinition => segmentDef(id, rule, { version });
 
 const state = (traits: Record<string, unknown>, epochs: Record<string, number> = {}): ProfileState => ({
   profileId: 'p1',

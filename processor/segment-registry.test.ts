@@ -2,18 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../runtime/log.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
+import { segmentDef } from '../test/fixtures.ts';
 import { SegmentRegistry } from './segment-registry.ts';
 
-const def = (id: string, rule: unknown): SegmentDefinition => ({
-  id,
-  workspaceId: 'ws',
-  name: id,
-  rule,
-  version: 1,
-  status: 'active',
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-});
+const def = (id: string, rule: unknown): SegmentDefinition => segmentDef(id, rule);
 
 function registry() {
   const r = new SegmentRegistry(createLogger({ level: 'silent', name: 'test' }));

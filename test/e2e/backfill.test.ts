@@ -11,15 +11,17 @@ import { eventually, testConfig, testLogger } from '../harness.ts';
 let cfg: Config;
 let running: RunningServices;
 const admin = () => ({ authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' });
-const identify = (userId: string, plan: string) =>
-  fetch(`${running.urls.ingest}/v1/identify`, {
+/** Sends one event to ingest; answers the status. */
+const send = (path: string, body: Record<string, unknown>) =>
+  fetch(`${running.urls.ingest}/v1/${path}`, {
     method: 'POST',
     headers: {
       authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
       'content-type': 'application/json',
     },
-    body: JSON.stringify({ userId, traits: { plan } }),
-  });
+    body: JSON.stringify(body),
+  }).then((r) => r.status);
+const identify = (userId: string, plan: string) => send('identify', { userId, traits: { plan } });
 
 beforeAll(async () => {
   cfg = testConfig();
@@ -35,7 +37,7 @@ describe('segment backfill', () => {
       ['b3', 'free'],
       ['b4', 'pro'],
     ] as const)
-      expect((await identify(u, plan)).status).toBe(200);
+      expect(await identify(u, plan)).toBe(200);
     await eventually('four profiles', async () => {
       const r = await fetch(`${running.urls.query}/v1/profiles?userId=b4`, { headers: admin() });
       return r.status === 200;
@@ -79,8 +81,8 @@ describe('segment backfill', () => {
     expect(await members()).toBe(3);
 
     // streaming takes over: a new pro user enters, an existing one leaves
-    expect((await identify('b5', 'pro')).status).toBe(200);
-    expect((await identify('b1', 'free')).status).toBe(200);
+    expect(await identify('b5', 'pro')).toBe(200);
+    expect(await identify('b1', 'free')).toBe(200);
     await eventually('b5 in, b1 out', async () => (await members()) === 3 && changes.length >= 5);
     await new Promise((r) => setTimeout(r, 500));
     const mine = changes.filter((c) => c.segmentId === created.id);
@@ -115,15 +117,6 @@ describe('segment backfill', () => {
   });
 
   it('counts events from before the segment existed, from ClickHouse history, with merged persons', async () => {
-    const send = (path: string, body: Record<string, unknown>) =>
-      fetch(`${running.urls.ingest}/v1/${path}`, {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(body),
-      }).then((r) => r.status);
     const order = (who: Record<string, string>, revenue: number, daysAgo: number) =>
       send('track', {
         ...who,
@@ -199,15 +192,6 @@ describe('segment backfill', () => {
   });
 
   it('previews a rule over the profiles, with counts from history, and saves nothing', async () => {
-    const send = (path: string, body: Record<string, unknown>) =>
-      fetch(`${running.urls.ingest}/v1/${path}`, {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(body),
-      }).then((r) => r.status);
     for (const [u, tier] of [
       ['v1', 'gold'],
       ['v2', 'gold'],

@@ -17,6 +17,7 @@ import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
+import { segmentDef } from '../fixtures.ts';
 import { eventually, readTopic, uniqueId } from '../harness.ts';
 import { snapshotProfiles } from '../profile-snapshot.ts';
 
@@ -38,16 +39,7 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-const seg = (id: string, rule: unknown): SegmentDefinition => ({
-  id,
-  workspaceId: WS,
-  name: id,
-  rule,
-  version: 1,
-  status: 'active',
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-});
+const seg = (id: string, rule: unknown): SegmentDefinition => segmentDef(id, rule, { workspaceId: WS });
 const SEGMENTS = [
   seg('buyers', { '>=': [{ event_count: ['Order', '30d'] }, 2] }),
   seg('big', { '>=': [{ event_count: ['Order', '30d', { '>=': [{ var: 'revenue' }, 50] }] }, 1] }),

@@ -14,6 +14,7 @@ import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
+import { segmentDef } from '../fixtures.ts';
 import { eventually, testConfig } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
@@ -24,16 +25,7 @@ let producer: Producer;
 const changes: SegmentChange[] = [];
 let stopConsumer: () => Promise<void>;
 
-const seg = (id: string, rule: unknown): SegmentDefinition => ({
-  id,
-  workspaceId: 'ws',
-  name: id,
-  rule,
-  version: 1,
-  status: 'active',
-  createdAt: '2026-01-01T00:00:00Z',
-  updatedAt: '2026-01-01T00:00:00Z',
-});
+const seg = (id: string, rule: unknown): SegmentDefinition => segmentDef(id, rule);
 
 const SEGMENTS = [
   seg('two_in_20s', { '>=': [{ event_count: ['Order', '20s'] }, 2] }),
