@@ -26,15 +26,20 @@ export async function replayDeadLetters(opts: {
   const admin = kafka.admin();
   await admin.connect();
   const ends = new Map<number, bigint>();
+  const groupId = `${opts.topicPrefix ? `${opts.topicPrefix}.` : ''}cdp-dlq-replay`;
   for (const p of await admin.fetchTopicOffsets(t.deadLetter)) ends.set(p.partition, BigInt(p.high));
+  // what earlier replays already went through
+  const [committed] = await admin.fetchOffsets({ groupId, topics: [t.deadLetter] });
   await admin.disconnect();
-  const pending = () => [...ends.values()].some((v) => v > 0n);
+  const seen = new Map<number, bigint>();
+  for (const p of committed?.partitions ?? [])
+    if (Number(p.offset) > 0) seen.set(p.partition, BigInt(p.offset) - 1n);
+  const caughtUp = () => [...ends].every(([p, end]) => end === 0n || (seen.get(p) ?? -1n) + 1n >= end);
   const result: ReplayResult = { replayed: 0, skipped: 0 };
-  if (!pending()) return result;
+  if (caughtUp()) return result;
 
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
-  const groupId = `${opts.topicPrefix ? `${opts.topicPrefix}.` : ''}cdp-dlq-replay`;
   const consumer = kafka.consumer({ groupId });
   await consumer.connect();
   await consumer.subscribe({ topic: t.deadLetter, fromBeginning: true });
@@ -42,8 +47,6 @@ export async function replayDeadLetters(opts: {
   const done = new Promise<void>((r) => {
     finish = r;
   });
-  const seen = new Map<number, bigint>();
-  const caughtUp = () => [...ends].every(([p, end]) => (seen.get(p) ?? -1n) + 1n >= end || end === 0n);
   await consumer.run({
     autoCommit: false,
     eachMessage: async ({ partition, message }) => {
@@ -83,5 +86,6 @@ export async function replayDeadLetters(opts: {
   clearTimeout(timer);
   await consumer.disconnect();
   await producer.disconnect();
+
   return result;
 }
