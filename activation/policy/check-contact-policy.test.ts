@@ -1,8 +1,7 @@
 // The contact-policy script against a real Redis: concurrent decisions cannot exceed a
 // cap, a retried send is not counted twice, a released send frees its slot.
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { uniqueId } from '../../test/harness.ts';
@@ -68,15 +67,21 @@ describe('contact policy script', () => {
     const p = policy();
     const c = campaign('c-retry');
     for (let i = 0; i < 5; i++)
-      expect(await p.decide({ campaign: c, change: change('retry'), sendKey: 'same', nowMs })).toEqual({ kind: 'allow' });
+      expect(await p.decide({ campaign: c, change: change('retry'), sendKey: 'same', nowMs })).toEqual({
+        kind: 'allow',
+      });
     await p.decide({ campaign: campaign('c2'), change: change('retry'), sendKey: 'other1', nowMs });
     await p.decide({ campaign: campaign('c3'), change: change('retry'), sendKey: 'other2', nowMs });
-    expect(await p.decide({ campaign: campaign('c4'), change: change('retry'), sendKey: 'k4', nowMs })).toEqual({
+    expect(
+      await p.decide({ campaign: campaign('c4'), change: change('retry'), sendKey: 'k4', nowMs }),
+    ).toEqual({
       kind: 'suppress',
       rule: 'cap_channel',
     });
     await p.release(c, change('retry'), 'same');
-    expect(await p.decide({ campaign: campaign('c4'), change: change('retry'), sendKey: 'k4', nowMs })).toEqual({
+    expect(
+      await p.decide({ campaign: campaign('c4'), change: change('retry'), sendKey: 'k4', nowMs }),
+    ).toEqual({
       kind: 'allow',
     });
   });

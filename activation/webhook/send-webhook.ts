@@ -4,7 +4,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { type GuardPolicy, guardedLookup, refusal } from './address-guard.ts';
+import { type GuardPolicy, guardedLookup, type Resolve, refusal } from './address-guard.ts';
 import { webhookHeaders } from './sign-webhook.ts';
 
 export interface WebhookResult {
@@ -26,7 +26,7 @@ export interface WebhookRequest {
 
 export function sendWebhook(
   req: WebhookRequest,
-  policy: GuardPolicy & { timeoutMs: number },
+  policy: GuardPolicy & { timeoutMs: number; resolve?: Resolve },
 ): Promise<WebhookResult> {
   const started = performance.now();
   const done = (r: Omit<WebhookResult, 'latencyMs'>): WebhookResult => ({
@@ -62,7 +62,12 @@ export function sendWebhook(
   return new Promise((resolve) => {
     const r = request(
       url,
-      { method: 'POST', headers, lookup: guardedLookup(policy) as never, timeout: policy.timeoutMs },
+      {
+        method: 'POST',
+        headers,
+        lookup: guardedLookup(policy, policy.resolve) as never,
+        timeout: policy.timeoutMs,
+      },
       (res) => {
         res.resume();
         res.on('end', () => {
@@ -73,7 +78,11 @@ export function sendWebhook(
               ok,
               status,
               retriable: !ok && (status === 408 || status === 429 || status >= 500),
-              error: ok ? undefined : `HTTP ${status}`,
+              error: ok
+                ? undefined
+                : status >= 300 && status < 400
+                  ? `HTTP ${status}: redirect to ${res.headers.location ?? '?'} not followed`
+                  : `HTTP ${status}`,
             }),
           );
         });

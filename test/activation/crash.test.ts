@@ -2,8 +2,8 @@
 // worker started: the send is retried under the same webhook-id once the claim's lease has
 // run out, and the receiver acknowledges exactly one delivery.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import { mkdtempSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -67,7 +67,10 @@ function startWorker(): ChildProcess {
     CDP_ACTIVATION_CLAIM_LEASE_MS: '3000',
     CDP_WEBHOOK_TIMEOUT_MS: '60000',
   };
-  const child = spawn(process.execPath, ['bin/cdp.js', 'start', 'activation'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['bin/cdp.js', 'start', 'activation'], {
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   workers.push(child);
   return child;
 }
@@ -103,7 +106,10 @@ describe('worker killed mid-send', () => {
         updatedAt: at,
       });
       const first = startWorker();
-      const changes = await segmentChangeProducer(cfg.kafka.brokers, topics(cfg.kafka.topicPrefix).segmentChanges);
+      const changes = await segmentChangeProducer(
+        cfg.kafka.brokers,
+        topics(cfg.kafka.topicPrefix).segmentChanges,
+      );
       await eventually('the topic', async () => {
         await changes.send([change(cfg.keys.workspace, seg, 'p-crash', {})]);
         return true;
