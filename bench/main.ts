@@ -18,6 +18,7 @@ import { killLoadGenerators } from './load.ts';
 import { type MachineInfo, machineInfo } from './machine.ts';
 import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable } from './report.ts';
 import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTINGS } from './scenario.ts';
+import { activationScenario } from './scenarios/activation.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { processorScenario } from './scenarios/processor.ts';
 import { median } from './stats.ts';
@@ -26,11 +27,13 @@ import { median } from './stats.ts';
 const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'ingest', run: ingestScenario },
   { name: 'processor', run: processorScenario },
+  { name: 'activation', run: activationScenario },
 ];
 
 const USAGE = `usage: tsx bench/main.ts [--quick] [--json]
   --quick   one short run of every measurement (under 2 minutes); never fails on speed
   --json    machine-readable report on stdout
+  --only=<name>  run one scenario (ingest, processor, activation)
 Honours KAFKA_BROKERS and REDIS_URL (use running ones instead of starting a local stack)
 and LOG_LEVEL (service logs on stderr, default warn).`;
 
@@ -50,7 +53,10 @@ export interface BenchReport {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const unknown = argv.filter((a) => !['--json', '--quick', '--help', '-h'].includes(a));
+  const unknown = argv.filter(
+    (a) => !['--json', '--quick', '--help', '-h'].includes(a) && !a.startsWith('--only='),
+  );
+  const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
   if (argv.includes('--help') || argv.includes('-h') || unknown.length > 0) {
     process.stderr.write(`${unknown.length ? `unknown option ${unknown.join(' ')}\n` : ''}${USAGE}\n`);
     return unknown.length ? 64 : 0;
@@ -108,6 +114,7 @@ async function main(argv: string[]): Promise<number> {
     const measurements: Measurement[] = [];
     const notes: string[] = [];
     for (const s of SCENARIOS) {
+      if (only && s.name !== only) continue;
       const r = await s.run(ctx);
       rows.push(...r.rows);
       measurements.push(...r.measurements);

@@ -45,18 +45,19 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
 
   return {
     async decide({ campaign: c, change, sendKey, nowMs }: PolicyInput): Promise<PolicyDecision> {
-      const tz = profileTimezone(change.traits, deps.policy.defaultTimezone);
+      const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
       if (quiet && !c.policy?.ignoreQuietHours) {
-        const until = quietHoursRelease(nowMs, tz, quiet);
+        const until = quietHoursRelease(nowMs, tz(), quiet);
         if (until > nowMs) return { kind: 'delay', until, rule: 'quiet_hours' };
       }
-      const [dayStart, dayEnd] = localDayBounds(nowMs, tz);
+      const countCaps =
+        !c.policy?.ignoreCaps && (deps.policy.capPerChannelPerDay > 0 || deps.policy.capPerDay > 0);
+      // the local day matters only for counting (Intl formatting is not free)
+      const [dayStart, dayEnd] = countCaps ? localDayBounds(nowMs, tz()) : [0, 0];
       const reentry = c.policy?.reentry ?? 'every';
       const [mode, windowMs] =
         reentry === 'every' || reentry === 'once' ? [reentry, 0] : ['window', reentry.everyDays * DAY_MS];
-      const countCaps =
-        !c.policy?.ignoreCaps && (deps.policy.capPerChannelPerDay > 0 || deps.policy.capPerDay > 0);
       const members = [suppressionMember('profileId', change.profileId)];
       if (typeof change.traits.email === 'string')
         members.push(suppressionMember('email', change.traits.email));

@@ -1,8 +1,8 @@
 // Delivers one signed webhook. Redirects are not followed (a redirect could point at an
 // internal address); any answer outside 2xx is a failure, retriable for 408/429/5xx and
 // network errors, final for the rest.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { type GuardPolicy, guardedLookup, type Resolve, refusal } from './address-guard.ts';
 import { webhookHeaders } from './sign-webhook.ts';
@@ -23,6 +23,13 @@ export interface WebhookRequest {
   body: string;
   timestampSeconds: number;
 }
+
+// Connections are kept alive and reused per destination. The address guard runs when a
+// connection is made (its lookup), so a reused socket is one that already passed it.
+const agents = {
+  http: new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16, timeout: 30_000 }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16, timeout: 30_000 }),
+};
 
 export function sendWebhook(
   req: WebhookRequest,
