@@ -74,6 +74,7 @@ export function sendWebhook(
         headers,
         lookup: guardedLookup(policy, policy.resolve) as never,
         timeout: policy.timeoutMs,
+        agent: url.protocol === 'https:' ? agents.https : agents.http,
       },
       (res) => {
         res.resume();
