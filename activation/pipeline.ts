@@ -124,8 +124,10 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
       }
     }
     // retries due within the inline wait: wait here (heartbeating) rather than round-trip through Redis
-    while (waitUntil > now() && ctx.isActive()) {
-      await sleep(Math.min(500, waitUntil - now()));
+    // bounded in real time too, so an injected clock that stands still cannot stall the batch
+    const realDeadline = Date.now() + Math.min(maxInlineWait, Math.max(0, waitUntil - now()));
+    while (waitUntil > now() && Date.now() < realDeadline && ctx.isActive()) {
+      await sleep(Math.min(500, waitUntil - now(), realDeadline - Date.now()));
       await ctx.heartbeat();
     }
     if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
