@@ -1,10 +1,11 @@
-// The claim on a send key, a small state machine in Redis:
+// The claim on a send key (WorkspaceKeys.sendClaim), a small state machine in Redis:
 //   (none) → claimed (with a lease) → done:sent | done:suppressed
 //   claimed → (none) when the attempt failed (a retry or a replay claims again)
 //   claimed → (none) when the lease runs out: the worker died mid-send
 // A redelivered change finds `done:*` and does nothing; one that finds a live claim waits
 // for the lease (another worker is sending it, or died doing so). A resend after a crash
 // carries the same send key, which is the provider idempotency key / webhook-id.
+// The usual path takes the claim inside contact-policy.lua (one round trip per send).
 import type { Redis } from '../runtime/redis.ts';
 import { redisScript } from './policy/script.ts';
 
@@ -40,6 +41,8 @@ export function sendClaims(redis: Redis, owner: string, leaseMs: number) {
   const release = redisScript(redis, 'cdpReleaseSend', 1, RELEASE);
   const finish = redisScript(redis, 'cdpFinishSend', 1, FINISH);
   return {
+    /** What contact-policy.lua needs to take a claim in the same step. */
+    lease: (key: string) => ({ key, owner, leaseMs, doneTtlSeconds: DONE_TTL_SECONDS }),
     async claim(key: string): Promise<ClaimResult> {
       const [kind, v] = (await claim(key, owner, leaseMs)) as [string, string];
       if (kind === 'claimed') return { kind: 'claimed' };

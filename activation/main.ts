@@ -54,6 +54,7 @@ export async function startActivation(
     claims: sendClaims(redis, randomUUID(), cfg.retries.claimLeaseMs),
     policy: contactPolicy({ redis, redisPrefix: cfg.redis.prefix, policy: cfg.contactPolicy }),
     channels,
+    redisPrefix: cfg.redis.prefix,
     unsubscribe: cfg.unsubscribe,
     retries: cfg.retries,
     delayed: delayedSends({ redis, redisPrefix: cfg.redis.prefix }),

@@ -1,13 +1,14 @@
-// One send, decided: campaign still active → claim the send key → recipient → contact
-// policy → channel. Returns what happened; the runner (pipeline.ts) records it and does
+// One send, decided: campaign still active → recipient → quiet hours → claim + contact
+// policy (one Lua step) → channel. Returns what happened; the runner (pipeline.ts) records it and does
 // the follow-up (retry topic, delayed set, dead letter). Order matters:
-//   claim before policy: a redelivered change must not count against a cap twice;
+//   claim with the policy, atomically: a redelivered change never counts against a cap twice;
 //   policy before rendering: a suppressed send costs no template work;
 //   release the claim on every outcome that is not final, so a retry can claim again.
 
 import type { ActivationJob } from '../schemas/activation-job.ts';
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import { DEFAULT_PURPOSE } from '../schemas/campaign.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { signUnsubscribeToken } from '../schemas/unsubscribe-token.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { Channels } from './channels/index.ts';
@@ -24,6 +25,7 @@ export type Outcome =
   | { outcome: 'failed'; reason: string; status: number; providerMs: number };
 
 export interface SendOneDeps {
+  redisPrefix: string;
   campaigns: CampaignRegistry;
   claims: SendClaims;
   policy: ContactPolicy;
@@ -70,36 +72,42 @@ export async function sendOne(
   if (c.status !== 'active')
     return { campaign: c, key, result: { outcome: 'suppressed', reason: 'campaign_paused' } };
 
-  const claim = await deps.claims.claim(key);
-  if (claim.kind === 'done')
-    return { campaign: c, key, result: { outcome: 'skipped_duplicate', reason: claim.state } };
-  if (claim.kind === 'busy')
-    return {
-      campaign: c,
-      key,
-      result: { outcome: 'delayed', reason: 'claim_busy', notBefore: deps.now() + claim.retryInMs + 50 },
-    };
-
+  const claimKey = workspaceKeys(deps.redisPrefix, change.workspaceId).sendClaim(key);
   const channel = deps.channels[c.channel];
   const recipient = channel.recipient(c, change);
   if (!recipient) {
-    await deps.claims.finish(key, 'suppressed');
+    const claim = await deps.claims.claim(claimKey);
+    if (claim.kind === 'done')
+      return { campaign: c, key, result: { outcome: 'skipped_duplicate', reason: claim.state } };
+    if (claim.kind === 'claimed') await deps.claims.finish(claimKey, 'suppressed');
     return { campaign: c, key, result: { outcome: 'suppressed', reason: 'no_address' } };
   }
   const nowMs = deps.now();
-  const decision = await deps.policy.decide({ campaign: c, change, sendKey: key, nowMs });
+  const decision = await deps.policy.decide({
+    campaign: c,
+    change,
+    sendKey: key,
+    nowMs,
+    claim: deps.claims.lease(claimKey),
+  });
   switch (decision.kind) {
     case 'allow':
       break;
+    case 'done':
+      return { campaign: c, key, result: { outcome: 'skipped_duplicate', reason: decision.state } };
+    case 'busy':
+      return {
+        campaign: c,
+        key,
+        result: { outcome: 'delayed', reason: 'claim_busy', notBefore: deps.now() + decision.retryInMs + 50 },
+      };
     case 'delay':
-      await deps.claims.release(key);
       return {
         campaign: c,
         key,
         result: { outcome: 'delayed', reason: decision.rule, notBefore: decision.until },
       };
     case 'suppress':
-      await deps.claims.finish(key, 'suppressed');
       return { campaign: c, key, result: { outcome: 'suppressed', reason: decision.rule } };
     default: {
       const never: never = decision;
@@ -112,18 +120,21 @@ export async function sendOne(
     change,
     sendKey: key,
     recipient,
-    unsubscribeUrl: unsubscribeUrl(deps.unsubscribe, c, job, nowMs),
+    // signed only when a channel uses it (email, templates)
+    get unsubscribeUrl() {
+      return unsubscribeUrl(deps.unsubscribe, c, job, nowMs);
+    },
     nowMs,
   });
   if (r.ok) {
-    await deps.claims.finish(key, 'sent');
+    await deps.claims.finish(claimKey, 'sent');
     return {
       campaign: c,
       key,
       result: { outcome: 'sent', status: r.status, providerMs: r.latencyMs, providerId: r.providerId },
     };
   }
-  await deps.claims.release(key);
+  await deps.claims.release(claimKey);
   const made = attempt + 1;
   const reason = r.error ?? `status ${r.status}`;
   if (r.retriable && made < deps.retries.maxAttempts) {

@@ -45,6 +45,12 @@ beforeAll(() => {
 afterAll(() => redis.disconnect());
 
 describe('contact policy script', () => {
+  const lease = (key: string) => ({
+    key: `${prefix}:claim:${key}`,
+    owner: 'w1',
+    leaseMs: 60_000,
+    doneTtlSeconds: 60,
+  });
   const policy = () =>
     contactPolicy({
       redis,
@@ -56,7 +62,13 @@ describe('contact policy script', () => {
     const p = policy();
     const decisions = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        p.decide({ campaign: campaign(`c${i}`), change: change('race'), sendKey: `k${i}`, nowMs }),
+        p.decide({
+          campaign: campaign(`c${i}`),
+          change: change('race'),
+          sendKey: `k${i}`,
+          nowMs,
+          claim: lease(`race${i}`),
+        }),
       ),
     );
     expect(decisions.filter((d) => d.kind === 'allow')).toHaveLength(3);
@@ -66,24 +78,74 @@ describe('contact policy script', () => {
   it('does not count a retried send twice, and a released send frees its slot', async () => {
     const p = policy();
     const c = campaign('c-retry');
-    for (let i = 0; i < 5; i++)
-      expect(await p.decide({ campaign: c, change: change('retry'), sendKey: 'same', nowMs })).toEqual({
-        kind: 'allow',
-      });
-    await p.decide({ campaign: campaign('c2'), change: change('retry'), sendKey: 'other1', nowMs });
-    await p.decide({ campaign: campaign('c3'), change: change('retry'), sendKey: 'other2', nowMs });
-    expect(
-      await p.decide({ campaign: campaign('c4'), change: change('retry'), sendKey: 'k4', nowMs }),
-    ).toEqual({
-      kind: 'suppress',
-      rule: 'cap_channel',
+    const claimer = sendClaims(redis, 'w1', 60_000);
+    for (let i = 0; i < 5; i++) {
+      // each attempt claims, fails and releases the claim, as a retried send does
+      expect(
+        await p.decide({
+          campaign: c,
+          change: change('retry'),
+          sendKey: 'same',
+          nowMs,
+          claim: lease('same'),
+        }),
+      ).toEqual({ kind: 'allow' });
+      await claimer.release(lease('same').key);
+    }
+    await p.decide({
+      campaign: campaign('c2'),
+      change: change('retry'),
+      sendKey: 'o1',
+      nowMs,
+      claim: lease('o1'),
     });
+    await p.decide({
+      campaign: campaign('c3'),
+      change: change('retry'),
+      sendKey: 'o2',
+      nowMs,
+      claim: lease('o2'),
+    });
+    expect(
+      await p.decide({
+        campaign: campaign('c4'),
+        change: change('retry'),
+        sendKey: 'k4',
+        nowMs,
+        claim: lease('k4'),
+      }),
+    ).toEqual({ kind: 'suppress', rule: 'cap_channel' });
+    // a suppression is final for that send
+    expect(
+      await p.decide({
+        campaign: campaign('c4'),
+        change: change('retry'),
+        sendKey: 'k4',
+        nowMs,
+        claim: lease('k4'),
+      }),
+    ).toEqual({ kind: 'done', state: 'suppressed' });
     await p.release(c, change('retry'), 'same');
     expect(
-      await p.decide({ campaign: campaign('c4'), change: change('retry'), sendKey: 'k4', nowMs }),
-    ).toEqual({
-      kind: 'allow',
-    });
+      await p.decide({
+        campaign: campaign('c5'),
+        change: change('retry'),
+        sendKey: 'k5',
+        nowMs,
+        claim: lease('k5'),
+      }),
+    ).toEqual({ kind: 'allow' });
+  });
+
+  it('a held claim makes the send wait; a sent one is a duplicate', async () => {
+    const p = policy();
+    const c = campaign('c-claim');
+    const input = { campaign: c, change: change('claim'), sendKey: 'x', nowMs, claim: lease('x') };
+    expect(await p.decide(input)).toEqual({ kind: 'allow' });
+    const busy = await p.decide(input);
+    expect(busy.kind).toBe('busy');
+    await sendClaims(redis, 'w1', 60_000).finish(lease('x').key, 'sent');
+    expect(await p.decide(input)).toEqual({ kind: 'done', state: 'sent' });
   });
 });
 

@@ -18,19 +18,28 @@ const DAY_MS = 24 * 3600 * 1000;
 const CAP_RETENTION_MS = 2 * DAY_MS + 3600 * 1000;
 
 export type PolicyDecision =
+  /** Claimed for this worker: send now. */
   | { kind: 'allow' }
+  /** Refused by a rule; the send is marked done (suppressed). */
   | { kind: 'suppress'; rule: string }
-  | { kind: 'delay'; until: number; rule: 'quiet_hours' };
+  /** Quiet hours: try again at `until` (nothing claimed or counted). */
+  | { kind: 'delay'; until: number; rule: 'quiet_hours' }
+  /** Already decided earlier (sent or suppressed). */
+  | { kind: 'done'; state: string }
+  /** Another worker holds the claim (or died holding it): try again after its lease. */
+  | { kind: 'busy'; retryInMs: number };
 
 export interface PolicyInput {
   campaign: CampaignDefinition;
   change: SegmentChange;
   sendKey: string;
   nowMs: number;
+  /** The claim to take when the send may go (claim-send.ts). */
+  claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
 }
 
 export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy: ContactPolicyConfig }) {
-  const check = redisScript(deps.redis, 'cdpContactPolicy', 5, CHECK);
+  const check = redisScript(deps.redis, 'cdpContactPolicy', 6, CHECK);
   const release = redisScript(deps.redis, 'cdpReleasePolicy', 3, RELEASE);
   const keysOf = (c: CampaignDefinition, change: SegmentChange) => {
     const k = workspaceKeys(deps.redisPrefix, change.workspaceId);
@@ -44,7 +53,7 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
   };
 
   return {
-    async decide({ campaign: c, change, sendKey, nowMs }: PolicyInput): Promise<PolicyDecision> {
+    async decide({ campaign: c, change, sendKey, nowMs, claim }: PolicyInput): Promise<PolicyDecision> {
       const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
       if (quiet && !c.policy?.ignoreQuietHours) {
@@ -63,8 +72,9 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
-      const [verdict, rule] = (await check(
+      const [verdict, detail] = (await check(
         ...keysOf(c, change),
+        claim.key,
         c.channel,
         c.purpose ?? DEFAULT_PURPOSE,
         sendKey,
@@ -77,9 +87,21 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         windowMs,
         countCaps ? '1' : '0',
         CAP_RETENTION_MS,
+        claim.owner,
+        claim.leaseMs,
+        claim.doneTtlSeconds,
         ...members,
       )) as [string, string];
-      return verdict === 'ok' ? { kind: 'allow' } : { kind: 'suppress', rule };
+      switch (verdict) {
+        case 'ok':
+          return { kind: 'allow' };
+        case 'done':
+          return { kind: 'done', state: detail };
+        case 'busy':
+          return { kind: 'busy', retryInMs: Math.max(0, Number(detail)) };
+        default:
+          return { kind: 'suppress', rule: detail };
+      }
     },
 
     /** Un-count a send that finally failed (caps, re-entry). */
