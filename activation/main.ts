@@ -1,5 +1,6 @@
 // Composition root of the activation worker: one consumer group on the segment-change and
-// activation-retry topics, the delayed-send poller, and the channel adapters.
+// activation-retry topics, the delayed-send poller, the channel adapters, and the ledger
+// sink (its own consumer group on the activation-ledger topic → ClickHouse).
 import { randomUUID } from 'node:crypto';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
@@ -12,6 +13,7 @@ import { CampaignRegistry } from './campaign-registry.ts';
 import { createChannels } from './channels/index.ts';
 import { sendClaims } from './claim-send.ts';
 import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
+import { createLedgerSink } from './ledger-sink.ts';
 import { createActivationPipeline } from './pipeline.ts';
 import { contactPolicy } from './policy/check-contact-policy.ts';
 
@@ -21,6 +23,7 @@ export function activationTopicSpecs(cfg: Config) {
   return [
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
     { topic: t.activationRetry, partitions: cfg.kafka.partitions },
+    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
 }
@@ -47,9 +50,8 @@ export async function startActivation(
   });
   const channels = createChannels(cfg.channels, cfg.activation);
   const pipeline = createActivationPipeline({
-    clickhouse,
     producer,
-    topics: { retry: t.activationRetry, deadLetter: t.deadLetter },
+    topics: { retry: t.activationRetry, deadLetter: t.deadLetter, ledger: t.activationLedger },
     campaigns,
     claims: sendClaims(redis, randomUUID(), cfg.retries.claimLeaseMs),
     policy: contactPolicy({ redis, redisPrefix: cfg.redis.prefix, policy: cfg.contactPolicy }),
@@ -78,6 +80,21 @@ export async function startActivation(
     },
     log: log.child({ consumer: 'activation' }),
   });
+  const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
+  const ledgerSink = createLedgerSink({ clickhouse, log: log.child({ component: 'ledger-sink' }) });
+  const ledgerConsumer = superviseConsumer({
+    kafka,
+    admin,
+    topics: activationTopicSpecs(cfg),
+    consumer: {
+      groupId: group('cdp-activation-ledger'),
+      topics: [t.activationLedger],
+      maxBatchSize: 5000,
+      concurrency: cfg.kafka.partitions,
+    },
+    handler: ledgerSink.handler,
+    log: log.child({ consumer: 'activation-ledger' }),
+  });
   const poller = startDelayedPoller({
     redis,
     redisPrefix: cfg.redis.prefix,
@@ -91,6 +108,7 @@ export async function startActivation(
     async stop() {
       await poller.stop();
       await consumer.stop();
+      await ledgerConsumer.stop();
       watcher.stop();
       for (const c of Object.values(channels)) await c.close?.().catch(() => {});
       await producer.disconnect().catch(() => {});

@@ -1,11 +1,10 @@
 // The activation pipeline, per batch (from the segment-change topic or the retry topic):
 //   parse → jobs (one per matching campaign, or the retried job) → sendOne each
 //   (claim, policy, channel; bounded concurrency) → act on the outcomes: delayed set,
-//   retry topic, dead letters → ledger rows for every decision.
+//   retry topic, dead letters → ledger rows for every decision (to the ledger topic).
 // Follow-ups are written before the batch completes, so the offset is committed only after
 // every send of the batch is decided and its follow-up is durable.
 
-import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import { realSleep, type Sleep } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -17,9 +16,8 @@ import type { DelayedSend, delayedSends } from './delayed-sends.ts';
 import { type Outcome, type SendOneDeps, sendOne } from './send-one.ts';
 
 export interface ActivationDeps extends Omit<SendOneDeps, 'now'> {
-  clickhouse: ClickHouseClient;
   producer: Producer;
-  topics: { retry: string; deadLetter: string };
+  topics: { retry: string; deadLetter: string; ledger: string };
   campaigns: CampaignRegistry;
   delayed: ReturnType<typeof delayedSends>;
   concurrency: number;
@@ -226,7 +224,11 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     await deps.delayed.add(park);
     if (retry.length > 0) await deps.producer.send(deps.topics.retry, retry);
     if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
+    // ledger rows go through Kafka (durable now, inserted in large batches by ledger-sink.ts)
     if (ledger.length > 0)
-      await deps.clickhouse.insert({ table: 'activation_ledger', values: ledger, format: 'JSONEachRow' });
+      await deps.producer.send(
+        deps.topics.ledger,
+        ledger.map((row) => ({ key: `${row.workspace_id}:${row.campaign_id}`, value: JSON.stringify(row) })),
+      );
   };
 }

@@ -19,6 +19,7 @@ export function topicSpecs(cfg: Config) {
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
     { topic: t.identity, partitions: cfg.kafka.partitions },
     { topic: t.activationRetry, partitions: cfg.kafka.partitions },
+    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
 }
