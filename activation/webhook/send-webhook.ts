@@ -27,8 +27,8 @@ export interface WebhookRequest {
 // Connections are kept alive and reused per destination. The address guard runs when a
 // connection is made (its lookup), so a reused socket is one that already passed it.
 const agents = {
-  http: new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16, timeout: 30_000 }),
-  https: new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16, timeout: 30_000 }),
+  http: new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: 30_000 }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: 30_000 }),
 };
 
 export function sendWebhook(
