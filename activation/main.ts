@@ -1,4 +1,7 @@
-// Composition root of the activation worker.
+// Composition root of the activation worker: one consumer group on the segment-change and
+// activation-retry topics, the delayed-send poller, the channel adapters, and the ledger
+// sink (its own consumer group on the activation-ledger topic → ClickHouse).
+import { randomUUID } from 'node:crypto';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { superviseConsumer } from '../runtime/consume.ts';
@@ -7,11 +10,35 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { topics } from '../schemas/topics.ts';
 import { CampaignRegistry } from './campaign-registry.ts';
+import { createChannels } from './channels/index.ts';
+import { sendClaims } from './claim-send.ts';
+import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
+import { createLedgerSink } from './ledger-sink.ts';
 import { createActivationPipeline } from './pipeline.ts';
+import { contactPolicy } from './policy/check-contact-policy.ts';
 
-export async function startActivation(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
+/** Activation's topics (the processor's topicSpecs creates them too). */
+export function activationTopicSpecs(cfg: Config) {
+  const t = topics(cfg.kafka.topicPrefix);
+  return [
+    { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
+    { topic: t.activationRetry, partitions: cfg.kafka.partitions },
+    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
+    { topic: t.deadLetter, partitions: 1 },
+  ];
+}
+
+export async function startActivation(
+  cfg: Config,
+  clients: Clients,
+  log: Logger,
+  opts: { now?: () => number } = {},
+): Promise<RunningService> {
+  const now = opts.now ?? Date.now;
   const kafka = clients.kafka();
-  const redis = clients.redis();
+  // its own connection with auto-pipelining: a batch's hundreds of concurrent sends issue
+  // their scripts in the same ticks, which then go out in one write instead of one each
+  const redis = clients.redis().duplicate({ enableAutoPipelining: true, connectionName: 'cdp-activation' });
   const clickhouse = await clients.clickhouse();
   const producer = kafka.producer();
   const admin = kafka.admin();
@@ -23,27 +50,30 @@ export async function startActivation(cfg: Config, clients: Clients, log: Logger
     log,
     load: async () => campaigns.replace(await store.list('campaigns')),
   });
+  const channels = createChannels(cfg.channels, cfg.activation);
   const pipeline = createActivationPipeline({
-    redis,
-    clickhouse,
     producer,
-    deadLetterTopic: t.deadLetter,
+    topics: { retry: t.activationRetry, deadLetter: t.deadLetter, ledger: t.activationLedger },
     campaigns,
+    claims: sendClaims(redis, randomUUID(), cfg.retries.claimLeaseMs),
+    policy: contactPolicy({ redis, redisPrefix: cfg.redis.prefix, policy: cfg.contactPolicy }),
+    channels,
     redisPrefix: cfg.redis.prefix,
-    policy: cfg.activation,
+    unsubscribe: cfg.unsubscribe,
+    retries: cfg.retries,
+    delayed: delayedSends({ redis, redisPrefix: cfg.redis.prefix }),
+    concurrency: cfg.retries.concurrency,
     log,
+    now,
   });
   const consumer = superviseConsumer({
     kafka,
     admin,
-    topics: [
-      { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
-      { topic: t.deadLetter, partitions: 1 },
-    ],
+    topics: activationTopicSpecs(cfg),
     consumer: {
       groupId: `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}cdp-activation`,
-      topics: [t.segmentChanges],
-      maxBatchSize: 200,
+      topics: [t.segmentChanges, t.activationRetry],
+      maxBatchSize: 500,
       concurrency: cfg.kafka.partitions,
     },
     handler: async (batch, ctx) => {
@@ -52,13 +82,40 @@ export async function startActivation(cfg: Config, clients: Clients, log: Logger
     },
     log: log.child({ consumer: 'activation' }),
   });
+  const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
+  const ledgerSink = createLedgerSink({ clickhouse, log: log.child({ component: 'ledger-sink' }) });
+  const ledgerConsumer = superviseConsumer({
+    kafka,
+    admin,
+    topics: activationTopicSpecs(cfg),
+    consumer: {
+      groupId: group('cdp-activation-ledger'),
+      topics: [t.activationLedger],
+      maxBatchSize: 5000,
+      concurrency: cfg.kafka.partitions,
+    },
+    handler: ledgerSink.handler,
+    log: log.child({ consumer: 'activation-ledger' }),
+  });
+  const poller = startDelayedPoller({
+    redis,
+    redisPrefix: cfg.redis.prefix,
+    producer,
+    retryTopic: t.activationRetry,
+    now,
+    log: log.child({ component: 'delayed-sends' }),
+  });
   return {
     name: 'activation',
     async stop() {
+      await poller.stop();
       await consumer.stop();
+      await ledgerConsumer.stop();
       watcher.stop();
+      for (const c of Object.values(channels)) await c.close?.().catch(() => {});
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
+      redis.disconnect();
     },
   };
 }

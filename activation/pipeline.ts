@@ -1,35 +1,34 @@
-// The activation pipeline, per batch of segment changes:
-//   parse → match active campaigns → claim the send key (Redis SET NX) → deliver → ledger.
-// Claiming before delivering makes a send happen at most once per (campaign, profile,
-// segment entry), also when a change is redelivered or published twice.
-import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+// The activation pipeline, per batch (from the segment-change topic or the retry topic):
+//   parse → jobs (one per matching campaign, or the retried job) → sendOne each
+//   (claim, policy, channel; bounded concurrency) → act on the outcomes: delayed set,
+//   retry topic, dead letters → ledger rows for every decision (to the ledger topic).
+// Follow-ups are written before the batch completes, so the offset is committed only after
+// every send of the batch is decided and its follow-up is durable.
+
 import { realSleep, type Sleep } from '../runtime/errors.ts';
-import type { BatchHandler, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
-import type { Redis } from '../runtime/redis.ts';
-import type { CampaignDefinition, SegmentWebhookBody } from '../schemas/campaign.ts';
-import { workspaceKeys } from '../schemas/redis-keys.ts';
-import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
+import { ACTIVATION_HEADERS, activationJobCheck } from '../schemas/activation-job.ts';
+import { segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
-import { sendKey } from './send-key.ts';
-import { sendWebhook, type WebhookResult } from './webhook/send-webhook.ts';
+import type { DelayedSend, delayedSends } from './delayed-sends.ts';
+import { type Outcome, type SendOneDeps, sendOne } from './send-one.ts';
 
-export interface ActivationDeps {
-  redis: Redis;
-  clickhouse: ClickHouseClient;
+export interface ActivationDeps extends Omit<SendOneDeps, 'now'> {
   producer: Producer;
-  deadLetterTopic: string;
+  topics: { retry: string; deadLetter: string; ledger: string };
   campaigns: CampaignRegistry;
-  redisPrefix: string;
-  policy: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
+  delayed: ReturnType<typeof delayedSends>;
+  concurrency: number;
   log: Logger;
-  now?: () => Date;
+  now?: () => number;
   sleep?: Sleep;
-  attempts?: number;
+  /** Retries due within this wait in the batch; later ones go to the delayed set. */
+  maxInlineWaitMs?: number;
 }
 
-interface LedgerRow {
+export interface LedgerRow {
   workspace_id: string;
   at: number;
   send_key: string;
@@ -40,64 +39,74 @@ interface LedgerRow {
   profile_id: string;
   epoch: number;
   channel: string;
-  outcome: 'sent' | 'failed' | 'skipped_duplicate';
+  outcome: Outcome['outcome'];
   reason: string;
   attempt: number;
   status_code: number;
   latency_ms: number;
+  provider_ms: number;
+  not_before: number | null;
+  provider_id: string;
 }
 
-const CLAIM_TTL_SECONDS = 90 * 24 * 3600;
+interface Work extends DelayedSend {
+  source: IncomingMessage;
+}
+
+const header = (m: IncomingMessage, name: string) => m.headers[name];
+
+async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
 
 export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
-  const now = deps.now ?? (() => new Date());
+  const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? realSleep;
-  const attempts = deps.attempts ?? 3;
+  const maxInlineWait = deps.maxInlineWaitMs ?? 2000;
+  const one: SendOneDeps = { ...deps, now };
 
-  const deliver = async (
-    c: CampaignDefinition,
-    change: SegmentChange,
-    key: string,
-  ): Promise<[WebhookResult, number]> => {
-    const body: SegmentWebhookBody = {
-      type: change.type === 'entered' ? 'segment.entered' : 'segment.exited',
-      campaignId: c.id,
-      segmentId: change.segmentId,
-      profileId: change.profileId,
-      userId: change.userId,
-      traits: change.traits,
-      occurredAt: change.occurredAt,
-    };
-    const payload = JSON.stringify(body);
-    let result: WebhookResult = { ok: false, status: 0, retriable: true, latencyMs: 0 };
-    let attempt = 0;
-    while (attempt < attempts) {
-      attempt++;
-      result = await sendWebhook(
-        {
-          url: c.webhook.url,
-          secret: c.webhook.secret,
-          id: key,
-          body: payload,
-          timestampSeconds: Math.floor(now().getTime() / 1000),
-        },
-        deps.policy,
-      );
-      if (result.ok || !result.retriable) break;
-      if (attempt < attempts) await sleep(200 * 2 ** attempt + Math.floor(Math.random() * 100));
-    }
-    return [result, attempt];
-  };
-
-  return async (batch) => {
-    const ledger: LedgerRow[] = [];
+  return async (batch, ctx) => {
     const dead: OutgoingMessage[] = [];
+    const work: Work[] = [];
+    const park: Array<DelayedSend & { notBefore: number }> = [];
+    let waitUntil = 0;
     for (const m of batch.messages) {
-      let change: SegmentChange;
       try {
         const v: unknown = JSON.parse(m.value?.toString('utf8') ?? '');
+        if (m.topic === deps.topics.retry) {
+          if (!activationJobCheck.Check(v)) throw new Error('not an activation job');
+          const d: DelayedSend = {
+            job: v,
+            attempt: Number(header(m, ACTIVATION_HEADERS.attempt) ?? 0),
+            firstSeen: Number(header(m, ACTIVATION_HEADERS.firstSeen) ?? m.timestamp),
+            reason: header(m, ACTIVATION_HEADERS.reason) ?? '',
+          };
+          const notBefore = Number(header(m, ACTIVATION_HEADERS.notBefore) ?? 0);
+          if (notBefore - now() > maxInlineWait) park.push({ ...d, notBefore });
+          else {
+            waitUntil = Math.max(waitUntil, notBefore);
+            work.push({ ...d, source: m });
+          }
+          continue;
+        }
         if (!segmentChangeCheck.Check(v)) throw new Error('not a segment change');
-        change = v;
+        for (const c of deps.campaigns.match(v.workspaceId, v.segmentId, v.type))
+          work.push({
+            job: { campaignId: c.id, change: v },
+            attempt: 0,
+            firstSeen: m.timestamp,
+            reason: '',
+            source: m,
+          });
       } catch (err) {
         dead.push({
           key: m.key ?? '',
@@ -105,67 +114,121 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           headers: {
             [DLQ_HEADERS.reason]: (err as Error).message,
             [DLQ_HEADERS.source]: m.topic,
+            [DLQ_HEADERS.partition]: String(m.partition),
+            [DLQ_HEADERS.offset]: m.offset,
             [DLQ_HEADERS.stage]: 'activation.parse',
           },
         });
-        continue;
       }
-      const keys = workspaceKeys(deps.redisPrefix, change.workspaceId);
-      for (const c of deps.campaigns.match(change.workspaceId, change.segmentId, change.type)) {
-        const key = sendKey(c.id, change);
-        const row = {
-          workspace_id: change.workspaceId,
-          send_key: key,
-          campaign_id: c.id,
-          campaign_version: c.version,
-          segment_id: change.segmentId,
-          segment_version: change.segmentVersion,
-          profile_id: change.profileId,
-          epoch: change.epoch,
-          channel: c.channel,
-        };
-        const claimed = await deps.redis.set(keys.sendClaim(key), 'claimed', 'EX', CLAIM_TTL_SECONDS, 'NX');
-        if (claimed !== 'OK') {
-          deps.log.debug({ campaignId: c.id, sendKey: key }, 'send_already_claimed');
-          continue;
-        }
-        const [result, attempt] = await deliver(c, change, key);
-        await deps.redis.set(keys.sendClaim(key), result.ok ? 'sent' : 'failed', 'EX', CLAIM_TTL_SECONDS);
-        const entry: LedgerRow = {
-          ...row,
-          at: now().getTime(),
-          outcome: result.ok ? 'sent' : 'failed',
-          reason: result.error ?? '',
-          attempt,
-          status_code: result.status,
-          latency_ms: result.latencyMs,
-        };
-        ledger.push(entry);
-        deps.log.info(
-          {
-            campaignId: c.id,
-            profileId: change.profileId,
-            outcome: entry.outcome,
-            status: result.status,
-            attempt,
-            reason: entry.reason,
-          },
-          'activation_decided',
-        );
-        if (!result.ok)
-          dead.push({
-            key: `${change.workspaceId}:${change.profileId}`,
-            value: m.value ?? Buffer.alloc(0),
+    }
+    // retries due within the inline wait: wait here (heartbeating) rather than round-trip through Redis
+    // bounded in real time too, so an injected clock that stands still cannot stall the batch
+    const realDeadline = Date.now() + Math.min(maxInlineWait, Math.max(0, waitUntil - now()));
+    while (waitUntil > now() && Date.now() < realDeadline && ctx.isActive()) {
+      await sleep(Math.min(500, waitUntil - now(), realDeadline - Date.now()));
+      await ctx.heartbeat();
+    }
+    if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
+
+    const decided = await pool(work, deps.concurrency, async (w) => ({
+      w,
+      ...(await sendOne(one, w.job, w.attempt)),
+    }));
+
+    const retry: OutgoingMessage[] = [];
+    const ledger: LedgerRow[] = [];
+    const at = now();
+    for (const { w, campaign, key, result: r } of decided) {
+      const change = w.job.change;
+      const msgKey = `${change.workspaceId}:${change.profileId}`;
+      const jobHeaders = (attempt: number) => ({
+        [ACTIVATION_HEADERS.attempt]: String(attempt),
+        [ACTIVATION_HEADERS.firstSeen]: String(w.firstSeen),
+      });
+      switch (r.outcome) {
+        case 'delayed':
+          park.push({
+            job: w.job,
+            attempt: w.attempt,
+            firstSeen: w.firstSeen,
+            reason: r.reason,
+            notBefore: r.notBefore,
+          });
+          break;
+        case 'retried':
+          retry.push({
+            key: msgKey,
+            value: JSON.stringify(w.job),
             headers: {
-              [DLQ_HEADERS.reason]: `campaign ${c.id}: ${result.error ?? 'failed'}`,
-              [DLQ_HEADERS.source]: m.topic,
+              ...jobHeaders(w.attempt + 1),
+              [ACTIVATION_HEADERS.notBefore]: String(r.notBefore),
+              [ACTIVATION_HEADERS.reason]: r.reason.slice(0, 500),
+            },
+          });
+          break;
+        case 'failed':
+          dead.push({
+            key: msgKey,
+            value: JSON.stringify(w.job),
+            headers: {
+              ...jobHeaders(w.attempt + 1),
+              [ACTIVATION_HEADERS.job]: '1',
+              [DLQ_HEADERS.reason]: `campaign ${w.job.campaignId}: ${r.reason}`.slice(0, 1000),
+              [DLQ_HEADERS.source]: w.source.topic,
+              [DLQ_HEADERS.partition]: String(w.source.partition),
+              [DLQ_HEADERS.offset]: w.source.offset,
               [DLQ_HEADERS.stage]: 'activation.send',
             },
           });
+          break;
+        case 'sent':
+        case 'suppressed':
+        case 'skipped_duplicate':
+          break;
+        default: {
+          const never: never = r;
+          throw new Error(`unknown outcome ${JSON.stringify(never)}`);
+        }
       }
+      ledger.push({
+        workspace_id: change.workspaceId,
+        at,
+        send_key: key,
+        campaign_id: w.job.campaignId,
+        campaign_version: campaign?.version ?? 0,
+        segment_id: change.segmentId,
+        segment_version: change.segmentVersion,
+        profile_id: change.profileId,
+        epoch: change.epoch,
+        channel: campaign?.channel ?? '',
+        outcome: r.outcome,
+        reason: 'reason' in r ? r.reason.slice(0, 1000) : '',
+        attempt: w.attempt + 1,
+        status_code: 'status' in r ? r.status : 0,
+        latency_ms: Math.max(0, at - w.firstSeen),
+        provider_ms: 'providerMs' in r ? r.providerMs : 0,
+        not_before: 'notBefore' in r ? r.notBefore : null,
+        provider_id: r.outcome === 'sent' ? (r.providerId ?? '') : '',
+      });
+      if (r.outcome !== 'sent' && r.outcome !== 'skipped_duplicate')
+        deps.log.info(
+          {
+            campaignId: w.job.campaignId,
+            profileId: change.profileId,
+            outcome: r.outcome,
+            reason: ledger.at(-1)?.reason,
+          },
+          'activation_decided',
+        );
     }
+    await deps.delayed.add(park);
+    if (retry.length > 0) await deps.producer.send(deps.topics.retry, retry);
+    if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
+    // ledger rows go through Kafka (durable now, inserted in large batches by ledger-sink.ts)
     if (ledger.length > 0)
-      await deps.clickhouse.insert({ table: 'activation_ledger', values: ledger, format: 'JSONEachRow' });
-    if (dead.length > 0) await deps.producer.send(deps.deadLetterTopic, dead);
+      await deps.producer.send(
+        deps.topics.ledger,
+        ledger.map((row) => ({ key: `${row.workspace_id}:${row.campaign_id}`, value: JSON.stringify(row) })),
+      );
   };
 }

@@ -18,6 +18,7 @@ import { killLoadGenerators } from './load.ts';
 import { type MachineInfo, machineInfo } from './machine.ts';
 import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable } from './report.ts';
 import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTINGS } from './scenario.ts';
+import { activationScenario } from './scenarios/activation.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { processorScenario } from './scenarios/processor.ts';
@@ -28,6 +29,7 @@ const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'ingest', run: ingestScenario },
   { name: 'processor', run: processorScenario },
   { name: 'e2e', run: e2eScenario },
+  { name: 'activation', run: activationScenario },
 ];
 
 const USAGE = `usage: tsx bench/main.ts [--quick] [--json]

@@ -3,6 +3,7 @@
 //   cdp start all|<service>...   services against configured Kafka/Redis/ClickHouse
 //   cdp migrate                  create topics and apply ClickHouse migrations
 //   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
+//   cdp dlq replay [--topic-prefix P] [--limit N]   activation dead letters → retry topic
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureKafkaJars } from '../infra/local/kafka.ts';
@@ -12,6 +13,7 @@ import { createClients } from '../runtime/clients.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
 import { createLogger } from '../runtime/log.ts';
+import { replayDeadLetters } from './dlq-replay.ts';
 import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
 
 const USAGE = `usage: cdp <command>
@@ -23,7 +25,9 @@ const USAGE = `usage: cdp <command>
                                (processor stopped; no campaign fires again)
   infra up                     run local Kafka and Redis in the foreground (Ctrl-C stops)
   infra down                   stop the local stack started by 'cdp infra up'
-  infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)`;
+  infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)
+  dlq replay [--topic-prefix P] [--limit N]
+                               re-publish activation dead letters to the activation retry topic`;
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -176,6 +180,28 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       throw new UsageError('cdp infra up|down|fetch');
+    }
+    case 'dlq': {
+      if (rest[0] !== 'replay') throw new UsageError('cdp dlq replay [--topic-prefix P] [--limit N]');
+      const cfg = loadConfig(env);
+      const flag = (name: string) => {
+        const i = rest.indexOf(name);
+        if (i < 0) return undefined;
+        const v = rest[i + 1];
+        if (v === undefined) throw new UsageError(`${name} needs a value`);
+        return v;
+      };
+      const limitArg = flag('--limit');
+      const limit = limitArg === undefined ? undefined : Number(limitArg);
+      if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
+        throw new UsageError('--limit must be a positive integer');
+      const r = await replayDeadLetters({
+        brokers: cfg.kafka.brokers,
+        topicPrefix: flag('--topic-prefix') ?? cfg.kafka.topicPrefix,
+        limit,
+      });
+      process.stdout.write(`replayed ${r.replayed} activation dead letters (skipped ${r.skipped} others)\n`);
+      return;
     }
     default:
       throw new UsageError(cmd ? `unknown command ${cmd}` : 'no command given');

@@ -23,6 +23,8 @@ export function topicSpecs(cfg: Config) {
     { topic: t.events, partitions: cfg.kafka.partitions },
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
     { topic: t.identity, partitions: cfg.kafka.partitions },
+    { topic: t.activationRetry, partitions: cfg.kafka.partitions },
+    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
 }

@@ -10,8 +10,10 @@ import type { WriteKeyStore } from '../runtime/write-keys.ts';
 import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
+import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
 
 export type QueryEnv = { Variables: { workspaceId: string; apiKey: string } };
@@ -26,6 +28,8 @@ export interface QueryDeps {
   writeKeys: WriteKeyStore;
   redisPrefix: string;
   resolveAdminKey: AdminKeyResolver;
+  /** Verifies unsubscribe links (CDP_UNSUBSCRIBE_SECRET). */
+  unsubscribeSecret: string;
   log: Logger;
   now?: () => Date;
 }
@@ -59,7 +63,10 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
     '/v1/*',
     bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'body over 1 MiB' }, 413) }),
   );
+  // unsubscribe links carry a signed token instead of an admin key
+  app.route('/v1/unsubscribe', unsubscribeRoutes({ ...deps, secret: deps.unsubscribeSecret, now }));
   app.use('/v1/*', async (c, next) => {
+    if (c.req.path === '/v1/unsubscribe') return next();
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m?.[1]) throw new QueryError(401, 'missing admin key: send Authorization: Bearer <admin key>');
@@ -70,7 +77,9 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
     await next();
   });
 
+  app.route('/v1/profiles', consentRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileRoutes({ ...deps, now }));
+  app.route('/v1/suppressions', suppressionRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));

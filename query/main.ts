@@ -22,6 +22,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     writeKeys: new WriteKeyStore(redis, cfg.redis.prefix),
     redisPrefix: cfg.redis.prefix,
     resolveAdminKey: (k) => adminKeys.get(k),
+    unsubscribeSecret: cfg.unsubscribe.secret,
     log,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });

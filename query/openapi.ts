@@ -2,6 +2,7 @@
 // that validate them.
 import { CampaignInput } from '../schemas/campaign.ts';
 import { SegmentInput } from '../schemas/segment.ts';
+import { ConsentInput, SuppressionInput } from './routes/contact.ts';
 
 const json = (schema: object) => ({ 'application/json': { schema } });
 const err = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] };
@@ -148,6 +149,63 @@ export function queryOpenApi(): object {
         delete: op('deleteCampaign', 'Delete', {
           parameters: [id('id')],
           responses: { '204': { description: 'deleted' }, ...errors },
+        }),
+      },
+      '/v1/campaigns/{id}/pause': {
+        post: op(
+          'pauseCampaign',
+          'Pause: nothing is sent, delayed and retried sends are dropped (on record)',
+          {
+            parameters: [id('id')],
+          },
+        ),
+      },
+      '/v1/campaigns/{id}/resume': {
+        post: op('resumeCampaign', 'Resume a paused campaign', { parameters: [id('id')] }),
+      },
+      '/v1/campaigns/{id}/stats': {
+        get: op(
+          'campaignStats',
+          'Sent, failed, retried, delayed, suppressed by reason; delivery latency p50/p99 (ms)',
+          {
+            parameters: [id('id')],
+          },
+        ),
+      },
+      '/v1/profiles/{id}/consent': {
+        get: op('getConsent', 'Consent of a profile per channel and purpose', { parameters: [id('id')] }),
+        put: op(
+          'putConsent',
+          'Set consent: {channel, purpose?, subscribed} or {consents: [...]}; `*` means all',
+          {
+            parameters: [id('id')],
+            requestBody: { required: true, content: json(ConsentInput) },
+          },
+        ),
+      },
+      '/v1/suppressions': {
+        get: op('listSuppressions', 'The suppression list', {
+          parameters: [query('cursor'), query('limit', { type: 'integer', minimum: 1, maximum: 1000 })],
+        }),
+        post: op('addSuppression', 'Suppress an email, phone or profileId', {
+          requestBody: { required: true, content: json(SuppressionInput) },
+          responses: { '201': { description: 'added' }, ...errors },
+        }),
+        delete: op('removeSuppression', 'Remove by ?email=, ?phone= or ?profileId=', {
+          parameters: [query('email'), query('phone'), query('profileId')],
+          responses: { '204': { description: 'removed' }, ...errors },
+        }),
+      },
+      '/v1/unsubscribe': {
+        get: op('unsubscribePage', 'Confirmation page for a signed unsubscribe token (no admin key)', {
+          security: [],
+          parameters: [{ ...query('token'), required: true }],
+          responses: { '200': { description: 'HTML page' }, '400': { description: 'invalid token' } },
+        }),
+        post: op('unsubscribe', 'Unsubscribe (the page button and RFC 8058 one-click); no admin key', {
+          security: [],
+          parameters: [{ ...query('token'), required: true }],
+          responses: { '200': { description: 'unsubscribed' }, '400': { description: 'invalid token' } },
         }),
       },
       '/v1/write-keys': {

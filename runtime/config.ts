@@ -1,6 +1,7 @@
 // Configuration is read once per service from the environment, validated against a
 // TypeBox schema, and handed to the composition root as a typed object. Nothing else in
 // the code base reads process.env. A bad value is a startup error that names the variable.
+import { createHmac } from 'node:crypto';
 import { type Static, type TObject, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
@@ -54,6 +55,34 @@ export const EnvSchema = Type.Object({
   CDP_WEBHOOK_ALLOW_LOOPBACK: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
   CDP_WEBHOOK_ALLOW_PRIVATE: Bool(false),
   CDP_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+  // activation: channels
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  CDP_EMAIL_FROM: Type.String({ minLength: 3, default: 'cdp <no-reply@localhost>' }),
+  CDP_SMS_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.twilio.com' }),
+  CDP_SMS_ACCOUNT_SID: Type.String({ default: '' }),
+  CDP_SMS_AUTH_TOKEN: Type.String({ default: '' }),
+  CDP_SMS_FROM: Type.String({ default: '' }),
+  CDP_PUSH_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://fcm.googleapis.com' }),
+  CDP_PUSH_PROJECT: Type.String({ default: '' }),
+  CDP_PUSH_TOKEN: Type.String({ default: '' }),
+  CDP_CHANNEL_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+  // activation: contact policy
+  CDP_UNSUBSCRIBE_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  CDP_UNSUBSCRIBE_TTL_DAYS: Type.Integer({ minimum: 0, default: 0 }),
+  CDP_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  CDP_CAP_PER_CHANNEL_PER_DAY: Type.Integer({ minimum: 0, default: 0 }),
+  CDP_CAP_PER_DAY: Type.Integer({ minimum: 0, default: 0 }),
+  CDP_QUIET_HOURS: Type.String({
+    pattern: '^$|^([01]\\d|2[0-3]):[0-5]\\d-([01]\\d|2[0-3]):[0-5]\\d$',
+    default: '',
+  }),
+  CDP_DEFAULT_TIMEZONE: Type.String({ minLength: 1, default: 'UTC' }),
+  // activation: retries
+  CDP_ACTIVATION_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 50, default: 6 }),
+  CDP_ACTIVATION_RETRY_BASE_MS: Type.Integer({ minimum: 10, default: 1000 }),
+  CDP_ACTIVATION_RETRY_MAX_MS: Type.Integer({ minimum: 10, default: 10 * 60_000 }),
+  CDP_ACTIVATION_CLAIM_LEASE_MS: Type.Integer({ minimum: 100, default: 60_000 }),
+  CDP_ACTIVATION_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 64 }),
   CDP_DEDUP_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
   CDP_IDENTITY_MAX_IDS: Type.Integer({ minimum: 2, maximum: 10_000, default: 100 }),
   /** Extra identifier values treated as "no id" (comma-separated, case-insensitive). */
@@ -112,6 +141,31 @@ export interface Keys {
   adminKey: string;
 }
 
+export interface ChannelsConfig {
+  timeoutMs: number;
+  email: { smtpUrl?: string; from: string };
+  sms: { baseUrl: string; accountSid: string; authToken: string; from: string };
+  push: { baseUrl: string; project: string; token: string };
+}
+
+export interface ContactPolicyConfig {
+  /** Sends per profile per channel per day (0: no cap). */
+  capPerChannelPerDay: number;
+  /** Sends per profile per day across channels (0: no cap). */
+  capPerDay: number;
+  /** Local times (profile's timezone) when nothing is sent, e.g. 21:00 to 08:00. */
+  quietHours?: { start: string; end: string };
+  defaultTimezone: string;
+}
+
+export interface RetryConfig {
+  maxAttempts: number;
+  baseMs: number;
+  maxMs: number;
+  claimLeaseMs: number;
+  concurrency: number;
+}
+
 export interface Config {
   env: Env['NODE_ENV'];
   logLevel: Env['LOG_LEVEL'];
@@ -129,6 +183,10 @@ export interface Config {
     junkIds: string[];
     externalIdTypes: string[];
   };
+  channels: ChannelsConfig;
+  contactPolicy: ContactPolicyConfig;
+  unsubscribe: { secret: string; ttlDays: number; publicUrl: string };
+  retries: RetryConfig;
   history: { flushMs: number; maxRows: number };
 }
 
@@ -139,6 +197,10 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
   const missing: string[] = [];
   if (production && !e.CDP_WRITE_KEY) missing.push('CDP_WRITE_KEY: required when NODE_ENV=production');
   if (production && !e.CDP_ADMIN_KEY) missing.push('CDP_ADMIN_KEY: required when NODE_ENV=production');
+  if (!validTimezone(e.CDP_DEFAULT_TIMEZONE))
+    missing.push(
+      `CDP_DEFAULT_TIMEZONE: not an IANA time zone (got ${JSON.stringify(e.CDP_DEFAULT_TIMEZONE)})`,
+    );
   if (production && !e.CLICKHOUSE_URL)
     missing.push('CLICKHOUSE_URL: required when NODE_ENV=production (chDB is the local default only)');
   if (missing.length > 0) throw new ConfigError(missing);
@@ -190,6 +252,42 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       junkIds: list(e.CDP_IDENTITY_JUNK_IDS).map((v) => v.toLowerCase()),
       externalIdTypes: list(e.CDP_IDENTITY_EXTERNAL_ID_TYPES),
     },
+    channels: {
+      timeoutMs: e.CDP_CHANNEL_TIMEOUT_MS,
+      email: { smtpUrl: e.SMTP_URL, from: e.CDP_EMAIL_FROM },
+      sms: {
+        baseUrl: e.CDP_SMS_BASE_URL,
+        accountSid: e.CDP_SMS_ACCOUNT_SID,
+        authToken: e.CDP_SMS_AUTH_TOKEN,
+        from: e.CDP_SMS_FROM,
+      },
+      push: { baseUrl: e.CDP_PUSH_BASE_URL, project: e.CDP_PUSH_PROJECT, token: e.CDP_PUSH_TOKEN },
+    },
+    contactPolicy: {
+      capPerChannelPerDay: e.CDP_CAP_PER_CHANNEL_PER_DAY,
+      capPerDay: e.CDP_CAP_PER_DAY,
+      quietHours: e.CDP_QUIET_HOURS
+        ? { start: e.CDP_QUIET_HOURS.slice(0, 5), end: e.CDP_QUIET_HOURS.slice(6) }
+        : undefined,
+      defaultTimezone: e.CDP_DEFAULT_TIMEZONE,
+    },
+    unsubscribe: {
+      // unset: derived from the admin key (secret, stable across restarts and processes)
+      secret:
+        e.CDP_UNSUBSCRIBE_SECRET ??
+        createHmac('sha256', e.CDP_ADMIN_KEY ?? 'dev-admin-key')
+          .update('cdp-unsubscribe')
+          .digest('base64url'),
+      ttlDays: e.CDP_UNSUBSCRIBE_TTL_DAYS,
+      publicUrl: e.CDP_PUBLIC_URL ?? `http://${e.CDP_QUERY_HOST}:${e.CDP_QUERY_PORT}`,
+    },
+    retries: {
+      maxAttempts: e.CDP_ACTIVATION_MAX_ATTEMPTS,
+      baseMs: e.CDP_ACTIVATION_RETRY_BASE_MS,
+      maxMs: e.CDP_ACTIVATION_RETRY_MAX_MS,
+      claimLeaseMs: e.CDP_ACTIVATION_CLAIM_LEASE_MS,
+      concurrency: e.CDP_ACTIVATION_CONCURRENCY,
+    },
     history: { flushMs: e.CDP_HISTORY_FLUSH_MS, maxRows: e.CDP_HISTORY_MAX_ROWS },
   };
 }
@@ -199,3 +297,11 @@ const list = (v: string) =>
     .split(',')
     .map((x) => x.trim())
     .filter((x) => x.length > 0);
+function validTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

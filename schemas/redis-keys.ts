@@ -14,6 +14,14 @@ export interface WorkspaceKeys {
   dedup(messageId: string): string;
   segmentMembers(segmentId: string): string;
   sendClaim(sendKey: string): string;
+  /** Hash `${channel}:${purpose}` (purpose may be `*`) → `granted|revoked:<epoch ms>`. */
+  consent(profileId: string): string;
+  /** Set of suppressed addresses: `email:<lowercased>`, `phone:<digits>`, `profile:<id>`. */
+  suppressions: string;
+  /** Sorted set of send keys counted against a cap → send time (ms); `channel` may be `all`. */
+  capLog(profileId: string, channel: string): string;
+  /** `${sendKey}|${ms}` of the last send of a campaign to a profile (re-entry rules). */
+  reentry(campaignId: string, profileId: string): string;
 }
 
 /** `ext.<type>`: an external id type configured as identifying (CDP_IDENTITY_EXTERNAL_ID_TYPES). */
@@ -32,6 +40,10 @@ export function workspaceKeys(prefix: string, workspaceId: string): WorkspaceKey
     dedup: (mid) => `${tag}:dedup:${mid}`,
     segmentMembers: (sid) => `${tag}:s:${sid}:m`,
     sendClaim: (key) => `${tag}:send:${key}`,
+    consent: (pid) => `${tag}:p:${pid}:consent`,
+    suppressions: `${tag}:suppress`,
+    capLog: (pid, channel) => `${tag}:p:${pid}:cap:${channel}`,
+    reentry: (cid, pid) => `${tag}:re:${cid}:${pid}`,
   };
 }
 
@@ -57,5 +69,9 @@ export function globalKeys(prefix: string) {
     writeKeys: `${prefix}:keys:write`,
     /** Counter bumped on every write-key change; ingest reloads its cache when it moves. */
     writeKeysRevision: `${prefix}:keys:rev`,
+    /** Sorted set of delayed activation jobs (JSON) → epoch ms when they may be sent. */
+    activationDelayed: `${prefix}:act:delayed`,
+    /** Short lock so one worker at a time moves due delayed jobs to the retry topic. */
+    activationDelayedLock: `${prefix}:act:delayed:lock`,
   };
 }

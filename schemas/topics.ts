@@ -7,6 +7,10 @@ export const TOPIC_BASE = {
   segmentChanges: 'cdp.segment-changes',
   /** Identity-graph changes from the processor (schemas/identity-change.ts). Key: `${workspaceId}:${profileId}`. */
   identity: 'cdp.identity',
+  /** Activation send jobs to try again (schemas/activation-job.ts), with attempt and not-before headers. */
+  activationRetry: 'cdp.activation-retry',
+  /** Activation decisions (ledger rows), written to ClickHouse in batches by the ledger sink. Key: `${workspaceId}:${campaignId}`. */
+  activationLedger: 'cdp.activation-ledger',
   /** Messages that cannot be processed, with the reason in headers. */
   deadLetter: 'cdp.dead-letter',
 } as const;
@@ -21,6 +25,8 @@ export function topics(prefix = ''): Topics {
     events: `${p}${TOPIC_BASE.events}`,
     segmentChanges: `${p}${TOPIC_BASE.segmentChanges}`,
     identity: `${p}${TOPIC_BASE.identity}`,
+    activationRetry: `${p}${TOPIC_BASE.activationRetry}`,
+    activationLedger: `${p}${TOPIC_BASE.activationLedger}`,
     deadLetter: `${p}${TOPIC_BASE.deadLetter}`,
   };
 }

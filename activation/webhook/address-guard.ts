@@ -61,10 +61,17 @@ type LookupCallback = (
   family?: number,
 ) => void;
 
+/** Resolves a name to all its addresses (node:dns lookup; tests pass their own). */
+export type Resolve = (
+  hostname: string,
+  options: { all: true },
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
 /** A `lookup` for http.request that fails the connection when any resolved address is refused. */
-export function guardedLookup(policy: GuardPolicy) {
+export function guardedLookup(policy: GuardPolicy, resolve: Resolve = dnsLookup as unknown as Resolve) {
   return (hostname: string, options: object, callback: LookupCallback): void => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    resolve(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, []);
       const list = addresses as LookupAddress[];
       for (const a of list) {

@@ -1,10 +1,10 @@
 // Delivers one signed webhook. Redirects are not followed (a redirect could point at an
 // internal address); any answer outside 2xx is a failure, retriable for 408/429/5xx and
 // network errors, final for the rest.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { type GuardPolicy, guardedLookup, refusal } from './address-guard.ts';
+import { type GuardPolicy, guardedLookup, type Resolve, refusal } from './address-guard.ts';
 import { webhookHeaders } from './sign-webhook.ts';
 
 export interface WebhookResult {
@@ -24,9 +24,16 @@ export interface WebhookRequest {
   timestampSeconds: number;
 }
 
+// Connections are kept alive and reused per destination. The address guard runs when a
+// connection is made (its lookup), so a reused socket is one that already passed it.
+const agents = {
+  http: new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: 30_000 }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: 30_000 }),
+};
+
 export function sendWebhook(
   req: WebhookRequest,
-  policy: GuardPolicy & { timeoutMs: number },
+  policy: GuardPolicy & { timeoutMs: number; resolve?: Resolve },
 ): Promise<WebhookResult> {
   const started = performance.now();
   const done = (r: Omit<WebhookResult, 'latencyMs'>): WebhookResult => ({
@@ -62,7 +69,13 @@ export function sendWebhook(
   return new Promise((resolve) => {
     const r = request(
       url,
-      { method: 'POST', headers, lookup: guardedLookup(policy) as never, timeout: policy.timeoutMs },
+      {
+        method: 'POST',
+        headers,
+        lookup: guardedLookup(policy, policy.resolve) as never,
+        timeout: policy.timeoutMs,
+        agent: url.protocol === 'https:' ? agents.https : agents.http,
+      },
       (res) => {
         res.resume();
         res.on('end', () => {
@@ -73,7 +86,11 @@ export function sendWebhook(
               ok,
               status,
               retriable: !ok && (status === 408 || status === 429 || status >= 500),
-              error: ok ? undefined : `HTTP ${status}`,
+              error: ok
+                ? undefined
+                : status >= 300 && status < 400
+                  ? `HTTP ${status}: redirect to ${res.headers.location ?? '?'} not followed`
+                  : `HTTP ${status}`,
             }),
           );
         });

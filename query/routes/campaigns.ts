@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import {
@@ -7,10 +7,42 @@ import {
   type CampaignInput,
   campaignInputCheck,
   generateWebhookSecret,
+  TEMPLATE_FIELDS,
 } from '../../schemas/campaign.ts';
+import { templateError } from '../../schemas/liquid-template.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { QueryError } from '../query-error.ts';
+import { campaignStats } from './campaign-stats.ts';
+
+/** The chosen channel's settings (a webhook secret generated or kept), purpose and policy. */
+function channelSettings(input: CampaignInput, before: CampaignDefinition | undefined) {
+  const out: Partial<CampaignDefinition> & Pick<CampaignDefinition, 'channel'> = { channel: input.channel };
+  if (input.purpose) out.purpose = input.purpose;
+  if (input.policy) out.policy = input.policy;
+  switch (input.channel) {
+    case 'webhook':
+      out.webhook = {
+        url: input.webhook!.url,
+        secret: input.webhook!.secret ?? before?.webhook?.secret ?? generateWebhookSecret(),
+      };
+      break;
+    case 'email':
+      out.email = input.email;
+      break;
+    case 'sms':
+      out.sms = input.sms;
+      break;
+    case 'push':
+      out.push = input.push;
+      break;
+    default: {
+      const never: never = input.channel;
+      throw new QueryError(400, `channel: unknown ${String(never)}`);
+    }
+  }
+  return out;
+}
 
 export function campaignRoutes(deps: {
   clickhouse: ClickHouseClient;
@@ -27,16 +59,28 @@ export function campaignRoutes(deps: {
         `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
       );
     }
-    let url: URL;
-    try {
-      url = new URL(body.webhook.url);
-    } catch {
-      throw new QueryError(400, 'webhook.url: not a valid URL');
+    const settings = body[body.channel];
+    if (!settings) throw new QueryError(400, `${body.channel}: required when channel is ${body.channel}`);
+    if (body.channel === 'webhook') {
+      let url: URL;
+      try {
+        url = new URL(body.webhook!.url);
+      } catch {
+        throw new QueryError(400, 'webhook.url: not a valid URL');
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:')
+        throw new QueryError(400, 'webhook.url: must be http or https');
+      if (url.username || url.password)
+        throw new QueryError(400, 'webhook.url: credentials in the URL are not allowed');
+    } else {
+      // template syntax errors are found now, not at send time
+      for (const field of TEMPLATE_FIELDS[body.channel]) {
+        const source = (settings as Record<string, unknown>)[field];
+        if (typeof source !== 'string') continue;
+        const why = templateError(source);
+        if (why) throw new QueryError(400, `${body.channel}.${field}: invalid Liquid template: ${why}`);
+      }
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      throw new QueryError(400, 'webhook.url: must be http or https');
-    if (url.username || url.password)
-      throw new QueryError(400, 'webhook.url: credentials in the URL are not allowed');
     if (!(await deps.defs.get('segments', ws, body.segmentId)))
       throw new QueryError(400, `segmentId: no segment ${body.segmentId}`);
     return body;
@@ -58,8 +102,7 @@ export function campaignRoutes(deps: {
       name: input.name,
       segmentId: input.segmentId,
       on: input.on,
-      channel: input.channel,
-      webhook: { url: input.webhook.url, secret: input.webhook.secret ?? generateWebhookSecret() },
+      ...channelSettings(input, undefined),
       status: input.status ?? 'active',
       version: 1,
       createdAt: at,
@@ -89,13 +132,13 @@ export function campaignRoutes(deps: {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
     const input = await validate(ws, await readJson(c.req.raw));
+    const { webhook: _w, email: _e, sms: _s, push: _p, purpose: _u, policy: _o, ...kept } = before;
     const after: CampaignDefinition = {
-      ...before,
+      ...kept,
       name: input.name,
       segmentId: input.segmentId,
       on: input.on,
-      channel: input.channel,
-      webhook: { url: input.webhook.url, secret: input.webhook.secret ?? before.webhook.secret },
+      ...channelSettings(input, before),
       status: input.status ?? before.status,
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
@@ -115,6 +158,41 @@ export function campaignRoutes(deps: {
       deps.now(),
     );
     return c.json(after);
+  });
+
+  const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id') ?? '');
+    if (before.status === status) return c.json(before);
+    const after: CampaignDefinition = {
+      ...before,
+      status,
+      version: before.version + 1,
+      updatedAt: deps.now().toISOString(),
+    };
+    await deps.defs.put('campaigns', after);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'update',
+        entityType: 'campaign',
+        entityId: after.id,
+        before,
+        after,
+      },
+      deps.now(),
+    );
+    return c.json(after);
+  };
+  app.post('/:id/pause', setStatus('paused'));
+  app.post('/:id/resume', setStatus('active'));
+
+  app.get('/:id/stats', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    return c.json(await campaignStats(deps.clickhouse, ws, def.id));
   });
 
   app.delete('/:id', async (c) => {

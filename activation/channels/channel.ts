@@ -1,0 +1,95 @@
+// One interface over every channel. An adapter finds the recipient in the profile's traits,
+// renders its content and hands it to its provider; the pipeline decides what the result
+// means (sent, retry, dead letter).
+import type { CampaignDefinition, ChannelName } from '../../schemas/campaign.ts';
+import type { SegmentChange } from '../../schemas/segment-change.ts';
+
+export interface SendResult {
+  ok: boolean;
+  /** HTTP or SMTP status; 0 when no answer came. */
+  status: number;
+  /** Transient (5xx, 429, timeouts, connection errors): try again later. */
+  retriable: boolean;
+  error?: string;
+  /** Time spent in the provider call. */
+  latencyMs: number;
+  /** The provider's id for the message, when it gives one. */
+  providerId?: string;
+}
+
+export interface SendRequest {
+  campaign: CampaignDefinition;
+  change: SegmentChange;
+  /** Deterministic per send; the provider idempotency key where it has one. */
+  sendKey: string;
+  recipient: string;
+  /** Signed one-click unsubscribe link for this profile, channel and purpose. */
+  unsubscribeUrl: string;
+  nowMs: number;
+}
+
+export interface Channel {
+  readonly name: ChannelName;
+  /** Where to send for this profile (email, phone, device token, URL), or undefined if it has none. */
+  recipient(campaign: CampaignDefinition, change: SegmentChange): string | undefined;
+  send(req: SendRequest): Promise<SendResult>;
+  close?(): Promise<void>;
+}
+
+export type Channels = Record<ChannelName, Channel>;
+
+/** Retriable HTTP statuses: timeouts, rate limits and server errors. */
+export const retriableStatus = (status: number) => status === 408 || status === 429 || status >= 500;
+
+export function stringTrait(traits: Record<string, unknown>, name: string): string | undefined {
+  const v = traits[name];
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+}
+
+/** POSTs to a provider API with a deadline; network errors and timeouts are retriable. */
+export async function postProvider(
+  url: string,
+  init: { headers: Record<string, string>; body: string; timeoutMs: number },
+): Promise<SendResult & { body: string }> {
+  const started = performance.now();
+  const ms = () => Math.round(performance.now() - started);
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: init.headers,
+      body: init.body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(init.timeoutMs),
+    });
+    const body = await res.text();
+    const ok = res.status >= 200 && res.status < 300;
+    return {
+      ok,
+      status: res.status,
+      retriable: !ok && retriableStatus(res.status),
+      error: ok ? undefined : `HTTP ${res.status}: ${body.slice(0, 200)}`,
+      latencyMs: ms(),
+      body,
+    };
+  } catch (err) {
+    const e = err as Error;
+    return { ok: false, status: 0, retriable: true, error: e.message, latencyMs: ms(), body: '' };
+  }
+}
+
+/** What templates see: traits, the triggering change, the profile, the campaign. */
+export function templateScope(req: SendRequest): Record<string, unknown> {
+  const { change, campaign } = req;
+  return {
+    traits: change.traits,
+    profile: { id: change.profileId, userId: change.userId },
+    event: {
+      type: change.type === 'entered' ? 'segment.entered' : 'segment.exited',
+      segmentId: change.segmentId,
+      occurredAt: change.occurredAt,
+      messageId: change.messageId,
+    },
+    campaign: { id: campaign.id, name: campaign.name },
+    unsubscribe_url: req.unsubscribeUrl,
+  };
+}

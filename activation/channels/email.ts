@@ -1,0 +1,84 @@
+// Email channel: SMTP through nodemailer (pooled) to the profile's `email` trait, with a
+// signed unsubscribe link and RFC 8058 one-click headers. The send key becomes the
+// Message-ID, so a resend after a crash carries the same id (receivers and ESPs can dedupe).
+import nodemailer from 'nodemailer';
+import { renderTemplate } from '../../schemas/liquid-template.ts';
+import type { Channel, SendResult } from './channel.ts';
+import { stringTrait, templateScope } from './channel.ts';
+
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: number }): Channel {
+  const transport = cfg.smtpUrl
+    ? nodemailer.createTransport(cfg.smtpUrl, {
+        pool: true,
+        maxConnections: 5,
+        connectionTimeout: cfg.timeoutMs,
+        greetingTimeout: cfg.timeoutMs,
+        socketTimeout: cfg.timeoutMs,
+      } as never)
+    : undefined;
+  return {
+    name: 'email',
+    recipient: (_c, change) => {
+      const e = stringTrait(change.traits, 'email');
+      return e && EMAIL.test(e) ? e : undefined;
+    },
+    async send(req): Promise<SendResult> {
+      const started = performance.now();
+      const ms = () => Math.round(performance.now() - started);
+      const s = req.campaign.email;
+      if (!transport)
+        return { ok: false, status: 0, retriable: false, error: 'SMTP_URL is not set', latencyMs: 0 };
+      if (!s) return { ok: false, status: 0, retriable: false, error: 'no email settings', latencyMs: 0 };
+      const scope = templateScope(req);
+      let subject: string;
+      let text: string;
+      let html: string | undefined;
+      try {
+        subject = await renderTemplate(s.subject, scope);
+        text = await renderTemplate(s.text, scope);
+        html = s.html ? await renderTemplate(s.html, scope) : undefined;
+      } catch (err) {
+        return {
+          ok: false,
+          status: 0,
+          retriable: false,
+          error: `template: ${(err as Error).message}`,
+          latencyMs: ms(),
+        };
+      }
+      if (!/unsubscribe_url/.test(s.text)) text = `${text}\n\nUnsubscribe: ${req.unsubscribeUrl}\n`;
+      try {
+        const info = await transport.sendMail({
+          from: s.from ?? cfg.from,
+          to: req.recipient,
+          subject,
+          text,
+          html,
+          messageId: `<${req.sendKey}@cdp>`,
+          headers: {
+            'List-Unsubscribe': `<${req.unsubscribeUrl}>`,
+            'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+            'X-CDP-Send-Key': req.sendKey,
+          },
+        });
+        return { ok: true, status: 250, retriable: false, latencyMs: ms(), providerId: info.messageId };
+      } catch (err) {
+        const e = err as Error & { responseCode?: number; code?: string };
+        const code = e.responseCode ?? 0;
+        // 5xx SMTP replies are permanent (bad mailbox, policy); 4xx and no reply are transient
+        return {
+          ok: false,
+          status: code,
+          retriable: code === 0 || (code >= 400 && code < 500),
+          error: e.message,
+          latencyMs: ms(),
+        };
+      }
+    },
+    async close() {
+      transport?.close();
+    },
+  };
+}

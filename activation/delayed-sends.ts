@@ -1,0 +1,113 @@
+// Sends that must wait (quiet hours, retries far in the future, a busy claim) are kept
+// durably in a Redis sorted set scored by when they may run. A poller moves due ones to the
+// retry topic. Moving is at-least-once (crash between produce and remove → produced twice),
+// which the send-key claim makes harmless; a short lock keeps workers from all doing it.
+import { randomBytes } from 'node:crypto';
+import type { Producer } from '../runtime/kafka/index.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { Redis } from '../runtime/redis.ts';
+import { ACTIVATION_HEADERS, type ActivationJob } from '../schemas/activation-job.ts';
+import { globalKeys } from '../schemas/redis-keys.ts';
+
+export interface DelayedSend {
+  job: ActivationJob;
+  attempt: number;
+  firstSeen: number;
+  reason: string;
+}
+
+export function delayedSends(deps: { redis: Redis; redisPrefix: string }) {
+  const keys = globalKeys(deps.redisPrefix);
+  return {
+    /** Queue sends to run at their time (pipelined; members are deterministic, so re-adding is a no-op). */
+    async add(items: Array<DelayedSend & { notBefore: number }>): Promise<void> {
+      if (items.length === 0) return;
+      const p = deps.redis.pipeline();
+      for (const { notBefore, ...rest } of items)
+        p.zadd(keys.activationDelayed, notBefore, JSON.stringify(rest));
+      const res = await p.exec();
+      for (const [err] of res ?? []) if (err) throw err;
+    },
+    async size(): Promise<number> {
+      return deps.redis.zcard(keys.activationDelayed);
+    },
+  };
+}
+
+/** Polls the delayed set and publishes due sends to the retry topic, until stopped. */
+export function startDelayedPoller(deps: {
+  redis: Redis;
+  redisPrefix: string;
+  producer: Producer;
+  retryTopic: string;
+  now: () => number;
+  log: Logger;
+  intervalMs?: number;
+}): { stop(): Promise<void>; tick(): Promise<number> } {
+  const keys = globalKeys(deps.redisPrefix);
+  const owner = randomBytes(6).toString('hex');
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  const tick = async (): Promise<number> => {
+    const got = await deps.redis.set(keys.activationDelayedLock, owner, 'PX', 10_000, 'NX');
+    if (got !== 'OK') return 0;
+    let moved = 0;
+    try {
+      for (;;) {
+        const due = await deps.redis.zrangebyscore(
+          keys.activationDelayed,
+          '-inf',
+          deps.now(),
+          'WITHSCORES',
+          'LIMIT',
+          0,
+          500,
+        );
+        if (due.length === 0) break;
+        const members: string[] = [];
+        const messages = [];
+        for (let i = 0; i < due.length; i += 2) {
+          const member = due[i]!;
+          const d = JSON.parse(member) as DelayedSend;
+          members.push(member);
+          messages.push({
+            key: `${d.job.change.workspaceId}:${d.job.change.profileId}`,
+            value: JSON.stringify(d.job),
+            headers: {
+              [ACTIVATION_HEADERS.attempt]: String(d.attempt),
+              [ACTIVATION_HEADERS.notBefore]: due[i + 1]!,
+              [ACTIVATION_HEADERS.reason]: d.reason,
+              [ACTIVATION_HEADERS.firstSeen]: String(d.firstSeen),
+            },
+          });
+        }
+        await deps.producer.send(deps.retryTopic, messages);
+        await deps.redis.zrem(keys.activationDelayed, ...members);
+        moved += members.length;
+        if (due.length < 1000) break;
+      }
+    } finally {
+      if ((await deps.redis.get(keys.activationDelayedLock)) === owner)
+        await deps.redis.del(keys.activationDelayedLock);
+    }
+    if (moved > 0) deps.log.info({ moved }, 'delayed_sends_released');
+    return moved;
+  };
+  const loop = () => {
+    running = tick()
+      .catch((err) => deps.log.warn({ err: (err as Error).message }, 'delayed_poll_failed'))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(loop, deps.intervalMs ?? 250);
+      });
+  };
+  loop();
+  return {
+    tick,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,113 @@
+// Contact policy at send time: quiet hours (delay, in the profile's time zone), then in one
+// Lua step consent per channel and purpose, the suppression list, re-entry rules and the
+// frequency caps (counted per local day, per channel and across channels).
+import { readFileSync } from 'node:fs';
+import type { ContactPolicyConfig } from '../../runtime/config.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { type CampaignDefinition, DEFAULT_PURPOSE } from '../../schemas/campaign.ts';
+import { suppressionMember } from '../../schemas/contact.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import type { SegmentChange } from '../../schemas/segment-change.ts';
+import { localDayBounds, profileTimezone, quietHoursRelease } from './local-time.ts';
+import { redisScript } from './script.ts';
+
+const CHECK = readFileSync(new URL('./contact-policy.lua', import.meta.url), 'utf8');
+const RELEASE = readFileSync(new URL('./release-policy.lua', import.meta.url), 'utf8');
+const DAY_MS = 24 * 3600 * 1000;
+/** Cap logs keep two days: enough for any local day in any zone. */
+const CAP_RETENTION_MS = 2 * DAY_MS + 3600 * 1000;
+
+export type PolicyDecision =
+  /** Claimed for this worker: send now. */
+  | { kind: 'allow' }
+  /** Refused by a rule; the send is marked done (suppressed). */
+  | { kind: 'suppress'; rule: string }
+  /** Quiet hours: try again at `until` (nothing claimed or counted). */
+  | { kind: 'delay'; until: number; rule: 'quiet_hours' }
+  /** Already decided earlier (sent or suppressed). */
+  | { kind: 'done'; state: string }
+  /** Another worker holds the claim (or died holding it): try again after its lease. */
+  | { kind: 'busy'; retryInMs: number };
+
+export interface PolicyInput {
+  campaign: CampaignDefinition;
+  change: SegmentChange;
+  sendKey: string;
+  nowMs: number;
+  /** The claim to take when the send may go (claim-send.ts). */
+  claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
+}
+
+export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy: ContactPolicyConfig }) {
+  const check = redisScript(deps.redis, 'cdpContactPolicy', 6, CHECK);
+  const release = redisScript(deps.redis, 'cdpReleasePolicy', 3, RELEASE);
+  const keysOf = (c: CampaignDefinition, change: SegmentChange) => {
+    const k = workspaceKeys(deps.redisPrefix, change.workspaceId);
+    return [
+      k.consent(change.profileId),
+      k.suppressions,
+      k.capLog(change.profileId, c.channel),
+      k.capLog(change.profileId, 'all'),
+      k.reentry(c.id, change.profileId),
+    ];
+  };
+
+  return {
+    async decide({ campaign: c, change, sendKey, nowMs, claim }: PolicyInput): Promise<PolicyDecision> {
+      const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
+      const quiet = deps.policy.quietHours;
+      if (quiet && !c.policy?.ignoreQuietHours) {
+        const until = quietHoursRelease(nowMs, tz(), quiet);
+        if (until > nowMs) return { kind: 'delay', until, rule: 'quiet_hours' };
+      }
+      const countCaps =
+        !c.policy?.ignoreCaps && (deps.policy.capPerChannelPerDay > 0 || deps.policy.capPerDay > 0);
+      // the local day matters only for counting (Intl formatting is not free)
+      const [dayStart, dayEnd] = countCaps ? localDayBounds(nowMs, tz()) : [0, 0];
+      const reentry = c.policy?.reentry ?? 'every';
+      const [mode, windowMs] =
+        reentry === 'every' || reentry === 'once' ? [reentry, 0] : ['window', reentry.everyDays * DAY_MS];
+      const members = [suppressionMember('profileId', change.profileId)];
+      if (typeof change.traits.email === 'string')
+        members.push(suppressionMember('email', change.traits.email));
+      if (typeof change.traits.phone === 'string')
+        members.push(suppressionMember('phone', change.traits.phone));
+      const [verdict, detail] = (await check(
+        ...keysOf(c, change),
+        claim.key,
+        c.channel,
+        c.purpose ?? DEFAULT_PURPOSE,
+        sendKey,
+        nowMs,
+        dayStart,
+        dayEnd,
+        deps.policy.capPerChannelPerDay,
+        deps.policy.capPerDay,
+        mode,
+        windowMs,
+        countCaps ? '1' : '0',
+        CAP_RETENTION_MS,
+        claim.owner,
+        claim.leaseMs,
+        claim.doneTtlSeconds,
+        ...members,
+      )) as [string, string];
+      switch (verdict) {
+        case 'ok':
+          return { kind: 'allow' };
+        case 'done':
+          return { kind: 'done', state: detail };
+        case 'busy':
+          return { kind: 'busy', retryInMs: Math.max(0, Number(detail)) };
+        default:
+          return { kind: 'suppress', rule: detail };
+      }
+    },
+
+    /** Un-count a send that finally failed (caps, re-entry). */
+    async release(c: CampaignDefinition, change: SegmentChange, sendKey: string): Promise<void> {
+      await release(...keysOf(c, change).slice(2), sendKey);
+    },
+  };
+}
+export type ContactPolicy = ReturnType<typeof contactPolicy>;

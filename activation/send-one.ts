@@ -1,0 +1,166 @@
+// One send, decided: campaign still active → recipient → quiet hours → claim + contact
+// policy (one Lua step) → channel. Returns what happened; the runner (pipeline.ts) records it and does
+// the follow-up (retry topic, delayed set, dead letter). Order matters:
+//   claim with the policy, atomically: a redelivered change never counts against a cap twice;
+//   policy before rendering: a suppressed send costs no template work;
+//   release the claim on every outcome that is not final, so a retry can claim again.
+
+import type { ActivationJob } from '../schemas/activation-job.ts';
+import type { CampaignDefinition } from '../schemas/campaign.ts';
+import { DEFAULT_PURPOSE } from '../schemas/campaign.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { signUnsubscribeToken } from '../schemas/unsubscribe-token.ts';
+import type { CampaignRegistry } from './campaign-registry.ts';
+import type { Channels } from './channels/index.ts';
+import type { SendClaims } from './claim-send.ts';
+import type { ContactPolicy } from './policy/check-contact-policy.ts';
+import { sendKey } from './send-key.ts';
+
+export type Outcome =
+  | { outcome: 'sent'; status: number; providerMs: number; providerId?: string }
+  | { outcome: 'suppressed'; reason: string }
+  | { outcome: 'skipped_duplicate'; reason: string }
+  | { outcome: 'delayed'; reason: string; notBefore: number }
+  | { outcome: 'retried'; reason: string; status: number; providerMs: number; notBefore: number }
+  | { outcome: 'failed'; reason: string; status: number; providerMs: number };
+
+export interface SendOneDeps {
+  redisPrefix: string;
+  campaigns: CampaignRegistry;
+  claims: SendClaims;
+  policy: ContactPolicy;
+  channels: Channels;
+  unsubscribe: { secret: string; ttlDays: number; publicUrl: string };
+  retries: { maxAttempts: number; baseMs: number; maxMs: number };
+  now: () => number;
+  random?: () => number;
+}
+
+/** Exponential backoff with jitter: base·2^(attempt−1), capped, then scaled by 0.5–1. */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
+  const full = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(full * (0.5 + random() / 2));
+}
+
+export function unsubscribeUrl(
+  cfg: SendOneDeps['unsubscribe'],
+  c: CampaignDefinition,
+  job: ActivationJob,
+  nowMs: number,
+): string {
+  const token = signUnsubscribeToken(cfg.secret, {
+    w: job.change.workspaceId,
+    p: job.change.profileId,
+    c: c.channel,
+    u: c.purpose ?? DEFAULT_PURPOSE,
+    k: c.id,
+    ...(cfg.ttlDays > 0 ? { e: Math.floor(nowMs / 1000) + cfg.ttlDays * 86400 } : {}),
+  });
+  return `${cfg.publicUrl.replace(/\/$/, '')}/v1/unsubscribe?token=${token}`;
+}
+
+/** `attempt`: attempts already made (0 on the first try). */
+export async function sendOne(
+  deps: SendOneDeps,
+  job: ActivationJob,
+  attempt: number,
+): Promise<{ campaign?: CampaignDefinition; key: string; result: Outcome }> {
+  const { change } = job;
+  const key = sendKey(job.campaignId, change);
+  const c = deps.campaigns.get(change.workspaceId, job.campaignId);
+  if (!c) return { key, result: { outcome: 'suppressed', reason: 'campaign_deleted' } };
+  if (c.status !== 'active')
+    return { campaign: c, key, result: { outcome: 'suppressed', reason: 'campaign_paused' } };
+
+  const claimKey = workspaceKeys(deps.redisPrefix, change.workspaceId).sendClaim(key);
+  const channel = deps.channels[c.channel];
+  const recipient = channel.recipient(c, change);
+  if (!recipient) {
+    const claim = await deps.claims.claim(claimKey);
+    if (claim.kind === 'done')
+      return { campaign: c, key, result: { outcome: 'skipped_duplicate', reason: claim.state } };
+    if (claim.kind === 'claimed') await deps.claims.finish(claimKey, 'suppressed');
+    return { campaign: c, key, result: { outcome: 'suppressed', reason: 'no_address' } };
+  }
+  const nowMs = deps.now();
+  const decision = await deps.policy.decide({
+    campaign: c,
+    change,
+    sendKey: key,
+    nowMs,
+    claim: deps.claims.lease(claimKey),
+  });
+  switch (decision.kind) {
+    case 'allow':
+      break;
+    case 'done':
+      return { campaign: c, key, result: { outcome: 'skipped_duplicate', reason: decision.state } };
+    case 'busy':
+      return {
+        campaign: c,
+        key,
+        result: { outcome: 'delayed', reason: 'claim_busy', notBefore: deps.now() + decision.retryInMs + 50 },
+      };
+    case 'delay':
+      return {
+        campaign: c,
+        key,
+        result: { outcome: 'delayed', reason: decision.rule, notBefore: decision.until },
+      };
+    case 'suppress':
+      return { campaign: c, key, result: { outcome: 'suppressed', reason: decision.rule } };
+    default: {
+      const never: never = decision;
+      throw new Error(`unknown policy decision ${JSON.stringify(never)}`);
+    }
+  }
+
+  const r = await channel.send({
+    campaign: c,
+    change,
+    sendKey: key,
+    recipient,
+    // signed only when a channel uses it (email, templates)
+    get unsubscribeUrl() {
+      return unsubscribeUrl(deps.unsubscribe, c, job, nowMs);
+    },
+    nowMs,
+  });
+  if (r.ok) {
+    await deps.claims.finish(claimKey, 'sent');
+    return {
+      campaign: c,
+      key,
+      result: { outcome: 'sent', status: r.status, providerMs: r.latencyMs, providerId: r.providerId },
+    };
+  }
+  await deps.claims.release(claimKey);
+  const made = attempt + 1;
+  const reason = r.error ?? `status ${r.status}`;
+  if (r.retriable && made < deps.retries.maxAttempts) {
+    const wait = backoffMs(made, deps.retries.baseMs, deps.retries.maxMs, deps.random ?? Math.random);
+    return {
+      campaign: c,
+      key,
+      result: {
+        outcome: 'retried',
+        reason,
+        status: r.status,
+        providerMs: r.latencyMs,
+        notBefore: deps.now() + wait,
+      },
+    };
+  }
+  // finally failed: un-count it so a replayed dead letter is judged afresh
+  await deps.policy.release(c, change, key);
+  return {
+    campaign: c,
+    key,
+    result: {
+      outcome: 'failed',
+      reason: r.retriable ? `gave up after ${made} attempts: ${reason}` : `permanent: ${reason}`,
+      status: r.status,
+      providerMs: r.latencyMs,
+    },
+  };
+}

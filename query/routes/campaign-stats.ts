@@ -1,0 +1,58 @@
+// Campaign outcomes from the activation ledger. A send key counts once per outcome (a
+// redelivered decision is not counted twice); latency is from the change reaching
+// activation to the provider accepting the message.
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+
+export interface CampaignStats {
+  campaignId: string;
+  sent: number;
+  failed: number;
+  retried: number;
+  delayed: number;
+  suppressed: { total: number; byReason: Record<string, number> };
+  latencyMs: { p50: number | null; p99: number | null };
+}
+
+export async function campaignStats(
+  ch: ClickHouseClient,
+  ws: string,
+  campaignId: string,
+): Promise<CampaignStats> {
+  const params = { ws, cid: campaignId };
+  const rs = await ch.query({
+    query: `SELECT
+        uniqExactIf(send_key, outcome = 'sent') AS sent,
+        uniqExactIf(send_key, outcome = 'failed') AS failed,
+        countIf(outcome = 'retried') AS retried,
+        countIf(outcome = 'delayed') AS delayed,
+        quantileExactIf(0.5)(latency_ms, outcome = 'sent') AS p50,
+        quantileExactIf(0.99)(latency_ms, outcome = 'sent') AS p99
+      FROM activation_ledger WHERE workspace_id = {ws:String} AND campaign_id = {cid:String}`,
+    query_params: params,
+    format: 'JSONEachRow',
+  });
+  const [row] = await rs.json<Record<string, string | number>>();
+  const byReasonRs = await ch.query({
+    query: `SELECT reason, uniqExact(send_key) AS n FROM activation_ledger
+      WHERE workspace_id = {ws:String} AND campaign_id = {cid:String} AND outcome = 'suppressed'
+      GROUP BY reason ORDER BY reason`,
+    query_params: params,
+    format: 'JSONEachRow',
+  });
+  const byReason: Record<string, number> = {};
+  let total = 0;
+  for (const r of await byReasonRs.json<{ reason: string; n: string | number }>()) {
+    byReason[r.reason] = Number(r.n);
+    total += Number(r.n);
+  }
+  const sent = Number(row?.sent ?? 0);
+  return {
+    campaignId,
+    sent,
+    failed: Number(row?.failed ?? 0),
+    retried: Number(row?.retried ?? 0),
+    delayed: Number(row?.delayed ?? 0),
+    suppressed: { total, byReason },
+    latencyMs: sent > 0 ? { p50: Number(row?.p50), p99: Number(row?.p99) } : { p50: null, p99: null },
+  };
+}

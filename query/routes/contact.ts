@@ -1,0 +1,198 @@
+// Contact preferences: consent per profile, channel and purpose, and the workspace's
+// suppression list. Activation reads both at send time (schemas/contact.ts, redis-keys.ts).
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import {
+  consentField,
+  consentValue,
+  parseConsentValue,
+  parseSuppressionMember,
+  type SuppressionKind,
+  suppressionMember,
+} from '../../schemas/contact.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
+import { QueryError } from '../query-error.ts';
+
+const Scope = Type.String({ pattern: '^(\\*|[a-z0-9_-]{1,40})$' });
+export const ConsentInput = Type.Object(
+  {
+    /** `email`, `sms`, `push`, `webhook`, or `*` for every channel. */
+    channel: Scope,
+    /** A campaign purpose such as `marketing`, or `*` (default) for every purpose. */
+    purpose: Type.Optional(Scope),
+    subscribed: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+const ConsentBody = Type.Union([
+  ConsentInput,
+  Type.Object(
+    { consents: Type.Array(ConsentInput, { minItems: 1, maxItems: 50 }) },
+    { additionalProperties: false },
+  ),
+]);
+const consentCheck = TypeCompiler.Compile(ConsentBody);
+
+export const SuppressionInput = Type.Object(
+  {
+    email: Type.Optional(Type.String({ minLength: 3, maxLength: 320 })),
+    phone: Type.Optional(Type.String({ minLength: 4, maxLength: 32 })),
+    profileId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+const suppressionCheck = TypeCompiler.Compile(SuppressionInput);
+
+function invalid(
+  check: { Errors(v: unknown): { First(): { path: string; message: string } | undefined } },
+  v: unknown,
+) {
+  const e = check.Errors(v).First();
+  return new QueryError(
+    400,
+    `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
+  );
+}
+
+/** Follows merges to the surviving profile, whose id activation sends for. */
+async function survivor(redis: Redis, prefix: string, ws: string, id: string): Promise<string> {
+  const k = workspaceKeys(prefix, ws);
+  let pid = id;
+  for (let hops = 0; hops < 64; hops++) {
+    const next = await redis.hget(k.profile(pid), 'mergedInto');
+    if (!next) break;
+    pid = next;
+  }
+  return pid;
+}
+
+export async function readConsent(redis: Redis, prefix: string, ws: string, pid: string) {
+  const all = await redis.hgetall(workspaceKeys(prefix, ws).consent(pid));
+  return Object.entries(all)
+    .map(([field, v]) => {
+      const [channel, purpose] = field.split(':');
+      return { channel: channel!, purpose: purpose!, ...parseConsentValue(v) };
+    })
+    .sort((a, b) => `${a.channel}:${a.purpose}`.localeCompare(`${b.channel}:${b.purpose}`));
+}
+
+export async function writeConsent(
+  redis: Redis,
+  prefix: string,
+  ws: string,
+  pid: string,
+  entries: Array<Static<typeof ConsentInput>>,
+  atMs: number,
+  source: string,
+): Promise<void> {
+  const fields: Record<string, string> = {};
+  for (const e of entries)
+    fields[consentField(e.channel, e.purpose ?? '*')] = consentValue(e.subscribed, atMs, source);
+  await redis.hset(workspaceKeys(prefix, ws).consent(pid), fields);
+}
+
+export function consentRoutes(deps: {
+  redis: Redis;
+  clickhouse: ClickHouseClient;
+  redisPrefix: string;
+  now: () => Date;
+}) {
+  const app = new Hono<QueryEnv>();
+  app.get('/:id/consent', async (c) => {
+    const ws = c.get('workspaceId');
+    const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    return c.json({ profileId: pid, consents: await readConsent(deps.redis, deps.redisPrefix, ws, pid) });
+  });
+  app.put('/:id/consent', async (c) => {
+    const ws = c.get('workspaceId');
+    const body = await readJson(c.req.raw);
+    if (!consentCheck.Check(body)) throw invalid(consentCheck, body);
+    const entries = 'consents' in body ? body.consents : [body];
+    const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    const before = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
+    await writeConsent(deps.redis, deps.redisPrefix, ws, pid, entries, deps.now().getTime(), 'api');
+    const after = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'update',
+        entityType: 'consent',
+        entityId: pid,
+        before,
+        after,
+      },
+      deps.now(),
+    );
+    return c.json({ profileId: pid, consents: after });
+  });
+  return app;
+}
+
+export function suppressionRoutes(deps: {
+  redis: Redis;
+  clickhouse: ClickHouseClient;
+  redisPrefix: string;
+  now: () => Date;
+}) {
+  const app = new Hono<QueryEnv>();
+  const members = (body: Static<typeof SuppressionInput>) => {
+    const out: string[] = [];
+    for (const kind of ['email', 'phone', 'profileId'] as SuppressionKind[]) {
+      const v = body[kind];
+      if (v) out.push(suppressionMember(kind, v));
+    }
+    if (out.length === 0) throw new QueryError(400, 'body: give email, phone or profileId');
+    return out;
+  };
+  const audit = (c: { get(k: 'workspaceId' | 'apiKey'): string }, action: 'create' | 'delete', m: string[]) =>
+    recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: c.get('workspaceId'),
+        actor: actorOf(c.get('apiKey')),
+        action,
+        entityType: 'suppression',
+        entityId: m.join(','),
+        before: action === 'delete' ? m : null,
+        after: action === 'create' ? m : null,
+      },
+      deps.now(),
+    );
+  const key = (ws: string) => workspaceKeys(deps.redisPrefix, ws).suppressions;
+
+  app.get('/', async (c) => {
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));
+    const cursor = c.req.query('cursor') ?? '0';
+    const [next, page] = await deps.redis.sscan(key(c.get('workspaceId')), cursor, 'COUNT', limit);
+    return c.json({ suppressions: page.map(parseSuppressionMember), cursor: next === '0' ? null : next });
+  });
+  app.post('/', async (c) => {
+    const body = await readJson(c.req.raw);
+    if (!suppressionCheck.Check(body)) throw invalid(suppressionCheck, body);
+    const m = members(body);
+    await deps.redis.sadd(key(c.get('workspaceId')), ...m);
+    await audit(c, 'create', m);
+    return c.json({ suppressions: m.map(parseSuppressionMember) }, 201);
+  });
+  // DELETE /v1/suppressions?email=…|phone=…|profileId=…
+  app.delete('/', async (c) => {
+    const q = {
+      email: c.req.query('email'),
+      phone: c.req.query('phone'),
+      profileId: c.req.query('profileId'),
+    };
+    const m = members(q);
+    const removed = await deps.redis.srem(key(c.get('workspaceId')), ...m);
+    if (removed === 0) throw new QueryError(404, 'not on the suppression list');
+    await audit(c, 'delete', m);
+    return c.body(null, 204);
+  });
+  return app;
+}

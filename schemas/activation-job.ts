@@ -1,0 +1,26 @@
+// One send to try (again): a segment change for one campaign. The value of messages on
+// the activation retry topic and of activation dead letters; headers say which attempt
+// it is and when it may run.
+import { type Static, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { SegmentChange } from './segment-change.ts';
+
+export const ActivationJob = Type.Object({
+  campaignId: Type.String(),
+  change: SegmentChange,
+});
+export type ActivationJob = Static<typeof ActivationJob>;
+export const activationJobCheck = TypeCompiler.Compile(ActivationJob);
+
+export const ACTIVATION_HEADERS = {
+  /** Attempts made so far (1 after the first try failed). */
+  attempt: 'cdp-attempt',
+  /** Epoch ms before which the job must not run. */
+  notBefore: 'cdp-not-before',
+  /** Why the job is being retried or delayed. */
+  reason: 'cdp-retry-reason',
+  /** Epoch ms when activation first saw the change (delivery latency is measured from it). */
+  firstSeen: 'cdp-first-seen',
+  /** Marks a dead letter whose value is an ActivationJob (replayable with `cdp dlq replay`). */
+  job: 'cdp-activation-job',
+} as const;

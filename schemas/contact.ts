@@ -1,0 +1,42 @@
+// Consent and suppression entries as both the query API (writes) and activation (reads)
+// store them in Redis (keys in redis-keys.ts).
+
+export type SuppressionKind = 'email' | 'phone' | 'profileId';
+
+/** The set member for a suppressed address: emails lowercased, phones reduced to + and digits. */
+export function suppressionMember(kind: SuppressionKind, value: string): string {
+  switch (kind) {
+    case 'email':
+      return `email:${value.trim().toLowerCase()}`;
+    case 'phone':
+      return `phone:${value.replace(/[^0-9+]/g, '')}`;
+    case 'profileId':
+      return `profile:${value}`;
+    default: {
+      const never: never = kind;
+      throw new Error(`unknown suppression kind ${String(never)}`);
+    }
+  }
+}
+
+export function parseSuppressionMember(member: string): { kind: SuppressionKind; value: string } {
+  const i = member.indexOf(':');
+  const k = member.slice(0, i);
+  return { kind: k === 'profile' ? 'profileId' : (k as SuppressionKind), value: member.slice(i + 1) };
+}
+
+/** Consent hash field: channel (or `*`) and purpose (or `*`). */
+export const consentField = (channel: string, purpose: string) => `${channel}:${purpose}`;
+
+/** Consent hash value: `granted|revoked:<epoch ms>:<source>`. */
+export const consentValue = (subscribed: boolean, atMs: number, source: string) =>
+  `${subscribed ? 'granted' : 'revoked'}:${atMs}:${source}`;
+
+export function parseConsentValue(v: string): { subscribed: boolean; updatedAt: string; source: string } {
+  const [state, ms, ...source] = v.split(':');
+  return {
+    subscribed: state === 'granted',
+    updatedAt: new Date(Number(ms)).toISOString(),
+    source: source.join(':'),
+  };
+}
