@@ -40,7 +40,10 @@ const num = (v: unknown): number | null => {
 };
 const obj = (v: unknown): Record<string, unknown> =>
   v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-const ms = (iso: string | undefined): number | null => (iso ? Date.parse(iso) : null);
+const ms = (iso: string | undefined): number | null => {
+  const t = iso ? Date.parse(iso) : Number.NaN;
+  return Number.isNaN(t) ? null : t;
+};
 
 export function toHistoryRow(e: NormalizedEvent): HistoryRow {
   const page = obj(e.context.page);
@@ -76,4 +79,18 @@ export function toHistoryRow(e: NormalizedEvent): HistoryRow {
     value: num(props.value),
     ip: str(e.context.ip),
   };
+}
+
+// DateTime64(3) holds 1900-01-01 to 2299-12-31; a row outside would fail the whole insert.
+const MIN_TIME = Date.UTC(1900, 0, 1);
+const MAX_TIME = Date.UTC(2299, 11, 31);
+const badTime = (t: number | null) => t !== null && !(t >= MIN_TIME && t <= MAX_TIME);
+
+/** Why ClickHouse would refuse this row (so it goes to the dead-letter topic), or undefined. */
+export function checkHistoryRow(r: HistoryRow): string | undefined {
+  if (badTime(r.timestamp) || Number.isNaN(r.timestamp)) return 'timestamp outside 1900-2299';
+  if (badTime(r.received_at) || Number.isNaN(r.received_at)) return 'receivedAt outside 1900-2299';
+  if (badTime(r.sent_at)) return 'sentAt outside 1900-2299';
+  if (badTime(r.original_timestamp)) return 'originalTimestamp outside 1900-2299';
+  return undefined;
 }

@@ -56,7 +56,12 @@ export const EnvSchema = Type.Object({
   CDP_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
   CDP_DEDUP_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
   CDP_HISTORY_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
-  CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
+  CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100_000 }),
+  CDP_HISTORY_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 ** 3, default: 64 * 1024 * 1024 }),
+  CDP_HISTORY_MIN_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+  CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
+  CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -116,7 +121,8 @@ export interface Config {
   query: { host: string; port: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: { dedupTtlSeconds: number };
-  history: { flushMs: number; maxRows: number };
+  history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number };
+  analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
 }
 
 /** Builds the typed configuration from an environment. Throws ConfigError naming each bad variable. */
@@ -172,6 +178,16 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       timeoutMs: e.CDP_WEBHOOK_TIMEOUT_MS,
     },
     processor: { dedupTtlSeconds: e.CDP_DEDUP_TTL_SECONDS },
-    history: { flushMs: e.CDP_HISTORY_FLUSH_MS, maxRows: e.CDP_HISTORY_MAX_ROWS },
+    history: {
+      flushMs: e.CDP_HISTORY_FLUSH_MS,
+      maxRows: e.CDP_HISTORY_MAX_ROWS,
+      maxBytes: e.CDP_HISTORY_MAX_BYTES,
+      minRows: e.CDP_HISTORY_MIN_ROWS,
+    },
+    analytics: {
+      maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
+      timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,
+      maxRows: e.CDP_ANALYTICS_MAX_ROWS,
+    },
   };
 }
