@@ -7,8 +7,10 @@ import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
+import type { AnalyticsLimits } from './analytics/run-query.ts';
 import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
+import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
@@ -27,6 +29,8 @@ export interface QueryDeps {
   redisPrefix: string;
   resolveAdminKey: AdminKeyResolver;
   log: Logger;
+  /** Limits of the analytics routes (CDP_ANALYTICS_*). */
+  analytics?: AnalyticsLimits;
   now?: () => Date;
 }
 
@@ -74,5 +78,12 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
+  app.route(
+    '/v1/analytics',
+    analyticsRoutes({
+      ...deps,
+      analytics: deps.analytics ?? { maxRangeDays: 400, timeoutS: 30, maxRows: 10_000 },
+    }),
+  );
   return app;
 }

@@ -23,6 +23,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     redisPrefix: cfg.redis.prefix,
     resolveAdminKey: (k) => adminKeys.get(k),
     log,
+    analytics: cfg.analytics,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
