@@ -5,14 +5,14 @@
 // commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so
 // nothing is counted twice. Messages that cannot become a row go to the dead-letter topic.
-import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+import { type ClickHouseClient, insertRows } from '../runtime/clickhouse.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
 import { parseEvent } from './parse-event.ts';
-import { checkHistoryRow, type HistoryRow, toHistoryRow } from './to-history-row.ts';
-import { type IdentityLinkRow, parseIdentityChange } from './to-identity-rows.ts';
+import { checkHistoryRow, HISTORY_COLUMNS, type HistoryRow, toHistoryRow } from './to-history-row.ts';
+import { IDENTITY_LINK_COLUMNS, type IdentityLinkRow, parseIdentityChange } from './to-identity-rows.ts';
 
 export interface HistorySinkDeps {
   clickhouse: ClickHouseClient;
@@ -48,7 +48,10 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   };
   let active = 0;
   const idle = (): boolean => events.waiting() + links.waiting() >= active;
-  const batcher = <Row>(table: 'events' | 'identity_links'): InsertBatcher<Row> =>
+  const batcher = <Row extends object>(
+    table: 'events' | 'identity_links',
+    columns: readonly (keyof Row & string)[],
+  ): InsertBatcher<Row> =>
     createInsertBatcher<Row>({
       table,
       flushMs: deps.flushMs,
@@ -57,12 +60,8 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       minRows: deps.minRows,
       idle,
       insert: async (values) => {
-        await deps.clickhouse.insert({
-          table,
-          values,
-          format: 'JSONEachRow',
-          clickhouse_settings: INSERT_SETTINGS,
-        });
+        const rows = values.map((r) => columns.map((c) => r[c]));
+        await insertRows(deps.clickhouse, table, columns, rows, INSERT_SETTINGS);
       },
       onInserted: (rows, ms) => {
         stats.inserts[table]++;
@@ -72,8 +71,8 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       onFailed: (rows, err) =>
         deps.log.warn({ table, rows, err: (err as Error).message }, 'history_insert_failed'),
     });
-  const events = batcher<HistoryRow>('events');
-  const links = batcher<IdentityLinkRow>('identity_links');
+  const events = batcher<HistoryRow>('events', HISTORY_COLUMNS);
+  const links = batcher<IdentityLinkRow>('identity_links', IDENTITY_LINK_COLUMNS);
 
   const deadLetter = (m: IncomingMessage, reason: string, stage: string): OutgoingMessage => ({
     key: m.key ?? '',

@@ -32,6 +32,41 @@ export interface HistoryRow {
   ip: string;
 }
 
+/** The columns a HistoryRow fills, in insert order. */
+export const HISTORY_COLUMNS = [
+  'workspace_id',
+  'message_id',
+  'type',
+  'event',
+  'name',
+  'user_id',
+  'anonymous_id',
+  'group_id',
+  'previous_id',
+  'timestamp',
+  'received_at',
+  'sent_at',
+  'original_timestamp',
+  'properties',
+  'traits',
+  'context',
+  'integrations',
+  'page_url',
+  'page_path',
+  'page_referrer',
+  'campaign_name',
+  'campaign_source',
+  'campaign_medium',
+  'campaign_term',
+  'campaign_content',
+  'revenue',
+  'value',
+  'ip',
+] as const satisfies readonly (keyof HistoryRow)[];
+// every field of HistoryRow is inserted: this fails to compile when one is left out above
+type Unlisted = Exclude<keyof HistoryRow, (typeof HISTORY_COLUMNS)[number]>;
+export const HISTORY_COLUMNS_COMPLETE: [Unlisted] extends [never] ? true : never = true;
+
 const str = (v: unknown): string =>
   typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v);
 const num = (v: unknown): number | null => {

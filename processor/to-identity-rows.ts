@@ -14,6 +14,15 @@ export interface IdentityLinkRow {
   at: number;
 }
 
+export const IDENTITY_LINK_COLUMNS = [
+  'workspace_id',
+  'id_type',
+  'id_value',
+  'profile_id',
+  'version',
+  'at',
+] as const satisfies readonly (keyof IdentityLinkRow)[];
+
 export const LINKED_KINDS = new Set(['user', 'anon', 'email']);
 
 export type ParsedIdentity = { ok: true; rows: IdentityLinkRow[] } | { ok: false; reason: string };
