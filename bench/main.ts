@@ -18,19 +18,22 @@ import { killLoadGenerators } from './load.ts';
 import { type MachineInfo, machineInfo } from './machine.ts';
 import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable } from './report.ts';
 import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTINGS } from './scenario.ts';
+import { historyScenario } from './scenarios/history.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { processorScenario } from './scenarios/processor.ts';
 import { median } from './stats.ts';
 
-/** Scenarios in the order they run; add end-to-end, history here. */
+/** Scenarios in the order they run; add end-to-end here. */
 const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'ingest', run: ingestScenario },
   { name: 'processor', run: processorScenario },
+  { name: 'history', run: historyScenario },
 ];
 
-const USAGE = `usage: tsx bench/main.ts [--quick] [--json]
+const USAGE = `usage: tsx bench/main.ts [--quick] [--json] [--only=<scenario>]
   --quick   one short run of every measurement (under 2 minutes); never fails on speed
   --json    machine-readable report on stdout
+  --only=   run one scenario (ingest, processor, history)
 Honours KAFKA_BROKERS and REDIS_URL (use running ones instead of starting a local stack)
 and LOG_LEVEL (service logs on stderr, default warn).`;
 
@@ -50,7 +53,11 @@ export interface BenchReport {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const unknown = argv.filter((a) => !['--json', '--quick', '--help', '-h'].includes(a));
+  const only = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+  const unknown = argv.filter(
+    (a) => !['--json', '--quick', '--help', '-h'].includes(a) && !(only && a === `--only=${only}`),
+  );
+  if (only && !SCENARIOS.some((s) => s.name === only)) unknown.push(`--only=${only}`);
   if (argv.includes('--help') || argv.includes('-h') || unknown.length > 0) {
     process.stderr.write(`${unknown.length ? `unknown option ${unknown.join(' ')}\n` : ''}${USAGE}\n`);
     return unknown.length ? 64 : 0;
@@ -107,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
     const rows: ResultRow[] = [];
     const measurements: Measurement[] = [];
     const notes: string[] = [];
-    for (const s of SCENARIOS) {
+    for (const s of SCENARIOS.filter((x) => !only || x.name === only)) {
       const r = await s.run(ctx);
       rows.push(...r.rows);
       measurements.push(...r.measurements);
