@@ -481,3 +481,70 @@ describe('engine failures', () => {
     );
   });
 });
+
+describe('where: every supported operator', () => {
+  const ws2 = `${ws}-where`;
+  let app2: ReturnType<typeof createQueryApp>;
+  beforeAll(async () => {
+    const ev = (id: string, props: Record<string, unknown>) =>
+      toHistoryRow({
+        workspaceId: ws2,
+        type: 'track',
+        messageId: id,
+        userId: 'u',
+        anonymousId: null,
+        event: 'E',
+        properties: props,
+        traits: {},
+        context: {},
+        integrations: {},
+        timestamp: '2026-01-01T10:00:00Z',
+        receivedAt: '2026-01-01T10:00:00Z',
+      });
+    await ch.insert({
+      table: 'events',
+      values: [
+        ev('1', { vip: true, n: 3, s: 'a' }),
+        ev('2', { vip: false, n: 5, s: 'b' }),
+        ev('3', { n: 'x' }),
+      ],
+      format: 'JSONEachRow',
+    });
+    app2 = createQueryApp({
+      redis: {} as never,
+      clickhouse: ch,
+      defs: {} as never,
+      writeKeys: {} as never,
+      redisPrefix: 'unused',
+      resolveAdminKey: () => ws2,
+      log: createLogger({ level: 'silent', name: 'test' }),
+    });
+  });
+  const n = { var: 'properties.n' };
+  const cases: Array<[unknown, number]> = [
+    [{ '==': [{ var: 'properties.vip' }, true] }, 1],
+    [{ '!=': [{ var: 'properties.vip' }, true] }, 2],
+    [{ '==': [{ var: 'properties.s' }, 'a'] }, 1],
+    [{ '!=': [{ var: 'properties.s' }, 'a'] }, 2],
+    [{ in: [n, [3, 5]] }, 2],
+    [{ in: [{ var: 'properties.s' }, ['b', 'c']] }, 1],
+    [{ '<': [4, n] }, 1],
+    [{ '<=': [n, 3] }, 1],
+    [{ '>': [n, 3] }, 1],
+    [{ '>=': [n, 3] }, 2],
+    [{ '!': { '==': [n, 3] } }, 2],
+    [{ and: [{ '>=': [n, 3] }, { or: [{ '==': [{ var: 'userId' }, 'u'] }, { '==': [n, 9] }] }] }, 2],
+    [{ or: [{ '==': [n, 3] }, { '==': [{ var: 'event.properties.s' }, 'b'] }] }, 2],
+  ];
+  for (const [where, count] of cases)
+    it(`${JSON.stringify(where)} → ${count}`, async () => {
+      const res = await app2.request('/v1/analytics/trends', {
+        method: 'POST',
+        headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+        body: JSON.stringify({ event: 'E', interval: 'day', from: '2026-01-01', to: '2026-01-02', where }),
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { series: Array<{ points: Array<{ count: number }> }> };
+      expect(body.series[0]!.points[0]!.count).toBe(count);
+    });
+});
