@@ -23,6 +23,8 @@ export interface HistorySinkDeps {
   maxRows: number;
   maxBytes: number;
   minRows: number;
+  /** Called right after each successful insert, before the rows' handlers resolve (metrics). */
+  onInserted?(table: 'events' | 'identity_links', rows: number, ms: number): void;
 }
 
 export interface SinkStats {
@@ -67,6 +69,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         stats.inserts[table]++;
         stats.rows[table] += rows;
         deps.log.debug({ table, rows, ms: Math.round(ms) }, 'history_inserted');
+        deps.onInserted?.(table, rows, ms);
       },
       onFailed: (rows, err) =>
         deps.log.warn({ table, rows, err: (err as Error).message }, 'history_insert_failed'),

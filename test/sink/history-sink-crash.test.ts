@@ -162,6 +162,17 @@ describe(`history sink: ${N.toLocaleString('en-US')} events, killed mid-way and 
       produceMs = Date.now() - p0;
     });
     // it kills itself (SIGKILL) right after the insert that passes 40%, before committing
+    await eventually(
+      `the first sink to crash after ${killAt} rows`,
+      async () =>
+        first.child.signalCode === 'SIGKILL' ||
+        // a live sink answers with its progress, which the timeout message then shows
+        ((await Promise.race([first.stats(), new Promise((r) => setTimeout(r, 1000))])) && false),
+      300_000,
+      500,
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}; last stats ${JSON.stringify(first.lastStats)}`);
+    });
     await first.exited;
     await produce;
     await producer.disconnect();

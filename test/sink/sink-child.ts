@@ -35,21 +35,17 @@ const countRows = async (ws: string | undefined) => {
 };
 const initial = await countRows(cfg.keys.workspace);
 const crashAfter = Number(process.env.SINK_CRASH_AFTER_ROWS ?? 0);
-if (crashAfter > 0) {
-  let rows = 0;
-  const insert = clickhouse.insert.bind(clickhouse);
-  clickhouse.insert = (async (params: Parameters<typeof insert>[0]) => {
-    const r = await insert(params);
-    if (params.table === 'events') rows += (params.values as unknown[]).length;
-    if (rows >= crashAfter) process.kill(process.pid, 'SIGKILL');
-    return r;
-  }) as typeof clickhouse.insert;
-}
+let insertedRows = 0;
+const onInserted = (table: string, rows: number) => {
+  if (table === 'events') insertedRows += rows;
+  // synchronously, before the handlers waiting on this insert resolve and commit
+  if (crashAfter > 0 && insertedRows >= crashAfter) process.kill(process.pid, 'SIGKILL');
+};
 const kafka = createKafka(cfg.kafka, log);
 const producer = kafka.producer();
 const admin = kafka.admin();
 const t = topics(cfg.kafka.topicPrefix);
-const sink = createHistorySink({ clickhouse, producer, topics: t, log, ...cfg.history });
+const sink = createHistorySink({ clickhouse, producer, topics: t, log, ...cfg.history, onInserted });
 const consumer = superviseConsumer({
   kafka,
   admin,
