@@ -219,6 +219,26 @@ describe('POST /v1/analytics/trends', () => {
       for (const p of s.points) expect(p.count, `${s.key} ${p.t}`).toBe(expected.get(s.key!)?.get(p.t) ?? 0);
   });
 
+  it('counts per hour over two days', async () => {
+    const from = FROM + 3 * DAY;
+    const to = from + 2 * DAY;
+    const got = await json<{ series: Array<{ points: Array<{ t: string; count: number }> }> }>('trends', {
+      event: 'Page Viewed',
+      interval: 'hour',
+      from: iso(from),
+      to: iso(to),
+    });
+    expect(got.series[0]!.points).toHaveLength(48);
+    const hour = 3_600_000;
+    for (const p of got.series[0]!.points) {
+      const t = Date.parse(p.t);
+      expect(p.count, p.t).toBe(
+        evs.filter((e) => e.event === 'Page Viewed' && e.t >= t && e.t < t + hour).length,
+      );
+    }
+    expect(got.series[0]!.points.some((p) => p.count > 0)).toBe(true);
+  });
+
   it('counts distinct persons when asked', async () => {
     const got = await json<{ series: Array<{ points: Array<{ t: string; count: number }> }> }>('trends', {
       event: 'Order Completed',
@@ -307,6 +327,53 @@ describe('POST /v1/analytics/attribution', () => {
     expect(text).toContain('"brand ""x""",last_touch,');
     expect(lines.at(-2)).toMatch(/^,unattributed,\d+,0$/);
     expect(lines.at(-1)).toBe('');
+  });
+});
+
+describe('CSV for every route', () => {
+  const csv = async (path: string, body: object) => {
+    const res = await post(path, body, { accept: 'text/csv' });
+    expect(res.status).toBe(200);
+    return (await res.text()).split('\r\n');
+  };
+  it('funnel: one row per step (and per breakdown value)', async () => {
+    const body = {
+      steps: [{ event: 'Signed Up' }, { event: 'Order Completed' }],
+      window: '7d',
+      from: iso(FROM),
+      to: iso(TO),
+    };
+    const plain = await csv('funnel', body);
+    expect(plain[0]).toBe('step,event,count,conversionRate');
+    expect(plain[1]).toMatch(/^1,Signed Up,\d+,1$/);
+    expect(plain).toHaveLength(4);
+    const split = await csv('funnel', { ...body, breakdown: 'properties.plan' });
+    expect(split[0]).toBe('key,step,event,count,conversionRate');
+    expect(split).toHaveLength(1 + 2 * 2 + 1);
+  });
+  it('retention: a column per period', async () => {
+    const lines = await csv('retention', {
+      cohortEvent: 'Signed Up',
+      returnEvent: 'Page Viewed',
+      period: 'week',
+      periods: 3,
+      from: iso(FROM),
+      to: iso(TO),
+    });
+    expect(lines[0]).toBe('start,size,returned_0,returned_1,returned_2');
+    expect(lines[1]).toMatch(/^2026-03-09T00:00:00\.000Z,\d+,\d+,\d+,\d+$/);
+  });
+  it('trends: key, t, count', async () => {
+    const lines = await csv('trends', {
+      event: 'Page Viewed',
+      interval: 'day',
+      from: iso(FROM),
+      to: iso(FROM + 2 * DAY),
+    });
+    expect(lines.slice(0, 2)).toEqual([
+      'key,t,count',
+      expect.stringMatching(/^,2026-03-09T00:00:00\.000Z,\d+$/),
+    ]);
   });
 });
 
