@@ -17,6 +17,8 @@ import { createLogger } from '../../runtime/log.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { topics } from '../../schemas/topics.ts';
 
+// a test runner that dies or times out must not leave this process behind
+process.on('disconnect', () => process.exit(1));
 const cfg = loadConfig(process.env);
 const log = createLogger({ level: cfg.logLevel, name: 'sink-child' });
 const clickhouse = await createClickHouse(cfg.clickhouse);
