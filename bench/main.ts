@@ -20,19 +20,21 @@ import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable }
 import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTINGS } from './scenario.ts';
 import { activationScenario } from './scenarios/activation.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
+import { historyScenario } from './scenarios/history.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { processorScenario } from './scenarios/processor.ts';
 import { median } from './stats.ts';
 
-/** Scenarios in the order they run; add end-to-end, history here. */
+/** Scenarios in the order they run; add end-to-end here. */
 const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'ingest', run: ingestScenario },
   { name: 'processor', run: processorScenario },
   { name: 'e2e', run: e2eScenario },
   { name: 'activation', run: activationScenario },
+  { name: 'history', run: historyScenario },
 ];
 
-const USAGE = `usage: tsx bench/main.ts [--quick] [--json]
+const USAGE = `usage: tsx bench/main.ts [--quick] [--json] [--only=<scenario>]
   --quick   one short run of every measurement (under 2 minutes); never fails on speed
   --json    machine-readable report on stdout
   --only=a,b  run only these scenarios (names: ${SCENARIOS.map((s) => s.name).join(', ')})

@@ -129,10 +129,9 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
   const sink = createHistorySink({
     clickhouse,
     producer,
-    deadLetterTopic: t.deadLetter,
-    log,
-    flushMs: cfg.history.flushMs,
-    maxRows: cfg.history.maxRows,
+    topics: t,
+    log: log.child({ consumer: 'history' }),
+    ...cfg.history,
   });
   const history = superviseConsumer({
     kafka,
@@ -140,7 +139,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: topicSpecs(cfg),
     consumer: {
       groupId: group('cdp-history'),
-      topics: [t.events],
+      topics: [t.events, t.identity],
       maxBatchSize: 10_000,
       concurrency: cfg.kafka.partitions,
       maxBytesPerPartition: 8 * 1024 * 1024,

@@ -32,6 +32,41 @@ export interface HistoryRow {
   ip: string;
 }
 
+/** The columns a HistoryRow fills, in insert order. */
+export const HISTORY_COLUMNS = [
+  'workspace_id',
+  'message_id',
+  'type',
+  'event',
+  'name',
+  'user_id',
+  'anonymous_id',
+  'group_id',
+  'previous_id',
+  'timestamp',
+  'received_at',
+  'sent_at',
+  'original_timestamp',
+  'properties',
+  'traits',
+  'context',
+  'integrations',
+  'page_url',
+  'page_path',
+  'page_referrer',
+  'campaign_name',
+  'campaign_source',
+  'campaign_medium',
+  'campaign_term',
+  'campaign_content',
+  'revenue',
+  'value',
+  'ip',
+] as const satisfies readonly (keyof HistoryRow)[];
+// every field of HistoryRow is inserted: this fails to compile when one is left out above
+type Unlisted = Exclude<keyof HistoryRow, (typeof HISTORY_COLUMNS)[number]>;
+export const HISTORY_COLUMNS_COMPLETE: [Unlisted] extends [never] ? true : never = true;
+
 const str = (v: unknown): string =>
   typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v);
 const num = (v: unknown): number | null => {
@@ -40,7 +75,10 @@ const num = (v: unknown): number | null => {
 };
 const obj = (v: unknown): Record<string, unknown> =>
   v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-const ms = (iso: string | undefined): number | null => (iso ? Date.parse(iso) : null);
+const ms = (iso: string | undefined): number | null => {
+  const t = iso ? Date.parse(iso) : Number.NaN;
+  return Number.isNaN(t) ? null : t;
+};
 
 export function toHistoryRow(e: NormalizedEvent): HistoryRow {
   const page = obj(e.context.page);
@@ -76,4 +114,18 @@ export function toHistoryRow(e: NormalizedEvent): HistoryRow {
     value: num(props.value),
     ip: str(e.context.ip),
   };
+}
+
+// DateTime64(3) holds 1900-01-01 to 2299-12-31; a row outside would fail the whole insert.
+const MIN_TIME = Date.UTC(1900, 0, 1);
+const MAX_TIME = Date.UTC(2299, 11, 31);
+const badTime = (t: number | null) => t !== null && !(t >= MIN_TIME && t <= MAX_TIME);
+
+/** Why ClickHouse would refuse this row (so it goes to the dead-letter topic), or undefined. */
+export function checkHistoryRow(r: HistoryRow): string | undefined {
+  if (badTime(r.timestamp) || Number.isNaN(r.timestamp)) return 'timestamp outside 1900-2299';
+  if (badTime(r.received_at) || Number.isNaN(r.received_at)) return 'receivedAt outside 1900-2299';
+  if (badTime(r.sent_at)) return 'sentAt outside 1900-2299';
+  if (badTime(r.original_timestamp)) return 'originalTimestamp outside 1900-2299';
+  return undefined;
 }

@@ -7,8 +7,10 @@ import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
+import type { AnalyticsLimits } from './analytics/run-query.ts';
 import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
+import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { profileRoutes } from './routes/profiles.ts';
@@ -31,6 +33,8 @@ export interface QueryDeps {
   /** Verifies unsubscribe links (CDP_UNSUBSCRIBE_SECRET). */
   unsubscribeSecret: string;
   log: Logger;
+  /** Limits of the analytics routes (CDP_ANALYTICS_*). */
+  analytics?: AnalyticsLimits;
   now?: () => Date;
 }
 
@@ -83,5 +87,12 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
+  app.route(
+    '/v1/analytics',
+    analyticsRoutes({
+      ...deps,
+      analytics: deps.analytics ?? { maxRangeDays: 400, timeoutS: 30, maxRows: 10_000 },
+    }),
+  );
   return app;
 }

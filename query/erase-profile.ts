@@ -1,5 +1,5 @@
 // GDPR erasure: a profile's Redis state, identities and ClickHouse history (events,
-// membership history, activation ledger) are deleted, and the erasure is audited.
+// identity links, membership history, activation ledger) are deleted, and the erasure is audited.
 //
 // What happens to events that arrive later for an erased identifier: nothing is kept that
 // could recognise them (keeping the identifiers would defeat the erasure), so such an
@@ -37,12 +37,30 @@ export async function eraseProfile(
   );
   const of = (kind: string) =>
     identities.filter((i) => i.startsWith(`${kind}:`)).map((i) => i.slice(kind.length + 1));
-  const params = { ws: workspaceId, pid: profileId, uids: of('user'), aids: of('anon') };
+  const params = {
+    ws: workspaceId,
+    pid: profileId,
+    uids: of('user'),
+    aids: of('anon'),
+    emails: of('email'),
+  };
   // Mutations run synchronously (mutations_sync) so the answer means the rows are gone.
   const settings = { mutations_sync: '2' } as const;
   await deps.clickhouse.command({
     query: `ALTER TABLE events DELETE WHERE workspace_id = {ws:String}
             AND (user_id IN {uids:Array(String)} OR anonymous_id IN {aids:Array(String)})`,
+    query_params: params,
+    clickhouse_settings: settings,
+  });
+  // The person's identity links: every row that resolves to the profile, and every older
+  // row of one of its identifiers (which may still name a profile merged into it).
+  await deps.clickhouse.command({
+    query: `ALTER TABLE identity_links DELETE WHERE workspace_id = {ws:String}
+            AND (profile_id = {pid:String}
+              OR (id_type = 'profile' AND id_value = {pid:String})
+              OR (id_type = 'user' AND id_value IN {uids:Array(String)})
+              OR (id_type = 'anon' AND id_value IN {aids:Array(String)})
+              OR (id_type = 'email' AND id_value IN {emails:Array(String)}))`,
     query_params: params,
     clickhouse_settings: settings,
   });

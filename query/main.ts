@@ -24,6 +24,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     resolveAdminKey: (k) => adminKeys.get(k),
     unsubscribeSecret: cfg.unsubscribe.secret,
     log,
+    analytics: cfg.analytics,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);

@@ -29,10 +29,50 @@ export async function createClickHouse(cfg: ClickHouseConfig): Promise<ClickHous
   }
   mkdirSync(cfg.path, { recursive: true });
   const { createChdbConnection } = await import('chdb/connection');
-  return createClient({
+  const connection = createChdbConnection({ path: cfg.path });
+  const client = createClient({
     // chDB's connection ignores `database`: tables live in its `default` database.
-    connection: createChdbConnection({ path: cfg.path }),
+    connection,
   } as Parameters<typeof createClient>[0]);
+  rawInserters.set(client, (p) => connection.chdb.rawInsert(p));
+  return client;
+}
+
+type RawInsert = (p: {
+  table: string;
+  values: Buffer;
+  format: 'JSONCompactEachRow';
+  columns: readonly string[];
+  settings: Record<string, number>;
+}) => Promise<unknown>;
+const rawInserters = new WeakMap<ClickHouseClient, RawInsert>();
+
+/**
+ * Inserts rows given as arrays in `columns` order (JSONCompactEachRow: no key names, about
+ * half the bytes of JSONEachRow). On chDB the payload goes to the engine as one Buffer,
+ * parsed by its own parallel parser (measured about twice as fast as the generic insert);
+ * on a server, through @clickhouse/client's insert.
+ */
+export async function insertRows(
+  client: ClickHouseClient,
+  table: string,
+  columns: readonly string[],
+  rows: unknown[][],
+  settings: Record<string, number>,
+): Promise<void> {
+  const raw = rawInserters.get(client);
+  if (raw) {
+    const body = Buffer.from(rows.map((r) => JSON.stringify(r)).join('\n'));
+    await raw({ table, values: body, format: 'JSONCompactEachRow', columns, settings });
+    return;
+  }
+  await client.insert({
+    table,
+    values: rows,
+    columns: columns as [string, ...string[]],
+    format: 'JSONCompactEachRow',
+    clickhouse_settings: settings,
+  });
 }
 
 export async function pingClickHouse(client: ClickHouseClient): Promise<void> {

@@ -94,6 +94,11 @@ export const EnvSchema = Type.Object({
   }),
   CDP_HISTORY_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
+  CDP_HISTORY_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 ** 3, default: 64 * 1024 * 1024 }),
+  CDP_HISTORY_MIN_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+  CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
+  CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -187,7 +192,8 @@ export interface Config {
   contactPolicy: ContactPolicyConfig;
   unsubscribe: { secret: string; ttlDays: number; publicUrl: string };
   retries: RetryConfig;
-  history: { flushMs: number; maxRows: number };
+  history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number };
+  analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
 }
 
 /** Builds the typed configuration from an environment. Throws ConfigError naming each bad variable. */
@@ -288,7 +294,17 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       claimLeaseMs: e.CDP_ACTIVATION_CLAIM_LEASE_MS,
       concurrency: e.CDP_ACTIVATION_CONCURRENCY,
     },
-    history: { flushMs: e.CDP_HISTORY_FLUSH_MS, maxRows: e.CDP_HISTORY_MAX_ROWS },
+    history: {
+      flushMs: e.CDP_HISTORY_FLUSH_MS,
+      maxRows: e.CDP_HISTORY_MAX_ROWS,
+      maxBytes: e.CDP_HISTORY_MAX_BYTES,
+      minRows: e.CDP_HISTORY_MIN_ROWS,
+    },
+    analytics: {
+      maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
+      timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,
+      maxRows: e.CDP_ANALYTICS_MAX_ROWS,
+    },
   };
 }
 

@@ -73,6 +73,29 @@ describe('DELETE /v1/profiles/{id}', () => {
     });
     await eventually('two history rows', async () => (await historyCount('erase-me')) === 2);
 
+    // identity links as the sink writes them from cdp.identity (an older row of the anon id
+    // still names the profile merged into this one), and another person's, which stays
+    const link = (id_type: string, id_value: string, profile_id: string, version: number) => ({
+      workspace_id: cfg.keys.workspace,
+      id_type,
+      id_value,
+      profile_id,
+      version,
+      at: Date.now(),
+    });
+    await ch.insert({
+      table: 'identity_links',
+      format: 'JSONEachRow',
+      values: [
+        link('anon', 'anon-erase', 'p-merged-away', 1),
+        link('profile', 'p-merged-away', before.id, 2),
+        link('profile', before.id, before.id, 2),
+        link('user', 'erase-me', before.id, 2),
+        link('anon', 'anon-erase', before.id, 2),
+        link('email', 'e@x.io', before.id, 2),
+        link('user', 'someone-else', 'p-other', 3),
+      ],
+    });
     const del = await fetch(`${running.urls.query}/v1/profiles/${before.id}`, {
       method: 'DELETE',
       headers: admin(),
@@ -87,6 +110,12 @@ describe('DELETE /v1/profiles/{id}', () => {
     expect(await redis.exists(keys.profileTraits(before.id))).toBe(0);
     expect(await redis.zscore(keys.segmentMembers(seg.id), before.id)).toBeNull();
     expect(await historyCount('erase-me')).toBe(0);
+    const links = await ch.query({
+      query: 'SELECT id_value FROM identity_links WHERE workspace_id = {ws:String} ORDER BY id_value',
+      query_params: { ws: cfg.keys.workspace },
+      format: 'JSONEachRow',
+    });
+    expect(await links.json()).toEqual([{ id_value: 'someone-else' }]);
     expect((await fetch(`${running.urls.query}/v1/profiles/${before.id}`, { headers: admin() })).status).toBe(
       404,
     );

@@ -1,0 +1,226 @@
+// The history sink against real Kafka and chDB: events and identity changes become rows,
+// poison messages go to the dead-letter topic with their reason, and a person merged from
+// two anonymous ids and a userId counts once in analytics.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createQueryApp } from '../query/app.ts';
+import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
+import type { Config } from '../runtime/config.ts';
+import { type RunningConsumer, superviseConsumer } from '../runtime/consume.ts';
+import { createKafka, type KafkaClient, type Producer } from '../runtime/kafka/index.ts';
+import type { IdentityChange } from '../schemas/identity-change.ts';
+import { migrate } from '../schemas/migrations.ts';
+import { DLQ_HEADERS, type Topics, topics } from '../schemas/topics.ts';
+import { eventually, testConfig, testLogger } from '../test/harness.ts';
+import { createHistorySink, type HistorySink } from './history-sink.ts';
+import { topicSpecs } from './main.ts';
+
+let cfg: Config;
+let ch: ClickHouseClient;
+let kafka: KafkaClient;
+let producer: Producer;
+let sink: HistorySink;
+let consumer: RunningConsumer;
+let t: Topics;
+let dead: { seen: Array<{ headers: Record<string, string>; value: string }>; stop(): Promise<void> };
+
+beforeAll(async () => {
+  cfg = testConfig({ CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-sink-')), CDP_HISTORY_FLUSH_MS: '300' });
+  const log = testLogger(cfg);
+  ch = await createClickHouse(cfg.clickhouse);
+  await migrate(ch);
+  kafka = createKafka(cfg.kafka, log);
+  producer = kafka.producer();
+  t = topics(cfg.kafka.topicPrefix);
+  const admin = kafka.admin();
+  await admin.ensureTopics(topicSpecs(cfg));
+  sink = createHistorySink({ clickhouse: ch, producer, topics: t, log, ...cfg.history });
+  consumer = superviseConsumer({
+    kafka,
+    admin,
+    topics: topicSpecs(cfg),
+    consumer: {
+      groupId: `${cfg.kafka.topicPrefix}.cdp-history`,
+      topics: [t.events, t.identity],
+      concurrency: 4,
+    },
+    handler: sink.handler,
+    log,
+  });
+  await consumer.started;
+  // the dead-letter topic, read with headers
+  const seen: Array<{ headers: Record<string, string>; value: string }> = [];
+  const dlq = kafka.consumer({ groupId: `${cfg.kafka.topicPrefix}.dlq-reader`, topics: [t.deadLetter] });
+  await dlq.run(async (b) => {
+    for (const m of b.messages) seen.push({ headers: m.headers, value: m.value?.toString() ?? '' });
+  });
+  dead = { seen, stop: () => dlq.disconnect() };
+});
+
+afterAll(async () => {
+  await consumer?.stop();
+  await dead?.stop();
+  await sink?.flush();
+  await producer?.disconnect();
+  await ch?.close();
+});
+
+const ws = () => cfg.keys.workspace;
+const ev = (
+  messageId: string,
+  ids: { userId?: string; anonymousId?: string },
+  event: string,
+  at: string,
+) => ({
+  key: `${ws()}:${ids.userId ?? ids.anonymousId}`,
+  value: JSON.stringify({
+    workspaceId: ws(),
+    type: 'track',
+    messageId,
+    userId: ids.userId ?? null,
+    anonymousId: ids.anonymousId ?? null,
+    event,
+    properties: {},
+    traits: {},
+    context: {},
+    integrations: {},
+    timestamp: at,
+    receivedAt: at,
+  }),
+});
+const change = (c: Omit<IdentityChange, 'workspaceId' | 'messageId' | 'occurredAt'>) => ({
+  key: `${ws()}:${c.profileId}`,
+  value: JSON.stringify({
+    workspaceId: ws(),
+    messageId: `idc-${c.version}`,
+    occurredAt: '2026-05-01T00:00:00Z',
+    ...c,
+  }),
+});
+
+describe('history sink', () => {
+  it('writes identity links, and analytics count a merged person once', async () => {
+    await producer.send(t.events, [
+      ev('s-1', { anonymousId: 'anon-1' }, 'Signed Up', '2026-05-01T10:00:00Z'),
+      ev('s-2', { anonymousId: 'anon-2' }, 'Added To Cart', '2026-05-01T11:00:00Z'),
+      ev('s-3', { userId: 'ada', anonymousId: 'anon-2' }, 'Order Completed', '2026-05-01T12:00:00Z'),
+      ev('s-4', { anonymousId: 'anon-9' }, 'Signed Up', '2026-05-01T10:30:00Z'),
+    ]);
+    // the merge arrives before the older changes it supersedes: the version decides
+    await producer.send(t.identity, [
+      change({
+        profileId: 'p-1',
+        identifiers: ['anon:anon-1', 'anon:anon-2', 'user:ada', 'email:ada@x.io'],
+        mergedProfileIds: ['p-2'],
+        version: 3,
+      }),
+    ]);
+    await producer.send(t.identity, [
+      change({ profileId: 'p-1', identifiers: ['anon:anon-1'], mergedProfileIds: [], version: 1 }),
+      change({ profileId: 'p-2', identifiers: ['anon:anon-2'], mergedProfileIds: [], version: 2 }),
+    ]);
+    const links = await eventually('identity links', async () => {
+      const rs = await ch.query({
+        query: `SELECT id_type, id_value, argMax(profile_id, version) AS pid FROM identity_links
+                WHERE workspace_id = {ws:String} GROUP BY id_type, id_value ORDER BY id_type, id_value`,
+        query_params: { ws: ws() },
+        format: 'JSONEachRow',
+      });
+      const rows = await rs.json<{ id_type: string; id_value: string; pid: string }>();
+      return rows.length === 6 ? rows : undefined;
+    });
+    expect(links).toEqual([
+      { id_type: 'anon', id_value: 'anon-1', pid: 'p-1' },
+      { id_type: 'anon', id_value: 'anon-2', pid: 'p-1' },
+      { id_type: 'email', id_value: 'ada@x.io', pid: 'p-1' },
+      { id_type: 'profile', id_value: 'p-1', pid: 'p-1' },
+      { id_type: 'profile', id_value: 'p-2', pid: 'p-1' },
+      { id_type: 'user', id_value: 'ada', pid: 'p-1' },
+    ]);
+    await eventually('four events', async () => {
+      const rs = await ch.query({
+        query: 'SELECT count() AS n FROM events WHERE workspace_id = {ws:String}',
+        query_params: { ws: ws() },
+        format: 'JSONEachRow',
+      });
+      return Number((await rs.json<{ n: string }>())[0]!.n) === 4;
+    });
+
+    const app = createQueryApp({
+      redis: {} as never,
+      clickhouse: ch,
+      defs: {} as never,
+      writeKeys: {} as never,
+      redisPrefix: cfg.redis.prefix,
+      resolveAdminKey: () => ws(),
+      unsubscribeSecret: 'unused-in-this-suite',
+      log: testLogger(cfg),
+    });
+    const res = await app.request('/v1/analytics/funnel', {
+      method: 'POST',
+      headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        steps: [{ event: 'Signed Up' }, { event: 'Added To Cart' }, { event: 'Order Completed' }],
+        window: '1d',
+        from: '2026-05-01',
+        to: '2026-05-02',
+      }),
+    });
+    expect(res.status).toBe(200);
+    // anon-1, anon-2 and ada are one person who did all three steps; anon-9 signed up only
+    expect(((await res.json()) as { steps: Array<{ count: number }> }).steps.map((s) => s.count)).toEqual([
+      2, 1, 1,
+    ]);
+  });
+
+  it('dead-letters poison messages with the reason and keeps going', async () => {
+    await producer.send(t.events, [
+      { key: 'x', value: 'not json' },
+      ev('late-1', { anonymousId: 'anon-late' }, 'Too Late', '2400-01-01T00:00:00Z'),
+      ev('ok-1', { anonymousId: 'anon-ok' }, 'Fine', '2026-05-02T00:00:00Z'),
+    ]);
+    await producer.send(t.identity, [{ key: 'y', value: JSON.stringify({ workspaceId: ws() }) }]);
+    await eventually('three dead letters', () => dead.seen.length >= 3);
+    const reasons = dead.seen
+      .map((d) => `${d.headers[DLQ_HEADERS.stage]}: ${d.headers[DLQ_HEADERS.reason]}`)
+      .sort();
+    expect(reasons).toEqual([
+      expect.stringMatching(/^history\.identity: invalid identity change at \/profileId/),
+      expect.stringMatching(/^history\.parse: invalid JSON/),
+      'history.row: timestamp outside 1900-2299',
+    ]);
+    for (const d of dead.seen) expect(d.headers[DLQ_HEADERS.source]).toMatch(/cdp\.(events|identity)$/);
+    await eventually('the good event after the poison', async () => {
+      const rs = await ch.query({
+        query: "SELECT count() AS n FROM events WHERE workspace_id = {ws:String} AND message_id = 'ok-1'",
+        query_params: { ws: ws() },
+        format: 'JSONEachRow',
+      });
+      return Number((await rs.json<{ n: string }>())[0]!.n) === 1;
+    });
+    expect(sink.stats.deadLettered).toBe(3);
+  });
+
+  it('never inserts one row at a time: a trickle waits for the timer', async () => {
+    const before = sink.stats.inserts.events;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        producer.send(t.events, [
+          ev(`trickle-${i}`, { anonymousId: `anon-t${i}` }, 'Tick', '2026-05-03T00:00:00Z'),
+        ]),
+      ),
+    );
+    await eventually('20 trickled rows', async () => {
+      const rs = await ch.query({
+        query: "SELECT count() AS n FROM events WHERE workspace_id = {ws:String} AND event = 'Tick'",
+        query_params: { ws: ws() },
+        format: 'JSONEachRow',
+      });
+      return Number((await rs.json<{ n: string }>())[0]!.n) === 20;
+    });
+    // 20 messages in 20 produce requests, a 300 ms flush timer: a few inserts, not 20
+    expect(sink.stats.inserts.events - before).toBeLessThanOrEqual(5);
+  });
+});

@@ -1,0 +1,106 @@
+// Batches rows for one ClickHouse table: an insert happens when the buffer holds
+// `maxRows` rows or `maxBytes` bytes, when `flushMs` passed since its first row, or early
+// when every handler that could add rows is already waiting on it and it holds at least
+// `minRows` (under load a fetch's worth of rows goes in at once instead of waiting out the
+// timer; a trickle still waits, so a quiet topic never gets one insert per event).
+// Inserts of one table run one after another. `add` resolves once the insert holding the
+// rows succeeded, so a caller commits its offsets only after the effect.
+
+export interface BatcherOptions<Row> {
+  table: string;
+  insert(rows: Row[]): Promise<void>;
+  flushMs: number;
+  maxRows: number;
+  maxBytes: number;
+  minRows: number;
+  /** True when no other caller can add rows before this buffer is flushed. */
+  idle(): boolean;
+  onInserted?(rows: number, ms: number): void;
+  onFailed?(rows: number, err: unknown): void;
+}
+
+interface Pending<Row> {
+  rows: Row[];
+  bytes: number;
+  waiting: number;
+  done: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+  timer?: NodeJS.Timeout;
+}
+
+export interface InsertBatcher<Row> {
+  /** Adds rows (with their approximate size) and resolves once they are inserted. */
+  add(rows: Row[], bytes: number): Promise<void>;
+  /** Callers waiting on the open buffer. */
+  waiting(): number;
+  /** Flushes early if everyone is waiting and enough rows are buffered. */
+  poke(): void;
+  flush(): Promise<void>;
+}
+
+export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<Row> {
+  let pending: Pending<Row> | undefined;
+  let inserting: Promise<void> = Promise.resolve();
+
+  const open = (): Pending<Row> => {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    done.catch(() => {});
+    const p: Pending<Row> = { rows: [], bytes: 0, waiting: 0, done, resolve, reject };
+    p.timer = setTimeout(() => void flushPending(p), o.flushMs);
+    return p;
+  };
+
+  const flushPending = (p: Pending<Row>): Promise<void> => {
+    if (pending === p) pending = undefined;
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = undefined;
+    inserting = inserting.then(async () => {
+      if (p.rows.length === 0) return p.resolve();
+      const t0 = performance.now();
+      try {
+        await o.insert(p.rows);
+        o.onInserted?.(p.rows.length, performance.now() - t0);
+        p.resolve();
+      } catch (err) {
+        o.onFailed?.(p.rows.length, err);
+        p.reject(err);
+      }
+    });
+    return p.done;
+  };
+
+  const poke = () => {
+    const p = pending;
+    if (p && p.rows.length >= o.minRows && o.idle()) void flushPending(p);
+  };
+
+  return {
+    async add(rows, bytes) {
+      if (rows.length === 0) return;
+      pending ??= open();
+      const p = pending;
+      for (const r of rows) p.rows.push(r);
+      p.bytes += bytes;
+      p.waiting++;
+      if (p.rows.length >= o.maxRows || p.bytes >= o.maxBytes) void flushPending(p);
+      else poke();
+      try {
+        await p.done;
+      } finally {
+        p.waiting--;
+      }
+    },
+    waiting: () => pending?.waiting ?? 0,
+    poke,
+    async flush() {
+      if (pending) await flushPending(pending).catch(() => {});
+      await inserting;
+    },
+  };
+}

@@ -1,0 +1,161 @@
+// `cdp migrate` twice is a no-op the second time, and the BI views answer deduplicated,
+// person-stitched rows on chDB (the same DDL a ClickHouse server runs).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateAll } from '../cli/services.ts';
+import { toHistoryRow } from '../processor/to-history-row.ts';
+import { toIdentityRows } from '../processor/to-identity-rows.ts';
+import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
+import type { Config } from '../runtime/config.ts';
+import { testConfig, testLogger } from '../test/harness.ts';
+import type { NormalizedEvent } from './event.ts';
+
+let cfg: Config;
+let ch: ClickHouseClient;
+
+const rows = async <T>(query: string, params: Record<string, unknown> = {}) =>
+  (
+    await ch.query({ query, query_params: { ws: cfg.keys.workspace, ...params }, format: 'JSONEachRow' })
+  ).json<T>();
+
+beforeAll(async () => {
+  cfg = testConfig();
+  await migrateAll(cfg, testLogger(cfg));
+  await migrateAll(cfg, testLogger(cfg));
+  ch = await createClickHouse(cfg.clickhouse);
+});
+afterAll(async () => {
+  await ch?.close();
+});
+
+const event = (messageId: string, ids: Partial<NormalizedEvent>, extra: Partial<NormalizedEvent> = {}) =>
+  toHistoryRow({
+    workspaceId: cfg.keys.workspace,
+    type: 'track',
+    messageId,
+    userId: null,
+    anonymousId: null,
+    event: 'Viewed',
+    properties: {},
+    traits: {},
+    context: {},
+    integrations: {},
+    timestamp: '2026-04-01T10:00:00.000Z',
+    receivedAt: '2026-04-01T10:00:00.000Z',
+    ...ids,
+    ...extra,
+  });
+
+describe('migrations and BI views', () => {
+  it('applies each migration once however often it runs', async () => {
+    const applied = await rows<{ version: number; n: string }>(
+      'SELECT version, count() AS n FROM schema_migrations GROUP BY version ORDER BY version',
+    );
+    expect(applied.map((r) => Number(r.version))).toEqual([1, 2, 3]);
+    expect(applied.every((r) => Number(r.n) === 1)).toBe(true);
+    const views = await rows<{ name: string }>(
+      "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'bi\\_%' ORDER BY name",
+    );
+    expect(views.map((v) => v.name)).toEqual([
+      'bi_conversions',
+      'bi_events',
+      'bi_identities',
+      'bi_segment_members',
+      'bi_segment_membership',
+      'bi_touchpoints',
+    ]);
+  });
+
+  it('serves deduplicated events with the stitched person, touchpoints, conversions and members', async () => {
+    const campaign = { context: { campaign: { name: 'spring', source: 'google' } } };
+    const all = [
+      event('e1', { anonymousId: 'anon-1' }, campaign),
+      event('e2', { userId: 'ada' }, { event: 'Order Completed', properties: { revenue: 12.5 } }),
+      event('e3', { anonymousId: 'anon-stranger' }),
+    ];
+    await ch.insert({ table: 'events', values: all, format: 'JSONEachRow' });
+    await ch.insert({ table: 'events', values: all.slice(0, 2), format: 'JSONEachRow' }); // a replay
+    await ch.insert({
+      table: 'identity_links',
+      format: 'JSONEachRow',
+      values: toIdentityRows(
+        {
+          workspaceId: cfg.keys.workspace,
+          profileId: 'p-ada',
+          identifiers: ['anon:anon-1', 'user:ada'],
+          mergedProfileIds: [],
+          version: 1,
+          messageId: 'x',
+          occurredAt: '2026-04-01T00:00:00Z',
+        },
+        Date.now(),
+      ),
+    });
+    await ch.insert({
+      table: 'segment_membership_history',
+      format: 'JSONEachRow',
+      values: [
+        {
+          workspace_id: cfg.keys.workspace,
+          segment_id: 's',
+          segment_version: 1,
+          profile_id: 'p-ada',
+          type: 'entered',
+          epoch: 1,
+          message_id: 'a',
+          at: Date.now(),
+        },
+        {
+          workspace_id: cfg.keys.workspace,
+          segment_id: 's',
+          segment_version: 1,
+          profile_id: 'p-bob',
+          type: 'entered',
+          epoch: 1,
+          message_id: 'b',
+          at: Date.now(),
+        },
+        {
+          workspace_id: cfg.keys.workspace,
+          segment_id: 's',
+          segment_version: 1,
+          profile_id: 'p-bob',
+          type: 'exited',
+          epoch: 2,
+          message_id: 'c',
+          at: Date.now(),
+        },
+        {
+          workspace_id: cfg.keys.workspace,
+          segment_id: 's',
+          segment_version: 1,
+          profile_id: 'p-bob',
+          type: 'exited',
+          epoch: 2,
+          message_id: 'c',
+          at: Date.now(),
+        },
+      ],
+    });
+    expect(
+      await rows(
+        'SELECT message_id, person_id FROM bi_events WHERE workspace_id = {ws:String} ORDER BY message_id',
+      ),
+    ).toEqual([
+      { message_id: 'e1', person_id: 'p-ada' },
+      { message_id: 'e2', person_id: 'p-ada' },
+      { message_id: 'e3', person_id: 'a:anon-stranger' },
+    ]);
+    expect(
+      await rows('SELECT message_id, campaign_name FROM bi_touchpoints WHERE workspace_id = {ws:String}'),
+    ).toEqual([{ message_id: 'e1', campaign_name: 'spring' }]);
+    expect(
+      await rows('SELECT message_id, revenue FROM bi_conversions WHERE workspace_id = {ws:String}'),
+    ).toEqual([{ message_id: 'e2', revenue: 12.5 }]);
+    expect(
+      await rows('SELECT toUInt32(count()) AS n FROM bi_segment_membership WHERE workspace_id = {ws:String}'),
+    ).toEqual([{ n: 3 }]);
+    expect(await rows('SELECT profile_id FROM bi_segment_members WHERE workspace_id = {ws:String}')).toEqual([
+      { profile_id: 'p-ada' },
+    ]);
+  });
+});
