@@ -10,6 +10,7 @@
 // and one send. A last measurement checks timers: profiles that must leave a 3 s window
 // without any new event, and how late after their deadline the exit is seen.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,9 +125,15 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
 
     for (const rate of rates) {
       ctx.progress(`e2e: ${rate.toLocaleString('en-US')} events/s for ${seconds} s`);
-      measurements.push(
-        await fixedRate(ingest, seen, `${ctx.nonce}-r${rate}`, rate, seconds * 1000, `${rate}/s`),
-      );
+      // footprint: the services process's resident memory, sampled while it works
+      let rss = 0;
+      const sampler = setInterval(() => {
+        rss = Math.max(rss, rssMb(services.pid));
+      }, 250);
+      const m = await fixedRate(ingest, seen, `${ctx.nonce}-r${rate}`, rate, seconds * 1000, `${rate}/s`);
+      clearInterval(sampler);
+      m.details = { ...m.details, rssMb: Math.max(rss, rssMb(services.pid)) };
+      measurements.push(m);
     }
     ctx.progress(`e2e: saturation for ${saturationSeconds} s`);
     measurements.push(await saturate(ingest, seen, `${ctx.nonce}-sat`, saturationSeconds * 1000));
@@ -202,6 +209,8 @@ export function e2eFigures(ms: readonly Measurement[]): Figure[] {
     out.push({ scenario: NAME, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50 ?? NaN] });
     out.push({ scenario: NAME, figure: `event→webhook p99 ${at}`, unit: 'ms', runs: [d.webhookP99 ?? NaN] });
     out.push({ scenario: NAME, figure: `changes missing ${at}`, unit: 'count', runs: [d.missing ?? NaN] });
+    if (d.rssMb !== undefined)
+      out.push({ scenario: NAME, figure: `RSS of the services process ${at}`, unit: 'MB', runs: [d.rssMb] });
   }
   return out;
 }
@@ -473,3 +482,14 @@ async function timerExits(ingest: string, seen: Seen, prefix: string, count: num
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resident set size of a process (Linux /proc), MB; 0 when unknown. */
+function rssMb(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
