@@ -49,7 +49,7 @@ export function e2eRates(mode: 'quick' | 'full'): {
   saturationSeconds: number;
 } {
   return mode === 'quick'
-    ? { rates: [100, 1000], seconds: 3, saturationSeconds: 3 }
+    ? { rates: [100, 1000], seconds: 2, saturationSeconds: 2 }
     : { rates: [100, 1000, 10_000], seconds: 10, saturationSeconds: 8 };
 }
 

@@ -4,7 +4,7 @@
 //                       batches (as the consumer hands them over), batched inserts into chDB
 //   history/queries     latency of a 3-step funnel and of attribution with all five models
 //                       over the stitched, deduplicated history the sink wrote (1M events in
-//                       full mode, 100k in quick mode), through the query API's handler
+//                       full mode, 50k in quick mode), through the query API's handler
 // The history is the analytics tests' generator (test/analytics-dataset.ts): persons with
 // merged identities, whose identity changes go through the sink too.
 import { mkdirSync } from 'node:fs';
@@ -64,7 +64,7 @@ function toMessages(values: string[], topic: string): Batch[][] {
 
 export async function historyScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const quick = ctx.settings.mode === 'quick';
-  const events = quick ? 100_000 : 1_000_000;
+  const events = quick ? 50_000 : 1_000_000;
   const queryRepeats = quick ? 3 : 7;
   const dir = join(ctx.dataDir, 'chdb-history');
   mkdirSync(dir, { recursive: true });
