@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 // The ingest edge: Segment's HTTP Tracking API. A 200 is sent only after Kafka
 // acknowledged every event of the request (acks=all); if Kafka cannot take them within
 // the produce timeout the answer is 503 with Retry-After, never a 200.
@@ -91,7 +92,9 @@ export function createIngestApp(deps: IngestDeps): Hono {
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));
     if (!kind) throw new IngestError(400, `unknown call "${c.req.param('type')}"`);
-    const body = await readJsonBody(c.req.raw);
+    // under @hono/node-server the Node request is at hand: read it without a web Request
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const body = await readJsonBody(incoming && !incoming.readableEnded ? incoming : c.req.raw);
     if (body === null || typeof body !== 'object' || Array.isArray(body))
       throw new IngestError(400, 'body must be a JSON object');
     const b = body as Record<string, unknown>;
