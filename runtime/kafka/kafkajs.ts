@@ -242,18 +242,30 @@ function kafkajsAdmin(kafka: Kafka): Admin {
   return {
     async ensureTopics(topics) {
       await connect();
-      const existing = new Set(await admin.listTopics());
-      const missing = topics.filter((t) => !existing.has(t.topic));
-      if (missing.length === 0) return;
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: t.topic,
-          numPartitions: t.partitions,
-          replicationFactor: -1,
-          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
-        })),
-      });
+      // Waiting for the new topics' leaders, kafkajs sometimes gives up on a retriable
+      // metadata error ("This server does not host this topic-partition") a moment before
+      // the broker has them. Listing and creating again is idempotent: retry a few times.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const existing = new Set(await admin.listTopics());
+          const missing = topics.filter((t) => !existing.has(t.topic));
+          if (missing.length === 0) return;
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((t) => ({
+              topic: t.topic,
+              numPartitions: t.partitions,
+              replicationFactor: -1,
+              configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+            })),
+          });
+          return;
+        } catch (err) {
+          // any error: the wrapped ones (retries exceeded) do not say they were retriable
+          if (attempt >= 5) throw err;
+          await realSleep(300 * attempt);
+        }
+      }
     },
     async ping() {
       await connect();
