@@ -4,6 +4,7 @@
 // change's version, so the latest row per identifier wins whatever order they arrive in.
 import type { IncomingMessage } from '../runtime/kafka/index.ts';
 import { type IdentityChange, identityChangeCheck, splitIdentifier } from '../schemas/identity-change.ts';
+import { parseMessage } from './parse-event.ts';
 
 export interface IdentityLinkRow {
   workspace_id: string;
@@ -28,17 +29,9 @@ export const LINKED_KINDS = new Set(['user', 'anon', 'email']);
 export type ParsedIdentity = { ok: true; rows: IdentityLinkRow[] } | { ok: false; reason: string };
 
 export function parseIdentityChange(m: IncomingMessage): ParsedIdentity {
-  if (!m.value || m.value.length === 0) return { ok: false, reason: 'empty message' };
-  let v: unknown;
-  try {
-    v = JSON.parse(m.value.toString('utf8'));
-  } catch (err) {
-    return { ok: false, reason: `invalid JSON: ${(err as Error).message}` };
-  }
-  if (!identityChangeCheck.Check(v)) {
-    const e = identityChangeCheck.Errors(v).First();
-    return { ok: false, reason: `invalid identity change at ${e?.path || '/'}: ${e?.message ?? 'invalid'}` };
-  }
+  const p = parseMessage(m, identityChangeCheck, 'identity change');
+  if (!p.ok) return p;
+  const v = p.value;
   if (!v.workspaceId || !v.profileId)
     return { ok: false, reason: 'identity change without workspace or profile' };
   const at = Date.parse(v.occurredAt);

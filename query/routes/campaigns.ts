@@ -128,6 +128,30 @@ export function campaignRoutes(deps: {
   app.get('/', async (c) => c.json({ campaigns: await deps.defs.list('campaigns', c.get('workspaceId')) }));
   app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
 
+  /** Stores a new version of a campaign and audits the change. */
+  const saveVersion = async (
+    c: Context<QueryEnv>,
+    ws: string,
+    before: CampaignDefinition,
+    after: CampaignDefinition,
+  ) => {
+    await deps.defs.put('campaigns', after);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'update',
+        entityType: 'campaign',
+        entityId: after.id,
+        before,
+        after,
+      },
+      deps.now(),
+    );
+    return after;
+  };
+
   app.put('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
@@ -143,21 +167,7 @@ export function campaignRoutes(deps: {
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    await deps.defs.put('campaigns', after);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'update',
-        entityType: 'campaign',
-        entityId: after.id,
-        before,
-        after,
-      },
-      deps.now(),
-    );
-    return c.json(after);
+    return c.json(await saveVersion(c, ws, before, after));
   });
 
   const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
@@ -170,21 +180,7 @@ export function campaignRoutes(deps: {
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    await deps.defs.put('campaigns', after);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'update',
-        entityType: 'campaign',
-        entityId: after.id,
-        before,
-        after,
-      },
-      deps.now(),
-    );
-    return c.json(after);
+    return c.json(await saveVersion(c, ws, before, after));
   };
   app.post('/:id/pause', setStatus('paused'));
   app.post('/:id/resume', setStatus('active'));
