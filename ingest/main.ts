@@ -11,7 +11,7 @@ import { RateLimiter } from './rate-limit.ts';
 
 export async function startIngest(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const kafka = clients.kafka();
-  const producer = kafka.producer({ lingerMs: 2 });
+  const producer = kafka.producer({ lingerMs: cfg.ingest.lingerMs });
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
   const writeKeys = watchWriteKeys({

@@ -29,11 +29,12 @@ export interface NormalizeContext {
   label?: string;
 }
 
+function fail(msg: string): never {
+  throw new IngestError(400, msg);
+}
+
 export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedEvent {
   const at = ctx.label ? `${ctx.label}.` : '';
-  const fail = (msg: string): never => {
-    throw new IngestError(400, msg);
-  };
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     fail(`${ctx.label ?? 'event'}: must be a JSON object`);
   const shape = checkShape(raw as object);
@@ -41,15 +42,8 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   // The batch-level context and integrations are merged into every event of a batch, so
   // they get the same bounds (and `__proto__` removal) as the event itself; without this a
   // deeply nested batch context overflowed the stack in JSON.stringify (a 500).
-  for (const [name, obj] of [
-    ['context', ctx.batchContext],
-    ['integrations', ctx.batchIntegrations],
-  ] as const) {
-    if (!obj || shapeChecked.has(obj)) continue;
-    const problem = checkShape(obj);
-    if (problem) fail(`${name}: ${problem.replace(/^event: /, '')}`);
-    shapeChecked.add(obj); // checked once per batch, not once per event
-  }
+  checkBatchObject('context', ctx.batchContext);
+  checkBatchObject('integrations', ctx.batchIntegrations);
   if (!incomingEventCheck.Check(raw)) {
     const e = incomingEventCheck.Errors(raw).First();
     fail(
@@ -75,9 +69,9 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   if (type === 'group' && !cleanId(ev.groupId)) fail(`${at}groupId: required for group`);
 
   const receivedAt = ctx.receivedAt;
-  const timestamp = parseTime(ev.timestamp, `${at}timestamp`, fail);
-  const sentAt = parseTime(ev.sentAt, `${at}sentAt`, fail);
-  const original = parseTime(ev.originalTimestamp, `${at}originalTimestamp`, fail);
+  const timestamp = parseTime(ev.timestamp, at, 'timestamp');
+  const sentAt = parseTime(ev.sentAt, at, 'sentAt');
+  const original = parseTime(ev.originalTimestamp, at, 'originalTimestamp');
   // Correct the client's clock skew the way Segment does when no explicit timestamp is
   // given: the event happened (sentAt - originalTimestamp) before we received it.
   const when =
@@ -89,7 +83,9 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   // outside the Date range; toISOString() would then throw a RangeError (a 500).
   if (Number.isNaN(when.getTime())) fail(`${at}sentAt: too far from originalTimestamp`);
 
-  const context: Record<string, unknown> = { ...(ctx.batchContext ?? {}), ...(ev.context ?? {}) };
+  const context: Record<string, unknown> = ctx.batchContext
+    ? { ...ctx.batchContext, ...(ev.context ?? {}) }
+    : { ...(ev.context ?? {}) };
   if (context.ip === undefined && ctx.ip) context.ip = ctx.ip;
 
   const out: NormalizedEvent = {
@@ -101,9 +97,11 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
     properties: ev.properties ?? {},
     traits: ev.traits ?? {},
     context,
-    integrations: { ...(ctx.batchIntegrations ?? {}), ...(ev.integrations ?? {}) },
-    timestamp: when.toISOString(),
-    receivedAt: receivedAt.toISOString(),
+    integrations: ctx.batchIntegrations
+      ? { ...ctx.batchIntegrations, ...(ev.integrations ?? {}) }
+      : { ...(ev.integrations ?? {}) },
+    timestamp: when === receivedAt ? isoOf(receivedAt) : when.toISOString(),
+    receivedAt: isoOf(receivedAt),
   };
   if (ev.event) out.event = ev.event;
   if (typeof ev.name === 'string') out.name = ev.name;
@@ -130,18 +128,64 @@ function cleanId(v: unknown): string | undefined {
   return isJunkId(s) ? undefined : s;
 }
 
-function parseTime(v: unknown, field: string, fail: (m: string) => never): Date | undefined {
+function parseTime(v: unknown, at: string, field: string): Date | undefined {
   if (v === null || v === undefined || v === '') return undefined;
   const d = new Date(String(v));
-  if (Number.isNaN(d.getTime())) fail(`${field}: not an ISO 8601 date`);
+  if (Number.isNaN(d.getTime())) fail(`${at}${field}: not an ISO 8601 date`);
   return d;
+}
+
+/** Every event of a request shares one receivedAt: format it once, not once per event. */
+let lastIso: { date: Date; iso: string } | undefined;
+function isoOf(d: Date): string {
+  if (lastIso?.date !== d) lastIso = { date: d, iso: d.toISOString() };
+  return lastIso.iso;
+}
+
+function checkBatchObject(name: string, obj: Record<string, unknown> | undefined): void {
+  if (!obj || shapeChecked.has(obj)) return;
+  const problem = checkShape(obj);
+  if (problem) fail(`${name}: ${problem.replace(/^event: /, '')}`);
+  shapeChecked.add(obj); // checked once per batch, not once per event
 }
 
 /**
  * Bounds nesting depth and key count, and drops `__proto__` keys so no later merge can
  * reach an object's prototype. Returns a problem description, or undefined.
+ * A fast walk without paths answers for valid input; only a failing one is walked again
+ * to name where the problem is.
  */
 function checkShape(root: object): string | undefined {
+  const budget = { keys: 0 };
+  if (walk(root, 0, budget)) return undefined;
+  return describeShapeProblem(root);
+}
+
+/** True when the tree is within bounds (counting keys into `budget`). */
+function walk(node: unknown, depth: number, budget: { keys: number }): boolean {
+  if (node === null || typeof node !== 'object') return true;
+  if (depth > MAX_DEPTH) return false;
+  if (Array.isArray(node)) {
+    budget.keys += node.length;
+    if (budget.keys > MAX_KEYS) return false;
+    for (let i = 0; i < node.length; i++) if (!walk(node[i], depth + 1, budget)) return false;
+    return true;
+  }
+  const obj = node as Record<string, unknown>;
+  for (const k in obj) {
+    if (k === '__proto__') {
+      delete obj[k];
+      continue;
+    }
+    if (++budget.keys > MAX_KEYS) return false;
+    const v = obj[k];
+    if (v !== null && typeof v === 'object' && !walk(v, depth + 1, budget)) return false;
+  }
+  return true;
+}
+
+/** The slow walk, with paths, for a tree the fast walk refused. */
+function describeShapeProblem(root: object): string | undefined {
   let keys = 0;
   const stack: Array<[unknown, number, string]> = [[root, 0, '']];
   while (stack.length > 0) {
@@ -153,10 +197,6 @@ function checkShape(root: object): string | undefined {
       for (let i = 0; i < node.length; i++) stack.push([node[i], depth + 1, `${path}[${i}]`]);
     } else {
       for (const k of Object.keys(node)) {
-        if (k === '__proto__') {
-          delete (node as Record<string, unknown>)[k];
-          continue;
-        }
         keys++;
         stack.push([(node as Record<string, unknown>)[k], depth + 1, path ? `${path}.${k}` : k]);
       }

@@ -47,6 +47,7 @@ export const EnvSchema = Type.Object({
   CDP_INGEST_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_INGEST_PORT: Port(8080),
   CDP_INGEST_PRODUCE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
+  CDP_INGEST_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
   CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 100_000 }),
   CDP_INGEST_RATE_BURST: Type.Optional(Type.Integer({ minimum: 1 })),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
@@ -179,7 +180,14 @@ export interface Config {
   redis: RedisConfig;
   clickhouse: ClickHouseConfig;
   keys: Keys;
-  ingest: { host: string; port: number; produceTimeoutMs: number; rateLimit: number; rateBurst: number };
+  ingest: {
+    host: string;
+    port: number;
+    produceTimeoutMs: number;
+    lingerMs: number;
+    rateLimit: number;
+    rateBurst: number;
+  };
   query: { host: string; port: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: {
@@ -241,6 +249,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       host: e.CDP_INGEST_HOST,
       port: e.CDP_INGEST_PORT,
       produceTimeoutMs: e.CDP_INGEST_PRODUCE_TIMEOUT_MS,
+      lingerMs: e.CDP_INGEST_LINGER_MS,
       rateLimit: e.CDP_INGEST_RATE_LIMIT,
       rateBurst: e.CDP_INGEST_RATE_BURST ?? Math.max(1000, 2 * e.CDP_INGEST_RATE_LIMIT),
     },
