@@ -1,17 +1,22 @@
 // The history sink: its own consumer group on cdp.events and cdp.identity, inserting into
 // ClickHouse `events` and `identity_links` in batches bounded by rows, bytes and time,
-// never one insert per event. A batch handler resolves only after the inserts holding its
+// never one insert per event. Events go in as the bytes they are on Kafka: ClickHouse
+// parses them and derives the typed columns (events_intake, migration 005), so the common
+// path costs JS one Buffer.concat per insert. When ClickHouse refuses an insert, the batch
+// is checked event by event (clear reasons from our own checks), and what ClickHouse still
+// refuses is isolated by bisection, so one poison event never blocks a partition. A batch handler resolves only after the inserts holding its
 // rows succeeded, so offsets are committed after the effect. A replay (crash before the
 // commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so
 // nothing is counted twice. Messages that cannot become a row go to the dead-letter topic.
-import { type ClickHouseClient, insertRows } from '../runtime/clickhouse.ts';
+import { type ClickHouseClient, insertFormatted, insertRows, pingClickHouse } from '../runtime/clickhouse.ts';
+import { errorMessage, realSleep } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
 import { parseEvent } from './parse-event.ts';
-import { checkHistoryRow, HISTORY_COLUMNS, type HistoryRow, toHistoryRow } from './to-history-row.ts';
+import { checkHistoryRow, toHistoryRow } from './to-history-row.ts';
 import { IDENTITY_LINK_COLUMNS, type IdentityLinkRow, parseIdentityChange } from './to-identity-rows.ts';
 
 export interface HistorySinkDeps {
@@ -43,6 +48,15 @@ export interface HistorySink {
 // optimize_on_insert=0: don't collapse duplicates inside each insert block (measured ~30% of
 // an insert's time on chDB); merges collapse them later and every query dedupes anyway.
 const INSERT_SETTINGS = { async_insert: 0, max_execution_time: 0, optimize_on_insert: 0 } as const;
+// Event envelopes as JSONEachRow: nested objects (properties, context…) kept as their JSON
+// text; a batch of a few MB is parsed by more than one thread (the default chunk is 10 MB).
+const INTAKE_SETTINGS = {
+  ...INSERT_SETTINGS,
+  input_format_json_read_objects_as_strings: 1,
+  input_format_skip_unknown_fields: 1,
+  min_chunk_bytes_for_parallel_parsing: 1024 * 1024,
+} as const;
+const NEWLINE = Buffer.from('\n');
 
 export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const stats: SinkStats = {
@@ -54,7 +68,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const idle = (): boolean => events.waiting() + links.waiting() >= active;
   const batcher = <Row extends object>(
     table: 'events' | 'identity_links',
-    columns: readonly (keyof Row & string)[],
+    insert: (rows: Row[]) => Promise<number | void>,
   ): InsertBatcher<Row> =>
     createInsertBatcher<Row>({
       table,
@@ -63,10 +77,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       maxBytes: deps.maxBytes,
       minRows: deps.minRows,
       idle,
-      insert: async (values) => {
-        const rows = values.map((r) => columns.map((c) => r[c]));
-        await insertRows(deps.clickhouse, table, columns, rows, INSERT_SETTINGS);
-      },
+      insert,
       onInserted: (rows, ms) => {
         stats.inserts[table]++;
         stats.rows[table] += rows;
@@ -76,8 +87,76 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       onFailed: (rows, err) =>
         deps.log.warn({ table, rows, err: (err as Error).message }, 'history_insert_failed'),
     });
-  const events = batcher<HistoryRow>('events', HISTORY_COLUMNS);
-  const links = batcher<IdentityLinkRow>('identity_links', IDENTITY_LINK_COLUMNS);
+  const insertIntake = (msgs: IncomingMessage[]) => {
+    const parts: Buffer[] = [];
+    for (const m of msgs) parts.push(m.value!, NEWLINE);
+    return insertFormatted(
+      deps.clickhouse,
+      'events_intake',
+      Buffer.concat(parts),
+      'JSONEachRow',
+      INTAKE_SETTINGS,
+    );
+  };
+
+  /** Inserts what ClickHouse takes; dead-letters the events it refuses. Answers how many went in. */
+  const insertEvents = async (msgs: IncomingMessage[]): Promise<number> => {
+    try {
+      await insertIntake(msgs);
+      return msgs.length;
+    } catch (err) {
+      // ClickHouse unreachable: the whole batch fails and is retried, nothing is set aside
+      await pingClickHouse(deps.clickhouse).catch(() => {
+        throw err;
+      });
+      const good: IncomingMessage[] = [];
+      const dead: OutgoingMessage[] = [];
+      for (const m of msgs) {
+        const problem = whyNotStorable(m);
+        if (problem) dead.push(deadLetter(m, problem, 'history.row'));
+        else good.push(m);
+      }
+      await sendDead(dead);
+      return isolate(good, errorMessage(err));
+    }
+  };
+
+  /** Bisects a refused batch down to the events ClickHouse will not store. */
+  const isolate = async (msgs: IncomingMessage[], lastError: string): Promise<number> => {
+    if (msgs.length === 0) return 0;
+    try {
+      await insertIntake(msgs);
+      return msgs.length;
+    } catch (err) {
+      await pingClickHouse(deps.clickhouse).catch(() => {
+        throw err;
+      });
+      if (msgs.length > 1) {
+        const mid = msgs.length >> 1;
+        return (
+          (await isolate(msgs.slice(0, mid), errorMessage(err))) +
+          (await isolate(msgs.slice(mid), errorMessage(err)))
+        );
+      }
+      // one event, refused twice with ClickHouse up: it is the event, not the moment
+      await realSleep(50);
+      try {
+        await insertIntake(msgs);
+        return 1;
+      } catch (again) {
+        const reason = `ClickHouse refused it: ${errorMessage(again).slice(0, 300)}`;
+        await sendDead([deadLetter(msgs[0]!, reason || lastError, 'history.insert')]);
+        return 0;
+      }
+    }
+  };
+
+  const events = batcher<IncomingMessage>('events', insertEvents);
+  const links = batcher<IdentityLinkRow>('identity_links', async (values) => {
+    const rows = values.map((r) => IDENTITY_LINK_COLUMNS.map((c) => r[c]));
+    await insertRows(deps.clickhouse, 'identity_links', IDENTITY_LINK_COLUMNS, rows, INSERT_SETTINGS);
+    return undefined;
+  });
 
   const deadLetter = (m: IncomingMessage, reason: string, stage: string): OutgoingMessage => ({
     key: m.key ?? '',
@@ -110,19 +189,16 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         await links.add(rows, bytes);
         return;
       }
-      const rows: HistoryRow[] = [];
+      // checked here only as far as costs nothing; ClickHouse checks the rest (see insertEvents)
+      const rows: IncomingMessage[] = [];
       for (const m of batch.messages) {
-        const p = parseEvent(m);
-        if (!p.ok) {
-          dead.push(deadLetter(m, p.reason, 'history.parse'));
-          continue;
-        }
-        const row = toHistoryRow(p.event);
-        const problem = checkHistoryRow(row);
-        if (problem) dead.push(deadLetter(m, problem, 'history.row'));
+        const v = m.value;
+        if (!v || v.length === 0) dead.push(deadLetter(m, 'empty message', 'history.parse'));
+        else if (v[0] !== 0x7b /* { */)
+          dead.push(deadLetter(m, 'invalid JSON: not an object', 'history.parse'));
         else {
-          rows.push(row);
-          bytes += m.value?.length ?? 0;
+          rows.push(m);
+          bytes += v.length;
         }
       }
       await sendDead(dead);
@@ -152,4 +228,11 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       await Promise.all([events.flush(), links.flush()]);
     },
   };
+}
+
+/** Why an event cannot be stored (our own checks, with clear reasons), or undefined. */
+function whyNotStorable(m: IncomingMessage): string | undefined {
+  const p = parseEvent(m);
+  if (!p.ok) return p.reason;
+  return checkHistoryRow(toHistoryRow(p.event));
 }

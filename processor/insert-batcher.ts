@@ -8,7 +8,8 @@
 
 export interface BatcherOptions<Row> {
   table: string;
-  insert(rows: Row[]): Promise<void>;
+  /** Inserts the rows; may answer how many were stored when some were set aside. */
+  insert(rows: Row[]): Promise<number | void>;
   flushMs: number;
   maxRows: number;
   maxBytes: number;
@@ -64,8 +65,8 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
       if (p.rows.length === 0) return p.resolve();
       const t0 = performance.now();
       try {
-        await o.insert(p.rows);
-        o.onInserted?.(p.rows.length, performance.now() - t0);
+        const stored = await o.insert(p.rows);
+        o.onInserted?.(stored ?? p.rows.length, performance.now() - t0);
         p.resolve();
       } catch (err) {
         o.onFailed?.(p.rows.length, err);

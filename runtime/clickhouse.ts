@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { ClickHouseConfig } from './config.ts';
 
@@ -41,8 +42,8 @@ export async function createClickHouse(cfg: ClickHouseConfig): Promise<ClickHous
 type RawInsert = (p: {
   table: string;
   values: Buffer;
-  format: 'JSONCompactEachRow';
-  columns: readonly string[];
+  format: 'JSONCompactEachRow' | 'JSONEachRow';
+  columns?: readonly string[];
   settings: Record<string, number>;
 }) => Promise<unknown>;
 const rawInserters = new WeakMap<ClickHouseClient, RawInsert>();
@@ -71,6 +72,31 @@ export async function insertRows(
     values: rows,
     columns: columns as [string, ...string[]],
     format: 'JSONCompactEachRow',
+    clickhouse_settings: settings,
+  });
+}
+
+/**
+ * Inserts a payload that is already in `format` (one JSON document per line): on chDB
+ * handed to the engine as one Buffer, on a server sent as the request body. JS never
+ * parses it: ClickHouse's own parser does.
+ */
+export async function insertFormatted(
+  client: ClickHouseClient,
+  table: string,
+  body: Buffer,
+  format: 'JSONEachRow' | 'JSONCompactEachRow',
+  settings: Record<string, number>,
+): Promise<void> {
+  const raw = rawInserters.get(client);
+  if (raw) {
+    await raw({ table, values: body, format, settings });
+    return;
+  }
+  await client.insert({
+    table,
+    values: Readable.from([body]),
+    format,
     clickhouse_settings: settings,
   });
 }
