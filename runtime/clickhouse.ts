@@ -87,16 +87,18 @@ export async function insertFormatted(
   body: Buffer,
   format: 'JSONEachRow' | 'JSONCompactEachRow',
   settings: Record<string, number>,
+  columns?: readonly string[],
 ): Promise<void> {
   const raw = rawInserters.get(client);
   if (raw) {
-    await raw({ table, values: body, format, settings });
+    await raw({ table, values: body, format, settings, columns });
     return;
   }
   await client.insert({
     table,
     values: Readable.from([body]),
     format,
+    columns: columns as [string, ...string[]] | undefined,
     clickhouse_settings: settings,
   });
 }
