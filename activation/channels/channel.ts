@@ -2,6 +2,7 @@
 // renders its content and hands it to its provider; the pipeline decides what the result
 // means (sent, retry, dead letter).
 import type { CampaignDefinition, ChannelName } from '../../schemas/campaign.ts';
+import { renderTemplate } from '../../schemas/liquid-template.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 
 export interface SendResult {
@@ -75,6 +76,47 @@ export async function postProvider(
     const e = err as Error;
     return { ok: false, status: 0, retriable: true, error: e.message, latencyMs: ms(), body: '' };
   }
+}
+
+/** A send that cannot be attempted (settings or content missing): final, never retried. */
+export const refused = (error: string): SendResult => ({
+  ok: false,
+  status: 0,
+  retriable: false,
+  error,
+  latencyMs: 0,
+});
+
+/** Renders each named template over the request's scope; a template error refuses the send. */
+export async function renderTemplates<K extends string>(
+  templates: Record<K, string>,
+  req: SendRequest,
+): Promise<{ text: Record<K, string> } | { refused: SendResult }> {
+  const scope = templateScope(req);
+  const text = {} as Record<K, string>;
+  try {
+    for (const k of Object.keys(templates) as K[]) text[k] = await renderTemplate(templates[k], scope);
+  } catch (err) {
+    return { refused: refused(`template: ${(err as Error).message}`) };
+  }
+  return { text };
+}
+
+/** A provider's answer as a SendResult, with its message id read from a JSON body field. */
+export function providerResult(r: SendResult & { body: string }, idField: string): SendResult {
+  let providerId: string | undefined;
+  try {
+    const id = r.ok ? (JSON.parse(r.body) as Record<string, unknown>)[idField] : undefined;
+    providerId = typeof id === 'string' ? id : undefined;
+  } catch {}
+  return {
+    ok: r.ok,
+    status: r.status,
+    retriable: r.retriable,
+    error: r.error,
+    latencyMs: r.latencyMs,
+    providerId,
+  };
 }
 
 /** What templates see: traits, the triggering change, the profile, the campaign. */

@@ -2,9 +2,8 @@
 // signed unsubscribe link and RFC 8058 one-click headers. The send key becomes the
 // Message-ID, so a resend after a crash carries the same id (receivers and ESPs can dedupe).
 import nodemailer from 'nodemailer';
-import { renderTemplate } from '../../schemas/liquid-template.ts';
 import type { Channel, SendResult } from './channel.ts';
-import { stringTrait, templateScope } from './channel.ts';
+import { refused, renderTemplates, stringTrait } from './channel.ts';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
@@ -28,26 +27,13 @@ export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: n
       const started = performance.now();
       const ms = () => Math.round(performance.now() - started);
       const s = req.campaign.email;
-      if (!transport)
-        return { ok: false, status: 0, retriable: false, error: 'SMTP_URL is not set', latencyMs: 0 };
-      if (!s) return { ok: false, status: 0, retriable: false, error: 'no email settings', latencyMs: 0 };
-      const scope = templateScope(req);
-      let subject: string;
-      let text: string;
-      let html: string | undefined;
-      try {
-        subject = await renderTemplate(s.subject, scope);
-        text = await renderTemplate(s.text, scope);
-        html = s.html ? await renderTemplate(s.html, scope) : undefined;
-      } catch (err) {
-        return {
-          ok: false,
-          status: 0,
-          retriable: false,
-          error: `template: ${(err as Error).message}`,
-          latencyMs: ms(),
-        };
-      }
+      if (!transport) return refused('SMTP_URL is not set');
+      if (!s) return refused('no email settings');
+      const r = await renderTemplates({ subject: s.subject, text: s.text, html: s.html ?? '' }, req);
+      if ('refused' in r) return r.refused;
+      const { subject } = r.text;
+      let { text } = r.text;
+      const html = s.html ? r.text.html : undefined;
       if (!/unsubscribe_url/.test(s.text)) text = `${text}\n\nUnsubscribe: ${req.unsubscribeUrl}\n`;
       try {
         const info = await transport.sendMail({

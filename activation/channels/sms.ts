@@ -2,9 +2,8 @@
 // trait. The send key goes in I-Twilio-Idempotency-Token and Idempotency-Key, so a resend
 // after a crash is one message at the provider.
 
-import { renderTemplate } from '../../schemas/liquid-template.ts';
 import type { Channel } from './channel.ts';
-import { postProvider, stringTrait, templateScope } from './channel.ts';
+import { postProvider, providerResult, refused, renderTemplates, stringTrait } from './channel.ts';
 
 const PHONE = /^\+?[0-9 ()-]{6,20}$/;
 
@@ -25,29 +24,12 @@ export function smsChannel(cfg: {
     },
     async send(req) {
       const s = req.campaign.sms;
-      if (!s) return { ok: false, status: 0, retriable: false, error: 'no sms settings', latencyMs: 0 };
-      if (!cfg.accountSid)
-        return {
-          ok: false,
-          status: 0,
-          retriable: false,
-          error: 'CDP_SMS_ACCOUNT_SID is not set',
-          latencyMs: 0,
-        };
-      let body: string;
-      try {
-        body = await renderTemplate(s.body, templateScope(req));
-      } catch (err) {
-        return {
-          ok: false,
-          status: 0,
-          retriable: false,
-          error: `template: ${(err as Error).message}`,
-          latencyMs: 0,
-        };
-      }
-      const form = new URLSearchParams({ To: req.recipient, From: s.from ?? cfg.from, Body: body });
-      const r = await postProvider(url, {
+      if (!s) return refused('no sms settings');
+      if (!cfg.accountSid) return refused('CDP_SMS_ACCOUNT_SID is not set');
+      const r = await renderTemplates({ body: s.body }, req);
+      if ('refused' in r) return r.refused;
+      const form = new URLSearchParams({ To: req.recipient, From: s.from ?? cfg.from, Body: r.text.body });
+      const answer = await postProvider(url, {
         headers: {
           authorization: auth,
           'content-type': 'application/x-www-form-urlencoded',
@@ -57,18 +39,7 @@ export function smsChannel(cfg: {
         body: form.toString(),
         timeoutMs: cfg.timeoutMs,
       });
-      let providerId: string | undefined;
-      try {
-        providerId = r.ok ? (JSON.parse(r.body) as { sid?: string }).sid : undefined;
-      } catch {}
-      return {
-        ok: r.ok,
-        status: r.status,
-        retriable: r.retriable,
-        error: r.error,
-        latencyMs: r.latencyMs,
-        providerId,
-      };
+      return providerResult(answer, 'sid');
     },
   };
 }

@@ -3,7 +3,7 @@
 import type { SegmentWebhookBody } from '../../schemas/campaign.ts';
 import type { GuardPolicy } from '../webhook/address-guard.ts';
 import { sendWebhook } from '../webhook/send-webhook.ts';
-import type { Channel } from './channel.ts';
+import { type Channel, refused } from './channel.ts';
 
 export function webhookChannel(policy: GuardPolicy & { timeoutMs: number }): Channel {
   return {
@@ -11,8 +11,7 @@ export function webhookChannel(policy: GuardPolicy & { timeoutMs: number }): Cha
     recipient: (c) => c.webhook?.url,
     async send(req) {
       const { campaign: c, change } = req;
-      if (!c.webhook)
-        return { ok: false, status: 0, retriable: false, error: 'no webhook settings', latencyMs: 0 };
+      if (!c.webhook) return refused('no webhook settings');
       const body: SegmentWebhookBody = {
         type: change.type === 'entered' ? 'segment.entered' : 'segment.exited',
         campaignId: c.id,
