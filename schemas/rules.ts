@@ -76,9 +76,10 @@ export interface WindowedCount {
 export class RuleError extends Error {
   constructor(
     public readonly path: string,
-    message: string,
+    /** What is wrong, without the place (for callers that name the place their own way). */
+    public readonly detail: string,
   ) {
-    super(`rule${path}: ${message}`);
+    super(`rule${path}: ${detail}`);
     this.name = 'RuleError';
   }
 }
@@ -184,8 +185,11 @@ export function compileRule(rule: unknown): CompiledRule {
   };
 }
 
-/** Validates a property filter (plain JSON Logic over the event's properties) and compiles it. */
-function compileCondition(event: string, filter: unknown, path: string): EventCondition {
+/**
+ * Validates a property filter (plain JSON Logic over the event's properties) and compiles it.
+ * Also used by computed traits and lead scores (`where`), which count the same conditions.
+ */
+export function compileCondition(event: string, filter: unknown, path: string): EventCondition {
   if (filter !== null) {
     if (typeof filter !== 'object' || Array.isArray(filter))
       throw new RuleError(path, 'the filter must be a JSON Logic operation on the event properties');
