@@ -29,6 +29,7 @@ import {
   queueReadProfile,
   traitsOf,
 } from './apply-event.ts';
+import type { ComputedRegistry } from './computed-registry.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { parseEvent } from './parse-event.ts';
 import type { SegmentRegistry, Touched } from './segment-registry.ts';
@@ -79,6 +80,8 @@ export interface ProcessorDeps {
   producer: Producer;
   topics: Topics;
   registry: SegmentRegistry;
+  /** Computed traits and lead scores, updated in the same script call as the event. */
+  computed?: ComputedRegistry;
   redisPrefix: string;
   apply: ApplyOptions;
   log: Logger;
@@ -264,7 +267,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
     // 1. identity + profile + counted event times, pipelined: one round trip per batch
     const at = now();
-    const plans = events.map((e) => deps.registry.conditionPlan(e));
+    const computed = deps.computed;
+    const plans = events.map((e) => {
+      const plan = deps.registry.conditionPlan(e);
+      return computed ? computed.extend(e, plan) : plan;
+    });
     // one script call per workspace chunk, events in order; results back in event order
     const chunks: number[][] = [];
     const open = new Map<string, number[]>();
