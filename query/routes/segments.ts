@@ -12,9 +12,9 @@ import {
   segmentInputCheck,
 } from '../../schemas/segment.ts';
 import { type QueryEnv, readJson } from '../app.ts';
-import { actorOf, recordAudit } from '../audit.ts';
 import { previewSegment } from '../preview-segment.ts';
 import { QueryError } from '../query-error.ts';
+import { saveDefinition } from '../save-definition.ts';
 
 const MAX_PREVIEW_SAMPLE = 5000;
 
@@ -105,20 +105,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       createdAt: at,
       updatedAt: at,
     };
-    await deps.defs.put('segments', def);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'create',
-        entityType: 'segment',
-        entityId: def.id,
-        before: null,
-        after: def,
-      },
-      deps.now(),
-    );
+    await saveDefinition(deps, c, 'segments', null, def);
     return c.json(def, 201);
   });
 
@@ -155,20 +142,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       updatedAt: deps.now().toISOString(),
     };
     if (input.description !== undefined) after.description = input.description;
-    await deps.defs.put('segments', after);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'update',
-        entityType: 'segment',
-        entityId: after.id,
-        before,
-        after,
-      },
-      deps.now(),
-    );
+    await saveDefinition(deps, c, 'segments', before, after);
     return c.json(after);
   });
 
@@ -190,21 +164,8 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
         `segment triggers campaigns ${campaigns.map((d) => d.id).join(', ')}: delete those first`,
       );
     // Deleting a segment emits no exits: it stops existing, members are dropped silently.
-    await deps.defs.remove('segments', ws, before.id);
+    await saveDefinition(deps, c, 'segments', before, null);
     await deps.redis.del(workspaceKeys(deps.redisPrefix, ws).segmentMembers(before.id));
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'delete',
-        entityType: 'segment',
-        entityId: before.id,
-        before,
-        after: null,
-      },
-      deps.now(),
-    );
     return c.body(null, 204);
   });
 
