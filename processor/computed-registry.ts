@@ -19,6 +19,10 @@ import type { ConditionPlan } from './apply-event.ts';
 interface WorkspaceComputed {
   traits: CompiledComputedTrait[];
   scores: CompiledLeadScore[];
+  /** Computed trait names by storage id; score names by counter id and by trait they read. */
+  namesByStorage: Map<string, string[]>;
+  scoresByCounter: Map<string, string[]>;
+  scoresByTrait: Map<string, string[]>;
   /** Aggregates by event name, one per storage id (equal definitions share storage). */
   aggregatesByEvent: Map<string, CompiledComputedTrait[]>;
   /** Score counters by event name, one per counter id. */
@@ -41,7 +45,15 @@ export class ComputedRegistry {
     const ws = (id: string) => {
       let w = next.get(id);
       if (!w) {
-        w = { traits: [], scores: [], aggregatesByEvent: new Map(), countersByEvent: new Map() };
+        w = {
+          traits: [],
+          scores: [],
+          namesByStorage: new Map(),
+          scoresByCounter: new Map(),
+          scoresByTrait: new Map(),
+          aggregatesByEvent: new Map(),
+          countersByEvent: new Map(),
+        };
         next.set(id, w);
       }
       return w;
@@ -62,6 +74,11 @@ export class ComputedRegistry {
       }
     }
     for (const w of next.values()) {
+      for (const t of w.traits) push(w.namesByStorage, t.storageId, t.def.name);
+      for (const s of w.scores) {
+        for (const r of s.eventRules) push(w.scoresByCounter, r.counterId, s.def.name);
+        for (const r of s.traitRules) for (const t of r.rule.traits) push(w.scoresByTrait, t, s.def.name);
+      }
       const seen = new Set<string>();
       for (const t of w.traits) {
         if (seen.has(t.storageId)) continue;
@@ -83,6 +100,29 @@ export class ComputedRegistry {
     scores: readonly CompiledLeadScore[];
   } {
     return this.byWorkspace.get(workspaceId) ?? { traits: [], scores: [] };
+  }
+
+  /**
+   * The computed trait and score names an event's plan and trait changes moved, for
+   * choosing the segments to evaluate (scores with trait rules move with those traits).
+   */
+  touchedNames(
+    workspaceId: string,
+    plan: ConditionPlan,
+    traits: Iterable<string>,
+    out: { computed: Set<string>; scores: Set<string> },
+  ): void {
+    const w = this.byWorkspace.get(workspaceId);
+    if (!w) return;
+    for (const [sid] of plan.agg ?? []) for (const n of w.namesByStorage.get(sid) ?? []) out.computed.add(n);
+    for (const [cid] of plan.dec ?? []) for (const n of w.scoresByCounter.get(cid) ?? []) out.scores.add(n);
+    if (w.scoresByTrait.size === 0) return;
+    let any = false;
+    for (const t of traits) {
+      any = true;
+      for (const n of w.scoresByTrait.get(t) ?? []) out.scores.add(n);
+    }
+    if (any) for (const n of w.scoresByTrait.get('*') ?? []) out.scores.add(n);
   }
 
   /**

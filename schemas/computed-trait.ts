@@ -177,3 +177,26 @@ export function computedValue(
   }
   return c.kind === 'count' ? (acc ?? 0) : acc;
 }
+
+/**
+ * When time alone next changes the value (the oldest bucket, or the last value, leaving the
+ * window), or null for an all-time value or one with nothing in the window.
+ */
+export function computedDeadline(
+  c: Pick<CompiledComputedTrait, 'kind' | 'windowMs' | 'bucketMs'>,
+  fields: Record<string, string>,
+  nowMs: number,
+): number | null {
+  if (c.windowMs === 0) return null;
+  if (c.kind === 'last') {
+    const leaves = Number(fields.t) + c.windowMs;
+    return fields.t !== undefined && leaves > nowMs ? leaves : null;
+  }
+  let next: number | null = null;
+  for (const k of Object.keys(fields)) {
+    if (k.startsWith('_')) continue;
+    const leaves = Number(k) + c.bucketMs + c.windowMs;
+    if (leaves > nowMs && (next === null || leaves < next)) next = leaves;
+  }
+  return next;
+}

@@ -98,11 +98,13 @@ export function checkLeadScoreInput(body: unknown): LeadScoreInput {
         if (
           compiled.counts.length > 0 ||
           compiled.segments.size > 0 ||
+          compiled.computed.size > 0 ||
+          compiled.scores.size > 0 ||
           compiled.readsEvent ||
           compiled.readsProfile
         )
           throw new DefinitionInputError(
-            `${at}.trait: may read only traits.* (no event_count, in_segment, event, profile)`,
+            `${at}.trait: may read only traits.* (no event_count, in_segment, event, profile, computed, scores)`,
           );
       } else compileCondition(rule.event, rule.where ?? null, '');
     } catch (err) {

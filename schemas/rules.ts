@@ -1,4 +1,4 @@
-// Segment rules: JSON Logic over { traits, profile, event, segments }. A rule is validated
+// Segment rules: JSON Logic over { traits, profile, event, segments, computed, scores }. A rule is validated
 // and compiled once: custom operators are rewritten into plain JSON Logic over a context
 // the evaluator prepares, and the compiled rule records what it reads, so the processor
 // evaluates only the rules an event can change.
@@ -92,6 +92,10 @@ export interface RuleContext {
   segments: string[];
   /** Windowed event counts, by WindowedCount.key. */
   counts: Record<string, number>;
+  /** Computed trait values by name (`computed.<name>`); only those the rules read need be present. */
+  computed?: Record<string, unknown>;
+  /** Lead scores by name (`scores.<name>`). */
+  scores?: Record<string, number>;
 }
 
 export interface CompiledRule {
@@ -103,6 +107,10 @@ export interface CompiledRule {
   readsProfile: boolean;
   /** Windowed counts the rule reads (`event_count`). */
   counts: WindowedCount[];
+  /** Computed trait names the rule reads (`computed.<name>`; `*` for the whole object). */
+  computed: Set<string>;
+  /** Lead score names the rule reads (`scores.<name>`; `*` for the whole object). */
+  scores: Set<string>;
   evaluate(ctx: RuleContext): boolean;
 }
 
@@ -114,6 +122,8 @@ export function compileRule(rule: unknown): CompiledRule {
   const reads = {
     traits: new Set<string>(),
     segments: new Set<string>(),
+    computed: new Set<string>(),
+    scores: new Set<string>(),
     readsEvent: false,
     readsProfile: false,
   };
@@ -165,8 +175,13 @@ export function compileRule(rule: unknown): CompiledRule {
         else reads.traits.add('*');
       } else if (root === 'event') reads.readsEvent = true;
       else if (root === 'profile') reads.readsProfile = true;
+      else if (root === 'computed') reads.computed.add(first || '*');
+      else if (root === 'scores') reads.scores.add(first || '*');
       else if (root !== 'segments' && name !== '')
-        throw new RuleError(here, `unknown field "${name}": use traits.*, profile.* or event.*`);
+        throw new RuleError(
+          here,
+          `unknown field "${name}": use traits.*, profile.*, event.*, computed.* or scores.*`,
+        );
     }
     return {
       [op]: Array.isArray(raw)

@@ -40,7 +40,10 @@ beforeAll(async () => {
     unsubscribeSecret: 'unused-in-this-suite-0123456789',
     log: createLogger({ level: 'silent', name: 'test' }),
     // a second per call, so audit rows of one definition are ordered by time
-    now: () => new Date((clock += 1000)),
+    now: () => {
+      clock += 1000;
+      return new Date(clock);
+    },
   });
 });
 afterAll(async () => {
@@ -213,6 +216,53 @@ describe('/v1/computed-traits', () => {
   });
 });
 
+describe('segments reading computed traits and scores', () => {
+  it('must name existing ones; those read cannot be deleted or renamed', async () => {
+    const unknown = await call('POST', '/v1/segments', {
+      name: 'spenders',
+      rule: { '>=': [{ var: 'computed.spend_90d' }, 100] },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body!.error).toBe('rule: computed.spend_90d names no computed trait');
+    const noScore = await call('POST', '/v1/segments', {
+      name: 'hot',
+      rule: { '>': [{ var: 'scores.nope' }, 1] },
+    });
+    expect(noScore.body!.error).toBe('rule: scores.nope names no score');
+
+    const trait = await call('POST', '/v1/computed-traits', {
+      name: 'spend_90d',
+      kind: 'sum',
+      event: 'Order',
+      property: 'revenue',
+      window: '90d',
+    });
+    const score = await call('POST', '/v1/scores', { name: 'heat', rules: [{ event: 'Order', points: 1 }] });
+    const seg = await call('POST', '/v1/segments', {
+      name: 'spenders',
+      rule: { and: [{ '>=': [{ var: 'computed.spend_90d' }, 100] }, { '>': [{ var: 'scores.heat' }, 1] }] },
+    });
+    expect(seg.status).toBe(201);
+    const segId = seg.body!.id as string;
+    for (const [path, body] of [
+      [
+        `/v1/computed-traits/${trait.body!.id}`,
+        { name: 'spend', kind: 'sum', event: 'Order', property: 'revenue' },
+      ],
+      [`/v1/scores/${score.body!.id}`, { name: 'heat2', rules: [{ event: 'Order', points: 1 }] }],
+    ] as const) {
+      const del = await call('DELETE', path);
+      expect(del.status).toBe(409);
+      expect(del.body!.error).toContain(segId);
+      expect((await call('PUT', path, body)).status).toBe(409);
+    }
+    // once the segment no longer reads them, they can go
+    expect((await call('DELETE', `/v1/segments/${segId}`)).status).toBe(204);
+    expect((await call('DELETE', `/v1/computed-traits/${trait.body!.id}`)).status).toBe(204);
+    expect((await call('DELETE', `/v1/scores/${score.body!.id}`)).status).toBe(204);
+  });
+});
+
 describe('/v1/scores', () => {
   it('creates, versions and deletes a score, audited', async () => {
     const created = await call('POST', '/v1/scores', {
@@ -266,6 +316,11 @@ describe('/v1/scores', () => {
     [
       'a trait rule reading events',
       { name: 's', rules: [{ trait: { '>': [{ event_count: ['E', '1d'] }, 1] }, points: 1 }] },
+      /^rules\.0\.trait: may read only traits/,
+    ],
+    [
+      'a trait rule reading another score',
+      { name: 's', rules: [{ trait: { '>': [{ var: 'scores.other' }, 1] }, points: 1 }] },
       /^rules\.0\.trait: may read only traits/,
     ],
     [

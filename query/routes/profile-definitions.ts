@@ -12,6 +12,7 @@ import {
 } from '../../schemas/computed-trait.ts';
 import { DefinitionInputError } from '../../schemas/definition-input.ts';
 import { checkLeadScoreInput, type LeadScoreInput, MAX_SCORES } from '../../schemas/lead-score.ts';
+import { compileRule } from '../../schemas/rules.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
@@ -20,8 +21,25 @@ interface Deps {
   defs: DefinitionStore;
   clickhouse: ClickHouseClient;
   now: () => Date;
-  /** Refuses a delete or rename while something reads the definition by name (segment rules). */
-  inUse?: (ws: string, kind: 'computedTraits' | 'scores', name: string) => Promise<string[]>;
+}
+
+/** Segments whose rule reads `computed.<name>` (or `scores.<name>`): they would break on a delete or rename. */
+async function segmentsReading(
+  defs: DefinitionStore,
+  ws: string,
+  kind: 'computedTraits' | 'scores',
+  name: string,
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const s of await defs.list('segments', ws)) {
+    try {
+      const rule = compileRule(s.rule);
+      if ((kind === 'computedTraits' ? rule.computed : rule.scores).has(name)) out.push(s.id);
+    } catch {
+      // a stored rule that no longer compiles reads nothing
+    }
+  }
+  return out;
 }
 
 interface Spec<K extends 'computedTraits' | 'scores', I extends { name: string }> {
@@ -58,7 +76,7 @@ function definitionRoutes<K extends 'computedTraits' | 'scores', I extends { nam
   };
 
   const refuseInUse = async (ws: string, def: Def, what: string) => {
-    const users = (await deps.inUse?.(ws, spec.kind, def.name)) ?? [];
+    const users = await segmentsReading(deps.defs, ws, spec.kind, def.name);
     if (users.length > 0)
       throw new QueryError(
         409,

@@ -35,12 +35,28 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       const e = segmentInputCheck.Errors(body).First();
       throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
     }
-    let refs: Set<string>;
+    let compiled: ReturnType<typeof compileRule>;
     try {
-      refs = compileRule(body.rule).segments;
+      compiled = compileRule(body.rule);
     } catch (err) {
       if (err instanceof RuleError) throw new QueryError(400, err.message);
       throw err;
+    }
+    const refs = compiled.segments;
+    // computed.<name> and scores.<name> must name existing definitions
+    for (const [kind, names, label] of [
+      ['computedTraits', compiled.computed, 'computed'],
+      ['scores', compiled.scores, 'scores'],
+    ] as const) {
+      const wanted = [...names].filter((n) => n !== '*');
+      if (wanted.length === 0) continue;
+      const known = new Set((await deps.defs.list(kind, ws)).map((d) => d.name));
+      for (const n of wanted)
+        if (!known.has(n))
+          throw new QueryError(
+            400,
+            `rule: ${label}.${n} names no ${kind === 'scores' ? 'score' : 'computed trait'}`,
+          );
     }
     const all = new Map((await deps.defs.list('segments', ws)).map((s) => [s.id, s]));
     for (const r of refs) {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComputedRegistry } from '../../processor/computed-registry.ts';
 import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
+import { startTimerWorker } from '../../processor/timers.ts';
 import { readComputed } from '../../query/read-computed.ts';
 import { readProfile } from '../../query/routes/profiles.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -19,6 +20,7 @@ import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { LeadScoreDefinition, LeadScoreInput } from '../../schemas/lead-score.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
+import { segmentDef } from '../fixtures.ts';
 import { testConfig, uniqueId } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
@@ -262,16 +264,18 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-function harness(clock: { t: number }) {
+function harness(clock: { t: number }, segments: ReturnType<typeof segmentDef>[] = []) {
   const prefix = uniqueId('ct');
   const ws = 'ws';
   const store = new DefinitionStore(redis, prefix);
   const computed = new ComputedRegistry(log);
+  const registry = new SegmentRegistry(log);
+  registry.replace(segments);
   const processor = createProcessor({
     redis,
     producer,
     topics: topics(cfg.kafka.topicPrefix),
-    registry: new SegmentRegistry(log),
+    registry,
     computed,
     redisPrefix: prefix,
     apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
@@ -335,7 +339,24 @@ function harness(clock: { t: number }) {
       nowMs: clock.t,
     });
   };
-  return { define, send, read };
+  const timers = startTimerWorker({
+    redis,
+    prefix,
+    reevaluate: processor.reevaluate,
+    log,
+    now: () => new Date(clock.t),
+    autostart: false,
+  });
+  /** Segment ids the profile of `userId` is in now (recorded memberships). */
+  const memberships = async (userId: string) => {
+    const k = workspaceKeys(prefix, ws);
+    const pid = (await redis.get(k.identity('user', userId)))!;
+    const epochs = await redis.hgetall(k.profileSegments(pid));
+    return Object.keys(epochs)
+      .filter((id) => Number(epochs[id]) % 2 === 1)
+      .sort();
+  };
+  return { define, send, read, timers, memberships };
 }
 
 describe('computed traits and lead scores (injected clock)', () => {
@@ -357,4 +378,40 @@ describe('computed traits and lead scores (injected clock)', () => {
       }
     });
   }
+});
+
+describe('segments reading computed traits and scores (injected clock)', () => {
+  it('enter when an event moves the value, leave when the window passes (timer)', async () => {
+    const clock = { t: T0 };
+    const h = harness(clock, [
+      segmentDef('big_spender', { '>=': [{ var: 'computed.revenue_7d' }, 200] }),
+      segmentDef('hot_lead', { '>=': [{ var: 'scores.engagement' }, 25] }),
+      segmentDef('has_plan', { '!!': [{ var: 'computed.plan' }] }),
+    ]);
+    await h.define();
+    await h.send([{ userId: 'u6', event: 'Order', properties: { revenue: 150 } }]);
+    expect(await h.memberships('u6')).toEqual([]);
+
+    clock.t = T0 + DAY;
+    await h.send([{ userId: 'u6', event: 'Order', properties: { revenue: 60 } }]);
+    // revenue 210; engagement 10·2^(−1/7) + 10 ≈ 19.05
+    expect(await h.memberships('u6')).toEqual(['big_spender']);
+    // a trait the score reads: +5 ≈ 24.05, still under 25
+    await h.send([{ type: 'identify', userId: 'u6', traits: { tier: 'gold' } }]);
+    expect(await h.memberships('u6')).toEqual(['big_spender']);
+    await h.send([{ userId: 'u6', event: 'Plan Changed', properties: { to: { plan: 'pro' } } }]);
+    expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan']);
+    await h.send([{ userId: 'u6', event: 'Order', properties: { revenue: 5 } }]);
+    expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan', 'hot_lead']);
+
+    // the day-0 order leaves the 7-day window at T0 + 7d + 1h (its 1 h bucket's end):
+    // the timer re-evaluates without a new event
+    clock.t = T0 + 7 * DAY;
+    expect(await h.timers.tick()).toBe(0);
+    expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan', 'hot_lead']);
+    clock.t = T0 + 7 * DAY + HOUR;
+    expect(await h.timers.tick()).toBe(1);
+    // revenue 65; the score has decayed to ≈ 20.9 (re-evaluated with the same timer)
+    expect(await h.memberships('u6')).toEqual(['has_plan']);
+  });
 });
