@@ -3,7 +3,7 @@
 // batch, and none when no affected segment reads them.
 import type { Redis } from '../runtime/redis.ts';
 import { computedDeadline, computedValue } from '../schemas/computed-trait.ts';
-import { scoreValue } from '../schemas/lead-score.ts';
+import { scoreRecheckAt, scoreValue } from '../schemas/lead-score.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import type { ProfileState } from './apply-event.ts';
 import type { ComputedRegistry } from './computed-registry.ts';
@@ -12,7 +12,10 @@ import type { CompiledSegment } from './segment-registry.ts';
 export interface ProfileValues {
   computed: Record<string, unknown>;
   scores: Record<string, number>;
-  /** When a windowed computed trait read by these segments next changes with time alone. */
+  /**
+   * When time alone next changes a value these segments read: a windowed computed trait's
+   * oldest bucket leaving its window, or the next look at a decaying score.
+   */
   nextDeadline: number | null;
 }
 
@@ -65,7 +68,11 @@ export async function readProfileValues(opts: {
       if (d !== null && (values.nextDeadline === null || d < values.nextDeadline)) values.nextDeadline = d;
     }
     const counters = p.scores.length > 0 ? next() : {};
-    for (const s of p.scores) values.scores[s.def.name] = scoreValue(s, counters, p.state.traits, opts.nowMs);
+    for (const s of p.scores) {
+      values.scores[s.def.name] = scoreValue(s, counters, p.state.traits, opts.nowMs);
+      const d = scoreRecheckAt(s, counters, opts.nowMs);
+      if (d !== null && (values.nextDeadline === null || d < values.nextDeadline)) values.nextDeadline = d;
+    }
     out[p.i] = values;
   }
   return out;

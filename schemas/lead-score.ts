@@ -191,3 +191,29 @@ export function scoreValue(
   // enough digits for any score; no float noise such as 0.30000000000000004
   return Math.round(v * 1e6) / 1e6;
 }
+
+/** Decayed event points below this are treated as gone (no more re-evaluation for them). */
+const NEGLIGIBLE_POINTS = 0.01;
+/** A decaying score is looked at again every 1/16 of its half-life (it moves ≤ 4.2% between looks). */
+const RECHECK_FRACTION = 16;
+
+/**
+ * When a segment reading this score should be evaluated again with no new event, as its
+ * event points decay: in 1/16 of the shortest half-life still carrying points, or null.
+ * (A threshold crossing is seen that late at most; exact crossing times would need the
+ * rule solved for time.)
+ */
+export function scoreRecheckAt(
+  s: CompiledLeadScore,
+  counters: Record<string, string>,
+  nowMs: number,
+): number | null {
+  let next: number | null = null;
+  for (const r of s.eventRules) {
+    if (r.halfLifeMs === 0) continue;
+    if (Math.abs(r.points * counterValue(counters[r.counterId], nowMs)) < NEGLIGIBLE_POINTS) continue;
+    const at = nowMs + Math.max(1000, Math.round(r.halfLifeMs / RECHECK_FRACTION));
+    if (next === null || at < next) next = at;
+  }
+  return next;
+}

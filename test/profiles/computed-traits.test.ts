@@ -404,14 +404,25 @@ describe('segments reading computed traits and scores (injected clock)', () => {
     await h.send([{ userId: 'u6', event: 'Order', properties: { revenue: 5 } }]);
     expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan', 'hot_lead']);
 
-    // the day-0 order leaves the 7-day window at T0 + 7d + 1h (its 1 h bucket's end):
-    // the timer re-evaluates without a new event
-    clock.t = T0 + 7 * DAY;
-    expect(await h.timers.tick()).toBe(0);
+    // a decaying score is looked at again every 1/16 of its half-life (7d / 16 = 10.5 h)
+    clock.t = T0 + DAY + 10.5 * HOUR;
+    expect(await h.timers.tick()).toBe(1);
     expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan', 'hot_lead']);
+    // by day 5 it has decayed under 25 (10·2^(−5/7) + 20·2^(−4/7) + 5 ≈ 24.6): it leaves
+    // at the next look (at most 10.5 h after the crossing), without a new event
+    clock.t = T0 + 5 * DAY;
+    expect(await h.timers.tick()).toBe(1);
+    expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan']);
+
+    // the day-0 order leaves the 7-day window at T0 + 7d + 1h (its 1 h bucket's end)
+    clock.t = T0 + 7 * DAY;
+    expect(await h.timers.tick()).toBe(1); // a look at the score: nothing moves
+    expect(await h.memberships('u6')).toEqual(['big_spender', 'has_plan']);
+    clock.t = T0 + 7 * DAY + HOUR - 1;
+    expect(await h.timers.tick()).toBe(0);
     clock.t = T0 + 7 * DAY + HOUR;
     expect(await h.timers.tick()).toBe(1);
-    // revenue 65; the score has decayed to ≈ 20.9 (re-evaluated with the same timer)
+    // revenue 65: out
     expect(await h.memberships('u6')).toEqual(['has_plan']);
   });
 });
