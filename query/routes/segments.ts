@@ -102,6 +102,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       rule: compileRule(rule),
       nowMs: deps.now().getTime(),
       sampleSize: sampleSize as number,
+      defs: deps.defs,
     });
     return c.json(preview);
   });

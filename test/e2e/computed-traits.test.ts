@@ -1,8 +1,8 @@
 // Computed traits and lead scores end to end over HTTP against the real services: defined
 // through the query API, reloaded by the processor, updated in real time from events sent
 // to ingest (Kafka → processor → Redis), combined on an identity merge, unchanged by
-// duplicate messageIds and by a replay after a restart, shown on GET /v1/profiles, and
-// erased with the profile.
+// duplicate messageIds and by a replay after a restart, shown on GET /v1/profiles and in
+// segment previews, and erased with the profile.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
@@ -154,6 +154,19 @@ describe('computed traits and lead scores, end to end', () => {
     });
     expect(view.computed).toMatchObject(expected);
     expect(view.scores.lead).toBeCloseTo(lead(), 3);
+    // a segment preview evaluates the values as kept now
+    const preview = await query('/v1/segments/preview', {
+      method: 'POST',
+      body: JSON.stringify({
+        rule: {
+          and: [{ '>=': [{ var: 'computed.revenue_30d' }, 150] }, { '>': [{ var: 'scores.lead' }, 40] }],
+        },
+      }),
+    });
+    expect(preview.status).toBe(200);
+    const pv = (await preview.json()) as { matched: number; sample: Array<{ id: string }> };
+    expect(pv.matched).toBe(1);
+    expect(pv.sample.map((m) => m.id)).toEqual([view.id]);
 
     // a restart, then a replay of everything (as after a crash before the offsets were committed)
     await running!.stop();
