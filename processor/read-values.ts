@@ -28,7 +28,7 @@ export async function readProfileValues(opts: {
   nowMs: number;
 }): Promise<Array<ProfileValues | undefined>> {
   const out: Array<ProfileValues | undefined> = new Array(opts.list.length);
-  const pipe = opts.redis.pipeline();
+  let pipe: ReturnType<Redis['pipeline']> | undefined;
   const pending: Array<{
     i: number;
     traits: ReturnType<ComputedRegistry['forWorkspace']>['traits'];
@@ -47,11 +47,12 @@ export async function readProfileValues(opts: {
     const traits = w.traits.filter((t) => computedNames.has('*') || computedNames.has(t.def.name));
     const scores = w.scores.filter((s) => scoreNames.has('*') || scoreNames.has(s.def.name));
     const keys = workspaceKeys(opts.prefix, ws);
+    pipe ??= opts.redis.pipeline();
     for (const t of traits) pipe.hgetall(keys.profileAggregate(state.profileId, t.storageId));
     if (scores.length > 0) pipe.hgetall(keys.profileScoreCounters(state.profileId));
     pending.push({ i, traits, scores, state });
   });
-  if (pending.length === 0) return out;
+  if (!pipe) return out;
   const replies = (await pipe.exec()) ?? [];
   let r = 0;
   const next = () => {
