@@ -12,6 +12,11 @@
 --                                  counted condition (member = messageId), trimmed to
 --                                  the longest window that reads it
 --   <tag>:p:<pid>:cs               set of the condition ids the profile has times for
+--   <tag>:p:<pid>:ag:<storageId>   hash of one computed trait's aggregate (schemas/computed-trait.ts):
+--                                  _k = kind, _o = oldest bucket kept, bucket start (ms) -> count,
+--                                  sum, min or max; for last: v = JSON value, t = its event time
+--   <tag>:p:<pid>:ags              set of the storage ids the profile has aggregates for
+--   <tag>:p:<pid>:sc               hash: lead-score counter id -> "<count> <asOf ms> <halfLife ms>"
 --   <tag>:p:<pid>:merged           set of the profile ids merged into this one (transitively)
 --   <tag>:idv                      counter, bumped by every identity-graph change
 --   <tag>:stats                    hash: profiles (live, not merged away)
@@ -19,7 +24,9 @@
 --   <tag>:acct:<groupId>:t / :tt   account traits (JSON) / their times, last write wins
 -- ARGV: dedupTtlSeconds, maxIdentities, nowMs, nEvents, then per event:
 --       messageId, eventTimeMs, newProfileId,
---       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches]},
+--       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches],
+--         "agg":[[storageId, kind, value, bucketMs, windowMs] of the computed traits it updates],
+--         "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
 --       nIds, nIds (kind, value) pairs, nTraits, nTraits (trait, jsonValue) pairs,
 --       groupId ('' unless a group call), nGroupTraits, nGroupTraits (trait, jsonValue) pairs.
 -- Returns one state per event, each the profile's state after that event; its counted times are those of the conditions the profile
@@ -44,6 +51,149 @@ local function follow(pid)
     pid = m
   end
   return pid
+end
+
+-- Computed traits: the event's value goes into the bucket of its event time (one bucket
+-- when all time); an event already outside the window is not kept. Windowed hashes expire
+-- when their newest bucket leaves the window, and buckets past it are trimmed once the
+-- oldest is stale by a quarter window, so memory stays within about 1.25 windows.
+local function addAggregate(pid, a, ts)
+  local id, kind, val, B, W = a[1], a[2], a[3], tonumber(a[4]), tonumber(a[5])
+  local key = pkey(pid) .. ':ag:' .. id
+  local newest
+  if kind == 'last' then
+    if W > 0 and ts <= now - W then return end
+    local prev = redis.call('HGET', key, 't')
+    -- the later event time wins, whatever the arrival order (a tie: the later arrival)
+    if not prev or ts >= tonumber(prev) then
+      redis.call('HSET', key, '_k', kind, 'v', val, 't', ts)
+      newest = ts
+    else
+      newest = tonumber(prev)
+    end
+  else
+    local b = 0
+    if B > 0 then b = ts - ts % B end
+    if W > 0 and b + B <= now - W then return end
+    local f = string.format('%.0f', b)
+    if kind == 'count' then
+      redis.call('HINCRBY', key, f, 1)
+    elseif kind == 'sum' then
+      redis.call('HINCRBYFLOAT', key, f, val)
+    else
+      local cur = redis.call('HGET', key, f)
+      if not cur or (kind == 'min' and tonumber(val) < tonumber(cur)) or (kind == 'max' and tonumber(val) > tonumber(cur)) then
+        redis.call('HSET', key, f, val)
+      end
+    end
+    redis.call('HSET', key, '_k', kind)
+    if W > 0 then
+      local o = redis.call('HGET', key, '_o')
+      o = o and tonumber(o) or b
+      if b < o then o = b end
+      if o + B <= now - W - math.max(W / 4, B) then
+        o = b
+        for _, k in ipairs(redis.call('HKEYS', key)) do
+          if string.sub(k, 1, 1) ~= '_' then
+            local kb = tonumber(k)
+            if kb + B <= now - W then redis.call('HDEL', key, k) elseif kb < o then o = kb end
+          end
+        end
+      end
+      redis.call('HSET', key, '_o', string.format('%.0f', o))
+      newest = b + B
+    end
+  end
+  redis.call('SADD', pkey(pid) .. ':ags', id)
+  if W > 0 then
+    local ttl = newest + W - now
+    if ttl > 0 and redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, math.ceil(ttl)) end
+  end
+end
+
+local function parseCounter(raw)
+  local c, t, h = string.match(raw, '^(%S+) (%S+) (%S+)$')
+  return tonumber(c), tonumber(t), tonumber(h)
+end
+
+local function formatCounter(c, t, h)
+  return string.format('%.17g %.0f %.0f', c, t, h)
+end
+
+-- Lead-score counters: count * 2^(-(now - asOf) / halfLife) when read; an event adds 1 at
+-- its event time (never later than now), in any arrival order.
+local function addCounter(pid, d, ts)
+  local id, h = d[1], tonumber(d[2])
+  local key = pkey(pid) .. ':sc'
+  local t = math.min(ts, now)
+  local c, at = 1, t
+  local raw = redis.call('HGET', key, id)
+  if raw then
+    local pc, pt = parseCounter(raw)
+    if h == 0 then
+      c, at = pc + 1, math.max(pt, t)
+    elseif t >= pt then
+      c = pc * 2 ^ (-(t - pt) / h) + 1
+    else
+      c, at = pc + 2 ^ (-(pt - t) / h), pt
+    end
+  end
+  redis.call('HSET', key, id, formatCounter(c, at, h))
+end
+
+-- Merges: counts and sums add per bucket, min of mins, max of maxes, last by event time,
+-- counters decayed to the later asOf and added; the later expiry is kept.
+local function mergeAggregate(srcKey, dstKey)
+  local f = redis.call('HGETALL', srcKey)
+  if #f == 0 then return end
+  local h = {}
+  for i = 1, #f, 2 do h[f[i]] = f[i + 1] end
+  local kind = h['_k']
+  local dttl = redis.call('PTTL', dstKey)
+  if kind == 'last' then
+    local dt = redis.call('HGET', dstKey, 't')
+    if h['t'] and (not dt or tonumber(h['t']) > tonumber(dt)) then
+      redis.call('HSET', dstKey, '_k', kind, 'v', h['v'], 't', h['t'])
+    end
+  else
+    for k, v in pairs(h) do
+      if string.sub(k, 1, 1) ~= '_' then
+        if kind == 'count' then
+          redis.call('HINCRBY', dstKey, k, v)
+        elseif kind == 'sum' then
+          redis.call('HINCRBYFLOAT', dstKey, k, v)
+        else
+          local cur = redis.call('HGET', dstKey, k)
+          if not cur or (kind == 'min' and tonumber(v) < tonumber(cur)) or (kind == 'max' and tonumber(v) > tonumber(cur)) then
+            redis.call('HSET', dstKey, k, v)
+          end
+        end
+      end
+    end
+    local o, d = h['_o'], redis.call('HGET', dstKey, '_o')
+    if o and (not d or tonumber(o) < tonumber(d)) then redis.call('HSET', dstKey, '_o', o) end
+    redis.call('HSET', dstKey, '_k', kind)
+  end
+  local sttl = redis.call('PTTL', srcKey)
+  if sttl > 0 and (dttl == -2 or (dttl > 0 and sttl > dttl)) then redis.call('PEXPIRE', dstKey, sttl) end
+  redis.call('DEL', srcKey)
+end
+
+local function mergeCounters(srcKey, dstKey)
+  local f = redis.call('HGETALL', srcKey)
+  for i = 1, #f, 2 do
+    local raw = redis.call('HGET', dstKey, f[i])
+    if not raw then
+      redis.call('HSET', dstKey, f[i], f[i + 1])
+    else
+      local sc, st, h = parseCounter(f[i + 1])
+      local dc, dt = parseCounter(raw)
+      local at = math.max(st, dt)
+      local c = sc + dc
+      if h > 0 then c = sc * 2 ^ (-(at - st) / h) + dc * 2 ^ (-(at - dt) / h) end
+      redis.call('HSET', dstKey, f[i], formatCounter(c, at, h))
+    end
+  end
 end
 
 local function userIdOf(pid)
@@ -173,6 +323,12 @@ local function applyOne(pos)
       redis.call('SADD', pkey(dst) .. ':cs', c)
       redis.call('DEL', pkey(src) .. ':c:' .. c)
     end
+    -- computed-trait aggregates and lead-score counters
+    for _, a in ipairs(redis.call('SMEMBERS', pkey(src) .. ':ags')) do
+      mergeAggregate(pkey(src) .. ':ag:' .. a, pkey(dst) .. ':ag:' .. a)
+      redis.call('SADD', pkey(dst) .. ':ags', a)
+    end
+    mergeCounters(pkey(src) .. ':sc', pkey(dst) .. ':sc')
     -- the merged-away profile leaves its segments; the survivor is re-evaluated by the caller
     local segs = redis.call('HGETALL', pkey(src) .. ':seg')
     for i = 1, #segs, 2 do redis.call('ZREM', tag .. ':s:' .. segs[i] .. ':m', src) end
@@ -185,7 +341,7 @@ local function applyOne(pos)
       redis.call('SADD', pkey(dst) .. ':groups', g)
     end
     redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
-      pkey(src) .. ':cs', pkey(src) .. ':merged', pkey(src) .. ':groups')
+      pkey(src) .. ':cs', pkey(src) .. ':merged', pkey(src) .. ':groups', pkey(src) .. ':ags', pkey(src) .. ':sc')
     redis.call('HSET', pkey(src), 'mergedInto', dst)
     redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
     merged[#merged + 1] = src
@@ -262,6 +418,9 @@ local function applyOne(pos)
     redis.call('SADD', pkey(target) .. ':cs', c[1])
     redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - c[2]))
   end
+  -- computed traits and lead-score counters (after the dedup check: a replay adds nothing)
+  for _, a in ipairs(conds['agg'] or {}) do addAggregate(target, a, ts) end
+  for _, d in ipairs(conds['dec'] or {}) do addCounter(target, d, ts) end
 
   local version = 0
   if linked then version = redis.call('INCR', tag .. ':idv') end

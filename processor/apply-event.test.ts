@@ -296,3 +296,55 @@ describe('identity resolution', () => {
     }
   });
 });
+
+describe('computed-trait buckets', () => {
+  const HOUR = 3_600_000;
+  const T0 = Date.parse('2026-06-01T00:00:00Z');
+  const apply = async (tag: string, at: number, agg: unknown[], messageId = `m${++seq}`, now = at) => {
+    const pipe = redis.pipeline();
+    queueApplyEvent(
+      pipe,
+      tag,
+      event({ type: 'track', event: 'Click', userId: 'u', messageId }, new Date(at).toISOString()),
+      { dedupTtlSeconds: 3600, maxIdentities: 100, newProfileId: () => 'p1' },
+      { add: [], agg: [agg as [string, string, string, number, number]] },
+      now,
+    );
+    const [[err, raw]] = (await pipe.exec()) as [[Error | null, unknown]];
+    if (err) throw err;
+    return parseApplyResults(raw)[0]!;
+  };
+
+  it('keep memory within about 1.25 windows: old buckets trimmed, the hash expires with its window', async () => {
+    const keys = workspaceKeys(uniqueId('agg'), 'ws');
+    const key = keys.profileAggregate('p1', 'clicks');
+    // one click a minute for 3 hours, into a 1 h window of 1 s buckets
+    let maxFields = 0;
+    for (let i = 0; i <= 180; i++) {
+      await apply(keys.tag, T0 + i * 60_000, ['clicks', 'count', '1', 1000, HOUR]);
+      maxFields = Math.max(maxFields, await redis.hlen(key));
+    }
+    expect(maxFields).toBeLessThanOrEqual(1.25 * 60 + 2 + 2); // buckets, plus _k and _o
+    const buckets = Object.keys(await redis.hgetall(key)).filter((k) => !k.startsWith('_'));
+    expect(Math.min(...buckets.map(Number))).toBeGreaterThan(T0 + 180 * 60_000 - 1.25 * HOUR - 60_000);
+    // expires when the newest bucket leaves the window (relative to the injected clock)
+    const ttl = await redis.pttl(key);
+    expect(ttl).toBeGreaterThan(HOUR - 5_000);
+    expect(ttl).toBeLessThanOrEqual(HOUR + 1000);
+    // an event already outside the window is not kept
+    const before = await redis.hlen(key);
+    await apply(keys.tag, T0, ['clicks', 'count', '1', 1000, HOUR], undefined, T0 + 180 * 60_000);
+    expect(await redis.hlen(key)).toBe(before);
+  });
+
+  it('all-time aggregates are one bucket without expiry; a replayed messageId adds nothing', async () => {
+    const keys = workspaceKeys(uniqueId('agg'), 'ws');
+    const key = keys.profileAggregate('p1', 'revenue');
+    await apply(keys.tag, T0, ['revenue', 'sum', '12.5', 0, 0], 'order-1');
+    await apply(keys.tag, T0 + 400 * 86_400_000, ['revenue', 'sum', '7.5', 0, 0], 'order-2');
+    const replay = await apply(keys.tag, T0, ['revenue', 'sum', '12.5', 0, 0], 'order-1');
+    expect(replay.duplicate).toBe(true);
+    expect(await redis.hgetall(key)).toEqual({ _k: 'sum', '0': '20' });
+    expect(await redis.pttl(key)).toBe(-1);
+  });
+});

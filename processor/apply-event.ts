@@ -33,6 +33,13 @@ export interface ProfileState {
 /** The counted conditions an event matches, each with how long its times are kept. */
 export interface ConditionPlan {
   add: Array<[id: string, retentionMs: number]>;
+  /**
+   * Computed-trait aggregates the event updates (processor/computed-registry.ts): the value
+   * is a number as a string ('1' for a count) or, for `last`, JSON. windowMs 0 = all time.
+   */
+  agg?: Array<[storageId: string, kind: string, value: string, bucketMs: number, windowMs: number]>;
+  /** Lead-score counters the event adds 1 to, decayed by their half-life (0: none). */
+  dec?: Array<[counterId: string, halfLifeMs: number]>;
 }
 
 declare module 'ioredis' {
@@ -129,7 +136,7 @@ export function queueApplyEvents(
       e.messageId,
       Date.parse(e.timestamp),
       (opts.newProfileId ?? randomUUID)(),
-      plan && plan.add.length > 0 ? JSON.stringify(plan) : '{}',
+      plan && (plan.add.length > 0 || plan.agg || plan.dec) ? JSON.stringify(plan) : '{}',
       ids.length,
     );
     for (const [k, v] of ids) args.push(k, v);

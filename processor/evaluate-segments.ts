@@ -24,6 +24,8 @@ export function evaluateSegments(
   state: ProfileState,
   event: Record<string, unknown> | null,
   nowMs: number,
+  /** Computed traits and lead scores the segments read (processor/read-values.ts). */
+  values?: { computed: Record<string, unknown>; scores: Record<string, number> },
 ): Evaluation {
   // Windowed counts, exact to the millisecond: an event at t counts while t > now - window.
   const counts: Record<string, number> = {};
@@ -58,6 +60,8 @@ export function evaluateSegments(
     event,
     segments: Object.keys(epochs).filter(isMember),
     counts,
+    computed: values?.computed ?? {},
+    scores: values?.scores ?? {},
   };
   const transitions: Transition[] = [];
   for (const s of segments) {

@@ -10,6 +10,7 @@ import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { compileRule } from '../schemas/rules.ts';
 import { topics } from '../schemas/topics.ts';
 import { createBackfiller } from './backfill.ts';
+import { ComputedRegistry } from './computed-registry.ts';
 import { createHistorySink } from './history-sink.ts';
 import { createProcessor } from './pipeline.ts';
 import { rebuildFromHistory } from './rebuild.ts';
@@ -50,12 +51,17 @@ export async function runRebuild(
   try {
     await admin.ensureTopics(topicSpecs(cfg));
     const registry = new SegmentRegistry(log);
-    registry.replace(await new DefinitionStore(redis, cfg.redis.prefix).list('segments'));
+    const store = new DefinitionStore(redis, cfg.redis.prefix);
+    registry.replace(await store.list('segments'));
+    // computed traits and lead scores are recomputed from the same history
+    const computed = new ComputedRegistry(log);
+    computed.replace(await store.list('computedTraits'), await store.list('scores'));
     const processor = createProcessor({
       redis,
       producer,
       topics: topics(cfg.kafka.topicPrefix),
       registry,
+      computed,
       redisPrefix: cfg.redis.prefix,
       apply: applyOptions(cfg),
       log,
@@ -84,6 +90,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
   const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
 
   const registry = new SegmentRegistry(log);
+  const computed = new ComputedRegistry(log);
   const store = new DefinitionStore(redis, cfg.redis.prefix);
   // the backfiller re-evaluates through the processor, which is built below
   let backfiller: ReturnType<typeof createBackfiller> | undefined;
@@ -91,8 +98,13 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     store,
     log,
     load: async () => {
-      const defs = await store.list('segments');
+      const [defs, traits, scores] = await Promise.all([
+        store.list('segments'),
+        store.list('computedTraits'),
+        store.list('scores'),
+      ]);
       registry.replace(defs);
+      computed.replace(traits, scores);
       await backfiller?.sync(defs);
     },
   });
@@ -102,6 +114,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     producer,
     topics: t,
     registry,
+    computed,
     redisPrefix: cfg.redis.prefix,
     apply: applyOptions(cfg),
     log,

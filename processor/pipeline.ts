@@ -29,8 +29,10 @@ import {
   queueReadProfile,
   traitsOf,
 } from './apply-event.ts';
+import type { ComputedRegistry } from './computed-registry.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { parseEvent } from './parse-event.ts';
+import { readProfileValues } from './read-values.ts';
 import type { SegmentRegistry, Touched } from './segment-registry.ts';
 import { timerMember } from './timers.ts';
 
@@ -79,6 +81,8 @@ export interface ProcessorDeps {
   producer: Producer;
   topics: Topics;
   registry: SegmentRegistry;
+  /** Computed traits and lead scores, updated in the same script call as the event. */
+  computed?: ComputedRegistry;
   redisPrefix: string;
   apply: ApplyOptions;
   log: Logger;
@@ -127,6 +131,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   ): Promise<Recheck[]> => {
     const changes: Array<{ ws: string; change: SegmentChange; from: number; item: Recheck }> = [];
     const schedule: Array<[number, string]> = [];
+    const pending: Array<{
+      ws: string;
+      state: ProfileState;
+      event: NormalizedEvent | null;
+      selection: Touched;
+      segments: ReturnType<SegmentRegistry['affected']>;
+    }> = [];
     for (const input of items) {
       const { ws, state, event, touched } = input;
       // For a new, merged or replayed profile the event does not say what changed: take
@@ -143,14 +154,32 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           }
         : touched;
       const segments = deps.registry.affected(ws, selection);
-      if (segments.length === 0) continue;
+      if (segments.length > 0) pending.push({ ws, state, event, selection, segments });
+    }
+    // computed traits and scores, for the segments that read them (no read otherwise)
+    const values = deps.computed
+      ? await readProfileValues({
+          redis: deps.redis,
+          prefix: deps.redisPrefix,
+          registry: deps.computed,
+          list: pending,
+          nowMs: at.getTime(),
+        })
+      : [];
+    for (const [i, { ws, state, event, selection, segments }] of pending.entries()) {
       const item: Recheck = { ws, profileId: state.profileId, event, touched: selection };
-      const { transitions, nextDeadline } = evaluateSegments(
+      const v = values[i];
+      const evaluation = evaluateSegments(
         segments,
         state,
         event as unknown as Record<string, unknown> | null,
         at.getTime(),
+        v,
       );
+      const { transitions } = evaluation;
+      let { nextDeadline } = evaluation;
+      if (v?.nextDeadline != null && (nextDeadline === null || v.nextDeadline < nextDeadline))
+        nextDeadline = v.nextDeadline;
       if (nextDeadline !== null) schedule.push([nextDeadline, timerMember(ws, state.profileId)]);
       const userEntry = state.identities.find((i) => i.startsWith('user:'));
       for (const t of transitions)
@@ -264,7 +293,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
     // 1. identity + profile + counted event times, pipelined: one round trip per batch
     const at = now();
-    const plans = events.map((e) => deps.registry.conditionPlan(e));
+    const computed = deps.computed;
+    const plans = events.map((e) => {
+      const plan = deps.registry.conditionPlan(e);
+      return computed ? computed.extend(e, plan) : plan;
+    });
     // one script call per workspace chunk, events in order; results back in event order
     const chunks: number[][] = [];
     const open = new Map<string, number[]>();
@@ -303,7 +336,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         ws: string;
         state: ProfileState;
         event: NormalizedEvent;
-        touched: { traits: Set<string>; conditions: Set<string> };
+        touched: { traits: Set<string>; conditions: Set<string>; computed: Set<string>; scores: Set<string> };
         wide: boolean;
       }
     >();
@@ -337,9 +370,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       const touched = latest.get(key)?.touched ?? {
         traits: new Set<string>(),
         conditions: new Set<string>(),
+        computed: new Set<string>(),
+        scores: new Set<string>(),
       };
-      for (const t of Object.keys(traitsOf(event))) touched.traits.add(t);
+      const traitKeys = Object.keys(traitsOf(event));
+      for (const t of traitKeys) touched.traits.add(t);
       for (const [c] of plans[i]!.add) touched.conditions.add(c);
+      deps.computed?.touchedNames(event.workspaceId, plans[i]!, traitKeys, touched);
       // a creation, merge or replay earlier in the batch widens the evaluation of the
       // profile's final state, even when its last event was an ordinary one
       const wide = (latest.get(key)?.wide ?? false) || isWide(state);

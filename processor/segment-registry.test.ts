@@ -82,6 +82,23 @@ describe('SegmentRegistry.affected', () => {
     expect(r.conditionPlan({ ...login, type: 'identify' }).add).toEqual([]);
   });
 
+  it('picks rules reading a computed trait or score only when its value moved, and on time and new profiles', () => {
+    const r = new SegmentRegistry(createLogger({ level: 'silent', name: 'test' }));
+    r.replace([
+      def('spender', { '>=': [{ var: 'computed.revenue' }, 100] }),
+      def('hot', { '>': [{ var: 'scores.lead' }, 10] }),
+      def('any_value', { '!!': [{ var: 'computed' }] }),
+      def('pro', { '==': [{ var: 'traits.plan' }, 'pro'] }),
+    ]);
+    expect(ids(r.affected('ws', { computed: ['revenue'] }))).toEqual(['spender', 'any_value']);
+    expect(ids(r.affected('ws', { computed: ['other'] }))).toEqual(['any_value']);
+    expect(ids(r.affected('ws', { scores: ['lead'] }))).toEqual(['hot']);
+    expect(ids(r.affected('ws', { traits: ['plan'] }))).toEqual(['pro']);
+    expect(ids(r.affected('ws', { windows: true }))).toEqual(['spender', 'hot', 'any_value']);
+    const none = { traits: [], conditions: [], memberOf: [] };
+    expect(ids(r.affected('ws', { profile: none }))).toEqual(['spender', 'hot', 'any_value']);
+  });
+
   it('orders every selection by dependency', () => {
     const all = registry().affected('ws', { all: true });
     const rank = new Map(all.map((s, i) => [s.def.id, i]));

@@ -25,6 +25,10 @@ export interface Touched {
   profile?: { traits: Iterable<string>; conditions: Iterable<string>; memberOf: Iterable<string> };
   traits?: Iterable<string>;
   conditions?: Iterable<string>;
+  /** Computed trait names whose value an event changed. */
+  computed?: Iterable<string>;
+  /** Lead score names whose value an event changed. */
+  scores?: Iterable<string>;
   /** Time passed: every segment with a window. */
   windows?: boolean;
   /** These segments (a backfill of one segment; its dependents come with it). */
@@ -46,6 +50,14 @@ interface WorkspaceRules {
   conditionsByEvent: Map<string, Array<{ id: string; condition: EventCondition; retentionMs: number }>>;
   byTrait: Map<string, CompiledSegment[]>;
   byCondition: Map<string, CompiledSegment[]>;
+  byComputed: Map<string, CompiledSegment[]>;
+  byScore: Map<string, CompiledSegment[]>;
+  /**
+   * Segments reading computed traits or scores: evaluated for every new, merged or
+   * replayed profile (an empty profile's values depend on the definitions' kinds), and
+   * when time passes (windows and decay).
+   */
+  readsValues: CompiledSegment[];
   /** Rules that read the event or profile fields, or every trait: evaluated on every event. */
   always: CompiledSegment[];
   windowed: CompiledSegment[];
@@ -60,6 +72,9 @@ const emptyRules = (): WorkspaceRules => ({
   conditionsByEvent: new Map(),
   byTrait: new Map(),
   byCondition: new Map(),
+  byComputed: new Map(),
+  byScore: new Map(),
+  readsValues: [],
   always: [],
   windowed: [],
   dependents: new Map(),
@@ -113,12 +128,25 @@ export class SegmentRegistry {
     if (touched.windows) add(ws.windowed);
     for (const t of touched.traits ?? []) add(ws.byTrait.get(t));
     for (const c of touched.conditions ?? []) add(ws.byCondition.get(c));
+    // a rule reading the whole object (`computed`, `scores`) is indexed under '*'
+    for (const [names, index] of [
+      [touched.computed, ws.byComputed],
+      [touched.scores, ws.byScore],
+    ] as const) {
+      let any = false;
+      for (const n of names ?? []) {
+        any = true;
+        add(index.get(n));
+      }
+      if (any) add(index.get('*'));
+    }
     for (const id of touched.segments ?? []) {
       const s = ws.byId.get(id);
       if (s) picked.set(id, s);
     }
     if (touched.profile) {
       add(ws.trueOnEmpty);
+      add(ws.readsValues);
       for (const t of touched.profile.traits) add(ws.byTrait.get(t));
       for (const c of touched.profile.conditions) add(ws.byCondition.get(c));
       for (const id of touched.profile.memberOf) {
@@ -175,7 +203,10 @@ function index(list: Array<{ def: SegmentDefinition; rule: CompiledRule }>): Wor
       if (!known || known.retentionMs < c.windowMs)
         ws.conditions.set(c.condition.id, { condition: c.condition, retentionMs: c.windowMs });
     }
-    if (rule.counts.length > 0) ws.windowed.push(s);
+    for (const n of rule.computed) push(ws.byComputed, n, s);
+    for (const n of rule.scores) push(ws.byScore, n, s);
+    if (rule.computed.size > 0 || rule.scores.size > 0) ws.readsValues.push(s);
+    if (rule.counts.length > 0 || rule.computed.size > 0 || rule.scores.size > 0) ws.windowed.push(s);
     for (const dep of rule.segments) push(ws.dependents, dep, s);
     ws.byId.set(s.def.id, s);
   }

@@ -13,6 +13,7 @@ import { QueryError } from './query-error.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
+import { computedTraitRoutes, scoreRoutes } from './routes/profile-definitions.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
@@ -86,6 +87,8 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/suppressions', suppressionRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
+  app.route('/v1/computed-traits', computedTraitRoutes({ ...deps, now }));
+  app.route('/v1/scores', scoreRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
   app.route(
     '/v1/analytics',

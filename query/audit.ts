@@ -5,7 +5,15 @@ export interface AuditEntry {
   workspaceId: string;
   actor: string;
   action: 'create' | 'update' | 'delete' | 'erase';
-  entityType: 'segment' | 'campaign' | 'profile' | 'write_key' | 'consent' | 'suppression';
+  entityType:
+    | 'segment'
+    | 'campaign'
+    | 'computed_trait'
+    | 'score'
+    | 'profile'
+    | 'write_key'
+    | 'consent'
+    | 'suppression';
   entityId: string;
   before: unknown;
   after: unknown;

@@ -1,6 +1,8 @@
 // OpenAPI 3.1 description of the query API, with request bodies from the TypeBox schemas
 // that validate them.
 import { CampaignInput } from '../schemas/campaign.ts';
+import { ComputedTraitInput } from '../schemas/computed-trait.ts';
+import { LeadScoreInput } from '../schemas/lead-score.ts';
 import { SegmentInput } from '../schemas/segment.ts';
 import { AttributionBody, FunnelBody, RetentionBody, TrendsBody } from './analytics/bodies.ts';
 import { ConsentInput, SuppressionInput } from './routes/contact.ts';
@@ -35,6 +37,11 @@ const Profile = {
     emails: { type: 'array', items: { type: 'string' } },
     traits: { type: 'object' },
     segments: { type: 'array', items: { type: 'string' } },
+    computed: {
+      type: 'object',
+      description: 'computed trait name → value now (null without data in its window)',
+    },
+    scores: { type: 'object', description: 'lead score name → points now' },
     firstSeenAt: { type: ['string', 'null'], format: 'date-time' },
     lastSeenAt: { type: ['string', 'null'], format: 'date-time' },
   },
@@ -54,6 +61,8 @@ export function queryOpenApi(): object {
         Profile,
         SegmentInput,
         CampaignInput,
+        ComputedTraitInput,
+        LeadScoreInput,
         FunnelBody,
         RetentionBody,
         AttributionBody,
@@ -140,6 +149,69 @@ export function queryOpenApi(): object {
             query('cursor'),
             query('limit', { type: 'integer', minimum: 1, maximum: 1000 }),
           ],
+        }),
+      },
+      '/v1/computed-traits': {
+        get: op('listComputedTraits', 'Computed traits of the workspace'),
+        post: op(
+          'createComputedTrait',
+          'Define a count, sum, min, max or last value of an event property over a window',
+          {
+            requestBody: {
+              required: true,
+              content: json({ $ref: '#/components/schemas/ComputedTraitInput' }),
+            },
+            responses: {
+              '201': { description: 'created' },
+              '409': { description: 'name in use', content: json(err) },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/computed-traits/{id}': {
+        get: op('getComputedTrait', 'A computed trait', { parameters: [id('id')] }),
+        put: op('updateComputedTrait', 'Replace the definition; the version increases', {
+          parameters: [id('id')],
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/ComputedTraitInput' }) },
+        }),
+        delete: op('deleteComputedTrait', 'Delete (refused while a segment reads it)', {
+          parameters: [id('id')],
+          responses: {
+            '204': { description: 'deleted' },
+            '409': { description: 'in use', content: json(err) },
+            ...errors,
+          },
+        }),
+      },
+      '/v1/scores': {
+        get: op('listScores', 'Lead scores of the workspace'),
+        post: op(
+          'createScore',
+          'Define a lead score: points per event or while a trait condition holds, optional half-life',
+          {
+            requestBody: { required: true, content: json({ $ref: '#/components/schemas/LeadScoreInput' }) },
+            responses: {
+              '201': { description: 'created' },
+              '409': { description: 'name in use', content: json(err) },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/scores/{id}': {
+        get: op('getScore', 'A lead score', { parameters: [id('id')] }),
+        put: op('updateScore', 'Replace the definition; the version increases', {
+          parameters: [id('id')],
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/LeadScoreInput' }) },
+        }),
+        delete: op('deleteScore', 'Delete (refused while a segment reads it)', {
+          parameters: [id('id')],
+          responses: {
+            '204': { description: 'deleted' },
+            '409': { description: 'in use', content: json(err) },
+            ...errors,
+          },
         }),
       },
       '/v1/campaigns': {

@@ -4,10 +4,12 @@
 // Counted events come from the ClickHouse history of the sampled persons (all their
 // identifiers), because a rule not yet saved has no counts in Redis.
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { splitIdentifier } from '../schemas/identity-change.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import type { CompiledRule, RuleContext } from '../schemas/rules.ts';
+import { type ComputedValues, readComputedMany } from './read-computed.ts';
 
 export interface Preview {
   /** Profiles the rule was evaluated on. */
@@ -40,20 +42,32 @@ export async function previewSegment(opts: {
   nowMs: number;
   sampleSize: number;
   showMatches?: number;
+  /** For rules reading computed traits or scores (their values as kept in Redis now). */
+  defs?: DefinitionStore;
 }): Promise<Preview> {
   const keys = workspaceKeys(opts.prefix, opts.workspaceId);
   const { ids, complete } = await sampleProfileIds(opts.redis, keys.tag, opts.sampleSize);
   const profiles = await readProfiles(opts.redis, keys.tag, ids);
   const counts = await countFromHistory(opts, profiles);
+  let values: ComputedValues[] = [];
+  if (opts.defs && (opts.rule.computed.size > 0 || opts.rule.scores.size > 0)) {
+    const [traitDefs, scoreDefs] = await Promise.all([
+      opts.defs.list('computedTraits', opts.workspaceId),
+      opts.defs.list('scores', opts.workspaceId),
+    ]);
+    values = await readComputedMany({ ...opts, traitDefs, scoreDefs, profiles });
+  }
 
   const matches: Sampled[] = [];
-  for (const p of profiles) {
+  for (const [i, p] of profiles.entries()) {
     const ctx: RuleContext = {
       traits: p.traits,
       profile: { id: p.id, firstSeenAt: p.firstSeenAt, lastSeenAt: p.lastSeenAt },
       event: null,
       segments: Object.keys(p.epochs).filter((s) => (p.epochs[s] ?? 0) % 2 === 1),
       counts: counts.get(p.id) ?? zeroCounts(opts.rule),
+      computed: values[i]?.computed ?? {},
+      scores: values[i]?.scores ?? {},
     };
     let holds = false;
     try {

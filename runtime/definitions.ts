@@ -1,16 +1,25 @@
-// Segment and campaign definitions live in Redis (AOF on), written by the query service
+// Segment, campaign, computed-trait and lead-score definitions live in Redis (AOF on), written by the query service
 // and loaded by every processor and activation worker. A revision counter moves on each
 // change; workers poll it (one GET) and reload when it moved, so an edit reaches every
 // worker within the poll interval without restarts.
 
 import type { CampaignDefinition } from '../schemas/campaign.ts';
+import type { ComputedTraitDefinition } from '../schemas/computed-trait.ts';
+import type { LeadScoreDefinition } from '../schemas/lead-score.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
 import type { Logger } from './log.ts';
 import type { Redis } from './redis.ts';
 
-type Kind = 'segments' | 'campaigns';
-type DefOf<K extends Kind> = K extends 'segments' ? SegmentDefinition : CampaignDefinition;
+interface Defs {
+  segments: SegmentDefinition;
+  campaigns: CampaignDefinition;
+  computedTraits: ComputedTraitDefinition;
+  scores: LeadScoreDefinition;
+}
+export type DefinitionKind = keyof Defs;
+type Kind = DefinitionKind;
+export type DefOf<K extends Kind> = Defs[K];
 
 export class DefinitionStore {
   private readonly keys: ReturnType<typeof globalKeys>;

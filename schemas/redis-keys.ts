@@ -11,6 +11,12 @@ export interface WorkspaceKeys {
   profileTraitTimes(profileId: string): string;
   profileIdentities(profileId: string): string;
   profileSegments(profileId: string): string;
+  /** Hash of one computed trait's buckets (see schemas/computed-trait.ts), by storage id. */
+  profileAggregate(profileId: string, storageId: string): string;
+  /** Set of the computed-trait storage ids the profile has. */
+  profileAggregates(profileId: string): string;
+  /** Hash counterId → decayed count of a lead-score event rule, `"<count> <asOf ms> <halfLife ms>"`. */
+  profileScoreCounters(profileId: string): string;
   dedup(messageId: string): string;
   segmentMembers(segmentId: string): string;
   sendClaim(sendKey: string): string;
@@ -37,6 +43,9 @@ export function workspaceKeys(prefix: string, workspaceId: string): WorkspaceKey
     profileTraitTimes: (pid) => `${tag}:p:${pid}:tt`,
     profileIdentities: (pid) => `${tag}:p:${pid}:ids`,
     profileSegments: (pid) => `${tag}:p:${pid}:seg`,
+    profileAggregate: (pid, sid) => `${tag}:p:${pid}:ag:${sid}`,
+    profileAggregates: (pid) => `${tag}:p:${pid}:ags`,
+    profileScoreCounters: (pid) => `${tag}:p:${pid}:sc`,
     dedup: (mid) => `${tag}:dedup:${mid}`,
     segmentMembers: (sid) => `${tag}:s:${sid}:m`,
     sendClaim: (key) => `${tag}:send:${key}`,
@@ -54,6 +63,10 @@ export function globalKeys(prefix: string) {
     segments: `${prefix}:defs:segments`,
     /** Hash `${workspaceId}/${campaignId}` → CampaignDefinition JSON. */
     campaigns: `${prefix}:defs:campaigns`,
+    /** Hash `${workspaceId}/${id}` → ComputedTraitDefinition JSON. */
+    computedTraits: `${prefix}:defs:computed-traits`,
+    /** Hash `${workspaceId}/${id}` → LeadScoreDefinition JSON. */
+    scores: `${prefix}:defs:scores`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
     /** Sorted set `${workspaceId}/${profileId}` → epoch ms when a windowed rule must be re-evaluated. */

@@ -63,6 +63,17 @@ describe('compileRule', () => {
     expect(again.counts[0]!.key).not.toBe(c.key);
   });
 
+  it('reads computed traits and scores by name, and records which', () => {
+    const r = compileRule({
+      and: [{ '>=': [{ var: 'computed.revenue_30d' }, 100] }, { '>': [{ var: 'scores.lead' }, 50] }],
+    });
+    expect([...r.computed]).toEqual(['revenue_30d']);
+    expect([...r.scores]).toEqual(['lead']);
+    expect(r.traits.size).toBe(0);
+    expect(r.evaluate({ ...ctx({}), computed: { revenue_30d: 120 }, scores: { lead: 51 } })).toBe(true);
+    expect(r.evaluate({ ...ctx({}), computed: { revenue_30d: null }, scores: { lead: 51 } })).toBe(false);
+  });
+
   it('refuses rules nested too deep', () => {
     let rule: unknown = { var: 'traits.a' };
     for (let i = 0; i < 40; i++) rule = { '!': [rule] };

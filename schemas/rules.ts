@@ -1,4 +1,4 @@
-// Segment rules: JSON Logic over { traits, profile, event, segments }. A rule is validated
+// Segment rules: JSON Logic over { traits, profile, event, segments, computed, scores }. A rule is validated
 // and compiled once: custom operators are rewritten into plain JSON Logic over a context
 // the evaluator prepares, and the compiled rule records what it reads, so the processor
 // evaluates only the rules an event can change.
@@ -76,9 +76,10 @@ export interface WindowedCount {
 export class RuleError extends Error {
   constructor(
     public readonly path: string,
-    message: string,
+    /** What is wrong, without the place (for callers that name the place their own way). */
+    public readonly detail: string,
   ) {
-    super(`rule${path}: ${message}`);
+    super(`rule${path}: ${detail}`);
     this.name = 'RuleError';
   }
 }
@@ -91,6 +92,10 @@ export interface RuleContext {
   segments: string[];
   /** Windowed event counts, by WindowedCount.key. */
   counts: Record<string, number>;
+  /** Computed trait values by name (`computed.<name>`); only those the rules read need be present. */
+  computed?: Record<string, unknown>;
+  /** Lead scores by name (`scores.<name>`). */
+  scores?: Record<string, number>;
 }
 
 export interface CompiledRule {
@@ -102,6 +107,10 @@ export interface CompiledRule {
   readsProfile: boolean;
   /** Windowed counts the rule reads (`event_count`). */
   counts: WindowedCount[];
+  /** Computed trait names the rule reads (`computed.<name>`; `*` for the whole object). */
+  computed: Set<string>;
+  /** Lead score names the rule reads (`scores.<name>`; `*` for the whole object). */
+  scores: Set<string>;
   evaluate(ctx: RuleContext): boolean;
 }
 
@@ -113,6 +122,8 @@ export function compileRule(rule: unknown): CompiledRule {
   const reads = {
     traits: new Set<string>(),
     segments: new Set<string>(),
+    computed: new Set<string>(),
+    scores: new Set<string>(),
     readsEvent: false,
     readsProfile: false,
   };
@@ -164,8 +175,13 @@ export function compileRule(rule: unknown): CompiledRule {
         else reads.traits.add('*');
       } else if (root === 'event') reads.readsEvent = true;
       else if (root === 'profile') reads.readsProfile = true;
+      else if (root === 'computed') reads.computed.add(first || '*');
+      else if (root === 'scores') reads.scores.add(first || '*');
       else if (root !== 'segments' && name !== '')
-        throw new RuleError(here, `unknown field "${name}": use traits.*, profile.* or event.*`);
+        throw new RuleError(
+          here,
+          `unknown field "${name}": use traits.*, profile.*, event.*, computed.* or scores.*`,
+        );
     }
     return {
       [op]: Array.isArray(raw)
@@ -184,8 +200,11 @@ export function compileRule(rule: unknown): CompiledRule {
   };
 }
 
-/** Validates a property filter (plain JSON Logic over the event's properties) and compiles it. */
-function compileCondition(event: string, filter: unknown, path: string): EventCondition {
+/**
+ * Validates a property filter (plain JSON Logic over the event's properties) and compiles it.
+ * Also used by computed traits and lead scores (`where`), which count the same conditions.
+ */
+export function compileCondition(event: string, filter: unknown, path: string): EventCondition {
   if (filter !== null) {
     if (typeof filter !== 'object' || Array.isArray(filter))
       throw new RuleError(path, 'the filter must be a JSON Logic operation on the event properties');

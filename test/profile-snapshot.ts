@@ -1,6 +1,7 @@
 // Every live profile of a workspace in Redis, keyed by its identifiers (profile ids are
 // random, so two runs over the same events are compared person by person): traits,
-// counted events per condition, current memberships; and each profile's epochs.
+// counted events per condition, computed-trait aggregates and score counters, current
+// memberships; and each profile's epochs.
 import type { Redis } from 'ioredis';
 
 /** Every live profile, keyed by its identifiers: traits, counted events, memberships. */
@@ -25,11 +26,19 @@ export async function snapshotProfiles(redis: Redis, tag: string) {
     const seg = await redis.hgetall(`${p}:seg`);
     const counts: Record<string, number> = {};
     for (const c of (await redis.smembers(`${p}:cs`)).sort()) counts[c] = await redis.zcard(`${p}:c:${c}`);
+    // computed-trait buckets (without the trim bookkeeping) and lead-score counters
+    const aggregates: Record<string, Record<string, string>> = {};
+    for (const a of (await redis.smembers(`${p}:ags`)).sort()) {
+      const { _o, ...fields } = await redis.hgetall(`${p}:ag:${a}`);
+      aggregates[a] = fields;
+    }
     const key = ids.join(',');
     people.set(key, {
       traits: await redis.hgetall(`${p}:t`),
       accounts: (await redis.smembers(`${p}:groups`)).sort(),
       counts,
+      aggregates,
+      scoreCounters: await redis.hgetall(`${p}:sc`),
       member: Object.entries(seg)
         .filter(([, e]) => Number(e) % 2 === 1)
         .map(([s]) => s)

@@ -11,8 +11,8 @@ import {
 } from '../../schemas/campaign.ts';
 import { templateError } from '../../schemas/liquid-template.ts';
 import { type QueryEnv, readJson } from '../app.ts';
-import { actorOf, recordAudit } from '../audit.ts';
 import { QueryError } from '../query-error.ts';
+import { saveDefinition } from '../save-definition.ts';
 import { campaignStats } from './campaign-stats.ts';
 
 /** The chosen channel's settings (a webhook secret generated or kept), purpose and policy. */
@@ -108,20 +108,7 @@ export function campaignRoutes(deps: {
       createdAt: at,
       updatedAt: at,
     };
-    await deps.defs.put('campaigns', def);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'create',
-        entityType: 'campaign',
-        entityId: def.id,
-        before: null,
-        after: def,
-      },
-      deps.now(),
-    );
+    await saveDefinition(deps, c, 'campaigns', null, def);
     return c.json(def, 201);
   });
 
@@ -129,26 +116,8 @@ export function campaignRoutes(deps: {
   app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
 
   /** Stores a new version of a campaign and audits the change. */
-  const saveVersion = async (
-    c: Context<QueryEnv>,
-    ws: string,
-    before: CampaignDefinition,
-    after: CampaignDefinition,
-  ) => {
-    await deps.defs.put('campaigns', after);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'update',
-        entityType: 'campaign',
-        entityId: after.id,
-        before,
-        after,
-      },
-      deps.now(),
-    );
+  const saveVersion = async (c: Context<QueryEnv>, before: CampaignDefinition, after: CampaignDefinition) => {
+    await saveDefinition(deps, c, 'campaigns', before, after);
     return after;
   };
 
@@ -167,7 +136,7 @@ export function campaignRoutes(deps: {
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    return c.json(await saveVersion(c, ws, before, after));
+    return c.json(await saveVersion(c, before, after));
   });
 
   const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
@@ -180,7 +149,7 @@ export function campaignRoutes(deps: {
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    return c.json(await saveVersion(c, ws, before, after));
+    return c.json(await saveVersion(c, before, after));
   };
   app.post('/:id/pause', setStatus('paused'));
   app.post('/:id/resume', setStatus('active'));
@@ -194,20 +163,7 @@ export function campaignRoutes(deps: {
   app.delete('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
-    await deps.defs.remove('campaigns', ws, before.id);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'delete',
-        entityType: 'campaign',
-        entityId: before.id,
-        before,
-        after: null,
-      },
-      deps.now(),
-    );
+    await saveDefinition(deps, c, 'campaigns', before, null);
     return c.body(null, 204);
   });
   return app;

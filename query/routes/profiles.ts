@@ -1,11 +1,13 @@
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { type IdentityKind, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { QueryEnv } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { eraseProfile } from '../erase-profile.ts';
 import { QueryError } from '../query-error.ts';
+import { readComputed } from '../read-computed.ts';
 
 export interface Profile {
   id: string;
@@ -94,10 +96,24 @@ export async function readProfile(
 export function profileRoutes(deps: {
   redis: Redis;
   clickhouse: ClickHouseClient;
+  defs: DefinitionStore;
   redisPrefix: string;
   now: () => Date;
 }) {
   const app = new Hono<QueryEnv>();
+  /** The profile as answered: with its computed traits and lead scores as of now. */
+  const withComputed = async (ws: string, profile: Profile) => ({
+    ...profile,
+    ...(await readComputed({
+      redis: deps.redis,
+      defs: deps.defs,
+      prefix: deps.redisPrefix,
+      workspaceId: ws,
+      profileId: profile.id,
+      traits: profile.traits,
+      nowMs: deps.now().getTime(),
+    })),
+  });
   const lookups: Array<[string, IdentityKind]> = [
     ['userId', 'user'],
     ['anonymousId', 'anon'],
@@ -124,13 +140,14 @@ export function profileRoutes(deps: {
     const pid = await deps.redis.get(workspaceKeys(deps.redisPrefix, ws).identity(kind, value));
     const profile = pid && (await readProfile(deps.redis, deps.redisPrefix, ws, pid));
     if (!profile) throw new QueryError(404, `no profile with ${param} ${JSON.stringify(value)}`);
-    return c.json(profile);
+    return c.json(await withComputed(ws, profile));
   });
 
   app.get('/:id', async (c) => {
-    const profile = await readProfile(deps.redis, deps.redisPrefix, c.get('workspaceId'), c.req.param('id'));
+    const ws = c.get('workspaceId');
+    const profile = await readProfile(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
-    return c.json(profile);
+    return c.json(await withComputed(ws, profile));
   });
 
   app.delete('/:id', async (c) => {

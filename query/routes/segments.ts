@@ -12,9 +12,9 @@ import {
   segmentInputCheck,
 } from '../../schemas/segment.ts';
 import { type QueryEnv, readJson } from '../app.ts';
-import { actorOf, recordAudit } from '../audit.ts';
 import { previewSegment } from '../preview-segment.ts';
 import { QueryError } from '../query-error.ts';
+import { saveDefinition } from '../save-definition.ts';
 
 const MAX_PREVIEW_SAMPLE = 5000;
 
@@ -35,12 +35,28 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       const e = segmentInputCheck.Errors(body).First();
       throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
     }
-    let refs: Set<string>;
+    let compiled: ReturnType<typeof compileRule>;
     try {
-      refs = compileRule(body.rule).segments;
+      compiled = compileRule(body.rule);
     } catch (err) {
       if (err instanceof RuleError) throw new QueryError(400, err.message);
       throw err;
+    }
+    const refs = compiled.segments;
+    // computed.<name> and scores.<name> must name existing definitions
+    for (const [kind, names, label] of [
+      ['computedTraits', compiled.computed, 'computed'],
+      ['scores', compiled.scores, 'scores'],
+    ] as const) {
+      const wanted = [...names].filter((n) => n !== '*');
+      if (wanted.length === 0) continue;
+      const known = new Set((await deps.defs.list(kind, ws)).map((d) => d.name));
+      for (const n of wanted)
+        if (!known.has(n))
+          throw new QueryError(
+            400,
+            `rule: ${label}.${n} names no ${kind === 'scores' ? 'score' : 'computed trait'}`,
+          );
     }
     const all = new Map((await deps.defs.list('segments', ws)).map((s) => [s.id, s]));
     for (const r of refs) {
@@ -86,6 +102,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       rule: compileRule(rule),
       nowMs: deps.now().getTime(),
       sampleSize: sampleSize as number,
+      defs: deps.defs,
     });
     return c.json(preview);
   });
@@ -105,20 +122,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       createdAt: at,
       updatedAt: at,
     };
-    await deps.defs.put('segments', def);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'create',
-        entityType: 'segment',
-        entityId: def.id,
-        before: null,
-        after: def,
-      },
-      deps.now(),
-    );
+    await saveDefinition(deps, c, 'segments', null, def);
     return c.json(def, 201);
   });
 
@@ -155,20 +159,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       updatedAt: deps.now().toISOString(),
     };
     if (input.description !== undefined) after.description = input.description;
-    await deps.defs.put('segments', after);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'update',
-        entityType: 'segment',
-        entityId: after.id,
-        before,
-        after,
-      },
-      deps.now(),
-    );
+    await saveDefinition(deps, c, 'segments', before, after);
     return c.json(after);
   });
 
@@ -190,21 +181,8 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
         `segment triggers campaigns ${campaigns.map((d) => d.id).join(', ')}: delete those first`,
       );
     // Deleting a segment emits no exits: it stops existing, members are dropped silently.
-    await deps.defs.remove('segments', ws, before.id);
+    await saveDefinition(deps, c, 'segments', before, null);
     await deps.redis.del(workspaceKeys(deps.redisPrefix, ws).segmentMembers(before.id));
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'delete',
-        entityType: 'segment',
-        entityId: before.id,
-        before,
-        after: null,
-      },
-      deps.now(),
-    );
     return c.body(null, 204);
   });
 

@@ -1,12 +1,14 @@
 // `cdp rebuild`: Redis loses every profile of a workspace; the rebuild from ClickHouse
 // history gives back the same people (identities, traits, accounts, counted events,
-// memberships) as the live run, and publishes no segment change (campaigns stay quiet).
+// computed traits and score counters, memberships) as the live run, and publishes no
+// segment change (campaigns stay quiet).
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import { runRebuild } from '../../processor/main.ts';
 import { createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
+import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, readTopic, testConfig, testLogger } from '../harness.ts';
@@ -20,6 +22,25 @@ const admin = () => ({ authorization: `Bearer ${cfg.keys.adminKey}`, 'content-ty
 beforeAll(async () => {
   cfg = testConfig();
   redis = new Redis(cfg.redis.url);
+  // computed traits and a score, recomputed from the same history; stored before the
+  // processor starts, so it has them for every event (it loads definitions before consuming)
+  const store = new DefinitionStore(redis, cfg.redis.prefix);
+  const base = { workspaceId: cfg.keys.workspace, version: 1, createdAt: new Date().toISOString() };
+  const traits = [
+    { name: 'orders', kind: 'count', event: 'Order', window: '30d' },
+    { name: 'revenue', kind: 'sum', event: 'Order', property: 'revenue' },
+    { name: 'top', kind: 'max', event: 'Order', property: 'revenue', window: '7d' },
+    { name: 'last_revenue', kind: 'last', event: 'Order', property: 'revenue' },
+  ] as const;
+  for (const t of traits)
+    await store.put('computedTraits', { ...t, ...base, id: `ct_${t.name}`, updatedAt: base.createdAt });
+  await store.put('scores', {
+    ...base,
+    id: 'sc_buyer',
+    name: 'buyer',
+    rules: [{ event: 'Order', points: 3 }],
+    updatedAt: base.createdAt,
+  });
   running = await startServices(cfg, SERVICE_NAMES, testLogger(cfg));
 });
 afterAll(async () => {
@@ -91,6 +112,9 @@ describe('rebuild from history', () => {
     const live = await snapshotProfiles(redis, tag);
     // 20 people, plus the 13 second devices never linked to theirs (no alias)
     expect(live.people.size).toBe(33);
+    // r3 ordered on both devices (aliased): its aggregates merged
+    const r3 = live.people.get('anon:r3-a,anon:r3-b,user:r3') as { aggregates: Record<string, object> };
+    expect(Object.keys(r3.aggregates)).toHaveLength(4);
 
     // Redis loses the workspace's profiles (definitions are kept)
     let cursor = '0';
