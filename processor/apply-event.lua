@@ -29,11 +29,12 @@
 --         "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
 --       nIds, nIds (kind, value) pairs, nTraits, nTraits (trait, jsonValue) pairs,
 --       groupId ('' unless a group call), nGroupTraits, nGroupTraits (trait, jsonValue) pairs.
--- Returns one state per event, each the profile's state after that event; its counted times are those of the conditions the profile
--- has (a profile's own set, not the workspace's: the cost follows the person, not the
--- number of segments). Element 13 is the identity version: the new counter value when
--- this event changed the graph (created, linked, merged), the current value for a
--- replay (so a caller that crashed before publishing can publish again), else 0.
+-- Returns one result per event (see the end of the script): what it did, and for the last
+-- event of each profile the profile's state after it; its counted times are those of the
+-- conditions the profile has (a profile's own set, not the workspace's: the cost follows
+-- the person, not the number of segments). Element 7 is the identity version: the new
+-- counter value when this event changed the graph (created, linked, merged), the current
+-- value for a replay (so a caller that crashed before publishing can publish again), else 0.
 -- A replayed messageId changes nothing; the profile it resolved to is still returned so
 -- the caller can re-evaluate (re-evaluation is idempotent).
 local tag = KEYS[1]
@@ -233,7 +234,7 @@ local function applyOne(pos)
   local groupStart = traitEnd + 3
   local nextPos = groupStart + 2 * nGroupTraits
   -- no usable identifier (all junk): nothing to attach the event to
-  if nIds == 0 then return { '', 0, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 }, nextPos end
+  if nIds == 0 then return { '', 0, 0, {}, {}, {}, 0 }, nextPos end
 
   local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
   local duplicate = not fresh
@@ -256,29 +257,14 @@ local function applyOne(pos)
     end
   end
 
-  -- the event times of every counted condition the profile has (trimmed on each add)
-  local function times(pid)
-    local out = {}
-    for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
-      out[#out + 1] = c
-      out[#out + 1] = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
-    end
-    return out
-  end
-
+  -- what this event did; the profile's full state is added at the end of the call, to
+  -- the last event of each profile only (see below)
   local state = function(pid, created, merged, conflicts, limited, version)
-    local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
-    return {
-      pid, duplicate and 1 or 0, created and 1 or 0, p[1] or '', p[2] or '',
-      redis.call('HGETALL', pkey(pid) .. ':t'),
-      redis.call('HGETALL', pkey(pid) .. ':seg'),
-      redis.call('SMEMBERS', pkey(pid) .. ':ids'),
-      merged, conflicts, limited, times(pid), version,
-    }
+    return { pid, duplicate and 1 or 0, created and 1 or 0, merged, conflicts, limited, version }
   end
 
   if duplicate then
-    if not target then return { '', 1, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 }, nextPos end
+    if not target then return { '', 1, 0, {}, {}, {}, 0 }, nextPos end
     return state(target, false, redis.call('SMEMBERS', pkey(target) .. ':merged'), {}, {},
       tonumber(redis.call('GET', tag .. ':idv') or '0')), nextPos
   end
@@ -429,9 +415,39 @@ local function applyOne(pos)
   return state(target, created, all, conflicts, limited, version), nextPos
 end
 
-local out = {}
+-- the event times of every counted condition the profile has (trimmed on each add)
+local function times(pid)
+  local out = {}
+  for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
+    out[#out + 1] = c
+    out[#out + 1] = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
+  end
+  return out
+end
+
+local done = {}
 local pos = 5
 for e = 1, nEvents do
-  out[e], pos = applyOne(pos)
+  done[e], pos = applyOne(pos)
 end
-return out
+-- Only the profile's state after its last event of the call is read (and sent back): that is
+-- what segments are evaluated on, and reading it once per profile rather than once per event
+-- saves most of the work when a person sends several events in a batch. Each element:
+-- pid, duplicate, created, merged, conflicts, limited, identityVersion, then for the last
+-- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times.
+local full = {}
+for e = nEvents, 1, -1 do
+  local r = done[e]
+  local pid = r[1]
+  if pid ~= '' and not full[pid] then
+    full[pid] = true
+    local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
+    r[8] = p[1] or ''
+    r[9] = p[2] or ''
+    r[10] = redis.call('HGETALL', pkey(pid) .. ':t')
+    r[11] = redis.call('HGETALL', pkey(pid) .. ':seg')
+    r[12] = redis.call('SMEMBERS', pkey(pid) .. ':ids')
+    r[13] = times(pid)
+  end
+end
+return done

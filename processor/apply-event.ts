@@ -28,6 +28,11 @@ export interface ProfileState {
   times: Record<string, number[]>;
   /** Identity-graph version after this event (0: the event changed no link); see apply-event.lua. */
   identityVersion: number;
+  /**
+   * False for an event followed by another of the same profile in the same call: only
+   * what the event did is known (the fields above traits), not the profile's state.
+   */
+  complete: boolean;
 }
 
 /** The counted conditions an event matches, each with how long its times are kept. */
@@ -170,22 +175,22 @@ export function queueReadProfile(pipe: ChainableCommander, tag: string, profileI
 }
 
 type RawState = [
-  string,
-  number,
-  number,
-  string,
-  string,
-  string[],
-  string[],
-  string[],
-  string[],
-  string[],
-  string[],
-  unknown[],
-  number,
+  pid: string,
+  duplicate: number,
+  created: number,
+  merged: string[],
+  conflicts: string[],
+  limited: string[],
+  identityVersion: number,
+  // the profile's state, present on the last event of each profile in a call
+  firstSeenAt?: string,
+  lastSeenAt?: string,
+  traits?: string[],
+  epochs?: string[],
+  identities?: string[],
+  times?: unknown[],
 ];
 
-/** The reply of one apply call: a state per event (null where no profile resolved). */
 export function parseApplyResults(raw: unknown): Array<ProfileState | null> {
   return (raw as unknown[]).map(parseApplyResult);
 }
@@ -193,26 +198,36 @@ export function parseApplyResults(raw: unknown): Array<ProfileState | null> {
 export function parseApplyResult(raw: unknown): ProfileState | null {
   const r = raw as RawState;
   if (!r[0]) return null;
-  const traits: Record<string, unknown> = {};
-  for (let i = 0; i < r[5].length; i += 2)
-    if (r[5][i] !== '__proto__') traits[r[5][i]!] = safeParse(r[5][i + 1]!);
-  const epochs: Record<string, number> = {};
-  for (let i = 0; i < r[6].length; i += 2) epochs[r[6][i]!] = Number(r[6][i + 1]);
-  return {
+  const out: ProfileState = {
     profileId: r[0],
     duplicate: r[1] === 1,
     created: r[2] === 1,
-    firstSeenAt: r[3] ? new Date(Number(r[3])).toISOString() : null,
-    lastSeenAt: r[4] ? new Date(Number(r[4])).toISOString() : null,
-    traits,
-    epochs,
-    identities: r[7],
-    merged: r[8],
-    conflicts: r[9],
-    limited: r[10],
-    times: parseTimes(r[11] ?? []),
-    identityVersion: Number(r[12] ?? 0),
+    merged: r[3],
+    conflicts: r[4],
+    limited: r[5],
+    identityVersion: Number(r[6] ?? 0),
+    complete: r.length > 7,
+    firstSeenAt: null,
+    lastSeenAt: null,
+    traits: {},
+    epochs: {},
+    identities: [],
+    times: {},
   };
+  if (!out.complete) return out;
+  const traits: Record<string, unknown> = {};
+  const t = r[9]!;
+  for (let i = 0; i < t.length; i += 2) if (t[i] !== '__proto__') traits[t[i]!] = safeParse(t[i + 1]!);
+  const epochs: Record<string, number> = {};
+  const ep = r[10]!;
+  for (let i = 0; i < ep.length; i += 2) epochs[ep[i]!] = Number(ep[i + 1]);
+  out.firstSeenAt = r[7] ? new Date(Number(r[7])).toISOString() : null;
+  out.lastSeenAt = r[8] ? new Date(Number(r[8])).toISOString() : null;
+  out.traits = traits;
+  out.epochs = epochs;
+  out.identities = r[11]!;
+  out.times = parseTimes(r[12] ?? []);
+  return out;
 }
 
 function parseTimes(flat: unknown[]): Record<string, number[]> {

@@ -68,7 +68,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const idle = (): boolean => events.waiting() + links.waiting() >= active;
   const batcher = <Row extends object>(
     table: 'events' | 'identity_links',
-    insert: (rows: Row[]) => Promise<number | void>,
+    insert: (rows: Row[]) => Promise<number | undefined>,
   ): InsertBatcher<Row> =>
     createInsertBatcher<Row>({
       table,

@@ -13,6 +13,7 @@ const setup = (o: { maxRows?: number; minRows?: number; flushMs?: number; idle?:
     insert: async (rows) => {
       await new Promise((r) => setTimeout(r, 5));
       inserted.push([...rows]);
+      return undefined;
     },
   });
   return { b, inserted };
@@ -65,6 +66,7 @@ describe('insert batcher', () => {
       idle: () => false,
       insert: async () => {
         if (fail) throw new Error('boom');
+        return undefined;
       },
     });
     await expect(b.add([1], 1)).rejects.toThrow('boom');

@@ -9,7 +9,7 @@
 export interface BatcherOptions<Row> {
   table: string;
   /** Inserts the rows; may answer how many were stored when some were set aside. */
-  insert(rows: Row[]): Promise<number | void>;
+  insert(rows: Row[]): Promise<number | undefined>;
   flushMs: number;
   maxRows: number;
   maxBytes: number;

@@ -348,11 +348,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       if (!state) return;
       if (state.identityVersion > 0) {
         const key = `${event.workspaceId}/${state.profileId}`;
-        // the latest state of a profile in this batch carries the highest version
+        // the latest state of a profile in this batch carries the highest version; its
+        // identifiers are read from the profile's final state below
         identity.set(key, {
           workspaceId: event.workspaceId,
           profileId: state.profileId,
-          identifiers: state.identities,
+          identifiers: [],
           mergedProfileIds: state.merged,
           version: state.identityVersion,
           messageId: event.messageId,
@@ -385,6 +386,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     for (const k of mergedAway) {
       latest.delete(k);
       identity.delete(k);
+    }
+    for (const [k, change] of identity) {
+      const final = latest.get(k)?.state;
+      if (!final?.complete) throw new Error(`no final state for profile ${k} in this batch`);
+      change.identifiers = final.identities;
     }
 
     // 3. segment transitions (merge before evaluation: rules read the merged state)

@@ -4,14 +4,13 @@
 local tag, pid = KEYS[1], ARGV[1]
 local p = tag .. ':p:' .. pid
 local head = redis.call('HMGET', p, 'id', 'firstSeenAt', 'lastSeenAt', 'mergedInto')
-if not head[1] or head[4] then return { '', 0, 0, '', '', {}, {}, {}, {}, {}, {}, {}, 0 } end
+if not head[1] or head[4] then return { '', 0, 0, {}, {}, {}, 0 } end
 local out = {}
 for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do
   out[#out + 1] = c
   out[#out + 1] = redis.call('ZRANGE', p .. ':c:' .. c, 0, -1, 'WITHSCORES')
 end
 return {
-  pid, 0, 0, head[2] or '', head[3] or '',
-  redis.call('HGETALL', p .. ':t'), redis.call('HGETALL', p .. ':seg'), redis.call('SMEMBERS', p .. ':ids'),
-  {}, {}, {}, out, 0,
+  pid, 0, 0, {}, {}, {}, 0, head[2] or '', head[3] or '',
+  redis.call('HGETALL', p .. ':t'), redis.call('HGETALL', p .. ':seg'), redis.call('SMEMBERS', p .. ':ids'), out,
 }
