@@ -94,12 +94,21 @@ export async function insertFormatted(
     await raw({ table, values: body, format, settings, columns });
     return;
   }
-  await client.insert({
-    table,
-    values: Readable.from([body]),
-    format,
-    columns: columns as [string, ...string[]] | undefined,
+  // a server: the payload is the request body of an INSERT … FORMAT (client.insert wants
+  // JS objects for JSON formats); the names are our own constants, checked anyway
+  const ident = /^[A-Za-z_][A-Za-z0-9_]*$/;
+  if (!ident.test(table) || !(columns ?? []).every((c) => ident.test(c)))
+    throw new Error(`insertFormatted: bad identifier in ${table} (${columns?.join(', ')})`);
+  const cols = columns ? ` (${columns.join(', ')})` : '';
+  const { stream } = await client.exec({
+    query: `INSERT INTO ${table}${cols} FORMAT ${format}`,
+    values: Readable.from([body], { objectMode: false }),
     clickhouse_settings: settings,
+  });
+  stream.resume();
+  await new Promise<void>((resolve, reject) => {
+    stream.once('end', resolve);
+    stream.once('error', reject);
   });
 }
 
