@@ -13,8 +13,11 @@ import { QueryError } from './query-error.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
+import { liveRoutes } from './routes/live.ts';
+import { profileTimelineRoutes } from './routes/profile-timeline.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
+import { templatePreviewRoutes } from './routes/template-preview.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
 
@@ -35,6 +38,8 @@ export interface QueryDeps {
   log: Logger;
   /** Limits of the analytics routes (CDP_ANALYTICS_*). */
   analytics?: AnalyticsLimits;
+  /** How often live streams (GET /v1/live/*) re-read their data; default 1000 ms. */
+  livePollMs?: number;
   now?: () => Date;
 }
 
@@ -83,10 +88,13 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
 
   app.route('/v1/profiles', consentRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileRoutes({ ...deps, now }));
+  app.route('/v1/profiles', profileTimelineRoutes(deps));
   app.route('/v1/suppressions', suppressionRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
+  app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
+  app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs }));
   app.route(
     '/v1/analytics',
     analyticsRoutes({

@@ -1,0 +1,64 @@
+// GET /v1/live/segments: every segment's member count, backfill status and latest entries.
+// JSON by default; with `Accept: text/event-stream` a server-sent event stream that sends
+// a `segments` event at once and again whenever something changed (checked every second),
+// so the console's list fills while events arrive. The console reads the stream with
+// fetch (EventSource cannot send the admin key header).
+import { type Context, Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import type { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import type { QueryEnv } from '../app.ts';
+import { segmentSummaries } from '../segment-summary.ts';
+
+const KEEPALIVE_MS = 15_000;
+
+export function liveRoutes(deps: {
+  redis: Redis;
+  defs: DefinitionStore;
+  redisPrefix: string;
+  log: Logger;
+  /** How often a stream re-reads the summaries (default 1000 ms). */
+  pollMs?: number;
+}) {
+  const app = new Hono<QueryEnv>();
+  const pollMs = deps.pollMs ?? 1000;
+
+  app.get('/segments', async (c: Context<QueryEnv>) => {
+    const ws = c.get('workspaceId');
+    if (!(c.req.header('accept') ?? '').includes('text/event-stream'))
+      return c.json({ segments: await segmentSummaries(deps, ws) });
+    return streamSSE(c, async (stream) => {
+      let last = '';
+      let wrote = Date.now();
+      let failing = false;
+      while (!stream.aborted && !stream.closed) {
+        try {
+          const data = JSON.stringify({ segments: await segmentSummaries(deps, ws) });
+          if (data !== last) {
+            await stream.writeSSE({ event: 'segments', data });
+            last = data;
+            wrote = Date.now();
+          }
+          failing = false;
+        } catch (err) {
+          // Redis away: say so once, keep the stream, and carry on when it is back
+          if (!failing) {
+            deps.log.warn({ err: (err as Error).message }, 'live_segments_failed');
+            await stream.writeSSE({
+              event: 'error',
+              data: JSON.stringify({ error: 'segments unavailable' }),
+            });
+            failing = true;
+          }
+        }
+        if (Date.now() - wrote >= KEEPALIVE_MS) {
+          await stream.write(': keep-alive\n\n');
+          wrote = Date.now();
+        }
+        await stream.sleep(pollMs);
+      }
+    });
+  });
+  return app;
+}
