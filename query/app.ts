@@ -12,6 +12,7 @@ import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { liveRoutes } from './routes/live.ts';
 import { profileTimelineRoutes } from './routes/profile-timeline.ts';
@@ -67,6 +68,8 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
 
   const openapi = queryOpenApi();
   app.get('/openapi.json', (c) => c.json(openapi));
+  // the marketer console: static files, no key (the page asks for one and sends it to /v1)
+  app.route('/console', consoleRoutes());
 
   app.use(
     '/v1/*',
