@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
+import type { Admin } from '../runtime/kafka/types.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
@@ -41,6 +42,9 @@ export interface QueryDeps {
   analytics?: AnalyticsLimits;
   /** How often live streams (GET /v1/live/*) re-read their data; default 1000 ms. */
   livePollMs?: number;
+  /** Kafka admin and topic prefix, for consumer lag in GET /v1/live/pipeline. */
+  kafkaAdmin?: Admin;
+  topicPrefix?: string;
   now?: () => Date;
 }
 
@@ -97,7 +101,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
   app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
-  app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs }));
+  app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs, now }));
   app.route(
     '/v1/analytics',
     analyticsRoutes({

@@ -154,6 +154,12 @@ export function queryOpenApi(): object {
           },
         ),
       },
+      '/v1/live/pipeline': {
+        get: op(
+          'livePipeline',
+          'Events per second of the workspace (last 60 s), latency p50/p95/p99 of the stored stages (last 5 min: ingest → history row, segment change → send, provider call) and lag per consumer group and topic',
+        ),
+      },
       '/v1/live/segments': {
         get: op(
           'liveSegments',

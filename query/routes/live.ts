@@ -1,3 +1,5 @@
+// GET /v1/live/pipeline: events per second, stage latency percentiles and consumer lag
+// (query/pipeline-stats.ts), for the console's live view, which polls it.
 // GET /v1/live/segments: every segment's member count, backfill status and latest entries.
 // JSON by default; with `Accept: text/event-stream` a server-sent event stream that sends
 // a `segments` event at once and again whenever something changed (checked every second),
@@ -5,24 +7,44 @@
 // fetch (EventSource cannot send the admin key header).
 import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Admin } from '../../runtime/kafka/types.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import type { QueryEnv } from '../app.ts';
+import { pipelineStats } from '../pipeline-stats.ts';
 import { segmentSummaries } from '../segment-summary.ts';
 
 const KEEPALIVE_MS = 15_000;
 
 export function liveRoutes(deps: {
   redis: Redis;
+  clickhouse: ClickHouseClient;
   defs: DefinitionStore;
   redisPrefix: string;
   log: Logger;
+  /** For consumer lag; without it the live view says lag is unavailable. */
+  kafkaAdmin?: Admin;
+  topicPrefix?: string;
+  now: () => Date;
   /** How often a stream re-reads the summaries (default 1000 ms). */
   pollMs?: number;
 }) {
   const app = new Hono<QueryEnv>();
   const pollMs = deps.pollMs ?? 1000;
+
+  app.get('/pipeline', async (c) =>
+    c.json(
+      await pipelineStats({
+        clickhouse: deps.clickhouse,
+        admin: deps.kafkaAdmin,
+        topicPrefix: deps.topicPrefix ?? '',
+        workspaceId: c.get('workspaceId'),
+        nowMs: deps.now().getTime(),
+      }),
+    ),
+  );
 
   app.get('/segments', async (c: Context<QueryEnv>) => {
     const ws = c.get('workspaceId');
