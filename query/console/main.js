@@ -4,6 +4,7 @@ import { useEffect, useState } from '/console/vendor/hooks.mjs';
 import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
+import { LiveView } from './live.js';
 import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
 import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
@@ -49,6 +50,7 @@ const NAV = [
   ['#/campaigns', 'Campaigns'],
   ['#/profiles', 'Profiles'],
   ['#/analytics', 'Analytics'],
+  ['#/live', 'Live'],
 ];
 
 function route(hash) {
@@ -62,6 +64,8 @@ function route(hash) {
       return html`<${CampaignList} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
+    case 'live':
+      return html`<${LiveView} />`;
     case 'analytics':
       return html`<${AnalyticsScreen} tab=${id ?? 'funnel'} />`;
     default:

@@ -2,7 +2,8 @@
 // would: sign in, build a segment from nothing with the visual builder (trait, event count
 // with a property filter, a nested not/or group with segment membership), watch it fill
 // while events arrive through ingest, create a webhook campaign, see its sends, pause and
-// resume it, find a profile and read its timeline, run a funnel and download its CSV.
+// resume it, find a profile and read its timeline, run a funnel and download its CSV, and
+// read the live view.
 // Every screen is checked at 1280×800 and 390×844 for horizontal overflow, and nothing is
 // fetched from anywhere but the query service.
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -333,6 +334,26 @@ describe('the marketer console', () => {
     expect(csv.split('\r\n')[0]).toBe('step,event,count,conversionRate');
     expect(csv).toContain('Order Completed');
     await checkViewports('funnel');
+  });
+
+  it('shows the live view: event rate, stage latencies and consumer lag caught up', async () => {
+    await page.getByRole('link', { name: 'Live' }).click();
+    await page.getByRole('heading', { name: 'Live' }).waitFor();
+    await page.locator('[data-testid=events-rate]').waitFor();
+    const history = page.locator('tr', { hasText: 'event received by ingest' });
+    expect(Number((await history.locator('td').first().textContent())?.replace(/\D/g, ''))).toBeGreaterThan(
+      0,
+    );
+    const processorLag = page.locator('[data-testid=lag] tr', {
+      hasText: `${cfg.kafka.topicPrefix}.cdp-processor`,
+    });
+    await eventually(
+      'the processor group caught up',
+      async () => (await processorLag.locator('td').last().textContent()) === '0',
+      30_000,
+      500,
+    );
+    await checkViewports('live');
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
