@@ -1,6 +1,6 @@
 // The console shell: sign-in with an admin key (kept in sessionStorage, so only for this
 // browser session), navigation, and a hash router (#/segments, #/campaigns/…, …).
-import { useEffect, useState } from '/console/vendor/hooks.mjs';
+import { useEffect, useRef, useState } from '/console/vendor/hooks.mjs';
 import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
@@ -88,9 +88,12 @@ function App() {
       window.removeEventListener('cdp-signed-out', onOut);
     };
   }, []);
+  const first = useRef(true);
   useEffect(() => {
-    // move focus to the new screen's heading, for keyboard and screen reader users
-    document.querySelector('main h1')?.focus?.();
+    // after navigating, focus moves to the new screen (keyboard and screen reader users
+    // start there, not at the link they followed)
+    if (first.current) first.current = false;
+    else document.getElementById('main')?.focus();
   }, [hash]);
   if (!signedIn) return html`<${SignIn} onSignedIn=${() => setSignedIn(true)} />`;
   const top = `#/${hash.replace(/^#\/?/, '').split('/')[0] || 'segments'}`;
