@@ -163,7 +163,7 @@ export function queryOpenApi(): object {
       '/v1/live/segments': {
         get: op(
           'liveSegments',
-          'Every segment with member count, backfill status (backfilling / ready) and the 5 latest entries; with `Accept: text/event-stream` a stream of `segments` events sent whenever one changes',
+          'Every segment with member count, backfill status (backfilling / ready), the 5 latest entries and exits; with `Accept: text/event-stream` a stream of `segments` events sent whenever one changes',
           {
             responses: {
               '200': {

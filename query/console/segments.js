@@ -57,16 +57,25 @@ function SegmentCard({ s }) {
       <p class="count"><span class="member-count">${fmtNum(s.count)}</span> members <span class="muted">· v${s.version}</span></p>
       ${
         s.recentEntries.length === 0
-          ? html`<p class="muted small">No one has entered yet.</p>`
-          : html`<details><summary>Latest entries</summary><ul class="entries">
-              ${s.recentEntries.map(
-                (e) => html`<li><a href=${`#/profiles/${e.profileId}`}>${e.userId ?? e.profileId}</a>
-                  <span class="muted">${fmtTime(e.at)}</span></li>`,
-              )}
-            </ul></details>`
+          ? html`<p class="muted small">No members right now.</p>`
+          : html`<details><summary>Latest entries</summary><${People} list=${s.recentEntries} /></details>`
+      }
+      ${
+        s.recentExits.length === 0
+          ? null
+          : html`<details><summary>Latest exits</summary><${People} list=${s.recentExits} /></details>`
       }
     </li>`;
 }
+
+const People = ({ list }) => html`<ul class="entries">
+  ${list.map(
+    (
+      e,
+    ) => html`<li key=${`${e.profileId}-${e.at}`}><a href=${`#/profiles/${encodeURIComponent(e.profileId)}`}>${e.userId ?? e.profileId}</a>
+      <span class="muted">${fmtTime(e.at)}</span></li>`,
+  )}
+</ul>`;
 
 /** New (id undefined) or existing segment. */
 export function SegmentBuilder({ id }) {

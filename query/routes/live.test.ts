@@ -1,9 +1,14 @@
 // GET /v1/live/segments against real Redis: counts, backfill status and latest entries as
 // JSON, and as a server-sent event stream that sends again when a segment fills.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import { createLogger } from '../../runtime/log.ts';
+import { migrate } from '../../schemas/migrations.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import { segmentDef } from '../../test/fixtures.ts';
 import { eventually, uniqueId } from '../../test/harness.ts';
@@ -14,15 +19,18 @@ const prefix = uniqueId('live');
 const ws = uniqueId('ws_');
 const other = uniqueId('ws_');
 let redis: Redis;
+let ch: ClickHouseClient;
 let app: ReturnType<typeof createQueryApp>;
 const auth = { authorization: 'Bearer admin-1' };
 
 beforeAll(async () => {
   redis = new Redis(inject('redisUrl'));
+  ch = await createClickHouse({ kind: 'chdb', path: mkdtempSync(join(tmpdir(), 'cdp-live-')) });
+  await migrate(ch);
   const defs = new DefinitionStore(redis, prefix);
   app = createQueryApp({
     redis,
-    clickhouse: {} as never,
+    clickhouse: ch,
     defs,
     writeKeys: {} as never,
     redisPrefix: prefix,
@@ -66,8 +74,36 @@ beforeAll(async () => {
       finishedAt: 'y',
     }),
   );
+  // membership history: p7 entered and left seg_a (the exit recorded twice), p8 entered
+  // and left and entered again (its exit is still an exit), p9 left seg_x elsewhere
+  const row = (segment: string, profile: string, epoch: number, at: number, workspace = ws) => ({
+    workspace_id: workspace,
+    segment_id: segment,
+    segment_version: 1,
+    profile_id: profile,
+    type: epoch % 2 === 1 ? 'entered' : 'exited',
+    epoch,
+    message_id: `m${epoch}`,
+    at,
+  });
+  await ch.insert({
+    table: 'segment_membership_history',
+    format: 'JSONEachRow',
+    values: [
+      row('seg_a', 'p7', 1, 4_000),
+      row('seg_a', 'p7', 2, 5_000),
+      row('seg_a', 'p7', 2, 5_000),
+      row('seg_a', 'p8', 1, 1_000),
+      row('seg_a', 'p8', 2, 2_000),
+      row('seg_a', 'p8', 3, 6_000),
+      row('seg_x', 'p9', 2, 7_000, other),
+    ],
+  });
 });
-afterAll(() => redis?.disconnect());
+afterAll(async () => {
+  redis?.disconnect();
+  await ch?.close();
+});
 
 /** Reads server-sent events from a streamed response body. */
 function sseReader(res: Response) {
@@ -107,7 +143,17 @@ describe('GET /v1/live/segments', () => {
       { profileId: 'p2', userId: null, at: new Date(2_000).toISOString() },
       { profileId: 'p1', userId: null, at: new Date(1_000).toISOString() },
     ]);
-    expect(segments[1]).toMatchObject({ count: 0, status: 'backfilling', scanned: 0, recentEntries: [] });
+    expect(segments[0]!.recentExits).toEqual([
+      { profileId: 'p7', userId: null, at: new Date(5_000).toISOString() },
+      { profileId: 'p8', userId: null, at: new Date(2_000).toISOString() },
+    ]);
+    expect(segments[1]).toMatchObject({
+      count: 0,
+      status: 'backfilling',
+      scanned: 0,
+      recentEntries: [],
+      recentExits: [],
+    });
   });
 
   it('shows only the key’s workspace, and needs a key', async () => {

@@ -14,7 +14,7 @@ import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import type { QueryEnv } from '../app.ts';
 import { pipelineStats } from '../pipeline-stats.ts';
-import { segmentSummaries } from '../segment-summary.ts';
+import { type SegmentSummary, segmentSummaries } from '../segment-summary.ts';
 
 const KEEPALIVE_MS = 15_000;
 
@@ -51,12 +51,19 @@ export function liveRoutes(deps: {
     if (!(c.req.header('accept') ?? '').includes('text/event-stream'))
       return c.json({ segments: await segmentSummaries(deps, ws) });
     return streamSSE(c, async (stream) => {
+      let round = 0;
+      let exits = new Map<string, SegmentSummary['recentExits']>();
       let last = '';
       let wrote = Date.now();
       let failing = false;
       while (!stream.aborted && !stream.closed) {
         try {
-          const data = JSON.stringify({ segments: await segmentSummaries(deps, ws) });
+          // exits come from ClickHouse: read them every 5th round, counts every round
+          const withExits = round++ % 5 === 0;
+          const segments = await segmentSummaries(withExits ? deps : { ...deps, clickhouse: undefined }, ws);
+          if (withExits) exits = new Map(segments.map((x) => [x.id, x.recentExits]));
+          else for (const x of segments) x.recentExits = exits.get(x.id) ?? [];
+          const data = JSON.stringify({ segments });
           if (data !== last) {
             await stream.writeSSE({ event: 'segments', data });
             last = data;
