@@ -74,6 +74,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.get('/openapi.json', (c) => c.json(openapi));
   // the marketer console: static files, no key (the page asks for one and sends it to /v1)
   app.route('/console', consoleRoutes());
+  app.get('/console/', (c) => c.redirect('/console', 301));
 
   app.use(
     '/v1/*',

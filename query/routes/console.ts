@@ -52,7 +52,9 @@ export function consoleRoutes() {
       },
     });
 
-  app.get('/', async () => send(await readFile(`${DIR}index.html`, 'utf8'), 'index.html', false));
+  const index = async () => send(await readFile(`${DIR}index.html`, 'utf8'), 'index.html', false);
+  app.get('/', index);
+  app.get('/index.html', index);
   app.get('/vendor/:file', async (c) => {
     const name = c.req.param('file');
     const v = VENDOR[name];
