@@ -57,7 +57,7 @@ export function consoleRoutes() {
   app.get('/index.html', index);
   app.get('/vendor/:file', async (c) => {
     const name = c.req.param('file');
-    const v = VENDOR[name];
+    const v = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;
     if (!v) return c.json({ error: `no file ${name}` }, 404);
     const text = await load(`vendor/${name}`, async () => {
       const s = await readFile(v.path(), 'utf8');

@@ -131,6 +131,7 @@ describe('the marketer console', () => {
     }
     expect(await (await fetch(`${queryUrl}/console/vendor/hooks.mjs`)).text()).not.toContain('from"preact"');
     expect((await fetch(`${queryUrl}/console/app/..%2F..%2Fapp.ts`)).status).toBe(404);
+    expect((await fetch(`${queryUrl}/console/vendor/constructor`)).status).toBe(404);
     const slash = await fetch(`${queryUrl}/console/`, { redirect: 'manual' });
     expect([slash.status, slash.headers.get('location')]).toEqual([301, '/console']);
   });
