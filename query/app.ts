@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
+import type { Admin } from '../runtime/kafka/types.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
@@ -12,10 +13,14 @@ import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
+import { liveRoutes } from './routes/live.ts';
 import { computedTraitRoutes, scoreRoutes } from './routes/profile-definitions.ts';
+import { profileTimelineRoutes } from './routes/profile-timeline.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
+import { templatePreviewRoutes } from './routes/template-preview.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
 
@@ -36,6 +41,11 @@ export interface QueryDeps {
   log: Logger;
   /** Limits of the analytics routes (CDP_ANALYTICS_*). */
   analytics?: AnalyticsLimits;
+  /** How often live streams (GET /v1/live/*) re-read their data; default 1000 ms. */
+  livePollMs?: number;
+  /** Kafka admin and topic prefix, for consumer lag in GET /v1/live/pipeline. */
+  kafkaAdmin?: Admin;
+  topicPrefix?: string;
   now?: () => Date;
 }
 
@@ -63,6 +73,9 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
 
   const openapi = queryOpenApi();
   app.get('/openapi.json', (c) => c.json(openapi));
+  // the marketer console: static files, no key (the page asks for one and sends it to /v1)
+  app.route('/console', consoleRoutes());
+  app.get('/console/', (c) => c.redirect('/console', 301));
 
   app.use(
     '/v1/*',
@@ -84,12 +97,15 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
 
   app.route('/v1/profiles', consentRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileRoutes({ ...deps, now }));
+  app.route('/v1/profiles', profileTimelineRoutes(deps));
   app.route('/v1/suppressions', suppressionRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/computed-traits', computedTraitRoutes({ ...deps, now }));
   app.route('/v1/scores', scoreRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
+  app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
+  app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs, now }));
   app.route(
     '/v1/analytics',
     analyticsRoutes({

@@ -15,6 +15,8 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   const redis = clients.redis();
   const clickhouse = await clients.clickhouse();
   const adminKeys = new Map([[cfg.keys.adminKey, cfg.keys.workspace]]);
+  // consumer lag for the console's live view; connects on first use
+  const kafkaAdmin = clients.kafka().admin();
   const app = createQueryApp({
     redis,
     clickhouse,
@@ -25,10 +27,19 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     unsubscribeSecret: cfg.unsubscribe.secret,
     log,
     analytics: cfg.analytics,
+    kafkaAdmin,
+    topicPrefix: cfg.kafka.topicPrefix,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
   const url = `http://${cfg.query.host}:${server.port}`;
   log.info({ url }, 'query_listening');
-  return { name: 'query', url, stop: () => server.close() };
+  return {
+    name: 'query',
+    url,
+    stop: async () => {
+      await server.close();
+      await kafkaAdmin.disconnect().catch(() => {});
+    },
+  };
 }

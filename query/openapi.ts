@@ -214,6 +214,60 @@ export function queryOpenApi(): object {
           },
         }),
       },
+      '/v1/profiles/{id}/timeline': {
+        get: op(
+          'profileTimeline',
+          'One list, newest first: events (all identifiers), activation decisions (sent, suppressed with reason, failed, …) and entries of current segments',
+          {
+            parameters: [
+              id('id'),
+              query('limit', { type: 'integer', minimum: 1, maximum: 1000, default: 100 }),
+            ],
+          },
+        ),
+      },
+      '/v1/live/pipeline': {
+        get: op(
+          'livePipeline',
+          'Events per second of the workspace (last 60 s), latency p50/p95/p99 of the stored stages (last 5 min: ingest → history row, segment change → send, provider call) and lag per consumer group and topic',
+        ),
+      },
+      '/v1/live/segments': {
+        get: op(
+          'liveSegments',
+          'Every segment with member count, backfill status (backfilling / ready), the 5 latest entries and exits; with `Accept: text/event-stream` a stream of `segments` events sent whenever one changes',
+          {
+            responses: {
+              '200': {
+                description: 'JSON {segments: [...]}, or server-sent events',
+                content: { ...json({ type: 'object' }), 'text/event-stream': { schema: { type: 'string' } } },
+              },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/templates/preview': {
+        post: op(
+          'previewTemplate',
+          'Render a channel’s Liquid templates (email, sms, push) for a profile, as activation would; nothing is sent',
+          {
+            requestBody: {
+              required: true,
+              content: json({
+                type: 'object',
+                required: ['channel', 'settings'],
+                properties: {
+                  channel: { enum: ['email', 'sms', 'push'] },
+                  settings: { type: 'object' },
+                  profileId: { type: 'string' },
+                  campaignName: { type: 'string' },
+                },
+              }),
+            },
+          },
+        ),
+      },
       '/v1/campaigns': {
         get: op('listCampaigns', 'Campaigns of the workspace'),
         post: op('createCampaign', 'Create a campaign; a webhook secret is generated when none is given', {

@@ -16,6 +16,7 @@ import type {
   Consumer,
   ConsumerOptions,
   KafkaClient,
+  PartitionLag,
   Producer,
 } from './types.ts';
 
@@ -270,6 +271,26 @@ function kafkajsAdmin(kafka: Kafka): Admin {
     async ping() {
       await connect();
       await admin.describeCluster();
+    },
+    async groupLag(groupId, topics) {
+      await connect();
+      const committed = await admin.fetchOffsets({ groupId, topics });
+      const out: PartitionLag[] = [];
+      for (const topic of topics) {
+        const mine = committed.find((c) => c.topic === topic)?.partitions ?? [];
+        for (const p of await admin.fetchTopicOffsets(topic)) {
+          const offset = mine.find((m) => m.partition === p.partition)?.offset;
+          const has = offset !== undefined && Number(offset) >= 0;
+          out.push({
+            topic,
+            partition: p.partition,
+            committed: has ? offset : null,
+            end: p.high,
+            lag: Math.max(0, Number(p.high) - Number(has ? offset : p.low)),
+          });
+        }
+      }
+      return out.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
     },
     async disconnect() {
       connected = undefined;

@@ -74,8 +74,22 @@ export interface TopicSpec {
   config?: Record<string, string>;
 }
 
+/** How far a consumer group is behind on one partition. */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** The group's committed offset; null when it has committed none. */
+  committed: string | null;
+  /** The partition's end (high watermark). */
+  end: string;
+  /** Messages not yet consumed: end − committed (end − start when nothing is committed). */
+  lag: number;
+}
+
 export interface Admin {
   ensureTopics(topics: TopicSpec[]): Promise<void>;
+  /** Lag of a consumer group on every partition of the topics (kafkajs; absent on rdkafka). */
+  groupLag?(groupId: string, topics: string[]): Promise<PartitionLag[]>;
   /** Throws unless the cluster answers a metadata request. */
   ping(): Promise<void>;
   disconnect(): Promise<void>;

@@ -1,0 +1,125 @@
+// The console shell: sign-in with an admin key (kept in sessionStorage, so only for this
+// browser session), navigation, and a hash router (#/segments, #/campaigns/…, …).
+import { useEffect, useRef, useState } from '/console/vendor/hooks.mjs';
+import { render } from '/console/vendor/preact.mjs';
+import { AnalyticsScreen } from './analytics.js';
+import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
+import { LiveView } from './live.js';
+import { ProfilePage, ProfileSearch } from './profiles.js';
+import { SegmentBuilder, SegmentList } from './segments.js';
+import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
+
+function SignIn({ onSignedIn }) {
+  const [key, setKey] = useState('');
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    session.signIn(key.trim());
+    try {
+      await api('/v1/segments');
+      onSignedIn();
+    } catch (err) {
+      session.signOut();
+      setError(
+        err instanceof ApiError && err.status === 401 ? new Error('That admin key is not valid.') : err,
+      );
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`
+    <main class="signin">
+      <form onSubmit=${submit} aria-labelledby="signin-title">
+        <h1 id="signin-title">cdp console</h1>
+        <p class="muted">Sign in with an admin key. It is kept for this browser session only.</p>
+        <${Field} label="Admin key">
+          <input type="password" autocomplete="current-password" required value=${key}
+            onInput=${(e) => setKey(e.currentTarget.value)} />
+        <//>
+        <${ErrorBox} error=${error} />
+        <button type="submit" class="primary" disabled=${busy || key.trim() === ''}>${busy ? 'Signing in…' : 'Sign in'}</button>
+      </form>
+    </main>`;
+}
+
+const NAV = [
+  ['#/segments', 'Segments'],
+  ['#/campaigns', 'Campaigns'],
+  ['#/profiles', 'Profiles'],
+  ['#/analytics', 'Analytics'],
+  ['#/live', 'Live'],
+];
+
+function route(hash) {
+  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const [top, id, sub] = parts;
+  switch (top) {
+    case 'campaigns':
+      if (id === 'new') return html`<${CampaignEditor} />`;
+      if (id && sub === 'edit') return html`<${CampaignEditor} id=${id} />`;
+      if (id) return html`<${CampaignDetail} id=${id} />`;
+      return html`<${CampaignList} />`;
+    case 'profiles':
+      return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
+    case 'live':
+      return html`<${LiveView} />`;
+    case 'analytics':
+      return html`<${AnalyticsScreen} tab=${id ?? 'funnel'} />`;
+    default:
+      if (id === 'new') return html`<${SegmentBuilder} />`;
+      if (id) return html`<${SegmentBuilder} id=${id} key=${id} />`;
+      return html`<${SegmentList} />`;
+  }
+}
+
+function App() {
+  const [signedIn, setSignedIn] = useState(() => session.key() !== null);
+  const [hash, setHash] = useState(location.hash || '#/segments');
+  useEffect(() => {
+    const onHash = () => setHash(location.hash || '#/segments');
+    const onOut = () => setSignedIn(false);
+    window.addEventListener('hashchange', onHash);
+    window.addEventListener('cdp-signed-out', onOut);
+    return () => {
+      window.removeEventListener('hashchange', onHash);
+      window.removeEventListener('cdp-signed-out', onOut);
+    };
+  }, []);
+  const first = useRef(true);
+  useEffect(() => {
+    // after navigating, focus moves to the new screen (keyboard and screen reader users
+    // start there, not at the link they followed)
+    if (first.current) first.current = false;
+    else document.getElementById('main')?.focus();
+  }, [hash]);
+  if (!signedIn) return html`<${SignIn} onSignedIn=${() => setSignedIn(true)} />`;
+  const top = `#/${hash.replace(/^#\/?/, '').split('/')[0] || 'segments'}`;
+  return html`
+    <a class="skip" href="#main" onClick=${(e) => {
+      e.preventDefault();
+      document.getElementById('main')?.focus();
+    }}>Skip to content</a>
+    <header class="top">
+      <span class="brand">cdp</span>
+      <nav aria-label="Main">
+        <ul>
+          ${NAV.map(
+            ([href, label]) =>
+              html`<li><a href=${href} aria-current=${top === href ? 'page' : undefined}>${label}</a></li>`,
+          )}
+        </ul>
+      </nav>
+      <button type="button" class="link signout" onClick=${() => {
+        session.signOut();
+        setSignedIn(false);
+      }}>Sign out</button>
+    </header>
+    <main id="main" tabindex="-1">${route(hash)}</main>`;
+}
+
+const root = document.getElementById('root');
+root.textContent = ''; // the loading note goes; Preact renders into an empty element
+render(html`<${App} />`, root);

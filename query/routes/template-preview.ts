@@ -1,0 +1,69 @@
+// POST /v1/templates/preview: renders a channel's Liquid templates as activation would for
+// one profile (its traits and ids; a segment entry happening now), so a marketer sees the
+// message before saving the campaign. Nothing is sent or stored.
+import { Hono } from 'hono';
+import type { Redis } from '../../runtime/redis.ts';
+import { TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
+import { renderTemplate, templateError } from '../../schemas/liquid-template.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { QueryError } from '../query-error.ts';
+import { readProfile } from './profiles.ts';
+
+type TemplateChannel = keyof typeof TEMPLATE_FIELDS;
+
+export function templatePreviewRoutes(deps: { redis: Redis; redisPrefix: string; now: () => Date }) {
+  const app = new Hono<QueryEnv>();
+  app.post('/preview', async (c) => {
+    const ws = c.get('workspaceId');
+    const body = (await readJson(c.req.raw)) as Record<string, unknown> | null;
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new QueryError(400, 'body: an object {channel, settings, profileId?, campaignName?}');
+    const channel = body.channel;
+    if (typeof channel !== 'string' || !Object.hasOwn(TEMPLATE_FIELDS, channel))
+      throw new QueryError(400, `channel: one of ${Object.keys(TEMPLATE_FIELDS).join(', ')}`);
+    const settings = body.settings;
+    if (settings === null || typeof settings !== 'object' || Array.isArray(settings))
+      throw new QueryError(400, 'settings: an object with the channel’s template fields');
+    let traits: Record<string, unknown> = {};
+    let profile: { id: string; userId: string | null } = { id: 'preview', userId: null };
+    if (body.profileId !== undefined) {
+      if (typeof body.profileId !== 'string' || body.profileId.length === 0)
+        throw new QueryError(400, 'profileId: a profile id');
+      const p = await readProfile(deps.redis, deps.redisPrefix, ws, body.profileId);
+      if (!p) throw new QueryError(404, `no profile ${body.profileId}`);
+      traits = p.traits;
+      profile = { id: p.id, userId: p.userIds[0] ?? null };
+    }
+    const scope = {
+      traits,
+      profile,
+      event: {
+        type: 'segment.entered',
+        segmentId: 'preview',
+        occurredAt: deps.now().toISOString(),
+        messageId: null,
+      },
+      campaign: {
+        id: 'preview',
+        name: typeof body.campaignName === 'string' ? body.campaignName : 'preview',
+      },
+      unsubscribe_url: 'https://example.invalid/v1/unsubscribe?token=preview',
+    };
+    const rendered: Record<string, string> = {};
+    for (const field of TEMPLATE_FIELDS[channel as TemplateChannel]) {
+      const source = (settings as Record<string, unknown>)[field];
+      if (source === undefined || source === '') continue;
+      if (typeof source !== 'string')
+        throw new QueryError(400, `settings.${field}: a Liquid template string`);
+      const why = templateError(source);
+      if (why) throw new QueryError(400, `settings.${field}: invalid Liquid template: ${why}`);
+      try {
+        rendered[field] = await renderTemplate(source, scope);
+      } catch (err) {
+        throw new QueryError(400, `settings.${field}: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+    return c.json({ profileId: profile.id, rendered });
+  });
+  return app;
+}
