@@ -1,4 +1,5 @@
-// The history sink against real Kafka and chDB: events and identity changes become rows,
+// The history sink against real Kafka and chDB: events, identity changes and segment
+// membership transitions become rows,
 // poison messages go to the dead-letter topic with their reason, and a person merged from
 // two anonymous ids and a userId counts once in analytics.
 import { mkdtempSync } from 'node:fs';
@@ -43,7 +44,7 @@ beforeAll(async () => {
     topics: topicSpecs(cfg),
     consumer: {
       groupId: `${cfg.kafka.topicPrefix}.cdp-history`,
-      topics: [t.events, t.identity],
+      topics: [t.events, t.identity, t.segmentChanges],
       concurrency: 4,
     },
     handler: sink.handler,
@@ -210,6 +211,52 @@ describe('history sink', () => {
       return Number((await rs.json<{ n: string }>())[0]!.n) === 2;
     });
     expect(sink.stats.deadLettered).toBe(4);
+  });
+
+  it('keeps every membership transition, once however often it is redelivered', async () => {
+    const transition = (profileId: string, type: 'entered' | 'exited', epoch: number) => ({
+      key: `${ws()}:${profileId}`,
+      value: JSON.stringify({
+        workspaceId: ws(),
+        profileId,
+        segmentId: 'seg-vip',
+        segmentVersion: 2,
+        type,
+        epoch,
+        messageId: `m-${profileId}-${epoch}`,
+        occurredAt: `2026-05-0${epoch}T00:00:00.000Z`,
+        userId: null,
+        traits: {},
+      }),
+    });
+    const before = dead.seen.length;
+    const changes = [
+      transition('p-1', 'entered', 1),
+      transition('p-1', 'exited', 2),
+      transition('p-2', 'entered', 1),
+    ];
+    await producer.send(t.segmentChanges, [...changes, changes[0]!]); // a redelivery of the first
+    await producer.send(t.segmentChanges, [
+      { key: 'z', value: JSON.stringify({ workspaceId: ws(), epoch: 0 }) },
+    ]);
+    type Row = { profile_id: string; type: string; epoch: number; at: string };
+    const rows = await eventually('three transitions in segment_membership_history', async () => {
+      const rs = await ch.query({
+        query: `SELECT profile_id, type, epoch, toString(at) AS at FROM segment_membership_history FINAL
+                WHERE workspace_id = {ws:String} AND segment_id = 'seg-vip' ORDER BY profile_id, epoch`,
+        query_params: { ws: ws() },
+        format: 'JSONEachRow',
+      });
+      const r = await rs.json<Row>();
+      return r.length >= 3 ? r : undefined;
+    });
+    expect(rows).toEqual([
+      { profile_id: 'p-1', type: 'entered', epoch: 1, at: '2026-05-01 00:00:00.000' },
+      { profile_id: 'p-1', type: 'exited', epoch: 2, at: '2026-05-02 00:00:00.000' },
+      { profile_id: 'p-2', type: 'entered', epoch: 1, at: '2026-05-01 00:00:00.000' },
+    ]);
+    await eventually('the malformed change dead-lettered', () => dead.seen.length > before);
+    expect(dead.seen.slice(before).map((d) => d.headers[DLQ_HEADERS.stage])).toEqual(['history.membership']);
   });
 
   it('never inserts one row at a time: a trickle waits for the timer', async () => {

@@ -1,5 +1,6 @@
-// The history sink: its own consumer group on cdp.events and cdp.identity, inserting into
-// ClickHouse `events` and `identity_links` in batches bounded by rows, bytes and time,
+// The history sink: its own consumer group on cdp.events, cdp.identity and
+// cdp.segment-changes, inserting into ClickHouse `events`, `identity_links` and
+// `segment_membership_history` in batches bounded by rows, bytes and time,
 // never one insert per event. Events go in as the bytes they are on Kafka: ClickHouse
 // parses them and derives the typed columns (events_intake, migration 005), so the common
 // path costs JS one Buffer.concat per insert. When ClickHouse refuses an insert, the batch
@@ -13,28 +14,32 @@ import { type ClickHouseClient, insertFormatted, insertRows, pingClickHouse } fr
 import { errorMessage, realSleep } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
+import { segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
-import { parseEvent } from './parse-event.ts';
+import { parseEvent, parseMessage } from './parse-event.ts';
 import { checkHistoryRow, toHistoryRow } from './to-history-row.ts';
 import { IDENTITY_LINK_COLUMNS, type IdentityLinkRow, parseIdentityChange } from './to-identity-rows.ts';
 
 export interface HistorySinkDeps {
   clickhouse: ClickHouseClient;
   producer: Producer;
-  topics: { events: string; identity: string; deadLetter: string };
+  /** segmentChanges: optional so a sink can be run on events and identity changes alone. */
+  topics: { events: string; identity: string; segmentChanges?: string; deadLetter: string };
   log: Logger;
   flushMs: number;
   maxRows: number;
   maxBytes: number;
   minRows: number;
   /** Called right after each successful insert, before the rows' handlers resolve (metrics). */
-  onInserted?(table: 'events' | 'identity_links', rows: number, ms: number): void;
+  onInserted?(table: Table, rows: number, ms: number): void;
 }
 
+type Table = 'events' | 'identity_links' | 'segment_membership_history';
+
 export interface SinkStats {
-  inserts: Record<'events' | 'identity_links', number>;
-  rows: Record<'events' | 'identity_links', number>;
+  inserts: Record<Table, number>;
+  rows: Record<Table, number>;
   deadLettered: number;
 }
 
@@ -60,14 +65,14 @@ const NEWLINE = Buffer.from('\n');
 
 export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const stats: SinkStats = {
-    inserts: { events: 0, identity_links: 0 },
-    rows: { events: 0, identity_links: 0 },
+    inserts: { events: 0, identity_links: 0, segment_membership_history: 0 },
+    rows: { events: 0, identity_links: 0, segment_membership_history: 0 },
     deadLettered: 0,
   };
   let active = 0;
-  const idle = (): boolean => events.waiting() + links.waiting() >= active;
+  const idle = (): boolean => events.waiting() + links.waiting() + memberships.waiting() >= active;
   const batcher = <Row extends object>(
-    table: 'events' | 'identity_links',
+    table: Table,
     insert: (rows: Row[]) => Promise<number | undefined>,
   ): InsertBatcher<Row> =>
     createInsertBatcher<Row>({
@@ -157,6 +162,17 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     await insertRows(deps.clickhouse, 'identity_links', IDENTITY_LINK_COLUMNS, rows, INSERT_SETTINGS);
     return undefined;
   });
+  const memberships = batcher<MembershipRow>('segment_membership_history', async (values) => {
+    const rows = values.map((r) => MEMBERSHIP_COLUMNS.map((c) => r[c]));
+    await insertRows(
+      deps.clickhouse,
+      'segment_membership_history',
+      MEMBERSHIP_COLUMNS,
+      rows,
+      INSERT_SETTINGS,
+    );
+    return undefined;
+  });
 
   const deadLetter = (m: IncomingMessage, reason: string, stage: string): OutgoingMessage => ({
     key: m.key ?? '',
@@ -175,6 +191,35 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     try {
       const dead: OutgoingMessage[] = [];
       let bytes = 0;
+      if (batch.topic === deps.topics.segmentChanges) {
+        const rows: MembershipRow[] = [];
+        for (const m of batch.messages) {
+          const p = parseMessage(m, segmentChangeCheck, 'segment change');
+          const at = p.ok ? Date.parse(p.value.occurredAt) : Number.NaN;
+          if (!p.ok) dead.push(deadLetter(m, p.reason, 'history.membership'));
+          else if (Number.isNaN(at))
+            dead.push(
+              deadLetter(m, 'invalid segment change at /occurredAt: not a date', 'history.membership'),
+            );
+          else {
+            const c = p.value;
+            rows.push({
+              workspace_id: c.workspaceId,
+              segment_id: c.segmentId,
+              segment_version: c.segmentVersion,
+              profile_id: c.profileId,
+              type: c.type,
+              epoch: c.epoch,
+              message_id: c.messageId ?? '',
+              at,
+            });
+            bytes += m.value?.length ?? 0;
+          }
+        }
+        await sendDead(dead);
+        await memberships.add(rows, bytes);
+        return;
+      }
       if (batch.topic === deps.topics.identity) {
         const rows: IdentityLinkRow[] = [];
         for (const m of batch.messages) {
@@ -208,6 +253,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       // a caller leaving may leave everyone else waiting: flush now rather than at the timer
       events.poke();
       links.poke();
+      memberships.poke();
     }
   };
 
@@ -225,10 +271,32 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     handler,
     stats,
     flush: async () => {
-      await Promise.all([events.flush(), links.flush()]);
+      await Promise.all([events.flush(), links.flush(), memberships.flush()]);
     },
   };
 }
+
+/** A row of `segment_membership_history`: one transition as published on cdp.segment-changes. */
+interface MembershipRow {
+  workspace_id: string;
+  segment_id: string;
+  segment_version: number;
+  profile_id: string;
+  type: string;
+  epoch: number;
+  message_id: string;
+  at: number;
+}
+const MEMBERSHIP_COLUMNS = [
+  'workspace_id',
+  'segment_id',
+  'segment_version',
+  'profile_id',
+  'type',
+  'epoch',
+  'message_id',
+  'at',
+] as const satisfies readonly (keyof MembershipRow)[];
 
 /** Why an event cannot be stored (our own checks, with clear reasons), or undefined. */
 function whyNotStorable(m: IncomingMessage): string | undefined {

@@ -152,7 +152,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: topicSpecs(cfg),
     consumer: {
       groupId: group('cdp-history'),
-      topics: [t.events, t.identity],
+      topics: [t.events, t.identity, t.segmentChanges],
       maxBatchSize: 10_000,
       concurrency: cfg.kafka.partitions,
       maxBytesPerPartition: 8 * 1024 * 1024,
