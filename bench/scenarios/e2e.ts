@@ -28,6 +28,26 @@ const ADMIN_KEY = 'bench-e2e-admin-key';
 const SIGNAL = 'E2E Signal';
 const TIMER_EVENT = 'E2E Timer';
 const TIMER_WINDOW_MS = 3000;
+/** The processes the services run in, and what each runs. */
+const PROCESSES = [
+  { name: 'ingest', services: ['ingest'] },
+  { name: 'processor+activation+query', services: ['processor', 'activation', 'query'] },
+] as const;
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) return r();
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      r();
+    }, 15_000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      r();
+    });
+    child.kill('SIGTERM');
+  });
+}
 
 export const E2E_TARGETS = {
   /** Issue #5: ingest acceptance → segment change, p99 < 100 ms at 1,000 events/s. */
@@ -60,27 +80,33 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   const seen: Seen = { sentAt: new Map(), changeAt: new Map(), webhookAt: new Map(), exitAt: new Map() };
 
   const receiver = await startReceiver(seen);
-  const services = spawn(process.execPath, [join(ROOT, 'bin/cdp.js'), 'start', 'all'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      NODE_ENV: 'development',
-      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
-      KAFKA_BROKERS: ctx.kafkaBrokers,
-      REDIS_URL: ctx.redisUrl,
-      CDP_DATA_DIR: join(ctx.dataDir, 'e2e'),
-      CDP_TOPIC_PREFIX: prefix,
-      CDP_REDIS_PREFIX: prefix,
-      CDP_TOPIC_PARTITIONS: '4',
-      CDP_WRITE_KEY: WRITE_KEY,
-      CDP_ADMIN_KEY: ADMIN_KEY,
-      CDP_INGEST_PORT: String(ingestPort),
-      CDP_QUERY_PORT: String(queryPort),
-      CDP_WEBHOOK_ALLOW_LOOPBACK: 'true',
-      CDP_INGEST_RATE_LIMIT: '0',
-    },
-    stdio: ['ignore', 2, 2],
-  });
+  const env = {
+    ...process.env,
+    NODE_ENV: 'development',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    KAFKA_BROKERS: ctx.kafkaBrokers,
+    REDIS_URL: ctx.redisUrl,
+    CDP_DATA_DIR: join(ctx.dataDir, 'e2e'),
+    CDP_TOPIC_PREFIX: prefix,
+    CDP_REDIS_PREFIX: prefix,
+    CDP_TOPIC_PARTITIONS: '4',
+    CDP_WRITE_KEY: WRITE_KEY,
+    CDP_ADMIN_KEY: ADMIN_KEY,
+    CDP_INGEST_PORT: String(ingestPort),
+    CDP_QUERY_PORT: String(queryPort),
+    CDP_WEBHOOK_ALLOW_LOOPBACK: 'true',
+    CDP_INGEST_RATE_LIMIT: '0',
+  };
+  // As deployed: the ingest edge in its own process; the services that share the
+  // in-process ClickHouse (chDB: one process per data directory) in another.
+  const processes = PROCESSES.map(({ name, services }) => ({
+    name,
+    child: spawn(process.execPath, [join(ROOT, 'bin/cdp.js'), 'start', ...services], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 2, 2],
+    }),
+  }));
   const ingest = `http://127.0.0.1:${ingestPort}`;
   const query = `http://127.0.0.1:${queryPort}`;
   const kafka = new Kafka({ brokers: ctx.kafkaBrokers.split(','), logLevel: logLevel.NOTHING });
@@ -88,8 +114,10 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   const measurements: Measurement[] = [];
   const notes: string[] = [];
   try {
-    ctx.progress('e2e: starting the services in their own process (cdp start all)');
-    await waitReady([ingest, query], services, 120_000);
+    ctx.progress(
+      `e2e: starting the services (${PROCESSES.map((p) => `cdp start ${p.services.join(' ')}`).join('; ')})`,
+    );
+    await waitReady([ingest, query], processes, 120_000);
     const admin = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
     const segment = await postJson(`${query}/v1/segments`, admin, {
       name: 'bench e2e signal',
@@ -125,14 +153,21 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
 
     for (const rate of rates) {
       ctx.progress(`e2e: ${rate.toLocaleString('en-US')} events/s for ${seconds} s`);
-      // footprint: the services process's resident memory, sampled while it works
-      let rss = 0;
-      const sampler = setInterval(() => {
-        rss = Math.max(rss, rssMb(services.pid));
-      }, 250);
+      // footprint: each process's resident memory, sampled while it works (its peak)
+      const rss = processes.map(() => 0);
+      const sample = () => {
+        processes.forEach((p, i) => {
+          rss[i] = Math.max(rss[i]!, rssMb(p.child.pid));
+        });
+      };
+      const sampler = setInterval(sample, 250);
       const m = await fixedRate(ingest, seen, `${ctx.nonce}-r${rate}`, rate, seconds * 1000, `${rate}/s`);
       clearInterval(sampler);
-      m.details = { ...m.details, rssMb: Math.max(rss, rssMb(services.pid)) };
+      sample();
+      m.details = {
+        ...m.details,
+        ...Object.fromEntries(processes.map((p, i) => [`rssMb:${p.name}`, rss[i]!])),
+      };
       measurements.push(m);
     }
     ctx.progress(`e2e: saturation for ${saturationSeconds} s`);
@@ -144,22 +179,11 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     notes.push(
       'e2e: latency is measured from sending the HTTP request with the event (ingest included) to seeing ' +
         'the segment change on Kafka / the webhook at a loopback receiver, all on this clock; services run in ' +
-        'their own process (`cdp start all`) on the same 2 cores as the load',
+        `processes (${PROCESSES.map((p) => `${p.name}: cdp start ${p.services.join(' ')}`).join('; ')}) on the same 2 cores as the load`,
     );
   } finally {
     await consumer.disconnect().catch(() => {});
-    services.kill('SIGTERM');
-    await new Promise<void>((r) => {
-      const t = setTimeout(() => {
-        services.kill('SIGKILL');
-        r();
-      }, 15_000);
-      services.once('exit', () => {
-        clearTimeout(t);
-        r();
-      });
-      if (services.exitCode !== null) r();
-    });
+    await Promise.all(processes.map((p) => stopChild(p.child)));
     await receiver.close();
   }
   return { rows: buildRows(e2eFigures(measurements)), measurements, notes };
@@ -209,8 +233,9 @@ export function e2eFigures(ms: readonly Measurement[]): Figure[] {
     out.push({ scenario: NAME, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50 ?? NaN] });
     out.push({ scenario: NAME, figure: `event→webhook p99 ${at}`, unit: 'ms', runs: [d.webhookP99 ?? NaN] });
     out.push({ scenario: NAME, figure: `changes missing ${at}`, unit: 'count', runs: [d.missing ?? NaN] });
-    if (d.rssMb !== undefined)
-      out.push({ scenario: NAME, figure: `RSS of the services process ${at}`, unit: 'MB', runs: [d.rssMb] });
+    for (const [key, mb] of Object.entries(d))
+      if (key.startsWith('rssMb:'))
+        out.push({ scenario: NAME, figure: `RSS of ${key.slice(6)} ${at}`, unit: 'MB', runs: [Number(mb)] });
   }
   return out;
 }
@@ -247,10 +272,15 @@ async function startReceiver(seen: Seen): Promise<{ url: string; close(): Promis
   };
 }
 
-async function waitReady(urls: string[], child: ChildProcess, timeoutMs: number): Promise<void> {
+async function waitReady(
+  urls: string[],
+  children: Array<{ name: string; child: ChildProcess }>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`cdp start all exited with ${child.exitCode}`);
+    for (const { name, child } of children)
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
     const ok = await Promise.all(
       urls.map((u) =>
         fetch(`${u}/readyz`, { signal: AbortSignal.timeout(1000) })

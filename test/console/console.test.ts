@@ -6,8 +6,9 @@
 // read the live view.
 // Every screen is checked at 1280×800 and 390×844 for horizontal overflow, and nothing is
 // fetched from anywhere but the query service.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
@@ -134,6 +135,28 @@ describe('the marketer console', () => {
     expect((await fetch(`${queryUrl}/console/vendor/constructor`)).status).toBe(404);
     const slash = await fetch(`${queryUrl}/console/`, { redirect: 'manual' });
     expect([slash.status, slash.headers.get('location')]).toEqual([301, '/console']);
+  });
+
+  it('ships at most 250 KB of JavaScript gzipped', async () => {
+    // every module the console can load: its own files and the vendored libraries
+    const own = readdirSync(fileURLToPath(new URL('../../query/console/', import.meta.url))).filter((f) =>
+      f.endsWith('.js'),
+    );
+    const paths = [
+      ...own.map((f) => `/console/app/${f}`),
+      '/console/vendor/preact.mjs',
+      '/console/vendor/hooks.mjs',
+      '/console/vendor/htm.mjs',
+    ];
+    let gz = 0;
+    for (const path of paths) {
+      const r = await fetch(`${queryUrl}${path}`);
+      expect(r.status, path).toBe(200);
+      gz += gzipSync(Buffer.from(await r.arrayBuffer()), { level: 9 }).length;
+    }
+    expect(own.length).toBeGreaterThan(5);
+    expect(gz).toBeGreaterThan(5_000);
+    expect(gz).toBeLessThanOrEqual(250 * 1024);
   });
 
   it('signs in with an admin key and refuses a wrong one', async () => {
