@@ -212,7 +212,7 @@ export async function historyScenario(ctx: ScenarioContext): Promise<ScenarioRes
         },
         repeats,
       );
-      const label = size >= 1_000_000 ? `${size / 1_000_000}M` : `${size / 1000}k`;
+      const label = size >= 1_000_000 ? `${Number((size / 1_000_000).toFixed(1))}M` : `${size / 1000}k`;
       ctx.progress(
         `  history/queries over ${size.toLocaleString('en-US')} events: funnel p50 ${median(funnel).toFixed(0)} ms,` +
           ` attribution p50 ${median(attribution).toFixed(0)} ms (${repeats} each)`,

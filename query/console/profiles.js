@@ -37,6 +37,10 @@ export function ProfileSearch() {
     </section>`;
 }
 
+/** Numbers rounded for reading (scores decay to long fractions); anything else as JSON text. */
+const fmtValue = (v) =>
+  typeof v === 'number' ? String(Math.round(v * 100) / 100) : typeof v === 'string' ? v : JSON.stringify(v);
+
 /** Lead scores are computed traits when the workspace defines them (e.g. `leadScore`). */
 const scoreOf = (p) =>
   p.scores ?? Object.fromEntries(Object.entries(p.traits).filter(([k]) => /^lead_?score/i.test(k)));
@@ -110,7 +114,14 @@ export function ProfilePage({ id }) {
           ${
             scores.length === 0
               ? html`<p class="muted">No lead score for this profile.</p>`
-              : html`<dl class="kv">${scores.map(([k, v]) => html`<dt>${k}</dt><dd>${String(v)}</dd>`)}</dl>`
+              : html`<dl class="kv">${scores.map(([k, v]) => html`<dt>${k}</dt><dd>${fmtValue(v)}</dd>`)}</dl>`
+          }
+          ${
+            Object.keys(p.computed ?? {}).length > 0 &&
+            html`<h3>Computed traits</h3>
+              <dl class="kv">${Object.entries(p.computed).map(
+                ([k, v]) => html`<dt>${k}</dt><dd>${v === null ? '—' : fmtValue(v)}</dd>`,
+              )}</dl>`
           }
         </div>
       </div>
