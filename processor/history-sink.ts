@@ -104,56 +104,51 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     );
   };
 
-  /** Inserts what ClickHouse takes; dead-letters the events it refuses. Answers how many went in. */
-  const insertEvents = async (msgs: IncomingMessage[]): Promise<number> => {
+  /**
+   * Inserts; answers undefined when that worked, or ClickHouse's error when it refused the
+   * rows while up. Throws when ClickHouse is down: the whole batch fails and is retried,
+   * nothing is set aside.
+   */
+  const tryIntake = async (msgs: IncomingMessage[]): Promise<Error | undefined> => {
     try {
       await insertIntake(msgs);
-      return msgs.length;
+      return undefined;
     } catch (err) {
-      // ClickHouse unreachable: the whole batch fails and is retried, nothing is set aside
       await pingClickHouse(deps.clickhouse).catch(() => {
         throw err;
       });
-      const good: IncomingMessage[] = [];
-      const dead: OutgoingMessage[] = [];
-      for (const m of msgs) {
-        const problem = whyNotStorable(m);
-        if (problem) dead.push(deadLetter(m, problem, 'history.row'));
-        else good.push(m);
-      }
-      await sendDead(dead);
-      return isolate(good, errorMessage(err));
+      return err as Error;
     }
   };
 
-  /** Bisects a refused batch down to the events ClickHouse will not store. */
-  const isolate = async (msgs: IncomingMessage[], lastError: string): Promise<number> => {
-    if (msgs.length === 0) return 0;
-    try {
-      await insertIntake(msgs);
-      return msgs.length;
-    } catch (err) {
-      await pingClickHouse(deps.clickhouse).catch(() => {
-        throw err;
-      });
-      if (msgs.length > 1) {
-        const mid = msgs.length >> 1;
-        return (
-          (await isolate(msgs.slice(0, mid), errorMessage(err))) +
-          (await isolate(msgs.slice(mid), errorMessage(err)))
-        );
-      }
-      // one event, refused twice with ClickHouse up: it is the event, not the moment
-      await realSleep(50);
-      try {
-        await insertIntake(msgs);
-        return 1;
-      } catch (again) {
-        const reason = `ClickHouse refused it: ${errorMessage(again).slice(0, 300)}`;
-        await sendDead([deadLetter(msgs[0]!, reason || lastError, 'history.insert')]);
-        return 0;
-      }
+  /** Inserts what ClickHouse takes; dead-letters the events it refuses. Answers how many went in. */
+  const insertEvents = async (msgs: IncomingMessage[]): Promise<number> => {
+    if (!(await tryIntake(msgs))) return msgs.length;
+    const good: IncomingMessage[] = [];
+    const dead: OutgoingMessage[] = [];
+    for (const m of msgs) {
+      const problem = whyNotStorable(m);
+      if (problem) dead.push(deadLetter(m, problem, 'history.row'));
+      else good.push(m);
     }
+    await sendDead(dead);
+    return isolate(good);
+  };
+
+  /** Bisects a refused batch down to the events ClickHouse will not store. */
+  const isolate = async (msgs: IncomingMessage[]): Promise<number> => {
+    if (msgs.length === 0 || !(await tryIntake(msgs))) return msgs.length;
+    if (msgs.length > 1) {
+      const mid = msgs.length >> 1;
+      return (await isolate(msgs.slice(0, mid))) + (await isolate(msgs.slice(mid)));
+    }
+    // one event, refused twice with ClickHouse up: it is the event, not the moment
+    await realSleep(50);
+    const again = await tryIntake(msgs);
+    if (!again) return 1;
+    const reason = `ClickHouse refused it: ${errorMessage(again).slice(0, 300)}`;
+    await sendDead([deadLetter(msgs[0]!, reason, 'history.insert')]);
+    return 0;
   };
 
   const events = batcher<IncomingMessage>('events', insertEvents);

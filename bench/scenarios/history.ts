@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHistorySink } from '../../processor/history-sink.ts';
 import { createQueryApp } from '../../query/app.ts';
-import { createClickHouse } from '../../runtime/clickhouse.ts';
+import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import type { Batch, IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { migrate } from '../../schemas/migrations.ts';
@@ -63,6 +63,45 @@ function toMessages(values: string[], topic: string): Batch[][] {
   });
 }
 
+/** A dataset as the sink's consumer would receive it: per partition, batches in order. */
+function datasetMessages(data: ReturnType<typeof generateDataset>, t: ReturnType<typeof topics>): Batch[][] {
+  return [
+    ...toMessages(
+      data.events.map((e) => JSON.stringify(e)),
+      t.events,
+    ),
+    ...toMessages(
+      data.changes.map((c) => JSON.stringify(c)),
+      t.identity,
+    ),
+  ];
+}
+
+/** The sink (default flush settings) over these batches, as the consumer calls it: partitions at once, each in order. */
+async function runSink(
+  ch: ClickHouseClient,
+  t: ReturnType<typeof topics>,
+  ctx: ScenarioContext,
+  partitions: Batch[][],
+) {
+  const sink = createHistorySink({
+    clickhouse: ch,
+    producer: nullProducer,
+    topics: t,
+    log: ctx.log,
+    // the defaults of CDP_HISTORY_FLUSH_MS, _MAX_ROWS, _MAX_BYTES, _MIN_ROWS
+    ...loadConfig({}).history,
+  });
+  const batchCtx = { heartbeat: async () => {}, isActive: () => true };
+  await Promise.all(
+    partitions.map(async (batches) => {
+      for (const b of batches) await sink.handler(b, batchCtx);
+    }),
+  );
+  await sink.flush();
+  return sink;
+}
+
 export async function historyScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const quick = ctx.settings.mode === 'quick';
   const events = quick ? 50_000 : 1_000_000;
@@ -94,32 +133,10 @@ export async function historyScenario(ctx: ScenarioContext): Promise<ScenarioRes
         days: 60,
         eventsPerPerson: 14,
       });
-      const eventBatches = toMessages(
-        data.events.map((e) => JSON.stringify(e)),
-        t.events,
-      );
-      const identityBatches = toMessages(
-        data.changes.map((c) => JSON.stringify(c)),
-        t.identity,
-      );
-      const sink = createHistorySink({
-        clickhouse: ch,
-        producer: nullProducer,
-        topics: t,
-        log: ctx.log,
-        // the defaults of CDP_HISTORY_FLUSH_MS, _MAX_ROWS, _MAX_BYTES, _MIN_ROWS
-        ...loadConfig({}).history,
-      });
-      const batchCtx = { heartbeat: async () => {}, isActive: () => true };
+      const messages = datasetMessages(data, t);
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      // as the consumer does: partitions concurrently, each partition's batches in order
-      await Promise.all(
-        [...eventBatches, ...identityBatches].map(async (batches) => {
-          for (const b of batches) await sink.handler(b, batchCtx);
-        }),
-      );
-      await sink.flush();
+      const sink = await runSink(ch, t, ctx, messages);
       const ms = performance.now() - t0;
       ctx.log.debug({ stats: sink.stats, events: data.events.length }, 'bench_sink_done');
       const cpu = process.cpuUsage(cpu0);
@@ -271,29 +288,7 @@ export async function historyScenario(ctx: ScenarioContext): Promise<ScenarioRes
           days: 60,
           eventsPerPerson: 14,
         });
-        const topUp = createHistorySink({
-          clickhouse: ch,
-          producer: nullProducer,
-          topics: t,
-          log: ctx.log,
-          ...loadConfig({}).history,
-        });
-        const batchCtx = { heartbeat: async () => {}, isActive: () => true };
-        await Promise.all(
-          [
-            ...toMessages(
-              more.events.map((e) => JSON.stringify(e)),
-              t.events,
-            ),
-            ...toMessages(
-              more.changes.map((c) => JSON.stringify(c)),
-              t.identity,
-            ),
-          ].map(async (batches) => {
-            for (const b of batches) await topUp.handler(b, batchCtx);
-          }),
-        );
-        await topUp.flush();
+        await runSink(ch, t, ctx, datasetMessages(more, t));
         total += more.events.length;
       }
       await queryAt(total, 3, false);
