@@ -12,18 +12,10 @@
 import type { IncomingMessage } from '../runtime/kafka/index.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
+import { rng as prng } from '../test/analytics-dataset.ts';
 
-/** mulberry32: a small, fast, seedable PRNG; uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// the seedable PRNG (mulberry32) the test datasets use
+export { prng };
 
 /**
  * An index in [0, n) where index k is picked with probability ∝ 1/(k + offset): a Zipf

@@ -54,6 +54,13 @@ local function follow(pid)
   return pid
 end
 
+-- Whether a min or max bucket holding `cur` (nil: empty) takes the value `v`.
+local function replaces(kind, v, cur)
+  if not cur then return true end
+  if kind == 'min' then return tonumber(v) < tonumber(cur) end
+  return tonumber(v) > tonumber(cur)
+end
+
 -- Computed traits: the event's value goes into the bucket of its event time (one bucket
 -- when all time); an event already outside the window is not kept. Windowed hashes expire
 -- when their newest bucket leaves the window, and buckets past it are trimmed once the
@@ -83,7 +90,7 @@ local function addAggregate(pid, a, ts)
       redis.call('HINCRBYFLOAT', key, f, val)
     else
       local cur = redis.call('HGET', key, f)
-      if not cur or (kind == 'min' and tonumber(val) < tonumber(cur)) or (kind == 'max' and tonumber(val) > tonumber(cur)) then
+      if replaces(kind, val, cur) then
         redis.call('HSET', key, f, val)
       end
     end
@@ -165,7 +172,7 @@ local function mergeAggregate(srcKey, dstKey)
           redis.call('HINCRBYFLOAT', dstKey, k, v)
         else
           local cur = redis.call('HGET', dstKey, k)
-          if not cur or (kind == 'min' and tonumber(v) < tonumber(cur)) or (kind == 'max' and tonumber(v) > tonumber(cur)) then
+          if replaces(kind, v, cur) then
             redis.call('HSET', dstKey, k, v)
           end
         end

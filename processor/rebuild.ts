@@ -11,26 +11,25 @@ import type { IncomingMessage } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import type { Processor } from './pipeline.ts';
+import type { HistoryRow } from './to-history-row.ts';
 
-interface StoredRow {
-  workspace_id: string;
-  message_id: string;
-  type: string;
-  event: string;
-  name: string;
-  user_id: string;
-  anonymous_id: string;
-  group_id: string;
-  previous_id: string;
-  timestamp: string;
-  received_at: string;
-  sent_at: string | null;
-  original_timestamp: string | null;
-  properties: string;
-  traits: string;
-  context: string;
-  integrations: string;
-}
+/** A row of `events` as read back: the columns the sink wrote, times as text (ms). */
+type StoredRow = Pick<
+  HistoryRow,
+  | 'workspace_id'
+  | 'message_id'
+  | 'type'
+  | 'event'
+  | 'name'
+  | 'user_id'
+  | 'anonymous_id'
+  | 'group_id'
+  | 'previous_id'
+  | 'properties'
+  | 'traits'
+  | 'context'
+  | 'integrations'
+> & { timestamp: string; received_at: string; sent_at: string | null; original_timestamp: string | null };
 
 const parseObject = (s: string): Record<string, unknown> => {
   try {

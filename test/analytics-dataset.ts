@@ -4,6 +4,7 @@
 import type { NormalizedEvent } from '../schemas/event.ts';
 import type { IdentityChange } from '../schemas/identity-change.ts';
 
+/** mulberry32: a small, fast, seedable PRNG; uniform in [0, 1). */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -8,7 +8,7 @@ import type { Redis } from '../../runtime/redis.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { QueryEnv } from '../app.ts';
 import { QueryError } from '../query-error.ts';
-import { readProfile, toIso } from './profiles.ts';
+import { historyLimit, readProfile, stitchedEvents, toIso } from './profiles.ts';
 
 export type TimelineItem =
   | {
@@ -40,23 +40,17 @@ export function profileTimelineRoutes(deps: {
   const app = new Hono<QueryEnv>();
   app.get('/:id/timeline', async (c) => {
     const ws = c.get('workspaceId');
-    const limit = Number(c.req.query('limit') ?? '100');
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new QueryError(400, 'limit: an integer from 1 to 1000');
+    const limit = historyLimit(c.req.query('limit'));
     const profile = await readProfile(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
 
-    const events = await deps.clickhouse.query({
-      query: `SELECT message_id, type, event, name, timestamp, properties
-              FROM events
-              WHERE workspace_id = {ws:String}
-                AND (user_id IN {uids:Array(String)} OR anonymous_id IN {aids:Array(String)})
-              ORDER BY timestamp DESC, message_id
-              LIMIT 1 BY message_id
-              LIMIT {limit:UInt32}`,
-      query_params: { ws, uids: profile.userIds, aids: profile.anonymousIds, limit },
-      format: 'JSONEachRow',
-    });
+    const events = await stitchedEvents(
+      deps.clickhouse,
+      ws,
+      profile,
+      'message_id, type, event, name, timestamp, properties',
+      limit,
+    );
     // a redelivered ledger batch can repeat a decision: one row per send key and outcome
     const sends = await deps.clickhouse.query({
       query: `SELECT toString(min(at)) AS at, campaign_id, channel, outcome, any(reason) AS reason,
@@ -75,7 +69,7 @@ export function profileTimelineRoutes(deps: {
     const entered = ((await pipe.exec()) ?? []).map(([, v]) => (v === null ? null : Number(v)));
 
     const items: TimelineItem[] = [
-      ...(await events.json<Record<string, string>>()).map(
+      ...events.map(
         (r): TimelineItem => ({
           kind: 'event',
           at: toIso(r.timestamp!),

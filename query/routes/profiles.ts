@@ -24,6 +24,40 @@ export interface Profile {
   lastSeenAt: string | null;
 }
 
+/** The `limit` of a profile's history routes: 1 to 1000, 100 when absent. */
+export function historyLimit(raw: string | undefined): number {
+  const limit = Number(raw ?? '100');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new QueryError(400, 'limit: an integer from 1 to 1000');
+  return limit;
+}
+
+/**
+ * A person's events, newest first, one row per messageId. History is stitched at query
+ * time: every identifier the profile holds now, so events sent before a merge under
+ * another id belong to the person too. `columns` is our own constant SQL list.
+ */
+export async function stitchedEvents(
+  clickhouse: ClickHouseClient,
+  ws: string,
+  profile: { userIds: string[]; anonymousIds: string[] },
+  columns: string,
+  limit: number,
+): Promise<Record<string, string>[]> {
+  const rs = await clickhouse.query({
+    query: `SELECT ${columns}
+            FROM events
+            WHERE workspace_id = {ws:String}
+              AND (user_id IN {uids:Array(String)} OR anonymous_id IN {aids:Array(String)})
+            ORDER BY timestamp DESC, message_id
+            LIMIT 1 BY message_id
+            LIMIT {limit:UInt32}`,
+    query_params: { ws, uids: profile.userIds, aids: profile.anonymousIds, limit },
+    format: 'JSONEachRow',
+  });
+  return rs.json<Record<string, string>>();
+}
+
 export async function readProfile(
   redis: Redis,
   prefix: string,
@@ -174,26 +208,16 @@ export function profileRoutes(deps: {
 
   app.get('/:id/events', async (c) => {
     const ws = c.get('workspaceId');
-    const limitRaw = c.req.query('limit') ?? '100';
-    const limit = Number(limitRaw);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-      throw new QueryError(400, 'limit: an integer from 1 to 1000');
+    const limit = historyLimit(c.req.query('limit'));
     const profile = await readProfile(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
-    // History is stitched at query time: every identifier the profile holds now, so events
-    // sent before a merge under another id belong to the person too.
-    const rs = await deps.clickhouse.query({
-      query: `SELECT message_id, type, event, name, user_id, anonymous_id, timestamp, received_at, properties, context
-              FROM events
-              WHERE workspace_id = {ws:String}
-                AND (user_id IN {uids:Array(String)} OR anonymous_id IN {aids:Array(String)})
-              ORDER BY timestamp DESC, message_id
-              LIMIT 1 BY message_id
-              LIMIT {limit:UInt32}`,
-      query_params: { ws, uids: profile.userIds, aids: profile.anonymousIds, limit },
-      format: 'JSONEachRow',
-    });
-    const rows = await rs.json<Record<string, string>>();
+    const rows = await stitchedEvents(
+      deps.clickhouse,
+      ws,
+      profile,
+      'message_id, type, event, name, user_id, anonymous_id, timestamp, received_at, properties, context',
+      limit,
+    );
     return c.json({
       profileId: profile.id,
       events: rows.map((r) => ({
