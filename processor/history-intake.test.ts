@@ -1,14 +1,17 @@
 // The sink hands ClickHouse the raw event envelopes and the events_intake view derives the
 // typed columns (migration 005). processor/to-history-row.ts is the same mapping written in
-// TS: both must agree, row for row, on generated and edge-case events.
+// TS: both must agree, row for row, on generated and edge-case events. Likewise for
+// identity changes: identity_intake (006) and processor/to-identity-rows.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateAll } from '../cli/services.ts';
 import { type ClickHouseClient, createClickHouse, insertFormatted } from '../runtime/clickhouse.ts';
 import type { Config } from '../runtime/config.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
+import type { IdentityChange } from '../schemas/identity-change.ts';
 import { generateDataset } from '../test/analytics-dataset.ts';
 import { testConfig, testLogger } from '../test/harness.ts';
 import { HISTORY_COLUMNS, type HistoryRow, toHistoryRow } from './to-history-row.ts';
+import { IDENTITY_LINK_COLUMNS, parseIdentityChange } from './to-identity-rows.ts';
 
 let cfg: Config;
 let ch: ClickHouseClient;
@@ -135,5 +138,132 @@ describe('events_intake (ClickHouse) and toHistoryRow (TS) map an event to the s
       format: 'JSONEachRow',
     });
     expect(Number((await rs.json<{ n: string }>())[0]!.n)).toBe(0);
+  });
+});
+
+const IDENTITY_INTAKE = { input_format_json_read_numbers_as_strings: 0, input_format_skip_unknown_fields: 1 };
+
+describe('identity_intake (ClickHouse) and toIdentityRows (TS) make the same identity_links rows', () => {
+  const change = (ws: string, extra: Partial<IdentityChange>): IdentityChange => ({
+    workspaceId: ws,
+    profileId: 'p-1',
+    identifiers: ['user:u-1', 'anon:a-1'],
+    mergedProfileIds: [],
+    version: 1,
+    messageId: 'm-1',
+    occurredAt: '2026-04-01T10:00:00.123Z',
+    ...extra,
+  });
+  const linksOf = async (ws: string) => {
+    const rs = await ch.query({
+      query: `SELECT workspace_id, id_type, id_value, profile_id, version, toUnixTimestamp64Milli(at) AS at
+              FROM identity_links WHERE workspace_id = {ws:String}`,
+      query_params: { ws },
+      format: 'JSONEachRow',
+      clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+    });
+    return rs.json<Record<string, unknown>>();
+  };
+  const key = (r: Record<string, unknown>) => IDENTITY_LINK_COLUMNS.map((c) => String(r[c])).join('|');
+
+  it('agrees on every row for generated and edge-case changes', async () => {
+    const ws = `ws-id-intake-${Date.now()}`;
+    const generated = generateDataset({
+      seed: 6,
+      workspaceId: ws,
+      persons: 80,
+      startMs: Date.UTC(2026, 3, 1),
+      days: 10,
+      eventsPerPerson: 4,
+    }).changes;
+    const changes = [
+      ...generated,
+      // a value holding ':', an unknown kind (skipped), an empty value (skipped), no kind
+      change(ws, {
+        profileId: 'p-2',
+        identifiers: ['anon:a:b:c', 'crm:9', 'email:', 'bare', 'email:x@example.com'],
+      }),
+      // merged ids: itself and empty ones skipped, unicode kept
+      change(ws, { profileId: 'p-3', mergedProfileIds: ['p-3', '', 'p-ü"1'], version: 7 }),
+      // unknown fields ignored
+      { ...change(ws, { profileId: 'p-4', identifiers: [] }), extra: { nested: [1] } } as IdentityChange,
+    ];
+    expect(generated.length).toBeGreaterThan(20);
+    await insertFormatted(
+      ch,
+      'identity_intake',
+      Buffer.from(changes.map((c) => JSON.stringify(c)).join('\n')),
+      'JSONEachRow',
+      IDENTITY_INTAKE,
+    );
+    const want = changes.flatMap((c, i) => {
+      const p = parseIdentityChange({
+        topic: 't',
+        partition: 0,
+        offset: String(i),
+        key: null,
+        value: Buffer.from(JSON.stringify(c)),
+        headers: {},
+        timestamp: 0,
+      });
+      if (!p.ok) throw new Error(p.reason);
+      return p.rows.map((r) => key(r as unknown as Record<string, unknown>));
+    });
+    // the table keeps the latest version per identifier (an insert may already collapse)
+    const latest = (rows: string[]) => {
+      const by = new Map<string, string>();
+      for (const r of rows) {
+        const [w, type, value, , version] = r.split('|');
+        const k = `${w}|${type}|${value}`;
+        const had = by.get(k);
+        if (!had || Number(had.split('|')[4]) < Number(version)) by.set(k, r);
+      }
+      return [...by.values()].sort();
+    };
+    const got = (await linksOf(ws)).map(key);
+    expect(latest(got)).toEqual(latest(want));
+    expect(latest(want).length).toBeGreaterThan(100);
+    expect(got).toContain(`${ws}|anon|a:b:c|p-2|1|${Date.parse('2026-04-01T10:00:00.123Z')}`);
+  });
+
+  it('refuses a whole insert holding a change the TS check refuses too', async () => {
+    const ws = `ws-id-intake-bad-${Date.now()}`;
+    const good = JSON.stringify(change(ws, {}));
+    const { identifiers: _i, ...noIdentifiers } = change(ws, {});
+    const { profileId: _p, ...noProfile } = change(ws, {});
+    for (const bad of [
+      noIdentifiers,
+      noProfile,
+      change(ws, { workspaceId: '' }),
+      change(ws, { version: 0 }),
+      change(ws, { occurredAt: 'not a date' }),
+      { ...change(ws, {}), identifiers: [1, 2] },
+      { ...change(ws, {}), mergedProfileIds: 'p-0' },
+      { ...change(ws, {}), workspaceId: 42 },
+      { ...change(ws, {}), version: 1.5 },
+    ]) {
+      const text = JSON.stringify(bad);
+      const ts = parseIdentityChange({
+        topic: 't',
+        partition: 0,
+        offset: '0',
+        key: null,
+        value: Buffer.from(text),
+        headers: {},
+        timestamp: 0,
+      });
+      expect(ts.ok, text).toBe(false);
+      await expect(
+        insertFormatted(
+          ch,
+          'identity_intake',
+          Buffer.from(`${good}\n${text}`),
+          'JSONEachRow',
+          IDENTITY_INTAKE,
+        ),
+        text,
+      ).rejects.toThrow();
+    }
+    expect(await linksOf(ws)).toEqual([]);
   });
 });

@@ -1,9 +1,9 @@
 // The history sink: its own consumer group on cdp.events, cdp.identity and
 // cdp.segment-changes, inserting into ClickHouse `events`, `identity_links` and
 // `segment_membership_history` in batches bounded by rows, bytes and time,
-// never one insert per event. Events go in as the bytes they are on Kafka: ClickHouse
-// parses them and derives the typed columns (events_intake, migration 005), so the common
-// path costs JS one Buffer.concat per insert. When ClickHouse refuses an insert, the batch
+// never one insert per event. Events and identity changes go in as the bytes they are on
+// Kafka: ClickHouse parses them and derives the rows (events_intake, migration 005;
+// identity_intake, 006), so the common path costs JS one Buffer.concat per insert. When ClickHouse refuses an insert, the batch
 // is checked event by event (clear reasons from our own checks), and what ClickHouse still
 // refuses is isolated by bisection, so one poison event never blocks a partition. A batch handler resolves only after the inserts holding its
 // rows succeeded, so offsets are committed after the effect. A replay (crash before the
@@ -19,7 +19,7 @@ import { DLQ_HEADERS } from '../schemas/topics.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
 import { parseEvent, parseMessage } from './parse-event.ts';
 import { checkHistoryRow, toHistoryRow } from './to-history-row.ts';
-import { IDENTITY_LINK_COLUMNS, type IdentityLinkRow, parseIdentityChange } from './to-identity-rows.ts';
+import { IDENTITY_LINK_COLUMNS, parseIdentityChange } from './to-identity-rows.ts';
 
 export interface HistorySinkDeps {
   clickhouse: ClickHouseClient;
@@ -31,6 +31,8 @@ export interface HistorySinkDeps {
   maxRows: number;
   maxBytes: number;
   minRows: number;
+  /** Inserts of one table at once (default 1). */
+  inserts?: number;
   /** Called right after each successful insert, before the rows' handlers resolve (metrics). */
   onInserted?(table: Table, rows: number, ms: number): void;
 }
@@ -55,12 +57,21 @@ export interface HistorySink {
 const INSERT_SETTINGS = { async_insert: 0, max_execution_time: 0, optimize_on_insert: 0 } as const;
 // Event envelopes as JSONEachRow: nested objects (properties, context…) kept as their JSON
 // text; a batch of a few MB is parsed by more than one thread (the default chunk is 10 MB).
-const INTAKE_SETTINGS = {
-  ...INSERT_SETTINGS,
-  input_format_json_read_objects_as_strings: 1,
-  input_format_skip_unknown_fields: 1,
-  min_chunk_bytes_for_parallel_parsing: 1024 * 1024,
-} as const;
+// Identity changes: numbers never read into a String column (the view's checks, 006).
+type Intake = 'events_intake' | 'identity_intake';
+const INTAKE: Record<Intake, Record<string, number>> = {
+  events_intake: {
+    ...INSERT_SETTINGS,
+    input_format_json_read_objects_as_strings: 1,
+    input_format_skip_unknown_fields: 1,
+    min_chunk_bytes_for_parallel_parsing: 1024 * 1024,
+  },
+  identity_intake: {
+    ...INSERT_SETTINGS,
+    input_format_json_read_numbers_as_strings: 0,
+    input_format_skip_unknown_fields: 1,
+  },
+};
 const NEWLINE = Buffer.from('\n');
 
 export function createHistorySink(deps: HistorySinkDeps): HistorySink {
@@ -81,6 +92,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       maxRows: deps.maxRows,
       maxBytes: deps.maxBytes,
       minRows: deps.minRows,
+      concurrency: deps.inserts,
       idle,
       insert,
       onInserted: (rows, ms) => {
@@ -92,16 +104,10 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       onFailed: (rows, err) =>
         deps.log.warn({ table, rows, err: (err as Error).message }, 'history_insert_failed'),
     });
-  const insertIntake = (msgs: IncomingMessage[]) => {
+  const insertIntake = (table: Intake, msgs: IncomingMessage[]) => {
     const parts: Buffer[] = [];
     for (const m of msgs) parts.push(m.value!, NEWLINE);
-    return insertFormatted(
-      deps.clickhouse,
-      'events_intake',
-      Buffer.concat(parts),
-      'JSONEachRow',
-      INTAKE_SETTINGS,
-    );
+    return insertFormatted(deps.clickhouse, table, Buffer.concat(parts), 'JSONEachRow', INTAKE[table]);
   };
 
   /**
@@ -109,9 +115,9 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
    * rows while up. Throws when ClickHouse is down: the whole batch fails and is retried,
    * nothing is set aside.
    */
-  const tryIntake = async (msgs: IncomingMessage[]): Promise<Error | undefined> => {
+  const tryIntake = async (table: Intake, msgs: IncomingMessage[]): Promise<Error | undefined> => {
     try {
-      await insertIntake(msgs);
+      await insertIntake(table, msgs);
       return undefined;
     } catch (err) {
       await pingClickHouse(deps.clickhouse).catch(() => {
@@ -123,7 +129,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
 
   /** Inserts what ClickHouse takes; dead-letters the events it refuses. Answers how many went in. */
   const insertEvents = async (msgs: IncomingMessage[]): Promise<number> => {
-    if (!(await tryIntake(msgs))) return msgs.length;
+    if (!(await tryIntake('events_intake', msgs))) return msgs.length;
     const good: IncomingMessage[] = [];
     const dead: OutgoingMessage[] = [];
     for (const m of msgs) {
@@ -137,14 +143,14 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
 
   /** Bisects a refused batch down to the events ClickHouse will not store. */
   const isolate = async (msgs: IncomingMessage[]): Promise<number> => {
-    if (msgs.length === 0 || !(await tryIntake(msgs))) return msgs.length;
+    if (msgs.length === 0 || !(await tryIntake('events_intake', msgs))) return msgs.length;
     if (msgs.length > 1) {
       const mid = msgs.length >> 1;
       return (await isolate(msgs.slice(0, mid))) + (await isolate(msgs.slice(mid)));
     }
     // one event, refused twice with ClickHouse up: it is the event, not the moment
     await realSleep(50);
-    const again = await tryIntake(msgs);
+    const again = await tryIntake('events_intake', msgs);
     if (!again) return 1;
     const reason = `ClickHouse refused it: ${errorMessage(again).slice(0, 300)}`;
     await sendDead([deadLetter(msgs[0]!, reason, 'history.insert')]);
@@ -152,10 +158,27 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   };
 
   const events = batcher<IncomingMessage>('events', insertEvents);
-  const links = batcher<IdentityLinkRow>('identity_links', async (values) => {
-    const rows = values.map((r) => IDENTITY_LINK_COLUMNS.map((c) => r[c]));
-    await insertRows(deps.clickhouse, 'identity_links', IDENTITY_LINK_COLUMNS, rows, INSERT_SETTINGS);
-    return undefined;
+  /**
+   * Identity changes through identity_intake (migration 006); when it refuses the batch,
+   * each change is checked and turned into rows here, the bad ones dead-lettered.
+   */
+  const links = batcher<IncomingMessage>('identity_links', async (msgs) => {
+    if (!(await tryIntake('identity_intake', msgs))) return msgs.length;
+    const rows: unknown[][] = [];
+    const dead: OutgoingMessage[] = [];
+    let stored = 0;
+    for (const m of msgs) {
+      const p = parseIdentityChange(m);
+      if (!p.ok) dead.push(deadLetter(m, p.reason, 'history.identity'));
+      else {
+        for (const r of p.rows) rows.push(IDENTITY_LINK_COLUMNS.map((c) => r[c]));
+        stored++;
+      }
+    }
+    await sendDead(dead);
+    if (rows.length > 0)
+      await insertRows(deps.clickhouse, 'identity_links', IDENTITY_LINK_COLUMNS, rows, INSERT_SETTINGS);
+    return stored;
   });
   const memberships = batcher<MembershipRow>('segment_membership_history', async (values) => {
     const rows = values.map((r) => MEMBERSHIP_COLUMNS.map((c) => r[c]));
@@ -215,34 +238,21 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         await memberships.add(rows, bytes);
         return;
       }
-      if (batch.topic === deps.topics.identity) {
-        const rows: IdentityLinkRow[] = [];
-        for (const m of batch.messages) {
-          const p = parseIdentityChange(m);
-          if (!p.ok) dead.push(deadLetter(m, p.reason, 'history.identity'));
-          else {
-            for (const r of p.rows) rows.push(r);
-            bytes += m.value?.length ?? 0;
-          }
-        }
-        await sendDead(dead);
-        await links.add(rows, bytes);
-        return;
-      }
       // checked here only as far as costs nothing; ClickHouse checks the rest (see insertEvents)
+      const identity = batch.topic === deps.topics.identity;
+      const stage = identity ? 'history.identity' : 'history.parse';
       const rows: IncomingMessage[] = [];
       for (const m of batch.messages) {
         const v = m.value;
-        if (!v || v.length === 0) dead.push(deadLetter(m, 'empty message', 'history.parse'));
-        else if (v[0] !== 0x7b /* { */)
-          dead.push(deadLetter(m, 'invalid JSON: not an object', 'history.parse'));
+        if (!v || v.length === 0) dead.push(deadLetter(m, 'empty message', stage));
+        else if (v[0] !== 0x7b /* { */) dead.push(deadLetter(m, 'invalid JSON: not an object', stage));
         else {
           rows.push(m);
           bytes += v.length;
         }
       }
       await sendDead(dead);
-      await events.add(rows, bytes);
+      await (identity ? links : events).add(rows, bytes);
     } finally {
       active--;
       // a caller leaving may leave everyone else waiting: flush now rather than at the timer

@@ -74,3 +74,89 @@ describe('insert batcher', () => {
     await expect(b.add([2], 1)).resolves.toBeUndefined();
   });
 });
+
+describe('insert batcher with two insert slots', () => {
+  const slotted = (concurrency: number, idle: () => boolean) => {
+    let running = 0;
+    let most = 0;
+    const inserted: number[][] = [];
+    const release: Array<() => void> = [];
+    const b = createInsertBatcher<number>({
+      table: 't',
+      flushMs: 10_000,
+      maxRows: 4,
+      maxBytes: 1e9,
+      minRows: 2,
+      concurrency,
+      idle,
+      insert: async (rows) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise<void>((r) => release.push(r));
+        running--;
+        inserted.push([...rows]);
+        return undefined;
+      },
+    });
+    return { b, inserted, release, most: () => most, running: () => running };
+  };
+  const until = async (cond: () => boolean) => {
+    const deadline = Date.now() + 2000;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  };
+
+  it('runs two full buffers at once and queues the third behind them', async () => {
+    const { b, inserted, release, most, running } = slotted(2, () => false);
+    const adds = [b.add([1, 2, 3, 4], 4), b.add([5, 6, 7, 8], 4), b.add([9, 10, 11, 12], 4)];
+    await until(() => running() === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(running()).toBe(2); // the third waits for a slot
+    release.shift()!();
+    await until(() => release.length === 2);
+    while (release.length > 0) {
+      release.shift()!();
+      await until(() => release.length > 0 || inserted.length === 3);
+    }
+    await Promise.all(adds);
+    expect(most()).toBe(2);
+    expect(inserted.flat().sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  it('flushes early into a free slot while another insert runs, but never queues early', async () => {
+    const { b, inserted, release, running } = slotted(2, () => true);
+    const first = b.add([1, 2, 3, 4], 4); // full: slot 1
+    await until(() => running() === 1);
+    const second = b.add([5, 6], 2); // minRows, everyone waits, a slot is free: goes now
+    await until(() => running() === 2);
+    const third = b.add([7, 8], 2); // no free slot: stays open and may still grow
+    await new Promise((r) => setTimeout(r, 20));
+    expect(running()).toBe(2);
+    const fourth = b.add([9], 1);
+    release.shift()!(); // a slot frees: the open buffer (7, 8, 9) goes in as one insert
+    await until(() => running() === 2 && release.length === 2);
+    release.shift()!();
+    release.shift()!();
+    await Promise.all([first, second, third, fourth]);
+    expect(inserted.map((r) => r.length).sort()).toEqual([2, 3, 4]);
+  });
+
+  it('flush waits for every insert under way', async () => {
+    const { b, inserted, release, running } = slotted(2, () => false);
+    void b.add([1, 2, 3, 4], 4);
+    void b.add([5, 6, 7, 8], 4);
+    await until(() => running() === 2);
+    let flushed = false;
+    const f = b.flush().then(() => {
+      flushed = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(flushed).toBe(false);
+    release.shift()!();
+    release.shift()!();
+    await f;
+    expect(inserted).toHaveLength(2);
+  });
+});

@@ -1,10 +1,13 @@
 // Batches rows for one ClickHouse table: an insert happens when the buffer holds
 // `maxRows` rows or `maxBytes` bytes, when `flushMs` passed since its first row, or early
-// when every handler that could add rows is already waiting on it and it holds at least
-// `minRows` (under load a fetch's worth of rows goes in at once instead of waiting out the
+// when every handler that could add rows is already waiting (on it or on an insert under
+// way), an insert slot is free and it holds at least `minRows` (under load a fetch's worth of rows goes in at once instead of waiting out the
 // timer; a trickle still waits, so a quiet topic never gets one insert per event).
-// Inserts of one table run one after another. `add` resolves once the insert holding the
-// rows succeeded, so a caller commits its offsets only after the effect.
+// At most `concurrency` inserts of one table run at once (two keep both cores of a small
+// machine busy: one parses while the other writes its part); the next flushed buffer waits
+// for a slot. `add` resolves once the insert holding the rows succeeded, so a caller
+// commits its offsets only after the effect (inserts may finish out of order; the tables
+// are ReplacingMergeTrees, so order never matters to what is stored).
 
 export interface BatcherOptions<Row> {
   table: string;
@@ -14,6 +17,8 @@ export interface BatcherOptions<Row> {
   maxRows: number;
   maxBytes: number;
   minRows: number;
+  /** Inserts of this table at once (default 1). */
+  concurrency?: number;
   /** True when no other caller can add rows before this buffer is flushed. */
   idle(): boolean;
   onInserted?(rows: number, ms: number): void;
@@ -23,7 +28,6 @@ export interface BatcherOptions<Row> {
 interface Pending<Row> {
   rows: Row[];
   bytes: number;
-  waiting: number;
   done: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
@@ -33,7 +37,7 @@ interface Pending<Row> {
 export interface InsertBatcher<Row> {
   /** Adds rows (with their approximate size) and resolves once they are inserted. */
   add(rows: Row[], bytes: number): Promise<void>;
-  /** Callers waiting on the open buffer. */
+  /** Callers waiting: on the open buffer or on an insert under way. */
   waiting(): number;
   /** Flushes early if everyone is waiting and enough rows are buffered. */
   poke(): void;
@@ -42,7 +46,24 @@ export interface InsertBatcher<Row> {
 
 export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<Row> {
   let pending: Pending<Row> | undefined;
-  let inserting: Promise<void> = Promise.resolve();
+  const slots = Math.max(1, o.concurrency ?? 1);
+  let running = 0;
+  /** Adds not yet resolved: callers on the open buffer or on an insert under way. */
+  let waiting = 0;
+  const queued: Array<() => void> = [];
+  const inFlight = new Set<Promise<void>>();
+  const acquire = (): Promise<void> | undefined => {
+    if (running < slots) {
+      running++;
+      return undefined;
+    }
+    return new Promise<void>((resolve) => queued.push(resolve));
+  };
+  const release = () => {
+    const next = queued.shift();
+    if (next) next();
+    else running--;
+  };
 
   const open = (): Pending<Row> => {
     let resolve!: () => void;
@@ -52,7 +73,7 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
       reject = rej;
     });
     done.catch(() => {});
-    const p: Pending<Row> = { rows: [], bytes: 0, waiting: 0, done, resolve, reject };
+    const p: Pending<Row> = { rows: [], bytes: 0, done, resolve, reject };
     p.timer = setTimeout(() => void flushPending(p), o.flushMs);
     return p;
   };
@@ -61,8 +82,12 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
     if (pending === p) pending = undefined;
     if (p.timer) clearTimeout(p.timer);
     p.timer = undefined;
-    inserting = inserting.then(async () => {
-      if (p.rows.length === 0) return p.resolve();
+    if (p.rows.length === 0) {
+      p.resolve();
+      return p.done;
+    }
+    const run = (async () => {
+      await acquire();
       const t0 = performance.now();
       try {
         const stored = await o.insert(p.rows);
@@ -71,14 +96,20 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
       } catch (err) {
         o.onFailed?.(p.rows.length, err);
         p.reject(err);
+      } finally {
+        release();
+        poke();
       }
-    });
+    })();
+    inFlight.add(run);
+    void run.finally(() => inFlight.delete(run));
     return p.done;
   };
 
+  // early only into a free slot: a buffer queued behind a running insert can still grow
   const poke = () => {
     const p = pending;
-    if (p && p.rows.length >= o.minRows && o.idle()) void flushPending(p);
+    if (p && p.rows.length >= o.minRows && running < slots && o.idle()) void flushPending(p);
   };
 
   return {
@@ -88,20 +119,20 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
       const p = pending;
       for (const r of rows) p.rows.push(r);
       p.bytes += bytes;
-      p.waiting++;
+      waiting++;
       if (p.rows.length >= o.maxRows || p.bytes >= o.maxBytes) void flushPending(p);
       else poke();
       try {
         await p.done;
       } finally {
-        p.waiting--;
+        waiting--;
       }
     },
-    waiting: () => pending?.waiting ?? 0,
+    waiting: () => waiting,
     poke,
     async flush() {
       if (pending) await flushPending(pending).catch(() => {});
-      await inserting;
+      while (inFlight.size > 0) await Promise.all(inFlight);
     },
   };
 }

@@ -48,7 +48,7 @@ export const EnvSchema = Type.Object({
   CDP_INGEST_PORT: Port(8080),
   CDP_INGEST_PRODUCE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
   CDP_INGEST_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
-  CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 100_000 }),
+  CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 50_000 }),
   CDP_INGEST_RATE_BURST: Type.Optional(Type.Integer({ minimum: 1 })),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
@@ -97,6 +97,8 @@ export const EnvSchema = Type.Object({
   CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
   CDP_HISTORY_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 ** 3, default: 64 * 1024 * 1024 }),
   CDP_HISTORY_MIN_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
+  /** Inserts per table at once: two keep two cores busy (one parses while one writes). */
+  CDP_HISTORY_INSERTS: Type.Integer({ minimum: 1, maximum: 8, default: 2 }),
   CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
   CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
@@ -200,7 +202,7 @@ export interface Config {
   contactPolicy: ContactPolicyConfig;
   unsubscribe: { secret: string; ttlDays: number; publicUrl: string };
   retries: RetryConfig;
-  history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number };
+  history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number; inserts: number };
   analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
 }
 
@@ -308,6 +310,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       maxRows: e.CDP_HISTORY_MAX_ROWS,
       maxBytes: e.CDP_HISTORY_MAX_BYTES,
       minRows: e.CDP_HISTORY_MIN_ROWS,
+      inserts: e.CDP_HISTORY_INSERTS,
     },
     analytics: {
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,

@@ -38,3 +38,7 @@ ENGINE = Distributed(cdp, currentDatabase(), identity_links_local, cityHash64(wo
 -- database of their own:  CREATE TABLE cdp.events AS cdp_cluster.events_dist ...
 -- The sink's insert batching (CDP_HISTORY_*) matters even more here: a Distributed insert
 -- splits into one part per shard; keep inserts at about one per second per table.
+-- The intake tables (events_intake 005, identity_intake 006) are Null tables with a
+-- materialized view; create them as the migrations do in the database the services use,
+-- so each view writes into the Distributed `events` / `identity_links` there. They store
+-- nothing and need no replication.
