@@ -3,6 +3,7 @@
 //   tsx bench/main.ts            full: 3 interleaved runs of every measurement (~10 min on 2 cores)
 //   tsx bench/main.ts --quick    one short run (< 2 min): a CI smoke check, never fails on speed
 //   tsx bench/main.ts --json     the report as JSON on stdout (progress goes to stderr)
+//   tsx bench/main.ts --compare=before.json   also compares this run with a saved report
 //
 // Kafka and Redis are started in a temporary directory and stopped at the end, unless
 // KAFKA_BROKERS / REDIS_URL point at running ones. Exit status: 0 done; 1 the benchmark
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { type LocalStack, startLocalStack } from '../infra/local/stack.ts';
 import type { Logger } from '../runtime/log.ts';
+import { type Comparison, compareReports, readReportRows, renderComparison } from './compare.ts';
 import { killLoadGenerators } from './load.ts';
 import { type MachineInfo, machineInfo } from './machine.ts';
 import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable } from './report.ts';
@@ -36,9 +38,12 @@ const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'console', run: consoleScenario },
 ];
 
-const USAGE = `usage: tsx bench/main.ts [--quick] [--json] [--only=<scenario>]
+const USAGE = `usage: tsx bench/main.ts [--quick] [--json] [--only=<scenario>] [--compare=<report.json>]
   --quick   one short run of every measurement (under 2 minutes); never fails on speed
   --json    machine-readable report on stdout
+  --compare=before.json  this run's figures beside a saved --json report's, each marked as
+            agreeing when the change is within the larger of the two spreads (exit status
+            unchanged; also: tsx bench/compare.ts before.json after.json)
   --only=a,b  run only these scenarios (names: ${SCENARIOS.map((s) => s.name).join(', ')})
 Honours KAFKA_BROKERS and REDIS_URL (use running ones instead of starting a local stack)
 and LOG_LEVEL (service logs on stderr, default warn).`;
@@ -56,15 +61,19 @@ export interface BenchReport {
   notes: string[];
   results: ResultRow[];
   measurements: Measurement[];
+  /** With --compare: this run against the saved report. */
+  comparison?: Comparison & { against: string };
 }
 
 async function main(argv: string[]): Promise<number> {
   const only = argv
     .filter((a) => a.startsWith('--only='))
     .flatMap((a) => a.slice('--only='.length).split(','));
+  const compareWith = argv.find((a) => a.startsWith('--compare='))?.slice('--compare='.length);
   const unknown = argv.filter(
     (a) =>
       !['--json', '--quick', '--help', '-h'].includes(a) &&
+      !(a.startsWith('--compare=') && a.length > '--compare='.length) &&
       !(a.startsWith('--only=') && only.every((n) => SCENARIOS.some((s) => s.name === n))),
   );
   if (argv.includes('--help') || argv.includes('-h') || unknown.length > 0) {
@@ -72,6 +81,8 @@ async function main(argv: string[]): Promise<number> {
     return unknown.length ? 64 : 0;
   }
   const json = argv.includes('--json');
+  // read before the run: a bad file should not cost ten minutes of measuring
+  const earlier = compareWith === undefined ? undefined : readReportRows(compareWith);
   const mode: Mode = argv.includes('--quick') ? 'quick' : 'full';
   const settings = SETTINGS[mode];
   const progress = (line: string) => process.stderr.write(`${line}\n`);
@@ -153,6 +164,8 @@ async function main(argv: string[]): Promise<number> {
       results: rows,
       measurements,
     };
+    if (earlier && compareWith)
+      report.comparison = { ...compareReports(earlier, rows), against: compareWith };
 
     if (json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else process.stdout.write(humanReport(report));
@@ -192,6 +205,9 @@ function humanReport(r: BenchReport): string {
     r.allTargetsMet
       ? 'targets: all met'
       : `targets: some missed${r.mode === 'quick' ? ' (quick mode does not fail on speed)' : ''}`,
+    ...(r.comparison
+      ? ['', `against ${r.comparison.against} (before) — this run (after):`, renderComparison(r.comparison)]
+      : []),
     '',
   ].join('\n');
 }

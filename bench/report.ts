@@ -163,20 +163,32 @@ export function rowCells(row: ResultRow): string[] {
 
 /** A plain-text table, one line per row, a rule between scenarios. */
 export function renderTable(rows: readonly ResultRow[]): string {
-  const cells = rows.map(rowCells);
-  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
+  return renderGrid(
+    COLUMNS,
+    rows.map(rowCells),
+    rows.map((r) => r.scenario),
+  );
+}
+
+/** Aligned columns under a title line and a rule; a blank line where `groups` changes. */
+export function renderGrid(
+  columns: ReadonlyArray<{ title: string; right: boolean }>,
+  cells: ReadonlyArray<readonly string[]>,
+  groups: readonly string[],
+): string {
+  const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
   const line = (r: readonly string[]) =>
     r
-      .map((c, i) => (COLUMNS[i]!.right ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .map((c, i) => (columns[i]!.right ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
   const rule = widths.map((w) => '─'.repeat(w)).join('  ');
-  const out = [line(COLUMNS.map((c) => c.title)), rule];
+  const out = [line(columns.map((c) => c.title)), rule];
   let last: string | undefined;
-  rows.forEach((row, i) => {
-    if (last !== undefined && row.scenario !== last) out.push('');
-    last = row.scenario;
-    out.push(line(cells[i]!));
+  cells.forEach((row, i) => {
+    if (last !== undefined && groups[i] !== last) out.push('');
+    last = groups[i];
+    out.push(line(row));
   });
   return `${out.join('\n')}\n`;
 }
