@@ -130,12 +130,12 @@ export async function activationScenario(ctx: ScenarioContext): Promise<Scenario
     while ((await count()) < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   };
 
-  /** Produces at RATE for the window with `make(i)` values; returns how many were produced. */
-  const paced = async (send: (n: number) => Promise<void>) => {
+  /** Produces at RATE for `ms` (default: the measured window); returns how many were produced. */
+  const paced = async (send: (n: number) => Promise<void>, ms = ctx.settings.durationMs) => {
     const start = Date.now();
     let sent = 0;
     const sends: Promise<void>[] = [];
-    while (Date.now() - start < ctx.settings.durationMs) {
+    while (Date.now() - start < ms) {
       const due = Math.floor(((Date.now() - start) / 1000) * RATE);
       if (due > sent) {
         const n = due - sent;
@@ -192,8 +192,14 @@ export async function activationScenario(ctx: ScenarioContext): Promise<Scenario
       const b = summarizeLatencies(bareSeen);
       baseline.p50.push(b.p50);
       baseline.p99.push(b.p99);
-      // steady 1,000 sends/s
-      ctx.progress(`activation: ${RATE}/s for ${ctx.settings.durationMs / 1000} s (run ${run})`);
+      // steady 1,000 sends/s, after the same load for the warm-up time: a worker measured
+      // cold (JIT, connection pools) or still settling the previous run's backlog (ledger
+      // rows into chDB) answers for that, not for its steady state
+      ctx.progress(
+        `activation: ${RATE}/s for ${ctx.settings.warmupMs / 1000} s warm-up + ${ctx.settings.durationMs / 1000} s (run ${run})`,
+      );
+      await waitFor(await paced(produce, ctx.settings.warmupMs), 30_000);
+      await take();
       const cpu = cpuSampler();
       const sent = await paced(produce);
       await waitFor(sent, 30_000);
