@@ -101,11 +101,15 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   // in-process ClickHouse (chDB: one process per data directory) in another.
   const processes = PROCESSES.map(({ name, services }) => ({
     name,
-    child: spawn(process.execPath, [join(ROOT, 'bin/cdp.js'), 'start', ...services], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 2, 2],
-    }),
+    child: spawn(
+      process.execPath,
+      ['--max-semi-space-size=64', join(ROOT, 'bin/cdp.js'), 'start', ...services],
+      {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 2, 2],
+      },
+    ),
   }));
   const ingest = `http://127.0.0.1:${ingestPort}`;
   const query = `http://127.0.0.1:${queryPort}`;
