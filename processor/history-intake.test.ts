@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateAll } from '../cli/services.ts';
 import { type ClickHouseClient, createClickHouse, insertFormatted } from '../runtime/clickhouse.ts';
 import type { Config } from '../runtime/config.ts';
+import type { IncomingMessage } from '../runtime/kafka/index.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import type { IdentityChange } from '../schemas/identity-change.ts';
 import { generateDataset } from '../test/analytics-dataset.ts';
@@ -164,6 +165,16 @@ describe('identity_intake (ClickHouse) and toIdentityRows (TS) make the same ide
     });
     return rs.json<Record<string, unknown>>();
   };
+  /** A cdp.identity message as the sink's consumer hands it over. */
+  const message = (value: string, offset = 0): IncomingMessage => ({
+    topic: 't',
+    partition: 0,
+    offset: String(offset),
+    key: null,
+    value: Buffer.from(value),
+    headers: {},
+    timestamp: 0,
+  });
   const key = (r: Record<string, unknown>) => IDENTITY_LINK_COLUMNS.map((c) => String(r[c])).join('|');
 
   it('agrees on every row for generated and edge-case changes', async () => {
@@ -197,15 +208,7 @@ describe('identity_intake (ClickHouse) and toIdentityRows (TS) make the same ide
       IDENTITY_INTAKE,
     );
     const want = changes.flatMap((c, i) => {
-      const p = parseIdentityChange({
-        topic: 't',
-        partition: 0,
-        offset: String(i),
-        key: null,
-        value: Buffer.from(JSON.stringify(c)),
-        headers: {},
-        timestamp: 0,
-      });
+      const p = parseIdentityChange(message(JSON.stringify(c), i));
       if (!p.ok) throw new Error(p.reason);
       return p.rows.map((r) => key(r as unknown as Record<string, unknown>));
     });
@@ -243,15 +246,7 @@ describe('identity_intake (ClickHouse) and toIdentityRows (TS) make the same ide
       { ...change(ws, {}), version: 1.5 },
     ]) {
       const text = JSON.stringify(bad);
-      const ts = parseIdentityChange({
-        topic: 't',
-        partition: 0,
-        offset: '0',
-        key: null,
-        value: Buffer.from(text),
-        headers: {},
-        timestamp: 0,
-      });
+      const ts = parseIdentityChange(message(text));
       expect(ts.ok, text).toBe(false);
       await expect(
         insertFormatted(

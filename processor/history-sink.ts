@@ -3,9 +3,10 @@
 // `segment_membership_history` in batches bounded by rows, bytes and time,
 // never one insert per event. Events and identity changes go in as the bytes they are on
 // Kafka: ClickHouse parses them and derives the rows (events_intake, migration 005;
-// identity_intake, 006), so the common path costs JS one Buffer.concat per insert. When ClickHouse refuses an insert, the batch
-// is checked event by event (clear reasons from our own checks), and what ClickHouse still
-// refuses is isolated by bisection, so one poison event never blocks a partition. A batch handler resolves only after the inserts holding its
+// identity_intake, 006), so the common path costs JS one Buffer.concat per insert. When
+// ClickHouse refuses an insert, the batch is checked event by event (clear reasons from our
+// own checks), and what ClickHouse still refuses is isolated by bisection, so one poison
+// event never blocks a partition. A batch handler resolves only after the inserts holding its
 // rows succeeded, so offsets are committed after the effect. A replay (crash before the
 // commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so

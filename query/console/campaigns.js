@@ -1,7 +1,7 @@
 // Campaigns: list, editor (trigger, channel settings, templates with a preview rendered for
 // a chosen profile, contact policy), and a detail page with pause/resume and live stats.
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
-import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate } from './ui.js';
+import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate, usePolled } from './ui.js';
 
 const CHANNELS = ['webhook', 'email', 'sms', 'push'];
 /** Each channel's settings: [field, label, kind, required]. */
@@ -304,29 +304,15 @@ function TemplatePreview({ channel, settings, name }) {
 
 export function CampaignDetail({ id }) {
   const [c, setC] = useState(null);
-  const [stats, setStats] = useState(null);
-  const [error, setError] = useState(null);
+  const [stats, statsError] = usePolled(`/v1/campaigns/${encodeURIComponent(id)}/stats`);
+  const [ownError, setError] = useState(null);
   const [segments] = useSegments();
   const [busy, setBusy] = useState(false);
+  const error = ownError ?? statsError;
   useEffect(() => {
     api(`/v1/campaigns/${encodeURIComponent(id)}`)
       .then(setC)
       .catch(setError);
-    let stop = false;
-    let timer;
-    const poll = async () => {
-      try {
-        setStats(await api(`/v1/campaigns/${encodeURIComponent(id)}/stats`));
-      } catch (err) {
-        setError(err);
-      }
-      if (!stop) timer = setTimeout(poll, 2000);
-    };
-    poll();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
   }, [id]);
   const toggle = async () => {
     setBusy(true);

@@ -1,7 +1,6 @@
 // Live view: events per second, latency percentiles per stage and consumer lag, polled
 // every 2 seconds from GET /v1/live/pipeline.
-import { useEffect, useState } from '/console/vendor/hooks.mjs';
-import { api, ErrorBox, fmtNum, html } from './ui.js';
+import { ErrorBox, fmtNum, html, usePolled } from './ui.js';
 
 function RateChart({ points }) {
   const max = Math.max(1, ...points.map((p) => p.count));
@@ -26,26 +25,7 @@ function RateChart({ points }) {
 }
 
 export function LiveView() {
-  const [s, setS] = useState(null);
-  const [error, setError] = useState(null);
-  useEffect(() => {
-    let stop = false;
-    let timer;
-    const poll = async () => {
-      try {
-        setS(await api('/v1/live/pipeline'));
-        setError(null);
-      } catch (err) {
-        setError(err);
-      }
-      if (!stop) timer = setTimeout(poll, 2000);
-    };
-    poll();
-    return () => {
-      stop = true;
-      clearTimeout(timer);
-    };
-  }, []);
+  const [s, error] = usePolled('/v1/live/pipeline');
   const ms = (v) => (v === null ? '—' : `${fmtNum(v)} ms`);
   return html`
     <section aria-labelledby="live-title">

@@ -1,6 +1,6 @@
 // Shared bits: Preact + htm, the API client (admin key kept in sessionStorage only), small
 // components for errors, empty states and labelled fields.
-import { useId } from '/console/vendor/hooks.mjs';
+import { useEffect, useId, useState } from '/console/vendor/hooks.mjs';
 import htm from '/console/vendor/htm.mjs';
 import { cloneElement, h } from '/console/vendor/preact.mjs';
 
@@ -104,6 +104,37 @@ export function subscribe(path, onEvent, onState) {
     stopped = true;
     ctrl.abort();
   };
+}
+
+/**
+ * GETs `path` now and every `ms` while mounted: [latest answer, latest error]. A success
+ * clears the error; nothing is set once unmounted.
+ */
+export function usePolled(path, ms = 2000) {
+  const [data, setData] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    let stop = false;
+    let timer;
+    const poll = async () => {
+      try {
+        const v = await api(path);
+        if (!stop) {
+          setData(v);
+          setError(null);
+        }
+      } catch (err) {
+        if (!stop) setError(err);
+      }
+      if (!stop) timer = setTimeout(poll, ms);
+    };
+    poll();
+    return () => {
+      stop = true;
+      clearTimeout(timer);
+    };
+  }, [path, ms]);
+  return [data, error];
 }
 
 export const ErrorBox = ({ error }) =>
