@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { DEFAULT_COMMIT_INTERVAL_MS, offsetCommitter } from './offset-committer.ts';
 import type {
   Admin,
   Batch,
@@ -137,10 +138,24 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
   const maxBatch = o.maxBatchSize ?? 1000;
   let stopping = false;
   let loop: Promise<void> | undefined;
+  // asynchronous commits (commitSync would block the event loop for a broker round trip)
+  const committer = offsetCommitter(
+    async (offsets) => {
+      consumer.commit(
+        offsets.map((t) => ({ topic: t.topic, partition: t.partition, offset: Number(t.offset) })),
+      );
+    },
+    log,
+    o.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS,
+  );
 
-  const consume = () =>
-    new Promise<IncomingMessage[]>((resolve, reject) =>
-      consumer.consume(maxBatch, (err, msgs) => {
+  // consume(n) waits up to the timeout for each message until n have come, so a trickle
+  // (one message every 20 ms, say) kept a 1000-message batch open for seconds. A batch is
+  // therefore the first message (waited for) plus what is already fetched (1 ms).
+  const consumeN = (n: number, timeoutMs: number) =>
+    new Promise<IncomingMessage[]>((resolve, reject) => {
+      consumer.setDefaultConsumeTimeout(timeoutMs);
+      consumer.consume(n, (err, msgs) => {
         if (err) return reject(err);
         resolve(
           msgs.map((m) => ({
@@ -155,15 +170,19 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
             timestamp: m.timestamp ?? Date.now(),
           })),
         );
-      }),
-    );
+      });
+    });
+  const consume = async () => {
+    const first = await consumeN(1, 100);
+    if (first.length === 0 || maxBatch === 1) return first;
+    return first.concat(await consumeN(maxBatch - 1, 1));
+  };
 
   return {
     async run(handler) {
       await new Promise<void>((resolve, reject) =>
         consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())),
       );
-      consumer.setDefaultConsumeTimeout(100);
       consumer.subscribe(o.topics);
       const isActive = () => !stopping;
       loop = (async () => {
@@ -198,8 +217,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
               }
             }
             const last = b.messages[b.messages.length - 1]!;
-            // asynchronous: commitSync would block the event loop for a broker round trip
-            consumer.commit({ topic: b.topic, partition: b.partition, offset: Number(last.offset) + 1 });
+            committer.mark(b.topic, b.partition, String(Number(last.offset) + 1));
           };
           const batches = [...byPartition.values()];
           const width = Math.max(1, o.concurrency ?? 1);
@@ -211,6 +229,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
     async disconnect() {
       stopping = true;
       await loop?.catch(() => {});
+      await committer.close();
       await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
     },
   };
