@@ -80,6 +80,37 @@ describe.each(['kafkajs', 'rdkafka'] as const)('%s driver', (driver) => {
     await producer.disconnect();
     await admin.disconnect();
   }, 90_000);
+
+  it('hands over a trickle as it comes, without waiting for a batch to fill', async () => {
+    const kafka = client(driver);
+    const topic = uniqueId(`drv-trickle-${driver}-`);
+    const admin = kafka.admin();
+    await admin.ensureTopics([{ topic, partitions: 1 }]);
+    const producer = kafka.producer();
+    await producer.connect();
+    const handled: number[] = [];
+    const consumer = kafka.consumer({ groupId: uniqueId('g-'), topics: [topic], maxBatchSize: 1000 });
+    await consumer.run(async (batch) => {
+      for (const m of batch.messages) handled.push(JSON.parse(String(m.value)).i);
+    });
+    await producer.send(topic, [{ key: 'k', value: JSON.stringify({ i: -1 }) }]);
+    await eventually('the consumer is assigned and reading', () => handled.includes(-1), 30_000);
+    // one message every 20 ms for 3 s: far fewer than a batch of 1000. The first of them must
+    // be handled while the trickle still runs (rdkafka's consume(n) used to wait a timeout per
+    // message until n had arrived)
+    let produced = 0;
+    let handledWhileProducing = 0;
+    for (; produced < 150; produced++) {
+      await producer.send(topic, [{ key: 'k', value: JSON.stringify({ i: produced }) }]);
+      if (produced === 100) handledWhileProducing = handled.filter((i) => i >= 0).length;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(handledWhileProducing).toBeGreaterThan(50);
+    await eventually('all of the trickle', () => handled.filter((i) => i >= 0).length === 150, 30_000);
+    await consumer.disconnect();
+    await producer.disconnect();
+    await admin.disconnect();
+  }, 90_000);
 });
 
 it('both drivers put a key on the same partition', async () => {
