@@ -9,6 +9,7 @@ import {
 import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { withLinger } from './linger.ts';
+import { DEFAULT_COMMIT_INTERVAL_MS, offsetCommitter } from './offset-committer.ts';
 import type {
   Admin,
   Batch,
@@ -153,7 +154,14 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
   let stopping = false;
-  let commits: Promise<void> = Promise.resolve();
+  const committer = offsetCommitter(
+    (offsets) => consumer.commitOffsets(offsets),
+    log,
+    o.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS,
+  );
+  // what was handled is committed before partitions move to another member, while this
+  // member's generation is still valid: the new owner then starts where this one stopped
+  consumer.on(consumer.events.REBALANCING, () => void committer.flush());
   const maxBatch = o.maxBatchSize ?? 1000;
   return {
     async run(handler: BatchHandler) {
@@ -205,26 +213,15 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             const last = slice[slice.length - 1];
             if (!last) continue;
             resolveOffset(last.offset); // the fetch position moves on only past handled messages
-            // The commit follows the effects but is not waited for: the next batch need not
-            // pay a round trip, and a lost commit only means a redelivery (idempotent).
-            const offset = (BigInt(last.offset) + 1n).toString();
-            commits = commits
-              .then(() =>
-                consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]),
-              )
-              .catch((err) =>
-                log.warn(
-                  { topic: batch.topic, partition: batch.partition, err: errorMessage(err) },
-                  'commit_failed',
-                ),
-              );
+            // committed on an interval, after the effects (see offset-committer.ts)
+            committer.mark(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString());
           }
         },
       });
     },
     async disconnect() {
       stopping = true;
-      await commits;
+      await committer.close();
       await consumer.disconnect();
     },
   };

@@ -61,6 +61,11 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** Fetch size per partition; larger lets a backlog arrive in bigger batches. */
   maxBytesPerPartition?: number;
+  /**
+   * How often handled offsets are committed (default 1000 ms; 0 = after every batch). A crash
+   * redelivers at most this much; handlers are idempotent.
+   */
+  commitIntervalMs?: number;
 }
 
 export interface Consumer {
