@@ -128,7 +128,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     items: SettleItem[],
     at: Date,
     identity: IdentityChange[] = [],
-  ): Promise<Recheck[]> => {
+  ): Promise<SettleItem[]> => {
     const changes: Array<{ ws: string; change: SegmentChange; from: number; item: Recheck }> = [];
     const schedule: Array<[number, string]> = [];
     const pending: Array<{
@@ -233,37 +233,40 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         );
       // LT keeps the earliest: an early firing only re-evaluates and reschedules
       for (const [deadline, member] of schedule) rec.zadd(timers, 'LT', deadline, member);
-      const recorded = (await rec.exec()) ?? [];
       // A profile whose membership moved is evaluated again on a fresh read: a concurrent
       // batch (another partition) may have decided on the state from before this record
       // (an in_segment dependent, a trait it changed), and the last one to record must see
-      // everything. Converges: each round reads after the records it follows.
-      const again = new Map<string, Recheck>();
+      // everything. Converges: each round reads after the records it follows. The read goes
+      // in the same pipeline, after the records, so it costs no extra round trip; it is used
+      // only for profiles whose record applied.
+      const reread = new Map<string, Recheck>();
+      for (const { item } of changes) reread.set(`${item.ws}/${item.profileId}`, item);
+      for (const r of reread.values()) queueReadProfile(rec, tagOf(r.ws), r.profileId);
+      const replies = (await rec.exec()) ?? [];
+      const moved = new Set<string>();
       changes.forEach(({ item }, i) => {
-        const [err, ok] = recorded[i] ?? [null, 0];
+        const [err, ok] = replies[i] ?? [null, 0];
         if (err) throw err;
-        if (ok === 1) again.set(`${item.ws}/${item.profileId}`, item);
+        if (ok === 1) moved.add(`${item.ws}/${item.profileId}`);
       });
-      return [...again.values()];
+      const again: SettleItem[] = [];
+      const readsFrom = replies.length - reread.size;
+      [...reread].forEach(([key, r], i) => {
+        const [err, raw] = replies[readsFrom + i] ?? [null, null];
+        if (err) throw err;
+        if (!moved.has(key)) return;
+        const state = parseApplyResult(raw);
+        if (state) again.push({ ws: r.ws, state, event: r.event, touched: r.touched });
+      });
+      return again;
     }
     return [];
   };
 
-  /** Re-reads and re-evaluates profiles whose membership moved, until nothing moves. */
-  const recheck = async (pending: Recheck[], at: Date) => {
-    for (let round = 0; pending.length > 0 && round < MAX_RECHECKS; round++) {
-      const pipe = deps.redis.pipeline();
-      for (const r of pending) queueReadProfile(pipe, tagOf(r.ws), r.profileId);
-      const results = (await pipe.exec()) ?? [];
-      const items: SettleItem[] = [];
-      results.forEach(([err, raw], i) => {
-        if (err) throw err;
-        const state = parseApplyResult(raw);
-        const r = pending[i]!;
-        if (state) items.push({ ws: r.ws, state, event: r.event, touched: r.touched });
-      });
-      pending = await settle(items, at);
-    }
+  /** Evaluates profiles whose membership moved again, on their fresh state, until nothing moves. */
+  const recheck = async (pending: SettleItem[], at: Date) => {
+    for (let round = 0; pending.length > 0 && round < MAX_RECHECKS; round++)
+      pending = await settle(pending, at);
   };
 
   const handleBatch: BatchHandler = async (batch) => {
