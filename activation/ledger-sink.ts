@@ -4,10 +4,17 @@
 // insert per consumer batch ("too many parts", and slow batches). Here, batches of every
 // partition wait for one shared flush (every `flushMs` or `maxRows`), and their offsets are
 // committed only after it. A failed insert fails the waiting batches, which are redelivered.
-import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+//
+// The rows are JSON already (the pipeline wrote them): they go to ClickHouse as they came,
+// one per line, parsed only by the engine. Only if the engine refuses the payload are they
+// read in JS, and the unreadable ones logged and left out, so one bad row cannot hold the
+// ledger back.
+import { type ClickHouseClient, insertFormatted } from '../runtime/clickhouse.ts';
 import type { BatchHandler } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { LedgerRow } from './pipeline.ts';
+
+const NEWLINE = Buffer.from('\n');
 
 export function createLedgerSink(deps: {
   clickhouse: ClickHouseClient;
@@ -17,10 +24,31 @@ export function createLedgerSink(deps: {
 }): { handler: BatchHandler; flush(): Promise<void> } {
   const flushMs = deps.flushMs ?? 250;
   const maxRows = deps.maxRows ?? 20_000;
-  let rows: LedgerRow[] = [];
+  let rows: Buffer[] = [];
   let waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<void> = Promise.resolve();
+
+  const insert = async (batch: Buffer[]) => {
+    const lines: Buffer[] = [];
+    for (const row of batch) lines.push(row, NEWLINE);
+    try {
+      await insertFormatted(deps.clickhouse, 'activation_ledger', Buffer.concat(lines), 'JSONEachRow', {});
+    } catch (err) {
+      // refused as a whole: keep what reads as a row, leave out (and log) what does not
+      const readable: LedgerRow[] = [];
+      for (const row of batch) {
+        try {
+          readable.push(JSON.parse(row.toString('utf8')) as LedgerRow);
+        } catch {
+          deps.log.warn({ row: row.toString('utf8').slice(0, 200) }, 'ledger_row_unreadable');
+        }
+      }
+      if (readable.length === batch.length) throw err;
+      if (readable.length > 0)
+        await deps.clickhouse.insert({ table: 'activation_ledger', values: readable, format: 'JSONEachRow' });
+    }
+  };
 
   const flush = () => {
     if (timer) clearTimeout(timer);
@@ -31,8 +59,7 @@ export function createLedgerSink(deps: {
     waiters = [];
     chain = chain.then(async () => {
       try {
-        if (batch.length > 0)
-          await deps.clickhouse.insert({ table: 'activation_ledger', values: batch, format: 'JSONEachRow' });
+        if (batch.length > 0) await insert(batch);
         for (const w of waiting) w.resolve();
       } catch (err) {
         deps.log.warn({ rows: batch.length, err: (err as Error).message }, 'ledger_insert_failed');
@@ -43,14 +70,7 @@ export function createLedgerSink(deps: {
   };
 
   const handler: BatchHandler = async (batch) => {
-    for (const m of batch.messages) {
-      if (!m.value) continue;
-      try {
-        rows.push(JSON.parse(m.value.toString('utf8')) as LedgerRow);
-      } catch {
-        deps.log.warn({ offset: m.offset, partition: m.partition }, 'ledger_row_unreadable');
-      }
-    }
+    for (const m of batch.messages) if (m.value && m.value.length > 0) rows.push(m.value);
     const done = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
     if (rows.length >= maxRows) void flush();
     else timer ??= setTimeout(() => void flush(), flushMs);
