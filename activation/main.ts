@@ -1,6 +1,9 @@
-// Composition root of the activation worker: one consumer group on the segment-change and
-// activation-retry topics, the delayed-send poller, the channel adapters, and the ledger
-// sink (its own consumer group on the activation-ledger topic → ClickHouse).
+// Composition roots of activation:
+//   startActivation  the worker: one consumer group on the segment-change and activation-retry
+//                    topics, the delayed-send poller and the channel adapters. It needs Kafka
+//                    and Redis only, so it can run in its own process next to chDB.
+//   startLedger      the ledger sink: its own consumer group on the activation-ledger topic
+//                    → ClickHouse (`cdp start ledger`; `all` includes it).
 import { randomUUID } from 'node:crypto';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
@@ -39,7 +42,6 @@ export async function startActivation(
   // its own connection with auto-pipelining: a batch's hundreds of concurrent sends issue
   // their scripts in the same ticks, which then go out in one write instead of one each
   const redis = clients.redis().duplicate({ enableAutoPipelining: true, connectionName: 'cdp-activation' });
-  const clickhouse = await clients.clickhouse();
   const producer = kafka.producer();
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
@@ -82,6 +84,34 @@ export async function startActivation(
     },
     log: log.child({ consumer: 'activation' }),
   });
+  const poller = startDelayedPoller({
+    redis,
+    redisPrefix: cfg.redis.prefix,
+    producer,
+    retryTopic: t.activationRetry,
+    now,
+    log: log.child({ component: 'delayed-sends' }),
+  });
+  return {
+    name: 'activation',
+    async stop() {
+      await poller.stop();
+      await consumer.stop();
+      watcher.stop();
+      for (const c of Object.values(channels)) await c.close?.().catch(() => {});
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      redis.disconnect();
+    },
+  };
+}
+
+/** The ledger sink as a service: decisions from cdp.activation-ledger into ClickHouse. */
+export async function startLedger(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
+  const kafka = clients.kafka();
+  const admin = kafka.admin();
+  const clickhouse = await clients.clickhouse();
+  const t = topics(cfg.kafka.topicPrefix);
   const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
   const ledgerSink = createLedgerSink({ clickhouse, log: log.child({ component: 'ledger-sink' }) });
   const ledgerConsumer = superviseConsumer({
@@ -97,25 +127,11 @@ export async function startActivation(
     handler: ledgerSink.handler,
     log: log.child({ consumer: 'activation-ledger' }),
   });
-  const poller = startDelayedPoller({
-    redis,
-    redisPrefix: cfg.redis.prefix,
-    producer,
-    retryTopic: t.activationRetry,
-    now,
-    log: log.child({ component: 'delayed-sends' }),
-  });
   return {
-    name: 'activation',
+    name: 'ledger',
     async stop() {
-      await poller.stop();
-      await consumer.stop();
       await ledgerConsumer.stop();
-      watcher.stop();
-      for (const c of Object.values(channels)) await c.close?.().catch(() => {});
-      await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
-      redis.disconnect();
     },
   };
 }

@@ -1,6 +1,6 @@
 // Starts a set of services in one process, sharing its clients, and stops them in
 // reverse order: edges stop accepting first, consumers drain, clients close last.
-import { startActivation } from '../activation/main.ts';
+import { startActivation, startLedger } from '../activation/main.ts';
 import { startIngest } from '../ingest/main.ts';
 import { startProcessor, topicSpecs } from '../processor/main.ts';
 import { startQuery } from '../query/main.ts';
@@ -11,16 +11,19 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
 
-export const SERVICE_NAMES = ['processor', 'activation', 'query', 'ingest'] as const;
+export const SERVICE_NAMES = ['processor', 'activation', 'ledger', 'query', 'ingest'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 const STARTERS = {
   processor: startProcessor,
   activation: startActivation,
+  ledger: startLedger,
   query: startQuery,
   ingest: startIngest,
 };
-const USES_CLICKHOUSE: ReadonlySet<ServiceName> = new Set(['processor', 'activation', 'query']);
+// the activation worker and ingest need only Kafka and Redis: with chDB they can run in
+// processes of their own, next to the one that holds the data directory
+const USES_CLICKHOUSE: ReadonlySet<ServiceName> = new Set(['processor', 'ledger', 'query']);
 
 export interface RunningServices {
   services: RunningService[];

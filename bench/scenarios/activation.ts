@@ -7,7 +7,7 @@
 //                               over the time from the first to the last one received
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startActivation } from '../../activation/main.ts';
+import { startActivation, startLedger } from '../../activation/main.ts';
 import { createClients } from '../../runtime/clients.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
@@ -96,6 +96,9 @@ export async function activationScenario(ctx: ScenarioContext): Promise<Scenario
   };
   await new DefinitionStore(clients.redis(), prefix).put('campaigns', campaign);
   const activation = await startActivation(cfg, clients, ctx.log.child({ service: 'activation' }));
+  // the ledger sink stays in this process, on the worker's event loop (the conservative
+  // layout: with a ClickHouse server, or chDB, it can run in another process)
+  const ledger = await startLedger(cfg, clients, ctx.log.child({ service: 'ledger' }));
   // linger: the paced small sends coalesce into few produce requests (the generator must not queue)
   const producer = clients.kafka().producer({ lingerMs: 5 });
   await producer.connect();
@@ -246,6 +249,7 @@ export async function activationScenario(ctx: ScenarioContext): Promise<Scenario
     await bare.disconnect().catch(() => {});
     await producer.disconnect().catch(() => {});
     await activation.stop();
+    await ledger.stop();
     await clients.close();
     sink.disconnect();
   }

@@ -31,7 +31,8 @@ const TIMER_WINDOW_MS = 3000;
 /** The processes the services run in, and what each runs. */
 const PROCESSES = [
   { name: 'ingest', services: ['ingest'] },
-  { name: 'processor+activation+query', services: ['processor', 'activation', 'query'] },
+  { name: 'activation', services: ['activation'] },
+  { name: 'processor+ledger+query', services: ['processor', 'ledger', 'query'] },
 ] as const;
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -97,8 +98,9 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     CDP_WEBHOOK_ALLOW_LOOPBACK: 'true',
     CDP_INGEST_RATE_LIMIT: '0',
   };
-  // As deployed: the ingest edge in its own process; the services that share the
-  // in-process ClickHouse (chDB: one process per data directory) in another.
+  // As deployed: the ingest edge and the activation worker each in a process of their own;
+  // the services that use the in-process ClickHouse (chDB: one process per data directory)
+  // together in a third.
   const processes = PROCESSES.map(({ name, services }) => ({
     name,
     child: spawn(

@@ -1,6 +1,6 @@
 // Activation against real peers on loopback: a webhook receiver verifying signatures, an
 // SMTP server, SMS and push provider stand-ins; segment changes produced to Kafka, the
-// activation and query services running, the ledger read back through the stats API.
+// activation, ledger and query services running, the ledger read back through the stats API.
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayDeadLetters } from '../../cli/dlq-replay.ts';
@@ -76,7 +76,7 @@ beforeAll(async () => {
     CDP_CHANNEL_TIMEOUT_MS: '2000',
     CDP_WEBHOOK_TIMEOUT_MS: '2000',
   });
-  running = await startServices(cfg, ['activation', 'query'], testLogger(cfg));
+  running = await startServices(cfg, ['activation', 'ledger', 'query'], testLogger(cfg));
   // links in messages point at this query service (its port was chosen by the OS)
   cfg.unsubscribe.publicUrl = running.urls.query!;
   changes = await segmentChangeProducer(cfg.kafka.brokers, topics(cfg.kafka.topicPrefix).segmentChanges);

@@ -3,7 +3,7 @@
 // caps across channels, quiet-hour delay then delivery, consent revoked between entry and
 // send, re-entry rules, the suppression list.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startActivation } from '../../activation/main.ts';
+import { startActivation, startLedger } from '../../activation/main.ts';
 import { createQueryApp } from '../../query/app.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { type Clients, createClients } from '../../runtime/clients.ts';
@@ -22,6 +22,7 @@ let cfg: Config;
 let clients: Clients;
 let ch: ClickHouseClient;
 let activation: RunningService;
+let ledger: RunningService;
 let defs: DefinitionStore;
 let sms: Awaited<ReturnType<typeof startProviderStub>>;
 let changes: Awaited<ReturnType<typeof segmentChangeProducer>>;
@@ -102,6 +103,7 @@ beforeAll(async () => {
   ]);
   await admin.disconnect();
   activation = await startActivation(cfg, clients, log, { now: () => clock });
+  ledger = await startLedger(cfg, clients, log);
   changes = await segmentChangeProducer(cfg.kafka.brokers, topics(cfg.kafka.topicPrefix).segmentChanges);
   app = createQueryApp({
     redis: clients.redis(),
@@ -119,6 +121,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await changes?.close();
   await activation?.stop();
+  await ledger?.stop();
   await clients?.close();
   await Promise.all([sms?.close(), ...receivers.map((r) => r.close())]);
 });
