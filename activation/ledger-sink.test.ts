@@ -8,9 +8,9 @@ import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.t
 import type { Batch } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
 import { migrate } from '../schemas/migrations.ts';
+import { ledgerRow } from '../test/fixtures.ts';
 import { uniqueId } from '../test/harness.ts';
 import { createLedgerSink } from './ledger-sink.ts';
-import type { LedgerRow } from './pipeline.ts';
 
 let ch: ClickHouseClient;
 
@@ -19,26 +19,17 @@ beforeAll(async () => {
   await migrate(ch);
 });
 
-const row = (ws: string, i: number): LedgerRow => ({
-  workspace_id: ws,
-  at: 1_790_000_000_000 + i,
-  send_key: `key-${i}`,
-  campaign_id: 'c1',
-  campaign_version: 1,
-  segment_id: 's1',
-  segment_version: 2,
-  profile_id: `p${i}`,
-  epoch: 1,
-  channel: 'webhook',
-  outcome: 'sent',
-  reason: '',
-  attempt: 1,
-  status_code: 200,
-  latency_ms: 12,
-  provider_ms: 3,
-  not_before: null,
-  provider_id: '',
-});
+const row = (ws: string, i: number) =>
+  ledgerRow({
+    workspace_id: ws,
+    at: 1_790_000_000_000 + i,
+    send_key: `key-${i}`,
+    campaign_id: 'c1',
+    segment_id: 's1',
+    segment_version: 2,
+    profile_id: `p${i}`,
+    provider_ms: 3,
+  });
 
 const batch = (values: Array<string | Buffer>): Batch => ({
   topic: 'ledger',

@@ -11,6 +11,7 @@ import type { Admin, Consumer, KafkaClient } from '../../runtime/kafka/types.ts'
 import { createLogger } from '../../runtime/log.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { topics } from '../../schemas/topics.ts';
+import { ledgerRow } from '../../test/fixtures.ts';
 import { eventually, uniqueId } from '../../test/harness.ts';
 import { createQueryApp } from '../app.ts';
 import type { PipelineStats } from '../pipeline-stats.ts';
@@ -91,24 +92,14 @@ beforeAll(async () => {
     ],
   });
   await ch.insert({ table: 'events', format: 'JSONEachRow', values: [ev('b', sec - 900, sec - 900 + 200)] });
-  const sent = (key: string, latency: number, provider: number) => ({
-    workspace_id: ws,
-    at: chTime(NOW - 10_000),
-    send_key: key,
-    campaign_id: 'cmp',
-    campaign_version: 1,
-    segment_id: 'seg',
-    segment_version: 1,
-    profile_id: 'p',
-    epoch: 1,
-    channel: 'webhook',
-    outcome: 'sent',
-    reason: '',
-    attempt: 1,
-    status_code: 200,
-    latency_ms: latency,
-    provider_ms: provider,
-  });
+  const sent = (key: string, latency: number, provider: number) =>
+    ledgerRow({
+      workspace_id: ws,
+      at: chTime(NOW - 10_000),
+      send_key: key,
+      latency_ms: latency,
+      provider_ms: provider,
+    });
   await ch.insert({
     table: 'activation_ledger',
     format: 'JSONEachRow',

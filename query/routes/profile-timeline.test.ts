@@ -5,11 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { LedgerRow } from '../../activation/pipeline.ts';
 import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import { createLogger } from '../../runtime/log.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { ledgerRow } from '../../test/fixtures.ts';
 import { uniqueId } from '../../test/harness.ts';
 import { createQueryApp } from '../app.ts';
 import type { TimelineItem } from './profile-timeline.ts';
@@ -64,23 +66,17 @@ beforeAll(async () => {
       { ...ev('m4', T + 4500, { event: 'Upgraded', user_id: 'ada' }), workspace_id: `${ws}-other` },
     ],
   });
-  const row = (at: number, outcome: string, reason = '') => ({
-    workspace_id: ws,
-    at: chTime(at),
-    send_key: 'cmp_1:p1:seg_a:1',
-    campaign_id: 'cmp_1',
-    campaign_version: 1,
-    segment_id: 'seg_a',
-    segment_version: 1,
-    profile_id: 'p1',
-    epoch: 1,
-    channel: 'webhook',
-    outcome,
-    reason,
-    attempt: 1,
-    status_code: 200,
-    latency_ms: 12,
-  });
+  const row = (at: number, outcome: LedgerRow['outcome'], reason = '') =>
+    ledgerRow({
+      workspace_id: ws,
+      at: chTime(at),
+      send_key: 'cmp_1:p1:seg_a:1',
+      campaign_id: 'cmp_1',
+      segment_id: 'seg_a',
+      profile_id: 'p1',
+      outcome,
+      reason,
+    });
   await ch.insert({
     table: 'activation_ledger',
     format: 'JSONEachRow',
