@@ -12,7 +12,6 @@
 import { type ClickHouseClient, insertFormatted } from '../runtime/clickhouse.ts';
 import type { BatchHandler } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
-import type { LedgerRow } from './pipeline.ts';
 
 const NEWLINE = Buffer.from('\n');
 
@@ -29,24 +28,28 @@ export function createLedgerSink(deps: {
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<void> = Promise.resolve();
 
-  const insert = async (batch: Buffer[]) => {
+  const insert = (rows: Buffer[]) => {
     const lines: Buffer[] = [];
-    for (const row of batch) lines.push(row, NEWLINE);
+    for (const row of rows) lines.push(row, NEWLINE);
+    return insertFormatted(deps.clickhouse, 'activation_ledger', Buffer.concat(lines), 'JSONEachRow', {});
+  };
+
+  const insertReadable = async (batch: Buffer[]) => {
     try {
-      await insertFormatted(deps.clickhouse, 'activation_ledger', Buffer.concat(lines), 'JSONEachRow', {});
+      await insert(batch);
     } catch (err) {
       // refused as a whole: keep what reads as a row, leave out (and log) what does not
-      const readable: LedgerRow[] = [];
-      for (const row of batch) {
+      const readable = batch.filter((row) => {
         try {
-          readable.push(JSON.parse(row.toString('utf8')) as LedgerRow);
+          JSON.parse(row.toString('utf8'));
+          return true;
         } catch {
           deps.log.warn({ row: row.toString('utf8').slice(0, 200) }, 'ledger_row_unreadable');
+          return false;
         }
-      }
+      });
       if (readable.length === batch.length) throw err;
-      if (readable.length > 0)
-        await deps.clickhouse.insert({ table: 'activation_ledger', values: readable, format: 'JSONEachRow' });
+      if (readable.length > 0) await insert(readable);
     }
   };
 
@@ -59,7 +62,7 @@ export function createLedgerSink(deps: {
     waiters = [];
     chain = chain.then(async () => {
       try {
-        if (batch.length > 0) await insert(batch);
+        if (batch.length > 0) await insertReadable(batch);
         for (const w of waiting) w.resolve();
       } catch (err) {
         deps.log.warn({ rows: batch.length, err: (err as Error).message }, 'ledger_insert_failed');

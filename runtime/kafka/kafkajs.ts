@@ -9,7 +9,7 @@ import {
 import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { withLinger } from './linger.ts';
-import { DEFAULT_COMMIT_INTERVAL_MS, offsetCommitter } from './offset-committer.ts';
+import { offsetCommitter } from './offset-committer.ts';
 import type {
   Admin,
   Batch,
@@ -158,11 +158,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
   let stopping = false;
-  const committer = offsetCommitter(
-    (offsets) => consumer.commitOffsets(offsets),
-    log,
-    o.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS,
-  );
+  const committer = offsetCommitter((offsets) => consumer.commitOffsets(offsets), log, o.commitIntervalMs);
   // what was handled is committed before partitions move to another member, while this
   // member's generation is still valid: the new owner then starts where this one stopped
   consumer.on(consumer.events.REBALANCING, () => void committer.flush());
@@ -225,7 +221,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
     },
     async disconnect() {
       stopping = true;
-      await committer.close();
+      await committer.flush();
       await consumer.disconnect();
     },
   };

@@ -31,7 +31,7 @@ describe('offsetCommitter', () => {
     await vi.advanceTimersByTimeAsync(5000);
     expect(commits).toHaveLength(1);
     c.mark('u', 0, '1');
-    await c.close();
+    await c.flush();
     expect(commits[1]).toEqual([{ topic: 'u', partition: 0, offset: '1' }]);
   });
 
@@ -79,7 +79,7 @@ describe('offsetCommitter', () => {
       'commit_failed',
     );
     c.mark('t', 0, '2');
-    await c.close();
+    await c.flush();
     expect(calls).toBe(2);
   });
 
@@ -88,7 +88,7 @@ describe('offsetCommitter', () => {
     const c = offsetCommitter(async (o) => void commits.push(o[0]!.offset), log, 0);
     c.mark('t', 0, '1');
     c.mark('t', 0, '2');
-    await c.close();
+    await c.flush();
     expect(commits).toEqual(['1', '2']);
   });
 });

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { DEFAULT_COMMIT_INTERVAL_MS, offsetCommitter } from './offset-committer.ts';
+import { offsetCommitter } from './offset-committer.ts';
 import type {
   Admin,
   Batch,
@@ -146,7 +146,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
       );
     },
     log,
-    o.commitIntervalMs ?? DEFAULT_COMMIT_INTERVAL_MS,
+    o.commitIntervalMs,
   );
 
   // consume(n) waits up to the timeout for each message until n have come, so a trickle
@@ -229,7 +229,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
     async disconnect() {
       stopping = true;
       await loop?.catch(() => {});
-      await committer.close();
+      await committer.flush();
       await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
     },
   };
