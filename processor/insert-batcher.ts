@@ -4,8 +4,7 @@
 // way), an insert slot is free and it holds at least `minRows` (under load a fetch's worth
 // of rows goes in at once instead of waiting out the timer; a trickle still waits, so a
 // quiet topic never gets one insert per event).
-// At most `concurrency` inserts of one table run at once (two keep both cores of a small
-// machine busy: one parses while the other writes its part); the next flushed buffer waits
+// At most `concurrency` inserts of one table run at once; the next flushed buffer waits
 // for a slot. `add` resolves once the insert holding the rows succeeded, so a caller
 // commits its offsets only after the effect (inserts may finish out of order; the tables
 // are ReplacingMergeTrees, so order never matters to what is stored).

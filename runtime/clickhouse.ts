@@ -1,4 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { ClickHouseConfig } from './config.ts';
@@ -36,7 +39,31 @@ export async function createClickHouse(cfg: ClickHouseConfig): Promise<ClickHous
     connection,
   } as Parameters<typeof createClient>[0]);
   rawInserters.set(client, (p) => connection.chdb.rawInsert(p));
+  const staging = resolve(cfg.path, 'insert-staging');
+  mkdirSync(staging, { recursive: true });
+  removeStaleStaging(staging);
+  fileInserts.set(client, {
+    dir: staging,
+    prefix: `${process.pid}-${randomBytes(4).toString('hex')}`,
+    next: 0,
+    structures: new Map(),
+  });
   return client;
+}
+
+/** Payload files a crashed process left behind (named after its pid) are deleted. */
+function removeStaleStaging(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const pid = Number(name.split('-')[0]);
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = Number.isInteger(pid) && pid > 0;
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) rmSync(join(dir, name), { force: true });
+  }
 }
 
 type RawInsert = (p: {
@@ -47,6 +74,17 @@ type RawInsert = (p: {
   settings: Record<string, number>;
 }) => Promise<unknown>;
 const rawInserters = new WeakMap<ClickHouseClient, RawInsert>();
+
+interface FileInserts {
+  /** Staging directory for payloads read by file(), inside the chDB data directory. */
+  dir: string;
+  /** This client's file names start with it (the pid first: see removeStaleStaging). */
+  prefix: string;
+  next: number;
+  /** Per table: its columns as a file() structure, or null when it has defaults to fill. */
+  structures: Map<string, Promise<string | null>>;
+}
+const fileInserts = new WeakMap<ClickHouseClient, FileInserts>();
 
 /**
  * Inserts rows given as arrays in `columns` order (JSONCompactEachRow: no key names, about
@@ -78,7 +116,8 @@ export async function insertRows(
 
 /**
  * Inserts a payload that is already in `format` (one JSON document per line): on chDB
- * handed to the engine as one Buffer, on a server sent as the request body. JS never
+ * read through file() from a staging file when the table has no column defaults (else
+ * handed to the engine as one Buffer), on a server sent as the request body. JS never
  * parses it: ClickHouse's own parser does.
  */
 export async function insertFormatted(
@@ -89,6 +128,15 @@ export async function insertFormatted(
   settings: Record<string, number>,
   columns?: readonly string[],
 ): Promise<void> {
+  const ident = /^[A-Za-z_][A-Za-z0-9_]*$/;
+  const files = fileInserts.get(client);
+  if (files && !columns && ident.test(table)) {
+    const structure = await fileStructure(client, files, table);
+    if (structure !== null) {
+      await insertThroughFile(client, files, table, structure, body, format, settings);
+      return;
+    }
+  }
   const raw = rawInserters.get(client);
   if (raw) {
     await raw({ table, values: body, format, settings, columns });
@@ -96,7 +144,6 @@ export async function insertFormatted(
   }
   // a server: the payload is the request body of an INSERT … FORMAT (client.insert wants
   // JS objects for JSON formats); the names are our own constants, checked anyway
-  const ident = /^[A-Za-z_][A-Za-z0-9_]*$/;
   if (!ident.test(table) || !(columns ?? []).every((c) => ident.test(c)))
     throw new Error(`insertFormatted: bad identifier in ${table} (${columns?.join(', ')})`);
   const cols = columns ? ` (${columns.join(', ')})` : '';
@@ -110,6 +157,65 @@ export async function insertFormatted(
     stream.once('end', resolve);
     stream.once('error', reject);
   });
+}
+
+/** A SQL string literal. */
+const literal = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/**
+ * The table's columns as file()'s structure argument; null when a column has a DEFAULT or
+ * MATERIALIZED expression (file() would fill an omitted field with the type's zero, not
+ * the table's default, so such tables take the raw path).
+ */
+function fileStructure(client: ClickHouseClient, files: FileInserts, table: string): Promise<string | null> {
+  let s = files.structures.get(table);
+  if (!s) {
+    s = (async () => {
+      const rs = await client.query({
+        query:
+          'SELECT name, type, default_kind FROM system.columns WHERE database = currentDatabase() AND table = {t:String} ORDER BY position',
+        query_params: { t: table },
+        format: 'JSONEachRow',
+      });
+      const cols = await rs.json<{ name: string; type: string; default_kind: string }>();
+      if (cols.length === 0 || cols.some((c) => c.default_kind !== '')) return null;
+      return cols.map((c) => `\`${c.name.replace(/`/g, '``')}\` ${c.type}`).join(', ');
+    })();
+    s.catch(() => files.structures.delete(table));
+    files.structures.set(table, s);
+  }
+  return s;
+}
+
+/**
+ * chDB: the payload written to a staging file and read with file(), whose parser reads it in
+ * parallel: measured about twice as fast as the same bytes inline in INSERT … FORMAT (50k
+ * events: 272 ms against 541 ms into events_intake). Rows are the same either way.
+ */
+async function insertThroughFile(
+  client: ClickHouseClient,
+  files: FileInserts,
+  table: string,
+  structure: string,
+  body: Buffer,
+  format: 'JSONEachRow' | 'JSONCompactEachRow',
+  settings: Record<string, number>,
+): Promise<void> {
+  const path = join(files.dir, `${files.prefix}-${files.next++}.${format}`);
+  await writeFile(path, body);
+  try {
+    const names = Object.keys(settings);
+    if (!names.every((n) => /^[a-z_0-9]+$/.test(n)) || !Object.values(settings).every(Number.isFinite))
+      throw new Error(`insertFormatted: bad setting in ${JSON.stringify(settings)}`);
+    const settingsSql = names.length
+      ? ` SETTINGS ${names.map((n) => `${n} = ${settings[n]}`).join(', ')}`
+      : '';
+    await client.command({
+      query: `INSERT INTO ${table} SELECT * FROM file(${literal(path)}, ${format}, ${literal(structure)})${settingsSql}`,
+    });
+  } finally {
+    await unlink(path).catch(() => {});
+  }
 }
 
 export async function pingClickHouse(client: ClickHouseClient): Promise<void> {
