@@ -2,7 +2,7 @@
 // under the data directory and read with file(); tables with defaults take the inline path,
 // so their defaults still apply. The data directory's name holds a quote, which the file
 // path literal must survive.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,18 @@ describe('insertFormatted on chDB', () => {
     ).rejects.toThrow();
     expect(readdirSync(staging)).toEqual([live]);
     expect(await rows("SELECT message_id FROM events WHERE message_id = 'm3'")).toEqual([]);
+  });
+
+  it('inserts inline when the payload cannot be staged, and stages again afterwards', async () => {
+    rmSync(staging, { recursive: true, force: true });
+    await insertFormatted(ch, 'events_intake', Buffer.from(`${event('s1')}\n`), 'JSONEachRow', settings);
+    expect(existsSync(staging)).toBe(true);
+    await insertFormatted(ch, 'events_intake', Buffer.from(`${event('s2')}\n`), 'JSONEachRow', settings);
+    const got = await rows(
+      "SELECT message_id FROM events WHERE message_id IN ('s1', 's2') ORDER BY message_id",
+    );
+    expect(got).toEqual([{ message_id: 's1' }, { message_id: 's2' }]);
+    expect(readdirSync(staging)).toEqual([]);
   });
 
   it("fills a table's column defaults (inline path)", async () => {
