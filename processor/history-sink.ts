@@ -6,8 +6,9 @@
 // identity_intake, 006), so the common path costs JS one Buffer.concat per insert. When
 // ClickHouse refuses an insert, the batch is checked event by event (clear reasons from our
 // own checks), and what ClickHouse still refuses is isolated by bisection, so one poison
-// event never blocks a partition. A batch handler resolves only after the inserts holding its
-// rows succeeded, so offsets are committed after the effect. A replay (crash before the
+// event never blocks a partition. A batch handler hands its rows over and answers the
+// promise of their insert as the batch's `effects`: the consumer fetches on while inserts
+// run (back to back under load) and commits the offsets only after the effect. A replay (crash before the
 // commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so
 // nothing is counted twice. Messages that cannot become a row go to the dead-letter topic.
@@ -94,6 +95,9 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       maxBytes: deps.maxBytes,
       minRows: deps.minRows,
       concurrency: deps.inserts,
+      // what a handler handed over is never dropped: a failed insert (ClickHouse down) is
+      // tried again until it goes in, and the offsets wait for it
+      retry: true,
       idle,
       insert,
       onInserted: (rows, ms) => {
@@ -236,8 +240,8 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
           }
         }
         await sendDead(dead);
-        await memberships.add(rows, bytes);
-        return;
+        const { inserted } = await memberships.accept(rows, bytes);
+        return { effects: inserted };
       }
       // checked here only as far as costs nothing; ClickHouse checks the rest (see insertEvents)
       const identity = batch.topic === deps.topics.identity;
@@ -253,7 +257,8 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         }
       }
       await sendDead(dead);
-      await (identity ? links : events).add(rows, bytes);
+      const { inserted } = await (identity ? links : events).accept(rows, bytes);
+      return { effects: inserted };
     } finally {
       active--;
       // a caller leaving may leave everyone else waiting: flush now rather than at the timer

@@ -160,3 +160,104 @@ describe('insert batcher with two insert slots', () => {
     expect(inserted).toHaveLength(2);
   });
 });
+
+describe('insert batcher, accepting rows without waiting for their insert', () => {
+  /** An insert that runs until the test opens its gate; `fail` makes the next calls throw. */
+  const gated = (o: { maxRows: number; fail?: number | 'always'; retry?: boolean }) => {
+    const calls: number[][] = [];
+    let open!: () => void;
+    let gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let failures = o.fail === 'always' ? Number.POSITIVE_INFINITY : (o.fail ?? 0);
+    const b = createInsertBatcher<number>({
+      table: 't',
+      flushMs: 10_000,
+      maxRows: o.maxRows,
+      maxBytes: 1e9,
+      minRows: o.maxRows,
+      idle: () => true,
+      retry: o.retry,
+      insert: async (rows) => {
+        calls.push([...rows]);
+        if (failures > 0) {
+          failures--;
+          throw new Error('clickhouse down');
+        }
+        await gate;
+        return undefined;
+      },
+    });
+    return {
+      b,
+      calls,
+      release: () => {
+        open();
+        gate = new Promise<void>((r) => {
+          open = r;
+        });
+      },
+    };
+  };
+  const settled = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    return done;
+  };
+
+  it('answers before the insert, and its promise once the insert is done', async () => {
+    const { b, calls, release } = gated({ maxRows: 3 });
+    const { inserted } = await b.accept([1, 2, 3], 3);
+    expect(calls).toEqual([[1, 2, 3]]);
+    expect(await settled(inserted)).toBe(false);
+    release();
+    await inserted;
+  });
+
+  it('holds a caller back while a full buffer already waits behind the running insert', async () => {
+    const { b, calls, release } = gated({ maxRows: 3 });
+    const first = await b.accept([1, 2, 3], 3); // running
+    const second = await b.accept([4, 5, 6], 3); // full, queued behind it
+    const third = b.accept([7], 1);
+    expect(await settled(third)).toBe(false);
+    release(); // the first insert ends, the queued one starts: there is room again
+    const { inserted } = await third;
+    await first.inserted;
+    expect(calls).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    release();
+    await second.inserted;
+    const done = b.flush();
+    while (calls.length < 3) await new Promise((r) => setTimeout(r, 1));
+    release();
+    await done;
+    await inserted;
+    expect(calls.at(-1)).toEqual([7]);
+  });
+
+  it('with retry, tries a failed insert again until it goes in', async () => {
+    const { b, calls, release } = gated({ maxRows: 2, fail: 2, retry: true });
+    const { inserted } = await b.accept([1, 2], 2);
+    await new Promise((r) => setTimeout(r, 700)); // backoff 200 ms, then 400 ms
+    release();
+    await inserted;
+    expect(calls).toEqual([
+      [1, 2],
+      [1, 2],
+      [1, 2],
+    ]);
+  });
+
+  it('stops retrying once flushed for shutdown: the promise fails, nothing hangs', async () => {
+    const { b } = gated({ maxRows: 2, fail: 'always', retry: true });
+    const { inserted } = await b.accept([1, 2], 2);
+    await b.flush();
+    await expect(inserted).rejects.toThrow(/clickhouse down/);
+  });
+});

@@ -8,6 +8,13 @@
 // for a slot. `add` resolves once the insert holding the rows succeeded, so a caller
 // commits its offsets only after the effect (inserts may finish out of order; the tables
 // are ReplacingMergeTrees, so order never matters to what is stored).
+// `accept` is the same without waiting for the insert: it answers a promise of it, and
+// waits only while a full buffer is already queued behind the running inserts (the
+// caller's consumer keeps fetching while an insert runs, so inserts go back to back; what
+// is held in memory stays bounded). With `retry`, a failed insert is tried again with
+// backoff, holding its slot, until it succeeds: what was accepted is never dropped.
+
+import { realSleep } from '../runtime/errors.ts';
 
 export interface BatcherOptions<Row> {
   table: string;
@@ -23,6 +30,8 @@ export interface BatcherOptions<Row> {
   idle(): boolean;
   onInserted?(rows: number, ms: number): void;
   onFailed?(rows: number, err: unknown): void;
+  /** Retry a failed insert (with backoff) instead of failing its callers. */
+  retry?: boolean;
 }
 
 interface Pending<Row> {
@@ -37,10 +46,13 @@ interface Pending<Row> {
 export interface InsertBatcher<Row> {
   /** Adds rows (with their approximate size) and resolves once they are inserted. */
   add(rows: Row[], bytes: number): Promise<void>;
+  /** Adds rows once there is room; answers the promise of their insert. */
+  accept(rows: Row[], bytes: number): Promise<{ inserted: Promise<void> }>;
   /** Callers waiting: on the open buffer or on an insert under way. */
   waiting(): number;
   /** Flushes early if everyone is waiting and enough rows are buffered. */
   poke(): void;
+  /** Inserts what is buffered and waits for inserts under way (shutdown: no more retries). */
   flush(): Promise<void>;
 }
 
@@ -52,6 +64,16 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
   let waiting = 0;
   const queued: Array<() => void> = [];
   const inFlight = new Set<Promise<void>>();
+  /** Rows not yet in a running insert: the open buffer and flushed ones waiting for a slot. */
+  /** Set by flush (shutdown): failed inserts are no longer retried. */
+  let closing = false;
+  let queuedRows = 0;
+  let queuedBytes = 0;
+  const room = () => queuedRows < o.maxRows && queuedBytes < o.maxBytes;
+  const roomWaiters: Array<() => void> = [];
+  const wakeRoom = () => {
+    while (room() && roomWaiters.length > 0) roomWaiters.shift()!();
+  };
   const acquire = (): Promise<void> | undefined => {
     if (running < slots) {
       running++;
@@ -88,14 +110,26 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
     }
     const run = (async () => {
       await acquire();
-      const t0 = performance.now();
+      queuedRows -= p.rows.length;
+      queuedBytes -= p.bytes;
+      wakeRoom();
       try {
-        const stored = await o.insert(p.rows);
-        o.onInserted?.(stored ?? p.rows.length, performance.now() - t0);
-        p.resolve();
-      } catch (err) {
-        o.onFailed?.(p.rows.length, err);
-        p.reject(err);
+        for (let attempt = 0; ; attempt++) {
+          const t0 = performance.now();
+          try {
+            const stored = await o.insert(p.rows);
+            o.onInserted?.(stored ?? p.rows.length, performance.now() - t0);
+            p.resolve();
+            return;
+          } catch (err) {
+            o.onFailed?.(p.rows.length, err);
+            if (!o.retry || closing) {
+              p.reject(err);
+              return;
+            }
+            await realSleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+          }
+        }
       } finally {
         release();
         poke();
@@ -112,16 +146,29 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
     if (p && p.rows.length >= o.minRows && running < slots && o.idle()) void flushPending(p);
   };
 
+  /** Puts rows in the open buffer, flushing it when full; answers that buffer. */
+  const put = (rows: Row[], bytes: number): Pending<Row> => {
+    pending ??= open();
+    const p = pending;
+    for (const r of rows) p.rows.push(r);
+    p.bytes += bytes;
+    queuedRows += rows.length;
+    queuedBytes += bytes;
+    if (p.rows.length >= o.maxRows || p.bytes >= o.maxBytes) void flushPending(p);
+    else poke();
+    return p;
+  };
+
   return {
+    async accept(rows, bytes) {
+      if (rows.length === 0) return { inserted: Promise.resolve() };
+      while (!room()) await new Promise<void>((resolve) => roomWaiters.push(resolve));
+      return { inserted: put(rows, bytes).done };
+    },
     async add(rows, bytes) {
       if (rows.length === 0) return;
-      pending ??= open();
-      const p = pending;
-      for (const r of rows) p.rows.push(r);
-      p.bytes += bytes;
       waiting++;
-      if (p.rows.length >= o.maxRows || p.bytes >= o.maxBytes) void flushPending(p);
-      else poke();
+      const p = put(rows, bytes);
       try {
         await p.done;
       } finally {
@@ -131,6 +178,7 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
     waiting: () => waiting,
     poke,
     async flush() {
+      closing = true;
       if (pending) await flushPending(pending).catch(() => {});
       while (inFlight.size > 0) await Promise.all(inFlight);
     },

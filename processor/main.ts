@@ -202,7 +202,9 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     name: 'processor',
     async stop() {
       await timers.stop();
-      await Promise.all([profiles.stop(), history.stop()]);
+      // the sink flushes while its consumer stops: the consumer waits for the inserts of
+      // what it handed over (its effects) before its last commit
+      await Promise.all([profiles.stop(), history.stop(), sink.flush()]);
       await sink.flush();
       watcher.stop();
       await producer.disconnect().catch(() => {});

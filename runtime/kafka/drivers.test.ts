@@ -81,6 +81,48 @@ describe.each(['kafkajs', 'rdkafka'] as const)('%s driver', (driver) => {
     await admin.disconnect();
   }, 90_000);
 
+  it('reads on while a batch answered with effects is under way, and commits only what they finished', async () => {
+    const kafka = client(driver);
+    const topic = uniqueId(`drv-effects-${driver}-`);
+    const admin = kafka.admin();
+    await admin.ensureTopics([{ topic, partitions: 1 }]);
+    const producer = kafka.producer();
+    await producer.send(
+      topic,
+      Array.from({ length: 30 }, (_, i) => ({ key: 'k', value: JSON.stringify({ i }) })),
+    );
+    const group = uniqueId('g-');
+    const handled: number[] = [];
+    let firstBatchEnd = -1;
+    const consumer = kafka.consumer({ groupId: group, topics: [topic], maxBatchSize: 10 });
+    await consumer.run(async (batch) => {
+      const ids = batch.messages.map((m) => JSON.parse(String(m.value)).i as number);
+      handled.push(...ids);
+      // the first batch's effects are done; every later batch's never finish
+      if (firstBatchEnd === -1) {
+        firstBatchEnd = ids.at(-1)!;
+        return { effects: Promise.resolve() };
+      }
+      return { effects: new Promise<void>(() => {}) };
+    });
+    // handed over without waiting for the earlier batches' effects
+    await eventually('all 30 handed over', () => handled.length >= 30, 30_000);
+    expect(firstBatchEnd).toBeLessThan(29);
+    await consumer.disconnect();
+
+    const again: number[] = [];
+    const next = kafka.consumer({ groupId: group, topics: [topic] });
+    await next.run(async (batch) => {
+      again.push(...batch.messages.map((m) => JSON.parse(String(m.value)).i as number));
+    });
+    await eventually('the uncommitted rest again', () => again.includes(29), 30_000);
+    // everything after the first batch comes again, nothing of it
+    expect(Math.min(...again)).toBe(firstBatchEnd + 1);
+    await next.disconnect();
+    await producer.disconnect();
+    await admin.disconnect();
+  }, 90_000);
+
   it('hands over a trickle as it comes, without waiting for a batch to fill', async () => {
     const kafka = client(driver);
     const topic = uniqueId(`drv-trickle-${driver}-`);

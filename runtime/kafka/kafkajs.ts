@@ -10,10 +10,12 @@ import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { withLinger } from './linger.ts';
 import { offsetCommitter } from './offset-committer.ts';
+import { EFFECTS_SETTLE_MS, orderedCommits } from './ordered-commits.ts';
 import type {
   Admin,
   Batch,
   BatchHandler,
+  BatchOutcome,
   Consumer,
   ConsumerOptions,
   KafkaClient,
@@ -162,6 +164,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
   // what was handled is committed before partitions move to another member, while this
   // member's generation is still valid: the new owner then starts where this one stopped
   consumer.on(consumer.events.REBALANCING, () => void committer.flush());
+  const commits = orderedCommits((t, p, offset) => committer.mark(t, p, offset), log);
   const maxBatch = o.maxBatchSize ?? 1000;
   return {
     async run(handler: BatchHandler) {
@@ -191,13 +194,14 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             const active = () => !stopping && isRunning() && !isStale();
             // Retry the same slice until it succeeds: effects are idempotent, and giving up
             // would either lose the events or stall behind a crash loop.
+            let outcome: BatchOutcome;
             for (let attempt = 0; ; attempt++) {
               if (!active()) return;
               // heartbeats go on while a long batch runs, so the group does not evict us
               // (kafkajs sends one only when its interval has passed)
               const beating = setInterval(() => void heartbeat().catch(() => {}), 1000);
               try {
-                await handler(b, { heartbeat, isActive: active });
+                outcome = await handler(b, { heartbeat, isActive: active });
                 break;
               } catch (err) {
                 log.warn(
@@ -214,13 +218,15 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             if (!last) continue;
             resolveOffset(last.offset); // the fetch position moves on only past handled messages
             // committed on an interval, after the effects (see offset-committer.ts)
-            committer.mark(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString());
+            const next = (BigInt(last.offset) + 1n).toString();
+            commits.add(batch.topic, batch.partition, next, outcome ? outcome.effects : undefined);
           }
         },
       });
     },
     async disconnect() {
       stopping = true;
+      await commits.settle(EFFECTS_SETTLE_MS);
       await committer.flush();
       await consumer.disconnect();
     },

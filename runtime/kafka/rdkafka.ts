@@ -2,9 +2,11 @@ import { createRequire } from 'node:module';
 import { errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { offsetCommitter } from './offset-committer.ts';
+import { EFFECTS_SETTLE_MS, orderedCommits } from './ordered-commits.ts';
 import type {
   Admin,
   Batch,
+  BatchOutcome,
   Consumer,
   ConsumerOptions,
   IncomingMessage,
@@ -148,6 +150,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
     log,
     o.commitIntervalMs,
   );
+  const commits = orderedCommits((t, p, offset) => committer.mark(t, p, offset), log);
 
   // consume(n) waits up to the timeout for each message until n have come, so a trickle
   // (one message every 20 ms, say) kept a 1000-message batch open for seconds. A batch is
@@ -203,10 +206,11 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
             b.messages.push(m);
           }
           const handle = async (b: Batch) => {
+            let outcome: BatchOutcome;
             for (let attempt = 0; ; attempt++) {
               if (stopping) return;
               try {
-                await handler(b, { heartbeat: async () => {}, isActive });
+                outcome = await handler(b, { heartbeat: async () => {}, isActive });
                 break;
               } catch (err) {
                 log.warn(
@@ -217,7 +221,12 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
               }
             }
             const last = b.messages[b.messages.length - 1]!;
-            committer.mark(b.topic, b.partition, String(Number(last.offset) + 1));
+            commits.add(
+              b.topic,
+              b.partition,
+              String(Number(last.offset) + 1),
+              outcome ? outcome.effects : undefined,
+            );
           };
           const batches = [...byPartition.values()];
           const width = Math.max(1, o.concurrency ?? 1);
@@ -229,6 +238,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
     async disconnect() {
       stopping = true;
       await loop?.catch(() => {});
+      await commits.settle(EFFECTS_SETTLE_MS);
       await committer.flush();
       await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
     },

@@ -45,11 +45,21 @@ export interface BatchContext {
 }
 
 /**
- * Called once per fetched batch of one partition. Offsets are committed after it
- * resolves; if it throws, the same batch is retried (with backoff) until it succeeds or
- * the partition moves elsewhere. Handlers must therefore be idempotent.
+ * What a handler answers: nothing when the batch's effects are done, or `effects` still
+ * under way (a sink buffering rows for a bigger insert). With `effects`, the consumer goes
+ * on to the next batch at once and commits this batch's offsets only after `effects`
+ * resolved and every earlier batch of the partition is done (runtime/kafka/ordered-commits.ts).
+ * A handler keeps what it has under way bounded by not resolving until there is room.
  */
-export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<void>;
+export type BatchOutcome = void | { effects: Promise<void> };
+
+/**
+ * Called once per fetched batch of one partition. Offsets are committed after it
+ * resolves (and its `effects`, if it answers some); if it throws, the same batch is
+ * retried (with backoff) until it succeeds or the partition moves elsewhere. Handlers must
+ * therefore be idempotent.
+ */
+export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<BatchOutcome>;
 
 export interface ConsumerOptions {
   groupId: string;

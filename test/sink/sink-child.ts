@@ -5,7 +5,7 @@
 //   {cmd: 'counts', workspaceId} → rows, distinct message ids and the deduplicated count in ClickHouse
 //   {cmd: 'stop'}   → stops cleanly (drain, flush, close) and exits
 // SINK_CRASH_AFTER_ROWS=n: the process SIGKILLs itself right after the insert that brings it
-// to n rows, before the batch handler returns: the rows are in ClickHouse, their offsets
+// to n rows, before the batches' effects resolve: the rows are in ClickHouse, their offsets
 // are not committed (the worst moment to crash: everything since the last commit is replayed).
 import { createHistorySink } from '../../processor/history-sink.ts';
 import { topicSpecs } from '../../processor/main.ts';
@@ -69,7 +69,7 @@ process.on('message', async (m: { cmd: string; id: number; workspaceId?: string 
   if (m.cmd === 'stats') return reply({ stats: sink.stats, uptimeMs: Date.now() - startedAt });
   if (m.cmd === 'counts') return reply(await countRows(m.workspaceId));
   if (m.cmd === 'stop') {
-    await consumer.stop();
+    await Promise.all([consumer.stop(), sink.flush()]);
     await sink.flush();
     await producer.disconnect().catch(() => {});
     await admin.disconnect().catch(() => {});
