@@ -67,6 +67,8 @@ const INTAKE: Record<Intake, Record<string, number>> = {
     input_format_json_read_objects_as_strings: 1,
     input_format_skip_unknown_fields: 1,
     min_chunk_bytes_for_parallel_parsing: 1024 * 1024,
+    // the view and the part writing on two threads too (measured +5-10% into events on 2 cores)
+    max_insert_threads: 2,
   },
   identity_intake: {
     ...INSERT_SETTINGS,
