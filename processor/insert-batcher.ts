@@ -1,7 +1,8 @@
 // Batches rows for one ClickHouse table: an insert happens when the buffer holds
 // `maxRows` rows or `maxBytes` bytes, when `flushMs` passed since its first row, or early
-// when every handler that could add rows is already waiting (on it or on an insert under
-// way), an insert slot is free and it holds at least `minRows` (under load a fetch's worth
+// when `idle()` says no caller can add rows before it (each is waiting, on it or on an
+// insert under way, or has handed its rows over and returned), an insert slot is free and
+// it holds at least `minRows` (under load a fetch's worth
 // of rows goes in at once instead of waiting out the timer; a trickle still waits, so a
 // quiet topic never gets one insert per event).
 // At most `concurrency` inserts of one table run at once; the next flushed buffer waits
