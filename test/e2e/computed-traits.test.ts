@@ -75,14 +75,21 @@ describe('computed traits and lead scores, end to end', () => {
     });
     expect(score.status).toBe(201);
 
-    // the processor reloads definitions when their revision moves: probe until it counts
+    // the processor reloads definitions when their revision moves, and a reload may fall
+    // between the traits' creation and the score's: probe, each time as a new person, until
+    // both count (the score's trait rule gives a cto 20 points)
     const probe = uniqueId('probe');
     let n = 0;
     await eventually(
       'the processor to count with the new definitions',
       async () => {
-        await ingest([{ type: 'track', userId: probe, event: 'Probe', messageId: `${probe}-${n++}` }]);
-        return ((await profileOf(probe))?.computed.probes as number) > 0;
+        const who = `${probe}-${n++}`;
+        await ingest([
+          { type: 'identify', userId: who, traits: { role: 'cto' }, messageId: `${who}-i` },
+          { type: 'track', userId: who, event: 'Probe', messageId: `${who}-t` },
+        ]);
+        const p = await profileOf(who);
+        return ((p?.computed.probes as number) ?? 0) > 0 && (p?.scores.lead ?? 0) > 0;
       },
       30_000,
       300,
