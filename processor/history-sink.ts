@@ -8,8 +8,8 @@
 // own checks), and what ClickHouse still refuses is isolated by bisection, so one poison
 // event never blocks a partition. A batch handler hands its rows over and answers the
 // promise of their insert as the batch's `effects`: the consumer fetches on while inserts
-// run (back to back under load) and commits the offsets only after the effect. A replay (crash before the
-// commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
+// run (back to back under load) and commits the offsets only after the effect. A replay
+// (crash before the commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so
 // nothing is counted twice. Messages that cannot become a row go to the dead-letter topic.
 import { type ClickHouseClient, insertFormatted, insertRows, pingClickHouse } from '../runtime/clickhouse.ts';

@@ -65,9 +65,9 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
   let waiting = 0;
   const queued: Array<() => void> = [];
   const inFlight = new Set<Promise<void>>();
-  /** Rows not yet in a running insert: the open buffer and flushed ones waiting for a slot. */
   /** Set by flush (shutdown): failed inserts are no longer retried. */
   let closing = false;
+  /** Rows (and bytes) not yet in a running insert: the open buffer and flushed ones waiting for a slot. */
   let queuedRows = 0;
   let queuedBytes = 0;
   const room = () => queuedRows < o.maxRows && queuedBytes < o.maxBytes;

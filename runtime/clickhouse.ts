@@ -86,6 +86,9 @@ interface FileInserts {
 }
 const fileInserts = new WeakMap<ClickHouseClient, FileInserts>();
 
+/** A plain table, column or setting name: the only names interpolated into SQL. */
+const ident = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
  * Inserts rows given as arrays in `columns` order (JSONCompactEachRow: no key names, about
  * half the bytes of JSONEachRow). On chDB the payload goes to the engine as one Buffer,
@@ -128,7 +131,6 @@ export async function insertFormatted(
   settings: Record<string, number>,
   columns?: readonly string[],
 ): Promise<void> {
-  const ident = /^[A-Za-z_][A-Za-z0-9_]*$/;
   const files = fileInserts.get(client);
   if (files && !columns && ident.test(table)) {
     const structure = await fileStructure(client, files, table);
@@ -204,6 +206,10 @@ async function insertThroughFile(
   format: 'JSONEachRow' | 'JSONCompactEachRow',
   settings: Record<string, number>,
 ): Promise<boolean> {
+  const names = Object.keys(settings);
+  if (!names.every((n) => ident.test(n)) || !Object.values(settings).every(Number.isFinite))
+    throw new Error(`insertFormatted: bad setting in ${JSON.stringify(settings)}`);
+  const settingsSql = names.length ? ` SETTINGS ${names.map((n) => `${n} = ${settings[n]}`).join(', ')}` : '';
   const path = join(files.dir, `${files.prefix}-${files.next++}.${format}`);
   try {
     await writeFile(path, body);
@@ -213,12 +219,6 @@ async function insertThroughFile(
     return false;
   }
   try {
-    const names = Object.keys(settings);
-    if (!names.every((n) => /^[a-z_0-9]+$/.test(n)) || !Object.values(settings).every(Number.isFinite))
-      throw new Error(`insertFormatted: bad setting in ${JSON.stringify(settings)}`);
-    const settingsSql = names.length
-      ? ` SETTINGS ${names.map((n) => `${n} = ${settings[n]}`).join(', ')}`
-      : '';
     await client.command({
       query: `INSERT INTO ${table} SELECT * FROM file(${literal(path)}, ${format}, ${literal(structure)})${settingsSql}`,
     });
