@@ -31,7 +31,7 @@ export function createLedgerSink(deps: {
   const insert = (rows: Buffer[]) => {
     const lines: Buffer[] = [];
     for (const row of rows) lines.push(row, NEWLINE);
-    return insertFormatted(deps.clickhouse, 'activation_ledger', Buffer.concat(lines), 'JSONEachRow', {});
+    return insertFormatted(deps.clickhouse, 'activation_ledger', lines, 'JSONEachRow', {});
   };
 
   const insertReadable = async (batch: Buffer[]) => {

@@ -114,7 +114,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const insertIntake = (table: Intake, msgs: IncomingMessage[]) => {
     const parts: Buffer[] = [];
     for (const m of msgs) parts.push(m.value!, NEWLINE);
-    return insertFormatted(deps.clickhouse, table, Buffer.concat(parts), 'JSONEachRow', INTAKE[table]);
+    return insertFormatted(deps.clickhouse, table, parts, 'JSONEachRow', INTAKE[table]);
   };
 
   /**

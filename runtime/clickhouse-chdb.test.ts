@@ -70,6 +70,21 @@ describe('insertFormatted on chDB', () => {
     expect(readdirSync(staging)).toEqual([live]);
   });
 
+  it('writes a payload given in pieces in order, more pieces than one system call takes', async () => {
+    // each document split in two mid-line, then a newline: 3 × 1,500 pieces
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < 1500; i++) {
+      const doc = Buffer.from(event(`p${String(i).padStart(4, '0')}`));
+      pieces.push(doc.subarray(0, 40), doc.subarray(40), Buffer.from('\n'));
+    }
+    await insertFormatted(ch, 'events_intake', pieces, 'JSONEachRow', settings);
+    const [got] = await rows(
+      "SELECT count() AS n, uniqExact(message_id) AS u, min(message_id) AS lo, max(message_id) AS hi FROM events WHERE startsWith(message_id, 'p')",
+    );
+    expect(got).toEqual({ n: 1500, u: 1500, lo: 'p0000', hi: 'p1499' });
+    expect(readdirSync(staging)).toEqual([live]);
+  });
+
   it('passes a refusal on and removes the staged file', async () => {
     await expect(
       insertFormatted(
@@ -108,7 +123,14 @@ describe('insertFormatted on chDB', () => {
       timestamp: '2026-04-01 10:00:00.000',
       received_at: '2026-04-01 10:00:00.000',
     };
-    await insertFormatted(ch, 'events', Buffer.from(`${JSON.stringify(row)}\n`), 'JSONEachRow', {});
+    // in pieces, as the sink hands them over: joined for the inline path
+    await insertFormatted(
+      ch,
+      'events',
+      [Buffer.from(JSON.stringify(row)), Buffer.from('\n')],
+      'JSONEachRow',
+      {},
+    );
     const [got] = await rows(
       "SELECT toUnixTimestamp64Milli(inserted_at) AS at FROM events WHERE message_id = 'd1'",
     );

@@ -98,7 +98,7 @@ export const EnvSchema = Type.Object({
   CDP_HISTORY_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 ** 3, default: 64 * 1024 * 1024 }),
   CDP_HISTORY_MIN_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
   /** Inserts per table at once: one, as each insert parses and writes on several threads. */
-  CDP_HISTORY_INSERTS: Type.Integer({ minimum: 1, maximum: 8, default: 1 }),
+  CDP_HISTORY_INSERTS: Type.Integer({ minimum: 1, maximum: 8, default: 2 }),
   CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
   CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
