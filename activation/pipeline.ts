@@ -2,11 +2,18 @@
 //   parse → jobs (one per matching campaign, or the retried job) → sendOne each
 //   (claim, policy, channel; bounded concurrency) → act on the outcomes: delayed set,
 //   retry topic, dead letters → ledger rows for every decision (to the ledger topic).
-// Follow-ups are written before the batch completes, so the offset is committed only after
-// every send of the batch is decided and its follow-up is durable.
+// The follow-ups are the batch's effects (runtime/kafka/ordered-commits.ts): the offset is
+// committed only after every send of the batch is decided and its follow-ups are durable.
 
-import { realSleep, type Sleep } from '../runtime/errors.ts';
-import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import { errorMessage, realSleep, type Sleep } from '../runtime/errors.ts';
+import type {
+  Batch,
+  BatchContext,
+  BatchHandler,
+  IncomingMessage,
+  OutgoingMessage,
+  Producer,
+} from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { ACTIVATION_HEADERS, activationJobCheck } from '../schemas/activation-job.ts';
 import { segmentChangeCheck } from '../schemas/segment-change.ts';
@@ -55,17 +62,21 @@ interface Work extends DelayedSend {
 
 const header = (m: IncomingMessage, name: string) => m.headers[name];
 
-async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
+/** Runs at most `limit` of the functions given to it at once, the others in order after. */
+function limiter(limit: number): <R>(fn: () => Promise<R>) => Promise<R> {
+  let running = 0;
+  const queue: Array<() => void> = [];
+  return async (fn) => {
+    if (running >= limit) await new Promise<void>((resolve) => queue.push(resolve));
+    else running++;
+    try {
+      return await fn();
+    } finally {
+      const next = queue.shift();
+      if (next) next();
+      else running--;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
@@ -73,8 +84,52 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
   const sleep = deps.sleep ?? realSleep;
   const maxInlineWait = deps.maxInlineWaitMs ?? 2000;
   const one: SendOneDeps = { ...deps, now };
+  const underWay = new Set<Promise<void>>();
+  const slot = limiter(deps.concurrency);
 
-  return async (batch, ctx) => {
+  /**
+   * The consumer hands a batch over and fetches on at once: the batch is worked on as its
+   * `effects` (parse, sends, follow-ups), so a message is sent as soon as it is fetched
+   * rather than after the batch before it, and the offset is committed once its effects
+   * are done (runtime/kafka/ordered-commits.ts). Sends of all batches under way share
+   * `concurrency`; at most MAX_BATCHES_UNDER_WAY batches are, or the handler waits.
+   */
+  const handler: BatchHandler = async (batch, ctx) => {
+    const effects = untilDone(batch, ctx);
+    const settled = effects.then(
+      () => {},
+      () => {},
+    );
+    underWay.add(settled);
+    void settled.then(() => underWay.delete(settled));
+    while (underWay.size > MAX_BATCHES_UNDER_WAY) await Promise.race(underWay);
+    return { effects };
+  };
+  return handler;
+
+  /**
+   * Works on the batch until it is done, as the consumer would retry a failed handler: a
+   * failure before the follow-ups (Redis down) goes again with backoff, claimed sends
+   * answering as duplicates; the consumer stopping ends it (the batch is then not committed
+   * and comes back).
+   */
+  async function untilDone(batch: Batch, ctx: BatchContext): Promise<void> {
+    for (let failures = 1; ; failures++) {
+      try {
+        await handle(batch, ctx);
+        return;
+      } catch (err) {
+        if (!ctx.isActive()) throw err;
+        deps.log.warn(
+          { topic: batch.topic, partition: batch.partition, failures, err: errorMessage(err) },
+          'activation_batch_failed_retrying',
+        );
+        await realSleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      }
+    }
+  }
+
+  async function handle(batch: Batch, ctx: BatchContext): Promise<void> {
     const dead: OutgoingMessage[] = [];
     const work: Work[] = [];
     const park: Array<DelayedSend & { notBefore: number }> = [];
@@ -130,10 +185,9 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     }
     if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
 
-    const decided = await pool(work, deps.concurrency, async (w) => ({
-      w,
-      ...(await sendOne(one, w.job, w.attempt)),
-    }));
+    const decided = await Promise.all(
+      work.map((w) => slot(async () => ({ w, ...(await sendOne(one, w.job, w.attempt)) }))),
+    );
 
     const retry: OutgoingMessage[] = [];
     const ledger: LedgerRow[] = [];
@@ -221,14 +275,49 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           'activation_decided',
         );
     }
-    await deps.delayed.add(park);
-    if (retry.length > 0) await deps.producer.send(deps.topics.retry, retry);
-    if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
-    // ledger rows go through Kafka (durable now, inserted in large batches by ledger-sink.ts)
-    if (ledger.length > 0)
-      await deps.producer.send(
-        deps.topics.ledger,
-        ledger.map((row) => ({ key: `${row.workspace_id}:${row.campaign_id}`, value: JSON.stringify(row) })),
-      );
-  };
+    // each follow-up once, however often another fails
+    await followUps(ctx, [
+      () => deps.delayed.add(park),
+      async () => {
+        if (retry.length > 0) await deps.producer.send(deps.topics.retry, retry);
+      },
+      async () => {
+        if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
+      },
+      // ledger rows go through Kafka (durable now, inserted in large batches by ledger-sink.ts)
+      async () => {
+        if (ledger.length > 0)
+          await deps.producer.send(
+            deps.topics.ledger,
+            ledger.map((row) => ({
+              key: `${row.workspace_id}:${row.campaign_id}`,
+              value: JSON.stringify(row),
+            })),
+          );
+      },
+    ]);
+  }
+
+  /**
+   * Runs the steps in order, each once: a step that fails is tried again with backoff until it
+   * succeeds or the consumer stops (then the batch is not committed and comes back).
+   */
+  async function followUps(ctx: { isActive(): boolean }, steps: Array<() => Promise<void>>) {
+    let failures = 0;
+    for (const step of steps)
+      for (;;) {
+        try {
+          await step();
+          break;
+        } catch (err) {
+          if (!ctx.isActive()) throw err;
+          failures++;
+          deps.log.warn({ err: errorMessage(err), failures }, 'activation_follow_up_failed');
+          await realSleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+        }
+      }
+  }
 }
+
+/** Batches worked on at once (per worker); the handler waits while more are. */
+const MAX_BATCHES_UNDER_WAY = 16;
