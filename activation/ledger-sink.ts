@@ -21,7 +21,7 @@ export function createLedgerSink(deps: {
   flushMs?: number;
   maxRows?: number;
 }): { handler: BatchHandler; flush(): Promise<void> } {
-  const flushMs = deps.flushMs ?? 250;
+  const flushMs = deps.flushMs ?? 1000;
   const maxRows = deps.maxRows ?? 20_000;
   let rows: Buffer[] = [];
   let waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];

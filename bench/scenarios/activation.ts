@@ -278,7 +278,7 @@ export async function activationScenario(ctx: ScenarioContext): Promise<Scenario
     measurements,
     notes: [
       'activation: worker (consumer group on segment changes + retry topic, 4 partitions, claim + contact-policy ' +
-        'Lua per send, signed webhook, ledger rows to Kafka and from there into chDB every 250 ms) and the producer run in the bench ' +
+        'Lua per send, signed webhook, ledger rows to Kafka and from there into chDB every second) and the producer run in the bench ' +
         'process, the webhook receiver in a child process; latency = receipt − produce time of the segment change, so it ' +
         "includes Kafka's produce/fetch; 'p99 added by activation' = that p99 − the p99 of a bare consumer " +
         "reading the same paced produce from its own topic ('kafka alone', measured just before in each run); " +
