@@ -33,7 +33,25 @@ export interface WorkspaceKeys {
 /** `ext.<type>`: an external id type configured as identifying (CDP_IDENTITY_EXTERNAL_ID_TYPES). */
 export type IdentityKind = 'user' | 'anon' | 'email' | `ext.${string}`;
 
+/**
+ * The key builders of a workspace. Hot paths (a send asks twice) get the same object back
+ * instead of 17 new closures each time; the memo is bounded, since workspace ids come
+ * from data.
+ */
 export function workspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys {
+  const memoKey = `${prefix}\u0000${workspaceId}`;
+  let keys = memo.get(memoKey);
+  if (!keys) {
+    if (memo.size >= MEMO_MAX) memo.clear();
+    keys = Object.freeze(buildWorkspaceKeys(prefix, workspaceId));
+    memo.set(memoKey, keys);
+  }
+  return keys;
+}
+const memo = new Map<string, WorkspaceKeys>();
+const MEMO_MAX = 10_000;
+
+function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys {
   const tag = `${prefix}:{${workspaceId}}`;
   return {
     tag,
