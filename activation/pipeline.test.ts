@@ -2,7 +2,8 @@
 // channel and the producer (their Redis and Kafka behaviour is tested in test/activation):
 // the handler answers before the sends finish and the batch's effects cover them and the
 // follow-ups; sends of all batches share one concurrency limit; an infrastructure failure
-// is worked on again inside the effects; the number of batches under way is bounded.
+// is worked on again inside the effects; a follow-up that fails is tried again alone (its
+// rows written once); the number of batches under way is bounded.
 import { describe, expect, it } from 'vitest';
 import type { Batch, BatchContext, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -88,13 +89,15 @@ function gatedChannel() {
   return { channel, state, gates, releaseAll };
 }
 
-function setup(opts: { concurrency: number; decide?: ContactPolicy['decide'] }) {
+function setup(opts: { concurrency: number; decide?: ContactPolicy['decide']; failProduces?: number }) {
   const ch = gatedChannel();
   const produced: Array<{ topic: string; messages: OutgoingMessage[] }> = [];
+  let failProduces = opts.failProduces ?? 0;
   const producer: Producer = {
     connect: async () => {},
     disconnect: async () => {},
     send: async (topic, messages) => {
+      if (failProduces-- > 0) throw new Error('kafka: request timed out');
       produced.push({ topic, messages });
     },
   };
@@ -196,6 +199,17 @@ describe('activation pipeline scheduling', () => {
     await outcome?.effects;
     expect(ch.state.sent).toEqual(['p10']);
     expect(ledgerRows().map((r) => r.outcome)).toEqual(['sent']);
+  });
+
+  it('writes the ledger rows once when producing them fails for a while', async () => {
+    const { handler, ch, ledgerRows } = setup({ concurrency: 4, failProduces: 2 });
+    const outcome = await handler(batchOf(20, 2), ctx);
+    await until(() => ch.gates.length === 2);
+    ch.releaseAll();
+    await outcome?.effects;
+    // sent once each, the rows produced once (after two failed attempts)
+    expect(ch.state.sent.sort()).toEqual(['p20', 'p21']);
+    expect(ledgerRows().map((r) => r.profile_id)).toEqual(['p20', 'p21']);
   });
 
   it('holds the handler back while too many batches are under way', async () => {
