@@ -77,7 +77,9 @@ describe('computed traits and lead scores, end to end', () => {
 
     // the processor reloads definitions when their revision moves, and a reload may fall
     // between the traits' creation and the score's: probe, each time as a new person, until
-    // both count (the score's trait rule gives a cto 20 points)
+    // both count. The score's trait rule (20 points for a cto) is applied when the profile
+    // is read, so only the Order's 10 points show that the processor has the score's event
+    // rules: the probe asks for more than 20.
     const probe = uniqueId('probe');
     let n = 0;
     await eventually(
@@ -87,9 +89,10 @@ describe('computed traits and lead scores, end to end', () => {
         await ingest([
           { type: 'identify', userId: who, traits: { role: 'cto' }, messageId: `${who}-i` },
           { type: 'track', userId: who, event: 'Probe', messageId: `${who}-t` },
+          { type: 'track', userId: who, event: 'Order', properties: { revenue: 1 }, messageId: `${who}-o` },
         ]);
         const p = await profileOf(who);
-        return ((p?.computed.probes as number) ?? 0) > 0 && (p?.scores.lead ?? 0) > 0;
+        return ((p?.computed.probes as number) ?? 0) > 0 && (p?.scores.lead ?? 0) > 20;
       },
       30_000,
       300,
