@@ -5,7 +5,7 @@
 // The follow-ups are the batch's effects (runtime/kafka/ordered-commits.ts): the offset is
 // committed only after every send of the batch is decided and its follow-ups are durable.
 
-import { errorMessage, realSleep, type Sleep } from '../runtime/errors.ts';
+import { backoffDelayMs, errorMessage, realSleep, type Sleep } from '../runtime/errors.ts';
 import type {
   Batch,
   BatchContext,
@@ -113,18 +113,29 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
    * answering as duplicates; the consumer stopping ends it (the batch is then not committed
    * and comes back).
    */
-  async function untilDone(batch: Batch, ctx: BatchContext): Promise<void> {
+  function untilDone(batch: Batch, ctx: BatchContext): Promise<void> {
+    return persist(
+      ctx,
+      'activation_batch_failed_retrying',
+      { topic: batch.topic, partition: batch.partition },
+      () => handle(batch, ctx),
+    );
+  }
+
+  /** Runs `fn` until it succeeds, with backoff; once the consumer stops, a failure ends it. */
+  async function persist(
+    ctx: { isActive(): boolean },
+    event: string,
+    fields: object,
+    fn: () => Promise<void>,
+  ): Promise<void> {
     for (let failures = 1; ; failures++) {
       try {
-        await handle(batch, ctx);
-        return;
+        return await fn();
       } catch (err) {
         if (!ctx.isActive()) throw err;
-        deps.log.warn(
-          { topic: batch.topic, partition: batch.partition, failures, err: errorMessage(err) },
-          'activation_batch_failed_retrying',
-        );
-        await realSleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+        deps.log.warn({ ...fields, failures, err: errorMessage(err) }, event);
+        await realSleep(backoffDelayMs(failures));
       }
     }
   }
@@ -303,19 +314,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
    * succeeds or the consumer stops (then the batch is not committed and comes back).
    */
   async function followUps(ctx: { isActive(): boolean }, steps: Array<() => Promise<void>>) {
-    let failures = 0;
-    for (const step of steps)
-      for (;;) {
-        try {
-          await step();
-          break;
-        } catch (err) {
-          if (!ctx.isActive()) throw err;
-          failures++;
-          deps.log.warn({ err: errorMessage(err), failures }, 'activation_follow_up_failed');
-          await realSleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
-        }
-      }
+    for (const step of steps) await persist(ctx, 'activation_follow_up_failed', {}, step);
   }
 }
 

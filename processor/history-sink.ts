@@ -3,7 +3,8 @@
 // `segment_membership_history` in batches bounded by rows, bytes and time,
 // never one insert per event. Events and identity changes go in as the bytes they are on
 // Kafka: ClickHouse parses them and derives the rows (events_intake, migration 005;
-// identity_intake, 006), so the common path costs JS one Buffer.concat per insert. When
+// identity_intake, 006), so the common path costs JS no parsing, only handing the messages'
+// buffers to the insert (runtime/clickhouse.ts: insertFormatted). When
 // ClickHouse refuses an insert, the batch is checked event by event (clear reasons from our
 // own checks), and what ClickHouse still refuses is isolated by bisection, so one poison
 // event never blocks a partition. A batch handler hands its rows over and answers the

@@ -15,7 +15,7 @@
 // is held in memory stays bounded). With `retry`, a failed insert is tried again with
 // backoff, holding its slot, until it succeeds: what was accepted is never dropped.
 
-import { realSleep } from '../runtime/errors.ts';
+import { backoffDelayMs, realSleep } from '../runtime/errors.ts';
 
 export interface BatcherOptions<Row> {
   table: string;
@@ -128,7 +128,7 @@ export function createInsertBatcher<Row>(o: BatcherOptions<Row>): InsertBatcher<
               p.reject(err);
               return;
             }
-            await realSleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+            await realSleep(backoffDelayMs(attempt, 200, 5));
           }
         }
       } finally {

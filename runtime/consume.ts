@@ -1,7 +1,7 @@
 // Runs a consumer until stopped, surviving a broker that is down at start or goes away:
 // topics are ensured and the consumer (re)started with capped backoff.
 
-import { errorMessage, realSleep } from './errors.ts';
+import { backoffDelayMs, errorMessage, realSleep } from './errors.ts';
 import type { Admin, BatchHandler, ConsumerOptions, KafkaClient, TopicSpec } from './kafka/index.ts';
 import type { Logger } from './log.ts';
 
@@ -41,7 +41,7 @@ export function superviseConsumer(opts: {
         );
         await current?.disconnect().catch(() => {});
         current = undefined;
-        await realSleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+        await realSleep(backoffDelayMs(attempt, 250, 5));
       }
     }
   })();

@@ -308,7 +308,7 @@ export async function historyScenario(ctx: ScenarioContext): Promise<ScenarioRes
       notes: [
         `history: the sink's batch handler called in this process (${PARTITIONS} partitions concurrently, ` +
           `${BATCH.toLocaleString('en-US')}-message batches, the next one as soon as the handler hands its rows over, the default ` +
-          'flush settings: 1 s / 50,000 rows / 64 MB, early at 10,000 rows when the insert slot is free) into chDB (the Kafka values as one JSONEachRow Buffer into events_intake, async_insert off); ' +
+          'flush settings: 1 s / 50,000 rows / 64 MB, early at 10,000 rows when the insert slot is free) into chDB (the Kafka values as one JSONEachRow payload, staged to a file from the message buffers, into events_intake, async_insert off); ' +
           'Kafka fetch not included. ' +
           `Queries through the query API's handler over the stitched, deduplicated history (${persons.toLocaleString('en-US')} persons). ` +
           (quick

@@ -6,7 +6,7 @@ import {
   logLevel,
   Partitioners,
 } from 'kafkajs';
-import { errorMessage, realSleep } from '../errors.ts';
+import { backoffDelayMs, errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { withLinger } from './linger.ts';
 import { offsetCommitter } from './offset-committer.ts';
@@ -208,7 +208,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
                   { topic: b.topic, partition: b.partition, attempt, err: errorMessage(err) },
                   'batch_failed_retrying',
                 );
-                await realSleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
+                await realSleep(backoffDelayMs(attempt));
                 await heartbeat().catch(() => {});
               } finally {
                 clearInterval(beating);

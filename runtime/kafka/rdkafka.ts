@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { errorMessage, realSleep } from '../errors.ts';
+import { backoffDelayMs, errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { offsetCommitter } from './offset-committer.ts';
 import { EFFECTS_SETTLE_MS, orderedCommits } from './ordered-commits.ts';
@@ -217,7 +217,7 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
                   { topic: b.topic, partition: b.partition, attempt, err: errorMessage(err) },
                   'batch_failed_retrying',
                 );
-                await realSleep(Math.min(5000, 100 * 2 ** Math.min(attempt, 6)));
+                await realSleep(backoffDelayMs(attempt));
               }
             }
             const last = b.messages[b.messages.length - 1]!;
