@@ -125,6 +125,8 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
       topics: [t.activationLedger],
       maxBatchSize: 5000,
       concurrency: cfg.kafka.partitions,
+      // it buffers for its flush anyway: fewer, fuller fetches (at most FETCH_MAX_WAIT_MS later)
+      minBytes: 256 * 1024,
     },
     handler: ledgerSink.handler,
     log: log.child({ consumer: 'activation-ledger' }),

@@ -156,6 +156,8 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
       maxBatchSize: 10_000,
       concurrency: cfg.kafka.partitions,
       maxBytesPerPartition: 8 * 1024 * 1024,
+      // it buffers for its flush anyway: fewer, fuller fetches (at most FETCH_MAX_WAIT_MS later)
+      minBytes: 1024 * 1024,
     },
     handler: sink.handler,
     log: log.child({ consumer: 'history' }),

@@ -22,6 +22,7 @@ import type {
   PartitionLag,
   Producer,
 } from './types.ts';
+import { FETCH_MAX_WAIT_MS } from './types.ts';
 
 // kafkajs logs every retriable protocol error (coordinator loading, topic already exists)
 // at ERROR and retries it anyway; failures that matter surface through our own calls.
@@ -156,7 +157,8 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
     // An idle fetch waits this long at the broker; a disconnect waits for it to return.
     // kafkajs's 5 s made every idle consumer take ~5 s to stop (npm start: ~12 s to exit).
     // Data still comes back at once: the broker answers as soon as there is any.
-    maxWaitTimeInMs: 1000,
+    maxWaitTimeInMs: (o.minBytes ?? 1) > 1 ? FETCH_MAX_WAIT_MS : 1000,
+    minBytes: o.minBytes ?? 1,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
   let stopping = false;

@@ -13,6 +13,7 @@ import type {
   KafkaClient,
   Producer,
 } from './types.ts';
+import { FETCH_MAX_WAIT_MS } from './types.ts';
 
 // node-rdkafka is a native addon; it is loaded only when this driver is selected so that a
 // machine without a working build can still run on kafkajs.
@@ -132,6 +133,9 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
       'enable.auto.commit': false,
       'enable.partition.eof': false,
       'max.partition.fetch.bytes': o.maxBytesPerPartition ?? 1024 * 1024,
+      ...((o.minBytes ?? 1) > 1
+        ? { 'fetch.min.bytes': o.minBytes, 'fetch.wait.max.ms': FETCH_MAX_WAIT_MS }
+        : {}),
       'session.timeout.ms': 10_000,
       'heartbeat.interval.ms': 2000,
     },

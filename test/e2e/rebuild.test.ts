@@ -9,6 +9,7 @@ import { runRebuild } from '../../processor/main.ts';
 import { createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
+import { createKafka } from '../../runtime/kafka/index.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, readTopic, testConfig, testLogger } from '../harness.ts';
@@ -106,7 +107,24 @@ describe('rebuild from history', () => {
       };
       return h.events.length >= 3; // page, order, identify
     });
-    await new Promise((r) => setTimeout(r, 1500)); // the sink's last flush for the others
+    // the others: the sink commits what it has inserted, so no lag means all of it is stored
+    // (group lag is read with kafkajs, whichever driver the services use)
+    const kafkaAdmin = createKafka({ ...cfg.kafka, driver: 'kafkajs' }, testLogger(cfg)).admin();
+    const t = topics(cfg.kafka.topicPrefix);
+    await eventually(
+      'the history sink caught up',
+      async () => {
+        const parts = await kafkaAdmin.groupLag!(`${cfg.kafka.topicPrefix}.cdp-history`, [
+          t.events,
+          t.identity,
+          t.segmentChanges,
+        ]);
+        return parts.length > 0 && parts.every((p) => p.lag === 0);
+      },
+      20_000,
+      250,
+    );
+    await kafkaAdmin.disconnect();
     await running!.stop();
     running = undefined;
     const live = await snapshotProfiles(redis, tag);
