@@ -63,6 +63,26 @@ function workspace(maxIdentities = 100, extra: Partial<ApplyOptions> = {}) {
 }
 
 describe('identity resolution', () => {
+  it('takes ids, trait names and groups with lone surrogates (as U+FFFD) and unicode intact', async () => {
+    const w = workspace();
+    const [s] = await w.apply(
+      event({
+        type: 'identify',
+        userId: 'u-\ud800-x',
+        anonymousId: 'a-é-😀',
+        traits: { 'k\udc00': 'v\ud83d', name: 'Zoë 😀', quote: 'say "hi" \\ \n' },
+      }),
+    );
+    expect(s!.identities.sort()).toEqual(['anon:a-é-😀', 'user:u-\ufffd-x']);
+    expect(s!.traits).toEqual({ 'k\ufffd': 'v\ud83d', name: 'Zoë 😀', quote: 'say "hi" \\ \n' });
+    expect(await w.owner('user', 'u-\ufffd-x')).toBe(s!.profileId);
+    const [g] = await w.apply(
+      event({ type: 'group', userId: 'u-\ud800-x', groupId: 'acct\udfff', traits: { 'tier\ud800': 'gold' } }),
+    );
+    expect(g!.profileId).toBe(s!.profileId);
+    expect(await redis.smembers(`${w.keys.tag}:p:${s!.profileId}:groups`)).toEqual(['acct\ufffd']);
+  });
+
   it('anonymous browsing, then identify: the earlier events belong to the person', async () => {
     const w = workspace();
     const [browse] = await w.apply(event({ type: 'page', anonymousId: 'a1' }));
