@@ -151,7 +151,8 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
     maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
     // An idle fetch waits this long at the broker; a disconnect waits for it to return.
     // kafkajs's 5 s made every idle consumer take ~5 s to stop (npm start: ~12 s to exit).
-    // Data still comes back at once: the broker answers as soon as there is any.
+    // Data still comes back at once: the broker answers as soon as there is any (unless
+    // the consumer asks for more with minBytes, then for FETCH_MAX_WAIT_MS at most).
     maxWaitTimeInMs: (o.minBytes ?? 1) > 1 ? FETCH_MAX_WAIT_MS : 1000,
     minBytes: o.minBytes ?? 1,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { Partitioners } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { prng } from '../../bench/processor-events.ts';
+import { rng } from '../../test/analytics-dataset.ts';
 import { defaultPartitioner, murmur2 } from './partitioner.ts';
 
 const require = createRequire(import.meta.url);
@@ -38,7 +38,7 @@ describe('partitioner', () => {
   });
 
   it('agrees with kafkajs on 10,000 generated keys of every length and byte', () => {
-    const rand = prng(7);
+    const rand = rng(7);
     for (let n = 0; n < 10_000; n++) {
       const length = Math.floor(rand() * 130);
       const bytes = Buffer.alloc(length);
