@@ -4,6 +4,7 @@ import type { Config } from '../runtime/config.ts';
 import { superviseConsumer } from '../runtime/consume.ts';
 import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import { realSleep } from '../runtime/errors.ts';
+import { coalesceBatches } from '../runtime/kafka/coalesce.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
@@ -129,13 +130,16 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
       topics: [t.events],
       maxBatchSize: 500,
       // partitions run side by side, like separate consumers (the Redis steps are atomic
-      // per event and memberships are compare-and-set), so one slow batch holds no other
+      // per event and memberships are compare-and-set)
       concurrency: cfg.kafka.partitions,
     },
-    handler: async (batch, ctx) => {
+    // and the partitions' batches of one fetch go through as one, one round of Redis and
+    // Kafka calls for all (runtime/kafka/coalesce.ts); a group under way does not hold the
+    // next: batches that arrive meanwhile form their own
+    handler: coalesceBatches(async (batch, ctx) => {
       await watcher.ready;
       await processor.handleBatch(batch, ctx);
-    },
+    }),
     log: log.child({ consumer: 'processor' }),
   });
 
