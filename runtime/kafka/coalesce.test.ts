@@ -34,6 +34,30 @@ describe('coalesceBatches', () => {
     expect(calls[0]!.partition).toBe(-1);
   });
 
+  it('merges only up to maxMessages: full batches go through side by side', async () => {
+    const calls: Batch[] = [];
+    let running = 0;
+    let most = 0;
+    const handle = coalesceBatches(async (b) => {
+      calls.push(b);
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+    }, 4);
+    await Promise.all([
+      handle(batch(0, [1, 2, 3]), ctx),
+      handle(batch(1, [1]), ctx),
+      handle(batch(2, [1, 2, 3, 4, 5]), ctx),
+      handle(batch(3, [1, 2]), ctx),
+    ]);
+    expect(calls.map(ids)).toEqual([
+      ['0:1', '0:2', '0:3', '1:1'],
+      ['2:1', '2:2', '2:3', '2:4', '2:5'],
+      ['3:1', '3:2'],
+    ]);
+    expect(most).toBe(3);
+  });
+
   it('passes a lone batch through as it is, and starts a new group for what comes later', async () => {
     const calls: Batch[] = [];
     let release!: () => void;

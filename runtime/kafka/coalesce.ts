@@ -19,7 +19,12 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
-export function coalesceBatches(handle: Handle): Handle {
+/**
+ * `maxMessages` bounds a merged batch: under a backlog every partition's batch is full, and
+ * those go through side by side as before (one call's JS work overlaps another's wait
+ * for Redis; one merged call would serialise them).
+ */
+export function coalesceBatches(handle: Handle, maxMessages = 500): Handle {
   let waiting: Waiting[] = [];
   const run = async (group: Waiting[]) => {
     const messages: IncomingMessage[] = [];
@@ -43,8 +48,19 @@ export function coalesceBatches(handle: Handle): Handle {
       // the others of the same fetch are handed over in this turn of the event loop
       if (waiting.length === 0)
         setImmediate(() => {
-          const group = waiting;
+          const all = waiting;
           waiting = [];
+          let group: Waiting[] = [];
+          let size = 0;
+          for (const w of all) {
+            if (group.length > 0 && size + w.batch.messages.length > maxMessages) {
+              void run(group);
+              group = [];
+              size = 0;
+            }
+            group.push(w);
+            size += w.batch.messages.length;
+          }
           void run(group);
         });
       waiting.push({ batch, ctx, resolve, reject });
