@@ -109,16 +109,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   deps.redis.defineCommand('cdpRecordMembership', { numberOfKeys: 1, lua: RECORD });
   const now = deps.now ?? (() => new Date());
   const timers = globalKeys(deps.redisPrefix).timers;
-  const tags = new Map<string, string>();
-  const tagOf = (ws: string) => {
-    let tag = tags.get(ws);
-    if (tag === undefined) {
-      tag = workspaceKeys(deps.redisPrefix, ws).tag;
-      if (tags.size > 10_000) tags.clear();
-      tags.set(ws, tag);
-    }
-    return tag;
-  };
+  // workspaceKeys is memoised (schemas/redis-keys.ts): no cache of our own
+  const tagOf = (ws: string) => workspaceKeys(deps.redisPrefix, ws).tag;
 
   /**
    * Evaluates each profile's final state, publishes the transitions, records them, and
