@@ -3,7 +3,8 @@
 -- Key layout (schemas/redis-keys.ts), all under the workspace hash tag KEYS[1]:
 --   <tag>:dedup:<messageId>        seen marker, with TTL
 --   <tag>:id:<kind>:<value>        identifier -> profile id
---   <tag>:p:<pid>                  hash: id, firstSeenAt, lastSeenAt (ms), mergedInto
+--   <tag>:p:<pid>                  hash: id, firstSeenAt, lastSeenAt (ms), mergedInto, rev (bumped
+--                                  by every change rules can read; record-membership.lua)
 --   <tag>:p:<pid>:t / :tt          trait -> JSON value / trait -> timestamp (ms) of that value
 --   <tag>:p:<pid>:ids              set of "<kind>:<value>"
 --   <tag>:p:<pid>:seg              segment id -> membership epoch (odd = member)
@@ -415,6 +416,7 @@ local function applyOne(pos)
   for _, a in ipairs(conds['agg'] or {}) do addAggregate(target, a, ts) end
   for _, d in ipairs(conds['dec'] or {}) do addCounter(target, d, ts) end
 
+  redis.call('HINCRBY', pkey(target), 'rev', 1)
   local version = 0
   if linked then version = redis.call('INCR', tag .. ':idv') end
   local all = merged
@@ -441,20 +443,21 @@ end
 -- what segments are evaluated on, and reading it once per profile rather than once per event
 -- saves most of the work when a person sends several events in a batch. Each element:
 -- pid, duplicate, created, merged, conflicts, limited, identityVersion, then for the last
--- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times.
+-- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times, revision.
 local full = {}
 for e = nEvents, 1, -1 do
   local r = done[e]
   local pid = r[1]
   if pid ~= '' and not full[pid] then
     full[pid] = true
-    local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt')
+    local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt', 'rev')
     r[8] = p[1] or ''
     r[9] = p[2] or ''
     r[10] = redis.call('HGETALL', pkey(pid) .. ':t')
     r[11] = redis.call('HGETALL', pkey(pid) .. ':seg')
     r[12] = redis.call('SMEMBERS', pkey(pid) .. ':ids')
     r[13] = times(pid)
+    r[14] = p[3] or '0'
   end
 end
 return done

@@ -29,6 +29,11 @@ export interface ProfileState {
   /** Identity-graph version after this event (0: the event changed no link); see apply-event.lua. */
   identityVersion: number;
   /**
+   * The profile's revision when this state was read ('0' when unknown): a record made on
+   * this state tells whether the profile changed since (record-membership.lua).
+   */
+  revision: string;
+  /**
    * False for an event followed by another of the same profile in the same call: only
    * what the event did is known (the fields above traits), not the profile's state.
    */
@@ -189,6 +194,7 @@ type RawState = [
   epochs?: string[],
   identities?: string[],
   times?: unknown[],
+  revision?: string,
 ];
 
 export function parseApplyResults(raw: unknown): Array<ProfileState | null> {
@@ -206,6 +212,7 @@ export function parseApplyResult(raw: unknown): ProfileState | null {
     conflicts: r[4],
     limited: r[5],
     identityVersion: Number(r[6] ?? 0),
+    revision: '0',
     complete: r.length > 7,
     firstSeenAt: null,
     lastSeenAt: null,
@@ -227,6 +234,7 @@ export function parseApplyResult(raw: unknown): ProfileState | null {
   out.epochs = epochs;
   out.identities = r[11]!;
   out.times = parseTimes(r[12] ?? []);
+  out.revision = r[13] ?? '0';
   return out;
 }
 

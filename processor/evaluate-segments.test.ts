@@ -15,6 +15,7 @@ const state = (traits: Record<string, unknown>, epochs: Record<string, number> =
   firstSeenAt: null,
   lastSeenAt: null,
   identityVersion: 0,
+  revision: '1',
   complete: true,
   traits,
   epochs,

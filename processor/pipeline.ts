@@ -2,7 +2,8 @@
 //   parse → apply to identity graph + profile (Redis, one Lua call per event, pipelined)
 //   → evaluate segments on each touched profile's final state in this batch
 //   → publish transitions to cdp.segment-changes (acknowledged)
-//   → record memberships (compare-and-set)
+//   → record memberships (compare-and-set; a profile another batch changed meanwhile is
+//     evaluated again)
 // Publishing before recording means a crash in between is repaired on redelivery: the
 // event is a duplicate by then, but the profile is still re-evaluated, the membership
 // still shows the old epoch, and the same transition (same epoch) is published again,
@@ -56,7 +57,7 @@ interface Recheck {
   touched: Touched;
 }
 
-/** Re-evaluation rounds after a recorded transition (one is the rule; races take more). */
+/** Re-evaluation rounds after a recorded transition that raced another writer of the profile. */
 const MAX_RECHECKS = 4;
 
 /** Events per script call: enough to amortise the call, small enough to keep Redis responsive. */
@@ -66,13 +67,8 @@ const RECORD = readFileSync(new URL('./record-membership.lua', import.meta.url),
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    cdpRecordMembership(
-      tag: string,
-      pid: string,
-      sid: string,
-      from: number,
-      now: number,
-    ): Result<number, Context>;
+    /** args: revision read, nowMs, then (segmentId, fromEpoch) pairs; see record-membership.lua */
+    cdpRecordMembership(tag: string, pid: string, ...args: (string | number)[]): Result<number[], Context>;
   }
 }
 
@@ -121,7 +117,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     at: Date,
     identity: IdentityChange[] = [],
   ): Promise<SettleItem[]> => {
-    const changes: Array<{ ws: string; change: SegmentChange; from: number; item: Recheck }> = [];
+    const changes: Array<{
+      ws: string;
+      change: SegmentChange;
+      from: number;
+      item: Recheck;
+      revision: string;
+    }> = [];
     const schedule: Array<[number, string]> = [];
     const pending: Array<{
       ws: string;
@@ -179,6 +181,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           ws,
           from: t.fromEpoch,
           item,
+          revision: state.revision,
           change: {
             workspaceId: ws,
             profileId: state.profileId,
@@ -213,46 +216,52 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         ),
       );
     await Promise.all(sends);
-    if (changes.length > 0 || schedule.length > 0) {
-      const rec = deps.redis.pipeline();
-      for (const { ws, change, from } of changes)
-        (rec as unknown as Redis).cdpRecordMembership(
-          tagOf(ws),
-          change.profileId,
-          change.segmentId,
-          from,
-          at.getTime(),
-        );
-      // LT keeps the earliest: an early firing only re-evaluates and reschedules
-      for (const [deadline, member] of schedule) rec.zadd(timers, 'LT', deadline, member);
-      // A profile whose membership moved is evaluated again on a fresh read: a concurrent
-      // batch (another partition) may have decided on the state from before this record
-      // (an in_segment dependent, a trait it changed), and the last one to record must see
-      // everything. Converges: each round reads after the records it follows. The read goes
-      // in the same pipeline, after the records, so it costs no extra round trip; it is used
-      // only for profiles whose record applied.
-      const reread = new Map<string, Recheck>();
-      for (const { item } of changes) reread.set(`${item.ws}/${item.profileId}`, item);
-      for (const r of reread.values()) queueReadProfile(rec, tagOf(r.ws), r.profileId);
-      const replies = (await rec.exec()) ?? [];
-      const moved = new Set<string>();
-      changes.forEach(({ item }, i) => {
-        const [err, ok] = replies[i] ?? [null, 0];
-        if (err) throw err;
-        if (ok === 1) moved.add(`${item.ws}/${item.profileId}`);
-      });
-      const again: SettleItem[] = [];
-      const readsFrom = replies.length - reread.size;
-      [...reread].forEach(([key, r], i) => {
-        const [err, raw] = replies[readsFrom + i] ?? [null, null];
-        if (err) throw err;
-        if (!moved.has(key)) return;
-        const state = parseApplyResult(raw);
-        if (state) again.push({ ws: r.ws, state, event: r.event, touched: r.touched });
-      });
-      return again;
+    if (changes.length === 0 && schedule.length === 0) return [];
+    // one compare-and-set call per profile, with every transition decided for it
+    const byProfile = new Map<string, { item: Recheck; revision: string; pairs: (string | number)[] }>();
+    for (const { change, from, item, revision } of changes) {
+      const key = `${item.ws}/${item.profileId}`;
+      const entry = byProfile.get(key) ?? { item, revision, pairs: [] };
+      byProfile.set(key, entry);
+      entry.pairs.push(change.segmentId, from);
     }
-    return [];
+    const rec = deps.redis.pipeline();
+    for (const { item, revision, pairs } of byProfile.values())
+      (rec as unknown as Redis).cdpRecordMembership(
+        tagOf(item.ws),
+        item.profileId,
+        revision,
+        at.getTime(),
+        ...pairs,
+      );
+    // LT keeps the earliest: an early firing only re-evaluates and reschedules
+    for (const [deadline, member] of schedule) rec.zadd(timers, 'LT', deadline, member);
+    const replies = (await rec.exec()) ?? [];
+    // A profile whose membership moved while something else changed it since the read is
+    // evaluated again on a fresh read: a concurrent batch (another partition) may have
+    // decided on the state from before this record (an in_segment dependent, a trait it
+    // changed), and the last one to record must see everything. Converges: each round reads
+    // after the records it follows. A profile nothing else touched needs no second look.
+    const stale: Recheck[] = [];
+    [...byProfile.values()].forEach(({ item }, i) => {
+      const [err, flags] = replies[i] ?? [null, []];
+      if (err) throw err;
+      const f = flags as number[];
+      const moved = f.slice(0, -1).some((x) => x === 1);
+      if (moved && f[f.length - 1] !== 1) stale.push(item);
+    });
+    if (stale.length === 0) return [];
+    const read = deps.redis.pipeline();
+    for (const r of stale) queueReadProfile(read, tagOf(r.ws), r.profileId);
+    const fresh = (await read.exec()) ?? [];
+    const again: SettleItem[] = [];
+    stale.forEach((r, i) => {
+      const [err, raw] = fresh[i] ?? [null, null];
+      if (err) throw err;
+      const state = parseApplyResult(raw);
+      if (state) again.push({ ws: r.ws, state, event: r.event, touched: r.touched });
+    });
+    return again;
   };
 
   /** Evaluates profiles whose membership moved again, on their fresh state, until nothing moves. */

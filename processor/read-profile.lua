@@ -3,7 +3,7 @@
 -- KEYS[1] = workspace tag; ARGV: profileId
 local tag, pid = KEYS[1], ARGV[1]
 local p = tag .. ':p:' .. pid
-local head = redis.call('HMGET', p, 'id', 'firstSeenAt', 'lastSeenAt', 'mergedInto')
+local head = redis.call('HMGET', p, 'id', 'firstSeenAt', 'lastSeenAt', 'mergedInto', 'rev')
 if not head[1] or head[4] then return { '', 0, 0, {}, {}, {}, 0 } end
 local out = {}
 for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do
@@ -13,4 +13,5 @@ end
 return {
   pid, 0, 0, {}, {}, {}, 0, head[2] or '', head[3] or '',
   redis.call('HGETALL', p .. ':t'), redis.call('HGETALL', p .. ':seg'), redis.call('SMEMBERS', p .. ':ids'), out,
+  head[5] or '0',
 }

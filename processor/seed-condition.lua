@@ -26,7 +26,10 @@ for i = 4, #ARGV, 4 do
     if pid then
       pid = follow(pid)
       local key = tag .. ':p:' .. pid .. ':c:' .. cond
-      added = added + redis.call('ZADD', key, ts, ARGV[i + 2])
+      local n = redis.call('ZADD', key, ts, ARGV[i + 2])
+      -- what rules read changed: a concurrent evaluation of this profile must look again
+      if n > 0 then redis.call('HINCRBY', tag .. ':p:' .. pid, 'rev', 1) end
+      added = added + n
       if not touched[pid] then
         touched[pid] = true
         redis.call('SADD', tag .. ':p:' .. pid .. ':cs', cond)

@@ -1,0 +1,195 @@
+// Two batches of one person settle at once (as two partitions' batches do after a merge),
+// against real Redis and Kafka. The processor publishes a transition before it records it,
+// so the other batch can be made to run entirely inside that window: it then decides on
+// the profile as it was before the first batch's record. Whoever records on a profile that
+// changed since its read must evaluate it again; whoever records on an untouched profile
+// must not need to (one read fewer per transition, the common case).
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProcessor } from '../../processor/pipeline.ts';
+import { SegmentRegistry } from '../../processor/segment-registry.ts';
+import type { Config } from '../../runtime/config.ts';
+import { createKafka, type IncomingMessage, type Producer } from '../../runtime/kafka/index.ts';
+import { createLogger } from '../../runtime/log.ts';
+import type { NormalizedEvent } from '../../schemas/event.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import type { SegmentDefinition } from '../../schemas/segment.ts';
+import { topics } from '../../schemas/topics.ts';
+import { segmentDef } from '../fixtures.ts';
+import { testConfig, uniqueId } from '../harness.ts';
+
+const log = createLogger({ level: 'silent', name: 'test' });
+const T0 = Date.parse('2026-06-01T00:00:00Z');
+let cfg: Config;
+let redis: Redis;
+let kafkaProducer: Producer;
+
+const seg = (id: string, rule: unknown, ws: string): SegmentDefinition =>
+  segmentDef(id, rule, { workspaceId: ws });
+const segments = (ws: string) => [
+  seg('pro', { '==': [{ var: 'traits.plan' }, 'pro'] }, ws),
+  seg('buyers', { '>=': [{ event_count: ['Order', '30d'] }, 1] }, ws),
+  seg('pro_buyers', { and: [{ in_segment: ['pro'] }, { in_segment: ['buyers'] }] }, ws),
+];
+
+/**
+ * A processor whose publishes go to Kafka, after `beforePublish` (if set) has run: the
+ * moment between a batch's decision and its record.
+ */
+function processorFor(ws: string, hooks: { beforePublish?: () => Promise<void> }) {
+  const registry = new SegmentRegistry(log);
+  registry.replace(segments(ws));
+  const producer: Producer = {
+    connect: () => kafkaProducer.connect(),
+    disconnect: async () => {},
+    async send(topic, messages) {
+      const hook = hooks.beforePublish;
+      if (hook && topic === topics(cfg.kafka.topicPrefix).segmentChanges) {
+        hooks.beforePublish = undefined;
+        await hook();
+      }
+      await kafkaProducer.send(topic, messages);
+    },
+  };
+  return createProcessor({
+    redis,
+    producer,
+    topics: topics(cfg.kafka.topicPrefix),
+    registry,
+    redisPrefix: cfg.redis.prefix,
+    apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
+    log,
+    now: () => new Date(T0),
+  });
+}
+
+let offset = 0;
+function batchOf(ws: string, e: Partial<NormalizedEvent>) {
+  const ev: NormalizedEvent = {
+    workspaceId: ws,
+    type: 'track',
+    messageId: uniqueId('m'),
+    userId: 'u1',
+    anonymousId: null,
+    properties: {},
+    traits: {},
+    context: {},
+    integrations: {},
+    timestamp: new Date(T0).toISOString(),
+    receivedAt: new Date(T0).toISOString(),
+    ...e,
+  };
+  const m: IncomingMessage = {
+    topic: 'events',
+    partition: 0,
+    offset: String(offset++),
+    key: `${ws}:u1`,
+    value: Buffer.from(JSON.stringify(ev)),
+    headers: {},
+    timestamp: T0,
+  };
+  return { topic: 'events', partition: 0, messages: [m] };
+}
+const ctx = { heartbeat: async () => {}, isActive: () => true };
+
+async function membershipsOf(ws: string): Promise<string[]> {
+  const k = workspaceKeys(cfg.redis.prefix, ws);
+  const pid = await redis.get(`${k.tag}:id:user:u1`);
+  if (!pid) return [];
+  const seg = await redis.hgetall(k.profileSegments(pid));
+  return Object.entries(seg)
+    .filter(([, e]) => Number(e) % 2 === 1)
+    .map(([s]) => s)
+    .sort();
+}
+
+/** Counts the Redis commands naming `ws` in their arguments while `fn` runs, by name. */
+async function commandsDuring(ws: string, fn: () => Promise<void>): Promise<Map<string, number>> {
+  const monitor = await redis.monitor();
+  const seen = new Map<string, number>();
+  const marker = `${ws}-done`;
+  let markerSeen: () => void = () => {};
+  const done = new Promise<void>((r) => {
+    markerSeen = r;
+  });
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args.includes(marker)) return markerSeen();
+    if (!args.some((a) => String(a).includes(ws))) return; // other suites share the server
+    const name = String(args[0]).toLowerCase();
+    seen.set(name, (seen.get(name) ?? 0) + 1);
+  });
+  try {
+    await fn();
+    // the monitor shows commands in the order they ran: once it shows this one, it has
+    // shown everything `fn` sent
+    await redis.echo(marker);
+    await done;
+  } finally {
+    monitor.disconnect();
+  }
+  return seen;
+}
+
+beforeAll(async () => {
+  cfg = testConfig();
+  redis = new Redis(cfg.redis.url);
+  const kafka = createKafka(cfg.kafka, log);
+  const admin = kafka.admin();
+  const t = topics(cfg.kafka.topicPrefix);
+  await admin.ensureTopics([
+    { topic: t.segmentChanges, partitions: 1 },
+    { topic: t.identity, partitions: 1 },
+    { topic: t.deadLetter, partitions: 1 },
+  ]);
+  await admin.disconnect();
+  kafkaProducer = kafka.producer();
+  await kafkaProducer.connect();
+});
+
+afterAll(async () => {
+  await kafkaProducer?.disconnect();
+  redis?.disconnect();
+});
+
+describe('two batches of one profile settling at once', () => {
+  it('the one that records on a profile changed since its read evaluates it again', async () => {
+    const ws = uniqueId('ws');
+    const hooks: { beforePublish?: () => Promise<void> } = {};
+    const a = processorFor(ws, hooks);
+    const b = processorFor(ws, {});
+    await a.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
+    // A decides 'pro' (the trait); before A records it, B's order is applied, decided
+    // ('buyers') and recorded. B saw 'pro' unrecorded, so neither decided 'pro_buyers'.
+    hooks.beforePublish = async () => {
+      await b.handleBatch(batchOf(ws, { event: 'Order' }), ctx);
+    };
+    await a.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), ctx);
+    expect(await membershipsOf(ws)).toEqual(['buyers', 'pro', 'pro_buyers']);
+  });
+
+  it('the same, the other way round: the one recording last sees the first record', async () => {
+    const ws = uniqueId('ws');
+    const hooks: { beforePublish?: () => Promise<void> } = {};
+    const a = processorFor(ws, hooks);
+    const b = processorFor(ws, {});
+    await a.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
+    hooks.beforePublish = async () => {
+      await b.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), ctx);
+    };
+    await a.handleBatch(batchOf(ws, { event: 'Order' }), ctx);
+    expect(await membershipsOf(ws)).toEqual(['buyers', 'pro', 'pro_buyers']);
+  });
+
+  it('a record on a profile nothing else changed reads nothing again', async () => {
+    const ws = uniqueId('ws');
+    const p = processorFor(ws, {});
+    await p.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
+    const calls = await commandsDuring(ws, async () => {
+      await p.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), ctx);
+    });
+    expect(await membershipsOf(ws)).toEqual(['pro']);
+    // one script call applies the event, one records the transition: no profile read
+    // (ioredis sends a script by EVAL until it knows the server has it, then EVALSHA)
+    expect((calls.get('evalsha') ?? 0) + (calls.get('eval') ?? 0)).toBe(2);
+  });
+});
