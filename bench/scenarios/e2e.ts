@@ -29,6 +29,8 @@ const NAME = 'e2e';
 const WRITE_KEY = 'bench-e2e-write-key';
 const ADMIN_KEY = 'bench-e2e-admin-key';
 const SIGNAL = 'E2E Signal';
+/** Enters a segment no campaign sends for: the same path up to the change, no webhooks. */
+const QUIET = 'E2E Quiet';
 const TIMER_EVENT = 'E2E Timer';
 const TIMER_WINDOW_MS = 3000;
 /** The processes the services run in, and what each runs. */
@@ -147,6 +149,10 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       channel: 'webhook',
       webhook: { url: receiver.url },
     });
+    const quietSegment = await postJson(`${query}/v1/segments`, admin, {
+      name: 'bench e2e quiet',
+      rule: { '>=': [{ event_count: [QUIET, '1h'] }, 1] },
+    });
     const timerSegment = await postJson(`${query}/v1/segments`, admin, {
       name: 'bench e2e timer',
       rule: { '>=': [{ event_count: [TIMER_EVENT, `${TIMER_WINDOW_MS / 1000}s`] }, 1] },
@@ -161,7 +167,7 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
         for (const m of batch.messages) {
           const c = JSON.parse(String(m.value)) as { segmentId: string; type: string; userId: string | null };
           if (!c.userId) continue;
-          if (c.segmentId === segment.id && c.type === 'entered') {
+          if ((c.segmentId === segment.id || c.segmentId === quietSegment.id) && c.type === 'entered') {
             seen.changeAt.set(c.userId, at);
             seen.producedAt.set(c.userId, Number(m.timestamp) - wallOffset);
           } else if (c.segmentId === timerSegment.id && c.type === 'exited') seen.exitAt.set(c.userId, at);
@@ -171,8 +177,18 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     // definitions reach the processor within a second; one event shows the path is live
     await warmUp(ingest, seen, `${ctx.nonce}-warm`);
 
-    for (const rate of rates) {
-      ctx.progress(`e2e: ${rate.toLocaleString('en-US')} events/s for ${seconds} s`);
+    // 1,000/s twice: as everywhere, a webhook per change; then into a segment no campaign
+    // sends for (the same path to the change, without the sends and the receiver's load
+    // on the same two cores), to show what the webhooks cost the changes
+    const phases = rates.flatMap((rate) => [
+      { rate, quiet: false },
+      ...(rate === 1000 ? [{ rate, quiet: true }] : []),
+    ]);
+    for (const { rate, quiet } of phases) {
+      const label = `${rate}/s${quiet ? ' without campaign' : ''}`;
+      ctx.progress(
+        `e2e: ${rate.toLocaleString('en-US')} events/s for ${seconds} s${quiet ? ' (no campaign)' : ''}`,
+      );
       // footprint: each process's resident memory, sampled while it works (its peak)
       const rss = processes.map(() => 0);
       const sample = () => {
@@ -181,7 +197,15 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
         });
       };
       const sampler = setInterval(sample, 250);
-      const m = await fixedRate(ingest, seen, `${ctx.nonce}-r${rate}`, rate, seconds * 1000, `${rate}/s`);
+      const m = await fixedRate(
+        ingest,
+        seen,
+        `${ctx.nonce}-r${rate}${quiet ? 'q' : ''}`,
+        rate,
+        seconds * 1000,
+        label,
+        quiet ? QUIET : SIGNAL,
+      );
       clearInterval(sampler);
       sample();
       m.details = {
@@ -264,8 +288,15 @@ export function e2eFigures(ms: readonly Measurement[]): Figure[] {
       unit: 'ms',
       runs: [d.changeP99 ?? NaN],
     });
-    out.push({ scenario: NAME, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50 ?? NaN] });
-    out.push({ scenario: NAME, figure: `event→webhook p99 ${at}`, unit: 'ms', runs: [d.webhookP99 ?? NaN] });
+    if (Number.isFinite(d.webhookP50)) {
+      out.push({ scenario: NAME, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50!] });
+      out.push({
+        scenario: NAME,
+        figure: `event→webhook p99 ${at}`,
+        unit: 'ms',
+        runs: [d.webhookP99 ?? NaN],
+      });
+    }
     out.push({ scenario: NAME, figure: `changes missing ${at}`, unit: 'count', runs: [d.missing ?? NaN] });
     for (const [key, mb] of Object.entries(d))
       if (key.startsWith('rssMb:'))
@@ -396,18 +427,19 @@ async function warmUp(ingest: string, seen: Seen, prefix: string): Promise<void>
   throw new Error('e2e: no segment change and webhook for a warm-up event within 60 s');
 }
 
-/** Waits (bounded) until every user has its change and webhook, then summarises. */
+/** Waits (bounded) until every user has its change (and webhook), then summarises. */
 async function collect(
   seen: Seen,
   users: string[],
   load: string,
   windowMs: number,
   errors: number,
+  webhooks = true,
 ): Promise<Measurement> {
   // above saturation a backlog builds up: give it time to drain (a late event is slow, not lost)
   const deadline = Date.now() + 30_000 + users.length; // + 1 ms per event
-  while (Date.now() < deadline && !users.every((u) => seen.changeAt.has(u) && seen.webhookAt.has(u)))
-    await sleep(100);
+  const arrived = (u: string) => seen.changeAt.has(u) && (!webhooks || seen.webhookAt.has(u));
+  while (Date.now() < deadline && !users.every(arrived)) await sleep(100);
   const change: number[] = [];
   const produced: number[] = [];
   const hook: number[] = [];
@@ -416,7 +448,7 @@ async function collect(
     const sent = seen.sentAt.get(u)!;
     const c = seen.changeAt.get(u);
     const w = seen.webhookAt.get(u);
-    if (c === undefined || w === undefined) missing++;
+    if (c === undefined || (webhooks && w === undefined)) missing++;
     if (c !== undefined) change.push(c - sent);
     const p = seen.producedAt.get(u);
     if (p !== undefined) produced.push(p - sent);
@@ -436,7 +468,10 @@ async function collect(
     p99Ms: cs.p99,
     maxMs: cs.max,
     errors: errors + missing,
-    errorSamples: missing > 0 ? [`${missing} events without a segment change and webhook in time`] : [],
+    errorSamples:
+      missing > 0
+        ? [`${missing} events without a segment change${webhooks ? ' and webhook' : ''} in time`]
+        : [],
     abandoned: 0,
     serverCpuPct: null,
     generatorCpuPct: 0,
@@ -464,6 +499,7 @@ async function fixedRate(
   rate: number,
   durationMs: number,
   load: string,
+  event = SIGNAL,
 ): Promise<Measurement> {
   const users: string[] = [];
   const inFlight: Promise<boolean>[] = [];
@@ -477,7 +513,7 @@ async function fixedRate(
       for (; sent < due; sent++) batch.push(`${prefix}-${sent}`);
       users.push(...batch);
       inFlight.push(
-        sendEvents(ingest, seen, batch).then((ok) => {
+        sendEvents(ingest, seen, batch, event).then((ok) => {
           if (!ok) errors++;
           return ok;
         }),
@@ -486,7 +522,7 @@ async function fixedRate(
     await sleep(Math.max(1, Math.min(10, 1000 / rate)));
   }
   await Promise.all(inFlight);
-  return collect(seen, users, load, performance.now() - start, errors);
+  return collect(seen, users, load, performance.now() - start, errors, event !== QUIET);
 }
 
 /** As fast as 4 senders of 100-event batches go. */
