@@ -14,6 +14,7 @@ import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
 import { createLogger } from '../runtime/log.ts';
 import { replayDeadLetters } from './dlq-replay.ts';
+import { isIngestWorker, STOP_MESSAGE, startIngestWorkers } from './ingest-workers.ts';
 import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
 
 const USAGE = `usage: cdp <command>
@@ -37,10 +38,13 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
  * or a shutdown that overruns its deadline, exits at once; the local stack's processes
  * are tied to this one and go with it.
  */
-function onShutdown(stop: () => Promise<void>): void {
+function onShutdown(stop: () => Promise<void>): (reason: string) => void {
   let stopping = false;
-  const handler = (reason: string) => {
-    if (stopping) process.exit(130);
+  const handler = (reason: string, repeatExits = true) => {
+    if (stopping) {
+      if (repeatExits) process.exit(130);
+      return;
+    }
     stopping = true;
     process.stderr.write(`\n${reason}: stopping...\n`);
     setTimeout(() => {
@@ -53,10 +57,15 @@ function onShutdown(stop: () => Promise<void>): void {
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
+  // an ingest worker is asked by its primary, which may come after a Ctrl-C reached both
+  process.on('message', (m) => {
+    if (m === STOP_MESSAGE) handler('asked by the primary process', false);
+  });
   const parent = process.ppid;
   setInterval(() => {
     if (process.ppid !== parent) handler('parent process exited');
   }, 1000).unref();
+  return (reason) => handler(reason, false);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -114,6 +123,34 @@ async function main(argv: string[]): Promise<void> {
       if (unknown.length > 0) throw new UsageError(`unknown service ${unknown.join(', ')}`);
       const cfg = loadConfig(env);
       const log = createLogger({ level: cfg.logLevel, name: 'cdp' });
+      if (names.includes('ingest') && cfg.ingest.workers > 1) {
+        // ingest in CDP_INGEST_WORKERS processes on one port (cli/ingest-workers.ts)
+        if (isIngestWorker()) {
+          // a stop asked for while this worker still starts is kept, and done once it runs
+          let asked = false;
+          const early = (m: unknown) => {
+            if (m === STOP_MESSAGE) asked = true;
+          };
+          process.on('message', early);
+          const running = await startServices(cfg, ['ingest'], log);
+          process.off('message', early);
+          const stop = onShutdown(running.stop);
+          if (asked) stop('asked by the primary process while starting');
+          log.info({ services: ['ingest'], urls: running.urls, pid: process.pid }, 'started');
+          return;
+        }
+        const others = names.filter((n) => n !== 'ingest') as ServiceName[];
+        const running = others.length > 0 ? await startServices(cfg, others, log) : undefined;
+        const edge = startIngestWorkers(cfg.ingest.workers, log);
+        onShutdown(async () => {
+          await Promise.all([edge.stop(), running?.stop()]);
+        });
+        log.info(
+          { services: names, urls: running?.urls ?? {}, ingestWorkers: cfg.ingest.workers },
+          'started',
+        );
+        return;
+      }
       const running = await startServices(cfg, names as ServiceName[], log);
       onShutdown(running.stop);
       log.info({ services: names, urls: running.urls }, 'started');

@@ -9,6 +9,7 @@ describe('loadConfig', () => {
     expect(c.keys).toEqual({ workspace: 'default', writeKey: 'dev-write-key', adminKey: 'dev-admin-key' });
     expect(c.clickhouse).toEqual({ kind: 'chdb', path: '.data/chdb' });
     expect(c.activation.allowLoopback).toBe(true);
+    expect(c.ingest.workers).toBe(1);
   });
 
   it.each([
@@ -20,6 +21,8 @@ describe('loadConfig', () => {
     [{ CLICKHOUSE_URL: 'tcp://x' }, 'CLICKHOUSE_URL'],
     [{ CDP_WEBHOOK_ALLOW_LOOPBACK: 'yes' }, 'CDP_WEBHOOK_ALLOW_LOOPBACK'],
     [{ CDP_WRITE_KEY: 'short' }, 'CDP_WRITE_KEY'],
+    [{ CDP_INGEST_WORKERS: '0' }, 'CDP_INGEST_WORKERS'],
+    [{ CDP_INGEST_WORKERS: 'auto' }, 'CDP_INGEST_WORKERS'],
   ])('names the bad variable in %o', (env, name) => {
     let err: unknown;
     try {

@@ -48,6 +48,7 @@ export const EnvSchema = Type.Object({
   CDP_INGEST_PORT: Port(8080),
   CDP_INGEST_PRODUCE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
   CDP_INGEST_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+  CDP_INGEST_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
   CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 50_000 }),
   CDP_INGEST_RATE_BURST: Type.Optional(Type.Integer({ minimum: 1 })),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
@@ -187,6 +188,8 @@ export interface Config {
     port: number;
     produceTimeoutMs: number;
     lingerMs: number;
+    /** `cdp start`: ingest processes sharing the port (node:cluster), for more than one core. */
+    workers: number;
     rateLimit: number;
     rateBurst: number;
   };
@@ -252,6 +255,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       port: e.CDP_INGEST_PORT,
       produceTimeoutMs: e.CDP_INGEST_PRODUCE_TIMEOUT_MS,
       lingerMs: e.CDP_INGEST_LINGER_MS,
+      workers: e.CDP_INGEST_WORKERS,
       rateLimit: e.CDP_INGEST_RATE_LIMIT,
       rateBurst: e.CDP_INGEST_RATE_BURST ?? Math.max(1000, 2 * e.CDP_INGEST_RATE_LIMIT),
     },

@@ -1,0 +1,173 @@
+// `cdp start ingest` with CDP_INGEST_WORKERS=2, a process of its own against the test
+// Kafka and Redis: two workers answer on the one port, a worker that dies is replaced while
+// the other goes on answering, SIGTERM stops everything in bounded time, and every event
+// that got a 200 is in Kafka, exactly as with one process.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { freePort } from '../../infra/local/ports.ts';
+import { createKafka } from '../../runtime/kafka/index.ts';
+import { topics } from '../../schemas/topics.ts';
+import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const WRITE_KEY = 'workers-test-write-key';
+let child: ChildProcess | undefined;
+
+afterAll(() => {
+  child?.kill('SIGKILL');
+});
+
+/** The processes whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** POSTs a batch on its own connection (so the connections spread over the workers). */
+function post(port: number, body: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/v1/batch',
+        method: 'POST',
+        agent: false,
+        headers: {
+          authorization: `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.setTimeout(15_000, () => req.destroy(new Error('timed out')));
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+describe('ingest in two worker processes on one port', () => {
+  it('answers on one port, replaces a dead worker, drains on SIGTERM, loses nothing', async () => {
+    const prefix = uniqueId('t');
+    const port = await freePort();
+    const cfg = testConfig({ CDP_TOPIC_PREFIX: prefix });
+    // topics first, as a deployment's migrate step would
+    const admin = createKafka(cfg.kafka, testLogger(cfg)).admin();
+    await admin.ensureTopics([{ topic: topics(prefix).events, partitions: 4 }]);
+    await admin.disconnect();
+
+    child = spawn(process.execPath, ['bin/cdp.js', 'start', 'ingest'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'error',
+        KAFKA_BROKERS: inject('kafkaBrokers'),
+        REDIS_URL: inject('redisUrl'),
+        CDP_TOPIC_PREFIX: prefix,
+        CDP_REDIS_PREFIX: prefix,
+        CDP_TOPIC_PARTITIONS: '4',
+        CDP_WRITE_KEY: WRITE_KEY,
+        CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-workers-')),
+        CDP_INGEST_HOST: '127.0.0.1',
+        CDP_INGEST_PORT: String(port),
+        CDP_INGEST_WORKERS: '2',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const pid = child.pid!;
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    await eventually(
+      'both workers answering',
+      async () => childrenOf(pid).length === 2 && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+      60_000,
+      200,
+    );
+    const first = childrenOf(pid);
+
+    let n = 0;
+    const accepted: string[] = [];
+    /** Sends `requests` batches at once; those answered 200 count as accepted. */
+    const sendRound = async (requests: number, connectionErrorsAllowed = false) => {
+      const sent = await Promise.all(
+        Array.from({ length: requests }, async () => {
+          const batch = Array.from({ length: 20 }, () => ({
+            type: 'track',
+            event: 'Worker Test',
+            userId: `u${n % 7}`,
+            messageId: `m-${prefix}-${n++}`,
+          }));
+          const status = await post(port, JSON.stringify({ batch }));
+          return { status, ids: batch.map((e) => e.messageId) };
+        }),
+      );
+      for (const s of sent) {
+        // a connection on the worker that was killed breaks (0): the client sends again
+        expect(connectionErrorsAllowed ? [0, 200] : [200]).toContain(s.status);
+        if (s.status === 200) accepted.push(...s.ids);
+      }
+    };
+    await sendRound(40);
+
+    // a worker killed outright: the other goes on, and the primary starts a new one
+    process.kill(first[0]!, 'SIGKILL');
+    await sendRound(10, true);
+    await eventually(
+      'a new worker in place of the dead one',
+      () => {
+        const now = childrenOf(pid);
+        return now.length === 2 && !now.includes(first[0]!) && now.includes(first[1]!);
+      },
+      30_000,
+      100,
+    );
+    await sendRound(40);
+
+    // SIGTERM to the primary: the workers flush and exit, then it does
+    const stopAt = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - stopAt).toBeLessThan(20_000);
+    expect(childrenOf(pid)).toEqual([]);
+
+    // every event answered 200 is in Kafka
+    const seen = new Set<string>();
+    const consumer = new Kafka({
+      brokers: inject('kafkaBrokers').split(','),
+      logLevel: logLevel.NOTHING,
+    }).consumer({ groupId: `${prefix}-check` });
+    await consumer.connect();
+    await consumer.subscribe({ topic: topics(prefix).events, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.add((JSON.parse(String(message.value)) as { messageId: string }).messageId);
+      },
+    });
+    try {
+      await eventually('every accepted event in Kafka', () => accepted.every((id) => seen.has(id)), 30_000);
+    } finally {
+      await consumer.disconnect();
+    }
+    expect(accepted.length).toBeGreaterThanOrEqual(80 * 20); // the rounds before and after the kill
+  }, 120_000);
+});
