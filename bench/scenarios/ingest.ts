@@ -2,13 +2,19 @@
 //   ingest/bare      a bare Hono accept-and-drop handler (parse JSON, answer success): the HTTP ceiling
 //   ingest/kafkajs   the real ingest service, CDP_KAFKA_DRIVER=kafkajs
 //   ingest/rdkafka   the real ingest service, CDP_KAFKA_DRIVER=rdkafka
+//   ingest/kafkajs ×2  `cdp start ingest` with CDP_INGEST_WORKERS=2: two processes on one
+//                    port (cli/ingest-workers.ts), its CPU the primary's and workers' together
 //   producer/<drv>   our runtime/kafka producer sending the same (normalised) events straight to
 //                    the broker: the producer's and broker's ceiling for that driver
 // Each is loaded with single-event requests (/v1/track) and 100-event batches (/v1/batch)
 // from a separate process; repeats are interleaved so drifting background load hits all
 // targets alike.
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
 import { type RunningServices, startServices } from '../../cli/services.ts';
+import { freePort } from '../../infra/local/ports.ts';
 import { normalizeEvent } from '../../ingest/normalize-event.ts';
 import { loadConfig } from '../../runtime/config.ts';
 import { listen } from '../../runtime/http.ts';
@@ -66,6 +72,68 @@ interface HttpTarget {
   scenario: string;
   url: string;
   stop(): Promise<void>;
+  /** For a target in processes of its own: their CPU time so far, in clock ticks (1/100 s). */
+  cpuTicks?: () => number;
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const WORKERS = 2;
+
+/** utime + stime of `pid` and its child processes, in clock ticks (Linux /proc). */
+function treeTicks(pid: number): number {
+  const ticks = (stat: string) => {
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) };
+  };
+  let total = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const t = ticks(readFileSync(`/proc/${name}/stat`, 'utf8'));
+      if (Number(name) === pid || t.ppid === pid) total += t.cpu;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** The ingest service in WORKERS processes on one port, started as an operator would. */
+async function startIngestWorkers(ctx: ScenarioContext): Promise<HttpTarget> {
+  const port = await freePort();
+  const tag = `bench-${ctx.nonce}-kafkajs-w${WORKERS}`;
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', 'bin/cdp.js', 'start', 'ingest'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'warn',
+      KAFKA_BROKERS: ctx.kafkaBrokers,
+      REDIS_URL: ctx.redisUrl,
+      CDP_KAFKA_DRIVER: 'kafkajs',
+      CDP_TOPIC_PREFIX: tag,
+      CDP_REDIS_PREFIX: tag,
+      CDP_TOPIC_PARTITIONS: String(PARTITIONS),
+      CDP_DATA_DIR: ctx.dataDir,
+      CDP_INGEST_HOST: '127.0.0.1',
+      CDP_INGEST_PORT: String(port),
+      CDP_INGEST_RATE_LIMIT: '0',
+      CDP_INGEST_WORKERS: String(WORKERS),
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const pid = child.pid!;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    scenario: `ingest/kafkajs ×${WORKERS}`,
+    url: `http://127.0.0.1:${port}`,
+    cpuTicks: () => treeTicks(pid),
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 async function startBare(): Promise<HttpTarget> {
@@ -160,6 +228,7 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
       const running = await startIngest(ctx, d);
       targets.push({ scenario: `ingest/${d}`, url: running.urls.ingest!, stop: running.stop });
     }
+    targets.push(await startIngestWorkers(ctx));
     for (const t of targets) {
       const ready = await waitAccepting(t.url, auth, fillSlots(bodies.single[0]!));
       if (t.scenario !== 'ingest/bare' && !ready.startsWith('200')) {
@@ -198,7 +267,7 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
             connections: kind === 'single' ? SINGLE_CONNECTIONS : BATCH_CONNECTIONS,
             ...timing,
           };
-          measurements.push(await measure(ctx, t.scenario, kind, run, spec, true));
+          measurements.push(await measure(ctx, t.scenario, kind, run, spec, t.cpuTicks ?? true));
         }
       }
       for (const d of DRIVERS) {
@@ -240,18 +309,29 @@ async function measure(
   kind: LoadKind,
   run: number,
   spec: LoadSpec,
-  serverInProcess: boolean,
+  /** true: the server runs in this process; a function: its processes' CPU ticks; false: none. */
+  server: boolean | (() => number),
 ): Promise<Measurement> {
   let sampler: ReturnType<typeof cpuSampler> | undefined;
   let cpu: CpuWindow | undefined;
+  let ticks0 = 0;
+  let t0 = 0;
+  let treePct: number | null = null;
   const r: LoadResult = await runLoad(spec, {
     onWindowStart: () => {
       sampler = cpuSampler();
+      if (typeof server === 'function') {
+        ticks0 = server();
+        t0 = performance.now();
+      }
     },
     onWindowEnd: () => {
       cpu = sampler?.stop();
+      // ticks are 1/100 s: ticks per ms × 1000 = % of a core
+      if (typeof server === 'function') treePct = ((server() - ticks0) * 1000) / (performance.now() - t0);
     },
   });
+  const serverInProcess = server !== false;
   const m: Measurement = {
     scenario,
     load: kind,
@@ -264,7 +344,7 @@ async function measure(
     errors: r.errors,
     errorSamples: r.errorSamples,
     abandoned: r.abandoned,
-    serverCpuPct: serverInProcess ? (cpu?.processPct ?? null) : null,
+    serverCpuPct: typeof server === 'function' ? treePct : server ? (cpu?.processPct ?? null) : null,
     generatorCpuPct: r.generatorCpuPct,
     cpuUsPerEvent: null,
     machineBusyPct: cpu?.machineBusyPct ?? null,
@@ -292,7 +372,7 @@ export function figures(ms: readonly Measurement[]): Figure[] {
   const scenarios = [...new Set(ms.map((m) => m.scenario))];
   for (const scenario of scenarios) {
     const producer = scenario.startsWith('producer/');
-    const driver = scenario.split('/')[1] as Driver | 'bare';
+    const driver = scenario.split('/')[1]!.split(' ')[0] as Driver | 'bare';
     for (const kind of ['single', 'batch'] as const) {
       const runs = ms.filter((m) => m.scenario === scenario && m.load === kind);
       if (runs.length === 0) continue;
