@@ -18,10 +18,12 @@ export const isIngestWorker = (): boolean => cluster.isWorker;
 
 export function startIngestWorkers(count: number, log: Logger): { stop(): Promise<void> } {
   const workers = new Set<Worker>();
+  const listening = new WeakSet<Worker>();
   let stopping = false;
   const fork = () => {
     const w = cluster.fork();
     workers.add(w);
+    w.once('listening', () => listening.add(w));
     w.on('exit', (code, signal) => {
       workers.delete(w);
       if (stopping) return;
@@ -42,6 +44,8 @@ export function startIngestWorkers(count: number, log: Logger): { stop(): Promis
             new Promise<void>((resolve) => {
               if (w.isDead()) return resolve();
               w.once('exit', () => resolve());
+              // one still starting has taken nothing yet (and may not listen for the message)
+              if (!listening.has(w)) return void w.process.kill('SIGTERM');
               try {
                 w.send(STOP_MESSAGE);
               } catch {

@@ -97,12 +97,20 @@ describe('ingest in two worker processes on one port', () => {
     });
     const pid = child.pid!;
     const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    let last = '';
     await eventually(
       'both workers answering',
-      async () => childrenOf(pid).length === 2 && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+      async () => {
+        const kids = childrenOf(pid);
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) });
+        last = `${kids.length} workers, readyz ${res.status} ${await res.text()}`;
+        return kids.length === 2 && res.ok;
+      },
       60_000,
       200,
-    );
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}; last: ${last}`);
+    });
     const first = childrenOf(pid);
 
     let n = 0;
