@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
 import { type Config, loadConfig } from '../runtime/config.ts';
+import { createKafka, type Producer } from '../runtime/kafka/index.ts';
 import { createLogger, type Logger } from '../runtime/log.ts';
+import { topics } from '../schemas/topics.ts';
 
 export function uniqueId(prefix: string): string {
   return `${prefix}${randomBytes(4).toString('hex')}`;
@@ -31,6 +33,40 @@ export function testConfig(env: Record<string, string> = {}): Config {
     CDP_HISTORY_FLUSH_MS: '200',
     ...env,
   });
+}
+
+/**
+ * The environment of a `cdp` process started by a test: the suite's Kafka and Redis, its
+ * own topic and key prefix and data directory, quiet logs; `extra` on top.
+ */
+export function serviceEnv(prefix: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'error',
+    KAFKA_BROKERS: inject('kafkaBrokers'),
+    REDIS_URL: inject('redisUrl'),
+    CDP_TOPIC_PREFIX: prefix,
+    CDP_REDIS_PREFIX: prefix,
+    CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-service-')),
+    ...extra,
+  };
+}
+
+/**
+ * For suites that drive the processor pipeline in process: the topics it publishes to
+ * (one partition each), and a producer for it.
+ */
+export async function processorOutputs(cfg: Config, log: Logger): Promise<Producer> {
+  const kafka = createKafka(cfg.kafka, log);
+  const admin = kafka.admin();
+  const t = topics(cfg.kafka.topicPrefix);
+  await admin.ensureTopics([
+    { topic: t.segmentChanges, partitions: 1 },
+    { topic: t.identity, partitions: 1 },
+    { topic: t.deadLetter, partitions: 1 },
+  ]);
+  await admin.disconnect();
+  return kafka.producer();
 }
 
 export function testLogger(cfg: Config): Logger {

@@ -8,7 +8,7 @@
 // merged batch keeps each partition's messages in order, one partition after another.
 // Every caller's promise settles with the shared outcome: if the merged call throws, each
 // partition's batch is retried on its own by the consumer (handlers are idempotent).
-import type { Batch, BatchContext, IncomingMessage } from './types.ts';
+import type { Batch, BatchContext } from './types.ts';
 
 type Handle = (batch: Batch, ctx: BatchContext) => Promise<void>;
 
@@ -27,11 +27,11 @@ interface Waiting {
 export function coalesceBatches(handle: Handle, maxMessages = 500): Handle {
   let waiting: Waiting[] = [];
   const run = async (group: Waiting[]) => {
-    const messages: IncomingMessage[] = [];
-    for (const w of group) for (const m of w.batch.messages) messages.push(m);
     const first = group[0]!;
     const batch: Batch =
-      group.length === 1 ? first.batch : { topic: first.batch.topic, partition: -1, messages };
+      group.length === 1
+        ? first.batch
+        : { topic: first.batch.topic, partition: -1, messages: group.flatMap((w) => w.batch.messages) };
     const ctx: BatchContext = {
       heartbeat: () => first.ctx.heartbeat(),
       isActive: () => group.some((w) => w.ctx.isActive()),

@@ -3,17 +3,15 @@
 // the other goes on answering, SIGTERM stops everything in bounded time, and every event
 // that got a 200 is in Kafka, exactly as with one process.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../infra/local/ports.ts';
 import { createKafka } from '../../runtime/kafka/index.ts';
 import { topics } from '../../schemas/topics.ts';
-import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
+import { eventually, serviceEnv, testConfig, testLogger, uniqueId } from '../harness.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WRITE_KEY = 'workers-test-write-key';
@@ -80,18 +78,13 @@ describe('ingest in two worker processes on one port', () => {
       cwd: ROOT,
       env: {
         ...process.env,
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'error',
-        KAFKA_BROKERS: inject('kafkaBrokers'),
-        REDIS_URL: inject('redisUrl'),
-        CDP_TOPIC_PREFIX: prefix,
-        CDP_REDIS_PREFIX: prefix,
-        CDP_TOPIC_PARTITIONS: '4',
-        CDP_WRITE_KEY: WRITE_KEY,
-        CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-workers-')),
-        CDP_INGEST_HOST: '127.0.0.1',
-        CDP_INGEST_PORT: String(port),
-        CDP_INGEST_WORKERS: '2',
+        ...serviceEnv(prefix, {
+          CDP_TOPIC_PARTITIONS: '4',
+          CDP_WRITE_KEY: WRITE_KEY,
+          CDP_INGEST_HOST: '127.0.0.1',
+          CDP_INGEST_PORT: String(port),
+          CDP_INGEST_WORKERS: '2',
+        }),
       },
       stdio: ['ignore', 'ignore', 'inherit'],
     });

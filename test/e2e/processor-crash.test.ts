@@ -7,9 +7,6 @@
 // and one whose processor process is killed twice while it works. The processor runs as a
 // real child process (`cdp start processor`), so the kill lands wherever it lands.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -18,7 +15,7 @@ import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { segmentDef } from '../fixtures.ts';
-import { eventually, readTopic, uniqueId } from '../harness.ts';
+import { eventually, readTopic, serviceEnv, uniqueId } from '../harness.ts';
 import { snapshotProfiles } from '../profile-snapshot.ts';
 
 const WS = 'crash';
@@ -117,17 +114,7 @@ async function prepare(): Promise<Run> {
   await producer.disconnect();
   return {
     prefix,
-    env: {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'error',
-      KAFKA_BROKERS: inject('kafkaBrokers'),
-      REDIS_URL: inject('redisUrl'),
-      CDP_TOPIC_PREFIX: prefix,
-      CDP_REDIS_PREFIX: prefix,
-      CDP_TOPIC_PARTITIONS: String(PARTITIONS),
-      CDP_DEFAULT_WORKSPACE: WS,
-      CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-crash-')),
-    },
+    env: serviceEnv(prefix, { CDP_TOPIC_PARTITIONS: String(PARTITIONS), CDP_DEFAULT_WORKSPACE: WS }),
   };
 }
 

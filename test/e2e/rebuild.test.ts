@@ -123,8 +123,7 @@ describe('rebuild from history', () => {
       },
       20_000,
       250,
-    );
-    await kafkaAdmin.disconnect();
+    ).finally(() => kafkaAdmin.disconnect());
     await running!.stop();
     running = undefined;
     const live = await snapshotProfiles(redis, tag);

@@ -13,7 +13,7 @@ import { readComputed } from '../../query/read-computed.ts';
 import { readProfile } from '../../query/routes/profiles.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
-import { createKafka, type IncomingMessage, type Producer } from '../../runtime/kafka/index.ts';
+import type { IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { ComputedTraitDefinition, ComputedTraitInput } from '../../schemas/computed-trait.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
@@ -21,7 +21,7 @@ import type { LeadScoreDefinition, LeadScoreInput } from '../../schemas/lead-sco
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { segmentDef } from '../fixtures.ts';
-import { testConfig, uniqueId } from '../harness.ts';
+import { processorOutputs, testConfig, uniqueId } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -37,16 +37,7 @@ let producer: Producer;
 beforeAll(async () => {
   cfg = testConfig();
   redis = new Redis(cfg.redis.url);
-  const kafka = createKafka(cfg.kafka, log);
-  const admin = kafka.admin();
-  const t = topics(cfg.kafka.topicPrefix);
-  await admin.ensureTopics([
-    { topic: t.segmentChanges, partitions: 1 },
-    { topic: t.identity, partitions: 1 },
-    { topic: t.deadLetter, partitions: 1 },
-  ]);
-  await admin.disconnect();
-  producer = kafka.producer();
+  producer = await processorOutputs(cfg, log);
 });
 
 afterAll(async () => {

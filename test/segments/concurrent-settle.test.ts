@@ -9,14 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import type { Config } from '../../runtime/config.ts';
-import { createKafka, type IncomingMessage, type Producer } from '../../runtime/kafka/index.ts';
+import type { IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import { topics } from '../../schemas/topics.ts';
 import { segmentDef } from '../fixtures.ts';
-import { testConfig, uniqueId } from '../harness.ts';
+import { processorOutputs, testConfig, uniqueId } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -133,16 +133,7 @@ async function commandsDuring(ws: string, fn: () => Promise<void>): Promise<Map<
 beforeAll(async () => {
   cfg = testConfig();
   redis = new Redis(cfg.redis.url);
-  const kafka = createKafka(cfg.kafka, log);
-  const admin = kafka.admin();
-  const t = topics(cfg.kafka.topicPrefix);
-  await admin.ensureTopics([
-    { topic: t.segmentChanges, partitions: 1 },
-    { topic: t.identity, partitions: 1 },
-    { topic: t.deadLetter, partitions: 1 },
-  ]);
-  await admin.disconnect();
-  kafkaProducer = kafka.producer();
+  kafkaProducer = await processorOutputs(cfg, log);
   await kafkaProducer.connect();
 });
 
@@ -152,32 +143,39 @@ afterAll(async () => {
 });
 
 describe('two batches of one profile settling at once', () => {
-  it('the one that records on a profile changed since its read evaluates it again', async () => {
+  /**
+   * A's `event` is decided; before A records it, B's `interloper` is applied, decided and
+   * recorded. Each decided on the profile without the other's record.
+   */
+  async function race(event: Partial<NormalizedEvent>, interloper: Partial<NormalizedEvent>) {
     const ws = uniqueId('ws');
     const hooks: { beforePublish?: () => Promise<void> } = {};
     const a = processorFor(ws, hooks);
     const b = processorFor(ws, {});
     await a.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
-    // A decides 'pro' (the trait); before A records it, B's order is applied, decided
-    // ('buyers') and recorded. B saw 'pro' unrecorded, so neither decided 'pro_buyers'.
     hooks.beforePublish = async () => {
-      await b.handleBatch(batchOf(ws, { event: 'Order' }), ctx);
+      await b.handleBatch(batchOf(ws, interloper), ctx);
     };
-    await a.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), ctx);
-    expect(await membershipsOf(ws)).toEqual(['buyers', 'pro', 'pro_buyers']);
+    await a.handleBatch(batchOf(ws, event), ctx);
+    return membershipsOf(ws);
+  }
+
+  it('the one that records on a profile changed since its read evaluates it again', async () => {
+    // A decides 'pro' (the trait); B's order ('buyers') saw 'pro' unrecorded, so neither
+    // decided 'pro_buyers'
+    expect(await race({ type: 'identify', traits: { plan: 'pro' } }, { event: 'Order' })).toEqual([
+      'buyers',
+      'pro',
+      'pro_buyers',
+    ]);
   });
 
   it('the same, the other way round: the one recording last sees the first record', async () => {
-    const ws = uniqueId('ws');
-    const hooks: { beforePublish?: () => Promise<void> } = {};
-    const a = processorFor(ws, hooks);
-    const b = processorFor(ws, {});
-    await a.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
-    hooks.beforePublish = async () => {
-      await b.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), ctx);
-    };
-    await a.handleBatch(batchOf(ws, { event: 'Order' }), ctx);
-    expect(await membershipsOf(ws)).toEqual(['buyers', 'pro', 'pro_buyers']);
+    expect(await race({ event: 'Order' }, { type: 'identify', traits: { plan: 'pro' } })).toEqual([
+      'buyers',
+      'pro',
+      'pro_buyers',
+    ]);
   });
 
   it('a record on a profile nothing else changed reads nothing again', async () => {

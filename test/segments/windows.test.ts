@@ -8,14 +8,14 @@ import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import { startTimerWorker } from '../../processor/timers.ts';
 import type { Config } from '../../runtime/config.ts';
-import { createKafka, type IncomingMessage, type Producer } from '../../runtime/kafka/index.ts';
+import type { IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { segmentDef } from '../fixtures.ts';
-import { eventually, testConfig } from '../harness.ts';
+import { eventually, processorOutputs, testConfig } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -98,21 +98,12 @@ async function changesUpTo(n: number): Promise<string[]> {
 beforeAll(async () => {
   cfg = testConfig();
   redis = new Redis(cfg.redis.url);
-  const kafka = createKafka(cfg.kafka, log);
-  const admin = kafka.admin();
-  const t = topics(cfg.kafka.topicPrefix);
-  await admin.ensureTopics([
-    { topic: t.segmentChanges, partitions: 1 },
-    { topic: t.identity, partitions: 1 },
-    { topic: t.deadLetter, partitions: 1 },
-  ]);
-  await admin.disconnect();
-  producer = kafka.producer();
+  producer = await processorOutputs(cfg, log);
   const reader = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).consumer({
     groupId: `${cfg.kafka.topicPrefix}-read`,
   });
   await reader.connect();
-  await reader.subscribe({ topic: t.segmentChanges, fromBeginning: true });
+  await reader.subscribe({ topic: topics(cfg.kafka.topicPrefix).segmentChanges, fromBeginning: true });
   await reader.run({
     eachMessage: async ({ message }) => void changes.push(JSON.parse(String(message.value))),
   });
