@@ -8,7 +8,6 @@ import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { freePort } from '../../infra/local/ports.ts';
 import { createKafka } from '../../runtime/kafka/index.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, serviceEnv, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -67,7 +66,6 @@ function post(port: number, body: string): Promise<number> {
 describe('ingest in two worker processes on one port', () => {
   it('answers on one port, replaces a dead worker, drains on SIGTERM, loses nothing', async () => {
     const prefix = uniqueId('t');
-    const port = await freePort();
     const cfg = testConfig({ CDP_TOPIC_PREFIX: prefix });
     // topics first, as a deployment's migrate step would
     const admin = createKafka(cfg.kafka, testLogger(cfg)).admin();
@@ -82,19 +80,39 @@ describe('ingest in two worker processes on one port', () => {
           CDP_TOPIC_PARTITIONS: '4',
           CDP_WRITE_KEY: WRITE_KEY,
           CDP_INGEST_HOST: '127.0.0.1',
-          CDP_INGEST_PORT: String(port),
+          // 0: the workers share a port the system picks (one picked here could be taken
+          // by another suite before the workers bind it); they log it when they listen
+          CDP_INGEST_PORT: '0',
+          LOG_LEVEL: 'info',
           CDP_INGEST_WORKERS: '2',
         }),
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     const pid = child.pid!;
+    let port = 0;
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      for (;;) {
+        const nl = out.indexOf('\n');
+        if (nl < 0) break;
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        const m = /"msg":"ingest_listening"/.test(line) && /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(line);
+        if (m && port === 0) port = Number(m[1]);
+      }
+    });
     const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
     let last = '';
     await eventually(
       'both workers answering',
       async () => {
         const kids = childrenOf(pid);
+        if (port === 0) {
+          last = `${kids.length} workers, none listening yet`;
+          return false;
+        }
         const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) });
         last = `${kids.length} workers, readyz ${res.status} ${await res.text()}`;
         return kids.length === 2 && res.ok;
