@@ -4,6 +4,7 @@
 // the profile as it was before the first batch's record. Whoever records on a profile that
 // changed since its read must evaluate it again; whoever records on an untouched profile
 // must not need to (one read fewer per transition, the common case).
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProcessor } from '../../processor/pipeline.ts';
@@ -103,29 +104,67 @@ async function membershipsOf(ws: string): Promise<string[]> {
     .sort();
 }
 
-/** Counts the Redis commands naming `ws` in their arguments while `fn` runs, by name. */
+/**
+ * Counts the Redis commands naming `ws` in their arguments while `fn` runs, by name.
+ *
+ * Reads MONITOR over a bare socket: ioredis's monitor mode can take a monitor line that
+ * arrives with the MONITOR command's own OK for a reply, and then fails with "Command queue
+ * state error".
+ */
 async function commandsDuring(ws: string, fn: () => Promise<void>): Promise<Map<string, number>> {
-  const monitor = await redis.monitor();
+  const url = new URL(cfg.redis.url);
+  const socket = connect(Number(url.port || 6379), url.hostname);
   const seen = new Map<string, number>();
   const marker = `${ws}-done`;
+  let started: () => void = () => {};
   let markerSeen: () => void = () => {};
-  const done = new Promise<void>((r) => {
-    markerSeen = r;
+  let failed: (e: Error) => void = () => {};
+  const ok = new Promise<void>((resolve, reject) => {
+    started = resolve;
+    failed = reject;
   });
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args.includes(marker)) return markerSeen();
-    if (!args.some((a) => String(a).includes(ws))) return; // other suites share the server
-    const name = String(args[0]).toLowerCase();
-    seen.set(name, (seen.get(name) ?? 0) + 1);
+  const done = ok.then(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        markerSeen = resolve;
+        failed = reject;
+      }),
+  );
+  done.catch(() => {}); // a failure before the marker surfaces through `ok`
+  let pending = '';
+  let oks = url.password ? 2 : 1; // AUTH's, then MONITOR's
+  socket.setEncoding('utf8');
+  socket.on('error', (e) => failed(e));
+  socket.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\r\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === '+OK') {
+        oks -= 1;
+        if (oks === 0) started();
+      } else if (line.startsWith('-')) failed(new Error(`MONITOR: ${line}`));
+      else if (line.includes(marker)) markerSeen();
+      else if (line.includes(ws)) {
+        // +<time> [<db> <client>] "<command>" "<arg>" ...
+        const name = /"([^"]*)"/.exec(line)?.[1]?.toLowerCase() ?? '?';
+        seen.set(name, (seen.get(name) ?? 0) + 1);
+      }
+    }
   });
   try {
+    const user = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    if (password) socket.write(`AUTH ${user ? `${user} ` : ''}${password}\r\n`);
+    socket.write('MONITOR\r\n');
+    await ok;
     await fn();
     // the monitor shows commands in the order they ran: once it shows this one, it has
     // shown everything `fn` sent
     await redis.echo(marker);
     await done;
   } finally {
-    monitor.disconnect();
+    socket.destroy();
   }
   return seen;
 }
