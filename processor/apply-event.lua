@@ -23,7 +23,9 @@
 --   <tag>:stats                    hash: profiles (live, not merged away)
 --   <tag>:p:<pid>:groups           set of the accounts (groupIds) the profile belongs to
 --   <tag>:acct:<groupId>:t / :tt   account traits (JSON) / their times, last write wins
--- ARGV: dedupTtlSeconds, maxIdentities, nowMs, nEvents, then per event:
+-- ARGV: dedupTtlSeconds, maxIdentities, nowMs, nEvents, readState ('all': the state of
+--       every profile; 'changed': only of those whose identity this call changed, for a
+--       workspace with nothing to evaluate), then per event:
 --       messageId, eventTimeMs, newProfileId,
 --       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches],
 --         "agg":[[storageId, kind, value, bucketMs, windowMs] of the computed traits it updates],
@@ -43,6 +45,7 @@ local ttl = tonumber(ARGV[1])
 local maxIds = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local nEvents = tonumber(ARGV[4])
+local readAll = ARGV[5] == 'all'
 
 local function pkey(pid) return tag .. ':p:' .. pid end
 
@@ -435,20 +438,24 @@ local function times(pid)
 end
 
 local done = {}
-local pos = 5
+local pos = 6
+local idChanged = {}
 for e = 1, nEvents do
   done[e], pos = applyOne(pos)
+  if done[e][7] > 0 then idChanged[done[e][1]] = true end
 end
 -- Only the profile's state after its last event of the call is read (and sent back): that is
 -- what segments are evaluated on, and reading it once per profile rather than once per event
--- saves most of the work when a person sends several events in a batch. Each element:
+-- saves most of the work when a person sends several events in a batch; with readState
+-- 'changed', only when the call changed the profile's identity (its identifiers are
+-- published). Each element:
 -- pid, duplicate, created, merged, conflicts, limited, identityVersion, then for the last
 -- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times, revision.
 local full = {}
 for e = nEvents, 1, -1 do
   local r = done[e]
   local pid = r[1]
-  if pid ~= '' and not full[pid] then
+  if pid ~= '' and not full[pid] and (readAll or idChanged[pid]) then
     full[pid] = true
     local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt', 'rev')
     r[8] = p[1] or ''

@@ -202,6 +202,44 @@ describe('identity resolution', () => {
     expect(states[3]!.identities.sort()).toEqual(['anon:laptop', 'anon:phone', 'user:u']);
   });
 
+  it("with readState 'changed', sends back only the state of profiles whose identity changed", async () => {
+    const keys = workspaceKeys(uniqueId('apply'), 'ws');
+    let n = 0;
+    const opts = { dedupTtlSeconds: 3600, maxIdentities: 100, newProfileId: () => `p${++n}` };
+    const call = async (events: NormalizedEvent[]) => {
+      const pipe = redis.pipeline();
+      queueApplyEvents(pipe, keys.tag, events, opts, [], Date.now(), 'changed');
+      const [err, raw] = (await pipe.exec())![0]!;
+      expect(err).toBeNull();
+      return parseApplyResults(raw);
+    };
+    const first = await call([
+      event({ type: 'identify', userId: 'u1', anonymousId: 'a1', traits: { plan: 'pro' } }),
+      event({ type: 'track', event: 'Viewed', userId: 'u1' }),
+    ]);
+    // the new profile: its last event carries its state, identifiers included
+    expect(first.map((s) => s!.complete)).toEqual([false, true]);
+    expect(first[1]!.identities.sort()).toEqual(['anon:a1', 'user:u1']);
+    expect(first[1]!.traits).toEqual({ plan: 'pro' });
+    const second = await call([
+      event({ type: 'identify', userId: 'u1', traits: { plan: 'team' } }),
+      event({ type: 'page', anonymousId: 'a2' }),
+      event({ type: 'identify', userId: 'u1', anonymousId: 'a2' }),
+    ]);
+    // u1 (p1) applied without a change; a2's new profile (created: a change); the merge
+    // into p1 (a change): state sent; the trait was written all the same
+    const anon = second[1]!.profileId;
+    expect(second.map((s) => s!.profileId)).toEqual(['p1', anon, 'p1']);
+    expect(second.map((s) => s!.complete)).toEqual([false, true, true]);
+    expect(second[2]!.merged).toEqual([anon]);
+    expect(second[2]!.traits).toEqual({ plan: 'team' });
+    // nothing changed the graph: nothing read
+    const third = await call([event({ type: 'track', event: 'Viewed', userId: 'u1' })]);
+    expect(third[0]!.complete).toBe(false);
+    expect(third[0]!.identityVersion).toBe(0);
+    expect(await redis.hget(keys.profile('p1'), 'lastSeenAt')).not.toBeNull();
+  });
+
   it('traits are last-write-wins by event time, not arrival order', async () => {
     const w = workspace();
     await w.apply(event({ type: 'identify', userId: 'u1', traits: { plan: 'pro' } }, '2026-01-02T00:00:00Z'));

@@ -74,6 +74,14 @@ export interface ApplyOptions {
   externalIdTypes?: ReadonlySet<string>;
 }
 
+/**
+ * Whose state a script call sends back (for the last event of each profile in the call):
+ * every profile's, or only of profiles whose identity it changed (a workspace with no
+ * segments evaluates nothing, so it only publishes identity changes). The others come back
+ * with `complete` false.
+ */
+export type ReadState = 'all' | 'changed';
+
 const MAX_EXTERNAL_IDS = 20;
 const MAX_ID_LENGTH = 512;
 
@@ -137,8 +145,15 @@ export function queueApplyEvents(
   opts: ApplyOptions,
   conditions: readonly ConditionPlan[] = [],
   nowMs: number = Date.now(),
+  readState: ReadState = 'all',
 ): void {
-  const args: (string | number)[] = [opts.dedupTtlSeconds, opts.maxIdentities, nowMs, events.length];
+  const args: (string | number)[] = [
+    opts.dedupTtlSeconds,
+    opts.maxIdentities,
+    nowMs,
+    events.length,
+    readState,
+  ];
   events.forEach((e, i) => {
     const plan = conditions[i];
     const ids = identifiersOf(e, opts);

@@ -107,6 +107,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const timers = globalKeys(deps.redisPrefix).timers;
   // workspaceKeys is memoised (schemas/redis-keys.ts): no cache of our own
   const tagOf = (ws: string) => workspaceKeys(deps.redisPrefix, ws).tag;
+  const hasSegments = (ws: string) => deps.registry.forWorkspace(ws).length > 0;
 
   /**
    * Evaluates each profile's final state, publishes the transitions, records them, and
@@ -315,15 +316,18 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       chunk.push(i);
     });
     const pipe = deps.redis.pipeline();
-    for (const chunk of chunks)
+    for (const chunk of chunks) {
+      const ws = events[chunk[0]!]!.workspaceId;
       queueApplyEvents(
         pipe,
-        tagOf(events[chunk[0]!]!.workspaceId),
+        tagOf(ws),
         chunk.map((i) => events[i]!),
         deps.apply,
         chunk.map((i) => plans[i]!),
         at.getTime(),
+        hasSegments(ws) ? 'all' : 'changed',
       );
+    }
     const replies = chunks.length > 0 ? ((await pipe.exec()) ?? []) : [];
     const results: Array<[Error | null, ProfileState | null]> = new Array(events.length);
     replies.forEach(([err, raw], c) => {
@@ -391,11 +395,33 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       latest.delete(k);
       identity.delete(k);
     }
+    // A workspace without segments gets back only the state of profiles whose identity a
+    // call changed. A profile whose state is needed all the same is read now: its identity
+    // changed in an earlier call of this batch, or its workspace has had a segment since.
+    const unread = [...latest].filter(
+      ([k, { ws, state }]) => !state.complete && (identity.has(k) || hasSegments(ws)),
+    );
+    if (unread.length > 0) {
+      const read = deps.redis.pipeline();
+      for (const [, { ws, state }] of unread) queueReadProfile(read, tagOf(ws), state.profileId);
+      const fresh = (await read.exec()) ?? [];
+      unread.forEach(([k, entry], i) => {
+        const [err, raw] = fresh[i] ?? [null, null];
+        if (err) throw err;
+        const state = parseApplyResult(raw);
+        // erased or merged away meanwhile: nothing of it left to evaluate or publish
+        if (!state) {
+          latest.delete(k);
+          identity.delete(k);
+        } else entry.state = { ...state, created: entry.state.created, duplicate: entry.state.duplicate };
+      });
+    }
     for (const [k, change] of identity) {
       const final = latest.get(k)?.state;
       if (!final?.complete) throw new Error(`no final state for profile ${k} in this batch`);
       change.identifiers = final.identities;
     }
+    for (const [k, { state }] of latest) if (!state.complete) latest.delete(k);
 
     // 3. segment transitions (merge before evaluation: rules read the merged state)
     await recheck(await settle([...latest.values()], at, [...identity.values()]), at);
