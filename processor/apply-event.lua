@@ -23,15 +23,16 @@
 --   <tag>:stats                    hash: profiles (live, not merged away)
 --   <tag>:p:<pid>:groups           set of the accounts (groupIds) the profile belongs to
 --   <tag>:acct:<groupId>:t / :tt   account traits (JSON) / their times, last write wins
--- ARGV: dedupTtlSeconds, maxIdentities, nowMs, nEvents, readState ('all': the state of
---       every profile; 'changed': only of those whose identity this call changed, for a
---       workspace with nothing to evaluate), then per event:
---       messageId, eventTimeMs, newProfileId,
---       conditions JSON {"add":[[id, retentionMs] of the conditions this event matches],
---         "agg":[[storageId, kind, value, bucketMs, windowMs] of the computed traits it updates],
---         "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
---       nIds, nIds (kind, value) pairs, nTraits, nTraits (trait, jsonValue) pairs,
---       groupId ('' unless a group call), nGroupTraits, nGroupTraits (trait, jsonValue) pairs.
+-- ARGV: dedupTtlSeconds, maxIdentities, nowMs, readState ('all': the state of every
+--       profile; 'changed': only of those whose identity this call changed, for a workspace
+--       with nothing to evaluate), then the events as one JSON array (one argument, decoded
+--       here by cjson: thousands of separate arguments cost the client more than the call),
+--       each [messageId, eventTimeMs, newProfileId,
+--         conditions {"add":[[id, retentionMs] of the conditions this event matches],
+--           "agg":[[storageId, kind, value, bucketMs, windowMs] of the computed traits it updates],
+--           "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
+--         [kind, value, kind, value, ...] identifiers, [trait, jsonValue, ...] traits,
+--         groupId ('' unless a group call), [trait, jsonValue, ...] group traits].
 -- Returns one result per event (see the end of the script): what it did, and for the last
 -- event of each profile the profile's state after it; its counted times are those of the
 -- conditions the profile has (a profile's own set, not the workspace's: the cost follows
@@ -44,8 +45,9 @@ local tag = KEYS[1]
 local ttl = tonumber(ARGV[1])
 local maxIds = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local nEvents = tonumber(ARGV[4])
-local readAll = ARGV[5] == 'all'
+local readAll = ARGV[4] == 'all'
+local events = cjson.decode(ARGV[5])
+local nEvents = #events
 
 local function pkey(pid) return tag .. ':p:' .. pid end
 
@@ -215,19 +217,17 @@ local function userIdOf(pid)
   return nil
 end
 
-local function applyOne(pos)
+local function applyOne(ev)
   -- identifiers of the event, and the profiles they already point at
-  local messageId = ARGV[pos]
-  local ts = tonumber(ARGV[pos + 1])
-  local newPid = ARGV[pos + 2]
-  local conds = cjson.decode(ARGV[pos + 3])
-  local nIds = tonumber(ARGV[pos + 4])
-  local base = pos + 4
+  local messageId = ev[1]
+  local ts = ev[2]
+  local newPid = ev[3]
+  local conds = ev[4]
+  local flatIds = ev[5]
   local ids = {}
   local userId = nil
-  for i = 1, nIds do
-    local kind = ARGV[base + 2 * i - 1]
-    local value = ARGV[base + 2 * i]
+  for i = 1, #flatIds, 2 do
+    local kind, value = flatIds[i], flatIds[i + 1]
     if kind == 'prev' then
       -- alias: previousId names an earlier userId or an anonymousId
       if redis.call('EXISTS', tag .. ':id:user:' .. value) == 1 then kind = 'user' else kind = 'anon' end
@@ -237,15 +237,11 @@ local function applyOne(pos)
       if kind == 'user' then userId = value end
     end
   end
-  local nTraits = tonumber(ARGV[base + 2 * nIds + 1])
-  local traitStart = base + 2 * nIds + 2
-  local traitEnd = traitStart + 2 * nTraits - 1
-  local groupId = ARGV[traitEnd + 1]
-  local nGroupTraits = tonumber(ARGV[traitEnd + 2])
-  local groupStart = traitEnd + 3
-  local nextPos = groupStart + 2 * nGroupTraits
+  local traits = ev[6]
+  local groupId = ev[7]
+  local groupTraits = ev[8]
   -- no usable identifier (all junk): nothing to attach the event to
-  if nIds == 0 then return { '', 0, 0, {}, {}, {}, 0 }, nextPos end
+  if #ids == 0 then return { '', 0, 0, {}, {}, {}, 0 } end
 
   local fresh = redis.call('SET', tag .. ':dedup:' .. messageId, '1', 'NX', 'EX', ttl)
   local duplicate = not fresh
@@ -275,9 +271,9 @@ local function applyOne(pos)
   end
 
   if duplicate then
-    if not target then return { '', 1, 0, {}, {}, {}, 0 }, nextPos end
+    if not target then return { '', 1, 0, {}, {}, {}, 0 } end
     return state(target, false, redis.call('SMEMBERS', pkey(target) .. ':merged'), {}, {},
-      tonumber(redis.call('GET', tag .. ':idv') or '0')), nextPos
+      tonumber(redis.call('GET', tag .. ':idv') or '0'))
   end
 
   local created = false
@@ -386,11 +382,11 @@ local function applyOne(pos)
   local seen = redis.call('HMGET', pkey(target), 'firstSeenAt', 'lastSeenAt')
   if not seen[1] or ts < tonumber(seen[1]) then redis.call('HSET', pkey(target), 'firstSeenAt', ts) end
   if not seen[2] or ts > tonumber(seen[2]) then redis.call('HSET', pkey(target), 'lastSeenAt', ts) end
-  for i = traitStart, traitEnd, 2 do
-    local k = ARGV[i]
+  for i = 1, #traits, 2 do
+    local k = traits[i]
     local prev = tonumber(redis.call('HGET', pkey(target) .. ':tt', k) or '-1')
     if ts >= prev then
-      redis.call('HSET', pkey(target) .. ':t', k, ARGV[i + 1])
+      redis.call('HSET', pkey(target) .. ':t', k, traits[i + 1])
       redis.call('HSET', pkey(target) .. ':tt', k, ts)
     end
   end
@@ -399,11 +395,12 @@ local function applyOne(pos)
   if groupId ~= '' then
     redis.call('SADD', pkey(target) .. ':groups', groupId)
     local acct = tag .. ':acct:' .. groupId
-    for i = groupStart, groupStart + 2 * nGroupTraits - 1, 2 do
-      local prev = tonumber(redis.call('HGET', acct .. ':tt', ARGV[i]) or '-1')
+    for i = 1, #groupTraits, 2 do
+      local k = groupTraits[i]
+      local prev = tonumber(redis.call('HGET', acct .. ':tt', k) or '-1')
       if ts >= prev then
-        redis.call('HSET', acct .. ':t', ARGV[i], ARGV[i + 1])
-        redis.call('HSET', acct .. ':tt', ARGV[i], ts)
+        redis.call('HSET', acct .. ':t', k, groupTraits[i + 1])
+        redis.call('HSET', acct .. ':tt', k, ts)
       end
     end
   end
@@ -424,7 +421,7 @@ local function applyOne(pos)
   if linked then version = redis.call('INCR', tag .. ':idv') end
   local all = merged
   if #merged > 0 then all = redis.call('SMEMBERS', pkey(target) .. ':merged') end
-  return state(target, created, all, conflicts, limited, version), nextPos
+  return state(target, created, all, conflicts, limited, version)
 end
 
 -- the event times of every counted condition the profile has (trimmed on each add)
@@ -438,10 +435,9 @@ local function times(pid)
 end
 
 local done = {}
-local pos = 6
 local idChanged = {}
 for e = 1, nEvents do
-  done[e], pos = applyOne(pos)
+  done[e] = applyOne(events[e])
   if done[e][7] > 0 then idChanged[done[e][1]] = true end
 end
 -- Only the profile's state after its last event of the call is read (and sent back): that is

@@ -7,6 +7,7 @@ import { uniqueId } from '../test/harness.ts';
 import {
   type ApplyOptions,
   defineApplyEvent,
+  forLuaJson,
   type ProfileState,
   parseApplyResults,
   queueApplyEvent,
@@ -238,6 +239,36 @@ describe('identity resolution', () => {
     expect(third[0]!.complete).toBe(false);
     expect(third[0]!.identityVersion).toBe(0);
     expect(await redis.hget(keys.profile('p1'), 'lastSeenAt')).not.toBeNull();
+  });
+
+  it('takes any string: half a surrogate pair, backslashes, NUL, emoji, quotes', async () => {
+    const w = workspace();
+    const odd = ['\ud800', 'x\udfff', '\\ud800', '\\\ud83d', 'a\u0000b', '😀', '"\'{}[]', '\\', 'é'];
+    const [s] = await w.apply(
+      event({
+        type: 'identify',
+        userId: `u${odd.join('|')}`,
+        anonymousId: 'a\ud800',
+        traits: Object.fromEntries(odd.map((v, i) => [`k${i}${v}`, v])),
+      }),
+    );
+    // half a pair becomes U+FFFD, as a separate command argument would in UTF-8; all else
+    // arrives as sent
+    const utf8 = (v: string) => Buffer.from(v, 'utf8').toString('utf8');
+    expect(s!.identities.sort()).toEqual(
+      [`anon:${utf8('a\ud800')}`, `user:${utf8(`u${odd.join('|')}`)}`].sort(),
+    );
+    // trait values travel as JSON text, which keeps even half a pair as its escape
+    expect(s!.traits).toEqual(Object.fromEntries(odd.map((v, i) => [utf8(`k${i}${v}`), v])));
+    expect(await w.owner('user', utf8(`u${odd.join('|')}`))).toBe(s!.profileId);
+  });
+
+  it('forLuaJson replaces only escapes of half a surrogate pair', () => {
+    const cases = ['\ud800', '\\ud800', '\\\ud800', '\\\\ud800', 'ok', '😀', '\udbff\udc00'];
+    for (const c of cases) {
+      const json = forLuaJson(JSON.stringify([c]));
+      expect(JSON.parse(json)[0]).toBe(Buffer.from(c, 'utf8').toString('utf8'));
+    }
   });
 
   it('traits are last-write-wins by event time, not arrival order', async () => {

@@ -147,34 +147,51 @@ export function queueApplyEvents(
   nowMs: number = Date.now(),
   readState: ReadState = 'all',
 ): void {
-  const args: (string | number)[] = [
-    opts.dedupTtlSeconds,
-    opts.maxIdentities,
-    nowMs,
-    events.length,
-    readState,
-  ];
+  const list: unknown[] = new Array(events.length);
   events.forEach((e, i) => {
     const plan = conditions[i];
-    const ids = identifiersOf(e, opts);
-    args.push(
+    const ids: string[] = [];
+    for (const [k, v] of identifiersOf(e, opts)) ids.push(k, v);
+    const traits: string[] = [];
+    for (const [k, v] of Object.entries(traitsOf(e))) if (v !== undefined) traits.push(k, JSON.stringify(v));
+    let groupId = '';
+    const groupTraits: string[] = [];
+    if (e.type === 'group' && e.groupId) {
+      groupId = e.groupId;
+      for (const [k, v] of Object.entries(e.traits))
+        if (v !== undefined && k !== '__proto__') groupTraits.push(k, JSON.stringify(v));
+    }
+    list[i] = [
       e.messageId,
       Date.parse(e.timestamp),
       (opts.newProfileId ?? randomUUID)(),
-      plan && (plan.add.length > 0 || plan.agg || plan.dec) ? JSON.stringify(plan) : '{}',
-      ids.length,
-    );
-    for (const [k, v] of ids) args.push(k, v);
-    const traits = Object.entries(traitsOf(e)).filter(([, v]) => v !== undefined);
-    args.push(traits.length);
-    for (const [k, v] of traits) args.push(k, JSON.stringify(v));
-    if (e.type === 'group' && e.groupId) {
-      const groupTraits = Object.entries(e.traits).filter(([k, v]) => v !== undefined && k !== '__proto__');
-      args.push(e.groupId, groupTraits.length);
-      for (const [k, v] of groupTraits) args.push(k, JSON.stringify(v));
-    } else args.push('', 0);
+      plan && (plan.add.length > 0 || plan.agg || plan.dec) ? plan : {},
+      ids,
+      traits,
+      groupId,
+      groupTraits,
+    ];
   });
-  (pipe as unknown as Redis).cdpApplyEvent(tag, ...args);
+  (pipe as unknown as Redis).cdpApplyEvent(
+    tag,
+    opts.dedupTtlSeconds,
+    opts.maxIdentities,
+    nowMs,
+    readState,
+    forLuaJson(JSON.stringify(list)),
+  );
+}
+
+/** A `\uD800`-`\uDFFF` escape not preceded by an escaped backslash. */
+const LONE_SURROGATE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
+
+/**
+ * JSON for Redis's cjson, which refuses a lone surrogate escape (JSON.stringify writes one
+ * for a string holding half a pair; a pair it writes as the character). It becomes U+FFFD,
+ * what the string would have become as a command argument of its own (UTF-8 encoding).
+ */
+export function forLuaJson(json: string): string {
+  return json.includes('\\ud') ? json.replace(LONE_SURROGATE, '$1\\ufffd') : json;
 }
 
 /** One event in its own call (tests, tools). */
