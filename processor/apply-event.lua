@@ -33,7 +33,7 @@
 --           "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
 --         [kind, value, kind, value, ...] identifiers, [trait, jsonValue, ...] traits,
 --         groupId ('' unless a group call), [trait, jsonValue, ...] group traits].
--- Returns one result per event (see the end of the script): what it did, and for the last
+-- Returns one result per event, as a JSON array (see the end of the script): what it did, and for the last
 -- event of each profile the profile's state after it; its counted times are those of the
 -- conditions the profile has (a profile's own set, not the workspace's: the cost follows
 -- the person, not the number of segments). Element 7 is the identity version: the new
@@ -463,4 +463,6 @@ for e = nEvents, 1, -1 do
     r[14] = p[3] or '0'
   end
 end
-return done
+-- one JSON string: the client parses it natively, where a nested reply of thousands of
+-- elements costs it more than the call (an empty call encodes as {})
+return cjson.encode(done)

@@ -229,20 +229,30 @@ type RawState = [
   revision?: string,
 ];
 
+/** The reply of an apply call: one state per event (null: no usable identifier). */
 export function parseApplyResults(raw: unknown): Array<ProfileState | null> {
-  return (raw as unknown[]).map(parseApplyResult);
+  const list = JSON.parse(String(raw)) as unknown;
+  // cjson writes an empty Lua table as {}
+  return Array.isArray(list) ? list.map((r) => parseState(r as RawState)) : [];
 }
 
+/** The reply of a profile read (read-profile.lua): its state, or null when it is gone. */
 export function parseApplyResult(raw: unknown): ProfileState | null {
-  const r = raw as RawState;
+  return parseState(JSON.parse(String(raw)) as RawState);
+}
+
+/** A list from the script's JSON: cjson writes an empty one as {}. */
+const listOf = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x : []);
+
+function parseState(r: RawState): ProfileState | null {
   if (!r[0]) return null;
   const out: ProfileState = {
     profileId: r[0],
     duplicate: r[1] === 1,
     created: r[2] === 1,
-    merged: r[3],
-    conflicts: r[4],
-    limited: r[5],
+    merged: listOf(r[3]),
+    conflicts: listOf(r[4]),
+    limited: listOf(r[5]),
     identityVersion: Number(r[6] ?? 0),
     revision: '0',
     complete: r.length > 7,
@@ -255,17 +265,17 @@ export function parseApplyResult(raw: unknown): ProfileState | null {
   };
   if (!out.complete) return out;
   const traits: Record<string, unknown> = {};
-  const t = r[9]!;
+  const t = listOf(r[9]);
   for (let i = 0; i < t.length; i += 2) if (t[i] !== '__proto__') traits[t[i]!] = safeParse(t[i + 1]!);
   const epochs: Record<string, number> = {};
-  const ep = r[10]!;
+  const ep = listOf(r[10]);
   for (let i = 0; i < ep.length; i += 2) epochs[ep[i]!] = Number(ep[i + 1]);
   out.firstSeenAt = r[7] ? new Date(Number(r[7])).toISOString() : null;
   out.lastSeenAt = r[8] ? new Date(Number(r[8])).toISOString() : null;
   out.traits = traits;
   out.epochs = epochs;
-  out.identities = r[11]!;
-  out.times = parseTimes(r[12] ?? []);
+  out.identities = listOf(r[11]);
+  out.times = parseTimes(listOf(r[12]));
   out.revision = r[13] ?? '0';
   return out;
 }
@@ -273,7 +283,7 @@ export function parseApplyResult(raw: unknown): ProfileState | null {
 function parseTimes(flat: unknown[]): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   for (let i = 0; i < flat.length; i += 2) {
-    const pairs = flat[i + 1] as string[];
+    const pairs = listOf(flat[i + 1] as string[]);
     const ts: number[] = [];
     for (let j = 1; j < pairs.length; j += 2) ts.push(Number(pairs[j]));
     out[String(flat[i])] = ts;
