@@ -424,12 +424,16 @@ local function applyOne(ev)
   return state(target, created, all, conflicts, limited, version)
 end
 
--- the event times of every counted condition the profile has (trimmed on each add)
+-- the event times of every counted condition the profile has (trimmed on each add), as
+-- numbers (the members, messageIds, are not sent: only the times are read)
 local function times(pid)
   local out = {}
   for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
+    local z = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
+    local ts = {}
+    for i = 2, #z, 2 do ts[#ts + 1] = tonumber(z[i]) end
     out[#out + 1] = c
-    out[#out + 1] = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
+    out[#out + 1] = ts
   end
   return out
 end

@@ -282,12 +282,7 @@ function parseState(r: RawState): ProfileState | null {
 
 function parseTimes(flat: unknown[]): Record<string, number[]> {
   const out: Record<string, number[]> = {};
-  for (let i = 0; i < flat.length; i += 2) {
-    const pairs = listOf(flat[i + 1] as string[]);
-    const ts: number[] = [];
-    for (let j = 1; j < pairs.length; j += 2) ts.push(Number(pairs[j]));
-    out[String(flat[i])] = ts;
-  }
+  for (let i = 0; i < flat.length; i += 2) out[String(flat[i])] = listOf(flat[i + 1] as number[]);
   return out;
 }
 

@@ -7,8 +7,11 @@ local head = redis.call('HMGET', p, 'id', 'firstSeenAt', 'lastSeenAt', 'mergedIn
 if not head[1] or head[4] then return cjson.encode({ '', 0, 0, {}, {}, {}, 0 }) end
 local out = {}
 for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do
+  local z = redis.call('ZRANGE', p .. ':c:' .. c, 0, -1, 'WITHSCORES')
+  local ts = {}
+  for i = 2, #z, 2 do ts[#ts + 1] = tonumber(z[i]) end
   out[#out + 1] = c
-  out[#out + 1] = redis.call('ZRANGE', p .. ':c:' .. c, 0, -1, 'WITHSCORES')
+  out[#out + 1] = ts
 end
 return cjson.encode({
   pid, 0, 0, {}, {}, {}, 0, head[2] or '', head[3] or '',
