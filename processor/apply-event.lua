@@ -350,7 +350,9 @@ local function applyOne(ev)
   end
 
   for _, id in ipairs(ids) do
-    local owner = id[4] and follow(id[4]) or nil
+    -- id[4] was followed at lookup; only a merge in this loop can have moved it since
+    local owner = id[4]
+    if owner and #merged > 0 then owner = follow(owner) end
     local member = id[1] .. ':' .. id[2]
     if owner and owner ~= target then
       local a, b = userIdOf(owner), userIdOf(target) or userId
