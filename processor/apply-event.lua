@@ -426,20 +426,6 @@ local function applyOne(ev)
   return state(target, created, all, conflicts, limited, version)
 end
 
--- the event times of every counted condition the profile has (trimmed on each add), as
--- numbers (the members, messageIds, are not sent: only the times are read)
-local function times(pid)
-  local out = {}
-  for _, c in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':cs')) do
-    local z = redis.call('ZRANGE', pkey(pid) .. ':c:' .. c, 0, -1, 'WITHSCORES')
-    local ts = {}
-    for i = 2, #z, 2 do ts[#ts + 1] = tonumber(z[i]) end
-    out[#out + 1] = c
-    out[#out + 1] = ts
-  end
-  return out
-end
-
 local done = {}
 local idChanged = {}
 for e = 1, nEvents do
@@ -452,21 +438,15 @@ end
 -- 'changed', only when the call changed the profile's identity (its identifiers are
 -- published). Each element:
 -- pid, duplicate, created, merged, conflicts, limited, identityVersion, then for the last
--- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times, revision.
+-- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times, revision
+-- (profileState, processor/profile-state.lua).
 local full = {}
 for e = nEvents, 1, -1 do
   local r = done[e]
   local pid = r[1]
   if pid ~= '' and not full[pid] and (readAll or idChanged[pid]) then
     full[pid] = true
-    local p = redis.call('HMGET', pkey(pid), 'firstSeenAt', 'lastSeenAt', 'rev')
-    r[8] = p[1] or ''
-    r[9] = p[2] or ''
-    r[10] = redis.call('HGETALL', pkey(pid) .. ':t')
-    r[11] = redis.call('HGETALL', pkey(pid) .. ':seg')
-    r[12] = redis.call('SMEMBERS', pkey(pid) .. ':ids')
-    r[13] = times(pid)
-    r[14] = p[3] or '0'
+    r[8], r[9], r[10], r[11], r[12], r[13], r[14] = profileState(pkey(pid))
   end
 end
 -- one JSON string: the client parses it natively, where a nested reply of thousands of

@@ -8,8 +8,11 @@ import type { NormalizedEvent } from '../schemas/event.ts';
 import { isJunkId } from '../schemas/event.ts';
 import type { IdentityKind } from '../schemas/redis-keys.ts';
 
-const SCRIPT = readFileSync(new URL('./apply-event.lua', import.meta.url), 'utf8');
-const READ = readFileSync(new URL('./read-profile.lua', import.meta.url), 'utf8');
+const lua = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
+/** profileState(), the state both scripts send back, goes in front of each. */
+const STATE = lua('profile-state.lua');
+const SCRIPT = STATE + lua('apply-event.lua');
+const READ = STATE + lua('read-profile.lua');
 
 export interface ProfileState {
   profileId: string;

@@ -3,18 +3,8 @@
 -- KEYS[1] = workspace tag; ARGV: profileId
 local tag, pid = KEYS[1], ARGV[1]
 local p = tag .. ':p:' .. pid
-local head = redis.call('HMGET', p, 'id', 'firstSeenAt', 'lastSeenAt', 'mergedInto', 'rev')
-if not head[1] or head[4] then return cjson.encode({ '', 0, 0, {}, {}, {}, 0 }) end
-local out = {}
-for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do
-  local z = redis.call('ZRANGE', p .. ':c:' .. c, 0, -1, 'WITHSCORES')
-  local ts = {}
-  for i = 2, #z, 2 do ts[#ts + 1] = tonumber(z[i]) end
-  out[#out + 1] = c
-  out[#out + 1] = ts
-end
-return cjson.encode({
-  pid, 0, 0, {}, {}, {}, 0, head[2] or '', head[3] or '',
-  redis.call('HGETALL', p .. ':t'), redis.call('HGETALL', p .. ':seg'), redis.call('SMEMBERS', p .. ':ids'), out,
-  head[5] or '0',
-})
+local head = redis.call('HMGET', p, 'id', 'mergedInto')
+if not head[1] or head[2] then return cjson.encode({ '', 0, 0, {}, {}, {}, 0 }) end
+local out = { pid, 0, 0, {}, {}, {}, 0 }
+out[8], out[9], out[10], out[11], out[12], out[13], out[14] = profileState(p)
+return cjson.encode(out)
