@@ -109,6 +109,20 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const tagOf = (ws: string) => workspaceKeys(deps.redisPrefix, ws).tag;
   const hasSegments = (ws: string) => deps.registry.forWorkspace(ws).length > 0;
 
+  /** Profiles' current states, in one round trip (null: erased or merged away). */
+  const readStates = async (
+    list: ReadonlyArray<{ ws: string; profileId: string }>,
+  ): Promise<Array<ProfileState | null>> => {
+    const pipe = deps.redis.pipeline();
+    for (const r of list) queueReadProfile(pipe, tagOf(r.ws), r.profileId);
+    const replies = (await pipe.exec()) ?? [];
+    return list.map((_, i) => {
+      const [err, raw] = replies[i] ?? [null, null];
+      if (err) throw err;
+      return parseApplyResult(raw);
+    });
+  };
+
   /**
    * Evaluates each profile's final state, publishes the transitions, records them, and
    * schedules the next time-driven evaluation of profiles with windowed rules.
@@ -252,14 +266,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       if (moved && f[f.length - 1] !== 1) stale.push(item);
     });
     if (stale.length === 0) return [];
-    const read = deps.redis.pipeline();
-    for (const r of stale) queueReadProfile(read, tagOf(r.ws), r.profileId);
-    const fresh = (await read.exec()) ?? [];
+    const fresh = await readStates(stale);
     const again: SettleItem[] = [];
     stale.forEach((r, i) => {
-      const [err, raw] = fresh[i] ?? [null, null];
-      if (err) throw err;
-      const state = parseApplyResult(raw);
+      const state = fresh[i];
       if (state) again.push({ ws: r.ws, state, event: r.event, touched: r.touched });
     });
     return again;
@@ -402,13 +412,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       ([k, { ws, state }]) => !state.complete && (identity.has(k) || hasSegments(ws)),
     );
     if (unread.length > 0) {
-      const read = deps.redis.pipeline();
-      for (const [, { ws, state }] of unread) queueReadProfile(read, tagOf(ws), state.profileId);
-      const fresh = (await read.exec()) ?? [];
+      const fresh = await readStates(unread.map(([, { ws, state }]) => ({ ws, profileId: state.profileId })));
       unread.forEach(([k, entry], i) => {
-        const [err, raw] = fresh[i] ?? [null, null];
-        if (err) throw err;
-        const state = parseApplyResult(raw);
+        const state = fresh[i];
         // erased or merged away meanwhile: nothing of it left to evaluate or publish
         if (!state) {
           latest.delete(k);
@@ -431,13 +437,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const reevaluate: Processor['reevaluate'] = async (members, touched = { windows: true }) => {
     if (members.length === 0) return;
     const at = now();
-    const pipe = deps.redis.pipeline();
-    for (const m of members) queueReadProfile(pipe, tagOf(m.workspaceId), m.profileId);
-    const results = (await pipe.exec()) ?? [];
+    const states = await readStates(members.map((m) => ({ ws: m.workspaceId, profileId: m.profileId })));
     const items: Array<{ ws: string; state: ProfileState; event: null; touched: Touched }> = [];
-    results.forEach(([err, raw], i) => {
-      if (err) throw err;
-      const state = parseApplyResult(raw);
+    states.forEach((state, i) => {
       if (state) items.push({ ws: members[i]!.workspaceId, state, event: null, touched });
     });
     await recheck(await settle(items, at), at);
