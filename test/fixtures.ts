@@ -1,5 +1,8 @@
 // Plain test data builders (no I/O).
+import { randomUUID } from 'node:crypto';
 import type { LedgerRow } from '../activation/pipeline.ts';
+import type { Batch, BatchContext } from '../runtime/kafka/index.ts';
+import type { NormalizedEvent } from '../schemas/event.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
 
 /** An active segment definition as the query service would store it. */
@@ -44,3 +47,45 @@ export function ledgerRow(
     ...fields,
   };
 }
+
+/**
+ * An event as the processor reads it from cdp.events: a track by user `u1` of workspace
+ * `ws`, sent and received at `at` (ms), with a fresh messageId; `fields` on top.
+ */
+export function streamEvent(fields: Partial<NormalizedEvent>, at: number): NormalizedEvent {
+  const iso = new Date(at).toISOString();
+  return {
+    workspaceId: 'ws',
+    type: 'track',
+    messageId: `m-${randomUUID()}`,
+    userId: 'u1',
+    anonymousId: null,
+    properties: {},
+    traits: {},
+    context: {},
+    integrations: {},
+    timestamp: iso,
+    receivedAt: iso,
+    ...fields,
+  };
+}
+
+/** `events` as the consumer hands a batch of cdp.events to its handler (partition 0). */
+export function eventBatch(events: readonly NormalizedEvent[], firstOffset: number): Batch {
+  return {
+    topic: 'events',
+    partition: 0,
+    messages: events.map((e, i) => ({
+      topic: 'events',
+      partition: 0,
+      offset: String(firstOffset + i),
+      key: `${e.workspaceId}:${e.userId ?? e.anonymousId}`,
+      value: Buffer.from(JSON.stringify(e)),
+      headers: {},
+      timestamp: Date.parse(e.receivedAt),
+    })),
+  };
+}
+
+/** A batch handler's context for a consumer that is always active. */
+export const BATCH_CTX: BatchContext = { heartbeat: async () => {}, isActive: () => true };

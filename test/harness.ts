@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { inject } from 'vitest';
+import { createProcessor, type Processor, type ProcessorDeps } from '../processor/pipeline.ts';
 import { type Config, loadConfig } from '../runtime/config.ts';
 import { createKafka, type Producer } from '../runtime/kafka/index.ts';
 import { createLogger, type Logger } from '../runtime/log.ts';
@@ -67,6 +68,22 @@ export async function processorOutputs(cfg: Config, log: Logger): Promise<Produc
   ]);
   await admin.disconnect();
   return kafka.producer();
+}
+
+/**
+ * The processor pipeline as suites drive it in process: the config's topics and Redis key
+ * prefix, replays deduplicated for an hour, 100 identifiers per profile; `deps` on top.
+ */
+export function testProcessor(
+  cfg: Config,
+  deps: Pick<ProcessorDeps, 'redis' | 'producer' | 'registry' | 'log'> & Partial<ProcessorDeps>,
+): Processor {
+  return createProcessor({
+    topics: topics(cfg.kafka.topicPrefix),
+    redisPrefix: cfg.redis.prefix,
+    apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
+    ...deps,
+  });
 }
 
 export function testLogger(cfg: Config): Logger {

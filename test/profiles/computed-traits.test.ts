@@ -6,22 +6,20 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComputedRegistry } from '../../processor/computed-registry.ts';
-import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import { startTimerWorker } from '../../processor/timers.ts';
 import { readComputed } from '../../query/read-computed.ts';
 import { readProfile } from '../../query/routes/profiles.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
-import type { IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
+import type { Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { ComputedTraitDefinition, ComputedTraitInput } from '../../schemas/computed-trait.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { LeadScoreDefinition, LeadScoreInput } from '../../schemas/lead-score.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
-import { topics } from '../../schemas/topics.ts';
-import { segmentDef } from '../fixtures.ts';
-import { processorOutputs, testConfig, uniqueId } from '../harness.ts';
+import { BATCH_CTX, eventBatch, segmentDef, streamEvent } from '../fixtures.ts';
+import { processorOutputs, testConfig, testProcessor, uniqueId } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -262,14 +260,12 @@ function harness(clock: { t: number }, segments: ReturnType<typeof segmentDef>[]
   const computed = new ComputedRegistry(log);
   const registry = new SegmentRegistry(log);
   registry.replace(segments);
-  const processor = createProcessor({
+  const processor = testProcessor(cfg, {
     redis,
     producer,
-    topics: topics(cfg.kafka.topicPrefix),
     registry,
     computed,
     redisPrefix: prefix,
-    apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
     log,
     now: () => new Date(clock.t),
   });
@@ -285,36 +281,24 @@ function harness(clock: { t: number }, segments: ReturnType<typeof segmentDef>[]
     computed.replace(await store.list('computedTraits'), await store.list('scores'));
   };
   const send = async (list: Send[]) => {
-    const messages: IncomingMessage[] = list.map((s) => {
-      const ts = new Date(s.at === undefined ? clock.t : T0 + s.at).toISOString();
-      const ev: NormalizedEvent = {
-        workspaceId: ws,
-        type: s.type ?? 'track',
-        messageId: s.messageId ?? `${prefix}-m${++n}`,
-        userId: s.userId ?? null,
-        anonymousId: s.anonymousId ?? null,
-        properties: s.properties ?? {},
-        traits: s.traits ?? {},
-        context: {},
-        integrations: {},
-        timestamp: ts,
-        receivedAt: new Date(clock.t).toISOString(),
-        ...(s.event ? { event: s.event } : {}),
-      };
-      return {
-        topic: 'events',
-        partition: 0,
-        offset: String(offset++),
-        key: null,
-        value: Buffer.from(JSON.stringify(ev)),
-        headers: {},
-        timestamp: clock.t,
-      };
-    });
-    await processor.handleBatch(
-      { topic: 'events', partition: 0, messages },
-      { heartbeat: async () => {}, isActive: () => true },
+    const events = list.map((s) =>
+      streamEvent(
+        {
+          workspaceId: ws,
+          type: s.type ?? 'track',
+          messageId: s.messageId ?? `${prefix}-m${++n}`,
+          userId: s.userId ?? null,
+          anonymousId: s.anonymousId ?? null,
+          properties: s.properties ?? {},
+          traits: s.traits ?? {},
+          timestamp: new Date(s.at === undefined ? clock.t : T0 + s.at).toISOString(),
+          ...(s.event ? { event: s.event } : {}),
+        },
+        clock.t,
+      ),
     );
+    await processor.handleBatch(eventBatch(events, offset), BATCH_CTX);
+    offset += events.length;
   };
   const read = async (userId: string) => {
     const pid = await redis.get(workspaceKeys(prefix, ws).identity('user', userId));

@@ -4,17 +4,16 @@
 // script call of the batch, and a segment defined while the batch was under way.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import type { Config } from '../../runtime/config.ts';
-import type { IncomingMessage, OutgoingMessage, Producer } from '../../runtime/kafka/index.ts';
+import type { OutgoingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { IdentityChange } from '../../schemas/identity-change.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
-import { segmentDef } from '../fixtures.ts';
-import { processorOutputs, testConfig, uniqueId } from '../harness.ts';
+import { BATCH_CTX, eventBatch, segmentDef, streamEvent } from '../fixtures.ts';
+import { processorOutputs, testConfig, testProcessor, uniqueId } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -45,16 +44,7 @@ function processorFor(registry: SegmentRegistry) {
       sent.set(topic, [...(sent.get(topic) ?? []), ...messages]);
     },
   };
-  const processor = createProcessor({
-    redis,
-    producer,
-    topics: topics(cfg.kafka.topicPrefix),
-    registry,
-    redisPrefix: cfg.redis.prefix,
-    apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
-    log,
-    now: () => new Date(T0),
-  });
+  const processor = testProcessor(cfg, { redis, producer, registry, log, now: () => new Date(T0) });
   const published = <T>(topic: string): T[] =>
     (sent.get(topic) ?? []).map((m) => JSON.parse(String(m.value)) as T);
   return { processor, published };
@@ -62,35 +52,13 @@ function processorFor(registry: SegmentRegistry) {
 
 let offset = 0;
 function batchOf(ws: string, events: Array<Partial<NormalizedEvent>>) {
-  const messages: IncomingMessage[] = events.map((e) => {
-    const ev: NormalizedEvent = {
-      workspaceId: ws,
-      type: 'track',
-      event: 'Viewed',
-      messageId: uniqueId('m'),
-      userId: 'u1',
-      anonymousId: null,
-      properties: {},
-      traits: {},
-      context: {},
-      integrations: {},
-      timestamp: new Date(T0).toISOString(),
-      receivedAt: new Date(T0).toISOString(),
-      ...e,
-    };
-    return {
-      topic: 'events',
-      partition: 0,
-      offset: String(offset++),
-      key: `${ws}:u1`,
-      value: Buffer.from(JSON.stringify(ev)),
-      headers: {},
-      timestamp: T0,
-    };
-  });
-  return { topic: 'events', partition: 0, messages };
+  const batch = eventBatch(
+    events.map((e) => streamEvent({ workspaceId: ws, event: 'Viewed', ...e }, T0)),
+    offset,
+  );
+  offset += events.length;
+  return batch;
 }
-const ctx = { heartbeat: async () => {}, isActive: () => true };
 const t = () => topics(cfg.kafka.topicPrefix);
 
 describe('a workspace without segments', () => {
@@ -103,7 +71,7 @@ describe('a workspace without segments', () => {
       { type: 'identify', anonymousId: 'a1', traits: { plan: 'pro' } },
     ];
     for (let i = 0; i < 149; i++) events.push({});
-    await processor.handleBatch(batchOf(ws, events), ctx);
+    await processor.handleBatch(batchOf(ws, events), BATCH_CTX);
     const changes = published<IdentityChange>(t().identity);
     expect(changes).toHaveLength(1);
     expect(changes[0]!.identifiers.sort()).toEqual(['anon:a1', 'user:u1']);
@@ -126,11 +94,11 @@ describe('a workspace without segments', () => {
     const registry = new LateRegistry(log);
     registry.replace([pro]);
     const { processor, published } = processorFor(registry);
-    await processor.handleBatch(batchOf(ws, [{ type: 'identify', traits: { plan: 'pro' } }]), ctx);
+    await processor.handleBatch(batchOf(ws, [{ type: 'identify', traits: { plan: 'pro' } }]), BATCH_CTX);
     // the profile was new: created (an identity change), so its state came back anyway; the
     // next event changes no identity, and its state is read after the call
     registry.calls = 0;
-    await processor.handleBatch(batchOf(ws, [{ type: 'identify', traits: { plan: 'team' } }]), ctx);
+    await processor.handleBatch(batchOf(ws, [{ type: 'identify', traits: { plan: 'team' } }]), BATCH_CTX);
     expect(registry.calls).toBeGreaterThan(1);
     const changes = published<SegmentChange>(t().segmentChanges);
     expect(changes.map((c) => [c.segmentId, c.type])).toEqual([

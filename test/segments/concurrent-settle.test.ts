@@ -7,17 +7,16 @@
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import type { Config } from '../../runtime/config.ts';
-import type { IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
+import type { Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import { topics } from '../../schemas/topics.ts';
-import { segmentDef } from '../fixtures.ts';
-import { processorOutputs, testConfig, uniqueId } from '../harness.ts';
+import { BATCH_CTX, eventBatch, segmentDef, streamEvent } from '../fixtures.ts';
+import { processorOutputs, testConfig, testProcessor, uniqueId } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -52,46 +51,12 @@ function processorFor(ws: string, hooks: { beforePublish?: () => Promise<void> }
       await kafkaProducer.send(topic, messages);
     },
   };
-  return createProcessor({
-    redis,
-    producer,
-    topics: topics(cfg.kafka.topicPrefix),
-    registry,
-    redisPrefix: cfg.redis.prefix,
-    apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
-    log,
-    now: () => new Date(T0),
-  });
+  return testProcessor(cfg, { redis, producer, registry, log, now: () => new Date(T0) });
 }
 
 let offset = 0;
-function batchOf(ws: string, e: Partial<NormalizedEvent>) {
-  const ev: NormalizedEvent = {
-    workspaceId: ws,
-    type: 'track',
-    messageId: uniqueId('m'),
-    userId: 'u1',
-    anonymousId: null,
-    properties: {},
-    traits: {},
-    context: {},
-    integrations: {},
-    timestamp: new Date(T0).toISOString(),
-    receivedAt: new Date(T0).toISOString(),
-    ...e,
-  };
-  const m: IncomingMessage = {
-    topic: 'events',
-    partition: 0,
-    offset: String(offset++),
-    key: `${ws}:u1`,
-    value: Buffer.from(JSON.stringify(ev)),
-    headers: {},
-    timestamp: T0,
-  };
-  return { topic: 'events', partition: 0, messages: [m] };
-}
-const ctx = { heartbeat: async () => {}, isActive: () => true };
+const batchOf = (ws: string, e: Partial<NormalizedEvent>) =>
+  eventBatch([streamEvent({ workspaceId: ws, ...e }, T0)], offset++);
 
 async function membershipsOf(ws: string): Promise<string[]> {
   const k = workspaceKeys(cfg.redis.prefix, ws);
@@ -191,11 +156,11 @@ describe('two batches of one profile settling at once', () => {
     const hooks: { beforePublish?: () => Promise<void> } = {};
     const a = processorFor(ws, hooks);
     const b = processorFor(ws, {});
-    await a.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
+    await a.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), BATCH_CTX);
     hooks.beforePublish = async () => {
-      await b.handleBatch(batchOf(ws, interloper), ctx);
+      await b.handleBatch(batchOf(ws, interloper), BATCH_CTX);
     };
-    await a.handleBatch(batchOf(ws, event), ctx);
+    await a.handleBatch(batchOf(ws, event), BATCH_CTX);
     return membershipsOf(ws);
   }
 
@@ -220,9 +185,9 @@ describe('two batches of one profile settling at once', () => {
   it('a record on a profile nothing else changed reads nothing again', async () => {
     const ws = uniqueId('ws');
     const p = processorFor(ws, {});
-    await p.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), ctx);
+    await p.handleBatch(batchOf(ws, { type: 'identify', traits: {} }), BATCH_CTX);
     const calls = await commandsDuring(ws, async () => {
-      await p.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), ctx);
+      await p.handleBatch(batchOf(ws, { type: 'identify', traits: { plan: 'pro' } }), BATCH_CTX);
     });
     expect(await membershipsOf(ws)).toEqual(['pro']);
     // one script call applies the event, one records the transition: no profile read

@@ -4,18 +4,17 @@
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import { startTimerWorker } from '../../processor/timers.ts';
 import type { Config } from '../../runtime/config.ts';
-import type { IncomingMessage, Producer } from '../../runtime/kafka/index.ts';
+import type { Producer } from '../../runtime/kafka/index.ts';
 import { createLogger } from '../../runtime/log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
-import { segmentDef } from '../fixtures.ts';
-import { eventually, processorOutputs, testConfig } from '../harness.ts';
+import { BATCH_CTX, eventBatch, segmentDef, streamEvent } from '../fixtures.ts';
+import { eventually, processorOutputs, testConfig, testProcessor } from '../harness.ts';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const T0 = Date.parse('2026-06-01T00:00:00Z');
@@ -36,16 +35,7 @@ function harness(clock: { t: number }) {
   const registry = new SegmentRegistry(log);
   registry.replace(SEGMENTS);
   const now = () => new Date(clock.t);
-  const processor = createProcessor({
-    redis,
-    producer,
-    topics: topics(cfg.kafka.topicPrefix),
-    registry,
-    redisPrefix: cfg.redis.prefix,
-    apply: { dedupTtlSeconds: 3600, maxIdentities: 100 },
-    log,
-    now,
-  });
+  const processor = testProcessor(cfg, { redis, producer, registry, log, now });
   const timers = startTimerWorker({
     redis,
     prefix: cfg.redis.prefix,
@@ -56,33 +46,8 @@ function harness(clock: { t: number }) {
   });
   let offset = 0;
   const send = async (e: Partial<NormalizedEvent>) => {
-    const ev: NormalizedEvent = {
-      workspaceId: 'ws',
-      type: 'track',
-      messageId: `m${clock.t}-${Math.random()}`,
-      userId: 'u1',
-      anonymousId: null,
-      properties: {},
-      traits: {},
-      context: {},
-      integrations: {},
-      timestamp: new Date(clock.t).toISOString(),
-      receivedAt: new Date(clock.t).toISOString(),
-      ...e,
-    };
-    const m: IncomingMessage = {
-      topic: 'events',
-      partition: 0,
-      offset: String(offset++),
-      key: 'ws:u1',
-      value: Buffer.from(JSON.stringify(ev)),
-      headers: {},
-      timestamp: clock.t,
-    };
-    await processor.handleBatch(
-      { topic: 'events', partition: 0, messages: [m] },
-      { heartbeat: async () => {}, isActive: () => true },
-    );
+    const ev = streamEvent(e, clock.t);
+    await processor.handleBatch(eventBatch([ev], offset++), BATCH_CTX);
     return ev;
   };
   return { send, timers };
