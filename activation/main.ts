@@ -17,6 +17,7 @@ import { createChannels } from './channels/index.ts';
 import { sendClaims } from './claim-send.ts';
 import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
 import { createLedgerSink } from './ledger-sink.ts';
+import { noCampaignCounter } from './no-campaign.ts';
 import { createActivationPipeline } from './pipeline.ts';
 import { contactPolicy } from './policy/check-contact-policy.ts';
 
@@ -52,6 +53,7 @@ export async function startActivation(
   const watcher = watchDefinitions({
     store,
     log,
+    intervalMs: cfg.definitions.pollMs,
     load: async () => campaigns.replace(await store.list('campaigns')),
   });
   const channels = createChannels(cfg.channels, cfg.activation);
@@ -66,6 +68,7 @@ export async function startActivation(
     unsubscribe: cfg.unsubscribe,
     retries: cfg.retries,
     delayed: delayedSends({ redis, redisPrefix: cfg.redis.prefix }),
+    noCampaign: noCampaignCounter({ redis, redisPrefix: cfg.redis.prefix }),
     concurrency: cfg.retries.concurrency,
     log,
     now,
@@ -81,7 +84,9 @@ export async function startActivation(
       concurrency: cfg.kafka.partitions,
     },
     handler: async (batch, ctx) => {
-      await watcher.ready;
+      // a change is matched against campaigns at least as new as the moment it is handled:
+      // one created (or paused) just before the change was decided must count
+      await watcher.current();
       await pipeline(batch, ctx);
     },
     log: log.child({ consumer: 'activation' }),

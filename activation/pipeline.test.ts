@@ -114,6 +114,7 @@ function setup(opts: { concurrency: number; decide?: ContactPolicy['decide']; fa
     release: async () => {},
   } as unknown as ContactPolicy;
   const delayed = { add: async () => {} } as unknown as ReturnType<typeof delayedSends>;
+  const unmatched: string[] = [];
   const handler = createActivationPipeline({
     redisPrefix: 'x',
     campaigns,
@@ -125,6 +126,11 @@ function setup(opts: { concurrency: number; decide?: ContactPolicy['decide']; fa
     producer,
     topics,
     delayed,
+    noCampaign: {
+      add: async (changes) => {
+        for (const c of changes) unmatched.push(`${c.segmentId}:${c.type}:${c.profileId}`);
+      },
+    },
     concurrency: opts.concurrency,
     log: createLogger({ level: 'silent', name: 'pipeline-test' }),
   });
@@ -132,7 +138,7 @@ function setup(opts: { concurrency: number; decide?: ContactPolicy['decide']; fa
     produced
       .filter((p) => p.topic === topics.ledger)
       .flatMap((p) => p.messages.map((m) => JSON.parse(String(m.value))));
-  return { handler, ch, ledgerRows };
+  return { handler, ch, ledgerRows, unmatched };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
@@ -166,6 +172,26 @@ describe('activation pipeline scheduling', () => {
       ['p1', 'sent'],
       ['p2', 'sent'],
     ]);
+  });
+
+  it('counts the changes no active campaign matched, and only those', async () => {
+    const { handler, ch, unmatched } = setup({ concurrency: 8 });
+    const batch = batchOf(0, 2);
+    const other = { ...change(7), segmentId: 'seg_other' };
+    const exit = { ...change(8), type: 'exited' as const, epoch: 2 };
+    for (const [i, v] of [other, exit].entries())
+      batch.messages.push({
+        ...batch.messages[0]!,
+        offset: String(10 + i),
+        value: Buffer.from(JSON.stringify(v)),
+      });
+    const outcome = await handler(batch, ctx);
+    if (!outcome) throw new Error('no effects');
+    await until(() => ch.gates.length === 2);
+    ch.releaseAll();
+    await outcome.effects;
+    expect(ch.state.sent.sort()).toEqual(['p0', 'p1']);
+    expect(unmatched.sort()).toEqual(['seg_1:exited:p8', 'seg_other:entered:p7']);
   });
 
   it('shares one concurrency limit across the batches under way', async () => {

@@ -16,10 +16,11 @@ import type {
 } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { ACTIVATION_HEADERS, activationJobCheck } from '../schemas/activation-job.ts';
-import { segmentChangeCheck } from '../schemas/segment-change.ts';
+import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { DelayedSend, delayedSends } from './delayed-sends.ts';
+import type { NoCampaignCounter } from './no-campaign.ts';
 import { type Outcome, type SendOneDeps, sendOne } from './send-one.ts';
 
 export interface ActivationDeps extends Omit<SendOneDeps, 'now'> {
@@ -27,6 +28,8 @@ export interface ActivationDeps extends Omit<SendOneDeps, 'now'> {
   topics: { retry: string; deadLetter: string; ledger: string };
   campaigns: CampaignRegistry;
   delayed: ReturnType<typeof delayedSends>;
+  /** Counts segment changes that matched no active campaign (visible on the segment). */
+  noCampaign: NoCampaignCounter;
   concurrency: number;
   log: Logger;
   now?: () => number;
@@ -144,6 +147,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     const dead: OutgoingMessage[] = [];
     const work: Work[] = [];
     const park: Array<DelayedSend & { notBefore: number }> = [];
+    const unmatched: SegmentChange[] = [];
     let waitUntil = 0;
     for (const m of batch.messages) {
       try {
@@ -165,7 +169,9 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           continue;
         }
         if (!segmentChangeCheck.Check(v)) throw new Error('not a segment change');
-        for (const c of deps.campaigns.match(v.workspaceId, v.segmentId, v.type))
+        const matched = deps.campaigns.match(v.workspaceId, v.segmentId, v.type);
+        if (matched.length === 0) unmatched.push(v);
+        for (const c of matched)
           work.push({
             job: { campaignId: c.id, change: v },
             attempt: 0,
@@ -286,8 +292,14 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           'activation_decided',
         );
     }
+    if (unmatched.length > 0)
+      deps.log.debug(
+        { topic: batch.topic, partition: batch.partition, count: unmatched.length },
+        'activation_no_campaign',
+      );
     // each follow-up once, however often another fails
     await followUps(ctx, [
+      () => deps.noCampaign.add(unmatched),
       () => deps.delayed.add(park),
       async () => {
         if (retry.length > 0) await deps.producer.send(deps.topics.retry, retry);

@@ -98,6 +98,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
   const watcher = watchDefinitions({
     store,
     log,
+    intervalMs: cfg.definitions.pollMs,
     load: async () => {
       const [defs, traits, scores] = await Promise.all([
         store.list('segments'),
@@ -137,7 +138,9 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     // Kafka calls for all (runtime/kafka/coalesce.ts); a group under way does not hold the
     // next: batches that arrive meanwhile form their own
     handler: coalesceBatches(async (batch, ctx) => {
-      await watcher.ready;
+      // definitions saved before these events were sent (a segment created a moment ago)
+      // must apply to them: one GET of the revision, a reload only when it moved
+      await watcher.current();
       await processor.handleBatch(batch, ctx);
     }),
     log: log.child({ consumer: 'processor' }),
@@ -197,7 +200,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     redis,
     prefix: cfg.redis.prefix,
     reevaluate: async (members) => {
-      await watcher.ready;
+      await watcher.current();
       await processor.reevaluate(members);
     },
     log,

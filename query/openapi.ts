@@ -124,7 +124,11 @@ export function queryOpenApi(): object {
         ),
       },
       '/v1/segments/{id}': {
-        get: op('getSegment', 'A segment', { parameters: [id('id')] }),
+        get: op(
+          'getSegment',
+          'A segment, with its backfill status and `noCampaign: {entered, exited}` (changes no active campaign matched)',
+          { parameters: [id('id')] },
+        ),
         put: op('updateSegment', 'Replace name and rule; the version increases', {
           parameters: [id('id')],
           requestBody: { required: true, content: json({ $ref: '#/components/schemas/SegmentInput' }) },

@@ -94,6 +94,8 @@ export const EnvSchema = Type.Object({
     pattern: '^([a-z0-9_]{1,32}(,[a-z0-9_]{1,32})*)?$',
     default: '',
   }),
+  /** Background poll of the definitions revision; batches check it themselves before use. */
+  CDP_DEFINITIONS_POLL_MS: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 250 }),
   CDP_HISTORY_FLUSH_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
   CDP_HISTORY_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50_000 }),
   CDP_HISTORY_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 1024 ** 3, default: 64 * 1024 * 1024 }),
@@ -206,6 +208,7 @@ export interface Config {
   unsubscribe: { secret: string; ttlDays: number; publicUrl: string };
   retries: RetryConfig;
   history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number; inserts: number };
+  definitions: { pollMs: number };
   analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
 }
 
@@ -316,6 +319,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       minRows: e.CDP_HISTORY_MIN_ROWS,
       inserts: e.CDP_HISTORY_INSERTS,
     },
+    definitions: { pollMs: e.CDP_DEFINITIONS_POLL_MS },
     analytics: {
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
       timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,

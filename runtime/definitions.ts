@@ -70,13 +70,20 @@ export class DefinitionStore {
 /**
  * Keeps a derived view of the definitions current: calls `load` at start and whenever
  * the revision moves. `ready` resolves after the first successful load.
+ *
+ * The background poll alone leaves a window (up to `intervalMs`) in which a worker acts on
+ * definitions older than the data it handles: a campaign created just before an event
+ * would miss that event's segment entry. So a consumer calls `current()` before each batch:
+ * it resolves once the loaded definitions are at least as new as the revision read after
+ * the call began (one GET when nothing moved). Anything saved before a message was
+ * produced is then seen when that message is handled.
  */
 export function watchDefinitions(opts: {
   store: DefinitionStore;
   load: () => Promise<void>;
   log: Logger;
   intervalMs?: number;
-}): { ready: Promise<void>; refresh(): Promise<void>; stop(): void } {
+}): { ready: Promise<void>; current(): Promise<void>; stop(): void } {
   let seen: string | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -84,16 +91,37 @@ export function watchDefinitions(opts: {
   const ready = new Promise<void>((r) => {
     markReady = r;
   });
-  const refresh = async () => {
+  // one check at a time, so loads never overlap or land out of order
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const check = async () => {
     const rev = await opts.store.revision();
     if (rev === seen) return;
     await opts.load();
     seen = rev;
     markReady();
   };
+  /** A check that starts after this call: joins the queued one, else queues behind the running one. */
+  const current = (): Promise<void> => {
+    if (queued) return queued;
+    if (!running) {
+      running = check().finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+    // the running check may have read the revision before our caller's data was written
+    queued = running
+      .catch(() => {})
+      .then(() => {
+        queued = undefined;
+        return current();
+      });
+    return queued;
+  };
   const tick = async () => {
     try {
-      await refresh();
+      await current();
     } catch (err) {
       opts.log.warn({ err: (err as Error).message }, 'definitions_reload_failed');
     }
@@ -102,7 +130,7 @@ export function watchDefinitions(opts: {
   void tick();
   return {
     ready,
-    refresh,
+    current,
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

@@ -137,14 +137,23 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
   app.get('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const def = await load(ws, c.req.param('id'));
-    const raw = await deps.redis.hget(globalKeys(deps.redisPrefix).backfills, `${ws}/${def.id}`);
+    const [raw, [entered, exited]] = await Promise.all([
+      deps.redis.hget(globalKeys(deps.redisPrefix).backfills, `${ws}/${def.id}`),
+      // changes activation found no active campaign for (activation/no-campaign.ts)
+      deps.redis.hmget(
+        workspaceKeys(deps.redisPrefix, ws).noCampaign,
+        `${def.id}:entered`,
+        `${def.id}:exited`,
+      ),
+    ]);
     const b = raw ? (JSON.parse(raw) as BackfillStatus) : undefined;
     // a version whose backfill has not reported yet is still backfilling
     const backfill =
       b && b.version === def.version
         ? { status: b.status, scanned: b.scanned, startedAt: b.startedAt, finishedAt: b.finishedAt }
         : { status: 'backfilling', scanned: 0, startedAt: null, finishedAt: null };
-    return c.json({ ...def, backfill });
+    const noCampaign = { entered: Number(entered ?? 0), exited: Number(exited ?? 0) };
+    return c.json({ ...def, backfill, noCampaign });
   });
 
   app.put('/:id', async (c) => {
