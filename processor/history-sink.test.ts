@@ -259,6 +259,65 @@ describe('history sink', () => {
     expect(dead.seen.slice(before).map((d) => d.headers[DLQ_HEADERS.stage])).toEqual(['history.membership']);
   });
 
+  it('retries a batch that ClickHouse refuses for the moment ("too many parts"): no dead letter, every row lands', async () => {
+    const count = async (like: string) => {
+      const rs = await ch.query({
+        query:
+          'SELECT count() AS n FROM events WHERE workspace_id = {ws:String} AND message_id LIKE {like:String}',
+        query_params: { ws: ws(), like },
+        format: 'JSONEachRow',
+      });
+      return Number((await rs.json<{ n: string }>())[0]!.n);
+    };
+    // a real TOO_MANY_PARTS (code 252) from the engine: merges stopped, and any insert into a
+    // partition that already has a part refused until the setting is lifted
+    await producer.send(t.events, [
+      ev('parts-seed', { anonymousId: 'anon-p' }, 'Seed', '2026-07-01T00:00:00Z'),
+    ]);
+    await eventually('the seed row', async () => (await count('parts-seed')) === 1);
+    await ch.command({ query: 'SYSTEM STOP MERGES events' });
+    await ch.command({
+      query: 'ALTER TABLE events MODIFY SETTING parts_to_throw_insert = 1, parts_to_delay_insert = 0',
+    });
+    const deadBefore = dead.seen.length;
+    const statsBefore = sink.stats.deadLettered;
+    const retriesBefore = sink.stats.retries;
+    try {
+      await producer.send(
+        t.events,
+        Array.from({ length: 30 }, (_, i) =>
+          ev(`parts-${i}`, { anonymousId: `anon-p${i % 3}` }, 'Throttled', '2026-07-02T00:00:00Z'),
+        ),
+      );
+      // and one event that is bad whatever the moment: it alone is dead-lettered, once
+      await producer.send(t.events, [
+        ev('parts-bad', { anonymousId: 'anon-p' }, 'Bad', '2400-01-01T00:00:00Z'),
+      ]);
+      const throttledDead = () =>
+        dead.seen.slice(deadBefore).filter((d) => /^parts-\d/.test(JSON.parse(d.value).messageId));
+      await eventually(
+        'inserts refused (and retried, or dead-lettered)',
+        () => sink.stats.retries - retriesBefore >= 3 || throttledDead().length > 0,
+      );
+      expect(throttledDead()).toEqual([]);
+      expect(await count('parts-%')).toBe(1);
+    } finally {
+      await ch.command({
+        query: 'ALTER TABLE events RESET SETTING parts_to_throw_insert, parts_to_delay_insert',
+      });
+      await ch.command({ query: 'SYSTEM START MERGES events' });
+    }
+    await eventually('every throttled row after the retry', async () => (await count('parts-%')) === 31);
+    await eventually('the bad row dead-lettered', () => dead.seen.length > deadBefore);
+    // let a late dead letter show up before counting them
+    await new Promise((r) => setTimeout(r, 1000));
+    const letters = dead.seen.slice(deadBefore);
+    expect(letters.map((d) => `${d.headers[DLQ_HEADERS.stage]} ${JSON.parse(d.value).messageId}`)).toEqual([
+      'history.row parts-bad',
+    ]);
+    expect(sink.stats.deadLettered - statsBefore).toBe(1);
+  });
+
   it('never inserts one row at a time: a trickle waits for the timer', async () => {
     const before = sink.stats.inserts.events;
     await Promise.all(

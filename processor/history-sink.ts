@@ -5,15 +5,18 @@
 // Kafka: ClickHouse parses them and derives the rows (events_intake, migration 005;
 // identity_intake, 006), so the common path costs JS no parsing, only handing the messages'
 // buffers to the insert (runtime/clickhouse.ts: insertFormatted). When
-// ClickHouse refuses an insert, the batch is checked event by event (clear reasons from our
+// ClickHouse refuses an insert for what it holds (a parse or type error, the view's throwIf:
+// runtime/clickhouse-errors.ts), the batch is checked event by event (clear reasons from our
 // own checks), and what ClickHouse still refuses is isolated by bisection, so one poison
-// event never blocks a partition. A batch handler hands its rows over and answers the
+// event never blocks a partition. Any other failure (too many parts, memory, timeouts,
+// ClickHouse down) only retries the whole insert after a backoff: it never dead-letters. A batch handler hands its rows over and answers the
 // promise of their insert as the batch's `effects`: the consumer fetches on while inserts
 // run (back to back under load) and commits the offsets only after the effect. A replay
 // (crash before the commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so
 // nothing is counted twice. Messages that cannot become a row go to the dead-letter topic.
-import { type ClickHouseClient, insertFormatted, insertRows, pingClickHouse } from '../runtime/clickhouse.ts';
+import { type ClickHouseClient, insertFormatted, insertRows } from '../runtime/clickhouse.ts';
+import { clickHouseErrorCode, isBadDataError } from '../runtime/clickhouse-errors.ts';
 import { errorMessage, realSleep } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -46,6 +49,8 @@ export interface SinkStats {
   inserts: Record<Table, number>;
   rows: Record<Table, number>;
   deadLettered: number;
+  /** Inserts that failed for the moment and were tried again (whole, after a backoff). */
+  retries: number;
 }
 
 export interface HistorySink {
@@ -84,6 +89,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     inserts: { events: 0, identity_links: 0, segment_membership_history: 0 },
     rows: { events: 0, identity_links: 0, segment_membership_history: 0 },
     deadLettered: 0,
+    retries: 0,
   };
   let active = 0;
   const idle = (): boolean => events.waiting() + links.waiting() + memberships.waiting() >= active;
@@ -109,8 +115,13 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         deps.log.debug({ table, rows, ms: Math.round(ms) }, 'history_inserted');
         deps.onInserted?.(table, rows, ms);
       },
-      onFailed: (rows, err) =>
-        deps.log.warn({ table, rows, err: (err as Error).message }, 'history_insert_failed'),
+      onFailed: (rows, err) => {
+        stats.retries++;
+        deps.log.warn(
+          { table, rows, code: clickHouseErrorCode(err), err: (err as Error).message },
+          'history_insert_failed',
+        );
+      },
     });
   const insertIntake = (table: Intake, msgs: IncomingMessage[]) => {
     const parts: Buffer[] = [];
@@ -120,17 +131,16 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
 
   /**
    * Inserts; answers undefined when that worked, or ClickHouse's error when it refused the
-   * rows while up. Throws when ClickHouse is down: the whole batch fails and is retried,
-   * nothing is set aside.
+   * rows for what they hold (runtime/clickhouse-errors.ts). Throws for anything else (too
+   * many parts, a memory limit, a timeout, ClickHouse down): the whole batch fails and is
+   * retried after a backoff, nothing is set aside.
    */
   const tryIntake = async (table: Intake, msgs: IncomingMessage[]): Promise<Error | undefined> => {
     try {
       await insertIntake(table, msgs);
       return undefined;
     } catch (err) {
-      await pingClickHouse(deps.clickhouse).catch(() => {
-        throw err;
-      });
+      if (!isBadDataError(err)) throw err;
       return err as Error;
     }
   };
@@ -146,6 +156,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       else good.push(m);
     }
     await sendDead(dead);
+    keepOnly(msgs, good); // a retry of this insert (a failure of the moment below) skips them
     return isolate(good);
   };
 
@@ -156,7 +167,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       const mid = msgs.length >> 1;
       return (await isolate(msgs.slice(0, mid))) + (await isolate(msgs.slice(mid)));
     }
-    // one event, refused twice with ClickHouse up: it is the event, not the moment
+    // one event, refused twice for what it holds: it is the event, not the moment
     await realSleep(50);
     const again = await tryIntake('events_intake', msgs);
     if (!again) return 1;
@@ -175,15 +186,18 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     const rows: unknown[][] = [];
     const dead: OutgoingMessage[] = [];
     let stored = 0;
+    const good: IncomingMessage[] = [];
     for (const m of msgs) {
       const p = parseIdentityChange(m);
       if (!p.ok) dead.push(deadLetter(m, p.reason, 'history.identity'));
       else {
         for (const r of p.rows) rows.push(IDENTITY_LINK_COLUMNS.map((c) => r[c]));
+        good.push(m);
         stored++;
       }
     }
     await sendDead(dead);
+    keepOnly(msgs, good);
     if (rows.length > 0)
       await insertRows(deps.clickhouse, 'identity_links', IDENTITY_LINK_COLUMNS, rows, INSERT_SETTINGS);
     return stored;
@@ -311,6 +325,16 @@ const MEMBERSHIP_COLUMNS = [
   'message_id',
   'at',
 ] as const satisfies readonly (keyof MembershipRow)[];
+
+/**
+ * Leaves only `keep` in `rows`, the batcher's buffer: rows already dead-lettered are not
+ * dead-lettered again when the insert is retried after a failure of the moment.
+ */
+function keepOnly<T>(rows: T[], keep: readonly T[]): void {
+  if (keep.length === rows.length) return;
+  rows.length = 0;
+  for (const r of keep) rows.push(r);
+}
 
 /** Why an event cannot be stored (our own checks, with clear reasons), or undefined. */
 function whyNotStorable(m: IncomingMessage): string | undefined {

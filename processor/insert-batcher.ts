@@ -19,7 +19,10 @@ import { backoffDelayMs, realSleep } from '../runtime/errors.ts';
 
 export interface BatcherOptions<Row> {
   table: string;
-  /** Inserts the rows; may answer how many were stored when some were set aside. */
+  /**
+   * Inserts the rows; may answer how many were stored when some were set aside, and may
+   * remove those from `rows`: a retry after a later failure gets the same array.
+   */
   insert(rows: Row[]): Promise<number | undefined>;
   flushMs: number;
   maxRows: number;

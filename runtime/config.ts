@@ -4,6 +4,13 @@
 import { createHmac } from 'node:crypto';
 import { type Static, type TObject, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import {
+  DEV_ADMIN_KEY,
+  DEV_WRITE_KEY,
+  deadlineProblems,
+  exposure,
+  exposureProblems,
+} from './config-checks.ts';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -51,8 +58,13 @@ export const EnvSchema = Type.Object({
   CDP_INGEST_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
   CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 50_000 }),
   CDP_INGEST_RATE_BURST: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Oldest and newest event time accepted, relative to the server's clock (after skew correction). */
+  CDP_INGEST_MAX_PAST_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 1826 }),
+  CDP_INGEST_MAX_FUTURE_HOURS: Type.Integer({ minimum: 0, maximum: 8760, default: 24 }),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
+  /** Failed admin authentications per client address per minute before 429s (0: no limit). */
+  CDP_ADMIN_AUTH_MAX_FAILURES: Type.Integer({ minimum: 0, maximum: 100_000, default: 10 }),
 
   CDP_WEBHOOK_ALLOW_LOOPBACK: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
   CDP_WEBHOOK_ALLOW_PRIVATE: Bool(false),
@@ -194,8 +206,10 @@ export interface Config {
     workers: number;
     rateLimit: number;
     rateBurst: number;
+    /** Event times accepted: from maxPastMs before to maxFutureMs after the server's clock. */
+    timeBounds: { maxPastMs: number; maxFutureMs: number };
   };
-  query: { host: string; port: number };
+  query: { host: string; port: number; adminAuthMaxFailures: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: {
     dedupTtlSeconds: number;
@@ -223,8 +237,17 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     missing.push(
       `CDP_DEFAULT_TIMEZONE: not an IANA time zone (got ${JSON.stringify(e.CDP_DEFAULT_TIMEZONE)})`,
     );
+  if (
+    e.CDP_TOPIC_REPLICATION !== undefined &&
+    e.CDP_TOPIC_MIN_INSYNC !== undefined &&
+    e.CDP_TOPIC_MIN_INSYNC > e.CDP_TOPIC_REPLICATION
+  )
+    missing.push(
+      `CDP_TOPIC_MIN_INSYNC: must be at most CDP_TOPIC_REPLICATION (got ${e.CDP_TOPIC_MIN_INSYNC} > ${e.CDP_TOPIC_REPLICATION})`,
+    );
   if (production && !e.CLICKHOUSE_URL)
     missing.push('CLICKHOUSE_URL: required when NODE_ENV=production (chDB is the local default only)');
+  missing.push(...exposureProblems(e), ...deadlineProblems(e));
   if (missing.length > 0) throw new ConfigError(missing);
   const dataDir = e.CDP_DATA_DIR;
   return {
@@ -250,8 +273,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       : { kind: 'chdb', path: `${dataDir}/chdb` },
     keys: {
       workspace: e.CDP_DEFAULT_WORKSPACE,
-      writeKey: e.CDP_WRITE_KEY ?? 'dev-write-key',
-      adminKey: e.CDP_ADMIN_KEY ?? 'dev-admin-key',
+      writeKey: e.CDP_WRITE_KEY ?? DEV_WRITE_KEY,
+      adminKey: e.CDP_ADMIN_KEY ?? DEV_ADMIN_KEY,
     },
     ingest: {
       host: e.CDP_INGEST_HOST,
@@ -261,12 +284,21 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       workers: e.CDP_INGEST_WORKERS,
       rateLimit: e.CDP_INGEST_RATE_LIMIT,
       rateBurst: e.CDP_INGEST_RATE_BURST ?? Math.max(1000, 2 * e.CDP_INGEST_RATE_LIMIT),
+      timeBounds: {
+        maxPastMs: e.CDP_INGEST_MAX_PAST_DAYS * 86_400_000,
+        maxFutureMs: e.CDP_INGEST_MAX_FUTURE_HOURS * 3_600_000,
+      },
     },
-    query: { host: e.CDP_QUERY_HOST, port: e.CDP_QUERY_PORT },
+    query: {
+      host: e.CDP_QUERY_HOST,
+      port: e.CDP_QUERY_PORT,
+      adminAuthMaxFailures: e.CDP_ADMIN_AUTH_MAX_FAILURES,
+    },
     activation: {
-      // Loopback webhook destinations are for local development only.
+      // Loopback webhook destinations are for local development only (and refused above
+      // when the service is exposed).
       allowLoopback:
-        e.CDP_WEBHOOK_ALLOW_LOOPBACK === undefined ? !production : e.CDP_WEBHOOK_ALLOW_LOOPBACK === 'true',
+        e.CDP_WEBHOOK_ALLOW_LOOPBACK === undefined ? !exposure(e) : e.CDP_WEBHOOK_ALLOW_LOOPBACK === 'true',
       allowPrivate: e.CDP_WEBHOOK_ALLOW_PRIVATE === 'true',
       timeoutMs: e.CDP_WEBHOOK_TIMEOUT_MS,
     },
@@ -296,10 +328,10 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       defaultTimezone: e.CDP_DEFAULT_TIMEZONE,
     },
     unsubscribe: {
-      // unset: derived from the admin key (secret, stable across restarts and processes)
+      // unset (local development only; required when exposed): derived from the admin key
       secret:
         e.CDP_UNSUBSCRIBE_SECRET ??
-        createHmac('sha256', e.CDP_ADMIN_KEY ?? 'dev-admin-key')
+        createHmac('sha256', e.CDP_ADMIN_KEY ?? DEV_ADMIN_KEY)
           .update('cdp-unsubscribe')
           .digest('base64url'),
       ttlDays: e.CDP_UNSUBSCRIBE_TTL_DAYS,
