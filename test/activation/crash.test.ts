@@ -65,7 +65,9 @@ function startWorker(): ChildProcess {
     CDP_DEFAULT_WORKSPACE: cfg.keys.workspace,
     CDP_DATA_DIR: mkdtempSync(join(tmpdir(), 'cdp-crash-')),
     CDP_ACTIVATION_CLAIM_LEASE_MS: '3000',
-    CDP_WEBHOOK_TIMEOUT_MS: '60000',
+    // a send's deadline must end before its claim's lease (the worker is killed long before)
+    CDP_WEBHOOK_TIMEOUT_MS: '2500',
+    CDP_CHANNEL_TIMEOUT_MS: '2500',
   };
   const child = spawn(process.execPath, ['bin/cdp.js', 'start', 'activation'], {
     env,
