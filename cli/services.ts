@@ -7,6 +7,7 @@ import { startQuery } from '../query/main.ts';
 import { createClients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
+import { TopicDurabilityError } from '../runtime/kafka/topic-durability.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
@@ -57,10 +58,14 @@ export async function startServices(
     }
     if (names.some((n) => n !== 'query')) {
       // Create topics once up front; if Kafka is not reachable yet, the consumers keep
-      // trying on their own and the services start anyway.
+      // trying on their own and the services start anyway. Replication settings this
+      // cluster cannot meet are a configuration error: no start.
       const admin = clients.kafka().admin();
       await withTimeout(admin.ensureTopics(topicSpecs(cfg)), 15_000, 'creating topics')
-        .catch((err) => log.warn({ err: (err as Error).message }, 'topics_not_ensured'))
+        .catch((err) => {
+          if (err instanceof TopicDurabilityError) throw err;
+          log.warn({ err: (err as Error).message }, 'topics_not_ensured');
+        })
         .finally(() => admin.disconnect().catch(() => {}));
     }
     for (const name of SERVICE_NAMES) {

@@ -38,9 +38,19 @@ export const EnvSchema = Type.Object({
   CDP_KAFKA_DRIVER: Type.Union([Type.Literal('kafkajs'), Type.Literal('rdkafka')], { default: 'kafkajs' }),
   CDP_TOPIC_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._-]*$', default: '' }),
   CDP_TOPIC_PARTITIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 8 }),
+  /** Copies of each partition; unset: min(3, brokers in the cluster). */
+  CDP_TOPIC_REPLICATION: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+  /** min.insync.replicas of created topics; unset: replication − 1 (at least 1). */
+  CDP_TOPIC_MIN_INSYNC: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
 
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   CDP_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._-]+$', default: 'cdp' }),
+  /** What a consumer batch waits for before its offsets are committed (runtime/redis-durability.ts). */
+  CDP_REDIS_DURABILITY: Type.Union(
+    [Type.Literal('none'), Type.Literal('waitaof'), Type.Literal('appendfsync-always')],
+    { default: 'none' },
+  ),
+  CDP_REDIS_WAITAOF_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
 
   CLICKHOUSE_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   CLICKHOUSE_USER: Type.String({ default: 'default' }),
@@ -149,10 +159,17 @@ export interface KafkaConfig {
   clientId: string;
   topicPrefix: string;
   partitions: number;
+  /** Unset: min(3, brokers); see runtime/kafka/topic-durability.ts. */
+  replication?: number;
+  /** Unset: replication − 1, at least 1. */
+  minInsync?: number;
 }
+export type RedisDurabilityMode = 'none' | 'waitaof' | 'appendfsync-always';
 export interface RedisConfig {
   url: string;
   prefix: string;
+  durability: RedisDurabilityMode;
+  waitaofTimeoutMs: number;
 }
 export type ClickHouseConfig =
   | { kind: 'server'; url: string; user: string; password: string; database: string }
@@ -260,8 +277,15 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       clientId: 'cdp',
       topicPrefix: e.CDP_TOPIC_PREFIX,
       partitions: e.CDP_TOPIC_PARTITIONS,
+      replication: e.CDP_TOPIC_REPLICATION,
+      minInsync: e.CDP_TOPIC_MIN_INSYNC,
     },
-    redis: { url: e.REDIS_URL, prefix: e.CDP_REDIS_PREFIX },
+    redis: {
+      url: e.REDIS_URL,
+      prefix: e.CDP_REDIS_PREFIX,
+      durability: e.CDP_REDIS_DURABILITY,
+      waitaofTimeoutMs: e.CDP_REDIS_WAITAOF_TIMEOUT_MS,
+    },
     clickhouse: e.CLICKHOUSE_URL
       ? {
           kind: 'server',

@@ -1,10 +1,26 @@
-import { type IHeaders, Kafka, type Consumer as KjsConsumer, type LogEntry, logLevel } from 'kafkajs';
+import {
+  ConfigResourceTypes,
+  type IHeaders,
+  Kafka,
+  type Consumer as KjsConsumer,
+  type LogEntry,
+  logLevel,
+} from 'kafkajs';
 import { backoffDelayMs, errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { withLinger } from './linger.ts';
 import { offsetCommitter } from './offset-committer.ts';
 import { EFFECTS_SETTLE_MS, orderedCommits } from './ordered-commits.ts';
 import { defaultPartitioner } from './partitioner.ts';
+import {
+  creationProblem,
+  durabilityShortfalls,
+  type ExistingTopic,
+  resolveTopicDurability,
+  TopicDurabilityError,
+  type TopicDurabilitySettings,
+  topicConfig,
+} from './topic-durability.ts';
 import type {
   Admin,
   Batch,
@@ -27,7 +43,12 @@ const levelName: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
-export function createKafkajsClient(opts: { brokers: string[]; clientId: string; log: Logger }): KafkaClient {
+export function createKafkajsClient(opts: {
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+  durability?: TopicDurabilitySettings;
+}): KafkaClient {
   const log = opts.log.child({ component: 'kafkajs' });
   const kafka = new Kafka({
     clientId: opts.clientId,
@@ -53,7 +74,7 @@ export function createKafkajsClient(opts: { brokers: string[]; clientId: string;
       return p?.lingerMs ? withLinger(producer, { lingerMs: p.lingerMs }) : producer;
     },
     consumer: (o) => kafkajsConsumer(kafka, o, log),
-    admin: () => kafkajsAdmin(kafka),
+    admin: () => kafkajsAdmin(kafka, opts.durability ?? {}, log),
   };
 }
 
@@ -231,8 +252,34 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
   };
 }
 
-function kafkajsAdmin(kafka: Kafka): Admin {
+function kafkajsAdmin(kafka: Kafka, durability: TopicDurabilitySettings, log: Logger): Admin {
   const admin = kafka.admin();
+  // existing topics are checked once per admin: a warning per start, not per retry
+  const checked = new Set<string>();
+  const describeExisting = async (names: string[]): Promise<ExistingTopic[]> => {
+    if (names.length === 0) return [];
+    const [meta, configs] = await Promise.all([
+      admin.fetchTopicMetadata({ topics: names }),
+      admin.describeConfigs({
+        includeSynonyms: false,
+        resources: names.map((name) => ({
+          type: ConfigResourceTypes.TOPIC,
+          name,
+          configNames: ['min.insync.replicas'],
+        })),
+      }),
+    ]);
+    return meta.topics.map((t) => {
+      const entry = configs.resources
+        .find((r) => r.resourceName === t.name)
+        ?.configEntries.find((c) => c.configName === 'min.insync.replicas');
+      return {
+        topic: t.name,
+        replication: Math.min(...t.partitions.map((p) => p.replicas.length)),
+        minInsync: entry ? Number(entry.configValue) : null,
+      };
+    });
+  };
   let connected: Promise<void> | undefined;
   const connect = () => {
     connected ??= admin.connect().catch((err) => {
@@ -249,22 +296,33 @@ function kafkajsAdmin(kafka: Kafka): Admin {
       // the broker has them. Listing and creating again is idempotent: retry a few times.
       for (let attempt = 1; ; attempt++) {
         try {
+          const brokers = (await admin.describeCluster()).brokers.length;
+          const want = resolveTopicDurability(durability, brokers);
           const existing = new Set(await admin.listTopics());
+          const unchecked = topics.filter((t) => existing.has(t.topic) && !checked.has(t.topic));
+          for (const s of durabilityShortfalls(await describeExisting(unchecked.map((t) => t.topic)), want))
+            log.warn(s, 'topic_less_durable_than_configured');
+          for (const t of unchecked) checked.add(t.topic);
           const missing = topics.filter((t) => !existing.has(t.topic));
           if (missing.length === 0) return;
+          const problem = creationProblem(want, brokers);
+          if (problem) throw new TopicDurabilityError(problem);
           await admin.createTopics({
             waitForLeaders: true,
             topics: missing.map((t) => ({
               topic: t.topic,
               numPartitions: t.partitions,
-              replicationFactor: -1,
-              configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+              replicationFactor: want.replication,
+              configEntries: Object.entries(topicConfig(want, t.config)).map(([name, value]) => ({
+                name,
+                value,
+              })),
             })),
           });
           return;
         } catch (err) {
-          // any error: the wrapped ones (retries exceeded) do not say they were retriable
-          if (attempt >= 5) throw err;
+          // any error but ours: the wrapped ones (retries exceeded) do not say they were retriable
+          if (err instanceof TopicDurabilityError || attempt >= 5) throw err;
           await realSleep(300 * attempt);
         }
       }

@@ -3,6 +3,14 @@ import { backoffDelayMs, errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { offsetCommitter } from './offset-committer.ts';
 import { EFFECTS_SETTLE_MS, orderedCommits } from './ordered-commits.ts';
+import {
+  creationProblem,
+  durabilityShortfalls,
+  resolveTopicDurability,
+  TopicDurabilityError,
+  type TopicDurabilitySettings,
+  topicConfig,
+} from './topic-durability.ts';
 import type {
   Admin,
   Batch,
@@ -24,7 +32,12 @@ function load(): RdKafka {
   return rd;
 }
 
-export function createRdkafkaClient(opts: { brokers: string[]; clientId: string; log: Logger }): KafkaClient {
+export function createRdkafkaClient(opts: {
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+  durability?: TopicDurabilitySettings;
+}): KafkaClient {
   const log = opts.log.child({ component: 'rdkafka' });
   const base = {
     'metadata.broker.list': opts.brokers.join(','),
@@ -35,7 +48,7 @@ export function createRdkafkaClient(opts: { brokers: string[]; clientId: string;
     driver: 'rdkafka',
     producer: (p) => rdProducer(base, p?.lingerMs ?? 2),
     consumer: (o) => rdConsumer(base, o, log),
-    admin: () => rdAdmin(base),
+    admin: () => rdAdmin(base, opts.durability ?? {}, log),
   };
 }
 
@@ -249,16 +262,56 @@ function rdConsumer(base: Record<string, unknown>, o: ConsumerOptions, log: Logg
   };
 }
 
-function rdAdmin(base: Record<string, unknown>): Admin {
+function rdAdmin(base: Record<string, unknown>, durability: TopicDurabilitySettings, log: Logger): Admin {
   const Kafka = load();
   const admin = Kafka.AdminClient.create(base as never);
   let metaClient: Promise<InstanceType<RdKafka['Producer']>> | undefined;
+  // node-rdkafka's AdminClient has no metadata call: a metadata request through a (never
+  // producing) producer client is the cheapest real round trip to the brokers
+  const metadata = async (timeout = 3000) => {
+    metaClient ??= new Promise((resolve, reject) => {
+      const p = new Kafka.Producer(base as never);
+      p.connect({ timeout: 3000 }, (err) => (err ? reject(err) : resolve(p)));
+    });
+    const client = await metaClient.catch((err) => {
+      metaClient = undefined;
+      throw err;
+    });
+    return new Promise<import('node-rdkafka').Metadata>((resolve, reject) =>
+      client.getMetadata({ timeout, allTopics: true }, (err, m) => (err ? reject(err) : resolve(m))),
+    );
+  };
+  // existing topics are checked once per admin: a warning per start, not per retry
+  const checked = new Set<string>();
   return {
     async ensureTopics(topics) {
-      for (const t of topics) {
+      const meta = await metadata(10_000);
+      const brokers = meta.brokers.length;
+      const want = resolveTopicDurability(durability, brokers);
+      const existing = new Map(meta.topics.map((t) => [t.name, t]));
+      const unchecked = topics.filter((t) => existing.has(t.topic) && !checked.has(t.topic));
+      // librdkafka's admin API here cannot describe configs: min.insync.replicas is not checked
+      const described = unchecked.map((t) => ({
+        topic: t.topic,
+        replication: Math.min(...(existing.get(t.topic)?.partitions ?? []).map((p) => p.replicas.length)),
+        minInsync: null,
+      }));
+      for (const s of durabilityShortfalls(described, want))
+        log.warn(s, 'topic_less_durable_than_configured');
+      for (const t of unchecked) checked.add(t.topic);
+      const missing = topics.filter((t) => !existing.has(t.topic));
+      if (missing.length === 0) return;
+      const problem = creationProblem(want, brokers);
+      if (problem) throw new TopicDurabilityError(problem);
+      for (const t of missing) {
         await new Promise<void>((resolve, reject) =>
           admin.createTopic(
-            { topic: t.topic, num_partitions: t.partitions, replication_factor: -1, config: t.config ?? {} },
+            {
+              topic: t.topic,
+              num_partitions: t.partitions,
+              replication_factor: want.replication,
+              config: topicConfig(want, t.config),
+            },
             10_000,
             (err) => {
               // 36 = TOPIC_ALREADY_EXISTS: creating is idempotent.
@@ -270,19 +323,7 @@ function rdAdmin(base: Record<string, unknown>): Admin {
       }
     },
     async ping() {
-      // node-rdkafka's AdminClient has no metadata call: a metadata request through a
-      // (never producing) producer client is the cheapest real round trip to the brokers.
-      metaClient ??= new Promise((resolve, reject) => {
-        const p = new Kafka.Producer(base as never);
-        p.connect({ timeout: 3000 }, (err) => (err ? reject(err) : resolve(p)));
-      });
-      const client = await metaClient.catch((err) => {
-        metaClient = undefined;
-        throw err;
-      });
-      await new Promise<void>((resolve, reject) =>
-        client.getMetadata({ timeout: 3000 }, (err) => (err ? reject(err) : resolve())),
-      );
+      await metadata();
     },
     async disconnect() {
       admin.disconnect();
