@@ -6,51 +6,109 @@
 // committed only after it. A failed insert fails the waiting batches, which are redelivered.
 //
 // The rows are JSON already (the pipeline wrote them): they go to ClickHouse as they came,
-// one per line, parsed only by the engine. Only if the engine refuses the payload are they
-// read in JS, and the unreadable ones logged and left out, so one bad row cannot hold the
-// ledger back.
+// one per line, parsed only by the engine. Only if the engine refuses the payload for what
+// it holds (a parse or type error: runtime/clickhouse-errors.ts) are they looked at: rows
+// that are not JSON objects go to the dead-letter topic (`ledger.row`), and what ClickHouse
+// still refuses is isolated by bisection and dead-lettered with its reason (`ledger.insert`),
+// so one bad row cannot hold the ledger back. Any other failure (too many parts, memory,
+// timeouts, ClickHouse down) fails the waiting batches, which the consumer retries after a
+// backoff: nothing is set aside for a failure of the moment.
 import { type ClickHouseClient, insertFormatted } from '../runtime/clickhouse.ts';
-import type { BatchHandler } from '../runtime/kafka/index.ts';
+import { clickHouseErrorCode, isBadDataError } from '../runtime/clickhouse-errors.ts';
+import { errorMessage } from '../runtime/errors.ts';
+import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
+import { DLQ_HEADERS } from '../schemas/topics.ts';
 
 const NEWLINE = Buffer.from('\n');
+
+export interface LedgerSinkStats {
+  deadLettered: number;
+  /** Flushes that failed for the moment (their batches are retried by the consumer). */
+  failures: number;
+}
 
 export function createLedgerSink(deps: {
   clickhouse: ClickHouseClient;
   log: Logger;
+  /** Where rows ClickHouse truly refuses go, with the reason. */
+  producer: Producer;
+  deadLetterTopic: string;
   flushMs?: number;
   maxRows?: number;
-}): { handler: BatchHandler; flush(): Promise<void> } {
+}): { handler: BatchHandler; flush(): Promise<void>; stats: LedgerSinkStats } {
   const flushMs = deps.flushMs ?? 1000;
   const maxRows = deps.maxRows ?? 20_000;
-  let rows: Buffer[] = [];
+  const stats: LedgerSinkStats = { deadLettered: 0, failures: 0 };
+  let rows: IncomingMessage[] = [];
   let waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   let timer: NodeJS.Timeout | undefined;
   let chain: Promise<void> = Promise.resolve();
 
-  const insert = (rows: Buffer[]) => {
+  const insert = (rows: IncomingMessage[]) => {
     const lines: Buffer[] = [];
-    for (const row of rows) lines.push(row, NEWLINE);
+    for (const row of rows) lines.push(row.value!, NEWLINE);
     return insertFormatted(deps.clickhouse, 'activation_ledger', lines, 'JSONEachRow', {});
   };
 
-  const insertReadable = async (batch: Buffer[]) => {
+  /** Inserts; answers ClickHouse's error when it refused the rows for what they hold, throws otherwise. */
+  const tryInsert = async (batch: IncomingMessage[]): Promise<Error | undefined> => {
     try {
       await insert(batch);
+      return undefined;
     } catch (err) {
-      // refused as a whole: keep what reads as a row, leave out (and log) what does not
-      const readable = batch.filter((row) => {
-        try {
-          JSON.parse(row.toString('utf8'));
-          return true;
-        } catch {
-          deps.log.warn({ row: row.toString('utf8').slice(0, 200) }, 'ledger_row_unreadable');
-          return false;
-        }
-      });
-      if (readable.length === batch.length) throw err;
-      if (readable.length > 0) await insert(readable);
+      if (!isBadDataError(err)) throw err;
+      return err as Error;
     }
+  };
+
+  const deadLetter = (m: IncomingMessage, reason: string, stage: string): OutgoingMessage => ({
+    key: m.key ?? '',
+    value: m.value ?? Buffer.alloc(0),
+    headers: {
+      [DLQ_HEADERS.reason]: reason,
+      [DLQ_HEADERS.source]: m.topic,
+      [DLQ_HEADERS.partition]: String(m.partition),
+      [DLQ_HEADERS.offset]: m.offset,
+      [DLQ_HEADERS.stage]: stage,
+    },
+  });
+  const sendDead = async (dead: OutgoingMessage[]) => {
+    if (dead.length === 0) return;
+    await deps.producer.send(deps.deadLetterTopic, dead);
+    stats.deadLettered += dead.length;
+    deps.log.warn(
+      { count: dead.length, reason: dead[0]?.headers?.[DLQ_HEADERS.reason] },
+      'ledger_rows_dead_lettered',
+    );
+  };
+
+  /** Bisects a refused batch down to the rows ClickHouse will not store, and dead-letters those. */
+  const isolate = async (batch: IncomingMessage[]): Promise<void> => {
+    if (batch.length === 0) return;
+    const refused = await tryInsert(batch);
+    if (!refused) return;
+    if (batch.length > 1) {
+      const mid = batch.length >> 1;
+      await isolate(batch.slice(0, mid));
+      await isolate(batch.slice(mid));
+      return;
+    }
+    const reason = `ClickHouse refused it: ${errorMessage(refused).slice(0, 300)}`;
+    await sendDead([deadLetter(batch[0]!, reason, 'ledger.insert')]);
+  };
+
+  const insertChecked = async (batch: IncomingMessage[]) => {
+    if (!(await tryInsert(batch))) return;
+    // refused for what it holds: what does not read as a row first, then bisection
+    const readable: IncomingMessage[] = [];
+    const dead: OutgoingMessage[] = [];
+    for (const m of batch) {
+      if (isJsonObject(m.value!)) readable.push(m);
+      else dead.push(deadLetter(m, 'unreadable ledger row: not a JSON object', 'ledger.row'));
+    }
+    await sendDead(dead);
+    await isolate(readable);
   };
 
   const flush = () => {
@@ -62,10 +120,14 @@ export function createLedgerSink(deps: {
     waiters = [];
     chain = chain.then(async () => {
       try {
-        if (batch.length > 0) await insertReadable(batch);
+        if (batch.length > 0) await insertChecked(batch);
         for (const w of waiting) w.resolve();
       } catch (err) {
-        deps.log.warn({ rows: batch.length, err: (err as Error).message }, 'ledger_insert_failed');
+        stats.failures++;
+        deps.log.warn(
+          { rows: batch.length, code: clickHouseErrorCode(err), err: errorMessage(err) },
+          'ledger_insert_failed',
+        );
         for (const w of waiting) w.reject(err);
       }
     });
@@ -73,11 +135,20 @@ export function createLedgerSink(deps: {
   };
 
   const handler: BatchHandler = async (batch) => {
-    for (const m of batch.messages) if (m.value && m.value.length > 0) rows.push(m.value);
+    for (const m of batch.messages) if (m.value && m.value.length > 0) rows.push(m);
     const done = new Promise<void>((resolve, reject) => waiters.push({ resolve, reject }));
     if (rows.length >= maxRows) void flush();
     else timer ??= setTimeout(() => void flush(), flushMs);
     await done;
   };
-  return { handler, flush };
+  return { handler, flush, stats };
+}
+
+function isJsonObject(value: Buffer): boolean {
+  try {
+    const v: unknown = JSON.parse(value.toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
 }

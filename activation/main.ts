@@ -120,7 +120,14 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
   const clickhouse = await clients.clickhouse();
   const t = topics(cfg.kafka.topicPrefix);
   const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
-  const ledgerSink = createLedgerSink({ clickhouse, log: log.child({ component: 'ledger-sink' }) });
+  // rows ClickHouse refuses for what they hold go to the dead-letter topic
+  const producer = kafka.producer();
+  const ledgerSink = createLedgerSink({
+    clickhouse,
+    log: log.child({ component: 'ledger-sink' }),
+    producer,
+    deadLetterTopic: t.deadLetter,
+  });
   const ledgerConsumer = superviseConsumer({
     kafka,
     admin,
@@ -140,6 +147,7 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
     name: 'ledger',
     async stop() {
       await ledgerConsumer.stop();
+      await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
     },
   };

@@ -49,6 +49,12 @@ describe('ClickHouse error classification', () => {
     { description: 'a client-side timeout', err: new Error('Timeout error.'), code: undefined, bad: false },
     { description: 'not an Error', err: 'boom', code: undefined, bad: false },
     {
+      description: "chDB's numeric code on the error's cause",
+      err: new Error('insert failed', { cause: Object.assign(new Error('x'), { clickhouseCode: 241 }) }),
+      code: 241,
+      bad: false,
+    },
+    {
       description: 'a JSON parse error',
       err: serverError('26', 'Cannot parse JSON string: expected opening quote: (at row 1)'),
       code: 26,

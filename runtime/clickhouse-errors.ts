@@ -33,15 +33,20 @@ const DATA_CODES: ReadonlySet<number> = new Set([
   691, // UNKNOWN_ELEMENT_OF_ENUM
 ]);
 
-/** The ClickHouse error code of `err`, from its `code` or from "Code: NNN" in its message. */
-export function clickHouseErrorCode(err: unknown): number | undefined {
+/**
+ * The ClickHouse error code of `err`: chDB's `clickhouseCode`, the server client's `code`,
+ * or "Code: NNN" in the message; else the same of its `cause`.
+ */
+export function clickHouseErrorCode(err: unknown, depth = 0): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'number' && Number.isInteger(code)) return code;
-  if (typeof code === 'string' && /^\d{1,6}$/.test(code)) return Number(code);
-  const message = (err as { message?: unknown }).message;
-  const m = typeof message === 'string' ? /\bCode: (\d{1,6})\b/.exec(message) : null;
-  return m ? Number(m[1]) : undefined;
+  const e = err as { clickhouseCode?: unknown; code?: unknown; message?: unknown; cause?: unknown };
+  for (const code of [e.clickhouseCode, e.code]) {
+    if (typeof code === 'number' && Number.isInteger(code)) return code;
+    if (typeof code === 'string' && /^\d{1,6}$/.test(code)) return Number(code);
+  }
+  const m = typeof e.message === 'string' ? /\bCode: (\d{1,6})\b/.exec(e.message) : null;
+  if (m) return Number(m[1]);
+  return depth < 3 ? clickHouseErrorCode(e.cause, depth + 1) : undefined;
 }
 
 /**
