@@ -10,6 +10,7 @@ import type { Config } from '../runtime/config.ts';
 import { superviseConsumer } from '../runtime/consume.ts';
 import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
+import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { topics } from '../schemas/topics.ts';
 import { CampaignRegistry } from './campaign-registry.ts';
@@ -43,6 +44,11 @@ export async function startActivation(
   // its own connection with auto-pipelining: a batch's hundreds of concurrent sends issue
   // their scripts in the same ticks, which then go out in one write instead of one each
   const redis = clients.redis().duplicate({ enableAutoPipelining: true, connectionName: 'cdp-activation' });
+  // claims and contact-policy writes go through this connection: its WAITAOF covers them
+  const durable = await redisDurability(redis, cfg.redis, log).catch((err) => {
+    redis.disconnect();
+    throw err;
+  });
   // follow-ups only (ledger rows, retries, dead letters), produced off the sends' path: a
   // short linger joins the small batches' rows into fewer produce requests
   const producer = kafka.producer({ lingerMs: 5 });
@@ -88,6 +94,8 @@ export async function startActivation(
       // one created (or paused) just before the change was decided must count
       await watcher.current();
       await pipeline(batch, ctx);
+      // claims and policy writes on disk before the offsets are committed (CDP_REDIS_DURABILITY)
+      await durable();
     },
     log: log.child({ consumer: 'activation' }),
   });

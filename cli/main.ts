@@ -185,7 +185,7 @@ async function main(argv: string[]): Promise<void> {
         mkdirSync(dataDir, { recursive: true });
         const stack = await startLocalStack({
           dataDir,
-          env: {},
+          env: { CDP_REDIS_DURABILITY: env.CDP_REDIS_DURABILITY },
           kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
           redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
         });

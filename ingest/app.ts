@@ -13,7 +13,7 @@ import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
 import { IngestError } from './ingest-error.ts';
-import { MAX_EVENT_BYTES, normalizeEvent } from './normalize-event.ts';
+import { MAX_EVENT_BYTES, normalizeEvent, type TimeBounds } from './normalize-event.ts';
 import { ingestOpenApi } from './openapi.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
@@ -30,6 +30,8 @@ export interface IngestDeps {
   produceTimeoutMs?: number;
   /** Events per second per write key; none means unlimited. */
   rateLimiter?: RateLimiter;
+  /** Event times accepted around the server's clock (CDP_INGEST_MAX_PAST_DAYS / _FUTURE_HOURS). */
+  timeBounds?: TimeBounds;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -132,6 +134,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
             batchContext,
             batchIntegrations,
             label: `batch[${i}]`,
+            timeBounds: deps.timeBounds,
           }),
           `batch[${i}]`,
           budget,
@@ -139,7 +142,11 @@ export function createIngestApp(deps: IngestDeps): Hono {
       );
     } else {
       events = [
-        checkSize(normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip }), 'event', { bytes: 0 }),
+        checkSize(
+          normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip, timeBounds: deps.timeBounds }),
+          'event',
+          { bytes: 0 },
+        ),
       ];
     }
 

@@ -577,10 +577,19 @@ describe('hostile input: each answered with a 4xx JSON error', () => {
       const far = { sentAt: '+275760-09-13T00:00:00.000Z', originalTimestamp: '-271821-04-20T00:00:00.000Z' };
       await expectRejected('/v1/track', json(track(far)), {}, 400);
       await expectRejected('/v1/batch', json({ batch: [{ ...item(0), ...far }] }), {}, 400);
-      // far but still inside the range: accepted
+      // a valid Date but not one the history can store: a 400 naming the field
+      expect(
+        await expectRejected(
+          '/v1/track',
+          json(track({ sentAt: '+275760-09-13T00:00:00.000Z', originalTimestamp: '2026-01-01T00:00:00Z' })),
+          {},
+          400,
+        ),
+      ).toMatch(/^sentAt: .* outside the years 1900–2299/);
+      // a client clock years off, corrected by sentAt: accepted
       const events = await expectAccepted(
         '/v1/track',
-        json(track({ sentAt: '+275760-09-13T00:00:00.000Z', originalTimestamp: '2026-01-01T00:00:00Z' })),
+        json(track({ sentAt: '2031-01-01T00:00:05.000Z', originalTimestamp: '2031-01-01T00:00:00Z' })),
       );
       expect(events).toHaveLength(1);
     });
@@ -669,6 +678,20 @@ const hostileEnvelope = fc.record(
 );
 
 /** A mostly well-formed envelope (so many are accepted), still with prototype-ish keys. */
+const plausibleTime = fc.oneof(
+  // near the app's clock (2026-01-01), inside the accepted event times
+  {
+    weight: 9,
+    arbitrary: fc
+      .date({
+        min: new Date('2022-01-01T00:00:00Z'),
+        max: new Date('2026-01-01T12:00:00Z'),
+        noInvalidDate: true,
+      })
+      .map((d) => d.toISOString()),
+  },
+  { weight: 1, arbitrary: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()) },
+);
 const dict = fc.dictionary(key, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 });
 const plausibleEnvelope = fc.record(
   {
@@ -684,9 +707,9 @@ const plausibleEnvelope = fc.record(
     traits: fc.oneof(dict, fc.constant(null)),
     context: dict,
     integrations: dict,
-    timestamp: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
-    originalTimestamp: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
-    sentAt: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+    timestamp: plausibleTime,
+    originalTimestamp: plausibleTime,
+    sentAt: plausibleTime,
   },
   { requiredKeys: ['userId', 'event', 'groupId', 'previousId'] },
 );

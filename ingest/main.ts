@@ -26,6 +26,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     log,
     produceTimeoutMs: cfg.ingest.produceTimeoutMs,
     rateLimiter: new RateLimiter(cfg.ingest.rateLimit, cfg.ingest.rateBurst),
+    timeBounds: cfg.ingest.timeBounds,
   });
   mountHealth(app, { kafka: () => admin.ping() });
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);

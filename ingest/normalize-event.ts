@@ -13,8 +13,18 @@ import { IngestError } from './ingest-error.ts';
 export const MAX_EVENT_BYTES = 32 * 1024;
 const MAX_DEPTH = 24;
 const MAX_KEYS = 2000;
+/** Event times accepted by default: about five years back, one day ahead (CDP_INGEST_MAX_*). */
+export const DEFAULT_TIME_BOUNDS: TimeBounds = { maxPastMs: 1826 * 86_400_000, maxFutureMs: 86_400_000 };
+/** Years ClickHouse stores (the history's own check); any client date outside is refused here. */
+const STORABLE_YEARS = [1900, 2299] as const;
 /** Batch-level objects already shape-checked (they are shared by every event of a batch). */
 const shapeChecked = new WeakSet<object>();
+
+/** How far an event's time may lie from the server's clock, before and after. */
+export interface TimeBounds {
+  maxPastMs: number;
+  maxFutureMs: number;
+}
 
 export interface NormalizeContext {
   workspaceId: string;
@@ -25,6 +35,8 @@ export interface NormalizeContext {
   /** Batch-level context and integrations, merged under each event's own. */
   batchContext?: Record<string, unknown>;
   batchIntegrations?: Record<string, unknown>;
+  /** Default DEFAULT_TIME_BOUNDS. */
+  timeBounds?: TimeBounds;
   /** Prefix for error messages, e.g. `batch[3]`. */
   label?: string;
 }
@@ -82,6 +94,16 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   // Far-apart sentAt and originalTimestamp (each a valid date) can push the corrected time
   // outside the Date range; toISOString() would then throw a RangeError (a 500).
   if (Number.isNaN(when.getTime())) fail(`${at}sentAt: too far from originalTimestamp`);
+  // Time windows, merges (last write wins by event time) and the history must never see
+  // year 2999 or 1970: the event's time, as corrected, must lie near the server's clock.
+  if (when !== receivedAt)
+    checkTimeBounds(
+      when,
+      receivedAt,
+      ctx.timeBounds ?? DEFAULT_TIME_BOUNDS,
+      `${at}${timestamp ? 'timestamp' : 'originalTimestamp'}`,
+      !timestamp && !!sentAt,
+    );
 
   const context: Record<string, unknown> = ctx.batchContext
     ? { ...ctx.batchContext, ...(ev.context ?? {}) }
@@ -132,7 +154,37 @@ function parseTime(v: unknown, at: string, field: string): Date | undefined {
   if (v === null || v === undefined || v === '') return undefined;
   const d = new Date(String(v));
   if (Number.isNaN(d.getTime())) fail(`${at}${field}: not an ISO 8601 date`);
+  const year = d.getUTCFullYear();
+  if (year < STORABLE_YEARS[0] || year > STORABLE_YEARS[1])
+    fail(`${at}${field}: ${d.toISOString()} is outside the years ${STORABLE_YEARS[0]}–${STORABLE_YEARS[1]}`);
   return d;
+}
+
+function checkTimeBounds(
+  when: Date,
+  receivedAt: Date,
+  bounds: TimeBounds,
+  label: string,
+  corrected: boolean,
+): void {
+  const ahead = when.getTime() - receivedAt.getTime();
+  const how = corrected ? ' (corrected for clock skew by sentAt)' : '';
+  if (ahead > bounds.maxFutureMs)
+    fail(
+      `${label}: ${when.toISOString()}${how} is more than ${duration(bounds.maxFutureMs)} ahead of the server's clock`,
+    );
+  if (-ahead > bounds.maxPastMs)
+    fail(`${label}: ${when.toISOString()}${how} is more than ${duration(bounds.maxPastMs)} in the past`);
+}
+
+function duration(ms: number): string {
+  const [n, unit] =
+    ms % 86_400_000 === 0 && ms > 0
+      ? [ms / 86_400_000, 'day']
+      : ms % 3_600_000 === 0
+        ? [ms / 3_600_000, 'hour']
+        : [ms, 'm'];
+  return unit === 'm' ? `${n} ms` : `${n} ${unit}${n === 1 ? '' : 's'}`;
 }
 
 /** Every event of a request shares one receivedAt: format it once, not once per event. */

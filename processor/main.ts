@@ -6,6 +6,7 @@ import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import { realSleep } from '../runtime/errors.ts';
 import { coalesceBatches } from '../runtime/kafka/coalesce.ts';
 import type { Logger } from '../runtime/log.ts';
+import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { compileRule } from '../schemas/rules.ts';
@@ -83,6 +84,8 @@ export async function runRebuild(
 export async function startProcessor(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const kafka = clients.kafka();
   const redis = clients.redis();
+  // a durability mode the server cannot honour stops the start here (CDP_REDIS_DURABILITY)
+  const durable = await redisDurability(redis, cfg.redis, log);
   const clickhouse = await clients.clickhouse();
   // segment changes, identity changes and dead letters of concurrent partitions share requests
   const producer = kafka.producer({ lingerMs: 1 });
@@ -142,6 +145,9 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
       // must apply to them: one GET of the revision, a reload only when it moved
       await watcher.current();
       await processor.handleBatch(batch, ctx);
+      // the batch's Redis writes reach the disk before its offsets are committed (one
+      // WAITAOF per batch where configured; nothing in the default mode)
+      await durable();
     }),
     log: log.child({ consumer: 'processor' }),
   });

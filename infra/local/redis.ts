@@ -36,7 +36,12 @@ export interface LocalRedis {
   stop(): Promise<void>;
 }
 
-export async function startRedis(opts: { dataDir: string; port?: number }): Promise<LocalRedis> {
+export async function startRedis(opts: {
+  dataDir: string;
+  port?: number;
+  /** everysec (default: fast, a power loss can take the last second) or always (fsync per write). */
+  appendfsync?: 'everysec' | 'always';
+}): Promise<LocalRedis> {
   const bin = await findRedisServer();
   const dir = resolve(opts.dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
@@ -54,7 +59,7 @@ export async function startRedis(opts: { dataDir: string; port?: number }): Prom
       '--appendonly',
       'yes',
       '--appendfsync',
-      'everysec',
+      opts.appendfsync ?? 'everysec',
       '--save',
       '',
       '--daemonize',

@@ -20,7 +20,14 @@ export async function startLocalStack(opts: {
   // Start both at once; whatever did start is stopped again if the other fails.
   const [kafka, redis] = await Promise.allSettled([
     env.KAFKA_BROKERS ? undefined : startKafka({ dataDir: opts.dataDir, port: opts.kafkaPort }),
-    env.REDIS_URL ? undefined : startRedis({ dataDir: opts.dataDir, port: opts.redisPort }),
+    env.REDIS_URL
+      ? undefined
+      : startRedis({
+          dataDir: opts.dataDir,
+          port: opts.redisPort,
+          // the services check for it at start in this mode (runtime/redis-durability.ts)
+          appendfsync: env.CDP_REDIS_DURABILITY === 'appendfsync-always' ? 'always' : 'everysec',
+        }),
   ]);
   for (const r of [kafka, redis]) if (r.status === 'fulfilled' && r.value) started.push(r.value);
   const stop = async () => {
