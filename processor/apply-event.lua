@@ -4,7 +4,12 @@
 --   <tag>:dedup:<messageId>        seen marker, with TTL
 --   <tag>:id:<kind>:<value>        identifier -> profile id
 --   <tag>:p:<pid>                  hash: id, firstSeenAt, lastSeenAt (ms), mergedInto, rev (bumped
---                                  by every change rules can read; record-membership.lua)
+--                                  by every change rules can read; record-membership.lua),
+--                                  tb (bytes of its traits: names + JSON values; absent: count
+--                                  again), claimed ('1': its email and external ids came from
+--                                  client keys only, so they do not make it a known person)
+--   <tag>:settings                 hash: clientKeys = restricted|trusted (the workspace's choice;
+--                                  absent: the deployment default in the options)
 --   <tag>:p:<pid>:t / :tt          trait -> JSON value / trait -> timestamp (ms) of that value
 --   <tag>:p:<pid>:ids              set of "<kind>:<value>"
 --   <tag>:p:<pid>:seg              segment id -> membership epoch (odd = member)
@@ -32,13 +37,17 @@
 --           "agg":[[storageId, kind, value, bucketMs, windowMs] of the computed traits it updates],
 --           "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
 --         [kind, value, kind, value, ...] identifiers, [trait, jsonValue, ...] traits,
---         groupId ('' unless a group call), [trait, jsonValue, ...] group traits].
+--         groupId ('' unless a group call), [trait, jsonValue, ...] group traits,
+--         'c' for an event sent with a client (public) write key, else ''],
+--       then options as JSON: {clientKeys, protected: [trait names], maxTraits, maxTraitBytes}.
 -- Returns one result per event, as a JSON array (see the end of the script): what it did, and for the last
 -- event of each profile the profile's state after it; its counted times are those of the
 -- conditions the profile has (a profile's own set, not the workspace's: the cost follows
 -- the person, not the number of segments). Element 7 is the identity version: the new
 -- counter value when this event changed the graph (created, linked, merged), the current
 -- value for a replay (so a caller that crashed before publishing can publish again), else 0.
+-- Element 8 lists what a client key was refused (links `kind:value`, traits `trait:name`);
+-- element 6 (limited) also names traits refused past the per-profile trait bounds.
 -- A replayed messageId changes nothing; the profile it resolved to is still returned so
 -- the caller can re-evaluate (re-evaluation is idempotent).
 local tag = KEYS[1]
@@ -48,6 +57,14 @@ local now = tonumber(ARGV[3])
 local readAll = ARGV[4] == 'all'
 local events = cjson.decode(ARGV[5])
 local nEvents = #events
+local opts = ARGV[6] and cjson.decode(ARGV[6]) or {}
+local maxTraits = tonumber(opts.maxTraits or 1000)
+local maxTraitBytes = tonumber(opts.maxTraitBytes or 1048576)
+local protectedTrait = {}
+for _, k in ipairs(opts.protected or {}) do protectedTrait[k] = true end
+-- a client key is limited unless the workspace (or, without its choice, the deployment) trusts them
+local restrictClients =
+  (redis.call('HGET', tag .. ':settings', 'clientKeys') or opts.clientKeys or 'restricted') ~= 'trusted'
 
 local function pkey(pid) return tag .. ':p:' .. pid end
 
@@ -217,6 +234,64 @@ local function userIdOf(pid)
   return nil
 end
 
+-- What a profile's identifiers are worth: whether it has a userId, and its email and
+-- external ids: 'none', 'claimed' (from client keys only) or 'verified' (a server key linked
+-- or sent one; profiles from before key kinds count as verified). A known person has a
+-- userId or verified ids; only server keys may join it with another profile.
+local function idTrust(pid)
+  local user, strong = false, false
+  for _, m in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':ids')) do
+    if string.sub(m, 1, 5) == 'user:' then
+      user = true
+    elseif string.sub(m, 1, 6) == 'email:' or string.sub(m, 1, 4) == 'ext.' then
+      strong = true
+    end
+  end
+  if not strong then return user, 'none' end
+  if redis.call('HGET', pkey(pid), 'claimed') == '1' then return user, 'claimed' end
+  return user, 'verified'
+end
+local function isKnown(pid)
+  local user, ids = idTrust(pid)
+  return user or ids == 'verified'
+end
+local function isAnonymousOnly(pid)
+  local user, ids = idTrust(pid)
+  return not user and ids == 'none'
+end
+-- a userId, email or external id: the identifiers that make a person known
+local function isStrong(kind) return kind == 'user' or kind == 'email' or string.sub(kind, 1, 4) == 'ext.' end
+
+-- Bytes of a profile's traits (names + JSON values), kept in its `tb` field; counted once
+-- when absent (profiles from before the bound, survivors of a merge).
+local function traitBytes(pid)
+  local tb = redis.call('HGET', pkey(pid), 'tb')
+  if tb then return tonumber(tb) end
+  local n = 0
+  local t = redis.call('HGETALL', pkey(pid) .. ':t')
+  for i = 1, #t, 2 do n = n + #t[i] + #t[i + 1] end
+  return n
+end
+
+-- Whether joining src into dst (last write wins per trait) stays within the trait bounds.
+local function mergedTraitsFit(src, dst)
+  local st = redis.call('HGETALL', pkey(src) .. ':t')
+  if #st == 0 then return true end
+  local count, bytes = redis.call('HLEN', pkey(dst) .. ':t'), traitBytes(dst)
+  for i = 1, #st, 2 do
+    local k, v = st[i], st[i + 1]
+    local dlen = redis.call('HSTRLEN', pkey(dst) .. ':t', k)
+    if dlen == 0 then
+      count, bytes = count + 1, bytes + #k + #v
+    else
+      local sts = tonumber(redis.call('HGET', pkey(src) .. ':tt', k) or '0')
+      local dts = tonumber(redis.call('HGET', pkey(dst) .. ':tt', k) or '-1')
+      if sts > dts then bytes = bytes + #v - dlen end
+    end
+  end
+  return count <= maxTraits and bytes <= maxTraitBytes
+end
+
 local function applyOne(ev)
   -- identifiers of the event, and the profiles they already point at
   local messageId = ev[1]
@@ -240,6 +315,8 @@ local function applyOne(ev)
   local traits = ev[6]
   local groupId = ev[7]
   local groupTraits = ev[8]
+  -- a public (client) key: limited in what it may change on a known person
+  local client = restrictClients and ev[9] == 'c'
   -- no usable identifier (all junk): nothing to attach the event to
   if #ids == 0 then return { '', 0, 0, {}, {}, {}, 0 } end
 
@@ -258,16 +335,20 @@ local function applyOne(ev)
     for _, id in ipairs(ids) do
       if id[4] then
         local other = userIdOf(id[4])
-        -- an identifier of a different known user is never adopted by this event's user
-        if not (userId and other and other ~= userId) then target = id[4]; break end
+        -- an identifier of a different known user is never adopted by this event's user, nor
+        -- a known person by a client key's event without that person's userId
+        if not (userId and other and other ~= userId) and not (client and isKnown(id[4])) then
+          target = id[4]
+          break
+        end
       end
     end
   end
 
   -- what this event did; the profile's full state is added at the end of the call, to
   -- the last event of each profile only (see below)
-  local state = function(pid, created, merged, conflicts, limited, version)
-    return { pid, duplicate and 1 or 0, created and 1 or 0, merged, conflicts, limited, version }
+  local state = function(pid, created, merged, conflicts, limited, version, refused)
+    return { pid, duplicate and 1 or 0, created and 1 or 0, merged, conflicts, limited, version, refused or {} }
   end
 
   if duplicate then
@@ -286,6 +367,11 @@ local function applyOne(ev)
 
   local merged, conflicts, limited = {}, {}, {}
   local linked = created
+  -- what a client key was refused; whether the target was a known person before this event
+  -- (so a new visitor's identify may still make itself known in one call)
+  local refused = {}
+  local targetKnown = client and not created and isKnown(target)
+  local verifiedLink, claimedLink = false, false
 
   local function merge(src, dst)
     -- identifiers
@@ -349,49 +435,120 @@ local function applyOne(ev)
     return a < b
   end
 
+  -- Whether the survivor of joining two profiles stays within the identifier and trait
+  -- bounds: a join past them is refused whole, before anything moves.
+  local function joinFits(src, dst)
+    return redis.call('SCARD', pkey(src) .. ':ids') + redis.call('SCARD', pkey(dst) .. ':ids') <= maxIds
+      and mergedTraitsFit(src, dst)
+  end
+  -- Joins two profiles (merge, above); the survivor's email/external ids are verified if
+  -- either side's were.
+  local function join(src, dst)
+    local _, a = idTrust(src)
+    local _, b = idTrust(dst)
+    merge(src, dst)
+    if a == 'verified' or b == 'verified' then
+      redis.call('HDEL', pkey(dst), 'claimed')
+    elseif a == 'claimed' or b == 'claimed' then
+      redis.call('HSET', pkey(dst), 'claimed', '1')
+    end
+    redis.call('HDEL', pkey(dst), 'tb')
+  end
+
   for _, id in ipairs(ids) do
     -- id[4] was followed at lookup; only a merge in this loop can have moved it since
     local owner = id[4]
     if owner and #merged > 0 then owner = follow(owner) end
     local member = id[1] .. ':' .. id[2]
+    local strongId = id[1] ~= 'user' and isStrong(id[1])
     if owner and owner ~= target then
       local a, b = userIdOf(owner), userIdOf(target) or userId
       if a and b and a ~= b then
         -- two different userIds never merge: the link is refused and reported
         conflicts[#conflicts + 1] = member
+      elseif client and (isKnown(owner) or (targetKnown and not isAnonymousOnly(owner))) then
+        -- a client key joins no known person with another profile; it may bring only a purely
+        -- anonymous one (its device history) to the person whose userId it sends (login)
+        refused[#refused + 1] = member
       else
-        if older(owner, target) then
-          merge(target, owner)
-          target = owner
+        local src, dst = owner, target
+        if older(owner, target) then src, dst = target, owner end
+        if not joinFits(src, dst) then
+          limited[#limited + 1] = member
         else
-          merge(owner, target)
+          if client and targetKnown then
+            -- and what that anonymous profile was told does not change how the person is reached
+            for k in pairs(protectedTrait) do
+              redis.call('HDEL', pkey(owner) .. ':t', k)
+              redis.call('HDEL', pkey(owner) .. ':tt', k)
+            end
+          end
+          join(src, dst)
+          target = dst
+          if strongId and not client then verifiedLink = true end
         end
       end
     elseif not owner then
       if id[1] == 'user' and userIdOf(target) and userIdOf(target) ~= id[2] then
         conflicts[#conflicts + 1] = member
+      elseif client and targetKnown and isStrong(id[1]) then
+        -- a client key adds no userId, email or external id to a known person
+        refused[#refused + 1] = member
       elseif redis.call('SCARD', pkey(target) .. ':ids') >= maxIds then
         limited[#limited + 1] = member
       else
         redis.call('SET', tag .. ':id:' .. member, target)
         redis.call('SADD', pkey(target) .. ':ids', member)
         linked = true
+        if strongId then
+          if client then claimedLink = true else verifiedLink = true end
+        end
       end
+    elseif strongId and not client then
+      verifiedLink = true
     end
+  end
+  -- a server key's email or external id is verified; a client key's only claimed
+  if verifiedLink then
+    redis.call('HDEL', pkey(target), 'claimed')
+  elseif claimedLink then
+    redis.call('HSET', pkey(target), 'claimed', '1')
   end
 
   -- profile state
   local seen = redis.call('HMGET', pkey(target), 'firstSeenAt', 'lastSeenAt')
   if not seen[1] or ts < tonumber(seen[1]) then redis.call('HSET', pkey(target), 'firstSeenAt', ts) end
   if not seen[2] or ts > tonumber(seen[2]) then redis.call('HSET', pkey(target), 'lastSeenAt', ts) end
+  -- traits, last write wins, within the profile's bounds (count, bytes: refused past them)
+  local nTraits, bytes
   for i = 1, #traits, 2 do
-    local k = traits[i]
+    local k, v = traits[i], traits[i + 1]
     local prev = tonumber(redis.call('HGET', pkey(target) .. ':tt', k) or '-1')
     if ts >= prev then
-      redis.call('HSET', pkey(target) .. ':t', k, traits[i + 1])
-      redis.call('HSET', pkey(target) .. ':tt', k, ts)
+      local old = redis.call('HSTRLEN', pkey(target) .. ':t', k)
+      if client and targetKnown and protectedTrait[k] then
+        -- a public key does not change how a known person is reached (email, phone, ...)
+        if old == 0 or redis.call('HGET', pkey(target) .. ':t', k) ~= v then
+          refused[#refused + 1] = 'trait:' .. k
+        end
+      else
+        if not bytes then
+          bytes, nTraits = traitBytes(target), redis.call('HLEN', pkey(target) .. ':t')
+        end
+        local delta = #v - old
+        if old == 0 then delta = #k + #v end
+        if (old == 0 and nTraits >= maxTraits) or (delta > 0 and bytes + delta > maxTraitBytes) then
+          limited[#limited + 1] = 'trait:' .. k
+        else
+          redis.call('HSET', pkey(target) .. ':t', k, v)
+          redis.call('HSET', pkey(target) .. ':tt', k, ts)
+          bytes = bytes + delta
+          if old == 0 then nTraits = nTraits + 1 end
+        end
+      end
     end
   end
+  if bytes then redis.call('HSET', pkey(target), 'tb', bytes) end
 
   -- group: the person belongs to the account; the account's traits, last write wins
   if groupId ~= '' then
@@ -423,7 +580,7 @@ local function applyOne(ev)
   if linked then version = redis.call('INCR', tag .. ':idv') end
   local all = merged
   if #merged > 0 then all = redis.call('SMEMBERS', pkey(target) .. ':merged') end
-  return state(target, created, all, conflicts, limited, version)
+  return state(target, created, all, conflicts, limited, version, refused)
 end
 
 local done = {}
@@ -437,16 +594,16 @@ end
 -- saves most of the work when a person sends several events in a batch; with readState
 -- 'changed', only when the call changed the profile's identity (its identifiers are
 -- published). Each element:
--- pid, duplicate, created, merged, conflicts, limited, identityVersion, then for the last
--- event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times, revision
--- (profileState, processor/profile-state.lua).
+-- pid, duplicate, created, merged, conflicts, limited, identityVersion, refused, then for the
+-- last event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times,
+-- revision (profileState, processor/profile-state.lua).
 local full = {}
 for e = nEvents, 1, -1 do
   local r = done[e]
   local pid = r[1]
   if pid ~= '' and not full[pid] and (readAll or idChanged[pid]) then
     full[pid] = true
-    r[8], r[9], r[10], r[11], r[12], r[13], r[14] = profileState(pkey(pid))
+    r[9], r[10], r[11], r[12], r[13], r[14], r[15] = profileState(pkey(pid))
   end
 end
 -- one JSON string: the client parses it natively, where a nested reply of thousands of

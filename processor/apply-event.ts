@@ -26,7 +26,10 @@ export interface ProfileState {
   identities: string[];
   merged: string[];
   conflicts: string[];
+  /** Identifiers (`kind:value`) and traits (`trait:name`) refused past the per-profile bounds. */
   limited: string[];
+  /** What a client key was refused on a known person: links `kind:value`, traits `trait:name`. */
+  refused: string[];
   /** condition id → times (ms) of the profile's matching events, oldest first */
   times: Record<string, number[]>;
   /** Identity-graph version after this event (0: the event changed no link); see apply-event.lua. */
@@ -75,6 +78,34 @@ export interface ApplyOptions {
   junkIds?: ReadonlySet<string>;
   /** context.externalIds types that link to the person (kind `ext.<type>`). */
   externalIdTypes?: ReadonlySet<string>;
+  /**
+   * Deployment default for client keys (a workspace's own setting in Redis wins):
+   * `restricted` (default) or `trusted` (like server keys).
+   */
+  clientKeys?: 'restricted' | 'trusted';
+  /** Traits a client key never changes on a known person; default email, phone, pushToken. */
+  protectedTraits?: readonly string[];
+  /** Traits per profile (default 1000) and their bytes, names + JSON values (default 1 MiB). */
+  maxTraits?: number;
+  maxTraitBytes?: number;
+}
+
+export const DEFAULT_PROTECTED_TRAITS = ['email', 'phone', 'pushToken'] as const;
+
+/** The script's options argument: one JSON string per options object, built once. */
+const optionsJson = new WeakMap<ApplyOptions, string>();
+function scriptOptions(opts: ApplyOptions): string {
+  let json = optionsJson.get(opts);
+  if (json === undefined) {
+    json = JSON.stringify({
+      clientKeys: opts.clientKeys ?? 'restricted',
+      protected: opts.protectedTraits ?? DEFAULT_PROTECTED_TRAITS,
+      maxTraits: opts.maxTraits ?? 1000,
+      maxTraitBytes: opts.maxTraitBytes ?? 1024 * 1024,
+    });
+    optionsJson.set(opts, json);
+  }
+  return json;
 }
 
 /**
@@ -173,6 +204,7 @@ export function queueApplyEvents(
       traits,
       groupId,
       groupTraits,
+      e.keyKind === 'client' ? 'c' : '',
     ];
   });
   (pipe as unknown as Redis).cdpApplyEvent(
@@ -182,6 +214,7 @@ export function queueApplyEvents(
     nowMs,
     readState,
     forLuaJson(JSON.stringify(list)),
+    forLuaJson(scriptOptions(opts)),
   );
 }
 
@@ -222,6 +255,7 @@ type RawState = [
   conflicts: string[],
   limited: string[],
   identityVersion: number,
+  refused: string[],
   // the profile's state, present on the last event of each profile in a call
   firstSeenAt?: string,
   lastSeenAt?: string,
@@ -257,8 +291,9 @@ function parseState(r: RawState): ProfileState | null {
     conflicts: listOf(r[4]),
     limited: listOf(r[5]),
     identityVersion: Number(r[6] ?? 0),
+    refused: listOf(r[7]),
     revision: '0',
-    complete: r.length > 7,
+    complete: r.length > 8,
     firstSeenAt: null,
     lastSeenAt: null,
     traits: {},
@@ -268,18 +303,18 @@ function parseState(r: RawState): ProfileState | null {
   };
   if (!out.complete) return out;
   const traits: Record<string, unknown> = {};
-  const t = listOf(r[9]);
+  const t = listOf(r[10]);
   for (let i = 0; i < t.length; i += 2) if (t[i] !== '__proto__') traits[t[i]!] = safeParse(t[i + 1]!);
   const epochs: Record<string, number> = {};
-  const ep = listOf(r[10]);
+  const ep = listOf(r[11]);
   for (let i = 0; i < ep.length; i += 2) epochs[ep[i]!] = Number(ep[i + 1]);
-  out.firstSeenAt = r[7] ? new Date(Number(r[7])).toISOString() : null;
-  out.lastSeenAt = r[8] ? new Date(Number(r[8])).toISOString() : null;
+  out.firstSeenAt = r[8] ? new Date(Number(r[8])).toISOString() : null;
+  out.lastSeenAt = r[9] ? new Date(Number(r[9])).toISOString() : null;
   out.traits = traits;
   out.epochs = epochs;
-  out.identities = listOf(r[11]);
-  out.times = parseTimes(listOf(r[12]));
-  out.revision = r[13] ?? '0';
+  out.identities = listOf(r[12]);
+  out.times = parseTimes(listOf(r[13]));
+  out.revision = r[14] ?? '0';
   return out;
 }
 

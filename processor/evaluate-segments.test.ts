@@ -22,6 +22,7 @@ const state = (traits: Record<string, unknown>, epochs: Record<string, number> =
   identities: [],
   merged: [],
   conflicts: [],
+  refused: [],
   limited: [],
   times: {},
 });

@@ -37,6 +37,10 @@ const applyOptions = (cfg: Config) => ({
   maxIdentities: cfg.processor.maxIdentities,
   junkIds: new Set(cfg.processor.junkIds),
   externalIdTypes: new Set(cfg.processor.externalIdTypes),
+  clientKeys: cfg.processor.clientKeys,
+  protectedTraits: cfg.processor.protectedTraits,
+  maxTraits: cfg.profileLimits.maxTraits,
+  maxTraitBytes: cfg.profileLimits.maxTraitBytes,
 });
 
 /** `cdp rebuild`: profile state from ClickHouse history (processor/rebuild.ts). */

@@ -384,6 +384,27 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           { workspaceId: event.workspaceId, profileId: state.profileId, identity: c },
           'identity_link_refused',
         );
+      // a client key's attempt on a known person, and what the per-profile bounds kept out
+      if (state.refused.length > 0)
+        deps.log.info(
+          {
+            workspaceId: event.workspaceId,
+            profileId: state.profileId,
+            messageId: event.messageId,
+            refused: state.refused,
+          },
+          'client_key_change_refused',
+        );
+      if (state.limited.length > 0)
+        deps.log.info(
+          {
+            workspaceId: event.workspaceId,
+            profileId: state.profileId,
+            messageId: event.messageId,
+            limited: state.limited,
+          },
+          'profile_limit_reached',
+        );
       // what this profile's events changed in this batch, for choosing the segments to evaluate
       const key = `${event.workspaceId}/${state.profileId}`;
       const touched = latest.get(key)?.touched ?? {

@@ -109,6 +109,22 @@ export const EnvSchema = Type.Object({
   CDP_ACTIVATION_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 64 }),
   CDP_DEDUP_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
   CDP_IDENTITY_MAX_IDS: Type.Integer({ minimum: 2, maximum: 10_000, default: 100 }),
+  /** Traits a client (browser/mobile) key never changes on a known person (comma-separated). */
+  CDP_IDENTITY_PROTECTED_TRAITS: Type.String({
+    pattern: '^([^,\\s]{1,128}(,[^,\\s]{1,128})*)?$',
+    default: 'email,phone,pushToken',
+  }),
+  /** What client keys may change on a known person, unless a workspace setting says otherwise. */
+  CDP_CLIENT_KEYS: Type.Union([Type.Literal('restricted'), Type.Literal('trusted')], {
+    default: 'restricted',
+  }),
+  /** Traits per profile (count, and bytes of names and JSON values). */
+  CDP_PROFILE_MAX_TRAITS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
+  CDP_PROFILE_MAX_TRAIT_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 512 * 1024 * 1024,
+    default: 1024 * 1024,
+  }),
   /** Extra identifier values treated as "no id" (comma-separated, case-insensitive). */
   CDP_IDENTITY_JUNK_IDS: Type.String({ default: '' }),
   /** context.externalIds types that identify a person (comma-separated), e.g. crm_id. */
@@ -181,6 +197,14 @@ export interface Keys {
   adminKey: string;
 }
 
+/** `restricted`: client keys cannot take over or rewrite known people; `trusted`: like server keys. */
+export type ClientKeysMode = 'restricted' | 'trusted';
+
+export interface ProfileLimits {
+  maxTraits: number;
+  maxTraitBytes: number;
+}
+
 export interface ChannelsConfig {
   timeoutMs: number;
   email: { smtpUrl?: string; from: string };
@@ -233,7 +257,13 @@ export interface Config {
     maxIdentities: number;
     junkIds: string[];
     externalIdTypes: string[];
+    /** Traits a client key never changes on a known person (CDP_IDENTITY_PROTECTED_TRAITS). */
+    protectedTraits: string[];
+    /** Deployment default of the per-workspace client-key setting (CDP_CLIENT_KEYS). */
+    clientKeys: ClientKeysMode;
   };
+  /** Per-profile trait bounds: the processor refuses past them, ingest refuses one event over them. */
+  profileLimits: ProfileLimits;
   channels: ChannelsConfig;
   contactPolicy: ContactPolicyConfig;
   unsubscribe: { secret: string; ttlDays: number; publicUrl: string };
@@ -331,7 +361,10 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       maxIdentities: e.CDP_IDENTITY_MAX_IDS,
       junkIds: list(e.CDP_IDENTITY_JUNK_IDS).map((v) => v.toLowerCase()),
       externalIdTypes: list(e.CDP_IDENTITY_EXTERNAL_ID_TYPES),
+      protectedTraits: list(e.CDP_IDENTITY_PROTECTED_TRAITS),
+      clientKeys: e.CDP_CLIENT_KEYS,
     },
+    profileLimits: { maxTraits: e.CDP_PROFILE_MAX_TRAITS, maxTraitBytes: e.CDP_PROFILE_MAX_TRAIT_BYTES },
     channels: {
       timeoutMs: e.CDP_CHANNEL_TIMEOUT_MS,
       email: { smtpUrl: e.SMTP_URL, from: e.CDP_EMAIL_FROM },

@@ -57,6 +57,12 @@ export const NormalizedEvent = Type.Object({
   sentAt: Type.Optional(Type.String()),
   /** When ingest accepted it (ISO 8601, server clock). */
   receivedAt: Type.String(),
+  /**
+   * The kind of write key that sent it, stamped by ingest from the key (never read from the
+   * request body): `client` keys are public and limited in what they may change on a known
+   * person (processor/apply-event.lua). Absent (events from before kinds): `server`.
+   */
+  keyKind: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('client')])),
 });
 export type NormalizedEvent = Static<typeof NormalizedEvent>;
 export const normalizedEventCheck = TypeCompiler.Compile(NormalizedEvent);

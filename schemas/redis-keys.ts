@@ -24,6 +24,8 @@ export interface WorkspaceKeys {
   consent(profileId: string): string;
   /** Set of suppressed addresses: `email:<lowercased>`, `phone:<digits>`, `profile:<id>`. */
   suppressions: string;
+  /** Hash of the workspace's settings: `clientKeys` = restricted|trusted (apply-event.lua reads it). */
+  settings: string;
   /** Sorted set of send keys counted against a cap → send time (ms); `channel` may be `all`. */
   capLog(profileId: string, channel: string): string;
   /** `${sendKey}|${ms}` of the last send of a campaign to a profile (re-entry rules). */
@@ -79,6 +81,7 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     sendClaim: (key) => `${tag}:send:${key}`,
     consent: (pid) => `${tag}:p:${pid}:consent`,
     suppressions: `${tag}:suppress`,
+    settings: `${tag}:settings`,
     capLog: (pid, channel) => `${tag}:p:${pid}:cap:${channel}`,
     reentry: (cid, pid) => `${tag}:re:${cid}:${pid}`,
     erased: `${tag}:erased`,
