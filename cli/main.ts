@@ -171,8 +171,12 @@ async function main(argv: string[]): Promise<void> {
       const clients = createClients(cfg, log);
       try {
         await migrateAll(cfg, log);
-        const { events } = await runRebuild(cfg, clients, log, ws);
-        process.stdout.write(`rebuilt profiles from ${events} events\n`);
+        const { events, consent } = await runRebuild(cfg, clients, log, ws);
+        process.stdout.write(
+          `rebuilt profiles from ${events} events; ${consent.applied} consent decisions restored` +
+            (consent.skipped ? ` (${consent.skipped} for people no longer known)` : '') +
+            '\n',
+        );
       } finally {
         await clients.close();
       }

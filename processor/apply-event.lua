@@ -24,6 +24,9 @@
 --   <tag>:p:<pid>:ags              set of the storage ids the profile has aggregates for
 --   <tag>:p:<pid>:sc               hash: lead-score counter id -> "<count> <asOf ms> <halfLife ms>"
 --   <tag>:p:<pid>:merged           set of the profile ids merged into this one (transitively)
+--   <tag>:p:<pid>:consent / :re    contact state (consent hash, re-entry hash by campaign) and
+--   <tag>:p:<pid>:cap:<channel>    cap logs: written by activation and the query API, moved
+--                                  by merges (mergeContact)
 --   <tag>:idv                      counter, bumped by every identity-graph change
 --   <tag>:stats                    hash: profiles (live, not merged away)
 --   <tag>:p:<pid>:groups           set of the accounts (groupIds) the profile belongs to
@@ -227,6 +230,42 @@ local function mergeCounters(srcKey, dstKey)
   end
 end
 
+-- Contact state follows the person (activation/policy/contact-policy.lua reads it from the
+-- survivor): consent keeps the newer decision per channel:purpose (a revocation wins a tie),
+-- cap logs and re-entry records are joined (the later send per campaign), and a suppression
+-- of the merged-away profile id suppresses the survivor too. Values: consent
+-- `granted|revoked:<ms>:<source>`, re-entry `<sendKey>|<ms>`.
+local CAP_CHANNELS = { 'all', 'webhook', 'email', 'sms', 'push' }
+local CAP_RETENTION_MS = 176400000 -- two days and an hour, as check-contact-policy.ts keeps them
+local function mergeContact(src, dst)
+  local function newer(a, b, sep)
+    if not b then return true end
+    local ta = tonumber(string.match(a, sep == ':' and '^%a+:(%d+)' or '|(%d+)$') or '0')
+    local tb = tonumber(string.match(b, sep == ':' and '^%a+:(%d+)' or '|(%d+)$') or '0')
+    if ta ~= tb then return ta > tb end
+    return sep == ':' and string.sub(a, 1, 8) == 'revoked:'
+  end
+  for _, suffix in ipairs({ ':consent', ':re' }) do
+    local sep = suffix == ':consent' and ':' or '|'
+    local f = redis.call('HGETALL', pkey(src) .. suffix)
+    for i = 1, #f, 2 do
+      if newer(f[i + 1], redis.call('HGET', pkey(dst) .. suffix, f[i]), sep) then
+        redis.call('HSET', pkey(dst) .. suffix, f[i], f[i + 1])
+      end
+    end
+  end
+  for _, ch in ipairs(CAP_CHANNELS) do
+    local s, d = pkey(src) .. ':cap:' .. ch, pkey(dst) .. ':cap:' .. ch
+    if redis.call('EXISTS', s) == 1 then
+      redis.call('ZUNIONSTORE', d, 2, d, s, 'AGGREGATE', 'MAX')
+      redis.call('PEXPIRE', d, CAP_RETENTION_MS)
+      redis.call('DEL', s)
+    end
+  end
+  local sup = tag .. ':suppress'
+  if redis.call('SISMEMBER', sup, 'profile:' .. src) == 1 then redis.call('SADD', sup, 'profile:' .. dst) end
+end
+
 local function userIdOf(pid)
   for _, m in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':ids')) do
     if string.sub(m, 1, 5) == 'user:' then return string.sub(m, 6) end
@@ -419,8 +458,10 @@ local function applyOne(ev)
     for _, g in ipairs(redis.call('SMEMBERS', pkey(src) .. ':groups')) do
       redis.call('SADD', pkey(dst) .. ':groups', g)
     end
+    mergeContact(src, dst)
     redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
-      pkey(src) .. ':cs', pkey(src) .. ':merged', pkey(src) .. ':groups', pkey(src) .. ':ags', pkey(src) .. ':sc')
+      pkey(src) .. ':cs', pkey(src) .. ':merged', pkey(src) .. ':groups', pkey(src) .. ':ags', pkey(src) .. ':sc',
+      pkey(src) .. ':consent', pkey(src) .. ':re')
     redis.call('HSET', pkey(src), 'mergedInto', dst)
     redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
     merged[#merged + 1] = src

@@ -8,6 +8,7 @@ import { coalesceBatches } from '../runtime/kafka/coalesce.ts';
 import type { Logger } from '../runtime/log.ts';
 import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { replayConsentLog } from '../schemas/consent-log.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { compileRule } from '../schemas/rules.ts';
 import { topics } from '../schemas/topics.ts';
@@ -49,7 +50,7 @@ export async function runRebuild(
   clients: Clients,
   log: Logger,
   workspaceId?: string,
-): Promise<{ events: number }> {
+): Promise<{ events: number; consent: { applied: number; skipped: number } }> {
   const redis = clients.redis();
   const kafka = clients.kafka();
   const producer = kafka.producer({ lingerMs: 1 });
@@ -73,12 +74,22 @@ export async function runRebuild(
       log,
       publishSegmentChanges: false,
     });
-    return await rebuildFromHistory({
-      clickhouse: await clients.clickhouse(),
+    const clickhouse = await clients.clickhouse();
+    const rebuilt = await rebuildFromHistory({
+      clickhouse,
       processor,
       ...(workspaceId ? { workspaceId } : {}),
       log,
     });
+    // consent lives in its own log: back onto the rebuilt people, found by their identifiers
+    const consent = await replayConsentLog({
+      clickhouse,
+      redis,
+      prefix: cfg.redis.prefix,
+      ...(workspaceId ? { workspaceId } : {}),
+    });
+    log.info({ workspaceId: workspaceId ?? '*', ...consent }, 'consent_replayed');
+    return { ...rebuilt, consent };
   } finally {
     await producer.disconnect().catch(() => {});
     await admin.disconnect().catch(() => {});

@@ -28,8 +28,10 @@ export interface WorkspaceKeys {
   settings: string;
   /** Sorted set of send keys counted against a cap → send time (ms); `channel` may be `all`. */
   capLog(profileId: string, channel: string): string;
-  /** `${sendKey}|${ms}` of the last send of a campaign to a profile (re-entry rules). */
-  reentry(campaignId: string, profileId: string): string;
+  /** Hash campaignId → `${sendKey}|${ms}` of the campaign's last send to the profile (re-entry rules). */
+  reentry(profileId: string): string;
+  /** The same record as one string per campaign and profile, as written before it moved into the hash (read only). */
+  legacyReentry(campaignId: string, profileId: string): string;
   /** Sorted set of erasure tombstones (schemas/erasure.ts: tombstoneMember) → erasure time (ms). */
   erased: string;
   /** Hash of one erasure job (query/erasure-job.ts). */
@@ -83,7 +85,8 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     suppressions: `${tag}:suppress`,
     settings: `${tag}:settings`,
     capLog: (pid, channel) => `${tag}:p:${pid}:cap:${channel}`,
-    reentry: (cid, pid) => `${tag}:re:${cid}:${pid}`,
+    reentry: (pid) => `${tag}:p:${pid}:re`,
+    legacyReentry: (cid, pid) => `${tag}:re:${cid}:${pid}`,
     erased: `${tag}:erased`,
     erasure: (jobId) => `${tag}:erasure:${jobId}`,
     erasures: `${tag}:erasures`,

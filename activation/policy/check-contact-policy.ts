@@ -39,18 +39,11 @@ export interface PolicyInput {
 }
 
 export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy: ContactPolicyConfig }) {
-  const check = redisScript(deps.redis, 'cdpContactPolicy', 6, CHECK);
-  const release = redisScript(deps.redis, 'cdpReleasePolicy', 3, RELEASE);
-  const keysOf = (c: CampaignDefinition, change: SegmentChange) => {
-    const k = workspaceKeys(deps.redisPrefix, change.workspaceId);
-    return [
-      k.consent(change.profileId),
-      k.suppressions,
-      k.capLog(change.profileId, c.channel),
-      k.capLog(change.profileId, 'all'),
-      k.reentry(c.id, change.profileId),
-    ];
-  };
+  const check = redisScript(deps.redis, 'cdpContactPolicy', 3, CHECK);
+  const release = redisScript(deps.redis, 'cdpReleasePolicy', 1, RELEASE);
+  // the scripts derive the survivor's consent, cap and re-entry keys from the profile hash
+  const profileKey = (change: SegmentChange) =>
+    workspaceKeys(deps.redisPrefix, change.workspaceId).profile(change.profileId);
 
   return {
     async decide({ campaign: c, change, sendKey, nowMs, claim }: PolicyInput): Promise<PolicyDecision> {
@@ -73,7 +66,8 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
       const [verdict, detail] = (await check(
-        ...keysOf(c, change),
+        profileKey(change),
+        workspaceKeys(deps.redisPrefix, change.workspaceId).suppressions,
         claim.key,
         c.channel,
         c.purpose ?? DEFAULT_PURPOSE,
@@ -90,6 +84,8 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         claim.owner,
         claim.leaseMs,
         claim.doneTtlSeconds,
+        c.id,
+        change.profileId,
         ...members,
       )) as [string, string];
       switch (verdict) {
@@ -106,7 +102,7 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
 
     /** Un-count a send that finally failed (caps, re-entry). */
     async release(c: CampaignDefinition, change: SegmentChange, sendKey: string): Promise<void> {
-      await release(...keysOf(c, change).slice(2), sendKey);
+      await release(profileKey(change), sendKey, c.channel, c.id, change.profileId);
     },
   };
 }

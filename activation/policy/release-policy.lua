@@ -1,8 +1,22 @@
 -- Gives back what contact-policy.lua counted for a send that finally failed, so a
--- replayed dead letter is not refused by its own earlier attempt.
--- KEYS: 3 cap logs and the re-entry record as in contact-policy.lua (KEYS[3..5]); ARGV: 1 send key
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-local last = redis.call('GET', KEYS[3])
-if last and string.sub(last, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('DEL', KEYS[3]) end
+-- replayed dead letter is not refused by its own earlier attempt. Follows merges to the
+-- survivor as contact-policy.lua does.
+-- KEYS: 1 the change's profile hash (<tag>:p:<pid>); ARGV: 1 send key, 2 channel, 3 campaign id,
+--       4 profile id
+local changePid, campaignId, key = ARGV[4], ARGV[3], ARGV[1]
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #changePid - 3)
+local pid = changePid
+for _ = 1, 64 do
+  local m = redis.call('HGET', tag .. ':p:' .. pid, 'mergedInto')
+  if not m then break end
+  pid = m
+end
+local base = tag .. ':p:' .. pid
+redis.call('ZREM', base .. ':cap:' .. ARGV[2], key)
+redis.call('ZREM', base .. ':cap:all', key)
+local function ours(v) return v and string.sub(v, 1, #key + 1) == key .. '|' end
+if ours(redis.call('HGET', base .. ':re', campaignId)) then redis.call('HDEL', base .. ':re', campaignId) end
+for _, legacy in ipairs({ tag .. ':re:' .. campaignId .. ':' .. pid, tag .. ':re:' .. campaignId .. ':' .. changePid }) do
+  if ours(redis.call('GET', legacy)) then redis.call('DEL', legacy) end
+end
 return 1

@@ -5,9 +5,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import { type ConsentSource, logConsent, storeConsent } from '../../schemas/consent-log.ts';
 import {
-  consentField,
-  consentValue,
   parseConsentValue,
   parseSuppressionMember,
   type SuppressionKind,
@@ -60,7 +59,7 @@ function invalid(
 }
 
 /** Follows merges to the surviving profile, whose id activation sends for. */
-async function survivor(redis: Redis, prefix: string, ws: string, id: string): Promise<string> {
+export async function survivor(redis: Redis, prefix: string, ws: string, id: string): Promise<string> {
   const k = workspaceKeys(prefix, ws);
   let pid = id;
   for (let hops = 0; hops < 64; hops++) {
@@ -81,19 +80,28 @@ export async function readConsent(redis: Redis, prefix: string, ws: string, pid:
     .sort((a, b) => `${a.channel}:${a.purpose}`.localeCompare(`${b.channel}:${b.purpose}`));
 }
 
+/**
+ * Records consent decisions: in Redis on the surviving profile (followed atomically, so a
+ * merge racing the write cannot strand it on a merged-away id), then in ClickHouse
+ * consent_log with their source. Redis first: a decision is honoured even when the log
+ * insert fails (the caller then answers an error and a retry writes the same again).
+ */
 export async function writeConsent(
-  redis: Redis,
-  prefix: string,
+  deps: { redis: Redis; clickhouse: ClickHouseClient; redisPrefix: string },
   ws: string,
   pid: string,
   entries: Array<Static<typeof ConsentInput>>,
   atMs: number,
-  source: string,
-): Promise<void> {
-  const fields: Record<string, string> = {};
-  for (const e of entries)
-    fields[consentField(e.channel, e.purpose ?? '*')] = consentValue(e.subscribed, atMs, source);
-  await redis.hset(workspaceKeys(prefix, ws).consent(pid), fields);
+  from: ConsentSource,
+): Promise<string> {
+  const decisions = entries.map((e) => ({
+    channel: e.channel,
+    purpose: e.purpose ?? '*',
+    subscribed: e.subscribed,
+  }));
+  const person = await storeConsent(deps.redis, deps.redisPrefix, ws, pid, decisions, atMs, from.source);
+  await logConsent(deps.clickhouse, ws, person, decisions, atMs, from);
+  return person.profileId;
 }
 
 export function consentRoutes(deps: {
@@ -115,22 +123,25 @@ export function consentRoutes(deps: {
     const entries = 'consents' in body ? body.consents : [body];
     const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     const before = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
-    await writeConsent(deps.redis, deps.redisPrefix, ws, pid, entries, deps.now().getTime(), 'api');
-    const after = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
+    const actor = actorOf(c.get('apiKey'));
+    const at = deps.now().getTime();
+    // the write follows merges itself (one may land after the read above)
+    const target = await writeConsent(deps, ws, pid, entries, at, { source: 'api', actor });
+    const after = await readConsent(deps.redis, deps.redisPrefix, ws, target);
     await recordAudit(
       deps.clickhouse,
       {
         workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
+        actor,
         action: 'update',
         entityType: 'consent',
-        entityId: pid,
+        entityId: target,
         before,
         after,
       },
       deps.now(),
     );
-    return c.json({ profileId: pid, consents: after });
+    return c.json({ profileId: target, consents: after });
   });
   return app;
 }

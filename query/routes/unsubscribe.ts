@@ -1,10 +1,22 @@
 // Unsubscribe links from messages: no admin key, a signed token instead. GET shows a
 // small confirmation page (link scanners fetch GETs, so GET changes nothing); POST
 // unsubscribes: the page's button, and RFC 8058 one-click from mail clients.
-import { Hono } from 'hono';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { verifyUnsubscribeToken } from '../../schemas/unsubscribe-token.ts';
-import { writeConsent } from './contact.ts';
+import { recordAudit } from '../audit.ts';
+import { readConsent, survivor, writeConsent } from './contact.ts';
+
+/** The connecting address (not a forwarded header, which the client could write). */
+function peerAddress(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? '';
+  } catch {
+    return ''; // not served over a socket (app.request in tests)
+  }
+}
 
 const page = (title: string, body: string) =>
   `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title></head><body style="font-family:sans-serif;max-width:32em;margin:3em auto">${body}</body></html>`;
@@ -17,6 +29,7 @@ const escapeHtml = (s: string) =>
 
 export function unsubscribeRoutes(deps: {
   redis: Redis;
+  clickhouse: ClickHouseClient;
   redisPrefix: string;
   secret: string;
   now: () => Date;
@@ -46,14 +59,36 @@ export function unsubscribeRoutes(deps: {
     if (!v.ok)
       return c.html(page('Invalid link', `<p>This unsubscribe link is not valid (${v.reason}).</p>`), 400);
     const { w, p, c: channel, u } = v.claims;
-    await writeConsent(
+    const at = deps.now().getTime();
+    const decision = [{ channel, purpose: u, subscribed: false }];
+    // the token names the profile as it was when the message was sent; the write follows
+    // merges since then, so the person who clicked is the one unsubscribed
+    const before = await readConsent(
       deps.redis,
       deps.redisPrefix,
       w,
-      p,
-      [{ channel, purpose: u, subscribed: false }],
-      deps.now().getTime(),
-      `unsubscribe:${v.claims.k ?? ''}`,
+      await survivor(deps.redis, deps.redisPrefix, w, p),
+    );
+    const actor = 'unsubscribe_link';
+    const target = await writeConsent(deps, w, p, decision, at, {
+      source: 'unsubscribe_link',
+      actor,
+      campaignId: v.claims.k ?? '',
+      ip: peerAddress(c),
+      userAgent: (c.req.header('user-agent') ?? '').slice(0, 512),
+    });
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: w,
+        actor,
+        action: 'update',
+        entityType: 'consent',
+        entityId: target,
+        before,
+        after: await readConsent(deps.redis, deps.redisPrefix, w, target),
+      },
+      new Date(at),
     );
     return c.html(
       page(

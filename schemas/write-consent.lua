@@ -1,0 +1,24 @@
+-- Writes consent decisions for a person, following merges to the surviving profile in the
+-- same atomic step (a merge moves consent to the survivor; writing to a merged-away id would
+-- be lost). In `newer` mode a field is written only when the decision is newer than the one
+-- kept (replaying the consent log after a rebuild); `set` writes as given.
+-- KEYS: 1 the profile hash (<tag>:p:<pid>)
+-- ARGV: 1 profile id, 2 mode (set|newer), 3.. field, value pairs (schemas/contact.ts)
+-- Returns { survivor id, the survivor's identifiers (kind:value)... }
+local pid = ARGV[1]
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #pid - 3)
+for _ = 1, 64 do
+  local m = redis.call('HGET', tag .. ':p:' .. pid, 'mergedInto')
+  if not m then break end
+  pid = m
+end
+local key = tag .. ':p:' .. pid .. ':consent'
+local function ms(v) return tonumber(string.match(v or '', '^%a+:(%d+)') or '-1') end
+for i = 3, #ARGV, 2 do
+  if ARGV[2] == 'set' or ms(ARGV[i + 1]) > ms(redis.call('HGET', key, ARGV[i])) then
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+  end
+end
+local out = { pid }
+for _, m in ipairs(redis.call('SMEMBERS', tag .. ':p:' .. pid .. ':ids')) do out[#out + 1] = m end
+return out
