@@ -17,7 +17,7 @@ import type {
 import type { Logger } from '../runtime/log.ts';
 import { ACTIVATION_HEADERS, activationJobCheck } from '../schemas/activation-job.ts';
 import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
-import { DLQ_HEADERS } from '../schemas/topics.ts';
+import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { DelayedSend, delayedSends } from './delayed-sends.ts';
 import type { NoCampaignCounter } from './no-campaign.ts';
@@ -150,6 +150,8 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     const unmatched: SegmentChange[] = [];
     let waitUntil = 0;
     for (const m of batch.messages) {
+      // a history dead letter replayed for the sink: this change was handled when first read
+      if (header(m, REPLAY_HEADER) === 'history') continue;
       try {
         const v: unknown = JSON.parse(m.value?.toString('utf8') ?? '');
         if (m.topic === deps.topics.retry) {

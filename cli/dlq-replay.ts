@@ -1,11 +1,22 @@
-// `cdp dlq replay`: puts activation dead letters back on the activation retry topic, as a
-// fresh first attempt. It reads the dead-letter topic with its own consumer group and
-// commits what it replayed, so running it again replays only newer dead letters. It stops
-// when it has read up to where the topic ended at start, or after --limit replays.
+// `cdp dlq replay`: puts dead letters back where they can go through again.
+// - Activation dead letters (a send job) go on the activation retry topic, as a fresh first
+//   attempt (the send key still makes it one message per segment entry).
+// - History sink dead letters (stages history.*) go back on the topic they came from (their
+//   source header: this deployment's cdp.events, cdp.identity or cdp.segment-changes, never
+//   another topic), key and value as they were, marked with the `cdp-replay-for: history`
+//   header: the processor and activation handled the original when they first read it and
+//   skip the replay; only the history sink stores it. The stored rows are deduplicated
+//   (events by messageId, identity links by version, transitions by epoch), so a replayed
+//   message that had gone in after all counts once; one that is still bad is dead-lettered
+//   again, with its reason and the replay mark, and is not replayed again.
+// It reads the dead-letter topic with its own consumer group and commits what it went
+// through, so running it again replays only newer dead letters (`only` skips the other
+// kind for good). It stops when it has read up to where the topic ended at start, or
+// after --limit replays.
 // (kafkajs directly: a one-shot tool needs per-message commits and the end offsets.)
 import { Kafka, logLevel } from 'kafkajs';
 import { ACTIVATION_HEADERS } from '../schemas/activation-job.ts';
-import { DLQ_HEADERS, topics } from '../schemas/topics.ts';
+import { DLQ_HEADERS, REPLAY_HEADER, topics } from '../schemas/topics.ts';
 
 export interface ReplayResult {
   replayed: number;
@@ -16,12 +27,15 @@ export async function replayDeadLetters(opts: {
   brokers: string[];
   topicPrefix: string;
   limit?: number;
+  /** Replay only activation or only history dead letters (default: both). */
+  only?: 'activation' | 'history';
   now?: () => number;
   timeoutMs?: number;
 }): Promise<ReplayResult> {
   const t = topics(opts.topicPrefix);
   const now = opts.now ?? Date.now;
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  const historyTopics = new Set([t.events, t.identity, t.segmentChanges]);
   const kafka = new Kafka({ clientId: 'cdp-dlq-replay', brokers: opts.brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
@@ -55,7 +69,27 @@ export async function replayDeadLetters(opts: {
       if (BigInt(message.offset) >= end) return caughtUp() ? finish() : undefined;
       const h = (name: string) => message.headers?.[name]?.toString();
       const stage = h(DLQ_HEADERS.stage) ?? '';
-      if (h(ACTIVATION_HEADERS.job) === '1' && stage.startsWith('activation') && message.value) {
+      const source = h(DLQ_HEADERS.source) ?? '';
+      if (
+        opts.only !== 'activation' &&
+        stage.startsWith('history.') &&
+        historyTopics.has(source) &&
+        !h(REPLAY_HEADER) &&
+        message.value &&
+        message.value.length > 0
+      ) {
+        await producer.send({
+          topic: source,
+          acks: -1,
+          messages: [{ key: message.key, value: message.value, headers: { [REPLAY_HEADER]: 'history' } }],
+        });
+        result.replayed++;
+      } else if (
+        opts.only !== 'history' &&
+        h(ACTIVATION_HEADERS.job) === '1' &&
+        stage.startsWith('activation') &&
+        message.value
+      ) {
         await producer.send({
           topic: t.activationRetry,
           acks: -1,

@@ -223,7 +223,8 @@ async function main(argv: string[]): Promise<void> {
       throw new UsageError('cdp infra up|down|fetch');
     }
     case 'dlq': {
-      if (rest[0] !== 'replay') throw new UsageError('cdp dlq replay [--topic-prefix P] [--limit N]');
+      if (rest[0] !== 'replay')
+        throw new UsageError('cdp dlq replay [--topic-prefix P] [--limit N] [--only activation|history]');
       const cfg = loadConfig(env);
       const flag = (name: string) => {
         const i = rest.indexOf(name);
@@ -236,6 +237,9 @@ async function main(argv: string[]): Promise<void> {
       const limit = limitArg === undefined ? undefined : Number(limitArg);
       if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
         throw new UsageError('--limit must be a positive integer');
+      const only = flag('--only');
+      if (only !== undefined && only !== 'activation' && only !== 'history')
+        throw new UsageError('--only must be activation or history');
       const r = await replayDeadLetters({
         brokers: cfg.kafka.brokers,
         topicPrefix: flag('--topic-prefix') ?? cfg.kafka.topicPrefix,

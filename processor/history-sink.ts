@@ -21,7 +21,8 @@ import { errorMessage, realSleep } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { segmentChangeCheck } from '../schemas/segment-change.ts';
-import { DLQ_HEADERS } from '../schemas/topics.ts';
+import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import type { ErasedFilter } from './drop-erased.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
 import { parseEvent, parseMessage } from './parse-event.ts';
 import { checkHistoryRow, toHistoryRow } from './to-history-row.ts';
@@ -223,6 +224,8 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
       [DLQ_HEADERS.partition]: String(m.partition),
       [DLQ_HEADERS.offset]: m.offset,
       [DLQ_HEADERS.stage]: stage,
+      // still bad after `cdp dlq replay`: marked, so a later replay does not send it round again
+      ...(m.headers[REPLAY_HEADER] ? { [REPLAY_HEADER]: m.headers[REPLAY_HEADER] } : {}),
     },
   });
 

@@ -19,7 +19,7 @@ import type { NormalizedEvent } from '../schemas/event.ts';
 import type { IdentityChange } from '../schemas/identity-change.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import type { SegmentChange } from '../schemas/segment-change.ts';
-import { DLQ_HEADERS, profileKey, type Topics } from '../schemas/topics.ts';
+import { DLQ_HEADERS, profileKey, REPLAY_HEADER, type Topics } from '../schemas/topics.ts';
 import {
   type ApplyOptions,
   defineApplyEvent,
@@ -285,6 +285,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const dead: OutgoingMessage[] = [];
     const events: NormalizedEvent[] = [];
     for (const m of batch.messages) {
+      // a history dead letter replayed for the sink: this event was handled when first read
+      if (m.headers[REPLAY_HEADER] === 'history') continue;
       const p = parseEvent(m);
       if (p.ok) events.push(p.event);
       else {

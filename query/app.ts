@@ -15,6 +15,7 @@ import { analyticsRoutes } from './routes/analytics.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
+import { erasureRoutes } from './routes/erasures.ts';
 import { liveRoutes } from './routes/live.ts';
 import { computedTraitRoutes, scoreRoutes } from './routes/profile-definitions.ts';
 import { profileTimelineRoutes } from './routes/profile-timeline.ts';
@@ -46,6 +47,8 @@ export interface QueryDeps {
   /** Kafka admin and topic prefix, for consumer lag in GET /v1/live/pipeline. */
   kafkaAdmin?: Admin;
   topicPrefix?: string;
+  /** When an erasure's sweep runs after its Redis step (query/erasure-job.ts); default 10 s. */
+  erasureSweepDelayMs?: number;
   now?: () => Date;
 }
 
@@ -98,6 +101,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/profiles', consentRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileTimelineRoutes(deps));
+  app.route('/v1/erasures', erasureRoutes(deps));
   app.route('/v1/suppressions', suppressionRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));

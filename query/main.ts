@@ -9,7 +9,9 @@ import type { Logger } from '../runtime/log.ts';
 import { pingRedis } from '../runtime/redis.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { WriteKeyStore } from '../runtime/write-keys.ts';
+import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
+import { startErasureWorker } from './erasure-job.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const redis = clients.redis();
@@ -17,10 +19,14 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   const adminKeys = new Map([[cfg.keys.adminKey, cfg.keys.workspace]]);
   // consumer lag for the console's live view; connects on first use
   const kafkaAdmin = clients.kafka().admin();
+  // an erasure's sweep waits until every history sink has seen the tombstones and inserted
+  // what it had accepted before them
+  const erasureSweepDelayMs = cfg.history.flushMs + 2 * TOMBSTONE_REFRESH_MS + 2000;
+  const defs = new DefinitionStore(redis, cfg.redis.prefix);
   const app = createQueryApp({
     redis,
     clickhouse,
-    defs: new DefinitionStore(redis, cfg.redis.prefix),
+    defs,
     writeKeys: new WriteKeyStore(redis, cfg.redis.prefix),
     redisPrefix: cfg.redis.prefix,
     resolveAdminKey: (k) => adminKeys.get(k),
@@ -29,8 +35,19 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     analytics: cfg.analytics,
     kafkaAdmin,
     topicPrefix: cfg.kafka.topicPrefix,
+    erasureSweepDelayMs,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
+  // erasures a DELETE left unfinished, after a restart too
+  const erasures = startErasureWorker({
+    redis,
+    clickhouse,
+    defs,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'erasures' }),
+    now: () => new Date(),
+    sweepDelayMs: erasureSweepDelayMs,
+  });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
   const url = `http://${cfg.query.host}:${server.port}`;
   log.info({ url }, 'query_listening');
@@ -39,6 +56,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     url,
     stop: async () => {
       await server.close();
+      await erasures.stop();
       await kafkaAdmin.disconnect().catch(() => {});
     },
   };

@@ -2,6 +2,7 @@
 // that validate them.
 import { CampaignInput } from '../schemas/campaign.ts';
 import { ComputedTraitInput } from '../schemas/computed-trait.ts';
+import { ERASURE_STEPS } from '../schemas/erasure.ts';
 import { LeadScoreInput } from '../schemas/lead-score.ts';
 import { SegmentInput } from '../schemas/segment.ts';
 import { AttributionBody, FunnelBody, RetentionBody, TrendsBody } from './analytics/bodies.ts';
@@ -47,6 +48,46 @@ const Profile = {
   },
 };
 
+const ErasureJob = {
+  type: 'object',
+  description: 'An erasure job: its state and counts, never the erased data',
+  properties: {
+    id: { type: 'string' },
+    profileId: { type: 'string' },
+    status: { type: 'string', enum: ['pending', 'done'] },
+    done: {
+      type: 'array',
+      items: { type: 'string', enum: [...ERASURE_STEPS] },
+      description: 'steps done, in order',
+    },
+    counts: { type: 'object', additionalProperties: { type: 'integer' } },
+    requestedBy: { type: 'string', description: 'fingerprint of the admin key' },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    finishedAt: { type: ['string', 'null'], format: 'date-time' },
+    attempts: { type: 'integer', description: 'failed attempts so far' },
+    lastError: { type: ['string', 'null'] },
+    nextAttemptAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
+const erasureStarted = {
+  '200': {
+    description: 'the erasure is done (`job.status` done)',
+    content: json({
+      type: 'object',
+      properties: {
+        erased: { type: 'string' },
+        identities: { type: 'integer' },
+        job: { $ref: '#/components/schemas/ErasureJob' },
+      },
+    }),
+  },
+  '202': {
+    description: 'the erasure job runs on (`Location: /v1/erasures/{jobId}`); same body',
+  },
+  ...errors,
+};
+
 export function queryOpenApi(): object {
   return {
     openapi: '3.1.0',
@@ -59,6 +100,7 @@ export function queryOpenApi(): object {
       securitySchemes: { adminKey: { type: 'http', scheme: 'bearer' } },
       schemas: {
         Profile,
+        ErasureJob,
         SegmentInput,
         CampaignInput,
         ComputedTraitInput,
@@ -79,10 +121,49 @@ export function queryOpenApi(): object {
             ...errors,
           },
         }),
+        delete: op('eraseProfileBy', 'GDPR erasure of the profile found by exactly one identifier', {
+          parameters: [query('userId'), query('anonymousId'), query('email'), query('externalId')],
+          responses: erasureStarted,
+        }),
       },
       '/v1/profiles/{id}': {
         get: op('getProfile', 'A profile by id; a merged-away id answers with the survivor', {
           parameters: [id('id')],
+        }),
+        delete: op(
+          'eraseProfile',
+          'GDPR erasure: starts (or resumes) the erasure job of the person and every profile merged into it',
+          { parameters: [id('id')], responses: erasureStarted },
+        ),
+      },
+      '/v1/profiles/{id}/export': {
+        get: op(
+          'exportProfile',
+          'Access request: everything held on the person, one JSON object per line with a `type` (profile, consent, event, identity_link, membership, ledger, consent_log; `end` last)',
+          {
+            parameters: [id('id')],
+            responses: {
+              '200': {
+                description: 'NDJSON',
+                content: { 'application/x-ndjson': { schema: { type: 'string' } } },
+              },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/erasures': {
+        get: op('listErasures', 'The latest erasure jobs, newest first', {
+          parameters: [query('limit', { type: 'integer', minimum: 1, maximum: 1000, default: 100 })],
+        }),
+      },
+      '/v1/erasures/{jobId}': {
+        get: op('getErasure', 'An erasure job', {
+          parameters: [id('jobId')],
+          responses: {
+            '200': { description: 'the job', content: json({ $ref: '#/components/schemas/ErasureJob' }) },
+            ...errors,
+          },
         }),
       },
       '/v1/profiles/{id}/events': {

@@ -42,3 +42,10 @@ export const DLQ_HEADERS = {
   offset: 'cdp-dlq-source-offset',
   stage: 'cdp-dlq-stage',
 } as const;
+
+/**
+ * Set on a message `cdp dlq replay` put back on cdp.events, cdp.identity or
+ * cdp.segment-changes for the history sink (value `history`): the processor and activation
+ * handled the original already and skip it; only the history sink stores it.
+ */
+export const REPLAY_HEADER = 'cdp-replay-for';

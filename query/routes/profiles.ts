@@ -1,11 +1,15 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
+import { stream } from 'hono/streaming';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import type { ErasureJob } from '../../schemas/erasure.ts';
 import { type IdentityKind, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { QueryEnv } from '../app.ts';
-import { actorOf, recordAudit } from '../audit.ts';
-import { eraseProfile } from '../erase-profile.ts';
+import { actorOf } from '../audit.ts';
+import { createErasure, type ErasureJobDeps, erasureOfProfile, runErasure } from '../erasure-job.ts';
+import { exportProfile } from '../export-profile.ts';
 import { QueryError } from '../query-error.ts';
 import { readComputed } from '../read-computed.ts';
 
@@ -132,7 +136,10 @@ export function profileRoutes(deps: {
   clickhouse: ClickHouseClient;
   defs: DefinitionStore;
   redisPrefix: string;
+  log: Logger;
   now: () => Date;
+  /** When an erasure's sweep runs after its Redis step (erasure-job.ts). */
+  erasureSweepDelayMs?: number;
 }) {
   const app = new Hono<QueryEnv>();
   /** The profile as answered: with its computed traits and lead scores as of now. */
@@ -154,8 +161,8 @@ export function profileRoutes(deps: {
     ['email', 'email'],
   ];
 
-  app.get('/', async (c) => {
-    const ws = c.get('workspaceId');
+  /** The profile id named by exactly one of the lookup parameters (undefined: none holds it). */
+  const lookup = async (c: Context<QueryEnv>, ws: string) => {
     const given: Array<[string, IdentityKind]> = lookups.filter(([q]) => c.req.query(q) !== undefined);
     const ext = c.req.query('externalId');
     if (ext !== undefined) {
@@ -172,6 +179,12 @@ export function profileRoutes(deps: {
     if (value.length === 0 || value.length > 512)
       throw new QueryError(400, `${param}: must be 1 to 512 characters`);
     const pid = await deps.redis.get(workspaceKeys(deps.redisPrefix, ws).identity(kind, value));
+    return { param, value, pid };
+  };
+
+  app.get('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const { param, value, pid } = await lookup(c, ws);
     const profile = pid && (await readProfile(deps.redis, deps.redisPrefix, ws, pid));
     if (!profile) throw new QueryError(404, `no profile with ${param} ${JSON.stringify(value)}`);
     return c.json(await withComputed(ws, profile));
@@ -184,26 +197,60 @@ export function profileRoutes(deps: {
     return c.json(await withComputed(ws, profile));
   });
 
+  const jobs: ErasureJobDeps = {
+    redis: deps.redis,
+    clickhouse: deps.clickhouse,
+    defs: deps.defs,
+    redisPrefix: deps.redisPrefix,
+    log: deps.log,
+    now: deps.now,
+    sweepDelayMs: deps.erasureSweepDelayMs ?? 10_000,
+  };
+  /**
+   * Starts (or resumes) the profile's erasure job and runs it as far as it goes now:
+   * 200 when it is done, else 202 with the job to follow at its Location.
+   */
+  const erase = async (c: Context<QueryEnv>, ws: string, profileId: string) => {
+    const created = await createErasure(jobs, ws, profileId, actorOf(c.get('apiKey')));
+    return answerErasure(c, (await runErasure(jobs, ws, created.id)) ?? created);
+  };
+  const answerErasure = (c: Context<QueryEnv>, job: ErasureJob) => {
+    c.header('location', `/v1/erasures/${job.id}`);
+    return c.json(
+      { erased: job.profileId, identities: job.counts.identities ?? 0, job },
+      job.status === 'done' ? 200 : 202,
+    );
+  };
+
+  app.delete('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const { param, value, pid } = await lookup(c, ws);
+    const profile = pid && (await readProfile(deps.redis, deps.redisPrefix, ws, pid));
+    if (!profile) throw new QueryError(404, `no profile with ${param} ${JSON.stringify(value)}`);
+    return erase(c, ws, profile.id);
+  });
+
   app.delete('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const id = c.req.param('id');
+    const profile = await readProfile(deps.redis, deps.redisPrefix, ws, id);
+    if (profile) return erase(c, ws, profile.id);
+    // erased already (or under way): the same job, resumed if unfinished
+    const job = await erasureOfProfile(jobs, ws, id);
+    if (!job) throw new QueryError(404, `no profile ${id}`);
+    return answerErasure(c, job.status === 'done' ? job : ((await runErasure(jobs, ws, job.id)) ?? job));
+  });
+
+  app.get('/:id/export', async (c) => {
     const ws = c.get('workspaceId');
     const profile = await readProfile(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     if (!profile) throw new QueryError(404, `no profile ${c.req.param('id')}`);
-    const result = await eraseProfile(deps, ws, profile.id);
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: ws,
-        actor: actorOf(c.get('apiKey')),
-        action: 'erase',
-        entityType: 'profile',
-        entityId: profile.id,
-        // what was erased is not repeated in the audit log: only how much
-        before: { identities: result.identities.length, traits: Object.keys(profile.traits).length },
-        after: null,
-      },
-      deps.now(),
-    );
-    return c.json({ erased: profile.id, identities: result.identities.length });
+    const full = await withComputed(ws, profile);
+    c.header('content-type', 'application/x-ndjson; charset=utf-8');
+    c.header('content-disposition', `attachment; filename="profile-${profile.id}.ndjson"`);
+    return stream(c, async (s) => {
+      for await (const line of exportProfile(deps, ws, full)) await s.write(line);
+    });
   });
 
   app.get('/:id/events', async (c) => {
