@@ -42,6 +42,8 @@ export interface HistorySinkDeps {
   inserts?: number;
   /** Called right after each successful insert, before the rows' handlers resolve (metrics). */
   onInserted?(table: Table, rows: number, ms: number): void;
+  /** Drops what belongs to erased people before it is handed to an insert (drop-erased.ts). */
+  erased?: ErasedFilter;
 }
 
 type Table = 'events' | 'identity_links' | 'segment_membership_history';
@@ -232,6 +234,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const handler: BatchHandler = async (batch) => {
     active++;
     try {
+      await deps.erased?.refresh();
       const dead: OutgoingMessage[] = [];
       let bytes = 0;
       if (batch.topic === deps.topics.segmentChanges) {
@@ -260,14 +263,20 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
           }
         }
         await sendDead(dead);
-        const { inserted } = await memberships.accept(rows, bytes);
+        const { inserted } = await memberships.accept(deps.erased?.memberships(rows) ?? rows, bytes);
         return { effects: inserted };
       }
       // checked here only as far as costs nothing; ClickHouse checks the rest (see insertEvents)
       const identity = batch.topic === deps.topics.identity;
       const stage = identity ? 'history.identity' : 'history.parse';
       const rows: IncomingMessage[] = [];
-      for (const m of batch.messages) {
+      const erased = deps.erased;
+      const messages = erased
+        ? identity
+          ? erased.identityChanges(batch.messages)
+          : erased.events(batch.messages)
+        : batch.messages;
+      for (const m of messages) {
         const v = m.value;
         if (!v || v.length === 0) dead.push(deadLetter(m, 'empty message', stage));
         else if (v[0] !== 0x7b /* { */) dead.push(deadLetter(m, 'invalid JSON: not an object', stage));

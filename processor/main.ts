@@ -14,6 +14,7 @@ import { compileRule } from '../schemas/rules.ts';
 import { topics } from '../schemas/topics.ts';
 import { createBackfiller } from './backfill.ts';
 import { ComputedRegistry } from './computed-registry.ts';
+import { createErasedFilter } from './drop-erased.ts';
 import { createHistorySink } from './history-sink.ts';
 import { createProcessor } from './pipeline.ts';
 import { rebuildFromHistory } from './rebuild.ts';
@@ -173,6 +174,8 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: t,
     log: log.child({ consumer: 'history' }),
     ...cfg.history,
+    // what was on its way at an erasure does not reappear (query/erasure-job.ts)
+    erased: createErasedFilter({ redis, redisPrefix: cfg.redis.prefix }),
   });
   const history = superviseConsumer({
     kafka,

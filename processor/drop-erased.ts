@@ -1,0 +1,141 @@
+// The history sink's filter for erased people (schemas/erasure.ts): events received before
+// the erasure of their userId or anonymousId, and identity and membership rows of an erased
+// profile id (profile ids are never reused, so those at any time), are dropped before they
+// are handed to an insert, so nothing still in flight at the erasure reappears in ClickHouse.
+//
+// The tombstones are cached and re-read at most every TOMBSTONE_REFRESH_MS (one pipelined
+// read per refresh, never one per event). A message produced well after the latest erasure
+// of any workspace cannot be one received before it: it passes on its Kafka timestamp alone,
+// unparsed, so a sink that keeps up parses nothing; only a backlog from before an erasure is
+// read event by event.
+import type { IncomingMessage } from '../runtime/kafka/index.ts';
+import type { Redis } from '../runtime/redis.ts';
+import {
+  TOMBSTONE_REFRESH_MS,
+  TOMBSTONE_RETENTION_MS,
+  type TombstoneKind,
+  tombstoneMember,
+} from '../schemas/erasure.ts';
+import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
+
+/** Clock skew between hosts and time a message spends being produced, allowed for. */
+const MARGIN_MS = 60_000;
+
+export interface ErasedFilter {
+  /** Re-reads the tombstones when the cached copy is older than the refresh interval. */
+  refresh(): Promise<void>;
+  events(msgs: IncomingMessage[]): IncomingMessage[];
+  identityChanges(msgs: IncomingMessage[]): IncomingMessage[];
+  memberships<R extends { workspace_id: string; profile_id: string }>(rows: R[]): R[];
+  readonly dropped: number;
+}
+
+export function createErasedFilter(deps: {
+  redis: Redis;
+  redisPrefix: string;
+  now?: () => number;
+  refreshMs?: number;
+}): ErasedFilter {
+  const now = deps.now ?? Date.now;
+  const refreshMs = deps.refreshMs ?? TOMBSTONE_REFRESH_MS;
+  /** workspace → tombstone member → erasure time (ms) */
+  let byWs = new Map<string, Map<string, number>>();
+  let newest = Number.NEGATIVE_INFINITY;
+  let readAt = Number.NEGATIVE_INFINITY;
+  let reading: Promise<void> | undefined;
+  let dropped = 0;
+
+  const read = async () => {
+    const since = now() - TOMBSTONE_RETENTION_MS;
+    const started = now();
+    const ws = await deps.redis.zrangebyscore(globalKeys(deps.redisPrefix).erasedWorkspaces, since, '+inf');
+    const next = new Map<string, Map<string, number>>();
+    let latest = Number.NEGATIVE_INFINITY;
+    if (ws.length > 0) {
+      const p = deps.redis.pipeline();
+      for (const w of ws)
+        p.zrangebyscore(workspaceKeys(deps.redisPrefix, w).erased, since, '+inf', 'WITHSCORES');
+      const res = (await p.exec()) ?? [];
+      ws.forEach((w, i) => {
+        const [err, flat] = res[i] ?? [];
+        if (err) throw err;
+        const list = flat as string[];
+        if (list.length === 0) return;
+        const m = new Map<string, number>();
+        for (let j = 0; j < list.length; j += 2) {
+          const at = Number(list[j + 1]);
+          m.set(list[j]!, at);
+          if (at > latest) latest = at;
+        }
+        next.set(w, m);
+      });
+    }
+    byWs = next;
+    newest = latest;
+    readAt = started;
+  };
+
+  const erasedAt = (ws: string, kind: TombstoneKind, value: unknown): number | undefined => {
+    if (typeof value !== 'string' || value === '') return undefined;
+    return byWs.get(ws)?.get(tombstoneMember(kind, value));
+  };
+  /** Messages produced after the latest erasure (and its margin) need no look. */
+  const mayMatter = (m: IncomingMessage) => byWs.size > 0 && m.timestamp <= newest + MARGIN_MS;
+  const parsed = (m: IncomingMessage): Record<string, unknown> | undefined => {
+    try {
+      const v = JSON.parse(m.value?.toString('utf8') ?? '');
+      return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined; // the sink's own checks dead-letter it
+    }
+  };
+  const keep = <T>(items: T[], erased: (item: T) => boolean): T[] => {
+    const out = items.filter((i) => !erased(i));
+    dropped += items.length - out.length;
+    return out;
+  };
+
+  return {
+    async refresh() {
+      if (now() - readAt < refreshMs) return;
+      reading ??= read().finally(() => {
+        reading = undefined;
+      });
+      await reading;
+    },
+    events(msgs) {
+      if (byWs.size === 0) return msgs;
+      return keep(msgs, (m) => {
+        if (!mayMatter(m)) return false;
+        const e = parsed(m);
+        if (!e || typeof e.workspaceId !== 'string') return false;
+        const received = Date.parse(String(e.receivedAt));
+        for (const at of [
+          erasedAt(e.workspaceId, 'user', e.userId),
+          erasedAt(e.workspaceId, 'anon', e.anonymousId),
+        ])
+          if (at !== undefined && !(received > at)) return true;
+        return false;
+      });
+    },
+    identityChanges(msgs) {
+      if (byWs.size === 0) return msgs;
+      return keep(msgs, (m) => {
+        if (!mayMatter(m)) return false;
+        const c = parsed(m);
+        return (
+          !!c &&
+          typeof c.workspaceId === 'string' &&
+          erasedAt(c.workspaceId, 'profile', c.profileId) !== undefined
+        );
+      });
+    },
+    memberships(rows) {
+      if (byWs.size === 0) return rows;
+      return keep(rows, (r) => erasedAt(r.workspace_id, 'profile', r.profile_id) !== undefined);
+    },
+    get dropped() {
+      return dropped;
+    },
+  };
+}
