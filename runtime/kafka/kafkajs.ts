@@ -1,5 +1,5 @@
 import {
-  ConfigResourceTypes,
+  type ConfigResourceTypes,
   type IHeaders,
   Kafka,
   type Consumer as KjsConsumer,
@@ -252,6 +252,10 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
   };
 }
 
+// ConfigResourceTypes.TOPIC: kafkajs is CommonJS and Node's ESM loader does not see its enums
+// as named exports, so the value is spelled out
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
+
 function kafkajsAdmin(kafka: Kafka, durability: TopicDurabilitySettings, log: Logger): Admin {
   const admin = kafka.admin();
   // existing topics are checked once per admin: a warning per start, not per retry
@@ -263,7 +267,7 @@ function kafkajsAdmin(kafka: Kafka, durability: TopicDurabilitySettings, log: Lo
       admin.describeConfigs({
         includeSynonyms: false,
         resources: names.map((name) => ({
-          type: ConfigResourceTypes.TOPIC,
+          type: TOPIC_RESOURCE,
           name,
           configNames: ['min.insync.replicas'],
         })),

@@ -1,7 +1,7 @@
 // Topic replication and min.insync.replicas against the real local broker (one broker), through
 // both drivers' admin paths, read back with Kafka's own DescribeConfigs and Metadata.
 import { Writable } from 'node:stream';
-import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
+import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { topicSpecs } from '../../processor/main.ts';
@@ -11,6 +11,7 @@ import { TopicDurabilityError } from './topic-durability.ts';
 
 // kafkajs's ConfigSource: 1 = set on the topic itself (5 would be the broker's default)
 const TOPIC_CONFIG = 1;
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes; // ConfigResourceTypes.TOPIC
 
 const brokers = () => inject('kafkaBrokers').split(',');
 const raw = () => new Kafka({ brokers: brokers(), logLevel: logLevel.NOTHING }).admin();
@@ -42,7 +43,7 @@ async function describeTopics(names: string[]) {
     inspect.describeConfigs({
       includeSynonyms: false,
       resources: names.map((name) => ({
-        type: ConfigResourceTypes.TOPIC,
+        type: TOPIC_RESOURCE,
         name,
         configNames: ['min.insync.replicas'],
       })),
