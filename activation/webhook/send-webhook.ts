@@ -1,6 +1,8 @@
 // Delivers one signed webhook. Redirects are not followed (a redirect could point at an
 // internal address); any answer outside 2xx is a failure, retriable for 408/429/5xx and
-// network errors, final for the rest.
+// network errors, final for the rest. One deadline covers the whole attempt (lookup,
+// connect, headers and body): a receiver trickling its answer a byte at a time is cut off
+// at the deadline, so no send outlives the claim that guards it.
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
@@ -73,15 +75,18 @@ export function sendWebhook(
         method: 'POST',
         headers,
         lookup: guardedLookup(policy, policy.resolve) as never,
+        // idle socket timeout; the deadline below bounds the attempt as a whole
         timeout: policy.timeoutMs,
         agent: url.protocol === 'https:' ? agents.https : agents.http,
       },
       (res) => {
         res.resume();
+        // an answer cut off mid-body (the deadline, a reset) is a transient failure
+        res.on('error', (err) => settle(done({ ok: false, status: 0, retriable: true, error: err.message })));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           const ok = status >= 200 && status < 300;
-          resolve(
+          settle(
             done({
               ok,
               status,
@@ -96,9 +101,23 @@ export function sendWebhook(
         });
       },
     );
+    let settled = false;
+    const settle = (result: WebhookResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      resolve(result);
+    };
+    const deadline = setTimeout(() => {
+      settle(
+        done({ ok: false, status: 0, retriable: true, error: `deadline of ${policy.timeoutMs} ms passed` }),
+      );
+      // the socket is not reused: what is left of a half-read answer would be read as the next one
+      r.destroy();
+    }, policy.timeoutMs);
     r.on('timeout', () => r.destroy(new Error(`timed out after ${policy.timeoutMs} ms`)));
     r.on('error', (err: NodeJS.ErrnoException) =>
-      resolve(done({ ok: false, status: 0, retriable: err.code !== 'EDESTREFUSED', error: err.message })),
+      settle(done({ ok: false, status: 0, retriable: err.code !== 'EDESTREFUSED', error: err.message })),
     );
     r.end(req.body);
   });
