@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderTemplate, templateError } from './liquid-template.ts';
+import { renderTemplate, templateError, templateFormat } from './liquid-template.ts';
 
 describe('Liquid templates, sandboxed', () => {
   it('renders traits and filters', async () => {
@@ -41,5 +41,30 @@ describe('Liquid templates, sandboxed', () => {
     await expect(renderTemplate("{{ 'x' | append: big }}", { big: 'y'.repeat(300 * 1024) })).rejects.toThrow(
       /over/,
     );
+  });
+});
+
+describe('HTML templates escape their outputs', () => {
+  const scope = { traits: { name: '<script>x</script> & "q"', tags: ['<b>'] } };
+
+  it('escapes every output, once, and | raw opts out', async () => {
+    const html = (t: string) => renderTemplate(t, scope, 'html');
+    expect(await html('<p>{{ traits.name }}</p>')).toBe(
+      '<p>&lt;script&gt;x&lt;/script&gt; &amp; &#34;q&#34;</p>',
+    );
+    expect(await html('{{ traits.name | upcase }}')).toBe('&lt;SCRIPT&gt;X&lt;/SCRIPT&gt; &amp; &#34;Q&#34;');
+    expect(await html('{% for t in traits.tags %}{{ t }}{% endfor %}')).toBe('&lt;b&gt;');
+    // an explicit escape is not escaped a second time
+    expect(await html('{{ traits.name | escape }}')).toBe(await html('{{ traits.name }}'));
+    expect(await html('{{ traits.name | raw }}')).toBe('<script>x</script> & "q"');
+    // plain text stays plain
+    expect(await renderTemplate('{{ traits.name }}', scope)).toBe('<script>x</script> & "q"');
+  });
+
+  it('knows which template fields are HTML', () => {
+    expect(templateFormat('email', 'html')).toBe('html');
+    expect(templateFormat('email', 'subject')).toBe('text');
+    expect(templateFormat('email', 'text')).toBe('text');
+    expect(templateFormat('sms', 'body')).toBe('text');
   });
 });

@@ -2,9 +2,11 @@
 // Liquid templates (liquidjs) in a sandbox: no file system (includes and layouts find
 // nothing), own properties only, unknown filters are errors, and bounded parse size,
 // render time and memory, so a template cannot stall or bloat a worker.
-import { Liquid, type Template } from 'liquidjs';
+// HTML templates escape every output (`{{ traits.name }}` with `<script>` in it comes out as
+// `&lt;script&gt;`); `| raw` as the last filter outputs a value as it is, deliberately.
+import { Liquid, type LiquidOptions, type Template } from 'liquidjs';
 
-const engine = new Liquid({
+const options: LiquidOptions = {
   templates: {},
   relativeReference: false,
   dynamicPartials: false,
@@ -15,25 +17,50 @@ const engine = new Liquid({
   parseLimit: 200_000,
   renderLimit: 200,
   memoryLimit: 10_000_000,
-});
+};
+/** Where the output is: plain text (subjects, text parts, SMS, push) or HTML. */
+export type TemplateFormat = 'text' | 'html';
 
-const parsed = new Map<string, Template[]>();
+/** The format of a channel's template field: only an email's `html` part is HTML. */
+export function templateFormat(channel: string, field: string): TemplateFormat {
+  return channel === 'email' && field === 'html' ? 'html' : 'text';
+}
+
+const engines: Record<TemplateFormat, Liquid> = {
+  text: new Liquid(options),
+  html: htmlEngine(),
+};
+
+/** Escapes every output unless its last filter is `raw`; `escape` itself is not escaped twice. */
+function htmlEngine(): Liquid {
+  const engine = new Liquid({ ...options, outputEscape: 'escape' });
+  for (const name of ['escape', 'escape_once']) {
+    const escapeFilter = engine.filters[name];
+    if (!escapeFilter) throw new Error(`liquidjs has no ${name} filter`);
+    const handler = typeof escapeFilter === 'function' ? escapeFilter : escapeFilter.handler;
+    engine.registerFilter(name, { handler, raw: true });
+  }
+  return engine;
+}
+
+const parsed: Record<TemplateFormat, Map<string, Template[]>> = { text: new Map(), html: new Map() };
 
 /** Parses a template; throws with liquidjs's message (line and column) when it is invalid. */
-export function parseTemplate(source: string): Template[] {
-  let t = parsed.get(source);
+export function parseTemplate(source: string, format: TemplateFormat = 'text'): Template[] {
+  const cache = parsed[format];
+  let t = cache.get(source);
   if (!t) {
-    t = engine.parse(source);
-    if (parsed.size > 5000) parsed.clear();
-    parsed.set(source, t);
+    t = engines[format].parse(source);
+    if (cache.size > 5000) cache.clear();
+    cache.set(source, t);
   }
   return t;
 }
 
 /** The first syntax error of a template, or undefined. */
-export function templateError(source: string): string | undefined {
+export function templateError(source: string, format: TemplateFormat = 'text'): string | undefined {
   try {
-    parseTemplate(source);
+    parseTemplate(source, format);
     return undefined;
   } catch (err) {
     return (err as Error).message.split('\n')[0];
@@ -42,8 +69,12 @@ export function templateError(source: string): string | undefined {
 
 export const MAX_RENDERED_BYTES = 256 * 1024;
 
-export async function renderTemplate(source: string, scope: Record<string, unknown>): Promise<string> {
-  const out = String(await engine.render(parseTemplate(source), scope));
+export async function renderTemplate(
+  source: string,
+  scope: Record<string, unknown>,
+  format: TemplateFormat = 'text',
+): Promise<string> {
+  const out = String(await engines[format].render(parseTemplate(source, format), scope));
   if (Buffer.byteLength(out) > MAX_RENDERED_BYTES)
     throw new Error(`rendered template over ${MAX_RENDERED_BYTES} bytes`);
   return out;

@@ -2,7 +2,7 @@
 // renders its content and hands it to its provider; the pipeline decides what the result
 // means (sent, retry, dead letter).
 import type { CampaignDefinition, ChannelName } from '../../schemas/campaign.ts';
-import { renderTemplate } from '../../schemas/liquid-template.ts';
+import { renderTemplate, type TemplateFormat } from '../../schemas/liquid-template.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 
 export interface SendResult {
@@ -87,15 +87,20 @@ export const refused = (error: string): SendResult => ({
   latencyMs: 0,
 });
 
-/** Renders each named template over the request's scope; a template error refuses the send. */
+/**
+ * Renders each named template over the request's scope (as plain text unless `formats` names
+ * it HTML, whose outputs are escaped); a template error refuses the send.
+ */
 export async function renderTemplates<K extends string>(
   templates: Record<K, string>,
   req: SendRequest,
+  formats: Partial<Record<K, TemplateFormat>> = {},
 ): Promise<{ text: Record<K, string> } | { refused: SendResult }> {
   const scope = templateScope(req);
   const text = {} as Record<K, string>;
   try {
-    for (const k of Object.keys(templates) as K[]) text[k] = await renderTemplate(templates[k], scope);
+    for (const k of Object.keys(templates) as K[])
+      text[k] = await renderTemplate(templates[k], scope, formats[k] ?? 'text');
   } catch (err) {
     return { refused: refused(`template: ${(err as Error).message}`) };
   }

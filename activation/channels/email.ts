@@ -1,7 +1,10 @@
 // Email channel: SMTP through nodemailer (pooled) to the profile's `email` trait, with a
 // signed unsubscribe link and RFC 8058 one-click headers. The send key becomes the
 // Message-ID, so a resend after a crash carries the same id (receivers and ESPs can dedupe).
+// The HTML part escapes trait values (`| raw` opts out); subject and text are plain text.
+// One deadline (CDP_CHANNEL_TIMEOUT_MS) bounds the whole SMTP exchange of a message.
 import nodemailer from 'nodemailer';
+import { withTimeout } from '../../runtime/http.ts';
 import type { Channel, SendResult } from './channel.ts';
 import { refused, renderTemplates, stringTrait } from './channel.ts';
 
@@ -29,14 +32,16 @@ export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: n
       const s = req.campaign.email;
       if (!transport) return refused('SMTP_URL is not set');
       if (!s) return refused('no email settings');
-      const r = await renderTemplates({ subject: s.subject, text: s.text, html: s.html ?? '' }, req);
+      const r = await renderTemplates({ subject: s.subject, text: s.text, html: s.html ?? '' }, req, {
+        html: 'html',
+      });
       if ('refused' in r) return r.refused;
       const { subject } = r.text;
       let { text } = r.text;
       const html = s.html ? r.text.html : undefined;
       if (!/unsubscribe_url/.test(s.text)) text = `${text}\n\nUnsubscribe: ${req.unsubscribeUrl}\n`;
       try {
-        const info = await transport.sendMail({
+        const sending = transport.sendMail({
           from: s.from ?? cfg.from,
           to: req.recipient,
           subject,
@@ -49,6 +54,8 @@ export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: n
             'X-CDP-Send-Key': req.sendKey,
           },
         });
+        // the socket timeouts are idle timeouts: a server answering a byte at a time passes them
+        const info = await withTimeout(sending, cfg.timeoutMs, 'SMTP send');
         return { ok: true, status: 250, retriable: false, latencyMs: ms(), providerId: info.messageId };
       } catch (err) {
         const e = err as Error & { responseCode?: number; code?: string };

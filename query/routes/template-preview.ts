@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import type { Redis } from '../../runtime/redis.ts';
 import { TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
-import { renderTemplate, templateError } from '../../schemas/liquid-template.ts';
+import { renderTemplate, templateError, templateFormat } from '../../schemas/liquid-template.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { QueryError } from '../query-error.ts';
 import { readProfile } from './profiles.ts';
@@ -58,7 +58,7 @@ export function templatePreviewRoutes(deps: { redis: Redis; redisPrefix: string;
       const why = templateError(source);
       if (why) throw new QueryError(400, `settings.${field}: invalid Liquid template: ${why}`);
       try {
-        rendered[field] = await renderTemplate(source, scope);
+        rendered[field] = await renderTemplate(source, scope, templateFormat(channel, field));
       } catch (err) {
         throw new QueryError(400, `settings.${field}: ${(err as Error).message.split('\n')[0]}`);
       }
