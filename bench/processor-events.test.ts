@@ -15,8 +15,9 @@ import {
   unpack,
   zipfIndex,
 } from './processor-events.ts';
+import { buildRows } from './report.ts';
 import type { Measurement } from './scenario.ts';
-import { figures, parseRedisInfo, scenarioName } from './scenarios/processor.ts';
+import { DURABLE_SCENARIO, figures, parseRedisInfo, scenarioName } from './scenarios/processor.ts';
 
 const opts = { seed: 7, count: 3000, initialPeople: 500, startMs: Date.UTC(2026, 5, 1), idPrefix: 't' };
 const events = (list: EventList) =>
@@ -215,5 +216,15 @@ describe('the processor report', () => {
     // without the 10-segment figures there is nothing to compare with
     const alone = figures([m(10_000, 120)]);
     expect(alone.every((f) => !f.compareTo && f.target?.kind !== 'ratioAtMost')).toBe(true);
+  });
+
+  it('sets the Redis-fsynced run beside the plain one: each of its figures compared with no segments', () => {
+    const durable = { ...m(0, 44), scenario: DURABLE_SCENARIO, eventsPerSec: 2500 };
+    const rows = buildRows(figures([m(0, 40), durable]));
+    const of = (figure: string) => rows.find((r) => r.scenario === DURABLE_SCENARIO && r.figure === figure)!;
+    expect(of('throughput')).toMatchObject({ value: 2500, comparedTo: `${scenarioName(0)} · throughput` });
+    expect(of('throughput').ratio).toBeCloseTo(0.5);
+    expect(of('CPU per event').ratio).toBeCloseTo(1.1);
+    expect(rows.filter((r) => r.scenario === DURABLE_SCENARIO).every((r) => r.target === null)).toBe(true);
   });
 });

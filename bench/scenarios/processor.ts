@@ -5,6 +5,10 @@
 //                                set (traits, counted events, in_segment) and five that never match
 //   processor/1,000 segments     the same five plus 995 that never match
 //   processor/10,000 segments    the same five plus 9,995 that never match
+//   processor/no segments, Redis fsynced   no segments with a CDP_REDIS_DURABILITY mode on:
+//                                waitaof (one WAITAOF per batch) where the server has it,
+//                                else appendfsync-always (CONFIG SET appendfsync always for
+//                                the measurement); right after the plain one in each run
 // The events (see bench/processor-events.ts) are generated once up front, then cut per
 // sub-scenario into 500-message batches per partition as a consumer receives a backlog;
 // batches are handled one after another, as the processor's consumer does. The known
@@ -18,6 +22,7 @@ import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import { createKafka, type Producer } from '../../runtime/kafka/index.ts';
 import { createRedis, type Redis } from '../../runtime/redis.ts';
+import { supportsWaitaof, waitForAof } from '../../runtime/redis-durability.ts';
 import { topics } from '../../schemas/topics.ts';
 import { cpuSampler } from '../machine.ts';
 import {
@@ -78,6 +83,34 @@ export function processorTiming(settings: BenchSettings): {
 
 export const scenarioName = (segments: number) =>
   segments === 0 ? 'processor/no segments' : `processor/${segments.toLocaleString('en-US')} segments`;
+
+/** The no-segments workload with the batch's Redis writes on disk before it completes. */
+export const DURABLE_SCENARIO = 'processor/no segments, Redis fsynced';
+
+/** How the durable measurement makes a batch's writes durable (CDP_REDIS_DURABILITY). */
+interface Durable {
+  mode: 'waitaof' | 'appendfsync-always';
+  /** After each batch, before it counts as done (WAITAOF; nothing for appendfsync-always). */
+  barrier(): Promise<void>;
+  /** Around the measurement (appendfsync-always: the server's setting, put back after). */
+  begin(): Promise<void>;
+  end(): Promise<void>;
+}
+
+/** waitaof where the server has WAITAOF, else appendfsync-always where CONFIG SET is allowed; null: neither. */
+async function durableMode(redis: Redis): Promise<Durable | null> {
+  const nothing = async () => {};
+  if (await supportsWaitaof(redis))
+    return { mode: 'waitaof', barrier: () => waitForAof(redis, 5000), begin: nothing, end: nothing };
+  const before = ((await redis.config('GET', 'appendfsync').catch(() => [])) as string[])[1];
+  if (!before) return null;
+  return {
+    mode: 'appendfsync-always',
+    barrier: nothing,
+    begin: async () => void (await redis.config('SET', 'appendfsync', 'always')),
+    end: async () => void (await redis.config('SET', 'appendfsync', before)),
+  };
+}
 
 const FIG = {
   tp: 'throughput',
@@ -302,11 +335,17 @@ async function copyTemplate(redis: Redis, tpl: Template, tag: string): Promise<v
       .exec();
 }
 
-async function measure(s: Shared, tpl: Template, segments: number, run: number): Promise<Measurement> {
+async function measure(
+  s: Shared,
+  tpl: Template,
+  segments: number,
+  run: number,
+  durable?: Durable,
+): Promise<Measurement> {
   const { ctx, redis, stream, timing } = s;
-  const scenario = scenarioName(segments);
-  const workspaceId = `ws-${ctx.nonce}-s${segments}-r${run}`;
-  const redisPrefix = `bench-${ctx.nonce}-proc-s${segments}-r${run}`;
+  const scenario = durable ? DURABLE_SCENARIO : scenarioName(segments);
+  const workspaceId = `ws-${ctx.nonce}-s${segments}${durable ? 'd' : ''}-r${run}`;
+  const redisPrefix = `bench-${ctx.nonce}-proc-s${segments}${durable ? 'd' : ''}-r${run}`;
   const tag = `${redisPrefix}:{${workspaceId}}`;
 
   const registry = new SegmentRegistry(ctx.log);
@@ -332,6 +371,7 @@ async function measure(s: Shared, tpl: Template, segments: number, run: number):
     const b0 = performance.now();
     try {
       await processor.handleBatch(b, batchCtx);
+      await durable?.barrier();
     } catch (err) {
       errors++;
       if (errorSamples.size < 5) errorSamples.add((err as Error).message);
@@ -359,6 +399,7 @@ async function measure(s: Shared, tpl: Template, segments: number, run: number):
   // then 500s, for as long as the next one fits in the warm-up time
   let size = PROBE;
   let perEventMs = Number.POSITIVE_INFINITY;
+  await durable?.begin();
   const w0 = performance.now();
   for (;;) {
     const b = take(size);
@@ -411,6 +452,7 @@ async function measure(s: Shared, tpl: Template, segments: number, run: number):
   const cpu = process.cpuUsage(cpu0);
   const mainMicros = mainThreadCpuMicros() - main0;
   const redisMicros = (await redisCpuMicros(redis)) - redis0;
+  await durable?.end();
   const machine = sampler.stop();
   const stats1 = await commandStats(redis);
   const changes = (s.producer.sent.get(t.segmentChanges) ?? 0) - sent0.changes;
@@ -530,6 +572,7 @@ export async function processorScenario(
   const producer = countingProducer(kafka.producer());
   const measurements: Measurement[] = [];
   let tpl: Template | undefined;
+  let durable: Durable | null = null;
   try {
     await producer.connect();
     const shared: Shared = { ctx, redis, producer, stream, topicPrefix, timing };
@@ -538,8 +581,13 @@ export async function processorScenario(
       `  ${tpl.profiles.toLocaleString('en-US')} known people's profiles built in ${(tpl.ms / 1000).toFixed(1)} s;` +
         ' every run starts from a copy of them',
     );
+    durable = await durableMode(redis);
     for (let run = 1; run <= ctx.settings.runs; run++)
-      for (const segments of segmentCounts) measurements.push(await measure(shared, tpl, segments, run));
+      for (const segments of segmentCounts) {
+        measurements.push(await measure(shared, tpl, segments, run));
+        // side by side with the plain one: the same events from the same copy, durable
+        if (segments === 0 && durable) measurements.push(await measure(shared, tpl, 0, run, durable));
+      }
   } finally {
     if (tpl) await removeKeys(redis, tpl.prefix).catch(() => {});
     await producer.disconnect().catch(() => {});
@@ -576,6 +624,17 @@ export async function processorScenario(
         'keys after the run (hash, traits, trait times, identifiers, segment epochs, counted-event sets) plus their ' +
         'identifier keys; used_memory per new profile = INFO used_memory growth while the known profiles were ' +
         "built (one event each) / profiles, which includes that event's dedup marker",
+      ...(durable
+        ? [
+            `processor durability: "${DURABLE_SCENARIO}" is "processor/no segments" with CDP_REDIS_DURABILITY=${durable.mode} ` +
+              (durable.mode === 'waitaof'
+                ? "(one WAITAOF 1 0 per batch, the server's appendfsync unchanged)"
+                : '(CONFIG SET appendfsync always for its warm-up and window, then back; this Redis has no WAITAOF)') +
+              ', measured right after it in each run; ratio = durable / plain',
+          ]
+        : segmentCounts.includes(0)
+          ? ['processor durability: not measured (this Redis has neither WAITAOF nor CONFIG SET)']
+          : []),
       ...(smaller.length
         ? [
             `processor: measured with smaller batches because one of ${BATCH_SIZE} would outlast the window ` +
@@ -648,6 +707,52 @@ export function figures(ms: readonly Measurement[]): Figure[] {
         figure: FIG.err,
         unit: 'count',
         runs: runs.map((m) => m.errors),
+        target: { kind: 'atMost', value: 0 },
+      });
+  }
+  const durable = ms.filter((m) => m.scenario === DURABLE_SCENARIO);
+  if (durable.length > 0) {
+    const plain = scenarioName(0);
+    const vs = (figure: string) =>
+      ms.some((m) => m.scenario === plain) ? { compareTo: { scenario: plain, figure } } : {};
+    const fig = (figure: string, unit: string, runs: number[]) =>
+      out.push({ scenario: DURABLE_SCENARIO, figure, unit, runs, ...vs(figure) });
+    fig(
+      FIG.tp,
+      'events/s',
+      durable.map((m) => m.eventsPerSec),
+    );
+    fig(
+      FIG.perCore,
+      'events/s',
+      durable.map((m) => (m.cpuUsPerEvent ? 1e6 / m.cpuUsPerEvent : Number.NaN)),
+    );
+    fig(
+      FIG.cpuPerEvent,
+      'µs',
+      durable.map((m) => m.cpuUsPerEvent ?? Number.NaN),
+    );
+    fig(
+      FIG.redisPerEvent,
+      'µs',
+      durable.map((m) => m.details?.redisCpuUsPerEvent ?? Number.NaN),
+    );
+    fig(
+      FIG.p50,
+      'ms',
+      durable.map((m) => m.p50Ms),
+    );
+    fig(
+      FIG.p99,
+      'ms',
+      durable.map((m) => m.p99Ms),
+    );
+    if (durable.some((m) => m.errors > 0))
+      out.push({
+        scenario: DURABLE_SCENARIO,
+        figure: FIG.err,
+        unit: 'count',
+        runs: durable.map((m) => m.errors),
         target: { kind: 'atMost', value: 0 },
       });
   }
