@@ -40,14 +40,6 @@ export interface WorkspaceKeys {
   erasures: string;
   /** Hash profile id → the erasure job erasing it (a repeated DELETE finds its job). */
   erasureByProfile: string;
-  /** Sorted set of erasure tombstones (schemas/erasure.ts: tombstoneMember) → erasure time (ms). */
-  erased: string;
-  /** Hash of one erasure job (query/erasure-job.ts). */
-  erasure(jobId: string): string;
-  /** Sorted set of the workspace's erasure job ids → creation time (ms). */
-  erasures: string;
-  /** Hash profile id → the erasure job erasing it (a repeated DELETE finds its job). */
-  erasureByProfile: string;
   /** Hash `${segmentId}:entered|exited` → segment changes that matched no active campaign. */
   noCampaign: string;
 }
@@ -99,10 +91,6 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     erasure: (jobId) => `${tag}:erasure:${jobId}`,
     erasures: `${tag}:erasures`,
     erasureByProfile: `${tag}:erasure:byprofile`,
-    erased: `${tag}:erased`,
-    erasure: (jobId) => `${tag}:erasure:${jobId}`,
-    erasures: `${tag}:erasures`,
-    erasureByProfile: `${tag}:erasure:byprofile`,
     noCampaign: `${tag}:act:nocampaign`,
   };
 }
@@ -137,10 +125,6 @@ export function globalKeys(prefix: string) {
     activationDelayed: `${prefix}:act:delayed`,
     /** Short lock so one worker at a time moves due delayed jobs to the retry topic. */
     activationDelayedLock: `${prefix}:act:delayed:lock`,
-    /** Sorted set `${workspaceId}/${jobId}` → when an unfinished erasure job is tried (again). */
-    erasuresDue: `${prefix}:erasures:due`,
-    /** Sorted set workspace id → time (ms) of its latest erasure, for readers of the tombstones. */
-    erasedWorkspaces: `${prefix}:erased:ws`,
     /** Sorted set `${workspaceId}/${jobId}` → when an unfinished erasure job is tried (again). */
     erasuresDue: `${prefix}:erasures:due`,
     /** Sorted set workspace id → time (ms) of its latest erasure, for readers of the tombstones. */
