@@ -2,6 +2,7 @@
 // Every route needs an admin key as `Authorization: Bearer <key>`.
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { type AuthFailureLimiter, remoteAddress } from '../runtime/auth-failures.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Admin } from '../runtime/kafka/types.ts';
@@ -44,6 +45,8 @@ export interface QueryDeps {
   analytics?: AnalyticsLimits;
   /** How often live streams (GET /v1/live/*) re-read their data; default 1000 ms. */
   livePollMs?: number;
+  /** Failed admin authentications per client address (CDP_ADMIN_AUTH_MAX_FAILURES); none: unlimited. */
+  adminAuthFailures?: AuthFailureLimiter;
   /** Kafka admin and topic prefix, for consumer lag in GET /v1/live/pipeline. */
   kafkaAdmin?: Admin;
   topicPrefix?: string;
@@ -68,7 +71,10 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   const app = new Hono<QueryEnv>();
 
   app.onError((err, c) => {
-    if (err instanceof QueryError) return c.json({ error: err.message }, err.status);
+    if (err instanceof QueryError) {
+      if (err.retryAfterSeconds) c.header('Retry-After', String(err.retryAfterSeconds));
+      return c.json({ error: err.message }, err.status);
+    }
     deps.log.error({ err: err.message, path: c.req.path }, 'query_unhandled_error');
     return c.json({ error: 'internal error' }, 500);
   });
@@ -91,8 +97,17 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m?.[1]) throw new QueryError(401, 'missing admin key: send Authorization: Bearer <admin key>');
+    // An address that failed too often is refused before its key is looked at, so guesses
+    // get no answer; a missing key is no guess and is not counted.
+    const limiter = deps.adminAuthFailures;
+    const client = limiter ? remoteAddress(c) : '';
+    const wait = limiter?.retryAfterSeconds(client) ?? 0;
+    if (wait > 0) throw new QueryError(429, 'too many failed admin authentications from this address', wait);
     const ws = deps.resolveAdminKey(m[1]);
-    if (!ws) throw new QueryError(401, 'unknown admin key');
+    if (!ws) {
+      if (limiter?.fail(client)) deps.log.warn({ client }, 'admin_auth_failures_limited');
+      throw new QueryError(401, 'unknown admin key');
+    }
     c.set('workspaceId', ws);
     c.set('apiKey', m[1]);
     await next();

@@ -3,6 +3,7 @@
 import { pingClickHouse } from '../runtime/clickhouse.ts';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
+import { AuthFailureLimiter } from '../runtime/auth-failures.ts';
 import { DefinitionStore } from '../runtime/definitions.ts';
 import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -35,6 +36,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     analytics: cfg.analytics,
     kafkaAdmin,
     topicPrefix: cfg.kafka.topicPrefix,
+    adminAuthFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
     erasureSweepDelayMs,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });

@@ -33,6 +33,14 @@ local function suppress(rule)
   redis.call('SET', KEYS[3], 'done:suppressed', 'EX', ARGV[15])
   return { 'suppressed', rule }
 end
+-- an erased person (a retry or a delayed send still on its way): its consent and caps went
+-- with it, so nothing below could stop the send; the erasure tombstoned every profile id it
+-- erased (query/erase-profile.lua, schemas/erasure.ts)
+local erased = tag .. ':erased'
+if redis.call('ZSCORE', erased, redis.sha1hex('profile:' .. changePid))
+  or (pid ~= changePid and redis.call('ZSCORE', erased, redis.sha1hex('profile:' .. pid))) then
+  return suppress('erased')
+end
 local function revoked(field)
   local v = redis.call('HGET', consentKey, field)
   return v and string.sub(v, 1, 8) == 'revoked:'
