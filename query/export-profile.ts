@@ -5,7 +5,7 @@
 //   {"type":"consent", ...}            one per consent entry (channel, purpose)
 //   {"type":"event", ...}              every stored event of the person's identifiers, oldest first
 //   {"type":"identity_link", ...}      identity-graph rows of the person's ids and profile ids
-//   {"type":"membership", ...}         segment membership history
+//   {"type":"membership", ...}         segment membership history (`change`: entered|exited)
 //   {"type":"ledger", ...}             activation decisions (sent, suppressed, …)
 //   {"type":"consent_log", ...}        consent decisions (consent_log), when that table exists
 //   {"type":"end", "counts": {...}}    last line: the export is complete (absent: it broke off)
@@ -133,8 +133,9 @@ export async function* exportProfile(
       });
       const rows = await rs.json<Record<string, unknown>>();
       for (const r of rows) {
-        const { workspace_id: _, ...rest } = r;
-        yield line(type, rest);
+        // a row's own `type` (membership: entered|exited) must not hide the line's
+        const { workspace_id: _, type: change, ...rest } = r;
+        yield line(type, change === undefined ? rest : { ...rest, change });
       }
       if (rows.length < PAGE) break;
     }
