@@ -9,17 +9,21 @@ import { cors } from 'hono/cors';
 import { withTimeout } from '../runtime/http.ts';
 import type { OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
+import type { ResolvedWriteKey, WriteKeyKind } from '../runtime/write-keys.ts';
 import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
 import { IngestError } from './ingest-error.ts';
-import { MAX_EVENT_BYTES, normalizeEvent, type TimeBounds } from './normalize-event.ts';
+import { MAX_EVENT_BYTES, normalizeEvent, type TimeBounds, type TraitLimits } from './normalize-event.ts';
 import { ingestOpenApi } from './openapi.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
 
-/** Resolves a write key to its workspace; undefined for unknown or revoked keys. */
-export type WriteKeyResolver = (writeKey: string) => string | undefined;
+/**
+ * Resolves a write key to its workspace and kind (a bare workspace id: a server key);
+ * undefined for unknown or revoked keys.
+ */
+export type WriteKeyResolver = (writeKey: string) => ResolvedWriteKey | string | undefined;
 
 export interface IngestDeps {
   producer: Producer;
@@ -32,6 +36,8 @@ export interface IngestDeps {
   rateLimiter?: RateLimiter;
   /** Event times accepted around the server's clock (CDP_INGEST_MAX_PAST_DAYS / _FUTURE_HOURS). */
   timeBounds?: TimeBounds;
+  /** Per-profile trait bounds: one event over them alone is a 400 (the processor keeps them). */
+  traitLimits?: TraitLimits;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -101,7 +107,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
       throw new IngestError(400, 'body must be a JSON object');
     const b = body as Record<string, unknown>;
 
-    const { writeKey, workspaceId } = authenticate(
+    const { writeKey, workspaceId, keyKind } = authenticate(
       c.req.header('authorization'),
       b.writeKey,
       deps.resolveWriteKey,
@@ -135,6 +141,8 @@ export function createIngestApp(deps: IngestDeps): Hono {
             batchIntegrations,
             label: `batch[${i}]`,
             timeBounds: deps.timeBounds,
+            keyKind,
+            traitLimits: deps.traitLimits,
           }),
           `batch[${i}]`,
           budget,
@@ -143,7 +151,15 @@ export function createIngestApp(deps: IngestDeps): Hono {
     } else {
       events = [
         checkSize(
-          normalizeEvent(b, { workspaceId, routeType: kind, receivedAt, ip, timeBounds: deps.timeBounds }),
+          normalizeEvent(b, {
+            workspaceId,
+            routeType: kind,
+            receivedAt,
+            ip,
+            timeBounds: deps.timeBounds,
+            keyKind,
+            traitLimits: deps.traitLimits,
+          }),
           'event',
           { bytes: 0 },
         ),
@@ -189,7 +205,7 @@ function authenticate(
   header: string | undefined,
   bodyKey: unknown,
   resolve: WriteKeyResolver,
-): { writeKey: string; workspaceId: string } {
+): { writeKey: string; workspaceId: string; keyKind: WriteKeyKind } {
   let key: string | undefined;
   if (header?.toLowerCase().startsWith('basic ')) {
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
@@ -198,9 +214,11 @@ function authenticate(
   } else if (typeof bodyKey === 'string') key = bodyKey;
   if (!key)
     throw new IngestError(401, 'missing write key: use HTTP Basic auth with the write key as user name');
-  const workspaceId = resolve(key);
-  if (!workspaceId) throw new IngestError(401, 'unknown or revoked write key');
-  return { writeKey: key, workspaceId };
+  const resolved = resolve(key);
+  if (!resolved) throw new IngestError(401, 'unknown or revoked write key');
+  return typeof resolved === 'string'
+    ? { writeKey: key, workspaceId: resolved, keyKind: 'server' }
+    : { writeKey: key, workspaceId: resolved.workspaceId, keyKind: resolved.kind };
 }
 
 interface Serialized {

@@ -27,6 +27,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     produceTimeoutMs: cfg.ingest.produceTimeoutMs,
     rateLimiter: new RateLimiter(cfg.ingest.rateLimit, cfg.ingest.rateBurst),
     timeBounds: cfg.ingest.timeBounds,
+    traitLimits: cfg.profileLimits,
   });
   mountHealth(app, { kafka: () => admin.ping() });
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);

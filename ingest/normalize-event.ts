@@ -39,6 +39,16 @@ export interface NormalizeContext {
   timeBounds?: TimeBounds;
   /** Prefix for error messages, e.g. `batch[3]`. */
   label?: string;
+  /** The kind of the write key that sent it (stamped on the envelope; default server). */
+  keyKind?: 'server' | 'client';
+  /** Per-profile trait bounds: an event that alone sets more is refused. */
+  traitLimits?: TraitLimits;
+}
+
+export interface TraitLimits {
+  maxTraits: number;
+  /** Bytes of trait names plus their JSON values (UTF-8), as the processor counts them. */
+  maxTraitBytes: number;
 }
 
 function fail(msg: string): never {
@@ -124,6 +134,8 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
       : { ...(ev.integrations ?? {}) },
     timestamp: when === receivedAt ? isoOf(receivedAt) : when.toISOString(),
     receivedAt: isoOf(receivedAt),
+    // from the key, after everything taken from the body: a body cannot choose it
+    keyKind: ctx.keyKind ?? 'server',
   };
   if (ev.event) out.event = ev.event;
   if (typeof ev.name === 'string') out.name = ev.name;
@@ -141,7 +153,38 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   if (groupId) out.groupId = groupId;
   if (original) out.originalTimestamp = original.toISOString();
   if (sentAt) out.sentAt = sentAt.toISOString();
+  if (ctx.traitLimits) {
+    const over = traitsOverLimit(out, ctx.traitLimits);
+    if (over) fail(`${at}traits: ${over}`);
+  }
   return out;
+}
+
+/**
+ * Why the profile traits an event sets (`context.traits`, and an identify's traits, as the
+ * processor applies them) exceed the per-profile bounds on their own; undefined if not.
+ */
+export function traitsOverLimit(e: NormalizedEvent, limits: TraitLimits): string | undefined {
+  const ctxTraits = e.context.traits;
+  const fromContext =
+    ctxTraits && typeof ctxTraits === 'object' && !Array.isArray(ctxTraits)
+      ? (ctxTraits as Record<string, unknown>)
+      : {};
+  const names = new Set(Object.keys(fromContext));
+  if (e.type === 'identify') for (const k of Object.keys(e.traits)) names.add(k);
+  if (names.size > limits.maxTraits)
+    return `${names.size} traits, over the per-profile limit of ${limits.maxTraits}`;
+  // an event is at most 32 KB: count bytes only when the bound is that low
+  if (limits.maxTraitBytes >= MAX_EVENT_BYTES) return undefined;
+  let bytes = 0;
+  for (const k of names) {
+    const v = e.type === 'identify' && k in e.traits ? e.traits[k] : fromContext[k];
+    if (v === undefined) continue;
+    bytes += Buffer.byteLength(k) + Buffer.byteLength(JSON.stringify(v));
+  }
+  return bytes > limits.maxTraitBytes
+    ? `${bytes} bytes of traits, over the per-profile limit of ${limits.maxTraitBytes}`
+    : undefined;
 }
 
 function cleanId(v: unknown): string | undefined {

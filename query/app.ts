@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { type AuthFailureLimiter, remoteAddress } from '../runtime/auth-failures.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
+import type { ClientKeysMode } from '../runtime/config.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Admin } from '../runtime/kafka/types.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -24,6 +25,7 @@ import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
 import { templatePreviewRoutes } from './routes/template-preview.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
+import { workspaceSettingsRoutes } from './routes/workspace-settings.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
 
 export type QueryEnv = { Variables: { workspaceId: string; apiKey: string } };
@@ -50,6 +52,8 @@ export interface QueryDeps {
   /** Kafka admin and topic prefix, for consumer lag in GET /v1/live/pipeline. */
   kafkaAdmin?: Admin;
   topicPrefix?: string;
+  /** What client write keys may change on a known person where a workspace has not chosen (CDP_CLIENT_KEYS). */
+  clientKeysDefault?: ClientKeysMode;
   /** When an erasure's sweep runs after its Redis step (query/erasure-job.ts); default 10 s. */
   erasureSweepDelayMs?: number;
   now?: () => Date;
@@ -123,6 +127,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/computed-traits', computedTraitRoutes({ ...deps, now }));
   app.route('/v1/scores', scoreRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
+  app.route('/v1/settings', workspaceSettingsRoutes({ ...deps, now }));
   app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
   app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs, now }));
   app.route(

@@ -13,7 +13,8 @@ export interface AuditEntry {
     | 'profile'
     | 'write_key'
     | 'consent'
-    | 'suppression';
+    | 'suppression'
+    | 'workspace_settings';
   entityId: string;
   before: unknown;
   after: unknown;

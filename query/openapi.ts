@@ -22,6 +22,27 @@ const query = (name: string, schema: object = { type: 'string' }) => ({
   required: false,
   schema,
 });
+const writeKeyRecord = {
+  type: 'object',
+  required: ['id', 'name', 'kind', 'key', 'workspaceId', 'createdAt', 'revokedAt'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    kind: { type: 'string', enum: ['server', 'client'] },
+    key: { type: 'string', description: 'the write key (HTTP Basic user name); masked in lists' },
+    workspaceId: { type: 'string' },
+    createdAt: { type: 'string', format: 'date-time' },
+    revokedAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+};
+const workspaceSettings = {
+  type: 'object',
+  properties: {
+    clientKeys: { type: 'string', enum: ['restricted', 'trusted'] },
+    clientKeysSource: { type: 'string', enum: ['workspace', 'default'] },
+  },
+};
+
 const op = (operationId: string, summary: string, extra: object = {}) => ({
   operationId,
   summary,
@@ -429,17 +450,73 @@ export function queryOpenApi(): object {
         }),
       },
       '/v1/write-keys': {
-        get: op('listWriteKeys', 'Write keys of the workspace, revoked ones included'),
+        get: op('listWriteKeys', 'Write keys of the workspace, revoked ones included; keys masked', {
+          responses: {
+            '200': {
+              description: 'the keys, each `key` masked (the full key is only in the answer to its creation)',
+              content: json({
+                type: 'object',
+                properties: { writeKeys: { type: 'array', items: writeKeyRecord } },
+              }),
+            },
+            ...errors,
+          },
+        }),
         post: op('createWriteKey', 'Create a write key', {
           requestBody: {
             required: true,
             content: json({
               type: 'object',
               required: ['name'],
-              properties: { name: { type: 'string', minLength: 1 } },
+              additionalProperties: false,
+              properties: {
+                name: { type: 'string', minLength: 1, maxLength: 200 },
+                kind: {
+                  type: 'string',
+                  enum: ['server', 'client'],
+                  default: 'server',
+                  description:
+                    '`client` for keys that ship in browsers and apps (public): they cannot take over or change how a known person is reached; see GET/PUT /v1/settings',
+                },
+              },
             }),
           },
-          responses: { '201': { description: 'created' }, ...errors },
+          responses: {
+            '201': {
+              description: 'created; the only answer that shows the full key',
+              content: json(writeKeyRecord),
+            },
+            ...errors,
+          },
+        }),
+      },
+      '/v1/settings': {
+        get: op('getWorkspaceSettings', 'Settings of the workspace', {
+          responses: {
+            '200': { description: 'settings in effect', content: json(workspaceSettings) },
+            ...errors,
+          },
+        }),
+        put: op('updateWorkspaceSettings', 'Change settings of the workspace (audited)', {
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['clientKeys'],
+              additionalProperties: false,
+              properties: {
+                clientKeys: {
+                  enum: ['restricted', 'trusted', null],
+                  description:
+                    '`restricted`: client keys cannot take over or rewrite known people; `trusted`: they act like server keys; null: the deployment default (CDP_CLIENT_KEYS)',
+                },
+              },
+            }),
+          },
+          responses: {
+            '200': { description: 'settings in effect', content: json(workspaceSettings) },
+            ...errors,
+          },
         }),
       },
       '/v1/write-keys/{id}': {

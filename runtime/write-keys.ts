@@ -3,18 +3,38 @@
 // stops working within the refresh interval, and ingest keeps its last copy if Redis is
 // briefly unreachable). The key in the configuration (CDP_WRITE_KEY) is the bootstrap key
 // of the default workspace and always valid.
+//
+// A key has a kind: `server` (kept secret on a backend; full power) or `client` (public, in
+// a browser or app; what it may change on a known person is limited by the processor).
+// Records stored before kinds existed have none and are server keys.
 import { randomBytes } from 'node:crypto';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import type { Logger } from './log.ts';
 import type { Redis } from './redis.ts';
+
+export const WRITE_KEY_KINDS = ['server', 'client'] as const;
+export type WriteKeyKind = (typeof WRITE_KEY_KINDS)[number];
 
 export interface WriteKeyRecord {
   id: string;
   key: string;
   workspaceId: string;
   name: string;
+  /** Absent on records from before key kinds: those are server keys. */
+  kind?: WriteKeyKind;
   createdAt: string;
   revokedAt: string | null;
+}
+
+/** What ingest needs of a key: its workspace and its kind. */
+export interface ResolvedWriteKey {
+  workspaceId: string;
+  kind: WriteKeyKind;
+}
+
+/** A key as lists and the audit log show it: enough to recognise, not to use. */
+export function maskWriteKey(key: string): string {
+  return key.length <= 16 ? `${key.slice(0, 4)}…` : `${key.slice(0, 12)}…${key.slice(-4)}`;
 }
 
 export class WriteKeyStore {
@@ -26,12 +46,18 @@ export class WriteKeyStore {
     this.keys = globalKeys(prefix);
   }
 
-  async create(workspaceId: string, name: string, now: Date): Promise<WriteKeyRecord> {
+  async create(
+    workspaceId: string,
+    name: string,
+    now: Date,
+    kind: WriteKeyKind = 'server',
+  ): Promise<WriteKeyRecord> {
     const rec: WriteKeyRecord = {
       id: `wk_${randomBytes(6).toString('hex')}`,
       key: `wk_live_${randomBytes(18).toString('base64url')}`,
       workspaceId,
       name,
+      kind,
       createdAt: now.toISOString(),
       revokedAt: null,
     };
@@ -44,9 +70,10 @@ export class WriteKeyStore {
   }
 
   async list(workspaceId?: string): Promise<WriteKeyRecord[]> {
-    const all = Object.values(await this.redis.hgetall(this.keys.writeKeys)).map(
-      (v) => JSON.parse(v) as WriteKeyRecord,
-    );
+    const all = Object.values(await this.redis.hgetall(this.keys.writeKeys)).map((v) => {
+      const r = JSON.parse(v) as WriteKeyRecord;
+      return { ...r, kind: r.kind === 'client' ? 'client' : 'server' } as WriteKeyRecord;
+    });
     return all
       .filter((r) => !workspaceId || r.workspaceId === workspaceId)
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
@@ -74,14 +101,20 @@ export class WriteKeyStore {
   }
 }
 
-/** A synchronous key → workspace lookup for the hot path, refreshed in the background. */
+/**
+ * A synchronous key → (workspace, kind) lookup for the hot path, refreshed in the
+ * background. Bootstrap keys (CDP_WRITE_KEY) are server keys.
+ */
 export function watchWriteKeys(opts: {
   store: WriteKeyStore;
   bootstrap: Map<string, string>;
   log: Logger;
   intervalMs?: number;
-}): { resolve(key: string): string | undefined; ready: Promise<void>; stop(): void } {
-  let active = new Map<string, string>();
+}): { resolve(key: string): ResolvedWriteKey | undefined; ready: Promise<void>; stop(): void } {
+  const bootstrap = new Map<string, ResolvedWriteKey>(
+    [...opts.bootstrap].map(([k, workspaceId]) => [k, { workspaceId, kind: 'server' }]),
+  );
+  let active = new Map<string, ResolvedWriteKey>();
   let seen: string | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -93,8 +126,9 @@ export function watchWriteKeys(opts: {
     try {
       const rev = await opts.store.revision();
       if (rev !== seen) {
-        const next = new Map<string, string>();
-        for (const r of await opts.store.list()) if (!r.revokedAt) next.set(r.key, r.workspaceId);
+        const next = new Map<string, ResolvedWriteKey>();
+        for (const r of await opts.store.list())
+          if (!r.revokedAt) next.set(r.key, { workspaceId: r.workspaceId, kind: r.kind ?? 'server' });
         active = next;
         seen = rev;
       }
@@ -106,7 +140,7 @@ export function watchWriteKeys(opts: {
   };
   void tick();
   return {
-    resolve: (key) => opts.bootstrap.get(key) ?? active.get(key),
+    resolve: (key) => bootstrap.get(key) ?? active.get(key),
     ready,
     stop() {
       stopped = true;

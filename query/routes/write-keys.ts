@@ -2,16 +2,28 @@ import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
-import type { WriteKeyStore } from '../../runtime/write-keys.ts';
+import { maskWriteKey, type WriteKeyRecord, type WriteKeyStore } from '../../runtime/write-keys.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { QueryError } from '../query-error.ts';
 
 const CreateInput = TypeCompiler.Compile(
-  Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+  Type.Object(
+    {
+      name: Type.String({ minLength: 1, maxLength: 200 }),
+      kind: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('client')])),
+    },
+    { additionalProperties: false },
+  ),
 );
 
-/** Write keys of the caller's workspace: create, list, revoke. Revoked keys answer 401 at ingest. */
+const masked = (r: WriteKeyRecord): WriteKeyRecord => ({ ...r, key: maskWriteKey(r.key) });
+
+/**
+ * Write keys of the caller's workspace: create, list, revoke. Revoked keys answer 401 at
+ * ingest. The full key is shown once, in the answer to its creation; lists and the audit
+ * log show it masked.
+ */
 export function writeKeyRoutes(deps: {
   clickhouse: ClickHouseClient;
   writeKeys: WriteKeyStore;
@@ -26,7 +38,7 @@ export function writeKeyRoutes(deps: {
       const e = CreateInput.Errors(body).First();
       throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
     }
-    const rec = await deps.writeKeys.create(ws, body.name, deps.now());
+    const rec = await deps.writeKeys.create(ws, body.name, deps.now(), body.kind ?? 'server');
     await recordAudit(
       deps.clickhouse,
       {
@@ -36,21 +48,22 @@ export function writeKeyRoutes(deps: {
         entityType: 'write_key',
         entityId: rec.id,
         before: null,
-        after: { ...rec, key: `${rec.key.slice(0, 12)}…` },
+        after: masked(rec),
       },
       deps.now(),
     );
     return c.json(rec, 201);
   });
 
-  app.get('/', async (c) => c.json({ writeKeys: await deps.writeKeys.list(c.get('workspaceId')) }));
+  app.get('/', async (c) =>
+    c.json({ writeKeys: (await deps.writeKeys.list(c.get('workspaceId'))).map(masked) }),
+  );
 
   app.delete('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const res = await deps.writeKeys.revoke(ws, c.req.param('id'), deps.now());
     if (!res) throw new QueryError(404, `no write key ${c.req.param('id')}`);
     const [before, after] = res;
-    const mask = (r: typeof before) => ({ ...r, key: `${r.key.slice(0, 12)}…` });
     await recordAudit(
       deps.clickhouse,
       {
@@ -59,8 +72,8 @@ export function writeKeyRoutes(deps: {
         action: 'delete',
         entityType: 'write_key',
         entityId: before.id,
-        before: mask(before),
-        after: mask(after),
+        before: masked(before),
+        after: masked(after),
       },
       deps.now(),
     );

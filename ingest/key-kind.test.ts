@@ -1,0 +1,101 @@
+// The key kind stamped on each event, and the per-profile trait bounds an event alone may
+// not exceed, through app.request() (the producer records what it is given).
+import { describe, expect, it } from 'vitest';
+import type { OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import { createLogger } from '../runtime/log.ts';
+import { createIngestApp } from './app.ts';
+
+const log = createLogger({ level: 'silent', name: 'test' });
+
+function setup(traitLimits?: { maxTraits: number; maxTraitBytes: number }) {
+  const sent: OutgoingMessage[] = [];
+  const producer: Producer = {
+    connect: async () => {},
+    disconnect: async () => {},
+    send: async (_topic, messages) => {
+      sent.push(...messages);
+    },
+  };
+  const app = createIngestApp({
+    producer,
+    eventsTopic: 'events',
+    resolveWriteKey: (k) =>
+      k === 'browser-key' ? { workspaceId: 'ws1', kind: 'client' } : k === 'server-key' ? 'ws1' : undefined,
+    log,
+    traitLimits,
+  });
+  const post = (key: string, path: string, body: unknown) =>
+    app.request(path, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: {
+        authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`,
+        'content-type': 'text/plain',
+      },
+    });
+  const events = () => sent.map((m) => JSON.parse(String(m.value)) as Record<string, unknown>);
+  return { post, events };
+}
+
+describe('key kinds', () => {
+  it('stamps the kind of the key on every event; the body cannot choose it', async () => {
+    const { post, events } = setup();
+    expect(
+      (
+        await post('browser-key', '/v1/identify', {
+          anonymousId: 'a',
+          keyKind: 'server',
+          traits: { email: 'x@y.z' },
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await post('browser-key', '/v1/b', {
+          batch: [{ type: 'track', event: 'e', anonymousId: 'a', keyKind: 'server' }],
+          keyKind: 'server',
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (await post('server-key', '/v1/track', { userId: 'u', event: 'e', keyKind: 'client' })).status,
+    ).toBe(200);
+    expect(events().map((e) => e.keyKind)).toEqual(['client', 'client', 'server']);
+  });
+});
+
+describe('trait bounds at ingest', () => {
+  it('one event with more traits than a profile may hold is a 400 naming it', async () => {
+    const { post, events } = setup({ maxTraits: 3, maxTraitBytes: 1024 * 1024 });
+    const traits = { a: 1, b: 2, c: 3, d: 4 };
+    const res = await post('server-key', '/v1/identify', { userId: 'u', traits });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe(
+      'traits: 4 traits, over the per-profile limit of 3',
+    );
+    // context.traits count too, on any call; a batch names the event
+    const batch = await post('server-key', '/v1/batch', {
+      batch: [
+        { type: 'track', event: 'ok', userId: 'u' },
+        { type: 'track', event: 'e', userId: 'u', context: { traits } },
+      ],
+    });
+    expect(batch.status).toBe(400);
+    expect(((await batch.json()) as { error: string }).error).toMatch(/^batch\[1\]\.traits: 4 traits/);
+    // a group call's traits are the account's, not the person's
+    expect((await post('server-key', '/v1/group', { userId: 'u', groupId: 'g', traits })).status).toBe(200);
+    expect(events()).toHaveLength(1);
+  });
+
+  it('one event with more trait bytes than a profile may hold is a 400', async () => {
+    const { post } = setup({ maxTraits: 1000, maxTraitBytes: 2048 });
+    const res = await post('server-key', '/v1/identify', { userId: 'u', traits: { bio: 'é'.repeat(1100) } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe(
+      'traits: 2205 bytes of traits, over the per-profile limit of 2048',
+    );
+    expect(
+      (await post('server-key', '/v1/identify', { userId: 'u', traits: { bio: 'é'.repeat(1000) } })).status,
+    ).toBe(200);
+  });
+});
