@@ -38,6 +38,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     topicPrefix: cfg.kafka.topicPrefix,
     adminAuthFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
     erasureSweepDelayMs,
+    clientKeysDefault: cfg.processor.clientKeys,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   // erasures a DELETE left unfinished, after a restart too
