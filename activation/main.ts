@@ -21,6 +21,7 @@ import { createLedgerSink } from './ledger-sink.ts';
 import { noCampaignCounter } from './no-campaign.ts';
 import { createActivationPipeline } from './pipeline.ts';
 import { contactPolicy } from './policy/check-contact-policy.ts';
+import { profileTraitsReader } from './profile-traits.ts';
 
 /** Activation's topics (the processor's topicSpecs creates them too). */
 export function activationTopicSpecs(cfg: Config) {
@@ -75,6 +76,7 @@ export async function startActivation(
     retries: cfg.retries,
     delayed: delayedSends({ redis, redisPrefix: cfg.redis.prefix }),
     noCampaign: noCampaignCounter({ redis, redisPrefix: cfg.redis.prefix }),
+    profileTraits: profileTraitsReader(redis, cfg.redis.prefix),
     concurrency: cfg.retries.concurrency,
     log,
     now,

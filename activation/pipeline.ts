@@ -14,6 +14,7 @@ import type {
   OutgoingMessage,
   Producer,
 } from '../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import { ACTIVATION_HEADERS, activationJobCheck } from '../schemas/activation-job.ts';
 import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
@@ -141,6 +142,14 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
         await realSleep(backoffDelayMs(failures));
       }
     }
+  }
+
+  function publish(topic: string, messages: OutgoingMessage[]) {
+    return sendOrDeadLetter(deps.producer, topic, messages, {
+      deadLetterTopic: deps.topics.deadLetter,
+      stage: 'activation.follow-up',
+      log: deps.log,
+    });
   }
 
   async function handle(batch: Batch, ctx: BatchContext): Promise<void> {
@@ -303,16 +312,18 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     await followUps(ctx, [
       () => deps.noCampaign.add(unmatched),
       () => deps.delayed.add(park),
+      // a message the broker refuses as too large goes to the dead-letter topic (with the
+      // reason) rather than failing this step forever (runtime/kafka/send-bounded.ts)
       async () => {
-        if (retry.length > 0) await deps.producer.send(deps.topics.retry, retry);
+        if (retry.length > 0) await publish(deps.topics.retry, retry);
       },
       async () => {
-        if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
+        if (dead.length > 0) await publish(deps.topics.deadLetter, dead);
       },
       // ledger rows go through Kafka (durable now, inserted in large batches by ledger-sink.ts)
       async () => {
         if (ledger.length > 0)
-          await deps.producer.send(
+          await publish(
             deps.topics.ledger,
             ledger.map((row) => ({
               key: `${row.workspace_id}:${row.campaign_id}`,

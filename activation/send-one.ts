@@ -14,6 +14,7 @@ import type { CampaignRegistry } from './campaign-registry.ts';
 import type { Channels } from './channels/index.ts';
 import type { SendClaims } from './claim-send.ts';
 import type { ContactPolicy } from './policy/check-contact-policy.ts';
+import type { ProfileTraitsReader } from './profile-traits.ts';
 import { sendKey } from './send-key.ts';
 
 export type Outcome =
@@ -34,6 +35,8 @@ export interface SendOneDeps {
   retries: { maxAttempts: number; baseMs: number; maxMs: number };
   now: () => number;
   random?: () => number;
+  /** The profile's traits from Redis, for a change that carries only part of them. */
+  profileTraits?: ProfileTraitsReader;
 }
 
 /** Exponential backoff with jitter: base·2^(attempt−1), capped, then scaled by 0.5–1. */
@@ -65,12 +68,18 @@ export async function sendOne(
   job: ActivationJob,
   attempt: number,
 ): Promise<{ campaign?: CampaignDefinition; key: string; result: Outcome }> {
-  const { change } = job;
+  let { change } = job;
   const key = sendKey(job.campaignId, change);
   const c = deps.campaigns.get(change.workspaceId, job.campaignId);
   if (!c) return { key, result: { outcome: 'suppressed', reason: 'campaign_deleted' } };
   if (c.status !== 'active')
     return { campaign: c, key, result: { outcome: 'suppressed', reason: 'campaign_paused' } };
+  // a huge profile's change carries only part of its traits: the rest from Redis, for the
+  // recipient, the policy and the message alike (the job itself stays small)
+  if (change.traitsTruncated && deps.profileTraits) {
+    const now = await deps.profileTraits(change.workspaceId, change.profileId);
+    if (Object.keys(now).length > 0) change = { ...change, traits: { ...change.traits, ...now } };
+  }
 
   const claimKey = workspaceKeys(deps.redisPrefix, change.workspaceId).sendClaim(key);
   const channel = deps.channels[c.channel];

@@ -13,12 +13,13 @@
 import { readFileSync } from 'node:fs';
 import type { Result } from 'ioredis';
 import type { BatchHandler, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
-import type { IdentityChange } from '../schemas/identity-change.ts';
+import { type IdentityChange, serializeIdentityChange } from '../schemas/identity-change.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
-import type { SegmentChange } from '../schemas/segment-change.ts';
+import { type SegmentChange, serializeSegmentChange } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, profileKey, REPLAY_HEADER, type Topics } from '../schemas/topics.ts';
 import {
   type ApplyOptions,
@@ -83,6 +84,8 @@ export interface ProcessorDeps {
   apply: ApplyOptions;
   log: Logger;
   now?: () => Date;
+  /** Drops events received before an erasure of their userId or anonymousId. */
+  erased?: ErasedFilter;
   /**
    * False for a rebuild from history: memberships are recorded but no segment change is
    * published (campaigns must not fire again for what already happened).
@@ -108,6 +111,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   // workspaceKeys is memoised (schemas/redis-keys.ts): no cache of our own
   const tagOf = (ws: string) => workspaceKeys(deps.redisPrefix, ws).tag;
   const hasSegments = (ws: string) => deps.registry.forWorkspace(ws).length > 0;
+  const publish = (topic: string, messages: OutgoingMessage[]) =>
+    sendOrDeadLetter(deps.producer, topic, messages, {
+      deadLetterTopic: deps.topics.deadLetter,
+      stage: 'processor.publish',
+      log: deps.log,
+    });
 
   /** Profiles' current states, in one round trip (null: erased or merged away). */
   const readStates = async (
@@ -211,23 +220,30 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           },
         });
     }
-    // publish, then record (see the top of this file for why in this order)
-    const sends: Promise<void>[] = [];
+    // publish, then record (see the top of this file for why in this order); every message
+    // bounded (a huge profile's traits cut, its identifiers split), and one the broker still
+    // refuses as too large dead-lettered instead of failing the batch forever
+    const sends: Promise<unknown>[] = [];
     if (changes.length > 0 && deps.publishSegmentChanges !== false)
       sends.push(
-        deps.producer.send(
+        publish(
           deps.topics.segmentChanges,
           changes.map(({ change }) => ({
             key: profileKey(change.workspaceId, change.profileId),
-            value: JSON.stringify(change),
+            value: serializeSegmentChange(change),
           })),
         ),
       );
     if (identity.length > 0)
       sends.push(
-        deps.producer.send(
+        publish(
           deps.topics.identity,
-          identity.map((c) => ({ key: profileKey(c.workspaceId, c.profileId), value: JSON.stringify(c) })),
+          identity.flatMap((c) =>
+            serializeIdentityChange(c).map((value) => ({
+              key: profileKey(c.workspaceId, c.profileId),
+              value,
+            })),
+          ),
         ),
       );
     await Promise.all(sends);
@@ -284,7 +300,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const handleBatch: BatchHandler = async (batch) => {
     const dead: OutgoingMessage[] = [];
     const events: NormalizedEvent[] = [];
-    for (const m of batch.messages) {
+    // events received before an erasure of their ids, still in flight: they would make the
+    // erased person again (a cached filter, no Redis call per event; drop-erased.ts)
+    await deps.erased?.refresh();
+    for (const m of deps.erased?.events(batch.messages) ?? batch.messages) {
       // a history dead letter replayed for the sink: this event was handled when first read
       if (m.headers[REPLAY_HEADER] === 'history') continue;
       const p = parseEvent(m);
@@ -454,7 +473,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
     // 3. segment transitions (merge before evaluation: rules read the merged state)
     await recheck(await settle([...latest.values()], at, [...identity.values()]), at);
-    if (dead.length > 0) await deps.producer.send(deps.topics.deadLetter, dead);
+    if (dead.length > 0) await publish(deps.topics.deadLetter, dead);
   };
 
   const reevaluate: Processor['reevaluate'] = async (members, touched = { windows: true }) => {
