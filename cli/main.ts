@@ -3,7 +3,8 @@
 //   cdp start all|<service>...   services against configured Kafka/Redis/ClickHouse
 //   cdp migrate                  create topics and apply ClickHouse migrations
 //   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
-//   cdp dlq replay [--topic-prefix P] [--limit N]   activation dead letters → retry topic
+//   cdp dlq replay [--topic-prefix P] [--limit N] [--only activation|history]
+//                                dead letters → retry topic / back to their topic for the history sink
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureKafkaJars } from '../infra/local/kafka.ts';
@@ -27,8 +28,9 @@ const USAGE = `usage: cdp <command>
   infra up                     run local Kafka and Redis in the foreground (Ctrl-C stops)
   infra down                   stop the local stack started by 'cdp infra up'
   infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)
-  dlq replay [--topic-prefix P] [--limit N]
-                               re-publish activation dead letters to the activation retry topic`;
+  dlq replay [--topic-prefix P] [--limit N] [--only activation|history]
+                               re-publish activation dead letters to the activation retry topic,
+                               history dead letters to the topic they came from (history sink only)`;
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -244,8 +246,9 @@ async function main(argv: string[]): Promise<void> {
         brokers: cfg.kafka.brokers,
         topicPrefix: flag('--topic-prefix') ?? cfg.kafka.topicPrefix,
         limit,
+        only,
       });
-      process.stdout.write(`replayed ${r.replayed} activation dead letters (skipped ${r.skipped} others)\n`);
+      process.stdout.write(`replayed ${r.replayed} dead letters (skipped ${r.skipped} others)\n`);
       return;
     }
     default:
