@@ -130,6 +130,8 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     },
   });
 
+  // events still in flight at an erasure make no profile and no history (drop-erased.ts)
+  const erased = createErasedFilter({ redis, redisPrefix: cfg.redis.prefix });
   const processor = createProcessor({
     redis,
     producer,
@@ -139,6 +141,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     redisPrefix: cfg.redis.prefix,
     apply: applyOptions(cfg),
     log,
+    erased,
   });
   // Segment evaluation needs the definitions: wait for the first load before consuming.
   const profiles = superviseConsumer({
@@ -175,7 +178,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     log: log.child({ consumer: 'history' }),
     ...cfg.history,
     // what was on its way at an erasure does not reappear (query/erasure-job.ts)
-    erased: createErasedFilter({ redis, redisPrefix: cfg.redis.prefix }),
+    erased,
   });
   const history = superviseConsumer({
     kafka,

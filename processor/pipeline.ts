@@ -32,6 +32,7 @@ import {
   traitsOf,
 } from './apply-event.ts';
 import type { ComputedRegistry } from './computed-registry.ts';
+import type { ErasedFilter } from './drop-erased.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { parseEvent } from './parse-event.ts';
 import { readProfileValues } from './read-values.ts';

@@ -314,9 +314,13 @@ describe('erasure jobs', () => {
     expect((await send('/v1/track', { userId: 'marker-f', event: 'Marker' })).status).toBe(200);
     await eventually('the marker stored', async () => (await eventsOf(['marker-f'])) === 1, 60_000, 200);
     expect(await eventsOf(['user-f'])).toBe(0);
+    // nor in Redis: the processor dropped it too, no profile was made from it
+    expect(await profileOf('user-f')).toBeUndefined();
     // and an event received after the erasure is kept: a new person
     expect((await send('/v1/track', { userId: 'user-f', event: 'Came Back' })).status).toBe(200);
     await eventually('the new event stored', async () => (await eventsOf(['user-f'])) === 1, 60_000, 200);
+    const back = await eventually('the new person', () => profileOf('user-f'));
+    expect(back.id).not.toBe(pid);
   });
 
   it('a job interrupted by a failing step is completed by a retry (a restart or a repeated DELETE)', async () => {
