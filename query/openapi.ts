@@ -14,6 +14,11 @@ const errors = {
   '400': { description: 'Invalid input; `error` names the field', content: json(err) },
   '401': { description: 'Missing or unknown admin key', content: json(err) },
   '404': { description: 'Not found', content: json(err) },
+  '429': {
+    description: 'Too many wrong admin keys from this address; retry after `Retry-After` seconds',
+    headers: { 'Retry-After': { schema: { type: 'integer' } } },
+    content: json(err),
+  },
 };
 const id = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
 const query = (name: string, schema: object = { type: 'string' }) => ({
