@@ -29,7 +29,14 @@ type StoredRow = Pick<
   | 'traits'
   | 'context'
   | 'integrations'
-> & { timestamp: string; received_at: string; sent_at: string | null; original_timestamp: string | null };
+> & {
+  timestamp: string;
+  received_at: string;
+  sent_at: string | null;
+  original_timestamp: string | null;
+  /** The write key's kind (migration 008); '' for events stored before kinds. */
+  key_kind?: string;
+};
 
 const parseObject = (s: string): Record<string, unknown> => {
   try {
@@ -64,6 +71,8 @@ export function fromHistoryRow(r: StoredRow): NormalizedEvent {
   if (sent) e.sentAt = sent;
   const original = iso(r.original_timestamp);
   if (original) e.originalTimestamp = original;
+  // a client key's event is replayed with the limits it had live (apply-event.lua)
+  if (r.key_kind === 'client' || r.key_kind === 'server') e.keyKind = r.key_kind;
   return e;
 }
 
@@ -84,7 +93,7 @@ export async function rebuildFromHistory(opts: {
                    if(isNull(sent_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(sent_at)))) AS sent_at,
                    if(isNull(original_timestamp), NULL,
                       toString(toUnixTimestamp64Milli(assumeNotNull(original_timestamp)))) AS original_timestamp,
-                   properties, traits, context, integrations
+                   properties, traits, context, integrations, key_kind
             FROM events
             WHERE {all:UInt8} = 1 OR workspace_id = {ws:String}
             ORDER BY received_at, message_id
