@@ -4,6 +4,7 @@
 // which the send-key claim makes harmless; a short lock keeps workers from all doing it.
 import { randomBytes } from 'node:crypto';
 import type { Producer } from '../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { ACTIVATION_HEADERS, type ActivationJob } from '../schemas/activation-job.ts';
@@ -40,6 +41,8 @@ export function startDelayedPoller(deps: {
   redisPrefix: string;
   producer: Producer;
   retryTopic: string;
+  /** Where a job the broker refuses as too large goes instead (runtime/kafka/send-bounded.ts). */
+  deadLetterTopic: string;
   now: () => number;
   log: Logger;
   intervalMs?: number;
@@ -82,7 +85,13 @@ export function startDelayedPoller(deps: {
             },
           });
         }
-        await deps.producer.send(deps.retryTopic, messages);
+        // in requests the broker takes; one it refuses as too large is dead-lettered, not
+        // tried again at every poll
+        await sendOrDeadLetter(deps.producer, deps.retryTopic, messages, {
+          deadLetterTopic: deps.deadLetterTopic,
+          stage: 'activation.delayed',
+          log: deps.log,
+        });
         await deps.redis.zrem(keys.activationDelayed, ...members);
         moved += members.length;
         if (due.length < 1000) break;

@@ -106,6 +106,7 @@ export async function startActivation(
     redisPrefix: cfg.redis.prefix,
     producer,
     retryTopic: t.activationRetry,
+    deadLetterTopic: t.deadLetter,
     now,
     log: log.child({ component: 'delayed-sends' }),
   });
