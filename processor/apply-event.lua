@@ -375,8 +375,9 @@ local function applyOne(ev)
       if id[4] then
         local other = userIdOf(id[4])
         -- an identifier of a different known user is never adopted by this event's user, nor
-        -- a known person by a client key's event without that person's userId
-        if not (userId and other and other ~= userId) and not (client and isKnown(id[4])) then
+        -- a known person by a client key's event through her email or external id (her
+        -- anonymousId is one of her devices: its events are hers, with a client key's limits)
+        if not (userId and other and other ~= userId) and not (client and id[1] ~= 'anon' and isKnown(id[4])) then
           target = id[4]
           break
         end

@@ -170,6 +170,24 @@ describe('client keys on known people', () => {
     expect(same.refused).toEqual([]);
   });
 
+  it("her own device's anonymous events from a client key still reach her, with the same limits", async () => {
+    const w = workspace();
+    const victim = await knownVictim(w);
+    for (let i = 0; i < 2; i++) {
+      const s = await w.apply(
+        client({
+          type: 'page',
+          anonymousId: 'ada-laptop',
+          context: { traits: { phone: '+4499', theme: 'dark' } },
+        }),
+      );
+      expect(s.profileId).toBe(victim);
+      expect(s.created).toBe(false);
+      expect(s.refused).toEqual(['trait:phone']);
+    }
+    expect((await w.profile(victim)).traits).toMatchObject({ phone: '+4420000001', theme: 'dark' });
+  });
+
   it('an external id from a client key joins no known person', async () => {
     const w = workspace({ externalIdTypes: new Set(['crm_id']) });
     const victim = (
