@@ -34,7 +34,11 @@ beforeAll(async () => {
   });
   const k = workspaceKeys(prefix, ws);
   await redis.hset(k.profile('p1'), { id: 'p1', firstSeenAt: '1000', lastSeenAt: '2000' });
-  await redis.hset(k.profileTraits('p1'), { firstName: '"Ada"', plan: '"pro"' });
+  await redis.hset(k.profileTraits('p1'), {
+    firstName: '"Ada"',
+    plan: '"pro"',
+    nickname: JSON.stringify('<img src=x onerror=alert(1)>'),
+  });
   await redis.sadd(k.profileIdentities('p1'), 'user:ada', 'anon:a-1');
 });
 afterAll(() => redis?.disconnect());
@@ -54,6 +58,26 @@ describe('POST /v1/templates/preview', () => {
     expect(await res.json()).toEqual({
       profileId: 'p1',
       rendered: { subject: 'Hi Ada', text: 'Welcome for ada on PRO' },
+    });
+  });
+
+  it('escapes trait values in the html field only, as the email channel sends it', async () => {
+    const res = await preview({
+      channel: 'email',
+      profileId: 'p1',
+      settings: {
+        subject: 'Hi {{ traits.nickname }}',
+        text: 'Hi {{ traits.nickname }}',
+        html: '<p>Hi {{ traits.nickname }}</p>{{ "<hr>" | raw }}',
+      },
+    });
+    expect(await res.json()).toEqual({
+      profileId: 'p1',
+      rendered: {
+        subject: 'Hi <img src=x onerror=alert(1)>',
+        text: 'Hi <img src=x onerror=alert(1)>',
+        html: '<p>Hi &lt;img src=x onerror=alert(1)&gt;</p><hr>',
+      },
     });
   });
 
