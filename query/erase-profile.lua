@@ -5,7 +5,7 @@
 -- and profile id are written (schemas/erasure.ts), and the job records what it needs for
 -- the ClickHouse steps in the same step, so a crash right after loses nothing.
 -- Key layout: schemas/redis-keys.ts and processor/apply-event.lua's header. KEYS[1] = workspace tag.
--- ARGV: 1 profile id, 2 job id, 3 now ms, 4 tombstone retention ms, 5 campaign ids (JSON
+-- ARGV: 1 profile id (followed to its survivor), 2 job id, 3 now ms, 4 tombstone retention ms, 5 campaign ids (JSON
 --       array), 6 channels of the cap logs (JSON array, incl. "all").
 -- Returns the job's record of the step, JSON {identities: ["kind:value"...], profileIds: [...]};
 -- run again for the same job, it changes nothing and returns the same.
@@ -18,6 +18,12 @@ local recorded = redis.call('HGET', job, 'redisResult')
 if recorded then return recorded end
 
 local function pkey(p) return tag .. ':p:' .. p end
+-- merged into another profile since the job was created: the person is the survivor now
+for _ = 1, 64 do
+  local m = redis.call('HGET', pkey(pid), 'mergedInto')
+  if not m then break end
+  pid = m
+end
 local pids = { pid }
 local isErased = { [pid] = true }
 for _, m in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':merged')) do
