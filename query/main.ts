@@ -1,9 +1,9 @@
 // Composition root of the query service.
 
+import { AuthFailureLimiter } from '../runtime/auth-failures.ts';
 import { pingClickHouse } from '../runtime/clickhouse.ts';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
-import { AuthFailureLimiter } from '../runtime/auth-failures.ts';
 import { DefinitionStore } from '../runtime/definitions.ts';
 import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
