@@ -17,6 +17,7 @@ import { type ClickHouseClient, insertFormatted } from '../runtime/clickhouse.ts
 import { clickHouseErrorCode, isBadDataError } from '../runtime/clickhouse-errors.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
 
@@ -75,7 +76,12 @@ export function createLedgerSink(deps: {
   });
   const sendDead = async (dead: OutgoingMessage[]) => {
     if (dead.length === 0) return;
-    await deps.producer.send(deps.deadLetterTopic, dead);
+    // in requests the broker takes (a batch of bad rows can be many MB)
+    await sendOrDeadLetter(deps.producer, deps.deadLetterTopic, dead, {
+      deadLetterTopic: deps.deadLetterTopic,
+      stage: 'ledger.dead-letter',
+      log: deps.log,
+    });
     stats.deadLettered += dead.length;
     deps.log.warn(
       { count: dead.length, reason: dead[0]?.headers?.[DLQ_HEADERS.reason] },

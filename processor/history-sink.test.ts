@@ -366,6 +366,39 @@ describe('history sink', () => {
     ).toBe(0);
   });
 
+  it('dead-letters a batch of large bad events in requests the broker takes', async () => {
+    // 60 events of 25 KB with a timestamp the history refuses: 1.5 MB of dead letters from
+    // one batch (the service fetches up to 8 MB per partition), more than one produce
+    // request may hold
+    const before = dead.seen.length;
+    const statsBefore = sink.stats.deadLettered;
+    const messages = Array.from({ length: 60 }, (_, i) => {
+      const e = ev(`big-bad-${i}`, { anonymousId: 'anon-big' }, 'Big', '2400-01-01T00:00:00Z');
+      const value = Buffer.from(
+        e.value.replace('"properties":{}', `"properties":{"pad":"${'x'.repeat(25_000)}"}`),
+      );
+      return {
+        topic: t.events,
+        partition: 0,
+        offset: String(i),
+        key: e.key,
+        value,
+        headers: {},
+        timestamp: 0,
+      };
+    });
+    const out = await sink.handler(
+      { topic: t.events, partition: 0, messages },
+      { heartbeat: async () => {}, isActive: () => true },
+    );
+    if (out) await out.effects;
+    expect(sink.stats.deadLettered - statsBefore).toBe(60);
+    await eventually('60 dead letters', () => dead.seen.length - before >= 60, 30_000);
+    expect(new Set(dead.seen.slice(before).map((d) => d.headers[DLQ_HEADERS.stage]))).toEqual(
+      new Set(['history.row']),
+    );
+  });
+
   it('never inserts one row at a time: a trickle waits for the timer', async () => {
     const before = sink.stats.inserts.events;
     await Promise.all(

@@ -19,6 +19,7 @@ import { type ClickHouseClient, insertFormatted, insertRows } from '../runtime/c
 import { clickHouseErrorCode, isBadDataError } from '../runtime/clickhouse-errors.ts';
 import { errorMessage, realSleep } from '../runtime/errors.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import { segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
@@ -299,7 +300,12 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
 
   const sendDead = async (dead: OutgoingMessage[]) => {
     if (dead.length === 0) return;
-    await deps.producer.send(deps.topics.deadLetter, dead);
+    // in requests the broker takes (a batch of bad rows can be many MB)
+    await sendOrDeadLetter(deps.producer, deps.topics.deadLetter, dead, {
+      deadLetterTopic: deps.topics.deadLetter,
+      stage: 'history.dead-letter',
+      log: deps.log,
+    });
     stats.deadLettered += dead.length;
     deps.log.warn(
       { count: dead.length, reason: dead[0]?.headers?.[DLQ_HEADERS.reason] },
