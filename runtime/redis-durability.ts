@@ -5,7 +5,8 @@
 // that are then neither in Redis nor redelivered. The two durable modes close that gap:
 //   waitaof             after a batch's writes, one `WAITAOF 1 0 <timeout>` on the connection
 //                       that made them: the batch completes once they are fsynced to the AOF
-//                       (Redis 7.2+; with appendfsync everysec that is up to a second later)
+//                       (Redis 7.2+). Pair it with appendfsync always: under everysec every
+//                       batch waits for the next periodic fsync, about a second (measured)
 //   appendfsync-always  the server fsyncs every write before answering it; checked at start
 // A mode the server cannot honour is a startup error, never a setting silently ignored.
 import type { RedisConfig } from './config.ts';
@@ -80,7 +81,10 @@ export async function redisDurability(
         throw new RedisDurabilityError(`CDP_REDIS_DURABILITY=waitaof: ${(err as Error).message}`);
       }
       const appendfsync = await configValue(redis, 'appendfsync');
-      log.info({ mode: opts.durability, appendfsync }, 'redis_durability');
+      // correct, but under everysec each batch waits for the next fsync: up to a second
+      if (appendfsync !== null && appendfsync !== 'always')
+        log.warn({ appendfsync }, 'redis_waitaof_waits_for_periodic_fsync');
+      else log.info({ mode: opts.durability, appendfsync }, 'redis_durability');
       return () => waitForAof(redis, opts.waitaofTimeoutMs);
     }
     case 'appendfsync-always': {

@@ -6,9 +6,9 @@
 //   processor/1,000 segments     the same five plus 995 that never match
 //   processor/10,000 segments    the same five plus 9,995 that never match
 //   processor/no segments, Redis fsynced   no segments with a CDP_REDIS_DURABILITY mode on:
-//                                waitaof (one WAITAOF per batch) where the server has it,
-//                                else appendfsync-always (CONFIG SET appendfsync always for
-//                                the measurement); right after the plain one in each run
+//                                appendfsync always (CONFIG SET for the measurement), plus
+//                                one WAITAOF per batch (waitaof) where the server has it;
+//                                right after the plain one in each run
 // The events (see bench/processor-events.ts) are generated once up front, then cut per
 // sub-scenario into 500-message batches per partition as a consumer receives a backlog;
 // batches are handled one after another, as the processor's consumer does. The known
@@ -92,21 +92,23 @@ interface Durable {
   mode: 'waitaof' | 'appendfsync-always';
   /** After each batch, before it counts as done (WAITAOF; nothing for appendfsync-always). */
   barrier(): Promise<void>;
-  /** Around the measurement (appendfsync-always: the server's setting, put back after). */
+  /** Around the measurement: the server's appendfsync to always, and back after. */
   begin(): Promise<void>;
   end(): Promise<void>;
 }
 
-/** waitaof where the server has WAITAOF, else appendfsync-always where CONFIG SET is allowed; null: neither. */
+/**
+ * The recommended setting: appendfsync always on the server (CONFIG SET for the measurement),
+ * plus one WAITAOF per batch where the server has it (under everysec a WAITAOF waits for the
+ * next fsync, up to a second per batch). Null where CONFIG is not allowed.
+ */
 async function durableMode(redis: Redis): Promise<Durable | null> {
-  const nothing = async () => {};
-  if (await supportsWaitaof(redis))
-    return { mode: 'waitaof', barrier: () => waitForAof(redis, 5000), begin: nothing, end: nothing };
   const before = ((await redis.config('GET', 'appendfsync').catch(() => [])) as string[])[1];
   if (!before) return null;
+  const waitaof = await supportsWaitaof(redis);
   return {
-    mode: 'appendfsync-always',
-    barrier: nothing,
+    mode: waitaof ? 'waitaof' : 'appendfsync-always',
+    barrier: waitaof ? () => waitForAof(redis, 5000) : async () => {},
     begin: async () => void (await redis.config('SET', 'appendfsync', 'always')),
     end: async () => void (await redis.config('SET', 'appendfsync', before)),
   };
@@ -627,13 +629,14 @@ export async function processorScenario(
       ...(durable
         ? [
             `processor durability: "${DURABLE_SCENARIO}" is "processor/no segments" with CDP_REDIS_DURABILITY=${durable.mode} ` +
+              '(CONFIG SET appendfsync always for its warm-up and window, then back' +
               (durable.mode === 'waitaof'
-                ? "(one WAITAOF 1 0 per batch, the server's appendfsync unchanged)"
-                : '(CONFIG SET appendfsync always for its warm-up and window, then back; this Redis has no WAITAOF)') +
+                ? ', and one WAITAOF 1 0 per batch)'
+                : '; this Redis has no WAITAOF)') +
               ', measured right after it in each run; ratio = durable / plain',
           ]
         : segmentCounts.includes(0)
-          ? ['processor durability: not measured (this Redis has neither WAITAOF nor CONFIG SET)']
+          ? ['processor durability: not measured (this Redis does not allow CONFIG SET appendfsync)']
           : []),
       ...(smaller.length
         ? [
