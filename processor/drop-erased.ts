@@ -39,39 +39,58 @@ export function createErasedFilter(deps: {
   const now = deps.now ?? Date.now;
   const refreshMs = deps.refreshMs ?? TOMBSTONE_REFRESH_MS;
   /** workspace → tombstone member → erasure time (ms) */
-  let byWs = new Map<string, Map<string, number>>();
+  const byWs = new Map<string, Map<string, number>>();
   let newest = Number.NEGATIVE_INFINITY;
   let readAt = Number.NEGATIVE_INFINITY;
   let reading: Promise<void> | undefined;
   let dropped = 0;
 
+  /** Per workspace: the newest tombstone time read so far (the next read starts a margin before it). */
+  const readUpTo = new Map<string, number>();
+  let prunedAt = Number.NEGATIVE_INFINITY;
+
+  // Incremental: each refresh reads only the tombstones written since the last one (with a
+  // margin for erasures whose clocks lag), so its cost follows the erasures of the last
+  // minute, not all those kept; what is past the retention is pruned once a minute.
   const read = async () => {
-    const since = now() - TOMBSTONE_RETENTION_MS;
     const started = now();
+    const since = started - TOMBSTONE_RETENTION_MS;
     const ws = await deps.redis.zrangebyscore(globalKeys(deps.redisPrefix).erasedWorkspaces, since, '+inf');
-    const next = new Map<string, Map<string, number>>();
-    let latest = Number.NEGATIVE_INFINITY;
     if (ws.length > 0) {
       const p = deps.redis.pipeline();
-      for (const w of ws)
-        p.zrangebyscore(workspaceKeys(deps.redisPrefix, w).erased, since, '+inf', 'WITHSCORES');
+      for (const w of ws) {
+        const from = Math.max(since, (readUpTo.get(w) ?? Number.NEGATIVE_INFINITY) - MARGIN_MS);
+        p.zrangebyscore(workspaceKeys(deps.redisPrefix, w).erased, from, '+inf', 'WITHSCORES');
+      }
       const res = (await p.exec()) ?? [];
       ws.forEach((w, i) => {
         const [err, flat] = res[i] ?? [];
         if (err) throw err;
         const list = flat as string[];
         if (list.length === 0) return;
-        const m = new Map<string, number>();
+        const m = byWs.get(w) ?? new Map<string, number>();
+        byWs.set(w, m);
+        let upTo = readUpTo.get(w) ?? Number.NEGATIVE_INFINITY;
         for (let j = 0; j < list.length; j += 2) {
           const at = Number(list[j + 1]);
           m.set(list[j]!, at);
-          if (at > latest) latest = at;
+          if (at > upTo) upTo = at;
+          if (at > newest) newest = at;
         }
-        next.set(w, m);
+        readUpTo.set(w, upTo);
       });
     }
-    byWs = next;
-    newest = latest;
+    if (started - prunedAt >= 60_000) {
+      prunedAt = started;
+      const listed = new Set(ws);
+      for (const [w, m] of byWs) {
+        for (const [member, at] of m) if (at < since) m.delete(member);
+        if (m.size === 0 || !listed.has(w)) {
+          byWs.delete(w);
+          readUpTo.delete(w);
+        }
+      }
+    }
     readAt = started;
   };
 
