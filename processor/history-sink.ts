@@ -248,6 +248,20 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
             dead.push(
               deadLetter(m, 'invalid segment change at /occurredAt: not a date', 'history.membership'),
             );
+          // what the columns refuse (UInt32, DateTime64) is refused here: a refused insert of
+          // these rows would only be retried (they are not bisected)
+          else if (!isUInt32(p.value.segmentVersion) || !isUInt32(p.value.epoch))
+            dead.push(
+              deadLetter(
+                m,
+                'invalid segment change: segmentVersion or epoch out of range',
+                'history.membership',
+              ),
+            );
+          else if (at < MIN_AT || at >= MAX_AT)
+            dead.push(
+              deadLetter(m, 'invalid segment change: occurredAt outside 1900-2299', 'history.membership'),
+            );
           else {
             const c = p.value;
             rows.push({
@@ -321,6 +335,10 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     },
   };
 }
+
+const isUInt32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffff_ffff;
+const MIN_AT = Date.UTC(1900, 0, 1);
+const MAX_AT = Date.UTC(2300, 0, 1);
 
 /** A row of `segment_membership_history`: one transition as published on cdp.segment-changes. */
 interface MembershipRow {
