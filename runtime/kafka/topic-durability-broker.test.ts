@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startServices } from '../../cli/services.ts';
 import { topicSpecs } from '../../processor/main.ts';
 import { testConfig, uniqueId } from '../../test/harness.ts';
 import { createKafka } from './index.ts';
@@ -118,6 +119,23 @@ describe.each(['kafkajs', 'rdkafka'] as const)('topic durability through %s', (d
       await admin.disconnect();
     }
     expect(await inspect.listTopics()).not.toContain(topic);
+  });
+
+  it('stops `cdp start` when the cluster cannot hold the configured copies', async () => {
+    const cfg = testConfig({
+      CDP_KAFKA_DRIVER: driver,
+      CDP_TOPIC_PREFIX: uniqueId(`dur-${driver}-`),
+      CDP_TOPIC_REPLICATION: '2',
+    });
+    const err = await startServices(cfg, ['activation'], capturingLogger().log).then(
+      async (running) => {
+        await running.stop();
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TopicDurabilityError);
+    expect((err as Error).message).toMatch(/CDP_TOPIC_REPLICATION=2 needs at least 2 brokers/);
   });
 
   it('warns, naming the topic and the values, when an existing topic has fewer copies than configured', async () => {
