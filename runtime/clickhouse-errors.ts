@@ -9,6 +9,7 @@
 /** ClickHouse error codes that mean the payload itself cannot be stored. */
 const DATA_CODES: ReadonlySet<number> = new Set([
   6, // CANNOT_PARSE_TEXT
+  20, // NUMBER_OF_COLUMNS_DOESNT_MATCH
   25, // CANNOT_PARSE_ESCAPE_SEQUENCE
   26, // CANNOT_PARSE_QUOTED_STRING
   27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
@@ -21,6 +22,7 @@ const DATA_CODES: ReadonlySet<number> = new Set([
   70, // CANNOT_CONVERT_TYPE
   72, // CANNOT_PARSE_NUMBER
   117, // INCORRECT_DATA (duplicate or unknown JSON keys, bad JSON)
+  128, // TOO_LARGE_ARRAY_SIZE
   130, // CANNOT_READ_ARRAY_FROM_TEXT
   131, // TOO_LARGE_STRING_SIZE
   190, // SIZES_OF_ARRAYS_DONT_MATCH
@@ -30,6 +32,7 @@ const DATA_CODES: ReadonlySet<number> = new Set([
   377, // CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING
   395, // FUNCTION_THROW_IF_VALUE_IS_NON_ZERO (the intake views' checks)
   407, // DECIMAL_OVERFLOW
+  467, // CANNOT_PARSE_BOOL
   691, // UNKNOWN_ELEMENT_OF_ENUM
 ]);
 
