@@ -6,9 +6,11 @@ export class CampaignRegistry {
   private bySegment = new Map<string, CampaignDefinition[]>();
   private byId = new Map<string, CampaignDefinition>();
 
-  replace(defs: CampaignDefinition[]): void {
+  /** `byIdOnly`: campaigns no segment change matches (journey send steps, triggered by journey runs). */
+  replace(defs: CampaignDefinition[], byIdOnly: CampaignDefinition[] = []): void {
     const next = new Map<string, CampaignDefinition[]>();
     const ids = new Map<string, CampaignDefinition>();
+    for (const c of byIdOnly) ids.set(`${c.workspaceId}/${c.id}`, c);
     for (const c of defs) {
       ids.set(`${c.workspaceId}/${c.id}`, c);
       if (c.status !== 'active') continue;

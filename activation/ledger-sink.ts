@@ -35,6 +35,8 @@ export function createLedgerSink(deps: {
   /** Where rows ClickHouse truly refuses go, with the reason. */
   producer: Producer;
   deadLetterTopic: string;
+  /** The ClickHouse table (activation_ledger; journey_steps for the journey ledger). */
+  table?: string;
   flushMs?: number;
   maxRows?: number;
 }): { handler: BatchHandler; flush(): Promise<void>; stats: LedgerSinkStats } {
@@ -49,7 +51,7 @@ export function createLedgerSink(deps: {
   const insert = (rows: IncomingMessage[]) => {
     const lines: Buffer[] = [];
     for (const row of rows) lines.push(row.value!, NEWLINE);
-    return insertFormatted(deps.clickhouse, 'activation_ledger', lines, 'JSONEachRow', {});
+    return insertFormatted(deps.clickhouse, deps.table ?? 'activation_ledger', lines, 'JSONEachRow', {});
   };
 
   /** Inserts; answers ClickHouse's error when it refused the rows for what they hold, throws otherwise. */

@@ -17,6 +17,7 @@ import { CampaignRegistry } from './campaign-registry.ts';
 import { createChannels } from './channels/index.ts';
 import { sendClaims } from './claim-send.ts';
 import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
+import { journeySendCampaigns } from './journeys/journey-campaigns.ts';
 import { createLedgerSink } from './ledger-sink.ts';
 import { noCampaignCounter } from './no-campaign.ts';
 import { createActivationPipeline } from './pipeline.ts';
@@ -30,6 +31,7 @@ export function activationTopicSpecs(cfg: Config) {
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
     { topic: t.activationRetry, partitions: cfg.kafka.partitions },
     { topic: t.activationLedger, partitions: cfg.kafka.partitions },
+    { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
 }
@@ -61,7 +63,14 @@ export async function startActivation(
     store,
     log,
     intervalMs: cfg.definitions.pollMs,
-    load: async () => campaigns.replace(await store.list('campaigns')),
+    load: async () => {
+      const [defs, journeys, versions] = await Promise.all([
+        store.list('campaigns'),
+        store.list('journeys'),
+        store.list('journeyVersions'),
+      ]);
+      campaigns.replace(defs, journeySendCampaigns(journeys, versions));
+    },
   });
   const channels = createChannels(cfg.channels, cfg.activation);
   const pipeline = createActivationPipeline({
@@ -154,10 +163,32 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
     handler: ledgerSink.handler,
     log: log.child({ consumer: 'activation-ledger' }),
   });
+  // journey steps (activation/journeys/) the same way, into journey_steps
+  const journeySink = createLedgerSink({
+    clickhouse,
+    log: log.child({ component: 'journey-ledger-sink' }),
+    producer,
+    deadLetterTopic: t.deadLetter,
+    table: 'journey_steps',
+  });
+  const journeyConsumer = superviseConsumer({
+    kafka,
+    admin,
+    topics: activationTopicSpecs(cfg),
+    consumer: {
+      groupId: group('cdp-journey-ledger'),
+      topics: [t.journeyLedger],
+      maxBatchSize: 5000,
+      concurrency: cfg.kafka.partitions,
+      minBytes: 256 * 1024,
+    },
+    handler: journeySink.handler,
+    log: log.child({ consumer: 'journey-ledger' }),
+  });
   return {
     name: 'ledger',
     async stop() {
-      await ledgerConsumer.stop();
+      await Promise.all([ledgerConsumer.stop(), journeyConsumer.stop()]);
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
     },

@@ -1,5 +1,6 @@
 // Starts a set of services in one process, sharing its clients, and stops them in
 // reverse order: edges stop accepting first, consumers drain, clients close last.
+import { startJourneys } from '../activation/journeys/start-journeys.ts';
 import { startActivation, startLedger } from '../activation/main.ts';
 import { startIngest } from '../ingest/main.ts';
 import { startProcessor, topicSpecs } from '../processor/main.ts';
@@ -12,12 +13,13 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
 
-export const SERVICE_NAMES = ['processor', 'activation', 'ledger', 'query', 'ingest'] as const;
+export const SERVICE_NAMES = ['processor', 'activation', 'journeys', 'ledger', 'query', 'ingest'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 const STARTERS = {
   processor: startProcessor,
   activation: startActivation,
+  journeys: startJourneys,
   ledger: startLedger,
   query: startQuery,
   ingest: startIngest,

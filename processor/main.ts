@@ -9,6 +9,7 @@ import type { Logger } from '../runtime/log.ts';
 import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { replayConsentLog } from '../schemas/consent-log.ts';
+import { journeyEventNames } from '../schemas/journey.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { compileRule } from '../schemas/rules.ts';
 import { topics } from '../schemas/topics.ts';
@@ -30,6 +31,8 @@ export function topicSpecs(cfg: Config) {
     { topic: t.identity, partitions: cfg.kafka.partitions },
     { topic: t.activationRetry, partitions: cfg.kafka.partitions },
     { topic: t.activationLedger, partitions: cfg.kafka.partitions },
+    { topic: t.journeySignals, partitions: cfg.kafka.partitions },
+    { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
   ];
 }
@@ -111,6 +114,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
 
   const registry = new SegmentRegistry(log);
   const computed = new ComputedRegistry(log);
+  let journeyEvents: ReadonlySet<string> = new Set();
   const store = new DefinitionStore(redis, cfg.redis.prefix);
   // the backfiller re-evaluates through the processor, which is built below
   let backfiller: ReturnType<typeof createBackfiller> | undefined;
@@ -119,13 +123,16 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     log,
     intervalMs: cfg.definitions.pollMs,
     load: async () => {
-      const [defs, traits, scores] = await Promise.all([
+      const [defs, traits, scores, journeys, journeyVersions] = await Promise.all([
         store.list('segments'),
         store.list('computedTraits'),
         store.list('scores'),
+        store.list('journeys'),
+        store.list('journeyVersions'),
       ]);
       registry.replace(defs);
       computed.replace(traits, scores);
+      journeyEvents = journeyEventNames(journeys, journeyVersions);
       await backfiller?.sync(defs);
     },
   });
@@ -142,6 +149,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     apply: applyOptions(cfg),
     log,
     erased,
+    journeyEvents: () => journeyEvents,
   });
   // Segment evaluation needs the definitions: wait for the first load before consuming.
   const profiles = superviseConsumer({

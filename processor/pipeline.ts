@@ -18,6 +18,7 @@ import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { type IdentityChange, serializeIdentityChange } from '../schemas/identity-change.ts';
+import type { JourneySignal } from '../schemas/journey-signal.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import { type SegmentChange, serializeSegmentChange } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, profileKey, REPLAY_HEADER, type Topics } from '../schemas/topics.ts';
@@ -92,6 +93,11 @@ export interface ProcessorDeps {
    * published (campaigns must not fire again for what already happened).
    */
   publishSegmentChanges?: boolean;
+  /**
+   * `${workspaceId}\u0000${event}` of the events journeys react to (schemas/journey.ts
+   * journeyEventNames); such an event of a resolved person is published to cdp.journey-signals.
+   */
+  journeyEvents?: () => ReadonlySet<string>;
 }
 
 export interface Processor {
@@ -472,8 +478,36 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     for (const [k, { state }] of latest) if (!state.complete) latest.delete(k);
 
+    // journey signals: events journeys react to, with the person they resolved to (the
+    // journey runner keys its state by profile); sent beside the segment changes
+    const journeyEvents = deps.journeyEvents?.();
+    const signals: OutgoingMessage[] = [];
+    if (journeyEvents && journeyEvents.size > 0 && deps.publishSegmentChanges !== false)
+      results.forEach(([, state], i) => {
+        const e = events[i]!;
+        if (
+          !state ||
+          e.type !== 'track' ||
+          !e.event ||
+          !journeyEvents.has(`${e.workspaceId}\u0000${e.event}`)
+        )
+          return;
+        const signal: JourneySignal = {
+          workspaceId: e.workspaceId,
+          profileId: state.profileId,
+          messageId: e.messageId,
+          event: e.event,
+          properties: e.properties,
+          timestamp: e.timestamp,
+          userId: e.userId,
+        };
+        signals.push({ key: profileKey(e.workspaceId, state.profileId), value: JSON.stringify(signal) });
+      });
+    const signalled = signals.length > 0 ? publish(deps.topics.journeySignals, signals) : undefined;
+
     // 3. segment transitions (merge before evaluation: rules read the merged state)
     await recheck(await settle([...latest.values()], at, [...identity.values()]), at);
+    await signalled;
     if (dead.length > 0) await publish(deps.topics.deadLetter, dead);
   };
 

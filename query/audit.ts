@@ -14,7 +14,8 @@ export interface AuditEntry {
     | 'write_key'
     | 'consent'
     | 'suppression'
-    | 'workspace_settings';
+    | 'workspace_settings'
+    | 'journey';
   entityId: string;
   before: unknown;
   after: unknown;

@@ -79,6 +79,13 @@ export async function runStep(
     case 'consent_log':
       if (!(await hasPersonTable(deps.clickhouse, 'consent_log'))) return {};
       return { consent_log: await deleteRows(deps.clickhouse, step, input.workspaceId, state) };
+    case 'journeys': {
+      const ended = await endJourneyRuns(deps, input.workspaceId, state.profileIds);
+      const rows = (await hasPersonTable(deps.clickhouse, 'journey_steps'))
+        ? await deleteRows(deps.clickhouse, 'journey_steps', input.workspaceId, state)
+        : 0;
+      return { journeyRuns: ended, journey_steps: rows };
+    }
     case 'sweep': {
       let swept = 0;
       for (const table of TABLES) swept += await deleteRows(deps.clickhouse, table, input.workspaceId, state);
@@ -107,6 +114,29 @@ async function eraseRedis(deps: EraseDeps, input: StepInput): Promise<void> {
     JSON.stringify(campaigns),
     JSON.stringify(CAP_CHANNELS),
   );
+}
+
+// A run in a journey of an erased person: an active one leaves its node (counted as
+// exited, ended `erased`, so the node counts stay exact), then the run is deleted. A timer
+// still set for it finds no run and is ignored. KEYS: run hash, stats hash.
+const END_RUN = `
+if redis.call('HGET', KEYS[1], 'state') == 'active' then
+  local node = redis.call('HGET', KEYS[1], 'node')
+  redis.call('HINCRBY', KEYS[2], 'now:' .. node, -1)
+  redis.call('HINCRBY', KEYS[2], 'exited:' .. node, 1)
+  redis.call('HINCRBY', KEYS[2], 'ended:erased', 1)
+end
+return redis.call('DEL', KEYS[1])`;
+
+async function endJourneyRuns(deps: EraseDeps, ws: string, pids: string[]): Promise<number> {
+  const journeys = await deps.defs.list('journeys', ws);
+  if (journeys.length === 0 || pids.length === 0) return 0;
+  const k = workspaceKeys(deps.redisPrefix, ws);
+  let ended = 0;
+  for (const j of journeys)
+    for (const pid of pids)
+      ended += Number(await deps.redis.eval(END_RUN, 2, k.journeyRun(j.id, pid), k.journeyStats(j.id)));
+  return ended;
 }
 
 /**
@@ -144,7 +174,7 @@ async function dropScheduled(deps: EraseDeps, ws: string, pids: string[]): Promi
 }
 
 const TABLES = ['events', 'identity_links', 'segment_membership_history', 'activation_ledger'] as const;
-type Table = (typeof TABLES)[number] | 'consent_log';
+type Table = (typeof TABLES)[number] | 'consent_log' | 'journey_steps';
 
 /** Each table's rows of the erased person, as a WHERE clause over bound parameters. */
 const WHERE: Record<Table, string> = {
@@ -159,6 +189,7 @@ const WHERE: Record<Table, string> = {
   activation_ledger: 'profile_id IN {pids:Array(String)}',
   // a decision names the person by profile id and by the identifiers held when it was made
   consent_log: 'profile_id IN {pids:Array(String)} OR hasAny(identifiers, {ids:Array(String)})',
+  journey_steps: 'profile_id IN {pids:Array(String)}',
 };
 
 /** Counts, then deletes (only when there is something to delete: a mutation is not free). */

@@ -8,6 +8,7 @@
 //   {"type":"membership", ...}         segment membership history (`change`: entered|exited)
 //   {"type":"ledger", ...}             activation decisions (sent, suppressed, …)
 //   {"type":"consent_log", ...}        consent decisions (consent_log), when that table exists
+//   {"type":"journey_step", ...}       steps of the person's journey runs (journey_steps)
 //   {"type":"end", "counts": {...}}    last line: the export is complete (absent: it broke off)
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { Redis } from '../runtime/redis.ts';
@@ -120,6 +121,8 @@ export async function* exportProfile(
       'consent_log',
       'profile_id IN {pids:Array(String)} OR hasAny(identifiers, {ids:Array(String)})',
     ]);
+  if (await hasPersonTable(deps.clickhouse, 'journey_steps'))
+    tables.push(['journey_step', 'journey_steps', 'profile_id IN {pids:Array(String)}']);
   for (const [type, table, where] of tables) {
     // keyset pages need a unique order; these tables are small per person: offset pages
     for (let offset = 0; ; offset += PAGE) {

@@ -3,6 +3,7 @@
 import { CampaignInput } from '../schemas/campaign.ts';
 import { ComputedTraitInput } from '../schemas/computed-trait.ts';
 import { ERASURE_STEPS } from '../schemas/erasure.ts';
+import { JourneyInput } from '../schemas/journey.ts';
 import { LeadScoreInput } from '../schemas/lead-score.ts';
 import { SegmentInput } from '../schemas/segment.ts';
 import { AttributionBody, FunnelBody, RetentionBody, TrendsBody } from './analytics/bodies.ts';
@@ -129,6 +130,7 @@ export function queryOpenApi(): object {
         ErasureJob,
         SegmentInput,
         CampaignInput,
+        JourneyInput,
         ComputedTraitInput,
         LeadScoreInput,
         FunnelBody,
@@ -404,6 +406,50 @@ export function queryOpenApi(): object {
           {
             parameters: [id('id')],
           },
+        ),
+      },
+      '/v1/journeys': {
+        get: op('listJourneys', 'Journeys of the workspace (latest versions)'),
+        post: op(
+          'createJourney',
+          'Create a journey as a draft (version 1); 400 names the field of a bad graph',
+          {
+            requestBody: { required: true, content: json({ $ref: '#/components/schemas/JourneyInput' }) },
+            responses: { '201': { description: 'created: {id, version, status: "draft", …}' }, ...errors },
+          },
+        ),
+      },
+      '/v1/journeys/{id}': {
+        get: op('getJourney', 'A journey (latest version)', { parameters: [id('id')] }),
+        put: op(
+          'updateJourney',
+          'A new version; people in flight stay on the version they entered (409 once archived)',
+          {
+            parameters: [id('id')],
+            requestBody: { required: true, content: json({ $ref: '#/components/schemas/JourneyInput' }) },
+          },
+        ),
+      },
+      ...Object.fromEntries(
+        (
+          [
+            ['activate', 'draft → active: people start entering'],
+            ['pause', 'active → paused: no entries, no steps; people stay where they are'],
+            ['resume', 'paused → active: waits past their time end at once'],
+            ['archive', 'draft, active or paused → archived (final): runs end as they next move'],
+          ] as const
+        ).map(([action, summary]) => [
+          `/v1/journeys/{id}/${action}`,
+          {
+            post: op(`${action}Journey`, `${summary} (409 from another status)`, { parameters: [id('id')] }),
+          },
+        ]),
+      ),
+      '/v1/journeys/{id}/stats': {
+        get: op(
+          'journeyStats',
+          'Counts: {entered, refused, ended: {reason: n}, nodes: {<nodeId>: {now, passed, converted, exited}}}',
+          { parameters: [id('id')] },
         ),
       },
       '/v1/campaigns/{id}/resume': {

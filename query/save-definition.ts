@@ -12,6 +12,8 @@ const ENTITY: Record<DefinitionKind, AuditEntry['entityType']> = {
   campaigns: 'campaign',
   computedTraits: 'computed_trait',
   scores: 'score',
+  journeys: 'journey',
+  journeyVersions: 'journey',
 };
 
 export interface SaveDeps {

@@ -5,6 +5,7 @@
 
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import type { ComputedTraitDefinition } from '../schemas/computed-trait.ts';
+import type { JourneyDefinition } from '../schemas/journey.ts';
 import type { LeadScoreDefinition } from '../schemas/lead-score.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
@@ -16,6 +17,9 @@ interface Defs {
   campaigns: CampaignDefinition;
   computedTraits: ComputedTraitDefinition;
   scores: LeadScoreDefinition;
+  journeys: JourneyDefinition;
+  /** Every saved version of every journey, id `${journeyId}@${version}` (people in flight stay on theirs). */
+  journeyVersions: JourneyDefinition;
 }
 export type DefinitionKind = keyof Defs;
 type Kind = DefinitionKind;
@@ -51,6 +55,15 @@ export class DefinitionStore {
       .hset(this.keys[kind], `${def.workspaceId}/${def.id}`, JSON.stringify(def))
       .incr(this.keys.revision)
       .exec();
+  }
+
+  /** Several definitions in one step (one revision): e.g. a journey and its new version. */
+  async putMany(entries: Array<{ kind: Kind; def: DefOf<Kind>; field?: string }>): Promise<void> {
+    const m = this.redis.multi();
+    for (const e of entries)
+      m.hset(this.keys[e.kind], `${e.def.workspaceId}/${e.field ?? e.def.id}`, JSON.stringify(e.def));
+    const res = await m.incr(this.keys.revision).exec();
+    for (const [err] of res ?? []) if (err) throw err;
   }
 
   async remove(kind: Kind, workspaceId: string, id: string): Promise<boolean> {

@@ -32,6 +32,8 @@ export const ERASURE_STEPS = [
   'activation_ledger',
   /** Consent history, when the table exists. */
   'consent_log',
+  /** Journey runs of those profile ids ended (counted as erased), and their journey_steps rows. */
+  'journeys',
   /** Rows that were on their way into ClickHouse while the steps above ran, deleted again. */
   'sweep',
   'audit',

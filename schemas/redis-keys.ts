@@ -42,6 +42,10 @@ export interface WorkspaceKeys {
   erasureByProfile: string;
   /** Hash `${segmentId}:entered|exited` → segment changes that matched no active campaign. */
   noCampaign: string;
+  /** Hash: a person's run through a journey (activation/journeys/run-state.lua). */
+  journeyRun(journeyId: string, profileId: string): string;
+  /** Hash: a journey's per-node counts (entered, now:<node>, passed:<node>, …). */
+  journeyStats(journeyId: string): string;
 }
 
 /** `ext.<type>`: an external id type configured as identifying (CDP_IDENTITY_EXTERNAL_ID_TYPES). */
@@ -92,6 +96,8 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     erasures: `${tag}:erasures`,
     erasureByProfile: `${tag}:erasure:byprofile`,
     noCampaign: `${tag}:act:nocampaign`,
+    journeyRun: (jid, pid) => `${tag}:jr:${jid}:${pid}`,
+    journeyStats: (jid) => `${tag}:js:${jid}`,
   };
 }
 
@@ -106,6 +112,10 @@ export function globalKeys(prefix: string) {
     computedTraits: `${prefix}:defs:computed-traits`,
     /** Hash `${workspaceId}/${id}` → LeadScoreDefinition JSON. */
     scores: `${prefix}:defs:scores`,
+    /** Hash `${workspaceId}/${journeyId}` → JourneyDefinition JSON (the latest version). */
+    journeys: `${prefix}:defs:journeys`,
+    /** Hash `${workspaceId}/${journeyId}@${version}` → JourneyDefinition JSON of that version. */
+    journeyVersions: `${prefix}:defs:journey-versions`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
     /** Sorted set `${workspaceId}/${profileId}` → epoch ms when a windowed rule must be re-evaluated. */
@@ -123,6 +133,13 @@ export function globalKeys(prefix: string) {
     writeKeysRevision: `${prefix}:keys:rev`,
     /** Sorted set of delayed activation jobs (JSON) → epoch ms when they may be sent. */
     activationDelayed: `${prefix}:act:delayed`,
+    /** Sorted set of journey runs waiting for a time (activation/journeys/journey-timers.ts) → due ms. */
+    journeysDue: `${prefix}:journeys:due`,
+    /** Sorted set of claimed journey timers → lease expiry. */
+    journeysLease: `${prefix}:journeys:lease`,
+    /** Sorted set of the timers of a paused journey, put back when it resumes → due ms. */
+    journeysParked: (workspaceId: string, journeyId: string) =>
+      `${prefix}:journeys:parked:${workspaceId}/${journeyId}`,
     /** Short lock so one worker at a time moves due delayed jobs to the retry topic. */
     activationDelayedLock: `${prefix}:act:delayed:lock`,
     /** Sorted set `${workspaceId}/${jobId}` → when an unfinished erasure job is tried (again). */

@@ -11,6 +11,10 @@ export const TOPIC_BASE = {
   activationRetry: 'cdp.activation-retry',
   /** Activation decisions (ledger rows), written to ClickHouse in batches by the ledger sink. Key: `${workspaceId}:${campaignId}`. */
   activationLedger: 'cdp.activation-ledger',
+  /** Events of known people some journey listens to (schemas/journey-signal.ts). Key: `${workspaceId}:${profileId}`. */
+  journeySignals: 'cdp.journey-signals',
+  /** Journey steps (schemas/journey-signal.ts JourneyStepRow), written to ClickHouse journey_steps. Key: `${workspaceId}:${journeyId}`. */
+  journeyLedger: 'cdp.journey-ledger',
   /** Messages that cannot be processed, with the reason in headers. */
   deadLetter: 'cdp.dead-letter',
 } as const;
@@ -27,6 +31,8 @@ export function topics(prefix = ''): Topics {
     identity: `${p}${TOPIC_BASE.identity}`,
     activationRetry: `${p}${TOPIC_BASE.activationRetry}`,
     activationLedger: `${p}${TOPIC_BASE.activationLedger}`,
+    journeySignals: `${p}${TOPIC_BASE.journeySignals}`,
+    journeyLedger: `${p}${TOPIC_BASE.journeyLedger}`,
     deadLetter: `${p}${TOPIC_BASE.deadLetter}`,
   };
 }

@@ -4,6 +4,8 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 export interface Delivery {
   headers: IncomingHttpHeaders;
   body: string;
+  /** Path and query the request was sent to. */
+  url?: string;
 }
 
 export async function startWebhookReceiver(respond: (n: number) => number = () => 200) {
@@ -12,7 +14,7 @@ export async function startWebhookReceiver(respond: (n: number) => number = () =
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url });
       res.statusCode = respond(deliveries.length);
       res.end();
     });

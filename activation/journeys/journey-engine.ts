@@ -1,0 +1,408 @@
+// Walks people through journeys. Three things move a run: a signal (a segment change or a
+// journey event) that enters someone or ends a wait, goal or exit rule; a timer at a wait's
+// deadline; and the steps that follow without waiting (branch, split, send, update, exit).
+//
+// One advance computes the path from where the run is to the next wait (or its end) from
+// the profile as it is now, then makes it durable in this order:
+//   1. effects and ledger rows, produced to Kafka (acks=all): send jobs to the activation
+//      retry topic (the send key names campaign × run, so the activation worker sends once
+//      however often it is produced), trait updates as identify events with a messageId
+//      named after the step (the processor deduplicates them), rows to cdp.journey-ledger;
+//   2. the timer of the wait it stops at (a stale timer is ignored when it fires);
+//   3. the moves, each a compare-and-set of (run, node) in run-state.lua, which also
+//      counts the nodes. A crash before 3 repeats 1 and 2 harmlessly; a worker that finds
+//      the run already moved stops there.
+// Every step therefore happens once in effect, and survives a kill -9 of any worker.
+import { createHash } from 'node:crypto';
+import type { OutgoingMessage, Producer } from '../../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../../runtime/kafka/send-bounded.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { ACTIVATION_HEADERS, type ActivationJob } from '../../schemas/activation-job.ts';
+import type { NormalizedEvent } from '../../schemas/event.ts';
+import { type JourneyNode, parseIsoDuration } from '../../schemas/journey.ts';
+import type { JourneySignal, JourneyStepRow } from '../../schemas/journey-signal.ts';
+import { type SegmentChange, serializeSegmentChange } from '../../schemas/segment-change.ts';
+import { eventKey, profileKey, type Topics } from '../../schemas/topics.ts';
+import { journeyCampaignId } from './journey-campaigns.ts';
+import type { CompiledJourney, JourneyRegistry } from './journey-registry.ts';
+import type { JourneyTimers } from './journey-timers.ts';
+import { type ProfileContext, readProfileContext } from './profile-context.ts';
+import type { RunRef, RunState, RunStore } from './run-state.ts';
+
+const MAX_STEPS = 110;
+
+export interface JourneyEngineDeps {
+  redis: Redis;
+  redisPrefix: string;
+  runs: RunStore;
+  registry: JourneyRegistry;
+  timers: Pick<JourneyTimers, 'schedule' | 'park'>;
+  producer: Producer;
+  topics: Pick<Topics, 'activationRetry' | 'events' | 'journeyLedger' | 'deadLetter'>;
+  now: () => number;
+  log: Logger;
+}
+
+interface Move {
+  from: string;
+  to: string;
+  /** Why the run ends when `to` is ''. */
+  reason: string;
+}
+
+/** A number in [0, 1) from a text, the same everywhere (splits are sticky per run). */
+function unit(text: string): number {
+  return createHash('sha256').update(text).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+export function journeyEngine(deps: JourneyEngineDeps) {
+  const row = (
+    ref: RunRef,
+    version: number,
+    run: number,
+    node: string,
+    step: string,
+    detail = '',
+    messageId = '',
+  ): JourneyStepRow => ({
+    workspace_id: ref.workspaceId,
+    at: deps.now(),
+    journey_id: ref.journeyId,
+    version,
+    profile_id: ref.profileId,
+    run,
+    node_id: node,
+    step,
+    detail,
+    message_id: messageId,
+  });
+
+  // one message the broker refuses as too large (a person with megabytes of traits) goes
+  // to the dead-letter topic instead of stalling the journey's partition
+  async function publish(rows: JourneyStepRow[], jobs: OutgoingMessage[], events: OutgoingMessage[]) {
+    const bounded = { deadLetterTopic: deps.topics.deadLetter, stage: 'journeys.publish', log: deps.log };
+    await Promise.all(
+      [
+        { topic: deps.topics.activationRetry, messages: jobs },
+        { topic: deps.topics.events, messages: events },
+        {
+          topic: deps.topics.journeyLedger,
+          messages: rows.map((r) => ({ key: `${r.workspace_id}:${r.journey_id}`, value: JSON.stringify(r) })),
+        },
+      ]
+        .filter((b) => b.messages.length > 0)
+        .map((b) => sendOrDeadLetter(deps.producer, b.topic, b.messages, bounded)),
+    );
+  }
+
+  /**
+   * Moves a run on from where it is until it waits or ends. `arrived`: the run reached its
+   * node just now (its wait is recorded as begun). `trigger`: the message that moved it.
+   */
+  async function advance(
+    ref: RunRef,
+    state: RunState,
+    arrived: boolean,
+    trigger?: string | null,
+  ): Promise<void> {
+    const latest = deps.registry.get(ref.workspaceId, ref.journeyId);
+    const j = deps.registry.version(ref.workspaceId, ref.journeyId, state.version);
+    if (!latest || !j) {
+      deps.log.warn({ ...ref, version: state.version }, 'journey_definition_missing');
+      return;
+    }
+    const now = deps.now();
+    if (latest.def.status === 'archived') {
+      await publish([row(ref, state.version, state.run, state.node, 'exited', 'archived')], [], []);
+      await deps.runs.move(ref, state.run, state.node, '', now, 'archived');
+      return;
+    }
+    if (latest.def.status !== 'active') {
+      // paused: they stay where they are, their timer aside until the journey resumes
+      await deps.timers.park(ref, state.run, state.node, now);
+      return;
+    }
+    let ctx: ProfileContext | undefined;
+    const profile = async () => {
+      ctx ??= await readProfileContext(deps.redis, deps.redisPrefix, ref.workspaceId, ref.profileId);
+      return ctx;
+    };
+    const rows: JourneyStepRow[] = [];
+    const jobs: OutgoingMessage[] = [];
+    const events: OutgoingMessage[] = [];
+    const moves: Move[] = [];
+    let wake: number | undefined;
+    let node = state.node;
+    let nodeAt = state.nodeAt;
+    const r = (n: string, step: string, detail = '') =>
+      rows.push(row(ref, state.version, state.run, n, step, detail, trigger ?? ''));
+
+    for (let i = 0; i < MAX_STEPS; i++) {
+      const n = j.nodes.get(node);
+      if (!n) {
+        moves.push({ from: node, to: '', reason: 'definition_missing' });
+        break;
+      }
+      const step = await decide(ref, state, j, n, nodeAt, now, arrived || i > 0, profile, r, jobs, events);
+      if (step.wait !== undefined) {
+        wake = step.wait;
+        break;
+      }
+      moves.push({ from: node, to: step.to ?? '', reason: step.to === undefined ? step.reason : '' });
+      if (step.to === undefined) break;
+      node = step.to;
+      nodeAt = now;
+    }
+    await publish(rows, jobs, events);
+    if (wake !== undefined) await deps.timers.schedule(ref, state.run, node, wake);
+    for (const m of moves) {
+      if (!(await deps.runs.move(ref, state.run, m.from, m.to, now, m.reason))) {
+        deps.log.debug({ ...ref, run: state.run, from: m.from }, 'journey_step_already_taken');
+        return;
+      }
+    }
+  }
+
+  type Decision = { to?: string; reason: string; wait?: number };
+
+  async function decide(
+    ref: RunRef,
+    state: RunState,
+    j: CompiledJourney,
+    n: JourneyNode,
+    nodeAt: number,
+    now: number,
+    arrived: boolean,
+    profile: () => Promise<ProfileContext>,
+    r: (node: string, step: string, detail?: string) => void,
+    jobs: OutgoingMessage[],
+    events: OutgoingMessage[],
+  ): Promise<Decision> {
+    const end = (reason: string): Decision => ({ reason });
+    switch (n.type) {
+      case 'wait': {
+        const ms = parseIsoDuration(typeof n.for === 'string' ? n.for : n.for.timeout) ?? 0;
+        const due = nodeAt + ms;
+        if (due > now) {
+          if (arrived) r(n.id, 'waiting', new Date(due).toISOString());
+          return { reason: '', wait: due };
+        }
+        if (typeof n.for === 'string') {
+          r(n.id, 'waited', n.for);
+          return n.next ? { to: n.next, reason: '' } : end('completed');
+        }
+        r(n.id, 'timeout', n.for.timeout);
+        return n.branches?.timeout ? { to: n.branches.timeout, reason: '' } : end('completed');
+      }
+      case 'branch': {
+        const p = await profile();
+        const yes = j.rules.get(n.id)!.evaluate(p.rule);
+        r(n.id, 'branched', yes ? 'yes' : 'no');
+        const to = yes ? n.yes : n.no;
+        return to ? { to, reason: '' } : end('completed');
+      }
+      case 'split': {
+        const seed = `${ref.workspaceId}\u0000${ref.journeyId}\u0000${ref.profileId}\u0000${state.run}\u0000${n.id}`;
+        if (n.holdout && unit(`${seed}\u0000holdout`) * 100 < n.holdout) {
+          r(n.id, 'holdout', `${n.holdout}%`);
+          return end('holdout');
+        }
+        const total = n.variants.reduce((s, v) => s + v.weight, 0);
+        let pick = unit(seed) * total;
+        let i = 0;
+        while (i < n.variants.length - 1 && pick >= n.variants[i]!.weight) pick -= n.variants[i++]!.weight;
+        r(n.id, 'split', `variant:${i}`);
+        const to = n.variants[i]!.next;
+        return to ? { to, reason: '' } : end('completed');
+      }
+      case 'send': {
+        const p = await profile();
+        const change: SegmentChange = {
+          workspaceId: ref.workspaceId,
+          profileId: ref.profileId,
+          segmentId: ref.journeyId,
+          segmentVersion: state.version,
+          type: 'entered',
+          epoch: state.run,
+          messageId: null,
+          occurredAt: new Date(now).toISOString(),
+          userId: p.userId,
+          traits: p.traits,
+        };
+        const job: ActivationJob = {
+          campaignId: journeyCampaignId(ref.journeyId, state.version, n.id),
+          change,
+        };
+        jobs.push({
+          key: profileKey(ref.workspaceId, ref.profileId),
+          // traits bounded as on a segment change (activation reads the rest from Redis)
+          value: `{"campaignId":${JSON.stringify(job.campaignId)},"change":${serializeSegmentChange(change)}}`,
+          headers: {
+            [ACTIVATION_HEADERS.attempt]: '0',
+            [ACTIVATION_HEADERS.notBefore]: String(now),
+            [ACTIVATION_HEADERS.firstSeen]: String(now),
+          },
+        });
+        r(n.id, 'queued_send', `${n.channel}:${job.campaignId}`);
+        return n.next ? { to: n.next, reason: '' } : end('completed');
+      }
+      case 'update': {
+        const p = await profile();
+        const id = p.userId ?? p.anonymousId;
+        if (!id) {
+          r(n.id, 'update_skipped', 'no identifier');
+        } else {
+          const at = new Date(now).toISOString();
+          const e: NormalizedEvent = {
+            workspaceId: ref.workspaceId,
+            type: 'identify',
+            messageId: `jrn-${createHash('sha256')
+              .update(
+                `${ref.workspaceId}\u0000${ref.journeyId}\u0000${ref.profileId}\u0000${state.run}\u0000${n.id}`,
+              )
+              .digest('base64url')
+              .slice(0, 32)}`,
+            userId: p.userId,
+            anonymousId: p.userId ? null : p.anonymousId,
+            properties: {},
+            traits: n.traits,
+            context: { journey: { id: ref.journeyId, version: state.version, node: n.id } },
+            integrations: {},
+            timestamp: at,
+            receivedAt: at,
+            keyKind: 'server',
+          };
+          events.push({ key: eventKey(ref.workspaceId, id), value: JSON.stringify(e) });
+          r(n.id, 'updated', Object.keys(n.traits).join(','));
+        }
+        return n.next ? { to: n.next, reason: '' } : end('completed');
+      }
+      case 'exit':
+        r(n.id, 'exited', 'exit node');
+        return end('exited');
+      default: {
+        const never: never = n;
+        throw new Error(`unknown node ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Ends an active run where it is (goal, segment exit), recording why. */
+  async function finish(ref: RunRef, state: RunState, step: string, reason: string, trigger: string | null) {
+    await publish([row(ref, state.version, state.run, state.node, step, reason, trigger ?? '')], [], []);
+    await deps.runs.move(ref, state.run, state.node, '', deps.now(), reason);
+  }
+
+  async function enter(ref: RunRef, j: CompiledJourney, trigger: string | null): Promise<boolean> {
+    const d = j.def;
+    const start = d.nodes[0]!.id;
+    const now = deps.now();
+    const res = await deps.runs.enter(ref, d.version, start, now, d.reEntry ?? 'never');
+    if (res.result === 'busy') return false;
+    if (res.result === 'refused') {
+      await publish([row(ref, d.version, res.run, '', 'refused', 'reEntry', trigger ?? '')], [], []);
+      return false;
+    }
+    await publish([row(ref, d.version, res.run, start, 'entered', '', trigger ?? '')], [], []);
+    await advance(
+      ref,
+      { active: true, run: res.run, node: start, version: d.version, nodeAt: now, enteredAt: now },
+      true,
+      trigger,
+    );
+    return true;
+  }
+
+  /** A wait until `matches` on the run's current node, met now: take the `met` branch. */
+  async function meet(ref: RunRef, state: RunState, j: CompiledJourney, trigger: string | null) {
+    const n = j.nodes.get(state.node);
+    if (n?.type !== 'wait' || typeof n.for === 'string') return;
+    const now = deps.now();
+    const to = n.branches?.met ?? '';
+    await publish([row(ref, state.version, state.run, n.id, 'met', '', trigger ?? '')], [], []);
+    if (!(await deps.runs.move(ref, state.run, n.id, to, now, to ? '' : 'completed'))) return;
+    if (to) await advance(ref, { ...state, node: to, nodeAt: now }, true, trigger);
+  }
+
+  return {
+    advance,
+
+    /** A segment entry or exit: entries, then goals, exits and waits of runs under way. */
+    async onSegmentChange(c: SegmentChange): Promise<void> {
+      for (const j of deps.registry.forSegment(c.workspaceId, c.segmentId)) {
+        if (j.def.status !== 'active') continue;
+        const ref = { workspaceId: c.workspaceId, journeyId: j.def.id, profileId: c.profileId };
+        const e = j.def.entry;
+        if ('segment' in e && e.segment === c.segmentId && (e.on === 'enter') === (c.type === 'entered'))
+          if (await enter(ref, j, c.messageId)) continue;
+        const state = await deps.runs.peek(ref);
+        if (!state.active) continue;
+        const v = deps.registry.version(c.workspaceId, j.def.id, state.version);
+        if (!v) continue;
+        if (
+          v.def.goal &&
+          'segment' in v.def.goal &&
+          v.def.goal.segment === c.segmentId &&
+          c.type === 'entered'
+        )
+          await finish(ref, state, 'converted', 'converted', c.messageId);
+        else if (v.def.exitOnSegmentExit === c.segmentId && c.type === 'exited')
+          await finish(ref, state, 'exited', 'segment_exit', c.messageId);
+        else {
+          const n = v.nodes.get(state.node);
+          if (
+            n?.type === 'wait' &&
+            typeof n.for !== 'string' &&
+            'segment' in n.for.until &&
+            n.for.until.segment === c.segmentId &&
+            c.type === 'entered'
+          )
+            await meet(ref, state, v, c.messageId);
+        }
+      }
+    },
+
+    /** An event of a known person: entries, then goals and waits of runs under way. */
+    async onSignal(s: JourneySignal): Promise<void> {
+      for (const j of deps.registry.forEvent(s.workspaceId, s.event)) {
+        if (j.def.status !== 'active') continue;
+        const ref = { workspaceId: s.workspaceId, journeyId: j.def.id, profileId: s.profileId };
+        const e = j.def.entry;
+        // the event that enters someone does not also end their first wait
+        if ('event' in e && e.event === s.event && j.filters.get('entry')!.matches(s.properties))
+          if (await enter(ref, j, s.messageId)) continue;
+        const state = await deps.runs.peek(ref);
+        if (!state.active) continue;
+        const v = deps.registry.version(s.workspaceId, j.def.id, state.version);
+        if (!v) continue;
+        if (
+          v.def.goal &&
+          'event' in v.def.goal &&
+          v.def.goal.event === s.event &&
+          v.filters.get('goal')!.matches(s.properties)
+        ) {
+          await finish(ref, state, 'converted', 'converted', s.messageId);
+          continue;
+        }
+        const n = v.nodes.get(state.node);
+        if (
+          n?.type === 'wait' &&
+          typeof n.for !== 'string' &&
+          'event' in n.for.until &&
+          n.for.until.event === s.event &&
+          v.filters.get(n.id)!.matches(s.properties)
+        )
+          await meet(ref, state, v, s.messageId);
+      }
+    },
+
+    /** A timer fired: the run moves on if it is still where the timer was set. */
+    async onDue(ref: RunRef, run: number, node: string): Promise<void> {
+      const state = await deps.runs.peek(ref);
+      if (!state.active || state.run !== run || state.node !== node) return;
+      await advance(ref, state, false, null);
+    },
+  };
+}
+export type JourneyEngine = ReturnType<typeof journeyEngine>;

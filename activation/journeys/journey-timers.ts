@@ -1,0 +1,116 @@
+// Journey waits end on durable timers: a sorted set of (run, node) members scored by their
+// deadline, claimed with a lease by any worker (a claimer that dies gives its timers back
+// when the lease ends), so a wait ends within a poll interval of its deadline, once in
+// effect (a timer whose run has moved on is ignored).
+import type { Logger } from '../../runtime/log.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { globalKeys } from '../../schemas/redis-keys.ts';
+import type { RunRef } from './run-state.ts';
+
+const CLAIM = `
+local now, leaseUntil, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, 1000)) do
+  redis.call('ZADD', KEYS[1], 'LT', now, m)
+  redis.call('ZREM', KEYS[2], m)
+end
+local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZADD', KEYS[2], leaseUntil, m)
+end
+return due`;
+
+const UNPARK = `
+local m = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #m, 2 do redis.call('ZADD', KEYS[2], m[i + 1], m[i]) end
+redis.call('DEL', KEYS[1])
+return #m / 2`;
+
+const SEP = '\u001f';
+export interface DueRun {
+  ref: RunRef;
+  run: number;
+  node: string;
+}
+
+export function timerMember(ref: RunRef, run: number, node: string): string {
+  return [ref.workspaceId, ref.journeyId, ref.profileId, run, node].join(SEP);
+}
+
+export function parseTimerMember(m: string): DueRun | undefined {
+  const p = m.split(SEP);
+  if (p.length !== 5) return undefined;
+  return { ref: { workspaceId: p[0]!, journeyId: p[1]!, profileId: p[2]! }, run: Number(p[3]), node: p[4]! };
+}
+
+export function journeyTimers(opts: {
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+  now: () => number;
+  leaseMs?: number;
+  batch?: number;
+}) {
+  const keys = globalKeys(opts.prefix);
+  type Claim = (due: string, lease: string, now: number, until: number, limit: number) => Promise<string[]>;
+  const r = opts.redis as unknown as { cdpClaimJourneyTimers?: Claim };
+  if (typeof r.cdpClaimJourneyTimers !== 'function')
+    opts.redis.defineCommand('cdpClaimJourneyTimers', { numberOfKeys: 2, lua: CLAIM });
+  if (typeof (opts.redis as unknown as Record<string, unknown>).cdpUnparkJourneyTimers !== 'function')
+    opts.redis.defineCommand('cdpUnparkJourneyTimers', { numberOfKeys: 2, lua: UNPARK });
+  const claim: Claim = (...a) =>
+    (opts.redis as unknown as { cdpClaimJourneyTimers: Claim }).cdpClaimJourneyTimers(...a);
+  return {
+    async schedule(ref: RunRef, run: number, node: string, dueMs: number): Promise<void> {
+      await opts.redis.zadd(keys.journeysDue, dueMs, timerMember(ref, run, node));
+    },
+    /** A paused journey's timer waits aside until the journey resumes (unpark). */
+    async park(ref: RunRef, run: number, node: string, dueMs: number): Promise<void> {
+      await opts.redis.zadd(
+        keys.journeysParked(ref.workspaceId, ref.journeyId),
+        dueMs,
+        timerMember(ref, run, node),
+      );
+    },
+    /** Puts a resumed journey's parked timers back (those past due fire at once). */
+    async unpark(workspaceId: string, journeyId: string): Promise<number> {
+      return Number(
+        await (
+          opts.redis as unknown as { cdpUnparkJourneyTimers: (a: string, b: string) => Promise<number> }
+        ).cdpUnparkJourneyTimers(keys.journeysParked(workspaceId, journeyId), keys.journeysDue),
+      );
+    },
+    /**
+     * Claims due timers and hands them to `fire` (all at once; it settles each); a timer
+     * whose handling failed goes back to the due set for the next round.
+     */
+    async tick(fire: (due: DueRun) => Promise<void>): Promise<number> {
+      const now = opts.now();
+      const members = await claim(
+        keys.journeysDue,
+        keys.journeysLease,
+        now,
+        now + (opts.leaseMs ?? 30_000),
+        opts.batch ?? 500,
+      );
+      if (members.length === 0) return 0;
+      const settled = await Promise.allSettled(
+        members.map(async (m) => {
+          const due = parseTimerMember(m);
+          if (due) await fire(due);
+        }),
+      );
+      const failed = members.filter((_, i) => settled[i]!.status === 'rejected');
+      for (const [i, s] of settled.entries())
+        if (s.status === 'rejected')
+          opts.log.warn({ member: members[i], err: (s.reason as Error).message }, 'journey_timer_failed');
+      const p = opts.redis.pipeline();
+      if (failed.length > 0) for (const m of failed) p.zadd(keys.journeysDue, now + 1000, m);
+      p.zrem(keys.journeysLease, ...members);
+      await p.exec();
+      return members.length;
+    },
+    size: () => opts.redis.zcard(keys.journeysDue),
+  };
+}
+export type JourneyTimers = ReturnType<typeof journeyTimers>;

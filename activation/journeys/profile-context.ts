@@ -1,0 +1,71 @@
+// What a journey step reads of a person: traits (branch rules, templates), segments
+// (in_segment), identifiers (a trait update goes through the pipeline as an identify of
+// one of them). One pipelined round trip; a merged-away profile is followed to its survivor.
+import type { Redis } from '../../runtime/redis.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import type { RuleContext } from '../../schemas/rules.ts';
+
+export interface ProfileContext {
+  profileId: string;
+  traits: Record<string, unknown>;
+  segments: string[];
+  userId: string | null;
+  anonymousId: string | null;
+  rule: RuleContext;
+}
+
+export async function readProfileContext(
+  redis: Redis,
+  prefix: string,
+  workspaceId: string,
+  profileId: string,
+): Promise<ProfileContext> {
+  const k = workspaceKeys(prefix, workspaceId);
+  let pid = profileId;
+  for (let hops = 0; hops < 64; hops++) {
+    const next = await redis.hget(k.profile(pid), 'mergedInto');
+    if (!next) break;
+    pid = next;
+  }
+  const res = await redis
+    .pipeline()
+    .hgetall(k.profileTraits(pid))
+    .hgetall(k.profileSegments(pid))
+    .smembers(k.profileIdentities(pid))
+    .hmget(k.profile(pid), 'firstSeenAt', 'lastSeenAt')
+    .exec();
+  for (const [err] of res ?? []) if (err) throw err;
+  const [rawTraits, epochs, ids, seen] = (res ?? []).map(([, v]) => v) as [
+    Record<string, string>,
+    Record<string, string>,
+    string[],
+    Array<string | null>,
+  ];
+  const traits: Record<string, unknown> = {};
+  for (const [name, json] of Object.entries(rawTraits)) {
+    try {
+      traits[name] = JSON.parse(json);
+    } catch {
+      // a value the processor wrote is JSON; anything else is left out
+    }
+  }
+  const segments = Object.entries(epochs)
+    .filter(([, e]) => Number(e) % 2 === 1)
+    .map(([s]) => s);
+  const first = (kind: string) => ids.find((i) => i.startsWith(`${kind}:`))?.slice(kind.length + 1) ?? null;
+  const iso = (ms: string | null | undefined) => (ms ? new Date(Number(ms)).toISOString() : null);
+  return {
+    profileId: pid,
+    traits,
+    segments,
+    userId: first('user'),
+    anonymousId: first('anon'),
+    rule: {
+      traits,
+      profile: { id: pid, firstSeenAt: iso(seen[0]), lastSeenAt: iso(seen[1]) },
+      event: null,
+      segments,
+      counts: {},
+    },
+  };
+}

@@ -1,0 +1,68 @@
+-- A person's run through a journey, moved one step at a time by compare-and-set, so a step
+-- runs once however many workers or redeliveries race for it, and the per-node counts move
+-- in the same atomic step (they are exact, not sampled).
+-- KEYS: 1 run hash (<tag>:jr:<journeyId>:<profileId>), 2 stats hash (<tag>:js:<journeyId>)
+-- Run hash: run (number of runs so far), v (journey version), node ('' once ended),
+--   state (active|ended), enteredAt, nodeAt (ms), endedAt, end (why it ended).
+-- Stats hash: entered, refused, `now:<node>`, `passed:<node>`, `exited:<node>`,
+--   `converted:<node>`, `ended:<reason>`.
+-- ARGV[1] = op:
+--   enter, version, startNode, nowMs, reEntry (never|after_exit|window), windowMs
+--     → { 'entered', run } | { 'busy', run } (a run is active) | { 'refused', run } (re-entry rule)
+--   move, run, fromNode, toNode ('' to end), nowMs, endReason (when ending)
+--     → { 'moved', run } | { 'stale', run } (the run is elsewhere: someone else moved it)
+--   peek → { state, run, node, v, nodeAt, enteredAt }
+local op = ARGV[1]
+local run = tonumber(redis.call('HGET', KEYS[1], 'run') or '0')
+local state = redis.call('HGET', KEYS[1], 'state')
+
+if op == 'peek' then
+  local f = redis.call('HMGET', KEYS[1], 'node', 'v', 'nodeAt', 'enteredAt')
+  return { state or '', tostring(run), f[1] or '', f[2] or '', f[3] or '', f[4] or '' }
+end
+
+if op == 'enter' then
+  local version, start, now, mode = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  if state == 'active' then return { 'busy', tostring(run) } end
+  if run > 0 then
+    if mode == 'never' then
+      redis.call('HINCRBY', KEYS[2], 'refused', 1)
+      return { 'refused', tostring(run) }
+    end
+    if mode == 'window' and now - tonumber(redis.call('HGET', KEYS[1], 'enteredAt') or '0') < tonumber(ARGV[6]) then
+      redis.call('HINCRBY', KEYS[2], 'refused', 1)
+      return { 'refused', tostring(run) }
+    end
+  end
+  run = run + 1
+  redis.call('HSET', KEYS[1], 'run', run, 'v', version, 'node', start, 'state', 'active',
+    'enteredAt', now, 'nodeAt', now, 'endedAt', '', 'end', '')
+  redis.call('HINCRBY', KEYS[2], 'entered', 1)
+  redis.call('HINCRBY', KEYS[2], 'now:' .. start, 1)
+  return { 'entered', tostring(run) }
+end
+
+if op == 'move' then
+  local want, from, to, now, reason = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+  if state ~= 'active' or run ~= want or redis.call('HGET', KEYS[1], 'node') ~= from then
+    return { 'stale', tostring(run) }
+  end
+  redis.call('HINCRBY', KEYS[2], 'now:' .. from, -1)
+  if to ~= '' then
+    redis.call('HINCRBY', KEYS[2], 'passed:' .. from, 1)
+    redis.call('HINCRBY', KEYS[2], 'now:' .. to, 1)
+    redis.call('HSET', KEYS[1], 'node', to, 'nodeAt', now)
+  else
+    if reason == 'converted' then
+      redis.call('HINCRBY', KEYS[2], 'converted:' .. from, 1)
+    elseif reason == 'completed' then
+      redis.call('HINCRBY', KEYS[2], 'passed:' .. from, 1)
+    else
+      redis.call('HINCRBY', KEYS[2], 'exited:' .. from, 1)
+    end
+    redis.call('HINCRBY', KEYS[2], 'ended:' .. reason, 1)
+    redis.call('HSET', KEYS[1], 'node', '', 'state', 'ended', 'endedAt', now, 'end', reason)
+  end
+  return { 'moved', tostring(run) }
+end
+return redis.error_reply('unknown op ' .. tostring(op))

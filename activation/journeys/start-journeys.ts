@@ -1,0 +1,160 @@
+// Composition root of the journey runner (`cdp start journeys`; `all` includes it): one
+// consumer group on segment changes and journey signals, and the timer loop. Needs Kafka and
+// Redis only. One person's messages are handled in order (they share a partition key); people
+// go side by side.
+import type { Clients } from '../../runtime/clients.ts';
+import type { Config } from '../../runtime/config.ts';
+import { superviseConsumer } from '../../runtime/consume.ts';
+import { DefinitionStore, watchDefinitions } from '../../runtime/definitions.ts';
+import type { Batch, OutgoingMessage } from '../../runtime/kafka/index.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { RunningService } from '../../runtime/service.ts';
+import { journeySignalCheck } from '../../schemas/journey-signal.ts';
+import { segmentChangeCheck } from '../../schemas/segment-change.ts';
+import { DLQ_HEADERS, REPLAY_HEADER, topics } from '../../schemas/topics.ts';
+import { journeyEngine } from './journey-engine.ts';
+import { JourneyRegistry } from './journey-registry.ts';
+import { journeyTimers } from './journey-timers.ts';
+import { runStore } from './run-state.ts';
+
+/** People handled at once per batch (each person's messages in order). */
+const PEOPLE_AT_ONCE = 32;
+
+export function journeyTopicSpecs(cfg: Config) {
+  const t = topics(cfg.kafka.topicPrefix);
+  return [
+    { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
+    { topic: t.journeySignals, partitions: cfg.kafka.partitions },
+    { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
+    { topic: t.activationRetry, partitions: cfg.kafka.partitions },
+    { topic: t.events, partitions: cfg.kafka.partitions },
+    { topic: t.deadLetter, partitions: 1 },
+  ];
+}
+
+export async function startJourneys(
+  cfg: Config,
+  clients: Clients,
+  log: Logger,
+  opts: { now?: () => number; timerIntervalMs?: number } = {},
+): Promise<RunningService> {
+  const now = opts.now ?? Date.now;
+  const kafka = clients.kafka();
+  const redis = clients.redis().duplicate({ enableAutoPipelining: true, connectionName: 'cdp-journeys' });
+  const producer = kafka.producer({ lingerMs: 2 });
+  const admin = kafka.admin();
+  const t = topics(cfg.kafka.topicPrefix);
+  const registry = new JourneyRegistry();
+  const timers = journeyTimers({ redis, prefix: cfg.redis.prefix, log, now });
+  const store = new DefinitionStore(redis, cfg.redis.prefix);
+  const watcher = watchDefinitions({
+    store,
+    log,
+    intervalMs: cfg.definitions.pollMs,
+    load: async () => {
+      const [latest, versions] = await Promise.all([store.list('journeys'), store.list('journeyVersions')]);
+      registry.replace(latest, versions);
+      // a journey that runs again (or ends): the timers parked while it was paused go back
+      for (const j of latest)
+        if (j.status === 'active' || j.status === 'archived') await timers.unpark(j.workspaceId, j.id);
+    },
+  });
+  const engine = journeyEngine({
+    redis,
+    redisPrefix: cfg.redis.prefix,
+    runs: runStore(redis, cfg.redis.prefix),
+    registry,
+    timers,
+    producer,
+    topics: t,
+    now,
+    log,
+  });
+
+  const handle = async (batch: Batch) => {
+    await watcher.current();
+    const people = new Map<string, Array<() => Promise<void>>>();
+    const dead: OutgoingMessage[] = [];
+    for (const m of batch.messages) {
+      if (m.headers[REPLAY_HEADER] === 'history') continue;
+      let work: (() => Promise<void>) | undefined;
+      let reason = '';
+      try {
+        const v: unknown = JSON.parse(m.value?.toString('utf8') ?? '');
+        if (m.topic === t.journeySignals) {
+          if (journeySignalCheck.Check(v)) work = () => engine.onSignal(v);
+          else reason = 'not a journey signal';
+        } else if (segmentChangeCheck.Check(v)) work = () => engine.onSegmentChange(v);
+        else reason = 'not a segment change';
+      } catch (err) {
+        reason = `not JSON: ${(err as Error).message}`;
+      }
+      if (!work) {
+        // activation dead-letters bad segment changes already; only signals are ours
+        if (m.topic === t.journeySignals)
+          dead.push({
+            key: m.key ?? '',
+            value: m.value ?? Buffer.alloc(0),
+            headers: {
+              [DLQ_HEADERS.reason]: reason,
+              [DLQ_HEADERS.source]: m.topic,
+              [DLQ_HEADERS.partition]: String(m.partition),
+              [DLQ_HEADERS.offset]: m.offset,
+              [DLQ_HEADERS.stage]: 'journeys.parse',
+            },
+          });
+        continue;
+      }
+      const k = m.key ?? '';
+      people.set(k, [...(people.get(k) ?? []), work]);
+    }
+    const queue = [...people.values()];
+    const worker = async () => {
+      for (let steps = queue.shift(); steps; steps = queue.shift()) for (const step of steps) await step();
+    };
+    await Promise.all(Array.from({ length: Math.min(PEOPLE_AT_ONCE, queue.length) }, worker));
+    if (dead.length > 0) await producer.send(t.deadLetter, dead);
+  };
+
+  const consumer = superviseConsumer({
+    kafka,
+    admin,
+    topics: journeyTopicSpecs(cfg),
+    consumer: {
+      groupId: `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}cdp-journeys`,
+      topics: [t.segmentChanges, t.journeySignals],
+      maxBatchSize: 500,
+      concurrency: cfg.kafka.partitions,
+    },
+    handler: handle,
+    log: log.child({ consumer: 'journeys' }),
+  });
+
+  let stopped = false;
+  let loop: NodeJS.Timeout | undefined;
+  let ticking: Promise<unknown> = Promise.resolve();
+  const tick = async () => {
+    if (stopped) return;
+    ticking = (async () => {
+      await watcher.current();
+      await timers.tick((d) => engine.onDue(d.ref, d.run, d.node));
+    })().catch((err) => log.warn({ err: (err as Error).message }, 'journey_timers_failed'));
+    await ticking;
+    if (!stopped) loop = setTimeout(tick, opts.timerIntervalMs ?? 100);
+  };
+  loop = setTimeout(tick, 0);
+
+  return {
+    name: 'journeys',
+    async stop() {
+      stopped = true;
+      if (loop) clearTimeout(loop);
+      await ticking;
+      await consumer.stop();
+      watcher.stop();
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      redis.disconnect();
+    },
+  };
+}

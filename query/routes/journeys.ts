@@ -1,0 +1,206 @@
+// Journeys: create (a draft), edit (each edit is a new version; people in flight stay on
+// theirs), activate / pause / resume / archive, and per-node counts. Definitions and every
+// version live in the definition store (the journey runner reloads them when the revision
+// moves); every change is audited.
+import { randomBytes } from 'node:crypto';
+import { type Context, Hono } from 'hono';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { generateWebhookSecret, TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
+import { DefinitionInputError } from '../../schemas/definition-input.ts';
+import {
+  checkJourneyInput,
+  type JourneyDefinition,
+  type JourneyInput,
+  TRANSITIONS,
+} from '../../schemas/journey.ts';
+import { templateError } from '../../schemas/liquid-template.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
+import { QueryError } from '../query-error.ts';
+
+export function journeyRoutes(deps: {
+  clickhouse: ClickHouseClient;
+  defs: DefinitionStore;
+  redis: Redis;
+  redisPrefix: string;
+  now: () => Date;
+}) {
+  const app = new Hono<QueryEnv>();
+
+  /** Shape and graph (schemas/journey.ts), then what needs the workspace: segments, templates, URLs. */
+  const validate = async (ws: string, body: unknown, before?: JourneyDefinition): Promise<JourneyInput> => {
+    let input: JourneyInput;
+    try {
+      input = checkJourneyInput(body);
+    } catch (err) {
+      if (err instanceof DefinitionInputError) throw new QueryError(400, err.message);
+      throw err;
+    }
+    const segments: Array<[string, string]> = [];
+    if ('segment' in input.entry) segments.push(['entry.segment', input.entry.segment]);
+    if (input.goal && 'segment' in input.goal) segments.push(['goal.segment', input.goal.segment]);
+    if (input.exitOnSegmentExit) segments.push(['exitOnSegmentExit', input.exitOnSegmentExit]);
+    input.nodes.forEach((n, i) => {
+      if (n.type === 'wait' && typeof n.for !== 'string' && 'segment' in n.for.until)
+        segments.push([`nodes[${i}].for.until.segment`, n.for.until.segment]);
+      if (n.type === 'branch')
+        for (const s of JSON.stringify(n.rule).matchAll(/"in_segment":\["([^"]+)"\]/g))
+          segments.push([`nodes[${i}].rule`, s[1]!]);
+    });
+    for (const [field, id] of segments)
+      if (!(await deps.defs.get('segments', ws, id))) throw new QueryError(400, `${field}: no segment ${id}`);
+    input.nodes.forEach((n, i) => {
+      if (n.type !== 'send') return;
+      const at = `nodes[${i}].${n.channel}`;
+      if (n.channel === 'webhook') {
+        let url: URL;
+        try {
+          url = new URL(n.webhook!.url);
+        } catch {
+          throw new QueryError(400, `${at}.url: not a valid URL`);
+        }
+        if (url.protocol !== 'https:' && url.protocol !== 'http:')
+          throw new QueryError(400, `${at}.url: must be http or https`);
+        if (url.username || url.password)
+          throw new QueryError(400, `${at}.url: credentials in the URL are not allowed`);
+        // a secret per send step, kept across versions unless given
+        const kept = before?.nodes.find((b) => b.id === n.id && b.type === 'send' && b.webhook?.secret);
+        n.webhook = {
+          url: n.webhook!.url,
+          secret:
+            n.webhook!.secret ??
+            (kept?.type === 'send' ? kept.webhook?.secret : undefined) ??
+            generateWebhookSecret(),
+        };
+      } else {
+        const settings = n[n.channel] as Record<string, unknown>;
+        for (const field of TEMPLATE_FIELDS[n.channel]) {
+          const source = settings[field];
+          if (typeof source !== 'string') continue;
+          const why = templateError(source);
+          if (why) throw new QueryError(400, `${at}.${field}: invalid Liquid template: ${why}`);
+        }
+      }
+    });
+    return input;
+  };
+
+  const load = async (ws: string, id: string) => {
+    const def = await deps.defs.get('journeys', ws, id);
+    if (!def) throw new QueryError(404, `no journey ${id}`);
+    return def;
+  };
+
+  /** Stores the journey (and the version, when it is a new one) in one step, then audits. */
+  const save = async (
+    c: Context<QueryEnv>,
+    before: JourneyDefinition | null,
+    after: JourneyDefinition,
+    action: 'create' | 'update',
+  ) => {
+    const entries: Array<{ kind: 'journeys' | 'journeyVersions'; def: JourneyDefinition; field?: string }> = [
+      { kind: 'journeys', def: after },
+    ];
+    if (!before || before.version !== after.version)
+      entries.push({ kind: 'journeyVersions', def: after, field: `${after.id}@${after.version}` });
+    await deps.defs.putMany(entries);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: after.workspaceId,
+        actor: actorOf(c.get('apiKey')),
+        action,
+        entityType: 'journey',
+        entityId: after.id,
+        before,
+        after,
+      },
+      deps.now(),
+    );
+    return after;
+  };
+
+  app.post('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const input = await validate(ws, await readJson(c.req.raw));
+    const at = deps.now().toISOString();
+    const def: JourneyDefinition = {
+      id: `jrn_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`,
+      workspaceId: ws,
+      ...input,
+      version: 1,
+      status: 'draft',
+      createdAt: at,
+      updatedAt: at,
+    };
+    return c.json(await save(c, null, def, 'create'), 201);
+  });
+
+  app.get('/', async (c) => c.json({ journeys: await deps.defs.list('journeys', c.get('workspaceId')) }));
+  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+
+  // an edit is a new version; people in flight continue on the version they entered
+  app.put('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    if (before.status === 'archived') throw new QueryError(409, 'journey is archived');
+    const input = await validate(ws, await readJson(c.req.raw), before);
+    const after: JourneyDefinition = {
+      ...input,
+      id: before.id,
+      workspaceId: ws,
+      status: before.status,
+      version: before.version + 1,
+      createdAt: before.createdAt,
+      updatedAt: deps.now().toISOString(),
+    };
+    return c.json(await save(c, before, after, 'update'));
+  });
+
+  for (const action of Object.keys(TRANSITIONS) as Array<keyof typeof TRANSITIONS>) {
+    app.post(`/:id/${action}`, async (c) => {
+      const ws = c.get('workspaceId');
+      const before = await load(ws, c.req.param('id'));
+      const { from, to } = TRANSITIONS[action];
+      if (before.status === to) return c.json(before);
+      if (!from.includes(before.status))
+        throw new QueryError(409, `cannot ${action} a journey that is ${before.status}`);
+      const after: JourneyDefinition = { ...before, status: to, updatedAt: deps.now().toISOString() };
+      return c.json(await save(c, before, after, 'update'));
+    });
+  }
+
+  app.get('/:id/stats', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    const raw = await deps.redis.hgetall(workspaceKeys(deps.redisPrefix, ws).journeyStats(def.id));
+    const versions = await deps.defs.list('journeyVersions', ws);
+    const ids = new Set<string>();
+    for (const v of versions) if (v.id === def.id) for (const n of v.nodes) ids.add(n.id);
+    const nodes: Record<string, { now: number; passed: number; converted: number; exited: number }> = {};
+    for (const id of ids) nodes[id] = { now: 0, passed: 0, converted: 0, exited: 0 };
+    const ended: Record<string, number> = {};
+    for (const [field, value] of Object.entries(raw)) {
+      const n = Number(value);
+      const [kind, id] = [field.slice(0, field.indexOf(':')), field.slice(field.indexOf(':') + 1)];
+      if (kind === 'ended') ended[id] = n;
+      else if (kind === 'now' || kind === 'passed' || kind === 'converted' || kind === 'exited') {
+        nodes[id] ??= { now: 0, passed: 0, converted: 0, exited: 0 };
+        nodes[id][kind] = n;
+      }
+    }
+    return c.json({
+      journeyId: def.id,
+      version: def.version,
+      status: def.status,
+      entered: Number(raw.entered ?? 0),
+      refused: Number(raw.refused ?? 0),
+      ended,
+      nodes,
+    });
+  });
+  return app;
+}

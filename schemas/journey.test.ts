@@ -1,0 +1,129 @@
+// Journey definitions: what is accepted, and the error that names the field otherwise.
+import { describe, expect, it } from 'vitest';
+import { checkJourneyInput, type JourneyDefinition, journeyEventNames, parseIsoDuration } from './journey.ts';
+
+const base = {
+  name: 'Onboarding',
+  entry: { segment: 'seg_1', on: 'enter' },
+  nodes: [
+    {
+      id: 'welcome',
+      type: 'send',
+      channel: 'webhook',
+      webhook: { url: 'https://x.example/h' },
+      next: 'wait',
+    },
+    { id: 'wait', type: 'wait', for: 'P2D', next: 'check' },
+    {
+      id: 'check',
+      type: 'branch',
+      rule: { '==': [{ var: 'traits.activated' }, true] },
+      yes: 'done',
+      no: 'tip',
+    },
+    { id: 'tip', type: 'send', channel: 'webhook', webhook: { url: 'https://x.example/t' } },
+    { id: 'done', type: 'exit' },
+  ],
+};
+const withNodes = (nodes: unknown[]) => ({ ...base, nodes });
+
+describe('journey definitions', () => {
+  it('accepts a graph that runs forward and returns it', () => {
+    expect(checkJourneyInput(base).nodes).toHaveLength(5);
+  });
+
+  it.each([
+    [
+      'a missing target',
+      withNodes([{ id: 'a', type: 'wait', for: 'PT1M', next: 'nope' }]),
+      'nodes[0].next: no node "nope"',
+    ],
+    [
+      'a cycle',
+      withNodes([
+        { id: 'a', type: 'wait', for: 'PT1M', next: 'b' },
+        { id: 'b', type: 'wait', for: 'PT1M', next: 'a' },
+      ]),
+      'nodes: a cycle a → b → a',
+    ],
+    [
+      'an unreachable node',
+      withNodes([
+        { id: 'a', type: 'exit' },
+        { id: 'b', type: 'exit' },
+      ]),
+      'nodes[1]: "b" cannot be reached',
+    ],
+    [
+      'a twice-used id',
+      withNodes([
+        { id: 'a', type: 'exit' },
+        { id: 'a', type: 'exit' },
+      ]),
+      'nodes[1].id: "a" is used twice',
+    ],
+    [
+      'a bad duration',
+      withNodes([{ id: 'a', type: 'wait', for: '2 days' }]),
+      'nodes[0].for: not an ISO 8601 duration',
+    ],
+    [
+      'a bad rule',
+      withNodes([{ id: 'a', type: 'branch', rule: { regex: ['x'] } }]),
+      'nodes[0].rule: unknown operator "regex"',
+    ],
+    [
+      'event_count in a branch',
+      withNodes([{ id: 'a', type: 'branch', rule: { '>': [{ event_count: ['X', '7d'] }, 1] } }]),
+      'nodes[0].rule: event_count is not available',
+    ],
+    [
+      'a send without its settings',
+      withNodes([{ id: 'a', type: 'send', channel: 'email' }]),
+      'nodes[0].email: the email settings are required',
+    ],
+    [
+      'a wait until without a timeout',
+      withNodes([{ id: 'a', type: 'wait', for: { until: { event: 'X' } } }]),
+      'nodes[0].for',
+    ],
+    ['an unknown field', { ...base, extra: 1 }, 'extra: unknown field'],
+    ['an unknown entry kind', { ...base, entry: { cron: '* * * * *' } }, 'entry: {segment, on} or {event'],
+    ['an unknown node type', withNodes([{ id: 'a', type: 'loop' }]), 'nodes[0].type: one of wait, branch'],
+    ['a bad entry segment', { ...base, entry: { segment: 'seg_1', on: 'join' } }, 'entry.on'],
+    ['no nodes', withNodes([]), 'nodes'],
+  ])('refuses %s, naming the field', (_what, body, message) => {
+    expect(() => checkJourneyInput(body)).toThrow(message);
+  });
+
+  it('parses ISO 8601 durations without months or years, up to 10 years', () => {
+    expect(parseIsoDuration('PT2S')).toBe(2000);
+    expect(parseIsoDuration('PT0.5S')).toBe(500);
+    expect(parseIsoDuration('P1DT12H')).toBe(36 * 3_600_000);
+    expect(parseIsoDuration('P1W')).toBe(7 * 86_400_000);
+    for (const bad of ['P', 'PT', 'P1M', 'P1Y', '2d', '', 'PT0S', 'P99999D', 'P1DT'])
+      expect(parseIsoDuration(bad)).toBeUndefined();
+  });
+
+  it('lists the event names live journeys react to, per workspace', () => {
+    const def = (status: JourneyDefinition['status'], version: number, event: string): JourneyDefinition => ({
+      ...(checkJourneyInput({
+        ...base,
+        entry: { event },
+        goal: { event: 'Order Completed' },
+        nodes: [{ id: 'w', type: 'wait', for: { until: { event: `${event} Again` }, timeout: 'P1D' } }],
+      }) as JourneyDefinition),
+      id: 'jrn_1',
+      workspaceId: 'ws',
+      version,
+      status,
+      createdAt: '',
+      updatedAt: '',
+    });
+    const names = journeyEventNames([def('active', 2, 'B')], [def('active', 1, 'A'), def('active', 2, 'B')]);
+    expect([...names].sort()).toEqual(
+      ['A', 'A Again', 'B', 'B Again', 'Order Completed'].map((e) => `ws\u0000${e}`).sort(),
+    );
+    expect(journeyEventNames([def('draft', 1, 'A')], [def('draft', 1, 'A')]).size).toBe(0);
+  });
+});
