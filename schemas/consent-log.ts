@@ -60,7 +60,8 @@ function script(redis: ScriptRedis) {
 
 /**
  * Records decisions for a profile (followed to its survivor, atomically) and answers the
- * survivor's id and identifiers. `mode: 'newer'` keeps a newer decision already there.
+ * survivor's id and identifiers, or null when that profile was erased (nothing is written).
+ * `mode: 'newer'` keeps a newer decision already there.
  */
 export async function storeConsent(
   redis: ScriptRedis,
@@ -71,7 +72,7 @@ export async function storeConsent(
   atMs: number,
   source: string,
   mode: 'set' | 'newer' = 'set',
-): Promise<{ profileId: string; identifiers: string[] }> {
+): Promise<{ profileId: string; identifiers: string[] } | null> {
   const args: string[] = [];
   for (const d of decisions)
     args.push(consentField(d.channel, d.purpose), consentValue(d.subscribed, atMs, source));
@@ -81,7 +82,8 @@ export async function storeConsent(
     mode,
     ...args,
   );
-  return { profileId: survivor!, identifiers };
+  // null: the profile was erased; nothing was written
+  return survivor === undefined ? null : { profileId: survivor, identifiers };
 }
 
 /** Appends decisions to ClickHouse consent_log (migration 007). */
@@ -151,7 +153,7 @@ export async function replayConsentLog(opts: {
         skipped++;
         continue;
       }
-      await storeConsent(
+      const stored = await storeConsent(
         opts.redis,
         opts.prefix,
         row.workspace_id,
@@ -161,7 +163,8 @@ export async function replayConsentLog(opts: {
         row.source,
         'newer',
       );
-      applied++;
+      if (stored) applied++;
+      else skipped++;
     }
   }
   return { applied, skipped };

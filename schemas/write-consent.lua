@@ -4,7 +4,7 @@
 -- kept (replaying the consent log after a rebuild); `set` writes as given.
 -- KEYS: 1 the profile hash (<tag>:p:<pid>)
 -- ARGV: 1 profile id, 2 mode (set|newer), 3.. field, value pairs (schemas/contact.ts)
--- Returns { survivor id, the survivor's identifiers (kind:value)... }
+-- Returns { survivor id, the survivor's identifiers (kind:value)... }, or {} for an erased profile
 local pid = ARGV[1]
 local tag = string.sub(KEYS[1], 1, #KEYS[1] - #pid - 3)
 for _ = 1, 64 do
@@ -12,6 +12,9 @@ for _ = 1, 64 do
   if not m then break end
   pid = m
 end
+-- an erased profile (query/erase-profile.lua tombstones it) gets nothing written again: an
+-- unsubscribe link minted before the erasure would otherwise bring back data about them
+if redis.call('ZSCORE', tag .. ':erased', redis.sha1hex('profile:' .. pid)) then return {} end
 local key = tag .. ':p:' .. pid .. ':consent'
 local function ms(v) return tonumber(string.match(v or '', '^%a+:(%d+)') or '-1') end
 for i = 3, #ARGV, 2 do

@@ -85,6 +85,7 @@ export async function readConsent(redis: Redis, prefix: string, ws: string, pid:
  * merge racing the write cannot strand it on a merged-away id), then in ClickHouse
  * consent_log with their source. Redis first: a decision is honoured even when the log
  * insert fails (the caller then answers an error and a retry writes the same again).
+ * Null when the profile was erased: nothing is written or logged.
  */
 export async function writeConsent(
   deps: { redis: Redis; clickhouse: ClickHouseClient; redisPrefix: string },
@@ -93,13 +94,14 @@ export async function writeConsent(
   entries: Array<Static<typeof ConsentInput>>,
   atMs: number,
   from: ConsentSource,
-): Promise<string> {
+): Promise<string | null> {
   const decisions = entries.map((e) => ({
     channel: e.channel,
     purpose: e.purpose ?? '*',
     subscribed: e.subscribed,
   }));
   const person = await storeConsent(deps.redis, deps.redisPrefix, ws, pid, decisions, atMs, from.source);
+  if (!person) return null; // erased: nothing is kept about them, nothing is sent to them
   await logConsent(deps.clickhouse, ws, person, decisions, atMs, from);
   return person.profileId;
 }
@@ -127,6 +129,7 @@ export function consentRoutes(deps: {
     const at = deps.now().getTime();
     // the write follows merges itself (one may land after the read above)
     const target = await writeConsent(deps, ws, pid, entries, at, { source: 'api', actor });
+    if (target === null) throw new QueryError(404, `profile ${c.req.param('id')} was erased`);
     const after = await readConsent(deps.redis, deps.redisPrefix, ws, target);
     await recordAudit(
       deps.clickhouse,

@@ -77,19 +77,21 @@ export function unsubscribeRoutes(deps: {
       ip: peerAddress(c),
       userAgent: (c.req.header('user-agent') ?? '').slice(0, 512),
     });
-    await recordAudit(
-      deps.clickhouse,
-      {
-        workspaceId: w,
-        actor,
-        action: 'update',
-        entityType: 'consent',
-        entityId: target,
-        before,
-        after: await readConsent(deps.redis, deps.redisPrefix, w, target),
-      },
-      new Date(at),
-    );
+    // an erased person: nothing is sent to them any more, and nothing about them is written
+    if (target !== null)
+      await recordAudit(
+        deps.clickhouse,
+        {
+          workspaceId: w,
+          actor,
+          action: 'update',
+          entityType: 'consent',
+          entityId: target,
+          before,
+          after: await readConsent(deps.redis, deps.redisPrefix, w, target),
+        },
+        new Date(at),
+      );
     return c.html(
       page(
         'Unsubscribed',

@@ -210,6 +210,34 @@ describe('consent and contact state across merges', () => {
     expect(await decided(vipOnce, person)).toEqual([{ outcome: 'suppressed', reason: 'reentry_once' }]);
   });
 
+  it('an unsubscribe link minted before an erasure writes nothing about the erased person', async () => {
+    await send('identify', { userId: 'zoe' });
+    const pid = await profileOf('userId=zoe');
+    const token = signUnsubscribeToken(cfg.unsubscribe.secret, {
+      w: cfg.keys.workspace,
+      p: pid,
+      c: 'webhook',
+      u: 'marketing',
+      k: welcome,
+    });
+    expect((await api('DELETE', `/v1/profiles/${pid}`)).status).toBeLessThan(300);
+    await eventually('zoe erased', async () => (await api('GET', `/v1/profiles/${pid}`)).status === 404);
+    const res = await fetch(`${running!.urls.query}/v1/unsubscribe?token=${token}`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(
+      (await api('PUT', `/v1/profiles/${pid}/consent`, { channel: 'webhook', subscribed: false })).status,
+    ).toBe(404);
+    const tag = `${cfg.redis.prefix}:{${cfg.keys.workspace}}`;
+    expect(await redis.exists(`${tag}:p:${pid}:consent`)).toBe(0);
+    const log = await ch.query({
+      query:
+        'SELECT count() AS n FROM consent_log WHERE workspace_id = {ws:String} AND profile_id = {p:String}',
+      query_params: { ws: cfg.keys.workspace, p: pid },
+      format: 'JSONEachRow',
+    });
+    expect(await log.json()).toEqual([{ n: 0 }]);
+  });
+
   it('consent comes back from consent_log after Redis lost the profiles and `cdp rebuild` ran', async () => {
     // every event and consent decision is in ClickHouse before Redis is wiped
     const bob = await profileOf('userId=bob');
