@@ -28,7 +28,9 @@ function childrenOf(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
+      // workers only: the TypeScript loader may run an esbuild service as a child too
+      if (ppid === pid && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('cdp.js'))
+        out.push(Number(name));
     } catch {
       // gone meanwhile
     }
