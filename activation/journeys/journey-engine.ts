@@ -20,10 +20,13 @@ import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { ACTIVATION_HEADERS, type ActivationJob } from '../../schemas/activation-job.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
+import type { IdentityChange } from '../../schemas/identity-change.ts';
 import { type JourneyNode, parseIsoDuration } from '../../schemas/journey.ts';
 import type { JourneySignal, JourneyStepRow } from '../../schemas/journey-signal.ts';
+import { nextLocalTime } from '../../schemas/journey-time.ts';
 import { type SegmentChange, serializeSegmentChange } from '../../schemas/segment-change.ts';
 import { eventKey, profileKey, type Topics } from '../../schemas/topics.ts';
+import { profileTimezone } from '../policy/local-time.ts';
 import { journeyCampaignId } from './journey-campaigns.ts';
 import type { CompiledJourney, JourneyRegistry } from './journey-registry.ts';
 import type { JourneyTimers } from './journey-timers.ts';
@@ -42,6 +45,8 @@ export interface JourneyEngineDeps {
   topics: Pick<Topics, 'activationRetry' | 'events' | 'journeyLedger' | 'deadLetter'>;
   now: () => number;
   log: Logger;
+  /** For waits until a local time, when the profile has no valid `timezone` trait (IANA). */
+  defaultTimezone?: string;
 }
 
 interface Move {
@@ -182,14 +187,18 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     const end = (reason: string): Decision => ({ reason });
     switch (n.type) {
       case 'wait': {
-        const ms = parseIsoDuration(typeof n.for === 'string' ? n.for : n.for.timeout) ?? 0;
-        const due = nodeAt + ms;
+        let due: number;
+        if (typeof n.for !== 'string' && 'untilLocal' in n.for) {
+          // the next such local time after arriving, in the zone the profile has now
+          const tz = profileTimezone((await profile()).traits, deps.defaultTimezone ?? 'UTC');
+          due = nextLocalTime(nodeAt, tz, n.for.untilLocal);
+        } else due = nodeAt + (parseIsoDuration(typeof n.for === 'string' ? n.for : n.for.timeout) ?? 0);
         if (due > now) {
           if (arrived) r(n.id, 'waiting', new Date(due).toISOString());
           return { reason: '', wait: due };
         }
-        if (typeof n.for === 'string') {
-          r(n.id, 'waited', n.for);
+        if (typeof n.for === 'string' || 'untilLocal' in n.for) {
+          r(n.id, 'waited', typeof n.for === 'string' ? n.for : n.for.untilLocal.time);
           return n.next ? { to: n.next, reason: '' } : end('completed');
         }
         r(n.id, 'timeout', n.for.timeout);
@@ -317,7 +326,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
   /** A wait until `matches` on the run's current node, met now: take the `met` branch. */
   async function meet(ref: RunRef, state: RunState, j: CompiledJourney, trigger: string | null) {
     const n = j.nodes.get(state.node);
-    if (n?.type !== 'wait' || typeof n.for === 'string') return;
+    if (n?.type !== 'wait' || typeof n.for === 'string' || !('until' in n.for)) return;
     const now = deps.now();
     const to = n.branches?.met ?? '';
     await publish([row(ref, state.version, state.run, n.id, 'met', '', trigger ?? '')], [], []);
@@ -354,6 +363,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
           if (
             n?.type === 'wait' &&
             typeof n.for !== 'string' &&
+            'until' in n.for &&
             'segment' in n.for.until &&
             n.for.until.segment === c.segmentId &&
             c.type === 'entered'
@@ -389,12 +399,47 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         if (
           n?.type === 'wait' &&
           typeof n.for !== 'string' &&
+          'until' in n.for &&
           'event' in n.for.until &&
           n.for.until.event === s.event &&
           v.filters.get(n.id)!.matches(s.properties)
         )
           await meet(ref, state, v, s.messageId);
       }
+    },
+
+    /**
+     * Profiles merged into another: one run per journey per person. A merged-away profile's
+     * run moves to the survivor (and goes on from there) unless the survivor has one.
+     */
+    async onIdentityChange(c: IdentityChange): Promise<void> {
+      const merged = c.mergedProfileIds.filter((m) => m !== c.profileId);
+      if (merged.length === 0) return;
+      for (const j of deps.registry.live(c.workspaceId))
+        for (const m of merged) {
+          const from = { workspaceId: c.workspaceId, journeyId: j.def.id, profileId: m };
+          const into = { ...from, profileId: c.profileId };
+          const res = await deps.runs.merge(from, into, deps.now());
+          if (res.result === 'none') continue;
+          const state = await deps.runs.peek(into);
+          await publish(
+            [
+              row(
+                from,
+                state.version,
+                res.run,
+                state.node,
+                res.result === 'moved' ? 'merged' : 'exited',
+                `into ${c.profileId}`,
+                c.messageId,
+              ),
+            ],
+            [],
+            [],
+          );
+          // the moved run's timer was set for the merged-away id: set it again for the survivor
+          if (res.result === 'moved' && state.active) await advance(into, state, false, c.messageId);
+        }
     },
 
     /** A timer fired: the run moves on if it is still where the timer was set. */

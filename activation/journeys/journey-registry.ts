@@ -30,7 +30,7 @@ function compile(def: JourneyDefinition): CompiledJourney {
     filters.set('goal', compileCondition(def.goal.event, def.goal.where ?? null, ''));
   for (const n of def.nodes) {
     if (n.type === 'branch') rules.set(n.id, compileRule(n.rule));
-    if (n.type === 'wait' && typeof n.for !== 'string' && 'event' in n.for.until)
+    if (n.type === 'wait' && typeof n.for !== 'string' && 'until' in n.for && 'event' in n.for.until)
       filters.set(n.id, compileCondition(n.for.until.event, n.for.until.where ?? null, ''));
   }
   return { def, nodes: nodeIndex(def), rules, filters };
@@ -68,7 +68,7 @@ export class JourneyRegistry {
           ('event' in x.goal ? events : segs).push('event' in x.goal ? x.goal.event : x.goal.segment);
         if (x.exitOnSegmentExit) segs.push(x.exitOnSegmentExit);
         for (const n of x.nodes)
-          if (n.type === 'wait' && typeof n.for !== 'string')
+          if (n.type === 'wait' && typeof n.for !== 'string' && 'until' in n.for)
             ('event' in n.for.until ? events : segs).push(
               'event' in n.for.until ? n.for.until.event : n.for.until.segment,
             );
@@ -76,7 +76,7 @@ export class JourneyRegistry {
       };
       const { segs, events } = signalsOf(d);
       if ('segment' in d.entry) segs.push(d.entry.segment);
-      else events.push(d.entry.event);
+      else if ('event' in d.entry) events.push(d.entry.event);
       for (const old of versions)
         if (old.workspaceId === d.workspaceId && old.id === d.id && old.version !== d.version) {
           const s = signalsOf(old);
@@ -109,6 +109,14 @@ export class JourneyRegistry {
   /** Journeys (latest definitions, active or paused) an event of this name can move. */
   forEvent(ws: string, event: string): CompiledJourney[] {
     return this.byEvent.get(`${ws}/${event}`) ?? [];
+  }
+
+  /** The workspace's journeys that may have runs under way (not drafts). */
+  live(ws: string): CompiledJourney[] {
+    const out: CompiledJourney[] = [];
+    for (const j of this.latest.values())
+      if (j.def.workspaceId === ws && j.def.status !== 'draft') out.push(j);
+    return out;
   }
 
   /** Event names any live journey of the workspace listens to. */

@@ -5,6 +5,27 @@ import type { ReEntry } from '../../schemas/journey.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 
 const SCRIPT = readFileSync(new URL('./run-state.lua', import.meta.url), 'utf8');
+
+// A merge of two people: one run per journey per person is kept. An active run of the
+// merged-away profile moves to the survivor (same node, same time there) unless the
+// survivor has an active run of its own, in which case it ends as `merged`.
+// KEYS: 1 merged-away run hash, 2 stats hash, 3 survivor run hash
+// → { 'none' } | { 'ended', run } | { 'moved', survivor's new run number }
+const MERGE = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return { 'none', '0' } end
+local f = redis.call('HMGET', KEYS[1], 'run', 'v', 'node', 'enteredAt', 'nodeAt')
+local now = ARGV[1]
+redis.call('HSET', KEYS[1], 'state', 'ended', 'node', '', 'endedAt', now, 'end', 'merged')
+if redis.call('HGET', KEYS[3], 'state') == 'active' then
+  redis.call('HINCRBY', KEYS[2], 'now:' .. f[3], -1)
+  redis.call('HINCRBY', KEYS[2], 'exited:' .. f[3], 1)
+  redis.call('HINCRBY', KEYS[2], 'ended:merged', 1)
+  return { 'ended', f[1] }
+end
+local run = tonumber(redis.call('HGET', KEYS[3], 'run') or '0') + 1
+redis.call('HSET', KEYS[3], 'run', run, 'v', f[2], 'node', f[3], 'state', 'active',
+  'enteredAt', f[4], 'nodeAt', f[5], 'endedAt', '', 'end', '')
+return { 'moved', tostring(run) }`;
 const DAY_MS = 86_400_000;
 
 export interface RunRef {
@@ -57,6 +78,23 @@ export function runStore(redis: Redis, prefix: string) {
     ): Promise<boolean> {
       const [result] = await call(...keys(ref), 'move', run, from, to, nowMs, reason);
       return result === 'moved';
+    },
+    /** `from`'s active run after `from` merged into `into` (see MERGE). */
+    async merge(
+      from: RunRef,
+      into: RunRef,
+      nowMs: number,
+    ): Promise<{ result: 'none' | 'ended' | 'moved'; run: number }> {
+      const k = workspaceKeys(prefix, from.workspaceId);
+      const [result, run] = (await redis.eval(
+        MERGE,
+        3,
+        k.journeyRun(from.journeyId, from.profileId),
+        k.journeyStats(from.journeyId),
+        k.journeyRun(into.journeyId, into.profileId),
+        nowMs,
+      )) as [string, string];
+      return { result: result as 'none' | 'ended' | 'moved', run: Number(run) };
     },
     async peek(ref: RunRef): Promise<RunState> {
       const [state, run, node, v, nodeAt, enteredAt] = await call(...keys(ref), 'peek');

@@ -1,7 +1,7 @@
 // Composition root of the journey runner (`cdp start journeys`; `all` includes it): one
-// consumer group on segment changes and journey signals, and the timer loop. Needs Kafka and
-// Redis only. One person's messages are handled in order (they share a partition key); people
-// go side by side.
+// consumer group on segment changes, journey signals and identity changes (merges), and the
+// timer loop. Needs Kafka and Redis only. One person's messages are handled in order (they
+// share a partition key); people go side by side.
 import type { Clients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import { superviseConsumer } from '../../runtime/consume.ts';
@@ -9,6 +9,7 @@ import { DefinitionStore, watchDefinitions } from '../../runtime/definitions.ts'
 import type { Batch, OutgoingMessage } from '../../runtime/kafka/index.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { RunningService } from '../../runtime/service.ts';
+import { identityChangeCheck } from '../../schemas/identity-change.ts';
 import { journeySignalCheck } from '../../schemas/journey-signal.ts';
 import { segmentChangeCheck } from '../../schemas/segment-change.ts';
 import { DLQ_HEADERS, REPLAY_HEADER, topics } from '../../schemas/topics.ts';
@@ -25,6 +26,7 @@ export function journeyTopicSpecs(cfg: Config) {
   return [
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
     { topic: t.journeySignals, partitions: cfg.kafka.partitions },
+    { topic: t.identity, partitions: cfg.kafka.partitions },
     { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
     { topic: t.activationRetry, partitions: cfg.kafka.partitions },
     { topic: t.events, partitions: cfg.kafka.partitions },
@@ -84,6 +86,9 @@ export async function startJourneys(
         if (m.topic === t.journeySignals) {
           if (journeySignalCheck.Check(v)) work = () => engine.onSignal(v);
           else reason = 'not a journey signal';
+        } else if (m.topic === t.identity) {
+          if (identityChangeCheck.Check(v)) work = () => engine.onIdentityChange(v);
+          else reason = 'not an identity change';
         } else if (segmentChangeCheck.Check(v)) work = () => engine.onSegmentChange(v);
         else reason = 'not a segment change';
       } catch (err) {
@@ -122,7 +127,8 @@ export async function startJourneys(
     topics: journeyTopicSpecs(cfg),
     consumer: {
       groupId: `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}cdp-journeys`,
-      topics: [t.segmentChanges, t.journeySignals],
+      // merges arrive as identity changes (one run per journey per person)
+      topics: [t.segmentChanges, t.journeySignals, t.identity],
       maxBatchSize: 500,
       concurrency: cfg.kafka.partitions,
     },

@@ -270,6 +270,47 @@ describe('journeys', () => {
     expect((await api('PUT', `/v1/journeys/${id}`, edited.body)).status).toBe(409);
   });
 
+  it('a merge keeps one run per journey per person: a second run ends, a lone one moves to the survivor', async () => {
+    const id = await journey({
+      name: 'Merges',
+      entry: { event: 'Browsed' },
+      nodes: [
+        // long enough for the merges to land while everyone waits
+        { id: 'w', type: 'wait', for: 'PT6S', next: 's' },
+        { id: 's', type: 'send', channel: 'webhook', webhook: { url: hook('merged') } },
+      ],
+    });
+    const stats = async () => (await api('GET', `/v1/journeys/${id}/stats`)).body;
+    // both the known person and their anonymous device are in the journey
+    await ingest('/v1/track', { userId: 'jon', event: 'Browsed' });
+    await eventually('jon in', async () => (await stats()).nodes?.w?.now === 1);
+    await ingest('/v1/track', { anonymousId: 'jon-phone', event: 'Browsed' });
+    // only the anonymous device of kim is
+    await ingest('/v1/identify', { userId: 'kim' });
+    await ingest('/v1/track', { anonymousId: 'kim-phone', event: 'Browsed' });
+    await eventually('three runs waiting', async () => (await stats()).nodes?.w?.now === 3);
+    const jon = (await api('GET', '/v1/profiles?userId=jon')).body.id as string;
+    const kim = (await api('GET', '/v1/profiles?userId=kim')).body.id as string;
+    await ingest('/v1/identify', { userId: 'jon', anonymousId: 'jon-phone' });
+    await ingest('/v1/identify', { userId: 'kim', anonymousId: 'kim-phone' });
+    await eventually('the merges settled', async () => {
+      const s = await stats();
+      return s.ended?.merged === 1 && s.nodes.w.now + s.nodes.s.now + s.nodes.s.passed === 2 ? s : undefined;
+    });
+    // one send each, to the surviving profiles
+    await eventually(
+      'two sends',
+      () => receiver.deliveries.filter((d) => d.url?.endsWith('?k=merged')).length === 2,
+      15_000,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    const sent = receiver.deliveries
+      .filter((d) => d.url?.endsWith('?k=merged'))
+      .map((d) => (JSON.parse(d.body) as { profileId: string }).profileId)
+      .sort();
+    expect(sent).toEqual([jon, kim].sort());
+  });
+
   it('erasure ends the person’s runs (counted) and deletes their journey steps', async () => {
     const id = await journey({
       name: 'Trial',
