@@ -13,9 +13,11 @@
 // so one bad row cannot hold the ledger back. Any other failure (too many parts, memory,
 // timeouts, ClickHouse down) fails the waiting batches, which the consumer retries after a
 // backoff: nothing is set aside for a failure of the moment.
+
 import { type ClickHouseClient, insertFormatted } from '../runtime/clickhouse.ts';
 import { clickHouseErrorCode, isBadDataError } from '../runtime/clickhouse-errors.ts';
 import { errorMessage } from '../runtime/errors.ts';
+import { deadLetterOf } from '../runtime/kafka/dead-letter.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -65,17 +67,7 @@ export function createLedgerSink(deps: {
     }
   };
 
-  const deadLetter = (m: IncomingMessage, reason: string, stage: string): OutgoingMessage => ({
-    key: m.key ?? '',
-    value: m.value ?? Buffer.alloc(0),
-    headers: {
-      [DLQ_HEADERS.reason]: reason,
-      [DLQ_HEADERS.source]: m.topic,
-      [DLQ_HEADERS.partition]: String(m.partition),
-      [DLQ_HEADERS.offset]: m.offset,
-      [DLQ_HEADERS.stage]: stage,
-    },
-  });
+  const deadLetter = deadLetterOf;
   const sendDead = async (dead: OutgoingMessage[]) => {
     if (dead.length === 0) return;
     // in requests the broker takes (a batch of bad rows can be many MB)

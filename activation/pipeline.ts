@@ -6,6 +6,7 @@
 // committed only after every send of the batch is decided and its follow-ups are durable.
 
 import { backoffDelayMs, errorMessage, realSleep, type Sleep } from '../runtime/errors.ts';
+import { deadLetterOf } from '../runtime/kafka/dead-letter.ts';
 import type {
   Batch,
   BatchContext,
@@ -191,17 +192,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
             source: m,
           });
       } catch (err) {
-        dead.push({
-          key: m.key ?? '',
-          value: m.value ?? Buffer.alloc(0),
-          headers: {
-            [DLQ_HEADERS.reason]: (err as Error).message,
-            [DLQ_HEADERS.source]: m.topic,
-            [DLQ_HEADERS.partition]: String(m.partition),
-            [DLQ_HEADERS.offset]: m.offset,
-            [DLQ_HEADERS.stage]: 'activation.parse',
-          },
-        });
+        dead.push(deadLetterOf(m, (err as Error).message, 'activation.parse'));
       }
     }
     // retries due within the inline wait: wait here (heartbeating) rather than round-trip through Redis

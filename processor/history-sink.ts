@@ -15,14 +15,16 @@
 // (crash before the commit) re-inserts identical rows: both tables are ReplacingMergeTrees and every
 // analytics query dedupes events by message_id (identity links by argMax of version), so
 // nothing is counted twice. Messages that cannot become a row go to the dead-letter topic.
+
 import { type ClickHouseClient, insertFormatted, insertRows } from '../runtime/clickhouse.ts';
 import { clickHouseErrorCode, isBadDataError } from '../runtime/clickhouse-errors.ts';
 import { errorMessage, realSleep } from '../runtime/errors.ts';
+import { deadLetterOf } from '../runtime/kafka/dead-letter.ts';
 import type { BatchHandler, IncomingMessage, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import { segmentChangeCheck } from '../schemas/segment-change.ts';
-import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import { DLQ_HEADERS } from '../schemas/topics.ts';
 import type { ErasedFilter } from './drop-erased.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
 import { parseEvent, parseMessage } from './parse-event.ts';
@@ -218,19 +220,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     return undefined;
   });
 
-  const deadLetter = (m: IncomingMessage, reason: string, stage: string): OutgoingMessage => ({
-    key: m.key ?? '',
-    value: m.value ?? Buffer.alloc(0),
-    headers: {
-      [DLQ_HEADERS.reason]: reason,
-      [DLQ_HEADERS.source]: m.topic,
-      [DLQ_HEADERS.partition]: String(m.partition),
-      [DLQ_HEADERS.offset]: m.offset,
-      [DLQ_HEADERS.stage]: stage,
-      // still bad after `cdp dlq replay`: marked, so a later replay does not send it round again
-      ...(m.headers[REPLAY_HEADER] ? { [REPLAY_HEADER]: m.headers[REPLAY_HEADER] } : {}),
-    },
-  });
+  const deadLetter = deadLetterOf;
 
   const handler: BatchHandler = async (batch) => {
     active++;

@@ -10,8 +10,10 @@
 // which activation recognises. Identity changes (cdp.identity) are published in the same
 // step; a replay publishes the profile's current identifiers again (idempotent by version).
 // Offsets are committed by the runner after all of this.
+
 import { readFileSync } from 'node:fs';
 import type { Result } from 'ioredis';
+import { deadLetterOf } from '../runtime/kafka/dead-letter.ts';
 import type { BatchHandler, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -21,7 +23,7 @@ import { type IdentityChange, serializeIdentityChange } from '../schemas/identit
 import type { JourneySignal } from '../schemas/journey-signal.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import { type SegmentChange, serializeSegmentChange } from '../schemas/segment-change.ts';
-import { DLQ_HEADERS, profileKey, REPLAY_HEADER, type Topics } from '../schemas/topics.ts';
+import { profileKey, REPLAY_HEADER, type Topics } from '../schemas/topics.ts';
 import {
   type ApplyOptions,
   defineApplyEvent,
@@ -320,17 +322,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           { topic: m.topic, partition: m.partition, offset: m.offset, reason: p.reason },
           'event_dead_lettered',
         );
-        dead.push({
-          key: m.key ?? '',
-          value: m.value ?? Buffer.alloc(0),
-          headers: {
-            [DLQ_HEADERS.reason]: p.reason,
-            [DLQ_HEADERS.source]: m.topic,
-            [DLQ_HEADERS.partition]: String(m.partition),
-            [DLQ_HEADERS.offset]: m.offset,
-            [DLQ_HEADERS.stage]: 'processor.parse',
-          },
-        });
+        dead.push(deadLetterOf(m, p.reason, 'processor.parse'));
       }
     }
 
