@@ -136,3 +136,35 @@ export async function readTopic<T>(
   });
   return { seen, stop: () => consumer.disconnect() };
 }
+
+/**
+ * The query API as a suite calls it: JSON in and out, the admin key of `cfg`. The body of an
+ * answer is parsed when there is one (`{}` otherwise), for field-by-field checks.
+ */
+export function adminApi(baseUrl: () => string, cfg: () => Config) {
+  return async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${baseUrl()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${cfg().keys.adminKey}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field in tests
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
+  };
+}
+
+/** Sends to an ingest route with `cfg`'s write key and expects a 200. */
+export function ingestApi(baseUrl: () => string, cfg: () => Config) {
+  return async (path: string, body: unknown) => {
+    const res = await fetch(`${baseUrl()}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${cfg().keys.writeKey}:`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== 200) throw new Error(`ingest ${path}: ${res.status} ${await res.text()}`);
+  };
+}

@@ -14,7 +14,7 @@ import type { Config } from '../../runtime/config.ts';
 import { topics } from '../../schemas/topics.ts';
 import { signUnsubscribeToken } from '../../schemas/unsubscribe-token.ts';
 import { change, segmentChangeProducer } from '../activation-peers.ts';
-import { eventually, testConfig, testLogger } from '../harness.ts';
+import { adminApi, eventually, ingestApi, testConfig, testLogger } from '../harness.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
@@ -27,27 +27,15 @@ let vipSegment: string;
 let welcome: string;
 let vipOnce: string;
 
-const admin = () => ({ authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' });
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${running!.urls.query}${path}`, {
-    method,
-    headers: admin(),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
-async function send(type: string, body: Record<string, unknown>) {
-  const res = await fetch(`${running!.urls.ingest}/v1/${type}`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify(body),
-  });
-  expect(res.status).toBe(200);
-}
+const api = adminApi(
+  () => running!.urls.query!,
+  () => cfg,
+);
+const send = (type: string, body: Record<string, unknown>) =>
+  ingestApi(
+    () => running!.urls.ingest!,
+    () => cfg,
+  )(`/v1/${type}`, body);
 /** The profile an identifier resolves to, once the processor has it. */
 const profileOf = (q: string) =>
   eventually(`profile ${q}`, async () => {

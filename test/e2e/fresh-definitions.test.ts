@@ -7,36 +7,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
-import { eventually, testConfig, testLogger } from '../harness.ts';
+import { adminApi, eventually, ingestApi, testConfig, testLogger } from '../harness.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
 let running: RunningServices;
 let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
 
-const admin = () => ({ authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' });
-
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${running.urls.query}${path}`, {
-    method,
-    headers: admin(),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
-
-async function identify(userId: string, plan: string) {
-  const res = await fetch(`${running.urls.ingest}/v1/identify`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({ userId, traits: { plan } }),
-  });
-  expect(res.status).toBe(200);
-}
+const api = adminApi(
+  () => running.urls.query!,
+  () => cfg,
+);
+const identify = (userId: string, plan: string) =>
+  ingestApi(
+    () => running.urls.ingest!,
+    () => cfg,
+  )('/v1/identify', { userId, traits: { plan } });
 
 const deliveredTo = (userId: string) =>
   receiver.deliveries.filter((d) => (JSON.parse(d.body) as { userId: string }).userId === userId);

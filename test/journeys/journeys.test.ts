@@ -12,7 +12,7 @@ import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhous
 import { createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import type { RunningService } from '../../runtime/service.ts';
-import { eventually, testConfig, testLogger } from '../harness.ts';
+import { adminApi, eventually, ingestApi, testConfig, testLogger } from '../harness.ts';
 import { type Delivery, startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
@@ -22,28 +22,14 @@ let ch: ClickHouseClient;
 let pro: string;
 let vip: string;
 
-const admin = () => ({ authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' });
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${running.urls.query}${path}`, {
-    method,
-    headers: admin(),
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  // biome-ignore lint/suspicious/noExplicitAny: response bodies are read field by field
-  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
-}
-async function ingest(path: string, body: unknown) {
-  const res = await fetch(`${running.urls.ingest}${path}`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${cfg.keys.writeKey}:`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify(body),
-  });
-  expect(res.status).toBe(200);
-}
+const api = adminApi(
+  () => running.urls.query!,
+  () => cfg,
+);
+const ingest = ingestApi(
+  () => running.urls.ingest!,
+  () => cfg,
+);
 const hook = (k: string) => `${receiver.url}?k=${k}`;
 /** Deliveries to step `k` for a user. */
 const got = (k: string, userId: string): Delivery[] =>
