@@ -150,6 +150,11 @@ function TimelineRow({ item, segName, campaignName }) {
     case 'segment':
       return html`<li class="tl segment">${when}<span class="tag">segment</span> entered
         <a href=${`#/segments/${item.segmentId}`}>${segName(item.segmentId)}</a></li>`;
+    case 'journey':
+      return html`<li class="tl journey">${when}<span class="tag">journey</span>
+        <strong>${item.step}</strong> ${item.nodeId ? html`at <code>${item.nodeId}</code>` : null}
+        ${item.detail ? html` (${item.detail})` : null}
+        <a href=${`#/journeys/${item.journeyId}`}>${item.journeyId}</a> v${item.version}</li>`;
     default:
       return null;
   }

@@ -1,7 +1,7 @@
 // GET /v1/profiles/{id}/timeline: one list, newest first, of what the person did (events
 // from the ClickHouse history, across all its identifiers), what they were sent (the
-// activation ledger: sent, suppressed with the reason, failed, ...) and when they entered
-// the segments they are in now (Redis).
+// activation ledger: sent, suppressed with the reason, failed, ...), when they entered
+// the segments they are in now (Redis), and their journey steps (ClickHouse journey_steps).
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
@@ -30,7 +30,17 @@ export type TimelineItem =
       attempt: number;
       sendKey: string;
     }
-  | { kind: 'segment'; at: string; segmentId: string; change: 'entered' };
+  | { kind: 'segment'; at: string; segmentId: string; change: 'entered' }
+  | {
+      kind: 'journey';
+      at: string;
+      journeyId: string;
+      version: number;
+      run: number;
+      nodeId: string;
+      step: string;
+      detail: string;
+    };
 
 export function profileTimelineRoutes(deps: {
   redis: Redis;
@@ -63,6 +73,19 @@ export function profileTimelineRoutes(deps: {
       query_params: { ws, pid: profile.id, limit },
       format: 'JSONEachRow',
     });
+    // the steps of the person's journey runs, under this id or one merged into it
+    const merged = await deps.redis.smembers(
+      `${workspaceKeys(deps.redisPrefix, ws).profile(profile.id)}:merged`,
+    );
+    const journeySteps = await deps.clickhouse.query({
+      query: `SELECT toString(at) AS at, journey_id, version, run, node_id, step, detail
+              FROM journey_steps
+              WHERE workspace_id = {ws:String} AND profile_id IN {pids:Array(String)}
+              ORDER BY at DESC
+              LIMIT {limit:UInt32}`,
+      query_params: { ws, pids: [profile.id, ...merged], limit },
+      format: 'JSONEachRow',
+    });
     const keys = workspaceKeys(deps.redisPrefix, ws);
     const pipe = deps.redis.pipeline();
     for (const s of profile.segments) pipe.zscore(keys.segmentMembers(s), profile.id);
@@ -90,6 +113,18 @@ export function profileTimelineRoutes(deps: {
           reason: r.reason ? String(r.reason) : null,
           attempt: Number(r.attempt),
           sendKey: String(r.send_key),
+        }),
+      ),
+      ...(await journeySteps.json<Record<string, string | number>>()).map(
+        (r): TimelineItem => ({
+          kind: 'journey',
+          at: toIso(String(r.at)),
+          journeyId: String(r.journey_id),
+          version: Number(r.version),
+          run: Number(r.run),
+          nodeId: String(r.node_id),
+          step: String(r.step),
+          detail: String(r.detail),
         }),
       ),
       ...profile.segments.flatMap((segmentId, i): TimelineItem[] => {

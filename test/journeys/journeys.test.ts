@@ -157,6 +157,19 @@ describe('journeys', () => {
         'tip queued_send ',
       ].sort(),
     );
+    // and on her timeline
+    const amy = (await api('GET', '/v1/profiles?userId=amy')).body.id as string;
+    const timeline = (await api('GET', `/v1/profiles/${amy}/timeline`)).body.items as Array<{
+      kind: string;
+      journeyId?: string;
+      step?: string;
+    }>;
+    expect(
+      timeline
+        .filter((i) => i.kind === 'journey' && i.journeyId === onboarding)
+        .map((i) => i.step)
+        .sort(),
+    ).toEqual(['branched', 'entered', 'queued_send', 'queued_send', 'waited', 'waiting']);
   });
 
   it('re-entry is refused by default: leaving and entering the segment again starts nothing', async () => {
