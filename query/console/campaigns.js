@@ -3,9 +3,9 @@
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
 import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate, usePolled } from './ui.js';
 
-const CHANNELS = ['webhook', 'email', 'sms', 'push'];
+export const CHANNELS = ['webhook', 'email', 'sms', 'push'];
 /** Each channel's settings: [field, label, kind, required]. */
-const SETTINGS = {
+export const SETTINGS = {
   webhook: [
     ['url', 'Webhook URL', 'url', true],
     ['secret', 'Signing secret (whsec_…; generated when empty)', 'text', false],

@@ -10,7 +10,7 @@ const options = (pairs, value) =>
 const KIND_LABEL = { trait: 'Trait', event: 'Event count', segment: 'Segment membership', group: 'Group' };
 
 /** The comparison controls shared by trait conditions and event property filters. */
-function CompareFields({ c, onChange, fieldLabel, placeholder }) {
+export function CompareFields({ c, onChange, fieldLabel, placeholder }) {
   const set = (patch) => onChange({ ...c, ...patch });
   const noValue = c.op === 'exists' || c.op === 'missing';
   return html`

@@ -25,3 +25,6 @@ export declare function problems(node: RuleNode, where?: string): string[];
 export declare function toLogic(node: RuleNode, root?: boolean): unknown;
 export declare class NotBuildable extends Error {}
 export declare function fromLogic(logic: unknown): RuleNode;
+export declare function filterProblems(filters: Compare[], where: string): string[];
+export declare function filterLogic(filters: Compare[]): unknown;
+export declare function filtersFromLogic(logic: unknown): Compare[];

@@ -81,18 +81,22 @@ function compare(variable, c) {
 }
 
 /** Problems that keep the tree from being a valid rule, each naming where it is. */
+function compareProblems(c, at, name) {
+  const out = [];
+  if (!c.field.trim()) out.push(`${at}: ${name} is required`);
+  if (NO_VALUE.has(c.op)) return out;
+  if (c.type === 'number') {
+    const parts = c.op === 'in_list' ? String(c.value).split(',') : [c.value];
+    if (parts.some((p) => String(p).trim() === '' || !Number.isFinite(Number(p))))
+      out.push(`${at}: the value must be a number`);
+  } else if (c.op !== '==' && c.op !== '!=' && String(c.value).trim() === '')
+    out.push(`${at}: a value is required`);
+  return out;
+}
+
 export function problems(node, where = 'rule') {
   const out = [];
-  const checkCompare = (c, at, name) => {
-    if (!c.field.trim()) out.push(`${at}: ${name} is required`);
-    if (NO_VALUE.has(c.op)) return;
-    if (c.type === 'number') {
-      const parts = c.op === 'in_list' ? String(c.value).split(',') : [c.value];
-      if (parts.some((p) => String(p).trim() === '' || !Number.isFinite(Number(p))))
-        out.push(`${at}: the value must be a number`);
-    } else if (c.op !== '==' && c.op !== '!=' && String(c.value).trim() === '')
-      out.push(`${at}: a value is required`);
-  };
+  const checkCompare = (c, at, name) => out.push(...compareProblems(c, at, name));
   switch (node.kind) {
     case 'group':
       if (node.children.length === 0) out.push(`${where}: add at least one condition`);
@@ -119,6 +123,29 @@ export function problems(node, where = 'rule') {
       out.push(`${where}: unknown condition`);
   }
   return out;
+}
+
+/** Problems of property filters (an event's `where`), each naming where it is. */
+export function filterProblems(filters, where) {
+  return filters.flatMap((f, i) => compareProblems(f, `${where} filter ${i + 1}`, 'the property'));
+}
+
+/** The JSON Logic of property filters (no filter: undefined; several: all must hold). */
+export function filterLogic(filters) {
+  if (filters.length === 0) return undefined;
+  const parts = filters.map((f) => compare({ var: f.field.trim() }, f));
+  return parts.length === 1 ? parts[0] : { and: parts };
+}
+
+/** Property filters back from JSON Logic; throws NotBuildable for hand-written ones. */
+export function filtersFromLogic(logic) {
+  if (logic === undefined || logic === null) return [];
+  const [op, args] = one(logic);
+  return (op === 'and' ? args : [logic]).map((p) => {
+    const c = parseCompare(p, '');
+    if (!c) throw new NotBuildable('property filter');
+    return c;
+  });
 }
 
 /** The JSON Logic of a tree. A root group holding one condition is that condition. */
