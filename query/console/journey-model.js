@@ -1,0 +1,500 @@
+// The journey view's model: the flow layout (boxes by depth from the first node, edges with
+// their labels) and the editor's form ⇄ the journey JSON the API takes (DESIGN.md, README
+// "Journeys"). No DOM here; query/console/journey-model.test.ts runs it in Node.
+import {
+  filterLogic,
+  filterProblems,
+  filtersFromLogic,
+  fromLogic,
+  NotBuildable,
+  problems,
+  toLogic,
+} from './rule-model.js';
+
+export const NODE_TYPES = ['send', 'wait', 'branch', 'split', 'update', 'exit'];
+export const NODE_LABEL = {
+  send: 'Send',
+  wait: 'Wait',
+  branch: 'Branch',
+  split: 'Split',
+  update: 'Update traits',
+  exit: 'Exit',
+};
+
+/** Where a node goes next: [label, target id | undefined], in the order the API names them. */
+export function successors(n) {
+  switch (n.type) {
+    case 'wait':
+      return typeof n.for === 'object' && n.for !== null && 'until' in n.for
+        ? [
+            ['met', n.branches?.met],
+            ['timeout', n.branches?.timeout],
+          ]
+        : [['next', n.next]];
+    case 'branch':
+      return [
+        ['yes', n.yes],
+        ['no', n.no],
+      ];
+    case 'split':
+      return (n.variants ?? []).map((v, i) => [`variant ${i + 1}`, v.next]);
+    case 'send':
+    case 'update':
+      return [['next', n.next]];
+    default:
+      return [];
+  }
+}
+
+export const BOX = { w: 200, h: 96, gx: 40, gy: 64, pad: 12 };
+
+/**
+ * Boxes laid out by depth (the longest path from the first node, so every edge points down)
+ * and edges with their labels. Nodes the first cannot reach (the API refuses them) go last.
+ */
+export function layout(nodes) {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const depth = new Map();
+  const order = [];
+  if (nodes.length > 0) {
+    depth.set(nodes[0].id, 0);
+    // longest path on a graph that runs forward: relax until nothing moves (bounded, in case
+    // a stored graph had a cycle)
+    for (let round = 0, moved = true; moved && round <= nodes.length; round++) {
+      moved = false;
+      for (const n of nodes) {
+        const d = depth.get(n.id);
+        if (d === undefined) continue;
+        for (const [, to] of successors(n))
+          if (to !== undefined && byId.has(to) && (depth.get(to) ?? -1) < d + 1 && d + 1 <= nodes.length) {
+            depth.set(to, d + 1);
+            moved = true;
+          }
+      }
+    }
+    // within a level, the order in which a walk from the first node meets them
+    const seen = new Set([nodes[0].id]);
+    const queue = [nodes[0].id];
+    while (queue.length > 0) {
+      const id = queue.shift();
+      order.push(id);
+      for (const [, to] of successors(byId.get(id)))
+        if (to !== undefined && byId.has(to) && !seen.has(to)) {
+          seen.add(to);
+          queue.push(to);
+        }
+    }
+  }
+  const last = Math.max(-1, ...depth.values()) + 1;
+  for (const n of nodes)
+    if (!depth.has(n.id)) {
+      depth.set(n.id, last);
+      order.push(n.id);
+    }
+  const levels = [];
+  for (const id of order) {
+    const d = depth.get(id);
+    levels[d] = [...(levels[d] ?? []), id];
+  }
+  const widest = Math.max(1, ...levels.map((l) => l?.length ?? 0));
+  const width = BOX.pad * 2 + widest * BOX.w + (widest - 1) * BOX.gx;
+  const boxes = new Map();
+  levels.forEach((ids, d) => {
+    if (!ids) return;
+    const row = ids.length * BOX.w + (ids.length - 1) * BOX.gx;
+    const x0 = (width - row) / 2;
+    ids.forEach((id, i) => {
+      boxes.set(id, { id, depth: d, x: x0 + i * (BOX.w + BOX.gx), y: BOX.pad + d * (BOX.h + BOX.gy) });
+    });
+  });
+  const edges = [];
+  for (const n of nodes)
+    for (const [label, to] of successors(n)) {
+      const a = boxes.get(n.id);
+      const b = to === undefined ? undefined : boxes.get(to);
+      if (!a || !b) continue;
+      const sx = a.x + BOX.w / 2;
+      const sy = a.y + BOX.h;
+      const tx = b.x + BOX.w / 2;
+      const ty = b.y;
+      const bend = Math.max(BOX.gy / 2, (ty - sy) / 2);
+      edges.push({
+        from: n.id,
+        to,
+        label,
+        path: `M${sx},${sy} C${sx},${sy + bend} ${tx},${ty - bend} ${tx},${ty}`,
+        // the curve's midpoint (its control points are symmetric)
+        lx: (sx + tx) / 2,
+        ly: (sy + ty) / 2,
+      });
+    }
+  return {
+    boxes: nodes.map((n) => boxes.get(n.id)),
+    edges,
+    width,
+    height: BOX.pad * 2 + levels.length * BOX.h + Math.max(0, levels.length - 1) * BOX.gy,
+  };
+}
+
+const clip = (s, max = 30) => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
+/** One line saying what a node does. */
+export function summary(n) {
+  switch (n.type) {
+    case 'send': {
+      const s = n[n.channel] ?? {};
+      return clip(
+        `${n.channel}${(s.subject ?? s.title ?? s.body ?? s.url) ? `: ${s.subject ?? s.title ?? s.body ?? s.url}` : ''}`,
+      );
+    }
+    case 'wait':
+      if (typeof n.for === 'string') return `for ${n.for}`;
+      if (n.for && 'until' in n.for)
+        return clip(`until ${'event' in n.for.until ? n.for.until.event : `in segment`} ≤ ${n.for.timeout}`);
+      if (n.for && 'untilLocal' in n.for)
+        return clip(
+          `until ${n.for.untilLocal.time}${n.for.untilLocal.weekdays ? ` ${n.for.untilLocal.weekdays.join(',')}` : ''} local`,
+        );
+      return 'wait';
+    case 'branch':
+      return 'on a profile rule';
+    case 'split':
+      return clip(
+        `${(n.variants ?? []).map((v) => v.weight).join(' / ')}${n.holdout ? ` · holdout ${n.holdout}%` : ''}`,
+      );
+    case 'update':
+      return clip(`set ${Object.keys(n.traits ?? {}).join(', ')}`);
+    case 'exit':
+      return 'leave the journey';
+    default:
+      return String(n.type);
+  }
+}
+
+// ---- the editor's form ----
+
+const blankFilters = () => ({ filters: [], whereJson: null });
+
+/** A `where` as form filters, or as JSON text when the filter builder cannot show it. */
+function whereForm(where) {
+  try {
+    return { filters: filtersFromLogic(where), whereJson: null };
+  } catch (err) {
+    if (!(err instanceof NotBuildable)) throw err;
+    return { filters: [], whereJson: JSON.stringify(where, null, 2) };
+  }
+}
+
+export function newFormNode(type, taken) {
+  let i = 1;
+  while (taken.includes(`${type}${i}`)) i++;
+  const base = { key: `${type}${i}-${Math.random().toString(36).slice(2, 8)}`, id: `${type}${i}`, type };
+  switch (type) {
+    case 'send':
+      return {
+        ...base,
+        channel: 'email',
+        settings: { webhook: {}, email: {}, sms: {}, push: {} },
+        purpose: '',
+        next: '',
+      };
+    case 'wait':
+      return {
+        ...base,
+        mode: 'duration',
+        duration: 'P1D',
+        event: '',
+        ...blankFilters(),
+        segment: '',
+        timeout: 'P3D',
+        time: '10:00',
+        weekdays: [],
+        next: '',
+        met: '',
+        timeoutNext: '',
+      };
+    case 'branch':
+      return {
+        ...base,
+        tree: { kind: 'group', op: 'and', negate: false, children: [] },
+        ruleJson: null,
+        yes: '',
+        no: '',
+      };
+    case 'split':
+      return {
+        ...base,
+        variants: [
+          { weight: '1', next: '' },
+          { weight: '1', next: '' },
+        ],
+        holdout: '',
+      };
+    case 'update':
+      return { ...base, traits: '{\n  \n}', next: '' };
+    default:
+      return { ...base };
+  }
+}
+
+export function blankForm() {
+  return {
+    name: '',
+    entry: { kind: 'segment', segment: '', on: 'enter', event: '', ...blankFilters(), json: '' },
+    goal: { kind: 'none', event: '', ...blankFilters(), segment: '' },
+    reEntry: 'never',
+    everyDays: '30',
+    exitOnSegmentExit: '',
+    nodes: [],
+  };
+}
+
+function nodeForm(n) {
+  const f = { ...newFormNode(n.type, []), id: n.id };
+  switch (n.type) {
+    case 'send':
+      f.channel = n.channel;
+      f.settings = { ...f.settings, [n.channel]: { ...(n[n.channel] ?? {}) } };
+      f.purpose = n.purpose ?? '';
+      if (n.policy) f.policy = n.policy; // kept as it is (campaign policy; not edited here)
+      f.next = n.next ?? '';
+      break;
+    case 'wait':
+      if (typeof n.for === 'string')
+        Object.assign(f, { mode: 'duration', duration: n.for, next: n.next ?? '' });
+      else if ('until' in n.for) {
+        Object.assign(f, {
+          timeout: n.for.timeout,
+          met: n.branches?.met ?? '',
+          timeoutNext: n.branches?.timeout ?? '',
+        });
+        if ('event' in n.for.until)
+          Object.assign(f, { mode: 'event', event: n.for.until.event, ...whereForm(n.for.until.where) });
+        else Object.assign(f, { mode: 'segment', segment: n.for.until.segment });
+      } else if ('untilLocal' in n.for)
+        Object.assign(f, {
+          mode: 'local',
+          time: n.for.untilLocal.time,
+          weekdays: n.for.untilLocal.weekdays ?? [],
+          next: n.next ?? '',
+        });
+      break;
+    case 'branch':
+      try {
+        f.tree = fromLogic(n.rule);
+      } catch (err) {
+        if (!(err instanceof NotBuildable)) throw err;
+        f.ruleJson = JSON.stringify(n.rule, null, 2);
+      }
+      f.yes = n.yes ?? '';
+      f.no = n.no ?? '';
+      break;
+    case 'split':
+      f.variants = n.variants.map((v) => ({ weight: String(v.weight), next: v.next ?? '' }));
+      f.holdout = n.holdout === undefined ? '' : String(n.holdout);
+      break;
+    case 'update':
+      f.traits = JSON.stringify(n.traits ?? {}, null, 2);
+      f.next = n.next ?? '';
+      break;
+    default:
+      break;
+  }
+  return f;
+}
+
+/** A stored journey as the editor's form. */
+export function toForm(j) {
+  const f = blankForm();
+  f.name = j.name;
+  const e = j.entry;
+  if ('segment' in e && 'on' in e) Object.assign(f.entry, { kind: 'segment', segment: e.segment, on: e.on });
+  else if ('event' in e) Object.assign(f.entry, { kind: 'event', event: e.event, ...whereForm(e.where) });
+  else Object.assign(f.entry, { kind: 'json', json: JSON.stringify(e, null, 2) });
+  if (j.goal && 'event' in j.goal)
+    Object.assign(f.goal, { kind: 'event', event: j.goal.event, ...whereForm(j.goal.where) });
+  else if (j.goal && 'segment' in j.goal) Object.assign(f.goal, { kind: 'segment', segment: j.goal.segment });
+  if (j.reEntry && typeof j.reEntry === 'object') {
+    f.reEntry = 'days';
+    f.everyDays = String(j.reEntry.everyDays);
+  } else f.reEntry = j.reEntry ?? 'never';
+  f.exitOnSegmentExit = j.exitOnSegmentExit ?? '';
+  f.nodes = j.nodes.map(nodeForm);
+  return f;
+}
+
+const number = (s) => (String(s).trim() === '' ? Number.NaN : Number(s));
+
+/** Filters (or their JSON) as a `where`, with the problems found on the way. */
+function whereOf(f, at, out) {
+  if (f.whereJson !== null) {
+    try {
+      return JSON.parse(f.whereJson);
+    } catch (err) {
+      out.push(`${at}.where: not JSON (${err.message})`);
+      return undefined;
+    }
+  }
+  out.push(...filterProblems(f.filters, `${at}.where`));
+  return filterLogic(f.filters);
+}
+
+const withNext = (obj, key, v) => (v ? { ...obj, [key]: v } : obj);
+
+/**
+ * The journey JSON of a form, and what keeps it from being one (each naming its field as
+ * the API would). The server checks the rest (graph, durations, templates, segments).
+ */
+export function toJourney(f) {
+  const out = [];
+  const body = { name: f.name.trim() };
+  if (!body.name) out.push('name: give the journey a name');
+  switch (f.entry.kind) {
+    case 'segment':
+      if (!f.entry.segment) out.push('entry.segment: choose a segment');
+      body.entry = { segment: f.entry.segment, on: f.entry.on };
+      break;
+    case 'event': {
+      if (!f.entry.event.trim()) out.push('entry.event: the event name is required');
+      const where = whereOf(f.entry, 'entry', out);
+      body.entry =
+        where === undefined ? { event: f.entry.event.trim() } : { event: f.entry.event.trim(), where };
+      break;
+    }
+    default:
+      try {
+        body.entry = JSON.parse(f.entry.json);
+      } catch (err) {
+        out.push(`entry: not JSON (${err.message})`);
+      }
+  }
+  if (f.goal.kind === 'event') {
+    if (!f.goal.event.trim()) out.push('goal.event: the event name is required');
+    const where = whereOf(f.goal, 'goal', out);
+    body.goal = where === undefined ? { event: f.goal.event.trim() } : { event: f.goal.event.trim(), where };
+  } else if (f.goal.kind === 'segment') {
+    if (!f.goal.segment) out.push('goal.segment: choose a segment');
+    body.goal = { segment: f.goal.segment };
+  }
+  body.reEntry = f.reEntry === 'days' ? { everyDays: number(f.everyDays) } : f.reEntry;
+  if (f.reEntry === 'days' && !Number.isInteger(body.reEntry.everyDays))
+    out.push('reEntry.everyDays: a whole number of days');
+  if (f.exitOnSegmentExit) body.exitOnSegmentExit = f.exitOnSegmentExit;
+  if (f.nodes.length === 0) out.push('nodes: add at least one step');
+  body.nodes = f.nodes.map((n, i) => nodeBody(n, `nodes[${i}]`, out));
+  return { body, problems: out };
+}
+
+function nodeBody(n, at, out) {
+  const id = n.id.trim();
+  switch (n.type) {
+    case 'send': {
+      const settings = {};
+      for (const [k, v] of Object.entries(n.settings[n.channel] ?? {}))
+        if (typeof v === 'string' && v !== '') settings[k] = v;
+      let b = { id, type: 'send', channel: n.channel, [n.channel]: settings };
+      if (n.purpose.trim()) b.purpose = n.purpose.trim();
+      if (n.policy) b.policy = n.policy;
+      b = withNext(b, 'next', n.next);
+      return b;
+    }
+    case 'wait': {
+      if (n.mode === 'duration')
+        return withNext({ id, type: 'wait', for: n.duration.trim() }, 'next', n.next);
+      if (n.mode === 'local') {
+        const untilLocal = { time: n.time.trim() };
+        if (n.weekdays.length > 0) untilLocal.weekdays = n.weekdays;
+        return withNext({ id, type: 'wait', for: { untilLocal } }, 'next', n.next);
+      }
+      let until;
+      if (n.mode === 'event') {
+        if (!n.event.trim()) out.push(`${at}.for.until.event: the event name is required`);
+        const where = whereOf(n, `${at}.for.until`, out);
+        until = where === undefined ? { event: n.event.trim() } : { event: n.event.trim(), where };
+      } else {
+        if (!n.segment) out.push(`${at}.for.until.segment: choose a segment`);
+        until = { segment: n.segment };
+      }
+      const branches = withNext(withNext({}, 'met', n.met), 'timeout', n.timeoutNext);
+      const b = { id, type: 'wait', for: { until, timeout: n.timeout.trim() } };
+      return Object.keys(branches).length > 0 ? { ...b, branches } : b;
+    }
+    case 'branch': {
+      let rule;
+      if (n.ruleJson !== null) {
+        try {
+          rule = JSON.parse(n.ruleJson);
+        } catch (err) {
+          out.push(`${at}.rule: not JSON (${err.message})`);
+        }
+      } else {
+        const issues = problems(n.tree, `${at}.rule`);
+        out.push(...issues);
+        if (issues.length === 0) rule = toLogic(n.tree);
+      }
+      return withNext(withNext({ id, type: 'branch', rule: rule ?? null }, 'yes', n.yes), 'no', n.no);
+    }
+    case 'split': {
+      const variants = n.variants.map((v, i) => {
+        const weight = number(v.weight);
+        if (!(weight > 0)) out.push(`${at}.variants[${i}].weight: a number above 0`);
+        return withNext({ weight }, 'next', v.next);
+      });
+      const b = { id, type: 'split', variants };
+      if (String(n.holdout).trim() !== '') {
+        b.holdout = number(n.holdout);
+        if (!(b.holdout >= 0 && b.holdout <= 100)) out.push(`${at}.holdout: a percent from 0 to 100`);
+      }
+      return b;
+    }
+    case 'update': {
+      let traits = {};
+      try {
+        traits = JSON.parse(n.traits);
+        if (traits === null || typeof traits !== 'object' || Array.isArray(traits)) {
+          out.push(`${at}.traits: a JSON object of trait names and values`);
+          traits = {};
+        }
+      } catch (err) {
+        out.push(`${at}.traits: not JSON (${err.message})`);
+      }
+      return withNext({ id, type: 'update', traits }, 'next', n.next);
+    }
+    default:
+      return { id, type: n.type };
+  }
+}
+
+/**
+ * Which part of the form an API error names: `nodes[2].next: …` → {node: 2}; `entry.where: …`
+ * → {part: 'entry'}; undefined when it names no part.
+ */
+export function errorTarget(message) {
+  const m = /^nodes\[(\d+)\]/.exec(message);
+  if (m) return { node: Number(m[1]) };
+  const p = /^(name|entry|goal|reEntry|exitOnSegmentExit)\b/.exec(message);
+  return p ? { part: p[1] === 'exitOnSegmentExit' || p[1] === 'reEntry' ? 'rules' : p[1] } : undefined;
+}
+
+/** Successor fields of a form node, as [field, label] (for the "then" selects). */
+export function formSuccessors(n) {
+  switch (n.type) {
+    case 'wait':
+      return n.mode === 'event' || n.mode === 'segment'
+        ? [
+            ['met', 'When it happens in time, go to'],
+            ['timeoutNext', 'On timeout, go to'],
+          ]
+        : [['next', 'Then go to']];
+    case 'branch':
+      return [
+        ['yes', 'If the rule holds (yes), go to'],
+        ['no', 'Otherwise (no), go to'],
+      ];
+    case 'send':
+    case 'update':
+      return [['next', 'Then go to']];
+    default:
+      return [];
+  }
+}
