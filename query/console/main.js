@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from '/console/vendor/hooks.mjs';
 import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
+import { JourneyDetail, JourneyEditor, JourneyList } from './journeys.js';
 import { LiveView } from './live.js';
 import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
@@ -48,6 +49,7 @@ function SignIn({ onSignedIn }) {
 const NAV = [
   ['#/segments', 'Segments'],
   ['#/campaigns', 'Campaigns'],
+  ['#/journeys', 'Journeys'],
   ['#/profiles', 'Profiles'],
   ['#/analytics', 'Analytics'],
   ['#/live', 'Live'],
@@ -62,6 +64,11 @@ function route(hash) {
       if (id && sub === 'edit') return html`<${CampaignEditor} id=${id} />`;
       if (id) return html`<${CampaignDetail} id=${id} />`;
       return html`<${CampaignList} />`;
+    case 'journeys':
+      if (id === 'new') return html`<${JourneyEditor} />`;
+      if (id && sub === 'edit') return html`<${JourneyEditor} id=${id} key=${id} />`;
+      if (id) return html`<${JourneyDetail} id=${id} key=${id} />`;
+      return html`<${JourneyList} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
     case 'live':
