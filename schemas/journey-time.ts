@@ -60,8 +60,7 @@ const DAY = 86_400_000;
 export function localInstant(wall: number, tz: string): number {
   const before = offsetAt(wall - DAY, tz);
   const after = offsetAt(wall + DAY, tz);
-  const fits = (o: number) => offsetAt(wall - o, tz) === o;
-  const candidates = [wall - before, wall - after].filter((t, i) => fits(i === 0 ? before : after));
+  const candidates = [before, after].filter((o) => offsetAt(wall - o, tz) === o).map((o) => wall - o);
   if (candidates.length > 0) return Math.min(...candidates);
   return wall - before; // in the gap: the offset before it carries the time past the gap
 }

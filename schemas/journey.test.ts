@@ -88,12 +88,73 @@ describe('journey definitions', () => {
       'nodes[0].for',
     ],
     ['an unknown field', { ...base, extra: 1 }, 'extra: unknown field'],
-    ['an unknown entry kind', { ...base, entry: { cron: '* * * * *' } }, 'entry: {segment, on} or {event'],
+    [
+      'an unknown entry kind',
+      { ...base, entry: { cron: '* * * * *' } },
+      'entry: {segment, on}, {event, where?}, {dateTrait, offset?, at}, {broadcast: {segment, at}} or {schedule: {cron, tz?, segment}}',
+    ],
+    [
+      'a wait until a time of day that is not one',
+      withNodes([{ id: 'a', type: 'wait', for: { untilLocal: { time: '25:00' } } }]),
+      'nodes[0].for.untilLocal.time: not a time of day',
+    ],
+    [
+      'a wait until an unknown weekday',
+      withNodes([{ id: 'a', type: 'wait', for: { untilLocal: { time: '10:00', weekdays: ['funday'] } } }]),
+      'nodes[0].for.untilLocal.weekdays',
+    ],
+    [
+      'a wait until a local time with branches',
+      withNodes([{ id: 'a', type: 'wait', for: { untilLocal: { time: '10:00' } }, branches: {} }]),
+      'nodes[0].branches: a wait until a local time has "next"',
+    ],
+    [
+      'a broadcast time without a zone',
+      { ...base, entry: { broadcast: { segment: 's', at: '2026-12-24T09:00:00' } } },
+      'entry.broadcast.at: not an ISO 8601 date-time with a zone',
+    ],
+    ['a broadcast without a time', { ...base, entry: { broadcast: { segment: 's' } } }, 'entry.broadcast.at'],
+    [
+      'a schedule with a bad cron field',
+      { ...base, entry: { schedule: { cron: '61 * * * *', segment: 's' } } },
+      'entry.schedule.cron: minute: "61" is outside 0-59',
+    ],
+    [
+      'a schedule in an unknown zone',
+      { ...base, entry: { schedule: { cron: '0 9 * * 1', tz: 'Mars/Olympus', segment: 's' } } },
+      'entry.schedule.tz: not an IANA time zone',
+    ],
+    [
+      'a schedule without an audience',
+      { ...base, entry: { schedule: { cron: '0 9 * * 1' } } },
+      'entry.schedule.segment',
+    ],
+    [
+      'a date-trait offset in hours',
+      { ...base, entry: { dateTrait: 'renewal_date', offset: 'PT1H', at: '09:00' } },
+      'entry.offset: whole days or weeks',
+    ],
+    [
+      'a date-trait time that is not one',
+      { ...base, entry: { dateTrait: 'renewal_date', at: '9am' } },
+      'entry.at: not a time of day',
+    ],
     ['an unknown node type', withNodes([{ id: 'a', type: 'loop' }]), 'nodes[0].type: one of wait, branch'],
     ['a bad entry segment', { ...base, entry: { segment: 'seg_1', on: 'join' } }, 'entry.on'],
     ['no nodes', withNodes([]), 'nodes'],
   ])('refuses %s, naming the field', (_what, body, message) => {
     expect(() => checkJourneyInput(body)).toThrow(message);
+  });
+
+  it('accepts waits until a local time and date-trait, broadcast and schedule entries', () => {
+    const wait = { id: 'w', type: 'wait', for: { untilLocal: { time: '10:00', weekdays: ['tue'] } } };
+    for (const entry of [
+      { dateTrait: 'renewal_date', offset: '-P14D', at: '09:00' },
+      { broadcast: { segment: 's', at: '2026-12-24T09:00:00+01:00' } },
+      { schedule: { cron: '0 9 * * 1-5', tz: 'Europe/Berlin', segment: 's' } },
+      { schedule: { cron: '*/10 * * * * *', segment: 's' } },
+    ])
+      expect(checkJourneyInput({ ...base, entry, nodes: [wait] }).entry).toEqual(entry);
   });
 
   it('parses ISO 8601 durations without months or years, up to 10 years', () => {

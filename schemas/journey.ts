@@ -1,5 +1,6 @@
 // Journeys: a graph of steps a person walks through after an entry trigger (a segment entry
-// or exit, or an event): waits (a duration, or until an event or a segment entry, with a
+// or exit, an event, a date trait, a broadcast to a segment or a recurring schedule): waits
+// (a duration, until a local time of day, or until an event or a segment entry, with a
 // timeout), branches on a rule over the profile, weighted random splits with a holdout,
 // sends on any channel (as campaigns do, contact policy included), trait updates, exits.
 // Definitions are versioned data: the query service validates and stores them
@@ -16,6 +17,7 @@ import {
   WebhookSettings,
 } from './campaign.ts';
 import { checkShape, DefinitionInputError } from './definition-input.ts';
+import { isTimezone, parseCron, parseDayOffset, parseTimeOfDay, WEEKDAYS } from './journey-time.ts';
 import { compileCondition, compileRule, RuleError } from './rules.ts';
 
 const NodeId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
@@ -40,8 +42,67 @@ const SegmentEntry = Type.Object(
   },
   { additionalProperties: false },
 );
-export const JourneyEntry = Type.Union([SegmentEntry, EventTrigger]);
+/** A date trait (e.g. `renewal_date`) plus an offset in days (`-P14D`), at a local time of that day. */
+const DateTraitEntry = Type.Object(
+  {
+    dateTrait: Type.String({ minLength: 1, maxLength: 256 }),
+    offset: Type.Optional(Type.String({ maxLength: 20 })),
+    at: Type.String({ maxLength: 8 }),
+  },
+  { additionalProperties: false },
+);
+/** Every member of a segment, once, at a time (ISO 8601 with a zone: `2026-12-24T09:00:00Z`). */
+const BroadcastEntry = Type.Object(
+  {
+    broadcast: Type.Object(
+      { segment: Type.String({ minLength: 1, maxLength: 64 }), at: Type.String({ maxLength: 40 }) },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+/** Every member of a segment at each tick of a cron expression, in `tz` (else the deployment's zone). */
+const ScheduleEntry = Type.Object(
+  {
+    schedule: Type.Object(
+      {
+        cron: Type.String({ minLength: 1, maxLength: 200 }),
+        tz: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        segment: Type.String({ minLength: 1, maxLength: 64 }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export const JourneyEntry = Type.Union([
+  SegmentEntry,
+  EventTrigger,
+  DateTraitEntry,
+  BroadcastEntry,
+  ScheduleEntry,
+]);
 export type JourneyEntry = Static<typeof JourneyEntry>;
+
+/** Until the next local time of day (on one of `weekdays`), in the profile's zone. */
+const UntilLocal = Type.Object(
+  {
+    untilLocal: Type.Object(
+      {
+        time: Type.String({ maxLength: 8 }),
+        weekdays: Type.Optional(
+          Type.Array(Type.Union(WEEKDAYS.map((d) => Type.Literal(d))), {
+            minItems: 1,
+            maxItems: 7,
+            uniqueItems: true,
+          }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
 
 const WaitNode = Type.Object(
   {
@@ -53,8 +114,9 @@ const WaitNode = Type.Object(
         { until: Type.Union([EventTrigger, SegmentTrigger]), timeout: Duration },
         { additionalProperties: false },
       ),
+      UntilLocal,
     ]),
-    /** After a duration wait. */
+    /** After a duration wait or a wait until a local time. */
     next: Type.Optional(NodeId),
     /** After a wait until something: `met` when it happened in time, `timeout` otherwise. */
     branches: Type.Optional(
@@ -160,6 +222,12 @@ const NODE_CHECKS = {
 const segmentEntryCheck = TypeCompiler.Compile(SegmentEntry);
 const eventTriggerCheck = TypeCompiler.Compile(EventTrigger);
 const segmentTriggerCheck = TypeCompiler.Compile(SegmentTrigger);
+const untilLocalCheck = TypeCompiler.Compile(UntilLocal);
+const TIME_ENTRY_CHECKS = {
+  dateTrait: TypeCompiler.Compile(DateTraitEntry),
+  broadcast: TypeCompiler.Compile(BroadcastEntry),
+  schedule: TypeCompiler.Compile(ScheduleEntry),
+};
 
 /** The parts of a union (entry, goal, a node) checked one by one, so an error names the field. */
 function checkParts(body: unknown): void {
@@ -171,10 +239,20 @@ function checkParts(body: unknown): void {
       if (entry) checkShape(segmentEntryCheck, v, {}, `${at}.`);
       else checkShape(segmentTriggerCheck, v, {}, `${at}.`);
     } else if ('event' in v) checkShape(eventTriggerCheck, v, {}, `${at}.`);
-    else
-      throw bad(
-        `${at}: ${entry ? '{segment, on} or {event, where?} (date-trait, broadcast and schedule entries are not available yet)' : '{event, where?} or {segment}'}`,
-      );
+    else {
+      const kind = entry ? Object.keys(TIME_ENTRY_CHECKS).find((k) => k in v) : undefined;
+      if (kind)
+        checkShape(
+          TIME_ENTRY_CHECKS[kind as keyof typeof TIME_ENTRY_CHECKS] as TypeCheck<TSchema>,
+          v,
+          {},
+          `${at}.`,
+        );
+      else
+        throw bad(
+          `${at}: ${entry ? '{segment, on}, {event, where?}, {dateTrait, offset?, at}, {broadcast: {segment, at}} or {schedule: {cron, tz?, segment}}' : '{event, where?} or {segment}'}`,
+        );
+    }
   };
   trigger(b.entry, 'entry', true);
   if (b.goal !== undefined) trigger(b.goal, 'goal', false);
@@ -185,8 +263,10 @@ function checkParts(body: unknown): void {
     const check = NODE_CHECKS[type as keyof typeof NODE_CHECKS];
     if (!check || !Object.hasOwn(NODE_CHECKS, type as string))
       throw bad(`nodes[${i}].type: one of ${Object.keys(NODE_CHECKS).join(', ')}`);
-    checkShape(check as TypeCheck<TSchema>, n, {}, `nodes[${i}].`);
     const wait = n as { for?: unknown };
+    if (type === 'wait' && wait.for && typeof wait.for === 'object' && 'untilLocal' in wait.for)
+      checkShape(untilLocalCheck, wait.for, {}, `nodes[${i}].for.`);
+    checkShape(check as TypeCheck<TSchema>, n, {}, `nodes[${i}].`);
     if (type === 'wait' && wait.for && typeof wait.for === 'object' && 'until' in wait.for)
       trigger((wait.for as { until: unknown }).until, `nodes[${i}].for.until`, false);
   });
@@ -238,7 +318,7 @@ export function parseIsoDuration(s: unknown): number | undefined {
 export function successors(n: JourneyNode): Array<[string, string | undefined]> {
   switch (n.type) {
     case 'wait':
-      return typeof n.for === 'string'
+      return typeof n.for === 'string' || 'untilLocal' in n.for
         ? [['next', n.next]]
         : [
             ['met', n.branches?.met],
@@ -287,6 +367,7 @@ export function checkJourneyInput(body: unknown): JourneyInput {
     }
   };
   if ('event' in j.entry) filter(j.entry.where, 'entry.where');
+  checkTimeEntry(j.entry);
   if (j.goal && 'event' in j.goal) filter(j.goal.where, 'goal.where');
   j.nodes.forEach((n, i) => {
     const at = `nodes[${i}]`;
@@ -305,6 +386,10 @@ export function checkJourneyInput(body: unknown): JourneyInput {
           if (parseIsoDuration(n.for) === undefined)
             throw bad(`${at}.for: not an ISO 8601 duration such as "PT30M" or "P2D" (at most 10 years)`);
           if (n.branches) throw bad(`${at}.branches: a duration wait has "next", not branches`);
+        } else if ('untilLocal' in n.for) {
+          if (parseTimeOfDay(n.for.untilLocal.time) === undefined)
+            throw bad(`${at}.for.untilLocal.time: not a time of day such as "10:00" or "09:30:00"`);
+          if (n.branches) throw bad(`${at}.branches: a wait until a local time has "next", not branches`);
         } else {
           if (parseIsoDuration(n.for.timeout) === undefined)
             throw bad(
@@ -361,6 +446,38 @@ export function checkJourneyInput(body: unknown): JourneyInput {
   return j;
 }
 
+/** The meaning of a date-trait, broadcast or schedule entry (its shape is checked already). */
+function checkTimeEntry(e: JourneyEntry): void {
+  if ('dateTrait' in e) {
+    if (e.offset !== undefined && parseDayOffset(e.offset) === undefined)
+      throw bad('entry.offset: whole days or weeks such as "-P14D" or "P1W" (at most 10 years)');
+    if (parseTimeOfDay(e.at) === undefined) throw bad('entry.at: not a time of day such as "09:00"');
+  } else if ('broadcast' in e) {
+    if (broadcastInstant(e.broadcast.at) === undefined)
+      throw bad('entry.broadcast.at: not an ISO 8601 date-time with a zone such as "2026-12-24T09:00:00Z"');
+  } else if ('schedule' in e) {
+    try {
+      parseCron(e.schedule.cron);
+    } catch (err) {
+      throw bad(`entry.schedule.cron: ${(err as Error).message}`);
+    }
+    if (e.schedule.tz !== undefined && !isTimezone(e.schedule.tz))
+      throw bad(`entry.schedule.tz: not an IANA time zone such as "Europe/Berlin"`);
+  }
+}
+
+/** A broadcast's time in ms: an ISO 8601 date-time with `Z` or an offset; undefined if not one. */
+export function broadcastInstant(at: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/.test(at)) return undefined;
+  const ms = Date.parse(at);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** The segment whose members a broadcast or schedule entry enters. */
+export function timeEntrySegment(e: JourneyEntry): string | undefined {
+  return 'broadcast' in e ? e.broadcast.segment : 'schedule' in e ? e.schedule.segment : undefined;
+}
+
 /** Node by id, for the runner. */
 export function nodeIndex(def: Pick<JourneyInput, 'nodes'>): Map<string, JourneyNode> {
   return new Map(def.nodes.map((n) => [n.id, n]));
@@ -384,7 +501,7 @@ export function journeyEventNames(latest: JourneyDefinition[], versions: Journey
     if ('event' in j.entry) add(j.workspaceId, j.entry.event);
     if (j.goal && 'event' in j.goal) add(j.workspaceId, j.goal.event);
     for (const n of j.nodes)
-      if (n.type === 'wait' && typeof n.for !== 'string' && 'event' in n.for.until)
+      if (n.type === 'wait' && typeof n.for !== 'string' && 'until' in n.for && 'event' in n.for.until)
         add(j.workspaceId, n.for.until.event);
   }
   return out;

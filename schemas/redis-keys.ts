@@ -140,6 +140,14 @@ export function globalKeys(prefix: string) {
     /** Sorted set of the timers of a paused journey, put back when it resumes → due ms. */
     journeysParked: (workspaceId: string, journeyId: string) =>
       `${prefix}:journeys:parked:${workspaceId}/${journeyId}`,
+    /**
+     * Hash `${workspaceId}/${journeyId}` → JSON of its broadcast or schedule entry's current
+     * occurrence {occ, cursor, done} (activation/journeys/time-entries.ts).
+     */
+    journeysEntries: `${prefix}:journeys:entries`,
+    /** String: the lease of the runner entering a journey's occurrence (SET NX PX). */
+    journeysEntryLease: (workspaceId: string, journeyId: string) =>
+      `${prefix}:journeys:entry-lease:${workspaceId}/${journeyId}`,
     /** Short lock so one worker at a time moves due delayed jobs to the retry topic. */
     activationDelayedLock: `${prefix}:act:delayed:lock`,
     /** Sorted set `${workspaceId}/${jobId}` → when an unfinished erasure job is tried (again). */

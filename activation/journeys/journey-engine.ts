@@ -303,12 +303,17 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     await deps.runs.move(ref, state.run, state.node, '', deps.now(), reason);
   }
 
-  async function enter(ref: RunRef, j: CompiledJourney, trigger: string | null): Promise<boolean> {
+  async function enter(
+    ref: RunRef,
+    j: CompiledJourney,
+    trigger: string | null,
+    occurrence = '',
+  ): Promise<boolean> {
     const d = j.def;
     const start = d.nodes[0]!.id;
     const now = deps.now();
-    const res = await deps.runs.enter(ref, d.version, start, now, d.reEntry ?? 'never');
-    if (res.result === 'busy') return false;
+    const res = await deps.runs.enter(ref, d.version, start, now, d.reEntry ?? 'never', occurrence);
+    if (res.result === 'busy' || res.result === 'again') return false;
     if (res.result === 'refused') {
       await publish([row(ref, d.version, res.run, '', 'refused', 'reEntry', trigger ?? '')], [], []);
       return false;
@@ -440,6 +445,16 @@ export function journeyEngine(deps: JourneyEngineDeps) {
           // the moved run's timer was set for the merged-away id: set it again for the survivor
           if (res.result === 'moved' && state.active) await advance(into, state, false, c.messageId);
         }
+    },
+
+    /**
+     * A time entry (a broadcast, a schedule tick, a date trait's day) of one person: enters
+     * them once per `occurrence`, if the journey is active.
+     */
+    async onTimeEntry(ref: RunRef, occurrence: string): Promise<boolean> {
+      const j = deps.registry.get(ref.workspaceId, ref.journeyId);
+      if (j?.def.status !== 'active') return false;
+      return enter(ref, j, occurrence, occurrence);
     },
 
     /** A timer fired: the run moves on if it is still where the timer was set. */

@@ -101,6 +101,11 @@ export class JourneyRegistry {
     return this.versions.get(`${key(ws, id)}@${version}`);
   }
 
+  /** Every journey as last saved (the time-entry scheduler picks the active ones). */
+  all(): CompiledJourney[] {
+    return [...this.latest.values()];
+  }
+
   /** Journeys (latest definitions, active or paused) a change of this segment can move. */
   forSegment(ws: string, segmentId: string): CompiledJourney[] {
     return this.bySegment.get(`${ws}/${segmentId}`) ?? [];

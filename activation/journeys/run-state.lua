@@ -3,12 +3,15 @@
 -- in the same atomic step (they are exact, not sampled).
 -- KEYS: 1 run hash (<tag>:jr:<journeyId>:<profileId>), 2 stats hash (<tag>:js:<journeyId>)
 -- Run hash: run (number of runs so far), v (journey version), node ('' once ended),
---   state (active|ended), enteredAt, nodeAt (ms), endedAt, end (why it ended).
+--   state (active|ended), enteredAt, nodeAt (ms), endedAt, end (why it ended), occ (the
+--   time entry occurrence of the last run, '' for other entries).
 -- Stats hash: entered, refused, `now:<node>`, `passed:<node>`, `exited:<node>`,
 --   `converted:<node>`, `ended:<reason>`.
 -- ARGV[1] = op:
---   enter, version, startNode, nowMs, reEntry (never|after_exit|window), windowMs
+--   enter, version, startNode, nowMs, reEntry (never|after_exit|window), windowMs, occurrence
 --     → { 'entered', run } | { 'busy', run } (a run is active) | { 'refused', run } (re-entry rule)
+--       | { 'again', run } (this person entered at this occurrence already: a broadcast or a
+--       schedule tick enters each member once, however often a crash repeats its page)
 --   move, run, fromNode, toNode ('' to end), nowMs, endReason (when ending)
 --     → { 'moved', run } | { 'stale', run } (the run is elsewhere: someone else moved it)
 --   peek → { state, run, node, v, nodeAt, enteredAt }
@@ -22,7 +25,8 @@ if op == 'peek' then
 end
 
 if op == 'enter' then
-  local version, start, now, mode = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  local version, start, now, mode, occ = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[7] or ''
+  if occ ~= '' and redis.call('HGET', KEYS[1], 'occ') == occ then return { 'again', tostring(run) } end
   if state == 'active' then return { 'busy', tostring(run) } end
   if run > 0 then
     if mode == 'never' then
@@ -36,7 +40,7 @@ if op == 'enter' then
   end
   run = run + 1
   redis.call('HSET', KEYS[1], 'run', run, 'v', version, 'node', start, 'state', 'active',
-    'enteredAt', now, 'nodeAt', now, 'endedAt', '', 'end', '')
+    'enteredAt', now, 'nodeAt', now, 'endedAt', '', 'end', '', 'occ', occ)
   redis.call('HINCRBY', KEYS[2], 'entered', 1)
   redis.call('HINCRBY', KEYS[2], 'now:' .. start, 1)
   return { 'entered', tostring(run) }

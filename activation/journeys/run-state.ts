@@ -61,11 +61,22 @@ export function runStore(redis: Redis, prefix: string) {
       start: string,
       nowMs: number,
       reEntry: ReEntry = 'never',
-    ): Promise<{ result: 'entered' | 'busy' | 'refused'; run: number }> {
+      /** A time entry's occurrence (`broadcast@…`): a person enters at most once at each. */
+      occurrence = '',
+    ): Promise<{ result: 'entered' | 'busy' | 'refused' | 'again'; run: number }> {
       const [mode, windowMs] =
         typeof reEntry === 'string' ? [reEntry, 0] : ['window', reEntry.everyDays * DAY_MS];
-      const [result, run] = await call(...keys(ref), 'enter', version, start, nowMs, mode, windowMs);
-      return { result: result as 'entered' | 'busy' | 'refused', run: Number(run) };
+      const [result, run] = await call(
+        ...keys(ref),
+        'enter',
+        version,
+        start,
+        nowMs,
+        mode,
+        windowMs,
+        occurrence,
+      );
+      return { result: result as 'entered' | 'busy' | 'refused' | 'again', run: Number(run) };
     },
     /** Moves the run from `from` to `to` ('' ends it, for `reason`); false when it was not there. */
     async move(

@@ -17,6 +17,7 @@ import { journeyEngine } from './journey-engine.ts';
 import { JourneyRegistry } from './journey-registry.ts';
 import { journeyTimers } from './journey-timers.ts';
 import { runStore } from './run-state.ts';
+import { timeEntries } from './time-entries.ts';
 
 /** People handled at once per batch (each person's messages in order). */
 const PEOPLE_AT_ONCE = 32;
@@ -71,7 +72,19 @@ export async function startJourneys(
     topics: t,
     now,
     log,
+    defaultTimezone: cfg.contactPolicy.defaultTimezone,
   });
+  // broadcast and schedule entries: a loop of their own, so a large broadcast delays no wait
+  const entries = timeEntries({
+    redis,
+    prefix: cfg.redis.prefix,
+    log,
+    now,
+    registry,
+    engine,
+    defaultTimezone: cfg.contactPolicy.defaultTimezone,
+  });
+  entries.start(opts.timerIntervalMs ?? 100, () => watcher.current());
 
   const handle = async (batch: Batch) => {
     await watcher.current();
@@ -156,6 +169,7 @@ export async function startJourneys(
       stopped = true;
       if (loop) clearTimeout(loop);
       await ticking;
+      await entries.stop();
       await consumer.stop();
       watcher.stop();
       await producer.disconnect().catch(() => {});

@@ -41,10 +41,12 @@ export function journeyRoutes(deps: {
     }
     const segments: Array<[string, string]> = [];
     if ('segment' in input.entry) segments.push(['entry.segment', input.entry.segment]);
+    if ('broadcast' in input.entry) segments.push(['entry.broadcast.segment', input.entry.broadcast.segment]);
+    if ('schedule' in input.entry) segments.push(['entry.schedule.segment', input.entry.schedule.segment]);
     if (input.goal && 'segment' in input.goal) segments.push(['goal.segment', input.goal.segment]);
     if (input.exitOnSegmentExit) segments.push(['exitOnSegmentExit', input.exitOnSegmentExit]);
     input.nodes.forEach((n, i) => {
-      if (n.type === 'wait' && typeof n.for !== 'string' && 'segment' in n.for.until)
+      if (n.type === 'wait' && typeof n.for !== 'string' && 'until' in n.for && 'segment' in n.for.until)
         segments.push([`nodes[${i}].for.until.segment`, n.for.until.segment]);
       if (n.type === 'branch')
         for (const s of JSON.stringify(n.rule).matchAll(/"in_segment":\["([^"]+)"\]/g))

@@ -1,0 +1,141 @@
+// The time-entry scheduler against a real Redis and the real run state (run-state.lua):
+// two schedulers share a broadcast's pages through the lease (each page once); a scheduler
+// that fails mid-page leaves its page to the next, which enters nobody twice; a schedule
+// on an injected clock enters at each tick of its cron, in its zone, and not between.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createLogger } from '../../runtime/log.ts';
+import type { JourneyDefinition, JourneyEntry } from '../../schemas/journey.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { uniqueId } from '../../test/harness.ts';
+import { JourneyRegistry } from './journey-registry.ts';
+import { type RunRef, runStore } from './run-state.ts';
+import { timeEntries } from './time-entries.ts';
+
+let redis: Redis;
+const prefix = uniqueId('te');
+const ws = 'ws1';
+const log = createLogger({ level: 'warn', name: 'test' });
+
+beforeAll(() => {
+  redis = new Redis(inject('redisUrl'));
+});
+afterAll(() => redis.disconnect());
+
+function registryWith(id: string, entry: JourneyEntry): JourneyRegistry {
+  const def: JourneyDefinition = {
+    id,
+    workspaceId: ws,
+    name: id,
+    entry,
+    reEntry: 'after_exit',
+    nodes: [{ id: 's', type: 'exit' }],
+    version: 1,
+    status: 'active',
+    createdAt: '',
+    updatedAt: '',
+  };
+  const r = new JourneyRegistry();
+  r.replace([def], [def]);
+  return r;
+}
+
+/** Enters with the real run state and ends the run at once: only the occurrence stops a second entry. */
+function recorder(opts: { failAfter?: number; delayMs?: number } = {}) {
+  const runs = runStore(redis, prefix);
+  const out = { calls: 0, entered: [] as string[] };
+  return {
+    out,
+    engine: {
+      async onTimeEntry(ref: RunRef, occurrence: string): Promise<boolean> {
+        if (opts.failAfter !== undefined && out.calls >= opts.failAfter) throw new Error('runner died');
+        out.calls++;
+        if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+        const res = await runs.enter(ref, 1, 's', Date.now(), 'after_exit', occurrence);
+        if (res.result !== 'entered') return false;
+        await runs.move(ref, res.run, 's', '', Date.now(), 'completed');
+        out.entered.push(`${ref.profileId} ${occurrence}`);
+        return true;
+      },
+    },
+  };
+}
+
+async function seedMembers(segment: string, n: number): Promise<string[]> {
+  const pids = Array.from({ length: n }, (_, i) => `p${i}`);
+  const key = workspaceKeys(prefix, ws).segmentMembers(segment);
+  for (let i = 0; i < n; i += 500) await redis.zadd(key, ...pids.slice(i, i + 500).flatMap((p) => [1, p]));
+  return pids;
+}
+
+describe('time entries', () => {
+  it('two schedulers: a broadcast’s pages are entered once each, every member once', async () => {
+    const pids = await seedMembers('seg_a', 1200);
+    const registry = registryWith('j_a', {
+      broadcast: { segment: 'seg_a', at: new Date(Date.now() - 1000).toISOString() },
+    });
+    const a = recorder({ delayMs: 1 });
+    const b = recorder({ delayMs: 1 });
+    const make = (engine: ReturnType<typeof recorder>['engine']) =>
+      timeEntries({ redis, prefix, log, now: Date.now, registry, engine, defaultTimezone: 'UTC', page: 100 });
+    const [sa, sb] = [make(a.engine), make(b.engine)];
+    // both at once, again and again until done
+    for (let i = 0; i < 20; i++) await Promise.all([sa.tick(), sb.tick()]);
+    const all = [...a.out.entered, ...b.out.entered];
+    expect(all).toHaveLength(1200);
+    expect(new Set(all.map((e) => e.split(' ')[0]))).toEqual(new Set(pids));
+    // the lease: no page was read by both (ZSCAN pages of a large set hold about `page` members)
+    expect(a.out.calls + b.out.calls).toBe(1200);
+    expect(await sa.tick()).toBe(0);
+  });
+
+  it('a scheduler that fails mid-page: the next takes over from the saved cursor, entering no one twice', async () => {
+    const pids = await seedMembers('seg_b', 1000);
+    const registry = registryWith('j_b', {
+      broadcast: { segment: 'seg_b', at: new Date(Date.now() - 1000).toISOString() },
+    });
+    const dying = recorder({ failAfter: 250 });
+    const next = recorder();
+    const opts = { redis, prefix, log, now: Date.now, registry, defaultTimezone: 'UTC', page: 100 };
+    const first = timeEntries({ ...opts, engine: dying.engine, concurrency: 1 });
+    await first.tick(); // fails (logged) in its third page
+    expect(dying.out.entered).toHaveLength(250);
+    const second = timeEntries({ ...opts, engine: next.engine });
+    for (let i = 0; i < 5; i++) await second.tick();
+    // the failed page was read again: more calls than people left, yet nobody entered twice
+    expect(next.out.calls).toBeGreaterThan(750);
+    const all = [...dying.out.entered, ...next.out.entered];
+    expect(all).toHaveLength(1000);
+    expect(new Set(all.map((e) => e.split(' ')[0]))).toEqual(new Set(pids));
+  });
+
+  it('a schedule enters at each tick of its cron in its zone, on an injected clock, and not between', async () => {
+    await seedMembers('seg_c', 3);
+    const registry = registryWith('j_c', {
+      schedule: { cron: '0 9 * * *', tz: 'Europe/Berlin', segment: 'seg_c' },
+    });
+    let clock = Date.parse('2026-03-28T07:59:00Z'); // 08:59 CET
+    const rec = recorder();
+    const s = timeEntries({
+      redis,
+      prefix,
+      log,
+      now: () => clock,
+      registry,
+      engine: rec.engine,
+      defaultTimezone: 'UTC',
+    });
+    expect(await s.tick()).toBe(0);
+    clock = Date.parse('2026-03-28T08:00:00.500Z'); // 09:00:00.5 CET
+    expect(await s.tick()).toBe(3);
+    expect(await s.tick()).toBe(0);
+    clock = Date.parse('2026-03-29T06:59:00Z'); // 08:59 CEST, the day DST starts
+    expect(await s.tick()).toBe(0);
+    clock = Date.parse('2026-03-29T07:00:01Z'); // 09:00:01 CEST
+    expect(await s.tick()).toBe(3);
+    expect(rec.out.entered.filter((e) => e.startsWith('p0 '))).toEqual([
+      'p0 schedule@2026-03-28T08:00:00.000Z',
+      'p0 schedule@2026-03-29T07:00:00.000Z',
+    ]);
+  });
+});

@@ -1,0 +1,186 @@
+// Entries by time: a broadcast enters every member of a segment once at a time; a schedule
+// enters the members of a segment at each tick of a cron expression (in its zone). A
+// journey's current occurrence is a small record in Redis ({occ, cursor, done}); one runner
+// at a time enters it, holding a lease (SET NX PX, renewed after every page). Members are
+// paged from the segment's member set with ZSCAN, the cursor saved after each page, so a
+// runner that dies is taken over where it stopped; the page it was on is repeated, which
+// enters nobody twice (a person enters at most once per occurrence: run-state.lua).
+// A paused journey keeps its place and goes on when it resumes; an occurrence missed while
+// no runner ran goes once, late, and the schedule goes on from the next tick after now.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../runtime/log.ts';
+import type { Redis } from '../../runtime/redis.ts';
+import { broadcastInstant, type JourneyEntry } from '../../schemas/journey.ts';
+import { nextCronTime, parseCron } from '../../schemas/journey-time.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
+import type { JourneyEngine } from './journey-engine.ts';
+import type { CompiledJourney, JourneyRegistry } from './journey-registry.ts';
+
+interface Occurrence {
+  /** What the occurrence was computed from: a changed entry starts afresh. */
+  spec: string;
+  /** When it is due, ms. */
+  occ: number;
+  /** ZSCAN cursor of the members entered so far ('0': none yet). */
+  cursor: string;
+  /** Everyone entered (a broadcast's only occurrence; a schedule never stays done). */
+  done: boolean;
+}
+
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+export function timeEntries(opts: {
+  redis: Redis;
+  prefix: string;
+  log: Logger;
+  now: () => number;
+  registry: Pick<JourneyRegistry, 'all'>;
+  engine: Pick<JourneyEngine, 'onTimeEntry'>;
+  /** A schedule's zone when it names none (CDP_DEFAULT_TIMEZONE). */
+  defaultTimezone: string;
+  /** Members read per page (ZSCAN COUNT). */
+  page?: number;
+  leaseMs?: number;
+  /** People entered side by side within a page. */
+  concurrency?: number;
+}) {
+  const keys = globalKeys(opts.prefix);
+  const leaseMs = opts.leaseMs ?? 30_000;
+  const page = opts.page ?? 500;
+  const concurrency = opts.concurrency ?? 16;
+
+  type Plan = {
+    spec: string;
+    kind: 'broadcast' | 'schedule';
+    segment: string;
+    next: (after: number) => number | undefined;
+  };
+  const plan = (e: JourneyEntry): Plan | undefined => {
+    if ('broadcast' in e) {
+      const at = broadcastInstant(e.broadcast.at);
+      if (at === undefined) return undefined;
+      return {
+        spec: `broadcast\u0000${e.broadcast.segment}\u0000${at}`,
+        kind: 'broadcast',
+        segment: e.broadcast.segment,
+        next: () => at,
+      };
+    }
+    if ('schedule' in e) {
+      const tz = e.schedule.tz ?? opts.defaultTimezone;
+      const cron = parseCron(e.schedule.cron);
+      return {
+        spec: `schedule\u0000${e.schedule.segment}\u0000${e.schedule.cron}\u0000${tz}`,
+        kind: 'schedule',
+        segment: e.schedule.segment,
+        next: (after) => nextCronTime(after, cron, tz),
+      };
+    }
+    return undefined;
+  };
+
+  const read = async (field: string): Promise<Occurrence | undefined> => {
+    const raw = await opts.redis.hget(keys.journeysEntries, field);
+    try {
+      return raw ? (JSON.parse(raw) as Occurrence) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const write = (field: string, o: Occurrence) =>
+    opts.redis.hset(keys.journeysEntries, field, JSON.stringify(o));
+
+  const active = (j: CompiledJourney) =>
+    opts.registry.all().find((x) => x.def.workspaceId === j.def.workspaceId && x.def.id === j.def.id)?.def
+      .status === 'active';
+
+  /** Enters the due occurrence of one journey, if any; the number of people it entered. */
+  async function run(j: CompiledJourney): Promise<number> {
+    const p = plan(j.def.entry);
+    if (!p) return 0;
+    const { workspaceId, id } = j.def;
+    const field = `${workspaceId}/${id}`;
+    const now = opts.now();
+    const seen = await read(field);
+    if (seen && seen.spec === p.spec && (seen.done || seen.occ > now)) return 0; // nothing due
+    const lease = keys.journeysEntryLease(workspaceId, id);
+    const token = randomBytes(9).toString('base64url');
+    if ((await opts.redis.set(lease, token, 'PX', leaseMs, 'NX')) !== 'OK') return 0;
+    let entered = 0;
+    try {
+      let o = await read(field);
+      if (!o || o.spec !== p.spec) {
+        const occ = p.next(now);
+        o = { spec: p.spec, occ: occ ?? 0, cursor: '0', done: occ === undefined };
+        await write(field, o);
+      }
+      const members = workspaceKeys(opts.prefix, workspaceId).segmentMembers(p.segment);
+      while (!o.done && o.occ <= opts.now() && active(j)) {
+        const occurrence = `${p.kind}@${new Date(o.occ).toISOString()}`;
+        const [cursor, flat]: [string, string[]] = await opts.redis.zscan(members, o.cursor, 'COUNT', page);
+        const people = flat.filter((_, i) => i % 2 === 0);
+        const queue = [...people];
+        const worker = async () => {
+          for (let pid = queue.shift(); pid !== undefined; pid = queue.shift())
+            if (await opts.engine.onTimeEntry({ workspaceId, journeyId: id, profileId: pid }, occurrence))
+              entered++;
+        };
+        await Promise.all(Array.from({ length: Math.min(concurrency, people.length) }, worker));
+        // paused meanwhile: this page again on resume (whoever entered is not entered twice)
+        if (!active(j)) break;
+        if (cursor !== '0') o = { ...o, cursor };
+        else if (p.kind === 'broadcast') o = { ...o, cursor, done: true };
+        else {
+          // the next tick after now: ticks missed while no runner ran are not made up one by one
+          const next = p.next(Math.max(o.occ, opts.now()));
+          o = { spec: p.spec, occ: next ?? 0, cursor: '0', done: next === undefined };
+        }
+        await write(field, o);
+        if (cursor === '0') {
+          opts.log.info({ workspaceId, journeyId: id, occurrence }, 'journey_time_entry_done');
+          break;
+        }
+        if (Number(await opts.redis.eval(RENEW, 1, lease, token, leaseMs)) !== 1) break; // lease lost
+      }
+    } finally {
+      await opts.redis.eval(RELEASE, 1, lease, token).catch(() => {});
+    }
+    return entered;
+  }
+
+  let stopped = false;
+  let loop: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+  return {
+    run,
+    /** Every journey with a broadcast or schedule entry, once. */
+    async tick(): Promise<number> {
+      let n = 0;
+      for (const j of opts.registry.all())
+        if (j.def.status === 'active' && ('broadcast' in j.def.entry || 'schedule' in j.def.entry))
+          n += await run(j).catch((err) => {
+            opts.log.warn({ journeyId: j.def.id, err: (err as Error).message }, 'journey_time_entry_failed');
+            return 0;
+          });
+      return n;
+    },
+    /** Ticks every `intervalMs` until stopped, after `ready` (the definitions loaded). */
+    start(intervalMs: number, ready: () => Promise<unknown>) {
+      const step = async () => {
+        if (stopped) return;
+        running = ready().then(() => this.tick());
+        await running.catch(() => {});
+        if (!stopped) loop = setTimeout(step, intervalMs);
+      };
+      loop = setTimeout(step, 0);
+    },
+    async stop() {
+      stopped = true;
+      if (loop) clearTimeout(loop);
+      await running.catch(() => {});
+    },
+  };
+}
