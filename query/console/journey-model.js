@@ -240,7 +240,20 @@ export function newFormNode(type, taken) {
 export function blankForm() {
   return {
     name: '',
-    entry: { kind: 'segment', segment: '', on: 'enter', event: '', ...blankFilters(), json: '' },
+    entry: {
+      kind: 'segment',
+      segment: '',
+      on: 'enter',
+      event: '',
+      ...blankFilters(),
+      dateTrait: '',
+      offset: '',
+      at: '09:00',
+      broadcastAt: '',
+      cron: '',
+      tz: '',
+      json: '',
+    },
     goal: { kind: 'none', event: '', ...blankFilters(), segment: '' },
     reEntry: 'never',
     everyDays: '30',
@@ -310,6 +323,17 @@ export function toForm(j) {
   const e = j.entry;
   if ('segment' in e && 'on' in e) Object.assign(f.entry, { kind: 'segment', segment: e.segment, on: e.on });
   else if ('event' in e) Object.assign(f.entry, { kind: 'event', event: e.event, ...whereForm(e.where) });
+  else if ('dateTrait' in e)
+    Object.assign(f.entry, { kind: 'dateTrait', dateTrait: e.dateTrait, offset: e.offset ?? '', at: e.at });
+  else if ('broadcast' in e && e.broadcast && typeof e.broadcast === 'object')
+    Object.assign(f.entry, { kind: 'broadcast', segment: e.broadcast.segment, broadcastAt: e.broadcast.at });
+  else if ('schedule' in e && e.schedule && typeof e.schedule === 'object')
+    Object.assign(f.entry, {
+      kind: 'schedule',
+      segment: e.schedule.segment,
+      cron: e.schedule.cron,
+      tz: e.schedule.tz ?? '',
+    });
   else Object.assign(f.entry, { kind: 'json', json: JSON.stringify(e, null, 2) });
   if (j.goal && 'event' in j.goal)
     Object.assign(f.goal, { kind: 'event', event: j.goal.event, ...whereForm(j.goal.where) });
@@ -361,6 +385,20 @@ export function toJourney(f) {
         where === undefined ? { event: f.entry.event.trim() } : { event: f.entry.event.trim(), where };
       break;
     }
+    case 'dateTrait':
+      if (!f.entry.dateTrait.trim()) out.push('entry.dateTrait: the trait is required');
+      body.entry = { dateTrait: f.entry.dateTrait.trim(), at: f.entry.at.trim() };
+      if (f.entry.offset.trim()) body.entry.offset = f.entry.offset.trim();
+      break;
+    case 'broadcast':
+      if (!f.entry.segment) out.push('entry.broadcast.segment: choose a segment');
+      body.entry = { broadcast: { segment: f.entry.segment, at: f.entry.broadcastAt.trim() } };
+      break;
+    case 'schedule':
+      if (!f.entry.segment) out.push('entry.schedule.segment: choose a segment');
+      body.entry = { schedule: { cron: f.entry.cron.trim(), segment: f.entry.segment } };
+      if (f.entry.tz.trim()) body.entry.schedule.tz = f.entry.tz.trim();
+      break;
     default:
       try {
         body.entry = JSON.parse(f.entry.json);

@@ -143,9 +143,37 @@ describe('the editor form', () => {
     expect(form.nodes[0].ruleJson).toContain('"if"');
     expect(form.nodes[1].whereJson).toContain('"+"');
     expect(toJourney(form).body).toEqual({ ...j, reEntry: 'never' });
-    const other = toForm({ ...j, entry: { dateTrait: 'renewal_date', at: '09:00' } });
+    const other = toForm({ ...j, entry: { anniversary: 'signup' } });
     expect(other.entry.kind).toBe('json');
-    expect(toJourney(other).body.entry).toEqual({ dateTrait: 'renewal_date', at: '09:00' });
+    expect(toJourney(other).body.entry).toEqual({ anniversary: 'signup' });
+  });
+
+  it('opens and saves the entries by time and a wait until a local time; the server accepts them', () => {
+    const nodes = [
+      {
+        id: 'tue',
+        type: 'wait',
+        for: { untilLocal: { time: '10:00', weekdays: ['tue', 'thu'] } },
+        next: 'x',
+      },
+      { id: 'x', type: 'exit' },
+    ];
+    for (const entry of [
+      { dateTrait: 'renewal_date', at: '09:00', offset: '-P14D' },
+      { dateTrait: 'birthday', at: '08:30' },
+      { broadcast: { segment: 'seg_a', at: '2026-12-24T09:00:00Z' } },
+      { schedule: { cron: '0 9 * * 1', segment: 'seg_a', tz: 'Europe/Berlin' } },
+      { schedule: { cron: '*/5 * * * *', segment: 'seg_a' } },
+    ]) {
+      const j = { name: 'By time', entry, nodes, reEntry: 'after_exit' };
+      const form = toForm(j);
+      expect(form.entry.kind).toBe(Object.keys(entry)[0]);
+      expect(form.nodes[0].mode).toBe('local');
+      const { body, problems } = toJourney(form);
+      expect(problems).toEqual([]);
+      expect(body).toEqual(j);
+      expect(() => checkJourneyInput(structuredClone(body))).not.toThrow();
+    }
   });
 
   it('builds a journey from nothing that the server accepts', () => {

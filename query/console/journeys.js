@@ -177,7 +177,13 @@ export function JourneyDetail({ id }) {
       ? html`when a profile <strong>${e.on === 'enter' ? 'enters' : 'exits'}</strong> <a href=${`#/segments/${e.segment}`}>${e.segment}</a>`
       : 'event' in e
         ? html`on the event <strong>${e.event}</strong>${e.where ? html` where <code>${JSON.stringify(e.where)}</code>` : ''}`
-        : html`<code>${JSON.stringify(e)}</code>`;
+        : 'dateTrait' in e
+          ? html`on each person’s <strong>${e.dateTrait}</strong>${e.offset ? ` ${e.offset}` : ''} at ${e.at} local time`
+          : 'broadcast' in e
+            ? html`once at ${fmtTime(e.broadcast.at)} for the members of <a href=${`#/segments/${e.broadcast.segment}`}>${e.broadcast.segment}</a>`
+            : 'schedule' in e
+              ? html`at each <code>${e.schedule.cron}</code>${e.schedule.tz ? ` (${e.schedule.tz})` : ''} for the members of <a href=${`#/segments/${e.schedule.segment}`}>${e.schedule.segment}</a>`
+              : html`<code>${JSON.stringify(e)}</code>`;
   const ended = Object.entries(stats?.ended ?? {});
   return html`
     <section aria-labelledby="journey-title">
@@ -258,7 +264,7 @@ const SegmentSelect = ({ label, value, segments, onChange, optional }) => html`
     </select>
   <//>`;
 
-const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
 function NodeFields({ n, set, segments }) {
   switch (n.type) {
@@ -474,6 +480,9 @@ export function JourneyEditor({ id }) {
                 [
                   ['segment', 'on a segment entry or exit'],
                   ['event', 'on an event'],
+                  ['dateTrait', 'on a date trait (each person’s own date)'],
+                  ['broadcast', 'once, a segment’s members at a time'],
+                  ['schedule', 'on a schedule, a segment’s members'],
                   ...(entry.kind === 'json' ? [['json', 'another trigger (JSON)']] : []),
                 ],
                 entry.kind,
@@ -495,7 +504,25 @@ export function JourneyEditor({ id }) {
                   ? html`<${Field} label="Entry event"><input value=${entry.event} placeholder="Signed Up"
                       onInput=${(e) => setPart('entry')({ event: e.currentTarget.value })} /><//>
                     <${Filters} f=${entry} what="Entry" onChange=${setPart('entry')} />`
-                  : html`<${Field} label="Entry (JSON)" wide><textarea rows="4" class="code" value=${entry.json}
+                  : entry.kind === 'dateTrait'
+                    ? html`<${Field} label="Date trait" hint="YYYY-MM-DD or a date-time"><input value=${entry.dateTrait} placeholder="renewal_date"
+                        onInput=${(e) => setPart('entry')({ dateTrait: e.currentTarget.value })} /><//>
+                      <${Field} label="Offset" hint="whole days or weeks: -P14D; empty: that day"><input value=${entry.offset} placeholder="-P14D"
+                        onInput=${(e) => setPart('entry')({ offset: e.currentTarget.value })} /><//>
+                      <${Field} label="At local time" hint="the profile’s timezone, else the default"><input value=${entry.at} placeholder="09:00"
+                        onInput=${(e) => setPart('entry')({ at: e.currentTarget.value })} /><//>`
+                    : entry.kind === 'broadcast' || entry.kind === 'schedule'
+                      ? html`<${SegmentSelect} label="Audience segment" value=${entry.segment} segments=${segments} onChange=${(v) => setPart('entry')({ segment: v })} />
+                        ${
+                          entry.kind === 'broadcast'
+                            ? html`<${Field} label="At" hint="ISO 8601 with a zone: 2026-12-24T09:00:00Z"><input value=${entry.broadcastAt}
+                                onInput=${(e) => setPart('entry')({ broadcastAt: e.currentTarget.value })} /><//>`
+                            : html`<${Field} label="Cron" hint="minute hour day month weekday"><input value=${entry.cron} placeholder="0 9 * * 1"
+                                onInput=${(e) => setPart('entry')({ cron: e.currentTarget.value })} /><//>
+                              <${Field} label="Time zone" hint="IANA; empty: the default"><input value=${entry.tz} placeholder="Europe/Berlin"
+                                onInput=${(e) => setPart('entry')({ tz: e.currentTarget.value })} /><//>`
+                        }`
+                      : html`<${Field} label="Entry (JSON)" wide><textarea rows="4" class="code" value=${entry.json}
                       onInput=${(e) => setPart('entry')({ json: e.currentTarget.value })} /><//>`
             }
           </div>

@@ -279,8 +279,10 @@ describe('journeys in the console', () => {
     await page.getByRole('link', { name: 'Journeys' }).click();
     await page.getByRole('link', { name: 'New journey' }).click();
     await page.getByLabel('Journey name', { exact: true }).fill('Second');
-    await page.getByLabel('People enter', { exact: true }).selectOption('event');
-    await page.getByLabel('Entry event', { exact: true }).fill('Ordered');
+    await page.getByLabel('People enter', { exact: true }).selectOption('dateTrait');
+    await page.getByLabel('Date trait', { exact: true }).fill('renewal_date');
+    await page.getByLabel('Offset', { exact: true }).fill('-P14D');
+    await page.getByLabel('At local time', { exact: true }).fill('09:00');
     await page.getByRole('button', { name: '+ Split' }).click();
     await page.getByRole('button', { name: '+ Update traits' }).click();
     await step(1).getByLabel('Traits to set (a JSON object)', { exact: true }).fill('{"tier": "gold"}');
@@ -288,6 +290,7 @@ describe('journeys in the console', () => {
     await step(0).getByLabel('Holdout (percent, control group)', { exact: true }).fill('10');
     await page.getByRole('button', { name: 'Create journey' }).click();
     await page.getByRole('heading', { name: 'Second' }).waitFor();
+    await page.getByText('on each person’s renewal_date -P14D at 09:00 local time').waitFor();
     expect(await text('[data-testid="edge-split1-update1"]')).toBe('variant 1');
     await page.getByRole('link', { name: 'Edit', exact: true }).click();
     await page.getByRole('heading', { name: 'Edit journey (v1)' }).waitFor();
@@ -298,6 +301,21 @@ describe('journeys in the console', () => {
     await page.getByRole('button', { name: 'Save as a new version' }).click();
     await page.getByRole('heading', { name: 'Second, edited' }).waitFor();
     await page.getByText('v2 ·').waitFor();
+    const second = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
+    expect((await api('GET', `/v1/journeys/${second}`)).body).toMatchObject({
+      version: 2,
+      name: 'Second, edited',
+      entry: { dateTrait: 'renewal_date', offset: '-P14D', at: '09:00' },
+      nodes: [
+        {
+          id: 'split1',
+          type: 'split',
+          variants: [{ weight: 1, next: 'update1' }, { weight: 1 }],
+          holdout: 10,
+        },
+        { id: 'update1', type: 'update', traits: { tier: 'gold' } },
+      ],
+    });
 
     await page.getByRole('link', { name: 'Journeys' }).click();
     const row = page.locator('tbody tr', { hasText: 'Activation nurture' });
