@@ -1,6 +1,13 @@
 // Journey definitions: what is accepted, and the error that names the field otherwise.
 import { describe, expect, it } from 'vitest';
-import { checkJourneyInput, type JourneyDefinition, journeyEventNames, parseIsoDuration } from './journey.ts';
+import {
+  checkJourneyInput,
+  IDENTIFY_SIGNAL,
+  type JourneyDefinition,
+  journeyEventNames,
+  journeySignalOf,
+  parseIsoDuration,
+} from './journey.ts';
 
 const base = {
   name: 'Onboarding',
@@ -186,5 +193,32 @@ describe('journey definitions', () => {
       ['A', 'A Again', 'B', 'B Again', 'Order Completed'].map((e) => `ws\u0000${e}`).sort(),
     );
     expect(journeyEventNames([def('draft', 1, 'A')], [def('draft', 1, 'A')]).size).toBe(0);
+  });
+
+  it('signals an identify that sets a trait a live date-trait journey reads, with only those traits', () => {
+    const dated: JourneyDefinition = {
+      ...(checkJourneyInput({
+        ...base,
+        entry: { dateTrait: 'renewal_date', offset: '-P14D', at: '09:00' },
+      }) as JourneyDefinition),
+      id: 'jrn_2',
+      workspaceId: 'ws',
+      version: 1,
+      status: 'active',
+      createdAt: '',
+      updatedAt: '',
+    };
+    const names = journeyEventNames([dated], [dated]);
+    expect([...names]).toEqual(['ws\u0000$trait:renewal_date']);
+    const e = { workspaceId: 'ws', properties: {}, traits: { renewal_date: '2027-01-20', plan: 'pro' } };
+    expect(journeySignalOf({ ...e, type: 'identify' }, names)).toEqual({
+      event: IDENTIFY_SIGNAL,
+      properties: { renewal_date: '2027-01-20' },
+    });
+    expect(journeySignalOf({ ...e, type: 'identify', traits: { plan: 'pro' } }, names)).toBeUndefined();
+    expect(journeySignalOf({ ...e, workspaceId: 'other', type: 'identify' }, names)).toBeUndefined();
+    // a track event is signalled by its name only
+    expect(journeySignalOf({ ...e, type: 'track', event: '$trait:renewal_date' }, names)).toBeDefined();
+    expect(journeySignalOf({ ...e, type: 'track', event: 'Renewed' }, names)).toBeUndefined();
   });
 });

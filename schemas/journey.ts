@@ -483,10 +483,37 @@ export function nodeIndex(def: Pick<JourneyInput, 'nodes'>): Map<string, Journey
   return new Map(def.nodes.map((n) => [n.id, n]));
 }
 
+/** The signal of an identify that sets a trait some live journey dates by (its properties: those traits). */
+export const IDENTIFY_SIGNAL = '$identify';
+/** In journeyEventNames: `$trait:<name>`, a trait a date-trait entry reads. */
+const TRAIT_SIGNAL = '$trait:';
+
+/**
+ * What the processor signals to the journey runner for an event, if a live journey reacts
+ * to it (`names` from journeyEventNames): a track event by its name and properties; an
+ * identify that sets a date trait as `$identify` with those traits.
+ */
+export function journeySignalOf(
+  e: { workspaceId: string; type: string; event?: string; properties: object; traits: object },
+  names: ReadonlySet<string>,
+): { event: string; properties: Record<string, unknown> } | undefined {
+  if (e.type === 'track')
+    return e.event && names.has(`${e.workspaceId}\u0000${e.event}`)
+      ? { event: e.event, properties: e.properties as Record<string, unknown> }
+      : undefined;
+  if (e.type !== 'identify') return undefined;
+  const traits = e.traits as Record<string, unknown>;
+  const set = Object.keys(traits).filter((k) => names.has(`${e.workspaceId}\u0000${TRAIT_SIGNAL}${k}`));
+  return set.length > 0
+    ? { event: IDENTIFY_SIGNAL, properties: Object.fromEntries(set.map((k) => [k, traits[k]])) }
+    : undefined;
+}
+
 /**
  * Event names each workspace's live journeys (active or paused, and the versions people
- * are still on) react to: entry, wait-until and goal events. The processor publishes a
- * journey signal only for these (`${workspaceId}\u0000${event}`).
+ * are still on) react to: entry, wait-until and goal events, and `$trait:<name>` for the
+ * traits of date-trait entries. The processor publishes a journey signal only for these
+ * (`${workspaceId}\u0000${event}`; see journeySignalOf).
  */
 export function journeyEventNames(latest: JourneyDefinition[], versions: JourneyDefinition[]): Set<string> {
   const live = new Set(
@@ -499,6 +526,7 @@ export function journeyEventNames(latest: JourneyDefinition[], versions: Journey
   for (const j of [...latest, ...versions]) {
     if (!live.has(`${j.workspaceId}/${j.id}`)) continue;
     if ('event' in j.entry) add(j.workspaceId, j.entry.event);
+    if ('dateTrait' in j.entry) add(j.workspaceId, `${TRAIT_SIGNAL}${j.entry.dateTrait}`);
     if (j.goal && 'event' in j.goal) add(j.workspaceId, j.goal.event);
     for (const n of j.nodes)
       if (n.type === 'wait' && typeof n.for !== 'string' && 'until' in n.for && 'event' in n.for.until)

@@ -10,9 +10,11 @@ import type { Batch, OutgoingMessage } from '../../runtime/kafka/index.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { RunningService } from '../../runtime/service.ts';
 import { identityChangeCheck } from '../../schemas/identity-change.ts';
+import { IDENTIFY_SIGNAL } from '../../schemas/journey.ts';
 import { journeySignalCheck } from '../../schemas/journey-signal.ts';
 import { segmentChangeCheck } from '../../schemas/segment-change.ts';
 import { DLQ_HEADERS, REPLAY_HEADER, topics } from '../../schemas/topics.ts';
+import { DATE_ENTRY_NODE, dateEntries } from './date-entries.ts';
 import { journeyEngine } from './journey-engine.ts';
 import { JourneyRegistry } from './journey-registry.ts';
 import { journeyTimers } from './journey-timers.ts';
@@ -74,8 +76,20 @@ export async function startJourneys(
     log,
     defaultTimezone: cfg.contactPolicy.defaultTimezone,
   });
-  // broadcast and schedule entries: a loop of their own, so a large broadcast delays no wait
+  const dates = dateEntries({
+    redis,
+    prefix: cfg.redis.prefix,
+    registry,
+    timers,
+    engine,
+    now,
+    defaultTimezone: cfg.contactPolicy.defaultTimezone,
+    log,
+  });
+  // broadcast and schedule entries (and date-trait backfills): a loop of their own, so a
+  // large broadcast delays no wait
   const entries = timeEntries({
+    dates,
     redis,
     prefix: cfg.redis.prefix,
     log,
@@ -97,7 +111,9 @@ export async function startJourneys(
       try {
         const v: unknown = JSON.parse(m.value?.toString('utf8') ?? '');
         if (m.topic === t.journeySignals) {
-          if (journeySignalCheck.Check(v)) work = () => engine.onSignal(v);
+          // an identify that set a date trait: that person's date-trait entry timers
+          if (journeySignalCheck.Check(v))
+            work = v.event === IDENTIFY_SIGNAL ? () => dates.onSignal(v) : () => engine.onSignal(v);
           else reason = 'not a journey signal';
         } else if (m.topic === t.identity) {
           if (identityChangeCheck.Check(v)) work = () => engine.onIdentityChange(v);
@@ -156,7 +172,9 @@ export async function startJourneys(
     if (stopped) return;
     ticking = (async () => {
       await watcher.current();
-      await timers.tick((d) => engine.onDue(d.ref, d.run, d.node));
+      await timers.tick((d) =>
+        d.node.startsWith(DATE_ENTRY_NODE) ? dates.onDue(d) : engine.onDue(d.ref, d.run, d.node),
+      );
     })().catch((err) => log.warn({ err: (err as Error).message }, 'journey_timers_failed'));
     await ticking;
     if (!stopped) loop = setTimeout(tick, opts.timerIntervalMs ?? 100);

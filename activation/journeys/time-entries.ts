@@ -5,6 +5,8 @@
 // paged from the segment's member set with ZSCAN, the cursor saved after each page, so a
 // runner that dies is taken over where it stopped; the page it was on is repeated, which
 // enters nobody twice (a person enters at most once per occurrence: run-state.lua).
+// A date-trait entry's backfill runs the same way, once per entry, over the workspace's
+// profiles (a SCAN of their traits hashes), setting each person's entry timer (date-entries.ts).
 // A paused journey keeps its place and goes on when it resumes; an occurrence missed while
 // no runner ran goes once, late, and the schedule goes on from the next tick after now.
 import { randomBytes } from 'node:crypto';
@@ -13,8 +15,10 @@ import type { Redis } from '../../runtime/redis.ts';
 import { broadcastInstant, type JourneyEntry } from '../../schemas/journey.ts';
 import { nextCronTime, parseCron } from '../../schemas/journey-time.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
+import type { DateEntries } from './date-entries.ts';
 import type { JourneyEngine } from './journey-engine.ts';
 import type { CompiledJourney, JourneyRegistry } from './journey-registry.ts';
+import type { RunRef } from './run-state.ts';
 
 interface Occurrence {
   /** What the occurrence was computed from: a changed entry starts afresh. */
@@ -41,6 +45,8 @@ export function timeEntries(opts: {
   engine: Pick<JourneyEngine, 'onTimeEntry'>;
   /** A schedule's zone when it names none (CDP_DEFAULT_TIMEZONE). */
   defaultTimezone: string;
+  /** Date-trait entries: the backfill of a journey's people when it is activated. */
+  dates?: Pick<DateEntries, 'backfill'>;
   /** Members read per page (ZSCAN COUNT). */
   page?: number;
   leaseMs?: number;
@@ -54,9 +60,15 @@ export function timeEntries(opts: {
 
   type Plan = {
     spec: string;
-    kind: 'broadcast' | 'schedule';
-    segment: string;
+    kind: 'broadcast' | 'schedule' | 'dateTrait';
+    /** A page of profile ids from a ZSCAN or SCAN cursor. */
+    scan: (ws: string, cursor: string) => Promise<[string, string[]]>;
     next: (after: number) => number | undefined;
+  };
+  const members = (segment: string) => async (ws: string, cursor: string) => {
+    const key = workspaceKeys(opts.prefix, ws).segmentMembers(segment);
+    const [next, flat]: [string, string[]] = await opts.redis.zscan(key, cursor, 'COUNT', page);
+    return [next, flat.filter((_, i) => i % 2 === 0)] as [string, string[]];
   };
   const plan = (e: JourneyEntry): Plan | undefined => {
     if ('broadcast' in e) {
@@ -65,7 +77,7 @@ export function timeEntries(opts: {
       return {
         spec: `broadcast\u0000${e.broadcast.segment}\u0000${at}`,
         kind: 'broadcast',
-        segment: e.broadcast.segment,
+        scan: members(e.broadcast.segment),
         next: () => at,
       };
     }
@@ -75,8 +87,28 @@ export function timeEntries(opts: {
       return {
         spec: `schedule\u0000${e.schedule.segment}\u0000${e.schedule.cron}\u0000${tz}`,
         kind: 'schedule',
-        segment: e.schedule.segment,
+        scan: members(e.schedule.segment),
         next: (after) => nextCronTime(after, cron, tz),
+      };
+    }
+    if ('dateTrait' in e && opts.dates) {
+      // the backfill: every profile of the workspace (their traits hashes), once per entry
+      return {
+        spec: `dateTrait\u0000${e.dateTrait}\u0000${e.offset ?? ''}\u0000${e.at}`,
+        kind: 'dateTrait',
+        scan: async (ws, cursor) => {
+          const k = workspaceKeys(opts.prefix, ws);
+          const [head, tail] = k.profileTraits('\u0000').split('\u0000') as [string, string];
+          const [next, keys]: [string, string[]] = await opts.redis.scan(
+            cursor,
+            'MATCH',
+            `${head.replace(/[*?[\]\\]/g, '\\$&')}*${tail}`,
+            'COUNT',
+            page,
+          );
+          return [next, keys.map((key) => key.slice(head.length, key.length - tail.length))];
+        },
+        next: () => 0,
       };
     }
     return undefined;
@@ -117,22 +149,21 @@ export function timeEntries(opts: {
         o = { spec: p.spec, occ: occ ?? 0, cursor: '0', done: occ === undefined };
         await write(field, o);
       }
-      const members = workspaceKeys(opts.prefix, workspaceId).segmentMembers(p.segment);
       while (!o.done && o.occ <= opts.now() && active(j)) {
         const occurrence = `${p.kind}@${new Date(o.occ).toISOString()}`;
-        const [cursor, flat]: [string, string[]] = await opts.redis.zscan(members, o.cursor, 'COUNT', page);
-        const people = flat.filter((_, i) => i % 2 === 0);
+        const [cursor, people] = await p.scan(workspaceId, o.cursor);
         const queue = [...people];
+        const act = (ref: RunRef) =>
+          p.kind === 'dateTrait' ? opts.dates!.backfill(ref) : opts.engine.onTimeEntry(ref, occurrence);
         const worker = async () => {
           for (let pid = queue.shift(); pid !== undefined; pid = queue.shift())
-            if (await opts.engine.onTimeEntry({ workspaceId, journeyId: id, profileId: pid }, occurrence))
-              entered++;
+            if (await act({ workspaceId, journeyId: id, profileId: pid })) entered++;
         };
         await Promise.all(Array.from({ length: Math.min(concurrency, people.length) }, worker));
         // paused meanwhile: this page again on resume (whoever entered is not entered twice)
         if (!active(j)) break;
         if (cursor !== '0') o = { ...o, cursor };
-        else if (p.kind === 'broadcast') o = { ...o, cursor, done: true };
+        else if (p.kind !== 'schedule') o = { ...o, cursor, done: true };
         else {
           // the next tick after now: ticks missed while no runner ran are not made up one by one
           const next = p.next(Math.max(o.occ, opts.now()));
@@ -160,7 +191,10 @@ export function timeEntries(opts: {
     async tick(): Promise<number> {
       let n = 0;
       for (const j of opts.registry.all())
-        if (j.def.status === 'active' && ('broadcast' in j.def.entry || 'schedule' in j.def.entry))
+        if (
+          j.def.status === 'active' &&
+          ('broadcast' in j.def.entry || 'schedule' in j.def.entry || 'dateTrait' in j.def.entry)
+        )
           n += await run(j).catch((err) => {
             opts.log.warn({ journeyId: j.def.id, err: (err as Error).message }, 'journey_time_entry_failed');
             return 0;

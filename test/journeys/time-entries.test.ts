@@ -2,7 +2,8 @@
 // activation worker → webhook; steps in ClickHouse): a wait until a local time of day in
 // the profile's zone (else the deployment's), a broadcast that enters every member of a
 // segment once at its time, and a schedule (a cron every second) that enters the members
-// at each tick, once per tick, with two runners competing for every occurrence.
+// at each tick, once per tick, with two runners competing for every occurrence; a
+// date-trait entry for people who had the trait before activation and who get it after.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startJourneys } from '../../activation/journeys/start-journeys.ts';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
@@ -11,6 +12,7 @@ import { type Clients, createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import type { RunningService } from '../../runtime/service.ts';
 import { nextLocalTime } from '../../schemas/journey-time.ts';
+import { globalKeys } from '../../schemas/redis-keys.ts';
 import { eventually, testConfig, testLogger } from '../harness.ts';
 import { type Delivery, startWebhookReceiver } from '../webhook-receiver.ts';
 
@@ -215,6 +217,64 @@ describe('journeys by the clock', () => {
       expect(new Set(occ).size).toBe(occ.length);
       for (const o of occ) expect(o).toMatch(/^schedule@\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.000Z$/);
     }
+  });
+
+  it('a date-trait entry: a day before `renewal_date` at a local time, for people who had it (backfill) and who get it later (signal)', async () => {
+    const tz = 'Asia/Kathmandu';
+    const target = Math.ceil((Date.now() + 10_000) / 1000) * 1000;
+    const local = (ms: number, opts: Intl.DateTimeFormatOptions) =>
+      new Intl.DateTimeFormat('en-CA', { timeZone: tz, hourCycle: 'h23', ...opts }).format(new Date(ms));
+    const at = local(target, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    const today = local(target, { year: 'numeric', month: '2-digit', day: '2-digit' });
+    const tomorrow = new Date(Date.parse(`${today}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    // before the journey exists: found by the backfill on activation
+    await ingest('/v1/batch', {
+      batch: [
+        { type: 'identify', userId: 'dt-old', traits: { timezone: tz, renewal_date: tomorrow } },
+        // renewing today: the day before has passed, no entry
+        { type: 'identify', userId: 'dt-past', traits: { timezone: tz, renewal_date: today } },
+      ],
+    });
+    await eventually('the traits stored', async () => {
+      const p = await api('GET', '/v1/profiles?userId=dt-past');
+      return p.body.traits?.renewal_date === today;
+    });
+    const id = await journey({
+      name: 'Renewal reminder',
+      entry: { dateTrait: 'renewal_date', offset: '-P1D', at },
+      nodes: [{ id: 's', type: 'send', channel: 'webhook', webhook: { url: hook('dt') } }],
+    });
+    // the backfill over the profiles done (so what follows is the signal's doing)
+    await eventually('the backfill done', async () => {
+      const raw = await clients
+        .redis()
+        .hget(globalKeys(cfg.redis.prefix).journeysEntries, `${cfg.keys.workspace}/${id}`);
+      return raw ? (JSON.parse(raw) as { done: boolean }).done : undefined;
+    });
+    // after activation: an identify that sets the trait signals the runner
+    await ingest('/v1/identify', { userId: 'dt-new', traits: { timezone: tz } });
+    await ingest('/v1/identify', { userId: 'dt-new', traits: { renewal_date: tomorrow } });
+    while (Date.now() < target - 500) {
+      expect(receiver.deliveries.filter((d) => d.url?.endsWith('?k=dt'))).toEqual([]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await eventually(
+      'both reminded',
+      () => got('dt', 'dt-old').length === 1 && got('dt', 'dt-new').length === 1,
+      30_000,
+    );
+    expect(Date.now()).toBeGreaterThanOrEqual(target);
+    await new Promise((r) => setTimeout(r, 1500)); // a second entry would come now
+    expect(got('dt', 'dt-old')).toHaveLength(1);
+    expect(got('dt', 'dt-new')).toHaveLength(1);
+    expect(got('dt', 'dt-past')).toEqual([]);
+    await eventually('the entries in the ledger', async () => {
+      const rows = (await steps(id)).filter((r) => r.step === 'entered');
+      return rows.length === 2 ? rows : undefined;
+    });
+    expect(new Set((await steps(id)).filter((r) => r.step === 'entered').map((r) => r.message_id))).toEqual(
+      new Set([`dateTrait@${tomorrow}`]),
+    );
   });
 
   it('refuses a time entry that is not one with a 400 naming the field, and an unknown audience', async () => {
