@@ -109,6 +109,48 @@ describe('time entries', () => {
     expect(new Set(all.map((e) => e.split(' ')[0]))).toEqual(new Set(pids));
   });
 
+  it('a broadcast paused mid-page waits where it was and goes on when resumed, entering no one twice', async () => {
+    const pids = await seedMembers('seg_d', 600);
+    const entry = { broadcast: { segment: 'seg_d', at: new Date(Date.now() - 1000).toISOString() } };
+    const registry = registryWith('j_d', entry);
+    const def = registry.get(ws, 'j_d')!.def;
+    const set = (status: JourneyDefinition['status']) => {
+      const d = { ...def, status };
+      registry.replace([d], [d]);
+    };
+    const rec = recorder();
+    // the journey is paused while its second page is being entered
+    let paused = false;
+    const engine = {
+      async onTimeEntry(ref: RunRef, occurrence: string) {
+        if (rec.out.calls === 150 && !paused) {
+          paused = true;
+          set('paused');
+        }
+        return registry.get(ws, 'j_d')!.def.status === 'active' && rec.engine.onTimeEntry(ref, occurrence);
+      },
+    };
+    const s = timeEntries({
+      redis,
+      prefix,
+      log,
+      now: Date.now,
+      registry,
+      engine,
+      defaultTimezone: 'UTC',
+      page: 100,
+      concurrency: 1,
+    });
+    await s.tick();
+    expect(rec.out.entered.length).toBeGreaterThanOrEqual(100);
+    expect(rec.out.entered.length).toBeLessThan(600);
+    expect(await s.tick()).toBe(0); // paused: nothing
+    set('active');
+    for (let i = 0; i < 10; i++) await s.tick();
+    expect(rec.out.entered).toHaveLength(600);
+    expect(new Set(rec.out.entered.map((e) => e.split(' ')[0]))).toEqual(new Set(pids));
+  });
+
   it('a schedule enters at each tick of its cron in its zone, on an injected clock, and not between', async () => {
     await seedMembers('seg_c', 3);
     const registry = registryWith('j_c', {
