@@ -25,6 +25,7 @@ import { consoleScenario } from './scenarios/console.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
 import { historyScenario } from './scenarios/history.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
+import { journeysScenario } from './scenarios/journeys.ts';
 import { processorScenario } from './scenarios/processor.ts';
 import { median } from './stats.ts';
 
@@ -34,6 +35,7 @@ const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'processor', run: processorScenario },
   { name: 'e2e', run: e2eScenario },
   { name: 'activation', run: activationScenario },
+  { name: 'journeys', run: journeysScenario },
   { name: 'history', run: historyScenario },
   { name: 'console', run: consoleScenario },
 ];
