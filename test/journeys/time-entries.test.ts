@@ -104,6 +104,12 @@ afterAll(async () => {
 
 describe('journeys by the clock', () => {
   it('a wait until a local time of day: in the profile’s timezone trait, else the deployment’s', async () => {
+    await ingest('/v1/identify', { userId: 'kat', traits: { timezone: 'Asia/Kathmandu' } });
+    await ingest('/v1/identify', { userId: 'lou', traits: { timezone: 'Not/AZone' } });
+    await eventually('kat’s zone stored', async () => {
+      const p = await api('GET', '/v1/profiles?userId=kat');
+      return p.body.traits?.timezone === 'Asia/Kathmandu';
+    });
     // a time of day a few seconds ahead in Kathmandu (+05:45), with seconds
     const target = Math.ceil((Date.now() + 8000) / 1000) * 1000;
     const time = new Intl.DateTimeFormat('en-GB', {
@@ -120,12 +126,6 @@ describe('journeys by the clock', () => {
         { id: 'w', type: 'wait', for: { untilLocal: { time } }, next: 's' },
         { id: 's', type: 'send', channel: 'webhook', webhook: { url: hook('tea') } },
       ],
-    });
-    await ingest('/v1/identify', { userId: 'kat', traits: { timezone: 'Asia/Kathmandu' } });
-    await ingest('/v1/identify', { userId: 'lou', traits: { timezone: 'Not/AZone' } });
-    await eventually('kat’s zone stored', async () => {
-      const p = await api('GET', '/v1/profiles?userId=kat');
-      return p.body.traits?.timezone === 'Asia/Kathmandu';
     });
     await ingest('/v1/batch', {
       batch: [
@@ -221,7 +221,8 @@ describe('journeys by the clock', () => {
 
   it('a date-trait entry: a day before `renewal_date` at a local time, for people who had it (backfill) and who get it later (signal)', async () => {
     const tz = 'Asia/Kathmandu';
-    const target = Math.ceil((Date.now() + 10_000) / 1000) * 1000;
+    // ahead by enough for the backfill, and then an identify, to set the timers first
+    const target = Math.ceil((Date.now() + 18_000) / 1000) * 1000;
     const local = (ms: number, opts: Intl.DateTimeFormatOptions) =>
       new Intl.DateTimeFormat('en-CA', { timeZone: tz, hourCycle: 'h23', ...opts }).format(new Date(ms));
     const at = local(target, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
