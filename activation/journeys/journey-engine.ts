@@ -161,12 +161,10 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     }
     await publish(rows, jobs, events);
     if (wake !== undefined) await deps.timers.schedule(ref, state.run, node, wake);
-    for (const m of moves) {
-      if (!(await deps.runs.move(ref, state.run, m.from, m.to, now, m.reason))) {
-        deps.log.debug({ ...ref, run: state.run, from: m.from }, 'journey_step_already_taken');
-        return;
-      }
-    }
+    // all moves in one round trip, stopping at the first the run is no longer at
+    const done = await deps.runs.movePath(ref, state.run, moves, now);
+    if (done < moves.length)
+      deps.log.debug({ ...ref, run: state.run, from: moves[done]!.from }, 'journey_step_already_taken');
   }
 
   type Decision = { to?: string; reason: string; wait?: number };

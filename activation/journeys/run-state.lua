@@ -14,6 +14,8 @@
 --       schedule tick enters each member once, however often a crash repeats its page)
 --   move, run, fromNode, toNode ('' to end), nowMs, endReason (when ending)
 --     → { 'moved', run } | { 'stale', run } (the run is elsewhere: someone else moved it)
+--   path, run, nowMs, then fromNode, toNode, endReason per move → { 'moved', how many }
+--     (several moves at once, in order, up to the first stale one)
 --   peek → { state, run, node, v, nodeAt, enteredAt }
 local op = ARGV[1]
 local run = tonumber(redis.call('HGET', KEYS[1], 'run') or '0')
@@ -46,11 +48,9 @@ if op == 'enter' then
   return { 'entered', tostring(run) }
 end
 
-if op == 'move' then
-  local want, from, to, now, reason = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-  if state ~= 'active' or run ~= want or redis.call('HGET', KEYS[1], 'node') ~= from then
-    return { 'stale', tostring(run) }
-  end
+-- one step: the compare-and-set of (run, node) and the counts; false when the run is elsewhere
+local function step(want, from, to, now, reason)
+  if state ~= 'active' or run ~= want or redis.call('HGET', KEYS[1], 'node') ~= from then return false end
   redis.call('HINCRBY', KEYS[2], 'now:' .. from, -1)
   if to ~= '' then
     redis.call('HINCRBY', KEYS[2], 'passed:' .. from, 1)
@@ -66,7 +66,24 @@ if op == 'move' then
     end
     redis.call('HINCRBY', KEYS[2], 'ended:' .. reason, 1)
     redis.call('HSET', KEYS[1], 'node', '', 'state', 'ended', 'endedAt', now, 'end', reason)
+    state = 'ended'
   end
+  return true
+end
+
+if op == 'move' then
+  if not step(tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]) then return { 'stale', tostring(run) } end
   return { 'moved', tostring(run) }
+end
+
+-- path, run, nowMs, then (fromNode, toNode, endReason) per move: the moves of one advance in
+-- one atomic step, stopping at the first that finds the run elsewhere → { 'moved', count }
+if op == 'path' then
+  local want, now, done = tonumber(ARGV[2]), ARGV[3], 0
+  for i = 4, #ARGV - 2, 3 do
+    if not step(want, ARGV[i], ARGV[i + 1], now, ARGV[i + 2]) then break end
+    done = done + 1
+  end
+  return { 'moved', tostring(done) }
 end
 return redis.error_reply('unknown op ' .. tostring(op))

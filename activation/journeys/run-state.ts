@@ -90,6 +90,26 @@ export function runStore(redis: Redis, prefix: string) {
       const [result] = await call(...keys(ref), 'move', run, from, to, nowMs, reason);
       return result === 'moved';
     },
+    /**
+     * Several moves of one run at once, in order, each a compare-and-set as `move`; stops at
+     * the first that finds the run elsewhere. Returns how many were made.
+     */
+    async movePath(
+      ref: RunRef,
+      run: number,
+      moves: ReadonlyArray<{ from: string; to: string; reason: string }>,
+      nowMs: number,
+    ): Promise<number> {
+      if (moves.length === 0) return 0;
+      const [, done] = await call(
+        ...keys(ref),
+        'path',
+        run,
+        nowMs,
+        ...moves.flatMap((m) => [m.from, m.to, m.reason]),
+      );
+      return Number(done);
+    },
     /** `from`'s active run after `from` merged into `into` (see MERGE). */
     async merge(
       from: RunRef,
