@@ -22,25 +22,24 @@ export async function readProfileContext(
 ): Promise<ProfileContext> {
   const k = workspaceKeys(prefix, workspaceId);
   let pid = profileId;
-  for (let hops = 0; hops < 64; hops++) {
-    const next = await redis.hget(k.profile(pid), 'mergedInto');
-    if (!next) break;
-    pid = next;
+  let read: [Record<string, string>, Record<string, string>, string[], Array<string | null>] | undefined;
+  // the reads and the merged-into pointer together; a merged-away profile (rare) is read
+  // again at its survivor
+  for (let hops = 0; hops < 64 && !read; hops++) {
+    const res = await redis
+      .pipeline()
+      .hgetall(k.profileTraits(pid))
+      .hgetall(k.profileSegments(pid))
+      .smembers(k.profileIdentities(pid))
+      .hmget(k.profile(pid), 'firstSeenAt', 'lastSeenAt', 'mergedInto')
+      .exec();
+    for (const [err] of res ?? []) if (err) throw err;
+    const got = (res ?? []).map(([, v]) => v) as NonNullable<typeof read>;
+    const next = got[3][2];
+    if (next && hops < 63) pid = next;
+    else read = got;
   }
-  const res = await redis
-    .pipeline()
-    .hgetall(k.profileTraits(pid))
-    .hgetall(k.profileSegments(pid))
-    .smembers(k.profileIdentities(pid))
-    .hmget(k.profile(pid), 'firstSeenAt', 'lastSeenAt')
-    .exec();
-  for (const [err] of res ?? []) if (err) throw err;
-  const [rawTraits, epochs, ids, seen] = (res ?? []).map(([, v]) => v) as [
-    Record<string, string>,
-    Record<string, string>,
-    string[],
-    Array<string | null>,
-  ];
+  const [rawTraits, epochs, ids, seen] = read!;
   const traits: Record<string, unknown> = {};
   for (const [name, json] of Object.entries(rawTraits)) {
     try {
