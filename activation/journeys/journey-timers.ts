@@ -111,6 +111,8 @@ export function journeyTimers(opts: {
       return members.length;
     },
     size: () => opts.redis.zcard(keys.journeysDue),
+    /** Timers claimed per tick at most: a tick that got this many should be followed at once. */
+    batch: opts.batch ?? 500,
   };
 }
 export type JourneyTimers = ReturnType<typeof journeyTimers>;

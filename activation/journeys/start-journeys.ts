@@ -41,7 +41,7 @@ export async function startJourneys(
   cfg: Config,
   clients: Clients,
   log: Logger,
-  opts: { now?: () => number; timerIntervalMs?: number } = {},
+  opts: { now?: () => number; timerIntervalMs?: number; timerBatch?: number } = {},
 ): Promise<RunningService> {
   const now = opts.now ?? Date.now;
   const kafka = clients.kafka();
@@ -50,7 +50,7 @@ export async function startJourneys(
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
   const registry = new JourneyRegistry();
-  const timers = journeyTimers({ redis, prefix: cfg.redis.prefix, log, now });
+  const timers = journeyTimers({ redis, prefix: cfg.redis.prefix, log, now, batch: opts.timerBatch });
   const store = new DefinitionStore(redis, cfg.redis.prefix);
   const watcher = watchDefinitions({
     store,
@@ -170,14 +170,16 @@ export async function startJourneys(
   let ticking: Promise<unknown> = Promise.resolve();
   const tick = async () => {
     if (stopped) return;
+    let claimed = 0;
     ticking = (async () => {
       await watcher.current();
-      await timers.tick((d) =>
+      claimed = await timers.tick((d) =>
         d.node.startsWith(DATE_ENTRY_NODE) ? dates.onDue(d) : engine.onDue(d.ref, d.run, d.node),
       );
     })().catch((err) => log.warn({ err: (err as Error).message }, 'journey_timers_failed'));
     await ticking;
-    if (!stopped) loop = setTimeout(tick, opts.timerIntervalMs ?? 100);
+    // a full batch: more may be due already (many deadlines at once), so no pause
+    if (!stopped) loop = setTimeout(tick, claimed >= timers.batch ? 0 : (opts.timerIntervalMs ?? 100));
   };
   loop = setTimeout(tick, 0);
 
