@@ -9,7 +9,7 @@ import { startJourneys } from '../../activation/journeys/start-journeys.ts';
 import { createClients } from '../../runtime/clients.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { JourneyDefinition } from '../../schemas/journey.ts';
-import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -138,7 +138,13 @@ describe('journey runner throughput', () => {
         }),
       );
       const stat = async (f: string) => Number((await redis.hget(k.journeyStats('jrn_burst'), f)) ?? 0);
-      await eventually('everyone waiting', async () => (await stat('now:w')) === people, 60_000);
+      // everyone waiting with their timer set (a run is counted at `w` before its timer is)
+      const due = globalKeys(cfg.redis.prefix).journeysDue;
+      await eventually(
+        'every timer set',
+        async () => (await stat('now:w')) === people && (await redis.zcard(due)) === people,
+        60_000,
+      );
       offset = 86_400_000 + 60_000;
       await eventually('every wait ended', async () => (await stat('ended:exited')) === people, 60_000);
       const ended = await Promise.all(
