@@ -91,7 +91,7 @@ export function journeyTimers(opts: {
         keys.journeysLease,
         now,
         now + (opts.leaseMs ?? 30_000),
-        opts.batch ?? 500,
+        opts.batch ?? 2000,
       );
       if (members.length === 0) return 0;
       const settled = await Promise.allSettled(
@@ -112,7 +112,7 @@ export function journeyTimers(opts: {
     },
     size: () => opts.redis.zcard(keys.journeysDue),
     /** Timers claimed per tick at most: a tick that got this many should be followed at once. */
-    batch: opts.batch ?? 500,
+    batch: opts.batch ?? 2000,
   };
 }
 export type JourneyTimers = ReturnType<typeof journeyTimers>;
