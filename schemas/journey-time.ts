@@ -11,7 +11,8 @@
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
-function formatter(tz: string): Intl.DateTimeFormat {
+/** A cached formatter of wall-clock parts in `tz` (throws for an unknown zone). */
+export function zoneFormatter(tz: string): Intl.DateTimeFormat {
   let f = formatters.get(tz);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
@@ -34,7 +35,7 @@ function formatter(tz: string): Intl.DateTimeFormat {
 export function isTimezone(tz: unknown): tz is string {
   if (typeof tz !== 'string' || tz.length === 0 || tz.length > 64) return false;
   try {
-    formatter(tz);
+    zoneFormatter(tz);
     return true;
   } catch {
     return false;
@@ -44,7 +45,7 @@ export function isTimezone(tz: unknown): tz is string {
 /** The wall clock at `ms` in `tz`, as if it were UTC (ms), i.e. `ms` plus the zone's offset. */
 function wallClock(ms: number, tz: string): number {
   const p: Record<string, number> = {};
-  for (const part of formatter(tz).formatToParts(new Date(ms)))
+  for (const part of zoneFormatter(tz).formatToParts(new Date(ms)))
     if (part.type !== 'literal') p[part.type] = Number(part.value);
   return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
 }

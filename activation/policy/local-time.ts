@@ -1,36 +1,10 @@
 // Calendar arithmetic in a profile's time zone (IANA, e.g. Europe/Berlin): the bounds of
 // the local day (frequency caps count per local day) and quiet hours. Pure; tested directly.
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(tz: string): Intl.DateTimeFormat {
-  let f = formatters.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone: tz,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-    formatters.set(tz, f);
-  }
-  return f;
-}
+import { isTimezone, zoneFormatter } from '../../schemas/journey-time.ts';
 
 /** The zone to use for a profile: its `timezone` trait when it is a valid IANA name, else the fallback. */
 export function profileTimezone(traits: Record<string, unknown>, fallback: string): string {
-  const tz = traits.timezone;
-  if (typeof tz !== 'string' || tz.length > 64) return fallback;
-  try {
-    formatter(tz);
-    return tz;
-  } catch {
-    return fallback;
-  }
+  return isTimezone(traits.timezone) ? traits.timezone : fallback;
 }
 
 interface LocalParts {
@@ -44,7 +18,7 @@ interface LocalParts {
 
 export function localParts(ms: number, tz: string): LocalParts {
   const p: Record<string, number> = {};
-  for (const part of formatter(tz).formatToParts(new Date(ms)))
+  for (const part of zoneFormatter(tz).formatToParts(new Date(ms)))
     if (part.type !== 'literal') p[part.type] = Number(part.value);
   return {
     year: p.year!,
