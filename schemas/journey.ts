@@ -35,6 +35,22 @@ const SegmentTrigger = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The goal: reaching it ends a run as a conversion. `within` (default 30 days): the window
+ * after entering in which a conversion counts for the branches a run took (conversion by
+ * branch and a holdout's lift), also when the run had already ended (completed, exited,
+ * held out), so a control group is measured as the people who got the messages are.
+ */
+const GoalEvent = Type.Object(
+  { event: EventName, where: Type.Optional(Filter), within: Type.Optional(Duration) },
+  { additionalProperties: false },
+);
+const GoalSegment = Type.Object(
+  { segment: Type.String({ minLength: 1, maxLength: 64 }), within: Type.Optional(Duration) },
+  { additionalProperties: false },
+);
+export const DEFAULT_CONVERSION_WINDOW = 'P30D';
+
 const SegmentEntry = Type.Object(
   {
     segment: Type.String({ minLength: 1, maxLength: 64 }),
@@ -202,7 +218,7 @@ export const JourneyInput = Type.Object(
     /** The graph; the first node is where people start. */
     nodes: Type.Array(JourneyNode, { minItems: 1, maxItems: 100 }),
     /** Reaching it ends the run as a conversion, wherever the person is. */
-    goal: Type.Optional(Type.Union([EventTrigger, SegmentTrigger])),
+    goal: Type.Optional(Type.Union([GoalEvent, GoalSegment])),
     reEntry: Type.Optional(ReEntry),
     /** Leave the journey when leaving this segment (e.g. the entry segment). */
     exitOnSegmentExit: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
@@ -222,6 +238,8 @@ const NODE_CHECKS = {
 const segmentEntryCheck = TypeCompiler.Compile(SegmentEntry);
 const eventTriggerCheck = TypeCompiler.Compile(EventTrigger);
 const segmentTriggerCheck = TypeCompiler.Compile(SegmentTrigger);
+const goalEventCheck = TypeCompiler.Compile(GoalEvent);
+const goalSegmentCheck = TypeCompiler.Compile(GoalSegment);
 const untilLocalCheck = TypeCompiler.Compile(UntilLocal);
 const TIME_ENTRY_CHECKS = {
   dateTrait: TypeCompiler.Compile(DateTraitEntry),
@@ -233,12 +251,12 @@ const TIME_ENTRY_CHECKS = {
 function checkParts(body: unknown): void {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return;
   const b = body as Record<string, unknown>;
-  const trigger = (v: unknown, at: string, entry: boolean) => {
+  const trigger = (v: unknown, at: string, entry: boolean, goal = false) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return;
     if ('segment' in v) {
       if (entry) checkShape(segmentEntryCheck, v, {}, `${at}.`);
-      else checkShape(segmentTriggerCheck, v, {}, `${at}.`);
-    } else if ('event' in v) checkShape(eventTriggerCheck, v, {}, `${at}.`);
+      else checkShape(goal ? goalSegmentCheck : segmentTriggerCheck, v, {}, `${at}.`);
+    } else if ('event' in v) checkShape(goal ? goalEventCheck : eventTriggerCheck, v, {}, `${at}.`);
     else {
       const kind = entry ? Object.keys(TIME_ENTRY_CHECKS).find((k) => k in v) : undefined;
       if (kind)
@@ -255,7 +273,7 @@ function checkParts(body: unknown): void {
     }
   };
   trigger(b.entry, 'entry', true);
-  if (b.goal !== undefined) trigger(b.goal, 'goal', false);
+  if (b.goal !== undefined) trigger(b.goal, 'goal', false, true);
   if (!Array.isArray(b.nodes)) return;
   b.nodes.forEach((n, i) => {
     if (n === null || typeof n !== 'object') return;
@@ -369,6 +387,8 @@ export function checkJourneyInput(body: unknown): JourneyInput {
   if ('event' in j.entry) filter(j.entry.where, 'entry.where');
   checkTimeEntry(j.entry);
   if (j.goal && 'event' in j.goal) filter(j.goal.where, 'goal.where');
+  if (j.goal?.within !== undefined && parseIsoDuration(j.goal.within) === undefined)
+    throw bad('goal.within: not an ISO 8601 duration such as "P7D" (at most 10 years)');
   j.nodes.forEach((n, i) => {
     const at = `nodes[${i}]`;
     for (const [name, target] of successors(n))
@@ -476,6 +496,11 @@ export function broadcastInstant(at: string): number | undefined {
 /** The segment whose members a broadcast or schedule entry enters. */
 export function timeEntrySegment(e: JourneyEntry): string | undefined {
   return 'broadcast' in e ? e.broadcast.segment : 'schedule' in e ? e.schedule.segment : undefined;
+}
+
+/** The goal's conversion window in ms (see GoalEvent). */
+export function conversionWindowMs(def: Pick<JourneyInput, 'goal'>): number {
+  return parseIsoDuration(def.goal?.within ?? DEFAULT_CONVERSION_WINDOW) ?? 0;
 }
 
 /** Node by id, for the runner. */

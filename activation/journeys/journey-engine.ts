@@ -21,7 +21,7 @@ import type { Redis } from '../../runtime/redis.ts';
 import { ACTIVATION_HEADERS, type ActivationJob } from '../../schemas/activation-job.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { IdentityChange } from '../../schemas/identity-change.ts';
-import { type JourneyNode, parseIsoDuration } from '../../schemas/journey.ts';
+import { conversionWindowMs, type JourneyNode, parseIsoDuration } from '../../schemas/journey.ts';
 import type { JourneySignal, JourneyStepRow } from '../../schemas/journey-signal.ts';
 import { nextLocalTime } from '../../schemas/journey-time.ts';
 import { type SegmentChange, serializeSegmentChange } from '../../schemas/segment-change.ts';
@@ -54,6 +54,8 @@ interface Move {
   to: string;
   /** Why the run ends when `to` is ''. */
   reason: string;
+  /** The way it left a split, branch or wait-until (counted for conversion by branch). */
+  arm?: string;
 }
 
 /** A number in [0, 1) from a text, the same everywhere (splits are sticky per run). */
@@ -154,7 +156,12 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         wake = step.wait;
         break;
       }
-      moves.push({ from: node, to: step.to ?? '', reason: step.to === undefined ? step.reason : '' });
+      moves.push({
+        from: node,
+        to: step.to ?? '',
+        reason: step.to === undefined ? step.reason : '',
+        ...(step.arm ? { arm: step.arm } : {}),
+      });
       if (step.to === undefined) break;
       node = step.to;
       nodeAt = now;
@@ -167,7 +174,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
       deps.log.debug({ ...ref, run: state.run, from: moves[done]!.from }, 'journey_step_already_taken');
   }
 
-  type Decision = { to?: string; reason: string; wait?: number };
+  type Decision = { to?: string; reason: string; wait?: number; arm?: string };
 
   async function decide(
     ref: RunRef,
@@ -200,28 +207,26 @@ export function journeyEngine(deps: JourneyEngineDeps) {
           return n.next ? { to: n.next, reason: '' } : end('completed');
         }
         r(n.id, 'timeout', n.for.timeout);
-        return n.branches?.timeout ? { to: n.branches.timeout, reason: '' } : end('completed');
+        return { to: n.branches?.timeout, reason: 'completed', arm: 'timeout' };
       }
       case 'branch': {
         const p = await profile();
         const yes = j.rules.get(n.id)!.evaluate(p.rule);
         r(n.id, 'branched', yes ? 'yes' : 'no');
-        const to = yes ? n.yes : n.no;
-        return to ? { to, reason: '' } : end('completed');
+        return { to: yes ? n.yes : n.no, reason: 'completed', arm: yes ? 'yes' : 'no' };
       }
       case 'split': {
         const seed = `${ref.workspaceId}\u0000${ref.journeyId}\u0000${ref.profileId}\u0000${state.run}\u0000${n.id}`;
         if (n.holdout && unit(`${seed}\u0000holdout`) * 100 < n.holdout) {
           r(n.id, 'holdout', `${n.holdout}%`);
-          return end('holdout');
+          return { reason: 'holdout', arm: 'holdout' };
         }
         const total = n.variants.reduce((s, v) => s + v.weight, 0);
         let pick = unit(seed) * total;
         let i = 0;
         while (i < n.variants.length - 1 && pick >= n.variants[i]!.weight) pick -= n.variants[i++]!.weight;
         r(n.id, 'split', `variant:${i}`);
-        const to = n.variants[i]!.next;
-        return to ? { to, reason: '' } : end('completed');
+        return { to: n.variants[i]!.next, reason: 'completed', arm: `variant:${i}` };
       }
       case 'send': {
         const p = await profile();
@@ -296,9 +301,35 @@ export function journeyEngine(deps: JourneyEngineDeps) {
   }
 
   /** Ends an active run where it is (goal, segment exit), recording why. */
-  async function finish(ref: RunRef, state: RunState, step: string, reason: string, trigger: string | null) {
+  async function finish(
+    ref: RunRef,
+    state: RunState,
+    step: string,
+    reason: string,
+    trigger: string | null,
+    windowMs = 0,
+  ) {
     await publish([row(ref, state.version, state.run, state.node, step, reason, trigger ?? '')], [], []);
-    await deps.runs.move(ref, state.run, state.node, '', deps.now(), reason);
+    await deps.runs.move(ref, state.run, state.node, '', deps.now(), reason, { windowMs });
+  }
+
+  /**
+   * The goal reached by someone whose run has ended (completed, exited, held out): counted
+   * for the branches they took if within the goal's window of entering, once per run.
+   */
+  async function convertedAfterExit(
+    ref: RunRef,
+    state: RunState,
+    j: CompiledJourney,
+    trigger: string | null,
+  ) {
+    if (state.run === 0 || !(await deps.runs.convertAfterExit(ref, deps.now(), conversionWindowMs(j.def))))
+      return;
+    await publish(
+      [row(ref, state.version, state.run, '', 'converted_after_exit', 'converted', trigger ?? '')],
+      [],
+      [],
+    );
   }
 
   async function enter(
@@ -333,7 +364,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     const now = deps.now();
     const to = n.branches?.met ?? '';
     await publish([row(ref, state.version, state.run, n.id, 'met', '', trigger ?? '')], [], []);
-    if (!(await deps.runs.move(ref, state.run, n.id, to, now, to ? '' : 'completed'))) return;
+    if (!(await deps.runs.move(ref, state.run, n.id, to, now, to ? '' : 'completed', { arm: 'met' }))) return;
     if (to) await advance(ref, { ...state, node: to, nodeAt: now }, true, trigger);
   }
 
@@ -349,16 +380,15 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         if ('segment' in e && e.segment === c.segmentId && (e.on === 'enter') === (c.type === 'entered'))
           if (await enter(ref, j, c.messageId)) continue;
         const state = await deps.runs.peek(ref);
-        if (!state.active) continue;
         const v = deps.registry.version(c.workspaceId, j.def.id, state.version);
         if (!v) continue;
-        if (
-          v.def.goal &&
-          'segment' in v.def.goal &&
-          v.def.goal.segment === c.segmentId &&
-          c.type === 'entered'
-        )
-          await finish(ref, state, 'converted', 'converted', c.messageId);
+        const goal =
+          v.def.goal && 'segment' in v.def.goal && v.def.goal.segment === c.segmentId && c.type === 'entered';
+        if (!state.active) {
+          if (goal) await convertedAfterExit(ref, state, v, c.messageId);
+          continue;
+        }
+        if (goal) await finish(ref, state, 'converted', 'converted', c.messageId, conversionWindowMs(v.def));
         else if (v.def.exitOnSegmentExit === c.segmentId && c.type === 'exited')
           await finish(ref, state, 'exited', 'segment_exit', c.messageId);
         else {
@@ -386,16 +416,19 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         if ('event' in e && e.event === s.event && j.filters.get('entry')!.matches(s.properties))
           if (await enter(ref, j, s.messageId)) continue;
         const state = await deps.runs.peek(ref);
-        if (!state.active) continue;
         const v = deps.registry.version(s.workspaceId, j.def.id, state.version);
         if (!v) continue;
-        if (
+        const goal =
           v.def.goal &&
           'event' in v.def.goal &&
           v.def.goal.event === s.event &&
-          v.filters.get('goal')!.matches(s.properties)
-        ) {
-          await finish(ref, state, 'converted', 'converted', s.messageId);
+          v.filters.get('goal')!.matches(s.properties);
+        if (!state.active) {
+          if (goal) await convertedAfterExit(ref, state, v, s.messageId);
+          continue;
+        }
+        if (goal) {
+          await finish(ref, state, 'converted', 'converted', s.messageId, conversionWindowMs(v.def));
           continue;
         }
         const n = v.nodes.get(state.node);

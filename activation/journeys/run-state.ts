@@ -23,6 +23,16 @@ if redis.call('HGET', KEYS[3], 'state') == 'active' then
   return { 'ended', f[1] }
 end
 local run = tonumber(redis.call('HGET', KEYS[3], 'run') or '0') + 1
+-- the run's arms (and a counted conversion) go with it; the survivor's old ones go
+local stale = {}
+for _, k in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if k == 'conv' or string.sub(k, 1, 4) == 'arm:' then stale[#stale + 1] = k end
+end
+if #stale > 0 then redis.call('HDEL', KEYS[3], unpack(stale)) end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] == 'conv' or string.sub(all[i], 1, 4) == 'arm:' then redis.call('HSET', KEYS[3], all[i], all[i + 1]) end
+end
 redis.call('HSET', KEYS[3], 'run', run, 'v', f[2], 'node', f[3], 'state', 'active',
   'enteredAt', f[4], 'nodeAt', f[5], 'endedAt', '', 'end', '')
 return { 'moved', tostring(run) }`;
@@ -78,7 +88,11 @@ export function runStore(redis: Redis, prefix: string) {
       );
       return { result: result as 'entered' | 'busy' | 'refused' | 'again', run: Number(run) };
     },
-    /** Moves the run from `from` to `to` ('' ends it, for `reason`); false when it was not there. */
+    /**
+     * Moves the run from `from` to `to` ('' ends it, for `reason`); false when it was not there.
+     * `arm`: the way it left `from` (a split's variant, a branch's yes/no, met/timeout);
+     * `windowMs`: the goal's conversion window, when it ends as `converted`.
+     */
     async move(
       ref: RunRef,
       run: number,
@@ -86,9 +100,28 @@ export function runStore(redis: Redis, prefix: string) {
       to: string,
       nowMs: number,
       reason = '',
+      opts: { arm?: string; windowMs?: number } = {},
     ): Promise<boolean> {
-      const [result] = await call(...keys(ref), 'move', run, from, to, nowMs, reason);
+      const [result] = await call(
+        ...keys(ref),
+        'move',
+        run,
+        from,
+        to,
+        nowMs,
+        reason,
+        opts.arm ?? '',
+        opts.windowMs ?? 0,
+      );
       return result === 'moved';
+    },
+    /**
+     * The goal reached after the run ended (completed, exited, held out), within `windowMs`
+     * of entering it: counted once for its arms. True when counted.
+     */
+    async convertAfterExit(ref: RunRef, nowMs: number, windowMs: number): Promise<boolean> {
+      const [result] = await call(...keys(ref), 'convert', nowMs, windowMs);
+      return result === 'counted';
     },
     /**
      * Several moves of one run at once, in order, each a compare-and-set as `move`; stops at
@@ -97,7 +130,7 @@ export function runStore(redis: Redis, prefix: string) {
     async movePath(
       ref: RunRef,
       run: number,
-      moves: ReadonlyArray<{ from: string; to: string; reason: string }>,
+      moves: ReadonlyArray<{ from: string; to: string; reason: string; arm?: string }>,
       nowMs: number,
     ): Promise<number> {
       if (moves.length === 0) return 0;
@@ -106,7 +139,7 @@ export function runStore(redis: Redis, prefix: string) {
         'path',
         run,
         nowMs,
-        ...moves.flatMap((m) => [m.from, m.to, m.reason]),
+        ...moves.flatMap((m) => [m.from, m.to, m.reason, m.arm ?? '']),
       );
       return Number(done);
     },

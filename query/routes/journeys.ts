@@ -19,6 +19,7 @@ import { templateError } from '../../schemas/liquid-template.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { armFigures, holdoutLifts } from '../journey-lift.ts';
 import { QueryError } from '../query-error.ts';
 
 export function journeyRoutes(deps: {
@@ -194,14 +195,18 @@ export function journeyRoutes(deps: {
         nodes[id][kind] = n;
       }
     }
+    const branches = armFigures(raw);
     return c.json({
       journeyId: def.id,
       version: def.version,
       status: def.status,
       entered: Number(raw.entered ?? 0),
       refused: Number(raw.refused ?? 0),
+      convertedAfterExit: Number(raw.convertedAfterExit ?? 0),
       ended,
       nodes,
+      branches,
+      holdouts: holdoutLifts(branches),
     });
   });
   return app;
