@@ -41,7 +41,8 @@
 --           "dec":[[counterId, halfLifeMs] of the lead-score counters it adds 1 to]} (each optional),
 --         [kind, value, kind, value, ...] identifiers, [trait, jsonValue, ...] traits,
 --         groupId ('' unless a group call), [trait, jsonValue, ...] group traits,
---         'c' for an event sent with a client (public) write key, else ''],
+--         'c' for an event sent with a client (public) write key, else '',
+--         [op, trait, jsonArg, ...] trait operations (incr | add | remove; see below)],
 --       then options as JSON: {clientKeys, protected: [trait names], maxTraits, maxTraitBytes}.
 -- Returns one result per event, as a JSON array (see the end of the script): what it did, and for the last
 -- event of each profile the profile's state after it; its counted times are those of the
@@ -586,6 +587,59 @@ local function applyOne(ev)
           redis.call('HSET', pkey(target) .. ':tt', k, ts)
           bytes = bytes + delta
           if old == 0 then nTraits = nTraits + 1 end
+        end
+      end
+    end
+  end
+  -- trait operations (server keys and the journey runner only; a replay never gets here):
+  -- incr adds a number (absent counts as 0), add / remove put a value in / take it out of
+  -- a JSON array (a static list's members carry its id in `lists`). A trait that is not a
+  -- number (incr) or an array (add, remove), or that would pass the bounds, is limited.
+  local ops = ev[10]
+  if ops and #ops > 0 then
+    if client then
+      for i = 1, #ops, 3 do refused[#refused + 1] = 'trait:' .. ops[i + 1] end
+    else
+      if not bytes then
+        bytes, nTraits = traitBytes(target), redis.call('HLEN', pkey(target) .. ':t')
+      end
+      for i = 1, #ops, 3 do
+        local op, k, arg = ops[i], ops[i + 1], ops[i + 2]
+        local old = redis.call('HGET', pkey(target) .. ':t', k)
+        local v = nil
+        if op == 'incr' then
+          local n = old == false and 0 or tonumber(old)
+          if n then
+            n = n + tonumber(arg)
+            if n == math.floor(n) and math.abs(n) < 2 ^ 53 then v = string.format('%d', n)
+            else v = string.format('%.17g', n) end
+          end
+        else
+          local ok, list = true, {}
+          if old ~= false then ok, list = pcall(cjson.decode, old) end
+          if ok and type(list) == 'table' and (old == false or string.sub(old, 1, 1) == '[') then
+            local want, out, found = cjson.decode(arg), {}, false
+            for _, x in ipairs(list) do
+              if x == want then found = true
+                if op == 'add' then out[#out + 1] = x end
+              else out[#out + 1] = x end
+            end
+            if op == 'add' and not found then out[#out + 1] = want end
+            if #out <= 1000 then
+              v = #out == 0 and '[]' or cjson.encode(out)
+            end
+          end
+        end
+        local oldLen = old == false and 0 or #old
+        local delta = v and (oldLen == 0 and #k + #v or #v - oldLen) or 0
+        if not v or (oldLen == 0 and nTraits >= maxTraits) or (delta > 0 and bytes + delta > maxTraitBytes) then
+          limited[#limited + 1] = 'trait:' .. k
+        else
+          redis.call('HSET', pkey(target) .. ':t', k, v)
+          local prev = tonumber(redis.call('HGET', pkey(target) .. ':tt', k) or '-1')
+          if ts > prev then redis.call('HSET', pkey(target) .. ':tt', k, ts) end
+          bytes = bytes + delta
+          if oldLen == 0 then nTraits = nTraits + 1 end
         end
       end
     end

@@ -437,3 +437,76 @@ describe('computed-trait buckets', () => {
     expect(await redis.pttl(key)).toBe(-1);
   });
 });
+
+describe('trait operations (context.traitOps)', () => {
+  it('increment adds to a number (absent is 0), add and remove keep a set of strings; a replay adds nothing', async () => {
+    const w = workspace();
+    const ops = (traitOps: unknown) => event({ type: 'identify', userId: 'u1', context: { traitOps } });
+    await w.apply(event({ type: 'identify', userId: 'u1', traits: { score: 5 } }));
+    const twice = ops({ increment: { score: 2.5, visits: 1 }, add: { lists: ['vip', 'a/b'] } });
+    const [s] = await w.apply(twice, twice);
+    expect(s!.traits).toEqual({ score: 7.5, visits: 1, lists: ['vip', 'a/b'] });
+    const [t] = await w.apply(
+      ops({ increment: { score: -0.5 }, add: { lists: 'vip' }, remove: { lists: ['a/b', 'nope'] } }),
+    );
+    expect(t!.traits).toEqual({ score: 7, visits: 1, lists: ['vip'] });
+    const [u] = await w.apply(ops({ remove: { lists: 'vip' } }));
+    expect(u!.traits.lists).toEqual([]);
+    // big integers stay integers; fractions keep their precision
+    await w.apply(event({ type: 'identify', userId: 'u1', traits: { big: 2 ** 52 } }));
+    const [, v] = await w.apply(ops({ increment: { big: 1, frac: 0.1 } }), ops({ increment: { frac: 0.2 } }));
+    expect(v!.traits.big).toBe(2 ** 52 + 1);
+    expect(v!.traits.frac).toBe(0.1 + 0.2);
+  });
+
+  it('an operation on a trait of the wrong kind, or malformed, changes nothing and is reported', async () => {
+    const w = workspace();
+    await w.apply(event({ type: 'identify', userId: 'u1', traits: { name: 'Ann', tags: { a: 1 } } }));
+    const [s] = await w.apply(
+      event({
+        type: 'identify',
+        userId: 'u1',
+        context: {
+          traitOps: {
+            increment: { name: 1, huge: 1e300, nan: 'x' },
+            add: { tags: 'x', name: 'y', ok: [1, 'fine', ''] },
+          },
+        },
+      }),
+    );
+    expect(s!.traits).toEqual({ name: 'Ann', tags: { a: 1 }, ok: ['fine'] });
+    expect(s!.limited.sort()).toEqual(['trait:name', 'trait:name', 'trait:tags']);
+  });
+
+  it('a client key’s operations are refused; a track event’s are ignored', async () => {
+    const w = workspace();
+    await w.apply(event({ type: 'identify', userId: 'u1', traits: { score: 1 } }));
+    const [c] = await w.apply(
+      event({
+        type: 'identify',
+        userId: 'u1',
+        keyKind: 'client',
+        context: { traitOps: { increment: { score: 1 } } },
+      }),
+    );
+    expect(c!.traits.score).toBe(1);
+    const [t] = await w.apply(
+      event({ type: 'track', event: 'x', userId: 'u1', context: { traitOps: { increment: { score: 1 } } } }),
+    );
+    expect(t!.traits.score).toBe(1);
+  });
+
+  it('operations stay within the per-profile trait bounds', async () => {
+    const w = workspace(100, { maxTraits: 2 });
+    const [s] = await w.apply(
+      event({
+        type: 'identify',
+        userId: 'u1',
+        traits: { a: 1 },
+        context: { traitOps: { increment: { b: 1, c: 1 } } },
+      }),
+    );
+    expect(s!.traits).toEqual({ a: 1, b: 1 });
+    expect(s!.limited).toEqual(['trait:c']);
+  });
+});

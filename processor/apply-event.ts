@@ -160,6 +160,37 @@ function emailOf(e: NormalizedEvent): string | undefined {
   return /^[^\s@]+@[^\s@]+$/.test(email) ? email : undefined;
 }
 
+/** At most this many trait operations per event; |increment| at most MAX_INCREMENT. */
+export const MAX_TRAIT_OPS = 50;
+export const MAX_INCREMENT = 1e12;
+
+/**
+ * The trait operations of an identify (`context.traitOps`, from a server key or the journey
+ * runner): `{increment: {trait: number}, add: {trait: [string]}, remove: {trait: [string]}}`,
+ * flattened to `[op, trait, jsonArg, ...]` for apply-event.lua. Malformed parts are dropped
+ * (ingest refuses them from clients before they get here; see validateTraitOps).
+ */
+export function traitOpsOf(e: NormalizedEvent): string[] {
+  const raw = e.context.traitOps;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return [];
+  const out: string[] = [];
+  const o = raw as Record<string, unknown>;
+  const each = (v: unknown, f: (k: string, x: unknown) => void) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return;
+    for (const [k, x] of Object.entries(v)) if (k !== '__proto__' && k.length > 0 && k.length <= 256) f(k, x);
+  };
+  each(o.increment, (k, n) => {
+    if (typeof n === 'number' && Number.isFinite(n) && Math.abs(n) <= MAX_INCREMENT)
+      out.push('incr', k, String(n));
+  });
+  for (const op of ['add', 'remove'] as const)
+    each(o[op], (k, xs) => {
+      for (const x of Array.isArray(xs) ? xs : [xs])
+        if (typeof x === 'string' && x.length > 0 && x.length <= 256) out.push(op, k, JSON.stringify(x));
+    });
+  return out.slice(0, MAX_TRAIT_OPS * 3);
+}
+
 /** Traits an event sets: `context.traits` first, then the call's own traits (identify, group). */
 export function traitsOf(e: NormalizedEvent): Record<string, unknown> {
   const ctxTraits = e.context.traits;
@@ -195,6 +226,7 @@ export function queueApplyEvents(
       for (const [k, v] of Object.entries(e.traits))
         if (v !== undefined && k !== '__proto__') groupTraits.push(k, JSON.stringify(v));
     }
+    const ops = e.type === 'identify' && e.keyKind !== 'client' ? traitOpsOf(e) : [];
     list[i] = [
       e.messageId,
       Date.parse(e.timestamp),
@@ -205,6 +237,7 @@ export function queueApplyEvents(
       groupId,
       groupTraits,
       e.keyKind === 'client' ? 'c' : '',
+      ops,
     ];
   });
   (pipe as unknown as Redis).cdpApplyEvent(
