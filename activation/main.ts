@@ -17,7 +17,7 @@ import { CampaignRegistry } from './campaign-registry.ts';
 import { createChannels } from './channels/index.ts';
 import { sendClaims } from './claim-send.ts';
 import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
-import { journeySendCampaigns } from './journeys/journey-campaigns.ts';
+import { journeyRunEndReader, journeySendCampaigns } from './journeys/journey-campaigns.ts';
 import { createLedgerSink } from './ledger-sink.ts';
 import { noCampaignCounter } from './no-campaign.ts';
 import { createActivationPipeline } from './pipeline.ts';
@@ -86,6 +86,7 @@ export async function startActivation(
     delayed: delayedSends({ redis, redisPrefix: cfg.redis.prefix }),
     noCampaign: noCampaignCounter({ redis, redisPrefix: cfg.redis.prefix }),
     profileTraits: profileTraitsReader(redis, cfg.redis.prefix),
+    journeyRunEnd: journeyRunEndReader(redis, cfg.redis.prefix),
     concurrency: cfg.retries.concurrency,
     log,
     now,

@@ -13,6 +13,7 @@ import { signUnsubscribeToken } from '../schemas/unsubscribe-token.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { Channels } from './channels/index.ts';
 import type { SendClaims } from './claim-send.ts';
+import { type JourneyRunEnd, journeyOfCampaign } from './journeys/journey-campaigns.ts';
 import type { ContactPolicy } from './policy/check-contact-policy.ts';
 import type { ProfileTraitsReader } from './profile-traits.ts';
 import { sendKey } from './send-key.ts';
@@ -37,6 +38,8 @@ export interface SendOneDeps {
   random?: () => number;
   /** The profile's traits from Redis, for a change that carries only part of them. */
   profileTraits?: ProfileTraitsReader;
+  /** For a journey's send: whether its run ended so that it must not go (goal, exit rule). */
+  journeyRunEnd?: JourneyRunEnd;
 }
 
 /** Exponential backoff with jitter: base·2^(attempt−1), capped, then scaled by 0.5–1. */
@@ -74,6 +77,12 @@ export async function sendOne(
   if (!c) return { key, result: { outcome: 'suppressed', reason: 'campaign_deleted' } };
   if (c.status !== 'active')
     return { campaign: c, key, result: { outcome: 'suppressed', reason: 'campaign_paused' } };
+  // a journey's send that waited (quiet hours, retries) past a goal or exit rule ending its run
+  const journeyId = journeyOfCampaign(c);
+  if (journeyId && deps.journeyRunEnd) {
+    const end = await deps.journeyRunEnd(change.workspaceId, journeyId, change.profileId, change.epoch);
+    if (end) return { campaign: c, key, result: { outcome: 'suppressed', reason: `journey_${end}` } };
+  }
   // a huge profile's change carries only part of its traits: the rest from Redis, for the
   // recipient, the policy and the message alike (the job itself stays small)
   if (change.traitsTruncated && deps.profileTraits) {

@@ -3,12 +3,50 @@
 // that only journey runs trigger (never a segment change), so claims, contact policy,
 // channels, retries, dead letters and the ledger apply to journey sends unchanged. The
 // journey's status is the campaign's: a paused journey's pending sends are suppressed as
-// `campaign_paused`, as a paused campaign's are.
+// `campaign_paused`, as a paused campaign's are. A send whose run has ended by the goal or
+// the exit rule before it went (delayed by quiet hours, or retried) is suppressed too: the
+// person converted or left, so the message is no longer theirs.
+import type { Redis } from '../../runtime/redis.ts';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
 import type { JourneyDefinition } from '../../schemas/journey.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 
 export const journeyCampaignId = (journeyId: string, version: number, nodeId: string) =>
   `${journeyId}@${version}.${nodeId}`;
+
+/** The journey of a journey send step's campaign (`<journeyId>@<version>.<nodeId>`), else undefined. */
+export function journeyOfCampaign(c: Pick<CampaignDefinition, 'id' | 'segmentId'>): string | undefined {
+  return c.segmentId.startsWith('jrn_') && c.id.startsWith(`${c.segmentId}@`) ? c.segmentId : undefined;
+}
+
+/** Run ends after which a send of the run still pending is not sent. */
+const ENDS_WITHOUT_PENDING_SENDS = new Set(['converted', 'segment_exit']);
+
+/**
+ * Why run `run` of a person in a journey ended, when it ended so that its pending sends
+ * must not go (the goal, the exit rule); undefined otherwise (still running, ended at an
+ * exit node or the last step, or a later run started). One HMGET.
+ */
+export type JourneyRunEnd = (
+  workspaceId: string,
+  journeyId: string,
+  profileId: string,
+  run: number,
+) => Promise<string | undefined>;
+
+export function journeyRunEndReader(redis: Redis, prefix: string): JourneyRunEnd {
+  return async (workspaceId, journeyId, profileId, run) => {
+    const [r, state, end] = await redis.hmget(
+      workspaceKeys(prefix, workspaceId).journeyRun(journeyId, profileId),
+      'run',
+      'state',
+      'end',
+    );
+    return Number(r) === run && state === 'ended' && end && ENDS_WITHOUT_PENDING_SENDS.has(end)
+      ? end
+      : undefined;
+  };
+}
 
 /** The send nodes of every version, as campaigns with the journey's current status. */
 export function journeySendCampaigns(
