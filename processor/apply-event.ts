@@ -191,6 +191,15 @@ export function traitOpsOf(e: NormalizedEvent): string[] {
   return out.slice(0, MAX_TRAIT_OPS * 3);
 }
 
+/** The traits an event's trait operations change (for choosing the segments to evaluate). */
+export function traitOpNames(e: NormalizedEvent): string[] {
+  if (e.context.traitOps === undefined || e.type !== 'identify' || e.keyKind === 'client') return [];
+  const ops = traitOpsOf(e);
+  const names: string[] = [];
+  for (let i = 1; i < ops.length; i += 3) names.push(ops[i]!);
+  return names;
+}
+
 /** Traits an event sets: `context.traits` first, then the call's own traits (identify, group). */
 export function traitsOf(e: NormalizedEvent): Record<string, unknown> {
   const ctxTraits = e.context.traits;

@@ -33,6 +33,7 @@ import {
   parseApplyResults,
   queueApplyEvents,
   queueReadProfile,
+  traitOpNames,
   traitsOf,
 } from './apply-event.ts';
 import type { ComputedRegistry } from './computed-registry.ts';
@@ -435,6 +436,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         scores: new Set<string>(),
       };
       const traitKeys = Object.keys(traitsOf(event));
+      for (const t of traitOpNames(event)) traitKeys.push(t);
       for (const t of traitKeys) touched.traits.add(t);
       for (const [c] of plans[i]!.add) touched.conditions.add(c);
       deps.computed?.touchedNames(event.workspaceId, plans[i]!, traitKeys, touched);

@@ -2,7 +2,8 @@
 // or exit, an event, a date trait, a broadcast to a segment or a recurring schedule): waits
 // (a duration, until a local time of day, or until an event or a segment entry, with a
 // timeout), branches on a rule over the profile, weighted random splits with a holdout,
-// sends on any channel (as campaigns do, contact policy included), trait updates, exits.
+// sends on any channel (as campaigns do, contact policy included), trait updates, scores,
+// static lists, exits.
 // Definitions are versioned data: the query service validates and stores them
 // (query/routes/journeys.ts), the journey runner (activation/journeys/) walks people
 // through them; a person in flight stays on the version they entered.
@@ -165,7 +166,10 @@ const SplitNode = Type.Object(
       ),
       { minItems: 1, maxItems: 20 },
     ),
-    /** Percent of entrants held out as a control group: they leave the journey here, recorded as holdout. */
+    /**
+     * Percent of entrants held out as a control group: they leave the journey here, recorded
+     * as holdout, and their conversions are counted as the other arms' are (the lift).
+     */
     holdout: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
   },
   { additionalProperties: false },
@@ -195,9 +199,47 @@ const UpdateNode = Type.Object(
   },
   { additionalProperties: false },
 );
+/** Adds points to a numeric trait (a score; absent counts as 0), atomically in the pipeline. */
+const ScoreNode = Type.Object(
+  {
+    id: NodeId,
+    type: Type.Literal('score'),
+    trait: Type.String({ minLength: 1, maxLength: 256 }),
+    /** Points to add (negative to remove). */
+    add: Type.Number({ minimum: -1_000_000, maximum: 1_000_000 }),
+    next: Type.Optional(NodeId),
+  },
+  { additionalProperties: false },
+);
+/** The trait holding the ids of the static lists a person is on (a JSON array of strings). */
+export const LISTS_TRAIT = 'lists';
+/**
+ * Puts the person on a static list, or takes them off: the list's id in their `lists`
+ * trait, so segments can select a list's members (`{"in": ["vip", {"var": "traits.lists"}]}`)
+ * and campaigns and journeys can react to it.
+ */
+const ListNode = Type.Object(
+  {
+    id: NodeId,
+    type: Type.Literal('list'),
+    list: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }),
+    action: Type.Union([Type.Literal('add'), Type.Literal('remove')]),
+    next: Type.Optional(NodeId),
+  },
+  { additionalProperties: false },
+);
 const ExitNode = Type.Object({ id: NodeId, type: Type.Literal('exit') }, { additionalProperties: false });
 
-export const JourneyNode = Type.Union([WaitNode, BranchNode, SplitNode, SendNode, UpdateNode, ExitNode]);
+export const JourneyNode = Type.Union([
+  WaitNode,
+  BranchNode,
+  SplitNode,
+  SendNode,
+  UpdateNode,
+  ScoreNode,
+  ListNode,
+  ExitNode,
+]);
 export type JourneyNode = Static<typeof JourneyNode>;
 export type SendNode = Static<typeof SendNode>;
 
@@ -233,6 +275,8 @@ const NODE_CHECKS = {
   split: TypeCompiler.Compile(SplitNode),
   send: TypeCompiler.Compile(SendNode),
   update: TypeCompiler.Compile(UpdateNode),
+  score: TypeCompiler.Compile(ScoreNode),
+  list: TypeCompiler.Compile(ListNode),
   exit: TypeCompiler.Compile(ExitNode),
 };
 const segmentEntryCheck = TypeCompiler.Compile(SegmentEntry);
@@ -351,6 +395,8 @@ export function successors(n: JourneyNode): Array<[string, string | undefined]> 
       return n.variants.map((v, i) => [`variant:${i}`, v.next]);
     case 'send':
     case 'update':
+    case 'score':
+    case 'list':
       return [['next', n.next]];
     case 'exit':
       return [];
@@ -438,8 +484,12 @@ export function checkJourneyInput(body: unknown): JourneyInput {
             throw bad(`${at}.${other}: not the node's channel`);
         break;
       }
+      case 'score':
+        if (n.add === 0) throw bad(`${at}.add: points to add, not 0`);
+        break;
       case 'split':
       case 'update':
+      case 'list':
       case 'exit':
         break;
       default: {

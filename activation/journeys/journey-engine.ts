@@ -21,7 +21,12 @@ import type { Redis } from '../../runtime/redis.ts';
 import { ACTIVATION_HEADERS, type ActivationJob } from '../../schemas/activation-job.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { IdentityChange } from '../../schemas/identity-change.ts';
-import { conversionWindowMs, type JourneyNode, parseIsoDuration } from '../../schemas/journey.ts';
+import {
+  conversionWindowMs,
+  type JourneyNode,
+  LISTS_TRAIT,
+  parseIsoDuration,
+} from '../../schemas/journey.ts';
 import type { JourneySignal, JourneyStepRow } from '../../schemas/journey-signal.ts';
 import { nextLocalTime } from '../../schemas/journey-time.ts';
 import { type SegmentChange, serializeSegmentChange } from '../../schemas/segment-change.ts';
@@ -259,34 +264,24 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         r(n.id, 'queued_send', `${n.channel}:${job.campaignId}`);
         return n.next ? { to: n.next, reason: '' } : end('completed');
       }
-      case 'update': {
+      case 'update':
+      case 'score':
+      case 'list': {
         const p = await profile();
         const id = p.userId ?? p.anonymousId;
         if (!id) {
-          r(n.id, 'update_skipped', 'no identifier');
+          r(n.id, `${n.type}_skipped`, 'no identifier');
         } else {
-          const at = new Date(now).toISOString();
-          const e: NormalizedEvent = {
-            workspaceId: ref.workspaceId,
-            type: 'identify',
-            messageId: `jrn-${createHash('sha256')
-              .update(
-                `${ref.workspaceId}\u0000${ref.journeyId}\u0000${ref.profileId}\u0000${state.run}\u0000${n.id}`,
-              )
-              .digest('base64url')
-              .slice(0, 32)}`,
-            userId: p.userId,
-            anonymousId: p.userId ? null : p.anonymousId,
-            properties: {},
-            traits: n.traits,
-            context: { journey: { id: ref.journeyId, version: state.version, node: n.id } },
-            integrations: {},
-            timestamp: at,
-            receivedAt: at,
-            keyKind: 'server',
-          };
-          events.push({ key: eventKey(ref.workspaceId, id), value: JSON.stringify(e) });
-          r(n.id, 'updated', Object.keys(n.traits).join(','));
+          events.push(identifyStep(ref, state, n, p.userId, p.anonymousId, id, now));
+          r(
+            n.id,
+            n.type === 'update' ? 'updated' : n.type === 'score' ? 'scored' : `list_${n.action}`,
+            n.type === 'update'
+              ? Object.keys(n.traits).join(',')
+              : n.type === 'score'
+                ? `${n.trait}${n.add < 0 ? '' : '+'}${n.add}`
+                : n.list,
+          );
         }
         return n.next ? { to: n.next, reason: '' } : end('completed');
       }
@@ -298,6 +293,47 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         throw new Error(`unknown node ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /**
+   * A step that changes the profile, as an identify through the pipeline (so segments,
+   * history and the timeline see it), named after the step: the processor applies it once.
+   */
+  function identifyStep(
+    ref: RunRef,
+    state: RunState,
+    n: Extract<JourneyNode, { type: 'update' | 'score' | 'list' }>,
+    userId: string | null,
+    anonymousId: string | null,
+    key: string,
+    now: number,
+  ): OutgoingMessage {
+    const at = new Date(now).toISOString();
+    const context: Record<string, unknown> = {
+      journey: { id: ref.journeyId, version: state.version, node: n.id },
+    };
+    if (n.type === 'score') context.traitOps = { increment: { [n.trait]: n.add } };
+    if (n.type === 'list') context.traitOps = { [n.action]: { [LISTS_TRAIT]: [n.list] } };
+    const e: NormalizedEvent = {
+      workspaceId: ref.workspaceId,
+      type: 'identify',
+      messageId: `jrn-${createHash('sha256')
+        .update(
+          `${ref.workspaceId}\u0000${ref.journeyId}\u0000${ref.profileId}\u0000${state.run}\u0000${n.id}`,
+        )
+        .digest('base64url')
+        .slice(0, 32)}`,
+      userId,
+      anonymousId: userId ? null : anonymousId,
+      properties: {},
+      traits: n.type === 'update' ? n.traits : {},
+      context,
+      integrations: {},
+      timestamp: at,
+      receivedAt: at,
+      keyKind: 'server',
+    };
+    return { key: eventKey(ref.workspaceId, key), value: JSON.stringify(e) };
   }
 
   /** Ends an active run where it is (goal, segment exit), recording why. */
