@@ -108,6 +108,8 @@ export interface CampaignDefinition {
   /** Absent on definitions stored before purposes existed: `marketing`. */
   purpose?: string;
   policy?: CampaignPolicy;
+  /** A journey's webhook step (activation/journeys/journey-campaigns.ts): the body is a journey.webhook. */
+  journeyWebhook?: { journeyId: string; version: number; nodeId: string; data?: Record<string, unknown> };
   status: 'active' | 'paused';
   version: number;
   createdAt: string;
@@ -131,6 +133,21 @@ export interface SegmentWebhookBody {
   profileId: string;
   userId: string | null;
   traits: Record<string, unknown>;
+  occurredAt: string;
+}
+
+/** The body of a journey's webhook step (schemas/journey.ts WebhookNode). */
+export interface JourneyWebhookBody {
+  type: 'journey.webhook';
+  journeyId: string;
+  version: number;
+  nodeId: string;
+  /** The person's run number in the journey (1 for a first run). */
+  run: number;
+  profileId: string;
+  userId: string | null;
+  traits: Record<string, unknown>;
+  data: Record<string, unknown>;
   occurredAt: string;
 }
 

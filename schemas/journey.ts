@@ -199,6 +199,26 @@ const UpdateNode = Type.Object(
   },
   { additionalProperties: false },
 );
+/**
+ * Calls a webhook (a CRM, a ticketing tool, your own service): a Standard Webhooks-signed
+ * POST of `{type: "journey.webhook", journeyId, version, nodeId, run, profileId, userId,
+ * traits, data, occurredAt}`, retried as sends are. Not a message to the person: quiet
+ * hours and frequency caps do not apply (consent revoked for everything still does).
+ */
+const WebhookNode = Type.Object(
+  {
+    id: NodeId,
+    type: Type.Literal('webhook'),
+    webhook: WebhookSettings,
+    /** Fixed JSON sent as `data` (at most 16 KB). */
+    data: Type.Optional(Type.Record(Type.String({ maxLength: 256 }), Type.Unknown(), { maxProperties: 100 })),
+    next: Type.Optional(NodeId),
+  },
+  { additionalProperties: false },
+);
+export type WebhookNode = Static<typeof WebhookNode>;
+export const MAX_WEBHOOK_DATA_BYTES = 16_384;
+
 /** Adds points to a numeric trait (a score; absent counts as 0), atomically in the pipeline. */
 const ScoreNode = Type.Object(
   {
@@ -235,6 +255,7 @@ export const JourneyNode = Type.Union([
   BranchNode,
   SplitNode,
   SendNode,
+  WebhookNode,
   UpdateNode,
   ScoreNode,
   ListNode,
@@ -274,6 +295,7 @@ const NODE_CHECKS = {
   branch: TypeCompiler.Compile(BranchNode),
   split: TypeCompiler.Compile(SplitNode),
   send: TypeCompiler.Compile(SendNode),
+  webhook: TypeCompiler.Compile(WebhookNode),
   update: TypeCompiler.Compile(UpdateNode),
   score: TypeCompiler.Compile(ScoreNode),
   list: TypeCompiler.Compile(ListNode),
@@ -394,6 +416,7 @@ export function successors(n: JourneyNode): Array<[string, string | undefined]> 
     case 'split':
       return n.variants.map((v, i) => [`variant:${i}`, v.next]);
     case 'send':
+    case 'webhook':
     case 'update':
     case 'score':
     case 'list':
@@ -484,6 +507,10 @@ export function checkJourneyInput(body: unknown): JourneyInput {
             throw bad(`${at}.${other}: not the node's channel`);
         break;
       }
+      case 'webhook':
+        if (n.data !== undefined && JSON.stringify(n.data).length > MAX_WEBHOOK_DATA_BYTES)
+          throw bad(`${at}.data: at most ${MAX_WEBHOOK_DATA_BYTES} bytes of JSON`);
+        break;
       case 'score':
         if (n.add === 0) throw bad(`${at}.add: points to add, not 0`);
         break;

@@ -11,6 +11,9 @@ import type { CampaignDefinition } from '../../schemas/campaign.ts';
 import type { JourneyDefinition } from '../../schemas/journey.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 
+/** The consent purpose of a journey's webhook steps (revoking everything still stops them). */
+export const JOURNEY_WEBHOOK_PURPOSE = 'operational';
+
 export const journeyCampaignId = (journeyId: string, version: number, nodeId: string) =>
   `${journeyId}@${version}.${nodeId}`;
 
@@ -48,7 +51,7 @@ export function journeyRunEndReader(redis: Redis, prefix: string): JourneyRunEnd
   };
 }
 
-/** The send nodes of every version, as campaigns with the journey's current status. */
+/** The send and webhook nodes of every version, as campaigns with the journey's current status. */
 export function journeySendCampaigns(
   latest: JourneyDefinition[],
   versions: JourneyDefinition[],
@@ -59,6 +62,31 @@ export function journeySendCampaigns(
     const s = status.get(`${v.workspaceId}/${v.id}`);
     if (!s) continue;
     for (const n of v.nodes) {
+      if (n.type === 'webhook') {
+        // a call to a system, not a message to the person: no quiet hours, no caps
+        out.push({
+          id: journeyCampaignId(v.id, v.version, n.id),
+          workspaceId: v.workspaceId,
+          name: `${v.name} / ${n.id}`,
+          segmentId: v.id,
+          on: 'enter',
+          channel: 'webhook',
+          webhook: n.webhook as { url: string; secret: string },
+          purpose: JOURNEY_WEBHOOK_PURPOSE,
+          policy: { ignoreCaps: true, ignoreQuietHours: true },
+          journeyWebhook: {
+            journeyId: v.id,
+            version: v.version,
+            nodeId: n.id,
+            ...(n.data ? { data: n.data } : {}),
+          },
+          status: s === 'active' ? 'active' : 'paused',
+          version: v.version,
+          createdAt: v.createdAt,
+          updatedAt: v.updatedAt,
+        });
+        continue;
+      }
       if (n.type !== 'send') continue;
       out.push({
         id: journeyCampaignId(v.id, v.version, n.id),

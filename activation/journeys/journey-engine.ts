@@ -18,7 +18,7 @@ import type { OutgoingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
-import { ACTIVATION_HEADERS, type ActivationJob } from '../../schemas/activation-job.ts';
+import { ACTIVATION_HEADERS } from '../../schemas/activation-job.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import type { IdentityChange } from '../../schemas/identity-change.ts';
 import {
@@ -233,35 +233,16 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         r(n.id, 'split', `variant:${i}`);
         return { to: n.variants[i]!.next, reason: 'completed', arm: `variant:${i}` };
       }
-      case 'send': {
+      case 'send':
+      case 'webhook': {
         const p = await profile();
-        const change: SegmentChange = {
-          workspaceId: ref.workspaceId,
-          profileId: ref.profileId,
-          segmentId: ref.journeyId,
-          segmentVersion: state.version,
-          type: 'entered',
-          epoch: state.run,
-          messageId: null,
-          occurredAt: new Date(now).toISOString(),
-          userId: p.userId,
-          traits: p.traits,
-        };
-        const job: ActivationJob = {
-          campaignId: journeyCampaignId(ref.journeyId, state.version, n.id),
-          change,
-        };
-        jobs.push({
-          key: profileKey(ref.workspaceId, ref.profileId),
-          // traits bounded as on a segment change (activation reads the rest from Redis)
-          value: `{"campaignId":${JSON.stringify(job.campaignId)},"change":${serializeSegmentChange(change)}}`,
-          headers: {
-            [ACTIVATION_HEADERS.attempt]: '0',
-            [ACTIVATION_HEADERS.notBefore]: String(now),
-            [ACTIVATION_HEADERS.firstSeen]: String(now),
-          },
-        });
-        r(n.id, 'queued_send', `${n.channel}:${job.campaignId}`);
+        const campaignId = journeyCampaignId(ref.journeyId, state.version, n.id);
+        jobs.push(sendJob(ref, state, campaignId, p, now));
+        r(
+          n.id,
+          n.type === 'send' ? 'queued_send' : 'queued_webhook',
+          `${n.type === 'send' ? n.channel : 'webhook'}:${campaignId}`,
+        );
         return n.next ? { to: n.next, reason: '' } : end('completed');
       }
       case 'update':
@@ -293,6 +274,41 @@ export function journeyEngine(deps: JourneyEngineDeps) {
         throw new Error(`unknown node ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /**
+   * A send or webhook step as an activation job (the send key names campaign × run, so the
+   * activation worker sends once however often it is produced).
+   */
+  function sendJob(
+    ref: RunRef,
+    state: RunState,
+    campaignId: string,
+    p: ProfileContext,
+    now: number,
+  ): OutgoingMessage {
+    const change: SegmentChange = {
+      workspaceId: ref.workspaceId,
+      profileId: ref.profileId,
+      segmentId: ref.journeyId,
+      segmentVersion: state.version,
+      type: 'entered',
+      epoch: state.run,
+      messageId: null,
+      occurredAt: new Date(now).toISOString(),
+      userId: p.userId,
+      traits: p.traits,
+    };
+    return {
+      key: profileKey(ref.workspaceId, ref.profileId),
+      // traits bounded as on a segment change (activation reads the rest from Redis)
+      value: `{"campaignId":${JSON.stringify(campaignId)},"change":${serializeSegmentChange(change)}}`,
+      headers: {
+        [ACTIVATION_HEADERS.attempt]: '0',
+        [ACTIVATION_HEADERS.notBefore]: String(now),
+        [ACTIVATION_HEADERS.firstSeen]: String(now),
+      },
+    };
   }
 
   /**

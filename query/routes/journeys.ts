@@ -56,9 +56,10 @@ export function journeyRoutes(deps: {
     for (const [field, id] of segments)
       if (!(await deps.defs.get('segments', ws, id))) throw new QueryError(400, `${field}: no segment ${id}`);
     input.nodes.forEach((n, i) => {
-      if (n.type !== 'send') return;
-      const at = `nodes[${i}].${n.channel}`;
-      if (n.channel === 'webhook') {
+      if (n.type !== 'send' && n.type !== 'webhook') return;
+      const channel = n.type === 'send' ? n.channel : 'webhook';
+      const at = `nodes[${i}].${channel}`;
+      if (n.type === 'webhook' || n.channel === 'webhook') {
         let url: URL;
         try {
           url = new URL(n.webhook!.url);
@@ -70,15 +71,17 @@ export function journeyRoutes(deps: {
         if (url.username || url.password)
           throw new QueryError(400, `${at}.url: credentials in the URL are not allowed`);
         // a secret per send step, kept across versions unless given
-        const kept = before?.nodes.find((b) => b.id === n.id && b.type === 'send' && b.webhook?.secret);
+        const kept = before?.nodes.find(
+          (b) => b.id === n.id && (b.type === 'send' || b.type === 'webhook') && b.webhook?.secret,
+        );
         n.webhook = {
           url: n.webhook!.url,
           secret:
             n.webhook!.secret ??
-            (kept?.type === 'send' ? kept.webhook?.secret : undefined) ??
+            (kept?.type === 'send' || kept?.type === 'webhook' ? kept.webhook?.secret : undefined) ??
             generateWebhookSecret(),
         };
-      } else {
+      } else if (n.type === 'send') {
         const settings = n[n.channel] as Record<string, unknown>;
         for (const field of TEMPLATE_FIELDS[n.channel]) {
           const source = settings[field];

@@ -3,12 +3,15 @@
 // static list (the list's id added to or taken from the `lists` trait, which segments
 // select on). On the real stack: ingest → Kafka → processor → journey runner → processor.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signWebhook } from '../../activation/webhook/sign-webhook.ts';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
 import { adminApi, eventually, ingestApi, testConfig, testLogger } from '../harness.ts';
+import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
 let running: RunningServices;
+let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
 const api = adminApi(
   () => running.urls.query!,
   () => cfg,
@@ -20,10 +23,12 @@ const ingest = ingestApi(
 
 beforeAll(async () => {
   cfg = testConfig();
+  receiver = await startWebhookReceiver();
   running = await startServices(cfg, SERVICE_NAMES, testLogger(cfg));
 });
 afterAll(async () => {
   await running?.stop();
+  await receiver?.close();
 });
 
 async function journey(body: unknown): Promise<string> {
@@ -80,6 +85,55 @@ describe('journey score and list steps', () => {
       await eventually(`${u} in the list’s segment`, async () =>
         ((await api('GET', `/v1/profiles?userId=${u}`)).body.segments as string[]).includes(nurtured),
       );
+  });
+
+  it('a webhook step posts a signed journey.webhook body with its data, once per run', async () => {
+    const seg = (
+      await api('POST', '/v1/segments', { name: 'Lead', rule: { '==': [{ var: 'traits.lead' }, true] } })
+    ).body.id as string;
+    const id = await journey({
+      name: 'CRM task',
+      entry: { segment: seg, on: 'enter' },
+      nodes: [
+        {
+          id: 'crm',
+          type: 'webhook',
+          webhook: { url: `${receiver.url}?k=crm` },
+          data: { task: 'call', priority: 2 },
+        },
+      ],
+    });
+    const def = (await api('GET', `/v1/journeys/${id}`)).body;
+    const secret = def.nodes[0].webhook.secret as string;
+    expect(secret).toMatch(/^whsec_/);
+    await ingest('/v1/identify', { userId: 'lee', traits: { lead: true, name: 'Lee' } });
+    const d = await eventually('the webhook call', () =>
+      receiver.deliveries.find((x) => x.url?.endsWith('?k=crm')),
+    );
+    const body = JSON.parse(d.body);
+    expect(body).toMatchObject({
+      type: 'journey.webhook',
+      journeyId: id,
+      version: 1,
+      nodeId: 'crm',
+      run: 1,
+      userId: 'lee',
+      traits: { lead: true, name: 'Lee' },
+      data: { task: 'call', priority: 2 },
+    });
+    // Standard Webhooks signature over id.timestamp.body
+    const sig = signWebhook(
+      secret,
+      String(d.headers['webhook-id']),
+      Number(d.headers['webhook-timestamp']),
+      d.body,
+    );
+    expect(d.headers['webhook-signature']).toBe(sig);
+    await eventually(
+      'the step counted',
+      async () => (await api('GET', `/v1/journeys/${id}/stats`)).body.nodes?.crm?.passed === 1,
+    );
+    expect(receiver.deliveries.filter((x) => x.url?.endsWith('?k=crm'))).toHaveLength(1);
   });
 
   it('refuses a score of 0 points and a list id with spaces, naming the field', async () => {
