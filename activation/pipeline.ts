@@ -17,7 +17,7 @@ import type {
 } from '../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
-import { ACTIVATION_HEADERS, activationJobCheck } from '../schemas/activation-job.ts';
+import { ACTIVATION_HEADERS, type ActivationJob, activationJobCheck } from '../schemas/activation-job.ts';
 import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
@@ -66,6 +66,19 @@ interface Work extends DelayedSend {
 }
 
 const header = (m: IncomingMessage, name: string) => m.headers[name];
+
+/**
+ * The job as it goes on: a send delayed by its campaign's rate keeps the slot it reserved
+ * (decided again at the slot, it goes then), a busy claim keeps what it held (another worker
+ * has the same send); anything else (quiet hours, a retry, a dead letter) takes a new slot
+ * when it is next decided, so a retried or quiet-hours send is paced too.
+ */
+function jobOnward(job: ActivationJob, r?: { reason: string; hold?: ActivationJob['rate'] }): ActivationJob {
+  if (r?.hold) return { ...job, rate: r.hold };
+  if (!job.rate || r?.reason === 'claim_busy') return job;
+  const { rate: _held, ...rest } = job;
+  return rest;
+}
 
 /** Runs at most `limit` of the functions given to it at once, the others in order after. */
 function limiter(limit: number): <R>(fn: () => Promise<R>) => Promise<R> {
@@ -221,7 +234,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
       switch (r.outcome) {
         case 'delayed':
           park.push({
-            job: w.job,
+            job: jobOnward(w.job, r),
             attempt: w.attempt,
             firstSeen: w.firstSeen,
             reason: r.reason,
@@ -231,7 +244,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
         case 'retried':
           retry.push({
             key: msgKey,
-            value: JSON.stringify(w.job),
+            value: JSON.stringify(jobOnward(w.job)),
             headers: {
               ...jobHeaders(w.attempt + 1),
               [ACTIVATION_HEADERS.notBefore]: String(r.notBefore),
@@ -242,7 +255,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
         case 'failed':
           dead.push({
             key: msgKey,
-            value: JSON.stringify(w.job),
+            value: JSON.stringify(jobOnward(w.job)),
             headers: {
               ...jobHeaders(w.attempt + 1),
               [ACTIVATION_HEADERS.job]: '1',

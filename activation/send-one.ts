@@ -5,7 +5,7 @@
 //   policy before rendering: a suppressed send costs no template work;
 //   release the claim on every outcome that is not final, so a retry can claim again.
 
-import type { ActivationJob } from '../schemas/activation-job.ts';
+import type { ActivationJob, RateHold } from '../schemas/activation-job.ts';
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import { DEFAULT_PURPOSE } from '../schemas/campaign.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
@@ -22,7 +22,8 @@ export type Outcome =
   | { outcome: 'sent'; status: number; providerMs: number; providerId?: string }
   | { outcome: 'suppressed'; reason: string }
   | { outcome: 'skipped_duplicate'; reason: string }
-  | { outcome: 'delayed'; reason: string; notBefore: number }
+  /** `hold`: the send-rate slot the delayed send keeps (pipeline.ts puts it on the parked job). */
+  | { outcome: 'delayed'; reason: string; notBefore: number; hold?: RateHold }
   | { outcome: 'retried'; reason: string; status: number; providerMs: number; notBefore: number }
   | { outcome: 'failed'; reason: string; status: number; providerMs: number };
 
@@ -107,6 +108,7 @@ export async function sendOne(
     sendKey: key,
     nowMs,
     claim: deps.claims.lease(claimKey),
+    ...(job.rate ? { hold: job.rate } : {}),
   });
   switch (decision.kind) {
     case 'allow':
@@ -123,7 +125,12 @@ export async function sendOne(
       return {
         campaign: c,
         key,
-        result: { outcome: 'delayed', reason: decision.rule, notBefore: decision.until },
+        result: {
+          outcome: 'delayed',
+          reason: decision.rule,
+          notBefore: decision.until,
+          ...(decision.rule === 'rate_limit' ? { hold: decision.hold } : {}),
+        },
       };
     case 'suppress':
       return { campaign: c, key, result: { outcome: 'suppressed', reason: decision.rule } };

@@ -5,9 +5,15 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SegmentChange } from './segment-change.ts';
 
+/** A send-rate slot the job holds (activation/policy/contact-policy.lua): its time and the rate's `gen`. */
+export const RateHold = Type.Object({ at: Type.Number(), gen: Type.Integer({ minimum: 0 }) });
+export type RateHold = Static<typeof RateHold>;
+
 export const ActivationJob = Type.Object({
   campaignId: Type.String(),
   change: SegmentChange,
+  /** Set on a send delayed by its campaign's rate: decided again at its slot, it goes then. */
+  rate: Type.Optional(RateHold),
 });
 export type ActivationJob = Static<typeof ActivationJob>;
 export const activationJobCheck = TypeCompiler.Compile(ActivationJob);

@@ -62,6 +62,16 @@ export const Reentry = Type.Union([
 ]);
 export type Reentry = Static<typeof Reentry>;
 
+/** The most sends per second (fractions allowed: 0.5 is one every 2 s). */
+export const SendRate = Type.Object(
+  { perSecond: Type.Number({ minimum: 0.01, maximum: 100_000 }) },
+  { additionalProperties: false },
+);
+export type SendRate = Static<typeof SendRate>;
+
+/** Milliseconds between two sends at the rate. */
+export const sendIntervalMs = (rate: SendRate): number => 1000 / rate.perSecond;
+
 export const CampaignPolicy = Type.Object(
   {
     reentry: Type.Optional(Reentry),
@@ -69,6 +79,11 @@ export const CampaignPolicy = Type.Object(
     ignoreCaps: Type.Optional(Type.Boolean()),
     /** Quiet hours don't apply. */
     ignoreQuietHours: Type.Optional(Type.Boolean()),
+    /**
+     * Sends of this campaign across all workers go out no faster than this; the ones past
+     * it are delayed to their turn (activation/policy/contact-policy.lua), never dropped.
+     */
+    rate: Type.Optional(SendRate),
   },
   { additionalProperties: false },
 );

@@ -42,6 +42,8 @@ export interface WorkspaceKeys {
   erasureByProfile: string;
   /** Hash `${segmentId}:entered|exited` → segment changes that matched no active campaign. */
   noCampaign: string;
+  /** Hash: a campaign's send-rate reservations (`tat`, `iv`, `ver`, `gen`; activation/policy/contact-policy.lua). */
+  sendRate(campaignId: string): string;
   /** Hash: a person's run through a journey (activation/journeys/run-state.lua). */
   journeyRun(journeyId: string, profileId: string): string;
   /** Hash: a journey's per-node counts (entered, now:<node>, passed:<node>, …). */
@@ -96,6 +98,7 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     erasures: `${tag}:erasures`,
     erasureByProfile: `${tag}:erasure:byprofile`,
     noCampaign: `${tag}:act:nocampaign`,
+    sendRate: (cid) => `${tag}:rate:${cid}`,
     journeyRun: (jid, pid) => `${tag}:jr:${jid}:${pid}`,
     journeyStats: (jid) => `${tag}:js:${jid}`,
   };

@@ -6,6 +6,8 @@ export interface Delivery {
   body: string;
   /** Path and query the request was sent to. */
   url?: string;
+  /** When it arrived (epoch ms). */
+  at?: number;
 }
 
 export async function startWebhookReceiver(respond: (n: number) => number = () => 200) {
@@ -14,7 +16,12 @@ export async function startWebhookReceiver(respond: (n: number) => number = () =
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), url: req.url });
+      deliveries.push({
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        url: req.url,
+        at: Date.now(),
+      });
       res.statusCode = respond(deliveries.length);
       res.end();
     });

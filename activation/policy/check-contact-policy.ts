@@ -1,10 +1,12 @@
 // Contact policy at send time: quiet hours (delay, in the profile's time zone), then in one
-// Lua step consent per channel and purpose, the suppression list, re-entry rules and the
-// frequency caps (counted per local day, per channel and across channels).
+// Lua step consent per channel and purpose, the suppression list, re-entry rules, the
+// frequency caps (counted per local day, per channel and across channels) and, last, the
+// campaign's send rate (a delay to the send's slot, shared by all workers).
 import { readFileSync } from 'node:fs';
 import type { ContactPolicyConfig } from '../../runtime/config.ts';
 import type { Redis } from '../../runtime/redis.ts';
-import { type CampaignDefinition, DEFAULT_PURPOSE } from '../../schemas/campaign.ts';
+import type { RateHold } from '../../schemas/activation-job.ts';
+import { type CampaignDefinition, DEFAULT_PURPOSE, sendIntervalMs } from '../../schemas/campaign.ts';
 import { suppressionMember } from '../../schemas/contact.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
@@ -24,6 +26,8 @@ export type PolicyDecision =
   | { kind: 'suppress'; rule: string }
   /** Quiet hours: try again at `until` (nothing claimed or counted). */
   | { kind: 'delay'; until: number; rule: 'quiet_hours' }
+  /** The campaign's send rate: try again at `until`, the slot `hold` reserves (nothing claimed or counted). */
+  | { kind: 'delay'; until: number; rule: 'rate_limit'; hold: RateHold }
   /** Already decided earlier (sent or suppressed). */
   | { kind: 'done'; state: string }
   /** Another worker holds the claim (or died holding it): try again after its lease. */
@@ -34,19 +38,21 @@ export interface PolicyInput {
   change: SegmentChange;
   sendKey: string;
   nowMs: number;
+  /** The rate slot the send holds from an earlier decision (the job's `rate`). */
+  hold?: RateHold;
   /** The claim to take when the send may go (claim-send.ts). */
   claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
 }
 
 export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy: ContactPolicyConfig }) {
-  const check = redisScript(deps.redis, 'cdpContactPolicy', 3, CHECK);
+  const check = redisScript(deps.redis, 'cdpContactPolicy', 4, CHECK);
   const release = redisScript(deps.redis, 'cdpReleasePolicy', 1, RELEASE);
   // the scripts derive the survivor's consent, cap and re-entry keys from the profile hash
   const profileKey = (change: SegmentChange) =>
     workspaceKeys(deps.redisPrefix, change.workspaceId).profile(change.profileId);
 
   return {
-    async decide({ campaign: c, change, sendKey, nowMs, claim }: PolicyInput): Promise<PolicyDecision> {
+    async decide({ campaign: c, change, sendKey, nowMs, claim, hold }: PolicyInput): Promise<PolicyDecision> {
       const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
       if (quiet && !c.policy?.ignoreQuietHours) {
@@ -65,10 +71,12 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
-      const [verdict, detail] = (await check(
+      const keys = workspaceKeys(deps.redisPrefix, change.workspaceId);
+      const [verdict, detail, gen] = (await check(
         profileKey(change),
-        workspaceKeys(deps.redisPrefix, change.workspaceId).suppressions,
+        keys.suppressions,
         claim.key,
+        keys.sendRate(c.id),
         c.channel,
         c.purpose ?? DEFAULT_PURPOSE,
         sendKey,
@@ -86,8 +94,12 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         claim.doneTtlSeconds,
         c.id,
         change.profileId,
+        c.policy?.rate ? String(sendIntervalMs(c.policy.rate)) : '0',
+        c.version,
+        hold ? hold.gen : '',
+        hold ? hold.at : 0,
         ...members,
-      )) as [string, string];
+      )) as [string, string, string?];
       switch (verdict) {
         case 'ok':
           return { kind: 'allow' };
@@ -95,6 +107,10 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
           return { kind: 'done', state: detail };
         case 'busy':
           return { kind: 'busy', retryInMs: Math.max(0, Number(detail)) };
+        case 'rate': {
+          const at = Number(detail);
+          return { kind: 'delay', until: Math.ceil(at), rule: 'rate_limit', hold: { at, gen: Number(gen) } };
+        }
         default:
           return { kind: 'suppress', rule: detail };
       }

@@ -5,13 +5,24 @@
 -- moved its contact state (processor/apply-event.lua, mergeContact), so the profile is
 -- followed to its survivor here, in the same atomic step, and the survivor's consent, caps
 -- and re-entry records decide.
--- KEYS: 1 the change's profile hash (<tag>:p:<pid>), 2 suppression set, 3 send claim
+-- A campaign with a send rate takes its turn last, once every rule has let the send pass:
+-- virtual scheduling (GCRA without burst) over the campaign's rate hash, shared by every
+-- worker: the send's slot is max(now, tat) and tat moves on by the interval. A slot in the
+-- future delays the send to it (nothing claimed or counted; the caller parks it and it is
+-- decided again at its slot, holding the slot: `gen` names the reservation's rate). A newer
+-- campaign version with another rate starts a new `gen` at now: every send not yet out
+-- (held ones too) then takes a slot at the new rate; an older version's caller (a worker
+-- that has not seen the change yet) is paced at the newer rate.
+-- KEYS: 1 the change's profile hash (<tag>:p:<pid>), 2 suppression set, 3 send claim,
+--       4 the campaign's rate hash
 -- ARGV: 1 channel, 2 purpose, 3 send key, 4 now ms, 5 local day start ms, 6 local day end ms,
 --       7 cap per channel (0 none), 8 cap across channels (0 none), 9 re-entry mode (every|once|window),
 --       10 re-entry window ms, 11 count caps (1|0), 12 cap log retention ms,
 --       13 claim owner, 14 claim lease ms, 15 done state ttl s, 16 campaign id, 17 profile id,
---       18.. suppression members
+--       18 ms between sends (0: no rate), 19 campaign version, 20 gen of the slot the send
+--       holds ('' none), 21 that slot (ms), 22.. suppression members
 -- Returns { 'done', state } | { 'busy', pttl } | { 'suppressed', rule } | { 'ok', '' }
+--       | { 'rate', slot ms, gen }
 local claimed = redis.call('GET', KEYS[3])
 if claimed then
   if string.sub(claimed, 1, 5) == 'done:' then return { 'done', string.sub(claimed, 6) } end
@@ -50,7 +61,7 @@ if revoked(channel .. ':' .. purpose) or revoked(channel .. ':*') or revoked('*:
   return suppress('consent')
 end
 if redis.call('SISMEMBER', KEYS[2], 'profile:' .. pid) == 1 then return suppress('suppression_list') end
-for i = 18, #ARGV do
+for i = 22, #ARGV do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then return suppress('suppression_list') end
 end
 
@@ -75,9 +86,10 @@ if mode ~= 'every' then
   end
 end
 
-if ARGV[11] == '1' and not redis.call('ZSCORE', capChannel, key) then
+local count = ARGV[11] == '1' and not redis.call('ZSCORE', capChannel, key)
+local keep = tonumber(ARGV[12])
+if count then
   local dayStart, dayEnd = ARGV[5], '(' .. ARGV[6]
-  local keep = tonumber(ARGV[12])
   local capCh, capAll = tonumber(ARGV[7]), tonumber(ARGV[8])
   redis.call('ZREMRANGEBYSCORE', capChannel, '-inf', now - keep)
   redis.call('ZREMRANGEBYSCORE', capAllKey, '-inf', now - keep)
@@ -87,6 +99,33 @@ if ARGV[11] == '1' and not redis.call('ZSCORE', capChannel, key) then
   if capAll > 0 and redis.call('ZCOUNT', capAllKey, dayStart, dayEnd) >= capAll then
     return suppress('cap_total')
   end
+end
+
+if ARGV[18] ~= '0' then
+  local st = redis.call('HMGET', KEYS[4], 'tat', 'iv', 'ver', 'gen')
+  local tat, iv, ver, gen = tonumber(st[1]) or 0, st[2], tonumber(st[3]) or -1, tonumber(st[4]) or 0
+  local myVer = tonumber(ARGV[19])
+  if myVer > ver then
+    if iv ~= ARGV[18] then
+      gen = gen + 1
+      tat = now
+    end
+    iv, ver = ARGV[18], myVer
+  end
+  local slot
+  if ARGV[20] ~= '' and tonumber(ARGV[20]) == gen then
+    slot = tonumber(ARGV[21])
+  else
+    slot = math.max(now, tat)
+    tat = slot + tonumber(iv)
+  end
+  redis.call('HSET', KEYS[4], 'tat', string.format('%.17g', tat), 'iv', iv, 'ver', ver, 'gen', gen)
+  -- kept while reservations are ahead, then a day (a deleted campaign's hash goes by itself)
+  redis.call('PEXPIRE', KEYS[4], math.floor(math.max(0, tat - now)) + 86400000)
+  if slot > now then return { 'rate', string.format('%.17g', slot), tostring(gen) } end
+end
+
+if count then
   redis.call('ZADD', capChannel, now, key)
   redis.call('ZADD', capAllKey, now, key)
   redis.call('PEXPIRE', capChannel, keep)
