@@ -20,7 +20,7 @@ import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { type IdentityChange, serializeIdentityChange } from '../schemas/identity-change.ts';
-import { journeySignalOf } from '../schemas/journey.ts';
+import { journeySignalsOf } from '../schemas/journey.ts';
 import type { JourneySignal } from '../schemas/journey-signal.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import { type SegmentChange, serializeSegmentChange } from '../schemas/segment-change.ts';
@@ -480,18 +480,19 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (journeyEvents && journeyEvents.size > 0 && deps.publishSegmentChanges !== false)
       results.forEach(([, state], i) => {
         const e = events[i]!;
-        const s = state ? journeySignalOf(e, journeyEvents) : undefined;
-        if (!state || !s) return;
-        const signal: JourneySignal = {
-          workspaceId: e.workspaceId,
-          profileId: state.profileId,
-          messageId: e.messageId,
-          event: s.event,
-          properties: s.properties,
-          timestamp: e.timestamp,
-          userId: e.userId,
-        };
-        signals.push({ key: profileKey(e.workspaceId, state.profileId), value: JSON.stringify(signal) });
+        if (!state) return;
+        for (const s of journeySignalsOf(e, journeyEvents)) {
+          const signal: JourneySignal = {
+            workspaceId: e.workspaceId,
+            profileId: state.profileId,
+            messageId: e.messageId,
+            event: s.event,
+            properties: s.properties,
+            timestamp: e.timestamp,
+            userId: e.userId,
+          };
+          signals.push({ key: profileKey(e.workspaceId, state.profileId), value: JSON.stringify(signal) });
+        }
       });
     const signalled = signals.length > 0 ? publish(deps.topics.journeySignals, signals) : undefined;
 

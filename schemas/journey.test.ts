@@ -5,7 +5,7 @@ import {
   IDENTIFY_SIGNAL,
   type JourneyDefinition,
   journeyEventNames,
-  journeySignalOf,
+  journeySignalsOf,
   parseIsoDuration,
 } from './journey.ts';
 
@@ -210,15 +210,29 @@ describe('journey definitions', () => {
     };
     const names = journeyEventNames([dated], [dated]);
     expect([...names]).toEqual(['ws\u0000$trait:renewal_date']);
-    const e = { workspaceId: 'ws', properties: {}, traits: { renewal_date: '2027-01-20', plan: 'pro' } };
-    expect(journeySignalOf({ ...e, type: 'identify' }, names)).toEqual({
-      event: IDENTIFY_SIGNAL,
-      properties: { renewal_date: '2027-01-20' },
-    });
-    expect(journeySignalOf({ ...e, type: 'identify', traits: { plan: 'pro' } }, names)).toBeUndefined();
-    expect(journeySignalOf({ ...e, workspaceId: 'other', type: 'identify' }, names)).toBeUndefined();
-    // a track event is signalled by its name only
-    expect(journeySignalOf({ ...e, type: 'track', event: '$trait:renewal_date' }, names)).toBeDefined();
-    expect(journeySignalOf({ ...e, type: 'track', event: 'Renewed' }, names)).toBeUndefined();
+    const e = {
+      workspaceId: 'ws',
+      properties: {},
+      context: {},
+      traits: { renewal_date: '2027-01-20', plan: 'pro' },
+    };
+    expect(journeySignalsOf({ ...e, type: 'identify' }, names)).toEqual([
+      { event: IDENTIFY_SIGNAL, properties: { renewal_date: '2027-01-20' } },
+    ]);
+    expect(journeySignalsOf({ ...e, type: 'identify', traits: { plan: 'pro' } }, names)).toEqual([]);
+    expect(journeySignalsOf({ ...e, workspaceId: 'other', type: 'identify' }, names)).toEqual([]);
+    // a track event is signalled by its name; its own properties set no trait
+    expect(journeySignalsOf({ ...e, type: 'track', event: '$trait:renewal_date' }, names)).toHaveLength(1);
+    expect(journeySignalsOf({ ...e, type: 'track', event: 'Renewed' }, names)).toEqual([]);
+    // but the traits any call sets in context.traits do (an identify's own traits win)
+    expect(
+      journeySignalsOf({ ...e, type: 'page', context: { traits: { renewal_date: '2027-02-01' } } }, names),
+    ).toEqual([{ event: IDENTIFY_SIGNAL, properties: { renewal_date: '2027-02-01' } }]);
+    expect(
+      journeySignalsOf(
+        { ...e, type: 'identify', context: { traits: { renewal_date: '2027-02-01' } } },
+        names,
+      ),
+    ).toEqual([{ event: IDENTIFY_SIGNAL, properties: { renewal_date: '2027-01-20' } }]);
   });
 });

@@ -593,29 +593,42 @@ const TRAIT_SIGNAL = '$trait:';
 /**
  * What the processor signals to the journey runner for an event, if a live journey reacts
  * to it (`names` from journeyEventNames): a track event by its name and properties; an
- * identify that sets a date trait as `$identify` with those traits.
+ * event that sets a date trait (an identify's traits, or any call's `context.traits`) as
+ * `$identify` with those traits. At most one of each.
  */
-export function journeySignalOf(
-  e: { workspaceId: string; type: string; event?: string; properties: object; traits: object },
+export function journeySignalsOf(
+  e: {
+    workspaceId: string;
+    type: string;
+    event?: string;
+    properties: object;
+    traits: object;
+    context: object;
+  },
   names: ReadonlySet<string>,
-): { event: string; properties: Record<string, unknown> } | undefined {
-  if (e.type === 'track')
-    return e.event && names.has(`${e.workspaceId}\u0000${e.event}`)
-      ? { event: e.event, properties: e.properties as Record<string, unknown> }
+): Array<{ event: string; properties: Record<string, unknown> }> {
+  const out: Array<{ event: string; properties: Record<string, unknown> }> = [];
+  if (e.type === 'track' && e.event && names.has(`${e.workspaceId}\u0000${e.event}`))
+    out.push({ event: e.event, properties: e.properties as Record<string, unknown> });
+  const ctx = (e.context as { traits?: unknown }).traits;
+  const fromContext =
+    ctx !== null && typeof ctx === 'object' && !Array.isArray(ctx)
+      ? (ctx as Record<string, unknown>)
       : undefined;
-  if (e.type !== 'identify') return undefined;
-  const traits = e.traits as Record<string, unknown>;
+  const traits =
+    e.type === 'identify' ? { ...fromContext, ...(e.traits as Record<string, unknown>) } : fromContext;
+  if (!traits) return out;
   const set = Object.keys(traits).filter((k) => names.has(`${e.workspaceId}\u0000${TRAIT_SIGNAL}${k}`));
-  return set.length > 0
-    ? { event: IDENTIFY_SIGNAL, properties: Object.fromEntries(set.map((k) => [k, traits[k]])) }
-    : undefined;
+  if (set.length > 0)
+    out.push({ event: IDENTIFY_SIGNAL, properties: Object.fromEntries(set.map((k) => [k, traits[k]])) });
+  return out;
 }
 
 /**
  * Event names each workspace's live journeys (active or paused, and the versions people
  * are still on) react to: entry, wait-until and goal events, and `$trait:<name>` for the
  * traits of date-trait entries. The processor publishes a journey signal only for these
- * (`${workspaceId}\u0000${event}`; see journeySignalOf).
+ * (`${workspaceId}\u0000${event}`; see journeySignalsOf).
  */
 export function journeyEventNames(latest: JourneyDefinition[], versions: JourneyDefinition[]): Set<string> {
   const live = new Set(
