@@ -99,3 +99,75 @@ describe('trait bounds at ingest', () => {
     ).toBe(200);
   });
 });
+
+describe('trait operations at ingest', () => {
+  it('accepts a server key’s well-formed operations; refuses malformed ones and a client key’s with a 400 naming the field', async () => {
+    const { post, events } = setup();
+    const ok = await post('server-key', '/v1/identify', {
+      userId: 'u1',
+      context: { traitOps: { increment: { score: 5 }, add: { lists: ['vip'] }, remove: { lists: 'trial' } } },
+    });
+    expect(ok.status).toBe(200);
+    expect((events()[0]!.context as Record<string, unknown>).traitOps).toEqual({
+      increment: { score: 5 },
+      add: { lists: ['vip'] },
+      remove: { lists: 'trial' },
+    });
+    const cases: Array<[string, unknown, string, string]> = [
+      [
+        'server-key',
+        { type: 'identify', context: { traitOps: { increment: { score: '5' } } } },
+        '/v1/identify',
+        'context.traitOps.increment.score: a finite number of at most 1000000000000 in size',
+      ],
+      [
+        'server-key',
+        { context: { traitOps: { increment: { score: 1e13 } } } },
+        '/v1/identify',
+        'context.traitOps.increment.score: a finite number of at most 1000000000000 in size',
+      ],
+      [
+        'server-key',
+        { context: { traitOps: { add: { lists: [{ a: 1 }] } } } },
+        '/v1/identify',
+        'context.traitOps.add.lists: strings of 1 to 256 characters',
+      ],
+      [
+        'server-key',
+        { context: { traitOps: { multiply: { x: 2 } } } },
+        '/v1/identify',
+        'context.traitOps.multiply: not an operation (increment, add, remove)',
+      ],
+      [
+        'server-key',
+        { context: { traitOps: [1] } },
+        '/v1/identify',
+        'context.traitOps: an object {increment, add, remove}',
+      ],
+      [
+        'server-key',
+        { event: 'x', context: { traitOps: { increment: { a: 1 } } } },
+        '/v1/track',
+        'context.traitOps: only an identify carries trait operations',
+      ],
+      [
+        'browser-key',
+        { context: { traitOps: { increment: { a: 1 } } } },
+        '/v1/identify',
+        'context.traitOps: a client (public) write key may not change traits by operations',
+      ],
+      [
+        'server-key',
+        { context: { traitOps: { add: { lists: Array.from({ length: 51 }, (_, i) => `l${i}`) } } } },
+        '/v1/identify',
+        'context.traitOps: 51 operations, over the limit of 50',
+      ],
+    ];
+    for (const [key, body, path, error] of cases) {
+      const res = await post(key, path, { userId: 'u1', ...(body as object) });
+      expect(res.status, error).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toBe(error);
+    }
+    expect(events()).toHaveLength(1);
+  });
+});

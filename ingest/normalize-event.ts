@@ -1,5 +1,6 @@
 // Pure core of the ingest edge: one SDK payload in, one normalised envelope out, or an
 // IngestError naming the field that is wrong. No I/O.
+
 import { randomUUID } from 'node:crypto';
 import {
   EVENT_TYPES,
@@ -8,6 +9,7 @@ import {
   isJunkId,
   type NormalizedEvent,
 } from '../schemas/event.ts';
+import { traitOpsError } from '../schemas/trait-ops.ts';
 import { IngestError } from './ingest-error.ts';
 
 export const MAX_EVENT_BYTES = 32 * 1024;
@@ -156,6 +158,10 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   if (ctx.traitLimits) {
     const over = traitsOverLimit(out, ctx.traitLimits);
     if (over) fail(`${at}traits: ${over}`);
+  }
+  if (out.context.traitOps !== undefined) {
+    const why = traitOpsError(out.context.traitOps, out.type, out.keyKind);
+    if (why) fail(`${at}context.traitOps${why}`);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 // Step: apply an event to the identity graph and profile in Redis (one Lua script, atomic
 // per event, pipelined per batch by the caller).
+
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ChainableCommander, Result } from 'ioredis';
@@ -7,6 +8,7 @@ import type { Redis } from '../runtime/redis.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { isJunkId } from '../schemas/event.ts';
 import type { IdentityKind } from '../schemas/redis-keys.ts';
+import { MAX_INCREMENT, MAX_SET_MEMBER, MAX_TRAIT_OPS } from '../schemas/trait-ops.ts';
 
 const lua = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
 /** profileState(), the state both scripts send back, goes in front of each. */
@@ -160,15 +162,11 @@ function emailOf(e: NormalizedEvent): string | undefined {
   return /^[^\s@]+@[^\s@]+$/.test(email) ? email : undefined;
 }
 
-/** At most this many trait operations per event; |increment| at most MAX_INCREMENT. */
-export const MAX_TRAIT_OPS = 50;
-export const MAX_INCREMENT = 1e12;
-
 /**
  * The trait operations of an identify (`context.traitOps`, from a server key or the journey
  * runner): `{increment: {trait: number}, add: {trait: [string]}, remove: {trait: [string]}}`,
  * flattened to `[op, trait, jsonArg, ...]` for apply-event.lua. Malformed parts are dropped
- * (ingest refuses them from clients before they get here; see validateTraitOps).
+ * (ingest refuses them with a 400 before they get here: schemas/trait-ops.ts).
  */
 export function traitOpsOf(e: NormalizedEvent): string[] {
   const raw = e.context.traitOps;
@@ -186,7 +184,8 @@ export function traitOpsOf(e: NormalizedEvent): string[] {
   for (const op of ['add', 'remove'] as const)
     each(o[op], (k, xs) => {
       for (const x of Array.isArray(xs) ? xs : [xs])
-        if (typeof x === 'string' && x.length > 0 && x.length <= 256) out.push(op, k, JSON.stringify(x));
+        if (typeof x === 'string' && x.length > 0 && x.length <= MAX_SET_MEMBER)
+          out.push(op, k, JSON.stringify(x));
     });
   return out.slice(0, MAX_TRAIT_OPS * 3);
 }
