@@ -148,6 +148,14 @@ export function globalKeys(prefix: string) {
      * occurrence {occ, cursor, done} (activation/journeys/time-entries.ts).
      */
     journeysEntries: `${prefix}:journeys:entries`,
+    /**
+     * Hash `${workspaceId}/${journeyId}` → JSON of the journey's latest migration of people
+     * in flight to its current version (activation/journeys/migrations.ts).
+     */
+    journeysMigrations: `${prefix}:journeys:migrations`,
+    /** String: the lease of the runner moving a journey's people to a new version. */
+    journeysMigrationLease: (workspaceId: string, journeyId: string) =>
+      `${prefix}:journeys:migration-lease:${workspaceId}/${journeyId}`,
     /** String: the lease of the runner entering a journey's occurrence (SET NX PX). */
     journeysEntryLease: (workspaceId: string, journeyId: string) =>
       `${prefix}:journeys:entry-lease:${workspaceId}/${journeyId}`,

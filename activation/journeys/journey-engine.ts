@@ -540,6 +540,52 @@ export function journeyEngine(deps: JourneyEngineDeps) {
       return enter(ref, j, occurrence, occurrence);
     },
 
+    /**
+     * Moves a person in flight on version `from` to version `to` (a migration the user
+     * asked for), at the node `nodes` maps theirs to (default: the node of the same id),
+     * then goes on from there in the new version. `skipped`: no such node in `to` (they
+     * stay where they are); `none`: no active run on `from`.
+     */
+    async migrate(
+      ref: RunRef,
+      from: number,
+      to: number,
+      nodes: Readonly<Record<string, string>>,
+    ): Promise<'moved' | 'skipped' | 'none'> {
+      const state = await deps.runs.peek(ref);
+      if (!state.active || state.version !== from) return 'none';
+      const target = deps.registry.version(ref.workspaceId, ref.journeyId, to);
+      const node = Object.hasOwn(nodes, state.node) ? nodes[state.node]! : state.node;
+      if (!target?.nodes.has(node)) {
+        await publish(
+          [row(ref, from, state.run, state.node, 'migration_skipped', `no node "${node}" in version ${to}`)],
+          [],
+          [],
+        );
+        return 'skipped';
+      }
+      const now = deps.now();
+      await publish(
+        [row(ref, to, state.run, node, 'migrated', `${from}.${state.node} → ${to}.${node}`)],
+        [],
+        [],
+      );
+      if (
+        !(await deps.runs.migrate(
+          ref,
+          state.run,
+          { version: from, node: state.node },
+          { version: to, node },
+          now,
+        ))
+      )
+        return 'none';
+      const moved = node !== state.node;
+      // its wait in the new version (a new duration, or a new node) decides its timer
+      await advance(ref, { ...state, version: to, node, nodeAt: moved ? now : state.nodeAt }, moved, null);
+      return 'moved';
+    },
+
     /** A timer fired: the run moves on if it is still where the timer was set. */
     async onDue(ref: RunRef, run: number, node: string): Promise<void> {
       const state = await deps.runs.peek(ref);

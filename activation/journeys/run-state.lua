@@ -21,6 +21,9 @@
 --     A move ending as `converted` within windowMs of entering counts for the run's arms.
 --   path, run, nowMs, then fromNode, toNode, endReason, arm per move → { 'moved', how many }
 --     (several moves at once, in order, up to the first stale one)
+--   migrate, run, fromVersion, fromNode, toVersion, toNode, nowMs → { 'moved', run } |
+--     { 'stale', run }: an active run of fromVersion at fromNode goes on in toVersion at
+--     toNode (its time there kept when the node is the same, else from now)
 --   convert, nowMs, windowMs → { 'counted', run } | { 'no', run }: the goal reached by a
 --     person whose run has ended (completed, exited, held out) within windowMs of entering
 --     it, counted once for the run's arms: a holdout's conversions are measured as the
@@ -122,6 +125,19 @@ if op == 'path' then
     done = done + 1
   end
   return { 'moved', tostring(done) }
+end
+
+if op == 'migrate' then
+  local want, fromV, fromNode, toV, toNode, now = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local f = redis.call('HMGET', KEYS[1], 'v', 'node')
+  if state ~= 'active' or run ~= want or f[1] ~= fromV or f[2] ~= fromNode then return { 'stale', tostring(run) } end
+  redis.call('HSET', KEYS[1], 'v', toV, 'node', toNode)
+  if toNode ~= fromNode then
+    redis.call('HSET', KEYS[1], 'nodeAt', now)
+    redis.call('HINCRBY', KEYS[2], 'now:' .. fromNode, -1)
+    redis.call('HINCRBY', KEYS[2], 'now:' .. toNode, 1)
+  end
+  return { 'moved', tostring(run) }
 end
 
 if op == 'convert' then

@@ -116,6 +116,29 @@ export function runStore(redis: Redis, prefix: string) {
       return result === 'moved';
     },
     /**
+     * Moves an active run of `fromVersion` at `fromNode` to `toVersion` at `toNode` (a
+     * migration of people in flight); false when the run is elsewhere or ended.
+     */
+    async migrate(
+      ref: RunRef,
+      run: number,
+      from: { version: number; node: string },
+      to: { version: number; node: string },
+      nowMs: number,
+    ): Promise<boolean> {
+      const [result] = await call(
+        ...keys(ref),
+        'migrate',
+        run,
+        from.version,
+        from.node,
+        to.version,
+        to.node,
+        nowMs,
+      );
+      return result === 'moved';
+    },
+    /**
      * The goal reached after the run ended (completed, exited, held out), within `windowMs`
      * of entering it: counted once for its arms. True when counted.
      */

@@ -18,6 +18,7 @@ import { DATE_ENTRY_NODE, dateEntries } from './date-entries.ts';
 import { journeyEngine } from './journey-engine.ts';
 import { JourneyRegistry } from './journey-registry.ts';
 import { journeyTimers } from './journey-timers.ts';
+import { journeyMigrations } from './migrations.ts';
 import { runStore } from './run-state.ts';
 import { timeEntries } from './time-entries.ts';
 
@@ -99,6 +100,9 @@ export async function startJourneys(
     defaultTimezone: cfg.contactPolicy.defaultTimezone,
   });
   entries.start(opts.timerIntervalMs ?? 100, () => watcher.current());
+  // people in flight moved to a journey's new version, when asked
+  const migrations = journeyMigrations({ redis, prefix: cfg.redis.prefix, log, now, engine, registry });
+  migrations.start(Math.max(opts.timerIntervalMs ?? 100, 250), () => watcher.current());
 
   const handle = async (batch: Batch) => {
     await watcher.current();
@@ -190,6 +194,7 @@ export async function startJourneys(
       if (loop) clearTimeout(loop);
       await ticking;
       await entries.stop();
+      await migrations.stop();
       await consumer.stop();
       watcher.stop();
       await producer.disconnect().catch(() => {});

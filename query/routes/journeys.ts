@@ -4,6 +4,7 @@
 // moves); every change is audited.
 import { randomBytes } from 'node:crypto';
 import { type Context, Hono } from 'hono';
+import type { MigrationRecord } from '../../activation/journeys/migrations.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Redis } from '../../runtime/redis.ts';
@@ -16,7 +17,7 @@ import {
   TRANSITIONS,
 } from '../../schemas/journey.ts';
 import { templateError } from '../../schemas/liquid-template.ts';
-import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { armFigures, holdoutLifts } from '../journey-lift.ts';
@@ -178,6 +179,79 @@ export function journeyRoutes(deps: {
       return c.json(await save(c, before, after, 'update'));
     });
   }
+
+  // people in flight on an older version moved to the current one (the journey runner works
+  // it off: activation/journeys/migrations.ts); one migration per journey at a time
+  app.post('/:id/migrate', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    if (def.status === 'archived') throw new QueryError(409, 'journey is archived');
+    const body = (await readJson(c.req.raw)) as { from?: unknown; nodes?: unknown } | null;
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new QueryError(400, 'body: {from: <version>, nodes?: {<old node>: <new node>}}');
+    for (const k of Object.keys(body))
+      if (k !== 'from' && k !== 'nodes') throw new QueryError(400, `${k}: not a field (from, nodes)`);
+    const from = body.from;
+    if (typeof from !== 'number' || !Number.isInteger(from) || from < 1 || from >= def.version)
+      throw new QueryError(400, `from: a version before the current one (${def.version})`);
+    const old = await deps.defs.get('journeyVersions', ws, `${def.id}@${from}`);
+    if (!old) throw new QueryError(400, `from: no version ${from}`);
+    const nodes: Record<string, string> = {};
+    if (body.nodes !== undefined) {
+      if (body.nodes === null || typeof body.nodes !== 'object' || Array.isArray(body.nodes))
+        throw new QueryError(400, 'nodes: an object {<node of the old version>: <node of the current one>}');
+      const entries = Object.entries(body.nodes as Record<string, unknown>);
+      if (entries.length > 100) throw new QueryError(400, 'nodes: at most 100');
+      for (const [k, v] of entries) {
+        if (!old.nodes.some((n) => n.id === k))
+          throw new QueryError(400, `nodes.${k}: no node "${k}" in version ${from}`);
+        if (typeof v !== 'string' || !def.nodes.some((n) => n.id === v))
+          throw new QueryError(400, `nodes.${k}: no node ${JSON.stringify(v)} in version ${def.version}`);
+        nodes[k] = v;
+      }
+    }
+    const field = `${ws}/${def.id}`;
+    const key = globalKeys(deps.redisPrefix).journeysMigrations;
+    const prev = await deps.redis.hget(key, field);
+    if (prev && (JSON.parse(prev) as MigrationRecord).status === 'pending')
+      throw new QueryError(
+        409,
+        `a migration from version ${(JSON.parse(prev) as MigrationRecord).from} is under way`,
+      );
+    const record: MigrationRecord = {
+      from,
+      to: def.version,
+      nodes,
+      status: 'pending',
+      cursor: '0',
+      moved: 0,
+      skipped: 0,
+      requestedAt: deps.now().toISOString(),
+    };
+    await deps.redis.hset(key, field, JSON.stringify(record));
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: 'update',
+        entityType: 'journey',
+        entityId: def.id,
+        before: null,
+        after: { migrate: { from, to: def.version, nodes } },
+      },
+      deps.now(),
+    );
+    return c.json(record, 202);
+  });
+
+  app.get('/:id/migration', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    const raw = await deps.redis.hget(globalKeys(deps.redisPrefix).journeysMigrations, `${ws}/${def.id}`);
+    if (!raw) throw new QueryError(404, `no migration of journey ${def.id}`);
+    return c.json(JSON.parse(raw) as MigrationRecord);
+  });
 
   app.get('/:id/stats', async (c) => {
     const ws = c.get('workspaceId');
