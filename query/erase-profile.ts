@@ -14,6 +14,7 @@ import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { type ErasureStep, TOMBSTONE_RETENTION_MS } from '../schemas/erasure.ts';
+import { parseTimerMember, personTimersPattern } from '../schemas/journey-timer.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 
 const SCRIPT = readFileSync(new URL('./erase-profile.lua', import.meta.url), 'utf8');
@@ -80,15 +81,20 @@ export async function runStep(
       if (!(await hasPersonTable(deps.clickhouse, 'consent_log'))) return {};
       return { consent_log: await deleteRows(deps.clickhouse, step, input.workspaceId, state) };
     case 'journeys': {
-      const ended = await endJourneyRuns(deps, input.workspaceId, state.profileIds);
+      const { runs, timers } = await forgetJourneys(deps, input.workspaceId, state.profileIds);
       const rows = (await hasPersonTable(deps.clickhouse, 'journey_steps'))
         ? await deleteRows(deps.clickhouse, 'journey_steps', input.workspaceId, state)
         : 0;
-      return { journeyRuns: ended, journey_steps: rows };
+      return { journeyRuns: runs, journeyTimers: timers, journey_steps: rows };
     }
     case 'sweep': {
+      // a journey step under way while the steps above ran (a wait that fired just before
+      // its run ended) may have left a run, a timer or ledger rows behind: gone again
+      await forgetJourneys(deps, input.workspaceId, state.profileIds);
       let swept = 0;
       for (const table of TABLES) swept += await deleteRows(deps.clickhouse, table, input.workspaceId, state);
+      if (await hasPersonTable(deps.clickhouse, 'journey_steps'))
+        swept += await deleteRows(deps.clickhouse, 'journey_steps', input.workspaceId, state);
       return { swept };
     }
     default: {
@@ -116,27 +122,90 @@ async function eraseRedis(deps: EraseDeps, input: StepInput): Promise<void> {
   );
 }
 
-// A run in a journey of an erased person: an active one leaves its node (counted as
-// exited, ended `erased`, so the node counts stay exact), then the run is deleted. A timer
-// still set for it finds no run and is ignored. KEYS: run hash, stats hash.
-const END_RUN = `
-if redis.call('HGET', KEYS[1], 'state') == 'active' then
-  local node = redis.call('HGET', KEYS[1], 'node')
-  redis.call('HINCRBY', KEYS[2], 'now:' .. node, -1)
-  redis.call('HINCRBY', KEYS[2], 'exited:' .. node, 1)
-  redis.call('HINCRBY', KEYS[2], 'ended:erased', 1)
+// The runs of an erased profile id in every journey, in one call: an active one leaves its
+// node (counted as exited, ended `erased`, so the node counts stay exact), then each run is
+// deleted. KEYS: (run hash, stats hash) per journey. Returns the runs deleted.
+const END_RUNS = `
+local n = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('HGET', KEYS[i], 'state') == 'active' then
+    local node = redis.call('HGET', KEYS[i], 'node')
+    redis.call('HINCRBY', KEYS[i + 1], 'now:' .. node, -1)
+    redis.call('HINCRBY', KEYS[i + 1], 'exited:' .. node, 1)
+    redis.call('HINCRBY', KEYS[i + 1], 'ended:erased', 1)
+  end
+  n = n + redis.call('DEL', KEYS[i])
 end
-return redis.call('DEL', KEYS[1])`;
+return n`;
+/** Journeys per END_RUNS call (two keys each). */
+const RUNS_PER_CALL = 200;
 
-async function endJourneyRuns(deps: EraseDeps, ws: string, pids: string[]): Promise<number> {
-  const journeys = await deps.defs.list('journeys', ws);
-  if (journeys.length === 0 || pids.length === 0) return 0;
+/**
+ * Everything the journey runner keeps of the erased profile ids: their runs (ended) and
+ * their timers (waits, parked waits, date entries) in the due, claimed and parked sets,
+ * whose members name the profile id. A timer cannot come back once the tombstones exist
+ * (activation/journeys/journey-timers.ts checks them when it sets one), and the redis step
+ * wrote them before this one; one that fires meanwhile finds no run and does nothing.
+ */
+async function forgetJourneys(
+  deps: EraseDeps,
+  ws: string,
+  pids: string[],
+): Promise<{ runs: number; timers: number }> {
+  const journeys = (await deps.defs.list('journeys', ws)).map((j) => j.id);
+  if (journeys.length === 0 || pids.length === 0) return { runs: 0, timers: 0 };
   const k = workspaceKeys(deps.redisPrefix, ws);
-  let ended = 0;
-  for (const j of journeys)
-    for (const pid of pids)
-      ended += Number(await deps.redis.eval(END_RUN, 2, k.journeyRun(j.id, pid), k.journeyStats(j.id)));
-  return ended;
+  let runs = 0;
+  for (const pid of pids)
+    for (let i = 0; i < journeys.length; i += RUNS_PER_CALL) {
+      const keys = journeys
+        .slice(i, i + RUNS_PER_CALL)
+        .flatMap((j) => [k.journeyRun(j, pid), k.journeyStats(j)]);
+      runs += Number(await deps.redis.eval(END_RUNS, keys.length, ...keys));
+    }
+  return { runs, timers: await dropJourneyTimers(deps, ws, pids, journeys) };
+}
+
+/**
+ * The erased profile ids' members of the journey timer sets, found by ZSCAN (a pattern per
+ * profile id) and removed from every set at once, so a member that moved between sets while
+ * the sets were read (claimed, given back) is not left in another. The parked sets first,
+ * the claimed set last: a timer claimed while the due set is read is in it then (or done).
+ */
+async function dropJourneyTimers(deps: EraseDeps, ws: string, pids: string[], journeys: string[]) {
+  const g = globalKeys(deps.redisPrefix);
+  const erased = new Set(pids);
+  const found = new Set<string>();
+  for (const set of [...journeys.map((j) => g.journeysParked(ws, j)), g.journeysDue, g.journeysLease])
+    for (const pid of pids) {
+      let cursor = '0';
+      do {
+        const [next, page] = await deps.redis.zscan(
+          set,
+          cursor,
+          'MATCH',
+          personTimersPattern(ws, pid),
+          'COUNT',
+          1000,
+        );
+        cursor = next;
+        for (let i = 0; i < page.length; i += 2) {
+          const t = parseTimerMember(page[i]!);
+          if (t && t.ref.workspaceId === ws && erased.has(t.ref.profileId)) found.add(page[i]!);
+        }
+      } while (cursor !== '0');
+    }
+  if (found.size === 0) return 0;
+  const members = [...found];
+  const m = deps.redis.multi();
+  for (let i = 0; i < members.length; i += 500) {
+    const chunk = members.slice(i, i + 500);
+    m.zrem(g.journeysDue, ...chunk).zrem(g.journeysLease, ...chunk);
+    for (const j of new Set(chunk.map((c) => parseTimerMember(c)!.ref.journeyId)))
+      m.zrem(g.journeysParked(ws, j), ...chunk);
+  }
+  await m.exec();
+  return members.length;
 }
 
 /**

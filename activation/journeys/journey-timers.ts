@@ -2,10 +2,17 @@
 // deadline, claimed with a lease by any worker (a claimer that dies gives its timers back
 // when the lease ends), so a wait ends within a poll interval of its deadline, once in
 // effect (a timer whose run has moved on is ignored).
+// A person who has been erased gets no timer: setting one (a wait, a parked wait, a date
+// entry) checks the workspace's tombstones in the same atomic step, so a step that was under
+// way while the erasure ran cannot put the erased profile id back into the timer sets after
+// the erasure took its members out (query/erase-profile.ts).
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
-import { globalKeys } from '../../schemas/redis-keys.ts';
+import { parseTimerMember, timerMember } from '../../schemas/journey-timer.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { RunRef } from './run-state.ts';
+
+export { parseTimerMember, timerMember };
 
 const CLAIM = `
 local now, leaseUntil, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -26,21 +33,17 @@ for i = 1, #m, 2 do redis.call('ZADD', KEYS[2], m[i + 1], m[i]) end
 redis.call('DEL', KEYS[1])
 return #m / 2`;
 
-const SEP = '\u001f';
+// Sets a timer unless the person was erased. KEYS: 1 timer set (due or parked), 2 the
+// workspace's tombstones (schemas/erasure.ts). ARGV: due ms, member, profile id → 1 | 0
+const SET = `
+if redis.call('ZSCORE', KEYS[2], redis.sha1hex('profile:' .. ARGV[3])) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
 export interface DueRun {
   ref: RunRef;
   run: number;
   node: string;
-}
-
-export function timerMember(ref: RunRef, run: number, node: string): string {
-  return [ref.workspaceId, ref.journeyId, ref.profileId, run, node].join(SEP);
-}
-
-export function parseTimerMember(m: string): DueRun | undefined {
-  const p = m.split(SEP);
-  if (p.length !== 5) return undefined;
-  return { ref: { workspaceId: p[0]!, journeyId: p[1]!, profileId: p[2]! }, run: Number(p[3]), node: p[4]! };
 }
 
 export function journeyTimers(opts: {
@@ -60,17 +63,25 @@ export function journeyTimers(opts: {
     opts.redis.defineCommand('cdpUnparkJourneyTimers', { numberOfKeys: 2, lua: UNPARK });
   const claim: Claim = (...a) =>
     (opts.redis as unknown as { cdpClaimJourneyTimers: Claim }).cdpClaimJourneyTimers(...a);
+  type SetTimer = (set: string, tombs: string, dueMs: number, member: string, pid: string) => Promise<number>;
+  if (typeof (opts.redis as unknown as Record<string, unknown>).cdpSetJourneyTimer !== 'function')
+    opts.redis.defineCommand('cdpSetJourneyTimer', { numberOfKeys: 2, lua: SET });
+  const set = (key: string, ref: RunRef, run: number, node: string, dueMs: number) =>
+    (opts.redis as unknown as { cdpSetJourneyTimer: SetTimer }).cdpSetJourneyTimer(
+      key,
+      workspaceKeys(opts.prefix, ref.workspaceId).erased,
+      dueMs,
+      timerMember(ref, run, node),
+      ref.profileId,
+    );
   return {
+    /** Sets the run's timer at `node` (none for an erased person). */
     async schedule(ref: RunRef, run: number, node: string, dueMs: number): Promise<void> {
-      await opts.redis.zadd(keys.journeysDue, dueMs, timerMember(ref, run, node));
+      await set(keys.journeysDue, ref, run, node, dueMs);
     },
     /** A paused journey's timer waits aside until the journey resumes (unpark). */
     async park(ref: RunRef, run: number, node: string, dueMs: number): Promise<void> {
-      await opts.redis.zadd(
-        keys.journeysParked(ref.workspaceId, ref.journeyId),
-        dueMs,
-        timerMember(ref, run, node),
-      );
+      await set(keys.journeysParked(ref.workspaceId, ref.journeyId), ref, run, node, dueMs);
     },
     /** Puts a resumed journey's parked timers back (those past due fire at once). */
     async unpark(workspaceId: string, journeyId: string): Promise<number> {
