@@ -1,7 +1,10 @@
-// Sends that must wait (quiet hours, retries far in the future, a busy claim) are kept
-// durably in a Redis sorted set scored by when they may run. A poller moves due ones to the
-// retry topic. Moving is at-least-once (crash between produce and remove → produced twice),
-// which the send-key claim makes harmless; a short lock keeps workers from all doing it.
+// Sends that must wait (quiet hours, retries far in the future, a busy claim, a campaign's
+// send rate) are kept durably in a Redis sorted set scored by when they may run. A poller
+// moves due ones to the retry topic, a little ahead of their time (LEAD_MS): the worker
+// holds each until its time (pipeline.ts), so a send paced by a rate goes at its slot rather
+// than in a burst with the poll before it. Moving is at-least-once (crash between produce
+// and remove → produced twice), which the send-key claim makes harmless; a short lock keeps
+// workers from all doing it.
 import { randomBytes } from 'node:crypto';
 import type { Producer } from '../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
@@ -35,6 +38,12 @@ export function delayedSends(deps: { redis: Redis; redisPrefix: string }) {
   };
 }
 
+/**
+ * How far ahead of their time sends leave the delayed set: more than a poll interval plus
+ * the retry topic's round trip on a busy worker, less than the pipeline's inline wait.
+ */
+export const LEAD_MS = 1000;
+
 /** Polls the delayed set and publishes due sends to the retry topic, until stopped. */
 export function startDelayedPoller(deps: {
   redis: Redis;
@@ -46,6 +55,8 @@ export function startDelayedPoller(deps: {
   now: () => number;
   log: Logger;
   intervalMs?: number;
+  /** Sends due within this are moved now (the worker waits for their time); default LEAD_MS. */
+  leadMs?: number;
 }): { stop(): Promise<void>; tick(): Promise<number> } {
   const keys = globalKeys(deps.redisPrefix);
   const owner = randomBytes(6).toString('hex');
@@ -61,7 +72,7 @@ export function startDelayedPoller(deps: {
         const due = await deps.redis.zrangebyscore(
           keys.activationDelayed,
           '-inf',
-          deps.now(),
+          deps.now() + (deps.leadMs ?? LEAD_MS),
           'WITHSCORES',
           'LIMIT',
           0,

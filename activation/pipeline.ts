@@ -63,6 +63,8 @@ export interface LedgerRow {
 
 interface Work extends DelayedSend {
   source: IncomingMessage;
+  /** A send holding a rate slot: held until then on its own (the others wait as a batch). */
+  slotAt?: number;
 }
 
 const header = (m: IncomingMessage, name: string) => m.headers[name];
@@ -187,6 +189,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           };
           const notBefore = Number(header(m, ACTIVATION_HEADERS.notBefore) ?? 0);
           if (notBefore - now() > maxInlineWait) park.push({ ...d, notBefore });
+          else if (v.rate) work.push({ ...d, source: m, slotAt: notBefore });
           else {
             waitUntil = Math.max(waitUntil, notBefore);
             work.push({ ...d, source: m });
@@ -218,7 +221,16 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
 
     const decided = await Promise.all(
-      work.map((w) => slot(async () => ({ w, ...(await sendOne(one, w.job, w.attempt)) }))),
+      work.map(async (w) => {
+        // a paced send goes at its slot, not with the batch's latest (outside the concurrency
+        // limit: waiting holds no send slot); bounded in real time like the batch's wait
+        const early = (w.slotAt ?? 0) - now();
+        if (early > 0) {
+          await sleep(Math.min(early, maxInlineWait));
+          if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
+        }
+        return slot(async () => ({ w, ...(await sendOne(one, w.job, w.attempt)) }));
+      }),
     );
 
     const retry: OutgoingMessage[] = [];
