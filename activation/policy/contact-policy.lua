@@ -7,8 +7,8 @@
 -- and re-entry records decide.
 -- A campaign with a send rate takes its turn last, once every rule has let the send pass:
 -- virtual scheduling (GCRA without burst) over the campaign's rate hash, shared by every
--- worker: the send's slot is max(now, tat) and tat moves on by the interval. A slot in the
--- future delays the send to it (nothing claimed or counted; the caller parks it and it is
+-- worker: the send's slot is max(now, tat) and tat moves on by the interval. A slot in a
+-- later millisecond delays the send to it (nothing claimed or counted; the caller parks it and it is
 -- decided again at its slot, holding the slot: `gen` names the reservation's rate). A newer
 -- campaign version with another rate starts a new `gen` at now: every send not yet out
 -- (held ones too) then takes a slot at the new rate; an older version's caller (a worker
@@ -122,7 +122,8 @@ if ARGV[18] ~= '0' then
   redis.call('HSET', KEYS[4], 'tat', string.format('%.17g', tat), 'iv', iv, 'ver', ver, 'gen', gen)
   -- kept while reservations are ahead, then a day (a deleted campaign's hash goes by itself)
   redis.call('PEXPIRE', KEYS[4], math.floor(math.max(0, tat - now)) + 86400000)
-  if slot > now then return { 'rate', string.format('%.17g', slot), tostring(gen) } end
+  -- to the millisecond: a slot within this one goes now (a send is never parked for less)
+  if slot >= now + 1 then return { 'rate', string.format('%.17g', slot), tostring(gen) } end
 end
 
 if count then
