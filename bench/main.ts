@@ -21,6 +21,7 @@ import { type MachineInfo, machineInfo } from './machine.ts';
 import { describeNoise, type NoiseBand, noiseBand, type ResultRow, renderTable } from './report.ts';
 import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTINGS } from './scenario.ts';
 import { activationScenario } from './scenarios/activation.ts';
+import { broadcastScenario } from './scenarios/broadcast.ts';
 import { consoleScenario } from './scenarios/console.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
 import { historyScenario } from './scenarios/history.ts';
@@ -36,6 +37,7 @@ const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'e2e', run: e2eScenario },
   { name: 'activation', run: activationScenario },
   { name: 'journeys', run: journeysScenario },
+  { name: 'broadcast', run: broadcastScenario },
   { name: 'history', run: historyScenario },
   { name: 'console', run: consoleScenario },
 ];
