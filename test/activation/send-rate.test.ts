@@ -302,6 +302,25 @@ describe('send rate (policy.rate)', () => {
       const { error } = (await res.json()) as { error: string };
       expect(error.startsWith(`${field}`), error).toBe(true);
     }
+    // a journey's send step takes the same policy, refused the same way
+    const step = (rate: unknown) => ({
+      name: 'j',
+      entry: { segment: seg, on: 'enter' },
+      nodes: [
+        {
+          id: 's',
+          type: 'send',
+          channel: 'webhook',
+          webhook: { url: 'http://127.0.0.1:9/h' },
+          policy: { rate },
+        },
+      ],
+    });
+    const bad = await api('/v1/journeys', 'POST', step({ perSecond: 0 }));
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toContain('policy.rate.perSecond');
+    expect((await api('/v1/journeys', 'POST', step({ perSecond: 50 }))).status).toBe(201);
+
     const ok = await api('/v1/campaigns', 'POST', { ...base, policy: { rate: { perSecond: 0.5 } } });
     expect(ok.status).toBe(201);
     expect(((await ok.json()) as { policy: unknown }).policy).toEqual({ rate: { perSecond: 0.5 } });
