@@ -151,6 +151,81 @@ describe('time entries', () => {
     expect(new Set(rec.out.entered.map((e) => e.split(' ')[0]))).toEqual(new Set(pids));
   });
 
+  it('a date-trait backfill: every profile of its workspace and no one else’s, in few round trips among many other keys, resumed after a crash', async () => {
+    // the workspace's people: a profile hash, traits and their times each, and keys under
+    // the profile that a looser match would take for a traits hash (a condition `t`)
+    const dk = workspaceKeys(prefix, 'ws_dates');
+    const people = Array.from({ length: 45 }, (_, i) => `0c1d${i}-dt`);
+    const own = redis.pipeline();
+    for (const pid of people) {
+      own.hset(dk.profile(pid), 'id', pid);
+      own.hset(dk.profileTraits(pid), 'renewal_date', '"2030-01-01"');
+      own.hset(dk.profileTraitTimes(pid), 'renewal_date', '1');
+      own.zadd(`${dk.tag}:p:${pid}:c:t`, 1, 'm');
+    }
+    await own.exec();
+    // 30,000 keys of other workspaces (one whose id starts the same), under other prefixes too
+    for (let b = 0; b < 30; b++) {
+      const other = redis.pipeline();
+      for (let i = 0; i < 1000; i++) {
+        const k = workspaceKeys(b % 3 === 0 ? `${prefix}x` : prefix, b % 2 ? 'ws_dates2' : `ws_other${b}`);
+        other.hset(k.profileTraits(`o${b}-${i}`), 'renewal_date', '"2030-01-01"');
+      }
+      await other.exec();
+    }
+    const def = registryWith('j_dt', { dateTrait: 'renewal_date', at: '09:00' }).get(ws, 'j_dt')!.def;
+    const registry = new JourneyRegistry();
+    const d = { ...def, workspaceId: 'ws_dates' };
+    registry.replace([d], [d]);
+    // the round trips the backfill makes: its SCAN calls, and the pages it saves
+    const calls = { scan: 0, pages: 0 };
+    const counted = new Proxy(redis, {
+      get(target, name) {
+        const v = Reflect.get(target, name, target) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          if (name === 'scan') calls.scan++;
+          if (name === 'hset' && String(args[0]).endsWith(':journeys:entries')) calls.pages++;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const seen: string[] = [];
+    const dates = (failAfter = Number.POSITIVE_INFINITY) => ({
+      async backfill(ref: RunRef): Promise<boolean> {
+        if (seen.length >= failAfter) throw new Error('runner died');
+        expect(ref).toMatchObject({ workspaceId: 'ws_dates', journeyId: 'j_dt' });
+        seen.push(ref.profileId);
+        return true;
+      },
+    });
+    const opts = {
+      redis: counted,
+      prefix,
+      log,
+      now: Date.now,
+      registry,
+      engine: recorder().engine,
+      defaultTimezone: 'UTC',
+      page: 20,
+      concurrency: 1,
+    };
+    // the first runner dies in its second page; the next goes on from the saved cursor
+    await timeEntries({ ...opts, dates: dates(30) }).tick();
+    expect(seen).toHaveLength(30);
+    const saved = JSON.parse((await redis.hget(`${prefix}:journeys:entries`, 'ws_dates/j_dt'))!);
+    expect(saved).toMatchObject({ done: false });
+    expect(saved.cursor).not.toBe('0');
+    const next = timeEntries({ ...opts, dates: dates() });
+    for (let i = 0; i < 5; i++) await next.tick();
+    expect(new Set(seen)).toEqual(new Set(people));
+    // the other workspaces' keys cost a few SCAN calls of a large COUNT (SCAN walks the hash
+    // table, up to twice the keys), and no page of their own
+    const keys = await redis.dbsize();
+    expect(calls.scan).toBeLessThanOrEqual(2 * Math.ceil(keys / 1000) + 10);
+    expect(calls.pages).toBeLessThanOrEqual(Math.ceil(people.length / 20) + 3);
+  });
+
   it('a schedule enters at each tick of its cron in its zone, on an injected clock, and not between', async () => {
     await seedMembers('seg_c', 3);
     const registry = registryWith('j_c', {

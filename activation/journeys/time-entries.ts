@@ -6,7 +6,11 @@
 // runner that dies is taken over where it stopped; the page it was on is repeated, which
 // enters nobody twice (a person enters at most once per occurrence: run-state.lua).
 // A date-trait entry's backfill runs the same way, once per entry, over the workspace's
-// profiles (a SCAN of their traits hashes), setting each person's entry timer (date-entries.ts).
+// profiles, setting each person's entry timer (date-entries.ts). Redis keeps no list of a
+// workspace's profiles (the segment backfill walks them the same way): their traits hashes
+// are found by SCAN with a MATCH on the workspace's hash tag, in calls of a larger COUNT
+// until a page of people is found, so the keys of other workspaces cost few round trips and
+// no page of their own; the cursor is saved once a page is entered, as for a segment.
 // A paused journey keeps its place and goes on when it resumes; an occurrence missed while
 // no runner ran goes once, late, and the schedule goes on from the next tick after now.
 import { randomBytes } from 'node:crypto';
@@ -31,6 +35,8 @@ interface Occurrence {
   done: boolean;
 }
 
+/** SCAN calls a backfill makes for one page at most (then the page is entered, however small). */
+const SCAN_CALLS_PER_PAGE = 50;
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -57,6 +63,8 @@ export function timeEntries(opts: {
   const leaseMs = opts.leaseMs ?? 30_000;
   const page = opts.page ?? 500;
   const concurrency = opts.concurrency ?? 16;
+  /** Keys a backfill's SCAN call looks at: the workspace's trait hashes are a few of them. */
+  const scanCount = Math.max(1000, page * 4);
 
   type Plan = {
     spec: string;
@@ -69,6 +77,27 @@ export function timeEntries(opts: {
     const key = workspaceKeys(opts.prefix, ws).segmentMembers(segment);
     const [next, flat]: [string, string[]] = await opts.redis.zscan(key, cursor, 'COUNT', page);
     return [next, flat.filter((_, i) => i % 2 === 0)] as [string, string[]];
+  };
+  /** A page of the workspace's profile ids (those with a traits hash) from a SCAN cursor. */
+  const profiles = async (ws: string, cursor: string): Promise<[string, string[]]> => {
+    const [head, tail] = workspaceKeys(opts.prefix, ws).profileTraits('\u0000').split('\u0000') as [
+      string,
+      string,
+    ];
+    const pattern = `${head.replace(/[*?[\]\\]/g, '\\$&')}*${tail}`;
+    const people: string[] = [];
+    let next = cursor;
+    for (let calls = 0; calls < SCAN_CALLS_PER_PAGE; calls++) {
+      const [c, keys]: [string, string[]] = await opts.redis.scan(next, 'MATCH', pattern, 'COUNT', scanCount);
+      next = c;
+      for (const key of keys) {
+        // a profile id has no ':' (the pattern's '*' would also match a longer key)
+        const pid = key.slice(head.length, key.length - tail.length);
+        if (pid !== '' && !pid.includes(':')) people.push(pid);
+      }
+      if (next === '0' || people.length >= page) break;
+    }
+    return [next, people];
   };
   const plan = (e: JourneyEntry): Plan | undefined => {
     if ('broadcast' in e) {
@@ -96,18 +125,7 @@ export function timeEntries(opts: {
       return {
         spec: `dateTrait\u0000${e.dateTrait}\u0000${e.offset ?? ''}\u0000${e.at}`,
         kind: 'dateTrait',
-        scan: async (ws, cursor) => {
-          const k = workspaceKeys(opts.prefix, ws);
-          const [head, tail] = k.profileTraits('\u0000').split('\u0000') as [string, string];
-          const [next, keys]: [string, string[]] = await opts.redis.scan(
-            cursor,
-            'MATCH',
-            `${head.replace(/[*?[\]\\]/g, '\\$&')}*${tail}`,
-            'COUNT',
-            page,
-          );
-          return [next, keys.map((key) => key.slice(head.length, key.length - tail.length))];
-        },
+        scan: profiles,
         next: () => 0,
       };
     }
