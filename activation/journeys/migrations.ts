@@ -21,7 +21,11 @@ export interface MigrationRecord {
   /** SCAN cursor over the journey's run hashes ('0' before the first page). */
   cursor: string;
   moved: number;
-  /** People at a node the new version lacks (no mapping): they stay on `from`. */
+  /**
+   * People at a node the new version lacks (no mapping): they stay on `from`. Both counts
+   * are saved per page: after a runner's crash, people moved on the page it was on are
+   * moved (once) but may go uncounted.
+   */
   skipped: number;
   requestedAt: string;
   finishedAt?: string;
