@@ -147,7 +147,7 @@ const RUNS_PER_CALL = 200;
  * (activation/journeys/journey-timers.ts checks them when it sets one), and the redis step
  * wrote them before this one; one that fires meanwhile finds no run and does nothing.
  */
-async function forgetJourneys(
+export async function forgetJourneys(
   deps: EraseDeps,
   ws: string,
   pids: string[],
