@@ -215,4 +215,47 @@ describe('a quiet-hours delay inside a journey', () => {
       { outcome: 'suppressed', reason: 'journey_segment_exit' },
     ]);
   });
+
+  it('a journey paused or archived while a send is delayed: the send does not go when quiet hours end', async () => {
+    clock = Date.parse('2026-03-13T03:00:00Z'); // the third night
+    const ids: string[] = [];
+    for (const name of ['Paused', 'Archived'])
+      ids.push(
+        await journey({
+          name,
+          entry: { event: `${name} Signup` },
+          nodes: [
+            { id: 'hello', type: 'send', channel: 'webhook', webhook: { url: hook(name) }, next: 'w' },
+            { id: 'w', type: 'wait', for: 'P1D' },
+          ],
+        }),
+      );
+    const [paused, archived] = ids as [string, string];
+    await ingest('/v1/identify', { userId: 'moth', traits: { timezone: 'America/New_York' } });
+    const moth = await eventually('moth’s profile', () => profileId('moth'));
+    for (const name of ['Paused', 'Archived'])
+      await ingest('/v1/track', { userId: 'moth', event: `${name} Signup` });
+    await eventually('both sends delayed', async () =>
+      (await Promise.all([ledger(paused, 'hello', moth), ledger(archived, 'hello', moth)])).every(
+        (l) => l.length > 0,
+      ),
+    );
+    expect((await api('POST', `/v1/journeys/${paused}/pause`)).body.status).toBe('paused');
+    expect((await api('POST', `/v1/journeys/${archived}/pause`)).body.status).toBe('paused');
+    expect((await api('POST', `/v1/journeys/${archived}/archive`)).body.status).toBe('archived');
+    await settle(); // the activation worker sees the new status (definitions poll)
+    clock = Date.parse('2026-03-13T12:00:00Z');
+    await eventually('both decided at 08:00', async () =>
+      (await Promise.all([ledger(paused, 'hello', moth), ledger(archived, 'hello', moth)])).every(
+        (l) => l.length === 2,
+      ),
+    );
+    await settle();
+    expect(delivered('moth')).toEqual([]);
+    for (const id of ids)
+      expect(await ledger(id, 'hello', moth)).toMatchObject([
+        { outcome: 'delayed', reason: 'quiet_hours' },
+        { outcome: 'suppressed', reason: 'campaign_paused' },
+      ]);
+  });
 });
