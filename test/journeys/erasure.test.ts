@@ -2,12 +2,16 @@
 // journey runner; DELETE /v1/profiles/{id} on the query API): afterwards nothing in Redis
 // names the erased profile id (no key, no member of a set or sorted set, no hash field or
 // value; the erasure job's own record apart), while everyone else's waits stay and fire;
-// a timer set or firing for the erased person afterwards does nothing.
+// a timer set or firing for the erased person afterwards does nothing; what a step under way
+// leaves after the journeys step (a run, a timer, ledger rows) the sweep takes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { journeyTimers } from '../../activation/journeys/journey-timers.ts';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
+import { createErasure, runErasure } from '../../query/erasure-job.ts';
+import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import { type Clients, createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
+import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { parseTimerMember, timerMember } from '../../schemas/journey-timer.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
@@ -19,6 +23,7 @@ let running: RunningServices;
 let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
 let clients: Clients;
 let redis: Redis;
+let ch: ClickHouseClient;
 
 const api = adminApi(
   () => running.urls.query!,
@@ -103,6 +108,7 @@ beforeAll(async () => {
   running = await startServices(cfg, SERVICE_NAMES, testLogger(cfg));
   clients = createClients(cfg, testLogger(cfg));
   redis = clients.redis();
+  ch = await createClickHouse(cfg.clickhouse);
 });
 
 afterAll(async () => {
@@ -238,5 +244,69 @@ describe('erasure in journeys', () => {
     await eventually('the stray timers fired and went', async () => (await timersOf(ivy)).length === 0);
     expect(await mentions(ivy)).toEqual([]);
     expect([await stats(trial), await stats(renewal)]).toEqual(before);
+  });
+
+  it('the sweep takes what a journey step under way left after the journeys step: a run, a timer, ledger rows', async () => {
+    expect(trial).toBeDefined(); // the first test's journey
+    await ingest('/v1/track', { userId: 'eve', event: 'Trial Started' });
+    const eve = await profileId('eve');
+    await eventually('eve waiting', async () => (await timersOf(eve)).length === 1);
+    // the job run by hand on a clock of its own, so what happens between its steps is ours
+    let clock = Date.now();
+    const deps = {
+      redis,
+      clickhouse: ch,
+      defs: new DefinitionStore(redis, cfg.redis.prefix),
+      redisPrefix: cfg.redis.prefix,
+      log: testLogger(cfg),
+      now: () => new Date(clock),
+      sweepDelayMs: 600_000,
+    };
+    const ws = cfg.keys.workspace;
+    const job = await createErasure(deps, ws, eve, 'test');
+    const first = await runErasure(deps, ws, job.id);
+    expect(first).toMatchObject({ status: 'pending', counts: { journeyRuns: 1, journeyTimers: 1 } });
+    expect(first!.done).toContain('journeys');
+    expect(await mentions(eve)).toEqual([]);
+    // meanwhile, what a step begun before leaves: eve entered again (her profile read before
+    // the erasure), a ledger row of it arriving, and a timer it had claimed given back
+    const ref = { workspaceId: ws, journeyId: trial, profileId: eve };
+    const k = workspaceKeys(cfg.redis.prefix, ws);
+    const run = { run: 2, v: 1, node: 'w1', state: 'active', enteredAt: Date.now(), nodeAt: Date.now() };
+    await redis.hset(k.journeyRun(trial, eve), run);
+    await redis.hincrby(k.journeyStats(trial), 'now:w1', 1);
+    await redis.zadd(
+      globalKeys(cfg.redis.prefix).journeysDue,
+      Date.now() + 86_400_000,
+      timerMember(ref, 2, 'w1'),
+    );
+    await ch.insert({
+      table: 'journey_steps',
+      format: 'JSONEachRow',
+      values: [
+        {
+          workspace_id: ws,
+          at: Date.now(),
+          journey_id: trial,
+          version: 1,
+          profile_id: eve,
+          run: 2,
+          node_id: 'w1',
+          step: 'entered',
+          detail: '',
+          message_id: '',
+        },
+      ],
+    });
+    clock += 600_000;
+    expect(await runErasure(deps, ws, job.id)).toMatchObject({ status: 'done' });
+    expect(await mentions(eve)).toEqual([]);
+    const rs = await ch.query({
+      query:
+        'SELECT count() AS n FROM journey_steps WHERE workspace_id = {ws:String} AND profile_id = {p:String}',
+      query_params: { ws, p: eve },
+      format: 'JSONEachRow',
+    });
+    expect(Number((await rs.json<{ n: string }>())[0]!.n)).toBe(0);
   });
 });
