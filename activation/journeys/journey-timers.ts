@@ -115,10 +115,14 @@ export function journeyTimers(opts: {
       for (const [i, s] of settled.entries())
         if (s.status === 'rejected')
           opts.log.warn({ member: members[i], err: (s.reason as Error).message }, 'journey_timer_failed');
-      const p = opts.redis.pipeline();
-      if (failed.length > 0) for (const m of failed) p.zadd(keys.journeysDue, now + 1000, m);
-      p.zrem(keys.journeysLease, ...members);
-      await p.exec();
+      // back for the next round (unless the person was erased meanwhile), then out of the lease
+      await Promise.all(
+        failed.map((m) => {
+          const t = parseTimerMember(m)!;
+          return set(keys.journeysDue, t.ref, t.run, t.node, now + 1000);
+        }),
+      );
+      await opts.redis.zrem(keys.journeysLease, ...members);
       return members.length;
     },
     size: () => opts.redis.zcard(keys.journeysDue),
