@@ -18,6 +18,7 @@ import { campaignRoutes } from './routes/campaigns.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { erasureRoutes } from './routes/erasures.ts';
+import { formRoutes } from './routes/forms.ts';
 import { journeyRoutes } from './routes/journeys.ts';
 import { liveRoutes } from './routes/live.ts';
 import { computedTraitRoutes, scoreRoutes } from './routes/profile-definitions.ts';
@@ -126,6 +127,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
   app.route('/v1/journeys', journeyRoutes({ ...deps, now }));
+  app.route('/v1/forms', formRoutes({ ...deps, now }));
   app.route('/v1/computed-traits', computedTraitRoutes({ ...deps, now }));
   app.route('/v1/scores', scoreRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));

@@ -15,7 +15,8 @@ export interface AuditEntry {
     | 'consent'
     | 'suppression'
     | 'workspace_settings'
-    | 'journey';
+    | 'journey'
+    | 'form';
   entityId: string;
   before: unknown;
   after: unknown;

@@ -14,6 +14,8 @@ const ENTITY: Record<DefinitionKind, AuditEntry['entityType']> = {
   scores: 'score',
   journeys: 'journey',
   journeyVersions: 'journey',
+  forms: 'form',
+  formVersions: 'form',
 };
 
 export interface SaveDeps {

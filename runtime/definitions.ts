@@ -5,6 +5,7 @@
 
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import type { ComputedTraitDefinition } from '../schemas/computed-trait.ts';
+import type { FormDefinition } from '../schemas/form.ts';
 import type { JourneyDefinition } from '../schemas/journey.ts';
 import type { LeadScoreDefinition } from '../schemas/lead-score.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
@@ -20,6 +21,9 @@ interface Defs {
   journeys: JourneyDefinition;
   /** Every saved version of every journey, id `${journeyId}@${version}` (people in flight stay on theirs). */
   journeyVersions: JourneyDefinition;
+  forms: FormDefinition;
+  /** Every saved version of every form, id `${formId}@${version}` (consent records name theirs). */
+  formVersions: FormDefinition;
 }
 export type DefinitionKind = keyof Defs;
 type Kind = DefinitionKind;

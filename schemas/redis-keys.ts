@@ -119,6 +119,12 @@ export function globalKeys(prefix: string) {
     journeys: `${prefix}:defs:journeys`,
     /** Hash `${workspaceId}/${journeyId}@${version}` → JourneyDefinition JSON of that version. */
     journeyVersions: `${prefix}:defs:journey-versions`,
+    /** Hash `${workspaceId}/${formId}` → FormDefinition JSON (the latest version). */
+    forms: `${prefix}:defs:forms`,
+    /** Hash `${workspaceId}/${formId}@${version}` → FormDefinition JSON of that version. */
+    formVersions: `${prefix}:defs:form-versions`,
+    /** Sorted set of PendingFormConsent JSON (schemas/form.ts) → epoch ms when it is tried (again). */
+    formConsentDue: `${prefix}:forms:consent-due`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
     /** Sorted set `${workspaceId}/${profileId}` → epoch ms when a windowed rule must be re-evaluated. */
