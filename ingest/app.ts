@@ -13,6 +13,7 @@ import type { ResolvedWriteKey, WriteKeyKind } from '../runtime/write-keys.ts';
 import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
+import { type FormDeps, formRoutes } from './forms.ts';
 import { IngestError } from './ingest-error.ts';
 import { MAX_EVENT_BYTES, normalizeEvent, type TimeBounds, type TraitLimits } from './normalize-event.ts';
 import { ingestOpenApi } from './openapi.ts';
@@ -38,6 +39,8 @@ export interface IngestDeps {
   timeBounds?: TimeBounds;
   /** Per-profile trait bounds: one event over them alone is a 400 (the processor keeps them). */
   traitLimits?: TraitLimits;
+  /** Forms (ingest/forms.ts): served and taken when given. */
+  forms?: FormDeps;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -96,6 +99,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
   app.route('/', browserSdkRoutes({ resolveWriteKey: deps.resolveWriteKey }));
   const openapi = ingestOpenApi();
   app.get('/openapi.json', (c) => c.json(openapi));
+  if (deps.forms) app.route('/', formRoutes(deps.forms));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));

@@ -1,12 +1,16 @@
 // Composition root of the ingest service.
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
+import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { WriteKeyStore, watchWriteKeys } from '../runtime/write-keys.ts';
+import type { FormDefinition } from '../schemas/form.ts';
+import { globalKeys } from '../schemas/redis-keys.ts';
 import { topics } from '../schemas/topics.ts';
 import { createIngestApp } from './app.ts';
+import type { FormDeps } from './forms.ts';
 import { RateLimiter } from './rate-limit.ts';
 
 export async function startIngest(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -19,6 +23,26 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     bootstrap: new Map([[cfg.keys.writeKey, cfg.keys.workspace]]),
     log,
   });
+  const forms = watchForms(cfg, clients, log);
+  const formDeps: FormDeps = {
+    forms,
+    producer,
+    eventsTopic: t.events,
+    queueConsent: async (p) => {
+      // tried at once; the query service retries until the profile exists
+      await clients.redis().zadd(globalKeys(cfg.redis.prefix).formConsentDue, Date.now(), JSON.stringify(p));
+    },
+    log: log.child({ area: 'forms' }),
+    now: () => new Date(),
+    secret: cfg.forms.secret,
+    minFillMs: cfg.forms.minFillMs,
+    maxAgeMs: cfg.forms.maxAgeMs,
+    ipLimiter: perMinute(cfg.forms.ipRatePerMinute),
+    formLimiter: perMinute(cfg.forms.formRatePerMinute),
+    produceTimeoutMs: cfg.ingest.produceTimeoutMs,
+    timeBounds: cfg.ingest.timeBounds,
+    traitLimits: cfg.profileLimits,
+  };
   const app = createIngestApp({
     producer,
     eventsTopic: t.events,
@@ -28,6 +52,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     rateLimiter: new RateLimiter(cfg.ingest.rateLimit, cfg.ingest.rateBurst),
     timeBounds: cfg.ingest.timeBounds,
     traitLimits: cfg.profileLimits,
+    forms: formDeps,
   });
   mountHealth(app, { kafka: () => admin.ping() });
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);
@@ -41,8 +66,35 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     async stop() {
       await server.close(); // stop accepting; in-flight requests finish their produce
       writeKeys.stop();
+      forms.stop();
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
     },
+  };
+}
+
+/** A limiter of `n` per minute, in a burst of up to `n`; none for 0. */
+function perMinute(n: number): RateLimiter | undefined {
+  return n > 0 ? new RateLimiter(n / 60, n, undefined, 100_000) : undefined;
+}
+
+/** The forms of every workspace, reloaded when the definition store's revision moves. */
+function watchForms(cfg: Config, clients: Clients, log: Logger) {
+  const store = new DefinitionStore(clients.redis(), cfg.redis.prefix);
+  let byKey = new Map<string, FormDefinition>();
+  const watch = watchDefinitions({
+    store,
+    log,
+    intervalMs: cfg.definitions.pollMs,
+    load: async () => {
+      const next = new Map<string, FormDefinition>();
+      for (const f of await store.list('forms')) next.set(`${f.workspaceId}/${f.id}`, f);
+      byKey = next;
+    },
+  });
+  return {
+    get: (ws: string, id: string) => byKey.get(`${ws}/${id}`),
+    refresh: () => watch.current(),
+    stop: () => watch.stop(),
   };
 }

@@ -71,6 +71,13 @@ export const EnvSchema = Type.Object({
   /** Oldest and newest event time accepted, relative to the server's clock (after skew correction). */
   CDP_INGEST_MAX_PAST_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 1826 }),
   CDP_INGEST_MAX_FUTURE_HOURS: Type.Integer({ minimum: 0, maximum: 8760, default: 24 }),
+  /** Forms (ingest/forms.ts): the key signing a form's time-to-fill token, and its bounds. */
+  CDP_FORMS_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  CDP_FORMS_MIN_FILL_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 3 }),
+  CDP_FORMS_MAX_AGE_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 24 }),
+  /** Submissions per client address, and per form, per minute (0: no limit). */
+  CDP_FORMS_IP_RATE_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 20 }),
+  CDP_FORMS_FORM_RATE_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 600 }),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
   /** Failed admin authentications per client address per minute before 429s (0: no limit). */
@@ -250,6 +257,13 @@ export interface Config {
     /** Event times accepted: from maxPastMs before to maxFutureMs after the server's clock. */
     timeBounds: { maxPastMs: number; maxFutureMs: number };
   };
+  forms: {
+    secret: string;
+    minFillMs: number;
+    maxAgeMs: number;
+    ipRatePerMinute: number;
+    formRatePerMinute: number;
+  };
   query: { host: string; port: number; adminAuthMaxFailures: number };
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: {
@@ -342,6 +356,18 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         maxPastMs: e.CDP_INGEST_MAX_PAST_DAYS * 86_400_000,
         maxFutureMs: e.CDP_INGEST_MAX_FUTURE_HOURS * 3_600_000,
       },
+    },
+    forms: {
+      // unset (local development only): derived from the admin key, as the unsubscribe secret
+      secret:
+        e.CDP_FORMS_SECRET ??
+        createHmac('sha256', e.CDP_ADMIN_KEY ?? DEV_ADMIN_KEY)
+          .update('cdp-forms')
+          .digest('base64url'),
+      minFillMs: e.CDP_FORMS_MIN_FILL_SECONDS * 1000,
+      maxAgeMs: e.CDP_FORMS_MAX_AGE_HOURS * 3_600_000,
+      ipRatePerMinute: e.CDP_FORMS_IP_RATE_PER_MINUTE,
+      formRatePerMinute: e.CDP_FORMS_FORM_RATE_PER_MINUTE,
     },
     query: {
       host: e.CDP_QUERY_HOST,
