@@ -13,6 +13,7 @@ import { WriteKeyStore } from '../runtime/write-keys.ts';
 import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
 import { startErasureWorker } from './erasure-job.ts';
+import { startFormConsentWorker } from './form-consent.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const redis = clients.redis();
@@ -51,6 +52,14 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     now: () => new Date(),
     sweepDelayMs: erasureSweepDelayMs,
   });
+  // consent ticked on forms, recorded once the submission has a profile
+  const formConsent = startFormConsentWorker({
+    redis,
+    clickhouse,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'form-consent' }),
+    now: () => new Date(),
+  });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
   const url = `http://${cfg.query.host}:${server.port}`;
   log.info({ url }, 'query_listening');
@@ -60,6 +69,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     stop: async () => {
       await server.close();
       await erasures.stop();
+      await formConsent.stop();
       await kafkaAdmin.disconnect().catch(() => {});
     },
   };
