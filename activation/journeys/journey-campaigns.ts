@@ -17,8 +17,15 @@ export const JOURNEY_WEBHOOK_PURPOSE = 'operational';
 export const journeyCampaignId = (journeyId: string, version: number, nodeId: string) =>
   `${journeyId}@${version}.${nodeId}`;
 
-/** The journey of a journey send step's campaign (`<journeyId>@<version>.<nodeId>`), else undefined. */
-export function journeyOfCampaign(c: Pick<CampaignDefinition, 'id' | 'segmentId'>): string | undefined {
+/**
+ * The journey of a journey send step's campaign (`<journeyId>@<version>.<nodeId>`), else
+ * undefined; also undefined for a webhook step (a call to a system, made whatever the run
+ * became meanwhile, not a message to the person).
+ */
+export function journeyOfCampaign(
+  c: Pick<CampaignDefinition, 'id' | 'segmentId' | 'journeyWebhook'>,
+): string | undefined {
+  if (c.journeyWebhook) return undefined;
   return c.segmentId.startsWith('jrn_') && c.id.startsWith(`${c.segmentId}@`) ? c.segmentId : undefined;
 }
 
