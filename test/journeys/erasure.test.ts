@@ -246,6 +246,38 @@ describe('erasure in journeys', () => {
     expect([await stats(trial), await stats(renewal)]).toEqual(before);
   });
 
+  it('a person merged from two profiles, each in the journey: nothing names either profile id afterwards', async () => {
+    expect(trial).toBeDefined(); // the first test's journey
+    await ingest('/v1/track', { userId: 'kim', event: 'Trial Started' });
+    await ingest('/v1/track', { anonymousId: 'kim-phone', event: 'Trial Started' });
+    const kim = await profileId('kim');
+    const phone = (
+      await eventually('the phone’s profile', async () => {
+        const p = await api('GET', '/v1/profiles?anonymousId=kim-phone');
+        return p.status === 200 ? p : undefined;
+      })
+    ).body.id as string;
+    await eventually(
+      'both waiting',
+      async () => (await timersOf(kim)).length + (await timersOf(phone)).length === 2,
+    );
+    await ingest('/v1/identify', { userId: 'kim', anonymousId: 'kim-phone' });
+    await eventually('merged (one run ends as merged)', async () => (await stats(trial)).ended?.merged === 1);
+    const del = await api('DELETE', '/v1/profiles?userId=kim');
+    expect(del.status).toBeLessThan(300);
+    const done = await eventually(
+      'the erasure done',
+      async () => {
+        const j = (await api('GET', `/v1/erasures/${del.body.job.id}`)).body;
+        return j.status === 'done' ? j : undefined;
+      },
+      60_000,
+    );
+    expect(done.counts).toMatchObject({ profiles: 2, journeyRuns: 2, journeyTimers: 2 });
+    expect(await mentions(kim)).toEqual([]);
+    expect(await mentions(phone)).toEqual([]);
+  });
+
   it('the sweep takes what a journey step under way left after the journeys step: a run, a timer, ledger rows', async () => {
     expect(trial).toBeDefined(); // the first test's journey
     await ingest('/v1/track', { userId: 'eve', event: 'Trial Started' });
