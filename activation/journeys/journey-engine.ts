@@ -12,7 +12,9 @@
 //   3. the moves, each a compare-and-set of (run, node) in run-state.lua, which also
 //      counts the nodes. A crash before 3 repeats 1 and 2 harmlessly; a worker that finds
 //      the run already moved stops there.
-// Every step therefore happens once in effect, and survives a kill -9 of any worker.
+// Every step therefore happens once in effect, and survives a kill -9 of any worker: a
+// message handled again (redelivered after a crash) re-drives a run it finds under way from
+// where it is, taking the steps the crash left undone (see redrive).
 import { createHash } from 'node:crypto';
 import type { OutgoingMessage, Producer } from '../../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../../runtime/kafka/send-bounded.ts';
@@ -409,6 +411,18 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     return true;
   }
 
+  /**
+   * A run a message finds under way that it does not move (already in the journey, or the
+   * message handled before): it goes on from where it is. Every step is idempotent (send
+   * keys, step messageIds, compare-and-set moves, timers set again at the same time), so
+   * this takes exactly the steps a failure part-way (a produce refused, a kill -9 between
+   * recording a move and taking the next step) left undone, and nothing twice.
+   */
+  async function redrive(ref: RunRef) {
+    const state = await deps.runs.peek(ref);
+    if (state.active) await advance(ref, state, false, null);
+  }
+
   /** A wait until `matches` on the run's current node, met now: take the `met` branch. */
   async function meet(ref: RunRef, state: RunState, j: CompiledJourney, trigger: string | null) {
     const n = j.nodes.get(state.node);
@@ -454,6 +468,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
             c.type === 'entered'
           )
             await meet(ref, state, v, c.messageId);
+          else await advance(ref, state, false, c.messageId);
         }
       }
     },
@@ -493,6 +508,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
           v.filters.get(n.id)!.matches(s.properties)
         )
           await meet(ref, state, v, s.messageId);
+        else await advance(ref, state, false, s.messageId);
       }
     },
 
@@ -508,7 +524,12 @@ export function journeyEngine(deps: JourneyEngineDeps) {
           const from = { workspaceId: c.workspaceId, journeyId: j.def.id, profileId: m };
           const into = { ...from, profileId: c.profileId };
           const res = await deps.runs.merge(from, into, deps.now());
-          if (res.result === 'none') continue;
+          if (res.result === 'none') {
+            // handled before (a redelivery): the survivor's run goes on from where it is
+            const survivor = await deps.runs.peek(into);
+            if (survivor.active) await advance(into, survivor, false, c.messageId);
+            continue;
+          }
           const state = await deps.runs.peek(into);
           await publish(
             [
@@ -537,7 +558,9 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     async onTimeEntry(ref: RunRef, occurrence: string): Promise<boolean> {
       const j = deps.registry.get(ref.workspaceId, ref.journeyId);
       if (j?.def.status !== 'active') return false;
-      return enter(ref, j, occurrence, occurrence);
+      if (await enter(ref, j, occurrence, occurrence)) return true;
+      await redrive(ref);
+      return false;
     },
 
     /**
