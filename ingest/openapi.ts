@@ -98,6 +98,46 @@ export function ingestOpenApi(): object {
       responses: { '200': { description: 'settings' }, '404': { description: 'unknown write key' } },
     },
   };
+  const form = [
+    { name: 'workspace', in: 'path', required: true, schema: { type: 'string' } },
+    { name: 'formId', in: 'path', required: true, schema: { type: 'string' } },
+  ];
+  paths['/v1/forms/{workspace}/{formId}'] = {
+    get: {
+      operationId: 'renderForm',
+      summary:
+        'The form as an HTML page that works without JavaScript, or as JSON (Accept: application/json) with a fresh signed `_token`',
+      tags: ['forms'],
+      security: [],
+      parameters: form,
+      responses: {
+        '200': { description: 'the form' },
+        '404': { description: 'no such form' },
+        '409': { description: 'paused' },
+      },
+    },
+  };
+  paths['/v1/forms/{workspace}/{formId}/submit'] = {
+    post: {
+      operationId: 'submitForm',
+      summary:
+        'A submission: application/x-www-form-urlencoded (an HTML form; answered 303 to the redirect or an HTML page) or a flat JSON object (answered JSON)',
+      tags: ['forms'],
+      security: [],
+      parameters: form,
+      responses: {
+        '200': { description: '{success: true, message | redirect} (JSON), or the message page' },
+        '303': { description: "to the form's redirect" },
+        '400': { description: '{success: false, error, errors: {field: why}}, or a page listing them' },
+        '404': { description: 'no such form' },
+        '409': { description: 'the form is paused' },
+        '413': { description: 'body over 32 KB' },
+        '415': { description: 'not urlencoded or JSON' },
+        '429': { description: 'over the per-address or per-form rate; Retry-After' },
+        '503': { description: 'not stored; retry' },
+      },
+    },
+  };
   paths['/healthz'] = {
     get: {
       operationId: 'healthz',

@@ -3,6 +3,7 @@
 import { CampaignInput } from '../schemas/campaign.ts';
 import { ComputedTraitInput } from '../schemas/computed-trait.ts';
 import { ERASURE_STEPS } from '../schemas/erasure.ts';
+import { FormInput } from '../schemas/form.ts';
 import { JourneyInput } from '../schemas/journey.ts';
 import { LeadScoreInput } from '../schemas/lead-score.ts';
 import { SegmentInput } from '../schemas/segment.ts';
@@ -131,6 +132,7 @@ export function queryOpenApi(): object {
         SegmentInput,
         CampaignInput,
         JourneyInput,
+        FormInput,
         ComputedTraitInput,
         LeadScoreInput,
         FunnelBody,
@@ -451,6 +453,32 @@ export function queryOpenApi(): object {
           'Counts: {entered, refused, ended: {reason: n}, nodes: {<nodeId>: {now, passed, converted, exited}}}',
           { parameters: [id('id')] },
         ),
+      },
+      '/v1/forms': {
+        get: op('listForms', 'Forms of the workspace (latest versions)'),
+        post: op('createForm', 'Create a form (version 1; status active unless given); 400 names the field', {
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/FormInput' }) },
+          responses: { '201': { description: 'created: {id, version, status, …}' }, ...errors },
+        }),
+      },
+      '/v1/forms/{id}': {
+        get: op('getForm', 'A form (latest version)', { parameters: [id('id')] }),
+        put: op('updateForm', 'A new version (consent records name the version whose text was shown)', {
+          parameters: [id('id')],
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/FormInput' }) },
+        }),
+        delete: op('deleteForm', 'Delete a form (its versions stay, for the consent records)', {
+          parameters: [id('id')],
+        }),
+      },
+      '/v1/forms/{id}/versions/{version}': {
+        get: op('getFormVersion', 'A saved version of a form', { parameters: [id('id'), id('version')] }),
+      },
+      '/v1/forms/{id}/pause': {
+        post: op('pauseForm', 'Pause: the ingest host answers its posts 409', { parameters: [id('id')] }),
+      },
+      '/v1/forms/{id}/activate': {
+        post: op('activateForm', 'Take submissions again', { parameters: [id('id')] }),
       },
       '/v1/campaigns/{id}/resume': {
         post: op('resumeCampaign', 'Resume a paused campaign', { parameters: [id('id')] }),
