@@ -396,7 +396,7 @@ export function journeyEngine(deps: JourneyEngineDeps) {
     const start = d.nodes[0]!.id;
     const now = deps.now();
     const res = await deps.runs.enter(ref, d.version, start, now, d.reEntry ?? 'never', occurrence);
-    if (res.result === 'busy' || res.result === 'again') return false;
+    if (res.result === 'busy' || res.result === 'again' || res.result === 'erased') return false;
     if (res.result === 'refused') {
       await publish([row(ref, d.version, res.run, '', 'refused', 'reEntry', trigger ?? '')], [], []);
       return false;

@@ -1,7 +1,8 @@
 -- A person's run through a journey, moved one step at a time by compare-and-set, so a step
 -- runs once however many workers or redeliveries race for it, and the per-node counts move
 -- in the same atomic step (they are exact, not sampled).
--- KEYS: 1 run hash (<tag>:jr:<journeyId>:<profileId>), 2 stats hash (<tag>:js:<journeyId>)
+-- KEYS: 1 run hash (<tag>:jr:<journeyId>:<profileId>), 2 stats hash (<tag>:js:<journeyId>),
+--   3 the workspace's erasure tombstones (<tag>:erased)
 -- Run hash: run (number of runs so far), v (journey version), node ('' once ended),
 --   state (active|ended), enteredAt, nodeAt (ms), endedAt, end (why it ended), occ (the
 --   time entry occurrence of the last run, '' for other entries), `arm:<node>` (the way the
@@ -12,7 +13,8 @@
 --   `conv:<node>:<arm>` (of those, converted within the goal's window of entering),
 --   convertedAfterExit (conversions of runs that had ended: completed, exited, held out).
 -- ARGV[1] = op:
---   enter, version, startNode, nowMs, reEntry (never|after_exit|window), windowMs, occurrence
+--   enter, version, startNode, nowMs, reEntry (never|after_exit|window), windowMs, occurrence,
+--     the profile's tombstone member (an erased person enters nothing: { 'erased', 0 })
 --     → { 'entered', run } | { 'busy', run } (a run is active) | { 'refused', run } (re-entry rule)
 --       | { 'again', run } (this person entered at this occurrence already: a broadcast or a
 --       schedule tick enters each member once, however often a crash repeats its page)
@@ -40,6 +42,7 @@ end
 
 if op == 'enter' then
   local version, start, now, mode, occ = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[7] or ''
+  if ARGV[8] and redis.call('ZSCORE', KEYS[3], ARGV[8]) then return { 'erased', tostring(run) } end
   if occ ~= '' and redis.call('HGET', KEYS[1], 'occ') == occ then return { 'again', tostring(run) } end
   if state == 'active' then return { 'busy', tostring(run) } end
   if run > 0 then

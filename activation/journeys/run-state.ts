@@ -1,6 +1,7 @@
 // The journey run state in Redis (run-state.lua): enter, move by compare-and-set, peek.
 import { readFileSync } from 'node:fs';
 import type { Redis } from '../../runtime/redis.ts';
+import { tombstoneMember } from '../../schemas/erasure.ts';
 import type { ReEntry } from '../../schemas/journey.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 
@@ -53,16 +54,16 @@ export interface RunState {
   enteredAt: number;
 }
 
-type Script = (k1: string, k2: string, ...args: Array<string | number>) => Promise<string[]>;
+type Script = (k1: string, k2: string, k3: string, ...args: Array<string | number>) => Promise<string[]>;
 
 export function runStore(redis: Redis, prefix: string) {
   const r = redis as unknown as { cdpJourneyRun?: Script };
   if (typeof r.cdpJourneyRun !== 'function')
-    redis.defineCommand('cdpJourneyRun', { numberOfKeys: 2, lua: SCRIPT });
+    redis.defineCommand('cdpJourneyRun', { numberOfKeys: 3, lua: SCRIPT });
   const call: Script = (...args) => (redis as unknown as { cdpJourneyRun: Script }).cdpJourneyRun(...args);
   const keys = (ref: RunRef) => {
     const k = workspaceKeys(prefix, ref.workspaceId);
-    return [k.journeyRun(ref.journeyId, ref.profileId), k.journeyStats(ref.journeyId)] as const;
+    return [k.journeyRun(ref.journeyId, ref.profileId), k.journeyStats(ref.journeyId), k.erased] as const;
   };
   return {
     async enter(
@@ -73,7 +74,7 @@ export function runStore(redis: Redis, prefix: string) {
       reEntry: ReEntry = 'never',
       /** A time entry's occurrence (`broadcast@…`): a person enters at most once at each. */
       occurrence = '',
-    ): Promise<{ result: 'entered' | 'busy' | 'refused' | 'again'; run: number }> {
+    ): Promise<{ result: 'entered' | 'busy' | 'refused' | 'again' | 'erased'; run: number }> {
       const [mode, windowMs] =
         typeof reEntry === 'string' ? [reEntry, 0] : ['window', reEntry.everyDays * DAY_MS];
       const [result, run] = await call(
@@ -85,8 +86,9 @@ export function runStore(redis: Redis, prefix: string) {
         mode,
         windowMs,
         occurrence,
+        tombstoneMember('profile', ref.profileId),
       );
-      return { result: result as 'entered' | 'busy' | 'refused' | 'again', run: Number(run) };
+      return { result: result as 'entered' | 'busy' | 'refused' | 'again' | 'erased', run: Number(run) };
     },
     /**
      * Moves the run from `from` to `to` ('' ends it, for `reason`); false when it was not there.
