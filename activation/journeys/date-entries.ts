@@ -8,6 +8,7 @@
 // per date (the occurrence is `dateTrait@<date>`); re-entry rules apply across dates.
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import type { IdentityChange } from '../../schemas/identity-change.ts';
 import type { JourneySignal } from '../../schemas/journey-signal.ts';
 import { dateTraitInstant, parseDayOffset, traitDate } from '../../schemas/journey-time.ts';
 import { profileTimezone } from '../policy/local-time.ts';
@@ -68,6 +69,30 @@ export function dateEntries(deps: {
       for (const j of journeys)
         await schedule(
           { workspaceId: s.workspaceId, journeyId: j.def.id, profileId: p.profileId },
+          j,
+          p.traits,
+        );
+    },
+
+    /**
+     * Profiles merged: the survivor may have a date it did not have (the merged-away
+     * profile's trait, last write wins), so its timers are set from its traits now.
+     */
+    async onIdentityChange(c: IdentityChange): Promise<void> {
+      if (!c.mergedProfileIds.some((m) => m !== c.profileId)) return;
+      const journeys = deps.registry
+        .all()
+        .filter(
+          (j) =>
+            j.def.workspaceId === c.workspaceId &&
+            (j.def.status === 'active' || j.def.status === 'paused') &&
+            'dateTrait' in j.def.entry,
+        );
+      if (journeys.length === 0) return;
+      const p = await read(c.workspaceId, c.profileId);
+      for (const j of journeys)
+        await schedule(
+          { workspaceId: c.workspaceId, journeyId: j.def.id, profileId: p.profileId },
           j,
           p.traits,
         );

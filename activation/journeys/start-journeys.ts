@@ -120,7 +120,12 @@ export async function startJourneys(
             work = v.event === IDENTIFY_SIGNAL ? () => dates.onSignal(v) : () => engine.onSignal(v);
           else reason = 'not a journey signal';
         } else if (m.topic === t.identity) {
-          if (identityChangeCheck.Check(v)) work = () => engine.onIdentityChange(v);
+          // merges: one run per journey per person; the survivor's date-trait entries
+          if (identityChangeCheck.Check(v))
+            work = async () => {
+              await engine.onIdentityChange(v);
+              await dates.onIdentityChange(v);
+            };
           else reason = 'not an identity change';
         } else if (segmentChangeCheck.Check(v)) work = () => engine.onSegmentChange(v);
         else reason = 'not a segment change';
