@@ -10,6 +10,8 @@ export interface Edge {
   from: string;
   to: string;
   label: string;
+  /** The stats' name of this way (`variant:0`, `yes`, `met`, …); undefined for `next`. */
+  arm?: string;
   path: string;
   lx: number;
   ly: number;
@@ -21,6 +23,20 @@ export declare function layout(nodes: unknown[]): {
   height: number;
 };
 export declare function summary(node: unknown): string;
+export declare const NODE_TYPES: string[];
+export interface ArmFigures {
+  entered: number;
+  converted: number;
+  rate: number | null;
+}
+export declare function percent(x: number | null | undefined, sign?: boolean): string;
+export declare function armLabel(arm: string): string;
+export declare function armText(f: ArmFigures): string;
+export declare function liftText(
+  h: { lift: number | null; confidence: number | null },
+  short?: boolean,
+): string;
+export declare function arms(node: unknown): string[];
 // biome-ignore lint/suspicious/noExplicitAny: the form is plain editor state, read field by field
 export type JourneyForm = any;
 export declare function blankForm(): JourneyForm;

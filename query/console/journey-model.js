@@ -11,42 +11,51 @@ import {
   toLogic,
 } from './rule-model.js';
 
-export const NODE_TYPES = ['send', 'wait', 'branch', 'split', 'update', 'exit'];
+export const NODE_TYPES = ['send', 'wait', 'branch', 'split', 'update', 'score', 'list', 'webhook', 'exit'];
 export const NODE_LABEL = {
   send: 'Send',
   wait: 'Wait',
   branch: 'Branch',
   split: 'Split',
   update: 'Update traits',
+  score: 'Score',
+  list: 'List',
+  webhook: 'Webhook',
   exit: 'Exit',
 };
 
-/** Where a node goes next: [label, target id | undefined], in the order the API names them. */
+/**
+ * Where a node goes next: [label, target id | undefined, arm], in the order the API names
+ * them; the arm is the stats' name of that way (`variant:0`, `yes`, `met`, …).
+ */
 export function successors(n) {
   switch (n.type) {
     case 'wait':
       return typeof n.for === 'object' && n.for !== null && 'until' in n.for
         ? [
-            ['met', n.branches?.met],
-            ['timeout', n.branches?.timeout],
+            ['met', n.branches?.met, 'met'],
+            ['timeout', n.branches?.timeout, 'timeout'],
           ]
         : [['next', n.next]];
     case 'branch':
       return [
-        ['yes', n.yes],
-        ['no', n.no],
+        ['yes', n.yes, 'yes'],
+        ['no', n.no, 'no'],
       ];
     case 'split':
-      return (n.variants ?? []).map((v, i) => [`variant ${i + 1}`, v.next]);
+      return (n.variants ?? []).map((v, i) => [`variant ${i + 1}`, v.next, `variant:${i}`]);
     case 'send':
     case 'update':
+    case 'score':
+    case 'list':
+    case 'webhook':
       return [['next', n.next]];
     default:
       return [];
   }
 }
 
-export const BOX = { w: 200, h: 96, gx: 40, gy: 64, pad: 12 };
+export const BOX = { w: 200, h: 104, gx: 40, gy: 64, pad: 12 };
 
 /**
  * Boxes laid out by depth (the longest path from the first node, so every edge points down)
@@ -109,7 +118,7 @@ export function layout(nodes) {
   });
   const edges = [];
   for (const n of nodes)
-    for (const [label, to] of successors(n)) {
+    for (const [label, to, arm] of successors(n)) {
       const a = boxes.get(n.id);
       const b = to === undefined ? undefined : boxes.get(to);
       if (!a || !b) continue;
@@ -122,6 +131,7 @@ export function layout(nodes) {
         from: n.id,
         to,
         label,
+        arm,
         path: `M${sx},${sy} C${sx},${sy + bend} ${tx},${ty - bend} ${tx},${ty}`,
         // the curve's midpoint (its control points are symmetric)
         lx: (sx + tx) / 2,
@@ -164,11 +174,59 @@ export function summary(n) {
       );
     case 'update':
       return clip(`set ${Object.keys(n.traits ?? {}).join(', ')}`);
+    case 'score':
+      return clip(`${n.trait} ${n.add > 0 ? '+' : ''}${n.add}`);
+    case 'list':
+      return clip(`${n.action === 'remove' ? 'remove from' : 'add to'} list ${n.list}`);
+    case 'webhook': {
+      let host = n.webhook?.url ?? '';
+      try {
+        host = new URL(host).host;
+      } catch {}
+      return clip(`webhook → ${host}`);
+    }
     case 'exit':
       return 'leave the journey';
     default:
       return String(n.type);
   }
+}
+
+// ---- conversion by branch (the stats' `branches` and `holdouts`) ----
+
+/** A rate or a lift as a percent: one decimal below 10% ("4.5%"), whole above ("23%"); null → "—". */
+export function percent(x, sign = false) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '—';
+  const p = x * 100;
+  const r = Math.abs(p) >= 10 ? Math.round(p) : Math.round(p * 10) / 10;
+  return `${sign && r > 0 ? '+' : ''}${r === 0 ? 0 : r}%`;
+}
+
+/** An arm's name as the flow labels its edge: `variant:0` → `variant 1`. */
+export const armLabel = (arm) => (arm.startsWith('variant:') ? `variant ${Number(arm.slice(8)) + 1}` : arm);
+
+/** Converted of those who went that way, and the rate: `3/10 (30%)`. */
+export const armText = (f) => `${f.converted}/${f.entered} (${percent(f.rate)})`;
+
+/**
+ * A split's lift over its holdout: `+23% vs holdout (92% confidence)` (`92% conf.` when
+ * short, for the flow's box); no lift yet → `—`.
+ */
+export function liftText(h, short = false) {
+  // floor: a confidence just under 1 never reads as certain
+  const conf =
+    typeof h.confidence === 'number'
+      ? ` (${Math.floor(h.confidence * 100)}% ${short ? 'conf.' : 'confidence'})`
+      : '';
+  return `${percent(h.lift, true)} vs holdout${conf}`;
+}
+
+/** The arms of a node that has some, in the order the flow draws them (the holdout last). */
+export function arms(n) {
+  const out = successors(n)
+    .map((s) => s[2])
+    .filter(Boolean);
+  return n.type === 'split' && n.holdout ? [...out, 'holdout'] : out;
 }
 
 // ---- the editor's form ----
@@ -232,6 +290,12 @@ export function newFormNode(type, taken) {
       };
     case 'update':
       return { ...base, traits: '{\n  \n}', next: '' };
+    case 'score':
+      return { ...base, trait: '', add: '1', next: '' };
+    case 'list':
+      return { ...base, list: '', action: 'add', next: '' };
+    case 'webhook':
+      return { ...base, url: '', secret: '', data: '', next: '' };
     default:
       return { ...base };
   }
@@ -254,7 +318,7 @@ export function blankForm() {
       tz: '',
       json: '',
     },
-    goal: { kind: 'none', event: '', ...blankFilters(), segment: '' },
+    goal: { kind: 'none', event: '', ...blankFilters(), segment: '', within: '' },
     reEntry: 'never',
     everyDays: '30',
     exitOnSegmentExit: '',
@@ -310,6 +374,20 @@ function nodeForm(n) {
       f.traits = JSON.stringify(n.traits ?? {}, null, 2);
       f.next = n.next ?? '';
       break;
+    case 'score':
+      Object.assign(f, { trait: n.trait, add: String(n.add), next: n.next ?? '' });
+      break;
+    case 'list':
+      Object.assign(f, { list: n.list, action: n.action, next: n.next ?? '' });
+      break;
+    case 'webhook':
+      Object.assign(f, {
+        url: n.webhook?.url ?? '',
+        secret: n.webhook?.secret ?? '',
+        data: n.data === undefined ? '' : JSON.stringify(n.data, null, 2),
+        next: n.next ?? '',
+      });
+      break;
     default:
       break;
   }
@@ -338,6 +416,7 @@ export function toForm(j) {
   if (j.goal && 'event' in j.goal)
     Object.assign(f.goal, { kind: 'event', event: j.goal.event, ...whereForm(j.goal.where) });
   else if (j.goal && 'segment' in j.goal) Object.assign(f.goal, { kind: 'segment', segment: j.goal.segment });
+  f.goal.within = j.goal?.within ?? '';
   if (j.reEntry && typeof j.reEntry === 'object') {
     f.reEntry = 'days';
     f.everyDays = String(j.reEntry.everyDays);
@@ -414,6 +493,7 @@ export function toJourney(f) {
     if (!f.goal.segment) out.push('goal.segment: choose a segment');
     body.goal = { segment: f.goal.segment };
   }
+  if (body.goal && f.goal.within.trim()) body.goal.within = f.goal.within.trim();
   body.reEntry = f.reEntry === 'days' ? { everyDays: number(f.everyDays) } : f.reEntry;
   if (f.reEntry === 'days' && !Number.isInteger(body.reEntry.everyDays))
     out.push('reEntry.everyDays: a whole number of days');
@@ -498,6 +578,32 @@ function nodeBody(n, at, out) {
       }
       return withNext({ id, type: 'update', traits }, 'next', n.next);
     }
+    case 'score': {
+      const add = number(n.add);
+      if (!n.trait.trim()) out.push(`${at}.trait: the trait is required`);
+      if (!Number.isFinite(add) || add === 0) out.push(`${at}.add: points to add, a number other than 0`);
+      return withNext({ id, type: 'score', trait: n.trait.trim(), add }, 'next', n.next);
+    }
+    case 'list':
+      if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(n.list.trim()))
+        out.push(`${at}.list: a list id (letters, digits, _ . : -)`);
+      return withNext({ id, type: 'list', list: n.list.trim(), action: n.action }, 'next', n.next);
+    case 'webhook': {
+      if (!n.url.trim()) out.push(`${at}.webhook.url: the URL is required`);
+      const b = { id, type: 'webhook', webhook: { url: n.url.trim() } };
+      if (n.secret.trim()) b.webhook.secret = n.secret.trim();
+      if (n.data.trim()) {
+        let data;
+        try {
+          data = JSON.parse(n.data);
+        } catch (err) {
+          out.push(`${at}.data: not JSON (${err.message})`);
+        }
+        if (data !== null && typeof data === 'object' && !Array.isArray(data)) b.data = data;
+        else if (data !== undefined) out.push(`${at}.data: a JSON object of names and values`);
+      }
+      return withNext(b, 'next', n.next);
+    }
     default:
       return { id, type: n.type };
   }
@@ -531,6 +637,9 @@ export function formSuccessors(n) {
       ];
     case 'send':
     case 'update':
+    case 'score':
+    case 'list':
+    case 'webhook':
       return [['next', 'Then go to']];
     default:
       return [];

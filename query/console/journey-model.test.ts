@@ -4,11 +4,17 @@
 import { describe, expect, it } from 'vitest';
 import { checkJourneyInput } from '../../schemas/journey.ts';
 import {
+  armLabel,
+  arms,
+  armText,
   BOX,
   blankForm,
   errorTarget,
   layout,
+  liftText,
+  NODE_TYPES,
   newFormNode,
+  percent,
   summary,
   toForm,
   toJourney,
@@ -110,6 +116,47 @@ describe('the flow layout', () => {
       'set nurture, score',
       'leave the journey',
     ]);
+  });
+});
+
+describe('conversion by branch', () => {
+  it('names each arm as its edge is labelled, the holdout last', () => {
+    const [, , check, tip, nudge] = onboarding.nodes;
+    expect(arms(check)).toEqual(['yes', 'no']);
+    expect(arms(tip)).toEqual(['met', 'timeout']);
+    expect(arms(nudge)).toEqual(['variant:0', 'variant:1', 'holdout']);
+    expect(arms({ ...nudge, holdout: undefined })).toEqual(['variant:0', 'variant:1']);
+    expect(arms(onboarding.nodes[0])).toEqual([]);
+    expect(layout(onboarding.nodes).edges.find((e) => e.from === 'nudge' && e.to === 'sms')!.arm).toBe(
+      'variant:1',
+    );
+    expect(['variant:0', 'variant:11', 'holdout', 'yes'].map(armLabel)).toEqual([
+      'variant 1',
+      'variant 12',
+      'holdout',
+      'yes',
+    ]);
+  });
+
+  it('shows rates and a lift compactly; no lift yet is a dash', () => {
+    expect([0, 0.045, 0.0999, 0.1, 0.2345, 1, 2.5, null].map((x) => percent(x))).toEqual([
+      '0%',
+      '4.5%',
+      '10%',
+      '10%',
+      '23%',
+      '100%',
+      '250%',
+      '—',
+    ]);
+    expect(armText({ entered: 10, converted: 3, rate: 0.3 })).toBe('3/10 (30%)');
+    expect(armText({ entered: 0, converted: 0, rate: null })).toBe('0/0 (—)');
+    expect(liftText({ lift: 0.2345, confidence: 0.9249 })).toBe('+23% vs holdout (92% confidence)');
+    expect(liftText({ lift: -0.5, confidence: 0.9999 })).toBe('-50% vs holdout (99% confidence)');
+    expect(liftText({ lift: 0, confidence: 0 })).toBe('0% vs holdout (0% confidence)');
+    expect(liftText({ lift: null, confidence: 0.4 })).toBe('— vs holdout (40% confidence)');
+    expect(liftText({ lift: null, confidence: null })).toBe('— vs holdout');
+    expect(liftText({ lift: 3.912, confidence: 0.951 }, true)).toBe('+391% vs holdout (95% conf.)');
   });
 });
 
@@ -230,6 +277,100 @@ describe('the editor form', () => {
       'nodes[2].traits: a JSON object of trait names and values',
     ]);
     expect(toJourney(blankForm()).problems).toContain('nodes: add at least one step');
+  });
+
+  it('opens and saves score, list and webhook steps and a goal window; the server accepts them', () => {
+    const j = {
+      name: 'Actions',
+      entry: { event: 'Trial Started' },
+      goal: { segment: 'seg_paid', within: 'P7D' },
+      reEntry: 'never',
+      nodes: [
+        { id: 'points', type: 'score', trait: 'engagement', add: 10, next: 'less' },
+        { id: 'less', type: 'score', trait: 'engagement', add: -2.5, next: 'vip' },
+        { id: 'vip', type: 'list', list: 'vip', action: 'add', next: 'off' },
+        { id: 'off', type: 'list', list: 'trial.2026', action: 'remove', next: 'crm' },
+        {
+          id: 'crm',
+          type: 'webhook',
+          webhook: { url: 'https://crm.example.com/hooks/lead', secret: 'whsec_c2VjcmV0' },
+          data: { stage: 'lead', tags: ['trial'] },
+          next: 'ping',
+        },
+        { id: 'ping', type: 'webhook', webhook: { url: 'https://ops.example.com:8443/p' } },
+      ],
+    };
+    const form = toForm(j);
+    expect(form.goal.within).toBe('P7D');
+    expect(form.nodes.map((n: { type: string }) => n.type)).toEqual([
+      'score',
+      'score',
+      'list',
+      'list',
+      'webhook',
+      'webhook',
+    ]);
+    const { body, problems } = toJourney(form);
+    expect(problems).toEqual([]);
+    expect(body).toEqual(j);
+    expect(() => checkJourneyInput(structuredClone(body))).not.toThrow();
+    expect(j.nodes.map((n) => summary(n))).toEqual([
+      'engagement +10',
+      'engagement -2.5',
+      'add to list vip',
+      'remove from list trial.2026',
+      'webhook → crm.example.com',
+      'webhook → ops.example.com:8443',
+    ]);
+    // every step in a chain: the flow draws their edges
+    expect(layout(j.nodes).edges.map((e) => `${e.from}-${e.to}`)).toEqual([
+      'points-less',
+      'less-vip',
+      'vip-off',
+      'off-crm',
+      'crm-ping',
+    ]);
+    // the adders offer them; new ones the form fills in are accepted
+    for (const t of ['score', 'list', 'webhook']) expect(NODE_TYPES).toContain(t);
+    const f = blankForm();
+    Object.assign(f, { name: 'New' });
+    Object.assign(f.entry, { kind: 'event', event: 'E' });
+    Object.assign(f.goal, { kind: 'event', event: 'Upgraded', within: ' PT12H ' });
+    const score = Object.assign(newFormNode('score', []), { trait: 'engagement', add: '5', next: 'list1' });
+    const list = Object.assign(newFormNode('list', []), { list: 'vip', next: 'webhook1' });
+    const hook = Object.assign(newFormNode('webhook', []), { url: 'https://h.example.com/x' });
+    f.nodes = [score, list, hook];
+    const built = toJourney(f);
+    expect(built.problems).toEqual([]);
+    expect(built.body.goal).toEqual({ event: 'Upgraded', within: 'PT12H' });
+    expect(built.body.nodes).toEqual([
+      { id: 'score1', type: 'score', trait: 'engagement', add: 5, next: 'list1' },
+      { id: 'list1', type: 'list', list: 'vip', action: 'add', next: 'webhook1' },
+      { id: 'webhook1', type: 'webhook', webhook: { url: 'https://h.example.com/x' } },
+    ]);
+    expect(() => checkJourneyInput(structuredClone(built.body))).not.toThrow();
+    // no goal: no window
+    f.goal.kind = 'none';
+    expect(toJourney(f).body.goal).toBeUndefined();
+  });
+
+  it('names the field of a score, list or webhook step that is missing or wrong', () => {
+    const form = blankForm();
+    Object.assign(form, { name: 'x' });
+    Object.assign(form.entry, { kind: 'event', event: 'E' });
+    const score = Object.assign(newFormNode('score', []), { add: '0' });
+    const list = Object.assign(newFormNode('list', []), { list: 'v i p' });
+    const hook = Object.assign(newFormNode('webhook', []), { data: '[1]' });
+    const hook2 = Object.assign(newFormNode('webhook', ['webhook1']), { url: 'https://x', data: '{' });
+    form.nodes = [score, list, hook, hook2];
+    expect(toJourney(form).problems).toEqual([
+      'nodes[0].trait: the trait is required',
+      'nodes[0].add: points to add, a number other than 0',
+      'nodes[1].list: a list id (letters, digits, _ . : -)',
+      'nodes[2].webhook.url: the URL is required',
+      'nodes[2].data: a JSON object of names and values',
+      expect.stringMatching(/^nodes\[3\]\.data: not JSON/),
+    ]);
   });
 
   it('finds the part of the form an API error names', () => {

@@ -1,18 +1,24 @@
 // Journeys: a list (status, version, entered, people in it now), a journey's view (the graph
 // drawn as a flow with live counts on each step, refreshed every 2 s; activate / pause /
-// resume / archive) and a form editor (entry, goal, re-entry, steps of every type; branch
-// rules in the segment builder's visual rule editor).
+// resume / archive; conversion by branch on the edges, a holdout's lift on its split) and a
+// form editor (entry, goal, re-entry, steps of every type; branch rules in the segment
+// builder's visual rule editor).
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
 import { CHANNELS, SETTINGS } from './campaigns.js';
 import {
+  armLabel,
+  arms,
+  armText,
   BOX,
   blankForm,
   errorTarget,
   formSuccessors,
   layout,
+  liftText,
   NODE_LABEL,
   NODE_TYPES,
   newFormNode,
+  percent,
   summary,
   toForm,
   toJourney,
@@ -95,7 +101,10 @@ export function JourneyList() {
     </section>`;
 }
 
-/** The graph as a flow: a box per step (by depth from the first), labelled edges, live counts. */
+/**
+ * The graph as a flow: a box per step (by depth from the first), labelled edges (with the
+ * conversion of those who went that way), live counts, a split's lift over its holdout.
+ */
 function Flow({ nodes, stats }) {
   const g = layout(nodes);
   const byId = new Map(nodes.map((n) => [n.id, n]));
@@ -109,24 +118,30 @@ function Flow({ nodes, stats }) {
             <path d="M0,0 L10,5 L0,10 z" class="flow-arrowhead" />
           </marker>
         </defs>
-        ${g.edges.map(
-          (e) => html`<g class="flow-edge" key=${`${e.from}-${e.label}`}>
+        ${g.edges.map((e) => {
+          const f = e.arm && stats?.branches?.[e.from]?.[e.arm];
+          const conv = f ? ` · ${armText(f)}` : '';
+          const len = e.label.length + conv.length;
+          return html`<g class="flow-edge" key=${`${e.from}-${e.label}`}>
             <path d=${e.path} marker-end="url(#flow-arrow)" />
-            <rect x=${e.lx - e.label.length * 3.6 - 5} y=${e.ly - 9} width=${e.label.length * 7.2 + 10} height="18" rx="9" />
-            <text x=${e.lx} y=${e.ly + 4} text-anchor="middle" data-testid=${`edge-${e.from}-${e.to}`}>${e.label}</text>
-          </g>`,
-        )}
+            <rect x=${e.lx - len * 3.3 - 5} y=${e.ly - 9} width=${len * 6.6 + 10} height="18" rx="9" />
+            <text x=${e.lx} y=${e.ly + 4} text-anchor="middle"><tspan data-testid=${`edge-${e.from}-${e.to}`}>${e.label}</tspan><tspan
+              class="flow-conv" data-testid=${`conv-${e.from}-${e.to}`}>${conv}</tspan></text>
+          </g>`;
+        })}
         ${g.boxes.map((b) => {
           const n = byId.get(b.id);
           const c = stats?.nodes?.[b.id];
+          const h = stats?.holdouts?.[b.id];
           return html`<g class=${`flow-node type-${n.type}`} key=${b.id} data-node=${b.id}
               transform=${`translate(${b.x},${b.y})`}>
             <rect width=${BOX.w} height=${BOX.h} rx="8" />
-            <text x="10" y="20" class="flow-id">${b.id}<tspan class="flow-type" dx="6">${NODE_LABEL[n.type] ?? n.type}</tspan></text>
-            <text x="10" y="40" class="flow-summary">${summary(n)}</text>
-            <text x="10" y="62" class="flow-count">now <tspan class="flow-now" data-testid=${`now-${b.id}`}>${c ? c.now : '—'}</tspan>
+            <text x="10" y="19" class="flow-id">${b.id}<tspan class="flow-type" dx="6">${NODE_LABEL[n.type] ?? n.type}</tspan></text>
+            <text x="10" y="37" class="flow-summary">${summary(n)}</text>
+            ${h ? html`<g><title>${liftText(h)}</title><text x="10" y="95" class="flow-lift" data-testid=${`flow-lift-${b.id}`}>${liftText(h, true)}</text></g>` : null}
+            <text x="10" y="57" class="flow-count">now <tspan class="flow-now" data-testid=${`now-${b.id}`}>${c ? c.now : '—'}</tspan>
               <tspan dx="8">passed </tspan><tspan data-testid=${`passed-${b.id}`}>${c ? c.passed : '—'}</tspan></text>
-            <text x="10" y="82" class="flow-count">converted <tspan data-testid=${`converted-${b.id}`}>${c ? c.converted : '—'}</tspan>
+            <text x="10" y="76" class="flow-count">converted <tspan data-testid=${`converted-${b.id}`}>${c ? c.converted : '—'}</tspan>
               <tspan dx="8">exited </tspan><tspan data-testid=${`exited-${b.id}`}>${c ? c.exited : '—'}</tspan></text>
           </g>`;
         })}
@@ -207,12 +222,13 @@ export function JourneyDetail({ id }) {
           : null
       }
       <${ErrorBox} error=${error ?? statsError} />
-      <p>Starts ${entry}${j.goal ? html`; converts on ${'event' in j.goal ? html`the event <strong>${j.goal.event}</strong>` : html`entering <a href=${`#/segments/${j.goal.segment}`}>${j.goal.segment}</a>`}` : ''}.
+      <p>Starts ${entry}${j.goal ? html`; converts on ${'event' in j.goal ? html`the event <strong>${j.goal.event}</strong>` : html`entering <a href=${`#/segments/${j.goal.segment}`}>${j.goal.segment}</a>`} within ${j.goal.within ?? 'P30D'} of entering` : ''}.
         <span class="muted"> v${j.version} · updated ${fmtTime(j.updatedAt)}</span></p>
       <dl class="stats" aria-label="Journey totals">
         <div><dt>Entered</dt><dd data-testid="journey-entered">${fmtNum(stats?.entered)}</dd></div>
         <div><dt>In it now</dt><dd data-testid="journey-live">${stats ? fmtNum(live(stats)) : '—'}</dd></div>
         <div><dt>Refused re-entry</dt><dd>${fmtNum(stats?.refused)}</dd></div>
+        <div><dt>Converted after leaving</dt><dd>${fmtNum(stats?.convertedAfterExit)}</dd></div>
         ${ended.map(([k, v]) => html`<div key=${k}><dt>Ended: ${k}</dt><dd>${fmtNum(v)}</dd></div>`)}
       </dl>
       <h2>Flow <span class="muted small">(refreshed every 2 s)</span></h2>
@@ -228,7 +244,34 @@ export function JourneyDetail({ id }) {
             <td>${c ? fmtNum(c.converted) : '—'}</td><td>${c ? fmtNum(c.exited) : '—'}</td></tr>`;
         })}</tbody>
       </table></div>
+      <${Conversion} nodes=${j.nodes} stats=${stats} />
     </section>`;
+}
+
+/** Conversion by branch: each arm of a split, branch or wait-until; a split's lift over its holdout. */
+function Conversion({ nodes, stats }) {
+  const rows = nodes.flatMap((n) => arms(n).map((arm) => [n, arm, stats?.branches?.[n.id]?.[arm]]));
+  if (rows.length === 0) return null;
+  const td = (f, k) => html`<td>${f ? fmtNum(f[k]) : '—'}</td>`;
+  return html`<div class="table-wrap"><table class="node-counts conversion">
+      <caption>Conversion by branch <span class="muted small">(reached the goal within its window)</span></caption>
+      <thead><tr><th scope="col">Step</th><th scope="col">Way</th><th scope="col">Went that way</th>
+        <th scope="col">Converted</th><th scope="col">Rate</th></tr></thead>
+      <tbody>${rows.map(
+        ([
+          n,
+          arm,
+          f,
+        ]) => html`<tr key=${`${n.id}:${arm}`} data-arm=${`${n.id}:${arm}`}><th scope="row">${n.id}</th>
+          <td>${armLabel(arm)}</td>${td(f, 'entered')}${td(f, 'converted')}<td>${f ? percent(f.rate) : '—'}</td></tr>`,
+      )}</tbody>
+    </table></div>
+    ${nodes.map((n) => {
+      const h = stats?.holdouts?.[n.id];
+      return h
+        ? html`<p key=${n.id} data-testid=${`lift-${n.id}`}><strong>${n.id}</strong>: ${liftText(h)}; every variant ${armText(h.treatment)}, holdout ${armText(h.holdout)}.</p>`
+        : null;
+    })}`;
 }
 
 const options = (pairs, value) =>
@@ -336,6 +379,26 @@ function NodeFields({ n, set, segments }) {
       return html`<${Field} label="Traits to set (a JSON object)" wide>
         <textarea rows="3" class="code" value=${n.traits} onInput=${(e) => set({ traits: e.currentTarget.value })} />
       <//>`;
+    case 'score':
+      return html`<${Field} label="Score trait"><input value=${n.trait} placeholder="engagement" onInput=${(e) => set({ trait: e.currentTarget.value })} /><//>
+        <${Field} label="Points to add" hint="negative to take away"><input class="num" inputmode="decimal" value=${n.add} onInput=${(e) => set({ add: e.currentTarget.value })} /><//>`;
+    case 'list':
+      return html`<${Field} label="List action">
+          <select onChange=${(e) => set({ action: e.currentTarget.value })}>${options(
+            [
+              ['add', 'put on the list'],
+              ['remove', 'take off the list'],
+            ],
+            n.action,
+          )}</select>
+        <//>
+        <${Field} label="List id" hint="kept in the lists trait"><input value=${n.list} placeholder="vip" onInput=${(e) => set({ list: e.currentTarget.value })} /><//>`;
+    case 'webhook':
+      return html`<${Field} label="Webhook URL"><input type="url" value=${n.url} onInput=${(e) => set({ url: e.currentTarget.value })} /><//>
+        <${Field} label="Signing secret (whsec_…; generated when empty)"><input value=${n.secret} onInput=${(e) => set({ secret: e.currentTarget.value })} /><//>
+        <${Field} label="Data (a JSON object sent as data; optional)" wide>
+          <textarea rows="3" class="code" value=${n.data} onInput=${(e) => set({ data: e.currentTarget.value })} />
+        <//>`;
     default:
       return null;
   }
@@ -543,6 +606,7 @@ export function JourneyEditor({ id }) {
             <//>
             ${goal.kind === 'event' ? html`<${Field} label="Goal event"><input value=${goal.event} placeholder="Order Completed" onInput=${(e) => setPart('goal')({ event: e.currentTarget.value })} /><//>` : null}
             ${goal.kind === 'segment' ? html`<${SegmentSelect} label="Goal segment" value=${goal.segment} segments=${segments} onChange=${(v) => setPart('goal')({ segment: v })} />` : null}
+            ${goal.kind === 'none' ? null : html`<${Field} label="Conversion window" hint="ISO 8601 after entering; empty: P30D"><input value=${goal.within} placeholder="P30D" onInput=${(e) => setPart('goal')({ within: e.currentTarget.value })} /><//>`}
             ${goal.kind === 'event' ? html`<${Filters} f=${goal} what="Goal" onChange=${setPart('goal')} />` : null}
           </div>
           <div class="row">

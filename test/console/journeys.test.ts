@@ -4,13 +4,15 @@
 // see the API's 400 next to the step it names, draw the flow, activate it from the keyboard,
 // watch a person's count appear on the waiting step after an event through ingest, pause
 // and resume, see a 409 when the journey moved meanwhile, edit it (a new version) and find
-// it in the list. Every screen is checked at 1280×800 and 390×844 for horizontal overflow,
+// it in the list; build score, list and webhook steps and a goal window, open them again,
+// and read conversion by branch and a holdout's lift from people who went through. Every screen is checked at 1280×800 and 390×844 for horizontal overflow,
 // and nothing is fetched from anywhere but the query service.
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
+import { armText, liftText, percent } from '../../query/console/journey-model.js';
 import type { Config } from '../../runtime/config.ts';
 import { eventually, testConfig, testLogger } from '../harness.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
@@ -331,6 +333,192 @@ describe('journeys in the console', () => {
       await page.locator('tbody tr', { hasText: 'Second, edited' }).locator('td').allTextContents(),
     ).toEqual(['Second, edited', 'draft', 'v2', '0', '0']);
     await checkViewports('journeys-list');
+    expect(blocked).toEqual([]);
+    expect(pageErrors, pageErrors.join('\n')).toEqual([]);
+  });
+
+  it('builds score, list and webhook steps and a goal window in the form; they open again as saved', async () => {
+    await page.getByRole('link', { name: 'Journeys' }).click();
+    await page.getByRole('link', { name: 'New journey' }).click();
+    await page.getByLabel('Journey name', { exact: true }).fill('Trial lift');
+    await page.getByLabel('People enter', { exact: true }).selectOption('event');
+    await page.getByLabel('Entry event', { exact: true }).fill('Trial Started');
+    await page.getByLabel('Goal (converts and ends the run)', { exact: true }).selectOption('event');
+    await page.getByLabel('Goal event', { exact: true }).fill('Upgraded');
+    await page.getByLabel('Conversion window', { exact: true }).fill('P7D');
+    for (const t of ['Split', 'Score', 'List', 'Webhook'])
+      await page.getByRole('button', { name: `+ ${t}`, exact: true }).click();
+    await step(0).getByLabel('Holdout (percent, control group)', { exact: true }).fill('50');
+    await step(0).getByLabel('Variant 1 goes to', { exact: true }).selectOption('score1');
+    await step(1).getByLabel('Score trait', { exact: true }).fill('engagement');
+    await step(1).getByLabel('Points to add', { exact: true }).fill('10');
+    await step(1).getByLabel('Then go to', { exact: true }).selectOption('list1');
+    await step(2).getByLabel('List id', { exact: true }).fill('vip');
+    await step(2).getByLabel('Then go to', { exact: true }).selectOption('webhook1');
+    await step(3).getByLabel('Webhook URL', { exact: true }).fill(`${receiver.url}?k=lift`);
+    await step(3)
+      .getByLabel('Data (a JSON object sent as data; optional)', { exact: true })
+      .fill('{"source": "console"}');
+    await page.getByRole('button', { name: 'Create journey' }).click();
+    await page.getByRole('heading', { name: 'Trial lift' }).waitFor();
+    await page.getByText('converts on the event Upgraded within P7D of entering').waitFor();
+    const summaryOf = (id: string) => text(`g[data-node="${id}"] .flow-summary`);
+    expect(await summaryOf('score1')).toBe('engagement +10');
+    expect(await summaryOf('list1')).toBe('add to list vip');
+    expect(await summaryOf('webhook1')).toBe(`webhook → ${new URL(receiver.url).host}`);
+    expect(await text('[data-testid="edge-list1-webhook1"]')).toBe('next');
+    journeyId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
+    const v1 = (await api('GET', `/v1/journeys/${journeyId}`)).body as {
+      nodes: Array<{ webhook?: { secret?: string } }>;
+    };
+    expect(v1).toMatchObject({
+      version: 1,
+      entry: { event: 'Trial Started' },
+      goal: { event: 'Upgraded', within: 'P7D' },
+      nodes: [
+        {
+          id: 'split1',
+          type: 'split',
+          variants: [{ weight: 1, next: 'score1' }, { weight: 1 }],
+          holdout: 50,
+        },
+        { id: 'score1', type: 'score', trait: 'engagement', add: 10, next: 'list1' },
+        { id: 'list1', type: 'list', list: 'vip', action: 'add', next: 'webhook1' },
+        {
+          id: 'webhook1',
+          type: 'webhook',
+          webhook: { url: `${receiver.url}?k=lift` },
+          data: { source: 'console' },
+        },
+      ],
+    });
+    const secret = v1.nodes[3]!.webhook!.secret;
+    expect(secret).toMatch(/^whsec_/);
+    // one variant: everyone who is not held out goes the same way
+    await page.getByRole('link', { name: 'Edit', exact: true }).click();
+    await page.getByRole('heading', { name: 'Edit journey (v1)' }).waitFor();
+    await step(0).getByRole('button', { name: 'Remove variant 2 of split1' }).click();
+    expect(await page.getByLabel('Conversion window', { exact: true }).inputValue()).toBe('P7D');
+    expect(await step(1).getByLabel('Score trait', { exact: true }).inputValue()).toBe('engagement');
+    expect(await step(1).getByLabel('Points to add', { exact: true }).inputValue()).toBe('10');
+    expect(await step(2).getByLabel('List action', { exact: true }).inputValue()).toBe('add');
+    expect(await step(2).getByLabel('List id', { exact: true }).inputValue()).toBe('vip');
+    expect(await step(3).getByLabel('Webhook URL', { exact: true }).inputValue()).toBe(
+      `${receiver.url}?k=lift`,
+    );
+    expect(
+      JSON.parse(
+        await step(3).getByLabel('Data (a JSON object sent as data; optional)', { exact: true }).inputValue(),
+      ),
+    ).toEqual({ source: 'console' });
+    await checkViewports('journey-editor-actions');
+    await step(1).getByLabel('Points to add', { exact: true }).fill('5');
+    await page.getByLabel('Conversion window', { exact: true }).fill('P14D');
+    await page.getByRole('button', { name: 'Save as a new version' }).click();
+    await page.getByText('v2 ·').waitFor();
+    expect(await summaryOf('score1')).toBe('engagement +5');
+    expect((await api('GET', `/v1/journeys/${journeyId}`)).body).toMatchObject({
+      version: 2,
+      goal: { event: 'Upgraded', within: 'P14D' },
+      nodes: [
+        { id: 'split1', variants: [{ weight: 1, next: 'score1' }], holdout: 50 },
+        { id: 'score1', type: 'score', trait: 'engagement', add: 5 },
+        { id: 'list1', type: 'list', list: 'vip', action: 'add' },
+        // the secret went back unchanged with the form
+        { id: 'webhook1', type: 'webhook', webhook: { url: `${receiver.url}?k=lift`, secret } },
+      ],
+    });
+  });
+
+  it('shows conversion by branch on the flow and the holdout’s lift, from people who went through', async () => {
+    await page.getByRole('button', { name: 'Activate' }).click();
+    await expect.poll(() => text('[data-testid=journey-status]')).toBe('active');
+    const users = Array.from({ length: 20 }, (_, i) => `lift-u${i}`);
+    // as above: the entry event counts once the runners have loaded the activation
+    await eventually(
+      'everyone through the split',
+      async () => {
+        const s = (await api('GET', `/v1/journeys/${journeyId}/stats`)).body as {
+          branches: Record<string, Record<string, { entered: number }>>;
+        };
+        const arms = s.branches.split1 ?? {};
+        if ((arms.holdout?.entered ?? 0) + (arms['variant:0']?.entered ?? 0) === users.length) return true;
+        await ingest('/v1/batch', {
+          batch: users.map((userId) => ({ type: 'track', userId, event: 'Trial Started' })),
+        });
+        return false;
+      },
+      60_000,
+      1500,
+    );
+    // who was messaged: the webhook step (after the score and the list) called for them
+    const called = (u: string) =>
+      receiver.deliveries.some((d) => d.url?.endsWith('?k=lift') && d.body.includes(`"userId":"${u}"`));
+    const arms = (
+      (await api('GET', `/v1/journeys/${journeyId}/stats`)).body as {
+        branches: Record<string, Record<string, { entered: number }>>;
+      }
+    ).branches.split1!;
+    const treated = arms['variant:0']?.entered ?? 0;
+    await eventually(
+      'every messaged person’s webhook',
+      () => users.filter(called).length === treated,
+      45_000,
+    );
+    const messaged = users.filter(called);
+    const held = users.filter((u) => !called(u));
+    expect(held.length).toBe(arms.holdout?.entered ?? 0);
+    expect(held.length).toBeGreaterThan(0);
+    expect(messaged.length).toBeGreaterThan(0);
+
+    // one held-out person and half the messaged ones upgrade (their runs have ended: the
+    // conversions count within the window for the way they went)
+    const messagedConv = messaged.slice(0, Math.ceil(messaged.length / 2));
+    await ingest('/v1/batch', {
+      batch: [held[0]!, ...messagedConv].map((userId) => ({ type: 'track', userId, event: 'Upgraded' })),
+    });
+    type Lift = {
+      lift: number | null;
+      confidence: number | null;
+      treatment: { entered: number; converted: number; rate: number | null };
+      holdout: { entered: number; converted: number; rate: number | null };
+    };
+    const stats = await eventually(
+      'the conversions in the stats',
+      async () => {
+        const s = (await api('GET', `/v1/journeys/${journeyId}/stats`)).body as {
+          holdouts: Record<string, Lift>;
+        };
+        const h = s.holdouts.split1;
+        return h?.holdout.converted === 1 && h.treatment.converted === messagedConv.length ? s : undefined;
+      },
+      45_000,
+    );
+    const h = stats.holdouts.split1!;
+    const tRate = messagedConv.length / messaged.length;
+    const hRate = 1 / held.length;
+    expect(h.lift).toBeCloseTo((tRate - hRate) / hRate, 10);
+    expect(h.confidence).not.toBeNull();
+
+    // the flow: the variant's edge with its conversion, the split's lift over its holdout
+    const variant = ` · ${armText({ entered: messaged.length, converted: messagedConv.length, rate: tRate })}`;
+    await expect.poll(() => text('[data-testid="conv-split1-score1"]'), { timeout: 15_000 }).toBe(variant);
+    const lift = liftText(h);
+    expect(lift).toMatch(/^[+-]?\d+(\.\d)?% vs holdout \(\d+% confidence\)$/);
+    expect(await text('[data-testid="flow-lift-split1"]')).toBe(liftText(h, true));
+    // the table: every arm, and the lift with both groups
+    const row = (arm: string) => page.locator(`tr[data-arm="split1:${arm}"] td`).allTextContents();
+    expect(await row('variant:0')).toEqual([
+      'variant 1',
+      String(messaged.length),
+      String(messagedConv.length),
+      percent(tRate),
+    ]);
+    expect(await row('holdout')).toEqual(['holdout', String(held.length), '1', percent(hRate)]);
+    expect(await text('[data-testid="lift-split1"]')).toBe(
+      `split1: ${lift}; every variant ${armText(h.treatment)}, holdout ${armText(h.holdout)}.`,
+    );
+    await checkViewports('journey-lift');
     expect(blocked).toEqual([]);
     expect(pageErrors, pageErrors.join('\n')).toEqual([]);
   });
