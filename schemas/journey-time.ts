@@ -207,6 +207,19 @@ export function traitDate(value: unknown): number | undefined {
 }
 
 /**
+ * A local date-time without a zone (`2026-12-24T09:00`, seconds optional) as wall-clock ms
+ * (as if UTC: localInstant places it in a zone); undefined if not one.
+ */
+export function localDateTime(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}(?::\d{2})?)$/.exec(value);
+  if (!m) return undefined;
+  const day = traitDate(m[1]);
+  const seconds = parseTimeOfDay(m[2]);
+  return day === undefined || seconds === undefined ? undefined : day + seconds * 1000;
+}
+
+/**
  * A signed day offset `P14D`, `-P14D`, `P2W`, `-P1W` (whole days and weeks only: a date
  * trait entry is a calendar date); days, undefined if not one.
  */

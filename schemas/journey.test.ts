@@ -236,3 +236,25 @@ describe('journey definitions', () => {
     ).toEqual([{ event: IDENTIFY_SIGNAL, properties: { renewal_date: '2027-01-20' } }]);
   });
 });
+
+describe('local-time broadcasts', () => {
+  const entry = (broadcast: unknown) => ({
+    name: 'x',
+    entry: { broadcast },
+    nodes: [{ id: 'a', type: 'exit' }],
+  });
+  it('takes a local date-time without a zone, and refuses one with a zone or none at all', () => {
+    expect(() =>
+      checkJourneyInput(entry({ segment: 's', at: '2026-12-24T09:00', localTime: true })),
+    ).not.toThrow();
+    expect(() =>
+      checkJourneyInput(entry({ segment: 's', at: '2026-12-24T09:00:30', localTime: true })),
+    ).not.toThrow();
+    for (const at of ['2026-12-24T09:00Z', '2026-12-24', '2026-02-30T09:00', '2026-12-24T25:00'])
+      expect(() => checkJourneyInput(entry({ segment: 's', at, localTime: true }))).toThrow(
+        'entry.broadcast.at: with localTime, a local date-time without a zone such as "2026-12-24T09:00"',
+      );
+    // without localTime, a zone is required as before
+    expect(() => checkJourneyInput(entry({ segment: 's', at: '2026-12-24T09:00' }))).toThrow(/with a zone/);
+  });
+});

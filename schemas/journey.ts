@@ -18,7 +18,14 @@ import {
   WebhookSettings,
 } from './campaign.ts';
 import { checkShape, DefinitionInputError } from './definition-input.ts';
-import { isTimezone, parseCron, parseDayOffset, parseTimeOfDay, WEEKDAYS } from './journey-time.ts';
+import {
+  isTimezone,
+  localDateTime,
+  parseCron,
+  parseDayOffset,
+  parseTimeOfDay,
+  WEEKDAYS,
+} from './journey-time.ts';
 import { compileCondition, compileRule, RuleError } from './rules.ts';
 
 const NodeId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
@@ -68,11 +75,19 @@ const DateTraitEntry = Type.Object(
   },
   { additionalProperties: false },
 );
-/** Every member of a segment, once, at a time (ISO 8601 with a zone: `2026-12-24T09:00:00Z`). */
+/**
+ * Every member of a segment, once, at a time (ISO 8601 with a zone: `2026-12-24T09:00:00Z`),
+ * or with `localTime`, at that wall-clock time in each member's own zone (`at` without a
+ * zone: `2026-12-24T09:00`).
+ */
 const BroadcastEntry = Type.Object(
   {
     broadcast: Type.Object(
-      { segment: Type.String({ minLength: 1, maxLength: 64 }), at: Type.String({ maxLength: 40 }) },
+      {
+        segment: Type.String({ minLength: 1, maxLength: 64 }),
+        at: Type.String({ maxLength: 40 }),
+        localTime: Type.Optional(Type.Boolean()),
+      },
       { additionalProperties: false },
     ),
   },
@@ -550,7 +565,12 @@ function checkTimeEntry(e: JourneyEntry): void {
       throw bad('entry.offset: whole days or weeks such as "-P14D" or "P1W" (at most 10 years)');
     if (parseTimeOfDay(e.at) === undefined) throw bad('entry.at: not a time of day such as "09:00"');
   } else if ('broadcast' in e) {
-    if (broadcastInstant(e.broadcast.at) === undefined)
+    if (e.broadcast.localTime) {
+      if (localDateTime(e.broadcast.at) === undefined)
+        throw bad(
+          'entry.broadcast.at: with localTime, a local date-time without a zone such as "2026-12-24T09:00"',
+        );
+    } else if (broadcastInstant(e.broadcast.at) === undefined)
       throw bad('entry.broadcast.at: not an ISO 8601 date-time with a zone such as "2026-12-24T09:00:00Z"');
   } else if ('schedule' in e) {
     try {

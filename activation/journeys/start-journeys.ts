@@ -20,7 +20,7 @@ import { JourneyRegistry } from './journey-registry.ts';
 import { journeyTimers } from './journey-timers.ts';
 import { journeyMigrations } from './migrations.ts';
 import { runStore } from './run-state.ts';
-import { timeEntries } from './time-entries.ts';
+import { LOCAL_BROADCAST_NODE, timeEntries } from './time-entries.ts';
 
 /** People handled at once per batch (each person's messages in order). */
 const PEOPLE_AT_ONCE = 32;
@@ -91,6 +91,7 @@ export async function startJourneys(
   // large broadcast delays no wait
   const entries = timeEntries({
     dates,
+    timers,
     redis,
     prefix: cfg.redis.prefix,
     log,
@@ -183,7 +184,11 @@ export async function startJourneys(
     ticking = (async () => {
       await watcher.current();
       claimed = await timers.tick((d) =>
-        d.node.startsWith(DATE_ENTRY_NODE) ? dates.onDue(d) : engine.onDue(d.ref, d.run, d.node),
+        d.node.startsWith(DATE_ENTRY_NODE)
+          ? dates.onDue(d)
+          : d.node.startsWith(LOCAL_BROADCAST_NODE)
+            ? entries.onLocalDue(d)
+            : engine.onDue(d.ref, d.run, d.node),
       );
     })().catch((err) => log.warn({ err: (err as Error).message }, 'journey_timers_failed'));
     await ticking;

@@ -17,11 +17,14 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { broadcastInstant, type JourneyEntry } from '../../schemas/journey.ts';
-import { nextCronTime, parseCron } from '../../schemas/journey-time.ts';
+import { localDateTime, localInstant, nextCronTime, parseCron } from '../../schemas/journey-time.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
+import { profileTimezone } from '../policy/local-time.ts';
 import type { DateEntries } from './date-entries.ts';
 import type { JourneyEngine } from './journey-engine.ts';
 import type { CompiledJourney, JourneyRegistry } from './journey-registry.ts';
+import type { DueRun, JourneyTimers } from './journey-timers.ts';
+import { readProfileContext } from './profile-context.ts';
 import type { RunRef } from './run-state.ts';
 
 interface Occurrence {
@@ -37,6 +40,13 @@ interface Occurrence {
 
 /** SCAN calls a backfill makes for one page at most (then the page is entered, however small). */
 const SCAN_CALLS_PER_PAGE = 50;
+/** Timer node of a member's local-broadcast entry: `$local:<wall-clock ms>`. */
+export const LOCAL_BROADCAST_NODE = '$local:';
+/** The earliest zone is UTC+14 (Kiribati). */
+const EARLIEST_OFFSET_MS = 14 * 3600_000;
+/** A local broadcast's occurrence: `broadcast@2026-12-24T09:00:00 local`. */
+const localOccurrence = (wall: number) => `broadcast@${new Date(wall).toISOString().slice(0, 19)} local`;
+
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -47,8 +57,10 @@ export function timeEntries(opts: {
   prefix: string;
   log: Logger;
   now: () => number;
-  registry: Pick<JourneyRegistry, 'all'>;
+  registry: Pick<JourneyRegistry, 'all' | 'get'>;
   engine: Pick<JourneyEngine, 'onTimeEntry'>;
+  /** A broadcast at each member's local time: their own timers until then. */
+  timers?: Pick<JourneyTimers, 'schedule' | 'park'>;
   /** A schedule's zone when it names none (CDP_DEFAULT_TIMEZONE). */
   defaultTimezone: string;
   /** Date-trait entries: the backfill of a journey's people when it is activated. */
@@ -69,6 +81,8 @@ export function timeEntries(opts: {
   type Plan = {
     spec: string;
     kind: 'broadcast' | 'schedule' | 'dateTrait';
+    /** A broadcast at each member's local time: the wall-clock time (ms, as if UTC). */
+    local?: number;
     /** A page of profile ids from a ZSCAN or SCAN cursor. */
     scan: (ws: string, cursor: string) => Promise<[string, string[]]>;
     next: (after: number) => number | undefined;
@@ -100,6 +114,19 @@ export function timeEntries(opts: {
     return [next, people];
   };
   const plan = (e: JourneyEntry): Plan | undefined => {
+    if ('broadcast' in e && e.broadcast.localTime) {
+      const wall = localDateTime(e.broadcast.at);
+      if (wall === undefined || !opts.timers) return undefined;
+      return {
+        spec: `broadcast-local\u0000${e.broadcast.segment}\u0000${wall}`,
+        kind: 'broadcast',
+        local: wall,
+        scan: members(e.broadcast.segment),
+        // the earliest zone (UTC+14) reaches the time first: members are paged then, each
+        // entered at once if their time has come, else given a timer for it
+        next: () => wall - EARLIEST_OFFSET_MS,
+      };
+    }
     if ('broadcast' in e) {
       const at = broadcastInstant(e.broadcast.at);
       if (at === undefined) return undefined;
@@ -168,11 +195,16 @@ export function timeEntries(opts: {
         await write(field, o);
       }
       while (!o.done && o.occ <= opts.now() && active(j)) {
-        const occurrence = `${p.kind}@${new Date(o.occ).toISOString()}`;
+        const occurrence =
+          p.local !== undefined ? localOccurrence(p.local) : `${p.kind}@${new Date(o.occ).toISOString()}`;
         const [cursor, people] = await p.scan(workspaceId, o.cursor);
         const queue = [...people];
         const act = (ref: RunRef) =>
-          p.kind === 'dateTrait' ? opts.dates!.backfill(ref) : opts.engine.onTimeEntry(ref, occurrence);
+          p.kind === 'dateTrait'
+            ? opts.dates!.backfill(ref)
+            : p.local !== undefined
+              ? enterAtLocal(ref, p.local)
+              : opts.engine.onTimeEntry(ref, occurrence);
         const worker = async () => {
           for (let pid = queue.shift(); pid !== undefined; pid = queue.shift())
             if (await act({ workspaceId, journeyId: id, profileId: pid })) entered++;
@@ -200,11 +232,49 @@ export function timeEntries(opts: {
     return entered;
   }
 
+  /** The member's instant of a local broadcast, in the zone their profile has now. */
+  const localDue = async (ref: RunRef, wall: number) => {
+    const p = await readProfileContext(opts.redis, opts.prefix, ref.workspaceId, ref.profileId);
+    return {
+      profileId: p.profileId,
+      due: localInstant(wall, profileTimezone(p.traits, opts.defaultTimezone)),
+    };
+  };
+
+  /** A member of a local broadcast: entered now if their time has come, else a timer for it. */
+  async function enterAtLocal(ref: RunRef, wall: number): Promise<boolean> {
+    const { profileId, due } = await localDue(ref, wall);
+    if (profileId !== ref.profileId) return false; // merged away: the survivor is a member of its own
+    if (due <= opts.now()) return opts.engine.onTimeEntry(ref, localOccurrence(wall));
+    await opts.timers!.schedule(ref, 0, `${LOCAL_BROADCAST_NODE}${wall}`, due);
+    return false;
+  }
+
   let stopped = false;
   let loop: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   return {
     run,
+    /**
+     * A member's local-broadcast timer fired: they enter, unless the broadcast changed
+     * since (its own members then) or their zone moved their time later (a new timer).
+     */
+    async onLocalDue(d: DueRun): Promise<void> {
+      const j = opts.registry.get(d.ref.workspaceId, d.ref.journeyId);
+      const e = j?.def.entry;
+      if (!j || !e || !('broadcast' in e) || !e.broadcast.localTime) return;
+      const wall = localDateTime(e.broadcast.at);
+      if (wall === undefined || `${LOCAL_BROADCAST_NODE}${wall}` !== d.node) return;
+      if (j.def.status === 'paused') {
+        await opts.timers!.park(d.ref, 0, d.node, opts.now());
+        return;
+      }
+      if (j.def.status !== 'active') return;
+      const { profileId, due } = await localDue(d.ref, wall);
+      const ref = { ...d.ref, profileId };
+      if (due > opts.now()) await opts.timers!.schedule(ref, 0, d.node, due);
+      else await opts.engine.onTimeEntry(ref, localOccurrence(wall));
+    },
     /** Every journey with a broadcast or schedule entry, once. */
     async tick(): Promise<number> {
       let n = 0;
