@@ -4,12 +4,13 @@
 // holding a lease, paging the journey's run hashes with SCAN and saving the cursor after
 // each page, so a runner that dies is taken over where it stopped. Each person moves by
 // compare-and-set (run-state.lua `migrate`), so a repeated page moves no one twice.
-import { randomBytes } from 'node:crypto';
+
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { JourneyEngine } from './journey-engine.ts';
 import type { JourneyRegistry } from './journey-registry.ts';
+import { takeLease, tickLoop } from './leased-work.ts';
 
 export interface MigrationRecord {
   /** The version people are moved from, and to (the journey's version when asked). */
@@ -30,11 +31,6 @@ export interface MigrationRecord {
   requestedAt: string;
   finishedAt?: string;
 }
-
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
 
 export function journeyMigrations(opts: {
   redis: Redis;
@@ -67,8 +63,8 @@ export function journeyMigrations(opts: {
     if (first?.status !== 'pending') return 0;
     if (!opts.registry.version(workspaceId, journeyId, first.to)) return 0; // not loaded here yet
     const lease = keys.journeysMigrationLease(workspaceId, journeyId);
-    const token = randomBytes(9).toString('base64url');
-    if ((await opts.redis.set(lease, token, 'PX', leaseMs, 'NX')) !== 'OK') return 0;
+    const held = await takeLease(opts.redis, lease, leaseMs);
+    if (!held) return 0;
     let moved = 0;
     try {
       const k = workspaceKeys(opts.prefix, workspaceId);
@@ -113,18 +109,16 @@ export function journeyMigrations(opts: {
           );
           break;
         }
-        if (Number(await opts.redis.eval(RENEW, 1, lease, token, leaseMs)) !== 1) break; // lease lost
+        if (!(await held.renew())) break; // lease lost
       }
     } finally {
-      await opts.redis.eval(RELEASE, 1, lease, token).catch(() => {});
+      await held.release();
     }
     return moved;
   }
 
-  let stopped = false;
-  let loop: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
-  return {
+  const loop = tickLoop(() => api.tick());
+  const api = {
     run,
     /** Every pending migration, once. */
     async tick(): Promise<number> {
@@ -141,19 +135,8 @@ export function journeyMigrations(opts: {
       return n;
     },
     /** Ticks every `intervalMs` until stopped, after `ready` (the definitions loaded). */
-    start(intervalMs: number, ready: () => Promise<unknown>) {
-      const step = async () => {
-        if (stopped) return;
-        running = ready().then(() => this.tick());
-        await running.catch(() => {});
-        if (!stopped) loop = setTimeout(step, intervalMs);
-      };
-      loop = setTimeout(step, 0);
-    },
-    async stop() {
-      stopped = true;
-      if (loop) clearTimeout(loop);
-      await running.catch(() => {});
-    },
+    start: (intervalMs: number, ready: () => Promise<unknown>) => loop.start(intervalMs, ready),
+    stop: () => loop.stop(),
   };
+  return api;
 }

@@ -13,7 +13,7 @@
 // no page of their own; the cursor is saved once a page is entered, as for a segment.
 // A paused journey keeps its place and goes on when it resumes; an occurrence missed while
 // no runner ran goes once, late, and the schedule goes on from the next tick after now.
-import { randomBytes } from 'node:crypto';
+
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { broadcastInstant, type JourneyEntry } from '../../schemas/journey.ts';
@@ -24,6 +24,7 @@ import type { DateEntries } from './date-entries.ts';
 import type { JourneyEngine } from './journey-engine.ts';
 import type { CompiledJourney, JourneyRegistry } from './journey-registry.ts';
 import type { DueRun, JourneyTimers } from './journey-timers.ts';
+import { takeLease, tickLoop } from './leased-work.ts';
 import { readProfileContext } from './profile-context.ts';
 import type { RunRef } from './run-state.ts';
 
@@ -46,11 +47,6 @@ export const LOCAL_BROADCAST_NODE = '$local:';
 const EARLIEST_OFFSET_MS = 14 * 3600_000;
 /** A local broadcast's occurrence: `broadcast@2026-12-24T09:00:00 local`. */
 const localOccurrence = (wall: number) => `broadcast@${new Date(wall).toISOString().slice(0, 19)} local`;
-
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
 
 export function timeEntries(opts: {
   redis: Redis;
@@ -184,8 +180,8 @@ export function timeEntries(opts: {
     const seen = await read(field);
     if (seen && seen.spec === p.spec && (seen.done || seen.occ > now)) return 0; // nothing due
     const lease = keys.journeysEntryLease(workspaceId, id);
-    const token = randomBytes(9).toString('base64url');
-    if ((await opts.redis.set(lease, token, 'PX', leaseMs, 'NX')) !== 'OK') return 0;
+    const held = await takeLease(opts.redis, lease, leaseMs);
+    if (!held) return 0;
     let entered = 0;
     try {
       let o = await read(field);
@@ -224,10 +220,10 @@ export function timeEntries(opts: {
           opts.log.info({ workspaceId, journeyId: id, occurrence }, 'journey_time_entry_done');
           break;
         }
-        if (Number(await opts.redis.eval(RENEW, 1, lease, token, leaseMs)) !== 1) break; // lease lost
+        if (!(await held.renew())) break; // lease lost
       }
     } finally {
-      await opts.redis.eval(RELEASE, 1, lease, token).catch(() => {});
+      await held.release();
     }
     return entered;
   }
@@ -250,10 +246,8 @@ export function timeEntries(opts: {
     return false;
   }
 
-  let stopped = false;
-  let loop: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
-  return {
+  const loop = tickLoop(() => api.tick());
+  const api = {
     run,
     /**
      * A member's local-broadcast timer fired: they enter, unless the broadcast changed
@@ -290,19 +284,8 @@ export function timeEntries(opts: {
       return n;
     },
     /** Ticks every `intervalMs` until stopped, after `ready` (the definitions loaded). */
-    start(intervalMs: number, ready: () => Promise<unknown>) {
-      const step = async () => {
-        if (stopped) return;
-        running = ready().then(() => this.tick());
-        await running.catch(() => {});
-        if (!stopped) loop = setTimeout(step, intervalMs);
-      };
-      loop = setTimeout(step, 0);
-    },
-    async stop() {
-      stopped = true;
-      if (loop) clearTimeout(loop);
-      await running.catch(() => {});
-    },
+    start: (intervalMs: number, ready: () => Promise<unknown>) => loop.start(intervalMs, ready),
+    stop: () => loop.stop(),
   };
+  return api;
 }
