@@ -71,7 +71,13 @@ function httpUrl(v: string): boolean {
 }
 
 export function checkSubmission(form: FormDefinition, posted: Posted): CheckedSubmission {
-  const out: CheckedSubmission = { traits: {}, consents: [], errors: {}, honeypot: false };
+  // no prototype: a field named `__proto__` or `constructor` is an error like any other
+  const out: CheckedSubmission = {
+    traits: Object.create(null),
+    consents: [],
+    errors: Object.create(null),
+    honeypot: false,
+  };
   const err = (name: string, why: string) => {
     out.errors[label(name)] ??= why;
   };

@@ -141,6 +141,15 @@ describe('form submissions (app.request)', () => {
     expect(queued).toEqual([]); // the box was not ticked
   });
 
+  it('a field named like a prototype property is refused as any unknown field', async () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const r = await submit(`${enc(valid)}&${name}=1`);
+      expect(r.status, name).toBe(400);
+      expect(JSON.parse(r.text).errors, name).toEqual({ [name]: 'not a field of this form' });
+      expect(sent).toEqual([]);
+    }
+  });
+
   it('generated urlencoded posts: a success or a 4xx, and only a success produces', async () => {
     const value = fc.oneof(
       { arbitrary: fc.string({ maxLength: 80 }), weight: 1 },

@@ -413,6 +413,6 @@ export function renderForm(
   ];
   return page(
     form.name,
-    `<form method="post"${attr('action', opts.action)}>${hidden.join('')}${rows.join('')}${consents.join('')}<p><button type="submit">Send</button></p></form>`,
+    `<form method="post" accept-charset="utf-8"${attr('action', opts.action)}>${hidden.join('')}${rows.join('')}${consents.join('')}<p><button type="submit">Send</button></p></form>`,
   );
 }

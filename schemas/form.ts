@@ -112,6 +112,8 @@ export function checkFormInput(body: unknown): FormInput {
     const trait = field.trait ?? field.name;
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(trait))
       throw bad(`${at}.trait: give a trait name (the field's name is not one)`);
+    if (trait === '__proto__' || trait === 'constructor' || trait === 'prototype')
+      throw bad(`${at}.trait: "${trait}" is not a trait name`);
     if (traits.has(trait)) throw bad(`${at}.trait: "${trait}" is set by another field`);
     traits.add(trait);
     if (field.options && field.type !== 'select') throw bad(`${at}.options: only for a select`);

@@ -558,6 +558,10 @@ describe('forms', () => {
         'consents[0].name: "email" is used twice',
       ],
       [leadForm({ colour: 'red' }), 'colour: unknown field'],
+      [
+        leadForm({ fields: [{ name: 'p', label: 'P', type: 'text', trait: '__proto__' }] }),
+        'fields[0].trait: "__proto__" is not a trait name',
+      ],
     ];
     for (const [body, says] of bad) {
       const res = await api('POST', '/v1/forms', body);
