@@ -152,6 +152,9 @@ export function checkFormInput(body: unknown): FormInput {
  * endpoint cannot be used as an open redirect); it must be an absolute http(s) URL.
  */
 export function redirectError(target: string): string | undefined {
+  // it becomes a Location header as written: nothing a URL parser would quietly drop
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  if (/[\s\u0000-\u001f\u007f]/.test(target)) return 'no spaces or control characters';
   let url: URL;
   try {
     url = new URL(target);

@@ -528,6 +528,10 @@ describe('forms', () => {
     const bad: Array<[unknown, string]> = [
       [leadForm({ success: { redirect: 'javascript:alert(1)' } }), 'success.redirect: must be http or https'],
       [leadForm({ success: { redirect: '/relative' } }), 'success.redirect: not an absolute URL'],
+      [
+        leadForm({ success: { redirect: 'https://example.com/\r\nSet-Cookie: a=b' } }),
+        'success.redirect: no spaces or control characters',
+      ],
       [leadForm({ success: { redirect: 'https://u:p@example.com' } }), 'success.redirect: credentials'],
       [leadForm({ fields: [{ name: 'a', label: 'A', type: 'select' }] }), 'fields[0].options'],
       [leadForm({ fields: [{ name: 'a', label: 'A', type: 'radio' }] }), 'fields.0.type'],
