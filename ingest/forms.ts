@@ -117,6 +117,8 @@ export function formRoutes(deps: FormDeps): Hono {
           page: safeUrl(c.req.url),
           referrer: referrer ? safeUrl(referrer) : undefined,
         }),
+        // browsers hold the success redirect to form-action too
+        'redirect' in form.success ? new URL(form.success.redirect).origin : undefined,
       );
     } catch (err) {
       return answerError(c, err, json, deps.log);
@@ -352,9 +354,13 @@ function answerError(c: Context, err: unknown, json: boolean, log: Logger) {
   return html(c, e.status, page('The form could not be sent', body));
 }
 
-function html(c: Context, status: number, body: string) {
+function html(c: Context, status: number, body: string, redirectOrigin?: string) {
   // nothing on these pages runs script or loads anything; the form posts to this host only
-  c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+  // (and is then sent on to the form's redirect)
+  c.header(
+    'Content-Security-Policy',
+    `default-src 'none'; style-src 'unsafe-inline'; form-action 'self'${redirectOrigin ? ` ${redirectOrigin}` : ''}`,
+  );
   c.header('X-Content-Type-Options', 'nosniff');
   c.header('Referrer-Policy', 'strict-origin-when-cross-origin');
   return c.html(body, status as 200);

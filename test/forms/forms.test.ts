@@ -148,7 +148,9 @@ describe('forms', () => {
       { headers: { accept: 'text/html', referer: 'https://blog.example.com/post' } },
     );
     expect(page.status).toBe(200);
-    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(page.headers.get('content-security-policy')).toBe(
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://example.com",
+    );
     const html = await page.text();
     expect(html).toContain('Lead &#60;magnet&#62;');
     expect(html).toContain(CONSENT_TEXT.replace('&', '&#38;'));
