@@ -127,9 +127,19 @@ describe('conversion by branch', () => {
     expect(arms(nudge)).toEqual(['variant:0', 'variant:1', 'holdout']);
     expect(arms({ ...nudge, holdout: undefined })).toEqual(['variant:0', 'variant:1']);
     expect(arms(onboarding.nodes[0])).toEqual([]);
-    expect(layout(onboarding.nodes).edges.find((e) => e.from === 'nudge' && e.to === 'sms')!.arm).toBe(
-      'variant:1',
-    );
+    // each edge knows the stats' name of its way; `next` is no arm
+    expect(
+      Object.fromEntries(layout(onboarding.nodes).edges.map((e) => [`${e.from}-${e.to}`, e.arm])),
+    ).toEqual({
+      'welcome-wait': undefined,
+      'wait-check': undefined,
+      'check-done': 'yes',
+      'check-tip': 'no',
+      'tip-done': 'met',
+      'tip-nudge': 'timeout',
+      'nudge-push': 'variant:0',
+      'nudge-sms': 'variant:1',
+    });
     expect(['variant:0', 'variant:11', 'holdout', 'yes'].map(armLabel)).toEqual([
       'variant 1',
       'variant 12',

@@ -263,6 +263,10 @@ describe('journeys in the console', () => {
       250,
     );
     expect((JSON.parse(receiver.deliveries[0]!.body) as { userId: string }).userId).toBe('ann');
+    // the ways she went, on the wait-until's and the branch's edges (no goal: no one converts)
+    await expect.poll(() => text('[data-testid="conv-await-check"]')).toBe(' · 0/1 (0%)');
+    await expect.poll(() => text('[data-testid="conv-check-hook"]')).toBe(' · 0/1 (0%)');
+    expect(await text('[data-testid="conv-check-bye"]')).toBe('');
   });
 
   it('shows the 409 when the journey moved meanwhile, then where it is now', async () => {
