@@ -105,9 +105,12 @@ export async function startActivation(
       // a change is matched against campaigns at least as new as the moment it is handled:
       // one created (or paused) just before the change was decided must count
       await watcher.current();
-      await pipeline(batch, ctx);
-      // claims and policy writes on disk before the offsets are committed (CDP_REDIS_DURABILITY)
-      await durable();
+      // the batch's sends go on after the handler returns (pipeline.ts): its offset is
+      // committed once they and their follow-ups are done, and the claims and policy writes
+      // are on disk (CDP_REDIS_DURABILITY); a worker stopped or killed before that leaves the
+      // batch to be delivered again, so a send taken from the delayed set is never lost
+      const out = await pipeline(batch, ctx);
+      return { effects: (out ? out.effects : Promise.resolve()).then(() => durable()) };
     },
     log: log.child({ consumer: 'activation' }),
   });
