@@ -5,6 +5,7 @@
 //   policy before rendering: a suppressed send costs no template work;
 //   release the claim on every outcome that is not final, so a retry can claim again.
 
+import { realSleep, type Sleep } from '../runtime/errors.ts';
 import type { ActivationJob, RateHold } from '../schemas/activation-job.ts';
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import { DEFAULT_PURPOSE } from '../schemas/campaign.ts';
@@ -37,6 +38,7 @@ export interface SendOneDeps {
   retries: { maxAttempts: number; baseMs: number; maxMs: number };
   now: () => number;
   random?: () => number;
+  sleep?: Sleep;
   /** The profile's traits from Redis, for a change that carries only part of them. */
   profileTraits?: ProfileTraitsReader;
   /** For a journey's send: whether its run ended so that it must not go (goal, exit rule). */
@@ -112,6 +114,8 @@ export async function sendOne(
   });
   switch (decision.kind) {
     case 'allow':
+      // paced by the campaign's send rate: its turn is a moment away (the claim is ours meanwhile)
+      if (decision.waitMs) await (deps.sleep ?? realSleep)(decision.waitMs);
       break;
     case 'done':
       return { campaign: c, key, result: { outcome: 'skipped_duplicate', reason: decision.state } };

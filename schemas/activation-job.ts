@@ -5,8 +5,15 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SegmentChange } from './segment-change.ts';
 
-/** A send-rate slot the job holds (activation/policy/contact-policy.lua): its time and the rate's `gen`. */
-export const RateHold = Type.Object({ at: Type.Number(), gen: Type.Integer({ minimum: 0 }) });
+/**
+ * A send-rate slot the job holds (activation/policy/contact-policy.lua): its time, the rate's
+ * `gen`, and its schedule: `q` its turn in the queue (default), `s` its time to be sent.
+ */
+export const RateHold = Type.Object({
+  at: Type.Number(),
+  gen: Type.Integer({ minimum: 0 }),
+  kind: Type.Optional(Type.Union([Type.Literal('q'), Type.Literal('s')])),
+});
 export type RateHold = Static<typeof RateHold>;
 
 export const ActivationJob = Type.Object({

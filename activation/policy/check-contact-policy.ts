@@ -18,10 +18,12 @@ const RELEASE = readFileSync(new URL('./release-policy.lua', import.meta.url), '
 const DAY_MS = 24 * 3600 * 1000;
 /** Cap logs keep two days: enough for any local day in any zone. */
 const CAP_RETENTION_MS = 2 * DAY_MS + 3600 * 1000;
+/** A send paced by its campaign's rate waits up to this with its claim; a longer wait is a delay. */
+export const RATE_MAX_WAIT_MS = 1000;
 
 export type PolicyDecision =
-  /** Claimed for this worker: send now. */
-  | { kind: 'allow' }
+  /** Claimed for this worker: send now, or after `waitMs` (the campaign's send rate paces it). */
+  | { kind: 'allow'; waitMs?: number }
   /** Refused by a rule; the send is marked done (suppressed). */
   | { kind: 'suppress'; rule: string }
   /** Quiet hours: try again at `until` (nothing claimed or counted). */
@@ -72,7 +74,7 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
       const keys = workspaceKeys(deps.redisPrefix, change.workspaceId);
-      const [verdict, detail, gen] = (await check(
+      const [verdict, detail, gen, slotKind] = (await check(
         profileKey(change),
         keys.suppressions,
         claim.key,
@@ -98,18 +100,25 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         c.version,
         hold ? hold.gen : '',
         hold ? hold.at : 0,
+        hold?.kind ?? 'q',
+        RATE_MAX_WAIT_MS,
         ...members,
-      )) as [string, string, string?];
+      )) as [string, string, string?, string?];
       switch (verdict) {
         case 'ok':
-          return { kind: 'allow' };
+          return Number(detail) > 0 ? { kind: 'allow', waitMs: Number(detail) } : { kind: 'allow' };
         case 'done':
           return { kind: 'done', state: detail };
         case 'busy':
           return { kind: 'busy', retryInMs: Math.max(0, Number(detail)) };
         case 'rate': {
           const at = Number(detail);
-          return { kind: 'delay', until: Math.ceil(at), rule: 'rate_limit', hold: { at, gen: Number(gen) } };
+          const hold: RateHold = {
+            at,
+            gen: Number(gen),
+            ...(slotKind === 's' ? { kind: 's' as const } : {}),
+          };
+          return { kind: 'delay', until: Math.ceil(at), rule: 'rate_limit', hold };
         }
         default:
           return { kind: 'suppress', rule: detail };

@@ -7,12 +7,17 @@
 -- and re-entry records decide.
 -- A campaign with a send rate takes its turn last, once every rule has let the send pass:
 -- virtual scheduling (GCRA without burst) over the campaign's rate hash, shared by every
--- worker: the send's slot is max(now, tat) and tat moves on by the interval. A slot in a
--- later millisecond delays the send to it (nothing claimed or counted; the caller parks it and it is
--- decided again at its slot, holding the slot: `gen` names the reservation's rate). A newer
--- campaign version with another rate starts a new `gen` at now: every send not yet out
--- (held ones too) then takes a slot at the new rate; an older version's caller (a worker
--- that has not seen the change yet) is paced at the newer rate.
+-- worker, on two schedules. The queue: the send's slot is max(now, tat) and tat moves on by
+-- the interval; a slot in a later millisecond delays the send to it (nothing claimed or
+-- counted; the caller parks it and it is decided again at its slot, holding the slot: `gen`
+-- names the reservation's rate). The sends: one whose queue slot has come goes at
+-- max(now, sat), and sat moves on by the interval, so sends that come back late together
+-- (a worker that fell behind) still go one interval apart: within `max wait` the claim is
+-- taken and the caller waits that long before sending, beyond it the send is delayed to
+-- that time holding it (kind 's': it takes no slot again unless it comes back late). A newer campaign version with
+-- another rate starts a new `gen` at now: every send not yet out (held ones too) then takes
+-- a slot at the new rate; an older version's caller (a worker that has not seen the change
+-- yet) is paced at the newer rate.
 -- KEYS: 1 the change's profile hash (<tag>:p:<pid>), 2 suppression set, 3 send claim,
 --       4 the campaign's rate hash
 -- ARGV: 1 channel, 2 purpose, 3 send key, 4 now ms, 5 local day start ms, 6 local day end ms,
@@ -20,9 +25,10 @@
 --       10 re-entry window ms, 11 count caps (1|0), 12 cap log retention ms,
 --       13 claim owner, 14 claim lease ms, 15 done state ttl s, 16 campaign id, 17 profile id,
 --       18 ms between sends (0: no rate), 19 campaign version, 20 gen of the slot the send
---       holds ('' none), 21 that slot (ms), 22.. suppression members
--- Returns { 'done', state } | { 'busy', pttl } | { 'suppressed', rule } | { 'ok', '' }
---       | { 'rate', slot ms, gen }
+--       holds ('' none), 21 that slot (ms), 22 its kind (q: queue, s: send), 23 max wait ms,
+--       24.. suppression members
+-- Returns { 'done', state } | { 'busy', pttl } | { 'suppressed', rule } | { 'ok', wait ms }
+--       | { 'rate', slot ms, gen, kind }
 local claimed = redis.call('GET', KEYS[3])
 if claimed then
   if string.sub(claimed, 1, 5) == 'done:' then return { 'done', string.sub(claimed, 6) } end
@@ -61,7 +67,7 @@ if revoked(channel .. ':' .. purpose) or revoked(channel .. ':*') or revoked('*:
   return suppress('consent')
 end
 if redis.call('SISMEMBER', KEYS[2], 'profile:' .. pid) == 1 then return suppress('suppression_list') end
-for i = 22, #ARGV do
+for i = 24, #ARGV do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then return suppress('suppression_list') end
 end
 
@@ -101,9 +107,12 @@ if count then
   end
 end
 
+local wait = 0
+local LATE_MS = 250
 if ARGV[18] ~= '0' then
-  local st = redis.call('HMGET', KEYS[4], 'tat', 'iv', 'ver', 'gen')
+  local st = redis.call('HMGET', KEYS[4], 'tat', 'iv', 'ver', 'gen', 'sat')
   local tat, iv, ver, gen = tonumber(st[1]) or 0, st[2], tonumber(st[3]) or -1, tonumber(st[4]) or 0
+  local sat = tonumber(st[5]) or 0
   local myVer = tonumber(ARGV[19])
   if myVer > ver then
     if iv ~= ARGV[18] then
@@ -112,18 +121,29 @@ if ARGV[18] ~= '0' then
     end
     iv, ver = ARGV[18], myVer
   end
-  local slot
-  if ARGV[20] ~= '' and tonumber(ARGV[20]) == gen then
-    slot = tonumber(ARGV[21])
+  local step = tonumber(iv)
+  local held = ARGV[20] ~= '' and tonumber(ARGV[20]) == gen
+  local slot, kind
+  if held then
+    slot, kind = tonumber(ARGV[21]), ARGV[22]
   else
-    slot = math.max(now, tat)
-    tat = slot + tonumber(iv)
+    slot, kind = math.max(now, tat), 'q'
+    tat = slot + step
   end
-  redis.call('HSET', KEYS[4], 'tat', string.format('%.17g', tat), 'iv', iv, 'ver', ver, 'gen', gen)
+  -- to the millisecond: a slot within this one has come (a send is never parked for less);
+  -- its turn in the queue come, or its send slot missed by more than LATE_MS (the worker
+  -- fell behind again), the send schedule paces it
+  if slot < now + 1 and (kind == 'q' or now - slot > LATE_MS) then
+    slot = math.max(now, sat)
+    sat = slot + step
+    kind = 's'
+    if slot < now + 1 + tonumber(ARGV[23]) then wait = math.max(0, math.ceil(slot - now)) end
+  end
+  local function fmt(x) return string.format('%.17g', x) end
+  redis.call('HSET', KEYS[4], 'tat', fmt(tat), 'sat', fmt(sat), 'iv', iv, 'ver', ver, 'gen', gen)
   -- kept while reservations are ahead, then a day (a deleted campaign's hash goes by itself)
-  redis.call('PEXPIRE', KEYS[4], math.floor(math.max(0, tat - now)) + 86400000)
-  -- to the millisecond: a slot within this one goes now (a send is never parked for less)
-  if slot >= now + 1 then return { 'rate', string.format('%.17g', slot), tostring(gen) } end
+  redis.call('PEXPIRE', KEYS[4], math.floor(math.max(0, tat - now, sat - now)) + 86400000)
+  if slot >= now + 1 and wait == 0 then return { 'rate', fmt(slot), tostring(gen), kind } end
 end
 
 if count then
@@ -135,5 +155,5 @@ end
 if mode ~= 'every' and not sameSend then
   redis.call('HSET', reKey, campaignId, key .. '|' .. now)
 end
-redis.call('SET', KEYS[3], 'claimed:' .. ARGV[13], 'PX', ARGV[14])
-return { 'ok', '' }
+redis.call('SET', KEYS[3], 'claimed:' .. ARGV[13], 'PX', tonumber(ARGV[14]) + wait)
+return { 'ok', tostring(wait) }
