@@ -14,10 +14,12 @@
 -- max(now, sat), and sat moves on by the interval, so sends that come back late together
 -- (a worker that fell behind) still go one interval apart: within `max wait` the claim is
 -- taken and the caller waits that long before sending, beyond it the send is delayed to
--- that time holding it (kind 's': it takes no slot again unless it comes back late). A newer campaign version with
--- another rate starts a new `gen` at now: every send not yet out (held ones too) then takes
--- a slot at the new rate; an older version's caller (a worker that has not seen the change
--- yet) is paced at the newer rate.
+-- that time holding it (kind 's': it takes no slot again unless it comes back late).
+-- A newer campaign version with another rate starts a new `gen` at now: every send not yet
+-- out (held ones too) then takes a slot at the new rate; an older version's caller (a
+-- worker that has not seen the change yet) is paced at the newer rate. A send suppressed
+-- at its slot (consent revoked meanwhile, a cap) does not give the slot back: the rate is
+-- a ceiling, and slots handed out cannot be moved.
 -- KEYS: 1 the change's profile hash (<tag>:p:<pid>), 2 suppression set, 3 send claim,
 --       4 the campaign's rate hash
 -- ARGV: 1 channel, 2 purpose, 3 send key, 4 now ms, 5 local day start ms, 6 local day end ms,
