@@ -285,6 +285,44 @@ describe('send rate (policy.rate)', () => {
     });
   }, 150_000);
 
+  it('a send suppressed at its slot (consent revoked while it waited) is not sent; the others keep theirs', async () => {
+    const r = await startWebhookReceiver();
+    receivers.push(r);
+    const seg = await segment();
+    const N = 2; // the last slot 4.5 s ahead: time to revoke before it
+    const M = 10;
+    const id = await rateCampaign(seg, r.url, N);
+    await settle();
+    const people = Array.from({ length: M }, (_, i) => `p-gap-${i}`);
+    await changes.send(people.map((p) => change(cfg.keys.workspace, seg, p, {})));
+    const queued = await eventually('everyone queued', async () => {
+      const got = (await rows(id)).filter((x) => x.reason === 'rate_limit');
+      return got.length >= M - 1 ? got : undefined;
+    });
+    // the one whose slot is furthest ahead stops wanting messages before it comes
+    const last = queued.reduce((a, b) => (Number(b.not_before_ms) > Number(a.not_before_ms) ? b : a));
+    const put = await api(`/v1/profiles/${last.profile_id}/consent`, 'PUT', {
+      channel: '*',
+      subscribed: false,
+    });
+    expect(put.status).toBe(200);
+    await eventually('the others delivered', () => r.deliveries.length >= M - 1, 30_000);
+    await eventually('suppressed at its slot', async () =>
+      (await rows(id)).some(
+        (x) => x.profile_id === last.profile_id && x.outcome === 'suppressed' && x.reason === 'consent',
+      ),
+    );
+    await settle(1000);
+    expect(r.deliveries.map(profileOf)).not.toContain(last.profile_id);
+    expect(r.deliveries).toHaveLength(M - 1);
+    // the others kept their slots
+    const slotOf = new Map(queued.map((x) => [x.profile_id, Number(x.not_before_ms)]));
+    for (const d of r.deliveries) {
+      const slot = slotOf.get(profileOf(d));
+      if (slot !== undefined) expect(d.at!).toBeGreaterThanOrEqual(slot - 1);
+    }
+  }, 120_000);
+
   it('a lower rate set while sends wait paces those still waiting', async () => {
     const r = await startWebhookReceiver();
     receivers.push(r);
