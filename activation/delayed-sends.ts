@@ -39,6 +39,40 @@ export function delayedSends(deps: { redis: Redis; redisPrefix: string }) {
 }
 
 /**
+ * Brings a campaign's delayed sends forward to `at` (a new send rate: they come back and take
+ * a slot at it, so a higher rate speeds up a broadcast already queued). Scans the whole set
+ * once; a member moved on meanwhile is not put back (ZADD XX).
+ */
+export async function bringForward(
+  deps: { redis: Redis; redisPrefix: string },
+  workspaceId: string,
+  campaignId: string,
+  at: number,
+): Promise<number> {
+  const key = globalKeys(deps.redisPrefix).activationDelayed;
+  const match = `*"campaignId":${JSON.stringify(campaignId).replace(/[*?[\]\\]/g, '\\$&')}*`;
+  let cursor = '0';
+  let moved = 0;
+  do {
+    const [next, found] = await deps.redis.zscan(key, cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    const p = deps.redis.pipeline();
+    let n = 0;
+    for (let i = 0; i < found.length; i += 2) {
+      const member = found[i]!;
+      if (Number(found[i + 1]) <= at) continue;
+      const d = JSON.parse(member) as DelayedSend;
+      if (d.job.campaignId !== campaignId || d.job.change.workspaceId !== workspaceId) continue;
+      p.zadd(key, 'XX', at, member);
+      n++;
+    }
+    if (n > 0) await p.exec();
+    moved += n;
+  } while (cursor !== '0');
+  return moved;
+}
+
+/**
  * How far ahead of their time sends leave the delayed set: more than a poll interval plus
  * the retry topic's round trip on a busy worker, less than the pipeline's inline wait.
  */

@@ -78,7 +78,12 @@ export async function startActivation(
     topics: { retry: t.activationRetry, deadLetter: t.deadLetter, ledger: t.activationLedger },
     campaigns,
     claims: sendClaims(redis, randomUUID(), cfg.retries.claimLeaseMs),
-    policy: contactPolicy({ redis, redisPrefix: cfg.redis.prefix, policy: cfg.contactPolicy }),
+    policy: contactPolicy({
+      redis,
+      redisPrefix: cfg.redis.prefix,
+      policy: cfg.contactPolicy,
+      log: log.child({ component: 'contact-policy' }),
+    }),
     channels,
     redisPrefix: cfg.redis.prefix,
     unsubscribe: cfg.unsubscribe,

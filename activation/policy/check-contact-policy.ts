@@ -4,12 +4,15 @@
 // campaign's send rate (a delay to the send's slot, shared by all workers).
 import { readFileSync } from 'node:fs';
 import type { ContactPolicyConfig } from '../../runtime/config.ts';
+import { errorMessage } from '../../runtime/errors.ts';
+import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import type { RateHold } from '../../schemas/activation-job.ts';
 import { type CampaignDefinition, DEFAULT_PURPOSE, sendIntervalMs } from '../../schemas/campaign.ts';
 import { suppressionMember } from '../../schemas/contact.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
+import { bringForward } from '../delayed-sends.ts';
 import { localDayBounds, profileTimezone, quietHoursRelease } from './local-time.ts';
 import { redisScript } from './script.ts';
 
@@ -46,7 +49,12 @@ export interface PolicyInput {
   claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
 }
 
-export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy: ContactPolicyConfig }) {
+export function contactPolicy(deps: {
+  redis: Redis;
+  redisPrefix: string;
+  policy: ContactPolicyConfig;
+  log?: Logger;
+}) {
   const check = redisScript(deps.redis, 'cdpContactPolicy', 4, CHECK);
   const release = redisScript(deps.redis, 'cdpReleasePolicy', 1, RELEASE);
   // the scripts derive the survivor's consent, cap and re-entry keys from the profile hash
@@ -74,7 +82,7 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
       const keys = workspaceKeys(deps.redisPrefix, change.workspaceId);
-      const [verdict, detail, gen, slotKind] = (await check(
+      const [verdict, detail, gen, slotKind, regen] = (await check(
         profileKey(change),
         keys.suppressions,
         claim.key,
@@ -103,7 +111,16 @@ export function contactPolicy(deps: { redis: Redis; redisPrefix: string; policy:
         hold?.kind ?? 'q',
         RATE_MAX_WAIT_MS,
         ...members,
-      )) as [string, string, string?, string?];
+      )) as [string, string, string?, string?, string?];
+      // this send started the campaign's new rate: the sends delayed at the old one come
+      // back now and take a slot at it (once, by the worker that saw the change first)
+      if (regen === '1')
+        void bringForward(deps, change.workspaceId, c.id, nowMs).then(
+          (moved) =>
+            deps.log?.info({ campaignId: c.id, moved }, 'rate_changed_delayed_sends_brought_forward'),
+          (err) =>
+            deps.log?.warn({ campaignId: c.id, err: errorMessage(err) }, 'rate_change_bring_forward_failed'),
+        );
       switch (verdict) {
         case 'ok':
           return Number(detail) > 0 ? { kind: 'allow', waitMs: Number(detail) } : { kind: 'allow' };

@@ -29,8 +29,8 @@
 --       18 ms between sends (0: no rate), 19 campaign version, 20 gen of the slot the send
 --       holds ('' none), 21 that slot (ms), 22 its kind (q: queue, s: send), 23 max wait ms,
 --       24.. suppression members
--- Returns { 'done', state } | { 'busy', pttl } | { 'suppressed', rule } | { 'ok', wait ms }
---       | { 'rate', slot ms, gen, kind }
+-- Returns { 'done', state } | { 'busy', pttl } | { 'suppressed', rule } | { 'ok', wait ms, '', '', regen }
+--       | { 'rate', slot ms, gen, kind, regen } (regen '1': this call started a new rate)
 local claimed = redis.call('GET', KEYS[3])
 if claimed then
   if string.sub(claimed, 1, 5) == 'done:' then return { 'done', string.sub(claimed, 6) } end
@@ -110,6 +110,7 @@ if count then
 end
 
 local wait = 0
+local regen = '0'
 local LATE_MS = 250
 if ARGV[18] ~= '0' then
   local st = redis.call('HMGET', KEYS[4], 'tat', 'iv', 'ver', 'gen', 'sat')
@@ -119,6 +120,7 @@ if ARGV[18] ~= '0' then
   if myVer > ver then
     if iv ~= ARGV[18] then
       gen = gen + 1
+      regen = '1'
       tat = now
     end
     iv, ver = ARGV[18], myVer
@@ -145,7 +147,7 @@ if ARGV[18] ~= '0' then
   redis.call('HSET', KEYS[4], 'tat', fmt(tat), 'sat', fmt(sat), 'iv', iv, 'ver', ver, 'gen', gen)
   -- kept while reservations are ahead, then a day (a deleted campaign's hash goes by itself)
   redis.call('PEXPIRE', KEYS[4], math.floor(math.max(0, tat - now, sat - now)) + 86400000)
-  if slot >= now + 1 and wait == 0 then return { 'rate', fmt(slot), tostring(gen), kind } end
+  if slot >= now + 1 and wait == 0 then return { 'rate', fmt(slot), tostring(gen), kind, regen } end
 end
 
 if count then
@@ -158,4 +160,4 @@ if mode ~= 'every' and not sameSend then
   redis.call('HSET', reKey, campaignId, key .. '|' .. now)
 end
 redis.call('SET', KEYS[3], 'claimed:' .. ARGV[13], 'PX', tonumber(ARGV[14]) + wait)
-return { 'ok', tostring(wait) }
+return { 'ok', tostring(wait), '', '', regen }

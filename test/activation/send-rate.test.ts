@@ -323,6 +323,36 @@ describe('send rate (policy.rate)', () => {
     }
   }, 120_000);
 
+  it('a higher rate set while sends wait brings them forward, each still sent once', async () => {
+    const r = await startWebhookReceiver();
+    receivers.push(r);
+    const seg = await segment();
+    const M = 20;
+    const id = await rateCampaign(seg, r.url, 2); // 10 s for everyone
+    await settle();
+    const people = Array.from({ length: M }, (_, i) => `p-fast-${i}`);
+    await changes.send(people.map((p) => change(cfg.keys.workspace, seg, p, {})));
+    await eventually('the first sends', () => r.deliveries.length >= 2, 30_000);
+    const put = await api(`/v1/campaigns/${id}`, 'PUT', {
+      name: 'broadcast',
+      segmentId: seg,
+      on: 'enter',
+      channel: 'webhook',
+      webhook: { url: r.url },
+      policy: { rate: { perSecond: 50 } },
+    });
+    expect(put.status).toBe(200);
+    const changedAt = Date.now();
+    const left = M - r.deliveries.length;
+    expect(left).toBeGreaterThan(10);
+    // at 2/s those left would take (left − 1) / 2 s; at 50/s, well under a second once seen
+    await eventually('every send delivered', () => r.deliveries.length >= M, 30_000);
+    expect(Date.now() - changedAt).toBeLessThan(((left - 1) * 1000) / 2 - 2000);
+    await settle(1000);
+    expect(r.deliveries).toHaveLength(M);
+    expect(new Set(r.deliveries.map(profileOf))).toEqual(new Set(people));
+  }, 120_000);
+
   it('a lower rate set while sends wait paces those still waiting', async () => {
     const r = await startWebhookReceiver();
     receivers.push(r);
