@@ -115,16 +115,21 @@ export function startDelayedPoller(deps: {
         if (due.length === 0) break;
         const members: string[] = [];
         const messages = [];
-        for (let i = 0; i < due.length; i += 2) {
-          const member = due[i]!;
-          const d = JSON.parse(member) as DelayedSend;
+        // sends due at the same time go in the order they were first seen (members of equal
+        // score come back in byte order, which is the campaign or journey step's id): one
+        // person's welcome and tip held by quiet hours reach them in that order
+        const items: Array<{ member: string; score: string; d: DelayedSend }> = [];
+        for (let i = 0; i < due.length; i += 2)
+          items.push({ member: due[i]!, score: due[i + 1]!, d: JSON.parse(due[i]!) as DelayedSend });
+        items.sort((a, b) => Number(a.score) - Number(b.score) || a.d.firstSeen - b.d.firstSeen);
+        for (const { member, score, d } of items) {
           members.push(member);
           messages.push({
             key: `${d.job.change.workspaceId}:${d.job.change.profileId}`,
             value: JSON.stringify(d.job),
             headers: {
               [ACTIVATION_HEADERS.attempt]: String(d.attempt),
-              [ACTIVATION_HEADERS.notBefore]: due[i + 1]!,
+              [ACTIVATION_HEADERS.notBefore]: score,
               [ACTIVATION_HEADERS.reason]: d.reason,
               [ACTIVATION_HEADERS.firstSeen]: String(d.firstSeen),
             },

@@ -220,18 +220,34 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
     }
     if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
 
-    const decided = await Promise.all(
-      work.map(async (w) => {
-        // a paced send goes at its slot, not with the batch's latest (outside the concurrency
-        // limit: waiting holds no send slot); bounded in real time like the batch's wait
-        const early = (w.slotAt ?? 0) - now();
-        if (early > 0) {
-          await sleep(Math.min(early, maxInlineWait));
-          if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
-        }
-        return slot(async () => ({ w, ...(await sendOne(one, w.job, w.attempt)) }));
-      }),
-    );
+    const decide = async (w: (typeof work)[number]) => {
+      // a paced send goes at its slot, not with the batch's latest (outside the concurrency
+      // limit: waiting holds no send slot); bounded in real time like the batch's wait
+      const early = (w.slotAt ?? 0) - now();
+      if (early > 0) {
+        await sleep(Math.min(early, maxInlineWait));
+        if (!ctx.isActive()) throw new Error('consumer stopping; batch will be redelivered');
+      }
+      return slot(async () => ({ w, ...(await sendOne(one, w.job, w.attempt)) }));
+    };
+    // people side by side; one person's sends one after another, in the order they came
+    // (a journey's welcome before its tip when quiet hours release both together)
+    const byPerson = new Map<string, Array<(typeof work)[number]>>();
+    for (const w of work) {
+      const k = `${w.job.change.workspaceId}\u0000${w.job.change.profileId}`;
+      const list = byPerson.get(k);
+      if (list) list.push(w);
+      else byPerson.set(k, [w]);
+    }
+    const decided = (
+      await Promise.all(
+        [...byPerson.values()].map(async (list) => {
+          const out = [];
+          for (const w of list) out.push(await decide(w));
+          return out;
+        }),
+      )
+    ).flat();
 
     const retry: OutgoingMessage[] = [];
     const ledger: LedgerRow[] = [];
