@@ -14,12 +14,14 @@ import type { AnalyticsLimits } from './analytics/run-query.ts';
 import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
+import { auditLogRoutes } from './routes/audit-log.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { erasureRoutes } from './routes/erasures.ts';
 import { formRoutes } from './routes/forms.ts';
 import { journeyRoutes } from './routes/journeys.ts';
+import { ledgerRoutes } from './routes/ledger.ts';
 import { liveRoutes } from './routes/live.ts';
 import { computedTraitRoutes, scoreRoutes } from './routes/profile-definitions.ts';
 import { profileTimelineRoutes } from './routes/profile-timeline.ts';
@@ -134,12 +136,9 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/settings', workspaceSettingsRoutes({ ...deps, now }));
   app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
   app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs, now }));
-  app.route(
-    '/v1/analytics',
-    analyticsRoutes({
-      ...deps,
-      analytics: deps.analytics ?? { maxRangeDays: 400, timeoutS: 30, maxRows: 10_000 },
-    }),
-  );
+  const analytics = deps.analytics ?? { maxRangeDays: 400, timeoutS: 30, maxRows: 10_000 };
+  app.route('/v1/analytics', analyticsRoutes({ ...deps, analytics }));
+  app.route('/v1/ledger', ledgerRoutes({ ...deps, analytics, now }));
+  app.route('/v1/audit', auditLogRoutes({ ...deps, analytics, now }));
   return app;
 }
