@@ -45,7 +45,8 @@ export function auditLogRoutes(deps: {
       actor: textFilter(c, 'actor'),
       action: textFilter(c, 'action'),
     };
-    const scope = JSON.stringify([c.req.path, ws, range, v]);
+    // the range as given: a default `to` (now) moves between pages, the cursor bounds them anyway
+    const scope = JSON.stringify([c.req.path, ws, c.req.query('from'), c.req.query('to'), v]);
     const build = (): KeysetQuery => {
       const params = new SqlParams();
       const where: string[] = [];

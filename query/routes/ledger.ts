@@ -70,7 +70,15 @@ export function ledgerRoutes(deps: {
     const range = parseRange(c.req.query('from'), c.req.query('to'), deps.analytics.maxRangeDays, deps.now());
     const values = Object.fromEntries(names.map((n) => [n, textFilter(c, n)]));
     const pids = await profileIds(c, ws);
-    const scope = JSON.stringify([c.req.path, ws, range, values, pids ?? null]);
+    // the range as given: a default `to` (now) moves between pages, the cursor bounds them anyway
+    const scope = JSON.stringify([
+      c.req.path,
+      ws,
+      c.req.query('from'),
+      c.req.query('to'),
+      values,
+      pids ?? null,
+    ]);
     return { ws, range, values, pids, scope };
   };
 
