@@ -29,6 +29,14 @@ const query = (name: string, schema: object = { type: 'string' }) => ({
   required: false,
   schema,
 });
+/** Time range, page size, cursor and format of the keyset-paged listings (ledger, audit). */
+const pageParams = [
+  query('from', { type: 'string', format: 'date-time' }),
+  query('to', { type: 'string', format: 'date-time' }),
+  query('limit', { type: 'integer', minimum: 1, maximum: 1000 }),
+  query('cursor'),
+  query('format', { type: 'string', enum: ['json', 'csv'] }),
+];
 const writeKeyRecord = {
   type: 'object',
   required: ['id', 'name', 'kind', 'key', 'workspaceId', 'createdAt', 'revokedAt'],
@@ -450,8 +458,65 @@ export function queryOpenApi(): object {
       '/v1/journeys/{id}/stats': {
         get: op(
           'journeyStats',
-          'Counts: {entered, refused, ended: {reason: n}, nodes: {<nodeId>: {now, passed, converted, exited}}}',
+          'Counts: {entered, refused, convertedAfterExit, ended: {reason: n}, nodes: {<nodeId>: {now, passed, converted, exited}}, branches: {<nodeId>: {<arm>: {entered, converted, rate}}}, holdouts: {<splitId>: {treatment, holdout, lift, difference, confidence}}}',
           { parameters: [id('id')] },
+        ),
+      },
+      '/v1/journeys/{id}/migrate': {
+        post: op(
+          'migrateJourney',
+          'Move people in flight on version `from` to the current version: {from, nodes?: {<old node>: <new node>}} → 202 (409 while one is under way)',
+          {
+            parameters: [id('id')],
+            responses: { '202': { description: 'the migration, pending' }, ...errors },
+          },
+        ),
+      },
+      '/v1/journeys/{id}/migration': {
+        get: op(
+          'journeyMigration',
+          'The latest migration: {from, to, status, moved, skipped, …} (404: none)',
+          {
+            parameters: [id('id')],
+          },
+        ),
+      },
+      '/v1/ledger': {
+        get: op(
+          'listLedger',
+          'Send decisions (sent, suppressed and why, failed, retried, delayed), newest first: {items, nextCursor}; `nextCursor` is the cursor of the following page (null at the end); `format=csv` streams every matching row',
+          {
+            parameters: [
+              ...pageParams,
+              ...['campaignId', 'journeyId', 'outcome', 'reason', 'channel', 'profileId', 'userId'].map((n) =>
+                query(n),
+              ),
+            ],
+          },
+        ),
+      },
+      '/v1/ledger/journey-steps': {
+        get: op(
+          'listJourneySteps',
+          'Steps of journey runs (entered, waited, branched, sent, converted, exited), newest first, paged as /v1/ledger',
+          {
+            parameters: [
+              ...pageParams,
+              ...['journeyId', 'step', 'nodeId', 'profileId', 'userId'].map((n) => query(n)),
+            ],
+          },
+        ),
+      },
+      '/v1/audit': {
+        get: op(
+          'listAudit',
+          'Configuration changes (who, what, when, before/after), newest first, paged as /v1/ledger',
+          {
+            parameters: [
+              ...pageParams,
+              ...['entityType', 'entityId', 'actor', 'action'].map((n) => query(n)),
+            ],
+          },
         ),
       },
       '/v1/forms': {
