@@ -134,3 +134,60 @@ export function generateDataset(o: DatasetOptions): Dataset {
   }
   return { events, changes };
 }
+
+/** A decision of the activation ledger for the attribution tests. */
+export interface DatasetSend {
+  key: string;
+  profile: string;
+  t: number;
+  campaign: string;
+  channel: string;
+  outcome: 'sent' | 'suppressed' | 'failed';
+  attempt: number;
+}
+
+export const SEND_CAMPAIGNS = [
+  'cmp_welcome',
+  'cmp_promo',
+  'jrn_nurture@1.mail',
+  'jrn_nurture@2.mail',
+  'jrn_nurture@2.push',
+];
+
+/**
+ * Messages to the dataset's profiles (merged-away ones too, before their merge) and to a
+ * profile no identifier links: sent, suppressed, failed then sent again under the same
+ * key. No send shares a millisecond with an event, so "first" and "last" are never ties.
+ */
+export function generateSends(d: Dataset, o: { seed: number; startMs: number; days: number }): DatasetSend[] {
+  const r = rng(o.seed + 1);
+  const taken = new Set(d.events.map((e) => Date.parse(e.timestamp)));
+  const profiles = [
+    ...new Set(d.changes.flatMap((c) => [c.profileId, ...c.mergedProfileIds])),
+    `prof-${o.seed}-unlinked`,
+  ];
+  const sends: DatasetSend[] = [];
+  let n = 0;
+  for (const profile of profiles) {
+    const count = Math.floor(r() * 5);
+    for (let i = 0; i < count; i++) {
+      let t = o.startMs + Math.floor(r() * o.days * 86_400_000);
+      while (taken.has(t)) t++;
+      taken.add(t);
+      const campaign = SEND_CAMPAIGNS[Math.floor(r() * SEND_CAMPAIGNS.length)]!;
+      const channel = campaign.endsWith('push') ? 'push' : r() < 0.8 ? 'email' : 'sms';
+      const key = `sk-${o.seed}-${++n}`;
+      const roll = r();
+      if (roll < 0.15) sends.push({ key, profile, t, campaign, channel, outcome: 'suppressed', attempt: 1 });
+      else if (roll < 0.3) {
+        // a failure, then the retry that went out (one send under one key)
+        sends.push({ key, profile, t, campaign, channel, outcome: 'failed', attempt: 1 });
+        let t2 = t + 1000;
+        while (taken.has(t2)) t2++;
+        taken.add(t2);
+        sends.push({ key, profile, t: t2, campaign, channel, outcome: 'sent', attempt: 2 });
+      } else sends.push({ key, profile, t, campaign, channel, outcome: 'sent', attempt: 1 });
+    }
+  }
+  return sends;
+}

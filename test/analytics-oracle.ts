@@ -2,6 +2,7 @@
 // changes, written from DESIGN.md's definitions (not from the SQL), for the tests to compare.
 import type { NormalizedEvent } from '../schemas/event.ts';
 import type { IdentityChange } from '../schemas/identity-change.ts';
+import type { DatasetSend } from './analytics-dataset.ts';
 
 const DAY = 86_400_000;
 
@@ -137,12 +138,56 @@ export function trendsOracle(
 
 export type Model = 'first_touch' | 'last_touch' | 'linear' | 'time_decay' | 'position_based';
 
+/**
+ * Sends as touch events: the `sent` decision of each key, of the profile its profile id
+ * belongs to now (the latest identity change naming it as profile or merged profile),
+ * named `campaign:<id>` / `journey:<id>:<node>` or `channel:<channel>`, in `campaign`.
+ */
+export function sendTouches(
+  sends: DatasetSend[],
+  changes: IdentityChange[],
+  by: 'campaign' | 'channel',
+): Ev[] {
+  const owner = new Map<string, { version: number; profile: string }>();
+  for (const c of changes)
+    for (const pid of [c.profileId, ...c.mergedProfileIds]) {
+      const cur = owner.get(pid);
+      if (!cur || cur.version < c.version) owner.set(pid, { version: c.version, profile: c.profileId });
+    }
+  const name = (s: DatasetSend) => {
+    if (by === 'channel') return `channel:${s.channel}`;
+    const j = /^(jrn_[^@]*)@\d+\.(.*)$/.exec(s.campaign);
+    return j ? `journey:${j[1]}:${j[2]}` : `campaign:${s.campaign}`;
+  };
+  return sends
+    .filter((s) => s.outcome === 'sent')
+    .map((s) => ({
+      id: `send:${s.key}`,
+      person: owner.get(s.profile)?.profile ?? s.profile,
+      t: s.t,
+      event: '',
+      campaign: name(s),
+      source: '',
+      plan: '',
+      revenue: 0,
+    }));
+}
+
+/** `touch` names an event's touch ('' = none); by default its campaign name. */
 export function attributionOracle(
   evs: Ev[],
-  o: { conversion: string; lookbackMs: number; halfLifeMs: number; from: number; to: number },
+  o: {
+    conversion: string;
+    lookbackMs: number;
+    halfLifeMs: number;
+    from: number;
+    to: number;
+    touch?: (e: Ev) => string;
+  },
 ): { credit: Map<string, { conversions: number; value: number }>; unattributed: number } {
   const credit = new Map<string, { conversions: number; value: number }>();
   let unattributed = 0;
+  const touch = o.touch ?? ((e: Ev) => e.campaign);
   const add = (model: Model, tp: string, w: number, value: number) => {
     const k = `${model}|${tp}`;
     const c = credit.get(k) ?? { conversions: 0, value: 0 };
@@ -153,7 +198,9 @@ export function attributionOracle(
   for (const list of byPerson(evs.filter((e) => e.t >= o.from - o.lookbackMs && e.t < o.to)).values()) {
     for (const conv of list) {
       if (conv.event !== o.conversion || conv.t < o.from) continue;
-      const touches = list.filter((e) => e.campaign !== '' && e.t <= conv.t && e.t >= conv.t - o.lookbackMs);
+      const touches = list
+        .filter((e) => touch(e) !== '' && e.t <= conv.t && e.t >= conv.t - o.lookbackMs)
+        .map((e) => ({ ...e, campaign: touch(e) }));
       const n = touches.length;
       if (n === 0) {
         unattributed++;

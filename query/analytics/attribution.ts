@@ -8,11 +8,16 @@
 //                              one touch 100%, two 50/50
 // `value` (a numeric field of the conversion, 0 when absent) is shared in the same
 // proportions. A conversion without touches counts in `unattributed`.
+// With `sends`, the messages sent to the person are touches too: the ledger's `sent` rows
+// (one per send key: a redelivered batch writes a row twice), at the time of the decision,
+// of the person the profile belongs to now (a merged-away profile's sends count for the
+// survivor), named `campaign:<id>` (a journey step `journey:<id>:<node>`, any version) or
+// `channel:<channel>`.
 // One pass per person: its conversions and its touches as arrays, no self-join.
 import type { ATTRIBUTION_MODELS, AttributionBody } from './bodies.ts';
 import { fieldSql } from './fields.ts';
 import { type AnalyticsContext, checkRowCap, runAnalyticsQuery } from './run-query.ts';
-import { SqlParams } from './sql-params.ts';
+import { InputError, SqlParams } from './sql-params.ts';
 import { stitchedEvents } from './stitched-events.ts';
 import { DAY_MS, parseDuration, parseRange } from './time.ts';
 import { compileWhere } from './where.ts';
@@ -31,7 +36,9 @@ export async function attribution(ctx: AnalyticsContext, body: AttributionBody):
   const halfLifeMs = parseDuration(body.halfLife ?? '7d', 'halfLife');
   const params = new SqlParams();
   const conv = params.bind(body.conversionEvent, 'String');
-  const touch = fieldSql(body.touchpoint, 'touchpoint', params).str;
+  if (body.touchpoint === undefined && body.sends === undefined)
+    throw new InputError('touchpoint', 'give a touchpoint field, sends, or both');
+  const touch = body.touchpoint === undefined ? "''" : fieldSql(body.touchpoint, 'touchpoint', params).str;
   const value = body.value === undefined ? '0' : `ifNull(${fieldSql(body.value, 'value', params).num}, 0)`;
   // `where` narrows the conversions (touches are whatever carries the touchpoint)
   const where = body.where === undefined ? '1' : compileWhere(body.where, 'where', params);
@@ -50,6 +57,13 @@ export async function attribution(ctx: AnalyticsContext, body: AttributionBody):
     },
     params,
   );
+  const touches =
+    body.sends === undefined
+      ? events
+      : `(SELECT person, ts, message_id, is_conv, toFloat64(val) AS val, tp FROM ${events}
+          UNION ALL
+          SELECT person, ts, '' AS message_id, 0 AS is_conv, 0. AS val, tp
+          FROM ${sentTouches(ctx.workspaceId, fromMs - lookbackMs, toMs, body.sends, params)})`;
   const from = params.bind(fromMs, 'Int64');
   const lookback = params.bind(lookbackMs, 'Int64');
   const halfLife = params.bind(halfLifeMs, 'Float64');
@@ -69,7 +83,7 @@ export async function attribution(ctx: AnalyticsContext, body: AttributionBody):
       FROM (
         SELECT groupArrayIf((ts, message_id, val), is_conv AND ts >= ${from}) AS convs,
           arraySort(groupArrayIf((ts, tp), tp != '')) AS touches
-        FROM ${events}
+        FROM ${touches}
         GROUP BY person
         HAVING length(convs) > 0)
       ARRAY JOIN convs AS c)
@@ -100,3 +114,35 @@ export async function attribution(ctx: AnalyticsContext, body: AttributionBody):
 }
 
 export const DEFAULT_HALF_LIFE_MS = 7 * DAY_MS;
+
+/** The ledger's sends as touches: `person`, `ts` (ms), `tp`, once per send key. */
+function sentTouches(
+  workspaceId: string,
+  fromMs: number,
+  toMs: number,
+  sends: NonNullable<AttributionBody['sends']>,
+  params: SqlParams,
+): string {
+  const ws = params.bind(workspaceId, 'String');
+  // journey sends are recorded under `<journeyId>@<version>.<nodeId>`
+  const name =
+    sends.by === 'channel'
+      ? `concat('channel:', channel)`
+      : `if(match(campaign_id, '^jrn_[^@]*@[0-9]+[.]'),
+          concat('journey:', substring(campaign_id, 1, position(campaign_id, '@') - 1), ':',
+                 replaceRegexpOne(campaign_id, '^[^@]*@[0-9]+[.]', '')),
+          concat('campaign:', campaign_id))`;
+  const channels = sends.channels ? `AND channel IN ${params.bind(sends.channels, 'Array(String)')}` : '';
+  return `(SELECT if(pl.pid != '', pl.pid, s.profile_id) AS person, s.ts AS ts, s.tp AS tp
+    FROM (
+      SELECT send_key, any(profile_id) AS profile_id, toUnixTimestamp64Milli(min(at)) AS ts, any(${name}) AS tp
+      FROM activation_ledger
+      WHERE workspace_id = ${ws} AND outcome = 'sent'
+        AND at >= fromUnixTimestamp64Milli(${params.bind(fromMs, 'Int64')})
+        AND at < fromUnixTimestamp64Milli(${params.bind(toMs, 'Int64')})
+        ${channels}
+      GROUP BY send_key) AS s
+    LEFT JOIN (SELECT id_value, argMax(profile_id, version) AS pid
+      FROM identity_links WHERE workspace_id = ${ws} AND id_type = 'profile' GROUP BY id_value) AS pl
+      ON pl.id_value = s.profile_id)`;
+}

@@ -54,8 +54,29 @@ export const ATTRIBUTION_MODELS = [
 export const AttributionBody = Type.Object(
   {
     conversionEvent: EventName,
-    touchpoint: Path(
-      'field naming the touch, e.g. context.campaign.name; events where it is non-empty are touches',
+    touchpoint: Type.Optional(
+      Path('field naming the touch, e.g. context.campaign.name; events where it is non-empty are touches'),
+    ),
+    sends: Type.Optional(
+      Type.Object(
+        {
+          by: Type.Union([Type.Literal('campaign'), Type.Literal('channel')], {
+            description:
+              'name a send touch `campaign:<id>` (a journey step `journey:<id>:<node>`) or `channel:<channel>`',
+          }),
+          channels: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+              minItems: 1,
+              maxItems: 10,
+              uniqueItems: true,
+            }),
+          ),
+        },
+        {
+          ...closed,
+          description: 'messages sent to the person (the ledger, outcome sent) count as touches too',
+        },
+      ),
     ),
     models: Type.Array(Type.Union(ATTRIBUTION_MODELS.map((m) => Type.Literal(m))), {
       minItems: 1,
