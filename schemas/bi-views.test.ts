@@ -6,6 +6,7 @@ import { toHistoryRow } from '../processor/to-history-row.ts';
 import { toIdentityRows } from '../processor/to-identity-rows.ts';
 import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
 import type { Config } from '../runtime/config.ts';
+import { ledgerRow } from '../test/fixtures.ts';
 import { testConfig, testLogger } from '../test/harness.ts';
 import type { NormalizedEvent } from './event.ts';
 import { loadMigrations } from './migrations.ts';
@@ -59,11 +60,15 @@ describe('migrations and BI views', () => {
       "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'bi\\_%' ORDER BY name",
     );
     expect(views.map((v) => v.name)).toEqual([
+      'bi_audit',
+      'bi_consent',
       'bi_conversions',
       'bi_events',
       'bi_identities',
+      'bi_journey_steps',
       'bi_segment_members',
       'bi_segment_membership',
+      'bi_sends',
       'bi_touchpoints',
     ]);
   });
@@ -159,6 +164,165 @@ describe('migrations and BI views', () => {
     ).toEqual([{ n: 3 }]);
     expect(await rows('SELECT profile_id FROM bi_segment_members WHERE workspace_id = {ws:String}')).toEqual([
       { profile_id: 'p-ada' },
+    ]);
+  });
+
+  it('serves sends once with their journey step and person, journey steps, consent without the address, the audit', async () => {
+    const ws = cfg.keys.workspace;
+    const T = Date.parse('2026-04-02T10:00:00Z');
+    const sent = ledgerRow({
+      workspace_id: ws,
+      at: T,
+      send_key: 'k1',
+      campaign_id: 'jrn_a@2.mail',
+      profile_id: 'p-old',
+    });
+    await ch.insert({
+      table: 'activation_ledger',
+      format: 'JSONEachRow',
+      values: [
+        sent,
+        { ...sent, at: T + 50 }, // the same decision again (a redelivered batch)
+        ledgerRow({
+          workspace_id: ws,
+          at: T + 1,
+          send_key: 'k2',
+          campaign_id: 'cmp_x',
+          profile_id: 'p-cy',
+          outcome: 'suppressed',
+          reason: 'quiet_hours',
+        }),
+        ledgerRow({
+          workspace_id: 'other-ws',
+          at: T,
+          send_key: 'k9',
+          campaign_id: 'cmp_x',
+          profile_id: 'p-cy',
+        }),
+      ],
+    });
+    // p-old was merged into p-new
+    await ch.insert({
+      table: 'identity_links',
+      format: 'JSONEachRow',
+      values: toIdentityRows(
+        {
+          workspaceId: ws,
+          profileId: 'p-new',
+          identifiers: ['user:new'],
+          mergedProfileIds: ['p-old'],
+          version: 7,
+          messageId: 'm',
+          occurredAt: '2026-04-02T00:00:00Z',
+        },
+        T,
+      ),
+    });
+    expect(
+      await rows(
+        'SELECT send_key, journey_id, journey_node, campaign_id, person_id, outcome, reason FROM bi_sends WHERE workspace_id = {ws:String} ORDER BY send_key',
+      ),
+    ).toEqual([
+      {
+        send_key: 'k1',
+        journey_id: 'jrn_a',
+        journey_node: 'mail',
+        campaign_id: 'jrn_a@2.mail',
+        person_id: 'p-new',
+        outcome: 'sent',
+        reason: '',
+      },
+      {
+        send_key: 'k2',
+        journey_id: '',
+        journey_node: '',
+        campaign_id: 'cmp_x',
+        person_id: 'p-cy',
+        outcome: 'suppressed',
+        reason: 'quiet_hours',
+      },
+    ]);
+    const step = {
+      workspace_id: ws,
+      at: T,
+      journey_id: 'jrn_a',
+      version: 2,
+      profile_id: 'p-old',
+      run: 1,
+      node_id: 'split',
+      step: 'branched',
+      detail: 'holdout',
+      message_id: 's1',
+    };
+    await ch.insert({ table: 'journey_steps', format: 'JSONEachRow', values: [step, step] });
+    expect(
+      await rows(
+        'SELECT person_id, node_id, step, detail FROM bi_journey_steps WHERE workspace_id = {ws:String}',
+      ),
+    ).toEqual([{ person_id: 'p-new', node_id: 'split', step: 'branched', detail: 'holdout' }]);
+    await ch.insert({
+      table: 'consent_log',
+      format: 'JSONEachRow',
+      values: [
+        {
+          workspace_id: ws,
+          at: T,
+          profile_id: 'p-new',
+          identifiers: ['email:n@x.io'],
+          channel: 'email',
+          purpose: 'marketing',
+          subscribed: 1,
+          source: 'form:f1@1',
+          actor: '',
+          campaign_id: '',
+          ip: '203.0.113.9',
+          user_agent: 'UA',
+          text: 'Yes please',
+        },
+      ],
+    });
+    const consent = await rows<Record<string, unknown>>(
+      'SELECT * FROM bi_consent WHERE workspace_id = {ws:String}',
+    );
+    expect(consent).toHaveLength(1);
+    expect(consent[0]).toMatchObject({
+      profile_id: 'p-new',
+      channel: 'email',
+      purpose: 'marketing',
+      subscribed: 1,
+      source: 'form:f1@1',
+    });
+    expect(Object.keys(consent[0]!)).not.toContain('ip');
+    expect(JSON.stringify(consent)).not.toMatch(/203\.0\.113|n@x\.io|Yes please/);
+    await ch.insert({
+      table: 'audit_log',
+      format: 'JSONEachRow',
+      values: [
+        {
+          workspace_id: ws,
+          at: T,
+          actor: 'key:ab12',
+          action: 'update',
+          entity_type: 'segment',
+          entity_id: 's1',
+          before: '{"v":1}',
+          after: '{"v":2}',
+        },
+      ],
+    });
+    expect(
+      await rows(
+        'SELECT actor, action, entity_type, entity_id, before, after FROM bi_audit WHERE workspace_id = {ws:String}',
+      ),
+    ).toEqual([
+      {
+        actor: 'key:ab12',
+        action: 'update',
+        entity_type: 'segment',
+        entity_id: 's1',
+        before: '{"v":1}',
+        after: '{"v":2}',
+      },
     ]);
   });
 });

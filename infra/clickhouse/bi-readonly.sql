@@ -1,5 +1,6 @@
 -- A read-only ClickHouse user for BI tools (Metabase, Superset, Tableau, dbt sources):
--- it can read the stable bi_* views (schemas/migrations/003_bi_views.sql) and nothing else.
+-- it can read the stable bi_* views (schemas/migrations/003_bi_views.sql, 010_bi_ledger_audit.sql)
+-- and nothing else.
 -- Run as an admin on a ClickHouse server (chDB has no users), in the database the services
 -- use (CLICKHOUSE_DATABASE, default `cdp`), after `cdp migrate`:
 --   clickhouse-client --user cdp --password ... --database cdp --multiquery < infra/clickhouse/bi-readonly.sql
@@ -24,6 +25,10 @@ ALTER TABLE cdp.bi_touchpoints MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USE
 ALTER TABLE cdp.bi_conversions MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
 ALTER TABLE cdp.bi_segment_membership MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
 ALTER TABLE cdp.bi_segment_members MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
+ALTER TABLE cdp.bi_sends MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
+ALTER TABLE cdp.bi_journey_steps MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
+ALTER TABLE cdp.bi_consent MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
+ALTER TABLE cdp.bi_audit MODIFY SQL SECURITY DEFINER DEFINER = CURRENT_USER;
 
 GRANT SELECT ON cdp.bi_events TO bi_reader;
 GRANT SELECT ON cdp.bi_identities TO bi_reader;
@@ -31,6 +36,10 @@ GRANT SELECT ON cdp.bi_touchpoints TO bi_reader;
 GRANT SELECT ON cdp.bi_conversions TO bi_reader;
 GRANT SELECT ON cdp.bi_segment_membership TO bi_reader;
 GRANT SELECT ON cdp.bi_segment_members TO bi_reader;
+GRANT SELECT ON cdp.bi_sends TO bi_reader;
+GRANT SELECT ON cdp.bi_journey_steps TO bi_reader;
+GRANT SELECT ON cdp.bi_consent TO bi_reader;
+GRANT SELECT ON cdp.bi_audit TO bi_reader;
 
 -- One workspace per BI user (multi-tenant deployments): a row policy on the views.
 --   CREATE ROW POLICY IF NOT EXISTS ws_acme ON cdp.bi_events USING workspace_id = 'acme' TO bi_reader_acme;
