@@ -13,10 +13,12 @@ import type { ResolvedWriteKey, WriteKeyKind } from '../runtime/write-keys.ts';
 import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
+import { formEmbedRoutes } from './form-embed.ts';
 import { type FormDeps, formRoutes } from './forms.ts';
 import { IngestError } from './ingest-error.ts';
 import { MAX_EVENT_BYTES, normalizeEvent, type TimeBounds, type TraitLimits } from './normalize-event.ts';
 import { ingestOpenApi } from './openapi.ts';
+import { type PageDeps, pageRoutes } from './pages.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
 
@@ -41,6 +43,8 @@ export interface IngestDeps {
   traitLimits?: TraitLimits;
   /** Forms (ingest/forms.ts): served and taken when given. */
   forms?: FormDeps;
+  /** Landing pages (ingest/pages.ts): served at /p/{workspace}/{slug} when given. */
+  pages?: PageDeps;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -75,15 +79,23 @@ export function createIngestApp(deps: IngestDeps): Hono {
   const produceTimeoutMs = deps.produceTimeoutMs ?? 10_000;
   const app = new Hono();
 
-  app.use(
-    '/v1/*',
-    cors({
-      origin: (origin) => origin || '*',
-      allowMethods: ['GET', 'POST', 'OPTIONS'],
-      allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding'],
-      credentials: true,
-      maxAge: 86_400,
-    }),
+  const trackingCors = cors({
+    origin: (origin) => origin || '*',
+    allowMethods: ['GET', 'POST', 'OPTIONS'],
+    allowHeaders: ['Authorization', 'Content-Type', 'Content-Encoding'],
+    credentials: true,
+    maxAge: 86_400,
+  });
+  // Forms are public: the embed snippet fetches a definition and posts JSON from any page,
+  // never with credentials (no cookie of this host is read or set through them).
+  const formsCors = cors({
+    origin: '*',
+    allowMethods: ['GET', 'POST', 'OPTIONS'],
+    allowHeaders: ['Content-Type'],
+    maxAge: 7200,
+  });
+  app.use('/v1/*', (c, next) =>
+    c.req.path.startsWith('/v1/forms/') ? formsCors(c, next) : trackingCors(c, next),
   );
 
   app.onError((err, c) => {
@@ -99,7 +111,10 @@ export function createIngestApp(deps: IngestDeps): Hono {
   app.route('/', browserSdkRoutes({ resolveWriteKey: deps.resolveWriteKey }));
   const openapi = ingestOpenApi();
   app.get('/openapi.json', (c) => c.json(openapi));
-  if (deps.forms) app.route('/', formRoutes(deps.forms));
+  if (deps.forms) {
+    app.route('/', formEmbedRoutes());
+    app.route('/', formRoutes(deps.forms));
+  }
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));
