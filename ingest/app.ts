@@ -115,6 +115,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
     app.route('/', formEmbedRoutes());
     app.route('/', formRoutes(deps.forms));
   }
+  if (deps.pages) app.route('/', pageRoutes(deps.pages));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));

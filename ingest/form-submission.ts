@@ -12,6 +12,9 @@ export const FORM_META = {
   page: '_page',
   referrer: '_referrer',
   anonymousId: 'anonymousId',
+  /** Set by a landing page that embeds the form (ingest/pages.ts): conversions attribute to it. */
+  pageId: '_pageId',
+  variant: '_variant',
 } as const;
 const META_NAMES = new Set<string>(Object.values(FORM_META));
 
@@ -31,6 +34,8 @@ export interface CheckedSubmission {
   page?: string;
   referrer?: string;
   anonymousId?: string;
+  pageId?: string;
+  variant?: string;
 }
 
 // an HTML tag or comment opener: nothing a person types into a lead form needs it, and a
@@ -41,6 +46,7 @@ const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 const EMAIL = /^[^\s@<>()",;]+@[^\s@<>()",;]+\.[^\s@<>()",;]+$/;
 const TEL = /^\+?[0-9 ()./-]{4,32}$/;
 const ANONYMOUS_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const PAGE_REF = /^[A-Za-z0-9_-]{1,64}$/;
 const TRUE = new Set(['on', 'true', '1', 'yes']);
 const FALSE = new Set(['', 'off', 'false', '0', 'no']);
 
@@ -107,6 +113,12 @@ export function checkSubmission(form: FormDefinition, posted: Posted): CheckedSu
   out.anonymousId = meta(FORM_META.anonymousId);
   if (out.anonymousId !== undefined && !ANONYMOUS_ID.test(out.anonymousId))
     err(FORM_META.anonymousId, 'letters, digits and _.:- only, at most 128');
+  out.pageId = meta(FORM_META.pageId);
+  if (out.pageId !== undefined && !PAGE_REF.test(out.pageId))
+    err(FORM_META.pageId, 'letters, digits, _ and - only, at most 64');
+  out.variant = meta(FORM_META.variant);
+  if (out.variant !== undefined && (out.pageId === undefined || !PAGE_REF.test(out.variant)))
+    err(FORM_META.variant, 'letters, digits, _ and - only, at most 64, with _pageId');
 
   for (const f of form.fields) {
     const raw = posted.get(f.name);

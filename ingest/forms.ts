@@ -221,6 +221,7 @@ export function formRoutes(deps: FormDeps): Hono {
             url: page ?? '',
             referrer: s.referrer ?? '',
             utm,
+            ...(s.pageId ? { pageId: s.pageId, variant: s.variant ?? 'default' } : {}),
           },
           context,
         },

@@ -11,6 +11,7 @@ import { globalKeys } from '../schemas/redis-keys.ts';
 import { topics } from '../schemas/topics.ts';
 import { createIngestApp } from './app.ts';
 import type { FormDeps } from './forms.ts';
+import { watchPages } from './pages.ts';
 import { RateLimiter } from './rate-limit.ts';
 
 export async function startIngest(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -43,6 +44,11 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     timeBounds: cfg.ingest.timeBounds,
     traitLimits: cfg.profileLimits,
   };
+  const pages = watchPages(
+    new DefinitionStore(clients.redis(), cfg.redis.prefix),
+    log,
+    cfg.definitions.pollMs,
+  );
   const app = createIngestApp({
     producer,
     eventsTopic: t.events,
@@ -53,6 +59,16 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     timeBounds: cfg.ingest.timeBounds,
     traitLimits: cfg.profileLimits,
     forms: formDeps,
+    pages: {
+      pages,
+      producer,
+      eventsTopic: t.events,
+      log: log.child({ area: 'pages' }),
+      now: () => new Date(),
+      secret: cfg.forms.secret,
+      produceTimeoutMs: cfg.ingest.produceTimeoutMs,
+      timeBounds: cfg.ingest.timeBounds,
+    },
   });
   mountHealth(app, { kafka: () => admin.ping() });
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);
@@ -67,6 +83,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       await server.close(); // stop accepting; in-flight requests finish their produce
       writeKeys.stop();
       forms.stop();
+      pages.stop();
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
     },

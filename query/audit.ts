@@ -16,7 +16,8 @@ export interface AuditEntry {
     | 'suppression'
     | 'workspace_settings'
     | 'journey'
-    | 'form';
+    | 'form'
+    | 'page';
   entityId: string;
   before: unknown;
   after: unknown;

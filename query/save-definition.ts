@@ -16,6 +16,8 @@ const ENTITY: Record<DefinitionKind, AuditEntry['entityType']> = {
   journeyVersions: 'journey',
   forms: 'form',
   formVersions: 'form',
+  pages: 'page',
+  pageVersions: 'page',
 };
 
 export interface SaveDeps {

@@ -8,6 +8,7 @@ import type { ComputedTraitDefinition } from '../schemas/computed-trait.ts';
 import type { FormDefinition } from '../schemas/form.ts';
 import type { JourneyDefinition } from '../schemas/journey.ts';
 import type { LeadScoreDefinition } from '../schemas/lead-score.ts';
+import type { PageDefinition } from '../schemas/page.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
 import type { Logger } from './log.ts';
@@ -24,6 +25,9 @@ interface Defs {
   forms: FormDefinition;
   /** Every saved version of every form, id `${formId}@${version}` (consent records name theirs). */
   formVersions: FormDefinition;
+  pages: PageDefinition;
+  /** Every saved version of every landing page, id `${pageId}@${version}`. */
+  pageVersions: PageDefinition;
 }
 export type DefinitionKind = keyof Defs;
 type Kind = DefinitionKind;

@@ -125,6 +125,12 @@ export function globalKeys(prefix: string) {
     formVersions: `${prefix}:defs:form-versions`,
     /** Sorted set of PendingFormConsent JSON (schemas/form.ts) → epoch ms when it is tried (again). */
     formConsentDue: `${prefix}:forms:consent-due`,
+    /** Hash `${workspaceId}/${pageId}` → PageDefinition JSON (the latest version). */
+    pages: `${prefix}:defs:pages`,
+    /** Hash `${workspaceId}/${pageId}@${version}` → PageDefinition JSON of that version. */
+    pageVersions: `${prefix}:defs:page-versions`,
+    /** Hash `${workspaceId}/${slug}` → the id of the page that holds the slug. */
+    pageSlugs: `${prefix}:pages:slugs`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
     /** Sorted set `${workspaceId}/${profileId}` → epoch ms when a windowed rule must be re-evaluated. */
