@@ -23,6 +23,7 @@ import { formRoutes } from './routes/forms.ts';
 import { journeyRoutes } from './routes/journeys.ts';
 import { ledgerRoutes } from './routes/ledger.ts';
 import { liveRoutes } from './routes/live.ts';
+import { formStatsRoutes, pageRoutes } from './routes/pages.ts';
 import { computedTraitRoutes, scoreRoutes } from './routes/profile-definitions.ts';
 import { profileTimelineRoutes } from './routes/profile-timeline.ts';
 import { profileRoutes } from './routes/profiles.ts';
@@ -140,5 +141,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/analytics', analyticsRoutes({ ...deps, analytics }));
   app.route('/v1/ledger', ledgerRoutes({ ...deps, analytics, now }));
   app.route('/v1/audit', auditLogRoutes({ ...deps, analytics, now }));
+  app.route('/v1/pages', pageRoutes({ ...deps, analytics, now }));
+  app.route('/v1/forms', formStatsRoutes({ ...deps, analytics, now }));
   return app;
 }

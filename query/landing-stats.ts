@@ -1,0 +1,177 @@
+// Reporting for forms and landing pages, from the event history in ClickHouse: the page
+// calls the ingest host produces for each view of a landing page (properties pageId,
+// variant, formIds) and the `Form Submitted` events of submissions (properties formId and,
+// from a landing page, pageId and variant). A replayed message counts once (message ids
+// are counted, not rows). Every value is a bound parameter; every query is held to the
+// key's workspace and the range.
+import { type AnalyticsContext, runAnalyticsQuery } from './analytics/run-query.ts';
+import { SqlParams } from './analytics/sql-params.ts';
+
+export interface Range {
+  fromMs: number;
+  toMs: number;
+}
+
+interface Counts {
+  views: number;
+  uniqueVisitors: number;
+  submissions: number;
+  uniqueSubmitters: number;
+  /** uniqueSubmitters / uniqueVisitors; null without views. */
+  conversionRate: number | null;
+}
+
+export interface PageStats extends Counts {
+  pageId: string;
+  from: string;
+  to: string;
+  variants: Array<Counts & { id: string; weight: number | null }>;
+  byDay: Array<Counts & { date: string }>;
+}
+
+export interface FormStats {
+  formId: string;
+  from: string;
+  to: string;
+  /** Landing-page views that showed the form (the form's own page is not tracked). */
+  views: number;
+  uniqueVisitors: number;
+  submissions: number;
+  uniqueSubmitters: number;
+  /** Of those, submitted from a landing page (a tracked view). */
+  pageSubmissions: number;
+  /** Unique submitters from landing pages / unique visitors who saw the form there; null without views. */
+  conversionRate: number | null;
+  byDay: Array<{ date: string; views: number; submissions: number; uniqueSubmitters: number }>;
+  byPage: Array<{ pageId: string; views: number; submissions: number }>;
+}
+
+const rate = (n: number, d: number) => (d > 0 ? Math.round((n / d) * 10_000) / 10_000 : null);
+const SUBMITTER = `if(anonymous_id != '', anonymous_id, user_id)`;
+
+function timeWhere(p: SqlParams, r: Range): string {
+  return `timestamp >= fromUnixTimestamp64Milli(${p.bind(r.fromMs, 'Int64')}, 'UTC')
+    AND timestamp < fromUnixTimestamp64Milli(${p.bind(r.toMs, 'Int64')}, 'UTC')`;
+}
+
+type Row = Record<string, string | number>;
+const counts = (r: Row | undefined): Counts => {
+  const uniqueVisitors = Number(r?.visitors ?? 0);
+  const uniqueSubmitters = Number(r?.submitters ?? 0);
+  return {
+    views: Number(r?.views ?? 0),
+    uniqueVisitors,
+    submissions: Number(r?.submissions ?? 0),
+    uniqueSubmitters,
+    conversionRate: rate(uniqueSubmitters, uniqueVisitors),
+  };
+};
+
+/**
+ * A page's views, visitors, submissions and conversion, in all, per variant (the page's
+ * variants first, in order, each with its weight; then any variant the history has that
+ * the page no longer does) and per UTC day.
+ */
+export async function pageStats(
+  ctx: AnalyticsContext,
+  pageId: string,
+  variants: Array<{ id: string; weight: number }>,
+  range: Range,
+): Promise<PageStats> {
+  const p = new SqlParams();
+  const select = `uniqExactIf(message_id, event = 'page') AS views,
+      uniqExactIf(anonymous_id, event = 'page') AS visitors,
+      uniqExactIf(message_id, event = 'Form Submitted') AS submissions,
+      uniqExactIf(${SUBMITTER}, event = 'Form Submitted') AS submitters`;
+  const where = `workspace_id = ${p.bind(ctx.workspaceId, 'String')}
+      AND event IN ('page', 'Form Submitted')
+      AND ${timeWhere(p, range)}
+      AND JSONExtractString(properties, 'pageId') = ${p.bind(pageId, 'String')}
+      AND ((event = 'page' AND type = 'page') OR (event = 'Form Submitted' AND type = 'track'))`;
+  const rows = await runAnalyticsQuery<Row>(
+    ctx,
+    'page-stats',
+    `SELECT JSONExtractString(properties, 'variant') AS variant, toString(toDate(timestamp)) AS day, ${select}
+     FROM events WHERE ${where}
+     GROUP BY GROUPING SETS ((), (variant), (day))
+     SETTINGS group_by_use_nulls = 1`,
+    p,
+  );
+  // with group_by_use_nulls, a row's null keys tell its grouping set
+  const total = rows.find((r) => r.variant === null && r.day === null);
+  const byVariant = new Map(
+    rows.filter((r) => r.variant !== null && r.day === null).map((r) => [String(r.variant), r]),
+  );
+  const known = new Set(variants.map((v) => v.id));
+  return {
+    pageId,
+    from: new Date(range.fromMs).toISOString(),
+    to: new Date(range.toMs).toISOString(),
+    ...counts(total),
+    variants: [
+      ...variants.map((v) => ({ id: v.id, weight: v.weight, ...counts(byVariant.get(v.id)) })),
+      ...[...byVariant.entries()]
+        .filter(([id]) => !known.has(id))
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([id, r]) => ({ id, weight: null, ...counts(r) })),
+    ],
+    byDay: rows
+      .filter((r) => r.day !== null && r.variant === null)
+      .map((r) => ({ date: String(r.day), ...counts(r) }))
+      .sort((a, b) => a.date.localeCompare(b.date)),
+  };
+}
+
+/** A form's submissions (all, and from landing pages), the landing-page views that showed it, per day and per page. */
+export async function formStats(ctx: AnalyticsContext, formId: string, range: Range): Promise<FormStats> {
+  const p = new SqlParams();
+  const fid = p.bind(formId, 'String');
+  const shown = `(event = 'page' AND type = 'page' AND has(JSONExtract(properties, 'formIds', 'Array(String)'), ${fid}))`;
+  const submitted = `(event = 'Form Submitted' AND type = 'track' AND JSONExtractString(properties, 'formId') = ${fid})`;
+  const fromPage = `(${submitted} AND JSONExtractString(properties, 'pageId') != '')`;
+  const rows = await runAnalyticsQuery<Row>(
+    ctx,
+    'form-stats',
+    `SELECT toString(toDate(timestamp)) AS day, JSONExtractString(properties, 'pageId') AS page,
+        uniqExactIf(message_id, ${shown}) AS views,
+        uniqExactIf(anonymous_id, ${shown}) AS visitors,
+        uniqExactIf(message_id, ${submitted}) AS submissions,
+        uniqExactIf(${SUBMITTER}, ${submitted}) AS submitters,
+        uniqExactIf(message_id, ${fromPage}) AS page_submissions,
+        uniqExactIf(${SUBMITTER}, ${fromPage}) AS page_submitters
+     FROM events
+     WHERE workspace_id = ${p.bind(ctx.workspaceId, 'String')}
+       AND event IN ('page', 'Form Submitted')
+       AND ${timeWhere(p, range)}
+       AND (${shown} OR ${submitted})
+     GROUP BY GROUPING SETS ((), (day), (page))
+     SETTINGS group_by_use_nulls = 1`,
+    p,
+  );
+  const total = rows.find((r) => r.day === null && r.page === null);
+  const n = (r: Row | undefined, k: string) => Number(r?.[k] ?? 0);
+  return {
+    formId,
+    from: new Date(range.fromMs).toISOString(),
+    to: new Date(range.toMs).toISOString(),
+    views: n(total, 'views'),
+    uniqueVisitors: n(total, 'visitors'),
+    submissions: n(total, 'submissions'),
+    uniqueSubmitters: n(total, 'submitters'),
+    pageSubmissions: n(total, 'page_submissions'),
+    conversionRate: rate(n(total, 'page_submitters'), n(total, 'visitors')),
+    byDay: rows
+      .filter((r) => r.day !== null && r.page === null)
+      .map((r) => ({
+        date: String(r.day),
+        views: n(r, 'views'),
+        submissions: n(r, 'submissions'),
+        uniqueSubmitters: n(r, 'submitters'),
+      }))
+      .sort((a, b) => a.date.localeCompare(b.date)),
+    byPage: rows
+      .filter((r) => r.page !== null && r.page !== '' && r.day === null)
+      .map((r) => ({ pageId: String(r.page), views: n(r, 'views'), submissions: n(r, 'submissions') }))
+      .sort((a, b) => b.views - a.views || a.pageId.localeCompare(b.pageId)),
+  };
+}
