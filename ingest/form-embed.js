@@ -155,7 +155,23 @@
 
   function build(container, def, base, n, load, opts) {
     const meta = def.meta || {};
+    // the token proves time spent on the form: posted no sooner than minFillMs after it was
+    // issued (the snippet waits out the rest: a quick person or a browser's autofill is no
+    // bot) and renewed once older than maxAgeMs allows (a page left open for hours)
     let token = def.token;
+    let tokenAt = Date.now();
+    const minFill = typeof def.minFillMs === 'number' ? def.minFillMs : 0;
+    const maxAge = typeof def.maxAgeMs === 'number' ? def.maxAgeMs : 864e5;
+    const renew = (force) =>
+      !force && Date.now() - tokenAt < maxAge - 6e4
+        ? Promise.resolve()
+        : load().then((r) => {
+            if (r.status === 200 && r.body.token) {
+              token = r.body.token;
+              tokenAt = Date.now();
+            }
+          });
+    const delay = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
     const prefix = `cdpf${n}-`;
     const form = el('form', {
       class: 'cdp-form',
@@ -343,25 +359,23 @@
       clearErrors();
       const tokenName = meta.token || '_token';
       let retried = false;
-      const attempt = () =>
-        waitAnonymousId(1500).then((anon) => {
-          const body = values();
-          if (anon) body[meta.anonymousId || 'anonymousId'] = anon;
-          return post(body).then((r) => {
-            const errs = r.body?.errors || {};
-            // an expired or unreadable token (the page was open for long): a fresh one, once
-            if (r.status === 400 && errs[tokenName] && !/too fast/.test(errs[tokenName]) && !retried) {
+      const attempt = (force) =>
+        renew(force)
+          .then(() => delay(tokenAt + minFill + 50 - Date.now()))
+          .then(() => waitAnonymousId(1500))
+          .then((anon) => {
+            const body = values();
+            if (anon) body[meta.anonymousId || 'anonymousId'] = anon;
+            return post(body).then((r) => {
+              const why = r.status === 400 && r.body.errors ? r.body.errors[tokenName] : undefined;
+              if (!why || retried) return r;
+              // the server still found it too quick (another clock), or the token expired
+              // or unreadable: once more, after a second or with a fresh token
               retried = true;
-              return load().then((fresh) => {
-                if (fresh.status !== 200 || !fresh.body.token) return r;
-                token = fresh.body.token;
-                return attempt();
-              });
-            }
-            return r;
+              return /too fast/.test(why) ? delay(1000).then(() => attempt(false)) : attempt(true);
+            });
           });
-        });
-      attempt()
+      attempt(false)
         .then((r) => {
           const b = r.body || {};
           if (r.status === 200 && b.success) {

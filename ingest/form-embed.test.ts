@@ -127,7 +127,9 @@ describe('CORS of the form endpoints (what the snippet on another origin needs)'
     });
     expect(def.status).toBe(200);
     expect(def.headers.get('access-control-allow-origin')).toBe('*');
-    const body = (await def.json()) as { token: string };
+    const body = (await def.json()) as { token: string; minFillMs: number; maxAgeMs: number };
+    // the token's bounds, which the snippet honours (waits out / renews)
+    expect([body.minFillMs, body.maxAgeMs]).toEqual([0, 86_400_000]);
     sent.length = 0;
     const res = await app.request('/v1/forms/ws1/frm_1/submit', {
       method: 'POST',

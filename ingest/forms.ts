@@ -105,6 +105,9 @@ export function formRoutes(deps: FormDeps): Hono {
           consents: (form.consents ?? []).map(({ name, text, required }) => ({ name, text, required })),
           action,
           token,
+          // the token's bounds: the embed snippet waits out the first and renews past the second
+          minFillMs: deps.minFillMs,
+          maxAgeMs: deps.maxAgeMs,
           meta: FORM_META,
         });
       const referrer = c.req.header('referer');
