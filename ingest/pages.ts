@@ -60,8 +60,8 @@ export interface PageDeps {
   secret: string;
   produceTimeoutMs: number;
   timeBounds?: TimeBounds;
-  /** Rendered (page, variant) templates kept in memory; default 5000. */
-  cacheEntries?: number;
+  /** Bytes of rendered (page, variant) templates kept in memory; default 64 MiB. */
+  cacheBytes?: number;
 }
 
 const WORKSPACE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -77,13 +77,16 @@ interface Template {
   csp: string;
   formIds: string[];
   title: string;
+  /** Its size in memory, about (UTF-16). */
+  bytes: number;
 }
 type Slot = { kind: 'anon' } | { kind: 'page' } | { kind: 'referrer' } | { kind: 'token'; formId: string };
 
 export function pageRoutes(deps: PageDeps): Hono {
   const app = new Hono();
-  const maxEntries = deps.cacheEntries ?? 5000;
+  const maxBytes = deps.cacheBytes ?? 64 * 1024 * 1024;
   const cache = new Map<string, Template>();
+  let cachedBytes = 0;
   let cacheGeneration = -1;
   let lastMissRefresh = 0;
 
@@ -91,14 +94,21 @@ export function pageRoutes(deps: PageDeps): Hono {
     const gen = deps.pages.generation();
     if (gen !== cacheGeneration) {
       cache.clear();
+      cachedBytes = 0;
       cacheGeneration = gen;
     }
     const key = `${page.workspaceId}/${page.slug}/${variant.id}`;
     let t = cache.get(key);
     if (!t) {
-      if (cache.size >= maxEntries) cache.delete(cache.keys().next().value!);
       t = renderPage(page, variant, (id) => deps.pages.form(page.workspaceId, id));
+      // the oldest rendered first out, until the new one fits
+      for (const [k, old] of cache) {
+        if (cachedBytes + t.bytes <= maxBytes) break;
+        cache.delete(k);
+        cachedBytes -= old.bytes;
+      }
       cache.set(key, t);
+      cachedBytes += t.bytes;
     }
     return t;
   };
@@ -334,7 +344,8 @@ export function renderPage(
     "base-uri 'none'",
     "frame-ancestors 'none'",
   ].join('; ');
-  return { parts, slots: used, csp, formIds: formIdsOf(variant.blocks), title };
+  const bytes = 2 * parts.reduce((n, p) => n + p.length, 0);
+  return { parts, slots: used, csp, formIds: formIdsOf(variant.blocks), title, bytes };
 }
 
 function htmlAnswer(c: Context, status: 200 | 404, body: string, csp: string) {
