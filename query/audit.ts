@@ -17,7 +17,8 @@ export interface AuditEntry {
     | 'workspace_settings'
     | 'journey'
     | 'form'
-    | 'page';
+    | 'page'
+    | 'export';
   entityId: string;
   before: unknown;
   after: unknown;

@@ -13,6 +13,7 @@ import { WriteKeyStore } from '../runtime/write-keys.ts';
 import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
 import { startErasureWorker } from './erasure-job.ts';
+import { startExportWorker } from './exports.ts';
 import { startFormConsentWorker } from './form-consent.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -25,6 +26,11 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   // what it had accepted before them
   const erasureSweepDelayMs = cfg.history.flushMs + 2 * TOMBSTONE_REFRESH_MS + 2000;
   const defs = new DefinitionStore(redis, cfg.redis.prefix);
+  const exportCfg = {
+    dir: cfg.exports.dir,
+    ttlMs: cfg.exports.ttlMs,
+    engine: cfg.clickhouse.kind === 'chdb' ? ('chdb' as const) : ('server' as const),
+  };
   const app = createQueryApp({
     redis,
     clickhouse,
@@ -40,6 +46,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     adminAuthFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
     erasureSweepDelayMs,
     clientKeysDefault: cfg.processor.clientKeys,
+    exports: { ...exportCfg },
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   // erasures a DELETE left unfinished, after a restart too
@@ -51,6 +58,15 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     log: log.child({ worker: 'erasures' }),
     now: () => new Date(),
     sweepDelayMs: erasureSweepDelayMs,
+  });
+  // data exports, resumed after a restart from their last finished slice
+  const exportsWorker = startExportWorker({
+    ...exportCfg,
+    redis,
+    clickhouse,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'exports' }),
+    now: () => new Date(),
   });
   // consent ticked on forms, recorded once the submission has a profile
   const formConsent = startFormConsentWorker({
@@ -69,6 +85,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     stop: async () => {
       await server.close();
       await erasures.stop();
+      await exportsWorker.stop();
       await formConsent.stop();
       await kafkaAdmin.disconnect().catch(() => {});
     },

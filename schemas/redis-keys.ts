@@ -40,6 +40,12 @@ export interface WorkspaceKeys {
   erasures: string;
   /** Hash profile id → the erasure job erasing it (a repeated DELETE finds its job). */
   erasureByProfile: string;
+  /** Hash of one export job (query/exports.ts): `job` JSON, `slices` JSON, `attempts`. */
+  exportJob(jobId: string): string;
+  /** Sorted set of the workspace's export job ids → creation time (ms). */
+  exports: string;
+  /** Sorted set: the snapshot of a segment's members an export pages through. */
+  exportMembers(jobId: string): string;
   /** Hash `${segmentId}:entered|exited` → segment changes that matched no active campaign. */
   noCampaign: string;
   /** Hash: a campaign's send-rate reservations (`tat`, `iv`, `ver`, `gen`; activation/policy/contact-policy.lua). */
@@ -97,6 +103,9 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     erasure: (jobId) => `${tag}:erasure:${jobId}`,
     erasures: `${tag}:erasures`,
     erasureByProfile: `${tag}:erasure:byprofile`,
+    exportJob: (jobId) => `${tag}:export:${jobId}`,
+    exports: `${tag}:exports`,
+    exportMembers: (jobId) => `${tag}:export:${jobId}:members`,
     noCampaign: `${tag}:act:nocampaign`,
     sendRate: (cid) => `${tag}:rate:${cid}`,
     journeyRun: (jid, pid) => `${tag}:jr:${jid}:${pid}`,
@@ -175,6 +184,10 @@ export function globalKeys(prefix: string) {
     activationDelayedLock: `${prefix}:act:delayed:lock`,
     /** Sorted set `${workspaceId}/${jobId}` → when an unfinished erasure job is tried (again). */
     erasuresDue: `${prefix}:erasures:due`,
+    /** Sorted set `${workspaceId}/${jobId}` → when an export job runs (or its runner's lease ends). */
+    exportsDue: `${prefix}:exports:due`,
+    /** Sorted set `${workspaceId}/${jobId}` → when a finished export's file is deleted. */
+    exportsExpire: `${prefix}:exports:expire`,
     /** Sorted set workspace id → time (ms) of its latest erasure, for readers of the tombstones. */
     erasedWorkspaces: `${prefix}:erased:ws`,
   };
