@@ -5,7 +5,7 @@
 // version; ingest loads them from the definition store and takes submissions (ingest/forms.ts).
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { checkShape, DefinitionInputError } from './definition-input.ts';
+import { checkShape, DefinitionInputError, hasNestedQuantifier } from './definition-input.ts';
 
 export const FIELD_TYPES = ['text', 'email', 'tel', 'number', 'checkbox', 'select', 'hidden'] as const;
 export type FieldType = (typeof FIELD_TYPES)[number];
@@ -126,7 +126,7 @@ export function checkFormInput(body: unknown): FormInput {
       if (!['text', 'tel', 'hidden'].includes(field.type))
         throw bad(`${at}.pattern: only for text, tel and hidden fields`);
       // a nested quantifier (`(a+)+`) can take exponential time on a visitor's input
-      if (/\([^)]*[+*}][^)]*\)\s*[+*{]/.test(field.pattern))
+      if (hasNestedQuantifier(field.pattern))
         throw bad(`${at}.pattern: a repeated group with a quantifier inside is not allowed`);
       try {
         new RegExp(`^(?:${field.pattern})$`, 'u');
