@@ -17,6 +17,7 @@ export interface AuditEntry {
     | 'workspace_settings'
     | 'journey'
     | 'form'
+    | 'tracking_plan'
     | 'page'
     | 'export';
   entityId: string;

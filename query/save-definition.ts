@@ -16,6 +16,8 @@ const ENTITY: Record<DefinitionKind, AuditEntry['entityType']> = {
   journeyVersions: 'journey',
   forms: 'form',
   formVersions: 'form',
+  trackingPlans: 'tracking_plan',
+  trackingPlanVersions: 'tracking_plan',
   pages: 'page',
   pageVersions: 'page',
 };

@@ -11,6 +11,7 @@ import type { LeadScoreDefinition } from '../schemas/lead-score.ts';
 import type { PageDefinition } from '../schemas/page.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
+import type { TrackingPlan } from '../schemas/tracking-plan.ts';
 import type { Logger } from './log.ts';
 import type { Redis } from './redis.ts';
 
@@ -25,6 +26,10 @@ interface Defs {
   forms: FormDefinition;
   /** Every saved version of every form, id `${formId}@${version}` (consent records name theirs). */
   formVersions: FormDefinition;
+  /** One tracking plan per workspace (id `tracking-plan`). */
+  trackingPlans: TrackingPlan;
+  /** Every saved version of it, id `tracking-plan@${version}`. */
+  trackingPlanVersions: TrackingPlan;
   pages: PageDefinition;
   /** Every saved version of every landing page, id `${pageId}@${version}`. */
   pageVersions: PageDefinition;

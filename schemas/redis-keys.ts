@@ -134,6 +134,12 @@ export function globalKeys(prefix: string) {
     formVersions: `${prefix}:defs:form-versions`,
     /** Sorted set of PendingFormConsent JSON (schemas/form.ts) → epoch ms when it is tried (again). */
     formConsentDue: `${prefix}:forms:consent-due`,
+    /** Hash `${workspaceId}/tracking-plan` → TrackingPlan JSON (the latest version). */
+    trackingPlans: `${prefix}:defs:tracking-plans`,
+    /** Hash `${workspaceId}/tracking-plan@${version}` → TrackingPlan JSON of that version. */
+    trackingPlanVersions: `${prefix}:defs:tracking-plan-versions`,
+    /** String: the token of the replay of quarantined events running in a workspace (a lock). */
+    trackingPlanReplay: (workspaceId: string) => `${prefix}:tracking-plan:replay:${workspaceId}`,
     /** Hash `${workspaceId}/${pageId}` → PageDefinition JSON (the latest version). */
     pages: `${prefix}:defs:pages`,
     /** Hash `${workspaceId}/${pageId}@${version}` → PageDefinition JSON of that version. */
