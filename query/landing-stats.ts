@@ -15,9 +15,12 @@ export interface Range {
 interface Counts {
   views: number;
   uniqueVisitors: number;
+  /** `Form Submitted` events naming the page (and variant). */
   submissions: number;
   uniqueSubmitters: number;
-  /** uniqueSubmitters / uniqueVisitors; null without views. */
+  /** Unique submitters who viewed the page (that variant) in the range: at most uniqueVisitors. */
+  conversions: number;
+  /** conversions / uniqueVisitors; null without views. */
   conversionRate: number | null;
 }
 
@@ -40,7 +43,9 @@ export interface FormStats {
   uniqueSubmitters: number;
   /** Of those, submitted from a landing page (a tracked view). */
   pageSubmissions: number;
-  /** Unique submitters from landing pages / unique visitors who saw the form there; null without views. */
+  /** Unique submitters from a landing page who viewed that page in the range. */
+  conversions: number;
+  /** conversions / unique visitors who saw the form on a landing page; null without views. */
   conversionRate: number | null;
   byDay: Array<{ date: string; views: number; submissions: number; uniqueSubmitters: number }>;
   byPage: Array<{ pageId: string; views: number; submissions: number }>;
@@ -57,13 +62,14 @@ function timeWhere(p: SqlParams, r: Range): string {
 type Row = Record<string, string | number>;
 const counts = (r: Row | undefined): Counts => {
   const uniqueVisitors = Number(r?.visitors ?? 0);
-  const uniqueSubmitters = Number(r?.submitters ?? 0);
+  const conversions = Number(r?.converters ?? 0);
   return {
     views: Number(r?.views ?? 0),
     uniqueVisitors,
     submissions: Number(r?.submissions ?? 0),
-    uniqueSubmitters,
-    conversionRate: rate(uniqueSubmitters, uniqueVisitors),
+    uniqueSubmitters: Number(r?.submitters ?? 0),
+    conversions,
+    conversionRate: rate(conversions, uniqueVisitors),
   };
 };
 
@@ -79,14 +85,24 @@ export async function pageStats(
   range: Range,
 ): Promise<PageStats> {
   const p = new SqlParams();
+  const ws = p.bind(ctx.workspaceId, 'String');
+  const time = timeWhere(p, range);
+  const pid = p.bind(pageId, 'String');
+  // a submission converts when its submitter viewed the variant it names (a posted
+  // _pageId/_variant alone does not make a conversion)
+  const viewers = `SELECT JSONExtractString(properties, 'variant'), anonymous_id FROM events
+      WHERE workspace_id = ${ws} AND event = 'page' AND type = 'page' AND ${time}
+        AND JSONExtractString(properties, 'pageId') = ${pid}`;
   const select = `uniqExactIf(message_id, event = 'page') AS views,
       uniqExactIf(anonymous_id, event = 'page') AS visitors,
       uniqExactIf(message_id, event = 'Form Submitted') AS submissions,
-      uniqExactIf(${SUBMITTER}, event = 'Form Submitted') AS submitters`;
-  const where = `workspace_id = ${p.bind(ctx.workspaceId, 'String')}
+      uniqExactIf(${SUBMITTER}, event = 'Form Submitted') AS submitters,
+      uniqExactIf(${SUBMITTER}, event = 'Form Submitted'
+        AND (JSONExtractString(properties, 'variant'), ${SUBMITTER}) IN (${viewers})) AS converters`;
+  const where = `workspace_id = ${ws}
       AND event IN ('page', 'Form Submitted')
-      AND ${timeWhere(p, range)}
-      AND JSONExtractString(properties, 'pageId') = ${p.bind(pageId, 'String')}
+      AND ${time}
+      AND JSONExtractString(properties, 'pageId') = ${pid}
       AND ((event = 'page' AND type = 'page') OR (event = 'Form Submitted' AND type = 'track'))`;
   const rows = await runAnalyticsQuery<Row>(
     ctx,
@@ -126,9 +142,15 @@ export async function pageStats(
 export async function formStats(ctx: AnalyticsContext, formId: string, range: Range): Promise<FormStats> {
   const p = new SqlParams();
   const fid = p.bind(formId, 'String');
+  const ws = p.bind(ctx.workspaceId, 'String');
+  const time = timeWhere(p, range);
   const shown = `(event = 'page' AND type = 'page' AND has(JSONExtract(properties, 'formIds', 'Array(String)'), ${fid}))`;
   const submitted = `(event = 'Form Submitted' AND type = 'track' AND JSONExtractString(properties, 'formId') = ${fid})`;
   const fromPage = `(${submitted} AND JSONExtractString(properties, 'pageId') != '')`;
+  // from a page its submitter viewed, showing the form, in the range
+  const converted = `(${fromPage} AND (JSONExtractString(properties, 'pageId'), ${SUBMITTER}) IN (
+      SELECT JSONExtractString(properties, 'pageId'), anonymous_id FROM events
+      WHERE workspace_id = ${ws} AND event = 'page' AND ${time} AND ${shown}))`;
   const rows = await runAnalyticsQuery<Row>(
     ctx,
     'form-stats',
@@ -138,11 +160,11 @@ export async function formStats(ctx: AnalyticsContext, formId: string, range: Ra
         uniqExactIf(message_id, ${submitted}) AS submissions,
         uniqExactIf(${SUBMITTER}, ${submitted}) AS submitters,
         uniqExactIf(message_id, ${fromPage}) AS page_submissions,
-        uniqExactIf(${SUBMITTER}, ${fromPage}) AS page_submitters
+        uniqExactIf(${SUBMITTER}, ${converted}) AS converters
      FROM events
-     WHERE workspace_id = ${p.bind(ctx.workspaceId, 'String')}
+     WHERE workspace_id = ${ws}
        AND event IN ('page', 'Form Submitted')
-       AND ${timeWhere(p, range)}
+       AND ${time}
        AND (${shown} OR ${submitted})
      GROUP BY GROUPING SETS ((), (day), (page))
      SETTINGS group_by_use_nulls = 1`,
@@ -159,7 +181,8 @@ export async function formStats(ctx: AnalyticsContext, formId: string, range: Ra
     submissions: n(total, 'submissions'),
     uniqueSubmitters: n(total, 'submitters'),
     pageSubmissions: n(total, 'page_submissions'),
-    conversionRate: rate(n(total, 'page_submitters'), n(total, 'visitors')),
+    conversions: n(total, 'converters'),
+    conversionRate: rate(n(total, 'converters'), n(total, 'visitors')),
     byDay: rows
       .filter((r) => r.day !== null && r.page === null)
       .map((r) => ({

@@ -213,6 +213,22 @@ describe('landing pages', () => {
       );
       expect(submitted.value.properties).toMatchObject({ formId, pageId: page.id, variant: 'b' });
 
+      // a submission naming the page and variant a by someone who never viewed it: counted
+      // as a submission, not as a conversion
+      const forger = uniqueId('forger-');
+      const forged = await fetch(`${running.urls.ingest}${action}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          _token: signFormToken(cfg.forms.secret, cfg.keys.workspace, formId, Date.now() - 10_000),
+          _pageId: page.id,
+          _variant: 'a',
+          anonymousId: forger,
+          email: `${forger}@example.com`,
+        }),
+      });
+      expect(forged.status, await forged.text()).toBe(200);
+
       // the report: views and visitors per variant from ClickHouse, the conversion on b
       const expectVisitors = { a: [...shown.values()].filter((v) => v === 'a').length, b: 0 };
       expectVisitors.b = shown.size - expectVisitors.a;
@@ -222,13 +238,14 @@ describe('landing pages', () => {
         'every view and the submission in the history',
         async () => {
           const r = await stats(page.id);
-          return r.views === expectViews.a + expectViews.b && r.submissions === 1 ? r : undefined;
+          return r.views === expectViews.a + expectViews.b && r.submissions === 2 ? r : undefined;
         },
         30_000,
         250,
       );
       expect(s.uniqueVisitors).toBe(shown.size);
-      expect(s.uniqueSubmitters).toBe(1);
+      expect(s.uniqueSubmitters).toBe(2);
+      expect(s.conversions).toBe(1);
       expect(s.conversionRate).toBeCloseTo(1 / shown.size, 4);
       const a = s.variants.find((v: { id: string }) => v.id === 'a');
       const b = s.variants.find((v: { id: string }) => v.id === 'b');
@@ -237,7 +254,9 @@ describe('landing pages', () => {
         weight: 50,
         views: expectViews.a,
         uniqueVisitors: expectVisitors.a,
-        submissions: 0,
+        submissions: 1,
+        uniqueSubmitters: 1,
+        conversions: 0,
         conversionRate: 0,
       });
       expect(b).toMatchObject({
@@ -246,22 +265,25 @@ describe('landing pages', () => {
         uniqueVisitors: expectVisitors.b,
         submissions: 1,
         uniqueSubmitters: 1,
+        conversions: 1,
       });
       expect(b.conversionRate).toBeCloseTo(1 / expectVisitors.b, 4);
       expect(s.byDay.reduce((n: number, d: { views: number }) => n + d.views, 0)).toBe(s.views);
 
-      // the form's own report: its submission from the page, the page views that showed it
+      // the form's own report: its submissions from the page, the page views that showed it
       const fs = await api('GET', `/v1/forms/${formId}/stats`);
       expect(fs.status, JSON.stringify(fs.body)).toBe(200);
       expect(fs.body).toMatchObject({
         formId,
         views: s.views,
         uniqueVisitors: shown.size,
-        submissions: 1,
-        uniqueSubmitters: 1,
-        pageSubmissions: 1,
-        byPage: [{ pageId: page.id, views: s.views, submissions: 1 }],
+        submissions: 2,
+        uniqueSubmitters: 2,
+        pageSubmissions: 2,
+        conversions: 1,
+        byPage: [{ pageId: page.id, views: s.views, submissions: 2 }],
       });
+      expect(fs.body.byDay.reduce((n: number, d: { submissions: number }) => n + d.submissions, 0)).toBe(2);
       expect(fs.body.conversionRate).toBeCloseTo(1 / shown.size, 4);
 
       // a range before any of it: nothing; a bad range: a 400 naming it
