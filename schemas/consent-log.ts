@@ -21,9 +21,11 @@ export interface ConsentDecision {
   /** `*` for every purpose. */
   purpose: string;
   subscribed: boolean;
+  /** A grant waiting for double opt-in confirmation (stored `pending`, not subscribed). */
+  pending?: boolean;
 }
 
-/** Where a decision came from: `api`, `unsubscribe_link` (forms and imports later). */
+/** Where a decision came from: `api`, `unsubscribe_link`, `form:<id>@<version>`, `link` (a confirmation). */
 export interface ConsentSource {
   source: string;
   actor: string;
@@ -33,6 +35,8 @@ export interface ConsentSource {
   userAgent?: string;
   /** The exact text the person was shown, if any. */
   text?: string;
+  /** The double opt-in record a pending grant and its confirmation share. */
+  ref?: string;
 }
 
 export interface ConsentLogRow {
@@ -49,6 +53,9 @@ export interface ConsentLogRow {
   ip: string;
   user_agent: string;
   text: string;
+  /** `subscribed`, `revoked` or `pending` (rows before migration 011: empty, read `subscribed`). */
+  status: string;
+  ref: string;
 }
 
 function script(redis: ScriptRedis) {
@@ -75,7 +82,7 @@ export async function storeConsent(
 ): Promise<{ profileId: string; identifiers: string[] } | null> {
   const args: string[] = [];
   for (const d of decisions)
-    args.push(consentField(d.channel, d.purpose), consentValue(d.subscribed, atMs, source));
+    args.push(consentField(d.channel, d.purpose), consentValue(d.subscribed, atMs, source, d.pending));
   const [survivor, ...identifiers] = await script(redis)(
     workspaceKeys(prefix, workspaceId).profile(profileId),
     profileId,
@@ -102,13 +109,15 @@ export async function logConsent(
     identifiers: person.identifiers,
     channel: d.channel,
     purpose: d.purpose,
-    subscribed: d.subscribed ? 1 : 0,
+    subscribed: d.subscribed && !d.pending ? 1 : 0,
     source: from.source,
     actor: from.actor,
     campaign_id: from.campaignId ?? '',
     ip: from.ip ?? '',
     user_agent: from.userAgent ?? '',
     text: from.text ?? '',
+    status: d.pending ? 'pending' : d.subscribed ? 'subscribed' : 'revoked',
+    ref: from.ref ?? '',
   }));
   if (values.length > 0) await clickhouse.insert({ table: 'consent_log', format: 'JSONEachRow', values });
 }
@@ -126,7 +135,7 @@ export async function replayConsentLog(opts: {
 }): Promise<{ applied: number; skipped: number }> {
   const rs = await opts.clickhouse.query({
     query: `SELECT workspace_id, toString(toUnixTimestamp64Milli(at)) AS at, identifiers, channel, purpose,
-                   subscribed, source
+                   subscribed, source, status
             FROM consent_log
             WHERE {all:UInt8} = 1 OR workspace_id = {ws:String}
             ORDER BY workspace_id, at`,
@@ -135,7 +144,10 @@ export async function replayConsentLog(opts: {
   });
   let applied = 0;
   let skipped = 0;
-  type Row = Pick<ConsentLogRow, 'workspace_id' | 'identifiers' | 'channel' | 'purpose' | 'source'> & {
+  type Row = Pick<
+    ConsentLogRow,
+    'workspace_id' | 'identifiers' | 'channel' | 'purpose' | 'source' | 'status'
+  > & {
     at: string;
     subscribed: number;
   };
@@ -158,7 +170,14 @@ export async function replayConsentLog(opts: {
         opts.prefix,
         row.workspace_id,
         pid,
-        [{ channel: row.channel, purpose: row.purpose, subscribed: row.subscribed === 1 }],
+        [
+          {
+            channel: row.channel,
+            purpose: row.purpose,
+            subscribed: row.subscribed === 1,
+            pending: row.status === 'pending',
+          },
+        ],
         Number(row.at),
         row.source,
         'newer',

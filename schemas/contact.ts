@@ -28,14 +28,26 @@ export function parseSuppressionMember(member: string): { kind: SuppressionKind;
 /** Consent hash field: channel (or `*`) and purpose (or `*`). */
 export const consentField = (channel: string, purpose: string) => `${channel}:${purpose}`;
 
-/** Consent hash value: `granted|revoked:<epoch ms>:<source>`. */
-export const consentValue = (subscribed: boolean, atMs: number, source: string) =>
-  `${subscribed ? 'granted' : 'revoked'}:${atMs}:${source}`;
+/**
+ * A consent decision's state: `subscribed`, `revoked`, or `pending` (a grant waiting for the
+ * person to confirm it by a double opt-in link: not subscribed, the contact policy blocks it).
+ */
+export type ConsentStatus = 'subscribed' | 'revoked' | 'pending';
 
-export function parseConsentValue(v: string): { subscribed: boolean; updatedAt: string; source: string } {
+/** Consent hash value: `granted|revoked|pending:<epoch ms>:<source>`. */
+export const consentValue = (subscribed: boolean, atMs: number, source: string, pending = false) =>
+  `${pending ? 'pending' : subscribed ? 'granted' : 'revoked'}:${atMs}:${source}`;
+
+export function parseConsentValue(v: string): {
+  subscribed: boolean;
+  status: ConsentStatus;
+  updatedAt: string;
+  source: string;
+} {
   const [state, ms, ...source] = v.split(':');
   return {
     subscribed: state === 'granted',
+    status: state === 'granted' ? 'subscribed' : state === 'pending' ? 'pending' : 'revoked',
     updatedAt: new Date(Number(ms)).toISOString(),
     source: source.join(':'),
   };

@@ -68,6 +68,21 @@ local channel, purpose, key, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if revoked(channel .. ':' .. purpose) or revoked(channel .. ':*') or revoked('*:' .. purpose) or revoked('*:*') then
   return suppress('consent')
 end
+-- a grant waiting for its double opt-in confirmation (query/double-opt-in.ts) is not consent
+local function state(field)
+  local v = redis.call('HGET', consentKey, field)
+  return v and string.sub(v, 1, 8)
+end
+if state(channel .. ':' .. purpose) == 'pending:' or state('*:' .. purpose) == 'pending:' then
+  return suppress('consent_pending')
+end
+-- a purpose the workspace wants confirmed (PUT /v1/settings doubleOptIn) is opt-in: only an
+-- explicit grant of it (a confirmation, or the API) lets a send pass
+local optIn = redis.call('HGET', tag .. ':settings', 'optInPurposes')
+if optIn and string.find(optIn, ',' .. purpose .. ',', 1, true)
+  and state(channel .. ':' .. purpose) ~= 'granted:' and state('*:' .. purpose) ~= 'granted:' then
+  return suppress('consent_unconfirmed')
+end
 if redis.call('SISMEMBER', KEYS[2], 'profile:' .. pid) == 1 then return suppress('suppression_list') end
 for i = 24, #ARGV do
   if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then return suppress('suppression_list') end
