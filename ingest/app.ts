@@ -13,6 +13,7 @@ import type { ResolvedWriteKey, WriteKeyKind } from '../runtime/write-keys.ts';
 import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
+import { type ConsentConfirmDeps, consentConfirmRoutes } from './consent-confirm.ts';
 import { formEmbedRoutes } from './form-embed.ts';
 import { type FormDeps, formRoutes } from './forms.ts';
 import { IngestError } from './ingest-error.ts';
@@ -45,6 +46,8 @@ export interface IngestDeps {
   forms?: FormDeps;
   /** Landing pages (ingest/pages.ts): served at /p/{workspace}/{slug} when given. */
   pages?: PageDeps;
+  /** Double opt-in confirmation links (ingest/consent-confirm.ts), when given. */
+  consentConfirm?: ConsentConfirmDeps;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -116,6 +119,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
     app.route('/', formRoutes(deps.forms));
   }
   if (deps.pages) app.route('/', pageRoutes(deps.pages));
+  if (deps.consentConfirm) app.route('/', consentConfirmRoutes(deps.consentConfirm));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));

@@ -6,6 +6,7 @@ import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { WriteKeyStore, watchWriteKeys } from '../runtime/write-keys.ts';
+import { confirmSecret } from '../schemas/double-opt-in.ts';
 import type { FormDefinition } from '../schemas/form.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import { topics } from '../schemas/topics.ts';
@@ -68,6 +69,13 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       secret: cfg.forms.secret,
       produceTimeoutMs: cfg.ingest.produceTimeoutMs,
       timeBounds: cfg.ingest.timeBounds,
+    },
+    consentConfirm: {
+      redis: clients.redis(),
+      redisPrefix: cfg.redis.prefix,
+      secret: confirmSecret(cfg.unsubscribe.secret),
+      log: log.child({ area: 'consent-confirm' }),
+      now: () => new Date(),
     },
   });
   mountHealth(app, { kafka: () => admin.ping() });

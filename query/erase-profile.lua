@@ -1,7 +1,7 @@
 -- The Redis step of an erasure job, atomically: the person's profile and every profile id
 -- merged into it lose their identifiers (which stop resolving), traits, memberships (they
 -- leave every segment), counted times, aggregates, scores, groups, consent, cap logs,
--- re-entry records and suppression-list entry by profile id; tombstones of every identifier
+-- re-entry records, double opt-in records and suppression-list entry by profile id; tombstones of every identifier
 -- and profile id are written (schemas/erasure.ts), and the job records what it needs for
 -- the ClickHouse steps in the same step, so a crash right after loses nothing.
 -- Key layout: schemas/redis-keys.ts and processor/apply-event.lua's header. KEYS[1] = workspace tag.
@@ -60,7 +60,7 @@ for _, q in ipairs(pids) do
     redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
   end
   redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs', p .. ':merged',
-    p .. ':groups', p .. ':ags', p .. ':sc', p .. ':consent', p .. ':re')
+    p .. ':groups', p .. ':ags', p .. ':sc', p .. ':consent', p .. ':re', p .. ':optin')
   tombstone('profile:' .. q)
   redis.call('HSET', tag .. ':erasure:byprofile', q, jobId)
 end

@@ -10,12 +10,14 @@
 // Several query instances may run it: a batch is claimed in one script (its scores moved to
 // a lease), so each entry is handled by one worker; a worker that dies leaves its claims
 // to come due again after the lease (at-least-once: the log may then hold a decision twice).
+import { createHash } from 'node:crypto';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { formConsentSource, type PendingFormConsent } from '../schemas/form.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
+import { type DoubleOptIn, readDoubleOptIn } from './double-opt-in.ts';
 import { writeConsent } from './routes/contact.ts';
 
 const CLAIM = `
@@ -34,6 +36,8 @@ export interface FormConsentDeps {
   retryMs?: number;
   leaseMs?: number;
   intervalMs?: number;
+  /** Double opt-in: boxes of a purpose the workspace wants confirmed are recorded pending. */
+  optIn?: DoubleOptIn;
 }
 
 export function startFormConsentWorker(deps: FormConsentDeps): {
@@ -77,8 +81,33 @@ export function startFormConsentWorker(deps: FormConsentDeps): {
         continue;
       }
       // one write per box, so each decision keeps the exact text shown beside it; a null
-      // answer: the person was erased meanwhile, nothing is kept
-      for (const c of p.consents)
+      // answer: the person was erased meanwhile, nothing is kept. A box of a purpose the
+      // workspace wants confirmed is recorded pending and a confirmation mail queued, once
+      // per box of the submission (the record id derives from both).
+      const doi = deps.optIn ? await readDoubleOptIn(deps.redis, deps.redisPrefix, p.workspaceId) : undefined;
+      for (const c of p.consents) {
+        if (doi && deps.optIn && doi.purposes.includes(c.purpose)) {
+          await deps.optIn.request(
+            p.workspaceId,
+            pid,
+            {
+              id: createHash('sha256')
+                .update(`${p.id}\n${c.channel}\n${c.purpose}`)
+                .digest('base64url')
+                .slice(0, 24),
+              channel: c.channel,
+              purpose: c.purpose,
+              text: c.text,
+              source: formConsentSource(p.formId, p.formVersion),
+              actor: 'visitor',
+              at: p.at,
+              ip: p.ip,
+              userAgent: p.userAgent,
+            },
+            doi,
+          );
+          continue;
+        }
         await writeConsent(
           { redis: deps.redis, clickhouse: deps.clickhouse, redisPrefix: deps.redisPrefix },
           p.workspaceId,
@@ -93,6 +122,7 @@ export function startFormConsentWorker(deps: FormConsentDeps): {
             text: c.text,
           },
         );
+      }
       await deps.redis.zrem(key, member);
       written++;
     }

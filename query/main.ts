@@ -10,10 +10,11 @@ import type { Logger } from '../runtime/log.ts';
 import { pingRedis } from '../runtime/redis.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { WriteKeyStore } from '../runtime/write-keys.ts';
+import { confirmSecret } from '../schemas/double-opt-in.ts';
 import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
+import { createDoubleOptIn } from './double-opt-in.ts';
 import { startErasureWorker } from './erasure-job.ts';
-import { startExportWorker } from './exports.ts';
 import { startFormConsentWorker } from './form-consent.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -26,11 +27,22 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   // what it had accepted before them
   const erasureSweepDelayMs = cfg.history.flushMs + 2 * TOMBSTONE_REFRESH_MS + 2000;
   const defs = new DefinitionStore(redis, cfg.redis.prefix);
-  const exportCfg = {
-    dir: cfg.exports.dir,
-    ttlMs: cfg.exports.ttlMs,
-    engine: cfg.clickhouse.kind === 'chdb' ? ('chdb' as const) : ('server' as const),
-  };
+  // double opt-in: pending grants, their confirmation mails and the confirmations' log rows
+  const optIn = createDoubleOptIn({
+    redis,
+    clickhouse,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'double-opt-in' }),
+    now: () => new Date(),
+    secret: confirmSecret(cfg.unsubscribe.secret),
+    confirmBaseUrl: cfg.ingest.publicUrl,
+    smtp: {
+      url: cfg.channels.email.smtpUrl,
+      from: cfg.channels.email.from,
+      timeoutMs: cfg.channels.timeoutMs,
+    },
+  });
+  optIn.start();
   const app = createQueryApp({
     redis,
     clickhouse,
@@ -46,7 +58,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     adminAuthFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
     erasureSweepDelayMs,
     clientKeysDefault: cfg.processor.clientKeys,
-    exports: { ...exportCfg },
+    optIn,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   // erasures a DELETE left unfinished, after a restart too
@@ -59,15 +71,6 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     now: () => new Date(),
     sweepDelayMs: erasureSweepDelayMs,
   });
-  // data exports, resumed after a restart from their last finished slice
-  const exportsWorker = startExportWorker({
-    ...exportCfg,
-    redis,
-    clickhouse,
-    redisPrefix: cfg.redis.prefix,
-    log: log.child({ worker: 'exports' }),
-    now: () => new Date(),
-  });
   // consent ticked on forms, recorded once the submission has a profile
   const formConsent = startFormConsentWorker({
     redis,
@@ -75,6 +78,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     redisPrefix: cfg.redis.prefix,
     log: log.child({ worker: 'form-consent' }),
     now: () => new Date(),
+    optIn,
   });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
   const url = `http://${cfg.query.host}:${server.port}`;
@@ -85,8 +89,8 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     stop: async () => {
       await server.close();
       await erasures.stop();
-      await exportsWorker.stop();
       await formConsent.stop();
+      await optIn.stop();
       await kafkaAdmin.disconnect().catch(() => {});
     },
   };

@@ -101,6 +101,8 @@ export const EnvSchema = Type.Object({
   CDP_UNSUBSCRIBE_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   CDP_UNSUBSCRIBE_TTL_DAYS: Type.Integer({ minimum: 0, default: 0 }),
   CDP_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** The public ingest host's URL, for double opt-in confirmation links (default its own address). */
+  CDP_INGEST_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   CDP_CAP_PER_CHANNEL_PER_DAY: Type.Integer({ minimum: 0, default: 0 }),
   CDP_CAP_PER_DAY: Type.Integer({ minimum: 0, default: 0 }),
   CDP_QUIET_HOURS: Type.String({
@@ -150,9 +152,6 @@ export const EnvSchema = Type.Object({
   CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
   CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
-  /** Data exports: where their files are written (default <CDP_DATA_DIR>/exports) and kept how long. */
-  CDP_EXPORTS_DIR: Type.Optional(Type.String({ minLength: 1 })),
-  CDP_EXPORTS_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 24 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -259,6 +258,8 @@ export interface Config {
     rateBurst: number;
     /** Event times accepted: from maxPastMs before to maxFutureMs after the server's clock. */
     timeBounds: { maxPastMs: number; maxFutureMs: number };
+    /** Where people reach the ingest host (CDP_INGEST_PUBLIC_URL): double opt-in links. */
+    publicUrl: string;
   };
   forms: {
     secret: string;
@@ -288,7 +289,6 @@ export interface Config {
   history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number; inserts: number };
   definitions: { pollMs: number };
   analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
-  exports: { dir: string; ttlMs: number };
 }
 
 /** Builds the typed configuration from an environment. Throws ConfigError naming each bad variable. */
@@ -360,6 +360,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         maxPastMs: e.CDP_INGEST_MAX_PAST_DAYS * 86_400_000,
         maxFutureMs: e.CDP_INGEST_MAX_FUTURE_HOURS * 3_600_000,
       },
+      publicUrl: e.CDP_INGEST_PUBLIC_URL ?? `http://${e.CDP_INGEST_HOST}:${e.CDP_INGEST_PORT}`,
     },
     forms: {
       // unset (local development only): derived from the admin key, as the unsubscribe secret
@@ -439,7 +440,6 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       inserts: e.CDP_HISTORY_INSERTS,
     },
     definitions: { pollMs: e.CDP_DEFINITIONS_POLL_MS },
-    exports: { dir: e.CDP_EXPORTS_DIR ?? `${dataDir}/exports`, ttlMs: e.CDP_EXPORTS_TTL_HOURS * 3_600_000 },
     analytics: {
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
       timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,

@@ -13,8 +13,10 @@ import {
   suppressionMember,
 } from '../../schemas/contact.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
-import { type QueryEnv, readJson } from '../app.ts';
+import type { QueryEnv } from '../app.ts';
+import { readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type DoubleOptIn, readDoubleOptIn } from '../double-opt-in.ts';
 import { QueryError } from '../query-error.ts';
 
 const Scope = Type.String({ pattern: '^(\\*|[a-z0-9_-]{1,40})$' });
@@ -25,6 +27,13 @@ export const ConsentInput = Type.Object(
     /** A campaign purpose such as `marketing`, or `*` (default) for every purpose. */
     purpose: Type.Optional(Scope),
     subscribed: Type.Boolean(),
+    /**
+     * Double opt-in: record the grant as `pending` and mail the person a confirmation link
+     * (needs `subscribed: true`, a channel and a purpose, and `text`).
+     */
+    confirm: Type.Optional(Type.Boolean()),
+    /** The exact text the person agreed to (kept with the record; required with `confirm`). */
+    text: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
   },
   { additionalProperties: false },
 );
@@ -106,13 +115,85 @@ export async function writeConsent(
   return person.profileId;
 }
 
+/** A consent_log row as the history lists it. */
+interface HistoryRow {
+  at: string;
+  profile_id: string;
+  channel: string;
+  purpose: string;
+  subscribed: number;
+  status: string;
+  source: string;
+  actor: string;
+  campaign_id: string;
+  ip: string;
+  user_agent: string;
+  text: string;
+  ref: string;
+}
+
 export function consentRoutes(deps: {
   redis: Redis;
   clickhouse: ClickHouseClient;
   redisPrefix: string;
   now: () => Date;
+  /** Double opt-in (query/double-opt-in.ts): `confirm: true` entries need it. */
+  optIn?: DoubleOptIn;
 }) {
   const app = new Hono<QueryEnv>();
+  // every logged decision on the person (their profile and the ids merged into it, or rows
+  // naming one of their identifiers), newest first
+  app.get('/:id/consent/history', async (c) => {
+    const ws = c.get('workspaceId');
+    const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    const k = workspaceKeys(deps.redisPrefix, ws);
+    const [merged, ids] = await Promise.all([
+      deps.redis.smembers(`${k.profile(pid)}:merged`),
+      deps.redis.smembers(k.profileIdentities(pid)),
+    ]);
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 100) || 100));
+    const channel = c.req.query('channel');
+    const purpose = c.req.query('purpose');
+    const rs = await deps.clickhouse.query({
+      query: `SELECT toString(at) AS at, profile_id, channel, purpose, subscribed, status, source, actor,
+                     campaign_id, ip, user_agent, text, ref
+              FROM consent_log
+              WHERE workspace_id = {ws:String}
+                AND (profile_id IN {pids:Array(String)} OR hasAny(identifiers, {ids:Array(String)}))
+                AND ({channel:String} = '' OR channel = {channel:String})
+                AND ({purpose:String} = '' OR purpose = {purpose:String})
+              ORDER BY at DESC, status = 'pending' ASC
+              LIMIT {limit:UInt32}`,
+      query_params: {
+        ws,
+        pids: [pid, ...merged],
+        ids,
+        channel: channel ?? '',
+        purpose: purpose ?? '',
+        limit,
+      },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<HistoryRow>();
+    return c.json({
+      profileId: pid,
+      history: rows.map((r) => ({
+        at: new Date(`${r.at.replace(' ', 'T')}Z`).toISOString(),
+        profileId: r.profile_id,
+        channel: r.channel,
+        purpose: r.purpose,
+        status: r.status || (Number(r.subscribed) === 1 ? 'subscribed' : 'revoked'),
+        subscribed: Number(r.subscribed) === 1,
+        source: r.source,
+        actor: r.actor,
+        campaignId: r.campaign_id || undefined,
+        ip: r.ip || undefined,
+        userAgent: r.user_agent || undefined,
+        text: r.text || undefined,
+        confirmation: r.ref || undefined,
+      })),
+    });
+  });
   app.get('/:id/consent', async (c) => {
     const ws = c.get('workspaceId');
     const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
@@ -122,13 +203,47 @@ export function consentRoutes(deps: {
     const ws = c.get('workspaceId');
     const body = await readJson(c.req.raw);
     if (!consentCheck.Check(body)) throw invalid(consentCheck, body);
-    const entries = 'consents' in body ? body.consents : [body];
+    const all = 'consents' in body ? body.consents : [body];
+    all.forEach((e, i) => {
+      const at = 'consents' in body ? `consents.${i}` : 'body';
+      if (e.confirm && (!e.subscribed || e.channel === '*' || !e.purpose || e.purpose === '*' || !e.text))
+        throw new QueryError(
+          400,
+          `${at}.confirm: a confirmation is for a grant (subscribed: true) of one channel and purpose, with the text the person agreed to`,
+        );
+    });
+    if (all.some((e) => e.confirm) && !deps.optIn)
+      throw new QueryError(503, 'double opt-in is not available in this process');
+    const entries = all.filter((e) => !e.confirm);
     const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     const before = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
     const actor = actorOf(c.get('apiKey'));
     const at = deps.now().getTime();
     // the write follows merges itself (one may land after the read above)
-    const target = await writeConsent(deps, ws, pid, entries, at, { source: 'api', actor });
+    let target: string | null = pid;
+    if (entries.length > 0) target = await writeConsent(deps, ws, pid, entries, at, { source: 'api', actor });
+    const confirmations = [];
+    for (const e of all.filter((x) => x.confirm)) {
+      if (target === null) break;
+      const r = await deps.optIn!.request(
+        ws,
+        target,
+        {
+          channel: e.channel,
+          purpose: e.purpose!,
+          text: e.text!,
+          source: 'api',
+          actor,
+          at,
+        },
+        (await readDoubleOptIn(deps.redis, deps.redisPrefix, ws)) ?? { purposes: [e.purpose!] },
+      );
+      if (r.status === 'erased') target = null;
+      else {
+        target = r.profileId;
+        confirmations.push({ channel: e.channel, purpose: e.purpose, ...r });
+      }
+    }
     if (target === null) throw new QueryError(404, `profile ${c.req.param('id')} was erased`);
     const after = await readConsent(deps.redis, deps.redisPrefix, ws, target);
     await recordAudit(
@@ -144,7 +259,11 @@ export function consentRoutes(deps: {
       },
       deps.now(),
     );
-    return c.json({ profileId: target, consents: after });
+    return c.json(
+      confirmations.length > 0
+        ? { profileId: target, consents: after, confirmations }
+        : { profileId: target, consents: after },
+    );
   });
   return app;
 }

@@ -1,12 +1,15 @@
 // Settings of the caller's workspace, kept in Redis where the processor's apply script reads
-// them (schemas/redis-keys.ts `settings`): for now what client (public) write keys may change
-// on a known person. A setting left unset follows the deployment default.
+// them (schemas/redis-keys.ts `settings`): what client (public) write keys may change on a
+// known person, and which consent purposes need a double opt-in confirmation (with the
+// link's lifetime and the mail: schemas/double-opt-in.ts). A setting left unset follows the
+// deployment default; a PUT changes the settings it names and is audited.
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { ClientKeysMode } from '../../runtime/config.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import { DoubleOptInSettings, doubleOptInCheck, doubleOptInError } from '../../schemas/double-opt-in.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
@@ -14,7 +17,13 @@ import { QueryError } from '../query-error.ts';
 
 const Mode = Type.Union([Type.Literal('restricted'), Type.Literal('trusted')]);
 const UpdateInput = TypeCompiler.Compile(
-  Type.Object({ clientKeys: Type.Union([Mode, Type.Null()]) }, { additionalProperties: false }),
+  Type.Object(
+    {
+      clientKeys: Type.Optional(Type.Union([Mode, Type.Null()])),
+      doubleOptIn: Type.Optional(Type.Union([DoubleOptInSettings, Type.Null()])),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 export interface WorkspaceSettings {
@@ -22,6 +31,8 @@ export interface WorkspaceSettings {
   clientKeys: ClientKeysMode;
   /** Where it comes from. */
   clientKeysSource: 'workspace' | 'default';
+  /** Purposes whose grants need confirming by a link; null: none. */
+  doubleOptIn: DoubleOptInSettings | null;
 }
 
 export function workspaceSettingsRoutes(deps: {
@@ -34,15 +45,27 @@ export function workspaceSettingsRoutes(deps: {
 }) {
   const app = new Hono<QueryEnv>();
   const read = async (ws: string): Promise<WorkspaceSettings> => {
-    const own = await deps.redis.hget(workspaceKeys(deps.redisPrefix, ws).settings, 'clientKeys');
+    const [own, doiRaw] = await deps.redis.hmget(
+      workspaceKeys(deps.redisPrefix, ws).settings,
+      'clientKeys',
+      'doubleOptIn',
+    );
+    let doubleOptIn: DoubleOptInSettings | null = null;
+    try {
+      const v = doiRaw ? (JSON.parse(doiRaw) as unknown) : null;
+      if (doubleOptInCheck.Check(v)) doubleOptIn = v;
+    } catch {}
     return own === 'restricted' || own === 'trusted'
-      ? { clientKeys: own, clientKeysSource: 'workspace' }
-      : { clientKeys: deps.clientKeysDefault ?? 'restricted', clientKeysSource: 'default' };
+      ? { clientKeys: own, clientKeysSource: 'workspace', doubleOptIn }
+      : { clientKeys: deps.clientKeysDefault ?? 'restricted', clientKeysSource: 'default', doubleOptIn };
   };
 
   app.get('/', async (c) => c.json(await read(c.get('workspaceId'))));
 
-  /** `{clientKeys: "restricted"|"trusted"}`, or `null` to follow the deployment default again. */
+  /**
+   * `{clientKeys: "restricted"|"trusted"|null}` (null: follow the deployment default again)
+   * and/or `{doubleOptIn: {purposes, ttlHours?, from?, template?} | null}`.
+   */
   app.put('/', async (c) => {
     const ws = c.get('workspaceId');
     const body = await readJson(c.req.raw);
@@ -50,13 +73,29 @@ export function workspaceSettingsRoutes(deps: {
       const e = UpdateInput.Errors(body).First();
       throw new QueryError(
         400,
-        `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'} (clientKeys: "restricted", "trusted" or null)`,
+        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'} (clientKeys: "restricted", "trusted" or null; doubleOptIn: {purposes: [...], ttlHours?, from?, template?: {subject, text, html?}} or null)`,
       );
+    }
+    if (body.clientKeys === undefined && body.doubleOptIn === undefined)
+      throw new QueryError(400, 'body: give clientKeys or doubleOptIn');
+    if (body.doubleOptIn) {
+      const why = doubleOptInError(body.doubleOptIn);
+      if (why) throw new QueryError(400, why);
     }
     const before = await read(ws);
     const key = workspaceKeys(deps.redisPrefix, ws).settings;
     if (body.clientKeys === null) await deps.redis.hdel(key, 'clientKeys');
-    else await deps.redis.hset(key, 'clientKeys', body.clientKeys);
+    else if (body.clientKeys !== undefined) await deps.redis.hset(key, 'clientKeys', body.clientKeys);
+    // optInPurposes: the list as the contact policy script reads it (`,a,b,`)
+    if (body.doubleOptIn === null) await deps.redis.hdel(key, 'doubleOptIn', 'optInPurposes');
+    else if (body.doubleOptIn !== undefined)
+      await deps.redis.hset(
+        key,
+        'doubleOptIn',
+        JSON.stringify(body.doubleOptIn),
+        'optInPurposes',
+        `,${body.doubleOptIn.purposes.join(',')},`,
+      );
     const after = await read(ws);
     await recordAudit(
       deps.clickhouse,

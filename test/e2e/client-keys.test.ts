@@ -120,15 +120,18 @@ describe('write key kinds', () => {
     expect((await api('GET', '/v1/settings')).body).toEqual({
       clientKeys: 'restricted',
       clientKeysSource: 'default',
+      doubleOptIn: null,
     });
     expect((await api('PUT', '/v1/settings', { clientKeys: 'sometimes' })).status).toBe(400);
     expect((await api('PUT', '/v1/settings', { clientKeys: 'trusted' })).body).toEqual({
       clientKeys: 'trusted',
       clientKeysSource: 'workspace',
+      doubleOptIn: null,
     });
     expect((await api('PUT', '/v1/settings', { clientKeys: null })).body).toEqual({
       clientKeys: 'restricted',
       clientKeysSource: 'default',
+      doubleOptIn: null,
     });
   });
 });
