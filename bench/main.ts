@@ -24,6 +24,7 @@ import { activationScenario } from './scenarios/activation.ts';
 import { broadcastScenario } from './scenarios/broadcast.ts';
 import { consoleScenario } from './scenarios/console.ts';
 import { e2eScenario } from './scenarios/e2e.ts';
+import { formsScenario } from './scenarios/forms.ts';
 import { historyScenario } from './scenarios/history.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { journeysScenario } from './scenarios/journeys.ts';
@@ -33,6 +34,7 @@ import { median } from './stats.ts';
 /** Scenarios in the order they run; add end-to-end here. */
 const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'ingest', run: ingestScenario },
+  { name: 'forms', run: formsScenario },
   { name: 'processor', run: processorScenario },
   { name: 'e2e', run: e2eScenario },
   { name: 'activation', run: activationScenario },
