@@ -3,6 +3,7 @@
 import { CampaignInput } from '../schemas/campaign.ts';
 import { ComputedTraitInput } from '../schemas/computed-trait.ts';
 import { ERASURE_STEPS } from '../schemas/erasure.ts';
+import { ExportInput } from '../schemas/export.ts';
 import { FormInput } from '../schemas/form.ts';
 import { JourneyInput } from '../schemas/journey.ts';
 import { LeadScoreInput } from '../schemas/lead-score.ts';
@@ -141,6 +142,7 @@ export function queryOpenApi(): object {
         CampaignInput,
         JourneyInput,
         FormInput,
+        ExportInput,
         ComputedTraitInput,
         LeadScoreInput,
         FunnelBody,
@@ -516,6 +518,34 @@ export function queryOpenApi(): object {
               ...pageParams,
               ...['entityType', 'entityId', 'actor', 'action'].map((n) => query(n)),
             ],
+          },
+        ),
+      },
+      '/v1/exports': {
+        get: op('listExports', 'The latest 50 exports of the workspace, with their progress'),
+        post: op(
+          'createExport',
+          'Export a segment, an event query or a BI view to CSV or Parquet → 202 with the job ({id, status, rowsTotal, rowsDone, progress, file}); 429 with three under way',
+          {
+            requestBody: { required: true, content: json({ $ref: '#/components/schemas/ExportInput' }) },
+            responses: { '202': { description: 'the job, pending; Location: /v1/exports/{id}' }, ...errors },
+          },
+        ),
+      },
+      '/v1/exports/{id}': {
+        get: op('getExport', 'An export: status pending|running|done|failed|expired, progress 0–1, file', {
+          parameters: [id('id')],
+        }),
+        delete: op('deleteExport', 'Cancel an export or delete its file (audited)', {
+          parameters: [id('id')],
+        }),
+      },
+      '/v1/exports/{id}/file': {
+        get: op(
+          'downloadExport',
+          'The finished file (text/csv or application/vnd.apache.parquet); 409 until done, 410 when gone',
+          {
+            parameters: [id('id')],
           },
         ),
       },
