@@ -20,6 +20,7 @@ import { campaignRoutes } from './routes/campaigns.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { erasureRoutes } from './routes/erasures.ts';
+import { exportRoutes } from './routes/exports.ts';
 import { formRoutes } from './routes/forms.ts';
 import { journeyRoutes } from './routes/journeys.ts';
 import { ledgerRoutes } from './routes/ledger.ts';
@@ -62,6 +63,8 @@ export interface QueryDeps {
   clientKeysDefault?: ClientKeysMode;
   /** When an erasure's sweep runs after its Redis step (query/erasure-job.ts); default 10 s. */
   erasureSweepDelayMs?: number;
+  /** Data exports (query/exports.ts): where files go, how long they stay, the engine; none: no /v1/exports. */
+  exports?: { dir: string; ttlMs: number; engine: 'chdb' | 'server'; sliceRows?: number };
   /** Double opt-in (query/double-opt-in.ts): the consent API's `confirm: true`. */
   optIn?: DoubleOptIn;
   now?: () => Date;
@@ -144,6 +147,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/analytics', analyticsRoutes({ ...deps, analytics }));
   app.route('/v1/ledger', ledgerRoutes({ ...deps, analytics, now }));
   app.route('/v1/audit', auditLogRoutes({ ...deps, analytics, now }));
+  if (deps.exports) app.route('/v1/exports', exportRoutes({ ...deps, ...deps.exports, now }));
   app.route('/v1/pages', pageRoutes({ ...deps, analytics, now }));
   app.route('/v1/forms', formStatsRoutes({ ...deps, analytics, now }));
   return app;

@@ -15,6 +15,7 @@ import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
 import { createDoubleOptIn } from './double-opt-in.ts';
 import { startErasureWorker } from './erasure-job.ts';
+import { startExportWorker } from './exports.ts';
 import { startFormConsentWorker } from './form-consent.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
@@ -27,6 +28,11 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   // what it had accepted before them
   const erasureSweepDelayMs = cfg.history.flushMs + 2 * TOMBSTONE_REFRESH_MS + 2000;
   const defs = new DefinitionStore(redis, cfg.redis.prefix);
+  const exportCfg = {
+    dir: cfg.exports.dir,
+    ttlMs: cfg.exports.ttlMs,
+    engine: cfg.clickhouse.kind === 'chdb' ? ('chdb' as const) : ('server' as const),
+  };
   // double opt-in: pending grants, their confirmation mails and the confirmations' log rows
   const optIn = createDoubleOptIn({
     redis,
@@ -58,6 +64,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     adminAuthFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
     erasureSweepDelayMs,
     clientKeysDefault: cfg.processor.clientKeys,
+    exports: { ...exportCfg },
     optIn,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
@@ -70,6 +77,15 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     log: log.child({ worker: 'erasures' }),
     now: () => new Date(),
     sweepDelayMs: erasureSweepDelayMs,
+  });
+  // data exports, resumed after a restart from their last finished slice
+  const exportsWorker = startExportWorker({
+    ...exportCfg,
+    redis,
+    clickhouse,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'exports' }),
+    now: () => new Date(),
   });
   // consent ticked on forms, recorded once the submission has a profile
   const formConsent = startFormConsentWorker({
@@ -89,6 +105,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     stop: async () => {
       await server.close();
       await erasures.stop();
+      await exportsWorker.stop();
       await formConsent.stop();
       await optIn.stop();
       await kafkaAdmin.disconnect().catch(() => {});

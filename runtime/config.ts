@@ -152,6 +152,9 @@ export const EnvSchema = Type.Object({
   CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
   CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
+  /** Data exports: where their files are written (default <CDP_DATA_DIR>/exports) and kept how long. */
+  CDP_EXPORTS_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  CDP_EXPORTS_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 24 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -289,6 +292,7 @@ export interface Config {
   history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number; inserts: number };
   definitions: { pollMs: number };
   analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
+  exports: { dir: string; ttlMs: number };
 }
 
 /** Builds the typed configuration from an environment. Throws ConfigError naming each bad variable. */
@@ -440,6 +444,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       inserts: e.CDP_HISTORY_INSERTS,
     },
     definitions: { pollMs: e.CDP_DEFINITIONS_POLL_MS },
+    exports: { dir: e.CDP_EXPORTS_DIR ?? `${dataDir}/exports`, ttlMs: e.CDP_EXPORTS_TTL_HOURS * 3_600_000 },
     analytics: {
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
       timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,
