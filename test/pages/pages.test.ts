@@ -148,6 +148,13 @@ describe('landing pages', () => {
       const freshId = cookie![1]!;
       expect(hiddenOf(fresh.html).anonymousId).toBe(freshId);
       expect((await visit(slug, freshId)).variant).toBe(fresh.variant);
+      // a HEAD and a browser's prefetch are served, not counted (the counts below are exact)
+      const head = await fetch(pageUrl(slug), {
+        method: 'HEAD',
+        headers: { cookie: `ajs_anonymous_id=${freshId}` },
+      });
+      expect(head.status).toBe(200);
+      expect((await visit(slug, freshId, { 'sec-purpose': 'prefetch' })).status).toBe(200);
       shown.set(freshId, fresh.variant!);
 
       // the page: everything escaped, a strict CSP naming the image origin
@@ -472,11 +479,15 @@ describe('landing pages', () => {
 
   it('answers 404 for an unpublished, archived or deleted page; an edit is served (a new version); the slug is freed on delete', async () => {
     const slug = uniqueId('lifecycle-');
+    const formId = await createForm();
     const created = await api('POST', '/v1/pages', {
       name: 'Lifecycle',
       slug,
       status: 'published',
-      blocks: [{ type: 'heading', text: 'First text' }],
+      blocks: [
+        { type: 'heading', text: 'First text' },
+        { type: 'form', formId },
+      ],
     });
     expect(created.status).toBe(201);
     const id = created.body.id as string;
@@ -489,7 +500,10 @@ describe('landing pages', () => {
     const edited = await api('PUT', `/v1/pages/${id}`, {
       name: 'Lifecycle',
       slug,
-      blocks: [{ type: 'heading', text: 'Second text' }],
+      blocks: [
+        { type: 'heading', text: 'Second text' },
+        { type: 'form', formId },
+      ],
     });
     expect(edited.body).toMatchObject({ version: 2, status: 'published' });
     // the rendered page in memory is dropped once ingest sees the change
@@ -497,6 +511,14 @@ describe('landing pages', () => {
       (await visit(slug, visitor)).html.includes('Second text'),
     );
     expect((await api('GET', `/v1/pages/${id}/versions/1`)).body.blocks[0].text).toBe('First text');
+
+    // a change to the embedded form is a change to the page: paused, it is not offered
+    expect((await visit(slug, visitor)).html).toContain('<form method="post"');
+    expect((await api('POST', `/v1/forms/${formId}/pause`)).status).toBe(200);
+    await eventually('the paused form off the page', async () =>
+      (await visit(slug, visitor)).html.includes('This form is not available at the moment.'),
+    );
+    expect((await visit(slug, visitor)).html).not.toContain('<form');
 
     await api('POST', `/v1/pages/${id}/unpublish`);
     await eventually('the unpublished page gone', async () => (await visit(slug, visitor)).status === 404);
