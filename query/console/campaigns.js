@@ -343,6 +343,10 @@ export function CampaignDetail({ id }) {
       <p>When a profile <strong>${c.on === 'enter' ? 'enters' : 'exits'}</strong>${' '}
         <a href=${`#/segments/${c.segmentId}`}>${seg?.name ?? c.segmentId}</a>, send a <strong>${c.channel}</strong>${' '}
         <span class="muted">· v${c.version} · updated ${fmtTime(c.updatedAt)}</span></p>
+      <p class="links">
+        <a href=${`#/ledger?campaignId=${encodeURIComponent(id)}`}>Every decision in the ledger</a>
+        <a href=${`#/audit?entityType=campaign&entityId=${encodeURIComponent(id)}`}>Audit history</a>
+      </p>
       <dl class="settings">
         ${Object.entries(settings).map(([k, v]) => html`<dt>${k}</dt><dd><code>${typeof v === 'string' ? v : JSON.stringify(v)}</code></dd>`)}
       </dl>

@@ -224,6 +224,11 @@ export function JourneyDetail({ id }) {
       <${ErrorBox} error=${error ?? statsError} />
       <p>Starts ${entry}${j.goal ? html`; converts on ${'event' in j.goal ? html`the event <strong>${j.goal.event}</strong>` : html`entering <a href=${`#/segments/${j.goal.segment}`}>${j.goal.segment}</a>`} within ${j.goal.within ?? 'P30D'} of entering` : ''}.
         <span class="muted"> v${j.version} · updated ${fmtTime(j.updatedAt)}</span></p>
+      <p class="links">
+        <a href=${`#/ledger?journeyId=${encodeURIComponent(id)}`}>Its sends in the ledger</a>
+        <a href=${`#/ledger/steps?journeyId=${encodeURIComponent(id)}`}>Its steps in the ledger</a>
+        <a href=${`#/audit?entityType=journey&entityId=${encodeURIComponent(id)}`}>Audit history</a>
+      </p>
       <dl class="stats" aria-label="Journey totals">
         <div><dt>Entered</dt><dd data-testid="journey-entered">${fmtNum(stats?.entered)}</dd></div>
         <div><dt>In it now</dt><dd data-testid="journey-live">${stats ? fmtNum(live(stats)) : '—'}</dd></div>

@@ -3,8 +3,10 @@
 import { useEffect, useRef, useState } from '/console/vendor/hooks.mjs';
 import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
+import { AuditScreen } from './audit.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
 import { JourneyDetail, JourneyEditor, JourneyList } from './journeys.js';
+import { LedgerScreen } from './ledger.js';
 import { LiveView } from './live.js';
 import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
@@ -52,11 +54,21 @@ const NAV = [
   ['#/journeys', 'Journeys'],
   ['#/profiles', 'Profiles'],
   ['#/analytics', 'Analytics'],
+  ['#/ledger', 'Ledger'],
+  ['#/audit', 'Audit log'],
   ['#/live', 'Live'],
 ];
 
+/** `#/ledger/steps?journeyId=j1` → ['ledger/steps', 'journeyId=j1']: the screen, and its filters. */
+function splitHash(hash) {
+  const h = hash.replace(/^#\/?/, '');
+  const q = h.indexOf('?');
+  return q < 0 ? [h, ''] : [h.slice(0, q), h.slice(q + 1)];
+}
+
 function route(hash) {
-  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const [path, query] = splitHash(hash);
+  const parts = path.split('/').map(decodeURIComponent);
   const [top, id, sub] = parts;
   switch (top) {
     case 'campaigns':
@@ -73,6 +85,10 @@ function route(hash) {
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
     case 'live':
       return html`<${LiveView} />`;
+    case 'ledger':
+      return html`<${LedgerScreen} tab=${id} query=${query} />`;
+    case 'audit':
+      return html`<${AuditScreen} query=${query} />`;
     case 'analytics':
       return html`<${AnalyticsScreen} tab=${id ?? 'funnel'} />`;
     default:
@@ -96,14 +112,15 @@ function App() {
     };
   }, []);
   const first = useRef(true);
+  const [path] = splitHash(hash);
   useEffect(() => {
     // after navigating, focus moves to the new screen (keyboard and screen reader users
-    // start there, not at the link they followed)
+    // start there, not at the link they followed); new filters on the same screen keep it
     if (first.current) first.current = false;
     else document.getElementById('main')?.focus();
-  }, [hash]);
+  }, [path]);
   if (!signedIn) return html`<${SignIn} onSignedIn=${() => setSignedIn(true)} />`;
-  const top = `#/${hash.replace(/^#\/?/, '').split('/')[0] || 'segments'}`;
+  const top = `#/${path.split('/')[0] || 'segments'}`;
   return html`
     <a class="skip" href="#main" onClick=${(e) => {
       e.preventDefault();

@@ -84,6 +84,11 @@ export function ProfilePage({ id }) {
         <h1 id="profile-title">${p.userIds[0] ?? p.emails[0] ?? p.id}</h1>
         <span class="muted">first seen ${fmtTime(p.firstSeenAt)} · last seen ${fmtTime(p.lastSeenAt)}</span>
       </div>
+      <p class="links">
+        <a href=${`#/ledger?profileId=${encodeURIComponent(p.id)}`}>Their sends in the ledger</a>
+        <a href=${`#/ledger/steps?profileId=${encodeURIComponent(p.id)}`}>Their journey steps</a>
+        <a href=${`#/audit?entityId=${encodeURIComponent(p.id)}`}>Audit history (consent, erasure)</a>
+      </p>
       <${ErrorBox} error=${error} />
       <div class="grid2">
         <div class="panel">

@@ -174,6 +174,7 @@ export function SegmentBuilder({ id }) {
     <section aria-labelledby="builder-title">
       <div class="title-row">
         <h1 id="builder-title">${id ? `Edit segment${version ? ` (v${version})` : ''}` : 'New segment'}</h1>
+        ${id ? html`<a href=${`#/audit?entityType=segment&entityId=${encodeURIComponent(id)}`}>Audit history</a>` : null}
         <a href="#/segments">Back to segments</a>
       </div>
       <form class="builder" onSubmit=${save} novalidate>

@@ -20,8 +20,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Calls the query API with the admin key; throws ApiError with the server's message. */
-export async function api(path, { method = 'GET', body, accept } = {}) {
+/**
+ * Calls the query API with the admin key; throws ApiError with the server's message. CSV
+ * comes back as text, or as a Blob with `blob` (a large download is not copied into a string).
+ */
+export async function api(path, { method = 'GET', body, accept, blob = false } = {}) {
   const headers = { authorization: `Bearer ${session.key() ?? ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (accept) headers.accept = accept;
@@ -44,7 +47,7 @@ export async function api(path, { method = 'GET', body, accept } = {}) {
     }
     throw new ApiError(res.status, msg);
   }
-  if (accept === 'text/csv') return res.text();
+  if (accept === 'text/csv') return blob ? res.blob() : res.text();
   if (res.status === 204) return null;
   return res.json();
 }
@@ -160,7 +163,7 @@ export function Field({ label, hint, children, wide }) {
 export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
 export const fmtNum = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString());
 
-/** Triggers a download of text content as a file. */
+/** Triggers a download of text (or a Blob) as a file. */
 export function download(name, text, type = 'text/csv') {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const a = document.createElement('a');
