@@ -3,10 +3,10 @@
 // definition store, which the ingest host reloads when its revision moves (it serves
 // published pages at /p/{workspace}/{slug}); every change is audited (entity_type `page`).
 //
-// A slug is unique in its workspace: a claim in a Redis hash (`${ws}/${slug}` → page id),
-// taken with HSETNX before the page is stored, so two saves racing for one slug cannot
-// both win. A claim left by a save that failed before storing its page (its page does
-// not exist) is taken over.
+// A slug is unique in its workspace: a claim in a Redis hash (`${ws}/${slug}` →
+// `<page id> <epoch ms>`), taken with HSETNX before the page is stored, so two saves racing
+// for one slug cannot both win. A claim left by a save that failed before storing its page
+// (its page does not exist a while after the claim) is taken over.
 import { randomBytes } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
@@ -41,9 +41,13 @@ export interface PageRouteDeps {
   now: () => Date;
 }
 
-// compare-and-set / compare-and-delete of a slug claim
+// compare-and-set of a slug claim; delete of a page's own claim (`<id> …`)
 const TAKE_OVER = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end return 0`;
-const RELEASE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0`;
+const RELEASE = `local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and string.sub(v, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`;
+/** A claim whose page does not exist this long after it was taken was left by a failed save. */
+const STALE_CLAIM_MS = 60_000;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -74,15 +78,19 @@ export function pageRoutes(deps: PageRouteDeps) {
   /** Takes the slug for the page, or a 409 naming the page that has it. */
   const claim = async (ws: string, slug: string, id: string) => {
     const field = `${ws}/${slug}`;
+    const mine = `${id} ${deps.now().getTime()}`;
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (await deps.redis.hsetnx(slugs, field, id)) return;
-      const owner = await deps.redis.hget(slugs, field);
+      if (await deps.redis.hsetnx(slugs, field, mine)) return;
+      const claimed = await deps.redis.hget(slugs, field);
+      if (claimed === null) continue; // released meanwhile: try again
+      const [owner = '', at = '0'] = claimed.split(' ');
       if (owner === id) return;
-      if (owner === null) continue; // released meanwhile: try again
       if (await deps.defs.get('pages', ws, owner))
         throw new QueryError(409, `slug: "${slug}" is already used by page ${owner}`);
-      // a save that failed after its claim: the page never existed
-      if (Number(await deps.redis.eval(TAKE_OVER, 1, slugs, field, owner, id)) === 1) return;
+      // another save is storing its page right now
+      if (deps.now().getTime() - Number(at) < STALE_CLAIM_MS) break;
+      // a save that failed after its claim: its page never existed
+      if (Number(await deps.redis.eval(TAKE_OVER, 1, slugs, field, claimed, mine)) === 1) return;
     }
     throw new QueryError(409, `slug: "${slug}" is being taken by another save; try again`);
   };

@@ -551,6 +551,20 @@ describe('landing pages', () => {
       blocks: [{ type: 'text', text: 'x' }],
     });
     expect(again.status, JSON.stringify(again.body)).toBe(201);
+
+    // saves racing for one slug: exactly one gets it
+    const raced = uniqueId('race-');
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        api('POST', '/v1/pages', { name: `Race ${i}`, slug: raced, blocks: [{ type: 'text', text: 'x' }] }),
+      ),
+    );
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    for (const a of answers.filter((x) => x.status === 409)) expect(a.body.error).toMatch(/^slug: /);
+    const holders = (await api('GET', '/v1/pages')).body.pages.filter(
+      (p: { slug: string }) => p.slug === raced,
+    );
+    expect(holders).toHaveLength(1);
   }, 60_000);
 
   it('serves a burst of views from memory: no Redis command per view on the ingest host’s connection', async () => {
