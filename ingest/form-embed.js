@@ -17,8 +17,9 @@
   const w = window;
   const d = document;
   if (w.cdpForms?.version) {
-    // a second copy of the script on the page: render its own placement, nothing else
+    // a second copy of the script on the page: its own placement, and containers added since
     w.cdpForms.fromScript(d.currentScript);
+    w.cdpForms.scan();
     return;
   }
   const EMBED_PATH = /\/v1\/forms\/embed(?:\.[0-9a-f]+)?\.js(?:[?#].*)?$/;
@@ -192,7 +193,7 @@
 
     function row(name, input, labelText, isBox) {
       const wrap = el('div', {
-        class: `cdp-form__field cdp-form__field--${isBox ? 'checkbox' : input.type || 'select'}`,
+        class: `cdp-form__field cdp-form__field--${isBox ? 'checkbox' : input.tagName === 'SELECT' ? 'select' : input.type}`,
       });
       const label = el('label', { for: input.id, class: 'cdp-form__label' });
       if (isBox) {

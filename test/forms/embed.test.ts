@@ -4,12 +4,13 @@
 // the form's submission must carry the anonymousId analytics.js gave this browser.
 //
 // The snippet renders both placements (a <div data-cdp-form> container and a <script
-// data-form> tag) with labelled fields and the consent text exactly as defined (as text,
-// never markup); a post faster than the minimum time to fill is refused with a message; a
-// value the server refuses shows its error next to the field; the corrected post succeeds
-// (the success message, as text) and reaches the pipeline as an identify and a `Form
-// Submitted` event with analytics.js's anonymousId, the page URL with its UTM parameters and
-// the referrer, which the processor applies to the same profile as the SDK's page call. The
+// data-form> tag; the script is on the page twice, each form rendered once) with labelled
+// fields and the consent text exactly as defined (as text, never markup); a post sent sooner
+// than the minimum time to fill is held until the token is old enough; a value the server
+// refuses shows its error next to the field; the corrected post succeeds (the success
+// message, as text) and reaches the pipeline as an identify and a `Form Submitted` event
+// with analytics.js's anonymousId, the page URL with its UTM parameters and the referrer,
+// which the processor applies to the same profile as the SDK's page call. The
 // second form follows its redirect. Nothing is sent with credentials and nothing but the two
 // origins is contacted.
 import { createServer, type Server } from 'node:http';
@@ -57,6 +58,7 @@ analytics.page();
 </script></head>
 <body><h1>Get the report</h1>
 <div id="lead" data-cdp-form="${ws}/${leadForm}"></div>
+<script src="${cdn}/v1/forms/embed.js" async></script>
 <h2>Book a demo</h2>
 <script src="${cdn}/v1/forms/embed.js" data-workspace="${ws}" data-form="${demoForm}" data-submit-label="Book" async></script>
 </body></html>`;
@@ -195,6 +197,16 @@ describe('the embed snippet on a customer page (another origin)', () => {
     expect(
       await lead.getByLabel('Role').evaluate((e: Win) => [...e.options].map((o: Win) => o.value)),
     ).toEqual(['', 'dev', 'marketing']);
+    // one row per control, classed by kind (what a page styles)
+    expect(
+      await lead.locator('.cdp-form__field').evaluateAll((rows: Win[]) => rows.map((r) => r.className)),
+    ).toEqual([
+      'cdp-form__field cdp-form__field--email',
+      'cdp-form__field cdp-form__field--text',
+      'cdp-form__field cdp-form__field--select',
+      'cdp-form__field cdp-form__field--number',
+      'cdp-form__field cdp-form__field--checkbox cdp-form__consent',
+    ]);
     const consent = lead.getByRole('checkbox', { name: CONSENT_TEXT, exact: true });
     expect(await consent.count()).toBe(1);
     expect(await consent.getAttribute('required')).toBe('');
@@ -207,6 +219,9 @@ describe('the embed snippet on a customer page (another origin)', () => {
     const trap = lead.locator('input[name="_website"]');
     expect(await trap.getAttribute('tabindex')).toBe('-1');
     expect(await trap.evaluate((e: Win) => e.closest('[aria-hidden="true"]') !== null)).toBe(true);
+    // the script is on the page twice (once per placement): each form rendered once
+    expect(await page.locator('form.cdp-form').count()).toBe(2);
+    expect(await lead.locator('form').count()).toBe(1);
     // the script-tag placement rendered right after its script, with its own button text
     const demo = page.locator('script[data-form] + .cdp-form-container');
     await demo.getByLabel('Email').waitFor();
@@ -344,7 +359,7 @@ describe('the embed snippet on a customer page (another origin)', () => {
 
     // the snippet itself was loaded once, cacheable; nothing went anywhere else
     const scripts = formRequests.filter((r) => r.url().endsWith('/v1/forms/embed.js'));
-    expect(scripts).toHaveLength(1);
+    expect(scripts.length).toBeGreaterThanOrEqual(1);
     expect((await scripts[0]!.response())?.headers()['cache-control']).toMatch(/max-age=86400/);
     expect(blocked).toEqual([]);
     expect(pageErrors).toEqual([]);
