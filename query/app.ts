@@ -16,6 +16,7 @@ import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { auditLogRoutes } from './routes/audit-log.ts';
+import { biCredentialRoutes } from './routes/bi-credentials.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
@@ -140,6 +141,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/computed-traits', computedTraitRoutes({ ...deps, now }));
   app.route('/v1/scores', scoreRoutes({ ...deps, now }));
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
+  app.route('/v1/bi-credentials', biCredentialRoutes({ ...deps, now }));
   app.route('/v1/settings', workspaceSettingsRoutes({ ...deps, now }));
   app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
   app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs, now }));

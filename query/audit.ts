@@ -12,6 +12,7 @@ export interface AuditEntry {
     | 'score'
     | 'profile'
     | 'write_key'
+    | 'bi_credential'
     | 'consent'
     | 'suppression'
     | 'workspace_settings'

@@ -13,6 +13,8 @@ import { WriteKeyStore } from '../runtime/write-keys.ts';
 import { confirmSecret } from '../schemas/double-opt-in.ts';
 import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
+import { BiCredentialStore } from './bi-sql/credentials.ts';
+import { createBiSqlApp } from './bi-sql/server.ts';
 import { createDoubleOptIn } from './double-opt-in.ts';
 import { startErasureWorker } from './erasure-job.ts';
 import { startExportWorker } from './exports.ts';
@@ -99,11 +101,26 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
   const url = `http://${cfg.query.host}:${server.port}`;
   log.info({ url }, 'query_listening');
+  // BI tools: the ClickHouse HTTP interface over chDB, which lives in this process; with a
+  // ClickHouse server, BI tools connect to the server itself (infra/clickhouse/bi-readonly.sql)
+  let bi: Awaited<ReturnType<typeof listen>> | undefined;
+  if (cfg.bi && cfg.clickhouse.kind === 'chdb') {
+    const biApp = createBiSqlApp({
+      clickhouse,
+      credentials: new BiCredentialStore(redis, cfg.redis.prefix),
+      limits: cfg.bi.limits,
+      log: log.child({ component: 'bi-sql' }),
+      authFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
+    });
+    bi = await listen(biApp as never, cfg.bi.host, cfg.bi.port);
+    log.info({ url: `http://${cfg.bi.host}:${bi.port}` }, 'bi_sql_listening');
+  }
   return {
     name: 'query',
     url,
     stop: async () => {
       await server.close();
+      await bi?.close();
       await erasures.stop();
       await exportsWorker.stop();
       await formConsent.stop();

@@ -82,6 +82,20 @@ export const EnvSchema = Type.Object({
   CDP_QUERY_PORT: Port(8081),
   /** Failed admin authentications per client address per minute before 429s (0: no limit). */
   CDP_ADMIN_AUTH_MAX_FAILURES: Type.Integer({ minimum: 0, maximum: 100_000, default: 10 }),
+  /** The ClickHouse HTTP interface for BI tools on the query host (chDB only; query/bi-sql/). */
+  CDP_BI_SQL: Bool(true),
+  CDP_BI_HOST: Type.Optional(Type.String()),
+  /** Default 8123 (ClickHouse's HTTP port); 0 (any free port) when CDP_QUERY_PORT is 0. */
+  CDP_BI_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  CDP_BI_MAX_EXECUTION_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  CDP_BI_MAX_RESULT_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000_000, default: 1_000_000 }),
+  CDP_BI_MAX_RESULT_BYTES: Type.Integer({ minimum: 1000, maximum: 100_000_000_000, default: 100_000_000 }),
+  CDP_BI_MAX_MEMORY_BYTES: Type.Integer({
+    minimum: 10_000_000,
+    maximum: 1_000_000_000_000,
+    default: 1_000_000_000,
+  }),
+  CDP_BI_MAX_CONCURRENT: Type.Integer({ minimum: 1, maximum: 256, default: 4 }),
 
   CDP_WEBHOOK_ALLOW_LOOPBACK: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
   CDP_WEBHOOK_ALLOW_PRIVATE: Bool(false),
@@ -272,6 +286,18 @@ export interface Config {
     formRatePerMinute: number;
   };
   query: { host: string; port: number; adminAuthMaxFailures: number };
+  /** The BI SQL endpoint (CDP_BI_*): null when off. */
+  bi: {
+    host: string;
+    port: number;
+    limits: {
+      maxExecutionSeconds: number;
+      maxResultRows: number;
+      maxResultBytes: number;
+      maxMemoryBytes: number;
+      maxConcurrent: number;
+    };
+  } | null;
   activation: { allowLoopback: boolean; allowPrivate: boolean; timeoutMs: number };
   processor: {
     dedupTtlSeconds: number;
@@ -383,6 +409,20 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       port: e.CDP_QUERY_PORT,
       adminAuthMaxFailures: e.CDP_ADMIN_AUTH_MAX_FAILURES,
     },
+    bi:
+      e.CDP_BI_SQL === 'true'
+        ? {
+            host: e.CDP_BI_HOST ?? e.CDP_QUERY_HOST,
+            port: e.CDP_BI_PORT ?? (e.CDP_QUERY_PORT === 0 ? 0 : 8123),
+            limits: {
+              maxExecutionSeconds: e.CDP_BI_MAX_EXECUTION_S,
+              maxResultRows: e.CDP_BI_MAX_RESULT_ROWS,
+              maxResultBytes: e.CDP_BI_MAX_RESULT_BYTES,
+              maxMemoryBytes: e.CDP_BI_MAX_MEMORY_BYTES,
+              maxConcurrent: e.CDP_BI_MAX_CONCURRENT,
+            },
+          }
+        : null,
     activation: {
       // Loopback webhook destinations are for local development only (and refused above
       // when the service is exposed).
