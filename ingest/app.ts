@@ -22,6 +22,7 @@ import { ingestOpenApi } from './openapi.ts';
 import { type PageDeps, pageRoutes } from './pages.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
+import { applyPlan, type PlanLookup, type PlanOutcome } from './tracking-plan.ts';
 
 /**
  * Resolves a write key to its workspace and kind (a bare workspace id: a server key);
@@ -46,6 +47,8 @@ export interface IngestDeps {
   forms?: FormDeps;
   /** Landing pages (ingest/pages.ts): served at /p/{workspace}/{slug} when given. */
   pages?: PageDeps;
+  /** Tracking plans (ingest/tracking-plan.ts) and where quarantined events go. */
+  trackingPlans?: { plans: PlanLookup; quarantineTopic: string };
   /** Double opt-in confirmation links (ingest/consent-confirm.ts), when given. */
   consentConfirm?: ConsentConfirmDeps;
 }
@@ -156,7 +159,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
       // with a 400 naming it, so an SDK never believes a dropped event was delivered.
       const budget = { bytes: 0 };
       events = items.map((item, i) =>
-        checkSize(
+        checked(
           normalizeEvent(item, {
             workspaceId,
             receivedAt,
@@ -174,7 +177,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
       );
     } else {
       events = [
-        checkSize(
+        checked(
           normalizeEvent(b, {
             workspaceId,
             routeType: kind,
@@ -196,22 +199,27 @@ export function createIngestApp(deps: IngestDeps): Hono {
 
     try {
       // A request that normalises to more than Kafka takes in one batch is sent in chunks;
-      // the 200 still waits for every one of them.
-      const chunks: OutgoingMessage[][] = [[]];
-      let bytes = 0;
-      for (const { event: e, value, size } of events) {
-        if (bytes + size > PRODUCE_CHUNK_BYTES && chunks[chunks.length - 1]!.length > 0) {
-          chunks.push([]);
-          bytes = 0;
+      // the 200 still waits for every one of them. Events a tracking plan quarantines go to
+      // the quarantine topic instead, and are answered 200 alike (an SDK must not retry them).
+      const chunks: Array<{ topic: string; messages: OutgoingMessage[]; bytes: number }> = [];
+      const open = new Map<string, (typeof chunks)[number]>();
+      for (const { event: e, value, size, plan } of events) {
+        const topic = plan?.quarantine ? deps.trackingPlans!.quarantineTopic : deps.eventsTopic;
+        let chunk = open.get(topic);
+        if (!chunk || (chunk.bytes + size > PRODUCE_CHUNK_BYTES && chunk.messages.length > 0)) {
+          chunk = { topic, messages: [], bytes: 0 };
+          chunks.push(chunk);
+          open.set(topic, chunk);
         }
-        bytes += size;
-        chunks[chunks.length - 1]!.push({
+        chunk.bytes += size;
+        chunk.messages.push({
           key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
           value,
+          ...(plan ? { headers: plan.headers } : {}),
         });
       }
       await withTimeout(
-        Promise.all(chunks.map((c) => deps.producer.send(deps.eventsTopic, c))),
+        Promise.all(chunks.map((c) => deps.producer.send(c.topic, c.messages))),
         produceTimeoutMs,
         'kafka produce',
       );
@@ -221,6 +229,14 @@ export function createIngestApp(deps: IngestDeps): Hono {
     }
     return c.json({ success: true });
   });
+
+  /** Checks a normalised event against its workspace's tracking plan, then serialises it. */
+  const checked = (e: NormalizedEvent, label: string, budget: { bytes: number }): Serialized => {
+    const plan = applyPlan(deps.trackingPlans?.plans, e);
+    const s = checkSize(e, label, budget);
+    if (plan) s.plan = plan;
+    return s;
+  };
 
   return app;
 }
@@ -249,6 +265,8 @@ interface Serialized {
   event: NormalizedEvent;
   value: string;
   size: number;
+  /** What the tracking plan made of it, when it found violations. */
+  plan?: PlanOutcome;
 }
 
 /** Serialises an event and applies the per-event and per-request size limits. */

@@ -14,6 +14,7 @@ import { createIngestApp } from './app.ts';
 import type { FormDeps } from './forms.ts';
 import { watchPages } from './pages.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { watchTrackingPlans } from './tracking-plan.ts';
 
 export async function startIngest(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const kafka = clients.kafka();
@@ -26,6 +27,11 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     log,
   });
   const forms = watchForms(cfg, clients, log);
+  const plans = watchTrackingPlans({
+    store: new DefinitionStore(clients.redis(), cfg.redis.prefix),
+    log: log.child({ area: 'tracking-plans' }),
+    intervalMs: cfg.definitions.pollMs,
+  });
   const formDeps: FormDeps = {
     forms,
     producer,
@@ -60,6 +66,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     timeBounds: cfg.ingest.timeBounds,
     traitLimits: cfg.profileLimits,
     forms: formDeps,
+    trackingPlans: { plans, quarantineTopic: t.quarantine },
     pages: {
       pages,
       producer,
@@ -91,6 +98,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       await server.close(); // stop accepting; in-flight requests finish their produce
       writeKeys.stop();
       forms.stop();
+      plans.stop();
       pages.stop();
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});

@@ -25,6 +25,7 @@ import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import { segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS } from '../schemas/topics.ts';
+import { PLAN_HEADERS, type Violation, violationReason } from '../schemas/tracking-plan.ts';
 import type { ErasedFilter } from './drop-erased.ts';
 import { createInsertBatcher, type InsertBatcher } from './insert-batcher.ts';
 import { parseEvent, parseMessage } from './parse-event.ts';
@@ -35,7 +36,14 @@ export interface HistorySinkDeps {
   clickhouse: ClickHouseClient;
   producer: Producer;
   /** segmentChanges: optional so a sink can be run on events and identity changes alone. */
-  topics: { events: string; identity: string; segmentChanges?: string; deadLetter: string };
+  /** quarantine: events a tracking plan kept out (schemas/tracking-plan.ts), when subscribed. */
+  topics: {
+    events: string;
+    identity: string;
+    segmentChanges?: string;
+    deadLetter: string;
+    quarantine?: string;
+  };
   log: Logger;
   flushMs: number;
   maxRows: number;
@@ -49,7 +57,12 @@ export interface HistorySinkDeps {
   erased?: ErasedFilter;
 }
 
-type Table = 'events' | 'identity_links' | 'segment_membership_history';
+type Table =
+  | 'events'
+  | 'identity_links'
+  | 'segment_membership_history'
+  | 'quarantined_events'
+  | 'tracking_plan_violations';
 
 export interface SinkStats {
   inserts: Record<Table, number>;
@@ -92,13 +105,31 @@ const NEWLINE = Buffer.from('\n');
 
 export function createHistorySink(deps: HistorySinkDeps): HistorySink {
   const stats: SinkStats = {
-    inserts: { events: 0, identity_links: 0, segment_membership_history: 0 },
-    rows: { events: 0, identity_links: 0, segment_membership_history: 0 },
+    inserts: {
+      events: 0,
+      identity_links: 0,
+      segment_membership_history: 0,
+      quarantined_events: 0,
+      tracking_plan_violations: 0,
+    },
+    rows: {
+      events: 0,
+      identity_links: 0,
+      segment_membership_history: 0,
+      quarantined_events: 0,
+      tracking_plan_violations: 0,
+    },
     deadLettered: 0,
     retries: 0,
   };
   let active = 0;
-  const idle = (): boolean => events.waiting() + links.waiting() + memberships.waiting() >= active;
+  const idle = (): boolean =>
+    events.waiting() +
+      links.waiting() +
+      memberships.waiting() +
+      quarantined.waiting() +
+      violations.waiting() >=
+    active;
   const batcher = <Row extends object>(
     table: Table,
     insert: (rows: Row[]) => Promise<number | undefined>,
@@ -220,6 +251,17 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     return undefined;
   });
 
+  // Tracking plans: quarantined events and the violations of every checked event (rare
+  // next to events: parsed here, inserted as rows)
+  const quarantined = batcher<unknown[]>('quarantined_events', async (rows) => {
+    await insertRows(deps.clickhouse, 'quarantined_events', QUARANTINE_COLUMNS, rows, INSERT_SETTINGS);
+    return undefined;
+  });
+  const violations = batcher<unknown[]>('tracking_plan_violations', async (rows) => {
+    await insertRows(deps.clickhouse, 'tracking_plan_violations', VIOLATION_COLUMNS, rows, INSERT_SETTINGS);
+    return undefined;
+  });
+
   const deadLetter = deadLetterOf;
 
   const handler: BatchHandler = async (batch) => {
@@ -271,6 +313,25 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         const { inserted } = await memberships.accept(deps.erased?.memberships(rows) ?? rows, bytes);
         return { effects: inserted };
       }
+      if (batch.topic === deps.topics.quarantine) {
+        const rows: unknown[][] = [];
+        const found: unknown[][] = [];
+        for (const m of deps.erased ? deps.erased.events(batch.messages) : batch.messages) {
+          const q = quarantineRows(m);
+          if (typeof q === 'string') dead.push(deadLetter(m, q, 'history.quarantine'));
+          else {
+            rows.push(q.row);
+            for (const v of q.violations) found.push(v);
+            bytes += m.value?.length ?? 0;
+          }
+        }
+        await sendDead(dead);
+        const [a, b] = await Promise.all([
+          quarantined.accept(rows, bytes),
+          violations.accept(found, found.length * 100),
+        ]);
+        return { effects: Promise.all([a.inserted, b.inserted]).then(() => undefined) };
+      }
       // checked here only as far as costs nothing; ClickHouse checks the rest (see insertEvents)
       const identity = batch.topic === deps.topics.identity;
       const stage = identity ? 'history.identity' : 'history.parse';
@@ -281,6 +342,7 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
           ? erased.identityChanges(batch.messages)
           : erased.events(batch.messages)
         : batch.messages;
+      const found: unknown[][] = [];
       for (const m of messages) {
         const v = m.value;
         if (!v || v.length === 0) dead.push(deadLetter(m, 'empty message', stage));
@@ -288,17 +350,26 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
         else {
           rows.push(m);
           bytes += v.length;
+          // an event a tracking plan found violations in (allow or flag mode): counted
+          if (!identity && m.headers?.[PLAN_HEADERS.violations]) {
+            const q = quarantineRows(m);
+            if (typeof q !== 'string') for (const r of q.violations) found.push(r);
+          }
         }
       }
       await sendDead(dead);
       const { inserted } = await (identity ? links : events).accept(rows, bytes);
-      return { effects: inserted };
+      if (found.length === 0) return { effects: inserted };
+      const counted = await violations.accept(found, found.length * 100);
+      return { effects: Promise.all([inserted, counted.inserted]).then(() => undefined) };
     } finally {
       active--;
       // a caller leaving may leave everyone else waiting: flush now rather than at the timer
       events.poke();
       links.poke();
       memberships.poke();
+      quarantined.poke();
+      violations.poke();
     }
   };
 
@@ -321,7 +392,13 @@ export function createHistorySink(deps: HistorySinkDeps): HistorySink {
     handler,
     stats,
     flush: async () => {
-      await Promise.all([events.flush(), links.flush(), memberships.flush()]);
+      await Promise.all([
+        events.flush(),
+        links.flush(),
+        memberships.flush(),
+        quarantined.flush(),
+        violations.flush(),
+      ]);
     },
   };
 }
@@ -367,4 +444,84 @@ function whyNotStorable(m: IncomingMessage): string | undefined {
   const p = parseEvent(m);
   if (!p.ok) return p.reason;
   return checkHistoryRow(toHistoryRow(p.event));
+}
+
+const QUARANTINE_COLUMNS = [
+  'workspace_id',
+  'message_id',
+  'at',
+  'type',
+  'event',
+  'plan_version',
+  'reason',
+  'violations',
+  'event_json',
+  'status',
+  'replayed_at',
+  'version',
+] as const;
+const VIOLATION_COLUMNS = [
+  'workspace_id',
+  'at',
+  'event',
+  'path',
+  'keyword',
+  'mode',
+  'plan_version',
+  'message_id',
+] as const;
+
+/**
+ * The rows of an event a tracking plan found violations in: its quarantined_events row (used
+ * when it came from cdp.quarantine) and one tracking_plan_violations row per violation; or
+ * why it cannot be stored.
+ */
+function quarantineRows(m: IncomingMessage): { row: unknown[]; violations: unknown[][] } | string {
+  const p = parseEvent(m);
+  if (!p.ok) return p.reason;
+  const e = p.event;
+  let found: Violation[] = [];
+  try {
+    const raw = JSON.parse(m.headers?.[PLAN_HEADERS.violations] ?? '[]') as unknown;
+    if (Array.isArray(raw))
+      found = raw.filter(
+        (v): v is Violation =>
+          !!v && typeof v.path === 'string' && typeof v.keyword === 'string' && typeof v.message === 'string',
+      );
+  } catch {
+    // a header we did not write: the event is kept, its violations are unknown
+  }
+  const at = Date.parse(e.receivedAt);
+  if (Number.isNaN(at) || at < MIN_AT || at >= MAX_AT) return 'invalid event: receivedAt is not a date';
+  const version = Number(m.headers?.[PLAN_HEADERS.version] ?? 0);
+  const planVersion = isUInt32(version) ? version : 0;
+  const mode = m.headers?.[PLAN_HEADERS.mode] ?? '';
+  const name = e.type === 'track' ? (e.event ?? '') : `$${e.type}`;
+  const reason = violationReason(found) || 'violates the tracking plan';
+  return {
+    row: [
+      e.workspaceId,
+      e.messageId,
+      at,
+      e.type,
+      name,
+      planVersion,
+      reason,
+      JSON.stringify(found),
+      m.value!.toString('utf8'),
+      'quarantined',
+      null,
+      0,
+    ],
+    violations: found.map((v) => [
+      e.workspaceId,
+      at,
+      name,
+      v.path,
+      v.keyword,
+      mode,
+      planVersion,
+      e.messageId,
+    ]),
+  };
 }

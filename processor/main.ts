@@ -34,6 +34,7 @@ export function topicSpecs(cfg: Config) {
     { topic: t.journeySignals, partitions: cfg.kafka.partitions },
     { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
+    { topic: t.quarantine, partitions: cfg.kafka.partitions },
   ];
 }
 
@@ -194,7 +195,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: topicSpecs(cfg),
     consumer: {
       groupId: group('cdp-history'),
-      topics: [t.events, t.identity, t.segmentChanges],
+      topics: [t.events, t.identity, t.segmentChanges, t.quarantine],
       maxBatchSize: 10_000,
       concurrency: cfg.kafka.partitions,
       maxBytesPerPartition: 8 * 1024 * 1024,

@@ -17,6 +17,12 @@ export const TOPIC_BASE = {
   journeyLedger: 'cdp.journey-ledger',
   /** Messages that cannot be processed, with the reason in headers. */
   deadLetter: 'cdp.dead-letter',
+  /**
+   * Events a tracking plan in quarantine mode kept out of cdp.events (the normalised event,
+   * its violations in headers: schemas/tracking-plan.ts PLAN_HEADERS), written by the history
+   * sink to ClickHouse quarantined_events. Key: as on cdp.events.
+   */
+  quarantine: 'cdp.quarantine',
 } as const;
 
 export type TopicName = keyof typeof TOPIC_BASE;
@@ -34,6 +40,7 @@ export function topics(prefix = ''): Topics {
     journeySignals: `${p}${TOPIC_BASE.journeySignals}`,
     journeyLedger: `${p}${TOPIC_BASE.journeyLedger}`,
     deadLetter: `${p}${TOPIC_BASE.deadLetter}`,
+    quarantine: `${p}${TOPIC_BASE.quarantine}`,
   };
 }
 
