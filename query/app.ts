@@ -6,7 +6,7 @@ import { type AuthFailureLimiter, remoteAddress } from '../runtime/auth-failures
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { ClientKeysMode } from '../runtime/config.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
-import type { Admin } from '../runtime/kafka/types.ts';
+import type { Admin, Producer } from '../runtime/kafka/types.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
@@ -32,6 +32,7 @@ import { profileTimelineRoutes } from './routes/profile-timeline.ts';
 import { profileRoutes } from './routes/profiles.ts';
 import { segmentRoutes } from './routes/segments.ts';
 import { templatePreviewRoutes } from './routes/template-preview.ts';
+import { trackingPlanRoutes } from './routes/tracking-plan.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { workspaceSettingsRoutes } from './routes/workspace-settings.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
@@ -64,6 +65,8 @@ export interface QueryDeps {
   clientKeysDefault?: ClientKeysMode;
   /** When an erasure's sweep runs after its Redis step (query/erasure-job.ts); default 10 s. */
   erasureSweepDelayMs?: number;
+  /** Replays of quarantined events (POST /v1/tracking-plan/replay) send with it; none: 503. */
+  producer?: Producer;
   /** Data exports (query/exports.ts): where files go, how long they stay, the engine; none: no /v1/exports. */
   exports?: { dir: string; ttlMs: number; engine: 'chdb' | 'server'; sliceRows?: number };
   /** Double opt-in (query/double-opt-in.ts): the consent API's `confirm: true`. */
@@ -149,6 +152,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/analytics', analyticsRoutes({ ...deps, analytics }));
   app.route('/v1/ledger', ledgerRoutes({ ...deps, analytics, now }));
   app.route('/v1/audit', auditLogRoutes({ ...deps, analytics, now }));
+  app.route('/v1/tracking-plan', trackingPlanRoutes({ ...deps, analytics, now }));
   if (deps.exports) app.route('/v1/exports', exportRoutes({ ...deps, ...deps.exports, now }));
   app.route('/v1/pages', pageRoutes({ ...deps, analytics, now }));
   app.route('/v1/forms', formStatsRoutes({ ...deps, analytics, now }));

@@ -26,6 +26,8 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
   const adminKeys = new Map([[cfg.keys.adminKey, cfg.keys.workspace]]);
   // consumer lag for the console's live view; connects on first use
   const kafkaAdmin = clients.kafka().admin();
+  // replays of quarantined events (tracking plans); connects on first use
+  const producer = clients.kafka().producer({ lingerMs: 1 });
   // an erasure's sweep waits until every history sink has seen the tombstones and inserted
   // what it had accepted before them
   const erasureSweepDelayMs = cfg.history.flushMs + 2 * TOMBSTONE_REFRESH_MS + 2000;
@@ -62,6 +64,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     log,
     analytics: cfg.analytics,
     kafkaAdmin,
+    producer,
     topicPrefix: cfg.kafka.topicPrefix,
     adminAuthFailures: new AuthFailureLimiter({ maxFailures: cfg.query.adminAuthMaxFailures }),
     erasureSweepDelayMs,
@@ -126,6 +129,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
       await formConsent.stop();
       await optIn.stop();
       await kafkaAdmin.disconnect().catch(() => {});
+      await producer.disconnect().catch(() => {});
     },
   };
 }
