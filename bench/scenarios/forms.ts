@@ -36,7 +36,7 @@ type Load = 'form post' | 'form+consent' | 'track';
 const LOADS: Load[] = ['form post', 'form+consent', 'track'];
 
 /** A lead form as a marketer builds one: the fields every post fills in. */
-function leadForm(): FormDefinition {
+export function leadForm(): FormDefinition {
   const input = checkFormInput({
     name: 'Download the report',
     fields: [
@@ -72,7 +72,7 @@ function leadForm(): FormDefinition {
  * Urlencoded bodies as a browser posts the rendered form; the email's ID_SLOT is filled per
  * request by the load generator, so every lead is a different person.
  */
-function formBodies(count: number, token: string, nonce: string, consent: boolean): string[] {
+export function formBodies(count: number, token: string, nonce: string, consent: boolean): string[] {
   const enc = encodeURIComponent;
   const roles = ['dev', 'marketing', 'sales', 'other'];
   return Array.from({ length: count }, (_, i) =>
