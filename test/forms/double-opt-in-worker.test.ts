@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDoubleOptIn } from '../../query/double-opt-in.ts';
 import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import type { Config } from '../../runtime/config.ts';
-import { optInDueKey, optInKey } from '../../schemas/double-opt-in.ts';
+import { confirmOptIn, optInDueKey, optInJobMember, optInKey } from '../../schemas/double-opt-in.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -170,6 +170,52 @@ describe('double opt-in mails', () => {
       const got = mails.filter((m) => m.to === b.email);
       expect(got).toHaveLength(1);
       expect(got[0]!.messageId).toBe(`<optin.g-${b.pid}@cdp>`);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('a confirmation after a merge lands on the surviving profile, logged there once', async () => {
+    const w = worker();
+    try {
+      const a = await person();
+      const b = await person();
+      const r = await w.request(ws, a.pid, grant(`g-${a.pid}`), settings);
+      expect(r.status).toBe('pending');
+      await drain([w]);
+      // a merged into b (as the processor's merge leaves it)
+      const k = workspaceKeys(cfg.redis.prefix, ws);
+      await redis.hset(k.profile(a.pid), 'mergedInto', b.pid);
+      const claims = { w: ws, p: a.pid, r: `g-${a.pid}`, c: 'email', u: 'news', e: 0 };
+      const [one, two] = await Promise.all([
+        confirmOptIn(redis as never, cfg.redis.prefix, claims, clock, '198.51.100.7', 'UA/2'),
+        confirmOptIn(redis as never, cfg.redis.prefix, claims, clock, '198.51.100.7', 'UA/2'),
+      ]);
+      expect([one.outcome, two.outcome].sort()).toEqual(['already', 'confirmed']);
+      expect(await redis.hget(k.consent(b.pid), 'email:news')).toBe(`granted:${clock}:link`);
+      // the ingest host queues the log job (twice here: the member is one job)
+      const job = optInJobMember({ k: 'log', w: ws, p: a.pid, r: `g-${a.pid}` });
+      await redis.zadd(optInDueKey(cfg.redis.prefix), clock, job);
+      await redis.zadd(optInDueKey(cfg.redis.prefix), clock, job);
+      const other = worker();
+      await drain([w, other]);
+      await other.stop();
+      const rs = await ch.query({
+        query: `SELECT profile_id, status, source, ip, user_agent, ref FROM consent_log
+                WHERE workspace_id = {ws:String} AND source = 'link' AND ref = {ref:String}`,
+        query_params: { ws, ref: `g-${a.pid}` },
+        format: 'JSONEachRow',
+      });
+      expect(await rs.json()).toEqual([
+        {
+          profile_id: b.pid,
+          status: 'subscribed',
+          source: 'link',
+          ip: '198.51.100.7',
+          user_agent: 'UA/2',
+          ref: `g-${a.pid}`,
+        },
+      ]);
     } finally {
       await w.stop();
     }
