@@ -361,8 +361,8 @@ describe('the HTTP interface as ClickHouse answers it', () => {
     expect(db.headers.get('x-clickhouse-exception-code')).toBe('81');
     const fmt = await http('/?query=SELECT%201%20FORMAT%20Protobuf');
     expect(fmt.headers.get('x-clickhouse-exception-code')).toBe('73');
-    const compressed = await http('/?query=SELECT%201&compress=1');
-    expect(await compressed.text()).toContain('compress=1');
+    const compressed = await http('/?query=SELECT%201&decompress=1', { method: 'POST', body: 'x' });
+    expect(await compressed.text()).toContain('decompress=1');
   });
 
   it('refuses a missing or wrong password, and a revoked or unknown user', async () => {
@@ -593,7 +593,8 @@ describe('ClickHouse JDBC driver (DBeaver, Metabase)', () => {
           '-cp',
           `${join(CACHE, 'jdbc')}/*`,
           join(CLIENTS, 'BiJdbc.java'),
-          `jdbc:clickhouse://127.0.0.1:${server.port}/default?compress=false`,
+          // the driver's defaults: ClickHouse's own LZ4 block compression of results (compress=1)
+          `jdbc:clickhouse://127.0.0.1:${server.port}/default`,
           creds[who].user,
           creds[who].password,
           'Signup',

@@ -18,6 +18,7 @@ import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { BiCredentialStore } from './credentials.ts';
 import { BiSqlError, ErrorCode, httpStatusOf } from './errors.ts';
+import { compressNative } from './native-compression.ts';
 import { BI_VIEWS, type Catalog, checkStatement, outputFormat, readCatalog } from './statement.ts';
 
 export interface BiSqlLimits {
@@ -177,12 +178,6 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
           ErrorCode.SYNTAX_ERROR,
           'ClickHouse-native compressed request bodies (decompress=1) are not supported: send the query uncompressed or with Content-Encoding gzip',
         );
-      if (url.searchParams.get('compress') === '1')
-        throw new BiSqlError(
-          ErrorCode.SYNTAX_ERROR,
-          "ClickHouse-native compressed results (compress=1) are not supported: turn the client's compression off or use HTTP compression (enable_http_compression=1 with Accept-Encoding gzip)",
-        );
-
       const text = [url.searchParams.get('query') ?? '', hasBody ? await readBody(c.req.raw) : '']
         .filter((s) => s !== '')
         .join('\n');
@@ -252,6 +247,8 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
           elapsed_ns: String(elapsedNs),
         }),
       };
+      // compress=1: ClickHouse's own block compression (the JDBC driver's default)
+      if (url.searchParams.get('compress') === '1') body = await compressNative(body);
       const encoded = await maybeCompress(body, url, c.req.header('accept-encoding') ?? '');
       if (encoded.encoding) headers['Content-Encoding'] = encoded.encoding;
       return new Response(c.req.method === 'HEAD' ? null : new Uint8Array(encoded.body), {
