@@ -72,7 +72,14 @@ export async function runStep(
   switch (step) {
     case 'scheduled':
       return { delayedSends: await dropScheduled(deps, input.workspaceId, state.profileIds) };
-    case 'events':
+    case 'events': {
+      const events = await deleteRows(deps.clickhouse, step, input.workspaceId, state);
+      // the events a tracking plan quarantined are the person's events too
+      return {
+        events,
+        quarantined_events: await deleteRows(deps.clickhouse, 'quarantined_events', input.workspaceId, state),
+      };
+    }
     case 'identity_links':
     case 'segment_membership_history':
     case 'activation_ledger':
@@ -95,6 +102,7 @@ export async function runStep(
       for (const table of TABLES) swept += await deleteRows(deps.clickhouse, table, input.workspaceId, state);
       if (await hasPersonTable(deps.clickhouse, 'journey_steps'))
         swept += await deleteRows(deps.clickhouse, 'journey_steps', input.workspaceId, state);
+      swept += await deleteRows(deps.clickhouse, 'quarantined_events', input.workspaceId, state);
       return { swept };
     }
     default: {
@@ -243,7 +251,7 @@ async function dropScheduled(deps: EraseDeps, ws: string, pids: string[]): Promi
 }
 
 const TABLES = ['events', 'identity_links', 'segment_membership_history', 'activation_ledger'] as const;
-type Table = (typeof TABLES)[number] | 'consent_log' | 'journey_steps';
+type Table = (typeof TABLES)[number] | 'consent_log' | 'journey_steps' | 'quarantined_events';
 
 /** Each table's rows of the erased person, as a WHERE clause over bound parameters. */
 const WHERE: Record<Table, string> = {
@@ -259,6 +267,9 @@ const WHERE: Record<Table, string> = {
   // a decision names the person by profile id and by the identifiers held when it was made
   consent_log: 'profile_id IN {pids:Array(String)} OR hasAny(identifiers, {ids:Array(String)})',
   journey_steps: 'profile_id IN {pids:Array(String)}',
+  // held as the event's JSON (migration 012)
+  quarantined_events: `JSONExtractString(event_json, 'userId') IN {uids:Array(String)}
+    OR JSONExtractString(event_json, 'anonymousId') IN {aids:Array(String)}`,
 };
 
 /** Counts, then deletes (only when there is something to delete: a mutation is not free). */

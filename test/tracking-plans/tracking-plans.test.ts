@@ -297,6 +297,28 @@ describe('tracking plans', () => {
     expect(one.body.violations).toHaveLength(1);
   });
 
+  it('erasing a person deletes their quarantined events', async () => {
+    // a conforming event gives u-x a profile; its two quarantined events wait in quarantine
+    const ok = uniqueId('msg-x-ok-');
+    await send('/v1/track', order('u-x', ok, { order_id: 'o9', total: 1 }));
+    await eventually('the profile of u-x', async () => (await profileOf('u-x')).status === 200);
+    const mine = async () =>
+      (await quarantined('all')).filter((i) => i.payload?.userId === 'u-x').map((i) => i.messageId);
+    expect(await mine()).toHaveLength(2);
+    const del = await api('DELETE', '/v1/profiles?userId=u-x');
+    expect([200, 202], JSON.stringify(del.body)).toContain(del.status);
+    const job = await eventually(
+      'the erasure done',
+      async () => {
+        const j = await api('GET', `/v1/erasures/${del.body.job.id}`);
+        return j.body.status === 'done' ? j.body : undefined;
+      },
+      60_000,
+    );
+    expect(job.counts.quarantined_events).toBe(2);
+    expect(await mine()).toHaveLength(0);
+  });
+
   it('versions, audit and delete', async () => {
     const plan = await api('GET', '/v1/tracking-plan');
     expect(plan.body.version).toBe(5);
