@@ -233,7 +233,16 @@ export function createIngestApp(deps: IngestDeps): Hono {
   /** Checks a normalised event against its workspace's tracking plan, then serialises it. */
   const checked = (e: NormalizedEvent, label: string, budget: { bytes: number }): Serialized => {
     const plan = applyPlan(deps.trackingPlans?.plans, e);
-    const s = checkSize(e, label, budget);
+    let s: Serialized;
+    try {
+      s = checkSize(e, label, budget);
+    } catch (err) {
+      // an event within the limit is not refused for the violations a plan attached to it:
+      // it goes on without them (its headers still carry them, for the counts)
+      if (!plan?.detach || !(err instanceof IngestError) || err.status !== 400) throw err;
+      plan.detach();
+      s = checkSize(e, label, budget);
+    }
     if (plan) s.plan = plan;
     return s;
   };

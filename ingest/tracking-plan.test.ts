@@ -96,6 +96,32 @@ describe('tracking plan at ingest', () => {
     expect(on('events').find((m) => m.value.messageId === 'good')!.value.context.violations).toBeUndefined();
   });
 
+  it('flag: an event at the size limit goes on without the violations it would not fit with', async () => {
+    const big = (n: number) => ({
+      type: 'track',
+      userId: 'u4',
+      messageId: 'big',
+      event: 'Paid',
+      properties: { amount: 'x'.repeat(n) },
+    });
+    // the longest event taken without a plan
+    const none = setup(undefined);
+    let lo = 30_000;
+    let hi = 33_000;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if ((await none.batch([big(mid)])).status === 200) lo = mid;
+      else hi = mid;
+    }
+    const { batch, on } = setup('flag');
+    expect((await batch([big(lo)])).status).toBe(200);
+    const m = on('events')[0]!;
+    expect(m.value.context.violations).toBeUndefined();
+    expect(JSON.parse(m.headers![PLAN_HEADERS.violations]!)).toHaveLength(1);
+    expect((await batch([big(lo - 200)])).status).toBe(200);
+    expect(on('events')[1]!.value.context.violations).toHaveLength(1);
+  });
+
   it('allow: the event is untouched, only the headers say it violated; no plan: nothing', async () => {
     const allow = setup('allow');
     await allow.batch(EVENTS);

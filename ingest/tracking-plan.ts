@@ -15,6 +15,8 @@ export interface PlanLookup {
 export interface PlanOutcome {
   quarantine: boolean;
   headers: Record<string, string>;
+  /** Flag mode: takes the attached violations off the event again (it would be over the size limit). */
+  detach?: () => void;
 }
 
 /**
@@ -28,8 +30,17 @@ export function applyPlan(plans: PlanLookup | undefined, e: NormalizedEvent): Pl
   if (!plan) return undefined;
   const violations = plan.check(e);
   if (!violations) return undefined;
-  if (plan.mode === 'flag') e.context = { ...e.context, violations };
-  return { quarantine: plan.mode === 'quarantine', headers: planHeaders(plan, violations) };
+  const headers = planHeaders(plan, violations);
+  if (plan.mode !== 'flag') return { quarantine: plan.mode === 'quarantine', headers };
+  const context = e.context;
+  e.context = { ...context, violations };
+  return {
+    quarantine: false,
+    headers,
+    detach: () => {
+      e.context = context;
+    },
+  };
 }
 
 export function planHeaders(plan: CompiledPlan, violations: Violation[]): Record<string, string> {
