@@ -5,6 +5,7 @@ import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
 import { AuditScreen } from './audit.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
+import { FormDetail, FormEditor, FormList } from './forms.js';
 import { JourneyDetail, JourneyEditor, JourneyList } from './journeys.js';
 import { LedgerScreen } from './ledger.js';
 import { LiveView } from './live.js';
@@ -52,6 +53,7 @@ const NAV = [
   ['#/segments', 'Segments'],
   ['#/campaigns', 'Campaigns'],
   ['#/journeys', 'Journeys'],
+  ['#/forms', 'Forms'],
   ['#/profiles', 'Profiles'],
   ['#/analytics', 'Analytics'],
   ['#/ledger', 'Ledger'],
@@ -81,6 +83,11 @@ function route(hash) {
       if (id && sub === 'edit') return html`<${JourneyEditor} id=${id} key=${id} />`;
       if (id) return html`<${JourneyDetail} id=${id} key=${id} />`;
       return html`<${JourneyList} />`;
+    case 'forms':
+      if (id === 'new') return html`<${FormEditor} />`;
+      if (id && sub === 'edit') return html`<${FormEditor} id=${id} key=${id} />`;
+      if (id) return html`<${FormDetail} id=${id} key=${id} />`;
+      return html`<${FormList} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
     case 'live':
