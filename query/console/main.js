@@ -9,6 +9,7 @@ import { FormDetail, FormEditor, FormList } from './forms.js';
 import { JourneyDetail, JourneyEditor, JourneyList } from './journeys.js';
 import { LedgerScreen } from './ledger.js';
 import { LiveView } from './live.js';
+import { PageDetail, PageEditor, PageList } from './pages.js';
 import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
 import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
@@ -54,6 +55,7 @@ const NAV = [
   ['#/campaigns', 'Campaigns'],
   ['#/journeys', 'Journeys'],
   ['#/forms', 'Forms'],
+  ['#/pages', 'Pages'],
   ['#/profiles', 'Profiles'],
   ['#/analytics', 'Analytics'],
   ['#/ledger', 'Ledger'],
@@ -88,6 +90,11 @@ function route(hash) {
       if (id && sub === 'edit') return html`<${FormEditor} id=${id} key=${id} />`;
       if (id) return html`<${FormDetail} id=${id} key=${id} />`;
       return html`<${FormList} />`;
+    case 'pages':
+      if (id === 'new') return html`<${PageEditor} />`;
+      if (id && sub === 'edit') return html`<${PageEditor} id=${id} key=${id} />`;
+      if (id) return html`<${PageDetail} id=${id} key=${id} />`;
+      return html`<${PageList} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
     case 'live':
