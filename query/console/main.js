@@ -5,6 +5,7 @@ import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
 import { AuditScreen } from './audit.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
+import { ExportsScreen } from './exports.js';
 import { FormDetail, FormEditor, FormList } from './forms.js';
 import { JourneyDetail, JourneyEditor, JourneyList } from './journeys.js';
 import { LedgerScreen } from './ledger.js';
@@ -60,6 +61,7 @@ const NAV = [
   ['#/analytics', 'Analytics'],
   ['#/ledger', 'Ledger'],
   ['#/audit', 'Audit log'],
+  ['#/exports', 'Exports'],
   ['#/live', 'Live'],
 ];
 
@@ -95,6 +97,8 @@ function route(hash) {
       if (id && sub === 'edit') return html`<${PageEditor} id=${id} key=${id} />`;
       if (id) return html`<${PageDetail} id=${id} key=${id} />`;
       return html`<${PageList} />`;
+    case 'exports':
+      return html`<${ExportsScreen} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
     case 'live':
