@@ -164,6 +164,8 @@ function Attribution() {
     lookback: '30d',
     value: '',
     models: ['first_touch', 'last_touch', 'linear'],
+    sends: false,
+    sendsBy: 'campaign',
   });
   const [range, setRange] = useState(defaultRange);
   const r = useReport('attribution');
@@ -171,7 +173,9 @@ function Attribution() {
     e.preventDefault();
     r.run({
       conversionEvent: f.conversionEvent.trim(),
-      touchpoint: f.touchpoint.trim(),
+      // with sends counted as touches, the touchpoint field may be left empty
+      ...(f.touchpoint.trim() ? { touchpoint: f.touchpoint.trim() } : {}),
+      ...(f.sends ? { sends: { by: f.sendsBy } } : {}),
       models: f.models,
       lookback: f.lookback,
       ...(f.value.trim() ? { value: f.value.trim() } : {}),
@@ -184,10 +188,14 @@ function Attribution() {
     <form class="stack" onSubmit=${submit}>
       <div class="row">
         <${Field} label="Conversion event"><input value=${f.conversionEvent} required onInput=${(e) => setF({ ...f, conversionEvent: e.currentTarget.value })} /><//>
-        <${Field} label="Touchpoint field"><input value=${f.touchpoint} required onInput=${(e) => setF({ ...f, touchpoint: e.currentTarget.value })} /><//>
+        <${Field} label=${f.sends ? 'Touchpoint field (optional)' : 'Touchpoint field'}><input value=${f.touchpoint} required=${!f.sends} onInput=${(e) => setF({ ...f, touchpoint: e.currentTarget.value })} /><//>
         <${Field} label="Lookback"><input value=${f.lookback} required onInput=${(e) => setF({ ...f, lookback: e.currentTarget.value })} /><//>
         <${Field} label="Value field (optional)"><input value=${f.value} placeholder="properties.revenue" onInput=${(e) => setF({ ...f, value: e.currentTarget.value })} /><//>
         <${Range} range=${range} setRange=${setRange} />
+      </div>
+      <div class="row">
+        <label class="check"><input type="checkbox" checked=${f.sends} onChange=${(e) => setF({ ...f, sends: e.currentTarget.checked })} /><span>Count messages sent as touches</span></label>
+        ${f.sends ? html`<${Field} label="Name sends by"><select value=${f.sendsBy} onChange=${(e) => setF({ ...f, sendsBy: e.currentTarget.value })}><option value="campaign">campaign or journey step</option><option value="channel">channel</option></select><//>` : null}
       </div>
       <fieldset class="row"><legend>Models</legend>
         ${MODELS.map(
