@@ -281,6 +281,7 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           });
           break;
         case 'failed':
+          if (r.replayable === false) break;
           dead.push({
             key: msgKey,
             value: JSON.stringify(jobOnward(w.job)),

@@ -26,7 +26,8 @@ export type Outcome =
   /** `hold`: the send-rate slot the delayed send keeps (pipeline.ts puts it on the parked job). */
   | { outcome: 'delayed'; reason: string; notBefore: number; hold?: RateHold }
   | { outcome: 'retried'; reason: string; status: number; providerMs: number; notBefore: number }
-  | { outcome: 'failed'; reason: string; status: number; providerMs: number };
+  /** `replayable: false`: nothing a replay could change (the recipient is gone); no dead letter. */
+  | { outcome: 'failed'; reason: string; status: number; providerMs: number; replayable?: false };
 
 export interface SendOneDeps {
   redisPrefix: string;
@@ -182,6 +183,20 @@ export async function sendOne(
   }
   // finally failed: un-count it so a replayed dead letter is judged afresh
   await deps.policy.release(c, change, key);
+  if (r.invalidRecipient && c.channel === 'push') {
+    await deps.policy.suppressRecipient(change, 'device', recipient);
+    return {
+      campaign: c,
+      key,
+      result: {
+        outcome: 'failed',
+        reason: `invalid_token: ${reason}`,
+        status: r.status,
+        providerMs: r.latencyMs,
+        replayable: false,
+      },
+    };
+  }
   return {
     campaign: c,
     key,

@@ -110,6 +110,16 @@ export const EnvSchema = Type.Object({
   CDP_PUSH_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://fcm.googleapis.com' }),
   CDP_PUSH_PROJECT: Type.String({ default: '' }),
   CDP_PUSH_TOKEN: Type.String({ default: '' }),
+  CDP_PUSH_PROVIDER: Type.Union([Type.Literal('fcm'), Type.Literal('apns')], { default: 'fcm' }),
+  /** A Google service account key (JSON, or the path of its file) for FCM HTTP v1. */
+  CDP_PUSH_FCM_SERVICE_ACCOUNT: Type.Optional(Type.String({ minLength: 2 })),
+  CDP_PUSH_APNS_URL: Type.String({ pattern: '^https?://', default: 'https://api.push.apple.com' }),
+  CDP_PUSH_APNS_TEAM_ID: Type.String({ default: '' }),
+  CDP_PUSH_APNS_KEY_ID: Type.String({ default: '' }),
+  /** The .p8 key (PEM, or the path of the file). */
+  CDP_PUSH_APNS_KEY: Type.String({ default: '' }),
+  /** The app's bundle id. */
+  CDP_PUSH_APNS_TOPIC: Type.String({ default: '' }),
   CDP_CHANNEL_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
   // activation: contact policy
   CDP_UNSUBSCRIBE_SECRET: Type.Optional(Type.String({ minLength: 16 })),
@@ -235,7 +245,14 @@ export interface ChannelsConfig {
   timeoutMs: number;
   email: { smtpUrl?: string; from: string };
   sms: { baseUrl: string; accountSid: string; authToken: string; from: string };
-  push: { baseUrl: string; project: string; token: string };
+  push: {
+    provider: 'fcm' | 'apns';
+    baseUrl: string;
+    project: string;
+    token: string;
+    serviceAccount?: string;
+    apns: { url: string; teamId: string; keyId: string; key: string; topic: string };
+  };
 }
 
 export interface ContactPolicyConfig {
@@ -449,7 +466,20 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         authToken: e.CDP_SMS_AUTH_TOKEN,
         from: e.CDP_SMS_FROM,
       },
-      push: { baseUrl: e.CDP_PUSH_BASE_URL, project: e.CDP_PUSH_PROJECT, token: e.CDP_PUSH_TOKEN },
+      push: {
+        provider: e.CDP_PUSH_PROVIDER,
+        baseUrl: e.CDP_PUSH_BASE_URL,
+        project: e.CDP_PUSH_PROJECT,
+        token: e.CDP_PUSH_TOKEN,
+        serviceAccount: e.CDP_PUSH_FCM_SERVICE_ACCOUNT,
+        apns: {
+          url: e.CDP_PUSH_APNS_URL,
+          teamId: e.CDP_PUSH_APNS_TEAM_ID,
+          keyId: e.CDP_PUSH_APNS_KEY_ID,
+          key: e.CDP_PUSH_APNS_KEY,
+          topic: e.CDP_PUSH_APNS_TOPIC,
+        },
+      },
     },
     contactPolicy: {
       capPerChannelPerDay: e.CDP_CAP_PER_CHANNEL_PER_DAY,

@@ -1,7 +1,7 @@
 // Consent and suppression entries as both the query API (writes) and activation (reads)
 // store them in Redis (keys in redis-keys.ts).
 
-export type SuppressionKind = 'email' | 'phone' | 'profileId';
+export type SuppressionKind = 'email' | 'phone' | 'profileId' | 'device';
 
 /** The set member for a suppressed address: emails lowercased, phones reduced to + and digits. */
 export function suppressionMember(kind: SuppressionKind, value: string): string {
@@ -12,6 +12,9 @@ export function suppressionMember(kind: SuppressionKind, value: string): string 
       return `phone:${value.replace(/[^0-9+]/g, '')}`;
     case 'profileId':
       return `profile:${value}`;
+    case 'device':
+      // a push token the provider called gone (unregistered): never tried again
+      return `device:${value.trim()}`;
     default: {
       const never: never = kind;
       throw new Error(`unknown suppression kind ${String(never)}`);

@@ -16,6 +16,8 @@ export interface SendResult {
   latencyMs: number;
   /** The provider's id for the message, when it gives one. */
   providerId?: string;
+  /** The provider says the recipient is gone for good (an unregistered device token). */
+  invalidRecipient?: boolean;
 }
 
 export interface SendRequest {

@@ -81,6 +81,10 @@ export function contactPolicy(deps: {
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
+      if (c.channel === 'push') {
+        const token = change.traits[c.push?.tokenTrait ?? 'pushToken'];
+        if (typeof token === 'string' && token.trim()) members.push(suppressionMember('device', token));
+      }
       const keys = workspaceKeys(deps.redisPrefix, change.workspaceId);
       const [verdict, detail, gen, slotKind, regen] = (await check(
         profileKey(change),
@@ -140,6 +144,17 @@ export function contactPolicy(deps: {
         default:
           return { kind: 'suppress', rule: detail };
       }
+    },
+
+    /**
+     * A recipient the provider says is gone for good (an unregistered push token) goes on the
+     * workspace's suppression list: later sends to it are suppressed, not tried.
+     */
+    async suppressRecipient(change: SegmentChange, kind: 'device', value: string): Promise<void> {
+      await deps.redis.sadd(
+        workspaceKeys(deps.redisPrefix, change.workspaceId).suppressions,
+        suppressionMember(kind, value),
+      );
     },
 
     /** Un-count a send that finally failed (caps, re-entry). */

@@ -51,6 +51,8 @@ export const SuppressionInput = Type.Object(
     email: Type.Optional(Type.String({ minLength: 3, maxLength: 320 })),
     phone: Type.Optional(Type.String({ minLength: 4, maxLength: 32 })),
     profileId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    /** A push device token (activation adds the ones a provider calls unregistered). */
+    deviceToken: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   },
   { additionalProperties: false },
 );
@@ -277,11 +279,12 @@ export function suppressionRoutes(deps: {
   const app = new Hono<QueryEnv>();
   const members = (body: Static<typeof SuppressionInput>) => {
     const out: string[] = [];
-    for (const kind of ['email', 'phone', 'profileId'] as SuppressionKind[]) {
+    for (const kind of ['email', 'phone', 'profileId'] as const) {
       const v = body[kind];
       if (v) out.push(suppressionMember(kind, v));
     }
-    if (out.length === 0) throw new QueryError(400, 'body: give email, phone or profileId');
+    if (body.deviceToken) out.push(suppressionMember('device', body.deviceToken));
+    if (out.length === 0) throw new QueryError(400, 'body: give email, phone, profileId or deviceToken');
     return out;
   };
   const audit = (c: { get(k: 'workspaceId' | 'apiKey'): string }, action: 'create' | 'delete', m: string[]) =>
@@ -314,12 +317,13 @@ export function suppressionRoutes(deps: {
     await audit(c, 'create', m);
     return c.json({ suppressions: m.map(parseSuppressionMember) }, 201);
   });
-  // DELETE /v1/suppressions?email=…|phone=…|profileId=…
+  // DELETE /v1/suppressions?email=…|phone=…|profileId=…|deviceToken=…
   app.delete('/', async (c) => {
     const q = {
       email: c.req.query('email'),
       phone: c.req.query('phone'),
       profileId: c.req.query('profileId'),
+      deviceToken: c.req.query('deviceToken'),
     };
     const m = members(q);
     const removed = await deps.redis.srem(key(c.get('workspaceId')), ...m);

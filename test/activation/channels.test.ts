@@ -9,13 +9,14 @@ import type { Config } from '../../runtime/config.ts';
 import { topics } from '../../schemas/topics.ts';
 import { change, segmentChangeProducer, startProviderStub, startSmtpServer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
+import { startFcm } from '../push-providers.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
 let running: RunningServices;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let sms: Awaited<ReturnType<typeof startProviderStub>>;
-let push: Awaited<ReturnType<typeof startProviderStub>>;
+let push: Awaited<ReturnType<typeof startFcm>>;
 let changes: Awaited<ReturnType<typeof segmentChangeProducer>>;
 let segmentId: string;
 
@@ -60,7 +61,8 @@ beforeAll(async () => {
     status: 201,
     body: { sid: `SM${req.headers['i-twilio-idempotency-token']}` },
   }));
-  push = await startProviderStub(() => ({ status: 200, body: { name: 'projects/p1/messages/1' } }));
+  // FCM that checks the OAuth grant of a service account and the v1 message shape
+  push = await startFcm({ now: Date.now });
   cfg = testConfig({
     SMTP_URL: smtp.url,
     CDP_EMAIL_FROM: 'Shop <news@shop.test>',
@@ -69,8 +71,7 @@ beforeAll(async () => {
     CDP_SMS_AUTH_TOKEN: 'sms-token',
     CDP_SMS_FROM: '+15550001',
     CDP_PUSH_BASE_URL: push.url,
-    CDP_PUSH_PROJECT: 'p1',
-    CDP_PUSH_TOKEN: 'push-bearer',
+    CDP_PUSH_FCM_SERVICE_ACCOUNT: push.serviceAccountJson,
     CDP_ACTIVATION_MAX_ATTEMPTS: '3',
     CDP_ACTIVATION_RETRY_BASE_MS: '100',
     CDP_CHANNEL_TIMEOUT_MS: '2000',
@@ -218,7 +219,7 @@ describe('channels', () => {
     await eventually('sent in stats', async () => (await stats(c.id)).sent === 1);
   });
 
-  it('push: FCM v1 message with bearer token and Idempotency-Key; no token → suppressed', async () => {
+  it('push: FCM v1 message with a service account’s OAuth token; no token → suppressed', async () => {
     const c = await createCampaign({
       channel: 'push',
       push: { title: 'Hey {{ traits.name }}', body: 'Plan {{ traits.plan }}', tokenTrait: 'deviceToken' },
@@ -227,18 +228,42 @@ describe('channels', () => {
       change(cfg.keys.workspace, c.segmentId, 'p-push', { plan: 'pro', name: 'Cy', deviceToken: 'tok-1' }),
       change(cfg.keys.workspace, c.segmentId, 'p-notoken', { plan: 'pro', name: 'Di' }),
     ]);
-    const req = await eventually('the push request', () => push.requests[0]);
-    expect(req.path).toBe('/v1/projects/p1/messages:send');
-    expect(req.headers.authorization).toBe('Bearer push-bearer');
-    expect(req.headers['idempotency-key']).toMatch(/^msg_/);
-    expect(JSON.parse(req.body)).toMatchObject({
-      message: { token: 'tok-1', notification: { title: 'Hey Cy', body: 'Plan pro' } },
+    const sent = await eventually('the push message', () => push.messages[0]);
+    expect(sent.bearer).toMatch(/^ya29\./);
+    expect(push.grants).toHaveLength(1);
+    expect(sent.message).toMatchObject({
+      token: 'tok-1',
+      notification: { title: 'Hey Cy', body: 'Plan pro' },
     });
+    expect((sent.message.data as Record<string, string>).sendKey).toMatch(/^msg_/);
     await eventually('stats', async () => {
       const s = await stats(c.id);
       return s.sent === 1 && s.suppressed.byReason.no_address === 1;
     });
-    expect(push.requests).toHaveLength(1);
+    expect(push.messages).toHaveLength(1);
+  });
+
+  it('push: a token FCM calls unregistered fails once and goes on the suppression list; the next send to it is suppressed', async () => {
+    const c = await createCampaign({ channel: 'push', push: { title: 'Hi', body: 'There' } });
+    await changes.send([
+      change(cfg.keys.workspace, c.segmentId, 'p-gone', { plan: 'pro', pushToken: 'gone' }),
+    ]);
+    await eventually('failed as invalid', async () => (await stats(c.id)).failed === 1);
+    const list = (await (await api('/v1/suppressions')).json()) as {
+      suppressions: Array<{ kind: string; value: string }>;
+    };
+    expect(list.suppressions).toContainEqual({ kind: 'device', value: 'gone' });
+    // another person holding the same (dead) token: not tried again
+    await changes.send([
+      change(cfg.keys.workspace, c.segmentId, 'p-gone-2', { plan: 'pro', pushToken: 'gone' }),
+    ]);
+    await eventually(
+      'suppressed',
+      async () => (await stats(c.id)).suppressed.byReason.suppression_list === 1,
+    );
+    expect((await stats(c.id)).failed).toBe(1);
+    // an operator can take it off the list
+    expect((await api('/v1/suppressions?deviceToken=gone', { method: 'DELETE' })).status).toBe(204);
   });
 
   it('paused campaigns send nothing; resumed ones do', async () => {
