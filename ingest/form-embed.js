@@ -180,9 +180,9 @@
       'aria-label': def.name,
       'data-cdp-form-id': def.id,
     });
-    // name → { input, error element, wrapper }
-    const controls = {};
-    const hidden = {};
+    // name → { input, error element, box }; no prototype, so no name (or error key) finds one
+    const controls = Object.create(null);
+    const hidden = Object.create(null);
 
     function errorSlot(name, input) {
       const id = `${prefix}${name}-error`;
@@ -303,7 +303,7 @@
     function showErrors(errors, message) {
       let first;
       const other = [];
-      for (const k in errors) {
+      for (const k of Object.keys(errors)) {
         const c = controls[k];
         if (c) {
           c.error.textContent = String(errors[k]);
