@@ -3,16 +3,17 @@
 // page also runs analytics.js (the standard Segment snippet, loaded from the ingest host), so
 // the form's submission must carry the anonymousId analytics.js gave this browser.
 //
-// The snippet renders both placements (a <div data-cdp-form> container and a <script
-// data-form> tag; the script is on the page twice, each form rendered once) with labelled
-// fields and the consent text exactly as defined (as text, never markup); a post sent sooner
-// than the minimum time to fill is held until the token is old enough; a value the server
-// refuses shows its error next to the field; the corrected post succeeds (the success
-// message, as text) and reaches the pipeline as an identify and a `Form Submitted` event
-// with analytics.js's anonymousId, the page URL with its UTM parameters and the referrer,
-// which the processor applies to the same profile as the SDK's page call. The
-// second form follows its redirect. Nothing is sent with credentials and nothing but the two
-// origins is contacted.
+// The snippet renders both placements (a <script data-form> tag, and a <div data-cdp-form>
+// container the page adds later and renders with cdpForms.scan(); the script is on the page
+// twice, each form rendered once) with labelled fields and the consent text exactly as
+// defined (as text, never markup); a post sent sooner than the minimum time to fill is held
+// until the token is old enough; a value the server refuses shows its error next to the
+// field; the corrected post succeeds (the success message, as text) and reaches the pipeline
+// as an identify and a `Form Submitted` event with analytics.js's anonymousId, the page URL
+// with its UTM parameters and the referrer, which the processor applies to the same profile
+// as the SDK's page call. The second form follows its redirect. Nothing is sent with
+// credentials and nothing but the two origins is contacted. A second test: the id analytics.js
+// stored (its cookie) when the SDK is not on the page, and an expired token renewed once.
 import { createServer, type Server } from 'node:http';
 import { type Browser, chromium, type Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,7 +58,7 @@ analytics.page();
 }}();
 </script></head>
 <body><h1>Get the report</h1>
-<div id="lead" data-cdp-form="${ws}/${leadForm}"></div>
+<div id="lead" data-form-later="${ws}/${leadForm}"></div>
 <script src="${cdn}/v1/forms/embed.js" async></script>
 <h2>Book a demo</h2>
 <script src="${cdn}/v1/forms/embed.js" data-workspace="${ws}" data-form="${demoForm}" data-submit-label="Book" async></script>
@@ -184,6 +185,26 @@ describe('the embed snippet on a customer page (another origin)', () => {
 
     const landing = `${siteOrigin}/landing?utm_source=news&utm_campaign=spring#top`;
     await page.goto(landing, { referer: 'https://blog.example.com/post' });
+    // the script-tag placement renders right after its script, with its own button text
+    const demo = page.locator('script[data-form] + .cdp-form-container');
+    await demo.getByLabel('Email').waitFor({ timeout: 20_000 });
+    expect(await demo.getByRole('button').textContent()).toBe('Book');
+
+    // analytics.js is running on the page: the id the form must carry
+    await page.waitForFunction(() => (globalThis as Win).analytics?.initialized === true, undefined, {
+      timeout: 20_000,
+    });
+    const anonymousId = (await page.evaluate(() =>
+      (globalThis as Win).analytics.user().anonymousId(),
+    )) as string;
+    expect(anonymousId).toMatch(/^[0-9a-f-]{36}$/);
+
+    // a container the page adds later (as a single-page app would), rendered by scan()
+    await page.evaluate(() => {
+      const el = (globalThis as Win).document.getElementById('lead');
+      el.setAttribute('data-cdp-form', el.getAttribute('data-form-later'));
+      (globalThis as Win).cdpForms.scan();
+    });
     const lead = page.locator('#lead');
     await lead.getByLabel('Work email').waitFor({ timeout: 20_000 });
     expect(definitionAt).toBeGreaterThan(0);
@@ -222,19 +243,6 @@ describe('the embed snippet on a customer page (another origin)', () => {
     // the script is on the page twice (once per placement): each form rendered once
     expect(await page.locator('form.cdp-form').count()).toBe(2);
     expect(await lead.locator('form').count()).toBe(1);
-    // the script-tag placement rendered right after its script, with its own button text
-    const demo = page.locator('script[data-form] + .cdp-form-container');
-    await demo.getByLabel('Email').waitFor();
-    expect(await demo.getByRole('button').textContent()).toBe('Book');
-
-    // analytics.js is running on the page: the id the form must carry
-    await page.waitForFunction(() => (globalThis as Win).analytics?.initialized === true, undefined, {
-      timeout: 20_000,
-    });
-    const anonymousId = (await page.evaluate(() =>
-      (globalThis as Win).analytics.user().anonymousId(),
-    )) as string;
-    expect(anonymousId).toMatch(/^[0-9a-f-]{36}$/);
 
     // --- sent at once (well inside the minimum time to fill): the snippet holds the post
     // until the token is old enough, busy meanwhile, so the server does not refuse it as a bot;
