@@ -4,6 +4,10 @@
 //   ingest/rdkafka   the real ingest service, CDP_KAFKA_DRIVER=rdkafka
 //   ingest/kafkajs ×2  `cdp start ingest` with CDP_INGEST_WORKERS=2: two processes on one
 //                    port (cli/ingest-workers.ts), its CPU the primary's and workers' together
+//   ingest/kafkajs +plan  the kafkajs ingest service with a tracking plan in flag mode (20
+//                    events with typed properties; a quarter of the events sent violate it and
+//                    are flagged): its CPU per event beside ingest/kafkajs's is what checking
+//                    every event costs (target ≤ 1.2×)
 //   producer/<drv>   our runtime/kafka producer sending the same (normalised) events straight to
 //                    the broker: the producer's and broker's ceiling for that driver
 // Each is loaded with single-event requests (/v1/track) and 100-event batches (/v1/batch)
@@ -13,13 +17,17 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
+import { Redis } from 'ioredis';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import { freePort } from '../../infra/local/ports.ts';
 import { normalizeEvent } from '../../ingest/normalize-event.ts';
+import { applyPlan } from '../../ingest/tracking-plan.ts';
 import { loadConfig } from '../../runtime/config.ts';
+import { DefinitionStore } from '../../runtime/definitions.ts';
 import { listen } from '../../runtime/http.ts';
 import { createKafka } from '../../runtime/kafka/index.ts';
 import { eventKey, topics } from '../../schemas/topics.ts';
+import { compilePlan, PLAN_ID, type TrackingPlan } from '../../schemas/tracking-plan.ts';
 import { batchBodies, fillSlots, singleBodies } from '../events.ts';
 import { type LoadResult, type LoadSpec, runLoad } from '../load.ts';
 import { type CpuWindow, cpuSampler } from '../machine.ts';
@@ -43,7 +51,10 @@ const WORKSPACE = 'default';
 export const TARGETS = {
   batchEventsPerSec: { kind: 'atLeast', value: 50_000 } as Target,
   singleVsBare: { kind: 'ratioAtLeast', value: 0.6 } as Target,
+  /** From the tracking-plans issue: validation ≤ 20% of ingest CPU per event. */
+  planCpuVsNone: { kind: 'ratioAtMost', value: 1.2 } as Target,
 };
+const PLAN_TARGET = 'ingest/kafkajs +plan';
 
 const DRIVERS = ['kafkajs', 'rdkafka'] as const;
 type Driver = (typeof DRIVERS)[number];
@@ -146,15 +157,20 @@ async function startBare(): Promise<HttpTarget> {
   return { scenario: 'ingest/bare', url: `http://127.0.0.1:${server.port}`, stop: server.close };
 }
 
-function startIngest(ctx: ScenarioContext, driver: Driver): Promise<RunningServices> {
+async function startIngest(
+  ctx: ScenarioContext,
+  driver: Driver,
+  plan?: TrackingPlan,
+): Promise<RunningServices> {
+  const prefix = `bench-${ctx.nonce}-${driver}${plan ? '-plan' : ''}`;
   const cfg = loadConfig({
     NODE_ENV: 'development',
     LOG_LEVEL: ctx.log.level as string,
     KAFKA_BROKERS: ctx.kafkaBrokers,
     REDIS_URL: ctx.redisUrl,
     CDP_KAFKA_DRIVER: driver,
-    CDP_TOPIC_PREFIX: `bench-${ctx.nonce}-${driver}`,
-    CDP_REDIS_PREFIX: `bench-${ctx.nonce}-${driver}`,
+    CDP_TOPIC_PREFIX: prefix,
+    CDP_REDIS_PREFIX: prefix,
     CDP_TOPIC_PARTITIONS: String(PARTITIONS),
     CDP_DATA_DIR: ctx.dataDir,
     CDP_INGEST_HOST: '127.0.0.1',
@@ -162,7 +178,92 @@ function startIngest(ctx: ScenarioContext, driver: Driver): Promise<RunningServi
     // capacity is measured, not the per-key limit (100k events/s by default, above what we reach)
     CDP_INGEST_RATE_LIMIT: '0',
   });
-  return startServices(cfg, ['ingest'], ctx.log.child({ bench: driver }));
+  if (plan) {
+    // saved as the query service would, before ingest starts: its first load has it
+    const redis = new Redis(ctx.redisUrl);
+    try {
+      await new DefinitionStore(redis, prefix).putMany([
+        { kind: 'trackingPlans', def: { ...plan, workspaceId: cfg.keys.workspace } },
+      ]);
+    } finally {
+      redis.disconnect();
+    }
+  }
+  return startServices(cfg, ['ingest'], ctx.log.child({ bench: `${driver}${plan ? '+plan' : ''}` }));
+}
+
+/**
+ * A realistic plan in flag mode: the four events the load sends and 16 more, each with typed
+ * properties (ids by pattern, prices by range, currencies by enum, formats). Checkout Started
+ * refuses properties it does not list (`category` is sent): a quarter of the events violate
+ * the plan and are flagged, the rest conform.
+ */
+export function benchPlan(): TrackingPlan {
+  const product = {
+    type: 'object',
+    required: ['product_id', 'price'],
+    properties: {
+      product_id: { type: 'string', pattern: '^sku-[0-9]{5}$' },
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      price: { type: 'number', minimum: 0 },
+      currency: { type: 'string', enum: ['USD', 'EUR', 'GBP'] },
+      category: { type: 'string', maxLength: 100 },
+      quantity: { type: 'integer', minimum: 1 },
+    },
+  };
+  const events: TrackingPlan['events'] = {
+    'Product Viewed': { properties: product },
+    'Product Added': { properties: product },
+    'Product Clicked': { properties: { ...product, required: ['product_id'] } },
+    'Checkout Started': {
+      properties: {
+        type: 'object',
+        required: ['product_id', 'price', 'currency'],
+        properties: {
+          product_id: { type: 'string' },
+          name: { type: 'string' },
+          price: { type: 'number', minimum: 0 },
+          currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+        },
+        additionalProperties: false,
+      },
+    },
+  };
+  const more = [
+    'Order Completed',
+    'Order Refunded',
+    'Cart Viewed',
+    'Coupon Applied',
+    'Signed Up',
+    'Signed In',
+  ]
+    .concat(['Signed Out', 'Trial Started', 'Subscription Renewed', 'Payment Failed', 'Search Performed'])
+    .concat(['Video Played', 'Form Submitted', 'Invite Sent', 'Feature Used', 'Plan Upgraded']);
+  for (const name of more)
+    events[name] = {
+      properties: {
+        type: 'object',
+        required: ['id'],
+        properties: {
+          id: { type: 'string', minLength: 1, maxLength: 64 },
+          value: { type: 'number' },
+          at: { type: 'string', format: 'date-time' },
+          email: { type: 'string', format: 'email' },
+          tags: { type: 'array', items: { type: 'string' }, maxItems: 20 },
+        },
+      },
+    };
+  const at = new Date().toISOString();
+  return {
+    id: PLAN_ID,
+    workspaceId: WORKSPACE,
+    version: 1,
+    mode: 'flag',
+    unplannedEvents: 'allow',
+    events,
+    createdAt: at,
+    updatedAt: at,
+  };
 }
 
 /**
@@ -220,6 +321,8 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
 
   const targets: HttpTarget[] = [];
   const measurements: Measurement[] = [];
+  const planCheck: number[] = [];
+  let flaggedShare = 0;
   const notes: string[] = [];
   try {
     ctx.progress('ingest: starting the bare handler and the ingest service on both drivers');
@@ -229,6 +332,8 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
       targets.push({ scenario: `ingest/${d}`, url: running.urls.ingest!, stop: running.stop });
     }
     targets.push(await startIngestWorkers(ctx));
+    const planned = await startIngest(ctx, 'kafkajs', benchPlan());
+    targets.push({ scenario: PLAN_TARGET, url: planned.urls.ingest!, stop: planned.stop });
     for (const t of targets) {
       const ready = await waitAccepting(t.url, auth, fillSlots(bodies.single[0]!));
       if (t.scenario !== 'ingest/bare' && !ready.startsWith('200')) {
@@ -255,6 +360,13 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
 
     const timing = { warmupMs: settings.warmupMs, durationMs: settings.durationMs };
     for (let run = 1; run <= settings.runs; run++) {
+      const check = measurePlanCheck(bodies.batch);
+      planCheck.push(check.usPerEvent);
+      flaggedShare = check.flaggedShare;
+      ctx.progress(
+        `  run ${run}/${settings.runs}  plan check in process: ${check.usPerEvent.toFixed(2)} µs/event` +
+          ` (${Math.round(check.flaggedShare * 100)}% of the events flagged)`,
+      );
       for (const t of targets) {
         for (const kind of ['single', 'batch'] as const) {
           const spec: LoadSpec = {
@@ -290,7 +402,10 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
     for (const t of targets.reverse()) await t.stop().catch(() => {});
   }
   return {
-    rows: buildRows(figures(measurements)),
+    rows: buildRows([
+      ...figures(measurements),
+      { scenario: 'plan check (in process)', figure: 'CPU per event', unit: 'µs', runs: planCheck },
+    ]),
     measurements,
     notes: [
       `ingest: load from a separate process; single = ${SINGLE_CONNECTIONS} keep-alive connections × 1 event` +
@@ -298,9 +413,38 @@ export async function ingestScenario(ctx: ScenarioContext): Promise<ScenarioResu
         ` (/v1/batch, ~${Math.round(bodies.batch[0]!.length / 1024)} KB); producer/<driver> = ${SINGLE_CONNECTIONS}` +
         ` (single) or ${BATCH_CONNECTIONS} (batch) concurrent producer.send() of the same events, normalised;` +
         ' p50/p99 are per request (or per send); ingest runs with CDP_INGEST_RATE_LIMIT=0',
+      `ingest/kafkajs +plan: a 20-event tracking plan in flag mode (${Math.round(flaggedShare * 100)}% of the events sent violate it and are flagged);` +
+        ' its CPU per event is compared with ingest/kafkajs (target ≤ 1.2×); plan check (in process) = applyPlan alone on the same events',
       ...notes,
     ],
   };
+}
+
+/**
+ * The tracking plan's own cost, apart from HTTP and Kafka: CPU time of applyPlan (the compiled
+ * check, the flag and its headers) over the batch events, normalised as ingest would, for
+ * about a second; and the share of them the plan flags (a check that the plan applies).
+ */
+function measurePlanCheck(batchBodies: string[]): { usPerEvent: number; flaggedShare: number } {
+  const compiled = compilePlan(benchPlan());
+  const plans = { get: () => compiled };
+  const receivedAt = new Date();
+  const events = batchBodies.flatMap((body) =>
+    (JSON.parse(fillSlots(body)) as { batch: unknown[] }).batch.map((item) =>
+      normalizeEvent(item, { workspaceId: WORKSPACE, receivedAt, ip: '127.0.0.1' }),
+    ),
+  );
+  let flagged = 0;
+  for (const e of events) if (applyPlan(plans, { ...e })) flagged++;
+  let n = 0;
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  while (performance.now() - t0 < 1000) {
+    for (const e of events) applyPlan(plans, { ...e });
+    n += events.length;
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return { usPerEvent: (cpu.user + cpu.system) / n, flaggedShare: flagged / events.length };
 }
 
 async function measure(
@@ -418,12 +562,21 @@ export function figures(ms: readonly Measurement[]): Figure[] {
         runs: runs.map((m) => m.serverCpuPct ?? m.generatorCpuPct),
       });
       // CPU time per event is steadier than throughput on a busy machine: compare runs with it
+      const planned = scenario === PLAN_TARGET;
       out.push({
         scenario,
         figure: f.cpuPerEvent,
         unit: 'µs',
         runs: runs.map((m) => m.cpuUsPerEvent ?? Number.NaN),
-        ...(isIngest ? { compareTo: { scenario: 'ingest/bare', figure: f.cpuPerEvent } } : {}),
+        // with a plan: against the same service without one
+        ...(planned
+          ? {
+              compareTo: { scenario: 'ingest/kafkajs', figure: f.cpuPerEvent },
+              target: TARGETS.planCpuVsNone,
+            }
+          : isIngest
+            ? { compareTo: { scenario: 'ingest/bare', figure: f.cpuPerEvent } }
+            : {}),
       });
       if (runs.some((m) => m.errors > 0))
         out.push({
@@ -440,7 +593,7 @@ export function figures(ms: readonly Measurement[]): Figure[] {
   for (const f of out)
     if (f.compareTo && !known.has(`${f.compareTo.scenario}\u0000${f.compareTo.figure}`)) {
       delete f.compareTo;
-      if (f.target?.kind === 'ratioAtLeast') delete f.target;
+      if (f.target?.kind === 'ratioAtLeast' || f.target?.kind === 'ratioAtMost') delete f.target;
     }
   return out;
 }
