@@ -138,6 +138,45 @@ export function ingestOpenApi(): object {
       },
     },
   };
+  const confirmToken = [
+    {
+      name: 't',
+      in: 'query',
+      required: true,
+      schema: { type: 'string', maxLength: 2048 },
+      description: 'the signed token from the confirmation mail',
+    },
+  ];
+  paths['/v1/consent/confirm'] = {
+    get: {
+      operationId: 'consentConfirmPage',
+      summary:
+        'Double opt-in: the confirmation page (what is confirmed, the text agreed to, a Confirm button). Changes nothing: mail scanners fetch GET links',
+      tags: ['consent'],
+      security: [],
+      parameters: confirmToken,
+      responses: {
+        '200': { description: 'HTML page (or "already confirmed")' },
+        '400': { description: 'malformed or tampered token' },
+        '410': { description: 'expired, or nothing to confirm (erased, past retention)' },
+        '503': { description: 'try again' },
+      },
+    },
+    post: {
+      operationId: 'consentConfirm',
+      summary:
+        'Double opt-in: confirms (the page button). Single use: a replay or a concurrent second POST answers 200 "already confirmed" and writes nothing',
+      tags: ['consent'],
+      security: [],
+      parameters: confirmToken,
+      responses: {
+        '200': { description: 'confirmed, or already confirmed (HTML)' },
+        '400': { description: 'malformed or tampered token' },
+        '410': { description: 'expired, or nothing to confirm' },
+        '503': { description: 'not confirmed; try again' },
+      },
+    },
+  };
   paths['/healthz'] = {
     get: {
       operationId: 'healthz',

@@ -56,6 +56,26 @@ const workspaceSettings = {
   properties: {
     clientKeys: { type: 'string', enum: ['restricted', 'trusted'] },
     clientKeysSource: { type: 'string', enum: ['workspace', 'default'] },
+    doubleOptIn: {
+      type: ['object', 'null'],
+      description: 'purposes whose grants need confirming by a link (null: none)',
+      properties: {
+        purposes: {
+          type: 'array',
+          items: { type: 'string', pattern: '^[a-z0-9_-]{1,40}$' },
+          minItems: 1,
+          maxItems: 50,
+        },
+        ttlHours: { type: 'integer', minimum: 1, maximum: 720, default: 72 },
+        from: { type: 'string' },
+        template: {
+          type: 'object',
+          required: ['subject', 'text'],
+          properties: { subject: { type: 'string' }, text: { type: 'string' }, html: { type: 'string' } },
+          description: 'Liquid over confirm_url, purpose, channel, consent_text, expires_at, traits',
+        },
+      },
+    },
   },
 };
 
@@ -588,21 +608,78 @@ export function queryOpenApi(): object {
         ),
       },
       '/v1/profiles/{id}/consent': {
-        get: op('getConsent', 'Consent of a profile per channel and purpose', { parameters: [id('id')] }),
+        get: op(
+          'getConsent',
+          'Consent of a profile per channel and purpose (each with status subscribed|pending|revoked)',
+          {
+            parameters: [id('id')],
+          },
+        ),
         put: op(
           'putConsent',
-          'Set consent: {channel, purpose?, subscribed} or {consents: [...]}; `*` means all',
+          'Set consent: {channel, purpose?, subscribed} or {consents: [...]}; `*` means all. ' +
+            'With `confirm: true` (and `text`), a grant is recorded pending and a double opt-in confirmation mail sent',
           {
             parameters: [id('id')],
             requestBody: { required: true, content: json(ConsentInput) },
           },
         ),
       },
+      '/v1/profiles/{id}/consent/history': {
+        get: op('getConsentHistory', "The person's logged consent decisions, newest first", {
+          parameters: [
+            id('id'),
+            query('channel'),
+            query('purpose'),
+            query('limit', { type: 'integer', minimum: 1, maximum: 1000 }),
+          ],
+          responses: {
+            '200': {
+              description: 'the history',
+              content: json({
+                type: 'object',
+                properties: {
+                  profileId: { type: 'string' },
+                  history: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        at: { type: 'string', format: 'date-time' },
+                        profileId: { type: 'string' },
+                        channel: { type: 'string' },
+                        purpose: { type: 'string' },
+                        status: { type: 'string', enum: ['subscribed', 'pending', 'revoked'] },
+                        subscribed: { type: 'boolean' },
+                        source: {
+                          type: 'string',
+                          description:
+                            'api | unsubscribe_link | form:<id>@<version> | link (a double opt-in confirmation)',
+                        },
+                        actor: { type: 'string' },
+                        campaignId: { type: 'string' },
+                        ip: { type: 'string' },
+                        userAgent: { type: 'string' },
+                        text: { type: 'string', description: 'the exact text the person was shown' },
+                        confirmation: {
+                          type: 'string',
+                          description: 'the double opt-in record a pending grant and its confirmation share',
+                        },
+                      },
+                    },
+                  },
+                },
+              }),
+            },
+            ...errors,
+          },
+        }),
+      },
       '/v1/suppressions': {
         get: op('listSuppressions', 'The suppression list', {
           parameters: [query('cursor'), query('limit', { type: 'integer', minimum: 1, maximum: 1000 })],
         }),
-        post: op('addSuppression', 'Suppress an email, phone or profileId', {
+        post: op('addSuppression', 'Suppress an email, phone, profileId or push deviceToken', {
           requestBody: { required: true, content: json(SuppressionInput) },
           responses: { '201': { description: 'added' }, ...errors },
         }),
@@ -671,27 +748,36 @@ export function queryOpenApi(): object {
             ...errors,
           },
         }),
-        put: op('updateWorkspaceSettings', 'Change settings of the workspace (audited)', {
-          requestBody: {
-            required: true,
-            content: json({
-              type: 'object',
-              required: ['clientKeys'],
-              additionalProperties: false,
-              properties: {
-                clientKeys: {
-                  enum: ['restricted', 'trusted', null],
-                  description:
-                    '`restricted`: client keys cannot take over or rewrite known people; `trusted`: they act like server keys; null: the deployment default (CDP_CLIENT_KEYS)',
+        put: op(
+          'updateWorkspaceSettings',
+          'Change settings of the workspace: clientKeys, doubleOptIn (audited)',
+          {
+            requestBody: {
+              required: true,
+              content: json({
+                type: 'object',
+                additionalProperties: false,
+                minProperties: 1,
+                properties: {
+                  clientKeys: {
+                    enum: ['restricted', 'trusted', null],
+                    description:
+                      '`restricted`: client keys cannot take over or rewrite known people; `trusted`: they act like server keys; null: the deployment default (CDP_CLIENT_KEYS)',
+                  },
+                  doubleOptIn: {
+                    description:
+                      'Double opt-in: {purposes, ttlHours?, from?, template?: {subject, text, html?}}, or null to turn it off. ' +
+                      'A purpose listed is opt-in: only a confirmed (or API) grant lets campaigns send on it',
+                  },
                 },
-              },
-            }),
+              }),
+            },
+            responses: {
+              '200': { description: 'settings in effect', content: json(workspaceSettings) },
+              ...errors,
+            },
           },
-          responses: {
-            '200': { description: 'settings in effect', content: json(workspaceSettings) },
-            ...errors,
-          },
-        }),
+        ),
       },
       '/v1/write-keys/{id}': {
         delete: op('revokeWriteKey', 'Revoke; ingest refuses it within a second', {
