@@ -177,6 +177,28 @@ export function ingestOpenApi(): object {
       },
     },
   };
+  paths['/p/{workspace}/{slug}'] = {
+    get: {
+      operationId: 'renderLandingPage',
+      summary:
+        'A published landing page as HTML (no script, strict CSP; form blocks post to the form submit endpoint without JavaScript). The variant is sticky per visitor (ajs_anonymous_id cookie, set when absent); each GET is produced as a page call',
+      tags: ['pages'],
+      security: [],
+      parameters: [
+        { name: 'workspace', in: 'path', required: true, schema: { type: 'string' } },
+        {
+          name: 'slug',
+          in: 'path',
+          required: true,
+          schema: { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$' },
+        },
+      ],
+      responses: {
+        '200': { description: 'the page (text/html); Set-Cookie ajs_anonymous_id for a new visitor' },
+        '404': { description: 'no published page at this slug (draft, archived, deleted or unknown)' },
+      },
+    },
+  };
   paths['/healthz'] = {
     get: {
       operationId: 'healthz',
