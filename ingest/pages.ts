@@ -97,7 +97,8 @@ export function pageRoutes(deps: PageDeps): Hono {
       cachedBytes = 0;
       cacheGeneration = gen;
     }
-    const key = `${page.workspaceId}/${page.slug}/${variant.id}`;
+    // the definition's own stamp too: a page read just before a reload is not kept as the new one
+    const key = `${page.workspaceId}/${page.slug}/${variant.id}/${page.id}@${page.version}@${page.updatedAt}`;
     let t = cache.get(key);
     if (!t) {
       t = renderPage(page, variant, (id) => deps.pages.form(page.workspaceId, id));

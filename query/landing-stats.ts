@@ -51,6 +51,15 @@ export interface FormStats {
   byPage: Array<{ pageId: string; views: number; submissions: number }>;
 }
 
+/** Every UTC day the range touches (YYYY-MM-DD), so a chart has its empty days too. */
+function daysOf(range: Range): string[] {
+  const out: string[] = [];
+  const DAY = 86_400_000;
+  for (let d = Math.floor(range.fromMs / DAY) * DAY; d < range.toMs; d += DAY)
+    out.push(new Date(d).toISOString().slice(0, 10));
+  return out;
+}
+
 const rate = (n: number, d: number) => (d > 0 ? Math.round((n / d) * 10_000) / 10_000 : null);
 const SUBMITTER = `if(anonymous_id != '', anonymous_id, user_id)`;
 
@@ -119,6 +128,9 @@ export async function pageStats(
     rows.filter((r) => r.variant !== null && r.day === null).map((r) => [String(r.variant), r]),
   );
   const known = new Set(variants.map((v) => v.id));
+  const byDay = new Map(
+    rows.filter((r) => r.day !== null && r.variant === null).map((r) => [String(r.day), r]),
+  );
   return {
     pageId,
     from: new Date(range.fromMs).toISOString(),
@@ -131,10 +143,7 @@ export async function pageStats(
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([id, r]) => ({ id, weight: null, ...counts(r) })),
     ],
-    byDay: rows
-      .filter((r) => r.day !== null && r.variant === null)
-      .map((r) => ({ date: String(r.day), ...counts(r) }))
-      .sort((a, b) => a.date.localeCompare(b.date)),
+    byDay: daysOf(range).map((date) => ({ date, ...counts(byDay.get(date)) })),
   };
 }
 
@@ -172,6 +181,7 @@ export async function formStats(ctx: AnalyticsContext, formId: string, range: Ra
   );
   const total = rows.find((r) => r.day === null && r.page === null);
   const n = (r: Row | undefined, k: string) => Number(r?.[k] ?? 0);
+  const byDay = new Map(rows.filter((r) => r.day !== null && r.page === null).map((r) => [String(r.day), r]));
   return {
     formId,
     from: new Date(range.fromMs).toISOString(),
@@ -183,15 +193,15 @@ export async function formStats(ctx: AnalyticsContext, formId: string, range: Ra
     pageSubmissions: n(total, 'page_submissions'),
     conversions: n(total, 'converters'),
     conversionRate: rate(n(total, 'converters'), n(total, 'visitors')),
-    byDay: rows
-      .filter((r) => r.day !== null && r.page === null)
-      .map((r) => ({
-        date: String(r.day),
+    byDay: daysOf(range).map((date) => {
+      const r = byDay.get(date);
+      return {
+        date,
         views: n(r, 'views'),
         submissions: n(r, 'submissions'),
         uniqueSubmitters: n(r, 'submitters'),
-      }))
-      .sort((a, b) => a.date.localeCompare(b.date)),
+      };
+    }),
     byPage: rows
       .filter((r) => r.page !== null && r.page !== '' && r.day === null)
       .map((r) => ({ pageId: String(r.page), views: n(r, 'views'), submissions: n(r, 'submissions') }))

@@ -276,6 +276,7 @@ describe('landing pages', () => {
       });
       expect(b.conversionRate).toBeCloseTo(1 / expectVisitors.b, 4);
       expect(s.byDay.reduce((n: number, d: { views: number }) => n + d.views, 0)).toBe(s.views);
+      expect(s.byDay.length).toBeGreaterThanOrEqual(30); // the default range: the last 30 days
 
       // the form's own report: its submissions from the page, the page views that showed it
       const fs = await api('GET', `/v1/forms/${formId}/stats`);
@@ -297,6 +298,11 @@ describe('landing pages', () => {
       const past = await stats(page.id, '?from=2020-01-01T00:00:00Z&to=2020-01-31T00:00:00Z');
       expect(past).toMatchObject({ views: 0, submissions: 0, conversionRate: null });
       expect(past.variants.map((v: { views: number }) => v.views)).toEqual([0, 0]);
+      // every day of the range, empty ones too
+      expect(past.byDay.map((d: { date: string }) => d.date)).toEqual(
+        Array.from({ length: 30 }, (_, i) => `2020-01-${String(i + 1).padStart(2, '0')}`),
+      );
+      expect(past.byDay.every((d: { views: number }) => d.views === 0)).toBe(true);
       const badRange = await api('GET', `/v1/pages/${page.id}/stats?from=yesterday`);
       expect(badRange.status).toBe(400);
       expect(badRange.body.error).toMatch(/^from:/);
