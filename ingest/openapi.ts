@@ -102,16 +102,35 @@ export function ingestOpenApi(): object {
     { name: 'workspace', in: 'path', required: true, schema: { type: 'string' } },
     { name: 'formId', in: 'path', required: true, schema: { type: 'string' } },
   ];
+  paths['/v1/forms/embed.js'] = {
+    get: {
+      operationId: 'formEmbedScript',
+      summary:
+        'The embeddable form script: put `<script src=".../v1/forms/embed.js" data-workspace data-form async>` or a `<div data-cdp-form="ws/id">` on any page; it renders the form from its JSON definition and posts JSON with the page URL, referrer and the analytics.js anonymousId',
+      tags: ['forms'],
+      security: [],
+      responses: {
+        '200': {
+          description:
+            'text/javascript (gzip when accepted); Cache-Control public, max-age=86400, stale-while-revalidate=604800; weak ETag; Access-Control-Allow-Origin *',
+        },
+        '304': { description: 'If-None-Match matched the ETag' },
+      },
+    },
+  };
   paths['/v1/forms/{workspace}/{formId}'] = {
     get: {
       operationId: 'renderForm',
       summary:
-        'The form as an HTML page that works without JavaScript, or as JSON (Accept: application/json) with a fresh signed `_token`',
+        'The form as an HTML page that works without JavaScript, or as JSON (Accept: application/json; CORS for any origin, without credentials) with a fresh signed `_token`',
       tags: ['forms'],
       security: [],
       parameters: form,
       responses: {
-        '200': { description: 'the form' },
+        '200': {
+          description:
+            'the form; as JSON {id, version, name, fields (without trait), consents: [{name, text, required}], action, token, minFillMs (post no sooner after the token), maxAgeMs (renew the token after), meta: {token, honeypot, page, referrer, anonymousId, …}}',
+        },
         '404': { description: 'no such form' },
         '409': { description: 'paused' },
       },
