@@ -4,10 +4,17 @@
 // table but quarantined_events, with their reason; after the plan is fixed a replay brings
 // them into the pipeline once (a second replay, or two at once, adds nothing); violations are
 // counted per event and property path; hostile schemas are refused.
+
+import { Hono } from 'hono';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
+import type { QueryEnv } from '../../query/app.ts';
+import { trackingPlanRoutes } from '../../query/routes/tracking-plan.ts';
 import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import type { Config } from '../../runtime/config.ts';
+import { DefinitionStore } from '../../runtime/definitions.ts';
+import { createKafka } from '../../runtime/kafka/index.ts';
 import { adminApi, eventually, ingestApi, testConfig, testLogger, uniqueId } from '../harness.ts';
 
 /** Listings are bounded ranges: from a day ago. */
@@ -297,6 +304,77 @@ describe('tracking plans', () => {
     expect(one.body.violations).toHaveLength(1);
   });
 
+  it('a replay that crashes after sending leaves the events quarantined; the next sends them again; the profile shows it once', async () => {
+    const id = uniqueId('msg-crash-');
+    await send('/v1/track', order('u-crash', id, { order_id: 'o7', total: 'seven' }));
+    await eventually('the event in quarantine', async () =>
+      (await quarantined()).some((i) => i.messageId === id),
+    );
+    await savePlan(planBody('quarantine', ['number', 'string'], { unplannedEvents: 'violation' }));
+    // the replay route over a ClickHouse whose insert of the replayed marks fails: a crash
+    // after Kafka took the events and before they were marked
+    const redis = new Redis(cfg.redis.url);
+    const failing = new Proxy(ch, {
+      get(target, prop, receiver) {
+        if (prop === 'insert')
+          return async (args: { table: string }) => {
+            if (args.table === 'quarantined_events') throw new Error('crashed before marking');
+            return target.insert(args as never);
+          };
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const app = new Hono<QueryEnv>();
+    app.use('*', async (c, next) => {
+      c.set('workspaceId', cfg.keys.workspace);
+      c.set('apiKey', 'test');
+      await next();
+    });
+    const producer = createKafka(cfg.kafka, testLogger(cfg)).producer();
+    app.route(
+      '/',
+      trackingPlanRoutes({
+        clickhouse: failing,
+        defs: new DefinitionStore(redis, cfg.redis.prefix),
+        redis,
+        redisPrefix: cfg.redis.prefix,
+        log: testLogger(cfg),
+        analytics: cfg.analytics,
+        now: () => new Date(),
+        producer,
+        topicPrefix: cfg.kafka.topicPrefix,
+      }),
+    );
+    try {
+      let cause = '';
+      app.onError((err, c) => {
+        cause = err.message;
+        return c.text('crashed', 500);
+      });
+      const crashed = await app.request('/replay', { method: 'POST', body: '{"event":"Order Completed"}' });
+      expect(crashed.status).toBe(500);
+      expect(cause).toBe('crashed before marking');
+    } finally {
+      await producer.disconnect();
+      redis.disconnect();
+    }
+    // sent once already, still quarantined; the lock was released
+    expect((await quarantined()).map((i) => i.messageId)).toContain(id);
+    const again = await api('POST', '/v1/tracking-plan/replay', { event: 'Order Completed' });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body.replayed).toBe(1);
+    const profile = await eventually('the profile of u-crash', async () => {
+      const p = await profileOf('u-crash');
+      return p.status === 200 ? p.body : undefined;
+    });
+    const events = await eventually('its timeline', async () => {
+      const r = await api('GET', `/v1/profiles/${profile.id}/events`);
+      return r.body.events?.length ? r.body.events : undefined;
+    });
+    expect(events.filter((e: { messageId: string }) => e.messageId === id)).toHaveLength(1);
+    expect((await quarantined()).map((i) => i.messageId)).not.toContain(id);
+  });
+
   it('erasing a person deletes their quarantined events', async () => {
     // a conforming event gives u-x a profile; its two quarantined events wait in quarantine
     const ok = uniqueId('msg-x-ok-');
@@ -321,14 +399,14 @@ describe('tracking plans', () => {
 
   it('versions, audit and delete', async () => {
     const plan = await api('GET', '/v1/tracking-plan');
-    expect(plan.body.version).toBe(5);
+    expect(plan.body.version).toBe(6);
     const v2 = await api('GET', '/v1/tracking-plan/versions/2');
     expect(v2.body.mode).toBe('flag');
     expect((await api('DELETE', '/v1/tracking-plan')).status).toBe(204);
     expect((await api('GET', '/v1/tracking-plan')).status).toBe(404);
     const next = await api('PUT', '/v1/tracking-plan', planBody('allow'));
     expect(next.status).toBe(201);
-    expect(next.body.version).toBe(6);
+    expect(next.body.version).toBe(7);
     const audit = await eventually('the audit entries', async () => {
       const r = await api('GET', `/v1/audit?entityType=tracking_plan&from=${SINCE}&limit=100`);
       return r.body.items?.length >= 7 ? r.body.items : undefined;
