@@ -51,6 +51,8 @@ export interface QueryDeps {
   resolveAdminKey: AdminKeyResolver;
   /** Verifies unsubscribe links (CDP_UNSUBSCRIBE_SECRET). */
   unsubscribeSecret: string;
+  /** Where visitors reach the ingest host (CDP_INGEST_PUBLIC_URL): the console's embed codes and page links. */
+  ingestPublicUrl?: string;
   log: Logger;
   /** Limits of the analytics routes (CDP_ANALYTICS_*). */
   analytics?: AnalyticsLimits;
@@ -102,7 +104,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   const openapi = queryOpenApi();
   app.get('/openapi.json', (c) => c.json(openapi));
   // the marketer console: static files, no key (the page asks for one and sends it to /v1)
-  app.route('/console', consoleRoutes());
+  app.route('/console', consoleRoutes({ ingestUrl: deps.ingestPublicUrl }));
   app.get('/console/', (c) => c.redirect('/console', 301));
 
   app.use(

@@ -61,6 +61,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     redisPrefix: cfg.redis.prefix,
     resolveAdminKey: (k) => adminKeys.get(k),
     unsubscribeSecret: cfg.unsubscribe.secret,
+    ingestPublicUrl: cfg.ingest.publicUrl,
     log,
     analytics: cfg.analytics,
     kafkaAdmin,

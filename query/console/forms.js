@@ -107,22 +107,49 @@ export const ItemTools = ({ i, n, what, onMove }) => html`
 // ---- the ingest host: where the embed code and public pages point --------------------------
 
 const HOST_KEY = 'cdp.ingestHost';
-/** The ingest host as set in this browser; default: this host on the ingest's default port. */
-export function ingestHost() {
-  return localStorage.getItem(HOST_KEY) || `${location.protocol}//${location.hostname}:8080`;
+let deployed;
+/** The ingest host the query service was configured with (CDP_INGEST_PUBLIC_URL), asked once. */
+const deployedHost = () => {
+  deployed ??= fetch('/console/config.json')
+    .then((r) => (r.ok ? r.json() : {}))
+    .then((c) => (typeof c.ingestUrl === 'string' ? c.ingestUrl.replace(/\/+$/, '') : null))
+    .catch(() => null);
+  return deployed;
+};
+
+/**
+ * The ingest host for embed codes and page links: the one set in this browser, else the
+ * service's configured public URL, else this host on the ingest's default port.
+ * [host (null until known), set (empty: back to the default)].
+ */
+export function useIngestHost() {
+  const [host, setHost] = useState(() => localStorage.getItem(HOST_KEY));
+  useEffect(() => {
+    if (host) return;
+    let live = true;
+    deployedHost().then((h) => live && setHost(h || `${location.protocol}//${location.hostname}:8080`));
+    return () => {
+      live = false;
+    };
+  }, [host]);
+  const set = (v) => {
+    if (v) localStorage.setItem(HOST_KEY, v);
+    else localStorage.removeItem(HOST_KEY);
+    setHost(v || null);
+  };
+  return [host, set];
 }
 
-export function IngestHost({ onChange }) {
-  const [v, setV] = useState(ingestHost);
+/** Edits the ingest host; saved in this browser, an empty value goes back to the configured one. */
+export function IngestHost({ host, onChange }) {
+  const [v, setV] = useState(host ?? '');
+  useEffect(() => setV(host ?? ''), [host]);
   return html`<form class="row" onSubmit=${(e) => {
     e.preventDefault();
-    const clean = v.trim().replace(/\/+$/, '');
-    if (clean) localStorage.setItem(HOST_KEY, clean);
-    else localStorage.removeItem(HOST_KEY);
-    onChange?.(ingestHost());
+    onChange(v.trim().replace(/\/+$/, ''));
   }}>
-    <${Field} label="Ingest host (public URL)" hint="Where visitors reach the ingest service; kept in this browser.">
-      <input type="url" value=${v} required onInput=${(e) => setV(e.currentTarget.value)} />
+    <${Field} label="Ingest host (public URL)" hint="Where visitors reach the ingest service. A change is kept in this browser; empty: the configured one.">
+      <input type="url" value=${v} onInput=${(e) => setV(e.currentTarget.value)} />
     <//>
     <div class="field"><span class="label" aria-hidden="true"> </span><button type="submit">Use this host</button></div>
   </form>`;
@@ -485,7 +512,7 @@ export function FormDetail({ id }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
-  const [host, setHost] = useState(ingestHost);
+  const [host, setHost] = useIngestHost();
   const path = `/v1/forms/${encodeURIComponent(id)}`;
   useEffect(() => {
     api(path).then(setForm).catch(setError);
@@ -533,9 +560,13 @@ export function FormDetail({ id }) {
       ${form.status === 'paused' ? html`<p class="muted" role="status">Paused: submissions are refused (409) until it is activated.</p>` : null}
       <${ErrorBox} error=${error} />
       <h2>Put it on a page</h2>
-      <${IngestHost} onChange=${setHost} />
-      <${CopyBox} label="Embed code" text=${snippet} />
-      <${CopyBox} label="Hosted form URL" text=${`${host}/v1/forms/${ws}/${fid}`} />
+      <${IngestHost} host=${host} onChange=${setHost} />
+      ${
+        host
+          ? html`<${CopyBox} label="Embed code" text=${snippet} />
+            <${CopyBox} label="Hosted form URL" text=${`${host}/v1/forms/${ws}/${fid}`} />`
+          : null
+      }
       <h2>Submissions</h2>
       <${FormStats} id=${form.id} />
     </section>`;

@@ -11,11 +11,11 @@ import {
   F,
   IngestHost,
   ItemTools,
-  ingestHost,
   lastDays,
   moved,
   pct,
   useGet,
+  useIngestHost,
   useSave,
 } from './forms.js';
 import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate } from './ui.js';
@@ -305,7 +305,7 @@ export function PageDetail({ id }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
-  const [host, setHost] = useState(ingestHost);
+  const [host, setHost] = useIngestHost();
   const path = `/v1/pages/${encodeURIComponent(id)}`;
   useEffect(() => {
     api(path).then(setP).catch(setError);
@@ -325,7 +325,7 @@ export function PageDetail({ id }) {
     }
   };
   if (!p) return html`<${ErrorBox} error=${error} />${error ? null : html`<p class="muted">Loading…</p>`}`;
-  const url = `${host}/p/${encodeURIComponent(p.workspaceId)}/${p.slug}`;
+  const url = `${host ?? ''}/p/${encodeURIComponent(p.workspaceId)}/${p.slug}`;
   return html`
     <section aria-labelledby="page-title">
       <div class="title-row">
@@ -348,7 +348,7 @@ export function PageDetail({ id }) {
       </div>
       <${ErrorBox} error=${error} />
       <h2>Address</h2>
-      <${IngestHost} onChange=${setHost} />
+      <${IngestHost} host=${host} onChange=${setHost} />
       ${
         p.status === 'published'
           ? html`<p>Live at <a href=${url} target="_blank" rel="noopener noreferrer" data-testid="page-url">${url}</a></p>`

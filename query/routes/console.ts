@@ -29,7 +29,8 @@ const HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-export function consoleRoutes() {
+/** `ingestUrl`: the ingest host's public address, which the console puts in embed codes and page links. */
+export function consoleRoutes(opts: { ingestUrl?: string } = {}) {
   const app = new Hono();
   // the vendored libraries are read once, on first request (nothing happens at import)
   const cache = new Map<string, Promise<string>>();
@@ -55,6 +56,18 @@ export function consoleRoutes() {
   const index = async () => send(await readFile(`${DIR}index.html`, 'utf8'), 'index.html', false);
   app.get('/', index);
   app.get('/index.html', index);
+  // what the page needs to know about the deployment (nothing secret: the ingest host is public)
+  app.get(
+    '/config.json',
+    () =>
+      new Response(JSON.stringify({ ingestUrl: opts.ingestUrl ?? null }), {
+        headers: {
+          'content-type': 'application/json; charset=utf-8',
+          'cache-control': 'no-cache',
+          ...HEADERS,
+        },
+      }),
+  );
   app.get('/vendor/:file', async (c) => {
     const name = c.req.param('file');
     const v = Object.hasOwn(VENDOR, name) ? VENDOR[name] : undefined;

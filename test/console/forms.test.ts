@@ -269,13 +269,22 @@ describe('forms, landing pages, exports and attribution in the console', () => {
     });
     expect(forms[0].fields[3]).not.toHaveProperty('pattern');
 
-    // the embed code points at the ingest host set here; the hosted form is served there
+    // the embed code points at the configured public ingest host (CDP_INGEST_PUBLIC_URL; here
+    // the default, as the test's port is chosen by the OS) until another is set in this browser
+    await expect
+      .poll(() => page.getByLabel('Embed code', { exact: true }).inputValue(), { timeout: 10_000 })
+      .toContain(`<script src="${cfg.ingest.publicUrl}/v1/forms/embed.js"`);
+    await expect
+      .poll(() => page.getByLabel('Ingest host (public URL)', { exact: true }).inputValue())
+      .toBe(cfg.ingest.publicUrl);
+    // the hosted form is served by the ingest host set here
     await page.getByLabel('Ingest host (public URL)', { exact: true }).fill(running.urls.ingest!);
     await page.getByRole('button', { name: 'Use this host' }).click();
-    const snippet = await page.getByLabel('Embed code', { exact: true }).inputValue();
-    expect(snippet).toBe(
-      `<script src="${running.urls.ingest}/v1/forms/embed.js" data-workspace="${cfg.keys.workspace}" data-form="${formId}" async></script>`,
-    );
+    await expect
+      .poll(() => page.getByLabel('Embed code', { exact: true }).inputValue())
+      .toBe(
+        `<script src="${running.urls.ingest}/v1/forms/embed.js" data-workspace="${cfg.keys.workspace}" data-form="${formId}" async></script>`,
+      );
     const hostedUrl = await page.getByLabel('Hosted form URL', { exact: true }).inputValue();
     const hosted = await fetch(hostedUrl, { headers: { accept: 'text/html' } });
     expect(hosted.status).toBe(200);
