@@ -31,6 +31,23 @@ describe('normalizeEvent', () => {
     expect(e.messageId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it('drops a client’s own context.violations (only a tracking plan sets them), in a batch context too', () => {
+    const forged = {
+      violations: [{ path: 'properties.total', keyword: 'type', message: 'fake' }],
+      locale: 'en',
+    };
+    const e = normalizeEvent(
+      { userId: 'u1', event: 'Paid', context: forged },
+      { ...ctx, routeType: 'track' },
+    );
+    expect(e.context).toEqual({ locale: 'en', ip: '203.0.113.9' });
+    const b = normalizeEvent(
+      { type: 'track', userId: 'u1', event: 'Paid' },
+      { ...ctx, batchContext: forged },
+    );
+    expect(b.context.violations).toBeUndefined();
+  });
+
   it('corrects client clock skew from sentAt and originalTimestamp', () => {
     // the client clock is 1 h fast; the event happened 5 s before it was sent
     const e = normalizeEvent(

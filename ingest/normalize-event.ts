@@ -121,6 +121,8 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
     ? { ...ctx.batchContext, ...(ev.context ?? {}) }
     : { ...(ev.context ?? {}) };
   if (context.ip === undefined && ctx.ip) context.ip = ctx.ip;
+  // set only by a tracking plan in flag mode (ingest/tracking-plan.ts), never by a client
+  delete context.violations;
 
   const out: NormalizedEvent = {
     workspaceId: ctx.workspaceId,
