@@ -291,10 +291,14 @@ const refusedParse = () =>
     'The statement could not be analysed; simplify its names and aliases',
   );
 
-/** `Function name (alias x)` → name; `TableIdentifier db.t (alias x)` → db.t. */
+/**
+ * `Function name (alias x)` → name; `TableIdentifier db.t (alias x)` → db.t. A name with a
+ * space in it is refused: the dump would not tell where it ends.
+ */
 function nameOf(n: Node): string {
-  const m = /^(\S+)/.exec(n.rest);
-  return (m?.[1] ?? '').replace(/`/g, '');
+  const m = /^(\S+)(?: \(alias .*\))?$/s.exec(n.rest);
+  if (!m) throw new BiSqlError(ErrorCode.ACCESS_DENIED, `Not allowed in a BI query: the name ${n.rest}`);
+  return m[1]!.replace(/`/g, '');
 }
 
 /**
