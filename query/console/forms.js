@@ -96,13 +96,29 @@ export function moved(list, i, d) {
   return next;
 }
 
-/** Up / Down / Remove buttons for the `i`th of `n` items called `what`. */
-export const ItemTools = ({ i, n, what, onMove }) => html`
-  <div class="row item-tools">
-    <button type="button" class="small" disabled=${i === 0} aria-label=${`Move ${what} up`} onClick=${() => onMove(i, -1)}>↑</button>
-    <button type="button" class="small" disabled=${i === n - 1} aria-label=${`Move ${what} down`} onClick=${() => onMove(i, 1)}>↓</button>
-    <button type="button" class="small" aria-label=${`Remove ${what}`} onClick=${() => onMove(i, 0)}>Remove</button>
+/**
+ * Up / Down / Remove buttons for the `i`th of `n` items called `what`, in the list `list`.
+ * Focus follows a moved item (its button of the same direction, or the other one at an
+ * end); after a removal it goes to the next item's Remove, else to the list's add button.
+ */
+export function ItemTools({ list, i, n, what, onMove }) {
+  const move = (d) => {
+    onMove(i, d);
+    const to = d === 0 ? Math.min(i, n - 2) : i + d;
+    setTimeout(() => {
+      const q = (x) => document.querySelector(`[data-move="${CSS.escape(`${list}:${to}:${x}`)}"]`);
+      const el = d === 0 ? q(0) : [q(d), q(-d)].find((b) => b && !b.disabled);
+      (el ?? document.querySelector(`[data-add="${CSS.escape(list)}"]`))?.focus();
+    });
+  };
+  const btn = (d, label, text, disabled) =>
+    html`<button type="button" class="small" data-move=${`${list}:${i}:${d}`} disabled=${disabled} aria-label=${label} onClick=${() => move(d)}>${text}</button>`;
+  return html`<div class="row item-tools">
+    ${btn(-1, `Move ${what} up`, '↑', i === 0)}
+    ${btn(1, `Move ${what} down`, '↓', i === n - 1)}
+    ${btn(0, `Remove ${what}`, 'Remove', false)}
   </div>`;
+}
 
 // ---- the ingest host: where the embed code and public pages point --------------------------
 
@@ -414,7 +430,7 @@ function FieldEditor({ f, i, n, set, onMove, errors }) {
       }
       ${f.type === 'hidden' ? html`<${F} label="Value" k=${k('value')} errors=${errors}><input value=${f.value ?? ''} onInput=${on('value')} /><//>` : null}
     </div>
-    <${ItemTools} i=${i} n=${n} what=${what} onMove=${onMove} />
+    <${ItemTools} list="fields" i=${i} n=${n} what=${what} onMove=${onMove} />
   </fieldset>`;
 }
 
@@ -432,7 +448,7 @@ function ConsentEditor({ c, i, n, set, onMove, errors }) {
     <${F} label="Exact text shown" k=${k('text')} errors=${errors} wide hint="Kept with each consent record">
       <textarea rows="2" required value=${c.text} onInput=${on('text')}></textarea>
     <//>
-    <${ItemTools} i=${i} n=${n} what=${`consent box ${i + 1}`} onMove=${onMove} />
+    <${ItemTools} list="consents" i=${i} n=${n} what=${`consent box ${i + 1}`} onMove=${onMove} />
   </fieldset>`;
 }
 
@@ -472,7 +488,7 @@ export function FormEditor({ id }) {
           ) => html`<${FieldEditor} key=${i} f=${f} i=${i} n=${s.fields.length} set=${setField(i)} errors=${errors}
             onMove=${(j, d) => setS({ ...s, fields: moved(s.fields, j, d) })} />`,
         )}
-        <div class="row"><button type="button" onClick=${() => setS({ ...s, fields: [...s.fields, blankField(s.fields.length)] })}>+ Field</button></div>
+        <div class="row"><button type="button" data-add="fields" onClick=${() => setS({ ...s, fields: [...s.fields, blankField(s.fields.length)] })}>+ Field</button></div>
         <h2>Consent boxes</h2>
         <p class="muted">A ticked box records consent for its purpose and channel, with the text shown. Unticked records nothing.</p>
         ${errors?.key === 'consents' ? html`<p class="field-error" tabindex="-1" data-key="consents">${errors.message}</p>` : null}
@@ -483,7 +499,7 @@ export function FormEditor({ id }) {
           ) => html`<${ConsentEditor} key=${i} c=${c} i=${i} n=${s.consents.length} set=${setConsent(i)} errors=${errors}
             onMove=${(j, d) => setS({ ...s, consents: moved(s.consents, j, d) })} />`,
         )}
-        <div class="row"><button type="button" onClick=${() => setS({ ...s, consents: [...s.consents, blankConsent(s.consents.length)] })}>+ Consent box</button></div>
+        <div class="row"><button type="button" data-add="consents" onClick=${() => setS({ ...s, consents: [...s.consents, blankConsent(s.consents.length)] })}>+ Consent box</button></div>
         <h2>After submitting</h2>
         <fieldset class="row"><legend>Show</legend>
           <label class="check"><input type="radio" name="success" checked=${s.successKind === 'message'} onChange=${() => setS({ ...s, successKind: 'message' })} /><span>A message</span></label>

@@ -179,7 +179,7 @@ function BlockEditor({ b, at, i, n, set, onMove, errors, forms, scope }) {
                   <${F} label="Button link" k=${k('url')} errors=${errors}><input type="url" value=${b.url} required onInput=${on('url')} /><//>`
       }
     </div>
-    <${ItemTools} i=${i} n=${n} what=${what} onMove=${onMove} />
+    <${ItemTools} list=${at} i=${i} n=${n} what=${what} onMove=${onMove} />
   </fieldset>`;
 }
 
@@ -198,7 +198,7 @@ function Blocks({ at, blocks, set, errors, forms, scope = '' }) {
       <${Field} label=${`${scope}New block`}><select value=${adding} onChange=${(e) => setAdding(e.currentTarget.value)}>
         ${BLOCKS.map(([t, l]) => html`<option value=${t}>${l}</option>`)}</select><//>
       <div class="field"><span class="label" aria-hidden="true"> </span>
-        <button type="button" onClick=${() => set([...blocks, blank[adding]()])}>${`+ Add ${scope}block`}</button></div>
+        <button type="button" data-add=${at} onClick=${() => set([...blocks, blank[adding]()])}>${`+ Add ${scope}block`}</button></div>
     </div>`;
 }
 

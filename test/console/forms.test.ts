@@ -198,6 +198,14 @@ describe('forms, landing pages, exports and attribution in the console', () => {
           .inputValue(),
       )
       .toBe('role');
+    // focus follows the moved field, so Enter again moves it further
+    const label = () =>
+      page.evaluate(() =>
+        (
+          globalThis as unknown as { document: { activeElement: { getAttribute(n: string): string | null } } }
+        ).document.activeElement.getAttribute('aria-label'),
+      );
+    await expect.poll(label).toBe('Move field 3 (role) up');
     await page.getByRole('button', { name: '+ Consent box' }).click();
     const c1 = page.getByRole('group', { name: 'Consent box 1', exact: true });
     await c1.getByLabel('Purpose', { exact: true }).fill('newsletter');
