@@ -13,6 +13,7 @@ import { LiveView } from './live.js';
 import { PageDetail, PageEditor, PageList } from './pages.js';
 import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
+import { TrackingPlanScreen } from './tracking-plan.js';
 import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
 
 function SignIn({ onSignedIn }) {
@@ -62,6 +63,7 @@ const NAV = [
   ['#/ledger', 'Ledger'],
   ['#/audit', 'Audit log'],
   ['#/exports', 'Exports'],
+  ['#/tracking-plan', 'Tracking plan'],
   ['#/live', 'Live'],
 ];
 
@@ -99,6 +101,8 @@ function route(hash) {
       return html`<${PageList} />`;
     case 'exports':
       return html`<${ExportsScreen} />`;
+    case 'tracking-plan':
+      return html`<${TrackingPlanScreen} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
     case 'live':
