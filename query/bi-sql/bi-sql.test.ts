@@ -482,6 +482,21 @@ describe('hostile SQL', () => {
     expect(await rows('A', 'SELECT name FROM system.databases')).toEqual([{ name: 'default' }]);
   });
 
+  it('runs at most half the slots for one workspace at once, and the other workspace still gets in', async () => {
+    const slow =
+      'SELECT count() FROM (SELECT arrayJoin(range(100000)) AS a) AS x, (SELECT arrayJoin(range(100000)) AS b) AS y WHERE cityHash64(a, b) % 1000 = 7';
+    const send = (who: 'A' | 'B') =>
+      http('/', { method: 'POST', body: slow, who }).then(async (r) => [r.status, await r.text()] as const);
+    const a = [send('A'), send('A')];
+    // the two of A are running (1 s each, to their time limit) when the third arrives
+    await new Promise((r) => setTimeout(r, 300));
+    const [third, b] = await Promise.all([send('A'), send('B')]);
+    expect(third[0]).toBe(429);
+    expect(third[1]).toContain('TOO_MANY_SIMULTANEOUS_QUERIES');
+    expect(b[1]).toContain('TIMEOUT_EXCEEDED');
+    for (const [, text] of await Promise.all(a)) expect(text).toContain('TIMEOUT_EXCEEDED');
+  });
+
   it('stops a result past its row limit, a slow query at its time limit, and a query past its memory', async () => {
     // 9 × 1000 rows against a limit of 5000
     const big = await http('/', {

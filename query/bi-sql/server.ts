@@ -127,6 +127,7 @@ interface Engine {
 export function createBiSqlApp(deps: BiSqlDeps): Hono {
   const app = new Hono();
   let running = 0;
+  const runningByWorkspace = new Map<string, number>();
   let engine: Promise<Engine> | undefined;
   let loadedAt = 0;
   // tables change with migrations only: the catalog is read again after a minute
@@ -206,7 +207,16 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
           ErrorCode.TOO_MANY_SIMULTANEOUS_QUERIES,
           `Too many simultaneous queries: at most ${deps.limits.maxConcurrent} BI queries run at once`,
         );
+      // one workspace cannot take every slot: half of them at most (one when there are fewer)
+      const perWorkspace = Math.max(1, Math.floor(deps.limits.maxConcurrent / 2));
+      const mine = runningByWorkspace.get(workspaceId) ?? 0;
+      if (mine >= perWorkspace)
+        throw new BiSqlError(
+          ErrorCode.TOO_MANY_SIMULTANEOUS_QUERIES,
+          `Too many simultaneous queries for this workspace: at most ${perWorkspace} run at once`,
+        );
       running++;
+      runningByWorkspace.set(workspaceId, mine + 1);
       let body: Buffer;
       try {
         const sql = `SELECT * FROM (\n${checked.sql}\n)\nSETTINGS ${executionSettings(eng.catalog, workspaceId, limits, extra)}`;
@@ -224,6 +234,9 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
         throw err instanceof BiSqlError ? err : BiSqlError.fromEngine(err, 'Query failed');
       } finally {
         running--;
+        const left = (runningByWorkspace.get(workspaceId) ?? 1) - 1;
+        if (left > 0) runningByWorkspace.set(workspaceId, left);
+        else runningByWorkspace.delete(workspaceId);
       }
 
       const elapsedNs = process.hrtime.bigint() - started;
