@@ -294,6 +294,12 @@ describe('the HTTP interface as ClickHouse answers it', () => {
     expect(get.headers.get('x-clickhouse-format')).toBe('JSON');
     expect(get.headers.get('content-type')).toContain('application/json');
     expect(JSON.parse(get.headers.get('x-clickhouse-summary')!)).toHaveProperty('elapsed_ns');
+    const withId = await http('/?query=SELECT%201&query_id=dash-42');
+    expect(withId.headers.get('x-clickhouse-query-id')).toBe('dash-42');
+    const badId = await http('/?query=SELECT%201&query_id=a%0D%0AX-Evil:%201');
+    expect(badId.status).toBe(200);
+    expect(badId.headers.get('x-evil')).toBeNull();
+    expect(badId.headers.get('x-clickhouse-query-id')).toMatch(/^[0-9a-f-]{36}$/);
     const json = (await get.json()) as { meta: { name: string }[]; data: { event: string; n: number }[] };
     expect(json.meta.map((m) => m.name)).toEqual(['event', 'n']);
     expect(json.data).toEqual([

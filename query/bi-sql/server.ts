@@ -158,7 +158,9 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
   app.on(['GET', 'POST', 'HEAD'], '/', async (c) => {
     const url = new URL(c.req.url);
     const started = process.hrtime.bigint();
-    const queryId = url.searchParams.get('query_id') || randomUUID();
+    // a client's own query id is echoed back if it is a plain token (it goes into a header)
+    const askedId = url.searchParams.get('query_id') ?? '';
+    const queryId = /^[A-Za-z0-9_.:-]{1,128}$/.test(askedId) ? askedId : randomUUID();
     let version = '';
     let workspaceId: string | undefined;
     try {
