@@ -35,8 +35,8 @@ const KEYS = [
 ];
 
 /** What an export reads, in a few words. */
-function describe(src) {
-  if (src.segment) return `segment ${src.segment.id}`;
+function describe(src, segName) {
+  if (src.segment) return `segment ${segName(src.segment.id)}`;
   if (src.events)
     return `events ${src.events.from.slice(0, 10)} → ${src.events.to.slice(0, 10)}${src.events.events ? ` (${src.events.events.join(', ')})` : ''}`;
   if (src.table)
@@ -153,7 +153,7 @@ function NewExport({ segments, onStarted }) {
   </form>`;
 }
 
-function ExportRow({ job, onChanged }) {
+function ExportRow({ job, onChanged, segName }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [confirm, setConfirm] = useState(false);
@@ -171,13 +171,13 @@ function ExportRow({ job, onChanged }) {
   const pctDone = Math.round((job.progress ?? 0) * 100);
   return html`<tr data-export=${job.id}>
     <td class="mono">${job.id}</td>
-    <td>${describe(job.source)}</td>
+    <td>${describe(job.source, segName)}</td>
     <td>${job.format}</td>
     <td><span class=${`badge ${job.status}`}>${job.status}</span>${job.error ? html`<div class="small field-error">${job.error}</div>` : null}</td>
     <td><progress max="100" value=${pctDone} aria-label=${`Progress of ${job.id}`}></progress> ${pctDone}%
       <div class="small muted">${fmtNum(job.rowsDone)}${job.rowsTotal !== null ? ` of ${fmtNum(job.rowsTotal)}` : ''} rows</div></td>
-    <td>${fmtBytes(job.bytes)}</td>
-    <td>${fmtTime(job.createdAt)}${job.expiresAt ? html`<div class="small muted">deleted ${fmtTime(job.expiresAt)}</div>` : null}</td>
+    <td class="num nowrap">${fmtBytes(job.bytes)}</td>
+    <td>${fmtTime(job.createdAt)}${job.expiresAt ? html`<div class="small muted">file deleted after ${fmtTime(job.expiresAt)}</div>` : null}</td>
     <td>
       <div class="row">
         ${job.status === 'done' ? html`<button type="button" class="small" disabled=${busy} aria-label=${`Download ${job.id}`} onClick=${() => act(() => downloadFile(job))}>Download</button>` : null}
@@ -227,6 +227,7 @@ export function ExportsScreen() {
     };
   }, [tick]);
   const refresh = () => setTick((n) => n + 1);
+  const segName = (id) => segs?.segments?.find((x) => x.id === id)?.name ?? id;
   return html`
     <section aria-labelledby="exports-title">
       <h1 id="exports-title">Exports</h1>
@@ -249,7 +250,7 @@ export function ExportsScreen() {
                 <caption class="sr-only">Exports, newest first</caption>
                 <thead><tr><th scope="col">Id</th><th scope="col">Source</th><th scope="col">Format</th><th scope="col">Status</th>
                   <th scope="col">Progress</th><th scope="col">Size</th><th scope="col">Started</th><th scope="col">Actions</th></tr></thead>
-                <tbody>${items.map((j) => html`<${ExportRow} key=${j.id} job=${j} onChanged=${refresh} />`)}</tbody>
+                <tbody>${items.map((j) => html`<${ExportRow} key=${j.id} job=${j} onChanged=${refresh} segName=${segName} />`)}</tbody>
               </table></div>`
       }
     </section>`;

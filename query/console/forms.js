@@ -188,7 +188,7 @@ export function CopyBox({ label, text }) {
   };
   return html`<div class="field wide">
     <label class="label" for=${id}>${label}</label>
-    <textarea id=${id} class="mono" readonly rows=${Math.min(6, text.split('\n').length + 1)} value=${text}></textarea>
+    <textarea id=${id} class="mono" readonly rows=${Math.min(6, Math.max(2, Math.ceil(text.length / 64)))} value=${text}></textarea>
     <div class="row"><button type="button" onClick=${copy} aria-label=${`Copy ${label}`}>Copy</button><span class="muted" role="status">${note}</span></div>
   </div>`;
 }
@@ -235,11 +235,19 @@ export function FormList() {
     if (!forms) return;
     let live = true;
     const r = lastDays(30);
-    // the stats route is per form; the first 50 are asked (a long list shows — for the rest)
-    for (const f of forms.slice(0, 50))
-      api(`/v1/forms/${encodeURIComponent(f.id)}/stats?from=${r.from}&to=${r.to}`)
-        .then((s) => live && setStats((o) => ({ ...o, [f.id]: s })))
-        .catch(() => undefined);
+    // the stats route is per form: the first 50 are asked, one at a time (each is a
+    // ClickHouse query; a long list shows — for the rest)
+    (async () => {
+      for (const f of forms.slice(0, 50)) {
+        if (!live) return;
+        try {
+          const st = await api(`/v1/forms/${encodeURIComponent(f.id)}/stats?from=${r.from}&to=${r.to}`);
+          if (live) setStats((o) => ({ ...o, [f.id]: st }));
+        } catch {
+          // a form's numbers that cannot be read show as —
+        }
+      }
+    })();
     return () => {
       live = false;
     };
@@ -557,7 +565,7 @@ export function FormDetail({ id }) {
         <h1 id="form-title">${form.name}</h1>
         <span class=${`badge ${form.status}`} data-testid="form-status">${form.status}</span>
       </div>
-      <p class="muted">Version ${form.version} · ${form.fields.length} fields · ${(form.consents ?? []).length} consent boxes · updated ${fmtTime(form.updatedAt)} · <code>${form.id}</code></p>
+      <p class="muted">Version ${form.version} · ${form.fields.length} fields · ${(form.consents ?? []).length === 1 ? '1 consent box' : `${(form.consents ?? []).length} consent boxes`} · updated ${fmtTime(form.updatedAt)} · <code>${form.id}</code></p>
       <div class="row actions">
         <a class="button primary" href=${`#/forms/${fid}/edit`}>Edit</a>
         ${
@@ -611,7 +619,7 @@ export function FormStats({ id }) {
         <div><dt>Conversion rate</dt><dd>${pct(s.conversionRate)}</dd></div>
       </dl>
       ${
-        s.byDay.length
+        s.byDay.some((d) => d.views + d.submissions > 0)
           ? html`<${GroupedBars} label="Landing-page views and submissions per day" series=${['views', 'submissions']}
               groups=${s.byDay.map((d) => ({ label: d.date.slice(5), values: { views: d.views, submissions: d.submissions } }))} />`
           : html`<p class="muted">No submissions or views in this range.</p>`

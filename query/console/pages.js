@@ -394,7 +394,7 @@ export function PageStats({ id }) {
             <td class="num">${fmtNum(v.uniqueVisitors)}</td><td class="num">${fmtNum(v.submissions)}</td><td class="num">${fmtNum(v.conversions)}</td><td class="num">${pct(v.conversionRate)}</td></tr>`,
         )}</tbody></table></div>
       ${
-        s.byDay.length
+        s.byDay.some((d) => d.views + d.submissions > 0)
           ? html`<${GroupedBars} label="Views and submissions per day" series=${['views', 'submissions']}
               groups=${s.byDay.map((d) => ({ label: d.date.slice(5), values: { views: d.views, submissions: d.submissions } }))} />`
           : html`<p class="muted">No views in this range.</p>`
