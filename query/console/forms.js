@@ -581,6 +581,7 @@ export function FormDetail({ id }) {
             : html`<button type="button" onClick=${() => setConfirmDelete(true)}>Delete…</button>`
         }
       </div>
+      <p class="links"><a href=${`#/audit?entityType=form&entityId=${fid}`}>Audit history</a></p>
       ${form.status === 'paused' ? html`<p class="muted" role="status">Paused: submissions are refused (409) until it is activated.</p>` : null}
       <${ErrorBox} error=${error} />
       <h2>Put it on a page</h2>

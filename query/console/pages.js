@@ -34,7 +34,7 @@ const blank = {
   form: () => ({ type: 'form', formId: '' }),
   button: () => ({ type: 'button', label: '', url: '' }),
 };
-const BLOCK_KEYS = ['text', 'level', 'url', 'alt', 'formId', 'label'];
+const BLOCK_KEYS = ['text', 'level', 'url', 'alt', 'width', 'height', 'formId', 'label'];
 
 export function PageList() {
   const [data, error] = useGet('/v1/pages');
@@ -108,7 +108,14 @@ function pageBody(s) {
       if (b.type === 'heading')
         return { type: 'heading', text: b.text, ...(b.level ? { level: Number(b.level) } : {}) };
       if (b.type === 'text') return { type: 'text', text: b.text };
-      if (b.type === 'image') return { type: 'image', url: b.url.trim(), alt: b.alt };
+      if (b.type === 'image')
+        return {
+          type: 'image',
+          url: b.url.trim(),
+          alt: b.alt,
+          ...(String(b.width ?? '').trim() ? { width: Number(b.width) } : {}),
+          ...(String(b.height ?? '').trim() ? { height: Number(b.height) } : {}),
+        };
       if (b.type === 'form') return { type: 'form', formId: b.formId };
       return { type: 'button', label: b.label, url: b.url.trim() };
     });
@@ -169,7 +176,9 @@ function BlockEditor({ b, at, i, n, set, onMove, errors, forms, scope }) {
             ? html`<${F} label="Text" k=${k('text')} errors=${errors} wide hint="Plain text; a blank line starts a paragraph"><textarea rows="3" required value=${b.text} onInput=${on('text')}></textarea><//>`
             : b.type === 'image'
               ? html`<${F} label="Image URL" k=${k('url')} errors=${errors}><input type="url" value=${b.url} required onInput=${on('url')} /><//>
-                <${F} label="Alt text" k=${k('alt')} errors=${errors} hint="Empty only for a decorative image"><input value=${b.alt} onInput=${on('alt')} /><//>`
+                <${F} label="Alt text" k=${k('alt')} errors=${errors} hint="Empty only for a decorative image"><input value=${b.alt} onInput=${on('alt')} /><//>
+                <${F} label="Width (optional)" k=${k('width')} errors=${errors}><input type="number" class="num" min="1" max="4000" value=${b.width ?? ''} onInput=${on('width')} /><//>
+                <${F} label="Height (optional)" k=${k('height')} errors=${errors}><input type="number" class="num" min="1" max="4000" value=${b.height ?? ''} onInput=${on('height')} /><//>`
               : b.type === 'form'
                 ? html`<${F} label="Form" k=${k('formId')} errors=${errors}><select value=${b.formId} required onChange=${on('formId')}>
                     <option value="">Choose a form…</option>
@@ -346,6 +355,7 @@ export function PageDetail({ id }) {
             : html`<button type="button" onClick=${() => setConfirmDelete(true)}>Delete…</button>`
         }
       </div>
+      <p class="links"><a href=${`#/audit?entityType=page&entityId=${encodeURIComponent(p.id)}`}>Audit history</a></p>
       <${ErrorBox} error=${error} />
       <h2>Address</h2>
       <${IngestHost} host=${host} onChange=${setHost} />

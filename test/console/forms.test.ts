@@ -357,11 +357,24 @@ describe('forms, landing pages, exports and attribution in the console', () => {
     await vb.getByRole('button', { name: '+ Add Variant b block' }).click();
     await vb.getByLabel('Button label', { exact: true }).fill('Read more');
     await vb.getByLabel('Button link', { exact: true }).fill('https://example.com/more');
+    await vb.getByLabel('Variant b New block', { exact: true }).selectOption('image');
+    await vb.getByRole('button', { name: '+ Add Variant b block' }).click();
+    // a URL the browser takes as valid and the server refuses (not http(s))
+    await vb.getByLabel('Image URL', { exact: true }).fill('javascript:alert(1)');
+    await vb.getByLabel('Alt text', { exact: true }).fill('Spring hero');
+    await vb.getByLabel('Width (optional)', { exact: true }).fill('640');
     await page.getByRole('button', { name: 'Create page' }).click();
     const slug = page.getByLabel('Slug', { exact: true });
     await expect.poll(() => slug.getAttribute('aria-invalid'), { timeout: 10_000 }).toBe('true');
     expect(await focused()).toEqual({ tag: 'INPUT', key: 'slug' });
     await slug.fill('spring-offer');
+    await page.getByRole('button', { name: 'Create page' }).click();
+    // an error deep in a variant's blocks is shown at that block's control
+    const imageUrl = vb.getByLabel('Image URL', { exact: true });
+    await expect.poll(() => imageUrl.getAttribute('aria-invalid'), { timeout: 10_000 }).toBe('true');
+    expect(await focused()).toEqual({ tag: 'INPUT', key: 'variants[1].blocks[3].url' });
+    expect(await textOf(vb.locator('.field-error'))).toContain('must be http or https');
+    await imageUrl.fill('https://cdn.example.com/hero.png');
     await page.getByRole('button', { name: 'Create page' }).click();
     await page.getByRole('heading', { name: 'Spring offer' }).waitFor();
     await expect.poll(() => textOf(page.getByTestId('page-status')), { timeout: 10_000 }).toBe('draft');
@@ -386,6 +399,7 @@ describe('forms, landing pages, exports and attribution in the console', () => {
             { type: 'heading', text: 'Spring offer B' },
             { type: 'form', formId },
             { type: 'button', label: 'Read more', url: 'https://example.com/more' },
+            { type: 'image', url: 'https://cdn.example.com/hero.png', alt: 'Spring hero', width: 640 },
           ],
         },
       ],
