@@ -429,7 +429,9 @@ const HOSTILE: [string, string, Record<string, string>?][] = [
   ["SELECT * FROM remote('127.0.0.1', system.one)", '497'],
   ["SELECT * FROM s3('http://127.0.0.1:1/x.csv')", '497'],
   ["SELECT * FROM merge('default', '.*')", '497'],
-  ['SELECT * FROM numbers(10)', '497'],
+  ["SELECT * FROM numbers(10) WHERE number IN (SELECT * FROM file('/etc/passwd'))", '497'],
+  ["SELECT * FROM numbers(file('/etc/passwd'))", '446'],
+  ["SELECT * FROM generateRandom('a String')", '497'],
   [
     "SELECT count() FROM bi_events WHERE message_id IN (SELECT * FROM file('/etc/passwd', 'LineAsString'))",
     '497',
@@ -480,6 +482,16 @@ describe('hostile SQL', () => {
       })
     ).json<{ n: string }>();
     expect(tables).toEqual([{ n: 0 }]);
+  });
+
+  it('allows the table functions that read nothing (drivers list types with VALUES)', async () => {
+    expect(
+      await rows('A', "SELECT * FROM VALUES('a String, b UInt8', ('x', 1), ('y', 2)) ORDER BY a"),
+    ).toEqual([
+      { a: 'x', b: 1 },
+      { a: 'y', b: 2 },
+    ]);
+    expect(await rows('A', 'SELECT sum(number) AS s FROM numbers(10)')).toEqual([{ s: 45 }]);
   });
 
   it('shows no metadata beyond the BI views', async () => {
@@ -639,6 +651,8 @@ describe('ClickHouse JDBC driver (DBeaver, Metabase)', () => {
           'value',
           'properties',
         ]);
+        expect(out.schemas).toEqual(['default']);
+        expect(out.types).toBeGreaterThan(10);
         expect(out.counts).toEqual([`${ws}/Signup/${n}`]);
         expect(out.workspaces).toEqual([ws]);
         expect(out.refused).toContain('Code: 497');

@@ -146,6 +146,18 @@ const DENIED_PREFIXES = [
   '__',
 ];
 
+/**
+ * Table functions that make rows out of their arguments alone (drivers use VALUES for their
+ * type listings): they read nothing. Every other table function is refused.
+ */
+const DATA_FREE_TABLE_FUNCTIONS = new Set([
+  'values',
+  'numbers',
+  'zeros',
+  'generate_series',
+  'generateseries',
+]);
+
 /** Output formats a client may ask for (lower case → the engine's name). */
 const FORMATS = new Map(
   [
@@ -375,7 +387,7 @@ function checkNode(n: Node, catalog: Catalog, parent: Node | undefined): void {
   if (n.type === 'TableIdentifier') checkTable(nameOf(n), catalog);
   if (n.type === 'Function') {
     const name = nameOf(n);
-    if (parent?.type === 'TableExpression')
+    if (parent?.type === 'TableExpression' && !DATA_FREE_TABLE_FUNCTIONS.has(name.toLowerCase()))
       throw new BiSqlError(
         ErrorCode.ACCESS_DENIED,
         `Table functions are not allowed (${name}): read the BI views (${BI_VIEWS.join(', ')})`,
@@ -395,7 +407,7 @@ function checkFunction(name: string, catalog: Catalog): void {
   if (
     DENIED_FUNCTIONS.has(lower) ||
     DENIED_PREFIXES.some((p) => lower.startsWith(p)) ||
-    catalog.tableFunctions.has(lower)
+    (catalog.tableFunctions.has(lower) && !DATA_FREE_TABLE_FUNCTIONS.has(lower))
   )
     throw new BiSqlError(ErrorCode.FUNCTION_NOT_ALLOWED, `Function ${name} is not allowed in a BI query`);
 }

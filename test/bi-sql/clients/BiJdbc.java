@@ -51,6 +51,17 @@ public class BiJdbc {
         while (rs.next()) columns.add(rs.getString("COLUMN_NAME"));
       }
       out.append(",\"columns\":").append(list(columns));
+      // what DBeaver reads on connecting: schemas and the type listing (a VALUES query)
+      List<String> schemas = new ArrayList<>();
+      try (ResultSet rs = md.getSchemas()) {
+        while (rs.next()) schemas.add(rs.getString("TABLE_SCHEM"));
+      }
+      out.append(",\"schemas\":").append(list(schemas));
+      int types = 0;
+      try (ResultSet rs = md.getTypeInfo()) {
+        while (rs.next()) types++;
+      }
+      out.append(",\"types\":").append(types);
       List<String> counts = new ArrayList<>();
       try (PreparedStatement ps = conn.prepareStatement(
           "SELECT workspace_id, event, count() AS n FROM bi_events WHERE event = ? GROUP BY workspace_id, event")) {
