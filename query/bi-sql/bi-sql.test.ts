@@ -407,7 +407,11 @@ const HOSTILE: [string, string, Record<string, string>?][] = [
   ['CREATE TABLE evil (a Int8) ENGINE = Memory', '164'],
   ['ALTER TABLE events DELETE WHERE 1', '164'],
   ['SET readonly = 0', '164'],
-  ['SHOW TABLES', '164'],
+  ['SHOW CREATE TABLE events', '164'],
+  ['SHOW TABLES FROM system', '164'],
+  ['DESCRIBE TABLE events', '497'],
+  ['DESCRIBE TABLE system.users', '497'],
+  ['EXISTS TABLE events', '164'],
   ['SELECT 1 SETTINGS readonly = 0', '164'],
   ['SELECT count() FROM bi_events SETTINGS max_execution_time = 0, max_result_rows = 0', '164'],
   ['SELECT * FROM events', '497'],
@@ -482,6 +486,22 @@ describe('hostile SQL', () => {
       })
     ).json<{ n: string }>();
     expect(tables).toEqual([{ n: 0 }]);
+  });
+
+  it('answers SHOW DATABASES, SHOW TABLES and DESCRIBE of a BI view from the filtered metadata', async () => {
+    const text = async (q: string) => (await http('/', { method: 'POST', body: q })).text();
+    expect(await text('SHOW DATABASES')).toBe('default\n');
+    expect(await text('SHOW TABLES')).toBe(`${VIEWS.join('\n')}\n`);
+    expect(await text('SHOW TABLES FROM default FORMAT JSONEachRow')).toBe(
+      VIEWS.map((v) => `{"name":"${v}"}\n`).join(''),
+    );
+    // the same as the engine's own DESCRIBE of the view
+    const described = await text('DESCRIBE TABLE bi_conversions');
+    const own = await (
+      await ch.query({ query: 'DESCRIBE TABLE bi_conversions', format: 'TabSeparated' })
+    ).text();
+    expect(described).toBe(own);
+    expect(described.split('\n')[0]!.split('\t')[0]).toBe('workspace_id');
   });
 
   it('allows the table functions that read nothing (drivers list types with VALUES)', async () => {

@@ -349,6 +349,8 @@ export async function checkStatement(
     throw BiSqlError.fromEngine(err, 'Syntax error');
   }
   const root = parseAstDump(dump);
+  const listing = metadataStatement(root, canonical, catalog);
+  if (listing) return listing;
   if (root.type !== 'SelectWithUnionQuery')
     throw new BiSqlError(
       ErrorCode.READONLY,
@@ -374,6 +376,46 @@ export async function checkStatement(
     sql = sql.slice(0, m.index);
   }
   return { sql, format };
+}
+
+/**
+ * SHOW DATABASES, SHOW TABLES [FROM <database>] and DESCRIBE <BI view>, as the SELECTs over
+ * the (filtered) system tables that answer them: CLI users and some tools send them.
+ */
+function metadataStatement(root: Node, canonical: string, catalog: Catalog): CheckedStatement | undefined {
+  const withFormat = /^(.*?)(?:\nFORMAT (\S+))?$/s.exec(canonical)!;
+  const [text, fmt] = [withFormat[1]!, withFormat[2]];
+  const format = fmt === undefined ? undefined : outputFormat(fmt.replace(/`/g, ''));
+  if (root.type === 'ShowTables') {
+    if (text === 'SHOW DATABASES') return { sql: 'SELECT name FROM system.databases ORDER BY name', format };
+    const m = /^SHOW TABLES(?: FROM (\S+))?$/.exec(text);
+    if (m && (m[1] === undefined || m[1].replace(/`/g, '') === catalog.database))
+      return {
+        sql: 'SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name',
+        format,
+      };
+    throw new BiSqlError(
+      ErrorCode.READONLY,
+      'Of SHOW statements only SHOW DATABASES and SHOW TABLES are served',
+    );
+  }
+  if (root.type === 'DescribeQuery') {
+    const table = root.children[0]?.children[0];
+    const name = table?.type === 'TableIdentifier' ? nameOf(table).split('.') : [];
+    const view =
+      name.length === 2 && name[0] === catalog.database ? name[1] : name.length === 1 ? name[0] : undefined;
+    if (!view || !isBiView(view) || root.children.length !== 1 || root.children[0]!.children.length !== 1)
+      throw new BiSqlError(
+        ErrorCode.ACCESS_DENIED,
+        `DESCRIBE is served for the BI views only (${BI_VIEWS.join(', ')})`,
+      );
+    // the name is one of BI_VIEWS, constants of this file
+    return {
+      sql: `SELECT name, type, default_kind AS default_type, default_expression, comment, compression_codec AS codec_expression, '' AS ttl_expression FROM system.columns WHERE database = currentDatabase() AND table = '${view}' ORDER BY position`,
+      format,
+    };
+  }
+  return undefined;
 }
 
 function checkNode(n: Node, catalog: Catalog, parent: Node | undefined): void {
