@@ -19,6 +19,7 @@ import { createLogger } from '../../runtime/log.ts';
 import { createRedis, type Redis } from '../../runtime/redis.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import { migrate } from '../../schemas/migrations.ts';
+import { ledgerRow } from '../../test/fixtures.ts';
 import { uniqueId } from '../../test/harness.ts';
 import { createQueryApp } from '../app.ts';
 import { BiCredentialStore } from './credentials.ts';
@@ -113,6 +114,40 @@ beforeAll(async () => {
   await ch.insert({ table: 'events', values: seeded, format: 'JSONEachRow' });
   // a replay: the views count each message once
   await ch.insert({ table: 'events', values: seeded.slice(0, 3), format: 'JSONEachRow' });
+  // what the pipeline did: sends and configuration changes in both workspaces
+  await ch.insert({
+    table: 'activation_ledger',
+    format: 'JSONEachRow',
+    values: [
+      ledgerRow({ workspace_id: wsA, at: '2026-04-01 10:00:00.000', send_key: 'a-k1', campaign_id: 'cmp_a' }),
+      ledgerRow({
+        workspace_id: wsA,
+        at: '2026-04-01 10:00:01.000',
+        send_key: 'a-k2',
+        campaign_id: 'jrn_x@1.mail',
+      }),
+      ledgerRow({
+        workspace_id: wsB,
+        at: '2026-04-01 10:00:00.000',
+        send_key: 'b-k1',
+        campaign_id: 'cmp_b_secret',
+      }),
+    ],
+  });
+  await ch.insert({
+    table: 'audit_log',
+    format: 'JSONEachRow',
+    values: [wsA, wsB].map((w) => ({
+      workspace_id: w,
+      at: '2026-04-01 10:00:00.000',
+      actor: 'key:000000000000',
+      action: 'create',
+      entity_type: 'segment',
+      entity_id: `seg-of-${w}`,
+      before: '',
+      after: '{}',
+    })),
+  });
 
   queryApp = createQueryApp({
     redis,
@@ -157,11 +192,15 @@ afterAll(async () => {
 });
 
 const VIEWS = [
+  'bi_audit',
+  'bi_consent',
   'bi_conversions',
   'bi_events',
   'bi_identities',
+  'bi_journey_steps',
   'bi_segment_members',
   'bi_segment_membership',
+  'bi_sends',
   'bi_touchpoints',
 ];
 
@@ -251,6 +290,19 @@ describe('@clickhouse/client', () => {
       );
       expect(got).toEqual([{ workspace_id: ws, n }]);
     }
+  });
+
+  it('serves the sends and the audit log of its own workspace only', async () => {
+    expect(await rows('A', 'SELECT send_key, journey_id FROM bi_sends ORDER BY send_key')).toEqual([
+      { send_key: 'a-k1', journey_id: '' },
+      { send_key: 'a-k2', journey_id: 'jrn_x' },
+    ]);
+    expect(await rows('A', "SELECT entity_id FROM bi_audit WHERE entity_type = 'segment'")).toEqual([
+      { entity_id: `seg-of-${wsA}` },
+    ]);
+    expect(await rows('B', "SELECT count() AS n FROM bi_sends WHERE campaign_id != 'cmp_b_secret'")).toEqual([
+      { n: 0 },
+    ]);
   });
 
   it('keeps every read of a view to the workspace: joins, unions, subqueries, IN, views over views', async () => {

@@ -7,7 +7,10 @@
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { BiSqlError, ErrorCode } from './errors.ts';
 
-/** The stable BI views (schemas/migrations/003_bi_views.sql): the only data a client reads. */
+/**
+ * The stable BI views (schemas/migrations/003_bi_views.sql, 010_bi_ledger_audit.sql): the only
+ * data a client reads. Each has `workspace_id`, which the workspace filter keeps to its rows.
+ */
 export const BI_VIEWS = [
   'bi_events',
   'bi_identities',
@@ -15,6 +18,10 @@ export const BI_VIEWS = [
   'bi_conversions',
   'bi_segment_membership',
   'bi_segment_members',
+  'bi_sends',
+  'bi_journey_steps',
+  'bi_consent',
+  'bi_audit',
 ] as const;
 
 /**
