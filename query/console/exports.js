@@ -3,7 +3,8 @@
 // any is under way), download a finished file (fetched with the admin key as a Blob: a
 // link cannot carry the key), delete one (a running one is cancelled).
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
-import { F, lastDays, parseApiError, useGet } from './forms.js';
+import { parseApiError } from './form-model.js';
+import { F, lastDays, useGet } from './forms.js';
 import { ApiError, api, download, Empty, ErrorBox, fmtNum, fmtTime, html, session } from './ui.js';
 
 const TABLES = [

@@ -6,33 +6,23 @@
 import { useEffect, useId, useState } from '/console/vendor/hooks.mjs';
 import { cloneElement } from '/console/vendor/preact.mjs';
 import { GroupedBars } from './charts.js';
-import { ApiError, api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate } from './ui.js';
+import {
+  blankConsent,
+  blankField,
+  errorTarget,
+  FIELD_TYPES,
+  formBody,
+  formKeys,
+  formState,
+  moved,
+  parseApiError,
+} from './form-model.js';
+import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate } from './ui.js';
 
-export const FIELD_TYPES = ['text', 'email', 'tel', 'number', 'checkbox', 'select', 'hidden'];
 const DAY = 86_400_000;
 const isoDate = (ms) => new Date(ms).toISOString().slice(0, 10);
 export const lastDays = (n) => ({ from: isoDate(Date.now() - n * DAY), to: isoDate(Date.now() + DAY) });
 export const pct = (r) => (r === null || r === undefined ? '—' : `${Math.round(r * 1000) / 10}%`);
-
-/** `fields[1].pattern: not valid` → {path: 'fields[1].pattern', message}; else {message}. */
-export function parseApiError(err) {
-  const m = /^([A-Za-z_][\w.[\]]*): (.+)$/s.exec(err?.message ?? '');
-  if (!(err instanceof ApiError && err.status === 400 && m)) return null;
-  // shape errors name `fields.0.name`, the later checks `fields[0].name`: one spelling
-  return { path: m[1].replace(/\.(\d+)(?=\.|\[|$)/g, '[$1]'), message: m[2] };
-}
-
-/** The control an error path belongs to: the longest known key that is the path or a prefix of it. */
-export function errorTarget(path, keys) {
-  let best = null;
-  for (const k of keys)
-    if (
-      (path === k || path.startsWith(`${k}.`) || path.startsWith(`${k}[`)) &&
-      (!best || k.length > best.length)
-    )
-      best = k;
-  return best;
-}
 
 /**
  * A labelled control that can carry the server's error for it: aria-invalid, and the error
@@ -63,7 +53,7 @@ export function Check({ label, k, errors, checked, onChange }) {
  * Saves through `save()`; a 400 naming a known key is kept as {key, message} and the control
  * is focused, anything else is a general error. Returns [errors, general error, busy, run].
  */
-export function useSave(keys) {
+export function useSave(keys, refine) {
   const [errors, setErrors] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -77,7 +67,8 @@ export function useSave(keys) {
     try {
       await save();
     } catch (err) {
-      const p = parseApiError(err);
+      const raw = parseApiError(err);
+      const p = raw && refine ? refine(raw) : raw;
       const key = p && errorTarget(p.path, keys);
       if (key) setErrors({ key, message: p.message, path: p.path });
       else setError(err);
@@ -86,14 +77,6 @@ export function useSave(keys) {
     }
   };
   return [errors, error, busy, run];
-}
-
-/** A list's item moved by `d` (-1 up, +1 down), or removed with d = 0. */
-export function moved(list, i, d) {
-  const next = [...list];
-  if (d === 0) next.splice(i, 1);
-  else if (i + d >= 0 && i + d < list.length) [next[i], next[i + d]] = [next[i + d], next[i]];
-  return next;
 }
 
 /**
@@ -289,110 +272,6 @@ export function FormList() {
 }
 
 // ---- editor --------------------------------------------------------------------------------
-
-const blankField = (i) => ({ name: `field${i + 1}`, label: '', type: 'text', required: false, trait: '' });
-const blankConsent = (i) => ({
-  name: `consent${i + 1}`,
-  purpose: 'marketing',
-  channel: 'email',
-  text: '',
-  required: false,
-});
-const str = (v) => (v === undefined || v === null ? '' : String(v));
-
-/** A definition → the editor's state (every value a string or boolean). */
-export function formState(def) {
-  if (!def)
-    return {
-      name: '',
-      fields: [{ name: 'email', label: 'Email', type: 'email', required: true, trait: '' }],
-      consents: [],
-      successKind: 'message',
-      message: 'Thank you!',
-      redirect: '',
-    };
-  return {
-    name: def.name,
-    fields: def.fields.map((f) => ({
-      ...f,
-      required: !!f.required,
-      trait: str(f.trait),
-      maxLength: str(f.maxLength),
-      pattern: str(f.pattern),
-      options: (f.options ?? []).join('\n'),
-      min: str(f.min),
-      max: str(f.max),
-      value: str(f.value),
-    })),
-    consents: (def.consents ?? []).map((c) => ({ ...c, required: !!c.required })),
-    successKind: 'redirect' in def.success ? 'redirect' : 'message',
-    message: def.success.message ?? '',
-    redirect: def.success.redirect ?? '',
-  };
-}
-
-/** The editor's state → the API's body: only what applies to each field's type. */
-export function formBody(s) {
-  const num = (v) => (v.trim() === '' ? undefined : Number(v));
-  const fields = s.fields.map((f) => {
-    const out = { name: f.name.trim(), label: f.label, type: f.type };
-    if (f.required) out.required = true;
-    if (str(f.trait).trim()) out.trait = f.trait.trim();
-    if (['text', 'email', 'tel', 'hidden'].includes(f.type) && str(f.maxLength).trim())
-      out.maxLength = num(f.maxLength);
-    if (['text', 'tel', 'hidden'].includes(f.type) && str(f.pattern)) out.pattern = f.pattern;
-    if (f.type === 'select')
-      out.options = str(f.options)
-        .split('\n')
-        .map((o) => o.trim())
-        .filter(Boolean);
-    if (f.type === 'number') {
-      if (str(f.min).trim()) out.min = num(f.min);
-      if (str(f.max).trim()) out.max = num(f.max);
-    }
-    if (f.type === 'hidden' && str(f.value)) out.value = f.value;
-    return out;
-  });
-  const body = {
-    name: s.name.trim(),
-    fields,
-    success: s.successKind === 'redirect' ? { redirect: s.redirect.trim() } : { message: s.message },
-  };
-  if (s.consents.length)
-    body.consents = s.consents.map((c) => ({
-      name: c.name.trim(),
-      purpose: c.purpose.trim(),
-      channel: c.channel.trim(),
-      text: c.text,
-      ...(c.required ? { required: true } : {}),
-    }));
-  return body;
-}
-
-const FIELD_KEYS = [
-  'name',
-  'label',
-  'type',
-  'required',
-  'trait',
-  'maxLength',
-  'pattern',
-  'options',
-  'min',
-  'max',
-  'value',
-];
-const CONSENT_KEYS = ['name', 'purpose', 'channel', 'text', 'required'];
-const formKeys = (s) => [
-  'name',
-  'fields',
-  'consents',
-  'success',
-  'success.message',
-  'success.redirect',
-  ...s.fields.flatMap((_, i) => [`fields[${i}]`, ...FIELD_KEYS.map((k) => `fields[${i}].${k}`)]),
-  ...s.consents.flatMap((_, i) => [`consents[${i}]`, ...CONSENT_KEYS.map((k) => `consents[${i}].${k}`)]),
-];
 
 function FieldEditor({ f, i, n, set, onMove, errors }) {
   const k = (x) => `fields[${i}].${x}`;

@@ -4,6 +4,7 @@
 // and stats per variant (views, submissions, conversion rate) over a date range.
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
 import { BarChart, GroupedBars } from './charts.js';
+import { blank, copyBlocks, moved, pageBody, pageKeys, pageState, refinePageError } from './form-model.js';
 import {
   Check,
   CopyBox,
@@ -12,7 +13,6 @@ import {
   IngestHost,
   ItemTools,
   lastDays,
-  moved,
   pct,
   useGet,
   useIngestHost,
@@ -27,14 +27,6 @@ const BLOCKS = [
   ['form', 'Form'],
   ['button', 'Button'],
 ];
-const blank = {
-  heading: () => ({ type: 'heading', text: '', level: '' }),
-  text: () => ({ type: 'text', text: '' }),
-  image: () => ({ type: 'image', url: '', alt: '' }),
-  form: () => ({ type: 'form', formId: '' }),
-  button: () => ({ type: 'button', label: '', url: '' }),
-};
-const BLOCK_KEYS = ['text', 'level', 'url', 'alt', 'width', 'height', 'formId', 'label'];
 
 export function PageList() {
   const [data, error] = useGet('/v1/pages');
@@ -73,90 +65,6 @@ export function PageList() {
       }
     </section>`;
 }
-
-/** A definition → the editor's state; `ab` when it has variants. */
-function pageState(def) {
-  const blocks = (bs) => bs.map((b) => ({ ...b, level: b.level === undefined ? '' : String(b.level) }));
-  if (!def)
-    return {
-      name: '',
-      slug: '',
-      title: '',
-      description: '',
-      ab: false,
-      blocks: [{ type: 'heading', text: '', level: '' }, blank.form()],
-      variants: [],
-    };
-  return {
-    name: def.name,
-    slug: def.slug,
-    title: def.title ?? '',
-    description: def.description ?? '',
-    ab: !!def.variants,
-    blocks: blocks(def.blocks ?? def.variants?.[0]?.blocks ?? []),
-    variants: (def.variants ?? []).map((v) => ({
-      id: v.id,
-      weight: String(v.weight),
-      blocks: blocks(v.blocks),
-    })),
-  };
-}
-
-function pageBody(s) {
-  const blocks = (bs) =>
-    bs.map((b) => {
-      if (b.type === 'heading')
-        return { type: 'heading', text: b.text, ...(b.level ? { level: Number(b.level) } : {}) };
-      if (b.type === 'text') return { type: 'text', text: b.text };
-      if (b.type === 'image')
-        return {
-          type: 'image',
-          url: b.url.trim(),
-          alt: b.alt,
-          ...(String(b.width ?? '').trim() ? { width: Number(b.width) } : {}),
-          ...(String(b.height ?? '').trim() ? { height: Number(b.height) } : {}),
-        };
-      if (b.type === 'form') return { type: 'form', formId: b.formId };
-      return { type: 'button', label: b.label, url: b.url.trim() };
-    });
-  return {
-    name: s.name.trim(),
-    slug: s.slug.trim(),
-    ...(s.title.trim() ? { title: s.title.trim() } : {}),
-    ...(s.description.trim() ? { description: s.description.trim() } : {}),
-    ...(s.ab
-      ? {
-          variants: s.variants.map((v) => ({
-            id: v.id.trim(),
-            weight: Number(v.weight),
-            blocks: blocks(v.blocks),
-          })),
-        }
-      : { blocks: blocks(s.blocks) }),
-  };
-}
-
-const blockKeys = (at, bs) => [
-  at,
-  ...bs.flatMap((_, i) => [`${at}[${i}]`, ...BLOCK_KEYS.map((k) => `${at}[${i}].${k}`)]),
-];
-const pageKeys = (s) => [
-  'name',
-  'slug',
-  'title',
-  'description',
-  ...(s.ab
-    ? [
-        'variants',
-        ...s.variants.flatMap((v, i) => [
-          `variants[${i}]`,
-          `variants[${i}].id`,
-          `variants[${i}].weight`,
-          ...blockKeys(`variants[${i}].blocks`, v.blocks),
-        ]),
-      ]
-    : blockKeys('blocks', s.blocks)),
-];
 
 function BlockEditor({ b, at, i, n, set, onMove, errors, forms, scope }) {
   const k = (x) => `${at}[${i}].${x}`;
@@ -211,8 +119,6 @@ function Blocks({ at, blocks, set, errors, forms, scope = '' }) {
     </div>`;
 }
 
-const copyBlocks = (bs) => bs.map((b) => ({ ...b }));
-
 export function PageEditor({ id }) {
   const [def, loadError] = useGet(id ? `/v1/pages/${encodeURIComponent(id)}` : null);
   const [formsList, formsError] = useGet('/v1/forms');
@@ -220,7 +126,7 @@ export function PageEditor({ id }) {
   useEffect(() => {
     if (def) setS(pageState(def));
   }, [def]);
-  const [errors, error, busy, run] = useSave(s ? pageKeys(s) : []);
+  const [errors, error, busy, run] = useSave(s ? pageKeys(s) : [], (e) => refinePageError(e, s));
   if (!s)
     return html`<${ErrorBox} error=${loadError} />${loadError ? null : html`<p class="muted">Loading…</p>`}`;
   const forms = formsList?.forms;

@@ -224,7 +224,7 @@ describe('forms, landing pages, exports and attribution in the console', () => {
         timeout: 10_000,
       })
       .toContain('a repeated group with a quantifier inside is not allowed');
-    expect(await focused()).toEqual({ tag: 'INPUT', key: 'fields[1].pattern' });
+    await expect.poll(focused).toEqual({ tag: 'INPUT', key: 'fields[1].pattern' });
     // described by its error (a screen reader reads it with the control)
     const describedBy = (await pattern.getAttribute('aria-describedby'))!.split(' ');
     expect(await page.locator(`[id="${describedBy[0]}"]`).textContent()).toContain('repeated group');
@@ -366,13 +366,13 @@ describe('forms, landing pages, exports and attribution in the console', () => {
     await page.getByRole('button', { name: 'Create page' }).click();
     const slug = page.getByLabel('Slug', { exact: true });
     await expect.poll(() => slug.getAttribute('aria-invalid'), { timeout: 10_000 }).toBe('true');
-    expect(await focused()).toEqual({ tag: 'INPUT', key: 'slug' });
+    await expect.poll(focused).toEqual({ tag: 'INPUT', key: 'slug' });
     await slug.fill('spring-offer');
     await page.getByRole('button', { name: 'Create page' }).click();
     // an error deep in a variant's blocks is shown at that block's control
     const imageUrl = vb.getByLabel('Image URL', { exact: true });
     await expect.poll(() => imageUrl.getAttribute('aria-invalid'), { timeout: 10_000 }).toBe('true');
-    expect(await focused()).toEqual({ tag: 'INPUT', key: 'variants[1].blocks[3].url' });
+    await expect.poll(focused).toEqual({ tag: 'INPUT', key: 'variants[1].blocks[3].url' });
     expect(await textOf(vb.locator('.field-error'))).toContain('must be http or https');
     await imageUrl.fill('https://cdn.example.com/hero.png');
     await page.getByRole('button', { name: 'Create page' }).click();
