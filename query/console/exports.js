@@ -4,7 +4,7 @@
 // link cannot carry the key), delete one (a running one is cancelled).
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
 import { parseApiError } from './form-model.js';
-import { F, lastDays, useGet } from './forms.js';
+import { F, focusOnMount, lastDays, useGet } from './forms.js';
 import { ApiError, api, download, Empty, ErrorBox, fmtNum, fmtTime, html, session } from './ui.js';
 
 const TABLES = [
@@ -189,7 +189,7 @@ function ExportRow({ job, onChanged, segName }) {
                   await api(`/v1/exports/${encodeURIComponent(job.id)}`, { method: 'DELETE' });
                   onChanged();
                 })}>${ACTIVE.has(job.status) ? `Cancel ${job.id} now` : `Delete ${job.id} now`}</button>
-              <button type="button" class="small" onClick=${() => setConfirm(false)}>Keep</button>`
+              <button type="button" class="small" ref=${focusOnMount} onClick=${() => setConfirm(false)}>Keep</button>`
             : html`<button type="button" class="small" aria-label=${`${ACTIVE.has(job.status) ? 'Cancel' : 'Delete'} ${job.id}`} onClick=${() => setConfirm(true)}>${ACTIVE.has(job.status) ? 'Cancel…' : 'Delete…'}</button>`
         }
       </div>

@@ -79,6 +79,9 @@ export function useSave(keys, refine) {
   return [errors, error, busy, run];
 }
 
+/** A ref that focuses its element once, when it appears (a confirmation's safe choice). */
+export const focusOnMount = (el) => el?.focus();
+
 /**
  * Up / Down / Remove buttons for the `i`th of `n` items called `what`, in the list `list`.
  * Focus follows a moved item (its button of the same direction, or the other one at an
@@ -454,9 +457,9 @@ export function FormDetail({ id }) {
         }
         ${
           confirmDelete
-            ? html`<span class="confirm"><p>Delete this form? Pages that embed it stop showing it.</p>
+            ? html`<span class="confirm"><span>Delete this form? Pages that embed it stop showing it.</span>
                 <button type="button" disabled=${busy} onClick=${() => act('delete')}>Delete form</button>
-                <button type="button" onClick=${() => setConfirmDelete(false)}>Keep it</button></span>`
+                <button type="button" ref=${focusOnMount} onClick=${() => setConfirmDelete(false)}>Keep it</button></span>`
             : html`<button type="button" onClick=${() => setConfirmDelete(true)}>Delete…</button>`
         }
       </div>

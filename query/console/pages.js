@@ -10,6 +10,7 @@ import {
   CopyBox,
   DateRange,
   F,
+  focusOnMount,
   IngestHost,
   ItemTools,
   lastDays,
@@ -255,9 +256,9 @@ export function PageDetail({ id }) {
         ${p.status !== 'archived' ? html`<button type="button" disabled=${busy} onClick=${() => act('archive')}>Archive</button>` : null}
         ${
           confirmDelete
-            ? html`<span class="confirm"><p>Delete this page? Its address stops working and the slug is freed.</p>
+            ? html`<span class="confirm"><span>Delete this page? Its address stops working and the slug is freed.</span>
                 <button type="button" disabled=${busy} onClick=${() => act('delete')}>Delete page</button>
-                <button type="button" onClick=${() => setConfirmDelete(false)}>Keep it</button></span>`
+                <button type="button" ref=${focusOnMount} onClick=${() => setConfirmDelete(false)}>Keep it</button></span>`
             : html`<button type="button" onClick=${() => setConfirmDelete(true)}>Delete…</button>`
         }
       </div>

@@ -75,6 +75,14 @@ const focused = () =>
     return { tag: el.tagName, key: el.getAttribute('data-key') };
   });
 
+/** The focused element's text. */
+const focusedText = () =>
+  page.evaluate(
+    () =>
+      (globalThis as unknown as { document: { activeElement: { textContent: string } } }).document
+        .activeElement.textContent,
+  );
+
 beforeAll(async () => {
   cfg = testConfig({
     CDP_FORMS_MIN_FILL_SECONDS: '1',
@@ -528,6 +536,7 @@ describe('forms, landing pages, exports and attribution in the console', () => {
     await expect.poll(() => textOf(second), { timeout: 10_000 }).toContain('3 of 3 rows');
 
     await page.getByRole('button', { name: `Delete ${id}`, exact: true }).click();
+    await expect.poll(focusedText).toBe('Keep'); // the safe choice has focus
     await page.getByRole('button', { name: `Delete ${id} now` }).click();
     await expect.poll(() => page.locator(`tr[data-export="${id}"]`).count(), { timeout: 10_000 }).toBe(0);
     expect((await api('GET', `/v1/exports/${id}`)).status).toBe(404);
