@@ -342,6 +342,40 @@ function ConsentEditor({ c, i, n, set, onMove, errors }) {
   </fieldset>`;
 }
 
+/**
+ * How the visitor sees the form (labels, controls, consent text), drawn from the editor's
+ * state. Visual only: inert and hidden from screen readers, whose users have the fields
+ * above with the same text.
+ */
+function FormPreview({ s }) {
+  const control = (f) => {
+    if (f.type === 'select')
+      return html`<select disabled tabindex="-1"><option>${
+        String(f.options ?? '')
+          .split('\n')
+          .find((o) => o.trim()) ?? ''
+      }</option></select>`;
+    const type =
+      f.type === 'email' ? 'email' : f.type === 'number' ? 'number' : f.type === 'tel' ? 'tel' : 'text';
+    return html`<input type=${type} disabled tabindex="-1" />`;
+  };
+  const star = (r) => (r ? ' *' : '');
+  return html`<div class="panel form-preview" inert aria-hidden="true">
+    ${s.fields
+      .filter((f) => f.type !== 'hidden')
+      .map((f, i) =>
+        f.type === 'checkbox'
+          ? html`<div class="check" key=${i}><input type="checkbox" disabled tabindex="-1" /><span>${f.label || f.name}${star(f.required)}</span></div>`
+          : html`<div class="field" key=${i}><span class="label">${f.label || f.name}${star(f.required)}</span>${control(f)}</div>`,
+      )}
+    ${s.consents.map(
+      (c, i) =>
+        html`<div class="check" key=${`c${i}`}><input type="checkbox" disabled tabindex="-1" /><span>${c.text || '(consent text)'}${star(c.required)}</span></div>`,
+    )}
+    <div><span class="button primary">Submit</span></div>
+  </div>`;
+}
+
 export function FormEditor({ id }) {
   const [def, loadError] = useGet(id ? `/v1/forms/${encodeURIComponent(id)}` : null);
   const [s, setS] = useState(id ? null : formState(null));
@@ -401,6 +435,8 @@ export function FormEditor({ id }) {
             ? html`<${F} label="Success message" k="success.message" errors=${errors} wide><textarea rows="2" required value=${s.message} onInput=${(e) => setS({ ...s, message: e.currentTarget.value })}></textarea><//>`
             : html`<${F} label="Redirect URL" k="success.redirect" errors=${errors} wide hint="An absolute http(s) URL"><input type="url" required value=${s.redirect} onInput=${(e) => setS({ ...s, redirect: e.currentTarget.value })} /><//>`
         }
+        <h2>Preview</h2>
+        <${FormPreview} s=${s} />
         ${errors ? html`<div class="error" role="alert">Not saved: ${errors.path}: ${errors.message}</div>` : null}
         <${ErrorBox} error=${error} />
         <div class="row actions">

@@ -220,6 +220,13 @@ describe('forms, landing pages, exports and attribution in the console', () => {
     await c1.getByLabel('Channel', { exact: true }).fill('email');
     await c1.getByLabel('Exact text shown', { exact: true }).fill('Send me the monthly newsletter by email.');
     await page.getByLabel('Success message', { exact: true }).fill('Thanks for subscribing!');
+    // the preview shows the fields in order, as the visitor sees them (not to the keyboard)
+    const preview = page.locator('.form-preview');
+    await expect
+      .poll(() => textOf(preview))
+      .toBe('Email *CompanyRole *MarketingTeam sizeSend me the monthly newsletter by email.Submit');
+    expect(await preview.getAttribute('aria-hidden')).toBe('true');
+    expect(await preview.getAttribute('inert')).not.toBeNull();
 
     await page.getByRole('button', { name: 'Create form' }).click();
     // the server's 400 names fields[1].pattern: shown by that control, which gets focus
