@@ -389,6 +389,7 @@ describe('forms, landing pages, exports and attribution in the console', () => {
     await expect.poll(() => imageUrl.getAttribute('aria-invalid'), { timeout: 10_000 }).toBe('true');
     await expect.poll(focused).toEqual({ tag: 'INPUT', key: 'variants[1].blocks[3].url' });
     expect(await textOf(vb.locator('.field-error'))).toContain('must be http or https');
+    await checkViewports('page-editor-error');
     await imageUrl.fill('https://cdn.example.com/hero.png');
     await page.getByRole('button', { name: 'Create page' }).click();
     await page.getByRole('heading', { name: 'Spring offer' }).waitFor();
