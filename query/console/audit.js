@@ -20,6 +20,9 @@ const TYPES = [
   'suppression',
   'write_key',
   'workspace_settings',
+  'tracking_plan',
+  'export',
+  'bi_credential',
 ];
 const ACTIONS = ['create', 'update', 'delete', 'erase'];
 const SCREEN = {
@@ -27,6 +30,8 @@ const SCREEN = {
   campaign: '#/campaigns/',
   journey: '#/journeys/',
   profile: '#/profiles/',
+  form: '#/forms/',
+  page: '#/pages/',
 };
 
 /** This browser's key as the audit log names it (`key:` + 12 hex of its SHA-256), if the page may hash. */
