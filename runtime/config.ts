@@ -103,6 +103,23 @@ export const EnvSchema = Type.Object({
   // activation: channels
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   CDP_EMAIL_FROM: Type.String({ minLength: 3, default: 'cdp <no-reply@localhost>' }),
+  CDP_EMAIL_PROVIDER: Type.Union(
+    [Type.Literal('smtp'), Type.Literal('ses'), Type.Literal('sendgrid'), Type.Literal('postmark')],
+    { default: 'smtp' },
+  ),
+  CDP_SES_REGION: Type.String({ pattern: '^$|^[a-z]{2}(-[a-z]+)+-\\d+$', default: '' }),
+  CDP_SES_ACCESS_KEY_ID: Type.String({ default: '' }),
+  CDP_SES_SECRET_ACCESS_KEY: Type.String({ default: '' }),
+  /** Temporary credentials (STS): the session token that goes with the key pair. */
+  CDP_SES_SESSION_TOKEN: Type.String({ default: '' }),
+  /** Default https://email.<region>.amazonaws.com; set for a VPC endpoint or a local stand-in. */
+  CDP_SES_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  CDP_SENDGRID_API_KEY: Type.String({ default: '' }),
+  CDP_SENDGRID_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.sendgrid.com' }),
+  CDP_POSTMARK_SERVER_TOKEN: Type.String({ default: '' }),
+  CDP_POSTMARK_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.postmarkapp.com' }),
+  /** Campaigns are marketing mail: Postmark wants it on a broadcast stream. */
+  CDP_POSTMARK_MESSAGE_STREAM: Type.String({ minLength: 1, default: 'broadcast' }),
   CDP_SMS_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.twilio.com' }),
   CDP_SMS_ACCOUNT_SID: Type.String({ default: '' }),
   CDP_SMS_AUTH_TOKEN: Type.String({ default: '' }),
@@ -243,7 +260,20 @@ export interface ProfileLimits {
 
 export interface ChannelsConfig {
   timeoutMs: number;
-  email: { smtpUrl?: string; from: string };
+  email: {
+    smtpUrl?: string;
+    from: string;
+    provider: 'smtp' | 'ses' | 'sendgrid' | 'postmark';
+    ses: {
+      region: string;
+      accessKeyId: string;
+      secretAccessKey: string;
+      sessionToken: string;
+      endpoint?: string;
+    };
+    sendgrid: { apiKey: string; baseUrl: string };
+    postmark: { serverToken: string; baseUrl: string; messageStream: string };
+  };
   sms: { baseUrl: string; accountSid: string; authToken: string; from: string };
   push: {
     provider: 'fcm' | 'apns';
@@ -338,6 +368,17 @@ export interface Config {
   exports: { dir: string; ttlMs: number };
 }
 
+/** The chosen email provider's credentials, named when missing (a send could never succeed). */
+function emailProviderProblems(e: Env): string[] {
+  const need = (names: Array<keyof Env>) =>
+    names.filter((n) => !e[n]).map((n) => `${n}: required when CDP_EMAIL_PROVIDER=${e.CDP_EMAIL_PROVIDER}`);
+  if (e.CDP_EMAIL_PROVIDER === 'ses')
+    return need(['CDP_SES_REGION', 'CDP_SES_ACCESS_KEY_ID', 'CDP_SES_SECRET_ACCESS_KEY']);
+  if (e.CDP_EMAIL_PROVIDER === 'sendgrid') return need(['CDP_SENDGRID_API_KEY']);
+  if (e.CDP_EMAIL_PROVIDER === 'postmark') return need(['CDP_POSTMARK_SERVER_TOKEN']);
+  return [];
+}
+
 /** Builds the typed configuration from an environment. Throws ConfigError naming each bad variable. */
 export function loadConfig(raw: Record<string, string | undefined> = {}): Config {
   const e = parseEnv(EnvSchema, raw);
@@ -359,6 +400,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     );
   if (production && !e.CLICKHOUSE_URL)
     missing.push('CLICKHOUSE_URL: required when NODE_ENV=production (chDB is the local default only)');
+  missing.push(...emailProviderProblems(e));
   missing.push(...exposureProblems(e), ...deadlineProblems(e));
   if (missing.length > 0) throw new ConfigError(missing);
   const dataDir = e.CDP_DATA_DIR;
@@ -459,7 +501,24 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     profileLimits: { maxTraits: e.CDP_PROFILE_MAX_TRAITS, maxTraitBytes: e.CDP_PROFILE_MAX_TRAIT_BYTES },
     channels: {
       timeoutMs: e.CDP_CHANNEL_TIMEOUT_MS,
-      email: { smtpUrl: e.SMTP_URL, from: e.CDP_EMAIL_FROM },
+      email: {
+        smtpUrl: e.SMTP_URL,
+        from: e.CDP_EMAIL_FROM,
+        provider: e.CDP_EMAIL_PROVIDER,
+        ses: {
+          region: e.CDP_SES_REGION,
+          accessKeyId: e.CDP_SES_ACCESS_KEY_ID,
+          secretAccessKey: e.CDP_SES_SECRET_ACCESS_KEY,
+          sessionToken: e.CDP_SES_SESSION_TOKEN,
+          endpoint: e.CDP_SES_ENDPOINT,
+        },
+        sendgrid: { apiKey: e.CDP_SENDGRID_API_KEY, baseUrl: e.CDP_SENDGRID_BASE_URL },
+        postmark: {
+          serverToken: e.CDP_POSTMARK_SERVER_TOKEN,
+          baseUrl: e.CDP_POSTMARK_BASE_URL,
+          messageStream: e.CDP_POSTMARK_MESSAGE_STREAM,
+        },
+      },
       sms: {
         baseUrl: e.CDP_SMS_BASE_URL,
         accountSid: e.CDP_SMS_ACCOUNT_SID,

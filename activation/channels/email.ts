@@ -3,23 +3,37 @@
 // Message-ID, so a resend after a crash carries the same id (receivers and ESPs can dedupe).
 // The HTML part escapes trait values (`| raw` opts out); subject and text are plain text.
 // One deadline (CDP_CHANNEL_TIMEOUT_MS) bounds the whole SMTP exchange of a message.
+// CDP_EMAIL_PROVIDER=ses|sendgrid|postmark sends the same rendered message and headers through
+// that provider's HTTP API instead (email-providers.ts).
 import nodemailer from 'nodemailer';
 import { withTimeout } from '../../runtime/http.ts';
 import type { Channel, SendResult } from './channel.ts';
 import { refused, renderTemplates, stringTrait } from './channel.ts';
+import { type EmailApiConfig, type EmailProvider, emailApiSender } from './email-providers.ts';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
-export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: number }): Channel {
-  const transport = cfg.smtpUrl
-    ? nodemailer.createTransport(cfg.smtpUrl, {
-        pool: true,
-        maxConnections: 5,
-        connectionTimeout: cfg.timeoutMs,
-        greetingTimeout: cfg.timeoutMs,
-        socketTimeout: cfg.timeoutMs,
-      } as never)
-    : undefined;
+export type EmailConfig = {
+  smtpUrl?: string;
+  from: string;
+  timeoutMs: number;
+  provider?: EmailProvider;
+} & Omit<EmailApiConfig, 'provider' | 'timeoutMs'>;
+
+export function emailChannel(cfg: EmailConfig): Channel {
+  // CDP_EMAIL_PROVIDER other than smtp: the same rendered message through the provider's API
+  const api =
+    cfg.provider && cfg.provider !== 'smtp' ? emailApiSender({ ...cfg, provider: cfg.provider }) : undefined;
+  const transport =
+    cfg.smtpUrl && !api
+      ? nodemailer.createTransport(cfg.smtpUrl, {
+          pool: true,
+          maxConnections: 5,
+          connectionTimeout: cfg.timeoutMs,
+          greetingTimeout: cfg.timeoutMs,
+          socketTimeout: cfg.timeoutMs,
+        } as never)
+      : undefined;
   return {
     name: 'email',
     recipient: (_c, change) => {
@@ -30,7 +44,7 @@ export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: n
       const started = performance.now();
       const ms = () => Math.round(performance.now() - started);
       const s = req.campaign.email;
-      if (!transport) return refused('SMTP_URL is not set');
+      if (!transport && !api) return refused('SMTP_URL is not set');
       if (!s) return refused('no email settings');
       const r = await renderTemplates({ subject: s.subject, text: s.text, html: s.html ?? '' }, req, {
         html: 'html',
@@ -40,6 +54,22 @@ export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: n
       let { text } = r.text;
       const html = s.html ? r.text.html : undefined;
       if (!/unsubscribe_url/.test(s.text)) text = `${text}\n\nUnsubscribe: ${req.unsubscribeUrl}\n`;
+      const headers = {
+        'List-Unsubscribe': `<${req.unsubscribeUrl}>`,
+        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+        'X-CDP-Send-Key': req.sendKey,
+      };
+      if (api)
+        return api.send({
+          from: s.from ?? cfg.from,
+          to: req.recipient,
+          subject,
+          text,
+          html,
+          headers,
+          sendKey: req.sendKey,
+        });
+      if (!transport) return refused('SMTP_URL is not set');
       try {
         const sending = transport.sendMail({
           from: s.from ?? cfg.from,
@@ -48,11 +78,7 @@ export function emailChannel(cfg: { smtpUrl?: string; from: string; timeoutMs: n
           text,
           html,
           messageId: `<${req.sendKey}@cdp>`,
-          headers: {
-            'List-Unsubscribe': `<${req.unsubscribeUrl}>`,
-            'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
-            'X-CDP-Send-Key': req.sendKey,
-          },
+          headers,
         });
         // the socket timeouts are idle timeouts: a server answering a byte at a time passes them
         const info = await withTimeout(sending, cfg.timeoutMs, 'SMTP send');
