@@ -12,8 +12,10 @@ import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { trackingSecret } from '../schemas/email-tracking-token.ts';
 import { topics } from '../schemas/topics.ts';
 import { CampaignRegistry } from './campaign-registry.ts';
+import { configureEmailTracking } from './channels/email-tracking.ts';
 import { createChannels } from './channels/index.ts';
 import { sendClaims } from './claim-send.ts';
 import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
@@ -72,6 +74,8 @@ export async function startActivation(
       campaigns.replace(defs, journeySendCampaigns(journeys, versions));
     },
   });
+  // campaigns with email.tracking get signed open/click links to the public ingest host
+  configureEmailTracking({ secret: trackingSecret(cfg.unsubscribe.secret), baseUrl: cfg.ingest.publicUrl });
   const channels = createChannels(cfg.channels, cfg.activation);
   const pipeline = createActivationPipeline({
     producer,

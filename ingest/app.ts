@@ -14,6 +14,7 @@ import type { EventType, NormalizedEvent } from '../schemas/event.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
 import { type ConsentConfirmDeps, consentConfirmRoutes } from './consent-confirm.ts';
+import { type EmailTrackingDeps, emailTrackingRoutes } from './email-tracking.ts';
 import { formEmbedRoutes } from './form-embed.ts';
 import { type FormDeps, formRoutes } from './forms.ts';
 import { IngestError } from './ingest-error.ts';
@@ -51,6 +52,8 @@ export interface IngestDeps {
   trackingPlans?: { plans: PlanLookup; quarantineTopic: string };
   /** Double opt-in confirmation links (ingest/consent-confirm.ts), when given. */
   consentConfirm?: ConsentConfirmDeps;
+  /** Email open pixels and click redirects (ingest/email-tracking.ts), when given. */
+  emailTracking?: EmailTrackingDeps;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -123,6 +126,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
   }
   if (deps.pages) app.route('/', pageRoutes(deps.pages));
   if (deps.consentConfirm) app.route('/', consentConfirmRoutes(deps.consentConfirm));
+  if (deps.emailTracking) app.route('/', emailTrackingRoutes(deps.emailTracking));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));

@@ -7,6 +7,7 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { WriteKeyStore, watchWriteKeys } from '../runtime/write-keys.ts';
 import { confirmSecret } from '../schemas/double-opt-in.ts';
+import { trackingSecret } from '../schemas/email-tracking-token.ts';
 import type { FormDefinition } from '../schemas/form.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import { topics } from '../schemas/topics.ts';
@@ -83,6 +84,17 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       secret: confirmSecret(cfg.unsubscribe.secret),
       log: log.child({ area: 'consent-confirm' }),
       now: () => new Date(),
+    },
+    emailTracking: {
+      producer,
+      eventsTopic: t.events,
+      redis: clients.redis(),
+      redisPrefix: cfg.redis.prefix,
+      secret: trackingSecret(cfg.unsubscribe.secret),
+      log: log.child({ area: 'email-tracking' }),
+      now: () => new Date(),
+      produceTimeoutMs: cfg.ingest.produceTimeoutMs,
+      timeBounds: cfg.ingest.timeBounds,
     },
   });
   mountHealth(app, { kafka: () => admin.ping() });

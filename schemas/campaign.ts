@@ -21,6 +21,13 @@ export const EmailSettings = Type.Object(
     html: Type.Optional(Template(200_000)),
     /** Sender; the configured default (CDP_EMAIL_FROM) when omitted. */
     from: Type.Optional(Type.String({ minLength: 3, maxLength: 320 })),
+    /** Open pixel and click redirects in the HTML part (activation/channels/email-tracking.ts); off by default. */
+    tracking: Type.Optional(
+      Type.Object(
+        { opens: Type.Optional(Type.Boolean()), clicks: Type.Optional(Type.Boolean()) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -10,6 +10,7 @@ import { withTimeout } from '../../runtime/http.ts';
 import type { Channel, SendResult } from './channel.ts';
 import { refused, renderTemplates, stringTrait } from './channel.ts';
 import { type EmailApiConfig, type EmailProvider, emailApiSender } from './email-providers.ts';
+import { trackEmailHtml } from './email-tracking.ts';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
@@ -52,7 +53,7 @@ export function emailChannel(cfg: EmailConfig): Channel {
       if ('refused' in r) return r.refused;
       const { subject } = r.text;
       let { text } = r.text;
-      const html = s.html ? r.text.html : undefined;
+      const html = s.html ? trackEmailHtml(r.text.html, req) : undefined;
       if (!/unsubscribe_url/.test(s.text)) text = `${text}\n\nUnsubscribe: ${req.unsubscribeUrl}\n`;
       const headers = {
         'List-Unsubscribe': `<${req.unsubscribeUrl}>`,
