@@ -183,14 +183,15 @@ export async function sendOne(
   }
   // finally failed: un-count it so a replayed dead letter is judged afresh
   await deps.policy.release(c, change, key);
-  if (r.invalidRecipient && c.channel === 'push') {
-    await deps.policy.suppressRecipient(change, 'device', recipient);
+  if (r.invalidRecipient && (c.channel === 'push' || c.channel === 'email')) {
+    // a dead push token, or an address the email provider calls inactive (Postmark 406)
+    await deps.policy.suppressRecipient(change, c.channel === 'push' ? 'device' : 'email', recipient);
     return {
       campaign: c,
       key,
       result: {
         outcome: 'failed',
-        reason: `invalid_token: ${reason}`,
+        reason: `${c.channel === 'push' ? 'invalid_token' : 'invalid_recipient'}: ${reason}`,
         status: r.status,
         providerMs: r.latencyMs,
         replayable: false,

@@ -147,10 +147,11 @@ export function contactPolicy(deps: {
     },
 
     /**
-     * A recipient the provider says is gone for good (an unregistered push token) goes on the
-     * workspace's suppression list: later sends to it are suppressed, not tried.
+     * A recipient the provider says is gone for good (an unregistered push token, an email
+     * address the provider has marked inactive) goes on the workspace's suppression list:
+     * later sends to it are suppressed, not tried.
      */
-    async suppressRecipient(change: SegmentChange, kind: 'device', value: string): Promise<void> {
+    async suppressRecipient(change: SegmentChange, kind: 'device' | 'email', value: string): Promise<void> {
       await deps.redis.sadd(
         workspaceKeys(deps.redisPrefix, change.workspaceId).suppressions,
         suppressionMember(kind, value),
