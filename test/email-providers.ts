@@ -50,6 +50,7 @@ export async function startSes(opts: {
   const sent: Array<{ body: Record<string, unknown>; authorization: string; signedHeaders: string[] }> = [];
   const refused: string[] = [];
   let throttle = 0;
+  let throttleAs = { status: 429, type: 'TooManyRequestsException' };
   let n = 0;
   const server = createServer(async (req, res) => {
     const body = await read(req);
@@ -118,7 +119,7 @@ export async function startSes(opts: {
       );
     if (throttle > 0) {
       throttle--;
-      return error(429, 'TooManyRequestsException', 'Maximum sending rate exceeded.');
+      return error(throttleAs.status, throttleAs.type, 'Maximum sending rate exceeded.');
     }
     let b: {
       FromEmailAddress?: unknown;
@@ -180,9 +181,10 @@ export async function startSes(opts: {
     url: await listen(server),
     sent,
     refused,
-    /** The next n signed requests are throttled (429 TooManyRequestsException). */
-    throttle: (k: number) => {
+    /** The next n signed requests are throttled (429 TooManyRequestsException unless `as` says). */
+    throttle: (k: number, as = { status: 429, type: 'TooManyRequestsException' }) => {
       throttle = k;
+      throttleAs = as;
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };

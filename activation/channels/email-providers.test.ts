@@ -216,6 +216,30 @@ describe('Amazon SES v2', () => {
     expect(r.error).toContain('SignatureDoesNotMatch');
     expect(ses.refused.at(-1)).toBe('SignatureDoesNotMatch');
     expect(ses.sent.length).toBe(before);
+    const unknown = await emailChannel({
+      from: FROM,
+      provider: 'ses',
+      ses: {
+        region: 'eu-west-1',
+        accessKeyId: 'AKIAUNKNOWNKEY000000',
+        secretAccessKey: 'x',
+        endpoint: ses.url,
+      },
+      timeoutMs: 3000,
+      now,
+    }).send(request('ada@example.com'));
+    expect(unknown).toMatchObject({ ok: false, status: 403, retriable: false });
+    expect(unknown.error).toContain('UnrecognizedClientException');
+    // signed for another region: the credential scope is wrong, whatever the key
+    const region = await emailChannel({
+      from: FROM,
+      provider: 'ses',
+      ses: { region: 'us-east-1', ...SES_KEY, endpoint: ses.url },
+      timeoutMs: 3000,
+      now,
+    }).send(request('ada@example.com'));
+    expect(region).toMatchObject({ ok: false, status: 403, retriable: false });
+    expect(ses.sent.length).toBe(before);
   });
 
   it('refuses a body changed after signing and a request signed 20 minutes ago', async () => {
@@ -253,6 +277,13 @@ describe('Amazon SES v2', () => {
     expect(throttled).toMatchObject({ ok: false, status: 429, retriable: true });
     expect(throttled.error).toContain('TooManyRequestsException');
     expect((await channel().send(request('ada@example.com'))).ok).toBe(true); // the retry goes through
+    // the sending rate refused under the query-API error name (400 Throttling) is throttling too
+    ses.throttle(1, { status: 400, type: 'Throttling' });
+    expect(await channel().send(request('ada@example.com'))).toMatchObject({
+      ok: false,
+      status: 400,
+      retriable: true,
+    });
 
     const rejected = await channel().send(request('ada@example.com', 'Spoof <ceo@other.test>'));
     expect(rejected).toMatchObject({ ok: false, status: 400, retriable: false });

@@ -179,7 +179,12 @@ function sesSender(cfg: EmailApiConfig): EmailApiSender {
           .pop() ||
         '';
       const message = String(b.message ?? b.Message ?? a.body.slice(0, 200));
-      const throttled = type === 'TooManyRequestsException' || type === 'ThrottlingException';
+      // rate and daily quota refusals are throttling whatever type carries them (v1 called it Throttling)
+      const throttled =
+        type === 'TooManyRequestsException' ||
+        type === 'ThrottlingException' ||
+        type === 'Throttling' ||
+        /maximum sending rate exceeded|daily message quota exceeded/i.test(message);
       return failure(
         a,
         `SES ${a.status}${type ? ` ${type}` : ''}: ${message}`,
