@@ -131,8 +131,26 @@ function peer(c: Context): string | undefined {
   }
 }
 
+/** messageIds produced lately by this process: a pixel reloaded 50 times is read and produced once. */
+const RECENT_MAX = 50_000;
+
 export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
   const app = new Hono();
+  // messageId -> until (ms); the processor's dedup is what counts, this only saves the work
+  const recent = new Map<string, number>();
+  const seen = (id: string, nowMs: number) => {
+    const until = recent.get(id);
+    if (until !== undefined && until > nowMs) return true;
+    if (recent.size >= RECENT_MAX) {
+      // drop the oldest tenth (insertion order)
+      let n = RECENT_MAX / 10;
+      for (const k of recent.keys()) {
+        recent.delete(k);
+        if (--n <= 0) break;
+      }
+    }
+    return false;
+  };
 
   /** The profile's own identifier for the event, or undefined (gone, erased). */
   const identifierOf = async (
@@ -170,6 +188,7 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
       .update([cl.w, cl.s, kind, cl.u ?? '', bot ? 'b' : 'h', String(bucket)].join('\u0000'))
       .digest('base64url')
       .slice(0, 32)}`;
+    if (seen(messageId, now.getTime())) return;
     try {
       const id = await withTimeout(identifierOf(cl), deps.produceTimeoutMs, 'redis');
       if (!id) {
@@ -208,6 +227,9 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
         deps.produceTimeoutMs,
         'kafka produce',
       );
+      // kept until its bucket ends: the next bucket is a new messageId anyway
+      const span = kind === 'o' ? 3_600_000 : 60_000;
+      recent.set(messageId, (bucket + 1) * span);
     } catch (err) {
       deps.log.warn({ err: (err as Error).message, workspaceId: cl.w, kind }, 'email_track_failed');
     }

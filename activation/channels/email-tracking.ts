@@ -81,7 +81,9 @@ export function trackEmailHtml(
   if (t.opens) {
     const src = `${base}/v1/e/o/${signTrackingToken(cfg.secret, 'o', claims)}.gif`;
     const pixel = `<img src="${escAttr(src)}" width="1" height="1" alt="" style="display:block;border:0;width:1px;height:1px;overflow:hidden">`;
-    const end = out.search(/<\/body\s*>/i);
+    // before the last </body> (an earlier one may be inside a comment or a quoted example)
+    let end = -1;
+    for (const m of out.matchAll(/<\/body\s*>/gi)) end = m.index;
     out = end >= 0 ? `${out.slice(0, end)}${pixel}${out.slice(end)}` : `${out}${pixel}`;
   }
   return out;
