@@ -187,7 +187,16 @@ describe('click redirect', () => {
     const [, sig] = t.split('.');
     const evil = Buffer.from(JSON.stringify(claims({ u: 'https://evil.test/' }))).toString('base64url');
     const open = signTrackingToken(SECRET, 'o', claims());
-    for (const token of [`${evil}.${sig}`, evil, open, `${t}x`, encodeURIComponent('https://evil.test/')]) {
+    for (const token of [
+      `${evil}.${sig}`,
+      evil,
+      open,
+      `${t}x`,
+      encodeURIComponent('https://evil.test/'),
+      '%ZZ',
+      '%00',
+      `${'a'.repeat(10_000)}.${sig}`,
+    ]) {
       const { res, events } = await get(`/v1/e/c/${token}`);
       expect(res.status, token).toBe(400);
       expect(res.headers.get('location'), token).toBeNull();
