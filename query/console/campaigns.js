@@ -116,6 +116,10 @@ function toBody(f) {
     const v = f.settings[f.channel][k];
     if (required || (v !== undefined && v !== '')) settings[k] = v ?? '';
   }
+  // open and click tracking (email): kept when on, so a save never drops what the API set
+  const t = f.channel === 'email' ? f.settings.email.tracking : undefined;
+  if (t?.opens || t?.clicks)
+    settings.tracking = { ...(t.opens ? { opens: true } : {}), ...(t.clicks ? { clicks: true } : {}) };
   const policy = {
     reentry: f.reentry === 'days' ? { everyDays: Number(f.everyDays) } : f.reentry,
     ...(f.ignoreCaps ? { ignoreCaps: true } : {}),
@@ -227,6 +231,20 @@ export function CampaignEditor({ id }) {
               <//>`,
             )}
           </div>
+          ${
+            form.channel === 'email'
+              ? html`<div class="row">
+                  ${[
+                    ['opens', 'Track opens (a 1×1 image)'],
+                    ['clicks', 'Track clicks (links go through the ingest host)'],
+                  ].map(
+                    ([k, label]) => html`<label class="check" key=${k}><input type="checkbox"
+                      checked=${Boolean(form.settings.email.tracking?.[k])}
+                      onChange=${(e) => setSetting('tracking', { ...form.settings.email.tracking, [k]: e.currentTarget.checked })} /><span>${label}</span></label>`,
+                  )}
+                </div>`
+              : null
+          }
           ${form.channel === 'webhook' ? null : html`<${TemplatePreview} channel=${form.channel} settings=${form.settings[form.channel]} name=${form.name} />`}
         </fieldset>
         <fieldset>

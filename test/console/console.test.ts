@@ -300,7 +300,12 @@ describe('the marketer console', () => {
     await page.getByLabel('Subject (Liquid)', { exact: true }).fill('Hi {{ traits.plan | nosuchfilter }}');
     await page.getByRole('button', { name: 'Render preview' }).click();
     await page.getByText(/^settings\.subject: /).waitFor();
+    // email only: the open and click tracking switches
+    await page.getByLabel('Track clicks (links go through the ingest host)', { exact: true }).check();
+    expect(await page.getByLabel('Track opens (a 1×1 image)', { exact: true }).isChecked()).toBe(false);
+    await checkViewports('campaign-editor-email');
     await page.getByLabel('Channel', { exact: true }).selectOption('webhook');
+    expect(await page.getByText('Track opens (a 1×1 image)').count()).toBe(0);
     await page.getByLabel('Webhook URL', { exact: true }).fill(receiver.url);
     await checkViewports('campaign-editor');
     await page.getByRole('button', { name: 'Create campaign' }).click();
