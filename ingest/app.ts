@@ -23,6 +23,7 @@ import { ingestOpenApi } from './openapi.ts';
 import { type PageDeps, pageRoutes } from './pages.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readJsonBody } from './read-body.ts';
+import { type SmsWebhookDeps, smsWebhookRoutes } from './sms-webhooks.ts';
 import { applyPlan, type PlanLookup, type PlanOutcome } from './tracking-plan.ts';
 
 /**
@@ -54,6 +55,8 @@ export interface IngestDeps {
   consentConfirm?: ConsentConfirmDeps;
   /** Email open pixels and click redirects (ingest/email-tracking.ts), when given. */
   emailTracking?: EmailTrackingDeps;
+  /** Twilio SMS status callbacks and inbound keywords (ingest/sms-webhooks.ts), when given. */
+  smsWebhooks?: SmsWebhookDeps;
 }
 
 // A Map, not an object: `/v1/__proto__` or `/v1/constructor` must not find anything.
@@ -127,6 +130,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
   if (deps.pages) app.route('/', pageRoutes(deps.pages));
   if (deps.consentConfirm) app.route('/', consentConfirmRoutes(deps.consentConfirm));
   if (deps.emailTracking) app.route('/', emailTrackingRoutes(deps.emailTracking));
+  if (deps.smsWebhooks) app.route('/', smsWebhookRoutes(deps.smsWebhooks));
 
   app.post('/v1/:type', async (c) => {
     const kind = SHORT.get(c.req.param('type'));

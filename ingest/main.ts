@@ -22,8 +22,9 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
   const producer = kafka.producer({ lingerMs: cfg.ingest.lingerMs });
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
+  const writeKeyStore = new WriteKeyStore(clients.redis(), cfg.redis.prefix);
   const writeKeys = watchWriteKeys({
-    store: new WriteKeyStore(clients.redis(), cfg.redis.prefix),
+    store: writeKeyStore,
     bootstrap: new Map([[cfg.keys.writeKey, cfg.keys.workspace]]),
     log,
   });
@@ -95,6 +96,18 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       now: () => new Date(),
       produceTimeoutMs: cfg.ingest.produceTimeoutMs,
       timeBounds: cfg.ingest.timeBounds,
+    },
+    smsWebhooks: {
+      redis: clients.redis(),
+      redisPrefix: cfg.redis.prefix,
+      authToken: cfg.channels.sms.authToken,
+      publicUrl: cfg.ingest.publicUrl,
+      helpText: cfg.channels.sms.helpText,
+      workspaceKnown: async (ws) =>
+        ws === cfg.keys.workspace || (await writeKeyStore.list(ws)).some((r) => !r.revokedAt),
+      limiter: perMinute(cfg.channels.sms.webhookRatePerMinute),
+      log: log.child({ area: 'sms-webhooks' }),
+      now: () => new Date(),
     },
   });
   mountHealth(app, { kafka: () => admin.ping() });

@@ -124,6 +124,14 @@ export const EnvSchema = Type.Object({
   CDP_SMS_ACCOUNT_SID: Type.String({ default: '' }),
   CDP_SMS_AUTH_TOKEN: Type.String({ default: '' }),
   CDP_SMS_FROM: Type.String({ default: '' }),
+  /** Answered to an inbound HELP (ingest/sms-webhooks.ts). */
+  CDP_SMS_HELP_TEXT: Type.String({
+    minLength: 1,
+    maxLength: 1600,
+    default: 'Reply STOP to unsubscribe, START to subscribe again. Msg&data rates may apply.',
+  }),
+  /** Twilio webhook requests per minute per client address on the ingest host; 0 unlimited. */
+  CDP_SMS_WEBHOOK_RATE_PER_MINUTE: Type.Integer({ minimum: 0, default: 600 }),
   CDP_PUSH_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://fcm.googleapis.com' }),
   CDP_PUSH_PROJECT: Type.String({ default: '' }),
   CDP_PUSH_TOKEN: Type.String({ default: '' }),
@@ -274,7 +282,14 @@ export interface ChannelsConfig {
     sendgrid: { apiKey: string; baseUrl: string };
     postmark: { serverToken: string; baseUrl: string; messageStream: string };
   };
-  sms: { baseUrl: string; accountSid: string; authToken: string; from: string };
+  sms: {
+    baseUrl: string;
+    accountSid: string;
+    authToken: string;
+    from: string;
+    helpText: string;
+    webhookRatePerMinute: number;
+  };
   push: {
     provider: 'fcm' | 'apns';
     baseUrl: string;
@@ -524,6 +539,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         accountSid: e.CDP_SMS_ACCOUNT_SID,
         authToken: e.CDP_SMS_AUTH_TOKEN,
         from: e.CDP_SMS_FROM,
+        helpText: e.CDP_SMS_HELP_TEXT,
+        webhookRatePerMinute: e.CDP_SMS_WEBHOOK_RATE_PER_MINUTE,
       },
       push: {
         provider: e.CDP_PUSH_PROVIDER,

@@ -1,0 +1,216 @@
+// Twilio SMS webhooks on the ingest app against a real Redis: the signature is computed here
+// as Twilio documents it (independently of the module: URL, then each name+value sorted by
+// name, HMAC-SHA1, base64). A signed status callback is taken, a forged one is a 403 that
+// changes nothing; `failed` with 21610 suppresses the number; inbound STOP suppresses the
+// sender and queues a provable consent_log row, START lifts it, HELP answers the help text;
+// a redelivered callback does nothing again.
+import { createHmac } from 'node:crypto';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { Producer } from '../runtime/kafka/index.ts';
+import { createLogger } from '../runtime/log.ts';
+import { createRedis } from '../runtime/redis.ts';
+import { createIngestApp } from './app.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { type SmsConsentJob, smsConsentDueKey } from './sms-webhooks.ts';
+
+const TOKEN = 'twilio-auth-token-123';
+const PUBLIC = 'https://in.example.test';
+const PREFIX = `smswh${process.pid}${Date.now()}`;
+const WS = 'ws_sms';
+const log = createLogger({ level: 'silent', name: 'test' });
+const redis = createRedis(inject('redisUrl'), log, 'sms-webhooks-test');
+afterAll(() => redis.quit());
+
+const producer: Producer = {
+  connect: async () => {},
+  disconnect: async () => {},
+  send: async () => {},
+};
+const makeApp = (limiter?: RateLimiter) =>
+  createIngestApp({
+    producer,
+    eventsTopic: 'events',
+    resolveWriteKey: () => undefined,
+    log,
+    smsWebhooks: {
+      redis,
+      redisPrefix: PREFIX,
+      authToken: TOKEN,
+      publicUrl: `${PUBLIC}/`,
+      helpText: 'Shop alerts: reply STOP to stop. Help: help@shop.test',
+      workspaceKnown: async (ws) => ws === WS,
+      limiter,
+      log,
+      now: () => new Date(),
+    },
+  });
+const app = makeApp();
+
+/** As https://www.twilio.com/docs/usage/webhooks/webhooks-security describes it. */
+function sign(url: string, params: Record<string, string>): string {
+  let data = url;
+  for (const k of Object.keys(params).sort()) data += k + params[k];
+  return createHmac('sha1', TOKEN).update(Buffer.from(data, 'utf-8')).digest('base64');
+}
+
+function post(
+  kind: 'status' | 'inbound',
+  params: Record<string, string>,
+  opts: { sig?: string; ws?: string } = {},
+) {
+  const path = `/v1/webhooks/sms/twilio/${opts.ws ?? WS}/${kind}`;
+  return app.request(path, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-twilio-signature': opts.sig ?? sign(PUBLIC + path, params),
+    },
+    body: new URLSearchParams(params).toString(),
+  });
+}
+
+const suppressed = () => redis.smembers(`${PREFIX}:{${WS}}:suppress`);
+const queued = async () =>
+  (await redis.zrange(smsConsentDueKey(PREFIX), 0, -1)).map((m) => JSON.parse(m) as SmsConsentJob);
+
+describe('Twilio status callbacks', () => {
+  it('a signed callback is recorded; a forged one is a 403 and changes nothing', async () => {
+    const params = {
+      MessageSid: 'SM0001',
+      MessageStatus: 'delivered',
+      To: '+15550001111',
+      AccountSid: 'AC1',
+      From: '+15559999999',
+    };
+    const forged = await post(
+      'status',
+      { ...params, MessageStatus: 'failed', ErrorCode: '21610' },
+      {
+        sig: sign(`${PUBLIC}/v1/webhooks/sms/twilio/${WS}/status`, params),
+      },
+    );
+    expect(forged.status).toBe(403);
+    expect(await redis.exists(`${PREFIX}:{${WS}}:sms:msg:SM0001`)).toBe(0);
+    expect(await suppressed()).toEqual([]);
+    // signed for another URL (another workspace's path) is forged too
+    const elsewhere = await post('status', params, {
+      sig: sign(`${PUBLIC}/v1/webhooks/sms/twilio/other/status`, params),
+    });
+    expect(elsewhere.status).toBe(403);
+
+    const ok = await post('status', params);
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('content-type')).toMatch(/^text\/xml/);
+    expect(await ok.text()).toContain('<Response/>');
+    const rec = await redis.hgetall(`${PREFIX}:{${WS}}:sms:msg:SM0001`);
+    expect(rec.status).toBe('delivered');
+    expect(rec.to).toBe('+15550001111');
+    expect(await redis.ttl(`${PREFIX}:{${WS}}:sms:msg:SM0001`)).toBeGreaterThan(86_400);
+    expect(await suppressed()).toEqual([]); // delivered suppresses nothing
+  });
+
+  it('failed with 21610 suppresses the number; 30007 (carrier filtering) does not', async () => {
+    const r = await post('status', {
+      MessageSid: 'SM0002',
+      MessageStatus: 'failed',
+      ErrorCode: '21610',
+      To: '+1 (555) 000-2222',
+    });
+    expect(r.status).toBe(200);
+    const r2 = await post('status', {
+      MessageSid: 'SM0003',
+      MessageStatus: 'undelivered',
+      ErrorCode: '30007',
+      To: '+15550003333',
+    });
+    expect(r2.status).toBe(200);
+    expect(await suppressed()).toEqual(['phone:+15550002222']);
+    expect((await redis.hgetall(`${PREFIX}:{${WS}}:sms:msg:SM0003`)).error).toBe('30007');
+  });
+
+  it('refuses unknown workspaces, wrong content types, bad parameters and oversized bodies', async () => {
+    const p = { MessageSid: 'SM0009', MessageStatus: 'sent' };
+    expect((await post('status', p, { ws: 'nope' })).status).toBe(404);
+    expect((await post('status', { MessageSid: 'SM0009', MessageStatus: 'exploded' })).status).toBe(400);
+    const json = await app.request(`/v1/webhooks/sms/twilio/${WS}/status`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(p),
+    });
+    expect(json.status).toBe(415);
+    const big = { ...p, Body: 'x'.repeat(70 * 1024) };
+    expect((await post('status', big)).status).toBe(413);
+    expect(await redis.exists(`${PREFIX}:{${WS}}:sms:msg:SM0009`)).toBe(0);
+  });
+
+  it('limits requests per client address', async () => {
+    const limited = makeApp(new RateLimiter(0.001, 3));
+    const path = `/v1/webhooks/sms/twilio/${WS}/status`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await limited.request(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': 'x' },
+        body: 'MessageSid=SM1&MessageStatus=sent',
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses).toEqual([403, 403, 403, 429, 429]);
+  });
+});
+
+describe('Twilio inbound keywords', () => {
+  const phone = '+15557770000';
+  it('STOP suppresses the sender and queues a consent_log row; a redelivery does nothing again', async () => {
+    const msg = { MessageSid: 'SMin1', From: phone, To: '+15559999999', Body: '  stop ' };
+    const r = await post('inbound', msg);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain('<Response/>');
+    expect(await suppressed()).toContain(`phone:${phone}`);
+    const jobs = await queued();
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]).toMatchObject({
+      workspaceId: WS,
+      phone,
+      subscribed: false,
+      text: '  stop ',
+      messageSid: 'SMin1',
+    });
+    // redelivered after START came in: the replayed STOP must not suppress again
+    expect((await post('inbound', { ...msg, MessageSid: 'SMin2', Body: 'START' })).status).toBe(200);
+    expect(await suppressed()).not.toContain(`phone:${phone}`);
+    const again = await post('inbound', msg);
+    expect(again.status).toBe(200);
+    expect(await suppressed()).not.toContain(`phone:${phone}`);
+    const after = await queued();
+    expect(after.map((j) => [j.messageSid, j.subscribed])).toEqual([
+      ['SMin1', false],
+      ['SMin2', true],
+    ]);
+  });
+
+  it('a message that only contains the word is not a keyword; HELP answers the help text', async () => {
+    const r = await post('inbound', { MessageSid: 'SMin3', From: phone, Body: 'please stop by tomorrow' });
+    expect(r.status).toBe(200);
+    expect(await suppressed()).not.toContain(`phone:${phone}`);
+    for (const [i, word] of ['UNSUBSCRIBE', 'Cancel', 'end', 'QUIT', 'stopall'].entries()) {
+      const n = `+1555888000${i}`;
+      await post('inbound', { MessageSid: `SMk${word}`, From: n, Body: word });
+      expect(await suppressed()).toContain(`phone:${n}`);
+    }
+    const help = await post('inbound', { MessageSid: 'SMin4', From: phone, Body: 'help' });
+    expect(help.status).toBe(200);
+    expect(help.headers.get('content-type')).toMatch(/^text\/xml/);
+    expect(await help.text()).toBe(
+      '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Shop alerts: reply STOP to stop. Help: help@shop.test</Message></Response>',
+    );
+  });
+
+  it('a forged inbound STOP is a 403 and suppresses nothing', async () => {
+    const n = '+15556660000';
+    const r = await post('inbound', { MessageSid: 'SMf', From: n, Body: 'STOP' }, { sig: 'AAAA' });
+    expect(r.status).toBe(403);
+    expect(await suppressed()).not.toContain(`phone:${n}`);
+    expect((await queued()).some((j) => j.phone === n)).toBe(false);
+  });
+});

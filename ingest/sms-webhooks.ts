@@ -1,0 +1,248 @@
+// Twilio-shaped SMS webhooks on the public ingest host, no key: Twilio's request signature
+// (X-Twilio-Signature, HMAC-SHA1 with the account's auth token over the public URL and the
+// POST parameters sorted by name) is the credential; a mismatch is a 403 and changes nothing.
+//
+// - /status: delivery status callbacks. Each is kept on the message (a hash per MessageSid,
+//   30 days) and logged; `failed`/`undelivered` with 21610 (the recipient replied STOP to the
+//   carrier), 21211 or 21614 (not a valid / not a mobile number) puts the `To` number on the
+//   workspace suppression list (`phone:`), which activation checks at every send.
+// - /inbound: an incoming message. STOP/STOPALL/UNSUBSCRIBE/CANCEL/END/QUIT (the whole message,
+//   trimmed, any case) suppresses the sender's number; START/UNSTOP/YES lifts it; HELP answers
+//   the configured help text. A phone is a trait, not an identity (the processor indexes no
+//   phone → profile), and a carrier STOP is about the number, whoever's profile carries it:
+//   so the decision is kept as the `phone:` suppression, honoured for every profile with that
+//   number, even one not yet known. Each decision is queued as a consent_log row (source
+//   `sms_keyword`, the text received, the number as identifier) for the query service, which
+//   holds ClickHouse (query/sms-consent-log.ts).
+//
+// A redelivered callback (same MessageSid, and same status for /status) answers the same and
+// does nothing again: a marker is set first (SET NX) and removed if the effects fail (503, so
+// Twilio retries).
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
+import type { Logger } from '../runtime/log.ts';
+import { suppressionMember } from '../schemas/contact.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import type { RateLimiter } from './rate-limit.ts';
+
+/** The part of an ioredis client the webhooks use. */
+export interface SmsWebhookRedis {
+  set(key: string, value: string, ex: 'EX', seconds: number, nx: 'NX'): Promise<unknown>;
+  del(key: string): Promise<unknown>;
+  sadd(key: string, member: string): Promise<unknown>;
+  srem(key: string, member: string): Promise<unknown>;
+  hset(key: string, values: Record<string, string>): Promise<unknown>;
+  expire(key: string, seconds: number): Promise<unknown>;
+  zadd(key: string, score: number, member: string): Promise<unknown>;
+}
+
+export interface SmsWebhookDeps {
+  redis: SmsWebhookRedis;
+  redisPrefix: string;
+  /** CDP_SMS_AUTH_TOKEN; empty: every webhook is refused (503: not configured). */
+  authToken: string;
+  /** CDP_INGEST_PUBLIC_URL: the URL Twilio calls, as it signs it. */
+  publicUrl: string;
+  /** Answered to HELP (CDP_SMS_HELP_TEXT). */
+  helpText: string;
+  workspaceKnown: (workspaceId: string) => Promise<boolean>;
+  /** Requests per client address; none means unlimited. */
+  limiter?: RateLimiter;
+  log: Logger;
+  now: () => Date;
+}
+
+export const MAX_SMS_WEBHOOK_BYTES = 64 * 1024;
+const SEEN_TTL_S = 7 * 86_400;
+const MESSAGE_TTL_S = 30 * 86_400;
+const STOP = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
+const START = new Set(['START', 'UNSTOP', 'YES']);
+const HELP = new Set(['HELP', 'INFO']);
+/** Twilio error codes after which the number is not tried again. */
+export const SUPPRESSING_ERRORS = new Set(['21610', '21211', '21614']);
+const STATUSES = new Set([
+  'accepted',
+  'scheduled',
+  'queued',
+  'sending',
+  'sent',
+  'delivered',
+  'undelivered',
+  'failed',
+  'receiving',
+  'received',
+  'read',
+  'canceled',
+]);
+
+/** A consent decision from an SMS keyword, queued for consent_log (query/sms-consent-log.ts). */
+export interface SmsConsentJob {
+  workspaceId: string;
+  at: number;
+  phone: string;
+  subscribed: boolean;
+  text: string;
+  messageSid: string;
+}
+
+/** Sorted set of SmsConsentJob JSON → epoch ms when it is due (query/sms-consent-log.ts). */
+export const smsConsentDueKey = (prefix: string) => `${prefix}:sms:consent-due`;
+
+/** Twilio's signature: base64 HMAC-SHA1 of the URL followed by every name+value, by name. */
+export function twilioSignature(authToken: string, url: string, params: Array<[string, string]>): string {
+  const sorted = [...params].sort(([a, av], [b, bv]) =>
+    a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0,
+  );
+  let data = url;
+  for (const [k, v] of sorted) data += k + v;
+  return createHmac('sha1', authToken).update(data, 'utf8').digest('base64');
+}
+
+const xmlEsc = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+function twiml(c: Context, message?: string, status = 200) {
+  c.header('Cache-Control', 'no-store');
+  const body = message
+    ? `<?xml version="1.0" encoding="UTF-8"?><Response><Message>${xmlEsc(message)}</Message></Response>`
+    : '<?xml version="1.0" encoding="UTF-8"?><Response/>';
+  return c.body(body, status as 200, { 'Content-Type': 'text/xml; charset=utf-8' });
+}
+
+function peer(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? '';
+  } catch {
+    return '';
+  }
+}
+
+const WS = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
+  const app = new Hono();
+  const base = deps.publicUrl.replace(/\/+$/, '');
+
+  /** Checks size, workspace, rate and signature; answers the parameters or the refusal. */
+  const verified = async (c: Context): Promise<Map<string, string> | Response> => {
+    const ws = c.req.param('workspace') ?? '';
+    const text = (s: number, msg: string) => c.text(msg, s as 400);
+    const rate = deps.limiter?.take(peer(c), 1);
+    if (rate && !rate.ok) {
+      c.header('Retry-After', String(rate.retryAfterSeconds));
+      return text(429, 'rate limit exceeded');
+    }
+    if (!deps.authToken) return text(503, 'SMS webhooks are not configured');
+    const declared = Number(c.req.header('content-length') ?? '0');
+    if (declared > MAX_SMS_WEBHOOK_BYTES) return text(413, 'body too large');
+    const ct = (c.req.header('content-type') ?? '').toLowerCase();
+    if (!ct.startsWith('application/x-www-form-urlencoded'))
+      return text(415, 'expected application/x-www-form-urlencoded');
+    const buf = new Uint8Array(await c.req.arrayBuffer());
+    if (buf.byteLength > MAX_SMS_WEBHOOK_BYTES) return text(413, 'body too large');
+    if (!WS.test(ws) || !(await deps.workspaceKnown(ws))) return text(404, 'unknown workspace');
+    const params = [...new URLSearchParams(new TextDecoder().decode(buf))];
+    const q = new URL(c.req.url).search;
+    const expected = twilioSignature(deps.authToken, base + c.req.path + q, params);
+    const given = c.req.header('x-twilio-signature') ?? '';
+    const a = Buffer.from(expected);
+    const b = Buffer.from(given);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) {
+      deps.log.warn({ workspaceId: ws, path: c.req.path }, 'sms_webhook_bad_signature');
+      return text(403, 'invalid signature');
+    }
+    return new Map(params);
+  };
+
+  /** Runs `effects` once per marker; a redelivery (marker present) skips them. */
+  const once = async (marker: string, effects: () => Promise<void>): Promise<boolean> => {
+    const fresh = await deps.redis.set(marker, '1', 'EX', SEEN_TTL_S, 'NX');
+    if (fresh !== 'OK') return false;
+    try {
+      await effects();
+      return true;
+    } catch (err) {
+      await deps.redis.del(marker).catch(() => {});
+      throw err;
+    }
+  };
+
+  const unavailable = (c: Context, err: unknown) => {
+    deps.log.warn({ err: (err as Error).message }, 'sms_webhook_unavailable');
+    return c.text('try again', 503);
+  };
+
+  app.post('/v1/webhooks/sms/twilio/:workspace/status', async (c) => {
+    const p = await verified(c);
+    if (p instanceof Response) return p;
+    const ws = c.req.param('workspace');
+    const sid = p.get('MessageSid') ?? p.get('SmsSid') ?? '';
+    const status = (p.get('MessageStatus') ?? p.get('SmsStatus') ?? '').toLowerCase();
+    if (!sid || sid.length > 64 || !STATUSES.has(status))
+      return c.text('MessageSid and MessageStatus required', 400);
+    const error = (p.get('ErrorCode') ?? '').slice(0, 16);
+    const to = p.get('To') ?? '';
+    const k = workspaceKeys(deps.redisPrefix, ws);
+    const tag = `${deps.redisPrefix}:{${ws}}`; // the workspace's hash tag (schemas/redis-keys.ts)
+    try {
+      await once(`${tag}:sms:seen:status:${sid}:${status}`, async () => {
+        const at = deps.now().getTime();
+        await deps.redis.hset(`${tag}:sms:msg:${sid}`, {
+          status,
+          error,
+          to,
+          [`at:${status}`]: String(at),
+        });
+        await deps.redis.expire(`${tag}:sms:msg:${sid}`, MESSAGE_TTL_S);
+        const suppress =
+          (status === 'failed' || status === 'undelivered') && SUPPRESSING_ERRORS.has(error) && to;
+        if (suppress) await deps.redis.sadd(k.suppressions, suppressionMember('phone', to));
+        deps.log.info(
+          { workspaceId: ws, messageSid: sid, status, error: error || undefined, suppressed: !!suppress },
+          'sms_status',
+        );
+      });
+    } catch (err) {
+      return unavailable(c, err);
+    }
+    return twiml(c);
+  });
+
+  app.post('/v1/webhooks/sms/twilio/:workspace/inbound', async (c) => {
+    const p = await verified(c);
+    if (p instanceof Response) return p;
+    const ws = c.req.param('workspace');
+    const sid = p.get('MessageSid') ?? p.get('SmsSid') ?? '';
+    const from = p.get('From') ?? '';
+    const body = p.get('Body') ?? '';
+    if (!sid || sid.length > 64 || !from) return c.text('MessageSid and From required', 400);
+    const word = body.trim().toUpperCase();
+    if (HELP.has(word)) return twiml(c, deps.helpText);
+    const subscribed = START.has(word) ? true : STOP.has(word) ? false : undefined;
+    if (subscribed === undefined) return twiml(c);
+    const k = workspaceKeys(deps.redisPrefix, ws);
+    const tag = `${deps.redisPrefix}:{${ws}}`; // the workspace's hash tag (schemas/redis-keys.ts)
+    const member = suppressionMember('phone', from);
+    try {
+      await once(`${tag}:sms:seen:inbound:${sid}`, async () => {
+        const at = deps.now().getTime();
+        if (subscribed) await deps.redis.srem(k.suppressions, member);
+        else await deps.redis.sadd(k.suppressions, member);
+        const job: SmsConsentJob = {
+          workspaceId: ws,
+          at,
+          phone: member.slice('phone:'.length),
+          subscribed,
+          text: body.slice(0, 2000),
+          messageSid: sid,
+        };
+        await deps.redis.zadd(smsConsentDueKey(deps.redisPrefix), at, JSON.stringify(job));
+        deps.log.info({ workspaceId: ws, messageSid: sid, subscribed }, 'sms_keyword');
+      });
+    } catch (err) {
+      return unavailable(c, err);
+    }
+    return twiml(c);
+  });
+  return app;
+}
