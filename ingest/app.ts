@@ -15,6 +15,7 @@ import { eventKey } from '../schemas/topics.ts';
 import { browserSdkRoutes } from './browser-sdk.ts';
 import { type ConsentConfirmDeps, consentConfirmRoutes } from './consent-confirm.ts';
 import { type EmailTrackingDeps, emailTrackingRoutes } from './email-tracking.ts';
+import { type EmailWebhookDeps, emailWebhookRoutes } from './email-webhooks.ts';
 import { formEmbedRoutes } from './form-embed.ts';
 import { type FormDeps, formRoutes } from './forms.ts';
 import { IngestError } from './ingest-error.ts';
@@ -55,6 +56,8 @@ export interface IngestDeps {
   consentConfirm?: ConsentConfirmDeps;
   /** Email open pixels and click redirects (ingest/email-tracking.ts), when given. */
   emailTracking?: EmailTrackingDeps;
+  /** Email provider bounce/complaint/delivery webhooks (ingest/email-webhooks.ts), when given. */
+  emailWebhooks?: EmailWebhookDeps;
   /** Twilio SMS status callbacks and inbound keywords (ingest/sms-webhooks.ts), when given. */
   smsWebhooks?: SmsWebhookDeps;
 }
@@ -130,6 +133,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
   if (deps.pages) app.route('/', pageRoutes(deps.pages));
   if (deps.consentConfirm) app.route('/', consentConfirmRoutes(deps.consentConfirm));
   if (deps.emailTracking) app.route('/', emailTrackingRoutes(deps.emailTracking));
+  if (deps.emailWebhooks) app.route('/', emailWebhookRoutes(deps.emailWebhooks));
   if (deps.smsWebhooks) app.route('/', smsWebhookRoutes(deps.smsWebhooks));
 
   app.post('/v1/:type', async (c) => {

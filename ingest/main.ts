@@ -22,6 +22,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
   const producer = kafka.producer({ lingerMs: cfg.ingest.lingerMs });
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
+  const mail = cfg.channels.email;
   const writeKeyStore = new WriteKeyStore(clients.redis(), cfg.redis.prefix);
   const writeKeys = watchWriteKeys({
     store: writeKeyStore,
@@ -78,6 +79,25 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       secret: cfg.forms.secret,
       produceTimeoutMs: cfg.ingest.produceTimeoutMs,
       timeBounds: cfg.ingest.timeBounds,
+    },
+    emailWebhooks: {
+      producer,
+      eventsTopic: t.events,
+      redis: clients.redis(),
+      redisPrefix: cfg.redis.prefix,
+      log: log.child({ area: 'email-webhooks' }),
+      now: () => new Date(),
+      produceTimeoutMs: cfg.ingest.produceTimeoutMs,
+      timeBounds: cfg.ingest.timeBounds,
+      sendgridPublicKey: mail.sendgrid.webhookPublicKey || undefined,
+      postmark:
+        mail.postmark.webhookUser && mail.postmark.webhookPassword
+          ? { user: mail.postmark.webhookUser, password: mail.postmark.webhookPassword }
+          : undefined,
+      workspaceExists: async (ws) =>
+        ws === cfg.keys.workspace ||
+        (await new WriteKeyStore(clients.redis(), cfg.redis.prefix).list(ws)).some((r) => !r.revokedAt),
+      addressLimiter: perMinute(mail.webhookRatePerMinute ?? 60),
     },
     consentConfirm: {
       redis: clients.redis(),

@@ -120,6 +120,13 @@ export const EnvSchema = Type.Object({
   CDP_POSTMARK_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.postmarkapp.com' }),
   /** Campaigns are marketing mail: Postmark wants it on a broadcast stream. */
   CDP_POSTMARK_MESSAGE_STREAM: Type.String({ minLength: 1, default: 'broadcast' }),
+  /** SendGrid Signed Event Webhook verification key (base64 DER or PEM); unset: its webhook refuses all. */
+  CDP_SENDGRID_WEBHOOK_PUBLIC_KEY: Type.String({ default: '' }),
+  /** HTTP Basic credentials put in Postmark's webhook URL; unset: its webhook refuses all. */
+  CDP_POSTMARK_WEBHOOK_USER: Type.String({ default: '' }),
+  CDP_POSTMARK_WEBHOOK_PASSWORD: Type.String({ default: '' }),
+  /** Bounce/complaint/delivery webhook events per address per minute on the ingest host; 0 unlimited. */
+  CDP_EMAIL_WEBHOOK_RATE_PER_MINUTE: Type.Integer({ minimum: 0, default: 60 }),
   CDP_SMS_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.twilio.com' }),
   CDP_SMS_ACCOUNT_SID: Type.String({ default: '' }),
   CDP_SMS_AUTH_TOKEN: Type.String({ default: '' }),
@@ -279,8 +286,16 @@ export interface ChannelsConfig {
       sessionToken: string;
       endpoint?: string;
     };
-    sendgrid: { apiKey: string; baseUrl: string };
-    postmark: { serverToken: string; baseUrl: string; messageStream: string };
+    sendgrid: { apiKey: string; baseUrl: string; webhookPublicKey?: string };
+    postmark: {
+      serverToken: string;
+      baseUrl: string;
+      messageStream: string;
+      webhookUser?: string;
+      webhookPassword?: string;
+    };
+    /** Provider webhook events per address per minute (ingest/email-webhooks.ts); 0 unlimited. */
+    webhookRatePerMinute?: number;
   };
   sms: {
     baseUrl: string;
@@ -527,11 +542,18 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
           sessionToken: e.CDP_SES_SESSION_TOKEN,
           endpoint: e.CDP_SES_ENDPOINT,
         },
-        sendgrid: { apiKey: e.CDP_SENDGRID_API_KEY, baseUrl: e.CDP_SENDGRID_BASE_URL },
+        sendgrid: {
+          apiKey: e.CDP_SENDGRID_API_KEY,
+          baseUrl: e.CDP_SENDGRID_BASE_URL,
+          webhookPublicKey: e.CDP_SENDGRID_WEBHOOK_PUBLIC_KEY,
+        },
+        webhookRatePerMinute: e.CDP_EMAIL_WEBHOOK_RATE_PER_MINUTE,
         postmark: {
           serverToken: e.CDP_POSTMARK_SERVER_TOKEN,
           baseUrl: e.CDP_POSTMARK_BASE_URL,
           messageStream: e.CDP_POSTMARK_MESSAGE_STREAM,
+          webhookUser: e.CDP_POSTMARK_WEBHOOK_USER,
+          webhookPassword: e.CDP_POSTMARK_WEBHOOK_PASSWORD,
         },
       },
       sms: {

@@ -1,0 +1,422 @@
+// Email provider event webhooks on the public ingest host, no write key: bounces, complaints
+// and deliveries from SendGrid and Postmark.
+//
+//   POST /v1/webhooks/email/sendgrid/{workspace}  SendGrid's Signed Event Webhook: the
+//     X-Twilio-Email-Event-Webhook-Signature header is an ECDSA P-256 / SHA-256 signature
+//     (base64 DER) over X-Twilio-Email-Event-Webhook-Timestamp + the raw body, checked with the
+//     account's verification key (CDP_SENDGRID_WEBHOOK_PUBLIC_KEY). A bad or missing
+//     signature, or a timestamp more than 10 minutes off (a replay), is a 403.
+//   POST /v1/webhooks/email/postmark/{workspace}  Postmark signs nothing: the webhook URL
+//     carries HTTP Basic credentials (CDP_POSTMARK_WEBHOOK_USER / _PASSWORD), compared in
+//     constant time; anything else is a 401.
+//
+// What an event does: a hard bounce (SendGrid `bounce` of type `bounce`, a `dropped` for a
+// bounced/invalid/spam-reporting address; Postmark HardBounce, BadEmailAddress,
+// ManuallyDeactivated) and a complaint (SendGrid `spamreport`, Postmark SpamComplaint) put the
+// address on the workspace's suppression list, so later sends are `suppressed:
+// suppression_list`. The first time an address goes on the list a `suppression_added` log
+// line is written and the why (provider, event id, reason, time) is kept in the workspace's
+// suppression-reasons hash. A soft bounce (SendGrid `blocked`, Postmark SoftBounce,
+// Transient, DnsError, …) suppresses nothing: the provider retries it.
+//
+// Every bounce, complaint and delivery becomes a track (`Email Bounced`, `Email Complained`,
+// `Email Delivered`) of the person who has the address: the profile is found by the
+// address's email identity in Redis (merges followed) and the event is produced with that
+// profile's own userId (else its smallest anonymousId), as the open pixel does. It can link
+// or merge nothing, and a webhook for an address nobody has creates no profile (the
+// suppression still holds). Its messageId is derived from the provider's event id, so a
+// redelivered webhook is one event (the processor drops a messageId it has seen) and the
+// suppression, a set member, is added once: a redelivery changes nothing.
+//
+// Bounds: body ≤ 1 MB (413), malformed JSON 400, unknown workspace 404 (after the
+// credential check, saying nothing else), at most 1,000 events per request, and per address a
+// token bucket (events over it are skipped and logged; the provider's redelivery is harmless).
+// Answers: 200 {success, processed, suppressed, skipped} once everything was stored; 503 when
+// Redis or Kafka could not take it (the provider retries).
+import { createHash, createPublicKey, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { type Context, Hono } from 'hono';
+import { withTimeout } from '../runtime/http.ts';
+import type { Producer } from '../runtime/kafka/index.ts';
+import type { Logger } from '../runtime/log.ts';
+import { suppressionMember } from '../schemas/contact.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { eventKey } from '../schemas/topics.ts';
+import { IngestError } from './ingest-error.ts';
+import { normalizeEvent, type TimeBounds } from './normalize-event.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import { readRawBody } from './read-body.ts';
+
+export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
+export const MAX_WEBHOOK_EVENTS = 1000;
+/** SendGrid signatures older (or newer) than this are refused as replays. */
+export const SIGNATURE_MAX_AGE_MS = 10 * 60 * 1000;
+
+/** The part of an ioredis client the webhooks use. */
+export interface WebhookRedis {
+  get(key: string): Promise<string | null>;
+  hget(key: string, field: string): Promise<string | null>;
+  hsetnx(key: string, field: string, value: string): Promise<number>;
+  smembers(key: string): Promise<string[]>;
+  sadd(key: string, ...members: string[]): Promise<number>;
+}
+
+export interface EmailWebhookDeps {
+  producer: Producer;
+  eventsTopic: string;
+  redis: WebhookRedis;
+  redisPrefix: string;
+  log: Logger;
+  now: () => Date;
+  produceTimeoutMs: number;
+  timeBounds?: TimeBounds;
+  /** SendGrid's verification key (base64 SPKI DER or PEM); unset: the SendGrid route refuses all. */
+  sendgridPublicKey?: string;
+  /** Postmark's webhook Basic credentials; unset: the Postmark route refuses all. */
+  postmark?: { user: string; password: string };
+  /** Whether a workspace exists (unknown ones are a 404). */
+  workspaceExists: (workspaceId: string) => boolean | Promise<boolean>;
+  /** Events per address (key `${workspace}\0${address}`); over it they are skipped. */
+  addressLimiter?: RateLimiter;
+}
+
+export type EmailOutcome = 'bounced' | 'soft_bounced' | 'complained' | 'delivered' | 'ignored';
+
+/** One provider event, reduced to what the pipeline needs. */
+export interface EmailProviderEvent {
+  provider: 'sendgrid' | 'postmark';
+  /** The provider's id of this event (its redeliveries carry the same one). */
+  eventId: string;
+  outcome: EmailOutcome;
+  /** Whether the address goes on the suppression list. */
+  suppress: boolean;
+  email: string;
+  sendKey?: string;
+  reason?: string;
+  /** The provider's own kind (`bounce/blocked`, `HardBounce`, …). */
+  detail: string;
+  at?: Date;
+}
+
+/** The `Email Bounced` (etc.) event name of an outcome. */
+const EVENT_NAMES: Record<Exclude<EmailOutcome, 'ignored'>, string> = {
+  bounced: 'Email Bounced',
+  soft_bounced: 'Email Bounced',
+  complained: 'Email Complained',
+  delivered: 'Email Delivered',
+};
+
+const str = (v: unknown, max = 1000): string | undefined =>
+  typeof v === 'string' && v.length > 0 ? v.slice(0, max) : typeof v === 'number' ? String(v) : undefined;
+const obj = (v: unknown): Record<string, unknown> | undefined =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+/** SendGrid's `dropped` reasons that mean the address itself is bad (SendGrid's own lists). */
+const SG_DROPPED_HARD = /bounced address|invalid|spam report/i;
+
+/** Reduces one SendGrid event; undefined for a malformed one, outcome `ignored` for others. */
+export function sendgridEvent(raw: unknown): EmailProviderEvent | undefined {
+  const e = obj(raw);
+  const email = str(e?.email, 320)?.trim().toLowerCase();
+  const event = str(e?.event, 64);
+  if (!e || !email || !EMAIL.test(email) || !event) return undefined;
+  const ts = typeof e.timestamp === 'number' ? new Date(e.timestamp * 1000) : undefined;
+  const sendKey = str(e.cdp_send_key, 200);
+  const reason = str(e.reason) ?? str(e.response);
+  // sg_event_id is unique per event; without one, a digest of the event stands in for it
+  const eventId =
+    str(e.sg_event_id, 200) ??
+    createHash('sha256')
+      .update(JSON.stringify([email, event, e.type, e.timestamp, e.sg_message_id]))
+      .digest('hex');
+  const base = { provider: 'sendgrid' as const, eventId, email, sendKey, reason, at: ts };
+  switch (event) {
+    case 'bounce': {
+      const type = str(e.type, 32) ?? 'bounce';
+      // `blocked` is SendGrid's soft bounce: the receiving server refused for now
+      return type === 'blocked'
+        ? { ...base, outcome: 'soft_bounced', suppress: false, detail: 'bounce/blocked' }
+        : { ...base, outcome: 'bounced', suppress: true, detail: `bounce/${type}` };
+    }
+    case 'dropped':
+      return SG_DROPPED_HARD.test(reason ?? '')
+        ? { ...base, outcome: 'bounced', suppress: true, detail: 'dropped' }
+        : { ...base, outcome: 'ignored', suppress: false, detail: 'dropped' };
+    case 'spamreport':
+      return { ...base, outcome: 'complained', suppress: true, detail: 'spamreport' };
+    case 'delivered':
+      return { ...base, outcome: 'delivered', suppress: false, detail: 'delivered' };
+    default:
+      return { ...base, outcome: 'ignored', suppress: false, detail: event };
+  }
+}
+
+/** Postmark bounce types that mean the address is bad for good. */
+const PM_HARD = new Set(['HardBounce', 'BadEmailAddress', 'ManuallyDeactivated']);
+
+/** Reduces one Postmark webhook record; undefined for a malformed one. */
+export function postmarkEvent(raw: unknown): EmailProviderEvent | undefined {
+  const e = obj(raw);
+  const type = str(e?.RecordType, 64);
+  if (!e || !type) return undefined;
+  const email = (str(e.Email, 320) ?? str(e.Recipient, 320))?.trim().toLowerCase();
+  if (!email || !EMAIL.test(email)) return undefined;
+  const sendKey = str(obj(e.Metadata)?.cdp_send_key, 200);
+  const when = str(e.BouncedAt) ?? str(e.DeliveredAt) ?? str(e.ReceivedAt);
+  const at = when && !Number.isNaN(Date.parse(when)) ? new Date(when) : undefined;
+  const id = str(e.ID, 200) ?? str(e.MessageID, 200);
+  const eventId = `${type}:${id ?? createHash('sha256').update(JSON.stringify(e)).digest('hex')}`;
+  const reason = str(e.Description) ?? str(e.Details);
+  const base = { provider: 'postmark' as const, eventId, email, sendKey, reason, at };
+  if (type === 'SpamComplaint')
+    return { ...base, outcome: 'complained', suppress: true, detail: 'SpamComplaint' };
+  if (type === 'Delivery') return { ...base, outcome: 'delivered', suppress: false, detail: 'Delivery' };
+  if (type === 'Bounce') {
+    const t = str(e.Type, 64) ?? 'Unknown';
+    if (t === 'SpamComplaint') return { ...base, outcome: 'complained', suppress: true, detail: t };
+    return PM_HARD.has(t)
+      ? { ...base, outcome: 'bounced', suppress: true, detail: t }
+      : { ...base, outcome: 'soft_bounced', suppress: false, detail: t };
+  }
+  return { ...base, outcome: 'ignored', suppress: false, detail: type };
+}
+
+/** A verification key from base64 SPKI DER (as SendGrid shows it) or PEM. */
+export function parsePublicKey(text: string): KeyObject {
+  const t = text.trim();
+  if (t.startsWith('-----BEGIN')) return createPublicKey(t);
+  return createPublicKey({ key: Buffer.from(t, 'base64'), format: 'der', type: 'spki' });
+}
+
+/** Whether SendGrid signed `timestamp + body`; false for anything malformed. */
+export function verifySendgrid(
+  key: KeyObject,
+  signature: string | undefined,
+  timestamp: string | undefined,
+  body: Buffer,
+): boolean {
+  if (!signature || !timestamp) return false;
+  try {
+    return verify(
+      'sha256',
+      Buffer.concat([Buffer.from(timestamp, 'utf8'), body]),
+      key,
+      Buffer.from(signature, 'base64'),
+    );
+  } catch {
+    return false;
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = createHash('sha256').update(a).digest();
+  const y = createHash('sha256').update(b).digest();
+  return timingSafeEqual(x, y) && a.length === b.length;
+}
+
+function basicAuthOk(header: string | undefined, want: { user: string; password: string }): boolean {
+  if (!header?.toLowerCase().startsWith('basic ')) return false;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return false;
+  // both compared, always: how far a guess got is not told by the time taken
+  const u = safeEqual(decoded.slice(0, colon), want.user);
+  const p = safeEqual(decoded.slice(colon + 1), want.password);
+  return u && p;
+}
+
+export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
+  const app = new Hono();
+  let sgKey: KeyObject | undefined;
+  if (deps.sendgridPublicKey) sgKey = parsePublicKey(deps.sendgridPublicKey);
+
+  const body = (c: Context) => {
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    return readRawBody(incoming && !incoming.readableEnded ? incoming : c.req.raw, MAX_WEBHOOK_BODY_BYTES);
+  };
+  const parse = (raw: Buffer): unknown => {
+    try {
+      return JSON.parse(raw.toString('utf8'));
+    } catch (err) {
+      throw new IngestError(400, `malformed JSON: ${(err as Error).message}`);
+    }
+  };
+  const knownWorkspace = async (ws: string) => {
+    if (!(await deps.workspaceExists(ws))) throw new IngestError(404, 'not found');
+  };
+
+  /** The profile's own identifier, or undefined when nobody has the address. */
+  const identifierOf = async (
+    ws: string,
+    email: string,
+  ): Promise<['userId' | 'anonymousId', string] | undefined> => {
+    const k = workspaceKeys(deps.redisPrefix, ws);
+    let pid = await deps.redis.get(k.identity('email', email));
+    if (!pid) return undefined;
+    for (let hops = 0; hops < 64; hops++) {
+      const next = await deps.redis.hget(k.profile(pid), 'mergedInto');
+      if (!next) break;
+      pid = next;
+    }
+    const ids = await deps.redis.smembers(k.profileIdentities(pid));
+    const user = ids.filter((i) => i.startsWith('user:')).sort()[0];
+    if (user) return ['userId', user.slice(5)];
+    const anon = ids.filter((i) => i.startsWith('anon:')).sort()[0];
+    if (anon) return ['anonymousId', anon.slice(5)];
+    return undefined;
+  };
+
+  /** Stores one event: suppression first, then the track. Throws when Redis or Kafka fail. */
+  const apply = async (ws: string, ev: EmailProviderEvent): Promise<boolean> => {
+    const k = workspaceKeys(deps.redisPrefix, ws);
+    const actor = `webhook:${ev.provider}`;
+    let added = false;
+    if (ev.suppress) {
+      const member = suppressionMember('email', ev.email);
+      added = (await deps.redis.sadd(k.suppressions, member)) === 1;
+      // why it is there: the first reason stays (a later redelivery or bounce does not overwrite it)
+      await deps.redis.hsetnx(
+        `${k.suppressions}:why`,
+        member,
+        JSON.stringify({
+          at: deps.now().toISOString(),
+          actor,
+          outcome: ev.outcome,
+          detail: ev.detail,
+          eventId: ev.eventId,
+          sendKey: ev.sendKey,
+          reason: ev.reason,
+        }),
+      );
+      if (added)
+        deps.log.info(
+          {
+            workspaceId: ws,
+            actor,
+            entityType: 'suppression',
+            outcome: ev.outcome,
+            detail: ev.detail,
+            eventId: ev.eventId,
+            sendKey: ev.sendKey,
+          },
+          'suppression_added',
+        );
+    }
+    if (ev.outcome === 'ignored') return added;
+    const id = await identifierOf(ws, ev.email);
+    if (!id) return added;
+    const messageId = `ew-${createHash('sha256')
+      .update([ws, ev.provider, ev.eventId].join('\u0000'))
+      .digest('base64url')
+      .slice(0, 32)}`;
+    const props = {
+      provider: ev.provider,
+      providerEventId: ev.eventId,
+      ...(ev.sendKey ? { sendKey: ev.sendKey } : {}),
+      ...(ev.outcome === 'bounced' || ev.outcome === 'soft_bounced'
+        ? { bounceType: ev.outcome === 'bounced' ? 'hard' : 'soft' }
+        : {}),
+      providerType: ev.detail,
+      ...(ev.reason ? { reason: ev.reason } : {}),
+      suppressed: ev.suppress,
+    };
+    const input = {
+      type: 'track',
+      event: EVENT_NAMES[ev.outcome],
+      messageId,
+      [id[0]]: id[1],
+      properties: props,
+      context: {
+        channel: 'email',
+        email: { provider: ev.provider, ...(ev.sendKey ? { sendKey: ev.sendKey } : {}) },
+      },
+    };
+    const opts = {
+      workspaceId: ws,
+      receivedAt: deps.now(),
+      keyKind: 'client' as const,
+      timeBounds: deps.timeBounds,
+    };
+    let e: ReturnType<typeof normalizeEvent>;
+    try {
+      e = normalizeEvent({ ...input, ...(ev.at ? { timestamp: ev.at.toISOString() } : {}) }, opts);
+    } catch {
+      // a provider time outside the accepted bounds: the event is recorded at receipt
+      e = normalizeEvent(input, opts);
+    }
+    await withTimeout(
+      deps.producer.send(deps.eventsTopic, [{ key: eventKey(ws, id[1]), value: JSON.stringify(e) }]),
+      deps.produceTimeoutMs,
+      'kafka produce',
+    );
+    return added;
+  };
+
+  const handle = async (c: Context, ws: string, events: Array<EmailProviderEvent | undefined>) => {
+    let processed = 0;
+    let suppressed = 0;
+    let skipped = 0;
+    for (const ev of events) {
+      if (!ev) {
+        skipped++;
+        continue;
+      }
+      const limit = deps.addressLimiter?.take(`${ws}\u0000${ev.email}`, 1);
+      if (limit && !limit.ok) {
+        deps.log.warn(
+          { workspaceId: ws, provider: ev.provider, eventId: ev.eventId },
+          'email_webhook_rate_limited',
+        );
+        skipped++;
+        continue;
+      }
+      try {
+        if (await apply(ws, ev)) suppressed++;
+        processed++;
+      } catch (err) {
+        deps.log.warn(
+          { err: (err as Error).message, workspaceId: ws, provider: ev.provider },
+          'email_webhook_failed',
+        );
+        throw new IngestError(503, 'could not store the events, retry later', 5);
+      }
+    }
+    return c.json({ success: true, processed, suppressed, skipped });
+  };
+
+  app.post('/v1/webhooks/email/sendgrid/:workspace', async (c) => {
+    const raw = await body(c);
+    const ts = c.req.header('x-twilio-email-event-webhook-timestamp');
+    if (!sgKey || !verifySendgrid(sgKey, c.req.header('x-twilio-email-event-webhook-signature'), ts, raw))
+      throw new IngestError(403, 'invalid signature');
+    const tsMs = Number(ts) * 1000;
+    if (!Number.isFinite(tsMs) || Math.abs(deps.now().getTime() - tsMs) > SIGNATURE_MAX_AGE_MS)
+      throw new IngestError(403, 'stale signature timestamp');
+    const ws = c.req.param('workspace');
+    await knownWorkspace(ws);
+    const parsed = parse(raw);
+    if (!Array.isArray(parsed)) throw new IngestError(400, 'body must be a JSON array of events');
+    if (parsed.length > MAX_WEBHOOK_EVENTS)
+      throw new IngestError(413, `over ${MAX_WEBHOOK_EVENTS} events in one request`);
+    return handle(c, ws, parsed.map(sendgridEvent));
+  });
+
+  app.post('/v1/webhooks/email/postmark/:workspace', async (c) => {
+    if (!deps.postmark || !basicAuthOk(c.req.header('authorization'), deps.postmark)) {
+      c.header('WWW-Authenticate', 'Basic realm="webhooks"');
+      throw new IngestError(401, 'invalid credentials');
+    }
+    const ws = c.req.param('workspace');
+    await knownWorkspace(ws);
+    const parsed = parse(await body(c));
+    // Postmark posts one record per request; an array of them is taken too
+    const items = Array.isArray(parsed) ? parsed : [parsed];
+    if (items.length > MAX_WEBHOOK_EVENTS)
+      throw new IngestError(413, `over ${MAX_WEBHOOK_EVENTS} events in one request`);
+    if (items.some((i) => !obj(i))) throw new IngestError(400, 'body must be a JSON object');
+    return handle(c, ws, items.map(postmarkEvent));
+  });
+
+  return app;
+}
