@@ -381,6 +381,14 @@ export function CampaignDetail({ id }) {
           <div><dt>Delayed</dt><dd>${fmtNum(stats.delayed)}</dd></div>
           <div><dt>Latency p50</dt><dd>${stats.latencyMs.p50 === null ? '—' : `${fmtNum(stats.latencyMs.p50)} ms`}</dd></div>
           <div><dt>Latency p99</dt><dd>${stats.latencyMs.p99 === null ? '—' : `${fmtNum(stats.latencyMs.p99)} ms`}</dd></div>
+          ${
+            c.channel === 'email' &&
+            (c.email?.tracking?.opens || c.email?.tracking?.clicks) &&
+            stats.engagement
+              ? html`<div><dt>Opened</dt><dd data-testid="stat-opened" title=${`${fmtNum(stats.engagement.machineOnlyOpened)} more opened by machines only (scanners, privacy proxies)`}>${fmtNum(stats.engagement.opened)}${stats.engagement.openRate === null ? '' : ` (${Math.round(stats.engagement.openRate * 100)}%)`}</dd></div>
+                <div><dt>Clicked</dt><dd data-testid="stat-clicked" title=${`${fmtNum(stats.engagement.machineOnlyClicked)} more clicked by machines only`}>${fmtNum(stats.engagement.clicked)}${stats.engagement.clickRate === null ? '' : ` (${Math.round(stats.engagement.clickRate * 100)}%)`}</dd></div>`
+              : null
+          }
         </dl>
         ${
           Object.keys(stats.suppressed.byReason).length === 0

@@ -11,6 +11,19 @@ export interface CampaignStats {
   delayed: number;
   suppressed: { total: number; byReason: Record<string, number> };
   latencyMs: { p50: number | null; p99: number | null };
+  /**
+   * Email open and click tracking (events `Email Opened` / `Email Link Clicked`): sends a
+   * person opened or clicked (`bot: false`), sends only machines did (scanners, privacy
+   * proxies), and the person's rates over the sends.
+   */
+  engagement: {
+    opened: number;
+    clicked: number;
+    machineOnlyOpened: number;
+    machineOnlyClicked: number;
+    openRate: number | null;
+    clickRate: number | null;
+  };
 }
 
 export async function campaignStats(
@@ -46,6 +59,30 @@ export async function campaignStats(
     total += Number(r.n);
   }
   const sent = Number(row?.sent ?? 0);
+  // per send: did a person open / click, did only machines
+  const engagementRs = await ch.query({
+    query: `SELECT
+        countIf(human_open) AS opened,
+        countIf(human_click) AS clicked,
+        countIf(any_open AND NOT human_open) AS machine_opened,
+        countIf(any_click AND NOT human_click) AS machine_clicked
+      FROM (
+        SELECT JSONExtractString(properties, 'sendKey') AS sk,
+          max(event = 'Email Opened' AND NOT JSONExtractBool(properties, 'bot')) AS human_open,
+          max(event = 'Email Link Clicked' AND NOT JSONExtractBool(properties, 'bot')) AS human_click,
+          max(event = 'Email Opened') AS any_open,
+          max(event = 'Email Link Clicked') AS any_click
+        FROM events
+        WHERE workspace_id = {ws:String} AND event IN ('Email Opened', 'Email Link Clicked')
+          AND JSONExtractString(properties, 'campaignId') = {cid:String}
+        GROUP BY sk
+      )`,
+    query_params: params,
+    format: 'JSONEachRow',
+  });
+  const [eng] = await engagementRs.json<Record<string, string | number>>();
+  const opened = Number(eng?.opened ?? 0);
+  const clicked = Number(eng?.clicked ?? 0);
   return {
     campaignId,
     sent,
@@ -54,5 +91,13 @@ export async function campaignStats(
     delayed: Number(row?.delayed ?? 0),
     suppressed: { total, byReason },
     latencyMs: sent > 0 ? { p50: Number(row?.p50), p99: Number(row?.p99) } : { p50: null, p99: null },
+    engagement: {
+      opened,
+      clicked,
+      machineOnlyOpened: Number(eng?.machine_opened ?? 0),
+      machineOnlyClicked: Number(eng?.machine_clicked ?? 0),
+      openRate: sent > 0 ? Math.min(1, opened / sent) : null,
+      clickRate: sent > 0 ? Math.min(1, clicked / sent) : null,
+    },
   };
 }

@@ -106,6 +106,9 @@ describe('email open and click tracking', () => {
     expect(cmp.status, JSON.stringify(cmp.body)).toBe(201);
 
     await track('/v1/identify', { userId, traits: { email, company } });
+    // a second person, whose mail only a privacy proxy loads
+    const other = `${uniqueId('o-')}@shop.test`;
+    await track('/v1/identify', { userId: uniqueId('u-'), traits: { email: other, company } });
     const mail = await eventually('the tracked mail', () => smtp.mails.find((m) => m.to.includes(email)));
     const html = htmlOf(mail);
     const pixel = /<img src="(https:\/\/track\.example\.test\/v1\/e\/o\/[A-Za-z0-9_.-]+\.gif)"/.exec(
@@ -184,6 +187,31 @@ describe('email open and click tracking', () => {
     expect(String(clicks[0]!.properties.sendKey)).toBe(opens[0]!.properties.sendKey);
     // the forged click left nothing: the only click is the real one, to the real URL
     expect(events.some((e) => JSON.stringify(e.properties).includes('evil.test'))).toBe(false);
+
+    const otherMail = await eventually('the second mail', () => smtp.mails.find((m) => m.to.includes(other)));
+    const otherPixel = /<img src="(https:\/\/[^"]+\/v1\/e\/o\/[A-Za-z0-9_.-]+\.gif)"/.exec(
+      htmlOf(otherMail),
+    )?.[1];
+    expect(otherPixel).toBeDefined();
+    expect(otherPixel).not.toBe(pixel);
+    expect((await fetch(local(otherPixel!), { headers: { 'user-agent': 'Mozilla/5.0' } })).status).toBe(200);
+
+    // the campaign's stats, per send: the first was opened and clicked by its person (the
+    // proxy's open of it does not make it machine-only), the second only by the proxy
+    const stats = await eventually('the engagement in the campaign stats', async () => {
+      const st = (await api('GET', `/v1/campaigns/${cmp.body.id}/stats`)).body;
+      return st.sent === 2 && st.engagement?.clicked === 1 && st.engagement?.machineOnlyOpened === 1
+        ? st
+        : undefined;
+    });
+    expect(stats.engagement).toEqual({
+      opened: 1,
+      clicked: 1,
+      machineOnlyOpened: 1,
+      machineOnlyClicked: 0,
+      openRate: 0.5,
+      clickRate: 0.5,
+    });
 
     // the segment on human clicks reacted
     await eventually('the human-clickers segment', async () => {
