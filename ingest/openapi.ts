@@ -218,6 +218,40 @@ export function ingestOpenApi(): object {
       },
     },
   };
+  const trackingToken = [
+    { name: 'token', in: 'path', required: true, schema: { type: 'string', maxLength: 4096 } },
+  ];
+  paths['/v1/e/o/{token}.gif'] = {
+    get: {
+      operationId: 'emailOpenPixel',
+      summary:
+        'Email open pixel: the 43-byte transparent GIF (no-store); records a track "Email Opened" for the profile in the signed token (machines flagged bot: true, repeats in the hour one event)',
+      tags: ['email'],
+      security: [],
+      parameters: trackingToken,
+      responses: {
+        '200': { description: 'image/gif, 43 bytes' },
+        '400': { description: 'malformed, tampered or foreign token (nothing recorded)' },
+      },
+    },
+  };
+  paths['/v1/e/c/{token}'] = {
+    get: {
+      operationId: 'emailClick',
+      summary:
+        'Email click: 302 to the URL inside the signed token (never any other); records a track "Email Link Clicked" with the URL (machines flagged bot: true)',
+      tags: ['email'],
+      security: [],
+      parameters: trackingToken,
+      responses: {
+        '302': { description: 'to the signed URL' },
+        '400': {
+          description: 'malformed, tampered or foreign token: an HTML page, no redirect, nothing recorded',
+        },
+      },
+    },
+  };
+
   paths['/healthz'] = {
     get: {
       operationId: 'healthz',
