@@ -6,12 +6,19 @@
 // credentials is a 401, a HardBounce suppresses, a SoftBounce does not; a redelivery adds
 // nothing and produces the same messageIds; bounds (413, 400, 404) and the per-address limit.
 import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startAuditQueueWorker } from '../query/audit-queue.ts';
+import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
 import type { OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
+import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
 import { suppressionMember } from '../schemas/contact.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
+import { migrate } from '../schemas/migrations.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { uniqueId } from '../test/harness.ts';
 import { createIngestApp } from './app.ts';
@@ -72,6 +79,8 @@ const pmPost = (record: unknown, auth = basic(PM.user, PM.password), ws = WS) =>
     body: JSON.stringify(record),
     headers: { 'content-type': 'application/json', authorization: auth },
   });
+const queuedAudit = async () =>
+  (await redis.zrange(auditDueKey(prefix), 0, -1)).map((m) => JSON.parse(m) as QueuedAudit);
 const produced = () => sent.map((m) => JSON.parse(m.value as string) as NormalizedEvent);
 
 const sgBatch = () =>
@@ -135,6 +144,7 @@ describe('SendGrid signed event webhook', () => {
     expect(stale.status).toBe(403);
     expect(await stale.json()).toMatchObject({ error: 'stale signature timestamp' });
     expect(await suppressed()).toEqual([]);
+    expect(await queuedAudit()).toEqual([]);
     expect(sent).toHaveLength(0);
   });
 
@@ -167,6 +177,12 @@ describe('SendGrid signed event webhook', () => {
       provider: 'sendgrid',
     });
     expect(events[0]!.workspaceId).toBe(WS);
+    // one audit row queued per address put on the list
+    const rows = await queuedAudit();
+    expect(rows.map((r) => [r.entityId, r.actor, r.entityType, r.action]).sort()).toEqual([
+      ['email:hard@shop.test', 'webhook:sendgrid', 'suppression', 'create'],
+      ['email:spam@shop.test', 'webhook:sendgrid', 'suppression', 'create'],
+    ]);
   });
 
   it('a redelivered batch adds nothing and produces the same messageIds', async () => {
@@ -180,6 +196,45 @@ describe('SendGrid signed event webhook', () => {
       .slice(first.length)
       .map((m) => (JSON.parse(m.value as string) as NormalizedEvent).messageId);
     expect(again).toEqual(first); // the processor drops a messageId it has seen
+    expect(await queuedAudit()).toHaveLength(2);
+  });
+
+  it('the query service writes the queued rows to audit_log once', async () => {
+    const ch: ClickHouseClient = await createClickHouse({
+      kind: 'chdb',
+      path: mkdtempSync(join(tmpdir(), 'cdp-ewh-')),
+    });
+    await migrate(ch);
+    const worker = startAuditQueueWorker({
+      redis,
+      clickhouse: ch,
+      redisPrefix: prefix,
+      log: createLogger({ level: 'silent', name: 'test' }),
+      now: () => new Date(),
+      intervalMs: 60_000,
+    });
+    // its first pass runs on start
+    for (let i = 0; i < 100 && (await queuedAudit()).length > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    await worker.stop();
+    expect(await queuedAudit()).toEqual([]);
+    expect(await worker.tick()).toBe(0);
+    const rs = await ch.query({
+      query:
+        'SELECT actor, entity_type, entity_id, after FROM audit_log WHERE workspace_id = {ws:String} ORDER BY entity_id',
+      query_params: { ws: WS },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ actor: string; entity_type: string; entity_id: string; after: string }>();
+    expect(rows.map((r) => [r.actor, r.entity_type, r.entity_id])).toEqual([
+      ['webhook:sendgrid', 'suppression', 'email:hard@shop.test'],
+      ['webhook:sendgrid', 'suppression', 'email:spam@shop.test'],
+    ]);
+    expect(JSON.parse(rows[0]!.after)).toMatchObject({
+      eventId: 'sg-1',
+      sendKey: 'msg_hard',
+      outcome: 'bounced',
+    });
   });
 
   it('bounds: unknown workspace 404, malformed JSON 400, over 1 MB 413', async () => {

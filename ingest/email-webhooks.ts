@@ -15,9 +15,11 @@
 // ManuallyDeactivated) and a complaint (SendGrid `spamreport`, Postmark SpamComplaint) put the
 // address on the workspace's suppression list, so later sends are `suppressed:
 // suppression_list`. The first time an address goes on the list a `suppression_added` log
-// line is written and the why (provider, event id, reason, time) is kept in the workspace's
-// suppression-reasons hash. A soft bounce (SendGrid `blocked`, Postmark SoftBounce,
-// Transient, DnsError, …) suppresses nothing: the provider retries it.
+// line is written, the why (provider, event id, reason, time) is kept in the workspace's
+// suppression-reasons hash, and an audit_log row (entity_type suppression, actor
+// webhook:<provider>) is queued for the query service to write (schemas/audit-queue.ts).
+// A soft bounce (SendGrid `blocked`, Postmark SoftBounce, Transient, DnsError, …) suppresses
+// nothing: the provider retries it.
 //
 // Every bounce, complaint and delivery becomes a track (`Email Bounced`, `Email Complained`,
 // `Email Delivered`) of the person who has the address: the profile is found by the
@@ -39,6 +41,7 @@ import { type Context, Hono } from 'hono';
 import { withTimeout } from '../runtime/http.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
+import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
 import { suppressionMember } from '../schemas/contact.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { eventKey } from '../schemas/topics.ts';
@@ -59,6 +62,8 @@ export interface WebhookRedis {
   hsetnx(key: string, field: string, value: string): Promise<number>;
   smembers(key: string): Promise<string[]>;
   sadd(key: string, ...members: string[]): Promise<number>;
+  sismember(key: string, member: string): Promise<number>;
+  zadd(key: string, score: number, member: string): Promise<unknown>;
 }
 
 export interface EmailWebhookDeps {
@@ -274,34 +279,41 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
     let added = false;
     if (ev.suppress) {
       const member = suppressionMember('email', ev.email);
-      added = (await deps.redis.sadd(k.suppressions, member)) === 1;
-      // why it is there: the first reason stays (a later redelivery or bounce does not overwrite it)
-      await deps.redis.hsetnx(
-        `${k.suppressions}:why`,
-        member,
-        JSON.stringify({
-          at: deps.now().toISOString(),
-          actor,
+      // An address already on the list (by an earlier event, a redelivery, or by hand) is
+      // left as it is: no second audit row. The audit row is queued before the address is
+      // added, so a crash between the two leaves the row (and the redelivery adds the
+      // address, queuing the same member again): never a suppression without its row.
+      if (!(await deps.redis.sismember(k.suppressions, member))) {
+        const why = {
           outcome: ev.outcome,
           detail: ev.detail,
+          provider: ev.provider,
           eventId: ev.eventId,
-          sendKey: ev.sendKey,
-          reason: ev.reason,
-        }),
-      );
-      if (added)
-        deps.log.info(
-          {
-            workspaceId: ws,
-            actor,
-            entityType: 'suppression',
-            outcome: ev.outcome,
-            detail: ev.detail,
-            eventId: ev.eventId,
-            sendKey: ev.sendKey,
-          },
-          'suppression_added',
+          ...(ev.sendKey ? { sendKey: ev.sendKey } : {}),
+          ...(ev.reason ? { reason: ev.reason } : {}),
+        };
+        const at = ev.at?.getTime() ?? deps.now().getTime();
+        const row: QueuedAudit = {
+          workspaceId: ws,
+          at,
+          actor,
+          action: 'create',
+          entityType: 'suppression',
+          entityId: member,
+          before: null,
+          after: { members: [member], ...why },
+        };
+        await deps.redis.zadd(auditDueKey(deps.redisPrefix), deps.now().getTime(), JSON.stringify(row));
+        added = (await deps.redis.sadd(k.suppressions, member)) === 1;
+        // why it is there: the first reason stays
+        await deps.redis.hsetnx(
+          `${k.suppressions}:why`,
+          member,
+          JSON.stringify({ at: new Date(at).toISOString(), actor, ...why }),
         );
+        if (added)
+          deps.log.info({ workspaceId: ws, actor, entityType: 'suppression', ...why }, 'suppression_added');
+      }
     }
     if (ev.outcome === 'ignored') return added;
     const id = await identifierOf(ws, ev.email);

@@ -13,6 +13,7 @@ import { WriteKeyStore } from '../runtime/write-keys.ts';
 import { confirmSecret } from '../schemas/double-opt-in.ts';
 import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
 import { createQueryApp } from './app.ts';
+import { startAuditQueueWorker } from './audit-queue.ts';
 import { BiCredentialStore } from './bi-sql/credentials.ts';
 import { createBiSqlApp } from './bi-sql/server.ts';
 import { createDoubleOptIn } from './double-opt-in.ts';
@@ -102,6 +103,14 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     now: () => new Date(),
     optIn,
   });
+  // audit rows queued by services without ClickHouse (the ingest host's email webhooks)
+  const auditQueue = startAuditQueueWorker({
+    redis,
+    clickhouse,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'audit-queue' }),
+    now: () => new Date(),
+  });
   const server = await listen(app as never, cfg.query.host, cfg.query.port);
   const url = `http://${cfg.query.host}:${server.port}`;
   log.info({ url }, 'query_listening');
@@ -128,6 +137,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
       await erasures.stop();
       await exportsWorker.stop();
       await formConsent.stop();
+      await auditQueue.stop();
       await optIn.stop();
       await kafkaAdmin.disconnect().catch(() => {});
       await producer.disconnect().catch(() => {});
