@@ -9,9 +9,9 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
 import { createRedis } from '../runtime/redis.ts';
+import { type SmsConsentJob, smsConsentDueKey } from '../schemas/sms-consent.ts';
 import { createIngestApp } from './app.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { type SmsConsentJob, smsConsentDueKey } from './sms-webhooks.ts';
 
 const TOKEN = 'twilio-auth-token-123';
 const PUBLIC = 'https://in.example.test';

@@ -13,7 +13,7 @@
 //   so the decision is kept as the `phone:` suppression, honoured for every profile with that
 //   number, even one not yet known. Each decision is queued as a consent_log row (source
 //   `sms_keyword`, the text received, the number as identifier) for the query service, which
-//   holds ClickHouse (query/sms-consent-log.ts).
+//   holds ClickHouse (query/sms-consent-log.ts, schemas/sms-consent.ts).
 //
 // A redelivered callback (same MessageSid, and same status for /status) answers the same and
 // does nothing again: a marker is set first (SET NX) and removed if the effects fail (503, so
@@ -24,6 +24,7 @@ import { type Context, Hono } from 'hono';
 import type { Logger } from '../runtime/log.ts';
 import { suppressionMember } from '../schemas/contact.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { type SmsConsentJob, smsConsentDueKey } from '../schemas/sms-consent.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
 /** The part of an ioredis client the webhooks use. */
@@ -75,19 +76,6 @@ const STATUSES = new Set([
   'read',
   'canceled',
 ]);
-
-/** A consent decision from an SMS keyword, queued for consent_log (query/sms-consent-log.ts). */
-export interface SmsConsentJob {
-  workspaceId: string;
-  at: number;
-  phone: string;
-  subscribed: boolean;
-  text: string;
-  messageSid: string;
-}
-
-/** Sorted set of SmsConsentJob JSON → epoch ms when it is due (query/sms-consent-log.ts). */
-export const smsConsentDueKey = (prefix: string) => `${prefix}:sms:consent-due`;
 
 /** Twilio's signature: base64 HMAC-SHA1 of the URL followed by every name+value, by name. */
 export function twilioSignature(authToken: string, url: string, params: Array<[string, string]>): string {

@@ -20,6 +20,7 @@ import { createDoubleOptIn } from './double-opt-in.ts';
 import { startErasureWorker } from './erasure-job.ts';
 import { startExportWorker } from './exports.ts';
 import { startFormConsentWorker } from './form-consent.ts';
+import { startSmsConsentLogWorker } from './sms-consent-log.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
   const redis = clients.redis();
@@ -103,6 +104,14 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     now: () => new Date(),
     optIn,
   });
+  // STOP / START replies taken by the ingest host, into consent_log
+  const smsConsentLog = startSmsConsentLogWorker({
+    redis,
+    clickhouse,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'sms-consent-log' }),
+    now: () => new Date(),
+  });
   // audit rows queued by services without ClickHouse (the ingest host's email webhooks)
   const auditQueue = startAuditQueueWorker({
     redis,
@@ -137,6 +146,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
       await erasures.stop();
       await exportsWorker.stop();
       await formConsent.stop();
+      await smsConsentLog.stop();
       await auditQueue.stop();
       await optIn.stop();
       await kafkaAdmin.disconnect().catch(() => {});
