@@ -6,9 +6,11 @@
 // a redelivered callback does nothing again.
 import { createHmac } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { contactPolicy } from '../activation/policy/check-contact-policy.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
 import { createRedis } from '../runtime/redis.ts';
+import type { CampaignDefinition } from '../schemas/campaign.ts';
 import { type SmsConsentJob, smsConsentDueKey } from '../schemas/sms-consent.ts';
 import { createIngestApp } from './app.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -212,5 +214,52 @@ describe('Twilio inbound keywords', () => {
     expect(r.status).toBe(403);
     expect(await suppressed()).not.toContain(`phone:${n}`);
     expect((await queued()).some((j) => j.phone === n)).toBe(false);
+  });
+
+  it('after STOP an SMS campaign send to a profile with that phone is suppressed; after START it goes', async () => {
+    const policy = contactPolicy({
+      redis,
+      redisPrefix: PREFIX,
+      policy: { capPerChannelPerDay: 0, capPerDay: 0, defaultTimezone: 'UTC' },
+    });
+    const campaign: CampaignDefinition = {
+      id: 'cmp_sms',
+      workspaceId: WS,
+      name: 'sms',
+      segmentId: 's1',
+      on: 'enter',
+      channel: 'sms',
+      sms: { body: 'Sale!' },
+      status: 'active',
+      version: 1,
+      createdAt: '',
+      updatedAt: '',
+    };
+    let n = 0;
+    const decide = () =>
+      policy.decide({
+        campaign,
+        // the trait as the profile keeps it, formatted unlike Twilio's E.164 From
+        change: {
+          workspaceId: WS,
+          profileId: 'p_sms',
+          segmentId: 's1',
+          segmentVersion: 1,
+          type: 'entered',
+          epoch: ++n,
+          messageId: null,
+          occurredAt: '',
+          userId: null,
+          traits: { phone: '+1 (555) 444-0000' },
+        },
+        sendKey: `send${n}`,
+        nowMs: Date.now(),
+        claim: { key: `${PREFIX}:claim:${n}`, owner: 'w1', leaseMs: 60_000, doneTtlSeconds: 60 },
+      });
+    expect((await decide()).kind).toBe('allow');
+    await post('inbound', { MessageSid: 'SMp1', From: '+15554440000', Body: 'STOP' });
+    expect(await decide()).toEqual({ kind: 'suppress', rule: 'suppression_list' });
+    await post('inbound', { MessageSid: 'SMp2', From: '+15554440000', Body: 'unstop' });
+    expect((await decide()).kind).toBe('allow');
   });
 });
