@@ -304,6 +304,8 @@ export interface ChannelsConfig {
     from: string;
     helpText: string;
     webhookRatePerMinute: number;
+    /** CDP_INGEST_PUBLIC_URL when set (and an auth token): sends ask for status callbacks there. */
+    statusCallbackBase: string;
   };
   push: {
     provider: 'fcm' | 'apns';
@@ -563,6 +565,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         from: e.CDP_SMS_FROM,
         helpText: e.CDP_SMS_HELP_TEXT,
         webhookRatePerMinute: e.CDP_SMS_WEBHOOK_RATE_PER_MINUTE,
+        // only an address set on purpose: Twilio cannot reach the host:port default
+        statusCallbackBase: e.CDP_SMS_AUTH_TOKEN && e.CDP_INGEST_PUBLIC_URL ? e.CDP_INGEST_PUBLIC_URL : '',
       },
       push: {
         provider: e.CDP_PUSH_PROVIDER,

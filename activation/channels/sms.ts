@@ -1,6 +1,7 @@
 // SMS channel: a Twilio-compatible Messages API (form POST, basic auth) to the `phone`
 // trait. The send key goes in I-Twilio-Idempotency-Token and Idempotency-Key, so a resend
-// after a crash is one message at the provider.
+// after a crash is one message at the provider. With a public ingest URL the message asks
+// for delivery status callbacks there (ingest/sms-webhooks.ts), signed with the auth token.
 
 import type { Channel } from './channel.ts';
 import { postProvider, providerResult, refused, renderTemplates, stringTrait } from './channel.ts';
@@ -13,6 +14,8 @@ export function smsChannel(cfg: {
   authToken: string;
   from: string;
   timeoutMs: number;
+  /** The ingest host's public URL; empty: no StatusCallback (the account's own settings apply). */
+  statusCallbackBase?: string;
 }): Channel {
   const url = `${cfg.baseUrl.replace(/\/$/, '')}/2010-04-01/Accounts/${encodeURIComponent(cfg.accountSid)}/Messages.json`;
   const auth = `Basic ${Buffer.from(`${cfg.accountSid}:${cfg.authToken}`).toString('base64')}`;
@@ -29,6 +32,11 @@ export function smsChannel(cfg: {
       const r = await renderTemplates({ body: s.body }, req);
       if ('refused' in r) return r.refused;
       const form = new URLSearchParams({ To: req.recipient, From: s.from ?? cfg.from, Body: r.text.body });
+      if (cfg.statusCallbackBase)
+        form.set(
+          'StatusCallback',
+          `${cfg.statusCallbackBase.replace(/\/+$/, '')}/v1/webhooks/sms/twilio/${encodeURIComponent(req.campaign.workspaceId)}/status`,
+        );
       const answer = await postProvider(url, {
         headers: {
           authorization: auth,

@@ -70,6 +70,7 @@ beforeAll(async () => {
     CDP_SMS_ACCOUNT_SID: 'AC123',
     CDP_SMS_AUTH_TOKEN: 'sms-token',
     CDP_SMS_FROM: '+15550001',
+    CDP_INGEST_PUBLIC_URL: 'https://in.shop.test',
     CDP_PUSH_BASE_URL: push.url,
     CDP_PUSH_FCM_SERVICE_ACCOUNT: push.serviceAccountJson,
     CDP_ACTIVATION_MAX_ATTEMPTS: '3',
@@ -213,6 +214,8 @@ describe('channels', () => {
       To: '+15550102030',
       From: '+15550001',
       Body: 'Hi Bo!',
+      // delivery reports come back to the ingest host's signed webhook
+      StatusCallback: `https://in.shop.test/v1/webhooks/sms/twilio/${cfg.keys.workspace}/status`,
     });
     expect(req.headers['i-twilio-idempotency-token']).toMatch(/^msg_/);
     expect(req.headers['idempotency-key']).toBe(req.headers['i-twilio-idempotency-token']);
