@@ -210,6 +210,9 @@ describe('Twilio inbound keywords', () => {
 
   it('a forged inbound STOP is a 403 and suppresses nothing', async () => {
     const n = '+15556660000';
+    // signed, but the sender names no number: nothing to suppress (not `phone:`)
+    expect((await post('inbound', { MessageSid: 'SMx', From: 'ShopAlerts', Body: 'STOP' })).status).toBe(400);
+    expect(await suppressed()).not.toContain('phone:');
     const r = await post('inbound', { MessageSid: 'SMf', From: n, Body: 'STOP' }, { sig: 'AAAA' });
     expect(r.status).toBe(403);
     expect(await suppressed()).not.toContain(`phone:${n}`);

@@ -183,7 +183,9 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
         });
         await deps.redis.expire(`${tag}:sms:msg:${sid}`, MESSAGE_TTL_S);
         const suppress =
-          (status === 'failed' || status === 'undelivered') && SUPPRESSING_ERRORS.has(error) && to;
+          (status === 'failed' || status === 'undelivered') &&
+          SUPPRESSING_ERRORS.has(error) &&
+          /[0-9]/.test(to);
         if (suppress) await deps.redis.sadd(k.suppressions, suppressionMember('phone', to));
         deps.log.info(
           { workspaceId: ws, messageSid: sid, status, error: error || undefined, suppressed: !!suppress },
@@ -211,6 +213,8 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
     const k = workspaceKeys(deps.redisPrefix, ws);
     const tag = `${deps.redisPrefix}:{${ws}}`; // the workspace's hash tag (schemas/redis-keys.ts)
     const member = suppressionMember('phone', from);
+    // a sender with no digits (an alphanumeric id) names no number to suppress
+    if (!/[0-9]/.test(member)) return c.text('From is not a phone number', 400);
     try {
       await once(`${tag}:sms:seen:inbound:${sid}`, async () => {
         const at = deps.now().getTime();
