@@ -252,6 +252,103 @@ export function ingestOpenApi(): object {
     },
   };
 
+  const emailWebhookResponses = {
+    '200': {
+      description:
+        'stored: `{success, processed, suppressed, skipped}` (suppressed: addresses newly put on the list)',
+    },
+    '400': { description: 'malformed JSON, or not the expected shape' },
+    '404': { description: 'unknown workspace' },
+    '413': { description: 'body over 1 MB, or over 1,000 events' },
+    '503': { description: 'Redis or Kafka unavailable: retry (providers do)' },
+  };
+  const workspaceParam = [{ name: 'workspace', in: 'path', required: true, schema: { type: 'string' } }];
+  paths['/v1/webhooks/email/sendgrid/{workspace}'] = {
+    post: {
+      operationId: 'sendgridEventWebhook',
+      summary:
+        'SendGrid Signed Event Webhook: bounce (type bounce: hard, suppresses; blocked: soft), dropped, spamreport (suppresses), delivered. Verified with CDP_SENDGRID_WEBHOOK_PUBLIC_KEY; signatures over 10 minutes old are refused',
+      tags: ['email'],
+      security: [],
+      parameters: [
+        ...workspaceParam,
+        {
+          name: 'X-Twilio-Email-Event-Webhook-Signature',
+          in: 'header',
+          required: true,
+          schema: { type: 'string' },
+          description: 'base64 DER ECDSA P-256 SHA-256 signature over timestamp + raw body',
+        },
+        {
+          name: 'X-Twilio-Email-Event-Webhook-Timestamp',
+          in: 'header',
+          required: true,
+          schema: { type: 'string' },
+          description: 'unix seconds',
+        },
+      ],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'array',
+              maxItems: 1000,
+              items: {
+                type: 'object',
+                properties: {
+                  email: { type: 'string' },
+                  event: { type: 'string' },
+                  type: { type: 'string' },
+                  reason: { type: 'string' },
+                  sg_event_id: { type: 'string' },
+                  timestamp: { type: 'integer' },
+                  cdp_send_key: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        ...emailWebhookResponses,
+        '403': { description: 'bad, missing or stale signature (nothing changed)' },
+      },
+    },
+  };
+  paths['/v1/webhooks/email/postmark/{workspace}'] = {
+    post: {
+      operationId: 'postmarkWebhook',
+      summary:
+        'Postmark webhook: Bounce (HardBounce, BadEmailAddress, ManuallyDeactivated suppress; SoftBounce, Transient… do not), SpamComplaint (suppresses), Delivery. HTTP Basic credentials from the webhook URL (CDP_POSTMARK_WEBHOOK_USER / _PASSWORD)',
+      tags: ['email'],
+      security: [{ basicAuth: [] }],
+      parameters: workspaceParam,
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              properties: {
+                RecordType: { type: 'string', enum: ['Bounce', 'SpamComplaint', 'Delivery'] },
+                ID: { type: 'integer' },
+                Type: { type: 'string' },
+                Email: { type: 'string' },
+                Recipient: { type: 'string' },
+                MessageID: { type: 'string' },
+                Metadata: { type: 'object' },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        ...emailWebhookResponses,
+        '401': { description: 'missing or wrong Basic credentials (nothing changed)' },
+      },
+    },
+  };
   paths['/healthz'] = {
     get: {
       operationId: 'healthz',
@@ -281,7 +378,10 @@ export function ingestOpenApi(): object {
         'Bodies may be gzip-encoded. Limits: 32 KB per event, 500 KB per request.',
     },
     components: {
-      securitySchemes: { writeKey: { type: 'http', scheme: 'basic' } },
+      securitySchemes: {
+        writeKey: { type: 'http', scheme: 'basic' },
+        basicAuth: { type: 'http', scheme: 'basic' },
+      },
       schemas: { IncomingEvent, NormalizedEvent },
     },
     security: [{ writeKey: [] }],
