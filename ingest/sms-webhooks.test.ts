@@ -191,6 +191,20 @@ describe('Twilio inbound keywords', () => {
     ]);
   });
 
+  it('a STOP whose consent_log job did not get queued is queued again by the redelivery, with its first time', async () => {
+    const n = '+15551230000';
+    const msg = { MessageSid: 'SMheal', From: n, Body: 'QUIT' };
+    expect((await post('inbound', msg)).status).toBe(200);
+    const [job] = (await queued()).filter((j) => j.messageSid === 'SMheal');
+    expect(job?.subscribed).toBe(false);
+    // as if the process died between the suppression and the queueing
+    await redis.zrem(smsConsentDueKey(PREFIX), JSON.stringify(job));
+    expect((await queued()).some((j) => j.messageSid === 'SMheal')).toBe(false);
+    expect((await post('inbound', msg)).status).toBe(200);
+    expect((await queued()).filter((j) => j.messageSid === 'SMheal')).toEqual([job]);
+    expect(await suppressed()).toContain(`phone:${n}`);
+  });
+
   it('a message that only contains the word is not a keyword; HELP answers the help text', async () => {
     const r = await post('inbound', { MessageSid: 'SMin3', From: phone, Body: 'please stop by tomorrow' });
     expect(r.status).toBe(200);

@@ -16,8 +16,10 @@
 //   holds ClickHouse (query/sms-consent-log.ts, schemas/sms-consent.ts).
 //
 // A redelivered callback (same MessageSid, and same status for /status) answers the same and
-// does nothing again: a marker is set first (SET NX) and removed if the effects fail (503, so
-// Twilio retries).
+// does nothing again. A keyword's marker and its suppression change are one Redis script (a
+// crash cannot keep one without the other); its consent_log job is queued after it, again on
+// each redelivery, so a failure there is healed by Twilio's retry. A status callback's marker
+// is set first (SET NX) and removed if the effects fail (503, so Twilio retries).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
@@ -35,7 +37,8 @@ export interface SmsWebhookRedis {
   srem(key: string, member: string): Promise<unknown>;
   hset(key: string, values: Record<string, string>): Promise<unknown>;
   expire(key: string, seconds: number): Promise<unknown>;
-  zadd(key: string, score: number, member: string): Promise<unknown>;
+  zadd(key: string, nx: 'NX', score: number, member: string): Promise<unknown>;
+  eval(script: string, n: number, ...args: Array<string | number>): Promise<unknown>;
 }
 
 export interface SmsWebhookDeps {
@@ -60,6 +63,19 @@ const MESSAGE_TTL_S = 30 * 86_400;
 const STOP = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
 const START = new Set(['START', 'UNSTOP', 'YES']);
 const HELP = new Set(['HELP', 'INFO']);
+/**
+ * An inbound keyword, once per MessageSid: the marker (holding the consent_log job) and the
+ * suppression change in one step, so a crash cannot leave one without the other.
+ * KEYS: 1 marker, 2 suppression set; ARGV: 1 subscribed (1|0), 2 member, 3 job JSON, 4 ttl s.
+ * Returns the job of the first delivery (this one's, or the one stored).
+ */
+const KEYWORD = `
+if redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[4]), 'NX') then
+  if ARGV[1] == '1' then redis.call('SREM', KEYS[2], ARGV[2]) else redis.call('SADD', KEYS[2], ARGV[2]) end
+  return ARGV[3]
+end
+return redis.call('GET', KEYS[1])`;
+
 /** Twilio error codes after which the number is not tried again. */
 export const SUPPRESSING_ERRORS = new Set(['21610', '21211', '21614']);
 const STATUSES = new Set([
@@ -216,21 +232,30 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
     // a sender with no digits (an alphanumeric id) names no number to suppress
     if (!/[0-9]/.test(member)) return c.text('From is not a phone number', 400);
     try {
-      await once(`${tag}:sms:seen:inbound:${sid}`, async () => {
-        const at = deps.now().getTime();
-        if (subscribed) await deps.redis.srem(k.suppressions, member);
-        else await deps.redis.sadd(k.suppressions, member);
-        const job: SmsConsentJob = {
-          workspaceId: ws,
-          at,
-          phone: member.slice('phone:'.length),
-          subscribed,
-          text: body.slice(0, 2000),
-          messageSid: sid,
-        };
-        await deps.redis.zadd(smsConsentDueKey(deps.redisPrefix), at, JSON.stringify(job));
-        deps.log.info({ workspaceId: ws, messageSid: sid, subscribed }, 'sms_keyword');
-      });
+      const at = deps.now().getTime();
+      const job: SmsConsentJob = {
+        workspaceId: ws,
+        at,
+        phone: member.slice('phone:'.length),
+        subscribed,
+        text: body.slice(0, 2000),
+        messageSid: sid,
+      };
+      const mine = JSON.stringify(job);
+      const first = (await deps.redis.eval(
+        KEYWORD,
+        2,
+        `${tag}:sms:seen:inbound:${sid}`,
+        k.suppressions,
+        subscribed ? '1' : '0',
+        member,
+        mine,
+        SEEN_TTL_S,
+      )) as string;
+      // queued again on a redelivery (NX: a job still waiting is not touched), so a failure
+      // here is healed by Twilio's retry; one already written may then be logged twice (same ref)
+      await deps.redis.zadd(smsConsentDueKey(deps.redisPrefix), 'NX', at, first);
+      if (first === mine) deps.log.info({ workspaceId: ws, messageSid: sid, subscribed }, 'sms_keyword');
     } catch (err) {
       return unavailable(c, err);
     }
