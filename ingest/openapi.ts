@@ -349,6 +349,107 @@ export function ingestOpenApi(): object {
       },
     },
   };
+  const twilioWorkspace = [
+    {
+      name: 'workspace',
+      in: 'path',
+      required: true,
+      schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    },
+    {
+      name: 'X-Twilio-Signature',
+      in: 'header',
+      required: true,
+      description:
+        'base64 HMAC-SHA1 (key CDP_SMS_AUTH_TOKEN) of CDP_INGEST_PUBLIC_URL + path (+ query) followed by each POST parameter name+value, sorted by name',
+      schema: { type: 'string' },
+    },
+  ];
+  const twimlResponses = {
+    '200': { description: 'TwiML', content: { 'text/xml': { schema: { type: 'string' } } } },
+    '400': { description: 'missing MessageSid / MessageStatus / From, or an unknown status' },
+    '403': { description: 'signature missing or wrong; nothing changed' },
+    '404': { description: 'unknown workspace' },
+    '413': { description: 'body over 64 KB' },
+    '415': { description: 'not application/x-www-form-urlencoded' },
+    '429': { description: 'too many requests from this address (Retry-After)' },
+    '503': { description: 'not configured (CDP_SMS_AUTH_TOKEN unset) or Redis unavailable: retry' },
+  };
+  paths['/v1/webhooks/sms/twilio/{workspace}/status'] = {
+    post: {
+      operationId: 'twilioSmsStatus',
+      summary:
+        'Twilio delivery status callback: kept per MessageSid; failed/undelivered with 21610, 21211 or 21614 suppresses To (phone:). A redelivery changes nothing',
+      tags: ['sms'],
+      security: [],
+      parameters: twilioWorkspace,
+      requestBody: {
+        required: true,
+        content: {
+          'application/x-www-form-urlencoded': {
+            schema: {
+              type: 'object',
+              required: ['MessageSid', 'MessageStatus'],
+              properties: {
+                MessageSid: { type: 'string', maxLength: 64 },
+                MessageStatus: {
+                  type: 'string',
+                  enum: [
+                    'accepted',
+                    'scheduled',
+                    'queued',
+                    'sending',
+                    'sent',
+                    'delivered',
+                    'undelivered',
+                    'failed',
+                    'receiving',
+                    'received',
+                    'read',
+                    'canceled',
+                  ],
+                },
+                ErrorCode: { type: 'string' },
+                To: { type: 'string' },
+                From: { type: 'string' },
+                AccountSid: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+      responses: twimlResponses,
+    },
+  };
+  paths['/v1/webhooks/sms/twilio/{workspace}/inbound'] = {
+    post: {
+      operationId: 'twilioSmsInbound',
+      summary:
+        'Twilio incoming message: STOP/STOPALL/UNSUBSCRIBE/CANCEL/END/QUIT suppress From (phone:), START/UNSTOP/YES lift it (each logged in consent_log, source sms_keyword), HELP answers CDP_SMS_HELP_TEXT. A redelivery changes nothing',
+      tags: ['sms'],
+      security: [],
+      parameters: twilioWorkspace,
+      requestBody: {
+        required: true,
+        content: {
+          'application/x-www-form-urlencoded': {
+            schema: {
+              type: 'object',
+              required: ['MessageSid', 'From'],
+              properties: {
+                MessageSid: { type: 'string', maxLength: 64 },
+                From: { type: 'string' },
+                To: { type: 'string' },
+                Body: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+      responses: twimlResponses,
+    },
+  };
+
   paths['/healthz'] = {
     get: {
       operationId: 'healthz',

@@ -6,12 +6,7 @@ import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { type ConsentSource, logConsent, storeConsent } from '../../schemas/consent-log.ts';
-import {
-  parseConsentValue,
-  parseSuppressionMember,
-  type SuppressionKind,
-  suppressionMember,
-} from '../../schemas/contact.ts';
+import { parseConsentValue, parseSuppressionMember, suppressionMember } from '../../schemas/contact.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { QueryEnv } from '../app.ts';
 import { readJson } from '../app.ts';
