@@ -168,7 +168,11 @@ export async function sendOne(
   const made = attempt + 1;
   const reason = r.error ?? `status ${r.status}`;
   if (r.retriable && made < deps.retries.maxAttempts) {
-    const wait = backoffMs(made, deps.retries.baseMs, deps.retries.maxMs, deps.random ?? Math.random);
+    // the provider's Retry-After (a 429's or 503's) is a floor under our own backoff
+    const wait = Math.max(
+      backoffMs(made, deps.retries.baseMs, deps.retries.maxMs, deps.random ?? Math.random),
+      r.retryAfterMs ?? 0,
+    );
     return {
       campaign: c,
       key,

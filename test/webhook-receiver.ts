@@ -10,7 +10,10 @@ export interface Delivery {
   at?: number;
 }
 
-export async function startWebhookReceiver(respond: (n: number) => number = () => 200) {
+/** `respond` answers a status, or a status with headers (e.g. Retry-After). */
+export async function startWebhookReceiver(
+  respond: (n: number) => number | { status: number; headers: Record<string, string> } = () => 200,
+) {
   const deliveries: Delivery[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -22,7 +25,12 @@ export async function startWebhookReceiver(respond: (n: number) => number = () =
         url: req.url,
         at: Date.now(),
       });
-      res.statusCode = respond(deliveries.length);
+      const out = respond(deliveries.length);
+      if (typeof out === 'number') res.statusCode = out;
+      else {
+        res.statusCode = out.status;
+        for (const [k, v] of Object.entries(out.headers)) res.setHeader(k, v);
+      }
       res.end();
     });
   });

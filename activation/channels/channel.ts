@@ -18,6 +18,8 @@ export interface SendResult {
   providerId?: string;
   /** The provider says the recipient is gone for good (an unregistered device token). */
   invalidRecipient?: boolean;
+  /** How long the provider asked us to wait before trying again (its Retry-After), capped. */
+  retryAfterMs?: number;
 }
 
 export interface SendRequest {
@@ -44,6 +46,26 @@ export type Channels = Record<ChannelName, Channel>;
 /** Retriable HTTP statuses: timeouts, rate limits and server errors. */
 export const retriableStatus = (status: number) => status === 408 || status === 429 || status >= 500;
 
+/** The longest wait a Retry-After can ask for: a hostile or broken answer cannot park a send for days. */
+export const MAX_RETRY_AFTER_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * A Retry-After header (RFC 9110 §10.2.3: delay-seconds or an HTTP-date) as milliseconds from
+ * `nowMs`, capped at MAX_RETRY_AFTER_MS; undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
+  const v = value?.trim();
+  if (!v) return undefined;
+  let ms: number;
+  if (/^\d{1,10}$/.test(v)) ms = Number(v) * 1000;
+  else {
+    const at = Date.parse(v);
+    if (!Number.isFinite(at) || !/[a-z]/i.test(v)) return undefined;
+    ms = at - nowMs;
+  }
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
+}
+
 export function stringTrait(traits: Record<string, unknown>, name: string): string | undefined {
   const v = traits[name];
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
@@ -66,6 +88,7 @@ export async function postProvider(
     });
     const body = await res.text();
     const ok = res.status >= 200 && res.status < 300;
+    const retryAfterMs = ok ? undefined : parseRetryAfter(res.headers.get('retry-after'), Date.now());
     return {
       ok,
       status: res.status,
@@ -73,6 +96,7 @@ export async function postProvider(
       error: ok ? undefined : `HTTP ${res.status}: ${body.slice(0, 200)}`,
       latencyMs: ms(),
       body,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     };
   } catch (err) {
     const e = err as Error;
@@ -123,6 +147,7 @@ export function providerResult(r: SendResult & { body: string }, idField: string
     error: r.error,
     latencyMs: r.latencyMs,
     providerId,
+    ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}),
   };
 }
 

@@ -6,6 +6,7 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
+import { parseRetryAfter } from '../channels/channel.ts';
 import { type GuardPolicy, guardedLookup, type Resolve, refusal } from './address-guard.ts';
 import { webhookHeaders } from './sign-webhook.ts';
 
@@ -15,6 +16,8 @@ export interface WebhookResult {
   retriable: boolean;
   error?: string;
   latencyMs: number;
+  /** The receiver's Retry-After on a failure, in ms (capped). */
+  retryAfterMs?: number;
 }
 
 export interface WebhookRequest {
@@ -86,10 +89,12 @@ export function sendWebhook(
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           const ok = status >= 200 && status < 300;
+          const retryAfterMs = ok ? undefined : parseRetryAfter(res.headers['retry-after'], Date.now());
           settle(
             done({
               ok,
               status,
+              ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
               retriable: !ok && (status === 408 || status === 429 || status >= 500),
               error: ok
                 ? undefined

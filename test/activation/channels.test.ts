@@ -147,6 +147,27 @@ describe('channels', () => {
     }
   });
 
+  it("webhook: a 429's Retry-After holds the retry back beyond our own backoff", async () => {
+    // our backoff here is 100 ms; the receiver asks for 2 s
+    const receiver = await startWebhookReceiver((n) =>
+      n === 1 ? { status: 429, headers: { 'retry-after': '2' } } : 200,
+    );
+    try {
+      const c = await createCampaign({ channel: 'webhook', webhook: { url: receiver.url } });
+      await changes.send([change(cfg.keys.workspace, c.segmentId, 'p-ra', { plan: 'pro' })]);
+      await eventually('two attempts', () => receiver.deliveries.length >= 2, 15_000);
+      const [a, b] = receiver.deliveries;
+      expect(b!.at! - a!.at!).toBeGreaterThanOrEqual(1_900);
+      const s = await eventually('stats', async () => {
+        const s = await stats(c.id);
+        return s.sent === 1 ? s : undefined;
+      });
+      expect(s).toMatchObject({ sent: 1, failed: 0, retried: 1 });
+    } finally {
+      await receiver.close();
+    }
+  });
+
   it('email: rendered, one-click unsubscribe headers; the link unsubscribes and the next send is suppressed', async () => {
     const c = await createCampaign({
       channel: 'email',
