@@ -8,6 +8,7 @@ import aws4 from 'aws4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../runtime/config.ts';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
+import { fromSesTagValue, sesTagValue } from '../../schemas/email-tags.ts';
 import { change } from '../../test/activation-peers.ts';
 import { startPostmark, startSendgrid, startSes } from '../../test/email-providers.ts';
 import type { SendRequest } from './channel.ts';
@@ -206,7 +207,32 @@ describe('Amazon SES v2', () => {
       },
       req.sendKey,
     );
-    expect(b.EmailTags).toEqual([{ Name: 'cdp_send_key', Value: req.sendKey }]);
+    expect(b.EmailTags).toEqual([
+      { Name: 'cdp_send_key', Value: req.sendKey },
+      { Name: 'cdp_campaign', Value: 'cmp_mail' },
+      { Name: 'cdp_profile', Value: req.change.profileId },
+    ]);
+  });
+
+  it('a campaign id SES would refuse as a tag value goes encoded, one too long even so is left out', async () => {
+    const req = request('ada@example.com');
+    const odd = { ...req, campaign: { ...req.campaign, id: 'Spring sale: 20% ✓' } };
+    const r = await channel().send(odd);
+    // the stand-in refuses tag values outside [A-Za-z0-9_.@-]{1,256}, as SES does
+    expect(r, r.error).toMatchObject({ ok: true });
+    const tags = (ses.sent.at(-1)!.body as { EmailTags: Array<{ Name: string; Value: string }> }).EmailTags;
+    const campaign = tags.find((t) => t.Name === 'cdp_campaign')!.Value;
+    expect(campaign).toMatch(/^b64\.[A-Za-z0-9_-]+$/);
+    expect(fromSesTagValue(campaign)).toBe('Spring sale: 20% ✓');
+    // a value that looks encoded is encoded too, so reading back is unambiguous
+    expect(fromSesTagValue(sesTagValue('b64.abc'))).toBe('b64.abc');
+
+    const long = { ...req, campaign: { ...req.campaign, id: 'é'.repeat(150) } };
+    expect((await channel().send(long)).ok).toBe(true);
+    const names = (ses.sent.at(-1)!.body as { EmailTags: Array<{ Name: string }> }).EmailTags.map(
+      (t) => t.Name,
+    );
+    expect(names).toEqual(['cdp_send_key', 'cdp_profile']);
   });
 
   it('a wrong secret is refused by the signature check, and that is final', async () => {
@@ -336,7 +362,14 @@ describe('SendGrid v3', () => {
       headers: Record<string, string>;
     };
     expect(b.personalizations).toEqual([
-      { to: [{ email: 'ada@example.com' }], custom_args: { cdp_send_key: req.sendKey } },
+      {
+        to: [{ email: 'ada@example.com' }],
+        custom_args: {
+          cdp_send_key: req.sendKey,
+          cdp_campaign: 'cmp_mail',
+          cdp_profile: req.change.profileId,
+        },
+      },
     ]);
     expect(b.from).toEqual({ email: 'news@shop.test', name: 'Shop' });
     expect(b.content.map((c) => c.type)).toEqual(['text/plain', 'text/html']);
@@ -386,7 +419,11 @@ describe('Postmark', () => {
     expect(b.From).toBe(FROM);
     expect(b.To).toBe('ada@example.com');
     expect(b.MessageStream).toBe('broadcast');
-    expect(b.Metadata).toEqual({ cdp_send_key: req.sendKey });
+    expect(b.Metadata).toEqual({
+      cdp_send_key: req.sendKey,
+      cdp_campaign: 'cmp_mail',
+      cdp_profile: req.change.profileId,
+    });
     expectRendered(
       {
         subject: String(b.Subject),

@@ -10,6 +10,13 @@
 // (X-CDP-Send-Key header, and SES EmailTags / SendGrid custom_args / Postmark Metadata, which
 // the providers' event webhooks and logs return), so a repeat after a crash can be found, but
 // a crash between the provider's answer and the claim's `sent` can deliver a message twice.
+// Beside it go the campaign id and profile id (`cdp_campaign`, `cdp_profile`), so a bounce,
+// complaint or delivery event becomes a ledger row of the right campaign and person
+// (ingest/email-webhooks.ts). SES allows only [A-Za-z0-9_.@-] up to 256 characters in a tag
+// value: other values travel as `b64.` + base64url (schemas/email-tags.ts), and one too long
+// even so is left out; Postmark Metadata values over 80 characters are left out.
+
+import { EMAIL_TAGS, POSTMARK_METADATA_MAX, sesTagValue } from '../../schemas/email-tags.ts';
 import type { SendResult } from './channel.ts';
 import { refused, retriableStatus } from './channel.ts';
 import { type AwsCredentials, signRequest } from './sigv4.ts';
@@ -40,6 +47,9 @@ export interface EmailMessage {
   /** List-Unsubscribe, List-Unsubscribe-Post, X-CDP-Send-Key */
   headers: Record<string, string>;
   sendKey: string;
+  /** Sent along (tags, custom args, metadata) so provider events find the campaign and person. */
+  campaignId?: string;
+  profileId?: string;
 }
 
 export interface EmailApiSender {
@@ -47,7 +57,15 @@ export interface EmailApiSender {
 }
 
 /** The name under which the send key travels in tags, custom args and metadata. */
-export const SEND_KEY_TAG = 'cdp_send_key';
+export const SEND_KEY_TAG = EMAIL_TAGS.sendKey;
+
+/** The send key, campaign and profile by tag name (those the message has). */
+function tagsOf(m: EmailMessage): Array<[string, string]> {
+  const out: Array<[string, string]> = [[EMAIL_TAGS.sendKey, m.sendKey]];
+  if (m.campaignId) out.push([EMAIL_TAGS.campaign, m.campaignId]);
+  if (m.profileId) out.push([EMAIL_TAGS.profile, m.profileId]);
+  return out;
+}
 
 interface Answer {
   status: number;
@@ -143,8 +161,12 @@ function sesSender(cfg: EmailApiConfig): EmailApiSender {
             Headers: Object.entries(m.headers).map(([Name, Value]) => ({ Name, Value })),
           },
         },
-        // tag values allow [A-Za-z0-9_-.@]: a send key is msg_ and base64url
-        EmailTags: [{ Name: SEND_KEY_TAG, Value: m.sendKey }],
+        // tag values allow [A-Za-z0-9_-.@]: a send key is msg_ and base64url; a campaign or
+        // profile id with other characters is sent encoded, one too long left out
+        EmailTags: tagsOf(m).flatMap(([Name, v]) => {
+          const Value = sesTagValue(v);
+          return Value === undefined ? [] : [{ Name, Value }];
+        }),
       });
       const creds: AwsCredentials = {
         accessKeyId: s.accessKeyId,
@@ -202,7 +224,7 @@ function sendgridSender(cfg: EmailApiConfig): EmailApiSender {
       const content = [{ type: 'text/plain', value: m.text }];
       if (m.html !== undefined) content.push({ type: 'text/html', value: m.html });
       const body = JSON.stringify({
-        personalizations: [{ to: [{ email: m.to }], custom_args: { [SEND_KEY_TAG]: m.sendKey } }],
+        personalizations: [{ to: [{ email: m.to }], custom_args: Object.fromEntries(tagsOf(m)) }],
         from: parseAddress(m.from),
         subject: m.subject,
         content,
@@ -246,7 +268,7 @@ function postmarkSender(cfg: EmailApiConfig): EmailApiSender {
         ...(m.html !== undefined ? { HtmlBody: m.html } : {}),
         Headers: Object.entries(m.headers).map(([Name, Value]) => ({ Name, Value })),
         MessageStream: s.messageStream,
-        Metadata: { [SEND_KEY_TAG]: m.sendKey },
+        Metadata: Object.fromEntries(tagsOf(m).filter(([, v]) => v.length <= POSTMARK_METADATA_MAX)),
       });
       const a = await post(
         `${s.baseUrl.replace(/\/$/, '')}/email`,

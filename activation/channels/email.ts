@@ -69,6 +69,8 @@ export function emailChannel(cfg: EmailConfig): Channel {
           html,
           headers,
           sendKey: req.sendKey,
+          campaignId: req.campaign.id,
+          profileId: req.change.profileId,
         });
       if (!transport) return refused('SMTP_URL is not set');
       try {
