@@ -30,6 +30,11 @@
 --   <tag>:idv                      counter, bumped by every identity-graph change
 --   <tag>:stats                    hash: profiles (live, not merged away)
 --   <tag>:p:<pid>:groups           set of the accounts (groupIds) the profile belongs to
+--   <tag>:p:<pid>:dev              hash of its push devices: device key (`i:<device id>`, or
+--                                  `t:<token>` without an id) -> `<last seen ms>|<type>|<token>`,
+--                                  at most opts.maxDevices (the least recently seen dropped)
+--   <tag>:dev:<deviceKey>          the profile a push device belongs to (one at a time: a
+--                                  device seen on another profile moves there)
 --   <tag>:acct:<groupId>:t / :tt   account traits (JSON) / their times, last write wins
 -- ARGV: dedupTtlSeconds, maxIdentities, nowMs, readState ('all': the state of every
 --       profile; 'changed': only of those whose identity this call changed, for a workspace
@@ -42,8 +47,11 @@
 --         [kind, value, kind, value, ...] identifiers, [trait, jsonValue, ...] traits,
 --         groupId ('' unless a group call), [trait, jsonValue, ...] group traits,
 --         'c' for an event sent with a client (public) write key, else '',
---         [op, trait, jsonArg, ...] trait operations (incr | add | remove; see below)],
---       then options as JSON: {clientKeys, protected: [trait names], maxTraits, maxTraitBytes}.
+--         [op, trait, jsonArg, ...] trait operations (incr | add | remove; see below),
+--         and only for an event with `context.device.token`: [deviceKey, token ('' to
+--         unregister), type], or ['!', what] for a device refused by the caller (limited)],
+--       then options as JSON: {clientKeys, protected: [trait names], maxTraits, maxTraitBytes,
+--       maxDevices}.
 -- Returns one result per event, as a JSON array (see the end of the script): what it did, and for the last
 -- event of each profile the profile's state after it; its counted times are those of the
 -- conditions the profile has (a profile's own set, not the workspace's: the cost follows
@@ -64,6 +72,7 @@ local nEvents = #events
 local opts = ARGV[6] and cjson.decode(ARGV[6]) or {}
 local maxTraits = tonumber(opts.maxTraits or 1000)
 local maxTraitBytes = tonumber(opts.maxTraitBytes or 1048576)
+local maxDevices = tonumber(opts.maxDevices or 20)
 local protectedTrait = {}
 for _, k in ipairs(opts.protected or {}) do protectedTrait[k] = true end
 -- a client key is limited unless the workspace (or, without its choice, the deployment) trusts them
@@ -267,6 +276,77 @@ local function mergeContact(src, dst)
   if redis.call('SISMEMBER', sup, 'profile:' .. src) == 1 then redis.call('SADD', sup, 'profile:' .. dst) end
 end
 
+-- Push devices. An entry's last-seen time (event time) orders them: a later registration of a
+-- device wins, an older event arriving late changes nothing.
+local function deviceSeen(v) return tonumber(string.match(v, '^(%d+)|') or '0') end
+
+-- Drops a device from a profile, and its owner record if it still names that profile.
+local function dropDevice(pid, key)
+  redis.call('HDEL', pkey(pid) .. ':dev', key)
+  local ikey = tag .. ':dev:' .. key
+  if redis.call('GET', ikey) == pid then redis.call('DEL', ikey) end
+end
+
+-- Keeps a profile within maxDevices, dropping the least recently seen.
+local function trimDevices(pid)
+  local dkey = pkey(pid) .. ':dev'
+  local n = redis.call('HLEN', dkey)
+  if n <= maxDevices then return end
+  local all = redis.call('HGETALL', dkey)
+  local list = {}
+  for i = 1, #all, 2 do list[#list + 1] = { all[i], deviceSeen(all[i + 1]) } end
+  table.sort(list, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[1] < b[1]
+  end)
+  for i = 1, n - maxDevices do dropDevice(pid, list[i][1]) end
+end
+
+-- An event's device (see ARGV): registered on the event's profile (moved from the profile
+-- that had it, so a shared phone stops reaching the person who used it before), or
+-- unregistered (token ''). Returns what it refused, for `limited`, or nil.
+local function applyDevice(pid, dev, ts)
+  if dev[1] == '!' then return 'device:' .. dev[2] end
+  local key, token, typ = dev[1], dev[2], dev[3]
+  local ikey = tag .. ':dev:' .. key
+  local owner = redis.call('GET', ikey)
+  if owner then
+    owner = follow(owner)
+    local cur = redis.call('HGET', pkey(owner) .. ':dev', key)
+    -- a later registration of this device stands
+    if cur and deviceSeen(cur) > ts then return nil end
+    if owner ~= pid or token == '' then
+      redis.call('HDEL', pkey(owner) .. ':dev', key)
+      redis.call('DEL', ikey)
+    end
+  end
+  if token == '' then return nil end
+  redis.call('HSET', pkey(pid) .. ':dev', key, string.format('%.0f', ts) .. '|' .. typ .. '|' .. token)
+  redis.call('SET', ikey, pid)
+  -- the same device, registered before without its id
+  if string.sub(key, 1, 2) == 'i:' and redis.call('HEXISTS', pkey(pid) .. ':dev', 't:' .. token) == 1 then
+    dropDevice(pid, 't:' .. token)
+  end
+  trimDevices(pid)
+  return nil
+end
+
+-- Merges: the survivor has both profiles' devices (the later registration of one device
+-- wins), within maxDevices.
+local function mergeDevices(src, dst)
+  local f = redis.call('HGETALL', pkey(src) .. ':dev')
+  if #f == 0 then return end
+  for i = 1, #f, 2 do
+    local cur = redis.call('HGET', pkey(dst) .. ':dev', f[i])
+    if not cur or deviceSeen(f[i + 1]) > deviceSeen(cur) then
+      redis.call('HSET', pkey(dst) .. ':dev', f[i], f[i + 1])
+    end
+    redis.call('SET', tag .. ':dev:' .. f[i], dst)
+  end
+  redis.call('DEL', pkey(src) .. ':dev')
+  trimDevices(dst)
+end
+
 local function userIdOf(pid)
   for _, m in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':ids')) do
     if string.sub(m, 1, 5) == 'user:' then return string.sub(m, 6) end
@@ -461,6 +541,7 @@ local function applyOne(ev)
       redis.call('SADD', pkey(dst) .. ':groups', g)
     end
     mergeContact(src, dst)
+    mergeDevices(src, dst)
     redis.call('DEL', pkey(src) .. ':t', pkey(src) .. ':tt', pkey(src) .. ':ids', pkey(src) .. ':seg',
       pkey(src) .. ':cs', pkey(src) .. ':merged', pkey(src) .. ':groups', pkey(src) .. ':ags', pkey(src) .. ':sc',
       pkey(src) .. ':consent', pkey(src) .. ':re')
@@ -658,6 +739,12 @@ local function applyOne(ev)
         redis.call('HSET', acct .. ':tt', k, ts)
       end
     end
+  end
+
+  -- the push device the event registers or unregisters (context.device.token)
+  if ev[11] then
+    local refusedDevice = applyDevice(target, ev[11], ts)
+    if refusedDevice then limited[#limited + 1] = refusedDevice end
   end
 
   -- counted conditions this event matches (ZADD by messageId: a replay adds nothing)

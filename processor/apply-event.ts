@@ -90,6 +90,8 @@ export interface ApplyOptions {
   /** Traits per profile (default 1000) and their bytes, names + JSON values (default 1 MiB). */
   maxTraits?: number;
   maxTraitBytes?: number;
+  /** Push devices kept per profile (default 20): a new one past it drops the least recently seen. */
+  maxDevices?: number;
 }
 
 export const DEFAULT_PROTECTED_TRAITS = ['email', 'phone', 'pushToken'] as const;
@@ -104,6 +106,7 @@ function scriptOptions(opts: ApplyOptions): string {
       protected: opts.protectedTraits ?? DEFAULT_PROTECTED_TRAITS,
       maxTraits: opts.maxTraits ?? 1000,
       maxTraitBytes: opts.maxTraitBytes ?? 1024 * 1024,
+      maxDevices: opts.maxDevices ?? DEFAULT_MAX_DEVICES,
     });
     optionsJson.set(opts, json);
   }
@@ -199,6 +202,43 @@ export function traitOpNames(e: NormalizedEvent): string[] {
   return names;
 }
 
+export const DEFAULT_MAX_DEVICES = 20;
+/** FCM registration tokens are ~163 characters, APNs device tokens 64 hex digits. */
+export const MAX_DEVICE_TOKEN = 512;
+const MAX_DEVICE_ID = 512;
+/** Device types kept as sent (lower-cased); anything else is stored as `other`. */
+const DEVICE_TYPE = /^[a-z0-9_.-]{1,32}$/;
+
+/**
+ * The push device an event registers (Segment spec: `context.device.token`, with
+ * `context.device.id` and `.type`), for apply-event.lua: `[key, token, type]` with key
+ * `i:<device id>` (or `t:<token>` when there is no id) and token '' to unregister the
+ * device (`token: null` or '' with an id); `['!', what]` when the event's device is refused
+ * (a token that is not a string or longer than MAX_DEVICE_TOKEN, an id too long): the event
+ * is applied without it and the profile's state reports `device:<what>` as limited.
+ * Undefined when the event carries no token at all (the hot path: nothing to do).
+ */
+export function deviceOf(e: NormalizedEvent): string[] | undefined {
+  const d = e.context.device;
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) return undefined;
+  const dev = d as Record<string, unknown>;
+  if (!('token' in dev) || dev.token === undefined) return undefined;
+  const raw = dev.token;
+  const token = typeof raw === 'string' ? raw.trim() : raw;
+  if (token !== null && typeof token !== 'string') return ['!', 'token_type'];
+  if (typeof token === 'string' && token.length > MAX_DEVICE_TOKEN) return ['!', 'token_length'];
+  const rawId = dev.id;
+  const id = typeof rawId === 'number' && Number.isFinite(rawId) ? String(rawId) : rawId;
+  let key: string;
+  if (typeof id === 'string' && id.trim() !== '' && !isJunkId(id)) {
+    if (id.length > MAX_DEVICE_ID) return ['!', 'id_length'];
+    key = `i:${id.trim()}`;
+  } else if (token) key = `t:${token}`;
+  else return undefined; // no token and no id: nothing to unregister
+  const t = typeof dev.type === 'string' ? dev.type.trim().toLowerCase() : '';
+  return [key, token ?? '', DEVICE_TYPE.test(t) ? t : 'other'];
+}
+
 /** Traits an event sets: `context.traits` first, then the call's own traits (identify, group). */
 export function traitsOf(e: NormalizedEvent): Record<string, unknown> {
   const ctxTraits = e.context.traits;
@@ -247,6 +287,9 @@ export function queueApplyEvents(
       e.keyKind === 'client' ? 'c' : '',
       ops,
     ];
+    // only events that carry a device token get the 11th element (apply-event.lua: devices)
+    const device = deviceOf(e);
+    if (device) (list[i] as unknown[]).push(device);
   });
   (pipe as unknown as Redis).cdpApplyEvent(
     tag,

@@ -1,7 +1,8 @@
 -- The Redis step of an erasure job, atomically: the person's profile and every profile id
 -- merged into it lose their identifiers (which stop resolving), traits, memberships (they
 -- leave every segment), counted times, aggregates, scores, groups, consent, cap logs,
--- re-entry records, double opt-in records and suppression-list entry by profile id; tombstones of every identifier
+-- re-entry records, double opt-in records, push devices (and their owner records) and
+-- suppression-list entry by profile id; tombstones of every identifier
 -- and profile id are written (schemas/erasure.ts), and the job records what it needs for
 -- the ClickHouse steps in the same step, so a crash right after loses nothing.
 -- Key layout: schemas/redis-keys.ts and processor/apply-event.lua's header. KEYS[1] = workspace tag.
@@ -53,6 +54,11 @@ for _, q in ipairs(pids) do
   for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do redis.call('DEL', p .. ':c:' .. c) end
   for _, a in ipairs(redis.call('SMEMBERS', p .. ':ags')) do redis.call('DEL', p .. ':ag:' .. a) end
   for _, ch in ipairs(channels) do redis.call('DEL', p .. ':cap:' .. ch) end
+  -- push devices: the device no longer names this person (a later event registers it afresh)
+  for _, d in ipairs(redis.call('HKEYS', p .. ':dev')) do
+    local owner = redis.call('GET', tag .. ':dev:' .. d)
+    if owner and isErased[owner] then redis.call('DEL', tag .. ':dev:' .. d) end
+  end
   -- re-entry records: the profile's hash (<p>:re), and older ones per campaign
   for _, c in ipairs(campaigns) do redis.call('DEL', tag .. ':re:' .. c .. ':' .. q) end
   redis.call('SREM', tag .. ':suppress', 'profile:' .. q)
@@ -60,7 +66,7 @@ for _, q in ipairs(pids) do
     redis.call('HINCRBY', tag .. ':stats', 'profiles', -1)
   end
   redis.call('DEL', p, p .. ':t', p .. ':tt', p .. ':ids', p .. ':seg', p .. ':cs', p .. ':merged',
-    p .. ':groups', p .. ':ags', p .. ':sc', p .. ':consent', p .. ':re', p .. ':optin')
+    p .. ':groups', p .. ':ags', p .. ':sc', p .. ':consent', p .. ':re', p .. ':optin', p .. ':dev')
   tombstone('profile:' .. q)
   redis.call('HSET', tag .. ':erasure:byprofile', q, jobId)
 end

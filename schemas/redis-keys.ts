@@ -17,6 +17,15 @@ export interface WorkspaceKeys {
   profileAggregates(profileId: string): string;
   /** Hash counterId → decayed count of a lead-score event rule, `"<count> <asOf ms> <halfLife ms>"`. */
   profileScoreCounters(profileId: string): string;
+  /**
+   * Hash of the profile's push devices (processor/apply-event.lua): device key (`i:<device id>`,
+   * or `t:<token>` when the SDK sent no id) → `<last seen ms>|<type>|<token>`.
+   */
+  profileDevices(profileId: string): string;
+  /** String: the profile a push device (device key, as above) belongs to now. */
+  deviceOwner(deviceKey: string): string;
+  /** Set of the device keys one push send (by send key) has reached, kept between its attempts. */
+  pushDone(sendKey: string): string;
   dedup(messageId: string): string;
   segmentMembers(segmentId: string): string;
   sendClaim(sendKey: string): string;
@@ -90,6 +99,9 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     profileAggregate: (pid, sid) => `${tag}:p:${pid}:ag:${sid}`,
     profileAggregates: (pid) => `${tag}:p:${pid}:ags`,
     profileScoreCounters: (pid) => `${tag}:p:${pid}:sc`,
+    profileDevices: (pid) => `${tag}:p:${pid}:dev`,
+    deviceOwner: (key) => `${tag}:dev:${key}`,
+    pushDone: (key) => `${tag}:pushdone:${key}`,
     dedup: (mid) => `${tag}:dedup:${mid}`,
     segmentMembers: (sid) => `${tag}:s:${sid}:m`,
     sendClaim: (key) => `${tag}:send:${key}`,

@@ -20,6 +20,32 @@ export interface SendResult {
   invalidRecipient?: boolean;
   /** How long the provider asked us to wait before trying again (its Retry-After), capped. */
   retryAfterMs?: number;
+  /** Push to a profile's devices: how many have the message (this and earlier attempts). */
+  delivered?: number;
+  /** Push to a profile's devices: how many the provider called gone, taken off the profile. */
+  removed?: number;
+}
+
+/** A push device of a profile (processor/apply-event.lua keeps them, activation/push-devices.ts reads them). */
+export interface PushDevice {
+  /** `i:<device id>`, or `t:<token>` for a device registered without an id. */
+  key: string;
+  token: string;
+  /** `context.device.type` as the SDK sent it, lower-cased (ios, android, ...), or `other`. */
+  type: string;
+  /** Event time (ms) of its latest registration. */
+  seenMs: number;
+}
+
+/** The devices a push send goes to, and where it records what each answered. */
+export interface PushTargets {
+  list: PushDevice[];
+  /** Device keys an earlier attempt of this send reached: not sent to again. */
+  done: ReadonlySet<string>;
+  /** Records devices reached, for the next attempt of this send. */
+  delivered(keys: string[]): Promise<void>;
+  /** Takes a device whose token the provider called gone off the profile. */
+  invalid(device: PushDevice): Promise<void>;
 }
 
 export interface SendRequest {
@@ -28,6 +54,8 @@ export interface SendRequest {
   /** Deterministic per send; the provider idempotency key where it has one. */
   sendKey: string;
   recipient: string;
+  /** Push: the profile's devices this channel can reach (absent: the recipient token only). */
+  devices?: PushTargets;
   /** Signed one-click unsubscribe link for this profile, channel and purpose. */
   unsubscribeUrl: string;
   nowMs: number;
@@ -37,6 +65,8 @@ export interface Channel {
   readonly name: ChannelName;
   /** Where to send for this profile (email, phone, device token, URL), or undefined if it has none. */
   recipient(campaign: CampaignDefinition, change: SegmentChange): string | undefined;
+  /** Push: which of a profile's devices this channel's provider can reach. */
+  devicesFor?(devices: PushDevice[]): PushDevice[];
   send(req: SendRequest): Promise<SendResult>;
   close?(): Promise<void>;
 }
