@@ -1,7 +1,6 @@
-// Real peers on loopback for activation tests: an SMTP server that keeps every message,
-// an HTTP server standing in for a provider API (SMS, push) that records requests, and a
-// producer of segment changes.
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+// Real peers on loopback for activation tests: an SMTP server that keeps every message and a
+// producer of segment changes. Provider APIs have their own contract-checking servers
+// (twilio.ts, push-providers.ts, email-providers.ts).
 import { Kafka, logLevel } from 'kafkajs';
 import { SMTPServer } from 'smtp-server';
 import type { SegmentChange } from '../schemas/segment-change.ts';
@@ -48,48 +47,6 @@ export async function startSmtpServer() {
   return {
     url: `smtp://127.0.0.1:${port}`,
     mails,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
-
-export interface ProviderRequest {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** An HTTP API stand-in: `respond(n, req)` gives the status and JSON body of the n-th request (1-based). */
-export async function startProviderStub(
-  respond: (n: number, req: ProviderRequest) => { status: number; body?: unknown } = () => ({
-    status: 200,
-    body: {},
-  }),
-) {
-  const requests: ProviderRequest[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const r = {
-        method: req.method ?? '',
-        path: req.url ?? '',
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      };
-      requests.push(r);
-      const out = respond(requests.length, r);
-      res.statusCode = out.status;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(out.body ?? {}));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

@@ -1,12 +1,36 @@
 // SMS channel: a Twilio-compatible Messages API (form POST, basic auth) to the `phone`
-// trait. The send key goes in I-Twilio-Idempotency-Token and Idempotency-Key, so a resend
-// after a crash is one message at the provider. With a public ingest URL the message asks
-// for delivery status callbacks there (ingest/sms-webhooks.ts), signed with the auth token.
+// trait. With a public ingest URL the message asks for delivery status callbacks there
+// (ingest/sms-webhooks.ts), signed with the auth token.
+//
+// Twilio's answers (its error `code` in a JSON body): 429 / 20429 and 5xx are retried (after
+// Retry-After when given); 21211 (invalid 'To'), 21614 (not a mobile number) and 21610 (the
+// number texted STOP to the sender) mark the recipient invalid, so activation puts the phone
+// on the suppression list; other 4xx (20003 credentials refused, 21603 no sender, 21617 body
+// too long, …) are final, with Twilio's code and message in the ledger.
+//
+// Exactly once: Twilio documents no idempotency key for creating a message. The send key goes
+// in I-Twilio-Idempotency-Token and Idempotency-Key for Twilio-compatible providers that
+// honour one; with Twilio itself a crash or timeout after it accepted the message and before
+// the claim is `sent` sends the SMS again.
 
 import type { Channel } from './channel.ts';
 import { postProvider, providerResult, refused, renderTemplates, stringTrait } from './channel.ts';
 
 const PHONE = /^\+?[0-9 ()-]{6,20}$/;
+
+/** Twilio error codes that say this number cannot get SMS from us: invalid, landline, opted out. */
+const INVALID_RECIPIENT = new Set([21211, 21614, 21610]);
+
+function twilioError(body: string): { code: number; message: string } | undefined {
+  try {
+    const e = JSON.parse(body) as { code?: unknown; message?: unknown };
+    return typeof e.code === 'number'
+      ? { code: e.code, message: String(e.message ?? '').slice(0, 200) }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function smsChannel(cfg: {
   baseUrl: string;
@@ -47,7 +71,13 @@ export function smsChannel(cfg: {
         body: form.toString(),
         timeoutMs: cfg.timeoutMs,
       });
-      return providerResult(answer, 'sid');
+      const result = providerResult(answer, 'sid');
+      if (answer.ok || answer.status === 0) return result;
+      const e = twilioError(answer.body);
+      const error = e ? `Twilio ${e.code}: ${e.message}` : result.error;
+      if (e && INVALID_RECIPIENT.has(e.code))
+        return { ...result, error, retriable: false, invalidRecipient: true };
+      return { ...result, error };
     },
   };
 }

@@ -47,6 +47,8 @@ export interface PolicyInput {
   hold?: RateHold;
   /** The claim to take when the send may go (claim-send.ts). */
   claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
+  /** Push to the profile's devices (not to its trait token, which is then not checked). */
+  toDevices?: boolean;
 }
 
 export function contactPolicy(deps: {
@@ -62,7 +64,15 @@ export function contactPolicy(deps: {
     workspaceKeys(deps.redisPrefix, change.workspaceId).profile(change.profileId);
 
   return {
-    async decide({ campaign: c, change, sendKey, nowMs, claim, hold }: PolicyInput): Promise<PolicyDecision> {
+    async decide({
+      campaign: c,
+      change,
+      sendKey,
+      nowMs,
+      claim,
+      hold,
+      toDevices,
+    }: PolicyInput): Promise<PolicyDecision> {
       const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
       if (quiet && !c.policy?.ignoreQuietHours) {
@@ -81,7 +91,7 @@ export function contactPolicy(deps: {
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
-      if (c.channel === 'push') {
+      if (c.channel === 'push' && !toDevices) {
         const token = change.traits[c.push?.tokenTrait ?? 'pushToken'];
         if (typeof token === 'string' && token.trim()) members.push(suppressionMember('device', token));
       }
@@ -151,7 +161,11 @@ export function contactPolicy(deps: {
      * address the provider has marked inactive) goes on the workspace's suppression list:
      * later sends to it are suppressed, not tried.
      */
-    async suppressRecipient(change: SegmentChange, kind: 'device' | 'email', value: string): Promise<void> {
+    async suppressRecipient(
+      change: SegmentChange,
+      kind: 'device' | 'email' | 'phone',
+      value: string,
+    ): Promise<void> {
       await deps.redis.sadd(
         workspaceKeys(deps.redisPrefix, change.workspaceId).suppressions,
         suppressionMember(kind, value),

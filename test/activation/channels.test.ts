@@ -7,15 +7,16 @@ import { replayDeadLetters } from '../../cli/dlq-replay.ts';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
 import { topics } from '../../schemas/topics.ts';
-import { change, segmentChangeProducer, startProviderStub, startSmtpServer } from '../activation-peers.ts';
+import { change, segmentChangeProducer, startSmtpServer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
 import { startFcm } from '../push-providers.ts';
+import { startTwilio } from '../twilio.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
 let running: RunningServices;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let sms: Awaited<ReturnType<typeof startProviderStub>>;
+let sms: Awaited<ReturnType<typeof startTwilio>>;
 let push: Awaited<ReturnType<typeof startFcm>>;
 let changes: Awaited<ReturnType<typeof segmentChangeProducer>>;
 let segmentId: string;
@@ -57,10 +58,8 @@ async function stats(id: string) {
 
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  sms = await startProviderStub((_n, req) => ({
-    status: 201,
-    body: { sid: `SM${req.headers['i-twilio-idempotency-token']}` },
-  }));
+  // a Twilio Messages API that checks credentials, numbers and the body as Twilio does
+  sms = await startTwilio({ accountSid: 'AC123', authToken: 'sms-token' });
   // FCM that checks the OAuth grant of a service account and the v1 message shape
   push = await startFcm({ now: Date.now });
   cfg = testConfig({
@@ -217,7 +216,7 @@ describe('channels', () => {
     expect(smtp.mails.filter((m) => m.to.includes('ada@example.test'))).toHaveLength(1);
   });
 
-  it('sms: Twilio-style form post with basic auth and the idempotency token', async () => {
+  it('sms: Twilio form post with basic auth, status callback and the send key', async () => {
     const c = await createCampaign({ channel: 'sms', sms: { body: 'Hi {{ traits.name }}!' } });
     await changes.send([
       change(cfg.keys.workspace, c.segmentId, 'p-sms', {
@@ -226,21 +225,75 @@ describe('channels', () => {
         phone: '+1 (555) 010-2030',
       }),
     ]);
-    const req = await eventually('the SMS request', () => sms.requests.find((r) => r.body.includes('Bo')));
-    expect(req.method).toBe('POST');
-    expect(req.path).toBe('/2010-04-01/Accounts/AC123/Messages.json');
-    expect(req.headers.authorization).toBe(`Basic ${Buffer.from('AC123:sms-token').toString('base64')}`);
-    expect(req.headers['content-type']).toBe('application/x-www-form-urlencoded');
-    expect(Object.fromEntries(new URLSearchParams(req.body))).toEqual({
-      To: '+15550102030',
-      From: '+15550001',
-      Body: 'Hi Bo!',
+    const m = await eventually('the SMS', () => sms.messages.find((r) => r.body === 'Hi Bo!'));
+    expect(m).toMatchObject({
+      to: '+15550102030',
+      from: '+15550001',
       // delivery reports come back to the ingest host's signed webhook
-      StatusCallback: `https://in.shop.test/v1/webhooks/sms/twilio/${cfg.keys.workspace}/status`,
+      statusCallback: `https://in.shop.test/v1/webhooks/sms/twilio/${cfg.keys.workspace}/status`,
     });
-    expect(req.headers['i-twilio-idempotency-token']).toMatch(/^msg_/);
-    expect(req.headers['idempotency-key']).toBe(req.headers['i-twilio-idempotency-token']);
+    expect(m.headers['i-twilio-idempotency-token']).toMatch(/^msg_/);
     await eventually('sent in stats', async () => (await stats(c.id)).sent === 1);
+    const rows = await eventually('the ledger row', async () => {
+      const r = await api(`/v1/ledger?campaignId=${c.id}`);
+      const body = (await r.json()) as { items?: Array<{ outcome: string; providerId?: string }> };
+      return body.items?.find((x) => x.outcome === 'sent');
+    });
+    expect(rows.providerId).toBe(m.sid);
+  });
+
+  it('sms: a number Twilio calls invalid (21211) or opted out (21610) fails once and is suppressed; throttling waits its Retry-After', async () => {
+    const c = await createCampaign({ channel: 'sms', sms: { body: 'Offer for {{ traits.name }}' } });
+    sms.optOut('+15550107777');
+    sms.failNext({ status: 429, retryAfter: '1' });
+    await changes.send([
+      change(cfg.keys.workspace, c.segmentId, 'p-sms-bad', { plan: 'pro', name: 'Bad', phone: '5550101' }),
+      change(cfg.keys.workspace, c.segmentId, 'p-sms-stop', {
+        plan: 'pro',
+        name: 'Stop',
+        phone: '+15550107777',
+      }),
+      change(cfg.keys.workspace, c.segmentId, 'p-sms-ok', { plan: 'pro', name: 'Ok', phone: '+15550108888' }),
+    ]);
+    const s = await eventually('three decisions', async () => {
+      const s = await stats(c.id);
+      return s.sent + s.failed === 3 ? s : undefined;
+    });
+    expect(s).toMatchObject({ sent: 1, failed: 2 });
+    expect(s.retried).toBeGreaterThanOrEqual(1); // the 429
+    expect(sms.messages.filter((m) => m.body.startsWith('Offer for'))).toHaveLength(1);
+    // the throttled message is tried again only after Twilio's Retry-After (1 s; our backoff is 100 ms)
+    const throttled = sms.requests.find((r) => r.status === 429)!;
+    const again = sms.requests.find(
+      (r) =>
+        r.at > throttled.at &&
+        new URLSearchParams(r.body).get('To') === new URLSearchParams(throttled.body).get('To'),
+    )!;
+    expect(again.at - throttled.at).toBeGreaterThanOrEqual(950);
+    const ledger = (await (await api(`/v1/ledger?campaignId=${c.id}`)).json()) as {
+      items: Array<{ outcome: string; reason: string }>;
+    };
+    const reasons = ledger.items.filter((r) => r.outcome === 'failed').map((r) => r.reason);
+    expect(reasons.sort()).toEqual([
+      expect.stringMatching(/^invalid_recipient: Twilio 21211: Invalid 'To' Phone Number/),
+      expect.stringMatching(/^invalid_recipient: Twilio 21610: /),
+    ]);
+    // both numbers are on the suppression list: the next campaign does not try them
+    const next = await createCampaign({ channel: 'sms', sms: { body: 'Again {{ traits.name }}' } });
+    const before = sms.requests.length;
+    await changes.send([
+      change(cfg.keys.workspace, next.segmentId, 'p-sms-bad', { plan: 'pro', name: 'Bad', phone: '5550101' }),
+      change(cfg.keys.workspace, next.segmentId, 'p-sms-stop', {
+        plan: 'pro',
+        name: 'Stop',
+        phone: '+15550107777',
+      }),
+    ]);
+    await eventually(
+      'both suppressed',
+      async () => (await stats(next.id)).suppressed.byReason.suppression_list === 2,
+    );
+    expect(sms.requests.length).toBe(before);
   });
 
   it('push: FCM v1 message with a service account’s OAuth token; no token → suppressed', async () => {

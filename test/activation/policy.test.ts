@@ -14,8 +14,9 @@ import { WriteKeyStore } from '../../runtime/write-keys.ts';
 import type { CampaignDefinition, CampaignPolicy } from '../../schemas/campaign.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { topics } from '../../schemas/topics.ts';
-import { change, segmentChangeProducer, startProviderStub } from '../activation-peers.ts';
+import { change, segmentChangeProducer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
+import { startTwilio } from '../twilio.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
@@ -24,7 +25,7 @@ let ch: ClickHouseClient;
 let activation: RunningService;
 let ledger: RunningService;
 let defs: DefinitionStore;
-let sms: Awaited<ReturnType<typeof startProviderStub>>;
+let sms: Awaited<ReturnType<typeof startTwilio>>;
 let changes: Awaited<ReturnType<typeof segmentChangeProducer>>;
 let app: ReturnType<typeof createQueryApp>;
 let clock = Date.parse('2026-03-10T12:00:00Z');
@@ -81,10 +82,12 @@ async function outcomes(campaignIds: string[]) {
 const settle = () => new Promise((r) => setTimeout(r, 800));
 
 beforeAll(async () => {
-  sms = await startProviderStub(() => ({ status: 201, body: { sid: 'SM1' } }));
+  sms = await startTwilio({ accountSid: 'AC1', authToken: 'sms-token' });
   cfg = testConfig({
     CDP_SMS_BASE_URL: sms.url,
     CDP_SMS_ACCOUNT_SID: 'AC1',
+    CDP_SMS_AUTH_TOKEN: 'sms-token',
+    CDP_SMS_FROM: '+15550001',
     CDP_CAP_PER_CHANNEL_PER_DAY: '1',
     CDP_CAP_PER_DAY: '2',
     CDP_QUIET_HOURS: '21:00-08:00',
@@ -149,17 +152,17 @@ describe('contact policy', () => {
       return o.length === 3 ? o : undefined;
     });
     // one webhook (channel cap 1) and the SMS (total cap 2); the other webhook is capped
-    expect(first.filter((o) => o.outcome === 'sent')).toHaveLength(2);
+    expect(first.filter((o) => o.outcome === 'sent'), JSON.stringify(first)).toHaveLength(2);
     expect(first.filter((o) => o.outcome === 'suppressed').map((o) => o.reason)).toEqual(['cap_channel']);
     expect(r.deliveries).toHaveLength(1);
-    expect(sms.requests).toHaveLength(1);
+    expect(sms.messages).toHaveLength(1);
 
     // the next day counts afresh
     clock = Date.parse('2026-03-11T12:00:00Z');
     await changes.send([change(cfg.keys.workspace, seg, 'p-cap', traits, 3)]);
     await eventually('three more decisions', async () => (await outcomes([a.id, b.id, c.id])).length === 6);
     expect(r.deliveries).toHaveLength(2);
-    expect(sms.requests).toHaveLength(2);
+    expect(sms.messages).toHaveLength(2);
   });
 
   it('quiet hours in the profile zone delay the send to the allowed time, then it goes out', async () => {

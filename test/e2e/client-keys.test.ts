@@ -6,13 +6,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
-import { startProviderStub, startSmtpServer } from '../activation-peers.ts';
+import { startSmtpServer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
+import { startTwilio } from '../twilio.ts';
 
 let cfg: Config;
 let running: RunningServices;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let sms: Awaited<ReturnType<typeof startProviderStub>>;
+let sms: Awaited<ReturnType<typeof startTwilio>>;
 let clientKey: string;
 
 const admin = () => ({ authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' });
@@ -55,10 +56,7 @@ async function profileBy(param: string, value: string): Promise<Profile | undefi
 
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  sms = await startProviderStub((_n, req) => ({
-    status: 201,
-    body: { sid: `SM${req.headers['i-twilio-idempotency-token']}` },
-  }));
+  sms = await startTwilio({ accountSid: 'AC1', authToken: 'sms-token' });
   cfg = testConfig({
     SMTP_URL: smtp.url,
     CDP_EMAIL_FROM: 'Shop <news@shop.test>',
@@ -210,10 +208,11 @@ describe('profile hijack through a public key', () => {
       smtp.mails.find((m) => m.headers.get('subject')?.includes('Ada L.')),
     );
     expect(mail.to).toEqual([email]);
-    const text = await eventually('the VIP SMS', () => sms.requests.find((r) => r.body.includes('Ada+L.')));
-    expect(new URLSearchParams(text.body).get('To')).toBe(phone);
+    const text = await eventually('the VIP SMS', () => sms.messages.find((m) => m.body.includes('Ada L.')));
+    expect(text.to).toBe(phone);
     expect(smtp.mails.some((m) => m.to.includes('mallory@evil.test'))).toBe(false);
     expect(sms.requests.some((r) => new URLSearchParams(r.body).get('To') === '+15559999')).toBe(false);
+    expect(sms.messages.some((m) => m.to === '+15559999')).toBe(false);
   });
 
   it('the same anonymous event from a server key links to the known person, as documented', async () => {
