@@ -47,8 +47,6 @@ export interface PolicyInput {
   hold?: RateHold;
   /** The claim to take when the send may go (claim-send.ts). */
   claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
-  /** Push to the profile's devices (not to its trait token, which is then not checked). */
-  toDevices?: boolean;
 }
 
 export function contactPolicy(deps: {
@@ -64,15 +62,7 @@ export function contactPolicy(deps: {
     workspaceKeys(deps.redisPrefix, change.workspaceId).profile(change.profileId);
 
   return {
-    async decide({
-      campaign: c,
-      change,
-      sendKey,
-      nowMs,
-      claim,
-      hold,
-      toDevices,
-    }: PolicyInput): Promise<PolicyDecision> {
+    async decide({ campaign: c, change, sendKey, nowMs, claim, hold }: PolicyInput): Promise<PolicyDecision> {
       const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
       if (quiet && !c.policy?.ignoreQuietHours) {
@@ -91,7 +81,7 @@ export function contactPolicy(deps: {
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
-      if (c.channel === 'push' && !toDevices) {
+      if (c.channel === 'push') {
         const token = change.traits[c.push?.tokenTrait ?? 'pushToken'];
         if (typeof token === 'string' && token.trim()) members.push(suppressionMember('device', token));
       }
