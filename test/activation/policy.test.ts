@@ -152,7 +152,10 @@ describe('contact policy', () => {
       return o.length === 3 ? o : undefined;
     });
     // one webhook (channel cap 1) and the SMS (total cap 2); the other webhook is capped
-    expect(first.filter((o) => o.outcome === 'sent'), JSON.stringify(first)).toHaveLength(2);
+    expect(
+      first.filter((o) => o.outcome === 'sent'),
+      JSON.stringify(first),
+    ).toHaveLength(2);
     expect(first.filter((o) => o.outcome === 'suppressed').map((o) => o.reason)).toEqual(['cap_channel']);
     expect(r.deliveries).toHaveLength(1);
     expect(sms.messages).toHaveLength(1);
