@@ -1,5 +1,5 @@
 // Email provider event webhooks on the public ingest host, no write key: bounces, complaints
-// and deliveries from SendGrid and Postmark.
+// and deliveries from SendGrid, Postmark and Amazon SES (through Amazon SNS).
 //
 //   POST /v1/webhooks/email/sendgrid/{workspace}  SendGrid's Signed Event Webhook: the
 //     X-Twilio-Email-Event-Webhook-Signature header is an ECDSA P-256 / SHA-256 signature
@@ -9,6 +9,17 @@
 //   POST /v1/webhooks/email/postmark/{workspace}  Postmark signs nothing: the webhook URL
 //     carries HTTP Basic credentials (CDP_POSTMARK_WEBHOOK_USER / _PASSWORD), compared in
 //     constant time; anything else is a 401.
+//   POST /v1/webhooks/email/ses/{workspace}  Amazon SNS HTTP(S) deliveries of SES
+//     notifications (ses-sns.ts): the SNS signature (SignatureVersion 1 SHA1withRSA, 2
+//     SHA256withRSA) with the certificate at SigningCertURL, which must be https on
+//     sns.<region>.amazonaws.com(.cn); the TopicArn on CDP_SES_SNS_TOPIC_ARNS (anyone can get
+//     validly signed messages from a topic of their own); Timestamp at most 65 minutes old
+//     (SNS retries an HTTP(S) delivery for at most 3,600 s, a hard limit; 5 minutes for clock
+//     and queueing) and at most 5 minutes ahead. A failed check is a 403 (no allowlist
+//     configured: every message is); a certificate SNS's host could not serve just now a 503.
+//     A SubscriptionConfirmation that passes is confirmed (GET of its SubscribeURL, which
+//     must pass the same host rule), logged and audited, once per SNS MessageId. Each
+//     recipient of a notification is one event, id `<SNS MessageId>:<recipient>`.
 //
 // What an event does: a hard bounce (SendGrid `bounce` of type `bounce`, a `dropped` for a
 // bounced/invalid/spam-reporting address; Postmark HardBounce, BadEmailAddress,
@@ -18,8 +29,20 @@
 // line is written, the why (provider, event id, reason, time) is kept in the workspace's
 // suppression-reasons hash, and an audit_log row (entity_type suppression, actor
 // webhook:<provider>) is queued for the query service to write (schemas/audit-queue.ts).
-// A soft bounce (SendGrid `blocked`, Postmark SoftBounce, Transient, DnsError, …) suppresses
-// nothing: the provider retries it.
+// A soft bounce (SendGrid `blocked`, Postmark SoftBounce, Transient, DnsError, …, SES
+// Transient/Undetermined bounces) suppresses nothing: the provider retries it. The optional
+// `onSoftBounce` hook is called once per soft-bounce event.
+//
+// Ledger: every hard bounce, complaint, soft bounce and delivery that carries our send key
+// (cdp_send_key: SendGrid custom arg, Postmark Metadata, SES tag or X-CDP-Send-Key header) is
+// also an activation_ledger row (outcome bounced / complained / soft_bounced / delivered,
+// channel email, reason `<provider>:<type>`, provider_id the provider's message id, campaign
+// and profile from cdp_campaign / cdp_profile, at the provider's event time, attempt 0),
+// produced to the activation-ledger topic. The row and the hook happen once per event: a
+// Redis marker per event (pending while it runs, a redelivery meanwhile is a 503; done for
+// 7 days). A crash after the row was produced but before `done` produces it again on the
+// redelivery; the row is the same (deterministic), and the ledger API and bi_sends keep one
+// (LIMIT 1 BY send key, campaign, profile, channel, outcome, reason, attempt, status).
 //
 // Every bounce, complaint and delivery becomes a track (`Email Bounced`, `Email Complained`,
 // `Email Delivered`) of the person who has the address: the profile is found by the
@@ -43,17 +66,38 @@ import type { Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
 import { suppressionMember } from '../schemas/contact.ts';
+import { EMAIL_TAGS, fromSesTagValue } from '../schemas/email-tags.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { IngestError } from './ingest-error.ts';
 import { normalizeEvent, type TimeBounds } from './normalize-event.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import { readRawBody } from './read-body.ts';
+import {
+  asSnsMessage,
+  CertError,
+  type SnsMessage,
+  sesEvents,
+  snsCertCache,
+  snsUrlAllowed,
+  verifySnsSignature,
+} from './ses-sns.ts';
 
 export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
 export const MAX_WEBHOOK_EVENTS = 1000;
 /** SendGrid signatures older (or newer) than this are refused as replays. */
 export const SIGNATURE_MAX_AGE_MS = 10 * 60 * 1000;
+/**
+ * SNS messages older than this are refused: SNS retries an HTTP(S) delivery for at most
+ * 3,600 s (a hard limit of its delivery policies), plus 5 minutes for queueing and clocks.
+ */
+export const SNS_MAX_AGE_MS = 65 * 60 * 1000;
+/** SNS messages dated further ahead than this (a wrong clock somewhere) are refused. */
+export const SNS_MAX_AHEAD_MS = 5 * 60 * 1000;
+/** How long the once-per-event marker stays `done` (longer than any provider redelivers). */
+export const EVENT_DONE_TTL_MS = 7 * 24 * 3600 * 1000;
+/** How long a `pending` marker holds (a worker that died mid-way frees it then). */
+export const EVENT_PENDING_TTL_MS = 60 * 1000;
 
 /** The part of an ioredis client the webhooks use. */
 export interface WebhookRedis {
@@ -64,6 +108,36 @@ export interface WebhookRedis {
   sadd(key: string, ...members: string[]): Promise<number>;
   sismember(key: string, member: string): Promise<number>;
   zadd(key: string, score: number, member: string): Promise<unknown>;
+  set(key: string, value: string, px: 'PX', ms: number, nx: 'NX'): Promise<string | null>;
+  set(key: string, value: string, px: 'PX', ms: number): Promise<string | null>;
+  del(key: string): Promise<number>;
+}
+
+/** One soft bounce, as given to EmailWebhookDeps.onSoftBounce. */
+export interface SoftBounceEvent {
+  workspaceId: string;
+  provider: EmailProviderEvent['provider'];
+  address: string;
+  sendKey?: string;
+  campaignId?: string;
+  profileId?: string;
+  /** The provider's event time (receipt when it gave none). */
+  at: Date;
+  /** The provider's kind and what the receiving server said (`Transient/MailboxFull: 452 …`). */
+  reason: string;
+}
+
+/** Amazon SES through SNS (POST /v1/webhooks/email/ses/{workspace}). */
+export interface SesWebhookConfig {
+  /** TopicArns whose messages are taken (CDP_SES_SNS_TOPIC_ARNS); empty: all are refused. */
+  topicArns: string[];
+  /**
+   * Testing and stand-ins only: the one origin signing certificates and SubscribeURLs may come
+   * from instead of https://sns.<region>.amazonaws.com(.cn) (http only on loopback).
+   */
+  endpoint?: string;
+  /** Fetching a signing certificate or confirming a subscription; default 5 s. */
+  fetchTimeoutMs?: number;
 }
 
 export interface EmailWebhookDeps {
@@ -83,15 +157,48 @@ export interface EmailWebhookDeps {
   workspaceExists: (workspaceId: string) => boolean | Promise<boolean>;
   /** Events per address (key `${workspace}\0${address}`); over it they are skipped. */
   addressLimiter?: RateLimiter;
+  /** Amazon SES through SNS; unset: the SES route refuses all. */
+  ses?: SesWebhookConfig;
+  /** The activation-ledger topic: events carrying our send key become ledger rows there. */
+  ledgerTopic?: string;
+  /** Called once per soft-bounce event (after the redelivery check); a throw is a 503. */
+  onSoftBounce?: (ev: SoftBounceEvent) => void | Promise<void>;
+}
+
+/** An activation_ledger row of a provider event (the columns of activation/pipeline.ts LedgerRow). */
+export interface EmailLedgerRow {
+  workspace_id: string;
+  at: number;
+  send_key: string;
+  campaign_id: string;
+  campaign_version: number;
+  segment_id: string;
+  segment_version: number;
+  profile_id: string;
+  epoch: number;
+  channel: 'email';
+  outcome: 'bounced' | 'soft_bounced' | 'complained' | 'delivered';
+  reason: string;
+  attempt: number;
+  status_code: number;
+  latency_ms: number;
+  provider_ms: number;
+  not_before: null;
+  provider_id: string;
 }
 
 export type EmailOutcome = 'bounced' | 'soft_bounced' | 'complained' | 'delivered' | 'ignored';
 
 /** One provider event, reduced to what the pipeline needs. */
 export interface EmailProviderEvent {
-  provider: 'sendgrid' | 'postmark';
+  provider: 'sendgrid' | 'postmark' | 'ses';
   /** The provider's id of this event (its redeliveries carry the same one). */
   eventId: string;
+  /** Of the send, from the tags it carried (cdp_campaign, cdp_profile). */
+  campaignId?: string;
+  profileId?: string;
+  /** The provider's id of the message (its answer to the send: the `sent` row's provider_id). */
+  providerMessageId?: string;
   outcome: EmailOutcome;
   /** Whether the address goes on the suppression list. */
   suppress: boolean;
@@ -127,7 +234,11 @@ export function sendgridEvent(raw: unknown): EmailProviderEvent | undefined {
   const event = str(e?.event, 64);
   if (!e || !email || !EMAIL.test(email) || !event) return undefined;
   const ts = typeof e.timestamp === 'number' ? new Date(e.timestamp * 1000) : undefined;
-  const sendKey = str(e.cdp_send_key, 200);
+  const sendKey = str(e[EMAIL_TAGS.sendKey], 200);
+  const campaignId = str(e[EMAIL_TAGS.campaign], 300);
+  const profileId = str(e[EMAIL_TAGS.profile], 300);
+  // sg_message_id is `<X-Message-Id>.filter…`: the part before the first dot is the send's id
+  const providerMessageId = str(e.sg_message_id, 300)?.split('.')[0];
   const reason = str(e.reason) ?? str(e.response);
   // sg_event_id is unique per event; without one, a digest of the event stands in for it
   const eventId =
@@ -135,7 +246,17 @@ export function sendgridEvent(raw: unknown): EmailProviderEvent | undefined {
     createHash('sha256')
       .update(JSON.stringify([email, event, e.type, e.timestamp, e.sg_message_id]))
       .digest('hex');
-  const base = { provider: 'sendgrid' as const, eventId, email, sendKey, reason, at: ts };
+  const base = {
+    provider: 'sendgrid' as const,
+    eventId,
+    email,
+    sendKey,
+    campaignId,
+    profileId,
+    providerMessageId,
+    reason,
+    at: ts,
+  };
   switch (event) {
     case 'bounce': {
       const type = str(e.type, 32) ?? 'bounce';
@@ -167,13 +288,27 @@ export function postmarkEvent(raw: unknown): EmailProviderEvent | undefined {
   if (!e || !type) return undefined;
   const email = (str(e.Email, 320) ?? str(e.Recipient, 320))?.trim().toLowerCase();
   if (!email || !EMAIL.test(email)) return undefined;
-  const sendKey = str(obj(e.Metadata)?.cdp_send_key, 200);
+  const meta = obj(e.Metadata);
+  const sendKey = str(meta?.[EMAIL_TAGS.sendKey], 200);
+  const campaignId = str(meta?.[EMAIL_TAGS.campaign], 300);
+  const profileId = str(meta?.[EMAIL_TAGS.profile], 300);
+  const providerMessageId = str(e.MessageID, 200);
   const when = str(e.BouncedAt) ?? str(e.DeliveredAt) ?? str(e.ReceivedAt);
   const at = when && !Number.isNaN(Date.parse(when)) ? new Date(when) : undefined;
   const id = str(e.ID, 200) ?? str(e.MessageID, 200);
   const eventId = `${type}:${id ?? createHash('sha256').update(JSON.stringify(e)).digest('hex')}`;
   const reason = str(e.Description) ?? str(e.Details);
-  const base = { provider: 'postmark' as const, eventId, email, sendKey, reason, at };
+  const base = {
+    provider: 'postmark' as const,
+    eventId,
+    email,
+    sendKey,
+    campaignId,
+    profileId,
+    providerMessageId,
+    reason,
+    at,
+  };
   if (type === 'SpamComplaint')
     return { ...base, outcome: 'complained', suppress: true, detail: 'SpamComplaint' };
   if (type === 'Delivery') return { ...base, outcome: 'delivered', suppress: false, detail: 'Delivery' };
@@ -235,6 +370,10 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
   const app = new Hono();
   let sgKey: KeyObject | undefined;
   if (deps.sendgridPublicKey) sgKey = parsePublicKey(deps.sendgridPublicKey);
+  const ses = deps.ses;
+  const sesTopics = new Set(ses?.topicArns.map((t) => t.trim()).filter(Boolean) ?? []);
+  const sesTimeoutMs = ses?.fetchTimeoutMs ?? 5000;
+  const certs = snsCertCache({ timeoutMs: sesTimeoutMs, now: deps.now });
 
   const body = (c: Context) => {
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
@@ -316,8 +455,99 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
       }
     }
     if (ev.outcome === 'ignored') return added;
+    const outcome = ev.outcome;
+    await track(ws, ev, outcome);
+    // the ledger row and the soft-bounce hook: once per event, however often it comes
+    const ledger = !!(ev.sendKey && deps.ledgerTopic);
+    const hook = outcome === 'soft_bounced' ? deps.onSoftBounce : undefined;
+    if (!ledger && !hook) return added;
+    await once(ws, `event\u0000${ev.provider}\u0000${ev.eventId}`, async () => {
+      if (ledger && deps.ledgerTopic) {
+        const row = ledgerRow(ws, ev, outcome);
+        await withTimeout(
+          deps.producer.send(deps.ledgerTopic, [
+            { key: `${ws}:${row.campaign_id}`, value: JSON.stringify(row) },
+          ]),
+          deps.produceTimeoutMs,
+          'kafka produce',
+        );
+      }
+      if (hook)
+        await hook({
+          workspaceId: ws,
+          provider: ev.provider,
+          address: ev.email,
+          ...(ev.sendKey ? { sendKey: ev.sendKey } : {}),
+          ...(ev.campaignId ? { campaignId: ev.campaignId } : {}),
+          ...(ev.profileId ? { profileId: ev.profileId } : {}),
+          at: eventTime(ev),
+          reason: ev.reason ? `${ev.detail}: ${ev.reason}` : ev.detail,
+        });
+    });
+    return added;
+  };
+
+  /** The provider's time of an event when it gave a plausible one, else now. */
+  const eventTime = (ev: EmailProviderEvent): Date => {
+    const now = deps.now().getTime();
+    const t = ev.at?.getTime();
+    return t !== undefined && t > now - 90 * 24 * 3600 * 1000 && t < now + 24 * 3600 * 1000
+      ? new Date(t)
+      : new Date(now);
+  };
+
+  const ledgerRow = (
+    ws: string,
+    ev: EmailProviderEvent,
+    outcome: EmailLedgerRow['outcome'],
+  ): EmailLedgerRow => ({
+    workspace_id: ws,
+    at: eventTime(ev).getTime(),
+    send_key: ev.sendKey ?? '',
+    campaign_id: ev.campaignId ?? '',
+    campaign_version: 0,
+    segment_id: '',
+    segment_version: 0,
+    profile_id: ev.profileId ?? '',
+    epoch: 0,
+    channel: 'email',
+    outcome,
+    reason: `${ev.provider}:${ev.detail}`.slice(0, 200),
+    // not an attempt of ours: 0 tells these rows from the sends (attempt ≥ 1)
+    attempt: 0,
+    status_code: 0,
+    latency_ms: 0,
+    provider_ms: 0,
+    not_before: null,
+    provider_id: ev.providerMessageId ?? '',
+  });
+
+  /**
+   * Runs `fn` once per `id` across redeliveries: a marker is `pending` while it runs (another
+   * delivery of the same event meanwhile is a 503, so the provider tries again later) and
+   * `done` after; when `fn` fails the marker goes and the redelivery runs it again.
+   * Answers whether it ran now.
+   */
+  const once = async (ws: string, id: string, fn: () => Promise<void>): Promise<boolean> => {
+    const key = `${workspaceKeys(deps.redisPrefix, ws).tag}:ewh:${createHash('sha256').update(id).digest('base64url').slice(0, 32)}`;
+    if ((await deps.redis.set(key, 'pending', 'PX', EVENT_PENDING_TTL_MS, 'NX')) !== 'OK') {
+      if ((await deps.redis.get(key)) === 'done') return false;
+      throw new Error('the same event is being handled by another delivery');
+    }
+    try {
+      await fn();
+    } catch (err) {
+      await deps.redis.del(key).catch(() => {});
+      throw err;
+    }
+    await deps.redis.set(key, 'done', 'PX', EVENT_DONE_TTL_MS);
+    return true;
+  };
+
+  /** The `Email Bounced` (etc.) track of the person who has the address, if anyone does. */
+  const track = async (ws: string, ev: EmailProviderEvent, outcome: Exclude<EmailOutcome, 'ignored'>) => {
     const id = await identifierOf(ws, ev.email);
-    if (!id) return added;
+    if (!id) return;
     const messageId = `ew-${createHash('sha256')
       .update([ws, ev.provider, ev.eventId].join('\u0000'))
       .digest('base64url')
@@ -326,6 +556,8 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
       provider: ev.provider,
       providerEventId: ev.eventId,
       ...(ev.sendKey ? { sendKey: ev.sendKey } : {}),
+      ...(ev.campaignId ? { campaignId: ev.campaignId } : {}),
+      ...(ev.providerMessageId ? { providerMessageId: ev.providerMessageId } : {}),
       ...(ev.outcome === 'bounced' || ev.outcome === 'soft_bounced'
         ? { bounceType: ev.outcome === 'bounced' ? 'hard' : 'soft' }
         : {}),
@@ -335,7 +567,7 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
     };
     const input = {
       type: 'track',
-      event: EVENT_NAMES[ev.outcome],
+      event: EVENT_NAMES[outcome],
       messageId,
       [id[0]]: id[1],
       properties: props,
@@ -362,7 +594,6 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
       deps.produceTimeoutMs,
       'kafka produce',
     );
-    return added;
   };
 
   const handle = async (c: Context, ws: string, events: Array<EmailProviderEvent | undefined>) => {
@@ -428,6 +659,99 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
       throw new IngestError(413, `over ${MAX_WEBHOOK_EVENTS} events in one request`);
     if (items.some((i) => !obj(i))) throw new IngestError(400, 'body must be a JSON object');
     return handle(c, ws, items.map(postmarkEvent));
+  });
+
+  /** The SNS message once everything about it checks out; throws the 4xx/503 otherwise. */
+  const verifiedSns = async (raw: Buffer): Promise<SnsMessage> => {
+    if (!ses || sesTopics.size === 0) throw new IngestError(403, 'SES webhook not configured');
+    const m = asSnsMessage(parse(raw));
+    if (!m) throw new IngestError(403, 'not a signed SNS message');
+    // anyone can get validly signed messages from a topic of their own: only ours count
+    if (!sesTopics.has(m.TopicArn)) throw new IngestError(403, 'topic not allowed');
+    if (!snsUrlAllowed(m.SigningCertURL, ses.endpoint))
+      throw new IngestError(403, 'signing certificate URL not allowed');
+    const ts = Date.parse(m.Timestamp);
+    const now = deps.now().getTime();
+    if (!Number.isFinite(ts) || now - ts > SNS_MAX_AGE_MS || ts - now > SNS_MAX_AHEAD_MS)
+      throw new IngestError(403, 'stale message timestamp');
+    let key: KeyObject;
+    try {
+      key = await certs.key(m.SigningCertURL);
+    } catch (err) {
+      deps.log.warn({ err: (err as Error).message, topicArn: m.TopicArn }, 'sns_certificate_failed');
+      if (err instanceof CertError && err.retriable)
+        throw new IngestError(503, 'signing certificate not available, retry later', 5);
+      throw new IngestError(403, 'invalid signing certificate');
+    }
+    if (!verifySnsSignature(m, key)) throw new IngestError(403, 'invalid signature');
+    return m;
+  };
+
+  /** Confirms a subscription: GET of its SubscribeURL (SNS's host rule), once per message. */
+  const confirmSubscription = async (ws: string, m: SnsMessage) => {
+    const url = m.SubscribeURL ?? '';
+    if (!snsUrlAllowed(url, ses?.endpoint)) throw new IngestError(403, 'SubscribeURL not allowed');
+    const ran = await once(ws, `sns-confirm\u0000${m.MessageId}`, async () => {
+      let status = 0;
+      try {
+        const res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(sesTimeoutMs) });
+        status = res.status;
+        await res.body?.cancel().catch(() => {});
+      } catch (err) {
+        deps.log.warn({ err: (err as Error).message, topicArn: m.TopicArn }, 'sns_confirm_failed');
+      }
+      if (status !== 200) {
+        if (status) deps.log.warn({ status, topicArn: m.TopicArn }, 'sns_confirm_failed');
+        throw new Error(`SubscribeURL answered ${status || 'nothing'}`);
+      }
+      const after = { topicArn: m.TopicArn, messageId: m.MessageId, confirmedAt: new URL(url).host };
+      const row: QueuedAudit = {
+        workspaceId: ws,
+        at: deps.now().getTime(),
+        actor: 'webhook:ses',
+        action: 'create',
+        entityType: 'sns_subscription',
+        entityId: m.TopicArn,
+        before: null,
+        after,
+      };
+      await deps.redis.zadd(auditDueKey(deps.redisPrefix), deps.now().getTime(), JSON.stringify(row));
+      deps.log.info({ workspaceId: ws, ...after }, 'sns_subscription_confirmed');
+    });
+    return ran;
+  };
+
+  app.post('/v1/webhooks/email/ses/:workspace', async (c) => {
+    const m = await verifiedSns(await body(c));
+    const ws = c.req.param('workspace');
+    await knownWorkspace(ws);
+    if (m.Type === 'SubscriptionConfirmation') {
+      let ran: boolean;
+      try {
+        ran = await confirmSubscription(ws, m);
+      } catch (err) {
+        if (err instanceof IngestError) throw err;
+        throw new IngestError(503, 'could not confirm the subscription, retry later', 5);
+      }
+      return c.json({ success: true, confirmed: true, ...(ran ? {} : { already: true }) });
+    }
+    if (m.Type === 'UnsubscribeConfirmation') {
+      // not subscribed again on our own: whoever unsubscribed meant it
+      deps.log.info({ workspaceId: ws, topicArn: m.TopicArn, messageId: m.MessageId }, 'sns_unsubscribed');
+      return c.json({ success: true });
+    }
+    let inner: unknown;
+    try {
+      inner = JSON.parse(m.Message);
+    } catch {
+      // signed by SNS on our topic, but not an SES notification (a test publish): nothing to do
+      deps.log.warn({ workspaceId: ws, topicArn: m.TopicArn, messageId: m.MessageId }, 'sns_message_not_ses');
+      return c.json({ success: true, processed: 0, suppressed: 0, skipped: 1 });
+    }
+    const events = sesEvents(inner, m.MessageId, new Date(Date.parse(m.Timestamp)), fromSesTagValue);
+    if (events.length > MAX_WEBHOOK_EVENTS)
+      throw new IngestError(413, `over ${MAX_WEBHOOK_EVENTS} events in one request`);
+    return handle(c, ws, events);
   });
 
   return app;

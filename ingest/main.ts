@@ -98,6 +98,11 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
         ws === cfg.keys.workspace ||
         (await new WriteKeyStore(clients.redis(), cfg.redis.prefix).list(ws)).some((r) => !r.revokedAt),
       addressLimiter: perMinute(mail.webhookRatePerMinute ?? 60),
+      ses: mail.ses.snsTopicArns?.length
+        ? { topicArns: mail.ses.snsTopicArns, endpoint: mail.ses.snsEndpoint }
+        : undefined,
+      // bounces, complaints and deliveries of our sends become activation ledger rows
+      ledgerTopic: t.activationLedger,
     },
     consentConfirm: {
       redis: clients.redis(),

@@ -15,6 +15,7 @@ export interface AuditEntry {
     | 'bi_credential'
     | 'consent'
     | 'suppression'
+    | 'sns_subscription'
     | 'workspace_settings'
     | 'journey'
     | 'form'

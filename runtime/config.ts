@@ -114,6 +114,13 @@ export const EnvSchema = Type.Object({
   CDP_SES_SESSION_TOKEN: Type.String({ default: '' }),
   /** Default https://email.<region>.amazonaws.com; set for a VPC endpoint or a local stand-in. */
   CDP_SES_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /**
+   * SNS topics the SES event webhook takes messages from (comma list of TopicArns); unset: it
+   * refuses all (a valid SNS signature proves only that some topic sent it).
+   */
+  CDP_SES_SNS_TOPIC_ARNS: Type.String({ default: '' }),
+  /** Testing and stand-ins only: the origin SNS signing certificates may come from instead of sns.<region>.amazonaws.com. */
+  CDP_SES_SNS_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   CDP_SENDGRID_API_KEY: Type.String({ default: '' }),
   CDP_SENDGRID_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.sendgrid.com' }),
   CDP_POSTMARK_SERVER_TOKEN: Type.String({ default: '' }),
@@ -285,6 +292,10 @@ export interface ChannelsConfig {
       secretAccessKey: string;
       sessionToken: string;
       endpoint?: string;
+      /** SNS topics the SES event webhook takes (ingest/email-webhooks.ts); empty: none. */
+      snsTopicArns?: string[];
+      /** Testing only: the SNS certificate origin instead of sns.<region>.amazonaws.com. */
+      snsEndpoint?: string;
     };
     sendgrid: { apiKey: string; baseUrl: string; webhookPublicKey?: string };
     postmark: {
@@ -543,6 +554,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
           secretAccessKey: e.CDP_SES_SECRET_ACCESS_KEY,
           sessionToken: e.CDP_SES_SESSION_TOKEN,
           endpoint: e.CDP_SES_ENDPOINT,
+          snsTopicArns: list(e.CDP_SES_SNS_TOPIC_ARNS),
+          snsEndpoint: e.CDP_SES_SNS_ENDPOINT,
         },
         sendgrid: {
           apiKey: e.CDP_SENDGRID_API_KEY,

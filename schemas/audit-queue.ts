@@ -12,7 +12,8 @@ export interface QueuedAudit {
   at: number;
   actor: string;
   action: 'create' | 'update' | 'delete';
-  entityType: 'suppression';
+  /** sns_subscription: an SNS subscription the SES webhook confirmed (entity id the TopicArn). */
+  entityType: 'suppression' | 'sns_subscription';
   entityId: string;
   before: unknown;
   after: unknown;

@@ -1,0 +1,699 @@
+// Amazon SES bounce, complaint and delivery notifications through Amazon SNS, in the ingest
+// app against the real Redis and a local server that plays SNS: it serves the signing
+// certificates (RSA keys and self-signed X.509 certificates made here with openssl) and takes
+// the SubscribeURL GETs; messages are signed as SNS signs them (the documented canonical
+// string, SignatureVersion 1 SHA1withRSA and 2 SHA256withRSA). Proves: a notification
+// suppresses, audits and tracks once, and its ledger row is produced once, even delivered
+// twice; a tampered, wrongly signed, foreign-topic, foreign-certificate-host, stale or
+// unsigned message is refused and changes nothing; a subscription is confirmed once and a
+// forged one not at all; soft bounces call the hook once; the rows land in activation_ledger
+// through the ledger sink and the campaign's stats and bi_sends count them right; tags come
+// back from SendGrid and Postmark events too.
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createLedgerSink } from '../activation/ledger-sink.ts';
+import { campaignStats } from '../query/routes/campaign-stats.ts';
+import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
+import type { Batch, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
+import { createLogger } from '../runtime/log.ts';
+import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
+import { sesTagValue } from '../schemas/email-tags.ts';
+import type { NormalizedEvent } from '../schemas/event.ts';
+import { migrate } from '../schemas/migrations.ts';
+import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { ledgerRow } from '../test/fixtures.ts';
+import { uniqueId } from '../test/harness.ts';
+import { createIngestApp } from './app.ts';
+import {
+  type EmailLedgerRow,
+  postmarkEvent,
+  SNS_MAX_AGE_MS,
+  type SoftBounceEvent,
+  sendgridEvent,
+} from './email-webhooks.ts';
+import { type SnsMessage, snsStringToSign, snsUrlAllowed } from './ses-sns.ts';
+
+let redis: Redis;
+const prefix = uniqueId('sesw');
+const WS = uniqueId('ws_');
+const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ses-events';
+const OTHER_TOPIC = 'arn:aws:sns:eu-west-1:999999999999:someone-elses';
+const sent: Array<{ topic: string; m: OutgoingMessage }> = [];
+const producer: Producer = {
+  connect: async () => {},
+  disconnect: async () => {},
+  send: async (topic, messages) => void sent.push(...messages.map((m) => ({ topic, m }))),
+};
+const softBounces: SoftBounceEvent[] = [];
+let NOW = Date.parse('2026-06-01T10:00:00.000Z');
+
+// ---- a local SNS: certificates and SubscribeURL --------------------------------------------
+
+function keyAndCert(dir: string, name: string): { key: KeyObject; pem: string } {
+  const keyFile = join(dir, `${name}.key`);
+  const certFile = join(dir, `${name}.pem`);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=sns.amazonaws.com',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key: createPrivateKey(readFileSync(keyFile)), pem: readFileSync(certFile, 'utf8') };
+}
+
+let server: Server;
+let origin = '';
+const hits: string[] = [];
+let good: { key: KeyObject; pem: string };
+let other: { key: KeyObject; pem: string };
+
+beforeAll(async () => {
+  redis = new Redis(inject('redisUrl'));
+  const dir = mkdtempSync(join(tmpdir(), 'cdp-sns-'));
+  good = keyAndCert(dir, 'good');
+  other = keyAndCert(dir, 'other');
+  server = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/SimpleNotificationService-good.pem') res.end(good.pem);
+    else if (path === '/SimpleNotificationService-other.pem') res.end(other.pem);
+    else if (path === '/huge.pem') res.end('x'.repeat(64 * 1024));
+    else if (path === '/confirm') {
+      res.setHeader('content-type', 'text/xml');
+      res.end(
+        '<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>x</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>',
+      );
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // a known person for the tracks: bounce@ is user u-7
+  const k = workspaceKeys(prefix, WS);
+  await redis.set(k.identity('email', 'bounce@shop.test'), 'p-7');
+  await redis.sadd(k.profileIdentities('p-7'), 'user:u-7', 'email:bounce@shop.test');
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length) await redis.del(...keys);
+  const wsKeys = await redis.keys(`*${WS}*`);
+  if (wsKeys.length) await redis.del(...wsKeys);
+  redis.disconnect();
+  await new Promise((r) => server.close(r));
+});
+
+const certUrl = (name = 'good') => `${origin}/SimpleNotificationService-${name}.pem`;
+
+const makeApp = (ses: { topicArns: string[]; endpoint?: string } | null = { topicArns: [TOPIC] }) =>
+  createIngestApp({
+    producer,
+    eventsTopic: 'events',
+    resolveWriteKey: () => undefined,
+    log: createLogger({ level: 'silent', name: 'test' }),
+    emailWebhooks: {
+      producer,
+      eventsTopic: 'events',
+      redis,
+      redisPrefix: prefix,
+      log: createLogger({ level: 'silent', name: 'test' }),
+      now: () => new Date(NOW),
+      produceTimeoutMs: 2000,
+      workspaceExists: (ws) => ws === WS,
+      ses: ses ? { endpoint: origin, fetchTimeoutMs: 2000, ...ses } : undefined,
+      ledgerTopic: 'ledger',
+      onSoftBounce: (ev) => void softBounces.push(ev),
+    },
+  });
+// one app (one certificate cache) for most of the file, as in a running service
+let app: ReturnType<typeof makeApp>;
+
+/** A message as SNS signs it. */
+function snsMessage(
+  fields: Partial<SnsMessage> & { Type: string; Message: string; MessageId: string },
+  opts: { version?: '1' | '2'; key?: KeyObject; cert?: string } = {},
+): SnsMessage {
+  const m = {
+    TopicArn: TOPIC,
+    Timestamp: new Date(NOW).toISOString(),
+    SignatureVersion: opts.version ?? '1',
+    SigningCertURL: opts.cert ?? certUrl(),
+    Signature: '',
+    ...fields,
+  } as SnsMessage;
+  const hash = m.SignatureVersion === '1' ? 'sha1' : 'sha256';
+  m.Signature = sign(hash, Buffer.from(snsStringToSign(m)), opts.key ?? good.key).toString('base64');
+  return m;
+}
+const post = (body: unknown, ws = WS, a = app) =>
+  a.request(`/v1/webhooks/email/ses/${ws}`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    // SNS posts JSON as text/plain
+    headers: { 'content-type': 'text/plain; charset=UTF-8', 'x-amz-sns-message-type': 'Notification' },
+  });
+
+const k = () => workspaceKeys(prefix, WS);
+const suppressed = async () => (await redis.smembers(k().suppressions)).sort();
+const queuedAudit = async () =>
+  (await redis.zrange(auditDueKey(prefix), 0, -1)).map((m) => JSON.parse(m) as QueuedAudit);
+const ledger = () =>
+  sent.filter((s) => s.topic === 'ledger').map((s) => JSON.parse(s.m.value as string) as EmailLedgerRow);
+const tracks = () =>
+  sent.filter((s) => s.topic === 'events').map((s) => JSON.parse(s.m.value as string) as NormalizedEvent);
+/** Everything a refused request could have changed. */
+const state = async () => ({
+  suppressed: await suppressed(),
+  audit: (await queuedAudit()).length,
+  produced: sent.length,
+  soft: softBounces.length,
+  confirms: hits.filter((h) => h.startsWith('/confirm')).length,
+});
+
+const CAMPAIGN = 'cmp_spring';
+const mailOf = (sendKey: string, profile: string, messageId: string) => ({
+  timestamp: new Date(NOW - 60_000).toISOString(),
+  messageId,
+  source: 'news@shop.test',
+  destination: ['bounce@shop.test'],
+  headers: [{ name: 'X-CDP-Send-Key', value: sendKey }],
+  tags: {
+    'ses:configuration-set': ['cdp'],
+    cdp_send_key: [sendKey],
+    cdp_campaign: [CAMPAIGN],
+    cdp_profile: [profile],
+  },
+});
+
+const hardBounce = () =>
+  JSON.stringify({
+    notificationType: 'Bounce',
+    bounce: {
+      bounceType: 'Permanent',
+      bounceSubType: 'General',
+      bouncedRecipients: [
+        {
+          emailAddress: 'Bounce@Shop.test',
+          action: 'failed',
+          status: '5.1.1',
+          diagnosticCode: 'smtp; 550 5.1.1 user unknown',
+        },
+        { emailAddress: '"Other" <gone@shop.test>', action: 'failed', status: '5.1.1' },
+      ],
+      timestamp: new Date(NOW - 30_000).toISOString(),
+      feedbackId: 'fb-1',
+    },
+    mail: mailOf('msg_hard', 'p-7', 'ses-m-1'),
+  });
+
+describe('SNS signature, topic, certificate and time checks', () => {
+  beforeAll(() => {
+    app = makeApp();
+  });
+
+  it('the default certificate host rule: https on sns.<region>.amazonaws.com(.cn) only', () => {
+    expect(snsUrlAllowed('https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-a.pem')).toBe(true);
+    expect(snsUrlAllowed('https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-a.pem')).toBe(
+      true,
+    );
+    expect(snsUrlAllowed('http://sns.eu-west-1.amazonaws.com/x.pem')).toBe(false);
+    expect(snsUrlAllowed('https://sns.eu-west-1.amazonaws.com.evil.test/x.pem')).toBe(false);
+    expect(snsUrlAllowed('https://evil.test/sns.eu-west-1.amazonaws.com/x.pem')).toBe(false);
+    expect(snsUrlAllowed('https://sns.eu-west-1.amazonaws.com:8443/x.pem')).toBe(false);
+    expect(snsUrlAllowed('https://user@sns.eu-west-1.amazonaws.com/x.pem')).toBe(false);
+    expect(snsUrlAllowed('https://s3.amazonaws.com/x.pem')).toBe(false);
+    expect(snsUrlAllowed('not a url')).toBe(false);
+    // the override is one origin, and plain http only on loopback
+    expect(snsUrlAllowed(`${origin}/x.pem`, origin)).toBe(true);
+    expect(snsUrlAllowed('https://sns.eu-west-1.amazonaws.com/x.pem', origin)).toBe(false);
+    expect(snsUrlAllowed('http://10.0.0.5/x.pem', 'http://10.0.0.5')).toBe(false);
+  });
+
+  it('refuses tampered, wrongly signed, foreign-topic, foreign-host, stale and unsigned messages; changes nothing', async () => {
+    const before = await state();
+    const valid = snsMessage({ Type: 'Notification', MessageId: 'm-refused', Message: hardBounce() });
+
+    const tampered = { ...valid, Message: valid.Message.replace('Permanent', 'Transient') };
+    const r1 = await post(tampered);
+    expect([r1.status, await r1.json()]).toEqual([403, { success: false, error: 'invalid signature' }]);
+
+    // signed with another key, pointing at the good certificate
+    const wrongKey = snsMessage(
+      { Type: 'Notification', MessageId: 'm-wk', Message: hardBounce() },
+      { key: other.key },
+    );
+    expect((await post(wrongKey)).status).toBe(403);
+    // validly signed by SNS, but from somebody else's topic
+    const foreign = snsMessage({
+      Type: 'Notification',
+      MessageId: 'm-ft',
+      Message: hardBounce(),
+      TopicArn: OTHER_TOPIC,
+    });
+    const r3 = await post(foreign);
+    expect([r3.status, await r3.json()]).toEqual([403, { success: false, error: 'topic not allowed' }]);
+    // a certificate on a host that is not SNS
+    for (const cert of [
+      'https://sns.eu-west-1.amazonaws.com.evil.test/SimpleNotificationService-good.pem',
+      'http://127.0.0.2:1/SimpleNotificationService-good.pem',
+    ]) {
+      const r = await post(
+        snsMessage({ Type: 'Notification', MessageId: 'm-ch', Message: hardBounce() }, { cert }),
+      );
+      expect([r.status, await r.json()]).toEqual([
+        403,
+        { success: false, error: 'signing certificate URL not allowed' },
+      ]);
+    }
+    // an old message (a replay): beyond the 65 minutes SNS can still be retrying
+    const stale = snsMessage({
+      Type: 'Notification',
+      MessageId: 'm-old',
+      Message: hardBounce(),
+      Timestamp: new Date(NOW - SNS_MAX_AGE_MS - 1000).toISOString(),
+    });
+    const r5 = await post(stale);
+    expect([r5.status, await r5.json()]).toEqual([403, { success: false, error: 'stale message timestamp' }]);
+    const ahead = snsMessage({
+      Type: 'Notification',
+      MessageId: 'm-ahead',
+      Message: hardBounce(),
+      Timestamp: new Date(NOW + 10 * 60_000).toISOString(),
+    });
+    expect((await post(ahead)).status).toBe(403);
+    // unsigned, unknown signature version, a Signature that is not base64 of anything
+    const { Signature: _s, ...unsigned } = valid;
+    expect((await post(unsigned)).status).toBe(403);
+    expect((await post({ ...valid, SignatureVersion: '3' })).status).toBe(403);
+    expect((await post({ ...valid, Signature: '!!!' })).status).toBe(403);
+    // a certificate over the size cap
+    const huge = snsMessage(
+      { Type: 'Notification', MessageId: 'm-huge', Message: hardBounce() },
+      { cert: `${origin}/huge.pem` },
+    );
+    const r6 = await post(huge);
+    expect([r6.status, await r6.json()]).toEqual([
+      403,
+      { success: false, error: 'invalid signing certificate' },
+    ]);
+    // not configured (no topics): everything refused
+    expect((await post(valid, WS, makeApp({ topicArns: [] }))).status).toBe(403);
+    expect((await post(valid, WS, makeApp(null))).status).toBe(403);
+    // malformed JSON is a 400, an unknown workspace a 404 after the checks
+    expect((await post('{"Type":')).status).toBe(400);
+    expect((await post(valid, 'ws_nobody')).status).toBe(404);
+
+    expect(await state()).toEqual(before);
+  });
+});
+
+describe('SES notifications', () => {
+  it('a hard bounce suppresses, audits, tracks and writes its ledger rows once, even delivered twice', async () => {
+    const msg = snsMessage({ Type: 'Notification', MessageId: 'm-hard', Message: hardBounce() });
+    const res = await post(msg);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ success: true, processed: 2, suppressed: 2, skipped: 0 });
+    expect(await suppressed()).toEqual(['email:bounce@shop.test', 'email:gone@shop.test']);
+    const audit = await queuedAudit();
+    expect(audit.map((a) => [a.entityId, a.actor, a.entityType])).toEqual(
+      expect.arrayContaining([
+        ['email:bounce@shop.test', 'webhook:ses', 'suppression'],
+        ['email:gone@shop.test', 'webhook:ses', 'suppression'],
+      ]),
+    );
+    const why = JSON.parse((await redis.hget(`${k().suppressions}:why`, 'email:bounce@shop.test'))!);
+    expect(why).toMatchObject({
+      provider: 'ses',
+      detail: 'Permanent/General',
+      eventId: 'm-hard:bounce@shop.test',
+      sendKey: 'msg_hard',
+    });
+    // bounce@ is u-7: one track; gone@ is nobody's
+    expect(
+      tracks().map((e) => [e.event, e.userId, e.properties.bounceType, e.properties.campaignId]),
+    ).toEqual([['Email Bounced', 'u-7', 'hard', CAMPAIGN]]);
+    const rows = ledger();
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toEqual({
+      workspace_id: WS,
+      at: NOW - 30_000,
+      send_key: 'msg_hard',
+      campaign_id: CAMPAIGN,
+      campaign_version: 0,
+      segment_id: '',
+      segment_version: 0,
+      profile_id: 'p-7',
+      epoch: 0,
+      channel: 'email',
+      outcome: 'bounced',
+      reason: 'ses:Permanent/General',
+      attempt: 0,
+      status_code: 0,
+      latency_ms: 0,
+      provider_ms: 0,
+      not_before: null,
+      provider_id: 'ses-m-1',
+    });
+    expect(sent.find((s) => s.topic === 'ledger')!.m.key).toBe(`${WS}:${CAMPAIGN}`);
+
+    // SNS delivers the same message again (same MessageId, signature and time), later
+    const before = { ...(await state()), trackIds: tracks().map((e) => e.messageId) };
+    NOW += 20_000;
+    const again = await post(msg);
+    expect(await again.json()).toEqual({ success: true, processed: 2, suppressed: 0, skipped: 0 });
+    expect(await suppressed()).toEqual(before.suppressed);
+    expect((await queuedAudit()).length).toBe(before.audit);
+    expect(ledger()).toHaveLength(2); // no second row
+    // the track is produced again with the same messageId: the processor drops it
+    expect(tracks().map((e) => e.messageId)).toEqual([...before.trackIds, ...before.trackIds]);
+  });
+
+  it('a complaint (SignatureVersion 2) suppresses and is a complained row', async () => {
+    const complaint = JSON.stringify({
+      notificationType: 'Complaint',
+      complaint: {
+        complainedRecipients: [{ emailAddress: 'angry@shop.test' }],
+        timestamp: new Date(NOW - 5000).toISOString(),
+        feedbackId: 'fb-2',
+        complaintFeedbackType: 'abuse',
+      },
+      mail: mailOf('msg_angry', 'p-9', 'ses-m-2'),
+    });
+    const n = ledger().length;
+    const res = await post(
+      snsMessage(
+        {
+          Type: 'Notification',
+          MessageId: 'm-cmp',
+          Message: complaint,
+          Subject: 'Amazon SES Email Event Notification',
+        },
+        { version: '2' },
+      ),
+    );
+    expect(await res.json()).toMatchObject({ processed: 1, suppressed: 1 });
+    expect(await redis.sismember(k().suppressions, 'email:angry@shop.test')).toBe(1);
+    expect(ledger().slice(n)).toEqual([
+      expect.objectContaining({
+        outcome: 'complained',
+        reason: 'ses:Complaint/abuse',
+        send_key: 'msg_angry',
+        profile_id: 'p-9',
+      }),
+    ]);
+  });
+
+  it('transient and undetermined bounces are soft: no suppression, the hook once per event, a soft_bounced row', async () => {
+    const soft = (type: string, to: string) =>
+      JSON.stringify({
+        eventType: 'Bounce',
+        bounce: {
+          bounceType: type,
+          bounceSubType: type === 'Transient' ? 'MailboxFull' : 'Undetermined',
+          bouncedRecipients: [
+            { emailAddress: to, status: '4.2.2', diagnosticCode: '452 4.2.2 mailbox full' },
+          ],
+          timestamp: new Date(NOW - 1000).toISOString(),
+        },
+        mail: mailOf('msg_soft', 'p-7', 'ses-m-3'),
+      });
+    const n = ledger().length;
+    const m1 = snsMessage(
+      { Type: 'Notification', MessageId: 'm-soft-1', Message: soft('Transient', 'full@shop.test') },
+      { version: '2' },
+    );
+    const m2 = snsMessage({
+      Type: 'Notification',
+      MessageId: 'm-soft-2',
+      Message: soft('Undetermined', 'maybe@shop.test'),
+    });
+    for (const m of [m1, m2, m1, m2]) expect((await post(m)).status).toBe(200);
+    expect(await redis.sismember(k().suppressions, 'email:full@shop.test')).toBe(0);
+    expect(await redis.sismember(k().suppressions, 'email:maybe@shop.test')).toBe(0);
+    expect(softBounces).toEqual([
+      {
+        workspaceId: WS,
+        provider: 'ses',
+        address: 'full@shop.test',
+        sendKey: 'msg_soft',
+        campaignId: CAMPAIGN,
+        profileId: 'p-7',
+        at: new Date(NOW - 1000),
+        reason: 'Transient/MailboxFull: 452 4.2.2 mailbox full',
+      },
+      expect.objectContaining({
+        address: 'maybe@shop.test',
+        reason: expect.stringMatching(/^Undetermined\/Undetermined/),
+      }),
+    ]);
+    expect(
+      ledger()
+        .slice(n)
+        .map((r) => [r.outcome, r.reason]),
+    ).toEqual([
+      ['soft_bounced', 'ses:Transient/MailboxFull'],
+      ['soft_bounced', 'ses:Undetermined/Undetermined'],
+    ]);
+  });
+
+  it('an event-publishing Delivery with an encoded campaign tag is a delivered row of that campaign; DeliveryDelay and Send are ignored', async () => {
+    const odd = 'Summer sale ✓';
+    const delivery = JSON.stringify({
+      eventType: 'Delivery',
+      mail: {
+        ...mailOf('msg_ok', 'p-7', 'ses-m-4'),
+        tags: { cdp_send_key: ['msg_ok'], cdp_campaign: [sesTagValue(odd)], cdp_profile: ['p-7'] },
+      },
+      delivery: {
+        timestamp: new Date(NOW - 2000).toISOString(),
+        recipients: ['bounce@shop.test'],
+        smtpResponse: '250 2.6.0 ok',
+      },
+    });
+    const n = ledger().length;
+    const t = tracks().length;
+    expect(
+      await (await post(snsMessage({ Type: 'Notification', MessageId: 'm-del', Message: delivery }))).json(),
+    ).toMatchObject({
+      processed: 1,
+      suppressed: 0,
+    });
+    expect(ledger().slice(n)).toEqual([
+      expect.objectContaining({
+        outcome: 'delivered',
+        campaign_id: odd,
+        reason: 'ses:Delivery',
+        provider_id: 'ses-m-4',
+      }),
+    ]);
+    expect(
+      tracks()
+        .slice(t)
+        .map((e) => e.event),
+    ).toEqual(['Email Delivered']);
+    for (const [i, eventType] of ['DeliveryDelay', 'Send', 'Reject', 'Open'].entries()) {
+      const other = JSON.stringify({ eventType, mail: mailOf('msg_ok', 'p-7', 'ses-m-4') });
+      const r = await post(snsMessage({ Type: 'Notification', MessageId: `m-ign-${i}`, Message: other }));
+      expect(r.status).toBe(200);
+    }
+    expect(ledger()).toHaveLength(n + 1);
+    expect(tracks()).toHaveLength(t + 1);
+    // a signed message on our topic that is not an SES notification (a test publish)
+    const r = await post(snsMessage({ Type: 'Notification', MessageId: 'm-text', Message: 'hello' }));
+    expect(await r.json()).toEqual({ success: true, processed: 0, suppressed: 0, skipped: 1 });
+  });
+
+  it('fetched each signing certificate once', () => {
+    expect(hits.filter((h) => h === '/SimpleNotificationService-good.pem')).toHaveLength(1);
+  });
+});
+
+describe('SNS subscription confirmation', () => {
+  const confirmation = (id: string, subscribe: string, opts: { key?: KeyObject } = {}) =>
+    snsMessage(
+      {
+        Type: 'SubscriptionConfirmation',
+        MessageId: id,
+        Token: `tok-${id}`,
+        SubscribeURL: subscribe,
+        Message: `You have chosen to subscribe to the topic ${TOPIC}.`,
+      },
+      opts,
+    );
+
+  it('a forged confirmation, or one whose SubscribeURL is elsewhere, is refused and nobody is called', async () => {
+    const before = await state();
+    const forged = confirmation('c-forged', `${origin}/confirm?Token=forged`, { key: other.key });
+    expect((await post(forged)).status).toBe(403);
+    const elsewhere = confirmation('c-else', 'https://evil.test/confirm?Token=x');
+    const r = await post(elsewhere);
+    expect([r.status, await r.json()]).toEqual([403, { success: false, error: 'SubscribeURL not allowed' }]);
+    const foreign = snsMessage({
+      Type: 'SubscriptionConfirmation',
+      MessageId: 'c-ft',
+      Token: 't',
+      SubscribeURL: `${origin}/confirm?Token=ft`,
+      Message: 'x',
+      TopicArn: OTHER_TOPIC,
+    });
+    expect((await post(foreign)).status).toBe(403);
+    expect(await state()).toEqual(before);
+  });
+
+  it('a valid one is confirmed once (the GET seen), audited, and a redelivery does not confirm again', async () => {
+    const msg = confirmation(
+      'c-1',
+      `${origin}/confirm?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=tok-c-1`,
+    );
+    const res = await post(msg);
+    expect([res.status, await res.json()]).toEqual([200, { success: true, confirmed: true }]);
+    expect(hits.filter((h) => h.startsWith('/confirm'))).toEqual([
+      `/confirm?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(TOPIC)}&Token=tok-c-1`,
+    ]);
+    const again = await post(msg);
+    expect(await again.json()).toEqual({ success: true, confirmed: true, already: true });
+    expect(hits.filter((h) => h.startsWith('/confirm'))).toHaveLength(1);
+    const audit = (await queuedAudit()).filter((a) => a.entityType === 'sns_subscription');
+    expect(audit).toEqual([
+      expect.objectContaining({ workspaceId: WS, actor: 'webhook:ses', entityId: TOPIC, action: 'create' }),
+    ]);
+  });
+
+  it('a SubscribeURL that does not answer 200 is a 503 (SNS retries) and is tried again then', async () => {
+    const msg = confirmation('c-2', `${origin}/nothing-here?Token=tok-c-2`);
+    const r = await post(msg);
+    expect(r.status).toBe(503);
+    expect((await post(msg)).status).toBe(503);
+    expect(hits.filter((h) => h.startsWith('/nothing-here'))).toHaveLength(2);
+  });
+});
+
+describe('the ledger rows in ClickHouse', () => {
+  it('through the ledger sink: the campaign counts one send, bi_sends shows each event once', async () => {
+    const ch: ClickHouseClient = await createClickHouse({
+      kind: 'chdb',
+      path: mkdtempSync(join(tmpdir(), 'cdp-sesl-')),
+    });
+    await migrate(ch);
+    const rows = sent.filter((s) => s.topic === 'ledger').map((s) => s.m.value as string);
+    // the send itself, and every provider row twice (a crash after produce, before the marker)
+    const send = JSON.stringify(
+      ledgerRow({
+        workspace_id: WS,
+        at: NOW - 60_000,
+        send_key: 'msg_hard',
+        campaign_id: CAMPAIGN,
+        profile_id: 'p-7',
+        channel: 'email',
+        provider_id: 'ses-m-1',
+      }),
+    );
+    const values = [send, ...rows, ...rows];
+    const batch: Batch = {
+      topic: 'ledger',
+      partition: 0,
+      messages: values.map((v, i) => ({
+        topic: 'ledger',
+        partition: 0,
+        offset: String(i),
+        key: null,
+        value: Buffer.from(v),
+        headers: {},
+        timestamp: 0,
+      })),
+    };
+    const sink = createLedgerSink({
+      clickhouse: ch,
+      log: createLogger({ level: 'silent', name: 'test' }),
+      producer,
+      deadLetterTopic: 'dlq',
+      flushMs: 10,
+    });
+    await sink.handler(batch, { heartbeat: async () => {}, isActive: () => true });
+    expect(sink.stats.deadLettered).toBe(0);
+
+    const stats = await campaignStats(ch, WS, CAMPAIGN);
+    expect([stats.sent, stats.failed, stats.suppressed.total]).toEqual([1, 0, 0]);
+    const rs = await ch.query({
+      query: `SELECT send_key, outcome, reason, toUnixTimestamp64Milli(at) AS at_ms, provider_id FROM bi_sends
+              WHERE workspace_id = {ws:String} AND campaign_id = {cid:String} ORDER BY send_key, outcome, reason`,
+      query_params: { ws: WS, cid: CAMPAIGN },
+      format: 'JSONEachRow',
+    });
+    const seen = await rs.json<{
+      send_key: string;
+      outcome: string;
+      reason: string;
+      at_ms: string;
+      provider_id: string;
+    }>();
+    expect(seen.map((r) => [r.send_key, r.outcome, r.reason])).toEqual([
+      ['msg_angry', 'complained', 'ses:Complaint/abuse'],
+      ['msg_hard', 'bounced', 'ses:Permanent/General'],
+      ['msg_hard', 'sent', ''],
+      ['msg_soft', 'soft_bounced', 'ses:Transient/MailboxFull'],
+      ['msg_soft', 'soft_bounced', 'ses:Undetermined/Undetermined'],
+    ]);
+    // two recipients of one bounce are one send's two rows in the table, one in the view
+    expect(Number(seen.find((r) => r.outcome === 'bounced')!.at_ms)).toBe(
+      Date.parse('2026-06-01T10:00:00.000Z') - 30_000,
+    );
+    expect(seen.find((r) => r.outcome === 'bounced')!.provider_id).toBe('ses-m-1');
+  });
+});
+
+describe('tags read back from SendGrid and Postmark events', () => {
+  it('SendGrid custom args are top-level fields; Postmark has them in Metadata', () => {
+    const sg = sendgridEvent({
+      email: 'a@shop.test',
+      event: 'delivered',
+      sg_event_id: 'e1',
+      sg_message_id: 'X-MSG-ID.filterdrecv-1234.0',
+      cdp_send_key: 'msg_1',
+      cdp_campaign: 'cmp_a',
+      cdp_profile: 'p-1',
+    });
+    expect(sg).toMatchObject({
+      sendKey: 'msg_1',
+      campaignId: 'cmp_a',
+      profileId: 'p-1',
+      providerMessageId: 'X-MSG-ID',
+    });
+    const pm = postmarkEvent({
+      RecordType: 'Bounce',
+      Type: 'SoftBounce',
+      ID: 1,
+      MessageID: 'pm-msg',
+      Email: 'b@shop.test',
+      Metadata: { cdp_send_key: 'msg_2', cdp_campaign: 'cmp_b', cdp_profile: 'p-2' },
+    });
+    expect(pm).toMatchObject({
+      sendKey: 'msg_2',
+      campaignId: 'cmp_b',
+      profileId: 'p-2',
+      providerMessageId: 'pm-msg',
+      outcome: 'soft_bounced',
+    });
+  });
+});
