@@ -11,6 +11,7 @@ import {
   exposure,
   exposureProblems,
 } from './config-checks.ts';
+import { type Keyring, keyring, parseSecretKey, type SecretKey } from './secrets-key.ts';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -160,6 +161,12 @@ export const EnvSchema = Type.Object({
   /** The app's bundle id. */
   CDP_PUSH_APNS_TOPIC: Type.String({ default: '' }),
   CDP_CHANNEL_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+  /** Encrypts per-workspace channel credentials in Redis: 32 bytes, base64 or hex (runtime/secrets-key.ts). */
+  CDP_SECRETS_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  /** The key before a rotation: still opens what it sealed until `cdp secrets rotate` re-encrypts. */
+  CDP_SECRETS_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 1 })),
+  /** How often activation checks whether stored channel credentials changed (one Redis GET). */
+  CDP_CHANNEL_CREDENTIALS_POLL_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 1000 }),
   // activation: contact policy
   CDP_UNSUBSCRIBE_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   CDP_UNSUBSCRIBE_TTL_DAYS: Type.Integer({ minimum: 0, default: 0 }),
@@ -282,6 +289,9 @@ export interface ProfileLimits {
 
 export interface ChannelsConfig {
   timeoutMs: number;
+  /** Keys of per-workspace credentials (CDP_SECRETS_KEY, CDP_SECRETS_KEY_PREVIOUS) and their poll. */
+  secrets: Keyring;
+  credentialsPollMs: number;
   email: {
     smtpUrl?: string;
     from: string;
@@ -444,6 +454,19 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
   if (production && !e.CLICKHOUSE_URL)
     missing.push('CLICKHOUSE_URL: required when NODE_ENV=production (chDB is the local default only)');
   missing.push(...emailProviderProblems(e));
+  const secretKey = (name: 'CDP_SECRETS_KEY' | 'CDP_SECRETS_KEY_PREVIOUS'): SecretKey | undefined => {
+    const v = e[name];
+    if (v === undefined) return undefined;
+    try {
+      return parseSecretKey(v);
+    } catch (err) {
+      missing.push(`${name}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const secrets = keyring(secretKey('CDP_SECRETS_KEY'), secretKey('CDP_SECRETS_KEY_PREVIOUS'));
+  if (e.CDP_SECRETS_KEY_PREVIOUS !== undefined && e.CDP_SECRETS_KEY === undefined)
+    missing.push('CDP_SECRETS_KEY_PREVIOUS: set only with CDP_SECRETS_KEY (the key to rotate to)');
   missing.push(...exposureProblems(e), ...deadlineProblems(e));
   if (missing.length > 0) throw new ConfigError(missing);
   const dataDir = e.CDP_DATA_DIR;
@@ -544,6 +567,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     profileLimits: { maxTraits: e.CDP_PROFILE_MAX_TRAITS, maxTraitBytes: e.CDP_PROFILE_MAX_TRAIT_BYTES },
     channels: {
       timeoutMs: e.CDP_CHANNEL_TIMEOUT_MS,
+      secrets,
+      credentialsPollMs: e.CDP_CHANNEL_CREDENTIALS_POLL_MS,
       email: {
         smtpUrl: e.SMTP_URL,
         from: e.CDP_EMAIL_FROM,
