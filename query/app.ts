@@ -3,12 +3,14 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { type AuthFailureLimiter, remoteAddress } from '../runtime/auth-failures.ts';
+import { ChannelCredentialStore } from '../runtime/channel-credentials.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { ClientKeysMode } from '../runtime/config.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Admin, Producer } from '../runtime/kafka/types.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
+import { type Keyring, keyring } from '../runtime/secrets-key.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
 import type { AnalyticsLimits } from './analytics/run-query.ts';
 import type { DoubleOptIn } from './double-opt-in.ts';
@@ -18,6 +20,7 @@ import { analyticsRoutes } from './routes/analytics.ts';
 import { auditLogRoutes } from './routes/audit-log.ts';
 import { biCredentialRoutes } from './routes/bi-credentials.ts';
 import { campaignRoutes } from './routes/campaigns.ts';
+import { channelCredentialRoutes } from './routes/channel-credentials.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
 import { erasureRoutes } from './routes/erasures.ts';
@@ -73,6 +76,8 @@ export interface QueryDeps {
   exports?: { dir: string; ttlMs: number; engine: 'chdb' | 'server'; sliceRows?: number };
   /** Double opt-in (query/double-opt-in.ts): the consent API's `confirm: true`. */
   optIn?: DoubleOptIn;
+  /** Seals per-workspace channel credentials (CDP_SECRETS_KEY); none: PUT answers 503. */
+  secrets?: Keyring;
   now?: () => Date;
 }
 
@@ -148,6 +153,8 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/write-keys', writeKeyRoutes({ ...deps, now }));
   app.route('/v1/bi-credentials', biCredentialRoutes({ ...deps, now }));
   app.route('/v1/settings', workspaceSettingsRoutes({ ...deps, now }));
+  const credentials = new ChannelCredentialStore(deps.redis, deps.redisPrefix, deps.secrets ?? keyring());
+  app.route('/v1/channels', channelCredentialRoutes({ ...deps, credentials, now }));
   app.route('/v1/templates', templatePreviewRoutes({ ...deps, now }));
   app.route('/v1/live', liveRoutes({ ...deps, pollMs: deps.livePollMs, now }));
   const analytics = deps.analytics ?? { maxRangeDays: 400, timeoutS: 30, maxRows: 10_000 };

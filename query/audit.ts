@@ -21,7 +21,8 @@ export interface AuditEntry {
     | 'form'
     | 'tracking_plan'
     | 'page'
-    | 'export';
+    | 'export'
+    | 'channel_credentials';
   entityId: string;
   before: unknown;
   after: unknown;

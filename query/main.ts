@@ -74,6 +74,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     clientKeysDefault: cfg.processor.clientKeys,
     exports: { ...exportCfg },
     optIn,
+    secrets: cfg.channels.secrets,
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   // erasures a DELETE left unfinished, after a restart too
