@@ -1,0 +1,210 @@
+// Per-workspace channel credentials in activation. Precedence for a send of workspace W on
+// email, SMS or push: W's stored credentials (PUT /v1/channels/{channel}/credentials) when
+// there are any, else the deployment's (CDP_* env). Stored credentials that do not open
+// (tampered, copied from elsewhere, sealed with a key this process lacks) never fall back to
+// the deployment's: the send fails as retriable `credentials unreadable: ...` (retried with
+// backoff, then a replayable dead letter once the key or the credentials are put right).
+//
+// No Redis read per send: a watcher reads the change counter every CDP_CHANNEL_CREDENTIALS_POLL_MS
+// (one GET) and, when it moved, every record (one HGETALL), opening each once. A workspace's
+// channel is built on its first send and built again when its credentials' digest changes; the
+// one it replaces is closed a while later, when sends under way on it are done.
+// Endpoints (provider base URLs, the SES endpoint) stay the deployment's.
+import type {
+  ChannelCredentialStore,
+  ChannelCredentials,
+  StoredCredentials,
+} from '../../runtime/channel-credentials.ts';
+import type { ChannelsConfig } from '../../runtime/config.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { ChannelName } from '../../schemas/campaign.ts';
+import type { Channel, Channels, SendResult } from './channel.ts';
+import { emailChannel } from './email.ts';
+import { pushChannel } from './push.ts';
+import { smsChannel } from './sms.ts';
+
+export interface CredentialWatcher {
+  /** The workspace's stored credentials for a channel as last read; undefined: none. */
+  get(workspaceId: string, channel: ChannelName): StoredCredentials | undefined;
+  /** Reads again now if the change counter moved (tests, and the first load). */
+  refresh(): Promise<void>;
+  stop(): void;
+}
+
+export async function watchChannelCredentials(opts: {
+  store: ChannelCredentialStore;
+  pollMs: number;
+  log: Logger;
+}): Promise<CredentialWatcher> {
+  const { store, log } = opts;
+  let rev: string | undefined;
+  let records = new Map<string, StoredCredentials>();
+  let loading: Promise<void> | undefined;
+  const load = async () => {
+    const r = await store.revision();
+    if (r === rev) return;
+    const next = new Map<string, StoredCredentials>();
+    for (const s of await store.all()) {
+      const k = `${s.workspaceId}:${s.channel}`;
+      next.set(k, s);
+      const was = records.get(k);
+      if (!s.readable && (!was || was.readable || was.error !== s.error || was.updatedAt !== s.updatedAt))
+        log.error(
+          { workspaceId: s.workspaceId, channel: s.channel, keyId: s.keyId, err: s.error },
+          'channel_credentials_unreadable',
+        );
+    }
+    records = next;
+    rev = r;
+  };
+  const refresh = () => {
+    loading ??= load().finally(() => {
+      loading = undefined;
+    });
+    return loading;
+  };
+  await refresh();
+  const timer = setInterval(() => {
+    refresh().catch((err) => log.warn({ err: (err as Error).message }, 'channel_credentials_poll_failed'));
+  }, opts.pollMs);
+  timer.unref();
+  return {
+    get: (ws, channel) => records.get(`${ws}:${channel}`),
+    refresh,
+    stop: () => clearInterval(timer),
+  };
+}
+
+/** A channel that sends with a workspace's own credentials; the deployment's endpoints. */
+export function channelForCredentials(cfg: ChannelsConfig, c: ChannelCredentials): Channel {
+  const timeoutMs = cfg.timeoutMs;
+  if (c.channel === 'sms')
+    // no StatusCallback: the ingest host checks Twilio's signatures with the deployment's token
+    return smsChannel({ baseUrl: cfg.sms.baseUrl, ...c.creds, timeoutMs, statusCallbackBase: '' });
+  if (c.channel === 'email') {
+    const e = c.creds;
+    switch (e.provider) {
+      case 'smtp':
+        return emailChannel({ provider: 'smtp', smtpUrl: e.url, from: e.from, timeoutMs });
+      case 'ses':
+        return emailChannel({
+          provider: 'ses',
+          from: e.from,
+          timeoutMs,
+          ses: {
+            region: e.region,
+            accessKeyId: e.accessKeyId,
+            secretAccessKey: e.secretAccessKey,
+            sessionToken: e.sessionToken ?? '',
+            endpoint: cfg.email.ses.endpoint,
+          },
+        });
+      case 'sendgrid':
+        return emailChannel({
+          provider: 'sendgrid',
+          from: e.from,
+          timeoutMs,
+          sendgrid: { apiKey: e.apiKey, baseUrl: cfg.email.sendgrid.baseUrl },
+        });
+      case 'postmark':
+        return emailChannel({
+          provider: 'postmark',
+          from: e.from,
+          timeoutMs,
+          postmark: {
+            serverToken: e.serverToken,
+            baseUrl: cfg.email.postmark.baseUrl,
+            messageStream: e.messageStream ?? cfg.email.postmark.messageStream,
+          },
+        });
+    }
+  }
+  const p = c.creds;
+  // stored values are JSON / PEM text, checked when they were put: never a file path
+  if (p.provider === 'apns')
+    return pushChannel({
+      provider: 'apns',
+      baseUrl: cfg.push.baseUrl,
+      project: '',
+      token: '',
+      apns: { url: cfg.push.apns.url, teamId: p.teamId, keyId: p.keyId, key: p.key, topic: p.topic },
+      timeoutMs,
+    });
+  return pushChannel({
+    provider: 'fcm',
+    baseUrl: cfg.push.baseUrl,
+    project: '',
+    token: '',
+    serviceAccount: p.serviceAccount,
+    timeoutMs,
+  });
+}
+
+const unreadable = (error: string): SendResult => ({
+  ok: false,
+  status: 0,
+  retriable: true,
+  error,
+  latencyMs: 0,
+});
+
+/**
+ * `defaults` (the deployment's channels) with email, SMS and push sending through a
+ * workspace's own credentials where it has them. `retireAfterMs`: how long a replaced
+ * channel stays open for the sends under way on it.
+ */
+export function withWorkspaceCredentials(
+  defaults: Channels,
+  watcher: CredentialWatcher,
+  build: (c: ChannelCredentials) => Channel,
+  opts: { retireAfterMs: number; log: Logger },
+): Channels {
+  const built = new Map<string, { digest: string; channel: Channel }>();
+  const retiring = new Set<Channel>();
+  const retire = (ch: Channel) => {
+    retiring.add(ch);
+    setTimeout(() => {
+      retiring.delete(ch);
+      ch.close?.().catch(() => {});
+    }, opts.retireAfterMs).unref();
+  };
+  const wrap = (base: Channel): Channel => ({
+    name: base.name,
+    recipient: (c, change) => base.recipient(c, change),
+    async send(req) {
+      const ws = req.campaign.workspaceId;
+      const s = watcher.get(ws, base.name);
+      if (!s) return base.send(req);
+      if (!s.readable) return unreadable(s.error);
+      const k = `${ws}:${base.name}`;
+      let b = built.get(k);
+      if (!b || b.digest !== s.digest) {
+        if (b) retire(b.channel);
+        b = { digest: s.digest, channel: build(s.credentials) };
+        built.set(k, b);
+        opts.log.info({ workspaceId: ws, channel: base.name, keyId: s.keyId }, 'channel_credentials_applied');
+      }
+      return b.channel.send(req);
+    },
+    async close() {
+      // the deployment's channel, and every workspace's built or being retired
+      await base.close?.();
+      for (const [k, b] of built)
+        if (b.channel.name === base.name) {
+          built.delete(k);
+          await b.channel.close?.().catch(() => {});
+        }
+      for (const ch of retiring)
+        if (ch.name === base.name) {
+          retiring.delete(ch);
+          await ch.close?.().catch(() => {});
+        }
+    },
+  });
+  return {
+    webhook: defaults.webhook,
+    email: wrap(defaults.email),
+    sms: wrap(defaults.sms),
+    push: wrap(defaults.push),
+  };
+}
