@@ -5,6 +5,7 @@
 //   startLedger      the ledger sink: its own consumer group on the activation-ledger topic
 //                    → ClickHouse (`cdp start ledger`; `all` includes it).
 import { randomUUID } from 'node:crypto';
+import { ChannelCredentialStore } from '../runtime/channel-credentials.ts';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { superviseConsumer } from '../runtime/consume.ts';
@@ -17,6 +18,7 @@ import { topics } from '../schemas/topics.ts';
 import { CampaignRegistry } from './campaign-registry.ts';
 import { configureEmailTracking } from './channels/email-tracking.ts';
 import { createChannels } from './channels/index.ts';
+import { watchChannelCredentials } from './channels/workspace-channels.ts';
 import { sendClaims } from './claim-send.ts';
 import { delayedSends, startDelayedPoller } from './delayed-sends.ts';
 import { journeyRunEndReader, journeySendCampaigns } from './journeys/journey-campaigns.ts';
@@ -76,7 +78,17 @@ export async function startActivation(
   });
   // campaigns with email.tracking get signed open/click links to the public ingest host
   configureEmailTracking({ secret: trackingSecret(cfg.unsubscribe.secret), baseUrl: cfg.ingest.publicUrl });
-  const channels = createChannels(cfg.channels, cfg.activation);
+  // workspaces' own channel credentials (PUT /v1/channels/{channel}/credentials), else the env's
+  const credentialsLog = log.child({ component: 'channel-credentials' });
+  const credentials = await watchChannelCredentials({
+    store: new ChannelCredentialStore(redis, cfg.redis.prefix, cfg.channels.secrets),
+    pollMs: cfg.channels.credentialsPollMs,
+    log: credentialsLog,
+  }).catch((err) => {
+    redis.disconnect();
+    throw err;
+  });
+  const channels = createChannels(cfg.channels, cfg.activation, { credentials, log: credentialsLog });
   const pipeline = createActivationPipeline({
     producer,
     topics: { retry: t.activationRetry, deadLetter: t.deadLetter, ledger: t.activationLedger },
@@ -138,6 +150,7 @@ export async function startActivation(
       await poller.stop();
       await consumer.stop();
       watcher.stop();
+      credentials.stop();
       for (const c of Object.values(channels)) await c.close?.().catch(() => {});
       await producer.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
