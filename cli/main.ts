@@ -5,15 +5,18 @@
 //   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
 //   cdp dlq replay [--topic-prefix P] [--limit N] [--only activation|history]
 //                                dead letters → retry topic / back to their topic for the history sink
+//   cdp secrets rotate           re-encrypt stored channel credentials with CDP_SECRETS_KEY
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureKafkaJars } from '../infra/local/kafka.ts';
 import { startLocalStack } from '../infra/local/stack.ts';
 import { runRebuild } from '../processor/main.ts';
+import { ChannelCredentialStore } from '../runtime/channel-credentials.ts';
 import { createClients } from '../runtime/clients.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
 import { createLogger } from '../runtime/log.ts';
+import { localSecretsKey } from '../runtime/secrets-key.ts';
 import { replayDeadLetters } from './dlq-replay.ts';
 import { isIngestWorker, STOP_MESSAGE, startIngestWorkers } from './ingest-workers.ts';
 import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
@@ -30,7 +33,9 @@ const USAGE = `usage: cdp <command>
   infra fetch                  resolve the Kafka jars from Maven Central (done by infra up too)
   dlq replay [--topic-prefix P] [--limit N] [--only activation|history]
                                re-publish activation dead letters to the activation retry topic,
-                               history dead letters to the topic they came from (history sink only)`;
+                               history dead letters to the topic they came from (history sink only)
+  secrets rotate               re-encrypt every stored channel credential with CDP_SECRETS_KEY
+                               (run with the old key as CDP_SECRETS_KEY_PREVIOUS)`;
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -86,6 +91,20 @@ async function main(argv: string[]): Promise<void> {
         kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
         redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
       });
+      // per-workspace channel credentials are encrypted with CDP_SECRETS_KEY: the one-box
+      // default is a key generated once into the data directory (mode 0600)
+      let secretsKey = env.CDP_SECRETS_KEY;
+      if (!secretsKey) {
+        const keyFile = join(dataDir, 'secrets.key');
+        const local = localSecretsKey(keyFile);
+        secretsKey = local.text;
+        log.info(
+          { file: keyFile },
+          local.created
+            ? 'secrets_key_generated: CDP_SECRETS_KEY was unset; a new key (mode 0600) encrypts stored channel credentials. Keep this file: without it they cannot be read'
+            : 'secrets_key_loaded: CDP_SECRETS_KEY unset; using the key in the data directory',
+        );
+      }
       let stopServices: (() => Promise<void>) | undefined;
       onShutdown(async () => {
         // services first (they flush into Kafka, Redis and ClickHouse), the stack last
@@ -99,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
         CDP_DATA_DIR: dataDir,
         KAFKA_BROKERS: stack.kafkaBrokers,
         REDIS_URL: stack.redisUrl,
+        CDP_SECRETS_KEY: secretsKey,
       });
       const running = await startServices(cfg, SERVICE_NAMES, log);
       stopServices = running.stop;
@@ -249,6 +269,27 @@ async function main(argv: string[]): Promise<void> {
         only,
       });
       process.stdout.write(`replayed ${r.replayed} dead letters (skipped ${r.skipped} others)\n`);
+      return;
+    }
+    case 'secrets': {
+      if (rest[0] !== 'rotate' || rest.length > 1) throw new UsageError('cdp secrets rotate');
+      const cfg = loadConfig(env);
+      const log = createLogger({ level: cfg.logLevel, name: 'cdp' });
+      const clients = createClients(cfg, log);
+      try {
+        const store = new ChannelCredentialStore(clients.redis(), cfg.redis.prefix, cfg.channels.secrets);
+        const r = await store.reencrypt();
+        process.stdout.write(
+          `re-encrypted ${r.reencrypted} stored channel credentials with key ${cfg.channels.secrets.current?.id}; ${r.current} already were\n`,
+        );
+        for (const u of r.unreadable)
+          process.stderr.write(
+            `unreadable, left as it is: workspace ${u.workspaceId} ${u.channel}: ${u.error}\n`,
+          );
+        if (r.unreadable.length > 0) process.exitCode = 1;
+      } finally {
+        await clients.close();
+      }
       return;
     }
     default:
