@@ -590,7 +590,7 @@ describe('SNS subscription confirmation', () => {
 });
 
 describe('the ledger rows in ClickHouse', () => {
-  it('through the ledger sink: the campaign counts one send, bi_sends shows each event once', async () => {
+  it('through the ledger sink: provider rows never count as sends, delivery counts them once, bi_sends shows each once', async () => {
     const ch: ClickHouseClient = await createClickHouse({
       kind: 'chdb',
       path: mkdtempSync(join(tmpdir(), 'cdp-sesl-')),
@@ -598,18 +598,20 @@ describe('the ledger rows in ClickHouse', () => {
     await migrate(ch);
     const rows = sent.filter((s) => s.topic === 'ledger').map((s) => s.m.value as string);
     // the send itself, and every provider row twice (a crash after produce, before the marker)
-    const send = JSON.stringify(
-      ledgerRow({
-        workspace_id: WS,
-        at: NOW - 60_000,
-        send_key: 'msg_hard',
-        campaign_id: CAMPAIGN,
-        profile_id: 'p-7',
-        channel: 'email',
-        provider_id: 'ses-m-1',
-      }),
+    const sends = ['msg_hard', 'msg_angry', 'msg_soft'].map((sk) =>
+      JSON.stringify(
+        ledgerRow({
+          workspace_id: WS,
+          at: NOW - 60_000,
+          send_key: sk,
+          campaign_id: CAMPAIGN,
+          profile_id: 'p-7',
+          channel: 'email',
+          provider_id: 'ses-m-1',
+        }),
+      ),
     );
-    const values = [send, ...rows, ...rows];
+    const values = [...sends, ...rows, ...rows];
     const batch: Batch = {
       topic: 'ledger',
       partition: 0,
@@ -634,7 +636,19 @@ describe('the ledger rows in ClickHouse', () => {
     expect(sink.stats.deadLettered).toBe(0);
 
     const stats = await campaignStats(ch, WS, CAMPAIGN);
-    expect([stats.sent, stats.failed, stats.suppressed.total]).toEqual([1, 0, 0]);
+    // the provider's rows never count as sends; each is counted once, apart
+    expect([stats.sent, stats.failed, stats.suppressed.total]).toEqual([3, 0, 0]);
+    expect(stats.delivery).toEqual({
+      delivered: 0,
+      bounced: 1,
+      softBounced: 1,
+      complained: 1,
+      deliveryRate: 0,
+      bounceRate: 1 / 3,
+      complaintRate: 1 / 3,
+    });
+    const other = await campaignStats(ch, WS, 'Summer sale ✓');
+    expect([other.sent, other.delivery.delivered, other.delivery.deliveryRate]).toEqual([0, 1, null]);
     const rs = await ch.query({
       query: `SELECT send_key, outcome, reason, toUnixTimestamp64Milli(at) AS at_ms, provider_id FROM bi_sends
               WHERE workspace_id = {ws:String} AND campaign_id = {cid:String} ORDER BY send_key, outcome, reason`,
@@ -650,11 +664,26 @@ describe('the ledger rows in ClickHouse', () => {
     }>();
     expect(seen.map((r) => [r.send_key, r.outcome, r.reason])).toEqual([
       ['msg_angry', 'complained', 'ses:Complaint/abuse'],
+      ['msg_angry', 'sent', ''],
       ['msg_hard', 'bounced', 'ses:Permanent/General'],
       ['msg_hard', 'sent', ''],
+      ['msg_soft', 'sent', ''],
       ['msg_soft', 'soft_bounced', 'ses:Transient/MailboxFull'],
       ['msg_soft', 'soft_bounced', 'ses:Undetermined/Undetermined'],
     ]);
+    // the table holds every row as it came (each provider row twice), the view each once
+    const count = async (from: string) => {
+      const r = await ch.query({
+        query: `SELECT count() AS n FROM ${from} WHERE workspace_id = {ws:String} AND attempt = 0`,
+        query_params: { ws: WS },
+        format: 'JSONEachRow',
+      });
+      return Number((await r.json<{ n: string }>())[0]!.n);
+    };
+    expect(await count('activation_ledger')).toBe(rows.length * 2);
+    // rows: 2 bounced (two recipients of one send), complained, 2 soft, delivered (other campaign)
+    expect(rows).toHaveLength(6);
+    expect(await count('bi_sends')).toBe(5);
     // two recipients of one bounce are one send's two rows in the table, one in the view
     expect(Number(seen.find((r) => r.outcome === 'bounced')!.at_ms)).toBe(
       Date.parse('2026-06-01T10:00:00.000Z') - 30_000,

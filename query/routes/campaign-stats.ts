@@ -1,6 +1,8 @@
 // Campaign outcomes from the activation ledger. A send key counts once per outcome (a
 // redelivered decision is not counted twice); latency is from the change reaching
-// activation to the provider accepting the message.
+// activation to the provider accepting the message. The email provider's own events
+// (ingest/email-webhooks.ts: delivered, bounced, soft_bounced, complained rows, attempt 0)
+// are counted apart, in `delivery`: they never count as sends.
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 
 export interface CampaignStats {
@@ -11,6 +13,19 @@ export interface CampaignStats {
   delayed: number;
   suppressed: { total: number; byReason: Record<string, number> };
   latencyMs: { p50: number | null; p99: number | null };
+  /**
+   * What the email provider reported back (its webhooks): sends delivered, hard-bounced,
+   * soft-bounced (at least once) and complained about, and the rates over the sends.
+   */
+  delivery: {
+    delivered: number;
+    bounced: number;
+    softBounced: number;
+    complained: number;
+    deliveryRate: number | null;
+    bounceRate: number | null;
+    complaintRate: number | null;
+  };
   /**
    * Email open and click tracking (events `Email Opened` / `Email Link Clicked`): sends a
    * person opened or clicked (`bot: false`), sends only machines did (scanners, privacy
@@ -38,6 +53,10 @@ export async function campaignStats(
         uniqExactIf(send_key, outcome = 'failed') AS failed,
         countIf(outcome = 'retried') AS retried,
         countIf(outcome = 'delayed') AS delayed,
+        uniqExactIf(send_key, outcome = 'delivered') AS delivered,
+        uniqExactIf(send_key, outcome = 'bounced') AS bounced,
+        uniqExactIf(send_key, outcome = 'soft_bounced') AS soft_bounced,
+        uniqExactIf(send_key, outcome = 'complained') AS complained,
         quantileExactIf(0.5)(latency_ms, outcome = 'sent') AS p50,
         quantileExactIf(0.99)(latency_ms, outcome = 'sent') AS p99
       FROM activation_ledger WHERE workspace_id = {ws:String} AND campaign_id = {cid:String}`,
@@ -81,6 +100,14 @@ export async function campaignStats(
     format: 'JSONEachRow',
   });
   const [eng] = await engagementRs.json<Record<string, string | number>>();
+  const n = (v: string | number | undefined) => Number(v ?? 0);
+  const rate = (x: number) => (sent > 0 ? Math.min(1, x / sent) : null);
+  const delivery = {
+    delivered: n(row?.delivered),
+    bounced: n(row?.bounced),
+    softBounced: n(row?.soft_bounced),
+    complained: n(row?.complained),
+  };
   const opened = Number(eng?.opened ?? 0);
   const clicked = Number(eng?.clicked ?? 0);
   return {
@@ -91,6 +118,12 @@ export async function campaignStats(
     delayed: Number(row?.delayed ?? 0),
     suppressed: { total, byReason },
     latencyMs: sent > 0 ? { p50: Number(row?.p50), p99: Number(row?.p99) } : { p50: null, p99: null },
+    delivery: {
+      ...delivery,
+      deliveryRate: rate(delivery.delivered),
+      bounceRate: rate(delivery.bounced),
+      complaintRate: rate(delivery.complained),
+    },
     engagement: {
       opened,
       clicked,
