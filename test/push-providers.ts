@@ -4,7 +4,8 @@
 //   verified against the service account's public key, its iss/scope/aud/iat/exp claims;
 // - FCM HTTP v1 messages:send: a bearer token it issued and that has not expired, the v1
 //   message shape (data values strings), and its documented errors (UNREGISTERED 404,
-//   INVALID_ARGUMENT 400, QUOTA_EXCEEDED 429 with Retry-After, UNAUTHENTICATED 401);
+//   INVALID_ARGUMENT 400, QUOTA_EXCEEDED 429 with Retry-After, UNAUTHENTICATED 401,
+//   UNAVAILABLE 503 for a token the test asked to fail: failNext);
 // - APNs over HTTP/2 (h2c on loopback): an ES256 provider token verified against the .p8
 //   key's public half, `kid`, `iss`, an `iat` under an hour old, apns-topic/-push-type/-id,
 //   the 64-hex device token, and Apple's errors (BadDeviceToken, Unregistered 410,
@@ -47,6 +48,10 @@ export async function startFcm(opts: { now: () => number; projectId?: string }) 
   const grants: Array<{ claims: Record<string, unknown> }> = [];
   const messages: Array<{ bearer: string; message: Record<string, unknown> }> = [];
   const refusedGrants: string[] = [];
+  /** Every device token a well-formed, authenticated send was for, whatever the answer. */
+  const attempts: string[] = [];
+  /** token → how many more sends to it are answered 503 UNAVAILABLE */
+  const failing = new Map<string, number>();
   let account: { publicKey: KeyObject; clientEmail: string } | undefined;
   let tokenUri = '';
   let n = 0;
@@ -114,6 +119,14 @@ export async function startFcm(opts: { now: () => number; projectId?: string }) 
         return send(400, {
           error: { code: 400, status: 'INVALID_ARGUMENT', message: 'Invalid value at message' },
         });
+      attempts.push(msg.token);
+      const fails = failing.get(msg.token) ?? 0;
+      if (fails > 0) {
+        failing.set(msg.token, fails - 1);
+        return send(503, {
+          error: { code: 503, status: 'UNAVAILABLE', message: 'The service is currently unavailable.' },
+        });
+      }
       if (msg.token === 'malformed')
         return send(400, {
           error: {
@@ -155,6 +168,9 @@ export async function startFcm(opts: { now: () => number; projectId?: string }) 
     grants,
     refusedGrants,
     messages,
+    attempts,
+    /** The next `times` sends to this device token are answered 503 UNAVAILABLE. */
+    failNext: (token: string, times = 1) => failing.set(token, times),
     /** The provider forgets every token it issued (a revoked key, a rotated secret). */
     revokeAll: () => issued.clear(),
     close: () => new Promise<void>((r) => server.close(() => r())),

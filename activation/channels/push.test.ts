@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
 import { change } from '../../test/activation-peers.ts';
 import { startApns, startFcm } from '../../test/push-providers.ts';
-import type { SendRequest } from './channel.ts';
+import type { PushDevice, PushTargets, SendRequest } from './channel.ts';
 import { parseServiceAccount } from './google-oauth.ts';
 import { pushChannel } from './push.ts';
 
@@ -231,5 +231,141 @@ describe('APNs with a provider token', () => {
         }),
       ).toThrow(/EC/);
     });
+  });
+});
+
+/** A profile's devices, with what the channel asks to record kept in memory. */
+function devices(list: Array<[key: string, token: string, type: string]>, done: string[] = []) {
+  const recorded = { delivered: [] as string[], invalid: [] as string[] };
+  const targets: PushTargets = {
+    list: list.map(([key, token, type]) => ({ key, token, type, seenMs: clock })),
+    done: new Set(done),
+    delivered: async (keys) => {
+      recorded.delivered.push(...keys);
+    },
+    invalid: async (d: PushDevice) => {
+      recorded.invalid.push(d.key);
+    },
+  };
+  return { targets, recorded };
+}
+
+describe('to every device of a profile', () => {
+  const fcmChannel = () =>
+    pushChannel({
+      provider: 'fcm',
+      baseUrl: fcm.url,
+      project: '',
+      token: '',
+      serviceAccount: fcm.serviceAccountJson,
+      timeoutMs: 2000,
+      now,
+    });
+  const count = (xs: string[], x: string) => xs.filter((y) => y === x).length;
+
+  it('FCM: one notification per device; a gone token is handed back for removal; ok when any device took it', async () => {
+    const push = fcmChannel();
+    const { targets, recorded } = devices([
+      ['i:and-1', 'dev-tok-1', 'android'],
+      ['i:ios-1', 'dev-tok-2', 'ios'],
+      ['i:old', 'gone', 'android'],
+      ['i:raw-apns', 'f'.repeat(64), 'ios'],
+    ]);
+    // a raw APNs token (64 hex) is not something FCM can deliver to
+    targets.list = push.devicesFor!(targets.list);
+    expect(targets.list.map((d) => d.key)).toEqual(['i:and-1', 'i:ios-1', 'i:old']);
+    const before = fcm.attempts.length;
+    const r = await push.send({ ...request('unused-trait-token'), devices: targets });
+    expect(r).toMatchObject({ ok: true, status: 200, delivered: 2, removed: 1 });
+    expect(fcm.attempts.slice(before).sort()).toEqual(['dev-tok-1', 'dev-tok-2', 'gone']);
+    expect(recorded.invalid).toEqual(['i:old']);
+    // nothing left to retry: nothing recorded for a next attempt
+    expect(recorded.delivered).toEqual([]);
+    const sent = fcm.messages
+      .slice(-2)
+      .map((m) => m.message as { token: string; data: Record<string, string> });
+    expect(new Set(sent.map((m) => m.data.sendKey)).size).toBe(1);
+  });
+
+  it('FCM: a device failing with 503 makes the send retriable, the reached ones are recorded, and the next attempt goes only to the rest', async () => {
+    const push = fcmChannel();
+    fcm.failNext('dev-tok-b');
+    const first = devices([
+      ['i:a', 'dev-tok-a', 'android'],
+      ['i:b', 'dev-tok-b', 'android'],
+    ]);
+    const req = { ...request('unused'), devices: first.targets };
+    const r1 = await push.send(req);
+    expect(r1).toMatchObject({ ok: false, status: 503, retriable: true, delivered: 1, removed: 0 });
+    expect(r1.error).toMatch(/^1 of 2 device\(s\) to try again/);
+    expect(first.recorded.delivered).toEqual(['i:a']);
+    const second = devices(
+      [
+        ['i:a', 'dev-tok-a', 'android'],
+        ['i:b', 'dev-tok-b', 'android'],
+      ],
+      first.recorded.delivered,
+    );
+    const r2 = await push.send({ ...req, devices: second.targets });
+    expect(r2).toMatchObject({ ok: true, delivered: 2 });
+    expect(count(fcm.attempts, 'dev-tok-a')).toBe(1);
+    expect(count(fcm.attempts, 'dev-tok-b')).toBe(2);
+    expect(fcm.messages.filter((m) => (m.message as { token: string }).token === 'dev-tok-b')).toHaveLength(
+      1,
+    );
+  });
+
+  it('FCM: every token gone is a permanent failure marked invalid, each device handed back', async () => {
+    const push = fcmChannel();
+    const { targets, recorded } = devices([
+      ['i:x', 'gone', 'android'],
+      ['t:malformed', 'malformed', 'android'],
+    ]);
+    const r = await push.send({ ...request('unused'), devices: targets });
+    expect(r).toMatchObject({
+      ok: false,
+      retriable: false,
+      invalidRecipient: true,
+      delivered: 0,
+      removed: 2,
+    });
+    expect(recorded.invalid.sort()).toEqual(['i:x', 't:malformed']);
+  });
+
+  it('APNs: only Apple devices, each with its own apns-id; Unregistered is handed back for removal', async () => {
+    const push = pushChannel({
+      provider: 'apns',
+      baseUrl: '',
+      project: '',
+      token: '',
+      apns: {
+        url: apns.url,
+        teamId: 'TEAM123456',
+        keyId: 'KEY1234567',
+        key: apns.keyPem,
+        topic: 'com.shop.app',
+      },
+      timeoutMs: 2000,
+      now,
+    });
+    try {
+      const { targets, recorded } = devices([
+        ['i:phone', '1'.repeat(64), 'ios'],
+        ['i:pad', '2'.repeat(64), 'ipados'],
+        ['i:android', 'fcm-token', 'android'],
+        ['i:dead', 'b'.repeat(64), 'ios'],
+      ]);
+      targets.list = push.devicesFor!(targets.list);
+      expect(targets.list.map((d) => d.key)).toEqual(['i:phone', 'i:pad', 'i:dead']);
+      const before = apns.delivered.length;
+      const r = await push.send({ ...request('unused'), devices: targets });
+      expect(r).toMatchObject({ ok: true, delivered: 2, removed: 1 });
+      const got = apns.delivered.slice(before);
+      expect(got.map((d) => d.token).sort()).toEqual(['1'.repeat(64), '2'.repeat(64)]);
+      expect(new Set(got.map((d) => d.apnsId)).size).toBe(2);
+      expect(recorded.invalid).toEqual(['i:dead']);
+    } finally {
+      await push.close?.();
+    }
   });
 });

@@ -1,15 +1,22 @@
-// Push channel, to the device token in a trait (`pushToken` unless the campaign names another):
+// Push channel, to every device of the profile that the provider can reach (the tokens the
+// mobile SDKs send in `context.device.token`, kept per device by the processor; see
+// activation/push-devices.ts), or, for a profile with none, to the device token in a trait
+// (`pushToken` unless the campaign names another):
 // - FCM HTTP v1 with a service account (CDP_PUSH_FCM_SERVICE_ACCOUNT): OAuth access tokens
 //   from the JWT bearer grant, cached and renewed before they expire (google-oauth.ts);
 // - APNs over HTTP/2 with a provider token (apns.ts), for apps that talk to Apple directly;
 // - a static bearer token (CDP_PUSH_TOKEN), only for emulators and local stand-ins.
-// A token the provider says is gone (FCM UNREGISTERED, APNs BadDeviceToken / Unregistered)
-// is a permanent failure marked `invalidRecipient`: activation puts it on the suppression
-// list, so it is not tried again. Neither provider has an idempotency key: a crash between
-// the provider's answer and the claim's `sent` can repeat a notification (the send key is in
-// the payload's data / apns-id, for the app to drop a repeat).
+// A device token the provider says is gone (FCM UNREGISTERED, APNs BadDeviceToken /
+// Unregistered) leaves the profile at once; a trait token that is gone is a permanent failure
+// marked `invalidRecipient`, which activation puts on the suppression list. To devices: the
+// send is ok when every device answered and at least one took it; a device that failed
+// transiently makes it retriable, and the devices reached are recorded (per send key) so the
+// retry goes only to the rest. Neither provider has an idempotency key: a crash between a
+// provider's answer and that record (or the claim's `sent`) can repeat a notification (the
+// send key is in the payload's data, and the apns-id is fixed per send and device, for the
+// app to drop a repeat).
 import { type ApnsAnswer, ApnsClient } from './apns.ts';
-import type { Channel, SendResult } from './channel.ts';
+import type { Channel, PushDevice, PushTargets, SendResult } from './channel.ts';
 import {
   postProvider,
   providerResult,
@@ -35,17 +42,110 @@ export interface PushConfig {
 
 export function pushChannel(cfg: PushConfig): Channel {
   const send = cfg.provider === 'apns' ? apnsSender(cfg) : fcmSender(cfg);
+  const canReach = cfg.provider === 'apns' ? apnsCanReach : fcmCanReach;
   return {
     name: 'push',
     recipient: (c, change) => stringTrait(change.traits, c.push?.tokenTrait ?? 'pushToken'),
+    devicesFor: (devices) => devices.filter(canReach),
     async send(req) {
       const s = req.campaign.push;
       if (!s) return refused('no push settings');
       const r = await renderTemplates({ title: s.title, body: s.body }, req);
       if ('refused' in r) return r.refused;
-      return send.send(req.recipient, r.text, { ...s.data, sendKey: req.sendKey }, req.sendKey);
+      const data = { ...s.data, sendKey: req.sendKey };
+      const t = req.devices;
+      if (t) {
+        // filtered again: a wrapper of this channel may not have passed devicesFor on
+        const list = t.list.filter(canReach);
+        if (list.length > 0) return toDevices(send, { ...t, list }, r.text, data, req.sendKey);
+        if (t.list.some((d) => d.token === req.recipient))
+          return refused(`no device of the profile is one ${cfg.provider} can reach`);
+      }
+      return send.send(req.recipient, r.text, data, req.sendKey);
     },
     close: async () => send.close?.(),
+  };
+}
+
+const APPLE = new Set(['ios', 'ipados', 'tvos', 'watchos', 'macos']);
+/** APNs reaches Apple devices only. */
+const apnsCanReach = (d: PushDevice) => APPLE.has(d.type);
+/** FCM reaches Android and Apple devices by their FCM registration tokens, not by a raw APNs token (64 hex). */
+const fcmCanReach = (d: PushDevice) => !/^[0-9a-f]{64}$/i.test(d.token);
+
+/**
+ * One notification to each device not reached yet by this send, at once (at most 20). Gone
+ * tokens leave the profile; if any device failed transiently, the ones reached are recorded
+ * and the result is retriable; otherwise ok if any device has it.
+ */
+async function toDevices(
+  sender: Sender,
+  t: PushTargets,
+  notification: { title: string; body: string },
+  data: Record<string, string>,
+  sendKey: string,
+): Promise<SendResult> {
+  const todo = t.list.filter((d) => !t.done.has(d.key));
+  // the apns-id is fixed per send and device: a repeat to a device carries the same one
+  const answers = await Promise.all(
+    todo.map(async (d) => ({ d, r: await sender.send(d.token, notification, data, `${sendKey}/${d.key}`) })),
+  );
+  const ok = answers.filter((a) => a.r.ok);
+  const gone = answers.filter((a) => !a.r.ok && a.r.invalidRecipient);
+  const again = answers.filter((a) => !a.r.ok && !a.r.invalidRecipient && a.r.retriable);
+  const failed = answers.filter((a) => !a.r.ok && !a.r.invalidRecipient && !a.r.retriable);
+  for (const a of gone) await t.invalid(a.d);
+  const delivered = t.done.size + ok.length;
+  const removed = gone.length;
+  const latencyMs = Math.max(0, ...answers.map((a) => a.r.latencyMs));
+  const of = `${answers.length} device(s)`;
+  if (again.length > 0) {
+    if (ok.length > 0) await t.delivered(ok.map((a) => a.d.key));
+    const first = again[0]!.r;
+    const wait = Math.max(0, ...again.map((a) => a.r.retryAfterMs ?? 0));
+    return {
+      ok: false,
+      status: first.status,
+      retriable: true,
+      error: `${again.length} of ${of} to try again: ${first.error ?? `status ${first.status}`}`,
+      latencyMs,
+      delivered,
+      removed,
+      ...(wait > 0 ? { retryAfterMs: wait } : {}),
+    };
+  }
+  if (delivered > 0) {
+    const first = ok[0]?.r;
+    return {
+      ok: true,
+      status: first?.status ?? 200,
+      retriable: false,
+      latencyMs,
+      providerId: first?.providerId,
+      delivered,
+      removed,
+    };
+  }
+  if (failed.length === 0 && removed > 0)
+    return {
+      ok: false,
+      status: gone[0]!.r.status,
+      retriable: false,
+      error: `every device token is gone (${removed} taken off the profile): ${gone[0]!.r.error}`,
+      latencyMs,
+      invalidRecipient: true,
+      delivered: 0,
+      removed,
+    };
+  const first = failed[0]?.r;
+  return {
+    ok: false,
+    status: first?.status ?? 0,
+    retriable: false,
+    error: `${failed.length} of ${of} failed: ${first?.error ?? 'no device to send to'}`,
+    latencyMs,
+    delivered: 0,
+    removed,
   };
 }
 

@@ -47,6 +47,10 @@ export interface PolicyInput {
   hold?: RateHold;
   /** The claim to take when the send may go (claim-send.ts). */
   claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
+  /** A soft-bounced email sent again: the person already entered, re-entry rules do not apply. */
+  resend?: boolean;
+  /** Push to the profile's devices (not to its trait token, which is then not checked). */
+  toDevices?: boolean;
 }
 
 export function contactPolicy(deps: {
@@ -62,7 +66,16 @@ export function contactPolicy(deps: {
     workspaceKeys(deps.redisPrefix, change.workspaceId).profile(change.profileId);
 
   return {
-    async decide({ campaign: c, change, sendKey, nowMs, claim, hold }: PolicyInput): Promise<PolicyDecision> {
+    async decide({
+      campaign: c,
+      change,
+      sendKey,
+      nowMs,
+      claim,
+      hold,
+      resend,
+      toDevices,
+    }: PolicyInput): Promise<PolicyDecision> {
       const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
       if (quiet && !c.policy?.ignoreQuietHours) {
@@ -73,7 +86,7 @@ export function contactPolicy(deps: {
         !c.policy?.ignoreCaps && (deps.policy.capPerChannelPerDay > 0 || deps.policy.capPerDay > 0);
       // the local day matters only for counting (Intl formatting is not free)
       const [dayStart, dayEnd] = countCaps ? localDayBounds(nowMs, tz()) : [0, 0];
-      const reentry = c.policy?.reentry ?? 'every';
+      const reentry = resend ? 'every' : (c.policy?.reentry ?? 'every');
       const [mode, windowMs] =
         reentry === 'every' || reentry === 'once' ? [reentry, 0] : ['window', reentry.everyDays * DAY_MS];
       const members = [suppressionMember('profileId', change.profileId)];
@@ -81,7 +94,7 @@ export function contactPolicy(deps: {
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
-      if (c.channel === 'push') {
+      if (c.channel === 'push' && !toDevices) {
         const token = change.traits[c.push?.tokenTrait ?? 'pushToken'];
         if (typeof token === 'string' && token.trim()) members.push(suppressionMember('device', token));
       }
