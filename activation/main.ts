@@ -27,6 +27,7 @@ import { noCampaignCounter } from './no-campaign.ts';
 import { createActivationPipeline } from './pipeline.ts';
 import { contactPolicy } from './policy/check-contact-policy.ts';
 import { profileTraitsReader } from './profile-traits.ts';
+import { pushDeviceStore } from './push-devices.ts';
 
 /** Activation's topics (the processor's topicSpecs creates them too). */
 export function activationTopicSpecs(cfg: Config) {
@@ -107,6 +108,7 @@ export async function startActivation(
     delayed: delayedSends({ redis, redisPrefix: cfg.redis.prefix }),
     noCampaign: noCampaignCounter({ redis, redisPrefix: cfg.redis.prefix }),
     profileTraits: profileTraitsReader(redis, cfg.redis.prefix),
+    pushDevices: pushDeviceStore(redis, cfg.redis.prefix),
     journeyRunEnd: journeyRunEndReader(redis, cfg.redis.prefix),
     concurrency: cfg.retries.concurrency,
     log,
