@@ -126,7 +126,11 @@ afterAll(async () => {
 
 const certUrl = (name = 'good') => `${origin}/SimpleNotificationService-${name}.pem`;
 
-const makeApp = (ses: { topicArns: string[]; endpoint?: string } | null = { topicArns: [TOPIC] }) =>
+const PM = { user: 'pm-hook', password: 'a long random password' };
+const makeApp = (
+  ses: { topicArns: string[]; endpoint?: string } | null = { topicArns: [TOPIC] },
+  onSoftBounce: (ev: SoftBounceEvent) => void | Promise<void> = (ev) => void softBounces.push(ev),
+) =>
   createIngestApp({
     producer,
     eventsTopic: 'events',
@@ -143,7 +147,8 @@ const makeApp = (ses: { topicArns: string[]; endpoint?: string } | null = { topi
       workspaceExists: (ws) => ws === WS,
       ses: ses ? { endpoint: origin, fetchTimeoutMs: 2000, ...ses } : undefined,
       ledgerTopic: 'ledger',
-      onSoftBounce: (ev) => void softBounces.push(ev),
+      onSoftBounce,
+      postmark: PM,
     },
   });
 // one app (one certificate cache) for most of the file, as in a running service
@@ -689,6 +694,99 @@ describe('the ledger rows in ClickHouse', () => {
       Date.parse('2026-06-01T10:00:00.000Z') - 30_000,
     );
     expect(seen.find((r) => r.outcome === 'bounced')!.provider_id).toBe('ses-m-1');
+  });
+});
+
+describe('Postmark events: ledger rows and the soft-bounce hook, the same way', () => {
+  const pm = (record: unknown, a = app) =>
+    a.request(`/v1/webhooks/email/postmark/${WS}`, {
+      method: 'POST',
+      body: JSON.stringify(record),
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Basic ${Buffer.from(`${PM.user}:${PM.password}`).toString('base64')}`,
+      },
+    });
+  const softRecord = (id: number, email: string) => ({
+    RecordType: 'Bounce',
+    ID: id,
+    Type: 'SoftBounce',
+    MessageID: `pm-m-${id}`,
+    Email: email,
+    BouncedAt: new Date(NOW - 3000).toISOString(),
+    Details: 'mailbox full',
+    Metadata: { cdp_send_key: `msg_pm_${id}`, cdp_campaign: 'cmp_pm', cdp_profile: 'p-pm' },
+  });
+
+  it('a soft bounce delivered twice: one soft_bounced row, one hook call; a Delivery is a delivered row', async () => {
+    const n = ledger().length;
+    const hooks = softBounces.length;
+    for (let i = 0; i < 2; i++) expect((await pm(softRecord(501, 'pm-soft@shop.test'))).status).toBe(200);
+    const delivery = {
+      RecordType: 'Delivery',
+      MessageID: 'pm-m-502',
+      Recipient: 'pm-ok@shop.test',
+      DeliveredAt: new Date(NOW - 1000).toISOString(),
+      Metadata: { cdp_send_key: 'msg_pm_502', cdp_campaign: 'cmp_pm', cdp_profile: 'p-pm' },
+    };
+    for (let i = 0; i < 2; i++) expect((await pm(delivery)).status).toBe(200);
+    // without our send key (sent by something else): no row
+    expect((await pm({ ...delivery, MessageID: 'pm-m-503', Metadata: {} })).status).toBe(200);
+    expect(
+      ledger()
+        .slice(n)
+        .map((r) => [r.outcome, r.reason, r.send_key, r.campaign_id, r.provider_id]),
+    ).toEqual([
+      ['soft_bounced', 'postmark:SoftBounce', 'msg_pm_501', 'cmp_pm', 'pm-m-501'],
+      ['delivered', 'postmark:Delivery', 'msg_pm_502', 'cmp_pm', 'pm-m-502'],
+    ]);
+    expect(softBounces.slice(hooks)).toEqual([
+      {
+        workspaceId: WS,
+        provider: 'postmark',
+        address: 'pm-soft@shop.test',
+        sendKey: 'msg_pm_501',
+        campaignId: 'cmp_pm',
+        profileId: 'p-pm',
+        at: new Date(NOW - 3000),
+        reason: 'SoftBounce: mailbox full',
+      },
+    ]);
+  });
+
+  it('the same event arriving twice at once: one is handled, the other is a 503 (retried later, then a no-op)', async () => {
+    const calls: SoftBounceEvent[] = [];
+    const slow = makeApp({ topicArns: [TOPIC] }, async (ev) => {
+      calls.push(ev);
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    const n = ledger().length;
+    const [a, b] = await Promise.all([
+      pm(softRecord(601, 'pm-race@shop.test'), slow),
+      pm(softRecord(601, 'pm-race@shop.test'), slow),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 503]);
+    expect((await pm(softRecord(601, 'pm-race@shop.test'), slow)).status).toBe(200);
+    expect(calls).toHaveLength(1);
+    expect(
+      ledger()
+        .slice(n)
+        .map((r) => r.send_key),
+    ).toEqual(['msg_pm_601']);
+  });
+
+  it('a hook that fails is a 503 and runs again on the redelivery', async () => {
+    let fail = true;
+    const calls: string[] = [];
+    const flaky = makeApp({ topicArns: [TOPIC] }, (ev) => {
+      calls.push(ev.address);
+      if (fail) throw new Error('hook down');
+    });
+    expect((await pm(softRecord(701, 'pm-flaky@shop.test'), flaky)).status).toBe(503);
+    fail = false;
+    expect((await pm(softRecord(701, 'pm-flaky@shop.test'), flaky)).status).toBe(200);
+    expect((await pm(softRecord(701, 'pm-flaky@shop.test'), flaky)).status).toBe(200);
+    expect(calls).toEqual(['pm-flaky@shop.test', 'pm-flaky@shop.test']);
   });
 });
 
