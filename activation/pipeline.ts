@@ -311,7 +311,8 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
         send_key: key,
         campaign_id: w.job.campaignId,
         campaign_version: campaign?.version ?? 0,
-        segment_id: change.segmentId,
+        // a resend's job names no segment: its campaign's
+        segment_id: change.segmentId || (campaign?.segmentId ?? ''),
         segment_version: change.segmentVersion,
         profile_id: change.profileId,
         epoch: change.epoch,

@@ -1,0 +1,97 @@
+// Soft bounces are tried again. A provider that reports a soft bounce (mailbox full, a
+// greylisting or throttling receiver, a DNS failure) has already given up on that message, so
+// the campaign's email is sent again later: by default after 1 hour and, if that bounces softly
+// too, after 6 more (CDP_EMAIL_SOFT_BOUNCE_RESENDS, seconds). A resend is decided afresh like
+// any send (consent, the suppression list a hard bounce may have added since, quiet hours,
+// caps), rendered from the profile's traits as they are then, and has a send key of its own
+// (`<send key>.r<n>`), so it is claimed once and is its own ledger row and Message-ID.
+//
+// What is resent: a segment campaign's email whose provider event carried our tags (send key,
+// campaign, profile). A journey's send is not (its run may have moved on; the soft bounce is
+// in the ledger and the journey's own logic decides), nor an email without our tags.
+//
+// The bounce webhook (ingest) calls `schedule` once per provider event; the resend waits in
+// activation's durable delayed-send set, like a send held by quiet hours, and the delayed
+// poller hands it to a worker when it is due. The count of resends per original send key
+// lives in Redis for 7 days; past the last delay nothing more is scheduled.
+import type { Redis } from '../runtime/redis.ts';
+import type { ActivationJob } from '../schemas/activation-job.ts';
+import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
+import type { DelayedSend } from './delayed-sends.ts';
+
+export const DEFAULT_SOFT_BOUNCE_RESEND_DELAYS_S = [3600, 6 * 3600];
+const COUNT_TTL_S = 7 * 24 * 3600;
+
+export interface SoftBounce {
+  workspaceId: string;
+  provider: string;
+  address: string;
+  /** The send key our message carried (its tags / custom args / metadata). */
+  sendKey?: string;
+  campaignId?: string;
+  profileId?: string;
+  at: Date;
+  reason: string;
+}
+
+export type ResendDecision =
+  | { kind: 'scheduled'; sendKey: string; n: number; atMs: number }
+  | { kind: 'exhausted'; n: number }
+  | { kind: 'untracked'; why: string };
+
+const SEND_KEY = /^(msg_[A-Za-z0-9_-]{32})(?:\.r[1-9][0-9]?)?$/;
+const ID = /^[!-~]{1,200}$/;
+
+/** The original send key of a send or of one of its resends. */
+export function rootSendKey(key: string): string | undefined {
+  return SEND_KEY.exec(key)?.[1];
+}
+
+export function softBounceResender(deps: {
+  redis: Redis;
+  redisPrefix: string;
+  /** Delays of the first, second, … resend, in seconds; empty: soft bounces are not resent. */
+  delaysS: number[];
+}) {
+  return {
+    async schedule(ev: SoftBounce): Promise<ResendDecision> {
+      const root = ev.sendKey ? rootSendKey(ev.sendKey) : undefined;
+      if (!root) return { kind: 'untracked', why: 'no send key' };
+      if (!ev.campaignId || !ID.test(ev.campaignId) || !ev.profileId || !ID.test(ev.profileId))
+        return { kind: 'untracked', why: 'no campaign or profile' };
+      if (ev.campaignId.includes('@')) return { kind: 'untracked', why: 'journey send' };
+      if (deps.delaysS.length === 0) return { kind: 'untracked', why: 'resends off' };
+      const countKey = `${workspaceKeys(deps.redisPrefix, ev.workspaceId).sendClaim(root)}:soft`;
+      const [[e1, n], [e2]] = (await deps.redis
+        .multi()
+        .incr(countKey)
+        .expire(countKey, COUNT_TTL_S)
+        .exec()) as [[Error | null, number], [Error | null, unknown]];
+      if (e1 || e2) throw e1 ?? e2;
+      if (n > deps.delaysS.length) return { kind: 'exhausted', n: n - 1 };
+      const atMs = ev.at.getTime() + deps.delaysS[n - 1]! * 1000;
+      const job: ActivationJob = {
+        campaignId: ev.campaignId,
+        change: {
+          workspaceId: ev.workspaceId,
+          profileId: ev.profileId,
+          // the campaign's own segment is filled in by the worker (send-one.ts)
+          segmentId: '',
+          segmentVersion: 0,
+          type: 'entered',
+          epoch: 1,
+          messageId: null,
+          occurredAt: ev.at.toISOString(),
+          userId: null,
+          // the traits as they are when the resend goes
+          traits: {},
+          traitsTruncated: true,
+        },
+        resend: { of: root, n },
+      };
+      const d: DelayedSend = { job, attempt: 0, firstSeen: ev.at.getTime(), reason: 'soft_bounce_resend' };
+      await deps.redis.zadd(globalKeys(deps.redisPrefix).activationDelayed, atMs, JSON.stringify(d));
+      return { kind: 'scheduled', sendKey: `${root}.r${n}`, n, atMs };
+    },
+  };
+}
