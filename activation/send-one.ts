@@ -17,6 +17,7 @@ import type { SendClaims } from './claim-send.ts';
 import { type JourneyRunEnd, journeyOfCampaign } from './journeys/journey-campaigns.ts';
 import type { ContactPolicy } from './policy/check-contact-policy.ts';
 import type { ProfileTraitsReader } from './profile-traits.ts';
+import type { PushDeviceStore } from './push-devices.ts';
 import { sendKey } from './send-key.ts';
 
 export type Outcome =
@@ -44,6 +45,8 @@ export interface SendOneDeps {
   profileTraits?: ProfileTraitsReader;
   /** For a journey's send: whether its run ended so that it must not go (goal, exit rule). */
   journeyRunEnd?: JourneyRunEnd;
+  /** The profiles' push devices (the SDKs' tokens); without it, push goes to the trait token only. */
+  pushDevices?: PushDeviceStore;
 }
 
 /** Exponential backoff with jitter: base·2^(attempt−1), capped, then scaled by 0.5–1. */
@@ -97,7 +100,13 @@ export async function sendOne(
 
   const claimKey = workspaceKeys(deps.redisPrefix, change.workspaceId).sendClaim(key);
   const channel = deps.channels[c.channel];
-  const recipient = channel.recipient(c, change);
+  // push: every device of the profile its provider can reach; the trait token when none
+  const all =
+    c.channel === 'push' && deps.pushDevices
+      ? await deps.pushDevices.list(change.workspaceId, change.profileId)
+      : [];
+  const devices = channel.devicesFor && all.length > 0 ? channel.devicesFor(all) : all;
+  const recipient = channel.recipient(c, change) ?? devices[0]?.token;
   if (!recipient) {
     const claim = await deps.claims.claim(claimKey);
     if (claim.kind === 'done')
@@ -114,6 +123,7 @@ export async function sendOne(
     claim: deps.claims.lease(claimKey),
     ...(job.rate ? { hold: job.rate } : {}),
     ...(job.resend ? { resend: true } : {}),
+    ...(devices.length > 0 ? { toDevices: true } : {}),
   });
   switch (decision.kind) {
     case 'allow':
@@ -147,19 +157,38 @@ export async function sendOne(
     }
   }
 
+  // the devices an earlier attempt of this send reached are not sent to again
+  const store = deps.pushDevices;
+  const done = store && devices.length > 0 ? await store.done(change.workspaceId, key) : undefined;
   const r = await channel.send({
     campaign: c,
     change,
     sendKey: key,
     recipient,
+    ...(store && done
+      ? {
+          devices: {
+            list: devices,
+            done,
+            delivered: (keys: string[]) => store.markDone(change.workspaceId, key, keys),
+            invalid: async (d) => {
+              await store.remove(change.workspaceId, change.profileId, d);
+            },
+          },
+        }
+      : {}),
     // signed only when a channel uses it (email, templates)
     get unsubscribeUrl() {
       return unsubscribeUrl(deps.unsubscribe, c, job, nowMs);
     },
     nowMs,
   });
-  if (r.ok) {
+  // to devices: some have it and no other attempt follows (the rest failed for good, or
+  // the attempts are used up): it was sent
+  const partial = !r.ok && (r.delivered ?? 0) > 0 && !(r.retriable && attempt + 1 < deps.retries.maxAttempts);
+  if (r.ok || partial) {
     await deps.claims.finish(claimKey, 'sent');
+    if (store && done && (done.size > 0 || partial)) await store.forget(change.workspaceId, key);
     return {
       campaign: c,
       key,
@@ -189,6 +218,19 @@ export async function sendOne(
   }
   // finally failed: un-count it so a replayed dead letter is judged afresh
   await deps.policy.release(c, change, key);
+  if (r.invalidRecipient && r.removed !== undefined)
+    // every device's token was gone: each has left the profile already (nothing to suppress)
+    return {
+      campaign: c,
+      key,
+      result: {
+        outcome: 'failed',
+        reason: `invalid_token: ${reason}`,
+        status: r.status,
+        providerMs: r.latencyMs,
+        replayable: false,
+      },
+    };
   if (r.invalidRecipient && c.channel !== 'webhook') {
     // a dead push token, an address the email provider calls inactive (Postmark 406), a
     // number Twilio calls invalid or opted out

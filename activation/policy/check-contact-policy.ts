@@ -49,6 +49,8 @@ export interface PolicyInput {
   claim: { key: string; owner: string; leaseMs: number; doneTtlSeconds: number };
   /** A soft-bounced email sent again: the person already entered, re-entry rules do not apply. */
   resend?: boolean;
+  /** Push to the profile's devices (not to its trait token, which is then not checked). */
+  toDevices?: boolean;
 }
 
 export function contactPolicy(deps: {
@@ -72,6 +74,7 @@ export function contactPolicy(deps: {
       claim,
       hold,
       resend,
+      toDevices,
     }: PolicyInput): Promise<PolicyDecision> {
       const tz = () => profileTimezone(change.traits, deps.policy.defaultTimezone);
       const quiet = deps.policy.quietHours;
@@ -91,7 +94,7 @@ export function contactPolicy(deps: {
         members.push(suppressionMember('email', change.traits.email));
       if (typeof change.traits.phone === 'string')
         members.push(suppressionMember('phone', change.traits.phone));
-      if (c.channel === 'push') {
+      if (c.channel === 'push' && !toDevices) {
         const token = change.traits[c.push?.tokenTrait ?? 'pushToken'];
         if (typeof token === 'string' && token.trim()) members.push(suppressionMember('device', token));
       }
