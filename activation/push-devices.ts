@@ -9,6 +9,7 @@
 //   attempts (TTL), so a retry after a partial failure only tries the rest.
 import type { Result } from 'ioredis';
 import type { Redis } from '../runtime/redis.ts';
+import { parseDevice } from '../schemas/push-device.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import type { PushDevice } from './channels/channel.ts';
 
@@ -52,13 +53,6 @@ declare module 'ioredis' {
     cdpPushDevices(tag: string, pid: string): Result<string[], Context>;
     cdpPushDeviceRemove(tag: string, pid: string, key: string, token: string): Result<number, Context>;
   }
-}
-
-/** `<last seen ms>|<type>|<token>` → a device, or undefined when malformed. */
-export function parseDevice(key: string, value: string): PushDevice | undefined {
-  const m = /^(\d+)\|([^|]*)\|(.+)$/s.exec(value);
-  if (!m) return undefined;
-  return { key, seenMs: Number(m[1]), type: m[2]!, token: m[3]! };
 }
 
 export function pushDeviceStore(redis: Redis, redisPrefix: string) {

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { pushDeviceStore } from '../activation/push-devices.ts';
 import { runStep } from '../query/erase-profile.ts';
+import { exportProfile } from '../query/export-profile.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
@@ -247,7 +248,51 @@ describe('hostile device input is bounded', () => {
   });
 });
 
-describe('erasure', () => {
+describe('access export and erasure', () => {
+  it('the access export lists the devices of the person and of the profiles merged into them', async () => {
+    const w = workspace();
+    await w.apply(event({ anonymousId: 'a1', context: device('ios-1', hex('a')) }, T0 + 5000));
+    await w.apply(event({ userId: 'u1', context: device(undefined, 'fcm:1', 'android') }, T0 + 6000));
+    const [login] = await w.apply(event({ type: 'identify', userId: 'u1', anonymousId: 'a1' }));
+    // the Redis part of the export comes first; the history part (ClickHouse) is not needed here
+    const clickhouse = {
+      query: () => {
+        throw new Error('no history in this test');
+      },
+    } as unknown as ClickHouseClient;
+    const lines: Array<Record<string, unknown>> = [];
+    try {
+      const profile = { id: login!.profileId, userIds: ['u1'], anonymousIds: ['a1'], emails: [] };
+      for await (const l of exportProfile({ redis, clickhouse, redisPrefix: w.prefix }, 'ws', profile))
+        lines.push(JSON.parse(l) as Record<string, unknown>);
+    } catch (err) {
+      expect((err as Error).message).toMatch(/no history/);
+    }
+    const devices = lines.filter((l) => l.type === 'push_device');
+    const survivor = login!.profileId;
+    const other = login!.merged[0]!;
+    // both devices are the survivor's after the merge
+    expect(devices).toEqual([
+      {
+        type: 'push_device',
+        profileId: survivor,
+        deviceId: 'ios-1',
+        deviceType: 'ios',
+        token: hex('a'),
+        lastSeenAt: new Date(T0 + 5000).toISOString(),
+      },
+      {
+        type: 'push_device',
+        profileId: survivor,
+        deviceType: 'android',
+        token: 'fcm:1',
+        lastSeenAt: new Date(T0 + 6000).toISOString(),
+      },
+    ]);
+    expect(other).not.toBe(survivor);
+    expect(lines[0]!.type).toBe('profile');
+  });
+
   it('removes the devices of the person and of the profiles merged into them, and their owner records', async () => {
     const w = workspace();
     await w.apply(event({ anonymousId: 'a1', context: device('ios-1', hex('a')) }));

@@ -3,6 +3,7 @@
 //   {"type":"profile", ...}            the profile as GET /v1/profiles/{id} answers it, with
 //                                      computed traits and scores, and mergedProfileIds
 //   {"type":"consent", ...}            one per consent entry (channel, purpose)
+//   {"type":"push_device", ...}        one per push device (deviceId, deviceType, token, lastSeenAt)
 //   {"type":"event", ...}              every stored event of the person's identifiers, oldest first
 //   {"type":"identity_link", ...}      identity-graph rows of the person's ids and profile ids
 //   {"type":"membership", ...}         segment membership history (`change`: entered|exited)
@@ -13,6 +14,7 @@
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { parseConsentValue } from '../schemas/contact.ts';
+import { parseDevice } from '../schemas/push-device.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { hasPersonTable } from './erase-profile.ts';
 
@@ -45,6 +47,20 @@ export async function* exportProfile(
         channel: field.slice(0, sep),
         purpose: field.slice(sep + 1),
         ...parseConsentValue(v),
+      });
+    }
+  }
+  for (const pid of pids) {
+    const devices = await deps.redis.hgetall(k.profileDevices(pid));
+    for (const [key, v] of Object.entries(devices).sort()) {
+      const d = parseDevice(key, v);
+      if (!d) continue;
+      yield line('push_device', {
+        profileId: pid,
+        ...(key.startsWith('i:') ? { deviceId: key.slice(2) } : {}),
+        deviceType: d.type,
+        token: d.token,
+        lastSeenAt: new Date(d.seenMs).toISOString(),
       });
     }
   }
