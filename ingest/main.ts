@@ -1,4 +1,5 @@
 // Composition root of the ingest service.
+import { DEFAULT_SOFT_BOUNCE_RESEND_DELAYS_S, softBounceResender } from '../activation/soft-bounce-resend.ts';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
@@ -23,6 +24,11 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
   const mail = cfg.channels.email;
+  const resends = softBounceResender({
+    redis: clients.redis(),
+    redisPrefix: cfg.redis.prefix,
+    delaysS: mail.softBounceResendsS ?? DEFAULT_SOFT_BOUNCE_RESEND_DELAYS_S,
+  });
   const writeKeyStore = new WriteKeyStore(clients.redis(), cfg.redis.prefix);
   const writeKeys = watchWriteKeys({
     store: writeKeyStore,
@@ -103,6 +109,11 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
         : undefined,
       // bounces, complaints and deliveries of our sends become activation ledger rows
       ledgerTopic: t.activationLedger,
+      // a soft-bounced campaign email is sent again later (activation/soft-bounce-resend.ts)
+      onSoftBounce: async (ev) => {
+        const d = await resends.schedule(ev);
+        if (d.kind !== 'untracked') log.info({ provider: ev.provider, ...d }, 'soft_bounce_resend');
+      },
     },
     consentConfirm: {
       redis: clients.redis(),

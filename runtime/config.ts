@@ -135,6 +135,14 @@ export const EnvSchema = Type.Object({
   CDP_POSTMARK_WEBHOOK_PASSWORD: Type.String({ default: '' }),
   /** Bounce/complaint/delivery webhook events per address per minute on the ingest host; 0 unlimited. */
   CDP_EMAIL_WEBHOOK_RATE_PER_MINUTE: Type.Integer({ minimum: 0, default: 60 }),
+  /**
+   * Delays (seconds, comma list) of the resends of a soft-bounced campaign email: the first
+   * 1 h after the first soft bounce, 6 h after the second; empty: soft bounces are not resent.
+   */
+  CDP_EMAIL_SOFT_BOUNCE_RESENDS: Type.String({
+    pattern: '^\\s*(\\d{1,7}(\\s*,\\s*\\d{1,7}){0,9})?\\s*$',
+    default: '3600,21600',
+  }),
   CDP_SMS_BASE_URL: Type.String({ pattern: '^https?://', default: 'https://api.twilio.com' }),
   CDP_SMS_ACCOUNT_SID: Type.String({ default: '' }),
   CDP_SMS_AUTH_TOKEN: Type.String({ default: '' }),
@@ -317,6 +325,8 @@ export interface ChannelsConfig {
     };
     /** Provider webhook events per address per minute (ingest/email-webhooks.ts); 0 unlimited. */
     webhookRatePerMinute?: number;
+    /** Resend delays (s) of soft-bounced campaign emails (activation/soft-bounce-resend.ts). */
+    softBounceResendsS?: number[];
   };
   sms: {
     baseUrl: string;
@@ -588,6 +598,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
           webhookPublicKey: e.CDP_SENDGRID_WEBHOOK_PUBLIC_KEY,
         },
         webhookRatePerMinute: e.CDP_EMAIL_WEBHOOK_RATE_PER_MINUTE,
+        softBounceResendsS: list(e.CDP_EMAIL_SOFT_BOUNCE_RESENDS).map(Number),
         postmark: {
           serverToken: e.CDP_POSTMARK_SERVER_TOKEN,
           baseUrl: e.CDP_POSTMARK_BASE_URL,

@@ -58,8 +58,14 @@ const mailsTo = (addr: string) => smtp.mails.filter((m) => m.to.includes(addr));
 
 beforeAll(async () => {
   smtp = await startSmtpServer();
-  cfg = testConfig({ SMTP_URL: smtp.url, CDP_EMAIL_FROM: 'Shop <news@shop.test>' });
-  running = await startServices(cfg, ['activation', 'ledger', 'query'], testLogger(cfg));
+  cfg = testConfig({
+    SMTP_URL: smtp.url,
+    CDP_EMAIL_FROM: 'Shop <news@shop.test>',
+    CDP_POSTMARK_WEBHOOK_USER: 'pm',
+    CDP_POSTMARK_WEBHOOK_PASSWORD: 'pm-secret',
+    CDP_EMAIL_SOFT_BOUNCE_RESENDS: '1',
+  });
+  running = await startServices(cfg, ['ingest', 'activation', 'ledger', 'query'], testLogger(cfg));
   cfg.unsubscribe.publicUrl = running.urls.query!;
   changes = await segmentChangeProducer(cfg.kafka.brokers, topics(cfg.kafka.topicPrefix).segmentChanges);
   redis = createRedis(cfg.redis.url, testLogger(cfg), 'soft-bounce-test');
@@ -123,6 +129,55 @@ describe('soft-bounce resends', () => {
     });
     expect(rows.map((r) => r.sendKey).sort()).toEqual([key, `${key}.r1`, `${key}.r2`].sort());
     expect(new Set(rows.map((r) => r.segmentId))).toEqual(new Set([c.segmentId]));
+  });
+
+  it("through the ingest host: Postmark's SoftBounce webhook for our send brings the resend; a redelivery does not", async () => {
+    const c = await emailCampaign('once');
+    const pid = uniqueId('p');
+    const email = `${pid}@example.test`;
+    const traits = { plan: 'pro', name: 'Cy', email };
+    await setTraits(pid, traits);
+    await changes.send([change(cfg.keys.workspace, c.segmentId, pid, traits)]);
+    const first = await eventually('the first mail', () => mailsTo(email)[0]);
+    const key = first.headers.get('x-cdp-send-key')!;
+    // what Postmark posts for a soft bounce, its Metadata being what we sent with the message
+    const bounce = {
+      RecordType: 'Bounce',
+      ID: Math.floor(Math.random() * 1e9),
+      Type: 'SoftBounce',
+      TypeCode: 4096,
+      Name: 'Soft bounce',
+      MessageID: '883953f4-6105-42a2-a16a-77a8eac79483',
+      Description: 'The server was unable to deliver your message (ex: unknown user, mailbox not found).',
+      Details: '452 4.2.2 Mailbox full',
+      Email: email,
+      BouncedAt: new Date().toISOString(),
+      Metadata: { cdp_send_key: key, cdp_campaign: c.id, cdp_profile: pid },
+      MessageStream: 'broadcast',
+    };
+    const post = () =>
+      fetch(`${running.urls.ingest}/v1/webhooks/email/postmark/${cfg.keys.workspace}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from('pm:pm-secret').toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(bounce),
+      });
+    expect((await post()).status).toBe(200);
+    expect((await post()).status).toBe(200); // Postmark redelivers: one resend all the same
+    const second = await eventually('the resend', () => mailsTo(email)[1], 15_000);
+    expect(second.headers.get('x-cdp-send-key')).toBe(`${key}.r1`);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(mailsTo(email)).toHaveLength(2);
+    // the soft bounce is in the campaign's ledger beside both sends
+    await eventually('ledger rows', async () => {
+      const r = (await (await api(`/v1/ledger?campaignId=${c.id}`)).json()) as {
+        items: Array<{ outcome: string; sendKey: string }>;
+      };
+      const got = r.items.map((i) => `${i.outcome}:${i.sendKey}`).sort();
+      return got.join() === [`sent:${key}`, `sent:${key}.r1`, `soft_bounced:${key}`].sort().join();
+    });
   });
 
   it('a resend is decided afresh: an address hard-bounced since is suppressed', async () => {
