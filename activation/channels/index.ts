@@ -30,9 +30,14 @@ export function createChannels(
     push: pushChannel({ ...cfg.push, timeoutMs: cfg.timeoutMs }),
   };
   if (!workspaces) return defaults;
-  return withWorkspaceCredentials(defaults, workspaces.credentials, (c) => channelForCredentials(cfg, c), {
-    // a replaced channel stays open for the sends under way on it
-    retireAfterMs: 2 * cfg.timeoutMs + 1000,
-    log: workspaces.log,
-  });
+  return withWorkspaceCredentials(
+    defaults,
+    workspaces.credentials,
+    (c) => channelForCredentials(cfg, c, webhook),
+    {
+      // a replaced channel stays open for the sends under way on it
+      retireAfterMs: 2 * cfg.timeoutMs + 1000,
+      log: workspaces.log,
+    },
+  );
 }

@@ -10,6 +10,8 @@
 // channel is built on its first send and built again when its credentials' digest changes; the
 // one it replaces is closed a while later, when sends under way on it are done.
 // Endpoints (provider base URLs, the SES endpoint) stay the deployment's.
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type {
   ChannelCredentialStore,
   ChannelCredentials,
@@ -18,7 +20,9 @@ import type {
 import type { ChannelsConfig } from '../../runtime/config.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { ChannelName } from '../../schemas/campaign.ts';
+import { type GuardPolicy, refusal } from '../webhook/address-guard.ts';
 import type { Channel, Channels, SendResult } from './channel.ts';
+import { refused } from './channel.ts';
 import { emailChannel } from './email.ts';
 import { pushChannel } from './push.ts';
 import { smsChannel } from './sms.ts';
@@ -75,8 +79,51 @@ export async function watchChannelCredentials(opts: {
   };
 }
 
+/**
+ * A workspace's SMTP server is a destination a tenant chose: like a webhook's, it must not be
+ * loopback or private unless the deployment allows it (CDP_WEBHOOK_ALLOW_LOOPBACK / _PRIVATE).
+ * Checked on the resolved addresses before a send, the verdict kept a minute.
+ */
+export function guardSmtpHost(
+  inner: Channel,
+  url: string,
+  policy: GuardPolicy,
+  resolve: (host: string) => Promise<string[]> = async (h) =>
+    (await lookup(h, { all: true })).map((a) => a.address),
+): Channel {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  let verdict: { at: number; why?: string } | undefined;
+  return {
+    ...inner,
+    async send(req) {
+      if (!verdict || Date.now() - verdict.at > 60_000) {
+        let addresses: string[];
+        try {
+          addresses = isIP(host) ? [host] : await resolve(host);
+        } catch (err) {
+          return {
+            ok: false,
+            status: 0,
+            retriable: true,
+            error: `SMTP host ${host}: ${(err as Error).message}`,
+            latencyMs: 0,
+          };
+        }
+        const why = addresses.map((a) => refusal(a, policy)).find((w) => w !== undefined);
+        verdict = { at: Date.now(), why };
+      }
+      if (verdict.why) return refused(`SMTP server refused: ${host} resolves to a ${verdict.why}`);
+      return inner.send(req);
+    },
+  };
+}
+
 /** A channel that sends with a workspace's own credentials; the deployment's endpoints. */
-export function channelForCredentials(cfg: ChannelsConfig, c: ChannelCredentials): Channel {
+export function channelForCredentials(
+  cfg: ChannelsConfig,
+  c: ChannelCredentials,
+  guard: GuardPolicy = { allowLoopback: false, allowPrivate: false },
+): Channel {
   const timeoutMs = cfg.timeoutMs;
   if (c.channel === 'sms')
     // no StatusCallback: the ingest host checks Twilio's signatures with the deployment's token
@@ -85,7 +132,11 @@ export function channelForCredentials(cfg: ChannelsConfig, c: ChannelCredentials
     const e = c.creds;
     switch (e.provider) {
       case 'smtp':
-        return emailChannel({ provider: 'smtp', smtpUrl: e.url, from: e.from, timeoutMs });
+        return guardSmtpHost(
+          emailChannel({ provider: 'smtp', smtpUrl: e.url, from: e.from, timeoutMs }),
+          e.url,
+          guard,
+        );
       case 'ses':
         return emailChannel({
           provider: 'ses',
