@@ -18,6 +18,7 @@
 // configured allowlist.
 import { type KeyObject, verify, X509Certificate } from 'node:crypto';
 import type { EmailProviderEvent } from './email-webhooks.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 /** An SNS HTTP(S) delivery body. */
 export interface SnsMessage {
@@ -151,13 +152,26 @@ export class CertError extends Error {
   }
 }
 
+/** How far ahead of our clock a certificate's notBefore may be. */
+const CERT_CLOCK_SKEW_MS = 5 * 60_000;
+/** How long a certificate URL that gave no usable certificate (404, not a PEM) is not asked again. */
+export const CERT_FAILURE_TTL_MS = 60_000;
+
 /**
  * Signing certificates by URL: fetched once (with a timeout, no redirects, a size cap), the
- * public key kept until the certificate's own expiry; a failed fetch is not kept.
+ * public key kept until the certificate's own expiry. A URL that answered with no usable
+ * certificate is not asked again for a minute; one that could not be reached is asked again on
+ * the next message (SNS retries 20 s apart by default). Fetches are at most `fetchesPerMinute`
+ * (default 20; SNS uses one certificate for months): a flood of forged messages naming new
+ * URLs on SNS's host costs at most that many requests, the rest wait (503, SNS retries).
  */
-export function snsCertCache(opts: { timeoutMs: number; now: () => Date }) {
-  const cache = new Map<string, Promise<{ key: KeyObject; validTo: number }>>();
+export function snsCertCache(opts: { timeoutMs: number; now: () => Date; fetchesPerMinute?: number }) {
+  const cache = new Map<string, Promise<{ key: KeyObject; validTo: number; validFrom: number }>>();
+  const failed = new Map<string, { until: number; error: CertError }>();
+  const perMinute = opts.fetchesPerMinute ?? 20;
+  const limiter = new RateLimiter(perMinute / 60, perMinute);
   const load = async (url: string) => {
+    if (!limiter.take('cert', 1).ok) throw new CertError('too many certificate fetches, retry later', true);
     let res: Response;
     try {
       res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(opts.timeoutMs) });
@@ -176,25 +190,38 @@ export function snsCertCache(opts: { timeoutMs: number; now: () => Date }) {
     }
     try {
       const cert = new X509Certificate(pem);
-      return { key: cert.publicKey, validTo: Date.parse(cert.validTo) };
+      return {
+        key: cert.publicKey,
+        validTo: Date.parse(cert.validTo),
+        validFrom: Date.parse(cert.validFrom),
+      };
     } catch (err) {
       throw new CertError(`signing certificate unreadable: ${(err as Error).message}`, false);
     }
   };
   return {
     async key(url: string): Promise<KeyObject> {
+      const now = opts.now().getTime();
+      const f = failed.get(url);
+      if (f && f.until > now) throw f.error;
+      if (f) failed.delete(url);
       let p = cache.get(url);
       if (!p) {
         if (cache.size >= MAX_CACHED_CERTS) cache.delete(cache.keys().next().value as string);
         p = load(url);
         cache.set(url, p);
-        p.catch(() => cache.delete(url));
+        p.catch((err: unknown) => {
+          cache.delete(url);
+          if (err instanceof CertError && !err.retriable) {
+            if (failed.size >= MAX_CACHED_CERTS) failed.delete(failed.keys().next().value as string);
+            failed.set(url, { until: opts.now().getTime() + CERT_FAILURE_TTL_MS, error: err });
+          }
+        });
       }
-      const { key, validTo } = await p;
-      if (!(validTo > opts.now().getTime())) {
-        cache.delete(url);
-        throw new CertError('signing certificate expired', false);
-      }
+      const { key, validTo, validFrom } = await p;
+      // a certificate issued just now may look a little ahead of a clock that is behind
+      if (!(validTo > now) || !(validFrom <= now + CERT_CLOCK_SKEW_MS))
+        throw new CertError('signing certificate not valid now', false);
       return key;
     },
     size: () => cache.size,

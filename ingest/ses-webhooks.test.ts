@@ -38,7 +38,7 @@ import {
   type SoftBounceEvent,
   sendgridEvent,
 } from './email-webhooks.ts';
-import { type SnsMessage, snsStringToSign, snsUrlAllowed } from './ses-sns.ts';
+import { type SnsMessage, snsCertCache, snsStringToSign, snsUrlAllowed } from './ses-sns.ts';
 
 let redis: Redis;
 const prefix = uniqueId('sesw');
@@ -52,7 +52,9 @@ const producer: Producer = {
   send: async (topic, messages) => void sent.push(...messages.map((m) => ({ topic, m }))),
 };
 const softBounces: SoftBounceEvent[] = [];
-let NOW = Date.parse('2026-06-01T10:00:00.000Z');
+// the clock the certificates made below are valid at (for two days)
+const START = Math.floor(Date.now() / 1000) * 1000;
+let NOW = START;
 
 // ---- a local SNS: certificates and SubscribeURL --------------------------------------------
 
@@ -255,6 +257,16 @@ describe('SNS signature, topic, certificate and time checks', () => {
     expect(snsUrlAllowed('http://10.0.0.5/x.pem', 'http://10.0.0.5')).toBe(false);
   });
 
+  it('certificate fetches are bounded: new URLs beyond the per-minute budget wait (retriable)', async () => {
+    const before = hits.length;
+    const certs = snsCertCache({ timeoutMs: 2000, now: () => new Date(NOW), fetchesPerMinute: 1 });
+    expect(await certs.key(`${certUrl('good')}?budget`)).toBeDefined();
+    await expect(certs.key(certUrl('other'))).rejects.toMatchObject({ retriable: true });
+    // a cached one needs no fetch
+    expect(await certs.key(`${certUrl('good')}?budget`)).toBeDefined();
+    expect(hits.length - before).toBe(1);
+  });
+
   it('refuses tampered, wrongly signed, foreign-topic, foreign-host, stale and unsigned messages; changes nothing', async () => {
     const before = await state();
     const valid = snsMessage({ Type: 'Notification', MessageId: 'm-refused', Message: hardBounce() });
@@ -319,6 +331,18 @@ describe('SNS signature, topic, certificate and time checks', () => {
     );
     const r6 = await post(huge);
     expect([r6.status, await r6.json()]).toEqual([
+      403,
+      { success: false, error: 'invalid signing certificate' },
+    ]);
+    // a URL that gave no usable certificate is not asked again for a minute
+    expect((await post(huge)).status).toBe(403);
+    expect(hits.filter((h) => h === '/huge.pem')).toHaveLength(1);
+    // a certificate past its validity (made for two days; the clock three days on)
+    NOW += 3 * 24 * 3600 * 1000;
+    const late = snsMessage({ Type: 'Notification', MessageId: 'm-late', Message: hardBounce() });
+    const r7 = await post(late, WS, makeApp());
+    NOW -= 3 * 24 * 3600 * 1000;
+    expect([r7.status, await r7.json()]).toEqual([
       403,
       { success: false, error: 'invalid signing certificate' },
     ]);
@@ -529,8 +553,9 @@ describe('SES notifications', () => {
     expect(await r.json()).toEqual({ success: true, processed: 0, suppressed: 0, skipped: 1 });
   });
 
-  it('fetched each signing certificate once', () => {
-    expect(hits.filter((h) => h === '/SimpleNotificationService-good.pem')).toHaveLength(1);
+  it('fetched each signing certificate once per service, however many messages', () => {
+    // the service under test and the one made three days on (an expired certificate)
+    expect(hits.filter((h) => h === '/SimpleNotificationService-good.pem')).toHaveLength(2);
   });
 });
 
@@ -690,9 +715,7 @@ describe('the ledger rows in ClickHouse', () => {
     expect(rows).toHaveLength(6);
     expect(await count('bi_sends')).toBe(5);
     // two recipients of one bounce are one send's two rows in the table, one in the view
-    expect(Number(seen.find((r) => r.outcome === 'bounced')!.at_ms)).toBe(
-      Date.parse('2026-06-01T10:00:00.000Z') - 30_000,
-    );
+    expect(Number(seen.find((r) => r.outcome === 'bounced')!.at_ms)).toBe(START - 30_000);
     expect(seen.find((r) => r.outcome === 'bounced')!.provider_id).toBe('ses-m-1');
   });
 });
