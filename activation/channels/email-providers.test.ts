@@ -393,6 +393,9 @@ describe('SendGrid v3', () => {
     const throttled = await channel('SG.full').send(request('ada@example.com'));
     expect(throttled).toMatchObject({ ok: false, status: 429, retriable: true });
     expect(throttled.error).toMatch(/rate limit resets at \d+/);
+    // the retry waits for the window to reset (the stand-in resets it a minute ahead)
+    expect(throttled.retryAfterMs).toBeGreaterThan(55_000);
+    expect(throttled.retryAfterMs).toBeLessThanOrEqual(61_000);
     expect((await channel('SG.full').send(request('ada@example.com'))).ok).toBe(true);
     const unverified = await channel('SG.full').send(request('ada@example.com', 'ceo@other.test'));
     expect(unverified).toMatchObject({ ok: false, status: 403, retriable: false });

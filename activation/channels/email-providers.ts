@@ -18,7 +18,7 @@
 
 import { EMAIL_TAGS, POSTMARK_METADATA_MAX, sesTagValue } from '../../schemas/email-tags.ts';
 import type { SendResult } from './channel.ts';
-import { refused, retriableStatus } from './channel.ts';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter, refused, retriableStatus } from './channel.ts';
 import { type AwsCredentials, signRequest } from './sigv4.ts';
 
 export type EmailProvider = 'smtp' | 'ses' | 'sendgrid' | 'postmark';
@@ -114,12 +114,14 @@ const json = (s: string): Record<string, unknown> => {
 
 /** A final or retriable failure from an answer, by its status (0: no answer, retriable). */
 function failure(a: Answer, error: string, extra: Partial<SendResult> = {}): SendResult {
+  const retryAfterMs = parseRetryAfter(a.headers.get('retry-after'), Date.now());
   return {
     ok: false,
     status: a.status,
     retriable: a.status === 0 || retriableStatus(a.status),
     error,
     latencyMs: a.latencyMs,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     ...extra,
   };
 }
@@ -249,8 +251,14 @@ function sendgridSender(cfg: EmailApiConfig): EmailApiSender {
       const message = Array.isArray(errors)
         ? errors.map((e) => String((e as { message?: unknown }).message ?? '')).join('; ')
         : a.body.slice(0, 200);
+      // SendGrid's 429 says when its window resets (epoch seconds): the retry waits for it
       const reset = a.status === 429 ? a.headers.get('x-ratelimit-reset') : null;
-      return failure(a, `SendGrid ${a.status}: ${message}${reset ? ` (rate limit resets at ${reset})` : ''}`);
+      const resetMs = reset && /^\d{1,12}$/.test(reset) ? Number(reset) * 1000 - Date.now() : undefined;
+      return failure(
+        a,
+        `SendGrid ${a.status}: ${message}${reset ? ` (rate limit resets at ${reset})` : ''}`,
+        resetMs !== undefined ? { retryAfterMs: Math.min(MAX_RETRY_AFTER_MS, Math.max(0, resetMs)) } : {},
+      );
     },
   };
 }
