@@ -2,7 +2,8 @@
 // worker and ledger sink, the query API with one admin key per workspace, and a Twilio-like
 // server with several accounts that checks the HTTP Basic credentials each request carries.
 // Workspace A stores its own SMS account; workspace B has none and uses the deployment's
-// (env). Proves: nothing secret in Redis or the audit log; A's sends go with A's account
+// (env); A's email goes through its own SendGrid key, B's through the deployment's SMTP
+// server. Proves: nothing secret in Redis or the audit log; A's sends go with A's account
 // while B's go with the env's, in the same batch; a change reaches the worker within its poll;
 // a tampered blob, or one copied to another workspace, is refused and never replaced by the
 // env's credentials; a key rotation (previous key, then `cdp secrets rotate`); workspace B's
@@ -28,7 +29,8 @@ import type { RunningService } from '../../runtime/service.ts';
 import { WriteKeyStore } from '../../runtime/write-keys.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { topics } from '../../schemas/topics.ts';
-import { change, segmentChangeProducer } from '../activation-peers.ts';
+import { change, segmentChangeProducer, startSmtpServer } from '../activation-peers.ts';
+import { startSendgrid } from '../email-providers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
 
 const run = promisify(execFile);
@@ -50,7 +52,8 @@ const B_SID = `AC${'b'.repeat(32)}`;
 const B_TOKEN = `b-${randomBytes(12).toString('hex')}`;
 const KEY_A = `admin-a-${randomBytes(8).toString('hex')}`;
 const KEY_B = `admin-b-${randomBytes(8).toString('hex')}`;
-const SECRETS = [ENV.token, A.token, A_TOKEN_2, B_TOKEN];
+const SG_A = `SG.a-${randomBytes(12).toString('hex')}`;
+const SECRETS = [ENV.token, A.token, A_TOKEN_2, B_TOKEN, SG_A];
 
 interface Received {
   account: string;
@@ -107,6 +110,8 @@ let activation: RunningService;
 let ledger: RunningService;
 let app: ReturnType<typeof createQueryApp>;
 let twilio: Awaited<ReturnType<typeof startTwilioAccounts>>;
+let sendgrid: Awaited<ReturnType<typeof startSendgrid>>;
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let changes: Awaited<ReturnType<typeof segmentChangeProducer>>;
 let wsA: string;
 let wsB: string;
@@ -128,6 +133,22 @@ async function api(
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : {}, text };
+}
+
+async function campaign(key: string, content: Record<string, unknown>) {
+  const seg = await api(key, 'POST', '/v1/segments', {
+    name: uniqueId('s'),
+    rule: { '==': [{ var: 'traits.plan' }, 'pro'] },
+  });
+  expect(seg.status, seg.text).toBe(201);
+  const c = await api(key, 'POST', '/v1/campaigns', {
+    name: uniqueId('c'),
+    segmentId: seg.body.id,
+    on: 'enter',
+    ...content,
+  });
+  expect(c.status, c.text).toBe(201);
+  return { id: c.body.id as string, segmentId: seg.body.id as string };
 }
 
 async function smsCampaign(key: string) {
@@ -171,7 +192,12 @@ beforeAll(async () => {
   accounts.set(A.sid, A.token);
   accounts.set(B_SID, B_TOKEN);
   twilio = await startTwilioAccounts(accounts);
+  sendgrid = await startSendgrid({ keys: { [SG_A]: ['mail.send'] }, verified: ['news@a.test'] });
+  smtp = await startSmtpServer();
   cfg = testConfig({
+    SMTP_URL: smtp.url,
+    CDP_EMAIL_FROM: 'Deployment <env@deploy.test>',
+    CDP_SENDGRID_BASE_URL: sendgrid.url,
     CDP_SMS_BASE_URL: twilio.url,
     CDP_SMS_ACCOUNT_SID: ENV.sid,
     CDP_SMS_AUTH_TOKEN: ENV.token,
@@ -215,6 +241,8 @@ afterAll(async () => {
   await ledger?.stop();
   await clients?.close();
   await twilio?.close();
+  await sendgrid?.close();
+  await smtp?.close();
 });
 
 const smsA = { accountSid: A.sid, authToken: A.token, from: A.from };
@@ -332,6 +360,43 @@ describe('channel credentials API', () => {
     expect(sentTo(p)[0]).toMatchObject({ account: A.sid, authOk: true });
   });
 
+  it("email: A's stored SendGrid key while B goes through the deployment's SMTP server", async () => {
+    const put = await api(KEY_A, 'PUT', '/v1/channels/email/credentials', {
+      provider: 'sendgrid',
+      from: 'A Shop <news@a.test>',
+      apiKey: SG_A,
+    });
+    expect(put.status, put.text).toBe(201);
+    expect(put.body).toMatchObject({
+      provider: 'sendgrid',
+      from: 'A Shop <news@a.test>',
+      secrets: { apiKey: fingerprint(SG_A) },
+    });
+    expect(await redis.hget(credentialKeys(cfg.redis.prefix).hash, `${wsA}:email`)).not.toContain(SG_A);
+    await new Promise((r) => setTimeout(r, 2 * POLL_MS + 100));
+    const email = { channel: 'email', email: { subject: 'Hello {{ traits.name }}', text: 'Hi' } };
+    const ca = await campaign(KEY_A, email);
+    const cb = await campaign(KEY_B, email);
+    await new Promise((r) => setTimeout(r, 600));
+    await changes.send([
+      change(wsA, ca.segmentId, 'pa-mail', { plan: 'pro', name: 'Ada', email: 'ada@example.test' }),
+      change(wsB, cb.segmentId, 'pb-mail', { plan: 'pro', name: 'Bob', email: 'bob@example.test' }),
+    ]);
+    await eventually(
+      'both mails',
+      () =>
+        sendgrid.sent.some((m) => JSON.stringify(m.body).includes('ada@example.test')) &&
+        smtp.mails.some((m) => m.to.includes('bob@example.test')),
+      20_000,
+    );
+    const viaSendgrid = sendgrid.sent.map((m) => m.body as { from: { email: string }; subject: string });
+    expect(viaSendgrid).toEqual([
+      expect.objectContaining({ from: { email: 'news@a.test', name: 'A Shop' }, subject: 'Hello Ada' }),
+    ]);
+    expect(sendgrid.refused).toEqual([]);
+    expect(smtp.mails.map((m) => [m.from, m.to])).toEqual([['env@deploy.test', ['bob@example.test']]]);
+  });
+
   it("B's admin key neither sees nor changes A's credentials", async () => {
     const before = await redis.hget(credentialKeys(cfg.redis.prefix).hash, `${wsA}:sms`);
     expect((await api(KEY_B, 'GET', '/v1/channels/sms/credentials')).body.configured).toBe(false);
@@ -442,7 +507,7 @@ describe('channel credentials API', () => {
       },
     );
     expect(cli.stdout).toMatch(
-      new RegExp(`re-encrypted 1 stored channel credentials with key ${k2.id}; 0 already were`),
+      new RegExp(`re-encrypted 2 stored channel credentials with key ${k2.id}; 0 already were`),
     );
     const after = JSON.parse((await redis.hget(h, `${wsA}:sms`))!);
     expect(after.kid).toBe(k2.id);
@@ -467,7 +532,10 @@ describe('channel credentials API', () => {
         timeout: 60_000,
       },
     );
-    expect(again.stdout).toMatch(/re-encrypted 0 stored channel credentials .*; 1 already were/);
+    expect(again.stdout).toMatch(/re-encrypted 0 stored channel credentials .*; 2 already were/);
+    // A's email credentials (SendGrid) were re-sealed too and still open with the new key alone
+    const mail = await onlyNew.get(wsA, 'email');
+    expect(mail?.readable && mail.keyId).toBe(k2.id);
   });
 
   it("DELETE goes back to the env's account; the audit log has every change and no secret", async () => {
@@ -482,7 +550,7 @@ describe('channel credentials API', () => {
 
     const rs = await ch.query({
       query:
-        "SELECT workspace_id, actor, action, entity_id, before, after FROM audit_log WHERE workspace_id IN ({a:String}, {b:String}) AND entity_type = 'channel_credentials' ORDER BY at",
+        "SELECT workspace_id, actor, action, entity_id, before, after FROM audit_log WHERE workspace_id IN ({a:String}, {b:String}) AND entity_type = 'channel_credentials' AND entity_id = 'sms' ORDER BY at",
       query_params: { a: wsA, b: wsB },
       format: 'JSONEachRow',
     });
