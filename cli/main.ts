@@ -274,6 +274,10 @@ async function main(argv: string[]): Promise<void> {
     case 'secrets': {
       if (rest[0] !== 'rotate' || rest.length > 1) throw new UsageError('cdp secrets rotate');
       const cfg = loadConfig(env);
+      if (!cfg.channels.secrets.current)
+        throw new ConfigError([
+          'CDP_SECRETS_KEY: required by cdp secrets rotate (the new key; the old one as CDP_SECRETS_KEY_PREVIOUS)',
+        ]);
       const log = createLogger({ level: cfg.logLevel, name: 'cdp' });
       const clients = createClients(cfg, log);
       try {

@@ -288,6 +288,26 @@ describe('channel credentials API', () => {
     const big = await api(KEY_A, 'PUT', '/v1/channels/sms/credentials', { ...smsA, pad: 'x'.repeat(70_000) });
     expect(big.status).toBe(413);
     expect((await api(KEY_A, 'DELETE', '/v1/channels/sms/credentials')).status).toBe(404);
+    // a query service without CDP_SECRETS_KEY stores nothing and says how to set it
+    const keyless = createQueryApp({
+      redis,
+      clickhouse: ch,
+      defs: new DefinitionStore(redis, cfg.redis.prefix),
+      writeKeys: new WriteKeyStore(redis, cfg.redis.prefix),
+      redisPrefix: cfg.redis.prefix,
+      resolveAdminKey: (k) => (k === KEY_A ? wsA : undefined),
+      unsubscribeSecret: cfg.unsubscribe.secret,
+      log: testLogger(cfg),
+    });
+    const refused = await keyless.request('/v1/channels/sms/credentials', {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+      body: JSON.stringify(smsA),
+    });
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: string }).error).toMatch(
+      /^CDP_SECRETS_KEY is not set: set it to 32 random bytes .*openssl rand -base64 32/,
+    );
     // nothing was stored by any of these
     expect(await redis.hlen(credentialKeys(cfg.redis.prefix).hash)).toBe(0);
   });
