@@ -304,6 +304,8 @@ export function ingestOpenApi(): object {
                   sg_event_id: { type: 'string' },
                   timestamp: { type: 'integer' },
                   cdp_send_key: { type: 'string' },
+                  cdp_campaign: { type: 'string' },
+                  cdp_profile: { type: 'string' },
                 },
               },
             },
@@ -337,7 +339,7 @@ export function ingestOpenApi(): object {
                 Email: { type: 'string' },
                 Recipient: { type: 'string' },
                 MessageID: { type: 'string' },
-                Metadata: { type: 'object' },
+                Metadata: { type: 'object', description: 'cdp_send_key, cdp_campaign, cdp_profile as sent' },
               },
             },
           },
@@ -346,6 +348,84 @@ export function ingestOpenApi(): object {
       responses: {
         ...emailWebhookResponses,
         '401': { description: 'missing or wrong Basic credentials (nothing changed)' },
+      },
+    },
+  };
+  paths['/v1/webhooks/email/ses/{workspace}'] = {
+    post: {
+      operationId: 'sesSnsWebhook',
+      summary:
+        'Amazon SES bounces, complaints and deliveries through an Amazon SNS HTTPS subscription (raw message delivery off). SNS signature v1/v2 checked with the certificate from https://sns.<region>.amazonaws.com; TopicArn must be on CDP_SES_SNS_TOPIC_ARNS; Timestamp at most 65 minutes old. Bounce Permanent suppresses, Transient/Undetermined are soft, Complaint suppresses, Delivery is a delivery; one event per recipient. A SubscriptionConfirmation passing all checks is confirmed (GET of SubscribeURL) and audited',
+      tags: ['email'],
+      security: [],
+      parameters: [
+        ...workspaceParam,
+        {
+          name: 'x-amz-sns-message-type',
+          in: 'header',
+          required: false,
+          schema: {
+            type: 'string',
+            enum: ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'],
+          },
+          description: 'set by SNS; the signed Type in the body is what counts',
+        },
+      ],
+      requestBody: {
+        required: true,
+        description: 'the SNS message as JSON (SNS sends it as text/plain)',
+        content: {
+          'text/plain': {
+            schema: {
+              type: 'object',
+              required: [
+                'Type',
+                'MessageId',
+                'TopicArn',
+                'Message',
+                'Timestamp',
+                'SignatureVersion',
+                'Signature',
+                'SigningCertURL',
+              ],
+              properties: {
+                Type: {
+                  type: 'string',
+                  enum: ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'],
+                },
+                MessageId: { type: 'string' },
+                TopicArn: { type: 'string' },
+                Subject: { type: 'string' },
+                Message: {
+                  type: 'string',
+                  description: 'the SES notification JSON (notificationType or eventType)',
+                },
+                Timestamp: { type: 'string', format: 'date-time' },
+                SignatureVersion: { type: 'string', enum: ['1', '2'] },
+                Signature: { type: 'string', description: 'base64' },
+                SigningCertURL: { type: 'string', format: 'uri' },
+                SubscribeURL: { type: 'string', format: 'uri' },
+                Token: { type: 'string' },
+                UnsubscribeURL: { type: 'string', format: 'uri' },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        ...emailWebhookResponses,
+        '200': {
+          description:
+            'Notification stored: `{success, processed, suppressed, skipped}`; SubscriptionConfirmation: `{success, confirmed: true, already?: true}`; UnsubscribeConfirmation: `{success}`',
+        },
+        '403': {
+          description:
+            'not configured (no CDP_SES_SNS_TOPIC_ARNS), unsigned, bad signature, topic not allowed, certificate URL not on SNS, unusable certificate, stale Timestamp, SubscribeURL not on SNS (nothing changed)',
+        },
+        '503': {
+          description:
+            'Redis or Kafka unavailable, the certificate could not be fetched just now, the subscription could not be confirmed, or the same event is being handled by another delivery: retry (SNS does)',
+        },
       },
     },
   };

@@ -801,7 +801,7 @@ export function queryOpenApi(): object {
       '/v1/campaigns/{id}/stats': {
         get: op(
           'campaignStats',
-          'Sent, failed, retried, delayed, suppressed by reason; delivery latency p50/p99 (ms); with email tracking, engagement {opened, clicked, machineOnlyOpened, machineOnlyClicked, openRate, clickRate} per send',
+          'Sent, failed, retried, delayed, suppressed by reason; delivery latency p50/p99 (ms); what the email provider reported back, delivery {delivered, bounced, softBounced, complained, deliveryRate, bounceRate, complaintRate} (never counted as sends); with email tracking, engagement {opened, clicked, machineOnlyOpened, machineOnlyClicked, openRate, clickRate} per send',
           {
             parameters: [id('id')],
           },
