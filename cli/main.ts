@@ -83,14 +83,6 @@ async function main(argv: string[]): Promise<void> {
       const dataDir = resolve(env.CDP_DATA_DIR ?? '.data');
       mkdirSync(dataDir, { recursive: true });
       const log = createLogger({ level: env.LOG_LEVEL ?? 'info', name: 'cdp' });
-      const started = Date.now();
-      process.stderr.write('starting the local stack (first run downloads Kafka from Maven Central)...\n');
-      const stack = await startLocalStack({
-        dataDir,
-        env,
-        kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
-        redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
-      });
       // per-workspace channel credentials are encrypted with CDP_SECRETS_KEY: the one-box
       // default is a key generated once into the data directory (mode 0600)
       let secretsKey = env.CDP_SECRETS_KEY;
@@ -105,6 +97,14 @@ async function main(argv: string[]): Promise<void> {
             : 'secrets_key_loaded: CDP_SECRETS_KEY unset; using the key in the data directory',
         );
       }
+      const started = Date.now();
+      process.stderr.write('starting the local stack (first run downloads Kafka from Maven Central)...\n');
+      const stack = await startLocalStack({
+        dataDir,
+        env,
+        kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
+        redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
+      });
       let stopServices: (() => Promise<void>) | undefined;
       onShutdown(async () => {
         // services first (they flush into Kafka, Redis and ClickHouse), the stack last
