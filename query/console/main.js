@@ -13,6 +13,7 @@ import { LiveView } from './live.js';
 import { PageDetail, PageEditor, PageList } from './pages.js';
 import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
+import { SettingsScreen } from './settings.js';
 import { TrackingPlanScreen } from './tracking-plan.js';
 import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
 
@@ -65,6 +66,7 @@ const NAV = [
   ['#/exports', 'Exports'],
   ['#/tracking-plan', 'Tracking plan'],
   ['#/live', 'Live'],
+  ['#/settings', 'Settings'],
 ];
 
 /** `#/ledger/steps?journeyId=j1` → ['ledger/steps', 'journeyId=j1']: the screen, and its filters. */
@@ -111,6 +113,8 @@ function route(hash) {
       return html`<${LedgerScreen} tab=${id} query=${query} />`;
     case 'audit':
       return html`<${AuditScreen} query=${query} />`;
+    case 'settings':
+      return html`<${SettingsScreen} tab=${id ?? 'keys'} />`;
     case 'analytics':
       return html`<${AnalyticsScreen} tab=${id ?? 'funnel'} />`;
     default:
