@@ -219,6 +219,9 @@ export function withWorkspaceCredentials(
       ch.close?.().catch(() => {});
     }, opts.retireAfterMs).unref();
   };
+  // `devicesFor` (push: the devices the provider can reach) is not passed on: it has no
+  // workspace, and a workspace's provider may differ from the deployment's (APNs vs FCM).
+  // Every device goes to send(), where the push channel that sends filters them itself.
   const wrap = (base: Channel): Channel => ({
     name: base.name,
     recipient: (c, change) => base.recipient(c, change),
