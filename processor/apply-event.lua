@@ -321,7 +321,8 @@ local function applyDevice(pid, dev, ts)
     end
   end
   if token == '' then return nil end
-  redis.call('HSET', pkey(pid) .. ':dev', key, string.format('%.0f', ts) .. '|' .. typ .. '|' .. token)
+  -- (an event time before 1970 counts as 0: the stored time is digits only)
+  redis.call('HSET', pkey(pid) .. ':dev', key, string.format('%.0f', math.max(ts, 0)) .. '|' .. typ .. '|' .. token)
   redis.call('SET', ikey, pid)
   -- the same device, registered before without its id
   if string.sub(key, 1, 2) == 'i:' and redis.call('HEXISTS', pkey(pid) .. ':dev', 't:' .. token) == 1 then
