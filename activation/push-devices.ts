@@ -46,6 +46,8 @@ if not cur or string.match(cur, '^%d+|[^|]*|(.*)$') ~= ARGV[3] then return 0 end
 redis.call('HDEL', dkey, ARGV[2])
 local owner = KEYS[1] .. ':dev:' .. ARGV[2]
 if redis.call('GET', owner) == pid then redis.call('DEL', owner) end
+local tk = KEYS[1] .. ':devtok:' .. ARGV[3]
+if redis.call('GET', tk) == ARGV[2] then redis.call('DEL', tk) end
 return 1`;
 
 declare module 'ioredis' {

@@ -35,6 +35,7 @@
 --                                  at most opts.maxDevices (the least recently seen dropped)
 --   <tag>:dev:<deviceKey>          the profile a push device belongs to (one at a time: a
 --                                  device seen on another profile moves there)
+--   <tag>:devtok:<token>           the device key a push token belongs to (one at a time)
 --   <tag>:acct:<groupId>:t / :tt   account traits (JSON) / their times, last write wins
 -- ARGV: dedupTtlSeconds, maxIdentities, nowMs, readState ('all': the state of every
 --       profile; 'changed': only of those whose identity this call changed, for a workspace
@@ -277,12 +278,26 @@ local function mergeContact(src, dst)
 end
 
 -- Push devices. An entry's last-seen time (event time) orders them: a later registration of a
--- device wins, an older event arriving late changes nothing.
+-- device wins, an older event arriving late changes nothing. A token belongs to one device
+-- (<tag>:devtok:<token> -> device key) and a device to one profile (<tag>:dev:<key> -> pid).
 local function deviceSeen(v) return tonumber(string.match(v, '^(%d+)|') or '0') end
+local function tokenOf(v) return string.match(v, '^%d+|[^|]*|(.*)$') end
 
--- Drops a device from a profile, and its owner record if it still names that profile.
+-- Forgets that a token is a device's, if it still is.
+local function forgetToken(token, key)
+  if not token then return end
+  local tk = tag .. ':devtok:' .. token
+  if redis.call('GET', tk) == key then redis.call('DEL', tk) end
+end
+
+-- Drops a device from a profile, with its owner and token records if they still name it.
 local function dropDevice(pid, key)
-  redis.call('HDEL', pkey(pid) .. ':dev', key)
+  local dkey = pkey(pid) .. ':dev'
+  local v = redis.call('HGET', dkey, key)
+  if v then
+    forgetToken(tokenOf(v), key)
+    redis.call('HDEL', dkey, key)
+  end
   local ikey = tag .. ':dev:' .. key
   if redis.call('GET', ikey) == pid then redis.call('DEL', ikey) end
 end
@@ -302,32 +317,51 @@ local function trimDevices(pid)
   for i = 1, n - maxDevices do dropDevice(pid, list[i][1]) end
 end
 
--- An event's device (see ARGV): registered on the event's profile (moved from the profile
--- that had it, so a shared phone stops reaching the person who used it before), or
--- unregistered (token ''). Returns what it refused, for `limited`, or nil.
+-- An event's device (see ARGV): registered on the event's profile, or unregistered (token '').
+-- The device leaves the profile that had it, and so does another device entry holding the
+-- same token (registered without an id, or under an id since changed), so a shared phone
+-- stops reaching the person who used it before. Returns what it refused, for `limited`, or nil.
 local function applyDevice(pid, dev, ts)
   if dev[1] == '!' then return 'device:' .. dev[2] end
   local key, token, typ = dev[1], dev[2], dev[3]
   local ikey = tag .. ':dev:' .. key
-  local owner = redis.call('GET', ikey)
+  -- what is there now (checked before anything changes: a later registration stands)
+  local owner, cur = redis.call('GET', ikey), nil
   if owner then
     owner = follow(owner)
-    local cur = redis.call('HGET', pkey(owner) .. ':dev', key)
-    -- a later registration of this device stands
+    cur = redis.call('HGET', pkey(owner) .. ':dev', key)
     if cur and deviceSeen(cur) > ts then return nil end
-    if owner ~= pid or token == '' then
-      redis.call('HDEL', pkey(owner) .. ':dev', key)
-      redis.call('DEL', ikey)
+  end
+  local other, otherOwner = nil, nil
+  if token ~= '' then
+    other = redis.call('GET', tag .. ':devtok:' .. token)
+    if other == key then other = nil end
+    if other then
+      otherOwner = redis.call('GET', tag .. ':dev:' .. other)
+      if otherOwner then otherOwner = follow(otherOwner) end
+      local ov = otherOwner and redis.call('HGET', pkey(otherOwner) .. ':dev', other)
+      if ov and tokenOf(ov) == token then
+        if deviceSeen(ov) > ts then return nil end
+      else
+        other = nil -- a stale token record: overwritten below
+      end
     end
+  end
+  if other then dropDevice(otherOwner, other) end
+  if owner and cur then
+    if owner ~= pid or token == '' then
+      dropDevice(owner, key)
+    elseif tokenOf(cur) ~= token then
+      forgetToken(tokenOf(cur), key) -- the device's earlier token
+    end
+  elseif owner then
+    redis.call('DEL', ikey)
   end
   if token == '' then return nil end
   -- (an event time before 1970 counts as 0: the stored time is digits only)
   redis.call('HSET', pkey(pid) .. ':dev', key, string.format('%.0f', math.max(ts, 0)) .. '|' .. typ .. '|' .. token)
   redis.call('SET', ikey, pid)
-  -- the same device, registered before without its id
-  if string.sub(key, 1, 2) == 'i:' and redis.call('HEXISTS', pkey(pid) .. ':dev', 't:' .. token) == 1 then
-    dropDevice(pid, 't:' .. token)
-  end
+  redis.call('SET', tag .. ':devtok:' .. token, key)
   trimDevices(pid)
   return nil
 end
@@ -338,11 +372,13 @@ local function mergeDevices(src, dst)
   local f = redis.call('HGETALL', pkey(src) .. ':dev')
   if #f == 0 then return end
   for i = 1, #f, 2 do
-    local cur = redis.call('HGET', pkey(dst) .. ':dev', f[i])
-    if not cur or deviceSeen(f[i + 1]) > deviceSeen(cur) then
-      redis.call('HSET', pkey(dst) .. ':dev', f[i], f[i + 1])
-    end
-    redis.call('SET', tag .. ':dev:' .. f[i], dst)
+    local k, v = f[i], f[i + 1]
+    local cur = redis.call('HGET', pkey(dst) .. ':dev', k)
+    local keep, lose = v, cur
+    if cur and deviceSeen(v) <= deviceSeen(cur) then keep, lose = cur, v end
+    if lose and tokenOf(lose) ~= tokenOf(keep) then forgetToken(tokenOf(lose), k) end
+    if keep == v then redis.call('HSET', pkey(dst) .. ':dev', k, v) end
+    redis.call('SET', tag .. ':dev:' .. k, dst)
   end
   redis.call('DEL', pkey(src) .. ':dev')
   trimDevices(dst)

@@ -126,6 +126,33 @@ describe('push devices from context.device.token', () => {
     expect(await w.devices(anon!.profileId)).toEqual([`i:phone-1=ios:${hex('a')}`]);
   });
 
+  it('a token is one device’s: registered under another device id or without one, on another profile, it leaves the first', async () => {
+    const w = workspace();
+    // a server-side call registered the token without a device id for Ada
+    const [ada] = await w.apply(
+      event({ userId: 'ada', context: device(undefined, 'fcm:shared', 'android') }),
+    );
+    await w.apply(event({ userId: 'ada', context: device('ada-tablet', 'fcm:tablet', 'android') }));
+    // the phone's SDK sends it with its id, signed in as Bob
+    const [bob] = await w.apply(
+      event({ userId: 'bob', context: device('phone-9', 'fcm:shared', 'android') }),
+    );
+    expect(await w.devices(ada!.profileId)).toEqual(['i:ada-tablet=android:fcm:tablet']);
+    expect(await w.devices(bob!.profileId)).toEqual(['i:phone-9=android:fcm:shared']);
+    // the app was reinstalled: a new device id, the same token, now Carol's
+    const [carol] = await w.apply(
+      event({ userId: 'carol', context: device('phone-9b', 'fcm:shared', 'android') }),
+    );
+    expect(await w.devices(bob!.profileId)).toEqual([]);
+    expect(await w.devices(carol!.profileId)).toEqual(['i:phone-9b=android:fcm:shared']);
+    expect(await redis.get(w.keys.deviceToken('fcm:shared'))).toBe('i:phone-9b');
+    expect(await redis.exists(w.keys.deviceOwner('t:fcm:shared'), w.keys.deviceOwner('i:phone-9'))).toBe(0);
+    // a device's new token frees the old one
+    await w.apply(event({ userId: 'ada', context: device('ada-tablet', 'fcm:tablet-2', 'android') }));
+    expect(await redis.exists(w.keys.deviceToken('fcm:tablet'))).toBe(0);
+    expect(await redis.get(w.keys.deviceToken('fcm:tablet-2'))).toBe('i:ada-tablet');
+  });
+
   it('token null (or empty) with a device id unregisters the device, wherever it is', async () => {
     const w = workspace();
     const [a] = await w.apply(event({ userId: 'u1', context: device('ios-1', hex('a')) }));
@@ -134,6 +161,7 @@ describe('push devices from context.device.token', () => {
     await w.apply(event({ userId: 'u2', context: device('ios-2', '') }));
     expect(await w.devices(a!.profileId)).toEqual([]);
     expect(await redis.exists(w.keys.deviceOwner('i:ios-1'), w.keys.deviceOwner('i:ios-2'))).toBe(0);
+    expect(await redis.exists(w.keys.deviceToken(hex('a')), w.keys.deviceToken(hex('c')))).toBe(0);
   });
 
   it('a replayed event (same messageId) records nothing again', async () => {
@@ -207,8 +235,9 @@ describe('hostile device input is bounded', () => {
     const list = await w.store.list('ws', pid);
     expect(list).toHaveLength(20);
     expect(list.map((d) => d.key)).toEqual(Array.from({ length: 20 }, (_, i) => `i:d${999 - i}`));
-    const owners = await redis.keys(`${w.keys.tag.replace(/([{}])/g, '\\$1')}:dev:*`);
+    const owners = await redis.keys(`${w.keys.tag}:dev:*`);
     expect(owners).toHaveLength(20);
+    expect(await redis.keys(`${w.keys.tag}:devtok:*`)).toHaveLength(20);
   });
 
   it('a token longer than 512 characters, or not a string, is not recorded and is reported as limited; the event is applied', async () => {
@@ -313,6 +342,8 @@ describe('access export and erasure', () => {
       expect(await w.devices(pid)).toEqual([]);
     }
     expect(await redis.exists(w.keys.deviceOwner('i:ios-1'), w.keys.deviceOwner('i:and-1'))).toBe(0);
+    expect(await redis.exists(w.keys.deviceToken(hex('a')), w.keys.deviceToken('fcm:1'))).toBe(0);
+    expect(await redis.get(w.keys.deviceToken('fcm:2'))).toBe('i:and-2');
     // someone else's device stays
     expect(await w.devices(other!.profileId)).toEqual(['i:and-2=android:fcm:2']);
     expect(await redis.get(w.keys.deviceOwner('i:and-2'))).toBe(other!.profileId);

@@ -54,10 +54,14 @@ for _, q in ipairs(pids) do
   for _, c in ipairs(redis.call('SMEMBERS', p .. ':cs')) do redis.call('DEL', p .. ':c:' .. c) end
   for _, a in ipairs(redis.call('SMEMBERS', p .. ':ags')) do redis.call('DEL', p .. ':ag:' .. a) end
   for _, ch in ipairs(channels) do redis.call('DEL', p .. ':cap:' .. ch) end
-  -- push devices: the device no longer names this person (a later event registers it afresh)
-  for _, d in ipairs(redis.call('HKEYS', p .. ':dev')) do
+  -- push devices: neither the device nor its token names this person any more (a later
+  -- event registers them afresh)
+  local devs = redis.call('HGETALL', p .. ':dev')
+  for i = 1, #devs, 2 do
+    local d, token = devs[i], string.match(devs[i + 1], '^%d+|[^|]*|(.*)$')
     local owner = redis.call('GET', tag .. ':dev:' .. d)
     if owner and isErased[owner] then redis.call('DEL', tag .. ':dev:' .. d) end
+    if token and redis.call('GET', tag .. ':devtok:' .. token) == d then redis.call('DEL', tag .. ':devtok:' .. token) end
   end
   -- re-entry records: the profile's hash (<p>:re), and older ones per campaign
   for _, c in ipairs(campaigns) do redis.call('DEL', tag .. ':re:' .. c .. ':' .. q) end

@@ -24,6 +24,8 @@ export interface WorkspaceKeys {
   profileDevices(profileId: string): string;
   /** String: the profile a push device (device key, as above) belongs to now. */
   deviceOwner(deviceKey: string): string;
+  /** String: the device key a push token belongs to now (a token is one device's at a time). */
+  deviceToken(token: string): string;
   /** Set of the device keys one push send (by send key) has reached, kept between its attempts. */
   pushDone(sendKey: string): string;
   dedup(messageId: string): string;
@@ -101,6 +103,7 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     profileScoreCounters: (pid) => `${tag}:p:${pid}:sc`,
     profileDevices: (pid) => `${tag}:p:${pid}:dev`,
     deviceOwner: (key) => `${tag}:dev:${key}`,
+    deviceToken: (token) => `${tag}:devtok:${token}`,
     pushDone: (key) => `${tag}:pushdone:${key}`,
     dedup: (mid) => `${tag}:dedup:${mid}`,
     segmentMembers: (sid) => `${tag}:s:${sid}:m`,
