@@ -1,5 +1,6 @@
 // Composition root of the ingest service.
 import { DEFAULT_SOFT_BOUNCE_RESEND_DELAYS_S, softBounceResender } from '../activation/soft-bounce-resend.ts';
+import { ChannelCredentialStore } from '../runtime/channel-credentials.ts';
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
@@ -30,6 +31,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     delaysS: mail.softBounceResendsS ?? DEFAULT_SOFT_BOUNCE_RESEND_DELAYS_S,
   });
   const writeKeyStore = new WriteKeyStore(clients.redis(), cfg.redis.prefix);
+  const credentials = new ChannelCredentialStore(clients.redis(), cfg.redis.prefix, cfg.channels.secrets);
   const writeKeys = watchWriteKeys({
     store: writeKeyStore,
     bootstrap: new Map([[cfg.keys.writeKey, cfg.keys.workspace]]),
@@ -137,6 +139,13 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       redis: clients.redis(),
       redisPrefix: cfg.redis.prefix,
       authToken: cfg.channels.sms.authToken,
+      // callbacks of a workspace's own Twilio account are signed with its token
+      workspaceAuthToken: async (ws) => {
+        const stored = await credentials.get(ws, 'sms');
+        return stored?.readable && stored.credentials.channel === 'sms'
+          ? stored.credentials.creds.authToken
+          : undefined;
+      },
       publicUrl: cfg.ingest.publicUrl,
       helpText: cfg.channels.sms.helpText,
       workspaceKnown: async (ws) =>

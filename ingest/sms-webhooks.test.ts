@@ -4,12 +4,14 @@
 // changes nothing; `failed` with 21610 suppresses the number; inbound STOP suppresses the
 // sender and queues a provable consent_log row, START lifts it, HELP answers the help text;
 // a redelivered callback does nothing again.
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { contactPolicy } from '../activation/policy/check-contact-policy.ts';
+import { ChannelCredentialStore, parseCredentials } from '../runtime/channel-credentials.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
 import { createRedis } from '../runtime/redis.ts';
+import { keyring, parseSecretKey } from '../runtime/secrets-key.ts';
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import { type SmsConsentJob, smsConsentDueKey } from '../schemas/sms-consent.ts';
 import { createIngestApp } from './app.ts';
@@ -278,5 +280,66 @@ describe('Twilio inbound keywords', () => {
     expect(await decide()).toEqual({ kind: 'suppress', rule: 'suppression_list' });
     await post('inbound', { MessageSid: 'SMp2', From: '+15554440000', Body: 'unstop' });
     expect((await decide()).kind).toBe('allow');
+  });
+});
+
+describe("a workspace's own Twilio account", () => {
+  it("takes callbacks signed with the workspace's stored token or the deployment's; another account's is a 403", async () => {
+    const ws = 'ws_sms_own';
+    const ring = keyring(parseSecretKey(randomBytes(32).toString('base64')));
+    const store = new ChannelCredentialStore(redis, PREFIX, ring);
+    const own = `own${randomBytes(12).toString('hex')}`;
+    const parsed = parseCredentials('sms', {
+      accountSid: `AC${randomBytes(16).toString('hex')}`,
+      authToken: own,
+      from: '+15550001',
+    });
+    if (!('ok' in parsed)) throw new Error(parsed.error);
+    await store.put(ws, parsed.ok, 'key:test', new Date());
+    const withAccounts = (envToken: string) =>
+      createIngestApp({
+        producer,
+        eventsTopic: 'events',
+        resolveWriteKey: () => undefined,
+        log,
+        smsWebhooks: {
+          redis,
+          redisPrefix: PREFIX,
+          authToken: envToken,
+          workspaceAuthToken: async (w) => {
+            const s = await store.get(w, 'sms');
+            return s?.readable && s.credentials.channel === 'sms' ? s.credentials.creds.authToken : undefined;
+          },
+          publicUrl: PUBLIC,
+          helpText: 'help',
+          workspaceKnown: async (w) => w === ws || w === WS,
+          log,
+          now: () => new Date(),
+        },
+      });
+    const status = (a: ReturnType<typeof createIngestApp>, w: string, token: string, sid: string) => {
+      const path = `/v1/webhooks/sms/twilio/${w}/status`;
+      const params = { MessageSid: sid, MessageStatus: 'delivered', To: '+15550100' };
+      let data = PUBLIC + path;
+      for (const k of Object.keys(params).sort()) data += k + params[k as keyof typeof params];
+      return a.request(path, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-twilio-signature': createHmac('sha1', token).update(data, 'utf8').digest('base64'),
+        },
+        body: new URLSearchParams(params).toString(),
+      });
+    };
+    const both = withAccounts(TOKEN);
+    expect((await status(both, ws, own, 'SMown1')).status).toBe(200);
+    expect((await status(both, ws, TOKEN, 'SMenv1')).status).toBe(200);
+    expect((await status(both, ws, 'someone-elses-token', 'SMx1')).status).toBe(403);
+    // the workspace's token is no key to another workspace's webhooks
+    expect((await status(both, WS, own, 'SMx2')).status).toBe(403);
+    // a deployment without an SMS account of its own still takes the workspace's
+    const onlyOwn = withAccounts('');
+    expect((await status(onlyOwn, ws, own, 'SMown2')).status).toBe(200);
+    expect((await status(onlyOwn, WS, TOKEN, 'SMx3')).status).toBe(503);
   });
 });

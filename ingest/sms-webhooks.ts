@@ -44,8 +44,13 @@ export interface SmsWebhookRedis {
 export interface SmsWebhookDeps {
   redis: SmsWebhookRedis;
   redisPrefix: string;
-  /** CDP_SMS_AUTH_TOKEN; empty: every webhook is refused (503: not configured). */
+  /** CDP_SMS_AUTH_TOKEN; empty (and no workspace account): every webhook is refused (503). */
   authToken: string;
+  /**
+   * The auth token of the workspace's own Twilio account (stored channel credentials), if it
+   * has one: its messages' callbacks are signed with it. A signature by either token is taken.
+   */
+  workspaceAuthToken?: (workspaceId: string) => Promise<string | undefined>;
   /** CDP_INGEST_PUBLIC_URL: the URL Twilio calls, as it signs it. */
   publicUrl: string;
   /** Answered to HELP (CDP_SMS_HELP_TEXT). */
@@ -136,7 +141,6 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
       c.header('Retry-After', String(rate.retryAfterSeconds));
       return text(429, 'rate limit exceeded');
     }
-    if (!deps.authToken) return text(503, 'SMS webhooks are not configured');
     const declared = Number(c.req.header('content-length') ?? '0');
     if (declared > MAX_SMS_WEBHOOK_BYTES) return text(413, 'body too large');
     const ct = (c.req.header('content-type') ?? '').toLowerCase();
@@ -145,13 +149,18 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
     const buf = new Uint8Array(await c.req.arrayBuffer());
     if (buf.byteLength > MAX_SMS_WEBHOOK_BYTES) return text(413, 'body too large');
     if (!WS.test(ws) || !(await deps.workspaceKnown(ws))) return text(404, 'unknown workspace');
+    // the deployment's account, and the workspace's own when it has one
+    const own = deps.workspaceAuthToken ? await deps.workspaceAuthToken(ws) : undefined;
+    const tokens = [deps.authToken, own].filter((t): t is string => !!t);
+    if (tokens.length === 0) return text(503, 'SMS webhooks are not configured');
     const params = [...new URLSearchParams(new TextDecoder().decode(buf))];
     const q = new URL(c.req.url).search;
-    const expected = twilioSignature(deps.authToken, base + c.req.path + q, params);
-    const given = c.req.header('x-twilio-signature') ?? '';
-    const a = Buffer.from(expected);
-    const b = Buffer.from(given);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) {
+    const b = Buffer.from(c.req.header('x-twilio-signature') ?? '');
+    const signedBy = tokens.some((t) => {
+      const a = Buffer.from(twilioSignature(t, base + c.req.path + q, params));
+      return a.length === b.length && timingSafeEqual(a, b);
+    });
+    if (!signedBy) {
       deps.log.warn({ workspaceId: ws, path: c.req.path }, 'sms_webhook_bad_signature');
       return text(403, 'invalid signature');
     }

@@ -337,6 +337,8 @@ export interface ChannelsConfig {
     webhookRatePerMinute: number;
     /** CDP_INGEST_PUBLIC_URL when set (and an auth token): sends ask for status callbacks there. */
     statusCallbackBase: string;
+    /** CDP_INGEST_PUBLIC_URL for sends with a workspace's own Twilio account (its token checks them). */
+    workspaceCallbackBase?: string;
   };
   push: {
     provider: 'fcm' | 'apns';
@@ -616,6 +618,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         webhookRatePerMinute: e.CDP_SMS_WEBHOOK_RATE_PER_MINUTE,
         // only an address set on purpose: Twilio cannot reach the host:port default
         statusCallbackBase: e.CDP_SMS_AUTH_TOKEN && e.CDP_INGEST_PUBLIC_URL ? e.CDP_INGEST_PUBLIC_URL : '',
+        workspaceCallbackBase: e.CDP_INGEST_PUBLIC_URL ?? '',
       },
       push: {
         provider: e.CDP_PUSH_PROVIDER,

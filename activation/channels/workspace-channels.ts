@@ -126,8 +126,13 @@ export function channelForCredentials(
 ): Channel {
   const timeoutMs = cfg.timeoutMs;
   if (c.channel === 'sms')
-    // no StatusCallback: the ingest host checks Twilio's signatures with the deployment's token
-    return smsChannel({ baseUrl: cfg.sms.baseUrl, ...c.creds, timeoutMs, statusCallbackBase: '' });
+    // status callbacks to the ingest host, which checks them with this account's token too
+    return smsChannel({
+      baseUrl: cfg.sms.baseUrl,
+      ...c.creds,
+      timeoutMs,
+      statusCallbackBase: cfg.sms.workspaceCallbackBase ?? '',
+    });
   if (c.channel === 'email') {
     const e = c.creds;
     switch (e.provider) {

@@ -61,6 +61,7 @@ interface Received {
   to: string;
   from: string;
   body: string;
+  statusCallback: string | null;
 }
 
 /** Twilio's Messages API for several accounts, each checking its own SID and auth token. */
@@ -82,6 +83,7 @@ async function startTwilioAccounts(accounts: Map<string, string>) {
         to: form.get('To') ?? '',
         from: form.get('From') ?? '',
         body: form.get('Body') ?? '',
+        statusCallback: form.get('StatusCallback'),
       });
       res.writeHead(authOk ? 201 : 401, { 'content-type': 'application/json' });
       res.end(
@@ -202,6 +204,7 @@ beforeAll(async () => {
     CDP_SMS_ACCOUNT_SID: ENV.sid,
     CDP_SMS_AUTH_TOKEN: ENV.token,
     CDP_SMS_FROM: ENV.from,
+    CDP_INGEST_PUBLIC_URL: 'https://in.shop.test',
     CDP_SECRETS_KEY: K1,
     CDP_CHANNEL_CREDENTIALS_POLL_MS: String(POLL_MS),
     CDP_ACTIVATION_MAX_ATTEMPTS: '2',
@@ -350,7 +353,16 @@ describe('channel credentials API', () => {
     ]);
     await eventually('six messages', () => [...pa, ...pb].every((p) => sentTo(p).length === 1), 20_000);
     for (const p of pa)
-      expect(sentTo(p)).toEqual([expect.objectContaining({ account: A.sid, authOk: true, from: A.from })]);
+      expect(sentTo(p)).toEqual([
+        expect.objectContaining({
+          account: A.sid,
+          authOk: true,
+          from: A.from,
+          // delivery reports of A's own account come back to the ingest host, which checks
+          // them with A's token (ingest/sms-webhooks.ts)
+          statusCallback: `https://in.shop.test/v1/webhooks/sms/twilio/${wsA}/status`,
+        }),
+      ]);
     for (const p of pb)
       expect(sentTo(p)).toEqual([
         expect.objectContaining({ account: ENV.sid, authOk: true, from: ENV.from }),
