@@ -376,7 +376,7 @@ export function queryOpenApi(): object {
       '/v1/profiles/{id}/export': {
         get: op(
           'exportProfile',
-          'Access request: everything held on the person, one JSON object per line with a `type` (profile, consent, event, identity_link, membership, ledger, consent_log; `end` last)',
+          'Access request: everything held on the person, one JSON object per line with a `type` (profile, consent, push_device, event, identity_link, membership, ledger, consent_log, journey_step; `end` last)',
           {
             parameters: [id('id')],
             responses: {
