@@ -32,6 +32,8 @@ const SCREEN = {
   profile: '#/profiles/',
   form: '#/forms/',
   page: '#/pages/',
+  computed_trait: '#/traits/computed/',
+  score: '#/traits/score/',
 };
 
 /** This browser's key as the audit log names it (`key:` + 12 hex of its SHA-256), if the page may hash. */

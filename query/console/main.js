@@ -15,6 +15,7 @@ import { ProfilePage, ProfileSearch } from './profiles.js';
 import { SegmentBuilder, SegmentList } from './segments.js';
 import { SettingsScreen } from './settings.js';
 import { TrackingPlanScreen } from './tracking-plan.js';
+import { TraitsScreen } from './traits.js';
 import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
 
 function SignIn({ onSignedIn }) {
@@ -60,6 +61,7 @@ const NAV = [
   ['#/forms', 'Forms'],
   ['#/pages', 'Pages'],
   ['#/profiles', 'Profiles'],
+  ['#/traits', 'Traits & scores'],
   ['#/analytics', 'Analytics'],
   ['#/ledger', 'Ledger'],
   ['#/audit', 'Audit log'],
@@ -107,6 +109,8 @@ function route(hash) {
       return html`<${TrackingPlanScreen} />`;
     case 'profiles':
       return id ? html`<${ProfilePage} id=${id} />` : html`<${ProfileSearch} />`;
+    case 'traits':
+      return html`<${TraitsScreen} kind=${id} id=${sub} key=${path} />`;
     case 'live':
       return html`<${LiveView} />`;
     case 'ledger':
