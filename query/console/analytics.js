@@ -1,4 +1,4 @@
-// Analytics: funnel, retention and attribution over the ClickHouse history, each with an
+// Analytics: funnel, retention, attribution and trends over the ClickHouse history, each with an
 // SVG chart, the numbers in a table, and a CSV download of the same rows (Accept: text/csv).
 import { useState } from '/console/vendor/hooks.mjs';
 import { BarChart, GroupedBars } from './charts.js';
@@ -12,6 +12,7 @@ const TABS = [
   ['funnel', 'Funnel'],
   ['retention', 'Retention'],
   ['attribution', 'Attribution'],
+  ['trends', 'Trends'],
 ];
 
 export function AnalyticsScreen({ tab }) {
@@ -22,7 +23,7 @@ export function AnalyticsScreen({ tab }) {
       <nav class="tabs" aria-label="Analytics reports">
         ${TABS.map(([t, label]) => html`<a href=${`#/analytics/${t}`} aria-current=${t === current ? 'page' : undefined}>${label}</a>`)}
       </nav>
-      ${current === 'funnel' ? html`<${Funnel} />` : current === 'retention' ? html`<${Retention} />` : html`<${Attribution} />`}
+      ${current === 'funnel' ? html`<${Funnel} />` : current === 'retention' ? html`<${Retention} />` : current === 'trends' ? html`<${Trends} />` : html`<${Attribution} />`}
     </section>`;
 }
 
@@ -215,5 +216,71 @@ function Attribution() {
       <p class="muted">${fmtNum(r.result.unattributed)} conversions had no touch.</p>
       <div class="table-wrap"><table><thead><tr><th scope="col">Touchpoint</th><th scope="col">Model</th><th scope="col">Conversions</th><th scope="col">Value</th></tr></thead>
       <tbody>${rows.map((x) => html`<tr><td>${x.touchpoint}</td><td>${x.model}</td><td>${fmtNum(Math.round(x.conversions * 100) / 100)}</td><td>${fmtNum(Math.round(x.value * 100) / 100)}</td></tr>`)}</tbody></table></div>`)
+    }`;
+}
+
+/** A bucket's start as its interval reads: a date, or a date and hour (UTC, as the buckets are). */
+const bucketLabel = (t, interval) =>
+  interval === 'hour' ? `${t.slice(0, 13).replace('T', ' ')}:00` : t.slice(0, 10);
+
+function Trends() {
+  const [f, setF] = useState({ event: '', interval: 'day', measure: 'events', breakdown: '' });
+  const [range, setRange] = useState(() => ({
+    from: isoDate(Date.now() - 7 * day),
+    to: isoDate(Date.now() + day),
+  }));
+  const [shown, setShown] = useState(null);
+  const r = useReport('trends');
+  const submit = (e) => {
+    e.preventDefault();
+    setShown(f);
+    r.run({
+      event: f.event.trim(),
+      interval: f.interval,
+      measure: f.measure,
+      ...(f.breakdown.trim() ? { breakdown: f.breakdown.trim() } : {}),
+      ...range,
+    });
+  };
+  const series = r.result?.series ?? [];
+  const keys = series.map((x) => x.key ?? '');
+  const times = series[0]?.points.map((p) => p.t) ?? [];
+  const at = (x, i) => x.points[i]?.count ?? 0;
+  const total = series.reduce((a, x) => a + x.points.reduce((b, p) => b + p.count, 0), 0);
+  const noun = shown?.measure === 'persons' ? 'Persons' : 'Events';
+  const label = (t) => bucketLabel(t, shown?.interval);
+  return html`
+    <form class="stack" onSubmit=${submit}>
+      <div class="row">
+        <${Field} label="Event"><input value=${f.event} required onInput=${(e) => setF({ ...f, event: e.currentTarget.value })} /><//>
+        <${Field} label="Interval"><select value=${f.interval} onChange=${(e) => setF({ ...f, interval: e.currentTarget.value })}>
+          <option value="hour">hour</option><option value="day">day</option><option value="week">week</option></select><//>
+        <${Field} label="Count"><select value=${f.measure} onChange=${(e) => setF({ ...f, measure: e.currentTarget.value })}>
+          <option value="events">events</option><option value="persons">persons</option></select><//>
+        <${Field} label="Breakdown (optional)" hint="a field such as properties.plan or context.campaign.name">
+          <input value=${f.breakdown} onInput=${(e) => setF({ ...f, breakdown: e.currentTarget.value })} /><//>
+        <${Range} range=${range} setRange=${setRange} />
+      </div>
+      <${Actions} r=${r} />
+    </form>
+    ${
+      r.result &&
+      (total === 0
+        ? html`<p class="empty">No ${shown.event} in this range.</p>`
+        : html`
+      ${
+        keys.length > 1
+          ? html`<${GroupedBars} label=${`${noun} per ${shown.interval} and ${shown.breakdown}`} series=${keys}
+              groups=${times.map((t, i) => ({ label: label(t), values: Object.fromEntries(series.map((x) => [x.key ?? '', at(x, i)])) }))} />`
+          : html`<${BarChart} label=${`${noun} per ${shown.interval}`} format=${fmtNum}
+              rows=${times.map((t, i) => ({ label: label(t), value: at(series[0], i) }))} />`
+      }
+      <div class="table-wrap"><table data-testid="trends-table"><thead><tr><th scope="col">${shown.interval}</th>
+        ${keys.length > 1 || keys[0] ? keys.map((k) => html`<th scope="col">${k || '(none)'}</th>`) : html`<th scope="col">${noun}</th>`}</tr></thead>
+      <tbody>${times.map(
+        (t, i) =>
+          html`<tr><th scope="row">${label(t)}</th>${series.map((x) => html`<td>${fmtNum(at(x, i))}</td>`)}</tr>`,
+      )}</tbody>
+      <tfoot><tr><th scope="row">Total</th>${series.map((x) => html`<td>${fmtNum(x.points.reduce((b, p) => b + p.count, 0))}</td>`)}</tr></tfoot></table></div>`)
     }`;
 }
