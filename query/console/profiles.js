@@ -1,7 +1,10 @@
 // Profiles: find one by userId, email or anonymousId; a profile page with traits,
-// identities, segments, lead score and one timeline of events, sends and segment entries.
+// identities, segments, lead score, consent per channel and purpose (with its history), a
+// data export, erasure (asked inline, then followed until done) and one timeline of events,
+// sends and segment entries.
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
-import { api, Empty, ErrorBox, Field, fmtTime, html, navigate } from './ui.js';
+import { focusOnMount } from './forms.js';
+import { api, download, Empty, ErrorBox, Field, fmtTime, html, navigate } from './ui.js';
 
 export function ProfileSearch() {
   const [by, setBy] = useState('userId');
@@ -51,7 +54,9 @@ export function ProfilePage({ id }) {
   const [segments, setSegments] = useState([]);
   const [campaigns, setCampaigns] = useState([]);
   const [error, setError] = useState(null);
+  const [erasure, setErasure] = useState(null);
   useEffect(() => {
+    setErasure(null);
     api('/v1/campaigns')
       .then((r) => setCampaigns(r.campaigns))
       .catch(() => {});
@@ -67,6 +72,7 @@ export function ProfilePage({ id }) {
       .then((r) => setSegments(r.segments))
       .catch(() => {});
   }, [id]);
+  if (erasure) return html`<${ErasureStatus} first=${erasure} />`;
   if (!p)
     return html`<${ErrorBox} error=${error} />${error ? html`<a href="#/profiles">Search again</a>` : html`<p class="muted">Loading…</p>`}`;
   const segName = (sid) => segments.find((s) => s.id === sid)?.name ?? sid;
@@ -89,6 +95,7 @@ export function ProfilePage({ id }) {
         <a href=${`#/ledger/steps?profileId=${encodeURIComponent(p.id)}`}>Their journey steps</a>
         <a href=${`#/audit?entityId=${encodeURIComponent(p.id)}`}>Audit history (consent, erasure)</a>
       </p>
+      <${DataActions} p=${p} onErasing=${setErasure} />
       <${ErrorBox} error=${error} />
       <div class="grid2">
         <div class="panel">
@@ -130,6 +137,7 @@ export function ProfilePage({ id }) {
           }
         </div>
       </div>
+      <${Consent} id=${p.id} />
       <h2>Timeline</h2>
       ${
         timeline === null
@@ -163,4 +171,181 @@ function TimelineRow({ item, segName, campaignName }) {
     default:
       return null;
   }
+}
+
+const CHANNELS = [
+  ['email', 'email'],
+  ['sms', 'SMS'],
+  ['push', 'push'],
+  ['webhook', 'webhook'],
+  ['*', 'every channel'],
+];
+const scope = (v) => (v === '*' ? 'all' : v);
+
+/** Consent per channel and purpose: what holds now, a change (audited, logged with the key), the history. */
+function Consent({ id }) {
+  const base = `/v1/profiles/${encodeURIComponent(id)}/consent`;
+  const [now, setNow] = useState(null);
+  const [history, setHistory] = useState(null);
+  const [f, setF] = useState({ channel: 'email', purpose: 'marketing', subscribed: 'true' });
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState(null);
+  const load = () => {
+    api(base)
+      .then((r) => setNow(r.consents))
+      .catch(setError);
+    api(`${base}/history?limit=50`)
+      .then((r) => setHistory(r.history))
+      .catch(setError);
+  };
+  useEffect(load, [base]);
+  const put = async (channel, purpose, subscribed) => {
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      const r = await api(base, { method: 'PUT', body: { channel, purpose, subscribed } });
+      setNow(r.consents);
+      setDone(`${subscribed ? 'Granted' : 'Revoked'}: ${scope(channel)} / ${scope(purpose)}.`);
+      load();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const submit = (e) => {
+    e.preventDefault();
+    put(f.channel, f.purpose.trim() || '*', f.subscribed === 'true');
+  };
+  return html`<section aria-labelledby="consent-title" data-testid="consent">
+    <h2 id="consent-title">Consent</h2>
+    ${
+      now === null
+        ? html`<p class="muted">Loading…</p>`
+        : now.length === 0
+          ? html`<p class="muted">No consent recorded: campaigns follow their purpose's default.</p>`
+          : html`<div class="table-wrap"><table data-testid="consent-now">
+              <thead><tr><th scope="col">Channel</th><th scope="col">Purpose</th><th scope="col">Status</th>
+                <th scope="col">Since</th><th scope="col">Source</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+              <tbody>${now.map(
+                (c) => html`<tr key=${`${c.channel}:${c.purpose}`}>
+                  <td>${scope(c.channel)}</td><td>${scope(c.purpose)}</td><td>${c.status}</td>
+                  <td>${fmtTime(c.updatedAt)}</td><td>${c.source}</td>
+                  <td><button type="button" class="link" disabled=${busy}
+                    aria-label=${`${c.subscribed ? 'Revoke' : 'Grant'} ${scope(c.channel)} ${scope(c.purpose)}`}
+                    onClick=${() => put(c.channel, c.purpose, !c.subscribed)}>${c.subscribed ? 'Revoke' : 'Grant'}</button></td>
+                </tr>`,
+              )}</tbody></table></div>`
+    }
+    <form class="row" onSubmit=${submit} aria-label="Record consent">
+      <${Field} label="Channel"><select value=${f.channel} onChange=${(e) => setF({ ...f, channel: e.currentTarget.value })}>
+        ${CHANNELS.map(([v, l]) => html`<option value=${v}>${l}</option>`)}</select><//>
+      <${Field} label="Purpose" hint="e.g. marketing; * for every purpose"><input required maxlength="40" value=${f.purpose}
+        onInput=${(e) => setF({ ...f, purpose: e.currentTarget.value })} /><//>
+      <${Field} label="Decision"><select value=${f.subscribed} onChange=${(e) => setF({ ...f, subscribed: e.currentTarget.value })}>
+        <option value="true">subscribed</option><option value="false">revoked</option></select><//>
+      <button type="submit" class="primary" disabled=${busy}>Record consent</button>
+    </form>
+    <${ErrorBox} error=${error} />
+    ${done ? html`<p role="status" data-testid="consent-done">${done}</p>` : null}
+    <details>
+      <summary>Consent history${history ? ` (${history.length}${history.length === 50 ? '+' : ''})` : ''}</summary>
+      ${
+        history?.length
+          ? html`<div class="table-wrap"><table data-testid="consent-history">
+              <thead><tr><th scope="col">When</th><th scope="col">Channel</th><th scope="col">Purpose</th><th scope="col">Status</th>
+                <th scope="col">Source</th><th scope="col">By</th></tr></thead>
+              <tbody>${history.map(
+                (
+                  h,
+                  i,
+                ) => html`<tr key=${i}><td>${fmtTime(h.at)}</td><td>${scope(h.channel)}</td><td>${scope(h.purpose)}</td>
+                  <td>${h.status}</td><td>${h.source}</td><td><code>${h.actor || '—'}</code></td></tr>`,
+              )}</tbody></table></div>`
+          : html`<p class="muted">No decisions logged.</p>`
+      }
+    </details>
+  </section>`;
+}
+
+/** The person's data as a file (their export), and erasure, asked first. */
+function DataActions({ p, onErasing }) {
+  const [asking, setAsking] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const path = `/v1/profiles/${encodeURIComponent(p.id)}`;
+  const exportData = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      download(`profile-${p.id}.ndjson`, await api(`${path}/export`, { blob: true }), 'application/x-ndjson');
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const erase = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      onErasing((await api(path, { method: 'DELETE' })).job);
+    } catch (err) {
+      setError(err);
+      setAsking(false);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<div class="row actions">
+    <button type="button" disabled=${busy} onClick=${exportData}>Download their data</button>
+    ${
+      asking
+        ? html`<span class="confirm" data-testid="erase-confirm"><span>Erase this person? Their profile, identities, events, consent,
+            sends and journey steps are deleted for good, and events with their identifiers are dropped for 30 days.
+            This cannot be undone.</span>
+            <button type="button" disabled=${busy} onClick=${erase}>Erase for good</button>
+            <button type="button" ref=${focusOnMount} onClick=${() => setAsking(false)}>Keep it</button></span>`
+        : html`<button type="button" onClick=${() => setAsking(true)}>Erase…</button>`
+    }
+    <${ErrorBox} error=${error} />
+  </div>`;
+}
+
+/** An erasure job followed until it is done (GET /v1/erasures/{id} every second). */
+function ErasureStatus({ first }) {
+  const [job, setJob] = useState(first);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    if (job.status === 'done') return;
+    const t = setTimeout(
+      () =>
+        api(`/v1/erasures/${encodeURIComponent(job.id)}`)
+          .then((j) => {
+            setError(null);
+            setJob(j);
+          })
+          .catch((err) => {
+            setError(err);
+            setJob({ ...job });
+          }),
+      1000,
+    );
+    return () => clearTimeout(t);
+  }, [job]);
+  const counts = Object.entries(job.counts ?? {}).filter(([, n]) => n > 0);
+  return html`<section aria-labelledby="erasure-title">
+    <h1 id="erasure-title" tabindex="-1" ref=${focusOnMount}>Erasure ${job.status === 'done' ? 'done' : 'under way'}</h1>
+    <p role="status" data-testid="erasure-status">${
+      job.status === 'done'
+        ? `Erased ${fmtTime(job.finishedAt)}.`
+        : `${job.done.length} steps done (${job.done.join(', ') || 'starting'})${job.lastError ? `; retrying: ${job.lastError}` : ''}…`
+    }</p>
+    ${counts.length > 0 ? html`<dl class="kv">${counts.map(([k, n]) => html`<dt>${k}</dt><dd>${n}</dd>`)}</dl>` : null}
+    <${ErrorBox} error=${error} />
+    <p class="muted">Job <code>${job.id}</code> · <a href=${`#/audit?entityType=profile&entityId=${encodeURIComponent(job.profileId)}`}>Audit history</a> ·
+      <a href="#/profiles">Find another profile</a></p>
+  </section>`;
 }

@@ -22,7 +22,7 @@ export class ApiError extends Error {
 
 /**
  * Calls the query API with the admin key; throws ApiError with the server's message. CSV
- * comes back as text, or as a Blob with `blob` (a large download is not copied into a string).
+ * comes back as text; any answer as a Blob with `blob` (a large download is not copied into a string).
  */
 export async function api(path, { method = 'GET', body, accept, blob = false } = {}) {
   const headers = { authorization: `Bearer ${session.key() ?? ''}` };
@@ -47,7 +47,8 @@ export async function api(path, { method = 'GET', body, accept, blob = false } =
     }
     throw new ApiError(res.status, msg);
   }
-  if (accept === 'text/csv') return blob ? res.blob() : res.text();
+  if (blob) return res.blob();
+  if (accept === 'text/csv') return res.text();
   if (res.status === 204) return null;
   return res.json();
 }
