@@ -105,7 +105,7 @@ export async function sendOne(
     c.channel === 'push' && deps.pushDevices
       ? await deps.pushDevices.list(change.workspaceId, change.profileId)
       : [];
-  const devices = channel.devicesFor && all.length > 0 ? channel.devicesFor(all) : all;
+  const devices = channel.devicesFor && all.length > 0 ? channel.devicesFor(all, change.workspaceId) : all;
   const recipient = channel.recipient(c, change) ?? devices[0]?.token;
   if (!recipient) {
     const claim = await deps.claims.claim(claimKey);

@@ -66,7 +66,7 @@ export interface Channel {
   /** Where to send for this profile (email, phone, device token, URL), or undefined if it has none. */
   recipient(campaign: CampaignDefinition, change: SegmentChange): string | undefined;
   /** Push: which of a profile's devices this channel's provider can reach. */
-  devicesFor?(devices: PushDevice[]): PushDevice[];
+  devicesFor?(devices: PushDevice[], workspaceId: string): PushDevice[];
   send(req: SendRequest): Promise<SendResult>;
   close?(): Promise<void>;
 }

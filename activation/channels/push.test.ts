@@ -272,7 +272,7 @@ describe('to every device of a profile', () => {
       ['i:raw-apns', 'f'.repeat(64), 'ios'],
     ]);
     // a raw APNs token (64 hex) is not something FCM can deliver to
-    targets.list = push.devicesFor!(targets.list);
+    targets.list = push.devicesFor!(targets.list, 'ws1');
     expect(targets.list.map((d) => d.key)).toEqual(['i:and-1', 'i:ios-1', 'i:old']);
     const before = fcm.attempts.length;
     const r = await push.send({ ...request('unused-trait-token'), devices: targets });
@@ -355,7 +355,7 @@ describe('to every device of a profile', () => {
         ['i:android', 'fcm-token', 'android'],
         ['i:dead', 'b'.repeat(64), 'ios'],
       ]);
-      targets.list = push.devicesFor!(targets.list);
+      targets.list = push.devicesFor!(targets.list, 'ws1');
       expect(targets.list.map((d) => d.key)).toEqual(['i:phone', 'i:pad', 'i:dead']);
       const before = apns.delivered.length;
       const r = await push.send({ ...request('unused'), devices: targets });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ChannelCredentials, StoredCredentials } from '../../runtime/channel-credentials.ts';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
-import type { Channel, Channels, SendRequest, SendResult } from './channel.ts';
+import type { Channel, Channels, PushDevice, SendRequest, SendResult } from './channel.ts';
 import { type CredentialWatcher, guardSmtpHost, withWorkspaceCredentials } from './workspace-channels.ts';
 
 const silent = { info() {}, warn() {}, error() {} } as never;
@@ -122,5 +122,40 @@ describe('workspace channels', () => {
     const nx = await guardSmtpHost(inner, 'smtp://nx.example', deny, failing).send(req('A'));
     expect(nx).toMatchObject({ ok: false, retriable: true });
     expect(sent).toEqual(['email:A', 'email:A']);
+  });
+
+  it("push: a workspace's own provider decides which devices it can reach", () => {
+    const devices: PushDevice[] = [
+      { key: 'i:1', token: 'a'.repeat(64), type: 'ios', seenMs: 1 },
+      { key: 'i:2', token: 'fcm-token', type: 'android', seenMs: 2 },
+    ];
+    const only = (type: string): Channel => ({
+      ...fakeChannel('push', []),
+      devicesFor: (list) => list.filter((d) => d.type === type),
+    });
+    const defaults = {
+      webhook: fakeChannel('webhook', []),
+      email: fakeChannel('email', []),
+      sms: fakeChannel('sms', []),
+      push: only('android'), // the deployment's FCM
+    } as Channels;
+    const stored = new Map<string, StoredCredentials>([
+      ['A:push', { ...sms('x', 'd1'), channel: 'push', credentials: { channel: 'push' } } as never],
+      ['U:push', { readable: false, workspaceId: 'U', channel: 'push', error: 'tampered' } as never],
+    ]);
+    const watcher: CredentialWatcher = {
+      get: (ws, ch) => stored.get(`${ws}:${ch}`),
+      refresh: async () => {},
+      stop() {},
+    };
+    // workspace A has its own APNs account
+    const channels = withWorkspaceCredentials(defaults, watcher, () => only('ios'), {
+      retireAfterMs: 30,
+      log: silent,
+    });
+    expect(channels.push.devicesFor!(devices, 'A').map((d) => d.key)).toEqual(['i:1']);
+    expect(channels.push.devicesFor!(devices, 'B').map((d) => d.key)).toEqual(['i:2']);
+    // unreadable: every device passes, and the send fails `credentials unreadable`
+    expect(channels.push.devicesFor!(devices, 'U')).toHaveLength(2);
   });
 });

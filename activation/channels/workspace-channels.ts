@@ -224,26 +224,33 @@ export function withWorkspaceCredentials(
       ch.close?.().catch(() => {});
     }, opts.retireAfterMs).unref();
   };
-  // `devicesFor` (push: the devices the provider can reach) is not passed on: it has no
-  // workspace, and a workspace's provider may differ from the deployment's (APNs vs FCM).
-  // Every device goes to send(), where the push channel that sends filters them itself.
+  /** The channel a workspace sends with now: its own (built once per change), else the deployment's. */
+  const current = (base: Channel, ws: string): Channel | { unreadable: string } => {
+    const s = watcher.get(ws, base.name);
+    if (!s) return base;
+    if (!s.readable) return { unreadable: s.error };
+    const k = `${ws}:${base.name}`;
+    let b = built.get(k);
+    if (!b || b.digest !== s.digest) {
+      if (b) retire(b.channel);
+      b = { digest: s.digest, channel: build(s.credentials) };
+      built.set(k, b);
+      opts.log.info({ workspaceId: ws, channel: base.name, keyId: s.keyId }, 'channel_credentials_applied');
+    }
+    return b.channel;
+  };
   const wrap = (base: Channel): Channel => ({
     name: base.name,
     recipient: (c, change) => base.recipient(c, change),
+    // push: the devices the workspace's own provider can reach (APNs and FCM differ)
+    devicesFor(devices, ws) {
+      const ch = current(base, ws);
+      if ('unreadable' in ch) return devices; // the send fails `credentials unreadable` anyway
+      return ch.devicesFor ? ch.devicesFor(devices, ws) : devices;
+    },
     async send(req) {
-      const ws = req.campaign.workspaceId;
-      const s = watcher.get(ws, base.name);
-      if (!s) return base.send(req);
-      if (!s.readable) return unreadable(s.error);
-      const k = `${ws}:${base.name}`;
-      let b = built.get(k);
-      if (!b || b.digest !== s.digest) {
-        if (b) retire(b.channel);
-        b = { digest: s.digest, channel: build(s.credentials) };
-        built.set(k, b);
-        opts.log.info({ workspaceId: ws, channel: base.name, keyId: s.keyId }, 'channel_credentials_applied');
-      }
-      return b.channel.send(req);
+      const ch = current(base, req.campaign.workspaceId);
+      return 'unreadable' in ch ? unreadable(ch.unreadable) : ch.send(req);
     },
     async close() {
       // the deployment's channel, and every workspace's built or being retired
