@@ -9,9 +9,9 @@
 // KAFKA_BROKERS / REDIS_URL point at running ones. Exit status: 0 done; 1 the benchmark
 // failed or a target answered errors; 3 (full mode only) a speed target was missed.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { type LocalStack, startLocalStack } from '../infra/local/stack.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -51,6 +51,9 @@ const USAGE = `usage: tsx bench/main.ts [--quick] [--json] [--only=<scenario>] [
             agreeing when the change is within the larger of the two spreads (exit status
             unchanged; also: tsx bench/compare.ts before.json after.json)
   --only=a,b  run only these scenarios (names: ${SCENARIOS.map((s) => s.name).join(', ')})
+  --cpu-prof[=dir]  e2e: run the services under V8's CPU profiler (profiles written to dir,
+            default a new directory under the system's temp directory) and print each
+            process's top self-time functions during the 1,000 events/s step
 Honours KAFKA_BROKERS and REDIS_URL (use running ones instead of starting a local stack)
 and LOG_LEVEL (service logs on stderr, default warn).`;
 
@@ -76,9 +79,18 @@ async function main(argv: string[]): Promise<number> {
     .filter((a) => a.startsWith('--only='))
     .flatMap((a) => a.slice('--only='.length).split(','));
   const compareWith = argv.find((a) => a.startsWith('--compare='))?.slice('--compare='.length);
+  const cpuProfArg = argv.find((a) => a === '--cpu-prof' || a.startsWith('--cpu-prof='));
+  const cpuProfDir =
+    cpuProfArg === undefined
+      ? undefined
+      : resolve(
+          cpuProfArg.slice('--cpu-prof='.length) ||
+            join(tmpdir(), `cdp-cpu-prof-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+        );
   const unknown = argv.filter(
     (a) =>
       !['--json', '--quick', '--help', '-h'].includes(a) &&
+      a !== cpuProfArg &&
       !(a.startsWith('--compare=') && a.length > '--compare='.length) &&
       !(a.startsWith('--only=') && only.every((n) => SCENARIOS.some((s) => s.name === n))),
   );
@@ -136,7 +148,11 @@ async function main(argv: string[]): Promise<number> {
       nonce: randomBytes(4).toString('hex'),
       log,
       progress,
+      stackPids: stack.pids,
+      ...(stack.kafkaLogDir ? { kafkaLogDir: stack.kafkaLogDir } : {}),
+      ...(cpuProfDir ? { cpuProfDir } : {}),
     };
+    if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
     const rows: ResultRow[] = [];
     const measurements: Measurement[] = [];
     const notes: string[] = [];

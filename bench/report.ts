@@ -111,6 +111,7 @@ export function formatValue(v: number, unit: string): string {
     return v.toFixed(a < 10 ? 2 : a < 100 ? 1 : 0);
   }
   if (unit === '%' || unit === '% core') return v.toFixed(0);
+  if (unit === 'msg/event') return v.toFixed(2);
   return Math.round(v).toLocaleString('en-US');
 }
 

@@ -31,6 +31,12 @@ export interface ScenarioContext {
   log: Logger;
   /** A progress line for humans (stderr). */
   progress(line: string): void;
+  /** The local stack's processes (absent for KAFKA_BROKERS / REDIS_URL), for CPU per event. */
+  stackPids?: { kafka?: number; redis?: number };
+  /** The local broker's log.dirs, for bytes per topic (absent with KAFKA_BROKERS). */
+  kafkaLogDir?: string;
+  /** --cpu-prof: the directory the services' V8 CPU profiles go to (e2e). */
+  cpuProfDir?: string;
 }
 
 /** One load run against one target, as measured. */

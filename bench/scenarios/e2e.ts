@@ -13,13 +13,29 @@
 // and one send. A last measurement checks timers: profiles that must leave a 3 s window
 // without any new event, and how late after their deadline the exit is seen.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { freePort } from '../../infra/local/ports.ts';
 import { topics } from '../../schemas/topics.ts';
+import {
+  type CpuSnapshot,
+  costDetails,
+  cpuSnapshot,
+  idlePercent,
+  logBytesOnDisk,
+  processCosts,
+  renderStepCost,
+  type StepCost,
+  shortTopic,
+  type TopicCounts,
+  type Tracked,
+  topicCosts,
+} from '../cost.ts';
+import { type CpuProfile, renderProfile, selfTimeByFile, topSelfTime } from '../cpu-profile.ts';
 import { buildRows, type Figure } from '../report.ts';
 import type { Measurement, ScenarioContext, ScenarioResult } from '../scenario.ts';
 import { percentile, summarizeLatencies } from '../stats.ts';
@@ -39,6 +55,16 @@ const PROCESSES = [
   { name: 'activation', services: ['activation'] },
   { name: 'processor+ledger+query', services: ['processor', 'ledger', 'query'] },
 ] as const;
+/** The benchmark process: load generator, webhook receiver and segment-change reader. */
+const GENERATOR = 'bench (load, receiver, reader)';
+/** After a step's last change and webhook: the sinks' flushes (history every 1 s) land in it. */
+const SETTLE_MS = 1200;
+/** A step's CPU is read in the profile's window: the 1,000 events/s step with webhooks. */
+const PROFILED_LOAD = '1000/s';
+/** A process's profiles go to a directory of its own: V8 writes one per thread (tsx's loader is one). */
+const profileDir = (dir: string, name: string) => join(dir, name.replace(/[^a-z0-9]+/gi, '-'));
+/** Monotonic µs: the clock V8's CPU profiles use. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 function stopChild(child: ChildProcess): Promise<void> {
   return new Promise<void>((r) => {
@@ -118,7 +144,13 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     name,
     child: spawn(
       process.execPath,
-      ['--max-semi-space-size=64', join(ROOT, 'bin/cdp.js'), 'start', ...services],
+      [
+        '--max-semi-space-size=64',
+        ...(ctx.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir(ctx.cpuProfDir, name)}`] : []),
+        join(ROOT, 'bin/cdp.js'),
+        'start',
+        ...services,
+      ],
       {
         cwd: ROOT,
         env,
@@ -130,8 +162,36 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   const query = `http://127.0.0.1:${queryPort}`;
   const kafka = new Kafka({ brokers: ctx.kafkaBrokers.split(','), logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `${prefix}-bench-reader`, maxWaitTimeInMs: 50 });
+  const kafkaAdmin = kafka.admin();
   const measurements: Measurement[] = [];
   const notes: string[] = [];
+  // cost per event (issue #26): every process's CPU from /proc, every topic's traffic
+  const tracked: Tracked[] = [
+    ...processes.map((p) => ({ name: p.name, pid: p.child.pid, tree: true })),
+    { name: 'kafka broker', pid: ctx.stackPids?.kafka, tree: true },
+    { name: 'redis-server', pid: ctx.stackPids?.redis, tree: true },
+    { name: GENERATOR, pid: process.pid },
+  ];
+  const counts = () => topicCounts(kafkaAdmin, prefix, ctx.kafkaLogDir);
+  let idlePct: Record<string, number> = {};
+  let profiled: { fromUs: number; toUs: number } | undefined;
+  /** Runs a step between two readings of CPU and topics; the step's cost goes into its details. */
+  const costed = async (run: () => Promise<Measurement>): Promise<Measurement> => {
+    const c0 = await counts();
+    const s0 = cpuSnapshot(tracked);
+    const fromUs = monotonicUs();
+    const m = await run();
+    await sleep(SETTLE_MS);
+    const s1 = cpuSnapshot(tracked);
+    if (m.load === PROFILED_LOAD) profiled = { fromUs, toUs: monotonicUs() };
+    const c1 = await counts();
+    const cost = stepCost(m.load, s0, s1, c0, c1, m.details?.events ?? 0, idlePct);
+    m.details = { ...m.details, ...costDetails(cost) };
+    const table = renderStepCost(cost);
+    ctx.progress(table);
+    notes.push(`e2e ${table}`);
+    return m;
+  };
   try {
     ctx.progress(
       `e2e: starting the services (${PROCESSES.map((p) => `cdp start ${p.services.join(' ')}`).join('; ')})`,
@@ -176,6 +236,17 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     });
     // definitions reach the processor within a second; one event shows the path is live
     await warmUp(ingest, seen, `${ctx.nonce}-warm`);
+    await kafkaAdmin.connect();
+    // what the processes use with no events at all (polls, timers, heartbeats)
+    await sleep(SETTLE_MS);
+    const idle0 = cpuSnapshot(tracked);
+    await sleep(ctx.settings.mode === 'quick' ? 2000 : 5000);
+    idlePct = idlePercent(idle0, cpuSnapshot(tracked));
+    const idleLine = `e2e idle (no events): ${Object.entries(idlePct)
+      .map(([n, v]) => `${n} ${v.toFixed(1)}%`)
+      .join(', ')} of a core (load average ${loadavg()[0]!.toFixed(2)})`;
+    ctx.progress(idleLine);
+    notes.push(idleLine);
 
     // 1,000/s twice: as everywhere, a webhook per change; then into a segment no campaign
     // sends for (the same path to the change, without the sends and the receiver's load
@@ -197,14 +268,16 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
         });
       };
       const sampler = setInterval(sample, 250);
-      const m = await fixedRate(
-        ingest,
-        seen,
-        `${ctx.nonce}-r${rate}${quiet ? 'q' : ''}`,
-        rate,
-        seconds * 1000,
-        label,
-        quiet ? QUIET : SIGNAL,
+      const m = await costed(() =>
+        fixedRate(
+          ingest,
+          seen,
+          `${ctx.nonce}-r${rate}${quiet ? 'q' : ''}`,
+          rate,
+          seconds * 1000,
+          label,
+          quiet ? QUIET : SIGNAL,
+        ),
       );
       clearInterval(sampler);
       sample();
@@ -215,7 +288,9 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       measurements.push(m);
     }
     ctx.progress(`e2e: saturation for ${saturationSeconds} s`);
-    measurements.push(await saturate(ingest, seen, `${ctx.nonce}-sat`, saturationSeconds * 1000));
+    measurements.push(
+      await costed(() => saturate(ingest, seen, `${ctx.nonce}-sat`, saturationSeconds * 1000)),
+    );
 
     ctx.progress(`e2e: timers (${TIMER_WINDOW_MS / 1000} s window, exits without a new event)`);
     const lateness = await timerExits(ingest, seen, `${ctx.nonce}-timer`, 200);
@@ -229,10 +304,89 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   } finally {
     agent.destroy();
     await consumer.disconnect().catch(() => {});
+    await kafkaAdmin.disconnect().catch(() => {});
     await Promise.all(processes.map((p) => stopChild(p.child)));
     await receiver.close();
   }
+  if (ctx.cpuProfDir) notes.push(...profileReport(ctx, profiled));
   return { rows: buildRows(e2eFigures(measurements)), measurements, notes };
+}
+
+function stepCost(
+  load: string,
+  s0: CpuSnapshot,
+  s1: CpuSnapshot,
+  c0: Record<string, TopicCounts>,
+  c1: Record<string, TopicCounts>,
+  events: number,
+  idlePct: Record<string, number>,
+): StepCost {
+  const { processes, total, outside } = processCosts(s0, s1, events, idlePct, new Set([GENERATOR]));
+  return {
+    load,
+    events,
+    windowMs: s1.atMs - s0.atMs,
+    loadAvg: loadavg()[0]!,
+    processes,
+    total,
+    outside,
+    topics: topicCosts(c0, c1, events),
+  };
+}
+
+/**
+ * End offsets (messages) and log bytes on disk of the deployment's topics and of the
+ * consumer offsets topic (every commit is a message there; the bench's own reader commits
+ * too). Bytes only with the local broker, whose log.dirs this process can read.
+ */
+async function topicCounts(
+  admin: Admin,
+  prefix: string,
+  logDir: string | undefined,
+): Promise<Record<string, TopicCounts>> {
+  const names = (await admin.listTopics()).filter(
+    (t) => t.startsWith(`${prefix}.`) || t === '__consumer_offsets',
+  );
+  const bytes = logDir ? logBytesOnDisk(logDir) : undefined;
+  const entries = await Promise.all(
+    names.map(async (t): Promise<[string, TopicCounts]> => {
+      const parts = await admin.fetchTopicOffsets(t);
+      const messages = parts.reduce((sum, p) => sum + Number(p.high), 0);
+      return [shortTopic(t, prefix), bytes ? { messages, bytes: bytes[t] ?? 0 } : { messages }];
+    }),
+  );
+  return Object.fromEntries(entries);
+}
+
+/** --cpu-prof: each service process's top self time in the profiled step (written on exit). */
+function profileReport(ctx: ScenarioContext, window: { fromUs: number; toUs: number } | undefined): string[] {
+  const dir = ctx.cpuProfDir!;
+  if (!window) return [`e2e --cpu-prof: no ${PROFILED_LOAD} step ran; profiles in ${dir}`];
+  const out = [
+    `e2e --cpu-prof: V8 CPU profiles of the services in ${dir} (whole life of each process); ` +
+      `the top self time of each during the ${PROFILED_LOAD} step (${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s, its drain included). ` +
+      'Main JS thread only: librdkafka, libuv pool, GC helper and compiler threads are not sampled (see the CPU table).',
+  ];
+  for (const { name } of PROCESSES) {
+    // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: the main thread is thread 0
+    const sub = profileDir(dir, name);
+    const main = existsSync(sub)
+      ? readdirSync(sub).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+      : undefined;
+    if (!main) {
+      out.push(`${name}: no main-thread profile written in ${sub}`);
+      continue;
+    }
+    const file = join(sub, main);
+    const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+    if (window.fromUs < p.startTime || window.toUs > p.endTime)
+      out.push(`${name}: the step's window is outside the profile's clock range; showing the whole profile`);
+    const inside = window.fromUs >= p.startTime && window.toUs <= p.endTime;
+    const [from, to] = inside ? [window.fromUs, window.toUs] : [-Infinity, Infinity];
+    out.push(renderProfile(name, topSelfTime(p, 20, from, to), selfTimeByFile(p, 10, from, to)));
+  }
+  for (const line of out) ctx.progress(line);
+  return out;
 }
 
 export function e2eFigures(ms: readonly Measurement[]): Figure[] {
@@ -301,6 +455,21 @@ export function e2eFigures(ms: readonly Measurement[]): Figure[] {
     for (const [key, mb] of Object.entries(d))
       if (key.startsWith('rssMb:'))
         out.push({ scenario: NAME, figure: `RSS of ${key.slice(6)} ${at}`, unit: 'MB', runs: [Number(mb)] });
+    // cost per event (bench/cost.ts): CPU of every process, traffic of every topic
+    for (const [key, v] of Object.entries(d)) {
+      const [kind, what] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+      if (kind === 'cpuUsPerEvent')
+        out.push({ scenario: NAME, figure: `CPU per event: ${what} ${at}`, unit: 'µs', runs: [v] });
+      else if (kind === 'messagesPerEvent')
+        out.push({
+          scenario: NAME,
+          figure: `messages per event: ${what} ${at}`,
+          unit: 'msg/event',
+          runs: [v],
+        });
+      else if (kind === 'bytesPerEvent')
+        out.push({ scenario: NAME, figure: `bytes per event: ${what} ${at}`, unit: 'B/event', runs: [v] });
+    }
   }
   return out;
 }
@@ -479,6 +648,7 @@ async function collect(
     machineBusyPct: null,
     jitterPct: null,
     details: {
+      events: users.length,
       producedP50: ps.p50,
       producedP99: ps.p99,
       changeP50: cs.p50,

@@ -54,6 +54,8 @@ export async function ensureKafkaJars(
 
 export interface LocalKafka {
   brokers: string[];
+  /** Its log.dirs: the topics' partitions on disk. */
+  logDir: string;
   process: TiedProcess;
   stop(): Promise<void>;
 }
@@ -168,5 +170,5 @@ export async function startKafka(opts: {
     await proc.stop(2000);
     throw err;
   }
-  return { brokers: [`127.0.0.1:${port}`], process: proc, stop: () => proc.stop(12_000) };
+  return { brokers: [`127.0.0.1:${port}`], logDir, process: proc, stop: () => proc.stop(12_000) };
 }

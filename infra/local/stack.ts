@@ -6,6 +6,10 @@ import { type LocalRedis, startRedis } from './redis.ts';
 export interface LocalStack {
   kafkaBrokers: string;
   redisUrl: string;
+  /** Processes this stack started (their wrapper's pid: the server is its child), for measuring. */
+  pids: { kafka?: number; redis?: number };
+  /** The started broker's log.dirs (the bench reads topic sizes from it). */
+  kafkaLogDir?: string;
   stop(): Promise<void>;
 }
 
@@ -40,6 +44,8 @@ export async function startLocalStack(opts: {
   return {
     kafkaBrokers: env.KAFKA_BROKERS || kafka.value!.brokers.join(','),
     redisUrl: env.REDIS_URL || redis.value!.url,
+    pids: { kafka: kafka.value?.process.pid, redis: redis.value?.process.pid },
+    ...(kafka.value ? { kafkaLogDir: kafka.value.logDir } : {}),
     stop,
   };
 }
