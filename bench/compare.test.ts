@@ -51,6 +51,13 @@ describe('comparing two benchmark reports', () => {
     expect(c.figures).toEqual([]);
     expect(c.skipped).toHaveLength(3);
     expect(c.summary).toContain('no figure in both reports');
+    // a single run is still shown, without a verdict (the e2e scenario runs once)
+    expect(c.unjudged).toEqual([
+      { scenario: 's', figure: 'one run', unit: 'events/s', before: 100, after: 300, changePct: 200 },
+    ]);
+    expect(renderComparison(c)).toMatch(
+      /single runs \(no spread to judge a change by\):[\s\S]*one run\s+events\/s\s+100\s+300\s+\+200\.0%/,
+    );
   });
 
   it('reads a saved --json report, and names what is wrong with a bad one', () => {

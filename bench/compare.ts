@@ -25,6 +25,11 @@ export interface Comparison {
   figures: FigureComparison[];
   /** Figures in both reports that cannot be compared (a single run, a count, a zero). */
   skipped: string[];
+  /**
+   * Of the skipped, those with a single run on either side (the e2e scenario's, its cost per
+   * event included): both values and the change, shown without a verdict.
+   */
+  unjudged: Array<Omit<FigureComparison, 'allowedPct' | 'agrees'>>;
   agreeing: number;
   summary: string;
 }
@@ -33,6 +38,7 @@ export function compareReports(before: readonly ResultRow[], after: readonly Res
   const earlier = new Map(before.map((r) => [figureKey(r.scenario, r.figure), r]));
   const figures: FigureComparison[] = [];
   const skipped: string[] = [];
+  const unjudged: Comparison['unjudged'] = [];
   for (const a of after) {
     const key = figureKey(a.scenario, a.figure);
     const b = earlier.get(key);
@@ -46,6 +52,15 @@ export function compareReports(before: readonly ResultRow[], after: readonly Res
       b.value === 0
     ) {
       skipped.push(key);
+      if (a.unit !== 'count' && Number.isFinite(a.value) && Number.isFinite(b.value) && b.value !== 0)
+        unjudged.push({
+          scenario: a.scenario,
+          figure: a.figure,
+          unit: a.unit,
+          before: b.value,
+          after: a.value,
+          changePct: ((a.value - b.value) / Math.abs(b.value)) * 100,
+        });
       continue;
     }
     const changePct = ((a.value - b.value) / Math.abs(b.value)) * 100;
@@ -69,7 +84,7 @@ export function compareReports(before: readonly ResultRow[], after: readonly Res
       : `comparison: ${agreeing} of ${figures.length} figures agree within their noise` +
         (apart.length ? `; apart: ${apart.join(', ')}` : '') +
         (skipped.length ? ` (${skipped.length} not comparable: single run, count or zero)` : '');
-  return { figures, skipped, agreeing, summary };
+  return { figures, skipped, unjudged, agreeing, summary };
 }
 
 const COLUMNS = [
@@ -94,11 +109,26 @@ export function renderComparison(c: Comparison): string {
     `±${f.allowedPct.toFixed(1)}%`,
     f.agrees ? 'yes' : 'APART',
   ]);
+  const single =
+    c.unjudged.length === 0
+      ? ''
+      : `\nsingle runs (no spread to judge a change by):\n${renderGrid(
+          COLUMNS.slice(0, 6),
+          c.unjudged.map((f) => [
+            f.scenario,
+            f.figure,
+            f.unit,
+            formatValue(f.before, f.unit),
+            formatValue(f.after, f.unit),
+            `${f.changePct >= 0 ? '+' : ''}${f.changePct.toFixed(1)}%`,
+          ]),
+          c.unjudged.map((f) => f.scenario),
+        )}`;
   return `${renderGrid(
     COLUMNS,
     cells,
     c.figures.map((f) => f.scenario),
-  )}${c.summary}\n`;
+  )}${c.summary}\n${single}`;
 }
 
 /** The result rows of a saved `--json` report, or a clear error. */
