@@ -46,6 +46,14 @@ describe('CPU profile self time', () => {
     expect(topSelfTime(profile, 10, 2_000_000, 3_000_000)).toEqual({ sampledMs: 0, busyMs: 0, top: [] });
   });
 
+  it('counts samples, not the wall-clock gap after them (a preempted thread is not busy)', () => {
+    // the third sample is followed by a 50 ms gap: the process was not running
+    const stalled = { ...profile, timeDeltas: profile.timeDeltas.map((d, i) => (i === 3 ? 50_000 : d)) };
+    const s = topSelfTime(stalled);
+    expect(s.sampledMs).toBe(10);
+    expect(s.top[0]).toMatchObject({ name: expect.stringMatching(/^encode/), selfMs: 3 });
+  });
+
   it('keeps the top n', () => {
     expect(topSelfTime(profile, 1).top).toHaveLength(1);
   });

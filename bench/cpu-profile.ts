@@ -50,26 +50,40 @@ function frameName(f: CpuProfile['nodes'][number]['callFrame']): string {
 }
 
 /**
- * Self time by function over [fromUs, toUs] (profile clock; the whole profile when omitted).
- * A sample's time is the gap to the next sample (the last one gets the mean gap).
+ * The sampling interval: the median gap between samples, µs. Every sample counts this much,
+ * not the gap after it: a thread the kernel preempted (a busy machine) is sampled once when
+ * it runs again, and the wall-clock gap would charge the wait to whatever it was running.
  */
-export function topSelfTime(p: CpuProfile, top = 15, fromUs = -Infinity, toUs = Infinity): ProfileSummary {
-  const names = new Map<number, string>();
-  for (const n of p.nodes) names.set(n.id, frameName(n.callFrame));
+export function sampleInterval(p: CpuProfile): number {
+  const gaps = p.timeDeltas.slice(1).filter((d) => d > 0);
+  if (gaps.length === 0) return 0;
+  gaps.sort((a, b) => a - b);
+  return gaps[Math.floor(gaps.length / 2)]!;
+}
+
+/** The profile-clock time of each sample, µs. */
+function sampleTimes(p: CpuProfile): number[] {
   const times: number[] = [];
   let t = p.startTime;
   for (let i = 0; i < p.samples.length; i++) {
     t += p.timeDeltas[i] ?? 0;
     times.push(t);
   }
-  const meanGap = p.samples.length > 1 ? (times[times.length - 1]! - times[0]!) / (p.samples.length - 1) : 0;
+  return times;
+}
+
+/** Self time by function over [fromUs, toUs] (profile clock; the whole profile when omitted). */
+export function topSelfTime(p: CpuProfile, top = 15, fromUs = -Infinity, toUs = Infinity): ProfileSummary {
+  const names = new Map<number, string>();
+  for (const n of p.nodes) names.set(n.id, frameName(n.callFrame));
+  const times = sampleTimes(p);
+  const gap = sampleInterval(p);
   const self = new Map<string, number>();
   let sampled = 0;
   let idle = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const at = times[i]!;
     if (at < fromUs || at > toUs) continue;
-    const gap = i + 1 < times.length ? times[i + 1]! - at : meanGap;
     const name = names.get(p.samples[i]!) ?? '(unknown)';
     sampled += gap;
     if (name === '(idle)') idle += gap;
@@ -90,12 +104,11 @@ export function selfTimeByFile(p: CpuProfile, top = 10, fromUs = -Infinity, toUs
   for (const n of p.nodes)
     files.set(n.id, n.callFrame.url ? fileGroup(shortUrl(n.callFrame.url)) : n.callFrame.functionName);
   const by = new Map<string, number>();
-  let t = p.startTime;
+  const times = sampleTimes(p);
+  const gap = sampleInterval(p);
   let busy = 0;
   for (let i = 0; i < p.samples.length; i++) {
-    t += p.timeDeltas[i] ?? 0;
-    if (t < fromUs || t > toUs) continue;
-    const gap = p.timeDeltas[i + 1] ?? 0;
+    if (times[i]! < fromUs || times[i]! > toUs) continue;
     const f = files.get(p.samples[i]!) ?? '(unknown)';
     if (f === '(idle)') continue;
     busy += gap;

@@ -13,7 +13,7 @@
 // and one send. A last measurement checks timers: profiles that must leave a 3 s window
 // without any new event, and how late after their deadline the exit is seen.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -362,6 +362,8 @@ async function topicCounts(
 function profileReport(ctx: ScenarioContext, window: { fromUs: number; toUs: number } | undefined): string[] {
   const dir = ctx.cpuProfDir!;
   if (!window) return [`e2e --cpu-prof: no ${PROFILED_LOAD} step ran; profiles in ${dir}`];
+  // the step's window on the profiles' clock, to look at them again later
+  writeFileSync(join(dir, 'window.json'), `${JSON.stringify({ step: PROFILED_LOAD, ...window })}\n`);
   const out = [
     `e2e --cpu-prof: V8 CPU profiles of the services in ${dir} (whole life of each process); ` +
       `the top self time of each during the ${PROFILED_LOAD} step (${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s, its drain included). ` +
