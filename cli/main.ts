@@ -23,7 +23,7 @@ import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './se
 
 const USAGE = `usage: cdp <command>
   dev                          start the local stack and every service (what npm start runs)
-  start all|ingest|processor|activation|journeys|ledger|query ...
+  start all|ingest|processor|activation|journeys|destinations|ledger|query ...
                                start services against KAFKA_BROKERS, REDIS_URL, CLICKHOUSE_URL
   migrate                      create Kafka topics and apply ClickHouse migrations
   rebuild [--workspace=<id>]   rebuild Redis profile state from ClickHouse history

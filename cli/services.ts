@@ -2,6 +2,7 @@
 // reverse order: edges stop accepting first, consumers drain, clients close last.
 import { startJourneys } from '../activation/journeys/start-journeys.ts';
 import { startActivation, startLedger } from '../activation/main.ts';
+import { startDestinations } from '../destinations/main.ts';
 import { startIngest } from '../ingest/main.ts';
 import { startProcessor, topicSpecs } from '../processor/main.ts';
 import { startQuery } from '../query/main.ts';
@@ -13,13 +14,22 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
 
-export const SERVICE_NAMES = ['processor', 'activation', 'journeys', 'ledger', 'query', 'ingest'] as const;
+export const SERVICE_NAMES = [
+  'processor',
+  'activation',
+  'journeys',
+  'destinations',
+  'ledger',
+  'query',
+  'ingest',
+] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 const STARTERS = {
   processor: startProcessor,
   activation: startActivation,
   journeys: startJourneys,
+  destinations: startDestinations,
   ledger: startLedger,
   query: startQuery,
   ingest: startIngest,

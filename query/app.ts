@@ -23,6 +23,7 @@ import { campaignRoutes } from './routes/campaigns.ts';
 import { channelCredentialRoutes } from './routes/channel-credentials.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { consentRoutes, suppressionRoutes } from './routes/contact.ts';
+import { destinationRoutes } from './routes/destinations.ts';
 import { erasureRoutes } from './routes/erasures.ts';
 import { exportRoutes } from './routes/exports.ts';
 import { formRoutes } from './routes/forms.ts';
@@ -78,6 +79,11 @@ export interface QueryDeps {
   optIn?: DoubleOptIn;
   /** Seals per-workspace channel credentials (CDP_SECRETS_KEY); none: PUT answers 503. */
   secrets?: Keyring;
+  /**
+   * Literal addresses a destination URL may name (CDP_WEBHOOK_ALLOW_LOOPBACK / _PRIVATE, as
+   * for webhooks); none: loopback and private addresses are refused.
+   */
+  destinationAddressPolicy?: { allowLoopback: boolean; allowPrivate: boolean };
   now?: () => Date;
 }
 
@@ -146,6 +152,14 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/suppressions', suppressionRoutes({ ...deps, now }));
   app.route('/v1/segments', segmentRoutes({ ...deps, now }));
   app.route('/v1/campaigns', campaignRoutes({ ...deps, now }));
+  app.route(
+    '/v1/destinations',
+    destinationRoutes({
+      ...deps,
+      now,
+      addressPolicy: deps.destinationAddressPolicy ?? { allowLoopback: false, allowPrivate: false },
+    }),
+  );
   app.route('/v1/journeys', journeyRoutes({ ...deps, now }));
   app.route('/v1/forms', formRoutes({ ...deps, now }));
   app.route('/v1/computed-traits', computedTraitRoutes({ ...deps, now }));

@@ -22,7 +22,8 @@ export interface AuditEntry {
     | 'tracking_plan'
     | 'page'
     | 'export'
-    | 'channel_credentials';
+    | 'channel_credentials'
+    | 'destination';
   entityId: string;
   before: unknown;
   after: unknown;

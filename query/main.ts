@@ -75,6 +75,10 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     exports: { ...exportCfg },
     optIn,
     secrets: cfg.channels.secrets,
+    destinationAddressPolicy: {
+      allowLoopback: cfg.activation.allowLoopback,
+      allowPrivate: cfg.activation.allowPrivate,
+    },
   });
   mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
   // erasures a DELETE left unfinished, after a restart too

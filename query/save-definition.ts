@@ -20,6 +20,7 @@ const ENTITY: Record<DefinitionKind, AuditEntry['entityType']> = {
   trackingPlanVersions: 'tracking_plan',
   pages: 'page',
   pageVersions: 'page',
+  destinations: 'destination',
 };
 
 export interface SaveDeps {

@@ -5,6 +5,7 @@
 
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import type { ComputedTraitDefinition } from '../schemas/computed-trait.ts';
+import type { DestinationDefinition } from '../schemas/destination.ts';
 import type { FormDefinition } from '../schemas/form.ts';
 import type { JourneyDefinition } from '../schemas/journey.ts';
 import type { LeadScoreDefinition } from '../schemas/lead-score.ts';
@@ -33,6 +34,8 @@ interface Defs {
   pages: PageDefinition;
   /** Every saved version of every landing page, id `${pageId}@${version}`. */
   pageVersions: PageDefinition;
+  /** Outgoing destinations (destinations/): each runs its own consumer group. */
+  destinations: DestinationDefinition;
 }
 export type DefinitionKind = keyof Defs;
 type Kind = DefinitionKind;

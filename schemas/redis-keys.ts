@@ -161,6 +161,13 @@ export function globalKeys(prefix: string) {
     pageVersions: `${prefix}:defs:page-versions`,
     /** Hash `${workspaceId}/${slug}` → the id of the page that holds the slug. */
     pageSlugs: `${prefix}:pages:slugs`,
+    /** Hash `${workspaceId}/${destinationId}` → DestinationDefinition JSON (schemas/destination.ts). */
+    destinations: `${prefix}:defs:destinations`,
+    /**
+     * Sorted set of one destination's deliveries waiting for another attempt (destinations/retry-set.ts)
+     * → epoch ms when due (or when a claimer's lease ends).
+     */
+    destinationRetries: (destinationId: string) => `${prefix}:dest:retry:${destinationId}`,
     /** Counter bumped on every definition change; processors reload when it moves. */
     revision: `${prefix}:defs:rev`,
     /** Sorted set `${workspaceId}/${profileId}` → epoch ms when a windowed rule must be re-evaluated. */

@@ -1,0 +1,158 @@
+// The destinations service (`cdp start destinations`; `all` and `npm start` include it):
+// one worker per active destination (worker.ts), each on its own consumer group, started,
+// updated and stopped as definitions change (the definitions revision, as activation
+// watches it). It needs Kafka and Redis only.
+import type { Clients } from '../runtime/clients.ts';
+import type { Config } from '../runtime/config.ts';
+import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
+import { errorMessage } from '../runtime/errors.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { RunningService } from '../runtime/service.ts';
+import type { DestinationDefinition } from '../schemas/destination.ts';
+import { topics } from '../schemas/topics.ts';
+import type { BreakerOptions } from './circuit-breaker.ts';
+import { retrySet } from './retry-set.ts';
+import { type DestinationWorker, startDestinationWorker } from './worker.ts';
+
+export interface DestinationsOptions {
+  breaker: BreakerOptions;
+  retryPollMs: number;
+  maxRetryBacklog: number;
+  inFlightItems: number;
+}
+
+const positive = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name}: a positive integer, not "${raw}"`);
+  return n;
+};
+
+/** CDP_DESTINATION_* (documented in the README's Configuration). */
+export function destinationsOptions(env: NodeJS.ProcessEnv = process.env): DestinationsOptions {
+  return {
+    breaker: {
+      failures: positive(env, 'CDP_DESTINATION_BREAKER_FAILURES', 5),
+      cooldownMs: positive(env, 'CDP_DESTINATION_BREAKER_COOLDOWN_MS', 5000),
+      maxCooldownMs: positive(env, 'CDP_DESTINATION_BREAKER_MAX_COOLDOWN_MS', 60_000),
+    },
+    retryPollMs: positive(env, 'CDP_DESTINATION_RETRY_POLL_MS', 250),
+    maxRetryBacklog: positive(env, 'CDP_DESTINATION_MAX_RETRY_BACKLOG', 100_000),
+    inFlightItems: positive(env, 'CDP_DESTINATION_IN_FLIGHT_ITEMS', 1000),
+  };
+}
+
+export interface RunningDestinations extends RunningService {
+  /** The worker of an active destination (tests wait on its `started`). */
+  worker(id: string): DestinationWorker | undefined;
+}
+
+export async function startDestinations(
+  cfg: Config,
+  clients: Clients,
+  log: Logger,
+  opts: { options?: Partial<DestinationsOptions>; now?: () => number } = {},
+): Promise<RunningDestinations> {
+  const options = { ...destinationsOptions(), ...opts.options };
+  const now = opts.now ?? Date.now;
+  const kafka = clients.kafka();
+  const redis = clients.redis().duplicate({ connectionName: 'cdp-destinations' });
+  const producer = kafka.producer({ lingerMs: 5 });
+  const admin = kafka.admin();
+  const t = topics(cfg.kafka.topicPrefix);
+  const topicSpecs = [
+    { topic: t.events, partitions: cfg.kafka.partitions },
+    { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
+    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
+    { topic: t.deadLetter, partitions: 1 },
+  ];
+  const workers = new Map<string, { worker: DestinationWorker; source: string }>();
+  /** Every destination id the last load saw, active or paused: one gone was deleted. */
+  let known = new Set<string>();
+  const stopping = new Set<Promise<void>>();
+  const stopWorker = (id: string, clear: boolean) => {
+    const w = workers.get(id);
+    if (!w) return;
+    workers.delete(id);
+    // in the background: a stopping worker may wait out an attempt's deadline
+    const p = w.worker
+      .stop()
+      .then(() => (clear ? retrySet(redis, cfg.redis.prefix, id).clear() : undefined))
+      .catch((err) => log.warn({ destinationId: id, err: errorMessage(err) }, 'destination_stop_failed'))
+      .finally(() => stopping.delete(p));
+    stopping.add(p);
+  };
+  const start = (def: DestinationDefinition) => {
+    const worker = startDestinationWorker(def, {
+      kafka,
+      admin,
+      producer,
+      redis,
+      redisPrefix: cfg.redis.prefix,
+      topicPrefix: cfg.kafka.topicPrefix,
+      topics: {
+        source: def.source.kind === 'events' ? t.events : t.segmentChanges,
+        ledger: t.activationLedger,
+        deadLetter: t.deadLetter,
+      },
+      topicSpecs,
+      partitions: cfg.kafka.partitions,
+      addressPolicy: {
+        allowLoopback: cfg.activation.allowLoopback,
+        allowPrivate: cfg.activation.allowPrivate,
+      },
+      breaker: options.breaker,
+      retryPollMs: options.retryPollMs,
+      maxRetryBacklog: options.maxRetryBacklog,
+      inFlightItems: options.inFlightItems,
+      log,
+      now,
+    });
+    workers.set(def.id, { worker, source: def.source.kind });
+    log.info({ destinationId: def.id, source: def.source.kind }, 'destination_started');
+  };
+  const store = new DefinitionStore(redis, cfg.redis.prefix);
+  const watcher = watchDefinitions({
+    store,
+    log,
+    intervalMs: cfg.definitions.pollMs,
+    load: async () => {
+      const defs = await store.list('destinations');
+      const seen = new Set<string>();
+      for (const def of defs) {
+        seen.add(def.id);
+        const w = workers.get(def.id);
+        if (def.status !== 'active') {
+          // paused: the group keeps its offsets and the retry set its entries; resume goes on from there
+          stopWorker(def.id, false);
+          continue;
+        }
+        if (w && w.source !== def.source.kind) stopWorker(def.id, false);
+        const current = workers.get(def.id);
+        if (current) current.worker.update(def);
+        else start(def);
+      }
+      for (const id of known) {
+        if (seen.has(id)) continue;
+        // deleted: its parked retries go too
+        if (workers.has(id)) stopWorker(id, true);
+        else await retrySet(redis, cfg.redis.prefix, id).clear();
+      }
+      known = seen;
+    },
+  });
+  await watcher.ready;
+  return {
+    name: 'destinations',
+    worker: (id) => workers.get(id)?.worker,
+    async stop() {
+      watcher.stop();
+      for (const id of [...workers.keys()]) stopWorker(id, false);
+      await Promise.allSettled([...stopping]);
+      await producer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
+      redis.disconnect();
+    },
+  };
+}

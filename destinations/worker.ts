@@ -1,0 +1,495 @@
+// One destination's delivery: its own consumer group on the events (or segment-changes)
+// topic, so its lag is its own; a lane per partition that batches the mapped items and
+// delivers them in order (order per profile, since a profile's messages share a partition);
+// a circuit breaker and a token bucket of its own; failed deliveries parked in its own
+// Redis retry set (retry-set.ts) and tried by its own poller, dead letters after the
+// configured attempts; a ledger row per item and outcome on cdp.activation-ledger.
+//
+// A batch's offsets are committed once each of its items was delivered, parked for a retry
+// or dead-lettered (the ledger rows and dead letters acknowledged by Kafka, the park by
+// Redis): a crash redelivers what was under way, with the same `webhook-id` for the same
+// items. What a lane holds is bounded (`inFlightItems`): past it, the consumer waits.
+import { createHash } from 'node:crypto';
+import type { GuardPolicy } from '../activation/webhook/address-guard.ts';
+import { sendWebhook, type WebhookResult } from '../activation/webhook/send-webhook.ts';
+import { superviseConsumer } from '../runtime/consume.ts';
+import { errorMessage, realSleep } from '../runtime/errors.ts';
+import type {
+  Admin,
+  IncomingMessage,
+  KafkaClient,
+  OutgoingMessage,
+  Producer,
+  TopicSpec,
+} from '../runtime/kafka/index.ts';
+import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
+import type { Logger } from '../runtime/log.ts';
+import type { Redis } from '../runtime/redis.ts';
+import {
+  applyMapping,
+  DESTINATION_DEFAULTS,
+  type DeliveryItem,
+  type DestinationDefinition,
+  DestinationError,
+  deliveryBody,
+  MAX_BODY_BYTES,
+  passesFilter,
+} from '../schemas/destination.ts';
+import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import { type BreakerOptions, CircuitBreaker } from './circuit-breaker.ts';
+import { TokenBucket } from './rate-limit.ts';
+import { type Delivery, type ItemMeta, retrySet } from './retry-set.ts';
+
+/** Header naming the destination on its dead letters. */
+export const DESTINATION_HEADER = 'cdp-destination-id';
+export const DLQ_STAGE = 'destination.deliver';
+
+/** The consumer group of a destination: derived from its id, so it is its own. */
+export function destinationGroup(topicPrefix: string, destinationId: string): string {
+  return `${topicPrefix ? `${topicPrefix}.` : ''}cdp-destination-${destinationId}`;
+}
+
+/** `webhook-id` of a delivery: a hash of the destination and its items' ids, so a repeat carries the same. */
+export function webhookIdOf(destinationId: string, itemIds: readonly string[]): string {
+  const h = createHash('sha256').update(destinationId);
+  for (const id of itemIds) h.update('\n').update(id);
+  return `msg_${h.digest('base64url').slice(0, 32)}`;
+}
+
+export interface WorkerOptions {
+  kafka: KafkaClient;
+  admin: Admin;
+  producer: Producer;
+  redis: Redis;
+  redisPrefix: string;
+  topicPrefix: string;
+  topics: { source: string; ledger: string; deadLetter: string };
+  topicSpecs: TopicSpec[];
+  partitions: number;
+  addressPolicy: GuardPolicy;
+  breaker: BreakerOptions;
+  retryPollMs: number;
+  /** Deliveries a destination may have parked; past it they are dead-lettered at once. */
+  maxRetryBacklog: number;
+  /** Items a partition's lane may hold (batched, or being delivered) before the consumer waits. */
+  inFlightItems: number;
+  log: Logger;
+  now: () => number;
+}
+
+export interface DestinationWorker {
+  readonly id: string;
+  /** Resolves once its consumer joined its group. */
+  started: Promise<void>;
+  /** A new version (same source): mapping, URL, secret, limits apply from the next item. */
+  update(def: DestinationDefinition): void;
+  breakerState(): string;
+  stop(): Promise<void>;
+}
+
+interface Entry {
+  item: DeliveryItem;
+  meta: ItemMeta;
+  bytes: number;
+}
+
+interface Chunk {
+  entries: Entry[];
+  bytes: number;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+type Outcome = 'sent' | 'retried' | 'dead_lettered';
+
+export function startDestinationWorker(initial: DestinationDefinition, o: WorkerOptions): DestinationWorker {
+  let def = initial;
+  const log = o.log.child({ destinationId: def.id });
+  const createdAtMs = Date.parse(def.createdAt);
+  const breaker = new CircuitBreaker(o.breaker);
+  let bucket = def.rateLimit ? new TokenBucket(def.rateLimit.perSecond, o.now()) : undefined;
+  const retries = retrySet(o.redis, o.redisPrefix, def.id);
+  let stopping = false;
+
+  const maxEvents = () => def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents;
+  const maxWaitMs = () => def.http.batch?.maxWaitMs ?? DESTINATION_DEFAULTS.maxWaitMs;
+  const timeoutMs = () => def.http.timeoutMs ?? DESTINATION_DEFAULTS.timeoutMs;
+  const maxAttempts = () => def.retry?.maxAttempts ?? DESTINATION_DEFAULTS.maxAttempts;
+
+  /** A follow-up (ledger, dead letters, park) is retried until it works; only stopping gives up. */
+  const durably = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    for (let i = 0; ; i++) {
+      try {
+        await fn();
+        return;
+      } catch (err) {
+        if (stopping) throw err;
+        log.warn({ what, attempt: i, err: errorMessage(err) }, 'destination_follow_up_failed');
+        await realSleep(Math.min(5000, 100 * 2 ** Math.min(i, 6)));
+      }
+    }
+  };
+
+  const ledgerRows = (
+    d: Delivery,
+    outcome: Outcome,
+    reason: string,
+    attempt: number,
+    res: WebhookResult | undefined,
+    notBefore: number | null,
+  ): OutgoingMessage[] => {
+    const at = o.now();
+    return d.items.map((item, i) => {
+      const meta = d.meta[i]!;
+      return {
+        key: `${def.workspaceId}:${def.id}`,
+        value: JSON.stringify({
+          workspace_id: def.workspaceId,
+          at,
+          send_key: item.id,
+          campaign_id: def.id,
+          campaign_version: def.version,
+          segment_id: meta.segmentId,
+          segment_version: meta.segmentVersion,
+          profile_id: meta.profileId,
+          epoch: meta.epoch,
+          channel: 'destination',
+          outcome,
+          reason: reason.slice(0, 500),
+          attempt,
+          status_code: res?.status ?? 0,
+          latency_ms: Math.max(0, at - meta.producedAt),
+          provider_ms: res?.latencyMs ?? 0,
+          not_before: notBefore,
+          provider_id: d.webhookId,
+        }),
+      };
+    });
+  };
+
+  const deadLetter = async (d: Delivery, reason: string, attempt: number, res?: WebhookResult) => {
+    const letters: OutgoingMessage[] = d.items.map((item, i) => ({
+      key: d.meta[i]!.key,
+      value: JSON.stringify({ destinationId: def.id, webhookId: d.webhookId, item }),
+      headers: {
+        [DLQ_HEADERS.reason]: reason.slice(0, 1000),
+        [DLQ_HEADERS.stage]: DLQ_STAGE,
+        [DLQ_HEADERS.source]: o.topics.source,
+        [DESTINATION_HEADER]: def.id,
+        'cdp-attempt': String(attempt),
+      },
+    }));
+    const stage = { deadLetterTopic: o.topics.deadLetter, stage: DLQ_STAGE, log };
+    await durably('dead letter', () => sendOrDeadLetter(o.producer, o.topics.deadLetter, letters, stage));
+    await durably('ledger', () =>
+      sendOrDeadLetter(
+        o.producer,
+        o.topics.ledger,
+        ledgerRows(d, 'dead_lettered', reason, attempt, res, null),
+        {
+          ...stage,
+          stage: 'destination.ledger',
+        },
+      ),
+    );
+    log.warn({ webhookId: d.webhookId, items: d.items.length, attempt, reason }, 'destination_dead_lettered');
+  };
+
+  const ledger = (rows: OutgoingMessage[]) =>
+    durably('ledger', () =>
+      sendOrDeadLetter(o.producer, o.topics.ledger, rows, {
+        deadLetterTopic: o.topics.deadLetter,
+        stage: 'destination.ledger',
+        log,
+      }),
+    );
+
+  const backoffMs = (attempt: number, retryAfterMs?: number) => {
+    const base = def.retry?.initialBackoffMs ?? DESTINATION_DEFAULTS.initialBackoffMs;
+    const ms = Math.min(DESTINATION_DEFAULTS.maxBackoffMs, base * 2 ** (attempt - 1));
+    const jittered = Math.round(ms * (0.5 + Math.random() / 2));
+    return Math.max(jittered, retryAfterMs ?? 0);
+  };
+
+  /**
+   * One attempt of a delivery (fresh from a lane, or claimed from the retry set as
+   * `member`). Resolves once its outcome is durable: sent (ledger), parked (Redis) or
+   * dead-lettered (Kafka).
+   */
+  const attempt = async (d: Delivery, member?: string): Promise<void> => {
+    const parkAgain = async (next: Delivery, dueAt: number) => {
+      if (member) await durably('retry set', () => retries.finish(member, { delivery: next, dueAt }));
+      else await durably('retry set', () => retries.park([{ delivery: next, dueAt }]));
+    };
+    const finish = async () => {
+      if (member) await durably('retry set', () => retries.finish(member));
+    };
+    if (!breaker.allow(o.now())) {
+      // not tried: parked for when the breaker lets a probe through, attempt count unchanged
+      const dueAt = breaker.retryAt(o.now());
+      if (!member && (await retries.size().catch(() => 0)) >= o.maxRetryBacklog) {
+        await deadLetter(
+          d,
+          `retry backlog of ${o.maxRetryBacklog} full while the circuit is open`,
+          d.attempt,
+        );
+        return;
+      }
+      await parkAgain(d, dueAt);
+      if (!member) await ledger(ledgerRows(d, 'retried', 'circuit_open', d.attempt, undefined, dueAt));
+      return;
+    }
+    if (bucket) {
+      for (let wait = bucket.take(o.now()); wait > 0; wait = bucket.take(o.now())) await realSleep(wait);
+    }
+    const res = await sendWebhook(
+      {
+        url: def.http.url,
+        secret: def.http.secret,
+        id: d.webhookId,
+        body: deliveryBody(d.items, maxEvents() > 1),
+        timestampSeconds: Math.floor(o.now() / 1000),
+      },
+      { ...o.addressPolicy, timeoutMs: timeoutMs() },
+    );
+    const n = d.attempt + 1;
+    if (res.ok) {
+      breaker.success();
+      await ledger(ledgerRows(d, 'sent', '', n, res, null));
+      await finish();
+      return;
+    }
+    const reason = res.error ?? `HTTP ${res.status}`;
+    if (!res.retriable) {
+      breaker.neutral();
+      await deadLetter(d, `permanent: ${reason}`, n, res);
+      await finish();
+      return;
+    }
+    if (breaker.failure(o.now())) log.warn({ reason }, 'destination_circuit_opened');
+    if (n >= maxAttempts()) {
+      await deadLetter(d, `${n} attempts failed, the last: ${reason}`, n, res);
+      await finish();
+      return;
+    }
+    if (!member && (await retries.size().catch(() => 0)) >= o.maxRetryBacklog) {
+      await deadLetter(d, `retry backlog of ${o.maxRetryBacklog} full: ${reason}`, n, res);
+      return;
+    }
+    const dueAt = o.now() + backoffMs(n, res.retryAfterMs);
+    await parkAgain({ ...d, attempt: n }, dueAt);
+    await ledger(ledgerRows(d, 'retried', reason, n, res, dueAt));
+  };
+
+  // ---- lanes: one per partition, deliveries in order ----
+  interface Lane {
+    open?: Chunk;
+    timer?: NodeJS.Timeout;
+    chain: Promise<void>;
+    held: number;
+  }
+  const lanes = new Map<number, Lane>();
+  const laneOf = (partition: number): Lane => {
+    let l = lanes.get(partition);
+    if (!l) {
+      l = { chain: Promise.resolve(), held: 0 };
+      lanes.set(partition, l);
+    }
+    return l;
+  };
+  const newChunk = (): Chunk => {
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // a failure is seen by the batch's effects; never an unhandled rejection here
+    done.catch(() => {});
+    return { entries: [], bytes: 0, done, resolve, reject };
+  };
+  const seal = (lane: Lane) => {
+    const chunk = lane.open;
+    if (lane.timer) clearTimeout(lane.timer);
+    lane.timer = undefined;
+    lane.open = undefined;
+    if (!chunk || chunk.entries.length === 0) return;
+    const d: Delivery = {
+      webhookId: webhookIdOf(
+        def.id,
+        chunk.entries.map((e) => e.item.id),
+      ),
+      attempt: 0,
+      items: chunk.entries.map((e) => e.item),
+      meta: chunk.entries.map((e) => e.meta),
+    };
+    lane.chain = lane.chain
+      .then(() => attempt(d))
+      .then(chunk.resolve, chunk.reject)
+      .finally(() => {
+        lane.held -= chunk.entries.length;
+      });
+  };
+  const enqueue = (lane: Lane, entries: Entry[]): Promise<void> => {
+    const waits = new Set<Promise<void>>();
+    for (const e of entries) {
+      if (lane.open && lane.open.bytes + e.bytes > MAX_BODY_BYTES - 64) seal(lane);
+      if (!lane.open) lane.open = newChunk();
+      lane.open.entries.push(e);
+      lane.open.bytes += e.bytes + 1;
+      lane.held++;
+      waits.add(lane.open.done);
+      if (lane.open.entries.length >= maxEvents()) seal(lane);
+    }
+    if (lane.open) {
+      const wait = maxWaitMs();
+      if (wait === 0) seal(lane);
+      else if (!lane.timer) lane.timer = setTimeout(() => seal(lane), wait);
+    }
+    return Promise.all(waits).then(() => {});
+  };
+
+  const metaOf = (m: IncomingMessage, src: Record<string, unknown>): ItemMeta => ({
+    key: m.key ?? '',
+    profileId: typeof src.profileId === 'string' ? src.profileId : '',
+    segmentId: typeof src.segmentId === 'string' ? src.segmentId : '',
+    segmentVersion: typeof src.segmentVersion === 'number' ? src.segmentVersion : 0,
+    epoch: typeof src.epoch === 'number' ? src.epoch : 0,
+    producedAt: m.timestamp,
+  });
+
+  const handler = async (batch: { partition: number; messages: IncomingMessage[] }) => {
+    const d = def;
+    const entries: Entry[] = [];
+    const refused: Array<{ entry: Entry; reason: string }> = [];
+    const keyPrefix = `${d.workspaceId}:`;
+    for (const m of batch.messages) {
+      // messages from before the destination existed are not its (a new group reads from the start)
+      if (m.timestamp < createdAtMs || !m.value || m.headers[REPLAY_HEADER]) continue;
+      if (!m.key?.startsWith(keyPrefix)) continue;
+      let src: Record<string, unknown>;
+      try {
+        src = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        continue; // malformed messages are the processor's to dead-letter, not ours
+      }
+      if (src === null || typeof src !== 'object' || src.workspaceId !== d.workspaceId) continue;
+      let item: DeliveryItem;
+      if (d.source.kind === 'events') {
+        try {
+          if (!passesFilter(d.source.filter, src)) continue;
+        } catch (err) {
+          log.warn({ err: errorMessage(err) }, 'destination_filter_failed');
+          continue;
+        }
+        item = {
+          id: String(src.messageId ?? `${m.topic}/${m.partition}/${m.offset}`),
+          type: 'event',
+          timestamp: String(src.timestamp ?? new Date(m.timestamp).toISOString()),
+          data: undefined,
+        };
+      } else {
+        if (d.source.segmentIds && !d.source.segmentIds.includes(String(src.segmentId))) continue;
+        item = {
+          id: `${String(src.segmentId)}:${String(src.profileId)}:${String(src.epoch)}`,
+          type: 'segment_change',
+          timestamp: String(src.occurredAt ?? new Date(m.timestamp).toISOString()),
+          data: undefined,
+        };
+      }
+      const meta = metaOf(m, src);
+      try {
+        item.data = await applyMapping(d.mapping, src);
+      } catch (err) {
+        if (!(err instanceof DestinationError)) throw err;
+        refused.push({
+          entry: { item: { ...item, data: null }, meta, bytes: 0 },
+          reason: `mapping: ${err.message}`,
+        });
+        continue;
+      }
+      entries.push({ item, meta, bytes: Buffer.byteLength(JSON.stringify(item)) });
+    }
+    // a mapping that cannot map an event will not map it next time either: dead letters now
+    for (const r of refused)
+      await deadLetter(
+        {
+          webhookId: webhookIdOf(d.id, [r.entry.item.id]),
+          attempt: 0,
+          items: [r.entry.item],
+          meta: [r.entry.meta],
+        },
+        r.reason,
+        0,
+      );
+    if (entries.length === 0) return undefined;
+    const lane = laneOf(batch.partition);
+    const effects = enqueue(lane, entries);
+    // bounded: past the window, wait for what is under way before taking more
+    while (lane.held >= o.inFlightItems && !stopping) {
+      const chain = lane.chain;
+      await chain.catch(() => {});
+      if (lane.chain === chain) break;
+    }
+    return { effects };
+  };
+
+  const consumer = superviseConsumer({
+    kafka: o.kafka,
+    admin: o.admin,
+    topics: o.topicSpecs,
+    consumer: {
+      groupId: destinationGroup(o.topicPrefix, def.id),
+      topics: [o.topics.source],
+      fromBeginning: true,
+      maxBatchSize: 500,
+      concurrency: o.partitions,
+    },
+    handler,
+    log: log.child({ consumer: 'destination' }),
+  });
+
+  // ---- the retry poller ----
+  let pollTimer: NodeJS.Timeout | undefined;
+  let polling: Promise<void> = Promise.resolve();
+  const poll = async () => {
+    try {
+      const leaseMs = timeoutMs() + 30_000;
+      const due = await retries.claim(o.now(), 16, leaseMs);
+      // sequentially, so a destination's retries go in the order they fell due
+      for (const { member, delivery } of due) {
+        if (stopping) break;
+        await attempt(delivery, member);
+      }
+    } catch (err) {
+      if (!stopping) log.warn({ err: errorMessage(err) }, 'destination_retry_poll_failed');
+    }
+    if (!stopping) schedule();
+  };
+  const schedule = () => {
+    pollTimer = setTimeout(() => {
+      polling = poll();
+    }, o.retryPollMs);
+  };
+  schedule();
+
+  return {
+    id: def.id,
+    started: consumer.started,
+    update(next) {
+      if (next.rateLimit?.perSecond !== def.rateLimit?.perSecond)
+        bucket = next.rateLimit ? new TokenBucket(next.rateLimit.perSecond, o.now()) : undefined;
+      def = next;
+    },
+    breakerState: () => breaker.current,
+    async stop() {
+      // what is batched goes now, so the consumer's last commit can include it
+      for (const lane of lanes.values()) seal(lane);
+      await consumer.stop();
+      stopping = true;
+      if (pollTimer) clearTimeout(pollTimer);
+      await Promise.race([polling, realSleep(timeoutMs() + 1000)]);
+    },
+  };
+}

@@ -1,0 +1,194 @@
+// Destinations (schemas/destination.ts): created, versioned and audited like campaigns; the
+// destinations service (destinations/) picks each change up from the definitions revision.
+// A dry-run maps a sample event with a destination's mapping and sends nothing.
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { type Context, Hono } from 'hono';
+import { type GuardPolicy, refusal } from '../../activation/webhook/address-guard.ts';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import type { DefinitionStore } from '../../runtime/definitions.ts';
+import {
+  applyMapping,
+  checkDestination,
+  type DeliveryItem,
+  type DestinationDefinition,
+  DestinationError,
+  type DestinationInput,
+  deliveryBody,
+  destinationInputCheck,
+  generateDestinationSecret,
+  passesFilter,
+} from '../../schemas/destination.ts';
+import { type QueryEnv, readJson } from '../app.ts';
+import { QueryError } from '../query-error.ts';
+import { saveDefinition } from '../save-definition.ts';
+
+/** Destinations per workspace (each runs a consumer group of its own). */
+export const MAX_DESTINATIONS_PER_WORKSPACE = 50;
+
+export function destinationRoutes(deps: {
+  clickhouse: ClickHouseClient;
+  defs: DefinitionStore;
+  now: () => Date;
+  /** Which literal addresses a destination URL may name (the activation address guard's policy). */
+  addressPolicy: GuardPolicy;
+}) {
+  const app = new Hono<QueryEnv>();
+
+  const validate = (body: unknown): DestinationInput => {
+    if (!destinationInputCheck.Check(body)) {
+      const e = destinationInputCheck.Errors(body).First();
+      throw new QueryError(
+        400,
+        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(body.http.url);
+    } catch {
+      throw new QueryError(400, 'http.url: not a valid URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new QueryError(400, 'http.url: must be http or https');
+    if (url.username || url.password)
+      throw new QueryError(400, 'http.url: credentials in the URL are not allowed');
+    // a literal address is judged now; a name is resolved (and judged) at every connection
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host)) {
+      const why = refusal(host, deps.addressPolicy);
+      if (why) throw new QueryError(400, `http.url: destination refused: ${why}`);
+    }
+    try {
+      checkDestination(body);
+    } catch (err) {
+      if (err instanceof DestinationError) throw new QueryError(400, err.message);
+      throw err;
+    }
+    return body;
+  };
+
+  const load = async (ws: string, id: string) => {
+    const def = await deps.defs.get('destinations', ws, id);
+    if (!def) throw new QueryError(404, `no destination ${id}`);
+    return def;
+  };
+
+  const settings = (input: DestinationInput, before: DestinationDefinition | undefined) => ({
+    name: input.name,
+    type: input.type,
+    source: input.source,
+    ...(input.mapping ? { mapping: input.mapping } : {}),
+    http: {
+      ...input.http,
+      secret: input.http.secret ?? before?.http.secret ?? generateDestinationSecret(),
+    },
+    ...(input.rateLimit ? { rateLimit: input.rateLimit } : {}),
+    ...(input.retry ? { retry: input.retry } : {}),
+  });
+
+  app.post('/', async (c) => {
+    const ws = c.get('workspaceId');
+    const input = validate(await readJson(c.req.raw));
+    if ((await deps.defs.list('destinations', ws)).length >= MAX_DESTINATIONS_PER_WORKSPACE)
+      throw new QueryError(409, `at most ${MAX_DESTINATIONS_PER_WORKSPACE} destinations per workspace`);
+    const at = deps.now().toISOString();
+    const def: DestinationDefinition = {
+      id: `dst_${randomBytes(9).toString('base64url')}`,
+      workspaceId: ws,
+      ...settings(input, undefined),
+      status: input.status ?? 'active',
+      version: 1,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await saveDefinition(deps, c, 'destinations', null, def);
+    return c.json(def, 201);
+  });
+
+  app.get('/', async (c) =>
+    c.json({ destinations: await deps.defs.list('destinations', c.get('workspaceId')) }),
+  );
+  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+
+  app.put('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    const input = validate(await readJson(c.req.raw));
+    const after: DestinationDefinition = {
+      id: before.id,
+      workspaceId: before.workspaceId,
+      ...settings(input, before),
+      status: input.status ?? before.status,
+      version: before.version + 1,
+      createdAt: before.createdAt,
+      updatedAt: deps.now().toISOString(),
+    };
+    await saveDefinition(deps, c, 'destinations', before, after);
+    return c.json(after);
+  });
+
+  const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id') ?? '');
+    if (before.status === status) return c.json(before);
+    const after: DestinationDefinition = {
+      ...before,
+      status,
+      version: before.version + 1,
+      updatedAt: deps.now().toISOString(),
+    };
+    await saveDefinition(deps, c, 'destinations', before, after);
+    return c.json(after);
+  };
+  app.post('/:id/pause', setStatus('paused'));
+  app.post('/:id/resume', setStatus('active'));
+
+  app.delete('/:id', async (c) => {
+    const ws = c.get('workspaceId');
+    const before = await load(ws, c.req.param('id'));
+    await saveDefinition(deps, c, 'destinations', before, null);
+    return c.body(null, 204);
+  });
+
+  /**
+   * `{event}` (for an events source) or `{change}` (segment changes) → whether it passes the
+   * filter and the body that would be sent; a mapping error is a 422 naming the field.
+   */
+  app.post('/:id/dry-run', async (c) => {
+    const def = await load(c.get('workspaceId'), c.req.param('id'));
+    const body = await readJson(c.req.raw);
+    const field = def.source.kind === 'events' ? 'event' : 'change';
+    const sample = (body as Record<string, unknown> | null)?.[field];
+    if (sample === null || typeof sample !== 'object' || Array.isArray(sample))
+      throw new QueryError(400, `${field}: an object is required`);
+    const source = sample as Record<string, unknown>;
+    let matched: boolean;
+    if (def.source.kind === 'events') {
+      try {
+        matched = passesFilter(def.source.filter, source);
+      } catch (err) {
+        return c.json({ matched: false, error: `source.filter: ${(err as Error).message}` }, 422);
+      }
+    } else {
+      const segmentId = source.segmentId;
+      matched = !def.source.segmentIds || def.source.segmentIds.includes(String(segmentId));
+    }
+    let data: unknown;
+    try {
+      data = await applyMapping(def.mapping, source);
+    } catch (err) {
+      if (err instanceof DestinationError) return c.json({ matched, error: err.message }, 422);
+      throw err;
+    }
+    const item: DeliveryItem = {
+      id: String(source.messageId ?? 'sample'),
+      type: def.source.kind === 'events' ? 'event' : 'segment_change',
+      timestamp: String(source.timestamp ?? source.occurredAt ?? deps.now().toISOString()),
+      data,
+    };
+    const batched = (def.http.batch?.maxEvents ?? 1) > 1;
+    return c.json({ matched, payload: JSON.parse(deliveryBody([item], batched)) as unknown });
+  });
+  return app;
+}
