@@ -25,7 +25,7 @@ export function TraitsScreen({ kind, id }) {
   if (KINDS[kind] && id) return html`<${DefinitionEditor} kind=${kind} id=${id === 'new' ? null : id} />`;
   return html`<section aria-labelledby="traits-title">
     <h1 id="traits-title">Traits & scores</h1>
-    <p class="muted">Values kept on every profile in real time: read in segments as <code>computed.name</code>
+    <p class="muted">Values kept on every profile in real time: read in segments as <code>computed.name</code>${' '}
       and <code>scores.name</code>, shown on the profile page.</p>
     <${DefinitionList} kind="computed" title="Computed traits" />
     <${DefinitionList} kind="score" title="Lead scores" />
@@ -169,7 +169,12 @@ function DefinitionEditor({ kind, id }) {
     e.preventDefault();
     run(async () => {
       const body = bodyOf(kind, s);
-      await api(id ? `${k.path}/${encodeURIComponent(id)}` : k.path, { method: id ? 'PUT' : 'POST', body });
+      try {
+        await api(id ? `${k.path}/${encodeURIComponent(id)}` : k.path, { method: id ? 'PUT' : 'POST', body });
+      } catch (err) {
+        // a name taken (409 "name: …") is shown at the name, like a 400
+        throw err?.status === 409 && err.message.startsWith('name: ') ? new ApiError(400, err.message) : err;
+      }
       navigate('#/traits');
     });
   };
