@@ -249,6 +249,9 @@ function Trends() {
   const total = series.reduce((a, x) => a + x.points.reduce((b, p) => b + p.count, 0), 0);
   const noun = shown?.measure === 'persons' ? 'Persons' : 'Events';
   const label = (t) => bucketLabel(t, shown?.interval);
+  // under grouped bars there is room for little: 12-05, or 05 14h (the table has the full dates)
+  const short = (t) =>
+    shown?.interval === 'hour' ? `${t.slice(8, 10)} ${t.slice(11, 13)}h` : t.slice(5, 10);
   return html`
     <form class="stack" onSubmit=${submit}>
       <div class="row">
@@ -271,7 +274,7 @@ function Trends() {
       ${
         keys.length > 1
           ? html`<${GroupedBars} label=${`${noun} per ${shown.interval} and ${shown.breakdown}`} series=${keys}
-              groups=${times.map((t, i) => ({ label: label(t), values: Object.fromEntries(series.map((x) => [x.key ?? '', at(x, i)])) }))} />`
+              groups=${times.map((t, i) => ({ label: short(t), values: Object.fromEntries(series.map((x) => [x.key ?? '', at(x, i)])) }))} />`
           : html`<${BarChart} label=${`${noun} per ${shown.interval}`} format=${fmtNum}
               rows=${times.map((t, i) => ({ label: label(t), value: at(series[0], i) }))} />`
       }
