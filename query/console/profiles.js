@@ -303,9 +303,9 @@ function DataActions({ p, onErasing }) {
     <button type="button" disabled=${busy} onClick=${exportData}>Download their data</button>
     ${
       asking
-        ? html`<span class="confirm" data-testid="erase-confirm"><span>Erase this person? Their profile, identities, events, consent,
-            sends and journey steps are deleted for good, and events with their identifiers are dropped for 30 days.
-            This cannot be undone.</span>
+        ? html`<span class="confirm" data-testid="erase-confirm"><span>Erase this person? Their profile, identities, traits, scores, consent,
+            events, sends and journey steps are deleted for good (the suppression list is kept), and
+            this cannot be undone. An event sent later with one of their identifiers starts a new, empty profile.</span>
             <button type="button" disabled=${busy} onClick=${erase}>Erase for good</button>
             <button type="button" ref=${focusOnMount} onClick=${() => setAsking(false)}>Keep it</button></span>`
         : html`<button type="button" onClick=${() => setAsking(true)}>Erase…</button>`
