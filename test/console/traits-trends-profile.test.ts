@@ -9,7 +9,8 @@
 //   until done, after which the profile is gone from the API.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, startServices } from '../../cli/services.ts';
@@ -30,10 +31,45 @@ const send = ingestApi(
   () => cfg,
 );
 const DAY = 86_400_000;
+interface DocLike {
+  documentElement: { scrollWidth: number; clientWidth: number };
+  querySelectorAll(s: string): Iterable<ElLike>;
+}
+interface ElLike {
+  tagName: string;
+  className: string;
+  parentElement: ElLike | null;
+  getBoundingClientRect(): { right: number };
+}
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+
+/** The screen fits a desktop and a phone without horizontal scrolling; screenshots for review. */
+async function checkViewports(name: string) {
+  for (const vp of [
+    { width: 1280, height: 900 },
+    { width: 390, height: 844 },
+  ]) {
+    await page.setViewportSize(vp);
+    // how far the page scrolls sideways, and the outermost elements that stick out (for the message)
+    const [overflow, wide] = await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: DocLike }).document;
+      const w = doc.documentElement.clientWidth;
+      const out = [...doc.querySelectorAll('main *')]
+        .filter((e) => e.getBoundingClientRect().right > w + 1)
+        .filter((e) => !e.parentElement || e.parentElement.getBoundingClientRect().right <= w + 1)
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+      return [doc.documentElement.scrollWidth - w, out.slice(0, 5).join(', ')] as const;
+    });
+    await page.screenshot({ path: `${ARTIFACTS}console-${name}-${vp.width}.png`, fullPage: true });
+    expect(overflow, `${name} at ${vp.width} overflows by ${overflow}px: ${wide}`).toBeLessThanOrEqual(0);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 beforeAll(async () => {
   cfg = testConfig({ CDP_DEFINITIONS_POLL_MS: '50' });
+  mkdirSync(ARTIFACTS, { recursive: true });
   running = await startServices(cfg, ['processor', 'query', 'ingest'], testLogger(cfg));
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -97,8 +133,20 @@ describe('traits and scores in the console', () => {
     await expect.poll(() => win.getAttribute('aria-invalid')).toBe('true');
     await expect.poll(() => page.locator(':focus').getAttribute('data-key')).toBe('window');
     await win.fill('30d');
+    await checkViewports('trait-editor');
     await page.getByRole('button', { name: 'Create computed trait' }).click();
     await page.getByTestId('computed-list').getByRole('link', { name: traitName, exact: true }).waitFor();
+    await checkViewports('traits');
+
+    // a second one of the same name: the API's 409 is shown at the name
+    await page.getByRole('link', { name: 'New computed trait' }).click();
+    const name = page.getByLabel('Name', { exact: true });
+    await name.fill(traitName);
+    await page.getByLabel('Event', { exact: true }).fill(event);
+    await page.getByRole('button', { name: 'Create computed trait' }).click();
+    await expect.poll(() => name.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByRole('alert').first().textContent()).toMatch(/already called/);
+    await page.getByRole('link', { name: 'Cancel' }).click();
 
     const scores = (await api('GET', '/v1/scores')).body.scores as Array<Record<string, unknown>>;
     expect(scores.find((s) => s.name === scoreName)).toMatchObject({
@@ -238,6 +286,7 @@ describe('trends in the console', () => {
     await page.getByLabel('Breakdown (optional)').fill('properties.plan');
     await page.getByRole('button', { name: 'Run' }).click();
     await expect.poll(() => table.locator('thead th').allTextContents()).toEqual(['day', 'free', 'pro']);
+    await checkViewports('trends');
     await expect.poll(rows).toEqual([
       [isoDay(today - 3 * DAY), '0', '0'],
       [isoDay(today - 2 * DAY), '1', '3'],
@@ -292,6 +341,7 @@ describe('a profile: consent, export, erasure', () => {
     expect(await page.getByTestId('consent-history').locator('tbody tr').first().textContent()).toContain(
       actor,
     );
+    await checkViewports('profile-consent');
   });
 
   it("downloads the person's data as NDJSON", async () => {
@@ -317,6 +367,7 @@ describe('a profile: consent, export, erasure', () => {
     expect(await page.getByTestId('erase-confirm').textContent()).toMatch(
       /deleted for good.*cannot be undone/s,
     );
+    await checkViewports('profile-erase-confirm');
     await page.getByRole('button', { name: 'Erase for good' }).click();
     await page.getByRole('heading', { name: /^Erasure/ }).waitFor();
     await expect
