@@ -189,6 +189,32 @@ describe('ingest routes', () => {
     expect(doc.paths).toHaveProperty('/v1/projects/{writeKey}/settings');
   });
 
+  it("answers an event call with CORS headers for the caller's origin, a refused one too", async () => {
+    const { post } = setup();
+    const body = JSON.stringify({ type: 'track', event: 'E', userId: 'u1' });
+    const ok = await post('/v1/t', body, { origin: 'https://shop.example' });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://shop.example');
+    expect(ok.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(ok.headers.get('vary')).toBe('Origin');
+    expect(ok.headers.get('content-type')).toMatch(/^application\/json/);
+    // a browser can read why it was refused
+    const refused = await post('/v1/track', body, {
+      origin: 'https://shop.example',
+      authorization: 'Basic eDo=',
+    });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('access-control-allow-origin')).toBe('https://shop.example');
+    expect(refused.headers.get('access-control-allow-credentials')).toBe('true');
+    // without an Origin (a server-side caller): any origin, as before
+    const server = await post(
+      '/v1/batch',
+      JSON.stringify({ batch: [{ type: 'track', event: 'E', userId: 'u2' }] }),
+    );
+    expect(server.status).toBe(200);
+    expect(server.headers.get('access-control-allow-origin')).toBe('*');
+  });
+
   it('answers a CORS preflight that asks for Authorization', async () => {
     const { app } = setup();
     const res = await app.request('/v1/t', {

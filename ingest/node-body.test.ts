@@ -30,6 +30,33 @@ beforeAll(async () => {
 });
 afterAll(() => server?.close());
 
+/** Posts a JSON body and answers status and the response's headers. */
+function postHeaders(body: string, headers: Record<string, string>) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined> }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/v1/track',
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(body)),
+            ...headers,
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    },
+  );
+}
+
 /** Posts raw bytes (chunked when asked) and answers status and parsed body. */
 function post(body: Buffer, headers: Record<string, string> = {}, chunked = false) {
   return new Promise<{ status: number; json: { success: boolean; error?: string } }>((resolve, reject) => {
@@ -91,5 +118,28 @@ describe('ingest body from the Node request', () => {
     expect(sent).toHaveLength(0);
     // the server still answers normally after all of that
     expect((await post(event)).status).toBe(200);
+  });
+});
+
+describe('CORS of the event calls under a real server (headers read from the Node request)', () => {
+  const auth = `Basic ${Buffer.from(`${WRITE_KEY}:`).toString('base64')}`;
+  const event = JSON.stringify({ type: 'track', event: 'E', userId: 'u-cors' });
+
+  it("allows the caller's origin with credentials, and says the answer varies by origin", async () => {
+    const res = await postHeaders(event, { authorization: auth, origin: 'https://shop.example' });
+    expect(res.status).toBe(200);
+    expect(res.headers['access-control-allow-origin']).toBe('https://shop.example');
+    expect(res.headers['access-control-allow-credentials']).toBe('true');
+    expect(res.headers.vary).toBe('Origin');
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+  });
+
+  it('reads the write key from the Node request, and a refusal carries the CORS headers too', async () => {
+    const refused = await postHeaders(event, { authorization: 'Basic eDo=', origin: 'https://shop.example' });
+    expect(refused.status).toBe(401);
+    expect(refused.headers['access-control-allow-origin']).toBe('https://shop.example');
+    const noOrigin = await postHeaders(event, { authorization: auth });
+    expect(noOrigin.status).toBe(200);
+    expect(noOrigin.headers['access-control-allow-origin']).toBe('*');
   });
 });
