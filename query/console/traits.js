@@ -58,6 +58,8 @@ function DefinitionList({ kind, title }) {
     } catch (err) {
       setError(err);
       setAsking(null);
+      // refused (a segment reads it): focus goes back to the row's Delete… it came from
+      setTimeout(() => document.querySelector(`[data-delete="${CSS.escape(d.id)}"]`)?.focus());
     } finally {
       setBusy(false);
     }
@@ -90,7 +92,7 @@ function DefinitionList({ kind, title }) {
                         ? html`<span class="confirm"><span>Delete ${d.name}? Profiles stop showing it; a segment that reads it must change first.</span>
                             <button type="button" disabled=${busy} onClick=${() => remove(d)}>Delete ${k.noun}</button>
                             <button type="button" ref=${focusOnMount} onClick=${() => setAsking(null)}>Keep it</button></span>`
-                        : html`<button type="button" class="link" aria-label=${`Delete ${d.name}`} onClick=${() => setAsking(d.id)}>Delete…</button>`
+                        : html`<button type="button" class="link" data-delete=${d.id} aria-label=${`Delete ${d.name}`} onClick=${() => setAsking(d.id)}>Delete…</button>`
                     }
                   </td>
                 </tr>`,

@@ -221,6 +221,22 @@ describe('traits and scores in the console', () => {
     await expect.poll(() => row.count()).toBe(0);
     await expect.poll(() => page.locator(':focus').textContent()).toBe('Lead scores');
     expect((await api('GET', `/v1/scores/${scoreId}`)).status).toBe(404);
+
+    // a computed trait a segment reads: the API's refusal is shown, naming the segment, and it stays
+    const seg = await api('POST', '/v1/segments', {
+      name: uniqueId('reads-trait-'),
+      rule: { '>': [{ var: `computed.${traitName}` }, 0] },
+    });
+    expect(seg.status).toBe(201);
+    const traitRow = page.getByTestId('computed-list').locator('tr', { hasText: traitName });
+    await traitRow.getByRole('button', { name: `Delete ${traitName}` }).click();
+    await traitRow.getByRole('button', { name: 'Delete computed trait' }).click();
+    await expect
+      .poll(() => page.getByTestId('computed-list').getByRole('alert').textContent())
+      .toContain(seg.body.id as string);
+    expect(await traitRow.count()).toBe(1);
+    await expect.poll(() => page.locator(':focus').getAttribute('aria-label')).toBe(`Delete ${traitName}`);
+
     const audit = await api('GET', `/v1/audit?entityType=score&entityId=${scoreId}`);
     expect((audit.body.items as Array<{ action: string }>).map((r) => r.action).sort()).toEqual([
       'create',
