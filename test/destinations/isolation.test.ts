@@ -5,7 +5,6 @@
 // B retry and dead-letter as configured, their breakers open. Then a restart mid-stream:
 // the destination resumes from its committed offsets, and every delivery of an event
 // carries the same `webhook-id`.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLedger } from '../../activation/main.ts';
@@ -24,50 +23,7 @@ import { migrate } from '../../schemas/migrations.ts';
 import { globalKeys } from '../../schemas/redis-keys.ts';
 import { DLQ_HEADERS, topics } from '../../schemas/topics.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
-
-interface Arrival {
-  at: number;
-  id: string;
-  body: string;
-  headers: IncomingMessage['headers'];
-}
-
-/** A receiver on loopback: `mode` 200 answers at once, 500 answers 500, 'hang' never answers. */
-async function receiver(mode: 200 | 500 | 'hang') {
-  const arrivals: Arrival[] = [];
-  const open = new Set<ServerResponse>();
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      arrivals.push({
-        at: Date.now(),
-        id: String(req.headers['webhook-id']),
-        body: Buffer.concat(chunks).toString('utf8'),
-        headers: req.headers,
-      });
-      if (mode === 'hang') {
-        open.add(res);
-        return;
-      }
-      res.statusCode = mode;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}/hook`,
-    arrivals,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const res of open) res.destroy();
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
+import { type Arrival, produceEvents, receiver } from './peers.ts';
 
 let cfg: Config;
 let clients: Clients;
@@ -94,37 +50,8 @@ const api = async (method: string, path: string, body?: unknown) => {
 const startService = () =>
   startDestinations(cfg, clients, log, { options: { breaker: BREAKER, retryPollMs: 100 } });
 
-/** Produces track events as ingest does (key workspace:userId, the normalised event as value). */
-async function produceEvents(
-  events: Array<{ user: string; event: string; properties: Record<string, unknown> }>,
-) {
-  const t = topics(cfg.kafka.topicPrefix);
-  await producer.send({
-    topic: t.events,
-    acks: -1,
-    messages: events.map((e) => {
-      const now = new Date().toISOString();
-      const messageId = uniqueId('msg-');
-      return {
-        key: `${cfg.keys.workspace}:${e.user}`,
-        value: JSON.stringify({
-          workspaceId: cfg.keys.workspace,
-          type: 'track',
-          event: e.event,
-          messageId,
-          userId: e.user,
-          anonymousId: null,
-          properties: { ...e.properties, messageId },
-          traits: {},
-          context: {},
-          integrations: {},
-          timestamp: now,
-          receivedAt: now,
-        }),
-      };
-    }),
-  });
-}
+const produce = (events: Array<{ user: string; event: string; properties: Record<string, unknown> }>) =>
+  produceEvents(producer, topics(cfg.kafka.topicPrefix).events, cfg.keys.workspace, events);
 
 /**
  * A steady flow: `users` people, `perUser` events each, in rounds of one event per person
@@ -133,7 +60,7 @@ async function produceEvents(
 async function steadyFlow(event: string, phase: string, users: number, perUser: number, gapMs: number) {
   for (let seq = 0; seq < perUser; seq++) {
     const t0 = Date.now();
-    await produceEvents(
+    await produce(
       Array.from({ length: users }, (_, u) => ({
         user: `${phase}-u${u}`,
         event,
