@@ -38,7 +38,24 @@ afterAll(async () => {
   await inspect.disconnect();
 });
 
+/**
+ * The topics as the broker describes them. Just after creation its metadata may not list them
+ * yet (UNKNOWN_TOPIC_OR_PARTITION, more likely on a loaded machine): asked again until it does.
+ */
 async function describeTopics(names: string[]) {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await describeTopicsOnce(names);
+    } catch (err) {
+      if (Date.now() > deadline || (err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION')
+        throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function describeTopicsOnce(names: string[]) {
   const [meta, configs] = await Promise.all([
     inspect.fetchTopicMetadata({ topics: names }),
     inspect.describeConfigs({

@@ -264,8 +264,11 @@ describe('journeys in the console', () => {
     );
     expect((JSON.parse(receiver.deliveries[0]!.body) as { userId: string }).userId).toBe('ann');
     // the ways she went, on the wait-until's and the branch's edges (no goal: no one converts)
-    await expect.poll(() => text('[data-testid="conv-await-check"]')).toBe(' · 0/1 (0%)');
-    await expect.poll(() => text('[data-testid="conv-check-hook"]')).toBe(' · 0/1 (0%)');
+    // (the counts come from the journey ledger in ClickHouse and the page's refresh: slow on a busy machine)
+    await expect
+      .poll(() => text('[data-testid="conv-await-check"]'), { timeout: 20_000 })
+      .toBe(' · 0/1 (0%)');
+    await expect.poll(() => text('[data-testid="conv-check-hook"]'), { timeout: 20_000 }).toBe(' · 0/1 (0%)');
     expect(await text('[data-testid="conv-check-bye"]')).toBe('');
   });
 
