@@ -114,6 +114,45 @@ export async function startFcm(opts: { now: () => number; projectId?: string }) 
         });
       }
       const msg = m.message;
+      // FCM refuses fields the v1 Message does not have, and checks the platform blocks' shapes
+      const known = [
+        'name',
+        'data',
+        'notification',
+        'android',
+        'webpush',
+        'apns',
+        'fcm_options',
+        'token',
+        'topic',
+        'condition',
+      ];
+      const unknown = Object.keys(msg ?? {}).find((k) => !known.includes(k));
+      if (unknown)
+        return send(400, {
+          error: {
+            code: 400,
+            status: 'INVALID_ARGUMENT',
+            message: `Invalid JSON payload received. Unknown name "${unknown}" at 'message': Cannot find field.`,
+          },
+        });
+      const android = (msg as { android?: { collapse_key?: unknown; notification?: { tag?: unknown } } })
+        ?.android;
+      const apnsHeaders = (msg as { apns?: { headers?: Record<string, unknown> } })?.apns?.headers;
+      const platformOk =
+        (android === undefined ||
+          ((android.collapse_key === undefined || typeof android.collapse_key === 'string') &&
+            (android.notification?.tag === undefined || typeof android.notification.tag === 'string'))) &&
+        Object.values(apnsHeaders ?? {}).every((v) => typeof v === 'string') &&
+        Buffer.byteLength(String(apnsHeaders?.['apns-collapse-id'] ?? '')) <= 64;
+      if (!platformOk)
+        return send(400, {
+          error: {
+            code: 400,
+            status: 'INVALID_ARGUMENT',
+            message: 'Invalid value at message.android or message.apns',
+          },
+        });
       const dataOk = Object.values(msg?.data ?? {}).every((v) => typeof v === 'string');
       if (!msg || typeof msg.token !== 'string' || !dataOk || typeof msg.notification?.title !== 'string')
         return send(400, {
@@ -181,8 +220,13 @@ export async function startApns(opts: { now: () => number; teamId: string; keyId
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const pub = createPublicKey(publicKey.export({ type: 'spki', format: 'pem' }));
-  const delivered: Array<{ token: string; apnsId: string; jwt: string; payload: Record<string, unknown> }> =
-    [];
+  const delivered: Array<{
+    token: string;
+    apnsId: string;
+    collapseId?: string;
+    jwt: string;
+    payload: Record<string, unknown>;
+  }> = [];
   const refused: string[] = [];
   /** provider tokens issued before this (ms) are refused as expired (Apple rotated trust) */
   let expireBefore = 0;
@@ -231,6 +275,9 @@ export async function startApns(opts: { now: () => number; teamId: string; keyId
       if (headers['apns-push-type'] !== 'alert') return answer(400, 'InvalidPushType');
       if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(String(headers['apns-id'])))
         return answer(400, 'BadMessageId');
+      const collapseId =
+        headers['apns-collapse-id'] === undefined ? undefined : String(headers['apns-collapse-id']);
+      if (collapseId !== undefined && Buffer.byteLength(collapseId) > 64) return answer(400, 'BadCollapseId');
       const token = m[1]!;
       if (!/^[0-9a-f]{64}$/.test(token)) return answer(400, 'BadDeviceToken');
       let payload: Record<string, unknown>;
@@ -242,7 +289,7 @@ export async function startApns(opts: { now: () => number; teamId: string; keyId
       if (!(payload.aps as { alert?: unknown } | undefined)?.alert) return answer(400, 'PayloadEmpty');
       if (token === 'b'.repeat(64)) return answer(410, 'Unregistered');
       if (token === 'd'.repeat(64)) return answer(429, 'TooManyRequests');
-      delivered.push({ token, apnsId: String(headers['apns-id']), jwt, payload });
+      delivered.push({ token, apnsId: String(headers['apns-id']), collapseId, jwt, payload });
       answer(200);
     });
   });

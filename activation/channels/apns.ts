@@ -73,20 +73,34 @@ export class ApnsClient {
     return s;
   }
 
-  /** Sends one notification; a refused provider token is made again and the send tried once more. */
-  async send(deviceToken: string, payload: object, sendKey: string): Promise<ApnsAnswer> {
-    const first = await this.request(deviceToken, payload, sendKey);
+  /**
+   * Sends one notification; a refused provider token is made again and the send tried once
+   * more. `collapseId` (apns-collapse-id, ≤ 64 bytes): notifications with the same one replace
+   * each other on the device, so a repeat of a send shows once.
+   */
+  async send(
+    deviceToken: string,
+    payload: object,
+    sendKey: string,
+    collapseId?: string,
+  ): Promise<ApnsAnswer> {
+    const first = await this.request(deviceToken, payload, sendKey, collapseId);
     if (
       first.status === 403 &&
       (first.reason === 'ExpiredProviderToken' || first.reason === 'InvalidProviderToken')
     ) {
       this.token = undefined;
-      return this.request(deviceToken, payload, sendKey);
+      return this.request(deviceToken, payload, sendKey, collapseId);
     }
     return first;
   }
 
-  private request(deviceToken: string, payload: object, sendKey: string): Promise<ApnsAnswer> {
+  private request(
+    deviceToken: string,
+    payload: object,
+    sendKey: string,
+    collapseId?: string,
+  ): Promise<ApnsAnswer> {
     const body = Buffer.from(JSON.stringify(payload));
     return new Promise((resolve, reject) => {
       let req: ReturnType<ClientHttp2Session['request']>;
@@ -99,6 +113,7 @@ export class ApnsClient {
           'apns-push-type': 'alert',
           'apns-priority': '10',
           'apns-id': apnsIdOf(sendKey),
+          ...(collapseId && Buffer.byteLength(collapseId) <= 64 ? { 'apns-collapse-id': collapseId } : {}),
           'content-type': 'application/json',
           'content-length': body.length,
         });

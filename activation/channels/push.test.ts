@@ -74,6 +74,11 @@ describe('FCM HTTP v1 with a service account', () => {
     expect(sent.notification).toEqual({ title: 'Hi Ada', body: 'Your plan: pro' });
     expect(sent.data.screen).toBe('offers');
     expect(sent.data.sendKey).toMatch(/^msg_/);
+    // the send key collapses a repeat on the device (Android tag / collapse key, iOS collapse id)
+    expect(sent).toMatchObject({
+      android: { collapse_key: sent.data.sendKey, notification: { tag: sent.data.sendKey } },
+      apns: { headers: { 'apns-collapse-id': sent.data.sendKey } },
+    });
     clock += 50 * 60_000; // 50 minutes: still valid, no new grant
     expect((await push.send(request('tok-d'))).ok).toBe(true);
     expect(fcm.grants.length - grants).toBe(1);
@@ -180,6 +185,9 @@ describe('APNs with a provider token', () => {
       await push.send(req);
       const [x, y] = apns.delivered.slice(-2);
       expect(x!.apnsId).toBe(y!.apnsId);
+      // and the same collapse id: the repeat replaces the first on the device
+      expect(x!.collapseId).toBe(req.sendKey);
+      expect(y!.collapseId).toBe(req.sendKey);
       apns.expireTokensBefore(clock + 1000);
       clock += 2000;
       const r = await push.send(request(device('e')));

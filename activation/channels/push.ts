@@ -176,7 +176,22 @@ function fcmSender(cfg: PushConfig): Sender {
     async send(token, notification, data) {
       if (!project) return refused('no FCM project: set CDP_PUSH_PROJECT or a service account');
       if (!tokens && !cfg.token) return refused('no FCM credentials: set CDP_PUSH_FCM_SERVICE_ACCOUNT');
-      const body = JSON.stringify({ message: { token, notification, data } });
+      // the send key as collapse key and tag: a repeat of the send (a retry after a crash)
+      // replaces the notification it repeats on the device instead of showing twice
+      const collapse = data.sendKey;
+      const body = JSON.stringify({
+        message: {
+          token,
+          notification,
+          data,
+          ...(collapse
+            ? {
+                android: { collapse_key: collapse, notification: { tag: collapse } },
+                apns: { headers: { 'apns-collapse-id': collapse } },
+              }
+            : {}),
+        },
+      });
       let bearer: string;
       try {
         bearer = tokens ? await tokens.token() : cfg.token;
@@ -243,7 +258,7 @@ function apnsSender(cfg: PushConfig): Sender {
       const started = performance.now();
       let answer: ApnsAnswer;
       try {
-        answer = await client.send(token, { aps: { alert: notification }, ...data }, sendKey);
+        answer = await client.send(token, { aps: { alert: notification }, ...data }, sendKey, data.sendKey);
       } catch (err) {
         return {
           ok: false,
