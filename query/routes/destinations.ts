@@ -152,6 +152,39 @@ export function destinationRoutes(deps: {
   });
 
   /**
+   * Deliveries from the ledger: items sent, retried (attempts that failed and were parked,
+   * and items parked while the circuit was open), dead-lettered; delivery latency (from the
+   * source message reaching Kafka to the receiver's answer) over the items sent.
+   */
+  app.get('/:id/stats', async (c) => {
+    const ws = c.get('workspaceId');
+    const def = await load(ws, c.req.param('id'));
+    const rs = await deps.clickhouse.query({
+      query: `SELECT
+          uniqExactIf(send_key, outcome = 'sent') AS sent,
+          countIf(outcome = 'retried' AND reason != 'circuit_open') AS retried,
+          countIf(outcome = 'retried' AND reason = 'circuit_open') AS circuit_open,
+          uniqExactIf(send_key, outcome = 'dead_lettered') AS dead_lettered,
+          quantileExactIf(0.5)(latency_ms, outcome = 'sent') AS p50,
+          quantileExactIf(0.99)(latency_ms, outcome = 'sent') AS p99
+        FROM activation_ledger
+        WHERE workspace_id = {ws:String} AND campaign_id = {id:String} AND channel = 'destination'`,
+      query_params: { ws, id: def.id },
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<Record<string, string | number>>();
+    const n = (k: string) => Number(row?.[k] ?? 0);
+    return c.json({
+      destinationId: def.id,
+      sent: n('sent'),
+      retried: n('retried'),
+      circuitOpen: n('circuit_open'),
+      deadLettered: n('dead_lettered'),
+      latencyMs: n('sent') > 0 ? { p50: n('p50'), p99: n('p99') } : { p50: null, p99: null },
+    });
+  });
+
+  /**
    * `{event}` (for an events source) or `{change}` (segment changes) → whether it passes the
    * filter and the body that would be sent; a mapping error is a 422 naming the field.
    */

@@ -290,6 +290,13 @@ describe('destinations are isolated from one another', () => {
       return rows.length >= USERS * (2 * PER_USER + 5) ? rows : undefined;
     });
     expect(new Set(cRows.map((r) => r.outcome))).toEqual(new Set(['sent']));
+    const stats = (await api('GET', `/v1/destinations/${C.id}/stats`)).body;
+    expect(stats).toMatchObject({ sent: USERS * (2 * PER_USER + 5), retried: 0, deadLettered: 0 });
+    expect(stats.latencyMs.p99).toBeGreaterThan(0);
+    const aStats = (await api('GET', `/v1/destinations/${A.id}/stats`)).body;
+    expect(aStats.sent).toBe(0);
+    expect(aStats.deadLettered).toBeGreaterThan(0);
+    expect(aStats.circuitOpen).toBeGreaterThan(0);
 
     // A's dead letters on the dead-letter topic, naming the destination and why
     const dlq = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).consumer({
