@@ -201,7 +201,10 @@ describe('per-event arithmetic', () => {
       topics: topicCosts({}, { 'cdp.events': { messages: 1000, bytes: 500_000 } }, 1000),
     };
     const text = renderStepCost(step);
-    expect(text).toContain('cost per event @ 1000/s: 1,000 events in 1.0 s (load average 0.50)');
+    expect(text).toContain('cost per event @ 1000/s: 1,000 events, 1.0 s (load average 0.50)');
+    expect(renderStepCost({ ...step, requests: 400 })).toContain(
+      '1,000 events in 400 requests (2.50 events each), 1.0 s',
+    );
     expect(text).toMatch(/ingest\s+300\s+–\s+30\s+node 100%/);
     expect(text).toMatch(/total\s+300/);
     expect(text).toMatch(/gen\s+100/);

@@ -219,6 +219,8 @@ export interface TopicCost {
 export interface StepCost {
   load: string;
   events: number;
+  /** The HTTP requests that carried them, when known. */
+  requests?: number;
   windowMs: number;
   /** 1-minute load average at the end of the window: other work on the machine. */
   loadAvg: number;
@@ -327,7 +329,11 @@ const n1 = (v: number | null) => (v === null || !Number.isFinite(v) ? '–' : fo
 /** The step's budget as two small tables: CPU per process, then Kafka per topic. */
 export function renderStepCost(s: StepCost): string {
   const head =
-    `cost per event @ ${s.load}: ${s.events.toLocaleString('en-US')} events in ${(s.windowMs / 1000).toFixed(1)} s` +
+    `cost per event @ ${s.load}: ${s.events.toLocaleString('en-US')} events` +
+    (s.requests
+      ? ` in ${s.requests.toLocaleString('en-US')} requests (${(s.events / s.requests).toFixed(2)} events each)`
+      : '') +
+    `, ${(s.windowMs / 1000).toFixed(1)} s` +
     ` (load average ${s.loadAvg.toFixed(2)})\n`;
   const cpuCols = [
     { title: 'process', right: false },
@@ -374,6 +380,7 @@ export function renderStepCost(s: StepCost): string {
 export function costDetails(s: StepCost): Record<string, number> {
   const d: Record<string, number> = {
     'cost:events': s.events,
+    ...(s.requests ? { 'cost:requests': s.requests } : {}),
     'cost:windowMs': s.windowMs,
     'cost:loadAvg': s.loadAvg,
   };
