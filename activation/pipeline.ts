@@ -17,6 +17,7 @@ import type {
 } from '../runtime/kafka/index.ts';
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
+import { metrics } from '../runtime/metrics.ts';
 import { ACTIVATION_HEADERS, type ActivationJob, activationJobCheck } from '../schemas/activation-job.ts';
 import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
@@ -326,6 +327,12 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
         not_before: 'notBefore' in r ? r.notBefore : null,
         provider_id: r.outcome === 'sent' ? (r.providerId ?? '') : '',
       });
+      const channel = campaign?.channel ?? 'unknown';
+      metrics.sends.labels(channel, r.outcome).inc();
+      if ('providerMs' in r && r.providerMs > 0)
+        metrics.providerSeconds.labels(channel).observe(r.providerMs / 1000);
+      if (r.outcome === 'sent')
+        metrics.deliverySeconds.labels(channel).observe(Math.max(0, at - w.firstSeen) / 1000);
       if (r.outcome !== 'sent' && r.outcome !== 'skipped_duplicate')
         deps.log.info(
           {

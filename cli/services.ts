@@ -11,6 +11,7 @@ import type { Config } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
 import { TopicDurabilityError } from '../runtime/kafka/topic-durability.ts';
 import type { Logger } from '../runtime/log.ts';
+import { startMetricsServer } from '../runtime/metrics.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
 
@@ -41,6 +42,8 @@ const USES_CLICKHOUSE: ReadonlySet<ServiceName> = new Set(['processor', 'ledger'
 export interface RunningServices {
   services: RunningService[];
   urls: Partial<Record<ServiceName, string>>;
+  /** The process's Prometheus `/metrics`, when CDP_METRICS_PORT is set. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -80,6 +83,12 @@ export async function startServices(
         })
         .finally(() => admin.disconnect().catch(() => {}));
     }
+    if (cfg.metrics) {
+      // one listener for every service of the process (they share its registry)
+      const m = await startMetricsServer(cfg.metrics.host, cfg.metrics.port);
+      started.push({ name: 'metrics', url: m.url, stop: m.close });
+      log.info({ url: m.url }, 'metrics_listening');
+    }
     for (const name of SERVICE_NAMES) {
       if (!names.includes(name)) continue;
       started.push(await STARTERS[name](cfg, clients, log.child({ service: name })));
@@ -89,8 +98,9 @@ export async function startServices(
     throw err;
   }
   const urls: Partial<Record<ServiceName, string>> = {};
-  for (const s of started) if (s.url) urls[s.name as ServiceName] = s.url;
-  return { services: started, urls, stop };
+  for (const s of started) if (s.url && s.name !== 'metrics') urls[s.name as ServiceName] = s.url;
+  const metricsUrl = started.find((s) => s.name === 'metrics')?.url;
+  return { services: started, urls, stop, ...(metricsUrl ? { metricsUrl } : {}) };
 }
 
 /** `cdp migrate`: Kafka topics and ClickHouse schema. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { httpMetrics } from '../runtime/metrics.ts';
 // The ingest edge: Segment's HTTP Tracking API. A 200 is sent only after Kafka
 // acknowledged every event of the request (acks=all); if Kafka cannot take them within
 // the produce timeout the answer is 503 with Retry-After, never a 200.
@@ -93,6 +94,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
   const now = deps.now ?? (() => new Date());
   const produceTimeoutMs = deps.produceTimeoutMs ?? 10_000;
   const app = new Hono();
+  app.use('*', httpMetrics('ingest'));
 
   const trackingCors = cors({
     origin: (origin) => origin || '*',

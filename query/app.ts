@@ -1,5 +1,6 @@
 // The query API: profiles (Redis), history (ClickHouse), segment and campaign definitions.
 // Every route needs an admin key as `Authorization: Bearer <key>`.
+
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { type AuthFailureLimiter, remoteAddress } from '../runtime/auth-failures.ts';
@@ -9,6 +10,7 @@ import type { ClientKeysMode } from '../runtime/config.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Admin, Producer } from '../runtime/kafka/types.ts';
 import type { Logger } from '../runtime/log.ts';
+import { httpMetrics } from '../runtime/metrics.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { type Keyring, keyring } from '../runtime/secrets-key.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
@@ -101,6 +103,7 @@ export async function readJson(req: Request): Promise<unknown> {
 export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   const now = deps.now ?? (() => new Date());
   const app = new Hono<QueryEnv>();
+  app.use('*', httpMetrics('query'));
 
   app.onError((err, c) => {
     if (err instanceof QueryError) {

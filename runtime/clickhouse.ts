@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, createClient } from '@clickhouse/client';
 import type { ClickHouseConfig } from './config.ts';
+import { metrics } from './metrics.ts';
 
 export type { ClickHouseClient };
 
@@ -22,14 +23,16 @@ export async function createClickHouse(cfg: ClickHouseConfig): Promise<ClickHous
     } finally {
       await bootstrap.close();
     }
-    return createClient({
-      url: cfg.url,
-      username: cfg.user,
-      password: cfg.password,
-      database: cfg.database,
-      request_timeout: 30_000,
-      clickhouse_settings: { async_insert: 0, wait_end_of_query: 1 },
-    });
+    return timed(
+      createClient({
+        url: cfg.url,
+        username: cfg.user,
+        password: cfg.password,
+        database: cfg.database,
+        request_timeout: 30_000,
+        clickhouse_settings: { async_insert: 0, wait_end_of_query: 1 },
+      }),
+    );
   }
   mkdirSync(cfg.path, { recursive: true });
   const { createChdbConnection } = await import('chdb/connection');
@@ -38,6 +41,7 @@ export async function createClickHouse(cfg: ClickHouseConfig): Promise<ClickHous
     // chDB's connection ignores `database`: tables live in its `default` database.
     connection,
   } as Parameters<typeof createClient>[0]);
+  timed(client);
   rawInserters.set(client, (p) => connection.chdb.rawInsert(p));
   const staging = resolve(cfg.path, 'insert-staging');
   mkdirSync(staging, { recursive: true });
@@ -48,6 +52,26 @@ export async function createClickHouse(cfg: ClickHouseConfig): Promise<ClickHous
     next: 0,
     structures: new Map(),
   });
+  return client;
+}
+
+/** The client's calls timed by kind and result on /metrics (runtime/metrics.ts); the same object. */
+function timed(client: ClickHouseClient): ClickHouseClient {
+  const c = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const kind of ['query', 'insert', 'command', 'exec'] as const) {
+    const call = c[kind]!.bind(client);
+    c[kind] = async (...args: unknown[]) => {
+      const end = metrics.clickhouseSeconds.startTimer({ kind });
+      try {
+        const r = await call(...args);
+        end({ result: 'ok' });
+        return r;
+      } catch (err) {
+        end({ result: 'error' });
+        throw err;
+      }
+    };
+  }
   return client;
 }
 

@@ -79,6 +79,10 @@ export const EnvSchema = Type.Object({
   /** Submissions per client address, and per form, per minute (0: no limit). */
   CDP_FORMS_IP_RATE_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 20 }),
   CDP_FORMS_FORM_RATE_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 600 }),
+  /** Prometheus `/metrics` of the process on this port (unset: no metrics listener; 0: any free port). */
+  CDP_METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  /** Where the metrics listener binds: loopback unless the scraper is elsewhere. */
+  CDP_METRICS_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
   /** Failed admin authentications per client address per minute before 429s (0: no limit). */
@@ -398,6 +402,8 @@ export interface Config {
     formRatePerMinute: number;
   };
   query: { host: string; port: number; adminAuthMaxFailures: number };
+  /** The process's Prometheus listener (runtime/metrics.ts); undefined when off. */
+  metrics?: { host: string; port: number };
   /** The BI SQL endpoint (CDP_BI_*): null when off. */
   bi: {
     host: string;
@@ -541,6 +547,9 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       ipRatePerMinute: e.CDP_FORMS_IP_RATE_PER_MINUTE,
       formRatePerMinute: e.CDP_FORMS_FORM_RATE_PER_MINUTE,
     },
+    ...(e.CDP_METRICS_PORT !== undefined
+      ? { metrics: { host: e.CDP_METRICS_HOST, port: e.CDP_METRICS_PORT } }
+      : {}),
     query: {
       host: e.CDP_QUERY_HOST,
       port: e.CDP_QUERY_PORT,

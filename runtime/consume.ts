@@ -4,6 +4,7 @@
 import { backoffDelayMs, errorMessage, realSleep } from './errors.ts';
 import type { Admin, BatchHandler, ConsumerOptions, KafkaClient, TopicSpec } from './kafka/index.ts';
 import type { Logger } from './log.ts';
+import { instrumentHandler, watchLag } from './metrics.ts';
 
 export interface RunningConsumer {
   /** Resolves once the consumer joined its group the first time. */
@@ -21,6 +22,8 @@ export function superviseConsumer(opts: {
 }): RunningConsumer {
   let stopped = false;
   let current: ReturnType<KafkaClient['consumer']> | undefined;
+  const handler = instrumentHandler(opts.consumer.groupId, opts.handler);
+  const unwatch = watchLag(opts.consumer.groupId, opts.admin, opts.consumer.topics);
   let markStarted!: () => void;
   const started = new Promise<void>((r) => {
     markStarted = r;
@@ -30,7 +33,7 @@ export function superviseConsumer(opts: {
       try {
         await opts.admin.ensureTopics(opts.topics);
         current = opts.kafka.consumer(opts.consumer);
-        await current.run(opts.handler);
+        await current.run(handler);
         markStarted();
         opts.log.info({ groupId: opts.consumer.groupId, topics: opts.consumer.topics }, 'consumer_started');
         return;
@@ -49,6 +52,7 @@ export function superviseConsumer(opts: {
     started,
     async stop() {
       stopped = true;
+      unwatch();
       await current?.disconnect().catch(() => {});
       // a start attempt against an unreachable broker may be mid-retry: don't wait it out
       await Promise.race([loop, realSleep(5000)]);

@@ -6,7 +6,9 @@
 // entry) checks the workspace's tombstones in the same atomic step, so a step that was under
 // way while the erasure ran cannot put the erased profile id back into the timer sets after
 // the erasure took its members out (query/erase-profile.ts).
+
 import type { Logger } from '../../runtime/log.ts';
+import { metrics } from '../../runtime/metrics.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { parseTimerMember, timerMember } from '../../schemas/journey-timer.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
@@ -20,10 +22,10 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT'
   redis.call('ZADD', KEYS[1], 'LT', now, m)
   redis.call('ZREM', KEYS[2], m)
 end
-local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-for _, m in ipairs(due) do
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('ZADD', KEYS[2], leaseUntil, m)
+local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit, 'WITHSCORES')
+for i = 1, #due, 2 do
+  redis.call('ZREM', KEYS[1], due[i])
+  redis.call('ZADD', KEYS[2], leaseUntil, due[i])
 end
 return due`;
 
@@ -97,14 +99,21 @@ export function journeyTimers(opts: {
      */
     async tick(fire: (due: DueRun) => Promise<void>): Promise<number> {
       const now = opts.now();
-      const members = await claim(
+      // member, due time, member, due time, …
+      const pairs = await claim(
         keys.journeysDue,
         keys.journeysLease,
         now,
         now + (opts.leaseMs ?? 30_000),
         opts.batch ?? 2000,
       );
-      if (members.length === 0) return 0;
+      if (pairs.length === 0) return 0;
+      const members: string[] = [];
+      for (let i = 0; i < pairs.length; i += 2) {
+        members.push(pairs[i]!);
+        metrics.timerLateness.observe(Math.max(0, now - Number(pairs[i + 1])) / 1000);
+      }
+      metrics.timersFired.inc(members.length);
       const settled = await Promise.allSettled(
         members.map(async (m) => {
           const due = parseTimerMember(m);

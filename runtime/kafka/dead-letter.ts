@@ -2,9 +2,11 @@
 // value, and headers saying why, where it was refused and where it came from. One builder
 // for every consumer, so `cdp dlq replay` and operators read the same headers everywhere.
 import { DLQ_HEADERS, REPLAY_HEADER } from '../../schemas/topics.ts';
+import { metrics } from '../metrics.ts';
 import type { IncomingMessage, OutgoingMessage } from './types.ts';
 
 export function deadLetterOf(m: IncomingMessage, reason: string, stage: string): OutgoingMessage {
+  metrics.deadLetters.labels(stage).inc();
   return {
     key: m.key ?? '',
     value: m.value ?? Buffer.alloc(0),
