@@ -135,6 +135,9 @@ describe('Twilio status callbacks', () => {
   it('refuses unknown workspaces, wrong content types, bad parameters and oversized bodies', async () => {
     const p = { MessageSid: 'SM0009', MessageStatus: 'sent' };
     expect((await post('status', p, { ws: 'nope' })).status).toBe(404);
+    // without a valid signature nobody learns whether a workspace exists
+    expect((await post('status', p, { ws: 'nope', sig: 'forged' })).status).toBe(403);
+    expect((await post('status', p, { ws: WS, sig: 'forged' })).status).toBe(403);
     expect((await post('status', { MessageSid: 'SM0009', MessageStatus: 'exploded' })).status).toBe(400);
     const json = await app.request(`/v1/webhooks/sms/twilio/${WS}/status`, {
       method: 'POST',

@@ -74,6 +74,16 @@ const HELP = new Set(['HELP', 'INFO']);
  * KEYS: 1 marker, 2 suppression set; ARGV: 1 subscribed (1|0), 2 member, 3 job JSON, 4 ttl s.
  * Returns the job of the first delivery (this one's, or the one stored).
  */
+// A status callback's effects, once per MessageSid and status. KEYS: 1 redelivery marker,
+// 2 the message's hash, 3 the suppression list. ARGV: marker TTL, message TTL, status, error
+// code, To, time (ms), the suppression member ('' for none). → 1 applied | 0 seen before
+const STATUS = `
+if not redis.call('SET', KEYS[1], '1', 'EX', ARGV[1], 'NX') then return 0 end
+redis.call('HSET', KEYS[2], 'status', ARGV[3], 'error', ARGV[4], 'to', ARGV[5], 'at:' .. ARGV[3], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if ARGV[7] ~= '' then redis.call('SADD', KEYS[3], ARGV[7]) end
+return 1`;
+
 const KEYWORD = `
 if redis.call('SET', KEYS[1], ARGV[3], 'EX', tonumber(ARGV[4]), 'NX') then
   if ARGV[1] == '1' then redis.call('SREM', KEYS[2], ARGV[2]) else redis.call('SADD', KEYS[2], ARGV[2]) end
@@ -148,7 +158,8 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
       return text(415, 'expected application/x-www-form-urlencoded');
     const buf = new Uint8Array(await c.req.arrayBuffer());
     if (buf.byteLength > MAX_SMS_WEBHOOK_BYTES) return text(413, 'body too large');
-    if (!WS.test(ws) || !(await deps.workspaceKnown(ws))) return text(404, 'unknown workspace');
+    // an unknown workspace is told apart only after the signature (no probing for workspaces)
+    if (!WS.test(ws)) return text(403, 'invalid signature');
     // the deployment's account, and the workspace's own when it has one
     const own = deps.workspaceAuthToken ? await deps.workspaceAuthToken(ws) : undefined;
     const tokens = [deps.authToken, own].filter((t): t is string => !!t);
@@ -164,20 +175,8 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
       deps.log.warn({ workspaceId: ws, path: c.req.path }, 'sms_webhook_bad_signature');
       return text(403, 'invalid signature');
     }
+    if (!(await deps.workspaceKnown(ws))) return text(404, 'unknown workspace');
     return new Map(params);
-  };
-
-  /** Runs `effects` once per marker; a redelivery (marker present) skips them. */
-  const once = async (marker: string, effects: () => Promise<void>): Promise<boolean> => {
-    const fresh = await deps.redis.set(marker, '1', 'EX', SEEN_TTL_S, 'NX');
-    if (fresh !== 'OK') return false;
-    try {
-      await effects();
-      return true;
-    } catch (err) {
-      await deps.redis.del(marker).catch(() => {});
-      throw err;
-    }
   };
 
   const unavailable = (c: Context, err: unknown) => {
@@ -198,25 +197,31 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
     const k = workspaceKeys(deps.redisPrefix, ws);
     const tag = `${deps.redisPrefix}:{${ws}}`; // the workspace's hash tag (schemas/redis-keys.ts)
     try {
-      await once(`${tag}:sms:seen:status:${sid}:${status}`, async () => {
-        const at = deps.now().getTime();
-        await deps.redis.hset(`${tag}:sms:msg:${sid}`, {
-          status,
-          error,
-          to,
-          [`at:${status}`]: String(at),
-        });
-        await deps.redis.expire(`${tag}:sms:msg:${sid}`, MESSAGE_TTL_S);
-        const suppress =
-          (status === 'failed' || status === 'undelivered') &&
-          SUPPRESSING_ERRORS.has(error) &&
-          /[0-9]/.test(to);
-        if (suppress) await deps.redis.sadd(k.suppressions, suppressionMember('phone', to));
+      const suppress =
+        (status === 'failed' || status === 'undelivered') &&
+        SUPPRESSING_ERRORS.has(error) &&
+        /[0-9]/.test(to);
+      // the redelivery marker, the message's status and the suppression in one step: a crash
+      // cannot leave the marker without the suppression (which the redelivery would then skip)
+      const fresh = await deps.redis.eval(
+        STATUS,
+        3,
+        `${tag}:sms:seen:status:${sid}:${status}`,
+        `${tag}:sms:msg:${sid}`,
+        k.suppressions,
+        SEEN_TTL_S,
+        MESSAGE_TTL_S,
+        status,
+        error,
+        to,
+        deps.now().getTime(),
+        suppress ? suppressionMember('phone', to) : '',
+      );
+      if (fresh === 1)
         deps.log.info(
-          { workspaceId: ws, messageSid: sid, status, error: error || undefined, suppressed: !!suppress },
+          { workspaceId: ws, messageSid: sid, status, error: error || undefined, suppressed: suppress },
           'sms_status',
         );
-      });
     } catch (err) {
       return unavailable(c, err);
     }
