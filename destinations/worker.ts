@@ -453,10 +453,19 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   // ---- the retry poller ----
   let pollTimer: NodeJS.Timeout | undefined;
   let polling: Promise<void> = Promise.resolve();
+  /** Retries claimed per round, tried one after the other. */
+  const RETRY_CLAIM = 16;
   const poll = async () => {
+    let full = false;
     try {
-      const leaseMs = timeoutMs() + 30_000;
-      const due = await retries.claim(o.now(), 16, leaseMs);
+      // the lease covers the whole round (each attempt has its deadline), so no other
+      // worker takes an entry this one still holds. While the circuit is open, what is
+      // claimed is parked again for when it may close (no attempt counted): the set turns
+      // over, so the entries take turns as the half-open probe and each reaches its
+      // attempts (and the dead letters) instead of one entry probing forever.
+      const leaseMs = RETRY_CLAIM * timeoutMs() + 30_000;
+      const due = await retries.claim(o.now(), RETRY_CLAIM, leaseMs);
+      full = due.length === RETRY_CLAIM;
       // sequentially, so a destination's retries go in the order they fell due
       for (const { member, delivery } of due) {
         if (stopping) break;
@@ -465,14 +474,15 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     } catch (err) {
       if (!stopping) log.warn({ err: errorMessage(err) }, 'destination_retry_poll_failed');
     }
-    if (!stopping) schedule();
+    // a backlog (after an outage) drains round after round while the circuit is closed
+    if (!stopping) schedule(full && breaker.current === 'closed' ? 0 : o.retryPollMs);
   };
-  const schedule = () => {
+  const schedule = (ms: number) => {
     pollTimer = setTimeout(() => {
       polling = poll();
-    }, o.retryPollMs);
+    }, ms);
   };
-  schedule();
+  schedule(o.retryPollMs);
 
   return {
     id: def.id,
