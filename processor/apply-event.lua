@@ -780,7 +780,7 @@ local function applyOne(ev)
 
   -- the push device the event registers or unregisters (context.device.token)
   if ev[11] then
-    local refusedDevice = applyDevice(target, ev[11], ts)
+    local refusedDevice = applyDevice(target, ev[11], tonumber(ev[11][4]) or ts)
     if refusedDevice then limited[#limited + 1] = refusedDevice end
   end
 

@@ -289,7 +289,14 @@ export function queueApplyEvents(
     ];
     // only events that carry a device token get the 11th element (apply-event.lua: devices)
     const device = deviceOf(e);
-    if (device) (list[i] as unknown[]).push(device);
+    // ordered by the event's time, but never later than its arrival: a client's clock set
+    // ahead cannot pin a device against the real phone's next registration
+    if (device)
+      (list[i] as unknown[]).push(
+        device[0] === '!'
+          ? device
+          : [...device, String(Math.min(Date.parse(e.timestamp), Date.parse(e.receivedAt)))],
+      );
   });
   (pipe as unknown as Redis).cdpApplyEvent(
     tag,

@@ -153,6 +153,19 @@ describe('push devices from context.device.token', () => {
     expect(await redis.get(w.keys.deviceToken('fcm:tablet-2'))).toBe('i:ada-tablet');
   });
 
+  it('a clock set ahead cannot pin a device: it counts as seen when it arrived', async () => {
+    const w = workspace();
+    const now = T0 + 900_000;
+    // someone's event claims the phone with a timestamp 23 hours ahead (inside ingest's bounds)
+    const ahead = event({ userId: 'mallory', context: device('phone-7', hex('f')) }, now + 23 * 3600_000);
+    const [mallory] = await w.apply({ ...ahead, receivedAt: new Date(now).toISOString() });
+    expect(await w.devices(mallory!.profileId)).toEqual([`i:phone-7=ios:${hex('f')}`]);
+    // the real phone registers again a second later: it is Ada's now
+    const [ada] = await w.apply(event({ userId: 'ada', context: device('phone-7', hex('f')) }, now + 1000));
+    expect(await w.devices(mallory!.profileId)).toEqual([]);
+    expect(await w.devices(ada!.profileId)).toEqual([`i:phone-7=ios:${hex('f')}`]);
+  });
+
   it('token null (or empty) with a device id unregisters the device, wherever it is', async () => {
     const w = workspace();
     const [a] = await w.apply(event({ userId: 'u1', context: device('ios-1', hex('a')) }));
