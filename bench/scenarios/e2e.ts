@@ -174,7 +174,8 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   ];
   const counts = () => topicCounts(kafkaAdmin, prefix, ctx.kafkaLogDir);
   let idlePct: Record<string, number> = {};
-  let profiled: { fromUs: number; toUs: number } | undefined;
+  /** Every costed step's window on the monotonic clock (the profiles'), by load. */
+  const windows: Record<string, { fromUs: number; toUs: number }> = {};
   /** Runs a step between two readings of CPU and topics; the step's cost goes into its details. */
   const costed = async (run: () => Promise<Measurement>): Promise<Measurement> => {
     const c0 = await counts();
@@ -183,7 +184,7 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     const m = await run();
     await sleep(SETTLE_MS);
     const s1 = cpuSnapshot(tracked);
-    if (m.load === PROFILED_LOAD) profiled = { fromUs, toUs: monotonicUs() };
+    windows[m.load] = { fromUs, toUs: monotonicUs() };
     const c1 = await counts();
     const cost = stepCost(m.load, s0, s1, c0, c1, m.details?.events ?? 0, idlePct);
     if (m.details?.requests !== undefined) cost.requests = m.details.requests;
@@ -309,7 +310,7 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     await Promise.all(processes.map((p) => stopChild(p.child)));
     await receiver.close();
   }
-  if (ctx.cpuProfDir) notes.push(...profileReport(ctx, profiled));
+  if (ctx.cpuProfDir) notes.push(...profileReport(ctx, windows));
   return { rows: buildRows(e2eFigures(measurements)), measurements, notes };
 }
 
@@ -360,11 +361,15 @@ async function topicCounts(
 }
 
 /** --cpu-prof: each service process's top self time in the profiled step (written on exit). */
-function profileReport(ctx: ScenarioContext, window: { fromUs: number; toUs: number } | undefined): string[] {
+function profileReport(
+  ctx: ScenarioContext,
+  windows: Record<string, { fromUs: number; toUs: number }>,
+): string[] {
   const dir = ctx.cpuProfDir!;
+  // every step's window on the profiles' clock, to look at another step later
+  writeFileSync(join(dir, 'windows.json'), `${JSON.stringify(windows, null, 2)}\n`);
+  const window = windows[PROFILED_LOAD];
   if (!window) return [`e2e --cpu-prof: no ${PROFILED_LOAD} step ran; profiles in ${dir}`];
-  // the step's window on the profiles' clock, to look at them again later
-  writeFileSync(join(dir, 'window.json'), `${JSON.stringify({ step: PROFILED_LOAD, ...window })}\n`);
   const out = [
     `e2e --cpu-prof: V8 CPU profiles of the services in ${dir} (whole life of each process); ` +
       `the top self time of each during the ${PROFILED_LOAD} step (${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s, its drain included). ` +
@@ -664,7 +669,12 @@ async function collect(
   };
 }
 
-/** `rate` events/s for `durationMs`: every 10 ms a request with the events due by then. */
+/**
+ * `rate` events/s for `durationMs`, one event per request (/v1/track), as a site's or an app's
+ * visitors send them: on every tick (1–10 ms) the events due by then, each in a request of its
+ * own. (It used to put a tick's events in one /v1/batch request: on a busy machine the ticks
+ * came late and the "1,000/s" step carried 2–4 events per request, a different load.)
+ */
 async function fixedRate(
   ingest: string,
   seen: Seen,
@@ -681,12 +691,11 @@ async function fixedRate(
   let errors = 0;
   while (performance.now() - start < durationMs) {
     const due = Math.floor(((performance.now() - start) / 1000) * rate) + 1;
-    if (due > sent) {
-      const batch: string[] = [];
-      for (; sent < due; sent++) batch.push(`${prefix}-${sent}`);
-      users.push(...batch);
+    for (; sent < due; sent++) {
+      const user = `${prefix}-${sent}`;
+      users.push(user);
       inFlight.push(
-        sendEvents(ingest, seen, batch, event).then((ok) => {
+        sendEvents(ingest, seen, [user], event).then((ok) => {
           if (!ok) errors++;
           return ok;
         }),
@@ -696,7 +705,6 @@ async function fixedRate(
   }
   await Promise.all(inFlight);
   const m = await collect(seen, users, load, performance.now() - start, errors, event !== QUIET);
-  // on a busy machine the 1 ms ticks come late and a request carries several events
   m.details = { ...m.details, requests: inFlight.length };
   return m;
 }
