@@ -21,6 +21,7 @@ import { metrics } from '../runtime/metrics.ts';
 import { ACTIVATION_HEADERS, type ActivationJob, activationJobCheck } from '../schemas/activation-job.ts';
 import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import { TRACE_HEADER, validTraceparent } from '../schemas/trace.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { DelayedSend, delayedSends } from './delayed-sends.ts';
 import type { NoCampaignCounter } from './no-campaign.ts';
@@ -200,9 +201,10 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
         if (!segmentChangeCheck.Check(v)) throw new Error('not a segment change');
         const matched = deps.campaigns.match(v.workspaceId, v.segmentId, v.type);
         if (matched.length === 0) unmatched.push(v);
+        const trace = validTraceparent(header(m, TRACE_HEADER));
         for (const c of matched)
           work.push({
-            job: { campaignId: c.id, change: v },
+            job: { campaignId: c.id, change: v, ...(trace ? { trace } : {}) },
             attempt: 0,
             firstSeen: m.timestamp,
             reason: '',

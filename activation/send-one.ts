@@ -10,6 +10,7 @@ import type { ActivationJob, RateHold } from '../schemas/activation-job.ts';
 import type { CampaignDefinition } from '../schemas/campaign.ts';
 import { DEFAULT_PURPOSE } from '../schemas/campaign.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { childTraceparent } from '../schemas/trace.ts';
 import { signUnsubscribeToken } from '../schemas/unsubscribe-token.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { Channels } from './channels/index.ts';
@@ -177,6 +178,7 @@ export async function sendOne(
           },
         }
       : {}),
+    ...(job.trace ? { traceparent: childTraceparent(job.trace) } : {}),
     // signed only when a channel uses it (email, templates)
     get unsubscribeUrl() {
       return unsubscribeUrl(deps.unsubscribe, c, job, nowMs);

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { httpMetrics } from '../runtime/metrics.ts';
+import { TRACE_HEADER, validTraceparent } from '../schemas/trace.ts';
 // The ingest edge: Segment's HTTP Tracking API. A 200 is sent only after Kafka
 // acknowledged every event of the request (acks=all); if Kafka cannot take them within
 // the produce timeout the answer is 503 with Retry-After, never a 200.
@@ -220,6 +221,8 @@ export function createIngestApp(deps: IngestDeps): Hono {
       // the quarantine topic instead, and are answered 200 alike (an SDK must not retry them).
       const chunks: Array<{ topic: string; messages: OutgoingMessage[]; bytes: number }> = [];
       const open = new Map<string, (typeof chunks)[number]>();
+      // the caller's trace goes with its events (schemas/trace.ts); nothing when it sent none
+      const trace = validTraceparent(requestHeader(c, TRACE_HEADER));
       for (const { event: e, value, size, plan } of events) {
         const topic = plan?.quarantine ? deps.trackingPlans!.quarantineTopic : deps.eventsTopic;
         let chunk = open.get(topic);
@@ -232,7 +235,9 @@ export function createIngestApp(deps: IngestDeps): Hono {
         chunk.messages.push({
           key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
           value,
-          ...(plan ? { headers: plan.headers } : {}),
+          ...(plan || trace
+            ? { headers: trace ? { ...plan?.headers, [TRACE_HEADER]: trace } : plan!.headers }
+            : {}),
         });
       }
       await withTimeout(
@@ -285,9 +290,11 @@ const eventCors: MiddlewareHandler = async (c, next) => {
 };
 
 /** A request header, from the Node request when there is one (no web Headers built). */
-function requestHeader(c: Context, name: 'origin' | 'authorization'): string | undefined {
+function requestHeader(c: Context, name: 'origin' | 'authorization' | 'traceparent'): string | undefined {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  return incoming ? incoming.headers[name] : c.req.header(name);
+  if (!incoming) return c.req.header(name);
+  const v = incoming.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function authenticate(

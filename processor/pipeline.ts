@@ -25,6 +25,7 @@ import type { JourneySignal } from '../schemas/journey-signal.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import { type SegmentChange, serializeSegmentChange } from '../schemas/segment-change.ts';
 import { profileKey, REPLAY_HEADER, type Topics } from '../schemas/topics.ts';
+import { childTraceparent, TRACE_HEADER, validTraceparent } from '../schemas/trace.ts';
 import {
   type ApplyOptions,
   defineApplyEvent,
@@ -143,6 +144,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     });
   };
 
+  // the trace context of events whose client sent one (schemas/trace.ts), by messageId, for
+  // the segment changes they cause; filled and emptied per batch
+  const traces = new Map<string, string>();
+
   /**
    * Evaluates each profile's final state, publishes the transitions, records them, and
    * schedules the next time-driven evaluation of profiles with windowed rules.
@@ -239,10 +244,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       sends.push(
         publish(
           deps.topics.segmentChanges,
-          changes.map(({ change }) => ({
-            key: profileKey(change.workspaceId, change.profileId),
-            value: serializeSegmentChange(change),
-          })),
+          changes.map(({ change }) => {
+            const trace = change.messageId === null ? undefined : traces.get(change.messageId);
+            return {
+              key: profileKey(change.workspaceId, change.profileId),
+              value: serializeSegmentChange(change),
+              ...(trace ? { headers: { [TRACE_HEADER]: childTraceparent(trace) } } : {}),
+            };
+          }),
         ),
       );
     if (identity.length > 0)
@@ -308,9 +317,21 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       pending = await settle(pending, at);
   };
 
-  const handleBatch: BatchHandler = async (batch) => {
+  const tracedOf = new WeakMap<object, string[]>();
+  /** The batch, then its events' trace contexts forgotten. */
+  const handleBatch: BatchHandler = async (batch, ctx) => {
+    try {
+      return await handleEvents(batch, ctx);
+    } finally {
+      for (const id of tracedOf.get(batch) ?? []) traces.delete(id);
+    }
+  };
+
+  const handleEvents: BatchHandler = async (batch) => {
     const dead: OutgoingMessage[] = [];
     const events: NormalizedEvent[] = [];
+    const traced: string[] = [];
+    tracedOf.set(batch, traced);
     // events received before an erasure of their ids, still in flight: they would make the
     // erased person again (a cached filter, no Redis call per event; drop-erased.ts)
     await deps.erased?.refresh();
@@ -318,8 +339,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       // a history dead letter replayed for the sink: this event was handled when first read
       if (m.headers[REPLAY_HEADER] === 'history') continue;
       const p = parseEvent(m);
-      if (p.ok) events.push(p.event);
-      else {
+      if (p.ok) {
+        events.push(p.event);
+        const trace = m.headers[TRACE_HEADER] ? validTraceparent(m.headers[TRACE_HEADER]) : undefined;
+        if (trace) {
+          traces.set(p.event.messageId, trace);
+          traced.push(p.event.messageId);
+        }
+      } else {
         deps.log.warn(
           { topic: m.topic, partition: m.partition, offset: m.offset, reason: p.reason },
           'event_dead_lettered',

@@ -21,6 +21,8 @@ export const ActivationJob = Type.Object({
   change: SegmentChange,
   /** Set on a send delayed by its campaign's rate: decided again at its slot, it goes then. */
   rate: Type.Optional(RateHold),
+  /** The W3C traceparent of the event behind the change (schemas/trace.ts), when its client sent one. */
+  trace: Type.Optional(Type.String({ maxLength: 55 })),
   /** A soft-bounced email sent again (activation/soft-bounce-resend.ts): the n-th resend of send key `of`. */
   resend: Type.Optional(
     Type.Object({ of: Type.String({ maxLength: 64 }), n: Type.Integer({ minimum: 1, maximum: 99 }) }),

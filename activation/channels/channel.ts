@@ -59,6 +59,8 @@ export interface SendRequest {
   /** Signed one-click unsubscribe link for this profile, channel and purpose. */
   unsubscribeUrl: string;
   nowMs: number;
+  /** The caller's trace context for this hop (W3C traceparent), when the event carried one. */
+  traceparent?: string;
 }
 
 export interface Channel {

@@ -43,6 +43,7 @@ export function webhookChannel(policy: GuardPolicy & { timeoutMs: number }): Cha
           id: req.sendKey,
           body: JSON.stringify(body),
           timestampSeconds: Math.floor(req.nowMs / 1000),
+          ...(req.traceparent ? { traceparent: req.traceparent } : {}),
         },
         policy,
       );

@@ -27,6 +27,8 @@ export interface WebhookRequest {
   id: string;
   body: string;
   timestampSeconds: number;
+  /** W3C traceparent to send along (not signed: it names a trace, it carries no data). */
+  traceparent?: string;
 }
 
 // Connections are kept alive and reused per destination. The address guard runs when a
@@ -70,6 +72,7 @@ export function sendWebhook(
     ...webhookHeaders(req.secret, req.id, req.timestampSeconds, req.body),
     'content-length': String(Buffer.byteLength(req.body)),
     'user-agent': 'cdp-webhooks/0.1',
+    ...(req.traceparent ? { traceparent: req.traceparent } : {}),
   };
   return new Promise((resolve) => {
     const r = request(
