@@ -11,7 +11,7 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The header when it is a valid version-00 traceparent (all-zero ids are invalid), else undefined. */
 export function validTraceparent(v: string | null | undefined): string | undefined {
-  if (!v || v.length !== 55) return undefined;
+  if (v?.length !== 55) return undefined;
   const m = TRACEPARENT.exec(v.toLowerCase());
   if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return undefined;
   return m[0];
