@@ -13,9 +13,11 @@ import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import type { Logger } from '../runtime/log.ts';
 import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { emailTagSecret } from '../schemas/email-tags.ts';
 import { trackingSecret } from '../schemas/email-tracking-token.ts';
 import { topics } from '../schemas/topics.ts';
 import { CampaignRegistry } from './campaign-registry.ts';
+import { configureEmailTagSigning } from './channels/email-providers.ts';
 import { configureEmailTracking } from './channels/email-tracking.ts';
 import { createChannels } from './channels/index.ts';
 import { watchChannelCredentials } from './channels/workspace-channels.ts';
@@ -79,6 +81,8 @@ export async function startActivation(
   });
   // campaigns with email.tracking get signed open/click links to the public ingest host
   configureEmailTracking({ secret: trackingSecret(cfg.unsubscribe.secret), baseUrl: cfg.ingest.publicUrl });
+  // provider tags carry cdp_ws and cdp_sig: the webhooks tie an event to a send by them
+  configureEmailTagSigning(emailTagSecret(cfg.unsubscribe.secret));
   // workspaces' own channel credentials (PUT /v1/channels/{channel}/credentials), else the env's
   const credentialsLog = log.child({ component: 'channel-credentials' });
   const credentials = await watchChannelCredentials({

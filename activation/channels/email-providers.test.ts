@@ -8,7 +8,13 @@ import aws4 from 'aws4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../runtime/config.ts';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
-import { fromSesTagValue, sesTagValue } from '../../schemas/email-tags.ts';
+import {
+  emailTagSecret,
+  emailTagSignature,
+  fromSesTagValue,
+  sesTagValue,
+  verifyEmailTags,
+} from '../../schemas/email-tags.ts';
 import { change } from '../../test/activation-peers.ts';
 import { startPostmark, startSendgrid, startSes } from '../../test/email-providers.ts';
 import type { SendRequest } from './channel.ts';
@@ -47,6 +53,16 @@ afterAll(async () => {
   await sendgrid?.close();
   await postmark?.close();
 });
+
+const TAG_SECRET = emailTagSecret('unit-test-unsubscribe-secret');
+/** cdp_sig of the tags a request's send carries. */
+const sigOf = (req: SendRequest, withCampaign = true) =>
+  emailTagSignature(TAG_SECRET, {
+    workspaceId: req.change.workspaceId,
+    sendKey: req.sendKey,
+    ...(withCampaign ? { campaignId: req.campaign.id } : {}),
+    profileId: req.change.profileId,
+  });
 
 function request(to: string, from?: string): SendRequest {
   const at = new Date(clock).toISOString();
@@ -171,6 +187,7 @@ describe('Amazon SES v2', () => {
       ses: { region: 'eu-west-1', accessKeyId: SES_KEY.accessKeyId, secretAccessKey, endpoint: ses.url },
       timeoutMs: 3000,
       now,
+      tagSecret: TAG_SECRET,
     });
 
   it('sends the rendered message as SendEmail, signed, and returns the MessageId', async () => {
@@ -211,7 +228,22 @@ describe('Amazon SES v2', () => {
       { Name: 'cdp_send_key', Value: req.sendKey },
       { Name: 'cdp_campaign', Value: 'cmp_mail' },
       { Name: 'cdp_profile', Value: req.change.profileId },
+      { Name: 'cdp_ws', Value: req.change.workspaceId },
+      { Name: 'cdp_sig', Value: sigOf(req) },
     ]);
+    // what the webhook checks: the signature over the tags, with the deployment's key only
+    const sig = sigOf(req);
+    expect(sig).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    const t = {
+      workspaceId: req.change.workspaceId,
+      sendKey: req.sendKey,
+      campaignId: 'cmp_mail',
+      profileId: req.change.profileId,
+    };
+    expect(verifyEmailTags(TAG_SECRET, t, sig)).toBe(true);
+    expect(verifyEmailTags(emailTagSecret('another-deployment'), t, sig)).toBe(false);
+    expect(verifyEmailTags(TAG_SECRET, { ...t, workspaceId: 'ws_other' }, sig)).toBe(false);
+    expect(verifyEmailTags(TAG_SECRET, { ...t, campaignId: 'cmp_other' }, sig)).toBe(false);
   });
 
   it('a campaign id SES would refuse as a tag value goes encoded, one too long even so is left out', async () => {
@@ -224,6 +256,8 @@ describe('Amazon SES v2', () => {
     const campaign = tags.find((t) => t.Name === 'cdp_campaign')!.Value;
     expect(campaign).toMatch(/^b64\.[A-Za-z0-9_-]+$/);
     expect(fromSesTagValue(campaign)).toBe('Spring sale: 20% ✓');
+    // signed over the value it stands for
+    expect(tags.find((t) => t.Name === 'cdp_sig')!.Value).toBe(sigOf(odd));
     // a value that looks encoded is encoded too, so reading back is unambiguous
     expect(fromSesTagValue(sesTagValue('b64.abc'))).toBe('b64.abc');
 
@@ -232,7 +266,10 @@ describe('Amazon SES v2', () => {
     const names = (ses.sent.at(-1)!.body as { EmailTags: Array<{ Name: string }> }).EmailTags.map(
       (t) => t.Name,
     );
-    expect(names).toEqual(['cdp_send_key', 'cdp_profile']);
+    expect(names).toEqual(['cdp_send_key', 'cdp_profile', 'cdp_ws', 'cdp_sig']);
+    // the signature covers what travels: no campaign
+    const sent = (ses.sent.at(-1)!.body as { EmailTags: Array<{ Name: string; Value: string }> }).EmailTags;
+    expect(sent.find((t) => t.Name === 'cdp_sig')!.Value).toBe(sigOf(long, false));
   });
 
   it('a wrong secret is refused by the signature check, and that is final', async () => {
@@ -346,6 +383,7 @@ describe('SendGrid v3', () => {
       provider: 'sendgrid',
       sendgrid: { apiKey, baseUrl: sendgrid.url },
       timeoutMs: 3000,
+      tagSecret: TAG_SECRET,
     });
 
   it('sends personalizations/from/subject/content with the bearer key; 202 and X-Message-Id', async () => {
@@ -368,6 +406,8 @@ describe('SendGrid v3', () => {
           cdp_send_key: req.sendKey,
           cdp_campaign: 'cmp_mail',
           cdp_profile: req.change.profileId,
+          cdp_ws: req.change.workspaceId,
+          cdp_sig: sigOf(req),
         },
       },
     ]);
@@ -410,6 +450,7 @@ describe('Postmark', () => {
       provider: 'postmark',
       postmark: { serverToken, baseUrl: postmark.url, messageStream: 'broadcast' },
       timeoutMs: 3000,
+      tagSecret: TAG_SECRET,
     });
 
   it('sends From/To/Subject/bodies/Headers/Metadata to the broadcast stream; 200 with MessageID', async () => {
@@ -426,6 +467,8 @@ describe('Postmark', () => {
       cdp_send_key: req.sendKey,
       cdp_campaign: 'cmp_mail',
       cdp_profile: req.change.profileId,
+      cdp_ws: req.change.workspaceId,
+      cdp_sig: sigOf(req),
     });
     expectRendered(
       {

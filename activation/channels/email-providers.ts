@@ -15,8 +15,16 @@
 // (ingest/email-webhooks.ts). SES allows only [A-Za-z0-9_.@-] up to 256 characters in a tag
 // value: other values travel as `b64.` + base64url (schemas/email-tags.ts), and one too long
 // even so is left out; Postmark Metadata values over 80 characters are left out.
+// With them go the workspace (`cdp_ws`) and `cdp_sig`, an HMAC over workspace, send key,
+// campaign and profile as they travel (schemas/email-tags.ts): the webhooks take an event as
+// a send's of that workspace only when it verifies.
 
-import { EMAIL_TAGS, POSTMARK_METADATA_MAX, sesTagValue } from '../../schemas/email-tags.ts';
+import {
+  EMAIL_TAGS,
+  emailTagSignature,
+  POSTMARK_METADATA_MAX,
+  sesTagValue,
+} from '../../schemas/email-tags.ts';
 import type { SendResult } from './channel.ts';
 import { MAX_RETRY_AFTER_MS, parseRetryAfter, refused, retriableStatus } from './channel.ts';
 import { type AwsCredentials, signRequest } from './sigv4.ts';
@@ -36,6 +44,15 @@ export interface EmailApiConfig {
   postmark?: { serverToken: string; baseUrl: string; messageStream: string };
   timeoutMs: number;
   now?: () => number;
+  /** The tag-signing key (emailTagSecret); default: the one configureEmailTagSigning set. */
+  tagSecret?: string;
+}
+
+let configuredTagSecret: string | undefined;
+
+/** Set once by the activation service (activation/main.ts); without it no `cdp_sig` is sent. */
+export function configureEmailTagSigning(secret: string | undefined): void {
+  configuredTagSecret = secret;
 }
 
 export interface EmailMessage {
@@ -50,6 +67,8 @@ export interface EmailMessage {
   /** Sent along (tags, custom args, metadata) so provider events find the campaign and person. */
   campaignId?: string;
   profileId?: string;
+  /** The sending workspace (`cdp_ws`, covered by `cdp_sig`). */
+  workspaceId?: string;
 }
 
 export interface EmailApiSender {
@@ -59,11 +78,36 @@ export interface EmailApiSender {
 /** The name under which the send key travels in tags, custom args and metadata. */
 export const SEND_KEY_TAG = EMAIL_TAGS.sendKey;
 
-/** The send key, campaign and profile by tag name (those the message has). */
-function tagsOf(m: EmailMessage): Array<[string, string]> {
-  const out: Array<[string, string]> = [[EMAIL_TAGS.sendKey, m.sendKey]];
-  if (m.campaignId) out.push([EMAIL_TAGS.campaign, m.campaignId]);
-  if (m.profileId) out.push([EMAIL_TAGS.profile, m.profileId]);
+/**
+ * The send key, campaign, profile and workspace by tag name (those the message has and the
+ * provider can carry: `fits`), and `cdp_sig` over exactly those, when there is a key and
+ * both the send key and the workspace travel.
+ */
+function tagsOf(
+  m: EmailMessage,
+  fits: (v: string) => boolean,
+  secret: string | undefined,
+): Array<[string, string]> {
+  const keep = (v: string | undefined) => (v && fits(v) ? v : undefined);
+  const sendKey = keep(m.sendKey);
+  const campaignId = keep(m.campaignId);
+  const profileId = keep(m.profileId);
+  const workspaceId = keep(m.workspaceId);
+  const out: Array<[string, string]> = [];
+  if (sendKey) out.push([EMAIL_TAGS.sendKey, sendKey]);
+  if (campaignId) out.push([EMAIL_TAGS.campaign, campaignId]);
+  if (profileId) out.push([EMAIL_TAGS.profile, profileId]);
+  if (workspaceId) out.push([EMAIL_TAGS.workspace, workspaceId]);
+  if (secret && sendKey && workspaceId)
+    out.push([
+      EMAIL_TAGS.signature,
+      emailTagSignature(secret, {
+        workspaceId,
+        sendKey,
+        ...(campaignId ? { campaignId } : {}),
+        ...(profileId ? { profileId } : {}),
+      }),
+    ]);
   return out;
 }
 
@@ -165,10 +209,9 @@ function sesSender(cfg: EmailApiConfig): EmailApiSender {
         },
         // tag values allow [A-Za-z0-9_-.@]: a send key is msg_ and base64url; a campaign or
         // profile id with other characters is sent encoded, one too long left out
-        EmailTags: tagsOf(m).flatMap(([Name, v]) => {
-          const Value = sesTagValue(v);
-          return Value === undefined ? [] : [{ Name, Value }];
-        }),
+        EmailTags: tagsOf(m, (v) => sesTagValue(v) !== undefined, cfg.tagSecret ?? configuredTagSecret).map(
+          ([Name, v]) => ({ Name, Value: sesTagValue(v)! }),
+        ),
       });
       const creds: AwsCredentials = {
         accessKeyId: s.accessKeyId,
@@ -226,7 +269,12 @@ function sendgridSender(cfg: EmailApiConfig): EmailApiSender {
       const content = [{ type: 'text/plain', value: m.text }];
       if (m.html !== undefined) content.push({ type: 'text/html', value: m.html });
       const body = JSON.stringify({
-        personalizations: [{ to: [{ email: m.to }], custom_args: Object.fromEntries(tagsOf(m)) }],
+        personalizations: [
+          {
+            to: [{ email: m.to }],
+            custom_args: Object.fromEntries(tagsOf(m, () => true, cfg.tagSecret ?? configuredTagSecret)),
+          },
+        ],
         from: parseAddress(m.from),
         subject: m.subject,
         content,
@@ -276,7 +324,9 @@ function postmarkSender(cfg: EmailApiConfig): EmailApiSender {
         ...(m.html !== undefined ? { HtmlBody: m.html } : {}),
         Headers: Object.entries(m.headers).map(([Name, Value]) => ({ Name, Value })),
         MessageStream: s.messageStream,
-        Metadata: Object.fromEntries(tagsOf(m).filter(([, v]) => v.length <= POSTMARK_METADATA_MAX)),
+        Metadata: Object.fromEntries(
+          tagsOf(m, (v) => v.length <= POSTMARK_METADATA_MAX, cfg.tagSecret ?? configuredTagSecret),
+        ),
       });
       const a = await post(
         `${s.baseUrl.replace(/\/$/, '')}/email`,

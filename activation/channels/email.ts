@@ -71,6 +71,7 @@ export function emailChannel(cfg: EmailConfig): Channel {
           sendKey: req.sendKey,
           campaignId: req.campaign.id,
           profileId: req.change.profileId,
+          workspaceId: req.change.workspaceId,
         });
       if (!transport) return refused('SMTP_URL is not set');
       try {

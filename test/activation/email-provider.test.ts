@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
+import { emailTagSecret, verifyEmailTags } from '../../schemas/email-tags.ts';
 import { topics } from '../../schemas/topics.ts';
 import { change, segmentChangeProducer } from '../activation-peers.ts';
 import { startPostmark } from '../email-providers.ts';
@@ -108,6 +109,21 @@ describe('email through Postmark', () => {
     expect(b.TextBody).toBe(`Your plan: pro\n\nUnsubscribe: ${link}\n`);
     expect(b.Metadata.cdp_send_key).toMatch(/^msg_[A-Za-z0-9_-]{32}$/);
     expect(headers['X-CDP-Send-Key']).toBe(b.Metadata.cdp_send_key);
+    // the workspace and a signature over the tags, with the key the ingest webhooks check
+    expect(b.Metadata.cdp_ws).toBe(cfg.keys.workspace);
+    expect(
+      verifyEmailTags(
+        emailTagSecret(cfg.unsubscribe.secret),
+        {
+          workspaceId: b.Metadata.cdp_ws,
+          sendKey: b.Metadata.cdp_send_key,
+          campaignId: b.Metadata.cdp_campaign,
+          profileId: b.Metadata.cdp_profile,
+        },
+        b.Metadata.cdp_sig,
+      ),
+    ).toBe(true);
+    expect([b.Metadata.cdp_campaign, b.Metadata.cdp_profile]).toEqual([c.id, 'p-pm']);
     // the link works against this query service
     expect((await fetch(link!)).status).toBe(200);
   });
