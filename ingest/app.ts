@@ -44,6 +44,11 @@ export interface IngestDeps {
   produceTimeoutMs?: number;
   /** Events per second per write key; none means unlimited. */
   rateLimiter?: RateLimiter;
+  /**
+   * The hot-key lane: events per second per event key (workspace and person or anonymous id);
+   * what is over it goes to `overflowTopic` (schemas/topics.ts eventsOverflow).
+   */
+  hotKeys?: { limiter: RateLimiter; overflowTopic: string };
   /** Event times accepted around the server's clock (CDP_INGEST_MAX_PAST_DAYS / _FUTURE_HOURS). */
   timeBounds?: TimeBounds;
   /** Per-profile trait bounds: one event over them alone is a 400 (the processor keeps them). */
@@ -224,7 +229,13 @@ export function createIngestApp(deps: IngestDeps): Hono {
       // the caller's trace goes with its events (schemas/trace.ts); nothing when it sent none
       const trace = validTraceparent(requestHeader(c, TRACE_HEADER));
       for (const { event: e, value, size, plan } of events) {
-        const topic = plan?.quarantine ? deps.trackingPlans!.quarantineTopic : deps.eventsTopic;
+        const key = eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId);
+        // one person's (or bot's) flood goes to the overflow lane, not ahead of everyone else
+        const topic = plan?.quarantine
+          ? deps.trackingPlans!.quarantineTopic
+          : deps.hotKeys && !deps.hotKeys.limiter.take(key, 1).ok
+            ? deps.hotKeys.overflowTopic
+            : deps.eventsTopic;
         let chunk = open.get(topic);
         if (!chunk || (chunk.bytes + size > PRODUCE_CHUNK_BYTES && chunk.messages.length > 0)) {
           chunk = { topic, messages: [], bytes: 0 };
@@ -233,7 +244,7 @@ export function createIngestApp(deps: IngestDeps): Hono {
         }
         chunk.bytes += size;
         chunk.messages.push({
-          key: eventKey(e.workspaceId, e.userId ?? e.anonymousId ?? e.messageId),
+          key,
           value,
           ...(plan || trace
             ? { headers: trace ? { ...plan?.headers, [TRACE_HEADER]: trace } : plan!.headers }

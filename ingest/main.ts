@@ -74,6 +74,15 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
     log,
     produceTimeoutMs: cfg.ingest.produceTimeoutMs,
     rateLimiter: new RateLimiter(cfg.ingest.rateLimit, cfg.ingest.rateBurst),
+    // a person's flood beyond this goes to the overflow lane (bounded memory: full buckets go first)
+    ...(cfg.ingest.hotKeyRate > 0
+      ? {
+          hotKeys: {
+            limiter: new RateLimiter(cfg.ingest.hotKeyRate, cfg.ingest.hotKeyBurst, undefined, 200_000),
+            overflowTopic: t.eventsOverflow,
+          },
+        }
+      : {}),
     timeBounds: cfg.ingest.timeBounds,
     traitLimits: cfg.profileLimits,
     forms: formDeps,

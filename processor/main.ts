@@ -35,6 +35,7 @@ export function topicSpecs(cfg: Config) {
     { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
     { topic: t.quarantine, partitions: cfg.kafka.partitions },
+    { topic: t.eventsOverflow, partitions: cfg.kafka.partitions },
   ];
 }
 
@@ -180,6 +181,27 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     log: log.child({ consumer: 'processor' }),
   });
 
+  // the hot-key lane (ingest moves a flooding person's excess here): its own group, so its
+  // backlog never holds cdp.events; the same handler (events are deduplicated by messageId
+  // and applied atomically per person, whichever lane brought them)
+  const overflow = superviseConsumer({
+    kafka,
+    admin,
+    topics: topicSpecs(cfg),
+    consumer: {
+      groupId: group('cdp-processor-overflow'),
+      topics: [t.eventsOverflow],
+      maxBatchSize: 500,
+      concurrency: cfg.kafka.partitions,
+    },
+    handler: coalesceBatches(async (batch, ctx) => {
+      await watcher.current();
+      await processor.handleBatch(batch, ctx);
+      await durable();
+    }),
+    log: log.child({ consumer: 'processor-overflow' }),
+  });
+
   const sink = createHistorySink({
     clickhouse,
     producer,
@@ -195,7 +217,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     topics: topicSpecs(cfg),
     consumer: {
       groupId: group('cdp-history'),
-      topics: [t.events, t.identity, t.segmentChanges, t.quarantine],
+      topics: [t.events, t.eventsOverflow, t.identity, t.segmentChanges, t.quarantine],
       maxBatchSize: 10_000,
       concurrency: cfg.kafka.partitions,
       maxBytesPerPartition: 8 * 1024 * 1024,
@@ -249,7 +271,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
       await timers.stop();
       // the sink flushes while its consumer stops: the consumer waits for the inserts of
       // what it handed over (its effects) before its last commit
-      await Promise.all([profiles.stop(), history.stop(), sink.flush()]);
+      await Promise.all([profiles.stop(), overflow.stop(), history.stop(), sink.flush()]);
       await sink.flush();
       watcher.stop();
       await producer.disconnect().catch(() => {});

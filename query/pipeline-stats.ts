@@ -41,7 +41,8 @@ export function consumerGroups(prefix: string): Array<{ group: string; topics: s
   const g = (name: string) => `${prefix ? `${prefix}.` : ''}${name}`;
   return [
     { group: g('cdp-processor'), topics: [t.events] },
-    { group: g('cdp-history'), topics: [t.events, t.identity] },
+    { group: g('cdp-processor-overflow'), topics: [t.eventsOverflow] },
+    { group: g('cdp-history'), topics: [t.events, t.eventsOverflow, t.identity] },
     { group: g('cdp-activation'), topics: [t.segmentChanges, t.activationRetry] },
     { group: g('cdp-activation-ledger'), topics: [t.activationLedger] },
   ];

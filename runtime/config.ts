@@ -83,6 +83,12 @@ export const EnvSchema = Type.Object({
   CDP_METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   /** Where the metrics listener binds: loopback unless the scraper is elsewhere. */
   CDP_METRICS_HOST: Type.String({ default: '127.0.0.1' }),
+  /**
+   * The hot-key lane: events per second one person or anonymous id may send before the excess
+   * goes to cdp.events-overflow (0: off), with this burst on top.
+   */
+  CDP_HOT_KEY_RATE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 50 }),
+  CDP_HOT_KEY_BURST: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 500 }),
   CDP_QUERY_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_QUERY_PORT: Port(8081),
   /** Failed admin authentications per client address per minute before 429s (0: no limit). */
@@ -389,6 +395,9 @@ export interface Config {
     workers: number;
     rateLimit: number;
     rateBurst: number;
+    /** The hot-key lane (CDP_HOT_KEY_RATE / _BURST): events per second per person before overflow; 0 off. */
+    hotKeyRate: number;
+    hotKeyBurst: number;
     /** Event times accepted: from maxPastMs before to maxFutureMs after the server's clock. */
     timeBounds: { maxPastMs: number; maxFutureMs: number };
     /** Where people reach the ingest host (CDP_INGEST_PUBLIC_URL): double opt-in links. */
@@ -529,6 +538,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       workers: e.CDP_INGEST_WORKERS,
       rateLimit: e.CDP_INGEST_RATE_LIMIT,
       rateBurst: e.CDP_INGEST_RATE_BURST ?? Math.max(1000, 2 * e.CDP_INGEST_RATE_LIMIT),
+      hotKeyRate: e.CDP_HOT_KEY_RATE,
+      hotKeyBurst: e.CDP_HOT_KEY_BURST,
       timeBounds: {
         maxPastMs: e.CDP_INGEST_MAX_PAST_DAYS * 86_400_000,
         maxFutureMs: e.CDP_INGEST_MAX_FUTURE_HOURS * 3_600_000,

@@ -23,6 +23,13 @@ export const TOPIC_BASE = {
    * sink to ClickHouse quarantined_events. Key: as on cdp.events.
    */
   quarantine: 'cdp.quarantine',
+  /**
+   * The hot-key lane: events of one person or anonymous id arriving faster than
+   * CDP_HOT_KEY_RATE (a bot, a runaway loop), moved off cdp.events by ingest so they do not
+   * queue ahead of everyone else's on their partition. Handled by its own processor group.
+   * Key: as on cdp.events.
+   */
+  eventsOverflow: 'cdp.events-overflow',
 } as const;
 
 export type TopicName = keyof typeof TOPIC_BASE;
@@ -41,6 +48,7 @@ export function topics(prefix = ''): Topics {
     journeyLedger: `${p}${TOPIC_BASE.journeyLedger}`,
     deadLetter: `${p}${TOPIC_BASE.deadLetter}`,
     quarantine: `${p}${TOPIC_BASE.quarantine}`,
+    eventsOverflow: `${p}${TOPIC_BASE.eventsOverflow}`,
   };
 }
 
