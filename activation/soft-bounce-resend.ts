@@ -10,10 +10,17 @@
 // campaign, profile). A journey's send is not (its run may have moved on; the soft bounce is
 // in the ledger and the journey's own logic decides), nor an email without our tags.
 //
-// The bounce webhook (ingest) calls `schedule` once per provider event; the resend waits in
-// activation's durable delayed-send set, like a send held by quiet hours, and the delayed
-// poller hands it to a worker when it is due. The count of resends per original send key
-// lives in Redis for 7 days; past the last delay nothing more is scheduled.
+// The bounce webhook (ingest) calls `schedule` once per provider event, and only for tags that
+// verified (schemas/email-tags.ts); the resend waits in activation's durable delayed-send set,
+// like a send held by quiet hours, and the delayed poller hands it to a worker when it is
+// due. The count of resends per original send key lives in Redis for 7 days; past the last
+// delay nothing more is scheduled.
+//
+// Idempotent per provider event: one Lua script keeps, per original send key, which event
+// got which resend number (HSETNX-like, 7 days) and only for an event it has not seen counts
+// up and queues the resend, atomically. A webhook that crashed after scheduling, or whose
+// `done` marker was not written, calls again on the redelivery and gets the same number back
+// (`already`), nothing queued twice.
 import type { Redis } from '../runtime/redis.ts';
 import type { ActivationJob } from '../schemas/activation-job.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
@@ -30,17 +37,34 @@ export interface SoftBounce {
   sendKey?: string;
   campaignId?: string;
   profileId?: string;
+  /** The provider's event id (`<provider>:<id>`): the same event scheduled again is a no-op. */
+  eventId: string;
   at: Date;
   reason: string;
 }
 
 export type ResendDecision =
-  | { kind: 'scheduled'; sendKey: string; n: number; atMs: number }
+  | { kind: 'scheduled'; sendKey: string; n: number; atMs: number; already?: true }
   | { kind: 'exhausted'; n: number }
   | { kind: 'untracked'; why: string };
 
 const SEND_KEY = /^(msg_[A-Za-z0-9_-]{32})(?:\.r[1-9][0-9]?)?$/;
 const ID = /^[!-~]{1,200}$/;
+
+// KEYS: count, events hash, delayed set. ARGV: event id, ttl s, number of delays, then the
+// score and member of each possible resend (1..delays). Returns {n, new (1) or seen (0)}.
+const SCHEDULE = `
+local seen = redis.call('HGET', KEYS[2], ARGV[1])
+if seen then return {tonumber(seen), 0} end
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], n)
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if n <= tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[3], ARGV[2 + 2 * n], ARGV[3 + 2 * n])
+end
+return {n, 1}
+`;
 
 /** The original send key of a send or of one of its resends. */
 export function rootSendKey(key: string): string | undefined {
@@ -61,36 +85,47 @@ export function softBounceResender(deps: {
         return { kind: 'untracked', why: 'no campaign or profile' };
       if (ev.campaignId.includes('@')) return { kind: 'untracked', why: 'journey send' };
       if (deps.delaysS.length === 0) return { kind: 'untracked', why: 'resends off' };
-      const countKey = `${workspaceKeys(deps.redisPrefix, ev.workspaceId).sendClaim(root)}:soft`;
-      const [[e1, n], [e2]] = (await deps.redis
-        .multi()
-        .incr(countKey)
-        .expire(countKey, COUNT_TTL_S)
-        .exec()) as [[Error | null, number], [Error | null, unknown]];
-      if (e1 || e2) throw e1 ?? e2;
-      if (n > deps.delaysS.length) return { kind: 'exhausted', n: n - 1 };
-      const atMs = ev.at.getTime() + deps.delaysS[n - 1]! * 1000;
-      const job: ActivationJob = {
-        campaignId: ev.campaignId,
-        change: {
-          workspaceId: ev.workspaceId,
-          profileId: ev.profileId,
-          // the campaign's own segment is filled in by the worker (send-one.ts)
-          segmentId: '',
-          segmentVersion: 0,
-          type: 'entered',
-          epoch: 1,
-          messageId: null,
-          occurredAt: ev.at.toISOString(),
-          userId: null,
-          // the traits as they are when the resend goes
-          traits: {},
-          traitsTruncated: true,
-        },
-        resend: { of: root, n },
+      if (!ev.eventId || ev.eventId.length > 500) return { kind: 'untracked', why: 'no event id' };
+      const claim = workspaceKeys(deps.redisPrefix, ev.workspaceId).sendClaim(root);
+      const resend = (n: number) => {
+        const atMs = ev.at.getTime() + deps.delaysS[n - 1]! * 1000;
+        const job: ActivationJob = {
+          campaignId: ev.campaignId!,
+          change: {
+            workspaceId: ev.workspaceId,
+            profileId: ev.profileId!,
+            // the campaign's own segment is filled in by the worker (send-one.ts)
+            segmentId: '',
+            segmentVersion: 0,
+            type: 'entered',
+            epoch: 1,
+            messageId: null,
+            occurredAt: ev.at.toISOString(),
+            userId: null,
+            // the traits as they are when the resend goes
+            traits: {},
+            traitsTruncated: true,
+          },
+          resend: { of: root, n },
+        };
+        const d: DelayedSend = { job, attempt: 0, firstSeen: ev.at.getTime(), reason: 'soft_bounce_resend' };
+        return { atMs, member: JSON.stringify(d) };
       };
-      const d: DelayedSend = { job, attempt: 0, firstSeen: ev.at.getTime(), reason: 'soft_bounce_resend' };
-      await deps.redis.zadd(globalKeys(deps.redisPrefix).activationDelayed, atMs, JSON.stringify(d));
+      const planned = deps.delaysS.map((_, i) => resend(i + 1));
+      const [n, fresh] = (await deps.redis.eval(
+        SCHEDULE,
+        3,
+        `${claim}:soft`,
+        `${claim}:softev`,
+        globalKeys(deps.redisPrefix).activationDelayed,
+        ev.eventId,
+        COUNT_TTL_S,
+        deps.delaysS.length,
+        ...planned.flatMap((p) => [p.atMs, p.member]),
+      )) as [number, number];
+      if (n > deps.delaysS.length) return { kind: 'exhausted', n: n - 1 };
+      const atMs = planned[n - 1]!.atMs;
+      if (!fresh) return { kind: 'scheduled', sendKey: `${root}.r${n}`, n, atMs, already: true };
       return { kind: 'scheduled', sendKey: `${root}.r${n}`, n, atMs };
     },
   };

@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startAuditQueueWorker } from '../query/audit-queue.ts';
 import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
@@ -17,6 +18,7 @@ import type { OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
 import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
 import { suppressionMember } from '../schemas/contact.ts';
+import { emailTagSecret, emailTagSignature } from '../schemas/email-tags.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { migrate } from '../schemas/migrations.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
@@ -27,6 +29,13 @@ import { RateLimiter } from './rate-limit.ts';
 let redis: Redis;
 const prefix = uniqueId('ewh');
 const WS = uniqueId('ws_');
+const TAG_SECRET = emailTagSecret('test-unsubscribe-secret-0123456789');
+/** The tags activation sends with a message (workspace and signature included). */
+const tags = (sendKey: string, ws = WS) => ({
+  cdp_send_key: sendKey,
+  cdp_ws: ws,
+  cdp_sig: emailTagSignature(TAG_SECRET, { workspaceId: ws, sendKey }),
+});
 const sent: OutgoingMessage[] = [];
 const producer: Producer = {
   connect: async () => {},
@@ -38,7 +47,7 @@ const publicDerB64 = publicKey.export({ format: 'der', type: 'spki' }).toString(
 const PM = { user: 'pm-hook', password: 'correct horse battery' };
 let NOW = Date.now();
 
-const makeApp = (limit = 0) =>
+const makeApp = (limit = 0, log = createLogger({ level: 'silent', name: 'test' })) =>
   createIngestApp({
     producer,
     eventsTopic: 'events',
@@ -49,13 +58,14 @@ const makeApp = (limit = 0) =>
       eventsTopic: 'events',
       redis,
       redisPrefix: prefix,
-      log: createLogger({ level: 'silent', name: 'test' }),
+      log,
       now: () => new Date(NOW),
       produceTimeoutMs: 2000,
       sendgridPublicKey: publicDerB64,
       postmark: PM,
       workspaceExists: (ws) => ws === WS,
       addressLimiter: limit > 0 ? new RateLimiter(limit / 60, limit) : undefined,
+      tagSecret: TAG_SECRET,
     },
   });
 
@@ -92,7 +102,7 @@ const sgBatch = () =>
       reason: '550 5.1.1 no such user',
       sg_event_id: 'sg-1',
       timestamp: Math.floor(NOW / 1000),
-      cdp_send_key: 'msg_hard',
+      ...tags('msg_hard'),
     },
     {
       email: 'soft@shop.test',
@@ -107,7 +117,7 @@ const sgBatch = () =>
       event: 'spamreport',
       sg_event_id: 'sg-3',
       timestamp: Math.floor(NOW / 1000),
-      cdp_send_key: 'msg_spam',
+      ...tags('msg_spam'),
     },
     { email: 'ok@shop.test', event: 'delivered', sg_event_id: 'sg-4', timestamp: Math.floor(NOW / 1000) },
     { email: 'open@shop.test', event: 'open', sg_event_id: 'sg-5', timestamp: Math.floor(NOW / 1000) },
@@ -250,7 +260,7 @@ describe('SendGrid signed event webhook', () => {
     expect((await sgPost(big, signed(big))).status).toBe(413);
   });
 
-  it('per address, events over the limit are skipped', async () => {
+  it('per address, deliveries over the limit are skipped', async () => {
     const app = makeApp(3);
     const events = Array.from({ length: 5 }, (_, i) => ({
       email: 'busy@shop.test',
@@ -260,6 +270,73 @@ describe('SendGrid signed event webhook', () => {
     const body = JSON.stringify(events);
     const res = await sgPost(body, signed(body), WS, app);
     expect(await res.json()).toMatchObject({ processed: 3, skipped: 2 });
+  });
+
+  it('the limit counts no ignored events and never skips a bounce or complaint', async () => {
+    const app = makeApp(3);
+    const at = Math.floor(NOW / 1000);
+    // a link scanner opens and clicks everything first: not counted
+    const scanner = Array.from({ length: 20 }, (_, i) => ({
+      email: 'scanned@shop.test',
+      event: i % 2 ? 'click' : 'open',
+      sg_event_id: `scan-${i}`,
+      timestamp: at,
+    }));
+    const deliveries = Array.from({ length: 4 }, (_, i) => ({
+      email: 'scanned@shop.test',
+      event: 'delivered',
+      sg_event_id: `scan-d-${i}`,
+      timestamp: at,
+    }));
+    const body = JSON.stringify([
+      ...scanner,
+      ...deliveries,
+      // the limit is spent: the complaint and the hard bounce count all the same
+      { email: 'scanned@shop.test', event: 'spamreport', sg_event_id: 'scan-spam', timestamp: at },
+      { email: 'scanned@shop.test', event: 'bounce', type: 'bounce', sg_event_id: 'scan-b', timestamp: at },
+    ]);
+    const res = await sgPost(body, signed(body), WS, app);
+    // 20 ignored + 3 deliveries + complaint + bounce processed; the 4th delivery skipped
+    expect(await res.json()).toEqual({ success: true, processed: 25, suppressed: 1, skipped: 1 });
+    expect(await redis.sismember(k().suppressions, suppressionMember('email', 'scanned@shop.test'))).toBe(1);
+    const why = JSON.parse((await redis.hget(`${k().suppressions}:why`, 'email:scanned@shop.test'))!);
+    expect(why).toMatchObject({ outcome: 'complained', eventId: 'scan-spam' });
+  });
+
+  it('tags that do not verify for this workspace: the event suppresses and tracks, without the tags, and is logged', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const at = Math.floor(NOW / 1000);
+    const body = JSON.stringify([
+      // validly signed, for another workspace
+      {
+        email: 'x-ws@shop.test',
+        event: 'bounce',
+        type: 'bounce',
+        sg_event_id: 'xw-1',
+        timestamp: at,
+        ...tags('msg_x', 'ws_other'),
+      },
+      // no signature
+      {
+        email: 'x-ws2@shop.test',
+        event: 'spamreport',
+        sg_event_id: 'xw-2',
+        timestamp: at,
+        cdp_send_key: 'msg_y',
+        cdp_campaign: 'c',
+      },
+    ]);
+    const res = await sgPost(body, signed(body), WS, makeApp(0, log));
+    expect(await res.json()).toEqual({ success: true, processed: 2, suppressed: 2, skipped: 0 });
+    for (const a of ['x-ws@shop.test', 'x-ws2@shop.test']) {
+      const why = JSON.parse((await redis.hget(`${k().suppressions}:why`, `email:${a}`))!);
+      expect(why.sendKey, a).toBeUndefined();
+    }
+    expect(lines.filter((l) => l.msg === 'email_tags_unverified').map((l) => [l.eventId, l.why])).toEqual([
+      ['xw-1', 'other workspace'],
+      ['xw-2', 'unsigned'],
+    ]);
   });
 });
 
@@ -271,7 +348,7 @@ describe('Postmark webhook', () => {
     Email: 'pm-hard@shop.test',
     BouncedAt: new Date(NOW).toISOString(),
     Description: 'unknown user',
-    Metadata: { cdp_send_key: 'msg_pm' },
+    Metadata: tags('msg_pm'),
   };
 
   it('refuses wrong or missing Basic credentials with a 401 and changes nothing', async () => {

@@ -11,9 +11,11 @@
 //     constant time; anything else is a 401.
 //   POST /v1/webhooks/email/ses/{workspace}  Amazon SNS HTTP(S) deliveries of SES
 //     notifications (ses-sns.ts): the SNS signature (SignatureVersion 1 SHA1withRSA, 2
-//     SHA256withRSA) with the certificate at SigningCertURL, which must be https on
-//     sns.<region>.amazonaws.com(.cn); the TopicArn on CDP_SES_SNS_TOPIC_ARNS (anyone can get
-//     validly signed messages from a topic of their own); Timestamp at most 65 minutes old
+//     SHA256withRSA) with the certificate at SigningCertURL, which must be
+//     https://sns.<region>.amazonaws.com(.cn)/SimpleNotificationService-<hex>.pem (a
+//     region-shaped label, no query); the TopicArn on CDP_SES_SNS_TOPIC_ARNS (anyone can get
+//     validly signed messages from a topic of their own), and when the entry is
+//     `arn=workspace` only at that workspace's URL (elsewhere a 403); Timestamp at most 65 minutes old
 //     (SNS retries an HTTP(S) delivery for at most 3,600 s, a hard limit; 5 minutes for clock
 //     and queueing) and at most 5 minutes ahead. A failed check is a 403 (no allowlist
 //     configured: every message is); a certificate SNS's host could not serve just now a 503.
@@ -31,10 +33,20 @@
 // webhook:<provider>) is queued for the query service to write (schemas/audit-queue.ts).
 // A soft bounce (SendGrid `blocked`, Postmark SoftBounce, Transient, DnsError, …, SES
 // Transient/Undetermined bounces) suppresses nothing: the provider retries it. The optional
-// `onSoftBounce` hook is called once per soft-bounce event.
+// `onSoftBounce` hook is called once per soft-bounce event whose tags verify. An SES complaint
+// of feedback type `not-spam` is no complaint (ignored: nothing suppressed, no row).
 //
-// Ledger: every hard bounce, complaint, soft bounce and delivery that carries our send key
-// (cdp_send_key: SendGrid custom arg, Postmark Metadata, SES tag or X-CDP-Send-Key header) is
+// Which send: the webhook credentials are the deployment's (one SendGrid verification key,
+// one Postmark Basic credential, one SNS topic allowlist for every workspace), so they prove
+// the provider saw the address, not that the event belongs to the workspace in the URL. What
+// ties an event to a send of that workspace is the tag signature (schemas/email-tags.ts):
+// cdp_sig, an HMAC activation puts over cdp_ws, cdp_send_key, cdp_campaign and cdp_profile.
+// An event whose signature verifies and whose cdp_ws is the URL's workspace is that send's;
+// any other is taken without its tags (logged `email_tags_unverified`): it still suppresses
+// and tracks, but writes no ledger row and brings no resend.
+//
+// Ledger: every hard bounce, complaint, soft bounce and delivery whose tags verify (send key
+// in cdp_send_key: SendGrid custom arg, Postmark Metadata, SES tag) is
 // also an activation_ledger row (outcome bounced / complained / soft_bounced / delivered,
 // channel email, reason `<provider>:<type>`, provider_id the provider's message id, campaign
 // and profile from cdp_campaign / cdp_profile, at the provider's event time, attempt 0),
@@ -55,18 +67,21 @@
 //
 // Bounds: body ≤ 1 MB (413), malformed JSON 400, unknown workspace 404 (after the
 // credential check, saying nothing else), at most 1,000 events per request, and per address a
-// token bucket (events over it are skipped and logged; the provider's redelivery is harmless).
+// token bucket for deliveries and soft bounces (events over it are skipped and logged);
+// ignored events (opens, clicks, sends) are not counted, and a hard bounce or complaint is
+// processed whatever the bucket says.
 // Answers: 200 {success, processed, suppressed, skipped} once everything was stored; 503 when
 // Redis or Kafka could not take it (the provider retries).
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { type Context, Hono } from 'hono';
+import { clientKey, remoteAddress } from '../runtime/auth-failures.ts';
 import { withTimeout } from '../runtime/http.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
 import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
 import { suppressionMember } from '../schemas/contact.ts';
-import { EMAIL_TAGS, fromSesTagValue } from '../schemas/email-tags.ts';
+import { EMAIL_TAGS, fromSesTagValue, verifyEmailTags } from '../schemas/email-tags.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { eventKey } from '../schemas/topics.ts';
 import { IngestError } from './ingest-error.ts';
@@ -121,6 +136,8 @@ export interface SoftBounceEvent {
   sendKey?: string;
   campaignId?: string;
   profileId?: string;
+  /** `<provider>:<the provider's event id>`: the same for every redelivery of the event. */
+  eventId: string;
   /** The provider's event time (receipt when it gave none). */
   at: Date;
   /** The provider's kind and what the receiving server said (`Transient/MailboxFull: 452 …`). */
@@ -129,7 +146,10 @@ export interface SoftBounceEvent {
 
 /** Amazon SES through SNS (POST /v1/webhooks/email/ses/{workspace}). */
 export interface SesWebhookConfig {
-  /** TopicArns whose messages are taken (CDP_SES_SNS_TOPIC_ARNS); empty: all are refused. */
+  /**
+   * TopicArns whose messages are taken (CDP_SES_SNS_TOPIC_ARNS), each `arn` or
+   * `arn=workspace` (then only at that workspace's URL, elsewhere a 403); empty: all refused.
+   */
   topicArns: string[];
   /**
    * Testing and stand-ins only: the one origin signing certificates and SubscribeURLs may come
@@ -161,8 +181,17 @@ export interface EmailWebhookDeps {
   ses?: SesWebhookConfig;
   /** The activation-ledger topic: events carrying our send key become ledger rows there. */
   ledgerTopic?: string;
-  /** Called once per soft-bounce event (after the redelivery check); a throw is a 503. */
+  /**
+   * Called once per soft-bounce event whose tags verify (after the redelivery check); a throw
+   * is a 503.
+   */
   onSoftBounce?: (ev: SoftBounceEvent) => void | Promise<void>;
+  /**
+   * The tag-signing key (emailTagSecret(CDP_UNSUBSCRIBE_SECRET)): only an event whose cdp_sig
+   * verifies and whose cdp_ws is the URL's workspace is tied to a send (ledger row, resend);
+   * unset: none is.
+   */
+  tagSecret?: string;
 }
 
 /** An activation_ledger row of a provider event (the columns of activation/pipeline.ts LedgerRow). */
@@ -204,6 +233,9 @@ export interface EmailProviderEvent {
   suppress: boolean;
   email: string;
   sendKey?: string;
+  /** The workspace and signature the send's tags carried (cdp_ws, cdp_sig). */
+  tagWorkspace?: string;
+  tagSignature?: string;
   reason?: string;
   /** The provider's own kind (`bounce/blocked`, `HardBounce`, …). */
   detail: string;
@@ -237,6 +269,8 @@ export function sendgridEvent(raw: unknown): EmailProviderEvent | undefined {
   const sendKey = str(e[EMAIL_TAGS.sendKey], 200);
   const campaignId = str(e[EMAIL_TAGS.campaign], 300);
   const profileId = str(e[EMAIL_TAGS.profile], 300);
+  const tagWorkspace = str(e[EMAIL_TAGS.workspace], 300);
+  const tagSignature = str(e[EMAIL_TAGS.signature], 64);
   // sg_message_id is `<X-Message-Id>.filter…`: the part before the first dot is the send's id
   const providerMessageId = str(e.sg_message_id, 300)?.split('.')[0];
   const reason = str(e.reason) ?? str(e.response);
@@ -253,6 +287,8 @@ export function sendgridEvent(raw: unknown): EmailProviderEvent | undefined {
     sendKey,
     campaignId,
     profileId,
+    tagWorkspace,
+    tagSignature,
     providerMessageId,
     reason,
     at: ts,
@@ -292,6 +328,8 @@ export function postmarkEvent(raw: unknown): EmailProviderEvent | undefined {
   const sendKey = str(meta?.[EMAIL_TAGS.sendKey], 200);
   const campaignId = str(meta?.[EMAIL_TAGS.campaign], 300);
   const profileId = str(meta?.[EMAIL_TAGS.profile], 300);
+  const tagWorkspace = str(meta?.[EMAIL_TAGS.workspace], 300);
+  const tagSignature = str(meta?.[EMAIL_TAGS.signature], 64);
   const providerMessageId = str(e.MessageID, 200);
   const when = str(e.BouncedAt) ?? str(e.DeliveredAt) ?? str(e.ReceivedAt);
   const at = when && !Number.isNaN(Date.parse(when)) ? new Date(when) : undefined;
@@ -305,6 +343,8 @@ export function postmarkEvent(raw: unknown): EmailProviderEvent | undefined {
     sendKey,
     campaignId,
     profileId,
+    tagWorkspace,
+    tagSignature,
     providerMessageId,
     reason,
     at,
@@ -371,7 +411,12 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
   let sgKey: KeyObject | undefined;
   if (deps.sendgridPublicKey) sgKey = parsePublicKey(deps.sendgridPublicKey);
   const ses = deps.ses;
-  const sesTopics = new Set(ses?.topicArns.map((t) => t.trim()).filter(Boolean) ?? []);
+  // `arn` or `arn=workspace`: a bound topic's messages are taken only at that workspace's URL
+  const sesTopics = new Map<string, string | undefined>();
+  for (const entry of ses?.topicArns ?? []) {
+    const [arn, bound] = entry.split('=', 2).map((x) => x.trim());
+    if (arn) sesTopics.set(arn, bound || undefined);
+  }
   const sesTimeoutMs = ses?.fetchTimeoutMs ?? 5000;
   const certs = snsCertCache({ timeoutMs: sesTimeoutMs, now: deps.now });
 
@@ -412,7 +457,7 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
   };
 
   /** Stores one event: suppression first, then the track. Throws when Redis or Kafka fail. */
-  const apply = async (ws: string, ev: EmailProviderEvent): Promise<boolean> => {
+  const apply = async (ws: string, ev: EmailProviderEvent, verified: boolean): Promise<boolean> => {
     const k = workspaceKeys(deps.redisPrefix, ws);
     const actor = `webhook:${ev.provider}`;
     let added = false;
@@ -458,8 +503,9 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
     const outcome = ev.outcome;
     await track(ws, ev, outcome);
     // the ledger row and the soft-bounce hook: once per event, however often it comes
-    const ledger = !!(ev.sendKey && deps.ledgerTopic);
-    const hook = outcome === 'soft_bounced' ? deps.onSoftBounce : undefined;
+    // only for tags we signed for this workspace (a forged event names any send it likes)
+    const ledger = !!(verified && ev.sendKey && deps.ledgerTopic);
+    const hook = verified && outcome === 'soft_bounced' ? deps.onSoftBounce : undefined;
     if (!ledger && !hook) return added;
     await once(ws, `event\u0000${ev.provider}\u0000${ev.eventId}`, async () => {
       if (ledger && deps.ledgerTopic) {
@@ -480,6 +526,7 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
           ...(ev.sendKey ? { sendKey: ev.sendKey } : {}),
           ...(ev.campaignId ? { campaignId: ev.campaignId } : {}),
           ...(ev.profileId ? { profileId: ev.profileId } : {}),
+          eventId: `${ev.provider}:${ev.eventId}`,
           at: eventTime(ev),
           reason: ev.reason ? `${ev.detail}: ${ev.reason}` : ev.detail,
         });
@@ -596,16 +643,57 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
     );
   };
 
+  /**
+   * The event as far as its tags can be trusted: as it is when cdp_sig verifies and cdp_ws is
+   * the URL's workspace; else without any tag (logged), so it suppresses and tracks (the
+   * provider's own signature or credentials vouch for the address) but is no send of ours.
+   */
+  const checkTags = (ws: string, ev: EmailProviderEvent): { ev: EmailProviderEvent; verified: boolean } => {
+    if (ev.outcome === 'ignored') return { ev, verified: false };
+    if (!(ev.sendKey || ev.campaignId || ev.profileId || ev.tagWorkspace || ev.tagSignature))
+      return { ev, verified: false };
+    const sigOk = verifyEmailTags(
+      deps.tagSecret,
+      {
+        ...(ev.tagWorkspace ? { workspaceId: ev.tagWorkspace } : {}),
+        ...(ev.sendKey ? { sendKey: ev.sendKey } : {}),
+        ...(ev.campaignId ? { campaignId: ev.campaignId } : {}),
+        ...(ev.profileId ? { profileId: ev.profileId } : {}),
+      },
+      ev.tagSignature,
+    );
+    if (sigOk && ev.tagWorkspace === ws) return { ev, verified: true };
+    deps.log.warn(
+      {
+        workspaceId: ws,
+        provider: ev.provider,
+        eventId: ev.eventId,
+        why: !ev.tagSignature ? 'unsigned' : !sigOk ? 'bad signature' : 'other workspace',
+        ...(ev.tagWorkspace ? { tagWorkspace: ev.tagWorkspace.slice(0, 100) } : {}),
+      },
+      'email_tags_unverified',
+    );
+    const { sendKey: _k, campaignId: _c, profileId: _p, tagWorkspace: _w, tagSignature: _s, ...rest } = ev;
+    return { ev: rest, verified: false };
+  };
+
   const handle = async (c: Context, ws: string, events: Array<EmailProviderEvent | undefined>) => {
     let processed = 0;
     let suppressed = 0;
     let skipped = 0;
-    for (const ev of events) {
-      if (!ev) {
+    for (const raw of events) {
+      if (!raw) {
         skipped++;
         continue;
       }
-      const limit = deps.addressLimiter?.take(`${ws}\u0000${ev.email}`, 1);
+      const { ev, verified } = checkTags(ws, raw);
+      // The limit is for deliveries and soft bounces (a flood of them per address); ignored
+      // events (opens, clicks, a link scanner's burst) cost nothing and are not counted, and a
+      // hard bounce or complaint is always taken: losing it would keep mailing a bad address.
+      const limit =
+        ev.outcome !== 'ignored' && !ev.suppress
+          ? deps.addressLimiter?.take(`${ws}\u0000${ev.email}`, 1)
+          : undefined;
       if (limit && !limit.ok) {
         deps.log.warn(
           { workspaceId: ws, provider: ev.provider, eventId: ev.eventId },
@@ -615,7 +703,7 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
         continue;
       }
       try {
-        if (await apply(ws, ev)) suppressed++;
+        if (await apply(ws, ev, verified)) suppressed++;
         processed++;
       } catch (err) {
         deps.log.warn(
@@ -662,13 +750,13 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
   });
 
   /** The SNS message once everything about it checks out; throws the 4xx/503 otherwise. */
-  const verifiedSns = async (raw: Buffer): Promise<SnsMessage> => {
+  const verifiedSns = async (raw: Buffer, client: string): Promise<SnsMessage> => {
     if (!ses || sesTopics.size === 0) throw new IngestError(403, 'SES webhook not configured');
     const m = asSnsMessage(parse(raw));
     if (!m) throw new IngestError(403, 'not a signed SNS message');
     // anyone can get validly signed messages from a topic of their own: only ours count
     if (!sesTopics.has(m.TopicArn)) throw new IngestError(403, 'topic not allowed');
-    if (!snsUrlAllowed(m.SigningCertURL, ses.endpoint))
+    if (!snsUrlAllowed(m.SigningCertURL, ses.endpoint, 'cert'))
       throw new IngestError(403, 'signing certificate URL not allowed');
     const ts = Date.parse(m.Timestamp);
     const now = deps.now().getTime();
@@ -676,7 +764,7 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
       throw new IngestError(403, 'stale message timestamp');
     let key: KeyObject;
     try {
-      key = await certs.key(m.SigningCertURL);
+      key = await certs.key(m.SigningCertURL, client);
     } catch (err) {
       deps.log.warn({ err: (err as Error).message, topicArn: m.TopicArn }, 'sns_certificate_failed');
       if (err instanceof CertError && err.retriable)
@@ -684,13 +772,17 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
       throw new IngestError(403, 'invalid signing certificate');
     }
     if (!verifySnsSignature(m, key)) throw new IngestError(403, 'invalid signature');
+    // a certificate that verified a message of ours is kept apart: forged messages naming
+    // other URLs can neither evict it nor spend what fetching it needs
+    certs.verified(m.SigningCertURL);
     return m;
   };
 
   /** Confirms a subscription: GET of its SubscribeURL (SNS's host rule), once per message. */
   const confirmSubscription = async (ws: string, m: SnsMessage) => {
     const url = m.SubscribeURL ?? '';
-    if (!snsUrlAllowed(url, ses?.endpoint)) throw new IngestError(403, 'SubscribeURL not allowed');
+    if (!snsUrlAllowed(url, ses?.endpoint, 'subscribe'))
+      throw new IngestError(403, 'SubscribeURL not allowed');
     const ran = await once(ws, `sns-confirm\u0000${m.MessageId}`, async () => {
       let status = 0;
       try {
@@ -722,8 +814,12 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
   };
 
   app.post('/v1/webhooks/email/ses/:workspace', async (c) => {
-    const m = await verifiedSns(await body(c));
+    const m = await verifiedSns(await body(c), clientKey(remoteAddress(c)));
     const ws = c.req.param('workspace');
+    // a topic bound to a workspace speaks for that workspace only
+    const bound = sesTopics.get(m.TopicArn);
+    if (bound !== undefined && bound !== ws)
+      throw new IngestError(403, 'topic not allowed for this workspace');
     await knownWorkspace(ws);
     if (m.Type === 'SubscriptionConfirmation') {
       let ran: boolean;

@@ -9,6 +9,7 @@ import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { WriteKeyStore, watchWriteKeys } from '../runtime/write-keys.ts';
 import { confirmSecret } from '../schemas/double-opt-in.ts';
+import { emailTagSecret } from '../schemas/email-tags.ts';
 import { trackingSecret } from '../schemas/email-tracking-token.ts';
 import type { FormDefinition } from '../schemas/form.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
@@ -118,8 +119,10 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       ses: mail.ses.snsTopicArns?.length
         ? { topicArns: mail.ses.snsTopicArns, endpoint: mail.ses.snsEndpoint }
         : undefined,
-      // bounces, complaints and deliveries of our sends become activation ledger rows
+      // bounces, complaints and deliveries of our sends become activation ledger rows: those
+      // whose tags activation signed for the URL's workspace (schemas/email-tags.ts)
       ledgerTopic: t.activationLedger,
+      tagSecret: emailTagSecret(cfg.unsubscribe.secret),
       // a soft-bounced campaign email is sent again later (activation/soft-bounce-resend.ts)
       onSoftBounce: async (ev) => {
         const d = await resends.schedule(ev);

@@ -8,10 +8,13 @@
 // MessageId, SubscribeURL, Timestamp, Token, TopicArn, Type of a SubscriptionConfirmation or
 // UnsubscribeConfirmation. SignatureVersion 1 is SHA1withRSA, 2 SHA256withRSA, with the public
 // key of the X.509 certificate at SigningCertURL. That URL (and a SubscribeURL we are asked to
-// GET) must be https on `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`), so the
-// certificate is one AWS serves over TLS; only an explicit endpoint option replaces that
-// rule (tests, a stand-in). The certificate is fetched with a timeout, no redirects and a
-// size cap, and kept per URL.
+// GET) must be https on `sns.<region>.amazonaws.com` (or `.amazonaws.com.cn`) with a
+// region-shaped label (`eu-west-1`, `us-gov-west-1`, `cn-north-1`: not `s3` or
+// `s3-accelerate`, S3 bucket hosts anyone can put a file on), so the certificate is one AWS
+// serves over TLS; a certificate's path must be `/SimpleNotificationService-<hex>.pem` with no
+// query or fragment. Only an explicit endpoint option replaces the host rule (tests, a
+// stand-in). The certificate is fetched with a timeout, no redirects and a size cap, and kept
+// per URL.
 //
 // A valid signature proves only that SNS sent it: anyone can make a topic of their own and
 // get signed messages. What makes a message ours is its TopicArn, which must be on the
@@ -91,15 +94,20 @@ export function verifySnsSignature(m: SnsMessage, key: KeyObject): boolean {
   }
 }
 
-const SNS_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+// sns.<region>: two letters, an optional -gov / -iso(b|e|f), a direction word, a digit
+const SNS_HOST = /^sns\.[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d\.amazonaws\.com(?:\.cn)?$/;
+const SNS_CERT_PATH = /^\/SimpleNotificationService-[0-9a-f]+\.pem$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
  * Whether a URL may be fetched as SNS's: by default https, no credentials, default port, host
- * `sns.<region>.amazonaws.com(.cn)`. With `endpoint` (explicit configuration, for tests and
- * stand-ins) exactly that origin instead; plain http only when it is on loopback.
+ * `sns.<region>.amazonaws.com(.cn)` with a region-shaped label. With `endpoint` (explicit
+ * configuration, for tests and stand-ins) exactly that origin instead; plain http only when
+ * it is on loopback. A signing certificate (`cert`, the default) must also have the path SNS
+ * gives them, `/SimpleNotificationService-<hex>.pem`, and no query or fragment; a SubscribeURL
+ * keeps its own path and query.
  */
-export function snsUrlAllowed(raw: string, endpoint?: string): boolean {
+export function snsUrlAllowed(raw: string, endpoint?: string, kind: 'cert' | 'subscribe' = 'cert'): boolean {
   let u: URL;
   try {
     u = new URL(raw);
@@ -107,6 +115,8 @@ export function snsUrlAllowed(raw: string, endpoint?: string): boolean {
     return false;
   }
   if (u.username || u.password) return false;
+  if (kind === 'cert' && (!SNS_CERT_PATH.test(u.pathname) || raw.includes('?') || raw.includes('#')))
+    return false;
   if (endpoint) {
     let e: URL;
     try {
@@ -157,21 +167,55 @@ const CERT_CLOCK_SKEW_MS = 5 * 60_000;
 /** How long a certificate URL that gave no usable certificate (404, not a PEM) is not asked again. */
 export const CERT_FAILURE_TTL_MS = 60_000;
 
+/** A URL as a cache key: scheme, lowercased host, path; no query or fragment. */
+export function certCacheKey(raw: string): string {
+  try {
+    const u = new URL(raw);
+    return `${u.protocol}//${u.host.toLowerCase()}${u.pathname}`;
+  } catch {
+    return raw;
+  }
+}
+
+/** Certificates that verified a message kept at most (SNS uses one or two per region). */
+const MAX_VERIFIED_CERTS = 16;
+
+interface CertEntry {
+  key: KeyObject;
+  validTo: number;
+  validFrom: number;
+}
+
 /**
  * Signing certificates by URL: fetched once (with a timeout, no redirects, a size cap), the
  * public key kept until the certificate's own expiry. A URL that answered with no usable
  * certificate is not asked again for a minute; one that could not be reached is asked again on
  * the next message (SNS retries 20 s apart by default). Fetches are at most `fetchesPerMinute`
- * (default 20; SNS uses one certificate for months): a flood of forged messages naming new
- * URLs on SNS's host costs at most that many requests, the rest wait (503, SNS retries).
+ * per client address (default 20; SNS uses one certificate for months) and
+ * `globalFetchesPerMinute` in all (default 120): a flood of forged messages naming new URLs on
+ * SNS's host costs at most that many requests, the rest wait (503, SNS retries).
+ *
+ * A certificate that verified a message (`verified(url)`) moves out of the evictable cache
+ * into its own small set that only other verified certificates displace: whatever a forger
+ * floods the cache with, the certificate real messages are signed with stays, and they need
+ * no fetch and no budget. Keys are the URL without query and fragment, host lowercased.
  */
-export function snsCertCache(opts: { timeoutMs: number; now: () => Date; fetchesPerMinute?: number }) {
-  const cache = new Map<string, Promise<{ key: KeyObject; validTo: number; validFrom: number }>>();
+export function snsCertCache(opts: {
+  timeoutMs: number;
+  now: () => Date;
+  fetchesPerMinute?: number;
+  globalFetchesPerMinute?: number;
+}) {
+  const cache = new Map<string, Promise<CertEntry>>();
+  const pinned = new Map<string, CertEntry>();
   const failed = new Map<string, { until: number; error: CertError }>();
   const perMinute = opts.fetchesPerMinute ?? 20;
-  const limiter = new RateLimiter(perMinute / 60, perMinute);
-  const load = async (url: string) => {
-    if (!limiter.take('cert', 1).ok) throw new CertError('too many certificate fetches, retry later', true);
+  const globalPerMinute = opts.globalFetchesPerMinute ?? Math.max(perMinute, 120);
+  const perClient = new RateLimiter(perMinute / 60, perMinute, undefined, 10_000);
+  const global = new RateLimiter(globalPerMinute / 60, globalPerMinute);
+  const load = async (url: string, client: string): Promise<CertEntry> => {
+    if (!perClient.take(client, 1).ok || !global.take('all', 1).ok)
+      throw new CertError('too many certificate fetches, retry later', true);
     let res: Response;
     try {
       res = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(opts.timeoutMs) });
@@ -199,32 +243,65 @@ export function snsCertCache(opts: { timeoutMs: number; now: () => Date; fetches
       throw new CertError(`signing certificate unreadable: ${(err as Error).message}`, false);
     }
   };
+  const usable = (e: CertEntry, now: number): KeyObject => {
+    // a certificate issued just now may look a little ahead of a clock that is behind
+    if (!(e.validTo > now) || !(e.validFrom <= now + CERT_CLOCK_SKEW_MS))
+      throw new CertError('signing certificate not valid now', false);
+    return e.key;
+  };
+  const settled = new Map<string, CertEntry>();
   return {
-    async key(url: string): Promise<KeyObject> {
+    /** The certificate's key; `client` is the requester's address (its fetch budget). */
+    async key(raw: string, client = 'unknown'): Promise<KeyObject> {
+      const url = certCacheKey(raw);
       const now = opts.now().getTime();
+      const pin = pinned.get(url);
+      if (pin) return usable(pin, now);
       const f = failed.get(url);
       if (f && f.until > now) throw f.error;
       if (f) failed.delete(url);
       let p = cache.get(url);
       if (!p) {
-        if (cache.size >= MAX_CACHED_CERTS) cache.delete(cache.keys().next().value as string);
-        p = load(url);
+        if (cache.size >= MAX_CACHED_CERTS) {
+          const oldest = cache.keys().next().value as string;
+          cache.delete(oldest);
+          settled.delete(oldest);
+        }
+        p = load(url, client);
         cache.set(url, p);
-        p.catch((err: unknown) => {
-          cache.delete(url);
-          if (err instanceof CertError && !err.retriable) {
-            if (failed.size >= MAX_CACHED_CERTS) failed.delete(failed.keys().next().value as string);
-            failed.set(url, { until: opts.now().getTime() + CERT_FAILURE_TTL_MS, error: err });
-          }
-        });
+        p.then(
+          (e) => {
+            if (cache.get(url) === p) settled.set(url, e);
+          },
+          (err: unknown) => {
+            if (cache.get(url) === p) cache.delete(url);
+            if (err instanceof CertError && !err.retriable) {
+              if (failed.size >= MAX_CACHED_CERTS) failed.delete(failed.keys().next().value as string);
+              failed.set(url, { until: opts.now().getTime() + CERT_FAILURE_TTL_MS, error: err });
+            }
+          },
+        );
       }
-      const { key, validTo, validFrom } = await p;
-      // a certificate issued just now may look a little ahead of a clock that is behind
-      if (!(validTo > now) || !(validFrom <= now + CERT_CLOCK_SKEW_MS))
-        throw new CertError('signing certificate not valid now', false);
-      return key;
+      return usable(await p, now);
+    },
+    /** The certificate at `raw` verified a message: kept apart, never evicted by unverified ones. */
+    verified(raw: string): void {
+      const url = certCacheKey(raw);
+      if (pinned.has(url)) return;
+      const e = settled.get(url);
+      if (!e) return;
+      const now = opts.now().getTime();
+      if (pinned.size >= MAX_VERIFIED_CERTS) {
+        // an expired one goes first, else the oldest
+        const expired = [...pinned].find(([, v]) => !(v.validTo > now))?.[0];
+        pinned.delete(expired ?? (pinned.keys().next().value as string));
+      }
+      pinned.set(url, e);
+      cache.delete(url);
+      settled.delete(url);
     },
     size: () => cache.size,
+    verifiedSize: () => pinned.size,
   };
 }
 
@@ -297,6 +374,8 @@ export function sesEvents(
   const sendKey = decodeTag(tag(tags, 'cdp_send_key')) ?? header(mail, 'X-CDP-Send-Key');
   const campaignId = decodeTag(tag(tags, 'cdp_campaign'));
   const profileId = decodeTag(tag(tags, 'cdp_profile'));
+  const tagWorkspace = decodeTag(tag(tags, 'cdp_ws'));
+  const tagSignature = tag(tags, 'cdp_sig');
   const providerMessageId = str(mail?.messageId, 200);
   const base = (email: string, at: Date | undefined) => ({
     provider: 'ses' as const,
@@ -305,6 +384,8 @@ export function sesEvents(
     ...(sendKey ? { sendKey } : {}),
     ...(campaignId ? { campaignId } : {}),
     ...(profileId ? { profileId } : {}),
+    ...(tagWorkspace ? { tagWorkspace } : {}),
+    ...(tagSignature ? { tagSignature } : {}),
     ...(providerMessageId ? { providerMessageId } : {}),
     at: at ?? dateOf(mail?.timestamp) ?? snsTimestamp,
   });
@@ -340,12 +421,14 @@ export function sesEvents(
       const feedback = str(c?.complaintFeedbackType, 64) ?? str(c?.complaintSubType, 64);
       const list = Array.isArray(c?.complainedRecipients) ? (c.complainedRecipients as unknown[]) : [];
       if (list.length === 0) return [undefined];
+      // `not-spam`: the receiver's feedback that the mail is wanted, no complaint at all
+      const notSpam = feedback?.toLowerCase() === 'not-spam';
       return recipients(list, 'emailAddress').map((email) =>
         email
           ? {
               ...base(email, at),
-              outcome: 'complained' as const,
-              suppress: true,
+              outcome: notSpam ? ('ignored' as const) : ('complained' as const),
+              suppress: !notSpam,
               detail: feedback ? `Complaint/${feedback}` : 'Complaint',
             }
           : undefined,

@@ -17,14 +17,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLedgerSink } from '../activation/ledger-sink.ts';
 import { campaignStats } from '../query/routes/campaign-stats.ts';
 import { type ClickHouseClient, createClickHouse } from '../runtime/clickhouse.ts';
 import type { Batch, OutgoingMessage, Producer } from '../runtime/kafka/index.ts';
-import { createLogger } from '../runtime/log.ts';
+import { createLogger, type Logger } from '../runtime/log.ts';
 import { auditDueKey, type QueuedAudit } from '../schemas/audit-queue.ts';
-import { sesTagValue } from '../schemas/email-tags.ts';
+import { emailTagSecret, emailTagSignature, sesTagValue } from '../schemas/email-tags.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { migrate } from '../schemas/migrations.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
@@ -38,11 +39,17 @@ import {
   type SoftBounceEvent,
   sendgridEvent,
 } from './email-webhooks.ts';
-import { type SnsMessage, snsCertCache, snsStringToSign, snsUrlAllowed } from './ses-sns.ts';
+import { certCacheKey, type SnsMessage, snsCertCache, snsStringToSign, snsUrlAllowed } from './ses-sns.ts';
 
 let redis: Redis;
 const prefix = uniqueId('sesw');
 const WS = uniqueId('ws_');
+// another tenant of the deployment
+const WS2 = uniqueId('ws_');
+const TAG_SECRET = emailTagSecret('test-unsubscribe-secret-0123456789');
+/** What activation signs a send's tags with (cdp_sig). */
+const tagSig = (sendKey: string, campaignId: string, profileId: string, ws = WS, secret = TAG_SECRET) =>
+  emailTagSignature(secret, { workspaceId: ws, sendKey, campaignId, profileId });
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ses-events';
 const OTHER_TOPIC = 'arn:aws:sns:eu-west-1:999999999999:someone-elses';
 const sent: Array<{ topic: string; m: OutgoingMessage }> = [];
@@ -97,9 +104,11 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     hits.push(req.url ?? '');
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path === '/SimpleNotificationService-good.pem') res.end(good.pem);
-    else if (path === '/SimpleNotificationService-other.pem') res.end(other.pem);
-    else if (path === '/huge.pem') res.end('x'.repeat(64 * 1024));
+    if (path === certPath('good')) res.end(good.pem);
+    else if (path === certPath('other')) res.end(other.pem);
+    else if (path === certPath('huge')) res.end('x'.repeat(64 * 1024));
+    // any number of other real certificates (a flood of them in the cache tests)
+    else if (/^\/SimpleNotificationService-ff[0-9a-f]+\.pem$/.test(path)) res.end(other.pem);
     else if (path === '/confirm') {
       res.setHeader('content-type', 'text/xml');
       res.end(
@@ -126,12 +135,16 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-const certUrl = (name = 'good') => `${origin}/SimpleNotificationService-${name}.pem`;
+// certificate paths as SNS names them: SimpleNotificationService-<hex>.pem
+const CERT_HEX: Record<string, string> = { good: '600d', other: '07e4', huge: 'b16b16' };
+const certPath = (name: string) => `/SimpleNotificationService-${CERT_HEX[name] ?? name}.pem`;
+const certUrl = (name = 'good') => `${origin}${certPath(name)}`;
 
 const PM = { user: 'pm-hook', password: 'a long random password' };
 const makeApp = (
   ses: { topicArns: string[]; endpoint?: string } | null = { topicArns: [TOPIC] },
   onSoftBounce: (ev: SoftBounceEvent) => void | Promise<void> = (ev) => void softBounces.push(ev),
+  log: Logger = createLogger({ level: 'silent', name: 'test' }),
 ) =>
   createIngestApp({
     producer,
@@ -143,12 +156,13 @@ const makeApp = (
       eventsTopic: 'events',
       redis,
       redisPrefix: prefix,
-      log: createLogger({ level: 'silent', name: 'test' }),
+      log,
       now: () => new Date(NOW),
       produceTimeoutMs: 2000,
-      workspaceExists: (ws) => ws === WS,
+      workspaceExists: (ws) => ws === WS || ws === WS2,
       ses: ses ? { endpoint: origin, fetchTimeoutMs: 2000, ...ses } : undefined,
       ledgerTopic: 'ledger',
+      tagSecret: TAG_SECRET,
       onSoftBounce,
       postmark: PM,
     },
@@ -210,6 +224,8 @@ const mailOf = (sendKey: string, profile: string, messageId: string) => ({
     cdp_send_key: [sendKey],
     cdp_campaign: [CAMPAIGN],
     cdp_profile: [profile],
+    cdp_ws: [WS],
+    cdp_sig: [tagSig(sendKey, CAMPAIGN, profile)],
   },
 });
 
@@ -251,20 +267,123 @@ describe('SNS signature, topic, certificate and time checks', () => {
     expect(snsUrlAllowed('https://user@sns.eu-west-1.amazonaws.com/x.pem')).toBe(false);
     expect(snsUrlAllowed('https://s3.amazonaws.com/x.pem')).toBe(false);
     expect(snsUrlAllowed('not a url')).toBe(false);
+    // S3 bucket hosts (anyone can put a file there) are not region-shaped
+    for (const host of [
+      'sns.s3.amazonaws.com',
+      'sns.s3-accelerate.amazonaws.com',
+      'sns.s3-us-west-2.amazonaws.com',
+    ])
+      expect(snsUrlAllowed(`https://${host}/SimpleNotificationService-a.pem`), host).toBe(false);
+    for (const host of [
+      'sns.us-gov-west-1.amazonaws.com',
+      'sns.us-isob-east-1.amazonaws.com',
+      'sns.ap-southeast-2.amazonaws.com',
+    ])
+      expect(snsUrlAllowed(`https://${host}/SimpleNotificationService-0f.pem`), host).toBe(true);
+    // a certificate's path is SNS's own: no other file, no query, no fragment
+    const sns = 'https://sns.eu-west-1.amazonaws.com';
+    for (const path of [
+      '/x.pem',
+      '/SimpleNotificationService-zz.pem',
+      '/SimpleNotificationService-a.pem?x=1',
+      '/SimpleNotificationService-a.pem?',
+      '/SimpleNotificationService-a.pem#f',
+      '/dir/SimpleNotificationService-a.pem',
+    ])
+      expect(snsUrlAllowed(`${sns}${path}`), path).toBe(false);
+    // a SubscribeURL keeps its path and query, the host rule all the same
+    expect(snsUrlAllowed(`${sns}/?Action=ConfirmSubscription&Token=t`, undefined, 'subscribe')).toBe(true);
+    expect(
+      snsUrlAllowed(
+        'https://sns.s3.amazonaws.com/?Action=ConfirmSubscription&Token=t',
+        undefined,
+        'subscribe',
+      ),
+    ).toBe(false);
     // the override is one origin, and plain http only on loopback
-    expect(snsUrlAllowed(`${origin}/x.pem`, origin)).toBe(true);
-    expect(snsUrlAllowed('https://sns.eu-west-1.amazonaws.com/x.pem', origin)).toBe(false);
-    expect(snsUrlAllowed('http://10.0.0.5/x.pem', 'http://10.0.0.5')).toBe(false);
+    expect(snsUrlAllowed(certUrl('good'), origin)).toBe(true);
+    expect(snsUrlAllowed(`${origin}/x.pem`, origin)).toBe(false);
+    expect(snsUrlAllowed('https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-a.pem', origin)).toBe(
+      false,
+    );
+    expect(snsUrlAllowed('http://10.0.0.5/SimpleNotificationService-a.pem', 'http://10.0.0.5')).toBe(false);
+    // cache keys: host lowercased, no query or fragment
+    expect(certCacheKey('https://SNS.eu-west-1.amazonaws.com/SimpleNotificationService-a.pem?x=1#f')).toBe(
+      'https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-a.pem',
+    );
   });
 
-  it('certificate fetches are bounded: new URLs beyond the per-minute budget wait (retriable)', async () => {
+  it('certificate fetches are bounded per client address: one that spent its budget does not stop another', async () => {
+    const certs = snsCertCache({
+      timeoutMs: 2000,
+      now: () => new Date(NOW),
+      fetchesPerMinute: 2,
+      globalFetchesPerMinute: 4,
+    });
     const before = hits.length;
-    const certs = snsCertCache({ timeoutMs: 2000, now: () => new Date(NOW), fetchesPerMinute: 1 });
-    expect(await certs.key(`${certUrl('good')}?budget`)).toBeDefined();
-    await expect(certs.key(certUrl('other'))).rejects.toMatchObject({ retriable: true });
-    // a cached one needs no fetch
-    expect(await certs.key(`${certUrl('good')}?budget`)).toBeDefined();
-    expect(hits.length - before).toBe(1);
+    // a flood from one address naming URLs nobody serves: two fetched (404), then it waits
+    const errs: unknown[] = [];
+    for (let i = 0; i < 6; i++) errs.push(await certs.key(certUrl(`dead${i}`), 'attacker').catch((e) => e));
+    expect(errs.map((e) => (e as { retriable?: boolean }).retriable)).toEqual([
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    // SNS, from its own address: fetched (a certificate after a rotation)
+    expect(await certs.key(certUrl('good'), 'sns')).toBeDefined();
+    // cached: the same URL with a query or an upper-case host needs no fetch
+    expect(await certs.key(`${certUrl('good')}?again`, 'sns')).toBeDefined();
+    expect(hits.length - before).toBe(3);
+    // the global bound still holds across addresses
+    expect(await certs.key(certUrl('other'), 'sns-2')).toBeDefined();
+    await expect(certs.key(certUrl('dead9'), 'sns-3')).rejects.toMatchObject({ retriable: true });
+  });
+
+  it('a certificate that verified a message stays: a flood of other certificates neither evicts it nor needs its fetch', async () => {
+    const goodHits = () => hits.filter((h) => h === certPath('good')).length;
+    const flood = async (certs: ReturnType<typeof snsCertCache>) => {
+      // more URLs than the cache holds, each a real certificate (not the one messages are signed with)
+      for (let i = 0; i < 80; i++)
+        await certs.key(certUrl(`ff${i.toString(16).padStart(4, '0')}`), 'attacker');
+    };
+    const pinned = snsCertCache({ timeoutMs: 2000, now: () => new Date(NOW), fetchesPerMinute: 1000 });
+    let before = goodHits();
+    await pinned.key(certUrl('good'), 'sns');
+    pinned.verified(certUrl('good'));
+    await flood(pinned);
+    expect(pinned.size()).toBeLessThanOrEqual(64);
+    expect(pinned.verifiedSize()).toBe(1);
+    await pinned.key(certUrl('good'), 'sns');
+    expect(goodHits() - before).toBe(1);
+    // the same without verified(): the flood evicts it and it is fetched again
+    const plain = snsCertCache({ timeoutMs: 2000, now: () => new Date(NOW), fetchesPerMinute: 1000 });
+    before = goodHits();
+    await plain.key(certUrl('good'), 'sns');
+    await flood(plain);
+    await plain.key(certUrl('good'), 'sns');
+    expect(goodHits() - before).toBe(2);
+  });
+
+  it('a flood of messages naming bogus certificate URLs does not stop one signed with the real certificate', async () => {
+    const a = makeApp();
+    const sendEvent = JSON.stringify({ eventType: 'Send', mail: mailOf('msg_flood', 'p-7', 'ses-m-f') });
+    const real = (id: string) => snsMessage({ Type: 'Notification', MessageId: id, Message: sendEvent });
+    expect((await post(real('m-flood-0'), WS, a)).status).toBe(200);
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const bogus = snsMessage(
+        { Type: 'Notification', MessageId: `m-bogus-${i}`, Message: hardBounce() },
+        { cert: certUrl(`dead${i.toString(16)}`) },
+      );
+      statuses.push((await post(bogus, WS, a)).status);
+    }
+    // 404s while the budget lasts, then 503s: the budget is spent
+    expect(new Set(statuses)).toEqual(new Set([403, 503]));
+    expect((await post(real('m-flood-1'), WS, a)).status).toBe(200);
+    expect(await suppressed()).toEqual([]);
   });
 
   it('refuses tampered, wrongly signed, foreign-topic, foreign-host, stale and unsigned messages; changes nothing', async () => {
@@ -327,7 +446,7 @@ describe('SNS signature, topic, certificate and time checks', () => {
     // a certificate over the size cap
     const huge = snsMessage(
       { Type: 'Notification', MessageId: 'm-huge', Message: hardBounce() },
-      { cert: `${origin}/huge.pem` },
+      { cert: certUrl('huge') },
     );
     const r6 = await post(huge);
     expect([r6.status, await r6.json()]).toEqual([
@@ -336,7 +455,7 @@ describe('SNS signature, topic, certificate and time checks', () => {
     ]);
     // a URL that gave no usable certificate is not asked again for a minute
     expect((await post(huge)).status).toBe(403);
-    expect(hits.filter((h) => h === '/huge.pem')).toHaveLength(1);
+    expect(hits.filter((h) => h === certPath('huge'))).toHaveLength(1);
     // a certificate past its validity (made for two days; the clock three days on)
     NOW += 3 * 24 * 3600 * 1000;
     const late = snsMessage({ Type: 'Notification', MessageId: 'm-late', Message: hardBounce() });
@@ -488,6 +607,7 @@ describe('SES notifications', () => {
         sendKey: 'msg_soft',
         campaignId: CAMPAIGN,
         profileId: 'p-7',
+        eventId: 'ses:m-soft-1:full@shop.test',
         at: new Date(NOW - 1000),
         reason: 'Transient/MailboxFull: 452 4.2.2 mailbox full',
       },
@@ -512,7 +632,13 @@ describe('SES notifications', () => {
       eventType: 'Delivery',
       mail: {
         ...mailOf('msg_ok', 'p-7', 'ses-m-4'),
-        tags: { cdp_send_key: ['msg_ok'], cdp_campaign: [sesTagValue(odd)], cdp_profile: ['p-7'] },
+        tags: {
+          cdp_send_key: ['msg_ok'],
+          cdp_campaign: [sesTagValue(odd)],
+          cdp_profile: ['p-7'],
+          cdp_ws: [WS],
+          cdp_sig: [tagSig('msg_ok', odd, 'p-7')],
+        },
       },
       delivery: {
         timestamp: new Date(NOW - 2000).toISOString(),
@@ -553,9 +679,15 @@ describe('SES notifications', () => {
     expect(await r.json()).toEqual({ success: true, processed: 0, suppressed: 0, skipped: 1 });
   });
 
-  it('fetched each signing certificate once per service, however many messages', () => {
-    // the service under test and the one made three days on (an expired certificate)
-    expect(hits.filter((h) => h === '/SimpleNotificationService-good.pem')).toHaveLength(2);
+  it('fetches each signing certificate once per service, however many messages', async () => {
+    const a = makeApp(); // a service of its own: nothing cached yet
+    const before = hits.filter((h) => h === certPath('good')).length;
+    const sendEvent = JSON.stringify({ eventType: 'Send', mail: mailOf('msg_once', 'p-7', 'ses-m-o') });
+    for (let i = 0; i < 5; i++) {
+      const m = snsMessage({ Type: 'Notification', MessageId: `m-once-${i}`, Message: sendEvent });
+      expect((await post(m, WS, a)).status).toBe(200);
+    }
+    expect(hits.filter((h) => h === certPath('good')).length - before).toBe(1);
   });
 });
 
@@ -738,7 +870,13 @@ describe('Postmark events: ledger rows and the soft-bounce hook, the same way', 
     Email: email,
     BouncedAt: new Date(NOW - 3000).toISOString(),
     Details: 'mailbox full',
-    Metadata: { cdp_send_key: `msg_pm_${id}`, cdp_campaign: 'cmp_pm', cdp_profile: 'p-pm' },
+    Metadata: {
+      cdp_send_key: `msg_pm_${id}`,
+      cdp_campaign: 'cmp_pm',
+      cdp_profile: 'p-pm',
+      cdp_ws: WS,
+      cdp_sig: tagSig(`msg_pm_${id}`, 'cmp_pm', 'p-pm'),
+    },
   });
 
   it('a soft bounce delivered twice: one soft_bounced row, one hook call; a Delivery is a delivered row', async () => {
@@ -750,7 +888,13 @@ describe('Postmark events: ledger rows and the soft-bounce hook, the same way', 
       MessageID: 'pm-m-502',
       Recipient: 'pm-ok@shop.test',
       DeliveredAt: new Date(NOW - 1000).toISOString(),
-      Metadata: { cdp_send_key: 'msg_pm_502', cdp_campaign: 'cmp_pm', cdp_profile: 'p-pm' },
+      Metadata: {
+        cdp_send_key: 'msg_pm_502',
+        cdp_campaign: 'cmp_pm',
+        cdp_profile: 'p-pm',
+        cdp_ws: WS,
+        cdp_sig: tagSig('msg_pm_502', 'cmp_pm', 'p-pm'),
+      },
     };
     for (let i = 0; i < 2; i++) expect((await pm(delivery)).status).toBe(200);
     // without our send key (sent by something else): no row
@@ -771,6 +915,7 @@ describe('Postmark events: ledger rows and the soft-bounce hook, the same way', 
         sendKey: 'msg_pm_501',
         campaignId: 'cmp_pm',
         profileId: 'p-pm',
+        eventId: 'postmark:Bounce:501',
         at: new Date(NOW - 3000),
         reason: 'SoftBounce: mailbox full',
       },
@@ -810,6 +955,130 @@ describe('Postmark events: ledger rows and the soft-bounce hook, the same way', 
     expect((await pm(softRecord(701, 'pm-flaky@shop.test'), flaky)).status).toBe(200);
     expect((await pm(softRecord(701, 'pm-flaky@shop.test'), flaky)).status).toBe(200);
     expect(calls).toEqual(['pm-flaky@shop.test', 'pm-flaky@shop.test']);
+  });
+});
+
+describe("a send of the URL's workspace only when its tags verify (cdp_ws, cdp_sig)", () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const bounceTo = (to: string, type: 'Transient' | 'Permanent', tags: Record<string, string[]>) =>
+    JSON.stringify({
+      eventType: 'Bounce',
+      bounce: {
+        bounceType: type,
+        bounceSubType: type === 'Permanent' ? 'General' : 'MailboxFull',
+        bouncedRecipients: [{ emailAddress: to, status: type === 'Permanent' ? '5.1.1' : '4.2.2' }],
+        timestamp: new Date(NOW - 1000).toISOString(),
+      },
+      mail: { timestamp: new Date(NOW - 5000).toISOString(), messageId: 'ses-m-x', destination: [to], tags },
+    });
+  const SK = `msg_${'f'.repeat(32)}`; // a fresh send key nobody sent
+
+  it("a forged soft bounce with another workspace's campaign and profile: tracked, no ledger row, no resend", async () => {
+    const a = makeApp({ topicArns: [TOPIC] }, undefined, log);
+    const n = ledger().length;
+    const hooks = softBounces.length;
+    const t = tracks().length;
+    const forged = { cdp_send_key: [SK], cdp_campaign: [CAMPAIGN], cdp_profile: ['p-7'] };
+    const cases: Array<[string, Record<string, string[]>]> = [
+      ['unsigned', forged],
+      // signed with a key that is not this deployment's
+      [
+        'bad signature',
+        {
+          ...forged,
+          cdp_ws: [WS],
+          cdp_sig: [tagSig(SK, CAMPAIGN, 'p-7', WS, emailTagSecret('x'.repeat(32)))],
+        },
+      ],
+      // our signature over other tags (the campaign changed)
+      [
+        'bad signature',
+        { ...forged, cdp_campaign: ['cmp_other'], cdp_ws: [WS], cdp_sig: [tagSig(SK, CAMPAIGN, 'p-7')] },
+      ],
+      // tags validly signed for another workspace of the deployment, posted at this one's URL
+      ['other workspace', { ...forged, cdp_ws: [WS2], cdp_sig: [tagSig(SK, CAMPAIGN, 'p-7', WS2)] }],
+    ];
+    for (const [i, [, tags]] of cases.entries()) {
+      const m = snsMessage({
+        Type: 'Notification',
+        MessageId: `m-forged-${i}`,
+        Message: bounceTo('bounce@shop.test', 'Transient', tags),
+      });
+      const r = await post(m, WS, a);
+      expect(await r.json()).toEqual({ success: true, processed: 1, suppressed: 0, skipped: 0 });
+    }
+    expect(ledger()).toHaveLength(n);
+    expect(softBounces).toHaveLength(hooks);
+    // the tracks are the person's, with nothing of the forged tags
+    const ts = tracks().slice(t);
+    expect(ts.map((e) => [e.event, e.userId, e.properties.bounceType])).toEqual(
+      cases.map(() => ['Email Bounced', 'u-7', 'soft']),
+    );
+    for (const e of ts)
+      expect([e.properties.sendKey, e.properties.campaignId]).toEqual([undefined, undefined]);
+    expect(lines.filter((l) => l.msg === 'email_tags_unverified').map((l) => l.why)).toEqual(
+      cases.map(([why]) => why),
+    );
+  });
+
+  it('an unverified hard bounce still suppresses (the provider vouches for the address), with no ledger row', async () => {
+    const a = makeApp({ topicArns: [TOPIC] }, undefined, log);
+    const n = ledger().length;
+    const m = snsMessage({
+      Type: 'Notification',
+      MessageId: 'm-forged-hard',
+      Message: bounceTo('unsigned-hard@shop.test', 'Permanent', {
+        cdp_send_key: [SK],
+        cdp_campaign: [CAMPAIGN],
+        cdp_profile: ['p-7'],
+      }),
+    });
+    expect(await (await post(m, WS, a)).json()).toMatchObject({ processed: 1, suppressed: 1 });
+    expect(await redis.sismember(k().suppressions, 'email:unsigned-hard@shop.test')).toBe(1);
+    const why = JSON.parse((await redis.hget(`${k().suppressions}:why`, 'email:unsigned-hard@shop.test'))!);
+    expect(why.sendKey).toBeUndefined();
+    expect(ledger()).toHaveLength(n);
+  });
+
+  it('a topic bound to a workspace (arn=workspace) is refused at any other workspace URL', async () => {
+    const a = makeApp({ topicArns: [`${TOPIC}=${WS2}`, OTHER_TOPIC] });
+    const sendEvent = JSON.stringify({ eventType: 'Send', mail: mailOf('msg_bound', 'p-7', 'ses-m-b') });
+    const m = snsMessage({ Type: 'Notification', MessageId: 'm-bound', Message: sendEvent });
+    const r = await post(m, WS, a);
+    expect([r.status, await r.json()]).toEqual([
+      403,
+      { success: false, error: 'topic not allowed for this workspace' },
+    ]);
+    expect((await post(m, WS2, a)).status).toBe(200);
+    // an unbound topic is taken at every workspace's URL (its tags decide what it may do)
+    const u = snsMessage({
+      Type: 'Notification',
+      MessageId: 'm-unbound',
+      Message: sendEvent,
+      TopicArn: OTHER_TOPIC,
+    });
+    expect((await post(u, WS, a)).status).toBe(200);
+  });
+
+  it('a complaint whose feedback type is not-spam suppresses nothing and is no complained row', async () => {
+    const n = ledger().length;
+    const t = tracks().length;
+    const complaint = JSON.stringify({
+      notificationType: 'Complaint',
+      complaint: {
+        complainedRecipients: [{ emailAddress: 'wanted@shop.test' }],
+        timestamp: new Date(NOW - 5000).toISOString(),
+        feedbackId: 'fb-ns',
+        complaintFeedbackType: 'not-spam',
+      },
+      mail: mailOf('msg_wanted', 'p-7', 'ses-m-ns'),
+    });
+    const r = await post(snsMessage({ Type: 'Notification', MessageId: 'm-not-spam', Message: complaint }));
+    expect(await r.json()).toEqual({ success: true, processed: 1, suppressed: 0, skipped: 0 });
+    expect(await redis.sismember(k().suppressions, 'email:wanted@shop.test')).toBe(0);
+    expect(ledger()).toHaveLength(n);
+    expect(tracks()).toHaveLength(t);
   });
 });
 

@@ -2,14 +2,17 @@
 // after the configured delay, through the running activation worker and a real SMTP server,
 // as a send of its own (send key `.r1`, its own Message-ID and ledger row), rendered from the
 // profile's traits as they are then; the policy still decides (an address hard-bounced since
-// is suppressed); past the last delay nothing more is scheduled; what is not ours is ignored.
+// is suppressed); past the last delay nothing more is scheduled; what is not ours is ignored;
+// the same provider event scheduled again (a crash after scheduling, a lost `done` marker)
+// queues nothing more; a webhook whose tags are not signed for the workspace brings no resend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rootSendKey, softBounceResender } from '../../activation/soft-bounce-resend.ts';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
 import { createRedis, type Redis } from '../../runtime/redis.ts';
 import { suppressionMember } from '../../schemas/contact.ts';
-import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { emailTagSecret, emailTagSignature } from '../../schemas/email-tags.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { change, segmentChangeProducer, startSmtpServer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -102,7 +105,12 @@ describe('soft-bounce resends', () => {
       reason: 'sendgrid blocked',
     };
     const at = Date.now();
-    const one = await resender.schedule({ ...bounce, sendKey: key, at: new Date(at) });
+    const one = await resender.schedule({
+      ...bounce,
+      sendKey: key,
+      eventId: 'sendgrid:e1',
+      at: new Date(at),
+    });
     expect(one).toMatchObject({ kind: 'scheduled', n: 1, sendKey: `${key}.r1`, atMs: at + 1000 });
     const second = await eventually('the resend', () => mailsTo(email)[1], 15_000);
     expect(second.headers.get('x-cdp-send-key')).toBe(`${key}.r1`);
@@ -110,10 +118,17 @@ describe('soft-bounce resends', () => {
     expect(second.headers.get('subject')).toBe('Hello Ada L.');
 
     // the resend bounced softly too: one more, then no more
-    const two = await resender.schedule({ ...bounce, sendKey: `${key}.r1`, at: new Date() });
+    const two = await resender.schedule({
+      ...bounce,
+      sendKey: `${key}.r1`,
+      eventId: 'sendgrid:e2',
+      at: new Date(),
+    });
     expect(two).toMatchObject({ kind: 'scheduled', n: 2, sendKey: `${key}.r2` });
     await eventually('the second resend', () => mailsTo(email)[2], 15_000);
-    expect(await resender.schedule({ ...bounce, sendKey: `${key}.r2`, at: new Date() })).toEqual({
+    expect(
+      await resender.schedule({ ...bounce, sendKey: `${key}.r2`, eventId: 'sendgrid:e3', at: new Date() }),
+    ).toEqual({
       kind: 'exhausted',
       n: 2,
     });
@@ -152,18 +167,43 @@ describe('soft-bounce resends', () => {
       Details: '452 4.2.2 Mailbox full',
       Email: email,
       BouncedAt: new Date().toISOString(),
-      Metadata: { cdp_send_key: key, cdp_campaign: c.id, cdp_profile: pid },
+      Metadata: {
+        cdp_send_key: key,
+        cdp_campaign: c.id,
+        cdp_profile: pid,
+        cdp_ws: cfg.keys.workspace,
+        cdp_sig: emailTagSignature(emailTagSecret(cfg.unsubscribe.secret), {
+          workspaceId: cfg.keys.workspace,
+          sendKey: key,
+          campaignId: c.id,
+          profileId: pid,
+        }),
+      },
       MessageStream: 'broadcast',
     };
-    const post = () =>
+    const post = (b: unknown = bounce) =>
       fetch(`${running.urls.ingest}/v1/webhooks/email/postmark/${cfg.keys.workspace}`, {
         method: 'POST',
         headers: {
           authorization: `Basic ${Buffer.from('pm:pm-secret').toString('base64')}`,
           'content-type': 'application/json',
         },
-        body: JSON.stringify(bounce),
+        body: JSON.stringify(b),
       });
+    // forged first: the same send's tags unsigned, and signed for another workspace
+    const { cdp_sig: _sig, ...unsigned } = bounce.Metadata;
+    expect((await post({ ...bounce, ID: bounce.ID + 1, Metadata: unsigned })).status).toBe(200);
+    const otherWs = {
+      ...bounce.Metadata,
+      cdp_ws: 'ws_other',
+      cdp_sig: emailTagSignature(emailTagSecret(cfg.unsubscribe.secret), {
+        workspaceId: 'ws_other',
+        sendKey: key,
+        campaignId: c.id,
+        profileId: pid,
+      }),
+    };
+    expect((await post({ ...bounce, ID: bounce.ID + 2, Metadata: otherWs })).status).toBe(200);
     expect((await post()).status).toBe(200);
     expect((await post()).status).toBe(200); // Postmark redelivers: one resend all the same
     const second = await eventually('the resend', () => mailsTo(email)[1], 15_000);
@@ -200,6 +240,7 @@ describe('soft-bounce resends', () => {
       sendKey: first.headers.get('x-cdp-send-key')!,
       campaignId: c.id,
       profileId: pid,
+      eventId: 'postmark:Bounce:1',
       at: new Date(),
       reason: 'postmark SoftBounce',
     });
@@ -212,12 +253,58 @@ describe('soft-bounce resends', () => {
     expect(mailsTo(email)).toHaveLength(1);
   });
 
+  it('is idempotent per provider event: the same event again (a crash after scheduling) queues nothing more', async () => {
+    const resender = softBounceResender({ redis, redisPrefix: cfg.redis.prefix, delaysS: [3600, 7200] });
+    const root = `msg_${uniqueId('').padEnd(32, 'z')}`;
+    const queued = async () =>
+      (await redis.zrange(globalKeys(cfg.redis.prefix).activationDelayed, 0, -1))
+        .map((m) => JSON.parse(m) as { job: { resend?: { of: string; n: number } } })
+        .filter((d) => d.job.resend?.of === root)
+        .map((d) => d.job.resend!.n)
+        .sort();
+    const ev = {
+      workspaceId: cfg.keys.workspace,
+      provider: 'ses',
+      address: 'idem@example.test',
+      sendKey: root,
+      campaignId: 'cmp_idem',
+      profileId: 'p-idem',
+      eventId: 'ses:m-idem:idem@example.test',
+      at: new Date(),
+      reason: 'Transient/MailboxFull',
+    };
+    const first = await resender.schedule(ev);
+    expect(first).toMatchObject({ kind: 'scheduled', n: 1, sendKey: `${root}.r1` });
+    expect(first).not.toHaveProperty('already');
+    // the webhook crashed before its `done` marker: SNS redelivers, the hook runs again
+    for (let i = 0; i < 3; i++) expect(await resender.schedule(ev)).toEqual({ ...first, already: true });
+    expect(await queued()).toEqual([1]);
+    // a different event of the same send is the next resend; a third is past the last delay
+    expect(await resender.schedule({ ...ev, eventId: 'ses:m-idem-2:idem@example.test' })).toMatchObject({
+      kind: 'scheduled',
+      n: 2,
+    });
+    expect(await resender.schedule({ ...ev, eventId: 'ses:m-idem-3:idem@example.test' })).toEqual({
+      kind: 'exhausted',
+      n: 2,
+    });
+    expect(await resender.schedule({ ...ev, eventId: 'ses:m-idem-2:idem@example.test' })).toMatchObject({
+      n: 2,
+      already: true,
+    });
+    expect(await queued()).toEqual([1, 2]);
+    // ours only (an hour away: they would not go during this file anyway)
+    const delayed = globalKeys(cfg.redis.prefix).activationDelayed;
+    for (const m of await redis.zrange(delayed, 0, -1)) if (m.includes(root)) await redis.zrem(delayed, m);
+  });
+
   it('ignores what it cannot tie to a campaign send of ours', async () => {
     const resender = softBounceResender({ redis, redisPrefix: cfg.redis.prefix, delaysS: [0] });
     const base = {
       workspaceId: cfg.keys.workspace,
       provider: 'ses',
       address: 'x@example.test',
+      eventId: 'ses:m-1:x@example.test',
       at: new Date(),
       reason: 'ses Transient',
     };
@@ -228,6 +315,7 @@ describe('soft-bounce resends', () => {
       { ...base, sendKey: `msg_${'a'.repeat(32)}`, campaignId: 'j1@2.n3', profileId: 'p' },
       { ...base, sendKey: `msg_${'a'.repeat(32)}`, campaignId: 'c', profileId: 'p x' },
       { ...base, sendKey: `msg_${'a'.repeat(32)}`, campaignId: 'c'.repeat(201), profileId: 'p' },
+      { ...base, sendKey: `msg_${'a'.repeat(32)}`, campaignId: 'c', profileId: 'p', eventId: '' },
     ];
     for (const ev of cases) expect((await resender.schedule(ev)).kind, JSON.stringify(ev)).toBe('untracked');
     const off = softBounceResender({ redis, redisPrefix: cfg.redis.prefix, delaysS: [] });
