@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
+import { emailTagSecret, emailTagSignature } from '../../schemas/email-tags.ts';
 import { adminApi, eventually, ingestApi, testConfig, testLogger, uniqueId } from '../harness.ts';
 
 let cfg: Config;
@@ -57,7 +58,15 @@ describe('email webhooks on the stack', () => {
       Email: email.toUpperCase(),
       BouncedAt: new Date().toISOString(),
       Description: 'The server was unable to deliver your message',
-      Metadata: { cdp_send_key: 'msg_stack' },
+      // as activation sends them: the workspace and a signature over the tags
+      Metadata: {
+        cdp_send_key: 'msg_stack',
+        cdp_ws: cfg.keys.workspace,
+        cdp_sig: emailTagSignature(emailTagSecret(cfg.unsubscribe.secret), {
+          workspaceId: cfg.keys.workspace,
+          sendKey: 'msg_stack',
+        }),
+      },
     };
     expect((await postmark(bounce, 'wrong')).status).toBe(401);
     const first = await postmark(bounce);
