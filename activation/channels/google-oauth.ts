@@ -82,8 +82,10 @@ export class GoogleTokenSource {
       redirect: 'manual',
       signal: AbortSignal.timeout(this.opts.timeoutMs),
     });
-    const text = await res.text();
-    if (!res.ok) throw new TokenError(res.status, `token endpoint HTTP ${res.status}: ${text.slice(0, 200)}`);
+    const text = await readCapped(res, MAX_TOKEN_ANSWER_BYTES);
+    if (text === undefined)
+      throw new TokenError(res.status, `token endpoint answer over ${MAX_TOKEN_ANSWER_BYTES / 1024} KB`);
+    if (!res.ok) throw new TokenError(res.status, `token endpoint HTTP ${res.status}${oauthError(text)}`);
     let body: { access_token?: unknown; expires_in?: unknown };
     try {
       body = JSON.parse(text) as typeof body;
@@ -96,6 +98,50 @@ export class GoogleTokenSource {
     this.cached = { token: body.access_token, expiresAt: now + seconds * 1000 };
     return body.access_token;
   }
+}
+
+/** A token answer is a few hundred bytes: more is not Google's token endpoint. */
+const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
+
+/** The body as text, or undefined once it passes `max` bytes (the rest is not read). */
+async function readCapped(res: Response, max: number): Promise<string | undefined> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Of an error answer, only RFC 6749's `error` and `error_description` (bounded, printable):
+ * never the body itself, which would carry whatever an endpoint answered into the ledger.
+ */
+function oauthError(text: string): string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return '';
+  }
+  if (typeof v !== 'object' || v === null) return '';
+  const field = (k: string, max: number) => {
+    const x = (v as Record<string, unknown>)[k];
+    return typeof x === 'string' ? x.replace(/[^\x20-\x7e]/g, '?').slice(0, max) : undefined;
+  };
+  const error = field('error', 64);
+  const description = field('error_description', 160);
+  if (!error) return '';
+  return `: ${error}${description ? ` (${description})` : ''}`;
 }
 
 /** The token could not be had: 5xx and 429 are worth retrying, 4xx (a revoked key) are not. */
