@@ -12,8 +12,9 @@ describe('circuit breaker', () => {
     expect(b.failure(2)).toBe(false);
     expect(b.failure(3)).toBe(true);
     expect(b.current).toBe('open');
+    expect(b.blocked(500)).toBe(true);
     expect(b.allow(500)).toBe(false);
-    expect(b.retryAt(500)).toBe(1003);
+    expect(b.blocked(1003)).toBe(false);
     // half-open: one probe, no second request while it runs
     expect(b.allow(1003)).toBe(true);
     expect(b.current).toBe('half_open');

@@ -36,9 +36,9 @@ export class CircuitBreaker {
     return true;
   }
 
-  /** When a refused delivery should be tried again. */
-  retryAt(now: number): number {
-    return this.state === 'open' ? Math.max(this.openUntil, now) : now + this.o.cooldownMs;
+  /** True while open and before its probe may go (no change of state). */
+  blocked(now: number): boolean {
+    return this.state === 'open' && now < this.openUntil;
   }
 
   success(): void {

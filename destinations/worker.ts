@@ -43,6 +43,8 @@ import { type Delivery, type ItemMeta, retrySet } from './retry-set.ts';
 /** Header naming the destination on its dead letters. */
 export const DESTINATION_HEADER = 'cdp-destination-id';
 export const DLQ_STAGE = 'destination.deliver';
+/** An attempt more ranks a delivery behind an open circuit ahead of 100 days of age. */
+const CIRCUIT_PRIORITY_MS = 100 * 86_400_000;
 
 /** The consumer group of a destination: derived from its id, so it is its own. */
 export function destinationGroup(topicPrefix: string, destinationId: string): string {
@@ -213,6 +215,16 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   };
 
   /**
+   * The score of a delivery waiting on an open circuit: not a time but a priority, already
+   * due (the poller claims nothing while the circuit is open): most attempts first, then
+   * oldest. So the half-open probe is the delivery closest to its last attempt, and a dead
+   * receiver's deliveries reach their dead letters one after the other, instead of all
+   * taking turns at one probe each; when the circuit closes, the backlog is due at once.
+   */
+  const circuitScore = (d: Delivery): number =>
+    Math.min(...d.meta.map((m) => m.producedAt)) - d.attempt * CIRCUIT_PRIORITY_MS;
+
+  /**
    * One attempt of a delivery (fresh from a lane, or claimed from the retry set as
    * `member`). Resolves once its outcome is durable: sent (ledger), parked (Redis) or
    * dead-lettered (Kafka).
@@ -226,8 +238,8 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
       if (member) await durably('retry set', () => retries.finish(member));
     };
     if (!breaker.allow(o.now())) {
-      // not tried: parked for when the breaker lets a probe through, attempt count unchanged
-      const dueAt = breaker.retryAt(o.now());
+      // not tried, attempt count unchanged: parked behind the circuit (see circuitScore)
+      const dueAt = circuitScore(d);
       if (!member && (await retries.size().catch(() => 0)) >= o.maxRetryBacklog) {
         await deadLetter(
           d,
@@ -237,7 +249,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
         return;
       }
       await parkAgain(d, dueAt);
-      if (!member) await ledger(ledgerRows(d, 'retried', 'circuit_open', d.attempt, undefined, dueAt));
+      if (!member) await ledger(ledgerRows(d, 'retried', 'circuit_open', d.attempt, undefined, null));
       return;
     }
     if (bucket) {
@@ -277,9 +289,12 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
       await deadLetter(d, `retry backlog of ${o.maxRetryBacklog} full: ${reason}`, n, res);
       return;
     }
-    const dueAt = o.now() + backoffMs(n, res.retryAfterMs);
-    await parkAgain({ ...d, attempt: n }, dueAt);
-    await ledger(ledgerRows(d, 'retried', reason, n, res, dueAt));
+    const next = { ...d, attempt: n };
+    // behind an open circuit its next try is the circuit's to decide (it is the likely probe)
+    const open = breaker.current === 'open';
+    const dueAt = open ? circuitScore(next) : o.now() + backoffMs(n, res.retryAfterMs);
+    await parkAgain(next, dueAt);
+    await ledger(ledgerRows(d, 'retried', reason, n, res, open ? null : dueAt));
   };
 
   // ---- lanes: one per partition, deliveries in order ----
@@ -459,16 +474,22 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     let full = false;
     try {
       // the lease covers the whole round (each attempt has its deadline), so no other
-      // worker takes an entry this one still holds. While the circuit is open, what is
-      // claimed is parked again for when it may close (no attempt counted): the set turns
-      // over, so the entries take turns as the half-open probe and each reaches its
-      // attempts (and the dead letters) instead of one entry probing forever.
+      // worker takes an entry this one still holds
       const leaseMs = RETRY_CLAIM * timeoutMs() + 30_000;
-      const due = await retries.claim(o.now(), RETRY_CLAIM, leaseMs);
+      // nothing is claimed while the circuit is open: it would only be parked again
+      const due = breaker.blocked(o.now()) ? [] : await retries.claim(o.now(), RETRY_CLAIM, leaseMs);
       full = due.length === RETRY_CLAIM;
       // sequentially, so a destination's retries go in the order they fell due
-      for (const { member, delivery } of due) {
-        if (stopping) break;
+      for (const [i, { member, delivery }] of due.entries()) {
+        if (stopping) {
+          // a stopping worker gives back what it claimed and did not try, due at once,
+          // rather than leaving it to its lease
+          const rest = due.slice(i);
+          await Promise.all(
+            rest.map((r) => retries.finish(r.member, { delivery: r.delivery, dueAt: o.now() })),
+          );
+          break;
+        }
         await attempt(delivery, member);
       }
     } catch (err) {
