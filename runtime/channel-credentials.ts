@@ -6,7 +6,8 @@
 // - `<prefix>:chcred:rev` counts changes, so activation learns of one with a single GET per poll.
 // Endpoints (provider base URLs, the SES endpoint) stay deployment settings: a workspace
 // chooses credentials, not where the workers connect with them.
-import { createHash, createPrivateKey } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Redis } from './redis.ts';
@@ -121,6 +122,69 @@ function byProvider<S extends Record<string, TSchema>>(schemas: S, body: unknown
   return check(schemas[p]!, body);
 }
 
+/** Where a workspace's SMTP URL points, as checked: what the worker connects to, nothing else. */
+export interface SmtpTarget {
+  /** smtps: TLS from the first byte; smtp: STARTTLS when the server offers it. */
+  secure: boolean;
+  /** A DNS name or an IP address (IPv6 without brackets). */
+  hostname: string;
+  port: number;
+  user?: string;
+  pass?: string;
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * An SMTP URL as a workspace may give it: `smtp[s]://[user[:password]@]host[:port][/]`.
+ * No query string or fragment (nodemailer reads host, port, proxy, logger, TLS options from
+ * the query: none of that is the tenant's to choose), a host name or IP literal, user and
+ * password valid percent-encoding. The problem names `url` and never echoes the value.
+ */
+export function parseSmtpUrl(url: string): { ok: SmtpTarget } | { error: string } {
+  if (/[?#]/.test(url))
+    return { error: 'url: no query string or fragment allowed (smtp[s]://user:password@host:port)' };
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { error: 'url: not a valid URL (smtp[s]://user:password@host:port)' };
+  }
+  if (u.protocol !== 'smtp:' && u.protocol !== 'smtps:')
+    return { error: 'url: expected smtp:// or smtps://' };
+  const bracketed = /^\[(.*)\]$/.exec(u.hostname);
+  const hostname = bracketed ? bracketed[1]! : u.hostname;
+  if (!hostname) return { error: 'url: no host' };
+  if (bracketed ? isIP(hostname) !== 6 : !DNS_NAME.test(hostname))
+    return { error: 'url: the host is not a host name or IP address' };
+  if (u.pathname !== '' && u.pathname !== '/') return { error: 'url: no path allowed' };
+  const secure = u.protocol === 'smtps:';
+  const port = u.port === '' ? (secure ? 465 : 587) : Number(u.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return { error: 'url: port must be 1-65535' };
+  let user: string | undefined;
+  let pass: string | undefined;
+  try {
+    user = u.username ? decodeURIComponent(u.username) : undefined;
+    pass = u.password ? decodeURIComponent(u.password) : undefined;
+  } catch {
+    return { error: 'url: the user name or password is not valid percent-encoding' };
+  }
+  if (pass !== undefined && user === undefined) return { error: 'url: a password needs a user name' };
+  return {
+    ok: {
+      secure,
+      hostname,
+      port,
+      ...(user !== undefined ? { user } : {}),
+      ...(pass !== undefined ? { pass } : {}),
+    },
+  };
+}
+
+/** The only token endpoint a workspace's FCM service account may name (no SSRF through it). */
+export const GOOGLE_TOKEN_URI = 'https://oauth2.googleapis.com/token';
+
 /** Validates a PUT body; the credentials normalised, or the first problem naming its field. */
 export function parseCredentials(
   channel: CredentialChannel,
@@ -128,7 +192,13 @@ export function parseCredentials(
 ): { ok: ChannelCredentials } | { error: string } {
   if (channel === 'email') {
     const err = byProvider(EmailSchemas, body);
-    return err ? { error: err } : { ok: { channel, creds: body as EmailCredentials } };
+    if (err) return { error: err };
+    const e = body as EmailCredentials;
+    if (e.provider === 'smtp') {
+      const t = parseSmtpUrl(e.url);
+      if ('error' in t) return t;
+    }
+    return { ok: { channel, creds: e } };
   }
   if (channel === 'sms') {
     const err = check(SmsSchema, body);
@@ -160,8 +230,8 @@ export function parseCredentials(
     return { error: 'serviceAccount: expected the service account key object' };
   for (const f of ['project_id', 'client_email', 'private_key', 'token_uri'])
     if (typeof sa[f] !== 'string' || sa[f] === '') return { error: `serviceAccount.${f}: required` };
-  if (!/^https:\/\//.test(String(sa.token_uri)))
-    return { error: 'serviceAccount.token_uri: expected an https URL' };
+  if (sa.token_uri !== GOOGLE_TOKEN_URI)
+    return { error: `serviceAccount.token_uri: must be ${GOOGLE_TOKEN_URI}` };
   try {
     const k = createPrivateKey(String(sa.private_key));
     if (k.asymmetricKeyType !== 'rsa') return { error: 'serviceAccount.private_key: expected an RSA key' };
@@ -171,30 +241,64 @@ export function parseCredentials(
   return { ok: { channel, creds: { provider: 'fcm', serviceAccount: JSON.stringify(sa) } } };
 }
 
-/** A short, one-way fingerprint of a secret: tells values apart, reveals nothing usable. */
-export function fingerprint(secret: string): string {
-  return `sha256:${createHash('sha256').update(secret).digest('hex').slice(0, 12)}`;
+/**
+ * The key fingerprints are made with: derived from the secrets key (never the key itself), so
+ * a fingerprint cannot be checked against guesses by anyone who lacks CDP_SECRETS_KEY.
+ */
+export function fingerprintKey(secretsKey: Buffer): Buffer {
+  return createHmac('sha256', secretsKey).update('cdp.channel-credentials.fingerprint.v1').digest();
 }
 
-/** What GET answers and the audit log keeps: provider, the non-secret fields, fingerprints. */
-export function redactCredentials(c: ChannelCredentials): Record<string, unknown> {
+/**
+ * A short, keyed one-way fingerprint of a secret (HMAC-SHA256 under fingerprintKey): tells
+ * values apart, reveals nothing usable, and cannot be brute-forced offline from GET or audit.
+ */
+export function fingerprint(secret: string, key: Buffer): string {
+  return `hmac:${createHmac('sha256', key).update(secret).digest('hex').slice(0, 12)}`;
+}
+
+/** A URL's user name as shown: decoded when it decodes, else as written (never throws). */
+function shownUser(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+/**
+ * What GET answers and the audit log keeps: provider, the non-secret fields, fingerprints.
+ * Never throws, whatever a stored record holds: a value it cannot show is left out.
+ */
+export function redactCredentials(c: ChannelCredentials, key: Buffer): Record<string, unknown> {
+  try {
+    return redact(c, key);
+  } catch {
+    const provider = (c.creds as { provider?: unknown }).provider;
+    return { ...(typeof provider === 'string' ? { provider } : {}), shown: false };
+  }
+}
+
+function redact(c: ChannelCredentials, key: Buffer): Record<string, unknown> {
+  const fp = (s: string) => fingerprint(s, key);
   if (c.channel === 'sms')
     return {
       accountSid: c.creds.accountSid,
       from: c.creds.from,
-      secrets: { authToken: fingerprint(c.creds.authToken) },
+      secrets: { authToken: fp(c.creds.authToken) },
     };
   if (c.channel === 'email') {
     const e = c.creds;
     switch (e.provider) {
       case 'smtp': {
-        const u = new URL(e.url);
-        return {
-          provider: 'smtp',
-          from: e.from,
-          server: `${u.protocol}//${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}`,
-          secrets: { url: fingerprint(e.url) },
-        };
+        let server: string;
+        try {
+          const u = new URL(e.url);
+          server = `${u.protocol}//${u.username ? `${shownUser(u.username)}@` : ''}${u.host}`;
+        } catch {
+          server = '(not a valid URL)';
+        }
+        return { provider: 'smtp', from: e.from, server, secrets: { url: fp(e.url) } };
       }
       case 'ses':
         return {
@@ -203,18 +307,18 @@ export function redactCredentials(c: ChannelCredentials): Record<string, unknown
           region: e.region,
           accessKeyId: e.accessKeyId,
           secrets: {
-            secretAccessKey: fingerprint(e.secretAccessKey),
-            ...(e.sessionToken ? { sessionToken: fingerprint(e.sessionToken) } : {}),
+            secretAccessKey: fp(e.secretAccessKey),
+            ...(e.sessionToken ? { sessionToken: fp(e.sessionToken) } : {}),
           },
         };
       case 'sendgrid':
-        return { provider: 'sendgrid', from: e.from, secrets: { apiKey: fingerprint(e.apiKey) } };
+        return { provider: 'sendgrid', from: e.from, secrets: { apiKey: fp(e.apiKey) } };
       case 'postmark':
         return {
           provider: 'postmark',
           from: e.from,
           ...(e.messageStream ? { messageStream: e.messageStream } : {}),
-          secrets: { serverToken: fingerprint(e.serverToken) },
+          secrets: { serverToken: fp(e.serverToken) },
         };
     }
   }
@@ -225,7 +329,7 @@ export function redactCredentials(c: ChannelCredentials): Record<string, unknown
       teamId: p.teamId,
       keyId: p.keyId,
       topic: p.topic,
-      secrets: { key: fingerprint(p.key.trim()) },
+      secrets: { key: fp(p.key.trim()) },
     };
   const sa = JSON.parse(p.serviceAccount) as Record<string, string>;
   return {
@@ -233,7 +337,7 @@ export function redactCredentials(c: ChannelCredentials): Record<string, unknown
     projectId: sa.project_id,
     clientEmail: sa.client_email,
     ...(sa.private_key_id ? { privateKeyId: sa.private_key_id } : {}),
-    secrets: { serviceAccount: fingerprint(sa.private_key ?? p.serviceAccount) },
+    secrets: { serviceAccount: fp(sa.private_key ?? p.serviceAccount) },
   };
 }
 
@@ -335,6 +439,16 @@ export class ChannelCredentialStore {
     private readonly ring: Keyring,
   ) {
     this.keys = credentialKeys(prefix);
+  }
+
+  /**
+   * The key GET and the audit log fingerprint secrets with: derived from CDP_SECRETS_KEY (else
+   * the previous key), so fingerprints change when the key is rotated.
+   */
+  get fingerprintKey(): Buffer {
+    const k = this.ring.current ?? this.ring.byId.values().next().value;
+    // no key at all: nothing is readable, so nothing is fingerprinted; a throwaway key anyway
+    return fingerprintKey(k?.key ?? randomBytes(32));
   }
 
   /** Whether new credentials can be stored (CDP_SECRETS_KEY set). */

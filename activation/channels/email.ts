@@ -16,6 +16,8 @@ const EMAIL = /^[^\s@]+@[^\s@]+$/;
 
 export type EmailConfig = {
   smtpUrl?: string;
+  /** Instead of smtpUrl: nodemailer's SMTP options as given (a workspace's checked server). */
+  smtp?: Record<string, unknown>;
   from: string;
   timeoutMs: number;
   provider?: EmailProvider;
@@ -26,14 +28,17 @@ export function emailChannel(cfg: EmailConfig): Channel {
   const api =
     cfg.provider && cfg.provider !== 'smtp' ? emailApiSender({ ...cfg, provider: cfg.provider }) : undefined;
   const transport =
-    cfg.smtpUrl && !api
-      ? nodemailer.createTransport(cfg.smtpUrl, {
-          pool: true,
-          maxConnections: 5,
-          connectionTimeout: cfg.timeoutMs,
-          greetingTimeout: cfg.timeoutMs,
-          socketTimeout: cfg.timeoutMs,
-        } as never)
+    (cfg.smtp || cfg.smtpUrl) && !api
+      ? nodemailer.createTransport(
+          (cfg.smtp ?? cfg.smtpUrl) as never,
+          {
+            pool: true,
+            maxConnections: 5,
+            connectionTimeout: cfg.timeoutMs,
+            greetingTimeout: cfg.timeoutMs,
+            socketTimeout: cfg.timeoutMs,
+          } as never,
+        )
       : undefined;
   return {
     name: 'email',

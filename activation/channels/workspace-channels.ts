@@ -12,10 +12,13 @@
 // Endpoints (provider base URLs, the SES endpoint) stay the deployment's.
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type {
-  ChannelCredentialStore,
-  ChannelCredentials,
-  StoredCredentials,
+import {
+  type ChannelCredentialStore,
+  type ChannelCredentials,
+  GOOGLE_TOKEN_URI,
+  parseSmtpUrl,
+  type SmtpTarget,
+  type StoredCredentials,
 } from '../../runtime/channel-credentials.ts';
 import type { ChannelsConfig } from '../../runtime/config.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -82,24 +85,30 @@ export async function watchChannelCredentials(opts: {
 /**
  * A workspace's SMTP server is a destination a tenant chose: like a webhook's, it must not be
  * loopback or private unless the deployment allows it (CDP_WEBHOOK_ALLOW_LOOPBACK / _PRIVATE).
- * Checked on the resolved addresses before a send, the verdict kept a minute.
+ * Checked on the resolved addresses before a send, the verdict kept a minute; the send then
+ * goes to the address that was checked (`connect(address)`), never to a name resolved again
+ * (DNS rebinding). `shape` gives the channel's name and recipient rule.
  */
 export function guardSmtpHost(
-  inner: Channel,
-  url: string,
+  shape: Channel,
+  target: SmtpTarget,
   policy: GuardPolicy,
+  connect: (address: string) => Channel,
   resolve: (host: string) => Promise<string[]> = async (h) =>
     (await lookup(h, { all: true })).map((a) => a.address),
 ): Channel {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  let verdict: { at: number; why?: string } | undefined;
+  const host = target.hostname;
+  let verdict: { at: number; address?: string; why?: string } | undefined;
+  let conn: { address: string; channel: Channel } | undefined;
+  const replaced = new Set<Channel>();
   return {
-    ...inner,
+    ...shape,
     async send(req) {
       if (!verdict || Date.now() - verdict.at > 60_000) {
         let addresses: string[];
         try {
           addresses = isIP(host) ? [host] : await resolve(host);
+          if (addresses.length === 0) throw new Error('no address');
         } catch (err) {
           return {
             ok: false,
@@ -110,11 +119,47 @@ export function guardSmtpHost(
           };
         }
         const why = addresses.map((a) => refusal(a, policy)).find((w) => w !== undefined);
-        verdict = { at: Date.now(), why };
+        verdict = { at: Date.now(), address: addresses[0], why };
       }
       if (verdict.why) return refused(`SMTP server refused: ${host} resolves to a ${verdict.why}`);
-      return inner.send(req);
+      const address = verdict.address!;
+      if (conn?.address !== address) {
+        // the name moved: sends under way on the old address finish there, then it closes
+        const old = conn?.channel;
+        if (old) {
+          replaced.add(old);
+          setTimeout(() => {
+            replaced.delete(old);
+            old.close?.().catch(() => {});
+          }, 60_000).unref();
+        }
+        conn = { address, channel: connect(address) };
+      }
+      return conn.channel.send(req);
     },
+    async close() {
+      await conn?.channel.close?.().catch(() => {});
+      for (const ch of replaced) await ch.close?.().catch(() => {});
+      replaced.clear();
+    },
+  };
+}
+
+/**
+ * nodemailer's options for a checked SMTP server: connect to `address`, verify TLS against
+ * the host name; nothing else (no proxy, logger, debug or TLS options from anywhere).
+ */
+export function smtpOptions(t: SmtpTarget, address: string, timeoutMs: number): Record<string, unknown> {
+  return {
+    host: address,
+    port: t.port,
+    secure: t.secure,
+    ...(t.user !== undefined ? { auth: { user: t.user, pass: t.pass ?? '' } } : {}),
+    // SNI and certificate checks against the name the workspace gave, not the address
+    ...(isIP(t.hostname) ? {} : { tls: { servername: t.hostname } }),
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
   };
 }
 
@@ -123,6 +168,8 @@ export function channelForCredentials(
   cfg: ChannelsConfig,
   c: ChannelCredentials,
   guard: GuardPolicy = { allowLoopback: false, allowPrivate: false },
+  /** How an SMTP host name is resolved (tests); default: the system resolver. */
+  resolve?: (host: string) => Promise<string[]>,
 ): Channel {
   const timeoutMs = cfg.timeoutMs;
   if (c.channel === 'sms')
@@ -136,12 +183,17 @@ export function channelForCredentials(
   if (c.channel === 'email') {
     const e = c.creds;
     switch (e.provider) {
-      case 'smtp':
+      case 'smtp': {
+        const t = parseSmtpUrl(e.url);
+        if ('error' in t) throw new Error(t.error);
         return guardSmtpHost(
-          emailChannel({ provider: 'smtp', smtpUrl: e.url, from: e.from, timeoutMs }),
-          e.url,
+          emailChannel({ from: e.from, timeoutMs }),
+          t.ok,
           guard,
+          (address) => emailChannel({ smtp: smtpOptions(t.ok, address, timeoutMs), from: e.from, timeoutMs }),
+          resolve,
         );
+      }
       case 'ses':
         return emailChannel({
           provider: 'ses',
@@ -186,6 +238,9 @@ export function channelForCredentials(
       apns: { url: cfg.push.apns.url, teamId: p.teamId, keyId: p.keyId, key: p.key, topic: p.topic },
       timeoutMs,
     });
+  // stored before token_uri was pinned: not sent to another endpoint
+  const tokenUri = (JSON.parse(p.serviceAccount) as { token_uri?: unknown }).token_uri;
+  if (tokenUri !== GOOGLE_TOKEN_URI) throw new Error(`serviceAccount.token_uri: must be ${GOOGLE_TOKEN_URI}`);
   return pushChannel({
     provider: 'fcm',
     baseUrl: cfg.push.baseUrl,
@@ -204,6 +259,15 @@ const unreadable = (error: string): SendResult => ({
   latencyMs: 0,
 });
 
+/** Credentials that open but cannot be used (fail the same way every time): final. */
+const unusable = (error: string): SendResult => ({
+  ok: false,
+  status: 0,
+  retriable: false,
+  error: `credentials unusable: ${error}`,
+  latencyMs: 0,
+});
+
 /**
  * `defaults` (the deployment's channels) with email, SMS and push sending through a
  * workspace's own credentials where it has them. `retireAfterMs`: how long a replaced
@@ -215,7 +279,10 @@ export function withWorkspaceCredentials(
   build: (c: ChannelCredentials) => Channel,
   opts: { retireAfterMs: number; log: Logger },
 ): Channels {
-  const built = new Map<string, { digest: string; channel: Channel }>();
+  const built = new Map<
+    string,
+    { digest: string; channel: Channel } | { digest: string; unusable: string }
+  >();
   const retiring = new Set<Channel>();
   const retire = (ch: Channel) => {
     retiring.add(ch);
@@ -225,19 +292,28 @@ export function withWorkspaceCredentials(
     }, opts.retireAfterMs).unref();
   };
   /** The channel a workspace sends with now: its own (built once per change), else the deployment's. */
-  const current = (base: Channel, ws: string): Channel | { unreadable: string } => {
+  const current = (base: Channel, ws: string): Channel | { unreadable: string } | { unusable: string } => {
     const s = watcher.get(ws, base.name);
     if (!s) return base;
     if (!s.readable) return { unreadable: s.error };
     const k = `${ws}:${base.name}`;
     let b = built.get(k);
     if (!b || b.digest !== s.digest) {
-      if (b) retire(b.channel);
-      b = { digest: s.digest, channel: build(s.credentials) };
+      if (b && 'channel' in b) retire(b.channel);
+      try {
+        b = { digest: s.digest, channel: build(s.credentials) };
+        opts.log.info({ workspaceId: ws, channel: base.name, keyId: s.keyId }, 'channel_credentials_applied');
+      } catch (err) {
+        // never a throw out of send: one workspace's bad record must not stall a partition
+        b = { digest: s.digest, unusable: String((err as Error)?.message ?? err).slice(0, 300) };
+        opts.log.error(
+          { workspaceId: ws, channel: base.name, keyId: s.keyId, err: b.unusable },
+          'channel_credentials_unusable',
+        );
+      }
       built.set(k, b);
-      opts.log.info({ workspaceId: ws, channel: base.name, keyId: s.keyId }, 'channel_credentials_applied');
     }
-    return b.channel;
+    return 'channel' in b ? b.channel : { unusable: b.unusable };
   };
   const wrap = (base: Channel): Channel => ({
     name: base.name,
@@ -245,20 +321,23 @@ export function withWorkspaceCredentials(
     // push: the devices the workspace's own provider can reach (APNs and FCM differ)
     devicesFor(devices, ws) {
       const ch = current(base, ws);
-      if ('unreadable' in ch) return devices; // the send fails `credentials unreadable` anyway
+      // the send fails `credentials unreadable` / `unusable` anyway
+      if ('unreadable' in ch || 'unusable' in ch) return devices;
       return ch.devicesFor ? ch.devicesFor(devices, ws) : devices;
     },
     async send(req) {
       const ch = current(base, req.campaign.workspaceId);
-      return 'unreadable' in ch ? unreadable(ch.unreadable) : ch.send(req);
+      if ('unreadable' in ch) return unreadable(ch.unreadable);
+      if ('unusable' in ch) return unusable(ch.unusable);
+      return ch.send(req);
     },
     async close() {
       // the deployment's channel, and every workspace's built or being retired
       await base.close?.();
       for (const [k, b] of built)
-        if (b.channel.name === base.name) {
+        if (k.endsWith(`:${base.name}`)) {
           built.delete(k);
-          await b.channel.close?.().catch(() => {});
+          if ('channel' in b) await b.channel.close?.().catch(() => {});
         }
       for (const ch of retiring)
         if (ch.name === base.name) {

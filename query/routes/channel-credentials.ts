@@ -18,7 +18,11 @@ import { QueryError } from '../query-error.ts';
 const MAX_BODY_BYTES = 64 * 1024;
 
 /** What GET answers and the audit log keeps: never a secret, only fingerprints of them. */
-export function credentialsView(s: StoredCredentials | undefined, channel: CredentialChannel) {
+export function credentialsView(
+  s: StoredCredentials | undefined,
+  channel: CredentialChannel,
+  fingerprintKey: Buffer,
+) {
   if (!s) return { channel, configured: false, source: 'deployment default' };
   if (!s.readable)
     return {
@@ -35,7 +39,7 @@ export function credentialsView(s: StoredCredentials | undefined, channel: Crede
     configured: true,
     readable: true,
     source: 'workspace',
-    ...redactCredentials(s.credentials),
+    ...redactCredentials(s.credentials, fingerprintKey),
     keyId: s.keyId,
     updatedAt: s.updatedAt,
     updatedBy: s.updatedBy,
@@ -77,15 +81,21 @@ export function channelCredentialRoutes(deps: {
         action,
         entityType: 'channel_credentials',
         entityId: channel,
-        before: before ? credentialsView(before, channel) : null,
-        after: after ? credentialsView(after, channel) : null,
+        before: before ? credentialsView(before, channel, deps.credentials.fingerprintKey) : null,
+        after: after ? credentialsView(after, channel, deps.credentials.fingerprintKey) : null,
       },
       deps.now(),
     );
 
   app.get('/:channel/credentials', async (c) => {
     const channel = channelOf(c.req.param('channel'));
-    return c.json(credentialsView(await deps.credentials.get(c.get('workspaceId'), channel), channel));
+    return c.json(
+      credentialsView(
+        await deps.credentials.get(c.get('workspaceId'), channel),
+        channel,
+        deps.credentials.fingerprintKey,
+      ),
+    );
   });
 
   app.put(
@@ -103,7 +113,7 @@ export function channelCredentialRoutes(deps: {
       const actor = actorOf(c.get('apiKey'));
       const { before, after } = await deps.credentials.put(ws, parsed.ok, actor, deps.now());
       await audit(ws, actor, before ? 'update' : 'create', channel, before, after);
-      return c.json(credentialsView(after, channel), before ? 200 : 201);
+      return c.json(credentialsView(after, channel, deps.credentials.fingerprintKey), before ? 200 : 201);
     },
   );
 

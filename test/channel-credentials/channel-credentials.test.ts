@@ -9,7 +9,7 @@
 // env's credentials; a key rotation (previous key, then `cdp secrets rotate`); workspace B's
 // key cannot see or change A's credentials.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,7 +18,12 @@ import { startActivation, startLedger } from '../../activation/main.ts';
 import { topicSpecs } from '../../processor/main.ts';
 import { createQueryApp } from '../../query/app.ts';
 import { actorOf } from '../../query/audit.ts';
-import { ChannelCredentialStore, credentialKeys, fingerprint } from '../../runtime/channel-credentials.ts';
+import {
+  ChannelCredentialStore,
+  credentialKeys,
+  fingerprintKey,
+  fingerprint as keyedFingerprint,
+} from '../../runtime/channel-credentials.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { type Clients, createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
@@ -53,7 +58,10 @@ const B_TOKEN = `b-${randomBytes(12).toString('hex')}`;
 const KEY_A = `admin-a-${randomBytes(8).toString('hex')}`;
 const KEY_B = `admin-b-${randomBytes(8).toString('hex')}`;
 const SG_A = `SG.a-${randomBytes(12).toString('hex')}`;
-const SECRETS = [ENV.token, A.token, A_TOKEN_2, B_TOKEN, SG_A];
+const SMTP_PW = `smtp-${randomBytes(12).toString('hex')}`;
+const SECRETS = [ENV.token, A.token, A_TOKEN_2, B_TOKEN, SG_A, SMTP_PW];
+/** GET and the audit log fingerprint with a key derived from the query service's CDP_SECRETS_KEY. */
+const fingerprint = (secret: string) => keyedFingerprint(secret, fingerprintKey(parseSecretKey(K1).key));
 
 interface Received {
   account: string;
@@ -282,6 +290,39 @@ describe('channel credentials API', () => {
       /^serviceAccount: not JSON/,
     );
     expect(await bad('[1,2]')).toMatch(/^body: /);
+    // a workspace's SMTP URL: what nodemailer would read beyond host and port is refused, and
+    // so is a URL the audit could not show; the problem names `url`, never the value
+    for (const url of [
+      'smtp:///?host=10.0.0.5&port=25',
+      `smtp://mail.shop.test/?proxy=http://127.0.0.1:3128`,
+      'smtp://mail.shop.test?logger=true&debug=true',
+      'smtp://[::1:25',
+      `smtp://%E0%A4%A:${SMTP_PW}@mail.shop.test`,
+      'smtp://mail.shop.test:0',
+    ]) {
+      const err = await bad({ provider: 'smtp', from: 'a@shop.test', url }, 'email');
+      expect(err, url).toMatch(/^url: /);
+      expect(err).not.toContain(SMTP_PW);
+    }
+    // an FCM service account names Google's token endpoint, no other
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    }) as string;
+    expect(
+      await bad(
+        {
+          provider: 'fcm',
+          serviceAccount: {
+            project_id: 'p',
+            client_email: 'fcm@p.iam.gserviceaccount.com',
+            private_key: rsa,
+            token_uri: 'https://169.254.169.254.nip.io/token',
+          },
+        },
+        'push',
+      ),
+    ).toBe('serviceAccount.token_uri: must be https://oauth2.googleapis.com/token');
     expect((await api(KEY_A, 'PUT', '/v1/channels/sms/credentials', '{"accountSid":')).status).toBe(400);
     for (const channel of ['fax', 'webhook']) {
       const r = await api(KEY_A, 'PUT', `/v1/channels/${channel}/credentials`, smsA);
@@ -427,6 +468,69 @@ describe('channel credentials API', () => {
     ]);
     expect(sendgrid.refused).toEqual([]);
     expect(smtp.mails.map((m) => [m.from, m.to])).toEqual([['env@deploy.test', ['bob@example.test']]]);
+  });
+
+  it('an SMTP record stored before the URL checks: shown, fails final (no retry), stalls nothing, deletable', async () => {
+    const h = credentialKeys(cfg.redis.prefix).hash;
+    // as an earlier version stored it (the PUT now refuses it): user not valid percent-encoding
+    const url = `smtp://%E0%A4%A:${SMTP_PW}@mail.b.test:25`;
+    const store = new ChannelCredentialStore(redis, cfg.redis.prefix, cfg.channels.secrets);
+    await store.put(
+      wsB,
+      { channel: 'email', creds: { provider: 'smtp', from: 'b@b.test', url } },
+      actorOf(KEY_B),
+      new Date(),
+    );
+    // GET shows it (the user as written), never the password; it used to 500 here
+    const got = await api(KEY_B, 'GET', '/v1/channels/email/credentials');
+    expect(got.status, got.text).toBe(200);
+    expect(got.body).toMatchObject({
+      provider: 'smtp',
+      readable: true,
+      server: 'smtp://%E0%A4%A@mail.b.test:25',
+      secrets: { url: fingerprint(url) },
+    });
+    expect(got.text).not.toContain(SMTP_PW);
+    await new Promise((r) => setTimeout(r, 2 * POLL_MS + 100));
+    const cb = await campaign(KEY_B, { channel: 'email', email: { subject: 'Hi', text: 'Hi' } });
+    const ca = await smsCampaign(KEY_A);
+    await new Promise((r) => setTimeout(r, 600));
+    // B's unusable email first, then sends for A: the worker goes on past B's
+    const p = phone();
+    await changes.send([
+      change(wsB, cb.segmentId, 'pb-smtp', { plan: 'pro', email: 'bea@example.test' }),
+      change(wsA, ca.segmentId, 'pa-after', { plan: 'pro', name: 'A', phone: p }),
+    ]);
+    const rows = await eventually(
+      'B failed',
+      async () => {
+        const r = await ledgerRows(wsB, cb.id);
+        return r.some((x) => x.outcome === 'failed') && r;
+      },
+      20_000,
+    );
+    // final at once: no retry of credentials that will never build
+    expect(rows.map((r) => [r.outcome, r.reason])).toEqual([
+      [
+        'failed',
+        'permanent: credentials unusable: url: the user name or password is not valid percent-encoding',
+      ],
+    ]);
+    await eventually('A sent after it', () => sentTo(p).length === 1, 20_000);
+    expect(smtp.mails.some((m) => m.to.includes('bea@example.test'))).toBe(false); // nor the env's server
+    // DELETE removes it and the audit keeps what it was, redacted
+    expect((await api(KEY_B, 'DELETE', '/v1/channels/email/credentials')).status).toBe(204);
+    expect(await redis.hget(h, `${wsB}:email`)).toBeNull();
+    const rs = await ch.query({
+      query:
+        "SELECT action, before FROM audit_log WHERE workspace_id = {b:String} AND entity_type = 'channel_credentials' AND entity_id = 'email'",
+      query_params: { b: wsB },
+      format: 'JSONEachRow',
+    });
+    const audit = (await rs.json()) as Array<{ action: string; before: string }>;
+    expect(audit.map((r) => r.action)).toEqual(['delete']);
+    expect(JSON.parse(audit[0]!.before)).toMatchObject({ server: 'smtp://%E0%A4%A@mail.b.test:25' });
+    expect(audit[0]!.before).not.toContain(SMTP_PW);
   });
 
   it("B's admin key neither sees nor changes A's credentials", async () => {
