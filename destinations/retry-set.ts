@@ -1,5 +1,6 @@
 // A destination's deliveries waiting for another attempt: a Redis sorted set of its own
-// (schemas/redis-keys.ts destinationRetries), scored by when each is due. Parking a failed
+// (schemas/redis-keys.ts destinationRetries), scored by when each is due (or, behind an open
+// circuit, by a priority that is already due: worker.ts circuitScore). Parking a failed
 // delivery there lets the destination's consumer go on at once (its offsets are committed
 // once the delivery is parked, which is durable as Redis is), and one destination's
 // retries never sit in front of another's. A poller claims due entries by moving their score

@@ -165,7 +165,7 @@ export function globalKeys(prefix: string) {
     destinations: `${prefix}:defs:destinations`,
     /**
      * Sorted set of one destination's deliveries waiting for another attempt (destinations/retry-set.ts)
-     * → epoch ms when due (or when a claimer's lease ends).
+     * → epoch ms when due (or when a claimer's lease ends; behind an open circuit, a priority).
      */
     destinationRetries: (destinationId: string) => `${prefix}:dest:retry:${destinationId}`,
     /** Counter bumped on every definition change; processors reload when it moves. */
