@@ -355,7 +355,7 @@ export function ingestOpenApi(): object {
     post: {
       operationId: 'sesSnsWebhook',
       summary:
-        'Amazon SES bounces, complaints and deliveries through an Amazon SNS HTTPS subscription (raw message delivery off). SNS signature v1/v2 checked with the certificate from https://sns.<region>.amazonaws.com; TopicArn must be on CDP_SES_SNS_TOPIC_ARNS (an `arn=workspace` entry only at that workspace's URL); certificate URL https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem; Timestamp at most 65 minutes old. Bounce Permanent suppresses, Transient/Undetermined are soft, Complaint suppresses (feedback type not-spam is ignored), Delivery is a delivery; ledger rows and soft-bounce resends only for events whose cdp_sig verifies for this workspace; one event per recipient. A SubscriptionConfirmation passing all checks is confirmed (GET of SubscribeURL) and audited',
+        'Amazon SES bounces, complaints and deliveries through an Amazon SNS HTTPS subscription (raw message delivery off). SNS signature v1/v2 checked with the certificate from https://sns.<region>.amazonaws.com; TopicArn must be on CDP_SES_SNS_TOPIC_ARNS (an `arn=workspace` entry only at that workspace URL); certificate URL https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem; Timestamp at most 65 minutes old. Bounce Permanent suppresses, Transient/Undetermined are soft, Complaint suppresses (feedback type not-spam is ignored), Delivery is a delivery; ledger rows and soft-bounce resends only for events whose cdp_sig verifies for this workspace; one event per recipient. A SubscriptionConfirmation passing all checks is confirmed (GET of SubscribeURL) and audited',
       tags: ['email'],
       security: [],
       parameters: [
@@ -364,17 +364,19 @@ export function ingestOpenApi(): object {
           name: 'x-amz-sns-message-type',
           in: 'header',
           required: false,
-          schema: 
+          schema: {
             type: 'string',
             enum: ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'],
           },
-          description: 'set by SNS; the signed Type in the body is what counts',,
+          description: 'set by SNS; the signed Type in the body is what counts',
+        },
       ],
-      requestBody: 
+      requestBody: {
         required: true,
         description: 'the SNS message as JSON (SNS sends it as text/plain)',
-        content: 
-          'text/plain': 
+        content: {
+          'text/plain': {
+            schema: {
               type: 'object',
               required: [
                 'Type',
@@ -386,34 +388,47 @@ export function ingestOpenApi(): object {
                 'Signature',
                 'SigningCertURL',
               ],
-              properties: 
+              properties: {
+                Type: {
                   type: 'string',
                   enum: ['Notification', 'SubscriptionConfirmation', 'UnsubscribeConfirmation'],
                 },
-                MessageId: type: 'string' ,
-                TopicArn: type: 'string' ,
-                Subject: type: 'string' ,
-                Message: 
+                MessageId: { type: 'string' },
+                TopicArn: { type: 'string' },
+                Subject: { type: 'string' },
+                Message: {
                   type: 'string',
-                  description: 'the SES notification JSON (notificationType or eventType)',,
-                Timestamp: type: 'string', format: 'date-time' ,
-                SignatureVersion: type: 'string', enum: ['1', '2'] },
-                Signature: type: 'string', description: 'base64' ,
-                SigningCertURL: type: 'string', format: 'uri' ,
-                SubscribeURL: type: 'string', format: 'uri' ,
-                Token: type: 'string' ,
-                UnsubscribeURL: type: 'string', format: 'uri' ,,,,,,
-      responses: 
+                  description: 'the SES notification JSON (notificationType or eventType)',
+                },
+                Timestamp: { type: 'string', format: 'date-time' },
+                SignatureVersion: { type: 'string', enum: ['1', '2'] },
+                Signature: { type: 'string', description: 'base64' },
+                SigningCertURL: { type: 'string', format: 'uri' },
+                SubscribeURL: { type: 'string', format: 'uri' },
+                Token: { type: 'string' },
+                UnsubscribeURL: { type: 'string', format: 'uri' },
+              },
+            },
+          },
+        },
+      },
+      responses: {
         ...emailWebhookResponses,
-        '200': 
+        '200': {
           description:
-            'Notification stored: `{success, processed, suppressed, skipped}`; SubscriptionConfirmation: `{success, confirmed: true, already?: true}`; UnsubscribeConfirmation: `{success}`',,
-        '403': 
+            'Notification stored: `{success, processed, suppressed, skipped}`; SubscriptionConfirmation: `{success, confirmed: true, already?: true}`; UnsubscribeConfirmation: `{success}`',
+        },
+        '403': {
           description:
-            'not configured (no CDP_SES_SNS_TOPIC_ARNS), topic bound to another workspace, unsigned, bad signature, topic not allowed, certificate URL not on SNS, unusable certificate, stale Timestamp, SubscribeURL not on SNS (nothing changed)',,
-        '503': 
+            'not configured (no CDP_SES_SNS_TOPIC_ARNS), topic bound to another workspace, unsigned, bad signature, topic not allowed, certificate URL not on SNS, unusable certificate, stale Timestamp, SubscribeURL not on SNS (nothing changed)',
+        },
+        '503': {
           description:
-            'Redis or Kafka unavailable, the certificate could not be fetched just now, the subscription could not be confirmed, or the same event is being handled by another delivery: retry (SNS does)',,,,;
+            'Redis or Kafka unavailable, the certificate could not be fetched just now, the subscription could not be confirmed, or the same event is being handled by another delivery: retry (SNS does)',
+        },
+      },
+    },
+  };
   const twilioWorkspace = [
     {
       name: 'workspace',
