@@ -105,10 +105,13 @@ async function stageLatencies(ch: ClickHouseClient, ws: string, nowMs: number): 
                  FROM events
                  WHERE workspace_id = {ws:String} AND received_at >= fromUnixTimestamp64Milli({since:Int64})
                  GROUP BY message_id)`),
+    // destinations' deliveries (channel destination) share the ledger but are no campaign sends
     quantiles(`SELECT count() AS n, quantilesExact(0.5, 0.95, 0.99)(latency_ms) AS q FROM activation_ledger
-               WHERE workspace_id = {ws:String} AND at >= fromUnixTimestamp64Milli({since:Int64}) AND outcome = 'sent'`),
+               WHERE workspace_id = {ws:String} AND at >= fromUnixTimestamp64Milli({since:Int64}) AND outcome = 'sent'
+                 AND channel != 'destination'`),
     quantiles(`SELECT count() AS n, quantilesExact(0.5, 0.95, 0.99)(provider_ms) AS q FROM activation_ledger
-               WHERE workspace_id = {ws:String} AND at >= fromUnixTimestamp64Milli({since:Int64}) AND outcome = 'sent'`),
+               WHERE workspace_id = {ws:String} AND at >= fromUnixTimestamp64Milli({since:Int64}) AND outcome = 'sent'
+                 AND channel != 'destination'`),
   ]);
   return [
     { stage: 'history', description: 'event received by ingest → row in ClickHouse', ...history },

@@ -137,7 +137,7 @@ function sentTouches(
     FROM (
       SELECT send_key, any(profile_id) AS profile_id, toUnixTimestamp64Milli(min(at)) AS ts, any(${name}) AS tp
       FROM activation_ledger
-      WHERE workspace_id = ${ws} AND outcome = 'sent'
+      WHERE workspace_id = ${ws} AND outcome = 'sent' AND channel != 'destination'
         AND at >= fromUnixTimestamp64Milli(${params.bind(fromMs, 'Int64')})
         AND at < fromUnixTimestamp64Milli(${params.bind(toMs, 'Int64')})
         ${channels}
