@@ -70,11 +70,12 @@ const ctx: BatchContext = { heartbeat: async () => {}, isActive: () => true };
 /** A channel whose sends wait until released, counting how many run at once. */
 function gatedChannel() {
   const gates: Array<() => void> = [];
-  const state = { running: 0, maxRunning: 0, sent: [] as string[], failNext: 0 };
+  const state = { running: 0, maxRunning: 0, sent: [] as string[], failNext: 0, throwFor: '' };
   const channel: Channel = {
     name: 'webhook',
     recipient: () => 'http://hooks.example/x',
     async send(req: SendRequest): Promise<SendResult> {
+      if (req.change.profileId === state.throwFor) throw new Error('boom: a channel bug');
       state.running++;
       state.maxRunning = Math.max(state.maxRunning, state.running);
       await new Promise<void>((resolve) => gates.push(resolve));
@@ -225,6 +226,22 @@ describe('activation pipeline scheduling', () => {
     await outcome?.effects;
     expect(ch.state.sent).toEqual(['p10']);
     expect(ledgerRows().map((r) => r.outcome)).toEqual(['sent']);
+  });
+
+  it('a channel that throws fails that send, retriable, and the batch completes (no redelivery loop)', async () => {
+    const { handler, ch, ledgerRows } = setup({ concurrency: 4 });
+    ch.state.throwFor = 'p31';
+    const outcome = await handler(batchOf(30, 3), ctx);
+    await until(() => ch.gates.length === 2);
+    ch.releaseAll();
+    await outcome?.effects;
+    expect(ch.state.sent.sort()).toEqual(['p30', 'p32']);
+    const rows = ledgerRows().map((r) => [r.profile_id, r.outcome, r.reason ?? '']);
+    expect(rows.sort()).toEqual([
+      ['p30', 'sent', ''],
+      ['p31', 'retried', 'channel error: boom: a channel bug'],
+      ['p32', 'sent', ''],
+    ]);
   });
 
   it('writes the ledger rows once when producing them fails for a while', async () => {

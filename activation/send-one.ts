@@ -13,6 +13,7 @@ import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { childTraceparent } from '../schemas/trace.ts';
 import { signUnsubscribeToken } from '../schemas/unsubscribe-token.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
+import type { Channel, SendRequest, SendResult } from './channels/channel.ts';
 import type { Channels } from './channels/index.ts';
 import type { SendClaims } from './claim-send.ts';
 import { type JourneyRunEnd, journeyOfCampaign } from './journeys/journey-campaigns.ts';
@@ -161,7 +162,7 @@ export async function sendOne(
   // the devices an earlier attempt of this send reached are not sent to again
   const store = deps.pushDevices;
   const done = store && devices.length > 0 ? await store.done(change.workspaceId, key) : undefined;
-  const r = await channel.send({
+  const r = await sendSafely(channel, {
     campaign: c,
     change,
     sendKey: key,
@@ -260,4 +261,24 @@ export async function sendOne(
       providerMs: r.latencyMs,
     },
   };
+}
+
+/**
+ * A channel that throws (a bug, credentials that cannot be used) fails this send, retriable
+ * with the error: a throw would fail the whole batch, redelivered forever, stalling every
+ * workspace on the partition.
+ */
+async function sendSafely(channel: Channel, req: SendRequest): Promise<SendResult> {
+  try {
+    return await channel.send(req);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return {
+      ok: false,
+      status: 0,
+      retriable: true,
+      error: `channel error: ${message.slice(0, 300)}`,
+      latencyMs: 0,
+    };
+  }
 }
