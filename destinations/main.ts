@@ -63,6 +63,7 @@ export async function startDestinations(
   const t = topics(cfg.kafka.topicPrefix);
   const topicSpecs = [
     { topic: t.events, partitions: cfg.kafka.partitions },
+    { topic: t.eventsOverflow, partitions: cfg.kafka.partitions },
     { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
     { topic: t.activationLedger, partitions: cfg.kafka.partitions },
     { topic: t.deadLetter, partitions: 1 },
@@ -92,7 +93,8 @@ export async function startDestinations(
       redisPrefix: cfg.redis.prefix,
       topicPrefix: cfg.kafka.topicPrefix,
       topics: {
-        source: def.source.kind === 'events' ? t.events : t.segmentChanges,
+        // the hot-key lane too: a person sending past CDP_HOT_KEY_RATE has the excess there
+        sources: def.source.kind === 'events' ? [t.events, t.eventsOverflow] : [t.segmentChanges],
         ledger: t.activationLedger,
         deadLetter: t.deadLetter,
       },

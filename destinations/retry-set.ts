@@ -15,6 +15,8 @@ import { globalKeys } from '../schemas/redis-keys.ts';
 export interface ItemMeta {
   /** The source message's key (dead letters keep it). */
   key: string;
+  /** The topic it came from (dead letters name it). */
+  topic?: string;
   profileId: string;
   segmentId: string;
   segmentVersion: number;

@@ -65,7 +65,8 @@ export interface WorkerOptions {
   redis: Redis;
   redisPrefix: string;
   topicPrefix: string;
-  topics: { source: string; ledger: string; deadLetter: string };
+  /** What it consumes (cdp.events and the hot-key lane, or cdp.segment-changes), its ledger and dead letters. */
+  topics: { sources: string[]; ledger: string; deadLetter: string };
   topicSpecs: TopicSpec[];
   partitions: number;
   addressPolicy: GuardPolicy;
@@ -177,7 +178,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
       headers: {
         [DLQ_HEADERS.reason]: reason.slice(0, 1000),
         [DLQ_HEADERS.stage]: DLQ_STAGE,
-        [DLQ_HEADERS.source]: o.topics.source,
+        [DLQ_HEADERS.source]: d.meta[i]!.topic ?? o.topics.sources[0]!,
         [DESTINATION_HEADER]: def.id,
         'cdp-attempt': String(attempt),
       },
@@ -304,12 +305,13 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     chain: Promise<void>;
     held: number;
   }
-  const lanes = new Map<number, Lane>();
-  const laneOf = (partition: number): Lane => {
-    let l = lanes.get(partition);
+  // one per topic and partition (cdp.events and its hot-key lane have partitions of the same numbers)
+  const lanes = new Map<string, Lane>();
+  const laneOf = (topic: string, partition: number): Lane => {
+    let l = lanes.get(`${topic}/${partition}`);
     if (!l) {
       l = { chain: Promise.resolve(), held: 0 };
-      lanes.set(partition, l);
+      lanes.set(`${topic}/${partition}`, l);
     }
     return l;
   };
@@ -367,6 +369,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
 
   const metaOf = (m: IncomingMessage, src: Record<string, unknown>): ItemMeta => ({
     key: m.key ?? '',
+    topic: m.topic,
     profileId: typeof src.profileId === 'string' ? src.profileId : '',
     segmentId: typeof src.segmentId === 'string' ? src.segmentId : '',
     segmentVersion: typeof src.segmentVersion === 'number' ? src.segmentVersion : 0,
@@ -374,7 +377,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     producedAt: m.timestamp,
   });
 
-  const handler = async (batch: { partition: number; messages: IncomingMessage[] }) => {
+  const handler = async (batch: { topic: string; partition: number; messages: IncomingMessage[] }) => {
     const d = def;
     const entries: Entry[] = [];
     const refused: Array<{ entry: Entry; reason: string }> = [];
@@ -439,7 +442,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
         0,
       );
     if (entries.length === 0) return undefined;
-    const lane = laneOf(batch.partition);
+    const lane = laneOf(batch.topic, batch.partition);
     const effects = enqueue(lane, entries);
     // bounded: past the window, wait for what is under way before taking more
     while (lane.held >= o.inFlightItems && !stopping) {
@@ -456,7 +459,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     topics: o.topicSpecs,
     consumer: {
       groupId: destinationGroup(o.topicPrefix, def.id),
-      topics: [o.topics.source],
+      topics: o.topics.sources,
       fromBeginning: true,
       maxBatchSize: 500,
       concurrency: o.partitions,

@@ -83,6 +83,7 @@ beforeAll(async () => {
   const admin = clients.kafka().admin();
   await admin.ensureTopics([
     { topic: t.events, partitions: 4 },
+    { topic: t.eventsOverflow, partitions: 4 },
     { topic: t.segmentChanges, partitions: 4 },
     { topic: t.activationLedger, partitions: 4 },
     { topic: t.deadLetter, partitions: 1 },
@@ -172,6 +173,27 @@ describe('destination delivery', () => {
         .map((i) => i.data.seq);
       expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     }
+  });
+
+  it('gets the events ingest moved to the hot-key lane too', async () => {
+    const r = await receiver(200);
+    closers.push(r.close);
+    await create({
+      source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Hot'] } },
+      mapping: { user: 'userId' },
+      http: { url: r.url },
+    });
+    const t = topics(cfg.kafka.topicPrefix);
+    const [calm] = await produceEvents(producer, t.events, cfg.keys.workspace, [
+      { user: 'calm', event: 'Hot', properties: {} },
+    ]);
+    const [hot] = await produceEvents(producer, t.eventsOverflow, cfg.keys.workspace, [
+      { user: 'bot', event: 'Hot', properties: {} },
+    ]);
+    await eventually('both delivered', () => r.arrivals.length >= 2, 30_000);
+    expect(new Set(r.arrivals.map((a) => (JSON.parse(a.body) as { id: string }).id))).toEqual(
+      new Set([calm, hot]),
+    );
   });
 
   it('keeps to its rate limit', async () => {
