@@ -200,7 +200,7 @@ const ChannelCredentialsView = {
   type: 'object',
   required: ['channel', 'configured'],
   description:
-    'Redacted: the provider, its non-secret fields (from, region, accessKeyId, accountSid, server without password, projectId, clientEmail, teamId, keyId, topic, …) and `secrets`, a fingerprint (`sha256:` + 12 hex) per secret',
+    'Redacted: the provider, its non-secret fields (from, region, accessKeyId, accountSid, server without password, projectId, clientEmail, teamId, keyId, topic, …) and `secrets`, a keyed fingerprint (`hmac:` + 12 hex, HMAC-SHA256 under a key derived from CDP_SECRETS_KEY) per secret',
   properties: {
     channel: { type: 'string', enum: ['email', 'sms', 'push'] },
     configured: { type: 'boolean', description: 'false: sends use the deployment default' },
@@ -210,7 +210,7 @@ const ChannelCredentialsView = {
     },
     source: { type: 'string', enum: ['workspace', 'deployment default'] },
     provider: { type: 'string' },
-    secrets: { type: 'object', additionalProperties: { type: 'string', pattern: '^sha256:[0-9a-f]{12}$' } },
+    secrets: { type: 'object', additionalProperties: { type: 'string', pattern: '^hmac:[0-9a-f]{12}$' } },
     error: { type: 'string' },
     keyId: { type: 'string' },
     updatedAt: { type: 'string', format: 'date-time' },
