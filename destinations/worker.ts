@@ -32,6 +32,7 @@ import {
   type DestinationDefinition,
   DestinationError,
   deliveryBody,
+  destinationGroup,
   MAX_BODY_BYTES,
   passesFilter,
 } from '../schemas/destination.ts';
@@ -45,11 +46,6 @@ export const DESTINATION_HEADER = 'cdp-destination-id';
 export const DLQ_STAGE = 'destination.deliver';
 /** An attempt more ranks a delivery behind an open circuit ahead of 100 days of age. */
 const CIRCUIT_PRIORITY_MS = 100 * 86_400_000;
-
-/** The consumer group of a destination: derived from its id, so it is its own. */
-export function destinationGroup(topicPrefix: string, destinationId: string): string {
-  return `${topicPrefix ? `${topicPrefix}.` : ''}cdp-destination-${destinationId}`;
-}
 
 /** `webhook-id` of a delivery: a hash of the destination and its items' ids, so a repeat carries the same. */
 export function webhookIdOf(destinationId: string, itemIds: readonly string[]): string {

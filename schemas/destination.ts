@@ -175,6 +175,11 @@ export const DESTINATION_DEFAULTS = {
   maxWaitMs: 0,
 } as const;
 
+/** The consumer group of a destination: derived from its id, so it is its own. */
+export function destinationGroup(topicPrefix: string, destinationId: string): string {
+  return `${topicPrefix ? `${topicPrefix}.` : ''}cdp-destination-${destinationId}`;
+}
+
 export function generateDestinationSecret(): string {
   return `whsec_${randomBytes(24).toString('base64')}`;
 }

@@ -7,6 +7,8 @@ import { type Context, Hono } from 'hono';
 import { type GuardPolicy, refusal } from '../../activation/webhook/address-guard.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
+import { withTimeout } from '../../runtime/http.ts';
+import type { Admin } from '../../runtime/kafka/index.ts';
 import {
   applyMapping,
   checkDestination,
@@ -15,10 +17,12 @@ import {
   DestinationError,
   type DestinationInput,
   deliveryBody,
+  destinationGroup,
   destinationInputCheck,
   generateDestinationSecret,
   passesFilter,
 } from '../../schemas/destination.ts';
+import { topics } from '../../schemas/topics.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
@@ -32,6 +36,9 @@ export function destinationRoutes(deps: {
   now: () => Date;
   /** Which literal addresses a destination URL may name (the activation address guard's policy). */
   addressPolicy: GuardPolicy;
+  /** For the consumer lag in stats (kafkajs); none: `lag: null`. */
+  kafkaAdmin?: Admin;
+  topicPrefix?: string;
 }) {
   const app = new Hono<QueryEnv>();
 
@@ -173,6 +180,22 @@ export function destinationRoutes(deps: {
       format: 'JSONEachRow',
     });
     const [row] = await rs.json<Record<string, string | number>>();
+    // how far its own consumer group is behind (its lag is its own: other destinations' do not add to it)
+    let lag: number | null = null;
+    if (deps.kafkaAdmin?.groupLag) {
+      const t = topics(deps.topicPrefix ?? '');
+      const sources = def.source.kind === 'events' ? [t.events, t.eventsOverflow] : [t.segmentChanges];
+      try {
+        const parts = await withTimeout(
+          deps.kafkaAdmin.groupLag(destinationGroup(deps.topicPrefix ?? '', def.id), sources),
+          3000,
+          'reading consumer offsets',
+        );
+        lag = parts.reduce((a, p) => a + p.lag, 0);
+      } catch {
+        lag = null;
+      }
+    }
     const n = (k: string) => Number(row?.[k] ?? 0);
     return c.json({
       destinationId: def.id,
@@ -181,6 +204,7 @@ export function destinationRoutes(deps: {
       circuitOpen: n('circuit_open'),
       deadLettered: n('dead_lettered'),
       latencyMs: n('sent') > 0 ? { p50: n('p50'), p99: n('p99') } : { p50: null, p99: null },
+      lag,
     });
   });
 
