@@ -2,6 +2,7 @@
 // that validate them.
 import { CampaignInput } from '../schemas/campaign.ts';
 import { ComputedTraitInput } from '../schemas/computed-trait.ts';
+import { DestinationInput } from '../schemas/destination.ts';
 import { ERASURE_STEPS } from '../schemas/erasure.ts';
 import { ExportInput } from '../schemas/export.ts';
 import { FormInput } from '../schemas/form.ts';
@@ -300,6 +301,7 @@ export function queryOpenApi(): object {
         ErasureJob,
         SegmentInput,
         CampaignInput,
+        DestinationInput,
         JourneyInput,
         FormInput,
         PageInput,
@@ -588,6 +590,72 @@ export function queryOpenApi(): object {
               }),
             },
           },
+        ),
+      },
+      '/v1/destinations': {
+        get: op('listDestinations', 'Destinations of the workspace'),
+        post: op(
+          'createDestination',
+          'Create a destination (its own consumer group, retries, breaker, rate limit); a Standard Webhooks secret is generated when none is given; 400 names a bad field (prototype paths, Liquid, refused addresses, limits)',
+          {
+            requestBody: { required: true, content: json({ $ref: '#/components/schemas/DestinationInput' }) },
+            responses: {
+              '201': { description: 'created (with the secret)' },
+              '409': { description: 'at most 50 destinations per workspace' },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/destinations/{id}': {
+        get: op('getDestination', 'A destination', { parameters: [id('id')] }),
+        put: op(
+          'updateDestination',
+          'Replace the destination; the version increases, the secret is kept when omitted',
+          {
+            parameters: [id('id')],
+            requestBody: { required: true, content: json({ $ref: '#/components/schemas/DestinationInput' }) },
+          },
+        ),
+        delete: op('deleteDestination', 'Delete: its consumer stops, its parked retries are dropped', {
+          parameters: [id('id')],
+          responses: { '204': { description: 'deleted' }, ...errors },
+        }),
+      },
+      '/v1/destinations/{id}/pause': {
+        post: op('pauseDestination', 'Pause: its consumer stops; offsets and parked retries are kept', {
+          parameters: [id('id')],
+        }),
+      },
+      '/v1/destinations/{id}/resume': {
+        post: op('resumeDestination', 'Resume from where it stopped', { parameters: [id('id')] }),
+      },
+      '/v1/destinations/{id}/dry-run': {
+        post: op(
+          'dryRunDestination',
+          'Map a sample ({event} or {change}) with the destination: {matched, payload} as it would be sent, or 422 {matched, error} when the mapping fails; nothing is sent',
+          {
+            parameters: [id('id')],
+            requestBody: {
+              required: true,
+              content: json({
+                type: 'object',
+                properties: { event: { type: 'object' }, change: { type: 'object' } },
+              }),
+            },
+            responses: {
+              '200': { description: '{matched, payload}' },
+              '422': { description: '{matched, error}: the mapping failed on the sample' },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/destinations/{id}/stats': {
+        get: op(
+          'destinationStats',
+          'Deliveries from the ledger and its own consumer lag: {sent, retried, circuitOpen, deadLettered, latencyMs: {p50, p99}, lag}',
+          { parameters: [id('id')] },
         ),
       },
       '/v1/campaigns': {
