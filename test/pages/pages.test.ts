@@ -24,6 +24,7 @@ const api = adminApi(
 beforeAll(async () => {
   cfg = testConfig({
     CDP_FORMS_MIN_FILL_SECONDS: '1',
+    CDP_DEFINITIONS_POLL_MS: '50',
     CDP_FORMS_IP_RATE_PER_MINUTE: '100000',
     CDP_FORMS_FORM_RATE_PER_MINUTE: '100000',
   });
@@ -110,6 +111,9 @@ describe('landing pages', () => {
     const published = await api('POST', `/v1/pages/${page.id}/publish`);
     expect(published.body.status).toBe('published');
     expect(published.body.version).toBe(1);
+    // ingest learns of the publish at its next poll (50 ms here): wait well past it without a
+    // visit (each visit is a counted view); on a loaded machine the poll itself runs late
+    await new Promise((r) => setTimeout(r, 1500));
 
     // biome-ignore lint/suspicious/noExplicitAny: events are read field by field
     const events = await readTopic<Record<string, any>>(
