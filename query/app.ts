@@ -29,6 +29,7 @@ import { destinationRoutes } from './routes/destinations.ts';
 import { erasureRoutes } from './routes/erasures.ts';
 import { exportRoutes } from './routes/exports.ts';
 import { formRoutes } from './routes/forms.ts';
+import { importRoutes } from './routes/imports.ts';
 import { journeyRoutes } from './routes/journeys.ts';
 import { ledgerRoutes } from './routes/ledger.ts';
 import { liveRoutes } from './routes/live.ts';
@@ -77,6 +78,17 @@ export interface QueryDeps {
   producer?: Producer;
   /** Data exports (query/exports.ts): where files go, how long they stay, the engine; none: no /v1/exports. */
   exports?: { dir: string; ttlMs: number; engine: 'chdb' | 'server'; sliceRows?: number };
+  /**
+   * Bulk imports (query/imports/): where uploads wait, the largest taken, a signal that stops
+   * imports under way (they resume elsewhere); with a producer, /v1/imports.
+   */
+  imports?: {
+    dir: string;
+    maxBytes: number;
+    signal?: AbortSignal;
+    batchRows?: number;
+    profileWaitMs?: number;
+  };
   /** Double opt-in (query/double-opt-in.ts): the consent API's `confirm: true`. */
   optIn?: DoubleOptIn;
   /** Seals per-workspace channel credentials (CDP_SECRETS_KEY); none: PUT answers 503. */
@@ -121,9 +133,13 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/console', consoleRoutes({ ingestUrl: deps.ingestPublicUrl }));
   app.get('/console/', (c) => c.redirect('/console', 301));
 
-  app.use(
-    '/v1/*',
-    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json({ error: 'body over 1 MiB' }, 413) }),
+  const limit = bodyLimit({
+    maxSize: 1024 * 1024,
+    onError: (c) => c.json({ error: 'body over 1 MiB' }, 413),
+  });
+  // an import's upload has its own, larger limit (query/routes/imports.ts streams it to disk)
+  app.use('/v1/*', (c, next) =>
+    c.req.method === 'POST' && c.req.path === '/v1/imports' ? next() : limit(c, next),
   );
   // unsubscribe links carry a signed token instead of an admin key
   app.route('/v1/unsubscribe', unsubscribeRoutes({ ...deps, secret: deps.unsubscribeSecret, now }));
@@ -180,6 +196,17 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route('/v1/audit', auditLogRoutes({ ...deps, analytics, now }));
   app.route('/v1/tracking-plan', trackingPlanRoutes({ ...deps, analytics, now }));
   if (deps.exports) app.route('/v1/exports', exportRoutes({ ...deps, ...deps.exports, now }));
+  if (deps.imports && deps.producer)
+    app.route(
+      '/v1/imports',
+      importRoutes({
+        ...deps,
+        ...deps.imports,
+        producer: deps.producer,
+        topicPrefix: deps.topicPrefix ?? '',
+        now,
+      }),
+    );
   app.route('/v1/pages', pageRoutes({ ...deps, analytics, now }));
   app.route('/v1/forms', formStatsRoutes({ ...deps, analytics, now }));
   return app;

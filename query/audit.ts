@@ -23,7 +23,8 @@ export interface AuditEntry {
     | 'page'
     | 'export'
     | 'channel_credentials'
-    | 'destination';
+    | 'destination'
+    | 'import';
   entityId: string;
   before: unknown;
   after: unknown;
