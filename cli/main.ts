@@ -1,5 +1,5 @@
 // The `cdp` command.
-//   cdp dev                      local stack + every service in this process (npm start)
+//   cdp dev                      local stack + every service, in child processes (npm start)
 //   cdp start all|<service>...   services against configured Kafka/Redis/ClickHouse
 //   cdp migrate                  create topics and apply ClickHouse migrations
 //   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
@@ -17,12 +17,15 @@ import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { withTimeout } from '../runtime/http.ts';
 import { createLogger } from '../runtime/log.ts';
 import { localSecretsKey } from '../runtime/secrets-key.ts';
+import { devProcesses, type StartedMessage, superviseDevProcesses } from './dev-processes.ts';
 import { replayDeadLetters } from './dlq-replay.ts';
 import { isIngestWorker, STOP_MESSAGE, startIngestWorkers } from './ingest-workers.ts';
 import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
 
 const USAGE = `usage: cdp <command>
-  dev                          start the local stack and every service (what npm start runs)
+  dev                          start the local stack and every service (what npm start runs):
+                               ingest, activation and the ClickHouse side each in a process of
+                               their own; CDP_ONE_PROCESS=1 runs them all in this one
   start all|ingest|processor|activation|journeys|destinations|ledger|query ...
                                start services against KAFKA_BROKERS, REDIS_URL, CLICKHOUSE_URL
   migrate                      create Kafka topics and apply ClickHouse migrations
@@ -38,6 +41,10 @@ const USAGE = `usage: cdp <command>
                                (run with the old key as CDP_SECRETS_KEY_PREVIOUS)`;
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
+/** `cdp dev` stops its service processes one stage after another (cli/dev-processes.ts), then the stack. */
+const DEV_SHUTDOWN_DEADLINE_MS = 90_000;
+/** After the parent is gone its Kafka and Redis are gone too: nothing left to flush into. */
+const ORPHAN_SHUTDOWN_DEADLINE_MS = 5_000;
 
 /**
  * Runs `stop` once on SIGINT/SIGTERM, or when the parent process goes away (a wrapper
@@ -45,9 +52,12 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
  * or a shutdown that overruns its deadline, exits at once; the local stack's processes
  * are tied to this one and go with it.
  */
-function onShutdown(stop: () => Promise<void>): (reason: string) => void {
+function onShutdown(
+  stop: () => Promise<void>,
+  deadlineMs = SHUTDOWN_DEADLINE_MS,
+): (reason: string, exitCode?: number) => void {
   let stopping = false;
-  const handler = (reason: string, repeatExits = true) => {
+  const handler = (reason: string, repeatExits = true, exitCode = 0, deadline = deadlineMs) => {
     if (stopping) {
       if (repeatExits) process.exit(130);
       return;
@@ -55,12 +65,12 @@ function onShutdown(stop: () => Promise<void>): (reason: string) => void {
     stopping = true;
     process.stderr.write(`\n${reason}: stopping...\n`);
     setTimeout(() => {
-      process.stderr.write(`shutdown overran ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+      process.stderr.write(`shutdown overran ${deadline} ms; exiting\n`);
       process.exit(1);
-    }, SHUTDOWN_DEADLINE_MS).unref();
+    }, deadline).unref();
     stop()
       .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
-      .finally(() => process.exit(0));
+      .finally(() => process.exit(exitCode));
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
@@ -68,11 +78,21 @@ function onShutdown(stop: () => Promise<void>): (reason: string) => void {
   process.on('message', (m) => {
     if (m === STOP_MESSAGE) handler('asked by the primary process', false);
   });
+  // a `cdp dev` child: the IPC channel closes when the parent dies, even by SIGKILL
+  if (process.send && !isIngestWorker())
+    process.once('disconnect', () => handler('parent process exited', false, 0, ORPHAN_SHUTDOWN_DEADLINE_MS));
   const parent = process.ppid;
   setInterval(() => {
-    if (process.ppid !== parent) handler('parent process exited');
+    if (process.ppid !== parent) handler('parent process exited', true, 0, ORPHAN_SHUTDOWN_DEADLINE_MS);
   }, 1000).unref();
-  return (reason) => handler(reason, false);
+  return (reason, exitCode = 0) => handler(reason, false, exitCode);
+}
+
+/** Tells a `cdp dev` parent (cli/dev-processes.ts) that this child's services run. */
+function reportStarted(urls: StartedMessage['urls']): void {
+  if (!process.send || isIngestWorker()) return;
+  const m: StartedMessage = { type: 'cdp:started', urls };
+  process.send(m);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -105,34 +125,64 @@ async function main(argv: string[]): Promise<void> {
         kafkaPort: Number(env.CDP_KAFKA_PORT ?? 19092),
         redisPort: Number(env.CDP_REDIS_PORT ?? 16379),
       });
-      let stopServices: (() => Promise<void>) | undefined;
-      onShutdown(async () => {
-        // services first (they flush into Kafka, Redis and ClickHouse), the stack last
-        await withTimeout(stopServices?.() ?? Promise.resolve(), 15_000, 'stopping services').catch((err) =>
-          process.stderr.write(`${(err as Error).message}\n`),
-        );
-        await stack.stop();
-      });
-      const cfg = loadConfig({
+      const serviceEnv = {
         ...env,
         CDP_DATA_DIR: dataDir,
         KAFKA_BROKERS: stack.kafkaBrokers,
         REDIS_URL: stack.redisUrl,
         CDP_SECRETS_KEY: secretsKey,
-      });
-      const running = await startServices(cfg, SERVICE_NAMES, log);
-      stopServices = running.stop;
+      };
+      const cfg = loadConfig(serviceEnv);
+      let urls: Partial<Record<ServiceName, string>>;
+      if (env.CDP_ONE_PROCESS === '1' || env.CDP_ONE_PROCESS === 'true') {
+        // the opt-out: every service on this process's event loop
+        let stopServices: (() => Promise<void>) | undefined;
+        onShutdown(async () => {
+          // services first (they flush into Kafka, Redis and ClickHouse), the stack last
+          await withTimeout(stopServices?.() ?? Promise.resolve(), 15_000, 'stopping services').catch((err) =>
+            process.stderr.write(`${(err as Error).message}\n`),
+          );
+          await stack.stop();
+        });
+        const running = await startServices(cfg, SERVICE_NAMES, log);
+        stopServices = running.stop;
+        urls = running.urls;
+      } else {
+        let fatal: (reason: string, exitCode?: number) => void = () => {};
+        const children = superviseDevProcesses({
+          processes: devProcesses(),
+          env: serviceEnv,
+          log,
+          onFatal: (reason) => fatal(reason, 1),
+        });
+        fatal = onShutdown(async () => {
+          await children.stop();
+          await stack.stop();
+        }, DEV_SHUTDOWN_DEADLINE_MS);
+        try {
+          urls = await children.started;
+        } catch (err) {
+          process.stderr.write(`cdp: ${(err as Error).message}\n`);
+          fatal('a service process did not start', 1);
+          return;
+        }
+      }
       process.stdout.write(
         [
           '',
           `cdp is running (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-          `  ingest     ${running.urls.ingest}   (Segment HTTP API: POST /v1/track, /v1/identify, ...)`,
-          `  query      ${running.urls.query}   (GET /v1/profiles, POST /v1/segments, /v1/campaigns)`,
+          `  ingest     ${urls.ingest}   (Segment HTTP API: POST /v1/track, /v1/identify, ...)`,
+          `  query      ${urls.query}   (GET /v1/profiles, POST /v1/segments, /v1/campaigns)`,
           `  write key  ${cfg.keys.writeKey}   (HTTP Basic user name)`,
           `  admin key  ${cfg.keys.adminKey}   (Authorization: Bearer)`,
           `  kafka      ${stack.kafkaBrokers}`,
           `  redis      ${stack.redisUrl}`,
           `  clickhouse ${cfg.clickhouse.kind === 'chdb' ? `chDB in process, ${cfg.clickhouse.path}` : cfg.clickhouse.url}`,
+          env.CDP_ONE_PROCESS === '1' || env.CDP_ONE_PROCESS === 'true'
+            ? '  services   all in this process (CDP_ONE_PROCESS)'
+            : `  services   ${devProcesses()
+                .map((p) => `${p.name} (${p.services.join(', ')})`)
+                .join('; ')}: a process each`,
           'Ctrl-C stops everything.',
           '',
         ].join('\n'),
@@ -144,7 +194,7 @@ async function main(argv: string[]): Promise<void> {
       const unknown = names.filter((n) => !(SERVICE_NAMES as readonly string[]).includes(n));
       if (unknown.length > 0) throw new UsageError(`unknown service ${unknown.join(', ')}`);
       const cfg = loadConfig(env);
-      const log = createLogger({ level: cfg.logLevel, name: 'cdp' });
+      const log = createLogger({ level: cfg.logLevel, name: env.CDP_PROCESS_NAME || 'cdp' });
       if (names.includes('ingest') && cfg.ingest.workers > 1) {
         // ingest in CDP_INGEST_WORKERS processes on one port (cli/ingest-workers.ts)
         if (isIngestWorker()) {
@@ -171,11 +221,13 @@ async function main(argv: string[]): Promise<void> {
           { services: names, urls: running?.urls ?? {}, ingestWorkers: cfg.ingest.workers },
           'started',
         );
+        reportStarted({ ...running?.urls, ingest: `http://${cfg.ingest.host}:${cfg.ingest.port}` });
         return;
       }
       const running = await startServices(cfg, names as ServiceName[], log);
       onShutdown(running.stop);
       log.info({ services: names, urls: running.urls }, 'started');
+      reportStarted(running.urls);
       return;
     }
     case 'migrate': {

@@ -1,5 +1,7 @@
-// `cdp dev` (what npm start runs): prints its URLs and keys, answers on both ports, and
-// leaves no process behind when stopped with SIGTERM, or even when killed with SIGKILL.
+// `cdp dev` (what npm start runs): prints its URLs and keys, answers on both ports, runs
+// the services in child processes (ingest, activation, the chDB side) with one log stream,
+// carries an event through to a profile, starts a crashed service process again, and
+// leaves no process behind when stopped with SIGINT or SIGTERM, or even killed with SIGKILL.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,7 +39,27 @@ function descendants(pid: number): number[] {
 const alive = (pid: number) =>
   existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
 
-async function startDev(): Promise<{
+/** The `cdp start` children of `cdp dev`, by the services they run. */
+function serviceProcesses(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const p of descendants(pid)) {
+    try {
+      const args = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      const i = args.indexOf('start');
+      if (i > 0 && args[i - 1]?.endsWith('cdp.js'))
+        out.set(
+          args
+            .slice(i + 1)
+            .filter(Boolean)
+            .join(','),
+          p,
+        );
+    } catch {}
+  }
+  return out;
+}
+
+async function startDev(extraEnv: Record<string, string> = {}): Promise<{
   child: ChildProcess;
   output: () => string;
   ingest: string;
@@ -56,6 +78,7 @@ async function startDev(): Promise<{
       CDP_INGEST_PORT: '0',
       CDP_QUERY_PORT: '0',
       LOG_LEVEL: 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -74,8 +97,75 @@ async function startDev(): Promise<{
 }
 
 describe('cdp dev', () => {
-  it('prints URLs and keys, answers, and leaves nothing behind after SIGTERM', async () => {
-    const dev = await startDev();
+  it('runs the services in child processes, carries an event to a profile, and stops all on SIGINT', async () => {
+    const dev = await startDev({ LOG_LEVEL: 'info' });
+    const procs = serviceProcesses(dev.child.pid!);
+    expect([...procs.keys()].sort()).toEqual([
+      'activation,journeys,destinations',
+      'ingest',
+      'processor,ledger,query',
+    ]);
+    // one log stream: every child's lines arrive on the parent's output, each naming its process
+    for (const name of ['cdp:core', 'cdp:ingest', 'cdp:activation'])
+      expect(dev.output()).toContain(`"app":"${name}"`);
+    const basic = `Basic ${Buffer.from('dev-write-key:').toString('base64')}`;
+    const userId = `dev-${Date.now()}`;
+    const sent = await fetch(`${dev.ingest}/v1/identify`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/json' },
+      body: JSON.stringify({ userId, traits: { plan: 'pro' } }),
+    });
+    expect(sent.status).toBe(200);
+    const admin = { authorization: 'Bearer dev-admin-key' };
+    const profile = await eventually(
+      'the event to reach the profile through Kafka and the processor',
+      async () => {
+        const r = await fetch(`${dev.query}/v1/profiles?userId=${userId}`, { headers: admin });
+        if (r.status !== 200) return undefined;
+        const body = (await r.json()) as { traits?: Record<string, unknown> };
+        return body.traits?.plan === 'pro' ? body : undefined;
+      },
+      60_000,
+      250,
+    );
+    expect(profile.traits?.plan).toBe('pro');
+
+    // a crashed service process is reported and started again; ingest answers again
+    const ingestPid = procs.get('ingest')!;
+    process.kill(ingestPid, 'SIGKILL');
+    await eventually('the crash to be reported', () => dev.output().includes('process_exited'), 30_000);
+    const again = await eventually(
+      'ingest to run again in a new process',
+      () => {
+        const p = serviceProcesses(dev.child.pid!).get('ingest');
+        return p !== undefined && p !== ingestPid && dev.output().split('process_started').length > 4
+          ? p
+          : undefined;
+      },
+      90_000,
+      250,
+    );
+    expect(again).not.toBe(ingestPid);
+
+    const children = descendants(dev.child.pid!);
+    expect(children.length).toBeGreaterThanOrEqual(5); // JVM, redis-server, three service processes
+    const exited = new Promise<number | null>((r) => dev.child.once('exit', (code) => r(code)));
+    dev.child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    // the service processes have exited by the time the parent has (it waits for each)
+    expect([...procs.values(), again].filter(alive)).toEqual([]);
+    await eventually('every child process to be gone', () => children.every((p) => !alive(p)), 30_000);
+    // ingest was stopped before the others
+    const out = dev.output();
+    expect(out.lastIndexOf('"service":"ingest","ms"')).toBeGreaterThan(-1);
+    expect(out.lastIndexOf('"service":"ingest","ms"')).toBeLessThan(
+      out.lastIndexOf('"service":"processor","ms"'),
+    );
+  }, 300_000);
+
+  it('prints URLs and keys, answers, and leaves nothing behind after SIGTERM (CDP_ONE_PROCESS)', async () => {
+    const dev = await startDev({ CDP_ONE_PROCESS: '1' });
+    expect(serviceProcesses(dev.child.pid!).size).toBe(0);
     expect(dev.output()).toContain('dev-write-key');
     expect(dev.output()).toContain('dev-admin-key');
     expect((await fetch(`${dev.ingest}/healthz`)).status).toBe(200);
