@@ -110,6 +110,7 @@ export async function startDestinations(
       inFlightItems: options.inFlightItems,
       log,
       now,
+      secrets: cfg.channels.secrets,
     });
     workers.set(def.id, { worker, source: def.source.kind });
     log.info({ destinationId: def.id, source: def.source.kind }, 'destination_started');

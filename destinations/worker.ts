@@ -25,6 +25,7 @@ import type {
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
+import { type Keyring, open as openSealed } from '../runtime/secrets-key.ts';
 import {
   applyMapping,
   DESTINATION_DEFAULTS,
@@ -32,12 +33,14 @@ import {
   type DestinationDefinition,
   DestinationError,
   deliveryBody,
+  destinationAad,
   destinationGroup,
   MAX_BODY_BYTES,
   passesFilter,
 } from '../schemas/destination.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
 import { type BreakerOptions, CircuitBreaker } from './circuit-breaker.ts';
+import { type BuiltinResult, HUBSPOT_MAX_BATCH, sendHubspot } from './hubspot.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { type Delivery, type ItemMeta, retrySet } from './retry-set.ts';
 
@@ -74,6 +77,8 @@ export interface WorkerOptions {
   inFlightItems: number;
   log: Logger;
   now: () => number;
+  /** Opens a built-in's sealed credentials (CDP_SECRETS_KEY). */
+  secrets?: Keyring;
 }
 
 export interface DestinationWorker {
@@ -111,7 +116,62 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   const retries = retrySet(o.redis, o.redisPrefix, def.id);
   let stopping = false;
 
-  const maxEvents = () => def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents;
+  const maxEvents = () =>
+    def.type === 'hubspot'
+      ? Math.min(HUBSPOT_MAX_BATCH, def.http.batch?.maxEvents ?? HUBSPOT_MAX_BATCH)
+      : (def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents);
+  /** A provider said its rate-limit window is spent: nothing is sent before this time. */
+  let holdUntil = 0;
+  /** A built-in's token, opened once per version of the definition. */
+  let opened: { version: number; token: string } | undefined;
+  const tokenOf = (): string => {
+    if (opened?.version !== def.version) {
+      if (!def.credentials) throw new Error('credentials missing');
+      const plain = openSealed(
+        o.secrets ?? { byId: new Map() },
+        def.credentials,
+        destinationAad(def.workspaceId, def.id),
+      );
+      const token = (JSON.parse(plain) as { token?: unknown }).token;
+      if (typeof token !== 'string') throw new Error('credentials unusable');
+      opened = { version: def.version, token };
+    }
+    return opened.token;
+  };
+  /** One attempt at the provider: a signed webhook, or a built-in's API. */
+  const send = async (d: Delivery): Promise<WebhookResult & Partial<BuiltinResult>> => {
+    if (def.type === 'http')
+      return sendWebhook(
+        {
+          url: def.http.url,
+          secret: def.http.secret,
+          id: d.webhookId,
+          body: deliveryBody(d.items, maxEvents() > 1),
+          timestampSeconds: Math.floor(o.now() / 1000),
+        },
+        { ...o.addressPolicy, timeoutMs: timeoutMs() },
+      );
+    let token: string;
+    try {
+      token = tokenOf();
+    } catch (err) {
+      return {
+        ok: false,
+        status: 0,
+        retriable: false,
+        latencyMs: 0,
+        error: `credentials unusable: ${errorMessage(err)}`,
+      };
+    }
+    return sendHubspot(d.items, {
+      baseUrl: def.http.url,
+      token,
+      idProperty: def.hubspot?.idProperty ?? 'email',
+      timeoutMs: timeoutMs(),
+      policy: o.addressPolicy,
+      now: o.now(),
+    });
+  };
   const maxWaitMs = () => def.http.batch?.maxWaitMs ?? DESTINATION_DEFAULTS.maxWaitMs;
   const timeoutMs = () => def.http.timeoutMs ?? DESTINATION_DEFAULTS.timeoutMs;
   const maxAttempts = () => def.retry?.maxAttempts ?? DESTINATION_DEFAULTS.maxAttempts;
@@ -221,6 +281,13 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   const circuitScore = (d: Delivery): number =>
     Math.min(...d.meta.map((m) => m.producedAt)) - d.attempt * CIRCUIT_PRIORITY_MS;
 
+  /** The part of a delivery at these indexes (same webhook id: the ledger's provider_id). */
+  const sub = (d: Delivery, idx: readonly number[]): Delivery => ({
+    ...d,
+    items: idx.map((i) => d.items[i]!),
+    meta: idx.map((i) => d.meta[i]!),
+  });
+
   /**
    * One attempt of a delivery (fresh from a lane, or claimed from the retry set as
    * `member`). Resolves once its outcome is durable: sent (ledger), parked (Redis) or
@@ -252,31 +319,42 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     if (bucket) {
       for (let wait = bucket.take(o.now()); wait > 0; wait = bucket.take(o.now())) await realSleep(wait);
     }
-    const res = await sendWebhook(
-      {
-        url: def.http.url,
-        secret: def.http.secret,
-        id: d.webhookId,
-        body: deliveryBody(d.items, maxEvents() > 1),
-        timestampSeconds: Math.floor(o.now() / 1000),
-      },
-      { ...o.addressPolicy, timeoutMs: timeoutMs() },
-    );
+    // a provider's spent rate-limit window holds every request of this destination
+    while (holdUntil > o.now() && !stopping) await realSleep(Math.min(250, holdUntil - o.now()));
+    if (holdUntil > o.now()) {
+      // stopping inside the window: parked (not an attempt) for whoever takes over
+      await parkAgain(d, holdUntil);
+      return;
+    }
+    const res = await send(d);
+    if (res.holdUntil) holdUntil = Math.max(holdUntil, res.holdUntil);
     const n = d.attempt + 1;
     if (res.ok) {
       breaker.success();
-      await ledger(ledgerRows(d, 'sent', '', n, res, null));
+      const refused = res.itemErrors ?? new Map<number, string>();
+      const sent = sub(
+        d,
+        d.items.map((_, i) => i).filter((i) => !refused.has(i)),
+      );
+      // a provider's refusal of one record (HubSpot 207, an unusable contact) is that record's dead letter
+      const byReason = new Map<string, number[]>();
+      for (const [i, why] of refused) byReason.set(why, [...(byReason.get(why) ?? []), i]);
+      for (const [why, idx] of byReason) await deadLetter(sub(d, idx), why, n, res);
+      if (sent.items.length > 0) await ledger(ledgerRows(sent, 'sent', '', n, res, null));
       await finish();
       return;
     }
     const reason = res.error ?? `HTTP ${res.status}`;
     if (!res.retriable) {
-      breaker.neutral();
+      if (res.tripsBreaker) {
+        if (breaker.failure(o.now())) log.warn({ reason }, 'destination_circuit_opened');
+      } else breaker.neutral();
       await deadLetter(d, `permanent: ${reason}`, n, res);
       await finish();
       return;
     }
-    if (breaker.failure(o.now())) log.warn({ reason }, 'destination_circuit_opened');
+    if (res.rateLimited) breaker.neutral();
+    else if (breaker.failure(o.now())) log.warn({ reason }, 'destination_circuit_opened');
     if (n >= maxAttempts()) {
       await deadLetter(d, `${n} attempts failed, the last: ${reason}`, n, res);
       await finish();

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import jsonLogic from 'json-logic-js';
+import type { SealedBlob } from '../runtime/secrets-key.ts';
 import { renderTemplate, templateError } from './liquid-template.ts';
 
 /** Path segments that would reach an object's prototype: never read nor written. */
@@ -112,14 +113,30 @@ export const DestinationHttp = Type.Object(
   { additionalProperties: false },
 );
 
+/** Built-in providers besides the plain webhook (`http`). */
+export const DESTINATION_TYPES = ['http', 'hubspot'] as const;
+export type DestinationType = (typeof DESTINATION_TYPES)[number];
+
+export const DestinationHubspot = Type.Object(
+  {
+    /** Private-app access token; write-only (sealed at rest, never read back); kept on update when omitted. */
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: '^[\\x21-\\x7e]+$' })),
+    /** The unique contact property upserted by (default `email`). */
+    idProperty: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,99}$' })),
+  },
+  { additionalProperties: false },
+);
+
 export const DestinationInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
-    type: Type.Literal('http'),
+    /** `http`: a signed webhook to `http.url`; `hubspot`: contacts upserted through HubSpot's API at `http.url`. */
+    type: Type.Union(DESTINATION_TYPES.map((t) => Type.Literal(t))),
     source: DestinationSource,
     /** Output field (dotted for nesting) → path | {const} | {liquid}; the whole event when omitted. */
     mapping: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 512 }), MappingValue)),
     http: DestinationHttp,
+    hubspot: Type.Optional(DestinationHubspot),
     /** Requests per second to this destination (a token bucket per worker process). */
     rateLimit: Type.Optional(
       Type.Object(
@@ -149,7 +166,7 @@ export interface DestinationDefinition {
   id: string;
   workspaceId: string;
   name: string;
-  type: 'http';
+  type: DestinationType;
   source: DestinationSource;
   mapping?: Record<string, MappingValue>;
   http: {
@@ -158,6 +175,9 @@ export interface DestinationDefinition {
     batch?: { maxEvents: number; maxWaitMs?: number };
     timeoutMs?: number;
   };
+  hubspot?: { idProperty: string };
+  /** A provider's credentials (the HubSpot token), sealed with CDP_SECRETS_KEY; never returned by the API. */
+  credentials?: SealedBlob;
   rateLimit?: { perSecond: number };
   retry?: { maxAttempts?: number; initialBackoffMs?: number };
   status: 'active' | 'paused';
@@ -178,6 +198,18 @@ export const DESTINATION_DEFAULTS = {
 /** The consumer group of a destination: derived from its id, so it is its own. */
 export function destinationGroup(topicPrefix: string, destinationId: string): string {
   return `${topicPrefix ? `${topicPrefix}.` : ''}cdp-destination-${destinationId}`;
+}
+
+/** What a destination's sealed credentials are bound to: opened for another one, they fail. */
+export const destinationAad = (workspaceId: string, destinationId: string) =>
+  `${workspaceId}|destination|${destinationId}`;
+
+/** A definition as the API shows it: sealed credentials only as `credentialsSet`. */
+export function publicDestination(def: DestinationDefinition): Omit<DestinationDefinition, 'credentials'> & {
+  credentialsSet?: boolean;
+} {
+  const { credentials, ...rest } = def;
+  return def.type === 'http' ? rest : { ...rest, credentialsSet: credentials !== undefined };
 }
 
 export function generateDestinationSecret(): string {

@@ -5,10 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { type GuardPolicy, refusal } from '../../activation/webhook/address-guard.ts';
+import { HUBSPOT_MAX_BATCH } from '../../destinations/hubspot.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { withTimeout } from '../../runtime/http.ts';
 import type { Admin } from '../../runtime/kafka/index.ts';
+import { type Keyring, keyring, seal } from '../../runtime/secrets-key.ts';
 import {
   applyMapping,
   checkDestination,
@@ -17,15 +19,17 @@ import {
   DestinationError,
   type DestinationInput,
   deliveryBody,
+  destinationAad,
   destinationGroup,
   destinationInputCheck,
   generateDestinationSecret,
   passesFilter,
+  publicDestination,
 } from '../../schemas/destination.ts';
 import { topics } from '../../schemas/topics.ts';
 import { type QueryEnv, readJson } from '../app.ts';
+import { actorOf, recordAudit } from '../audit.ts';
 import { QueryError } from '../query-error.ts';
-import { saveDefinition } from '../save-definition.ts';
 
 /** Destinations per workspace (each runs a consumer group of its own). */
 export const MAX_DESTINATIONS_PER_WORKSPACE = 50;
@@ -39,8 +43,44 @@ export function destinationRoutes(deps: {
   /** For the consumer lag in stats (kafkajs); none: `lag: null`. */
   kafkaAdmin?: Admin;
   topicPrefix?: string;
+  /** Seals a provider's credentials (CDP_SECRETS_KEY); none: a built-in with credentials cannot be saved. */
+  secrets?: Keyring;
 }) {
   const app = new Hono<QueryEnv>();
+  const ring = deps.secrets ?? keyring();
+
+  /**
+   * Stores (or deletes) a definition and audits it, like saveDefinition, but the audit log
+   * sees the public view: sealed credentials never, only that they were set or replaced.
+   */
+  const save = async (
+    c: Context<QueryEnv>,
+    before: DestinationDefinition | null,
+    after: DestinationDefinition | null,
+  ) => {
+    const ws = c.get('workspaceId');
+    const entity = (after ?? before)!;
+    if (after) await deps.defs.put('destinations', after);
+    else await deps.defs.remove('destinations', ws, entity.id);
+    const replaced =
+      after?.credentials !== undefined &&
+      JSON.stringify(after.credentials) !== JSON.stringify(before?.credentials);
+    await recordAudit(
+      deps.clickhouse,
+      {
+        workspaceId: ws,
+        actor: actorOf(c.get('apiKey')),
+        action: before === null ? 'create' : after === null ? 'delete' : 'update',
+        entityType: 'destination',
+        entityId: entity.id,
+        before: before ? publicDestination(before) : null,
+        after: after
+          ? { ...publicDestination(after), ...(replaced ? { credentialsReplaced: true } : {}) }
+          : null,
+      },
+      deps.now(),
+    );
+  };
 
   const validate = (body: unknown): DestinationInput => {
     if (!destinationInputCheck.Check(body)) {
@@ -66,6 +106,18 @@ export function destinationRoutes(deps: {
       const why = refusal(host, deps.addressPolicy);
       if (why) throw new QueryError(400, `http.url: destination refused: ${why}`);
     }
+    if (body.type !== 'hubspot' && body.hubspot)
+      throw new QueryError(400, `hubspot: only for a destination of type hubspot`);
+    if (body.type === 'hubspot' && (body.http.batch?.maxEvents ?? 0) > HUBSPOT_MAX_BATCH)
+      throw new QueryError(
+        400,
+        `http.batch.maxEvents: HubSpot takes at most ${HUBSPOT_MAX_BATCH} contacts a batch`,
+      );
+    if (body.type === 'hubspot' && body.http.secret)
+      throw new QueryError(
+        400,
+        'http.secret: a hubspot destination is not signed (its token is hubspot.token)',
+      );
     try {
       checkDestination(body);
     } catch (err) {
@@ -81,6 +133,24 @@ export function destinationRoutes(deps: {
     return def;
   };
 
+  /** A built-in's credentials: the new token sealed for this destination, or the stored ones kept. */
+  const credentials = (
+    input: DestinationInput,
+    ws: string,
+    id: string,
+    before: DestinationDefinition | undefined,
+  ) => {
+    if (input.type !== 'hubspot') return {};
+    const token = input.hubspot?.token;
+    if (token === undefined) {
+      if (before?.type === 'hubspot' && before.credentials) return { credentials: before.credentials };
+      throw new QueryError(400, 'hubspot.token: required (a HubSpot private-app access token)');
+    }
+    if (!ring.current)
+      throw new QueryError(503, 'CDP_SECRETS_KEY is not set: a destination with credentials cannot be saved');
+    return { credentials: seal(ring, JSON.stringify({ token }), destinationAad(ws, id)) };
+  };
+
   const settings = (input: DestinationInput, before: DestinationDefinition | undefined) => ({
     name: input.name,
     type: input.type,
@@ -90,6 +160,7 @@ export function destinationRoutes(deps: {
       ...input.http,
       secret: input.http.secret ?? before?.http.secret ?? generateDestinationSecret(),
     },
+    ...(input.type === 'hubspot' ? { hubspot: { idProperty: input.hubspot?.idProperty ?? 'email' } } : {}),
     ...(input.rateLimit ? { rateLimit: input.rateLimit } : {}),
     ...(input.retry ? { retry: input.retry } : {}),
   });
@@ -100,23 +171,29 @@ export function destinationRoutes(deps: {
     if ((await deps.defs.list('destinations', ws)).length >= MAX_DESTINATIONS_PER_WORKSPACE)
       throw new QueryError(409, `at most ${MAX_DESTINATIONS_PER_WORKSPACE} destinations per workspace`);
     const at = deps.now().toISOString();
+    const id = `dst_${randomBytes(9).toString('base64url')}`;
     const def: DestinationDefinition = {
-      id: `dst_${randomBytes(9).toString('base64url')}`,
+      id,
       workspaceId: ws,
       ...settings(input, undefined),
+      ...credentials(input, ws, id, undefined),
       status: input.status ?? 'active',
       version: 1,
       createdAt: at,
       updatedAt: at,
     };
-    await saveDefinition(deps, c, 'destinations', null, def);
-    return c.json(def, 201);
+    await save(c, null, def);
+    return c.json(publicDestination(def), 201);
   });
 
   app.get('/', async (c) =>
-    c.json({ destinations: await deps.defs.list('destinations', c.get('workspaceId')) }),
+    c.json({
+      destinations: (await deps.defs.list('destinations', c.get('workspaceId'))).map(publicDestination),
+    }),
   );
-  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+  app.get('/:id', async (c) =>
+    c.json(publicDestination(await load(c.get('workspaceId'), c.req.param('id')))),
+  );
 
   app.put('/:id', async (c) => {
     const ws = c.get('workspaceId');
@@ -126,27 +203,28 @@ export function destinationRoutes(deps: {
       id: before.id,
       workspaceId: before.workspaceId,
       ...settings(input, before),
+      ...credentials(input, ws, before.id, before),
       status: input.status ?? before.status,
       version: before.version + 1,
       createdAt: before.createdAt,
       updatedAt: deps.now().toISOString(),
     };
-    await saveDefinition(deps, c, 'destinations', before, after);
-    return c.json(after);
+    await save(c, before, after);
+    return c.json(publicDestination(after));
   });
 
   const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id') ?? '');
-    if (before.status === status) return c.json(before);
+    if (before.status === status) return c.json(publicDestination(before));
     const after: DestinationDefinition = {
       ...before,
       status,
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    await saveDefinition(deps, c, 'destinations', before, after);
-    return c.json(after);
+    await save(c, before, after);
+    return c.json(publicDestination(after));
   };
   app.post('/:id/pause', setStatus('paused'));
   app.post('/:id/resume', setStatus('active'));
@@ -154,7 +232,7 @@ export function destinationRoutes(deps: {
   app.delete('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
-    await saveDefinition(deps, c, 'destinations', before, null);
+    await save(c, before, null);
     return c.body(null, 204);
   });
 

@@ -1,0 +1,212 @@
+// The HubSpot built-in on the real Kafka and Redis, against a local HubSpot (test/hubspot.ts)
+// that checks the contacts batch upsert as HubSpot documents it: the token write-only and
+// sealed at rest, contacts upserted by email in batches of at most 100, a record HubSpot
+// refuses (207) or that cannot be a contact dead-lettered alone with the reason, HubSpot's
+// rate-limit window honoured from its headers, a revoked token final, and a broken HubSpot
+// not holding back another destination.
+import { randomBytes } from 'node:crypto';
+import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningDestinations, startDestinations } from '../../destinations/main.ts';
+import { DESTINATION_HEADER } from '../../destinations/worker.ts';
+import { createQueryApp } from '../../query/app.ts';
+import { type Clients, createClients } from '../../runtime/clients.ts';
+import type { Config } from '../../runtime/config.ts';
+import { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { WriteKeyStore } from '../../runtime/write-keys.ts';
+import { migrate } from '../../schemas/migrations.ts';
+import { DLQ_HEADERS, topics } from '../../schemas/topics.ts';
+import { eventually, readTopic, testConfig, testLogger, uniqueId } from '../harness.ts';
+import { hubspotServer } from '../hubspot.ts';
+import { produceEvents, receiver } from './peers.ts';
+
+let cfg: Config;
+let clients: Clients;
+let log: Logger;
+let app: ReturnType<typeof createQueryApp>;
+let service: RunningDestinations;
+let producer: KafkaProducer;
+const closers: Array<() => Promise<unknown>> = [];
+
+interface LedgerMsg {
+  campaign_id: string;
+  send_key: string;
+  outcome: string;
+  reason: string;
+  status_code: number;
+}
+let ledger: Awaited<ReturnType<typeof readTopic<LedgerMsg>>>;
+let dlq: Array<{ headers: Record<string, string>; value: string }>;
+
+const api = async (method: string, path: string, body?: unknown) => {
+  const res = await app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field
+  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
+};
+
+async function create(def: Record<string, unknown>): Promise<string> {
+  const res = await api('POST', '/v1/destinations', { name: 'crm', type: 'hubspot', ...def });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  const id = res.body.id as string;
+  await eventually('consuming', () => service.worker(id)?.started.then(() => true), 60_000);
+  return id;
+}
+
+const onEvent = (event: string) => ({ kind: 'events', filter: { '==': [{ var: 'event' }, event] } });
+const contactMapping = { email: 'properties.email', firstname: 'properties.name', plan: 'properties.plan' };
+
+const produce = (event: string, people: Array<Record<string, unknown>>) =>
+  produceEvents(
+    producer,
+    topics(cfg.kafka.topicPrefix).events,
+    cfg.keys.workspace,
+    people.map((properties, i) => ({ user: `u${i}`, event, properties })),
+  );
+
+const sentOf = (id: string) =>
+  new Set(
+    ledger.seen
+      .filter((m) => m.value.campaign_id === id && m.value.outcome === 'sent')
+      .map((m) => m.value.send_key),
+  );
+const lettersOf = (id: string) => dlq.filter((l) => l.headers[DESTINATION_HEADER] === id);
+
+beforeAll(async () => {
+  cfg = testConfig({
+    CDP_WEBHOOK_ALLOW_LOOPBACK: 'true',
+    CDP_SECRETS_KEY: randomBytes(32).toString('base64'),
+  });
+  log = testLogger(cfg);
+  clients = createClients(cfg, log);
+  const ch = await clients.clickhouse();
+  await migrate(ch);
+  const t = topics(cfg.kafka.topicPrefix);
+  const admin = clients.kafka().admin();
+  await admin.ensureTopics([
+    { topic: t.events, partitions: 2 },
+    { topic: t.eventsOverflow, partitions: 2 },
+    { topic: t.segmentChanges, partitions: 2 },
+    { topic: t.activationLedger, partitions: 2 },
+    { topic: t.deadLetter, partitions: 1 },
+  ]);
+  await admin.disconnect();
+  app = createQueryApp({
+    redis: clients.redis(),
+    clickhouse: ch,
+    defs: new DefinitionStore(clients.redis(), cfg.redis.prefix),
+    writeKeys: new WriteKeyStore(clients.redis(), cfg.redis.prefix),
+    redisPrefix: cfg.redis.prefix,
+    resolveAdminKey: (k) => (k === cfg.keys.adminKey ? cfg.keys.workspace : undefined),
+    unsubscribeSecret: cfg.unsubscribe.secret,
+    destinationAddressPolicy: { allowLoopback: true, allowPrivate: false },
+    secrets: cfg.channels.secrets,
+    log,
+    now: () => new Date(),
+  });
+  service = await startDestinations(cfg, clients, log, {
+    options: { retryPollMs: 100, breaker: { failures: 3, cooldownMs: 500, maxCooldownMs: 2000 } },
+  });
+  producer = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).producer();
+  await producer.connect();
+  ledger = await readTopic<LedgerMsg>(cfg.kafka.brokers, t.activationLedger, uniqueId('ledger-read-'));
+  dlq = [];
+  const consumer = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).consumer({
+    groupId: uniqueId('dlq-read-'),
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic: t.deadLetter, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+      dlq.push({ headers, value: message.value?.toString() ?? '' });
+    },
+  });
+  closers.push(() => consumer.disconnect());
+}, 120_000);
+
+afterAll(async () => {
+  await ledger?.stop();
+  for (const c of closers) await c();
+  await producer?.disconnect();
+  await service?.stop();
+  await clients?.close();
+});
+
+describe('HubSpot destination', () => {
+  it('keeps the token write-only: required, sealed at rest, never in GET, the list or the audit log', async () => {
+    const token = `pat-na1-${randomBytes(16).toString('hex')}`;
+    const noToken = await api('POST', '/v1/destinations', {
+      name: 'crm',
+      type: 'hubspot',
+      source: onEvent('Never'),
+      http: { url: 'http://127.0.0.1:1' },
+    });
+    expect(noToken.status).toBe(400);
+    expect(noToken.body.error).toMatch(/hubspot\.token: required/);
+    const tooBig = await api('POST', '/v1/destinations', {
+      name: 'crm',
+      type: 'hubspot',
+      source: onEvent('Never'),
+      http: { url: 'http://127.0.0.1:1', batch: { maxEvents: 101 } },
+      hubspot: { token },
+    });
+    expect(tooBig.status).toBe(400);
+    expect(tooBig.body.error).toMatch(/at most 100/);
+    const onHttp = await api('POST', '/v1/destinations', {
+      name: 'hook',
+      type: 'http',
+      source: onEvent('Never'),
+      http: { url: 'http://127.0.0.1:1' },
+      hubspot: { token },
+    });
+    expect(onHttp.status).toBe(400);
+
+    const id = await create({
+      source: onEvent('Never'),
+      http: { url: 'http://127.0.0.1:1' },
+      hubspot: { token },
+    });
+    const got = await api('GET', `/v1/destinations/${id}`);
+    expect(got.body.credentialsSet).toBe(true);
+    expect(got.body.hubspot).toEqual({ idProperty: 'email' });
+    expect(JSON.stringify(got.body)).not.toContain(token);
+    expect(got.body.credentials).toBeUndefined();
+    const list = await api('GET', '/v1/destinations');
+    expect(JSON.stringify(list.body)).not.toContain(token);
+    // an update without a token keeps the sealed one; with one, replaces it
+    const put = await api('PUT', `/v1/destinations/${id}`, {
+      name: 'crm 2',
+      type: 'hubspot',
+      source: onEvent('Never'),
+      http: { url: 'http://127.0.0.1:1' },
+    });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    expect(put.body.credentialsSet).toBe(true);
+    // at rest in Redis: sealed, the token nowhere in the stored definition
+    const defs = await new DefinitionStore(clients.redis(), cfg.redis.prefix).get(
+      'destinations',
+      cfg.keys.workspace,
+      id,
+    );
+    expect(defs?.credentials?.ct).toBeTruthy();
+    expect(JSON.stringify(defs)).not.toContain(token);
+    const audit = await (await clients.clickhouse()).query({
+      query: `SELECT before, after FROM audit_log WHERE entity_id = {id:String}`,
+      query_params: { id },
+      format: 'JSONEachRow',
+    });
+    const rows = await audit.json<Record<string, string>>();
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    const text = JSON.stringify(rows);
+    expect(text).not.toContain(token);
+    expect(text).not.toContain(defs!.credentials!.ct);
+    expect(text).toContain('credentialsSet');
+    await api('DELETE', `/v1/destinations/${id}`);
+  });
+});
