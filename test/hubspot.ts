@@ -26,6 +26,8 @@ export interface HubspotOptions {
   retryAfterSeconds?: number;
   /** Ids refused one by one (a 207 naming them). */
   reject?: Set<string>;
+  /** The first n requests (after auth) are throttled with a 429, whatever the window says. */
+  throttleFirst?: number;
   /** Answer this status to everything (after auth): 500, 503, or 'hang'. */
   fail?: number | 'hang';
 }
@@ -78,7 +80,10 @@ export async function hubspotServer(o: HubspotOptions) {
       record(404);
       return reply(res, 404, error('OBJECT_NOT_FOUND', `No route for ${req.method} ${req.url}`), remaining);
     }
-    if (remaining <= 0) {
+    let throttled = o.throttleFirst ?? 0;
+    if (throttled > 0) o.throttleFirst = throttled - 1;
+    else throttled = 0;
+    if (remaining <= 0 || throttled > 0) {
       record(429);
       if (o.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(o.retryAfterSeconds));
       return reply(

@@ -209,4 +209,154 @@ describe('HubSpot destination', () => {
     expect(text).toContain('credentialsSet');
     await api('DELETE', `/v1/destinations/${id}`);
   });
+
+  it('upserts contacts by normalised email in batches of at most 100; a refused or unusable record is dead-lettered alone', async () => {
+    const token = `pat-${randomBytes(8).toString('hex')}`;
+    const hs = await hubspotServer({ token, reject: new Set(['refused@example.com']) });
+    closers.push(hs.close);
+    const id = await create({
+      source: onEvent('Crm Batch'),
+      mapping: contactMapping,
+      http: { url: hs.url },
+      hubspot: { token },
+    });
+    const people: Array<Record<string, unknown>> = Array.from({ length: 230 }, (_, i) => ({
+      email: ` Person${i}@Example.COM `,
+      name: `P${i}`,
+      plan: i % 2 === 0 ? 'pro' : 42,
+    }));
+    people.push({ email: 'refused@example.com', name: 'R', plan: 'x' });
+    people.push({ email: 'not-an-email', name: 'N', plan: 'x' });
+    people.push({ email: 'nested@example.com', name: { first: 'x' }, plan: 'x' });
+    const ids = await produce('Crm Batch', people);
+    await eventually('230 contacts upserted', () => hs.contacts.size >= 230, 60_000);
+    await eventually('230 sent in the ledger', () => sentOf(id).size >= 230, 60_000);
+    await eventually('3 dead letters', () => lettersOf(id).length >= 3, 60_000);
+    expect(hs.contacts.get('person7@example.com')).toEqual({
+      email: 'person7@example.com',
+      firstname: 'P7',
+      plan: '42',
+    });
+    expect(hs.contacts.has('refused@example.com')).toBe(false);
+    // every request a valid upsert, never over 100, the unusable records never sent
+    for (const r of hs.requests) {
+      expect([200, 207]).toContain(r.status);
+      expect(r.inputs.length).toBeLessThanOrEqual(100);
+      for (const input of r.inputs) {
+        expect(input.idProperty).toBe('email');
+        expect(input.id).not.toMatch(/not-an-email|nested/);
+      }
+    }
+    expect(hs.requests.length).toBeGreaterThanOrEqual(3);
+    const letters = lettersOf(id);
+    const reasonFor = (email: string) =>
+      letters.find((l) => l.value.includes(email))?.headers[DLQ_HEADERS.reason] ?? '';
+    expect(reasonFor('refused@example.com')).toMatch(
+      /HubSpot VALIDATION_ERROR: Property values were not valid/,
+    );
+    expect(reasonFor('not-an-email')).toMatch(/not an email address/);
+    expect(reasonFor('nested@example.com')).toMatch(/property firstname is not a string/);
+    expect(letters).toHaveLength(3);
+    // the 230 good ones and no other: each sent exactly once
+    const sent = sentOf(id);
+    expect(sent.size).toBe(230);
+    for (const m of ids.slice(0, 230)) expect(sent.has(m)).toBe(true);
+  }, 120_000);
+
+  it("holds its requests for HubSpot's rate-limit window and a 429's Retry-After", async () => {
+    const token = `pat-${randomBytes(8).toString('hex')}`;
+    // the first request is throttled with Retry-After: 2; then 2 requests per 1.5 s window
+    const hs = await hubspotServer({
+      token,
+      max: 2,
+      intervalMs: 1500,
+      retryAfterSeconds: 2,
+      throttleFirst: 1,
+    });
+    closers.push(hs.close);
+    const id = await create({
+      source: onEvent('Crm Limit'),
+      mapping: contactMapping,
+      http: { url: hs.url, batch: { maxEvents: 4 } },
+      hubspot: { token },
+    });
+    await produce(
+      'Crm Limit',
+      Array.from({ length: 24 }, (_, i) => ({ email: `limit${i}@example.com`, name: `L${i}` })),
+    );
+    await eventually('24 contacts upserted', () => hs.contacts.size >= 24, 90_000);
+    const reqs = [...hs.requests].sort((a, b) => a.at - b.at);
+    const first429 = reqs.find((r) => r.status === 429)!;
+    expect(first429).toBeDefined();
+    // nothing was answered before the Retry-After passed, save what was already on its way
+    const early = reqs.filter((r) => r.at > first429.at + 150 && r.at < first429.at + 2000);
+    expect(early).toEqual([]);
+    // after it, the window's headers keep it within 2 a window: few 429s (only a request
+    // already in flight from the other partition can meet a spent window)
+    const throttled = reqs.filter((r) => r.status === 429).length;
+    expect(throttled).toBeLessThanOrEqual(4);
+    const accepted = reqs.filter((r) => r.status === 200);
+    for (const r of accepted) {
+      const inWindow = accepted.filter((x) => x.at > r.at - 1500 && x.at <= r.at);
+      expect(inWindow.length).toBeLessThanOrEqual(2);
+    }
+    // the 429 was retried (ledger), never dead-lettered
+    expect(
+      ledger.seen.some((m) => m.value.campaign_id === id && m.value.reason.includes('HubSpot 429')),
+    ).toBe(true);
+    expect(lettersOf(id)).toEqual([]);
+  }, 120_000);
+
+  it("dead-letters on a revoked token (401) at once, with HubSpot's message", async () => {
+    const hs = await hubspotServer({ token: 'the-right-one' });
+    closers.push(hs.close);
+    const id = await create({
+      source: onEvent('Crm Revoked'),
+      mapping: contactMapping,
+      http: { url: hs.url },
+      hubspot: { token: 'a-revoked-one' },
+      retry: { maxAttempts: 3, initialBackoffMs: 100 },
+    });
+    await produce('Crm Revoked', [{ email: 'a@example.com', name: 'A' }]);
+    await eventually('dead-lettered', () => lettersOf(id).length >= 1, 60_000);
+    expect(lettersOf(id)[0]!.headers[DLQ_HEADERS.reason]).toMatch(
+      /^permanent: HubSpot 401: INVALID_AUTHENTICATION/,
+    );
+    expect(hs.requests.filter((r) => r.status === 401)).toHaveLength(1);
+    expect(hs.contacts.size).toBe(0);
+  }, 90_000);
+
+  it('a hanging HubSpot does not hold back a webhook destination on the same events', async () => {
+    const token = `pat-${randomBytes(8).toString('hex')}`;
+    const hs = await hubspotServer({ token, fail: 'hang' });
+    closers.push(hs.close);
+    const hook = await receiver(200);
+    closers.push(hook.close);
+    await create({
+      source: onEvent('Crm Both'),
+      mapping: contactMapping,
+      http: { url: hs.url, timeoutMs: 20_000 },
+      hubspot: { token },
+    });
+    const res = await api('POST', '/v1/destinations', {
+      name: 'hook',
+      type: 'http',
+      source: onEvent('Crm Both'),
+      http: { url: hook.url },
+    });
+    expect(res.status).toBe(201);
+    await eventually('consuming', () => service.worker(res.body.id)?.started.then(() => true), 60_000);
+    const ids = await produce(
+      'Crm Both',
+      Array.from({ length: 20 }, (_, i) => ({ email: `both${i}@example.com`, name: `B${i}` })),
+    );
+    // the webhook gets all 20 while HubSpot still sits on its first request
+    await eventually(
+      'webhook got all',
+      () => new Set(hook.arrivals.map((a) => JSON.parse(a.body).id)).size >= 20,
+      60_000,
+    );
+    expect(new Set(hook.arrivals.map((a) => JSON.parse(a.body).id))).toEqual(new Set(ids));
+    expect(hs.contacts.size).toBe(0);
+  }, 120_000);
 });
