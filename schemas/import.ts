@@ -48,6 +48,8 @@ export function importKeys(prefix: string, ws: string) {
     job: (id: string) => `${tag}:import:${id}`,
     errors: (id: string) => `${tag}:import:${id}:errors`,
     lease: (id: string) => `${tag}:import:${id}:lease`,
+    /** ids of the workspace's imports still processing (bounded: MAX_ACTIVE_IMPORTS) */
+    active: `${tag}:imports:active`,
     /** sorted by creation time */
     list: `${tag}:imports`,
     /** `<kind>:<sha256>` → the id of the finished import of that file */

@@ -162,8 +162,14 @@ export async function importErrors(
 
 /** Imports of the workspace still processing. */
 export async function activeImports(deps: Pick<ImportDeps, 'redis' | 'redisPrefix'>, ws: string) {
-  return (await listImports(deps, ws, 50)).filter((j) => j.status === 'processing').length;
+  return deps.redis.scard(keysOf(deps, ws).active);
 }
+
+/** Takes one of the workspace's MAX_ACTIVE_IMPORTS places, atomically (uploads finishing at once). */
+const TAKE_PLACE = `
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[2])
+return 1`;
 
 /**
  * Makes the job of an upload. A file of this kind already imported whole in the workspace is
@@ -181,6 +187,10 @@ export async function createImport(
   const at = deps.now().toISOString();
   const earlierId = await deps.redis.hget(k.byHash, `${kind}:${upload.sha256}`);
   const earlier = earlierId ? await readImport(deps, ws, earlierId) : undefined;
+  if (!earlier && (await deps.redis.eval(TAKE_PLACE, 1, k.active, MAX_ACTIVE_IMPORTS, upload.id)) !== 1) {
+    await rm(fileOf(deps, { workspaceId: ws, id: upload.id }), { force: true });
+    throw new ImportBusyError();
+  }
   const job: ImportJob = {
     id: upload.id,
     workspaceId: ws,
@@ -236,7 +246,11 @@ export async function runImport(
   let job = await readImport(deps, ws, id);
   try {
     if (job?.status !== 'processing') {
-      await deps.redis.zrem(importsActiveKey(deps.redisPrefix), `${ws}/${id}`);
+      await deps.redis
+        .multi()
+        .zrem(importsActiveKey(deps.redisPrefix), `${ws}/${id}`)
+        .srem(k.active, id)
+        .exec();
       return true;
     }
     job = await processFile(deps, job, async () => {
@@ -284,7 +298,8 @@ async function finish(deps: ImportDeps, job: ImportJob, status: 'done' | 'failed
   const m = deps.redis
     .multi()
     .hset(k.job(job.id), 'job', JSON.stringify(done))
-    .zrem(importsActiveKey(deps.redisPrefix), `${job.workspaceId}/${job.id}`);
+    .zrem(importsActiveKey(deps.redisPrefix), `${job.workspaceId}/${job.id}`)
+    .srem(k.active, job.id);
   if (status === 'done') m.hset(k.byHash, `${job.kind}:${job.sha256}`, job.id);
   await m.exec();
   await rm(fileOf(deps, job), { force: true });

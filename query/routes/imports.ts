@@ -72,13 +72,15 @@ export function importRoutes(deps: ImportDeps & { signal?: AbortSignal }) {
       await discardUpload(deps, ws, upload);
       throw new QueryError(400, 'the file is empty');
     }
-    // uploads received at the same time are counted again now that they are in
-    if ((await activeImports(deps, ws)) >= MAX_ACTIVE_IMPORTS) {
-      await discardUpload(deps, ws, upload);
-      throw new QueryError(429, new ImportBusyError().message, 30);
-    }
     const actor = actorOf(c.get('apiKey'));
-    const job = await createImport(deps, ws, kind as ImportKind, format, upload, actor);
+    let job: ImportJob;
+    try {
+      // takes a place atomically: uploads received at the same time are counted again here
+      job = await createImport(deps, ws, kind as ImportKind, format, upload, actor);
+    } catch (err) {
+      if (err instanceof ImportBusyError) throw new QueryError(429, err.message, 30);
+      throw err;
+    }
     // who imported which file is on the record (it changes people's data and consent)
     await recordAudit(
       deps.clickhouse,
