@@ -14,12 +14,14 @@ import type { Logger } from '../runtime/log.ts';
 import { startMetricsServer } from '../runtime/metrics.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
+import { startWarehouse } from '../warehouse/main.ts';
 
 export const SERVICE_NAMES = [
   'processor',
   'activation',
   'journeys',
   'destinations',
+  'warehouse',
   'ledger',
   'query',
   'ingest',
@@ -31,6 +33,7 @@ const STARTERS = {
   activation: startActivation,
   journeys: startJourneys,
   destinations: startDestinations,
+  warehouse: startWarehouse,
   ledger: startLedger,
   query: startQuery,
   ingest: startIngest,
