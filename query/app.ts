@@ -1,5 +1,6 @@
 // The query API: profiles (Redis), history (ClickHouse), segment and campaign definitions.
-// Every route needs an admin key as `Authorization: Bearer <key>`.
+// Every route needs `Authorization: Bearer <key>`: the deployment's admin key, or a person's
+// token, whose role in the workspace (query/roles.ts) decides what they may do.
 
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -13,11 +14,14 @@ import type { Logger } from '../runtime/log.ts';
 import { httpMetrics } from '../runtime/metrics.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { type Keyring, keyring } from '../runtime/secrets-key.ts';
+import { type Person, type Role, WorkspaceStore } from '../runtime/workspaces.ts';
 import type { WriteKeyStore } from '../runtime/write-keys.ts';
 import type { AnalyticsLimits } from './analytics/run-query.ts';
+import { withActor } from './audit.ts';
 import type { DoubleOptIn } from './double-opt-in.ts';
 import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
+import { permissionFor, roleAllows } from './roles.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { auditLogRoutes } from './routes/audit-log.ts';
 import { biCredentialRoutes } from './routes/bi-credentials.ts';
@@ -42,9 +46,20 @@ import { templatePreviewRoutes } from './routes/template-preview.ts';
 import { trackingPlanRoutes } from './routes/tracking-plan.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
 import { workspaceSettingsRoutes } from './routes/workspace-settings.ts';
+import { workspaceRoutes } from './routes/workspaces.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
 
-export type QueryEnv = { Variables: { workspaceId: string; apiKey: string } };
+/** Who a request acts for: the deployment's admin key, or a person with a role in the workspace. */
+export type Principal =
+  | { kind: 'root' }
+  | { kind: 'person'; person: Person; roles: Map<string, Role>; role?: Role };
+
+export type QueryEnv = { Variables: { workspaceId: string; apiKey: string; principal: Principal } };
+
+/** The header a caller names its workspace in (people in several, or the admin key acting in another). */
+export const WORKSPACE_HEADER = 'x-workspace';
+const WORKSPACE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const NO_WORKSPACE = new Set(['GET /v1/me', 'GET /v1/workspaces']);
 
 /** Resolves an admin key to its workspace; undefined for unknown keys. */
 export type AdminKeyResolver = (key: string) => string | undefined;
@@ -56,6 +71,8 @@ export interface QueryDeps {
   writeKeys: WriteKeyStore;
   redisPrefix: string;
   resolveAdminKey: AdminKeyResolver;
+  /** Workspaces, people and their tokens; none: a store on `redis` without a built-in workspace. */
+  workspaces?: WorkspaceStore;
   /** Verifies unsubscribe links (CDP_UNSUBSCRIBE_SECRET). */
   unsubscribeSecret: string;
   /** Where visitors reach the ingest host (CDP_INGEST_PUBLIC_URL): the console's embed codes and page links. */
@@ -143,6 +160,7 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   );
   // unsubscribe links carry a signed token instead of an admin key
   app.route('/v1/unsubscribe', unsubscribeRoutes({ ...deps, secret: deps.unsubscribeSecret, now }));
+  const workspaces = deps.workspaces ?? new WorkspaceStore(deps.redis, deps.redisPrefix, '');
   app.use('/v1/*', async (c, next) => {
     if (c.req.path === '/v1/unsubscribe') return next();
     const header = c.req.header('authorization') ?? '';
@@ -154,16 +172,61 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
     const client = limiter ? remoteAddress(c) : '';
     const wait = limiter?.retryAfterSeconds(client) ?? 0;
     if (wait > 0) throw new QueryError(429, 'too many failed admin authentications from this address', wait);
-    const ws = deps.resolveAdminKey(m[1]);
-    if (!ws) {
+    const key = m[1];
+    const asked = c.req.header(WORKSPACE_HEADER);
+    if (asked !== undefined && !WORKSPACE_ID.test(asked))
+      throw new QueryError(400, `${WORKSPACE_HEADER}: not a workspace id`);
+    const perm = permissionFor(c.req.method, c.req.path);
+    const root = deps.resolveAdminKey(key);
+    if (root) {
+      // the deployment's admin key: owner of everything, in its own workspace unless it names
+      // another (archived ones too: their data stays until erased)
+      let ws = root;
+      if (asked && asked !== root) {
+        if (!(await workspaces.getWorkspace(asked))) throw new QueryError(404, `no workspace ${asked}`);
+        ws = asked;
+      }
+      c.set('workspaceId', ws);
+      c.set('apiKey', key);
+      c.set('principal', { kind: 'root' });
+      return next();
+    }
+    const who = await workspaces.resolveToken(key);
+    if (!who) {
       if (limiter?.fail(client)) deps.log.warn({ client }, 'admin_auth_failures_limited');
       throw new QueryError(401, 'unknown admin key');
     }
+    let ws = asked;
+    if (ws === undefined && who.roles.size === 1) ws = [...who.roles.keys()][0]!;
+    const actor = `person:${who.person.id} ${who.person.email}`;
+    const principal: Principal = { kind: 'person', person: who.person, roles: who.roles };
+    if (ws === undefined) {
+      // who am I and where may I go need no workspace; everything else does
+      if (!NO_WORKSPACE.has(`${c.req.method} ${c.req.path}`)) {
+        // removed from every workspace, or all of them archived
+        if (who.roles.size === 0) throw new QueryError(403, 'no access to any workspace');
+        throw new QueryError(
+          400,
+          `you belong to ${who.roles.size} workspaces: name one in ${WORKSPACE_HEADER}`,
+        );
+      }
+      c.set('workspaceId', '');
+      c.set('apiKey', key);
+      c.set('principal', principal);
+      return withActor(actor, next);
+    }
+    const role = who.roles.get(ws);
+    // unknown, archived and other people's workspaces look the same
+    if (!role) throw new QueryError(403, `no access to workspace ${ws}`);
+    if (!perm || perm === 'root' || !roleAllows(role, perm))
+      throw new QueryError(403, `the ${role} role may not ${c.req.method} ${c.req.path}`);
     c.set('workspaceId', ws);
-    c.set('apiKey', m[1]);
-    await next();
+    c.set('apiKey', key);
+    c.set('principal', { ...principal, role });
+    return withActor(actor, next);
   });
 
+  app.route('/v1', workspaceRoutes({ ...deps, workspaces, now }));
   app.route('/v1/profiles', consentRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileRoutes({ ...deps, now }));
   app.route('/v1/profiles', profileTimelineRoutes(deps));

@@ -9,6 +9,7 @@ import { listen, mountHealth } from '../runtime/http.ts';
 import type { Logger } from '../runtime/log.ts';
 import { pingRedis } from '../runtime/redis.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { WorkspaceStore } from '../runtime/workspaces.ts';
 import { WriteKeyStore } from '../runtime/write-keys.ts';
 import { confirmSecret } from '../schemas/double-opt-in.ts';
 import { TOMBSTONE_REFRESH_MS } from '../schemas/erasure.ts';
@@ -62,6 +63,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     writeKeys: new WriteKeyStore(redis, cfg.redis.prefix),
     redisPrefix: cfg.redis.prefix,
     resolveAdminKey: (k) => adminKeys.get(k),
+    workspaces: new WorkspaceStore(redis, cfg.redis.prefix, cfg.keys.workspace),
     unsubscribeSecret: cfg.unsubscribe.secret,
     ingestPublicUrl: cfg.ingest.publicUrl,
     log,

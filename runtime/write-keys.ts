@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { globalKeys } from '../schemas/redis-keys.ts';
 import type { Logger } from './log.ts';
 import type { Redis } from './redis.ts';
+import { workspacesArchivedKey } from './workspaces.ts';
 
 export const WRITE_KEY_KINDS = ['server', 'client'] as const;
 export type WriteKeyKind = (typeof WRITE_KEY_KINDS)[number];
@@ -39,11 +40,18 @@ export function maskWriteKey(key: string): string {
 
 export class WriteKeyStore {
   private readonly keys: ReturnType<typeof globalKeys>;
+  private readonly archivedKey: string;
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     this.keys = globalKeys(prefix);
+    this.archivedKey = workspacesArchivedKey(prefix);
+  }
+
+  /** Workspaces archived (runtime/workspaces.ts): their keys no longer work. */
+  async archivedWorkspaces(): Promise<Set<string>> {
+    return new Set(await this.redis.smembers(this.archivedKey));
   }
 
   async create(
@@ -127,8 +135,10 @@ export function watchWriteKeys(opts: {
       const rev = await opts.store.revision();
       if (rev !== seen) {
         const next = new Map<string, ResolvedWriteKey>();
+        const archived = await opts.store.archivedWorkspaces();
         for (const r of await opts.store.list())
-          if (!r.revokedAt) next.set(r.key, { workspaceId: r.workspaceId, kind: r.kind ?? 'server' });
+          if (!r.revokedAt && !archived.has(r.workspaceId))
+            next.set(r.key, { workspaceId: r.workspaceId, kind: r.kind ?? 'server' });
         active = next;
         seen = rev;
       }

@@ -1,0 +1,340 @@
+// Workspaces and the people who work in them, stored in Redis (durable like write keys:
+// nothing here lives only in memory, so a restart changes nothing).
+//
+// - A workspace: id, unique name (case-insensitive), created/archived times. Archiving keeps
+//   its data; its people's tokens stop working for it and ingest refuses its write keys.
+//   The deployment's configured workspace (CDP_WORKSPACE) is built in: listed, never archived.
+// - A person: id, unique email, a role in each workspace they belong to
+//   (`<prefix>:person:<id>:roles` and `<prefix>:ws:<id>:people`, one field per membership, so
+//   concurrent changes to different memberships never overwrite each other).
+// - A person's API token: random, shown once, stored only as its SHA-256; revocable. A token
+//   may be limited to some workspaces (an owner of A issuing a token for someone who also
+//   belongs to B gets one that works in A only).
+import { createHash, randomBytes } from 'node:crypto';
+import { globalKeys } from '../schemas/redis-keys.ts';
+import type { Redis } from './redis.ts';
+
+export const ROLES = ['owner', 'marketer', 'analyst', 'developer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Workspace {
+  id: string;
+  name: string;
+  createdAt: string;
+  archivedAt: string | null;
+  /** The deployment's configured workspace: always there, never archived. */
+  builtIn?: boolean;
+}
+
+export interface Person {
+  id: string;
+  email: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface PersonToken {
+  id: string;
+  personId: string;
+  /** Workspaces the token works in; null: every workspace the person belongs to. */
+  workspaceIds: string[] | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** Who a person token belongs to, with the roles it carries. */
+export interface ResolvedPerson {
+  person: Person;
+  token: PersonToken;
+  /** workspace id → role, only workspaces the token works in that are not archived. */
+  roles: Map<string, Role>;
+}
+
+export const WORKSPACE_NAME_MAX = 100;
+export const EMAIL_MAX = 254;
+const EMAIL = /^[^\s@<>"'`\\]+@[^\s@<>"'`\\]+\.[^\s@<>"'`\\]+$/;
+
+export function isRole(v: unknown): v is Role {
+  return typeof v === 'string' && (ROLES as readonly string[]).includes(v);
+}
+
+export function normaliseEmail(v: string): string | undefined {
+  const e = v.trim().toLowerCase();
+  return e.length <= EMAIL_MAX && EMAIL.test(e) ? e : undefined;
+}
+
+const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export class WorkspaceConflict extends Error {}
+
+// creates a workspace atomically: the name is taken and the record written together, or neither
+const CREATE_WORKSPACE = `
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1`;
+
+// creates a person atomically, unique by email
+const CREATE_PERSON = `
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1`;
+
+export class WorkspaceStore {
+  private readonly k: {
+    workspaces: string;
+    names: string;
+    archived: string;
+    writeKeysRevision: string;
+    people: string;
+    emails: string;
+    tokens: string;
+    personRoles(id: string): string;
+    workspacePeople(id: string): string;
+  };
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    /** The deployment's configured workspace (CDP_WORKSPACE). */
+    readonly builtIn: string,
+  ) {
+    this.k = {
+      workspaces: `${prefix}:workspaces`,
+      names: `${prefix}:workspaces:names`,
+      archived: workspacesArchivedKey(prefix),
+      writeKeysRevision: globalKeys(prefix).writeKeysRevision,
+      people: `${prefix}:people`,
+      emails: `${prefix}:people:emails`,
+      tokens: `${prefix}:people:tokens`,
+      personRoles: (id) => `${prefix}:person:${id}:roles`,
+      workspacePeople: (id) => `${prefix}:ws:${id}:people`,
+    };
+  }
+
+  private builtInRecord(): Workspace | undefined {
+    if (!this.builtIn) return undefined;
+    return {
+      id: this.builtIn,
+      name: this.builtIn,
+      createdAt: '1970-01-01T00:00:00.000Z',
+      archivedAt: null,
+      builtIn: true,
+    };
+  }
+
+  async createWorkspace(name: string, now: Date): Promise<Workspace> {
+    const ws: Workspace = {
+      id: `ws_${randomBytes(8).toString('hex')}`,
+      name,
+      createdAt: now.toISOString(),
+      archivedAt: null,
+    };
+    const key = name.trim().toLowerCase();
+    if (this.builtIn && key === this.builtIn.toLowerCase())
+      throw new WorkspaceConflict(`a workspace named ${name} exists`);
+    const ok = await this.redis.eval(
+      CREATE_WORKSPACE,
+      2,
+      this.k.workspaces,
+      this.k.names,
+      key,
+      ws.id,
+      JSON.stringify(ws),
+    );
+    if (ok !== 1) throw new WorkspaceConflict(`a workspace named ${name} exists`);
+    return ws;
+  }
+
+  async getWorkspace(id: string): Promise<Workspace | undefined> {
+    if (this.builtIn && id === this.builtIn) return this.builtInRecord();
+    const raw = await this.redis.hget(this.k.workspaces, id);
+    return raw ? (JSON.parse(raw) as Workspace) : undefined;
+  }
+
+  async listWorkspaces(): Promise<Workspace[]> {
+    const all = Object.values(await this.redis.hgetall(this.k.workspaces)).map(
+      (v) => JSON.parse(v) as Workspace,
+    );
+    all.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    const b = this.builtInRecord();
+    return b ? [b, ...all] : all;
+  }
+
+  /** Archives a workspace; [before, after], or undefined if unknown. The built-in one refuses. */
+  async archiveWorkspace(id: string, now: Date): Promise<[Workspace, Workspace] | undefined> {
+    if (this.builtIn && id === this.builtIn)
+      throw new WorkspaceConflict('the deployment workspace (CDP_WORKSPACE) cannot be archived');
+    const ws = await this.getWorkspace(id);
+    if (!ws) return undefined;
+    const after = { ...ws, archivedAt: ws.archivedAt ?? now.toISOString() };
+    // the write-key revision moves so ingest reloads its keys and drops this workspace's
+    await this.redis
+      .multi()
+      .hset(this.k.workspaces, id, JSON.stringify(after))
+      .sadd(this.k.archived, id)
+      .incr(this.k.writeKeysRevision)
+      .exec();
+    return [ws, after];
+  }
+
+  async isArchived(id: string): Promise<boolean> {
+    return (await this.redis.sismember(this.k.archived, id)) === 1;
+  }
+
+  /**
+   * Adds a person to a workspace with a role, creating the person if the email is new.
+   * Returns the person and whether they were created.
+   */
+  async addPerson(
+    workspaceId: string,
+    email: string,
+    name: string,
+    role: Role,
+    now: Date,
+  ): Promise<{ person: Person; created: boolean }> {
+    let person = await this.personByEmail(email);
+    let created = false;
+    if (!person) {
+      const p: Person = {
+        id: `p_${randomBytes(8).toString('hex')}`,
+        email,
+        name,
+        createdAt: now.toISOString(),
+      };
+      const ok = await this.redis.eval(
+        CREATE_PERSON,
+        2,
+        this.k.people,
+        this.k.emails,
+        email,
+        p.id,
+        JSON.stringify(p),
+      );
+      if (ok === 1) {
+        person = p;
+        created = true;
+      } else person = await this.personByEmail(email); // a concurrent add won: use theirs
+      if (!person) throw new Error(`person ${email} vanished while being added`);
+    }
+    await this.redis
+      .multi()
+      .hset(this.k.personRoles(person.id), workspaceId, role)
+      .hset(this.k.workspacePeople(workspaceId), person.id, role)
+      .exec();
+    return { person, created };
+  }
+
+  async personByEmail(email: string): Promise<Person | undefined> {
+    const id = await this.redis.hget(this.k.emails, email);
+    return id ? this.person(id) : undefined;
+  }
+
+  async person(id: string): Promise<Person | undefined> {
+    const raw = await this.redis.hget(this.k.people, id);
+    return raw ? (JSON.parse(raw) as Person) : undefined;
+  }
+
+  async roles(personId: string): Promise<Map<string, Role>> {
+    const all = await this.redis.hgetall(this.k.personRoles(personId));
+    return new Map(Object.entries(all).filter((e): e is [string, Role] => isRole(e[1])));
+  }
+
+  /** People of a workspace with their role there. */
+  async listPeople(workspaceId: string): Promise<Array<Person & { role: Role }>> {
+    const members = await this.redis.hgetall(this.k.workspacePeople(workspaceId));
+    const out: Array<Person & { role: Role }> = [];
+    for (const [id, role] of Object.entries(members)) {
+      const p = await this.person(id);
+      if (p && isRole(role)) out.push({ ...p, role });
+    }
+    return out.sort((a, b) => a.email.localeCompare(b.email));
+  }
+
+  /** A person's role in a workspace; undefined when not a member. */
+  async roleIn(workspaceId: string, personId: string): Promise<Role | undefined> {
+    const r = await this.redis.hget(this.k.workspacePeople(workspaceId), personId);
+    return isRole(r) ? r : undefined;
+  }
+
+  /** Removes a person from one workspace; false when they were not in it. */
+  async removePerson(workspaceId: string, personId: string): Promise<boolean> {
+    const [[, n]] = (await this.redis
+      .multi()
+      .hdel(this.k.workspacePeople(workspaceId), personId)
+      .hdel(this.k.personRoles(personId), workspaceId)
+      .exec()) as [[unknown, number], [unknown, number]];
+    return n === 1;
+  }
+
+  /** Issues a token; the secret is returned here only, the store keeps its hash. */
+  async issueToken(
+    personId: string,
+    workspaceIds: string[] | null,
+    now: Date,
+  ): Promise<{ token: string; record: PersonToken }> {
+    const token = `cdp_pt_${randomBytes(24).toString('base64url')}`;
+    const record: PersonToken = {
+      id: `tok_${randomBytes(6).toString('hex')}`,
+      personId,
+      workspaceIds,
+      createdAt: now.toISOString(),
+      revokedAt: null,
+    };
+    await this.redis.hset(this.k.tokens, tokenHash(token), JSON.stringify(record));
+    return { token, record };
+  }
+
+  /** A person's tokens (never the secrets), with the hash each is stored under. */
+  private async tokenEntries(personId: string): Promise<Array<[string, PersonToken]>> {
+    const all = await this.redis.hgetall(this.k.tokens);
+    return Object.entries(all)
+      .map(([h, v]) => [h, JSON.parse(v) as PersonToken] as [string, PersonToken])
+      .filter(([, t]) => t.personId === personId);
+  }
+
+  async listTokens(personId: string): Promise<PersonToken[]> {
+    return (await this.tokenEntries(personId))
+      .map(([, t]) => t)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /**
+   * Revokes a person's token by id. `within`: only a token limited to that workspace may be
+   * revoked (an owner of one workspace cannot revoke a token that also works elsewhere).
+   */
+  async revokeToken(
+    personId: string,
+    tokenId: string,
+    now: Date,
+    within?: string,
+  ): Promise<PersonToken | undefined> {
+    const hit = (await this.tokenEntries(personId)).find(([, t]) => t.id === tokenId);
+    if (!hit) return undefined;
+    const [h, t] = hit;
+    if (within && !(t.workspaceIds?.length === 1 && t.workspaceIds[0] === within)) return undefined;
+    const after = { ...t, revokedAt: t.revokedAt ?? now.toISOString() };
+    await this.redis.hset(this.k.tokens, h, JSON.stringify(after));
+    return after;
+  }
+
+  /** Resolves a presented token: undefined when unknown, revoked or its person is gone. */
+  async resolveToken(token: string): Promise<ResolvedPerson | undefined> {
+    if (!token.startsWith('cdp_pt_') || token.length > 200) return undefined;
+    const raw = await this.redis.hget(this.k.tokens, tokenHash(token));
+    if (!raw) return undefined;
+    const rec = JSON.parse(raw) as PersonToken;
+    if (rec.revokedAt) return undefined;
+    const person = await this.person(rec.personId);
+    if (!person) return undefined;
+    const roles = await this.roles(person.id);
+    const archived = new Set(await this.redis.smembers(this.k.archived));
+    for (const ws of [...roles.keys()])
+      if (archived.has(ws) || (rec.workspaceIds && !rec.workspaceIds.includes(ws))) roles.delete(ws);
+    return { person, token: rec, roles };
+  }
+}
+
+/** The set of archived workspace ids (read by ingest's write-key watcher too). */
+export function workspacesArchivedKey(prefix: string): string {
+  return `${prefix}:workspaces:archived`;
+}
