@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 
@@ -24,14 +25,32 @@ export interface AuditEntry {
     | 'export'
     | 'channel_credentials'
     | 'destination'
-    | 'import';
+    | 'import'
+    | 'workspace'
+    | 'person'
+    | 'person_token';
   entityId: string;
   before: unknown;
   after: unknown;
 }
 
-/** Never the key itself: a short fingerprint that tells keys apart in the audit log. */
+// The person a request acts for, set by the query API's auth middleware for the request's
+// duration, so every route's audit rows name them without each route knowing about people.
+const requestActor = new AsyncLocalStorage<string>();
+
+/** Runs `fn` (a request's handling) with audit rows naming `actor`, e.g. `person:p_… a@b.c`. */
+export function withActor<T>(actor: string, fn: () => T): T {
+  return requestActor.run(actor, fn);
+}
+
+/**
+ * The audit log's actor: the person the current request acts for (their id and email), or
+ * for the deployment's admin key never the key itself but a short fingerprint that tells
+ * keys apart.
+ */
 export function actorOf(key: string): string {
+  const person = requestActor.getStore();
+  if (person) return person;
   return `key:${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 }
 
