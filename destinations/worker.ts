@@ -35,10 +35,12 @@ import {
   deliveryBody,
   destinationAad,
   destinationGroup,
+  MAX_BATCH_EVENTS,
   MAX_BODY_BYTES,
   passesFilter,
 } from '../schemas/destination.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import { sendAudience } from './ads-audience.ts';
 import { type BreakerOptions, CircuitBreaker } from './circuit-breaker.ts';
 import { type BuiltinResult, HUBSPOT_MAX_BATCH, sendHubspot } from './hubspot.ts';
 import { TokenBucket } from './rate-limit.ts';
@@ -119,7 +121,9 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   const maxEvents = () =>
     def.type === 'hubspot'
       ? Math.min(HUBSPOT_MAX_BATCH, def.http.batch?.maxEvents ?? HUBSPOT_MAX_BATCH)
-      : (def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents);
+      : def.type === 'audience'
+        ? (def.http.batch?.maxEvents ?? MAX_BATCH_EVENTS)
+        : (def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents);
   /** A provider said its rate-limit window is spent: nothing is sent before this time. */
   let holdUntil = 0;
   /** A built-in's token, opened once per version of the definition. */
@@ -163,6 +167,17 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
         error: `credentials unusable: ${errorMessage(err)}`,
       };
     }
+    if (def.type === 'audience')
+      return sendAudience(d.items, {
+        baseUrl: def.http.url,
+        apiVersion: def.audience?.apiVersion ?? 'v21.0',
+        audienceId: def.audience?.audienceId ?? '',
+        identifier: def.audience?.identifier ?? 'email',
+        token,
+        timeoutMs: timeoutMs(),
+        policy: o.addressPolicy,
+        now: o.now(),
+      });
     return sendHubspot(d.items, {
       baseUrl: def.http.url,
       token,

@@ -114,7 +114,7 @@ export const DestinationHttp = Type.Object(
 );
 
 /** Built-in providers besides the plain webhook (`http`). */
-export const DESTINATION_TYPES = ['http', 'hubspot'] as const;
+export const DESTINATION_TYPES = ['http', 'hubspot', 'audience'] as const;
 export type DestinationType = (typeof DESTINATION_TYPES)[number];
 
 export const DestinationHubspot = Type.Object(
@@ -127,16 +127,35 @@ export const DestinationHubspot = Type.Object(
   { additionalProperties: false },
 );
 
+/** An ads custom audience kept in step with segments (Meta's Marketing API shape). */
+export const DestinationAudience = Type.Object(
+  {
+    audienceId: Type.String({ pattern: '^[0-9]{1,32}$' }),
+    /** Access token; write-only like hubspot.token; kept on update when omitted. */
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, pattern: '^[\\x21-\\x7e]+$' })),
+    /** Which trait matches people (hashed before it leaves): `email` (default) or `phone` (E.164). */
+    identifier: Type.Optional(Type.Union([Type.Literal('email'), Type.Literal('phone')])),
+    /** The Graph API version in the path (default v21.0). */
+    apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{1,3}\\.[0-9]{1,2}$' })),
+  },
+  { additionalProperties: false },
+);
+
 export const DestinationInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
-    /** `http`: a signed webhook to `http.url`; `hubspot`: contacts upserted through HubSpot's API at `http.url`. */
+    /**
+     * `http`: a signed webhook to `http.url`; `hubspot`: contacts upserted through HubSpot's API
+     * at `http.url`; `audience`: segment members added to / removed from an ads custom audience
+     * through the Graph API at `http.url`.
+     */
     type: Type.Union(DESTINATION_TYPES.map((t) => Type.Literal(t))),
     source: DestinationSource,
     /** Output field (dotted for nesting) → path | {const} | {liquid}; the whole event when omitted. */
     mapping: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 512 }), MappingValue)),
     http: DestinationHttp,
     hubspot: Type.Optional(DestinationHubspot),
+    audience: Type.Optional(DestinationAudience),
     /** Requests per second to this destination (a token bucket per worker process). */
     rateLimit: Type.Optional(
       Type.Object(
@@ -176,6 +195,7 @@ export interface DestinationDefinition {
     timeoutMs?: number;
   };
   hubspot?: { idProperty: string };
+  audience?: { audienceId: string; identifier: 'email' | 'phone'; apiVersion: string };
   /** A provider's credentials (the HubSpot token), sealed with CDP_SECRETS_KEY; never returned by the API. */
   credentials?: SealedBlob;
   rateLimit?: { perSecond: number };

@@ -108,6 +108,20 @@ export function destinationRoutes(deps: {
     }
     if (body.type !== 'hubspot' && body.hubspot)
       throw new QueryError(400, `hubspot: only for a destination of type hubspot`);
+    if (body.type !== 'audience' && body.audience)
+      throw new QueryError(400, `audience: only for a destination of type audience`);
+    if (body.type === 'audience') {
+      if (!body.audience) throw new QueryError(400, 'audience: required (audienceId, token)');
+      if (body.source.kind !== 'segment_changes')
+        throw new QueryError(400, 'source.kind: an audience follows segment_changes');
+      if (body.mapping)
+        throw new QueryError(
+          400,
+          'mapping: an audience reads the change itself (type and the identifier trait)',
+        );
+      if (body.http.secret)
+        throw new QueryError(400, 'http.secret: an audience is not signed (its token is audience.token)');
+    }
     if (body.type === 'hubspot' && (body.http.batch?.maxEvents ?? 0) > HUBSPOT_MAX_BATCH)
       throw new QueryError(
         400,
@@ -140,11 +154,16 @@ export function destinationRoutes(deps: {
     id: string,
     before: DestinationDefinition | undefined,
   ) => {
-    if (input.type !== 'hubspot') return {};
-    const token = input.hubspot?.token;
+    if (input.type === 'http') return {};
+    const token = input.type === 'hubspot' ? input.hubspot?.token : input.audience?.token;
     if (token === undefined) {
-      if (before?.type === 'hubspot' && before.credentials) return { credentials: before.credentials };
-      throw new QueryError(400, 'hubspot.token: required (a HubSpot private-app access token)');
+      if (before?.type === input.type && before.credentials) return { credentials: before.credentials };
+      throw new QueryError(
+        400,
+        input.type === 'hubspot'
+          ? 'hubspot.token: required (a HubSpot private-app access token)'
+          : 'audience.token: required (the ads API access token)',
+      );
     }
     if (!ring.current)
       throw new QueryError(503, 'CDP_SECRETS_KEY is not set: a destination with credentials cannot be saved');
@@ -161,6 +180,15 @@ export function destinationRoutes(deps: {
       secret: input.http.secret ?? before?.http.secret ?? generateDestinationSecret(),
     },
     ...(input.type === 'hubspot' ? { hubspot: { idProperty: input.hubspot?.idProperty ?? 'email' } } : {}),
+    ...(input.type === 'audience' && input.audience
+      ? {
+          audience: {
+            audienceId: input.audience.audienceId,
+            identifier: input.audience.identifier ?? 'email',
+            apiVersion: input.audience.apiVersion ?? 'v21.0',
+          },
+        }
+      : {}),
     ...(input.rateLimit ? { rateLimit: input.rateLimit } : {}),
     ...(input.retry ? { retry: input.retry } : {}),
   });
