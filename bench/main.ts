@@ -23,7 +23,7 @@ import { type BenchSettings, type Measurement, type Mode, type Scenario, SETTING
 import { activationScenario } from './scenarios/activation.ts';
 import { broadcastScenario } from './scenarios/broadcast.ts';
 import { consoleScenario } from './scenarios/console.ts';
-import { e2eScenario } from './scenarios/e2e.ts';
+import { e2eScenario, peerScenario } from './scenarios/e2e.ts';
 import { formsScenario } from './scenarios/forms.ts';
 import { historyScenario } from './scenarios/history.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
@@ -37,6 +37,7 @@ const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'forms', run: formsScenario },
   { name: 'processor', run: processorScenario },
   { name: 'e2e', run: e2eScenario },
+  { name: 'peer', run: peerScenario },
   { name: 'activation', run: activationScenario },
   { name: 'journeys', run: journeysScenario },
   { name: 'broadcast', run: broadcastScenario },

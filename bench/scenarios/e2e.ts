@@ -12,6 +12,12 @@
 // Every event comes from a new user and enters the segment, so each is one transition
 // and one send. A last measurement checks timers: profiles that must leave a 3 s window
 // without any new event, and how late after their deadline the exit is seen.
+//
+// The `peer` scenario (peerScenario) is the same pipeline in the shape published
+// comparisons with other pipelines use (RudderStack's): 100-event batches from the same
+// load generator as fast as 4 senders go, 20 s, reporting events/s, the CPU µs per event of
+// every process involved (broker and Redis included) and p50/p99, so such a comparison can
+// be repeated with `--only=peer`.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
@@ -42,6 +48,10 @@ import { percentile, summarizeLatencies } from '../stats.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NAME = 'e2e';
+const PEER = 'peer';
+/** The peer-shaped run: one load, 100-event batches from 4 senders, this long. */
+export const PEER_SECONDS = { quick: 3, full: 20 } as const;
+const PEER_LOAD = '100-event batches';
 const WRITE_KEY = 'bench-e2e-write-key';
 const ADMIN_KEY = 'bench-e2e-admin-key';
 const SIGNAL = 'E2E Signal';
@@ -109,9 +119,15 @@ export function e2eRates(mode: 'quick' | 'full'): {
     : { rates: [100, 1000, 10_000], seconds: 10, saturationSeconds: 8 };
 }
 
-export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
-  const { rates, seconds, saturationSeconds } = e2eRates(ctx.settings.mode);
-  const prefix = `bench-e2e-${ctx.nonce}`;
+export const e2eScenario = (ctx: ScenarioContext) => runPipeline(ctx, NAME);
+export const peerScenario = (ctx: ScenarioContext) => runPipeline(ctx, PEER);
+
+async function runPipeline(ctx: ScenarioContext, shape: typeof NAME | typeof PEER): Promise<ScenarioResult> {
+  const peer = shape === PEER;
+  const { rates, seconds, saturationSeconds } = peer
+    ? { rates: [], seconds: 0, saturationSeconds: PEER_SECONDS[ctx.settings.mode] }
+    : e2eRates(ctx.settings.mode);
+  const prefix = `bench-${shape}-${ctx.nonce}`;
   const [ingestPort, queryPort] = await Promise.all([freePort(), freePort()]);
   const seen: Seen = {
     sentAt: new Map(),
@@ -128,7 +144,7 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     KAFKA_BROKERS: ctx.kafkaBrokers,
     REDIS_URL: ctx.redisUrl,
-    CDP_DATA_DIR: join(ctx.dataDir, 'e2e'),
+    CDP_DATA_DIR: join(ctx.dataDir, shape),
     CDP_TOPIC_PREFIX: prefix,
     CDP_REDIS_PREFIX: prefix,
     CDP_TOPIC_PARTITIONS: '4',
@@ -193,12 +209,12 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     m.details = { ...m.details, ...costDetails(cost) };
     const table = renderStepCost(cost);
     ctx.progress(table);
-    notes.push(`e2e ${table}`);
+    notes.push(`${shape} ${table}`);
     return m;
   };
   try {
     ctx.progress(
-      `e2e: starting the services (${PROCESSES.map((p) => `cdp start ${p.services.join(' ')}`).join('; ')})`,
+      `${shape}: starting the services (${PROCESSES.map((p) => `cdp start ${p.services.join(' ')}`).join('; ')})`,
     );
     await waitReady([ingest, query], processes, 120_000);
     const admin = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
@@ -246,7 +262,7 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     const idle0 = cpuSnapshot(tracked);
     await sleep(ctx.settings.mode === 'quick' ? 2000 : 5000);
     idlePct = idlePercent(idle0, cpuSnapshot(tracked));
-    const idleLine = `e2e idle (no events): ${Object.entries(idlePct)
+    const idleLine = `${shape} idle (no events): ${Object.entries(idlePct)
       .map(([n, v]) => `${n} ${v.toFixed(1)}%`)
       .join(', ')} of a core (load average ${loadavg()[0]!.toFixed(2)})`;
     ctx.progress(idleLine);
@@ -291,14 +307,20 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       };
       measurements.push(m);
     }
-    ctx.progress(`e2e: saturation for ${saturationSeconds} s`);
+    ctx.progress(
+      `${shape}: ${peer ? '100-event batches from 4 senders' : 'saturation'} for ${saturationSeconds} s`,
+    );
     measurements.push(
-      await costed(() => saturate(ingest, seen, `${ctx.nonce}-sat`, saturationSeconds * 1000)),
+      await costed(() =>
+        saturate(ingest, seen, `${ctx.nonce}-sat`, saturationSeconds * 1000, peer ? PEER_LOAD : 'saturation'),
+      ),
     );
 
-    ctx.progress(`e2e: timers (${TIMER_WINDOW_MS / 1000} s window, exits without a new event)`);
-    const lateness = await timerExits(ingest, seen, `${ctx.nonce}-timer`, 200);
-    measurements.push(lateness);
+    if (!peer) {
+      ctx.progress(`e2e: timers (${TIMER_WINDOW_MS / 1000} s window, exits without a new event)`);
+      const lateness = await timerExits(ingest, seen, `${ctx.nonce}-timer`, 200);
+      measurements.push(lateness);
+    }
     notes.push(
       'e2e: latency is measured from sending the HTTP request with the event (ingest included) to the segment ' +
         "change's publication (its record timestamp), to seeing it on Kafka, and to the webhook at a loopback " +
@@ -312,8 +334,9 @@ export async function e2eScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     await Promise.all(processes.map((p) => stopChild(p.child)));
     await receiver.close();
   }
-  if (ctx.cpuProfDir) notes.push(...profileReport(ctx, windows));
-  return { rows: buildRows(e2eFigures(measurements)), measurements, notes };
+  if (ctx.cpuProfDir) notes.push(...profileReport(ctx, windows, peer ? PEER_LOAD : PROFILED_LOAD));
+  for (const m of measurements) m.scenario = shape;
+  return { rows: buildRows(e2eFigures(measurements, shape)), measurements, notes };
 }
 
 function stepCost(
@@ -366,15 +389,16 @@ async function topicCounts(
 function profileReport(
   ctx: ScenarioContext,
   windows: Record<string, { fromUs: number; toUs: number }>,
+  profiledLoad: string,
 ): string[] {
   const dir = ctx.cpuProfDir!;
   // every step's window on the profiles' clock, to look at another step later
   writeFileSync(join(dir, 'windows.json'), `${JSON.stringify(windows, null, 2)}\n`);
-  const window = windows[PROFILED_LOAD];
-  if (!window) return [`e2e --cpu-prof: no ${PROFILED_LOAD} step ran; profiles in ${dir}`];
+  const window = windows[profiledLoad];
+  if (!window) return [`e2e --cpu-prof: no ${profiledLoad} step ran; profiles in ${dir}`];
   const out = [
     `e2e --cpu-prof: V8 CPU profiles of the services in ${dir} (whole life of each process); ` +
-      `the top self time of each during the ${PROFILED_LOAD} step (${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s, its drain included). ` +
+      `the top self time of each during the ${profiledLoad} step (${((window.toUs - window.fromUs) / 1e6).toFixed(1)} s, its drain included). ` +
       'Main JS thread only: librdkafka, libuv pool, GC helper and compiler threads are not sampled (see the CPU table).',
   ];
   for (const { name } of PROCESSES) {
@@ -399,19 +423,19 @@ function profileReport(
   return out;
 }
 
-export function e2eFigures(ms: readonly Measurement[]): Figure[] {
+export function e2eFigures(ms: readonly Measurement[], scenario: string = NAME): Figure[] {
   const out: Figure[] = [];
   for (const m of ms) {
     const d = m.details ?? {};
     if (m.load === 'timers') {
       out.push({
-        scenario: NAME,
+        scenario,
         figure: 'timer exit after deadline p50',
         unit: 'ms',
         runs: [d.lateP50 ?? NaN],
       });
       out.push({
-        scenario: NAME,
+        scenario,
         figure: 'timer exit after deadline max',
         unit: 'ms',
         runs: [d.lateMax ?? NaN],
@@ -420,65 +444,65 @@ export function e2eFigures(ms: readonly Measurement[]): Figure[] {
       continue;
     }
     const at = `@ ${m.load}`;
-    out.push({ scenario: NAME, figure: `events/s ${at}`, unit: 'events/s', runs: [m.eventsPerSec] });
+    out.push({ scenario, figure: `events/s ${at}`, unit: 'events/s', runs: [m.eventsPerSec] });
     out.push({
-      scenario: NAME,
+      scenario,
       figure: `event→segment change published p50 ${at}`,
       unit: 'ms',
       runs: [d.producedP50 ?? NaN],
     });
     out.push({
-      scenario: NAME,
+      scenario,
       figure: `event→segment change published p99 ${at}`,
       unit: 'ms',
       runs: [d.producedP99 ?? NaN],
       ...(m.load === '1000/s' ? { target: E2E_TARGETS.changeP99At1000 } : {}),
     });
     out.push({
-      scenario: NAME,
+      scenario,
       figure: `event→segment change p50 ${at}`,
       unit: 'ms',
       runs: [d.changeP50 ?? NaN],
     });
     out.push({
-      scenario: NAME,
+      scenario,
       figure: `event→segment change p95 ${at}`,
       unit: 'ms',
       runs: [d.changeP95 ?? NaN],
     });
     out.push({
-      scenario: NAME,
+      scenario,
       figure: `event→segment change p99 ${at}`,
       unit: 'ms',
       runs: [d.changeP99 ?? NaN],
     });
     if (Number.isFinite(d.webhookP50)) {
-      out.push({ scenario: NAME, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50!] });
+      out.push({ scenario, figure: `event→webhook p50 ${at}`, unit: 'ms', runs: [d.webhookP50!] });
       out.push({
-        scenario: NAME,
+        scenario,
         figure: `event→webhook p99 ${at}`,
         unit: 'ms',
         runs: [d.webhookP99 ?? NaN],
       });
     }
-    out.push({ scenario: NAME, figure: `changes missing ${at}`, unit: 'count', runs: [d.missing ?? NaN] });
+    out.push({ scenario, figure: `changes missing ${at}`, unit: 'count', runs: [d.missing ?? NaN] });
     for (const [key, mb] of Object.entries(d))
       if (key.startsWith('rssMb:'))
-        out.push({ scenario: NAME, figure: `RSS of ${key.slice(6)} ${at}`, unit: 'MB', runs: [Number(mb)] });
+        out.push({ scenario, figure: `RSS of ${key.slice(6)} ${at}`, unit: 'MB', runs: [Number(mb)] });
     // cost per event (bench/cost.ts): CPU of every process, traffic of every topic
     for (const [key, v] of Object.entries(d)) {
       const [kind, what] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
       if (kind === 'cpuUsPerEvent')
-        out.push({ scenario: NAME, figure: `CPU per event: ${what} ${at}`, unit: 'µs', runs: [v] });
+        out.push({ scenario, figure: `CPU per event: ${what} ${at}`, unit: 'µs', runs: [v] });
       else if (kind === 'messagesPerEvent')
         out.push({
-          scenario: NAME,
+          scenario,
           figure: `messages per event: ${what} ${at}`,
           unit: 'msg/event',
           runs: [v],
         });
       else if (kind === 'bytesPerEvent')
-        out.push({ scenario: NAME, figure: `bytes per event: ${what} ${at}`, unit: 'B/event', runs: [v] });
+        out.push({ scenario, figure: `bytes per event: ${what} ${at}`, unit: 'B/event', runs: [v] });
     }
   }
   return out;
@@ -721,6 +745,7 @@ async function saturate(
   seen: Seen,
   prefix: string,
   durationMs: number,
+  load = 'saturation',
 ): Promise<Measurement> {
   const users: string[] = [];
   let errors = 0;
@@ -735,7 +760,7 @@ async function saturate(
   };
   await Promise.all([sender(), sender(), sender(), sender()]);
   // throughput is what the pipeline delivered: the last change seen after the window
-  const m = await collect(seen, users, 'saturation', performance.now() - start, errors);
+  const m = await collect(seen, users, load, performance.now() - start, errors);
   m.details = { ...m.details, requests: Math.ceil(users.length / 100) };
   // a loop, not Math.max(...): at saturation there are more users than call arguments fit
   let last = 0;
