@@ -118,6 +118,11 @@ export const ROUTE_PERMISSIONS: ReadonlyArray<readonly [Method, string, Permissi
   ['GET', '/v1/ledger', 'read'],
   ['GET', '/v1/ledger/journey-steps', 'read'],
   ['GET', '/v1/audit', 'read'],
+  // bulk imports of traits and consent
+  ['POST', '/v1/imports', 'market'],
+  ['GET', '/v1/imports', 'read'],
+  ['GET', '/v1/imports/:id', 'read'],
+  ['GET', '/v1/imports/:id/errors', 'read'],
   // exports copy the workspace's data out: owners only, as profile exports
   ['POST', '/v1/exports', 'erase'],
   ['GET', '/v1/exports', 'erase'],
