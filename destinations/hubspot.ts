@@ -33,6 +33,8 @@ export interface BuiltinResult {
   retryAfterMs?: number;
   /** On ok: items refused one by one (index → reason), dead-lettered; the rest delivered. */
   itemErrors?: Map<number, string>;
+  /** On ok: items that failed one by one but are worth another try (index → reason), retried alone. */
+  itemRetries?: Map<number, string>;
   /** The provider's window is spent: the destination sends nothing before this time (ms). */
   holdUntil?: number;
   /** A rate limit, not a failing receiver: the circuit does not count it. */

@@ -45,6 +45,7 @@ import { type BreakerOptions, CircuitBreaker } from './circuit-breaker.ts';
 import { type BuiltinResult, HUBSPOT_MAX_BATCH, sendHubspot } from './hubspot.ts';
 import { TokenBucket } from './rate-limit.ts';
 import { type Delivery, type ItemMeta, retrySet } from './retry-set.ts';
+import { SALESFORCE_MAX_BATCH, sendSalesforce } from './salesforce.ts';
 
 /** Header naming the destination on its dead letters. */
 export const DESTINATION_HEADER = 'cdp-destination-id';
@@ -121,9 +122,11 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   const maxEvents = () =>
     def.type === 'hubspot'
       ? Math.min(HUBSPOT_MAX_BATCH, def.http.batch?.maxEvents ?? HUBSPOT_MAX_BATCH)
-      : def.type === 'audience'
-        ? (def.http.batch?.maxEvents ?? MAX_BATCH_EVENTS)
-        : (def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents);
+      : def.type === 'salesforce'
+        ? Math.min(SALESFORCE_MAX_BATCH, def.http.batch?.maxEvents ?? SALESFORCE_MAX_BATCH)
+        : def.type === 'audience'
+          ? (def.http.batch?.maxEvents ?? MAX_BATCH_EVENTS)
+          : (def.http.batch?.maxEvents ?? DESTINATION_DEFAULTS.maxEvents);
   /** A provider said its rate-limit window is spent: nothing is sent before this time. */
   let holdUntil = 0;
   /** A built-in's token, opened once per version of the definition. */
@@ -167,6 +170,17 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
         error: `credentials unusable: ${errorMessage(err)}`,
       };
     }
+    if (def.type === 'salesforce')
+      return sendSalesforce(d.items, {
+        baseUrl: def.http.url,
+        apiVersion: def.salesforce?.apiVersion ?? 'v60.0',
+        object: def.salesforce?.object ?? 'Contact',
+        externalIdField: def.salesforce?.externalIdField ?? '',
+        token,
+        timeoutMs: timeoutMs(),
+        policy: o.addressPolicy,
+        now: o.now(),
+      });
     if (def.type === 'audience')
       return sendAudience(d.items, {
         baseUrl: def.http.url,
@@ -346,17 +360,29 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     const n = d.attempt + 1;
     if (res.ok) {
       breaker.success();
-      const refused = res.itemErrors ?? new Map<number, string>();
+      const refused = new Map(res.itemErrors ?? []);
+      const again = new Map(res.itemRetries ?? []);
+      // a record worth another try that is out of attempts is refused like the others
+      if (n >= maxAttempts())
+        for (const [i, why] of again) refused.set(i, `${n} attempts failed, the last: ${why}`);
+      const retryIdx = n >= maxAttempts() ? [] : [...again.keys()].sort((a, b) => a - b);
       const sent = sub(
         d,
-        d.items.map((_, i) => i).filter((i) => !refused.has(i)),
+        d.items.map((_, i) => i).filter((i) => !refused.has(i) && !again.has(i)),
       );
-      // a provider's refusal of one record (HubSpot 207, an unusable contact) is that record's dead letter
+      // a provider's refusal of one record (HubSpot 207, a Salesforce record error, an unusable
+      // item) is that record's dead letter
       const byReason = new Map<string, number[]>();
       for (const [i, why] of refused) byReason.set(why, [...(byReason.get(why) ?? []), i]);
       for (const [why, idx] of byReason) await deadLetter(sub(d, idx), why, n, res);
       if (sent.items.length > 0) await ledger(ledgerRows(sent, 'sent', '', n, res, null));
-      await finish();
+      if (retryIdx.length > 0) {
+        // those records alone, under the same webhook id, parked for their next attempt
+        const next = { ...sub(d, retryIdx), attempt: n };
+        const dueAt = o.now() + backoffMs(n);
+        await parkAgain(next, dueAt);
+        await ledger(ledgerRows(next, 'retried', again.get(retryIdx[0]!) ?? 'record retried', n, res, dueAt));
+      } else await finish();
       return;
     }
     const reason = res.error ?? `HTTP ${res.status}`;

@@ -114,7 +114,7 @@ export const DestinationHttp = Type.Object(
 );
 
 /** Built-in providers besides the plain webhook (`http`). */
-export const DESTINATION_TYPES = ['http', 'hubspot', 'audience'] as const;
+export const DESTINATION_TYPES = ['http', 'hubspot', 'salesforce', 'audience'] as const;
 export type DestinationType = (typeof DESTINATION_TYPES)[number];
 
 export const DestinationHubspot = Type.Object(
@@ -123,6 +123,22 @@ export const DestinationHubspot = Type.Object(
     token: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: '^[\\x21-\\x7e]+$' })),
     /** The unique contact property upserted by (default `email`). */
     idProperty: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,99}$' })),
+  },
+  { additionalProperties: false },
+);
+
+const SF_NAME = '^[A-Za-z][A-Za-z0-9_]{0,79}$';
+/** Salesforce records upserted by an external id field (sObject Collections). */
+export const DestinationSalesforce = Type.Object(
+  {
+    /** The external id field upserted by, e.g. `External_Id__c` (or `Email` if marked as one). */
+    externalIdField: Type.String({ pattern: SF_NAME }),
+    /** The sObject (default Contact). */
+    object: Type.Optional(Type.String({ pattern: SF_NAME })),
+    /** OAuth access token; write-only like hubspot.token; kept on update when omitted. */
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, pattern: '^[\\x21-\\x7e]+$' })),
+    /** The REST API version in the path (default v60.0). */
+    apiVersion: Type.Optional(Type.String({ pattern: '^v[0-9]{2,3}\\.0$' })),
   },
   { additionalProperties: false },
 );
@@ -146,7 +162,8 @@ export const DestinationInput = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     /**
      * `http`: a signed webhook to `http.url`; `hubspot`: contacts upserted through HubSpot's API
-     * at `http.url`; `audience`: segment members added to / removed from an ads custom audience
+     * at `http.url`; `salesforce`: records upserted by an external id at the instance
+     * `http.url`; `audience`: segment members added to / removed from an ads custom audience
      * through the Graph API at `http.url`.
      */
     type: Type.Union(DESTINATION_TYPES.map((t) => Type.Literal(t))),
@@ -155,6 +172,7 @@ export const DestinationInput = Type.Object(
     mapping: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 512 }), MappingValue)),
     http: DestinationHttp,
     hubspot: Type.Optional(DestinationHubspot),
+    salesforce: Type.Optional(DestinationSalesforce),
     audience: Type.Optional(DestinationAudience),
     /** Requests per second to this destination (a token bucket per worker process). */
     rateLimit: Type.Optional(
@@ -195,6 +213,7 @@ export interface DestinationDefinition {
     timeoutMs?: number;
   };
   hubspot?: { idProperty: string };
+  salesforce?: { externalIdField: string; object: string; apiVersion: string };
   audience?: { audienceId: string; identifier: 'email' | 'phone'; apiVersion: string };
   /** A provider's credentials (the HubSpot token), sealed with CDP_SECRETS_KEY; never returned by the API. */
   credentials?: SealedBlob;

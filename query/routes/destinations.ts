@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { type GuardPolicy, refusal } from '../../activation/webhook/address-guard.ts';
 import { HUBSPOT_MAX_BATCH } from '../../destinations/hubspot.ts';
+import { SALESFORCE_MAX_BATCH } from '../../destinations/salesforce.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { withTimeout } from '../../runtime/http.ts';
@@ -108,6 +109,17 @@ export function destinationRoutes(deps: {
     }
     if (body.type !== 'hubspot' && body.hubspot)
       throw new QueryError(400, `hubspot: only for a destination of type hubspot`);
+    if (body.type !== 'salesforce' && body.salesforce)
+      throw new QueryError(400, `salesforce: only for a destination of type salesforce`);
+    if (body.type === 'salesforce') {
+      if (!body.salesforce) throw new QueryError(400, 'salesforce: required (externalIdField, token)');
+      if ((body.http.batch?.maxEvents ?? 0) > SALESFORCE_MAX_BATCH)
+        throw new QueryError(
+          400,
+          `http.batch.maxEvents: Salesforce takes at most ${SALESFORCE_MAX_BATCH} records a request`,
+        );
+      if (body.http.secret) throw new QueryError(400, 'http.secret: a salesforce destination is not signed');
+    }
     if (body.type !== 'audience' && body.audience)
       throw new QueryError(400, `audience: only for a destination of type audience`);
     if (body.type === 'audience') {
@@ -155,14 +167,21 @@ export function destinationRoutes(deps: {
     before: DestinationDefinition | undefined,
   ) => {
     if (input.type === 'http') return {};
-    const token = input.type === 'hubspot' ? input.hubspot?.token : input.audience?.token;
+    const token =
+      input.type === 'hubspot'
+        ? input.hubspot?.token
+        : input.type === 'salesforce'
+          ? input.salesforce?.token
+          : input.audience?.token;
     if (token === undefined) {
       if (before?.type === input.type && before.credentials) return { credentials: before.credentials };
       throw new QueryError(
         400,
         input.type === 'hubspot'
           ? 'hubspot.token: required (a HubSpot private-app access token)'
-          : 'audience.token: required (the ads API access token)',
+          : input.type === 'salesforce'
+            ? 'salesforce.token: required (an OAuth access token)'
+            : 'audience.token: required (the ads API access token)',
       );
     }
     if (!ring.current)
@@ -180,6 +199,15 @@ export function destinationRoutes(deps: {
       secret: input.http.secret ?? before?.http.secret ?? generateDestinationSecret(),
     },
     ...(input.type === 'hubspot' ? { hubspot: { idProperty: input.hubspot?.idProperty ?? 'email' } } : {}),
+    ...(input.type === 'salesforce' && input.salesforce
+      ? {
+          salesforce: {
+            externalIdField: input.salesforce.externalIdField,
+            object: input.salesforce.object ?? 'Contact',
+            apiVersion: input.salesforce.apiVersion ?? 'v60.0',
+          },
+        }
+      : {}),
     ...(input.type === 'audience' && input.audience
       ? {
           audience: {
