@@ -21,6 +21,7 @@ import { devProcesses, type StartedMessage, superviseDevProcesses } from './dev-
 import { replayDeadLetters } from './dlq-replay.ts';
 import { isIngestWorker, STOP_MESSAGE, startIngestWorkers } from './ingest-workers.ts';
 import { migrateAll, SERVICE_NAMES, type ServiceName, startServices } from './services.ts';
+import { runWorkspacesCli, WORKSPACES_USAGE, WorkspacesUsageError } from './workspaces.ts';
 
 const USAGE = `usage: cdp <command>
   dev                          start the local stack and every service (what npm start runs):
@@ -38,7 +39,8 @@ const USAGE = `usage: cdp <command>
                                re-publish activation dead letters to the activation retry topic,
                                history dead letters to the topic they came from (history sink only)
   secrets rotate               re-encrypt every stored channel credential with CDP_SECRETS_KEY
-                               (run with the old key as CDP_SECRETS_KEY_PREVIOUS)`;
+                               (run with the old key as CDP_SECRETS_KEY_PREVIOUS)
+${WORKSPACES_USAGE}`;
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
 /** `cdp dev` stops its service processes one stage after another (cli/dev-processes.ts), then the stack. */
@@ -345,6 +347,20 @@ async function main(argv: string[]): Promise<void> {
         if (r.unreadable.length > 0) process.exitCode = 1;
       } finally {
         await clients.close();
+      }
+      return;
+    }
+    case 'workspaces':
+    case 'people': {
+      const cfg = loadConfig(env);
+      try {
+        await runWorkspacesCli(cmd, rest, {
+          url: env.CDP_QUERY_URL ?? `http://${cfg.query.host}:${cfg.query.port}`,
+          key: env.CDP_TOKEN ?? cfg.keys.adminKey,
+          out: (line) => process.stdout.write(`${line}\n`),
+        });
+      } catch (err) {
+        throw err instanceof WorkspacesUsageError ? new UsageError(err.message) : err;
       }
       return;
     }
