@@ -20,6 +20,7 @@ import { createBiSqlApp } from './bi-sql/server.ts';
 import { createDoubleOptIn } from './double-opt-in.ts';
 import { startErasureWorker } from './erasure-job.ts';
 import { startExportWorker } from './exports.ts';
+import { startImportWorker } from './imports/jobs.ts';
 import { startFormConsentWorker } from './form-consent.ts';
 import { startSmsConsentLogWorker } from './sms-consent-log.ts';
 
@@ -40,6 +41,18 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     ttlMs: cfg.exports.ttlMs,
     engine: cfg.clickhouse.kind === 'chdb' ? ('chdb' as const) : ('server' as const),
   };
+  // bulk imports: resumed after a restart from their last committed line (uploads wait in
+  // cfg.imports.dir, which every query process of a deployment must share)
+  const importsWorker = startImportWorker({
+    ...cfg.imports,
+    redis,
+    clickhouse,
+    producer,
+    topicPrefix: cfg.kafka.topicPrefix,
+    redisPrefix: cfg.redis.prefix,
+    log: log.child({ worker: 'imports' }),
+    now: () => new Date(),
+  });
   // double opt-in: pending grants, their confirmation mails and the confirmations' log rows
   const optIn = createDoubleOptIn({
     redis,
@@ -75,6 +88,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
     erasureSweepDelayMs,
     clientKeysDefault: cfg.processor.clientKeys,
     exports: { ...exportCfg },
+    imports: { ...cfg.imports, signal: importsWorker.signal },
     optIn,
     secrets: cfg.channels.secrets,
     destinationAddressPolicy: {
@@ -152,6 +166,7 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
       await bi?.close();
       await erasures.stop();
       await exportsWorker.stop();
+      await importsWorker.stop();
       await formConsent.stop();
       await smsConsentLog.stop();
       await auditQueue.stop();

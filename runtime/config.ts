@@ -243,6 +243,9 @@ export const EnvSchema = Type.Object({
   /** Data exports: where their files are written (default <CDP_DATA_DIR>/exports) and kept how long. */
   CDP_EXPORTS_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CDP_EXPORTS_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 24 }),
+  /** Bulk imports: where uploads wait while imported (default <CDP_DATA_DIR>/imports), the largest taken. */
+  CDP_IMPORTS_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  CDP_IMPORTS_MAX_MB: Type.Integer({ minimum: 1, maximum: 65_536, default: 1024 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -446,6 +449,7 @@ export interface Config {
   definitions: { pollMs: number };
   analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
   exports: { dir: string; ttlMs: number };
+  imports: { dir: string; maxBytes: number };
 }
 
 /** The chosen email provider's credentials, named when missing (a send could never succeed). */
@@ -689,6 +693,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     },
     definitions: { pollMs: e.CDP_DEFINITIONS_POLL_MS },
     exports: { dir: e.CDP_EXPORTS_DIR ?? `${dataDir}/exports`, ttlMs: e.CDP_EXPORTS_TTL_HOURS * 3_600_000 },
+    imports: { dir: e.CDP_IMPORTS_DIR ?? `${dataDir}/imports`, maxBytes: e.CDP_IMPORTS_MAX_MB * 1024 * 1024 },
     analytics: {
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
       timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,

@@ -363,66 +363,91 @@ async function processFile(
       lastLine = Math.max(lastLine, r.line);
       return;
     }
-    if (r.line <= job.committedLine) return;
+    if (r.line <= start.committedLine) return;
     lastLine = r.line;
     if (r.error !== undefined) take({ ok: false, line: r.line, reason: r.error });
     else if (job.format === 'csv') take(checkCsvRecord(job.kind, header!, r.fields!, r.line, nowMs));
     else take(checkJsonRecord(job.kind, r.value, r.line, nowMs));
   };
 
+  // Batches are sent while the next ones are read (traits: up to 3 under way; consent: one
+  // at a time), and committed strictly in order, each after its own acknowledgement.
+  const depth = job.kind === 'traits' ? 3 : 1;
+  let committed: Promise<void> = Promise.resolve();
+  const pending: Array<Promise<void>> = [];
   const flush = async () => {
-    if (read === 0 && lastLine === job.committedLine) return;
+    if (read === 0 && lastLine === job.committedLine && pending.length === 0) return;
     await renew();
-    const outcome = await applyBatch(deps, job, rows);
-    for (const e of outcome.rejected) errors.push(e);
-    errors.sort((a, b) => a.line - b.line);
-    const next: ImportJob = {
-      ...job,
-      rowsRead: job.rowsRead + read,
-      rowsAccepted: job.rowsAccepted + rows.length - outcome.rejected.length,
-      rowsRejected: job.rowsRejected + errors.length,
-      committedLine: lastLine,
-      updatedAt: deps.now().toISOString(),
-    };
-    const k = keysOf(deps, job.workspaceId);
-    const m = deps.redis.multi().hset(k.job(job.id), 'job', JSON.stringify(next));
-    const room = MAX_ERRORS_KEPT - job.rowsRejected;
-    if (room > 0 && errors.length > 0) {
-      m.rpush(k.errors(job.id), ...errors.slice(0, room).map((e) => JSON.stringify(e)));
-      m.ltrim(k.errors(job.id), 0, MAX_ERRORS_KEPT - 1);
-    }
-    await m.exec();
-    job = next;
+    const batch = { rows, errors, read, lastLine };
     rows = [];
     errors = [];
     read = 0;
+    const applied = applyBatch(deps, job, batch.rows);
+    // no unhandled rejection while it waits for the commits before it
+    applied.catch(() => {});
+    const commit = committed.then(async () => {
+      const outcome = await applied;
+      const errs = [...batch.errors, ...outcome.rejected].sort((a, b) => a.line - b.line);
+      const next: ImportJob = {
+        ...job,
+        rowsRead: job.rowsRead + batch.read,
+        rowsAccepted: job.rowsAccepted + batch.rows.length - outcome.rejected.length,
+        rowsRejected: job.rowsRejected + errs.length,
+        committedLine: batch.lastLine,
+        updatedAt: deps.now().toISOString(),
+      };
+      const k = keysOf(deps, job.workspaceId);
+      const m = deps.redis.multi().hset(k.job(job.id), 'job', JSON.stringify(next));
+      const room = MAX_ERRORS_KEPT - job.rowsRejected;
+      if (room > 0 && errs.length > 0) {
+        m.rpush(k.errors(job.id), ...errs.slice(0, room).map((e) => JSON.stringify(e)));
+        m.ltrim(k.errors(job.id), 0, MAX_ERRORS_KEPT - 1);
+      }
+      await m.exec();
+      job = next;
+    });
+    commit.catch(() => {});
+    committed = commit;
+    pending.push(commit);
+    while (pending.length >= depth) await pending.shift();
+  };
+  const settle = async () => {
+    while (pending.length > 0) await pending.shift();
   };
 
-  const decoder = new StringDecoder('utf8');
-  const stream = createReadStream(fileOf(deps, job), { highWaterMark: 256 * 1024 });
-  const drain = async () => {
-    for (const r of queue.splice(0)) {
-      handle(r);
-      if (rows.length + errors.length >= batchRows) await flush();
+  try {
+    const decoder = new StringDecoder('utf8');
+    const stream = createReadStream(fileOf(deps, job), { highWaterMark: 256 * 1024 });
+    const drain = async () => {
+      for (const r of queue.splice(0)) {
+        handle(r);
+        if (rows.length + errors.length >= batchRows) await flush();
+      }
+    };
+    for await (const chunk of stream) {
+      const text = decoder.write(chunk as Buffer);
+      if (job.format === 'csv') csv.write(text, onRecord);
+      else jsonl.write(text, onRecord);
+      await drain();
     }
-  };
-  for await (const chunk of stream) {
-    const text = decoder.write(chunk as Buffer);
-    if (job.format === 'csv') csv.write(text, onRecord);
-    else jsonl.write(text, onRecord);
+    const tail = decoder.end();
+    if (job.format === 'csv') {
+      csv.write(tail, onRecord);
+      csv.end(onRecord);
+    } else {
+      jsonl.write(tail, onRecord);
+      jsonl.end(onRecord);
+    }
     await drain();
+    if (job.format === 'csv' && header === undefined)
+      throw new ImportFileError('the file is empty: no header');
+    await flush();
+    await settle();
+  } catch (err) {
+    // nothing of this run writes after it gave the job up
+    await Promise.allSettled(pending);
+    throw err;
   }
-  const tail = decoder.end();
-  if (job.format === 'csv') {
-    csv.write(tail, onRecord);
-    csv.end(onRecord);
-  } else {
-    jsonl.write(tail, onRecord);
-    jsonl.end(onRecord);
-  }
-  await drain();
-  if (job.format === 'csv' && header === undefined) throw new ImportFileError('the file is empty: no header');
-  await flush();
   return job;
 }
 
