@@ -5,6 +5,7 @@ import { render } from '/console/vendor/preact.mjs';
 import { AnalyticsScreen } from './analytics.js';
 import { AuditScreen } from './audit.js';
 import { CampaignDetail, CampaignEditor, CampaignList } from './campaigns.js';
+import { DestinationDetail, DestinationEditor, DestinationList } from './destinations.js';
 import { ExportsScreen } from './exports.js';
 import { FormDetail, FormEditor, FormList } from './forms.js';
 import { JourneyDetail, JourneyEditor, JourneyList } from './journeys.js';
@@ -66,6 +67,7 @@ const NAV = [
   ['#/ledger', 'Ledger'],
   ['#/audit', 'Audit log'],
   ['#/exports', 'Exports'],
+  ['#/destinations', 'Destinations'],
   ['#/tracking-plan', 'Tracking plan'],
   ['#/live', 'Live'],
   ['#/settings', 'Settings'],
@@ -105,6 +107,11 @@ function route(hash) {
       return html`<${PageList} />`;
     case 'exports':
       return html`<${ExportsScreen} />`;
+    case 'destinations':
+      if (id === 'new') return html`<${DestinationEditor} />`;
+      if (id && sub === 'edit') return html`<${DestinationEditor} id=${id} key=${id} />`;
+      if (id) return html`<${DestinationDetail} id=${id} key=${id} />`;
+      return html`<${DestinationList} />`;
     case 'tracking-plan':
       return html`<${TrackingPlanScreen} />`;
     case 'profiles':
