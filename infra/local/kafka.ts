@@ -77,7 +77,6 @@ export async function startKafka(opts: {
   controllerPort?: number;
   heapMb?: number;
 }): Promise<LocalKafka> {
-  const lib = await ensureKafkaJars();
   const dir = resolve(opts.dataDir, 'kafka');
   const logDir = join(dir, 'data');
   mkdirSync(logDir, { recursive: true });
@@ -112,6 +111,143 @@ export async function startKafka(opts: {
     ].join('\n'),
   );
 
+  const proc = await launchNode({
+    dir,
+    props,
+    logDir,
+    port,
+    heapMb: opts.heapMb ?? 512,
+    clusterId: clusterId(),
+  });
+  return { brokers: [`127.0.0.1:${port}`], logDir, process: proc, stop: () => proc.stop(12_000) };
+}
+
+export interface LocalKafkaCluster {
+  /** Every node's client address (give all of them to clients). */
+  brokers: string[];
+  nodes: LocalKafka[];
+  /** SIGKILLs node `i` (0-based) and everything in its process group: a crash, no shutdown. */
+  kill(i: number): Promise<void>;
+  /** Starts node `i` again on its data and ports (after kill): it catches up as a follower. */
+  restart(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A KRaft cluster of `brokers` nodes on this machine, each a combined broker and controller
+ * (the controller quorum is all of them, so it survives losing a minority). Internal topics
+ * (group offsets, transactions) are kept with min(3, brokers) copies and min.insync.replicas
+ * one less, as runtime/kafka/topic-durability.ts does for ours. Small heaps by default:
+ * three JVMs share the machine with the services under test.
+ */
+export async function startKafkaCluster(opts: {
+  dataDir: string;
+  brokers?: number;
+  heapMb?: number;
+}): Promise<LocalKafkaCluster> {
+  const n = opts.brokers ?? 3;
+  if (!Number.isInteger(n) || n < 1 || n > 9)
+    throw new Error(`a local Kafka cluster has 1-9 brokers, not ${n}`);
+  const replication = Math.min(3, n);
+  const minIsr = Math.max(1, replication - 1);
+  const ports: Array<{ port: number; controller: number }> = [];
+  const taken = new Set<number>();
+  while (ports.length < n) {
+    const port = await freePort();
+    const controller = await freePort();
+    if (port === controller || taken.has(port) || taken.has(controller)) continue;
+    taken.add(port).add(controller);
+    ports.push({ port, controller });
+  }
+  const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p.controller}`).join(',');
+  const id = clusterId();
+  const specs = ports.map(({ port, controller }, i) => {
+    const dir = resolve(opts.dataDir, `kafka-${i + 1}`);
+    const logDir = join(dir, 'data');
+    mkdirSync(logDir, { recursive: true });
+    const props = join(dir, 'server.properties');
+    writeFileSync(
+      props,
+      [
+        'process.roles=broker,controller',
+        `node.id=${i + 1}`,
+        `controller.quorum.voters=${voters}`,
+        `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+        'controller.listener.names=CONTROLLER',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'inter.broker.listener.name=PLAINTEXT',
+        `log.dirs=${logDir}`,
+        'num.partitions=8',
+        `default.replication.factor=${replication}`,
+        `offsets.topic.replication.factor=${replication}`,
+        'offsets.topic.num.partitions=8',
+        `transaction.state.log.replication.factor=${replication}`,
+        `transaction.state.log.min.isr=${minIsr}`,
+        `share.coordinator.state.topic.replication.factor=${replication}`,
+        `share.coordinator.state.topic.min.isr=${minIsr}`,
+        // never elect a replica that missed acknowledged writes (Kafka's default, said aloud)
+        'unclean.leader.election.enable=false',
+        'group.initial.rebalance.delay.ms=0',
+        'auto.create.topics.enable=false',
+        'log.retention.hours=168',
+        '',
+      ].join('\n'),
+    );
+    return { dir, logDir, props, port };
+  });
+  const launched = await Promise.allSettled(
+    specs.map((s) => launchNode({ ...s, heapMb: opts.heapMb ?? 256, clusterId: id })),
+  );
+  const procs = launched.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = launched.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(procs.map((p) => p.stop(2000)));
+    throw failed.reason;
+  }
+  const nodes: LocalKafka[] = specs.map((s, i) => ({
+    brokers: [`127.0.0.1:${s.port}`],
+    logDir: s.logDir,
+    process: procs[i]!,
+    stop: () => nodes[i]!.process.stop(12_000),
+  }));
+  return {
+    brokers: nodes.map((x) => x.brokers[0]!),
+    nodes,
+    async kill(i) {
+      const node = nodes[i];
+      if (!node) throw new Error(`no broker ${i}`);
+      try {
+        process.kill(-node.process.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await node.process.exited;
+    },
+    async restart(i) {
+      const node = nodes[i];
+      const spec = specs[i];
+      if (!node || !spec) throw new Error(`no broker ${i}`);
+      await node.stop();
+      node.process = await launchNode({ ...spec, heapMb: opts.heapMb ?? 256, clusterId: id });
+    },
+    stop: async () => {
+      await Promise.all(nodes.map((x) => x.stop()));
+    },
+  };
+}
+
+/** Formats a node's storage (once) and runs it until its client port answers. */
+async function launchNode(opts: {
+  dir: string;
+  props: string;
+  logDir: string;
+  port: number;
+  heapMb: number;
+  clusterId: string;
+}): Promise<TiedProcess> {
+  const { dir, props, logDir, port } = opts;
+  const lib = await ensureKafkaJars();
   const java = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
   const cp = `${lib}/*`;
   if (!existsSync(join(logDir, 'meta.properties'))) {
@@ -121,13 +257,13 @@ export async function startKafka(opts: {
       'kafka.tools.StorageTool',
       'format',
       '-t',
-      clusterId(),
+      opts.clusterId,
       '-c',
       props,
       '--ignore-formatted',
     ]);
   }
-  const heap = `${opts.heapMb ?? 512}m`;
+  const heap = `${opts.heapMb}m`;
   const proc = spawnTied(
     java,
     [
@@ -170,5 +306,5 @@ export async function startKafka(opts: {
     await proc.stop(2000);
     throw err;
   }
-  return { brokers: [`127.0.0.1:${port}`], logDir, process: proc, stop: () => proc.stop(12_000) };
+  return proc;
 }
