@@ -32,7 +32,7 @@ import type {
   PartitionLag,
   Producer,
 } from './types.ts';
-import { FETCH_MAX_WAIT_MS } from './types.ts';
+import { DEFAULT_FETCH_PACE_MS, FETCH_MAX_WAIT_MS } from './types.ts';
 
 // kafkajs logs every retriable protocol error (coordinator loading, topic already exists)
 // at ERROR and retries it anyway; failures that matter surface through our own calls.
@@ -185,6 +185,7 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
   consumer.on(consumer.events.REBALANCING, () => void committer.flush());
   const commits = orderedCommits((t, p, offset) => committer.mark(t, p, offset), log);
   const maxBatch = o.maxBatchSize ?? 1000;
+  const paceMs = o.fetchPaceMs ?? DEFAULT_FETCH_PACE_MS;
   return {
     async run(handler: BatchHandler) {
       await consumer.connect();
@@ -240,6 +241,9 @@ function kafkajsConsumer(kafka: Kafka, o: ConsumerOptions, log: Logger): Consume
             const next = (BigInt(last.offset) + 1n).toString();
             commits.add(batch.topic, batch.partition, next, outcome ? outcome.effects : undefined);
           }
+          // caught up: let what arrives next gather for a moment (kafkajs fetches again once
+          // this returns) rather than fetch for every message of a trickle (fetchPaceMs)
+          if (paceMs > 0 && all.length > 0 && batch.offsetLag() === '0' && !stopping) await realSleep(paceMs);
         },
       });
     },

@@ -63,6 +63,8 @@ export type BatchHandler = (batch: Batch, ctx: BatchContext) => Promise<BatchOut
 
 /** How long a fetch with `minBytes` above 1 may wait at the broker for them. */
 export const FETCH_MAX_WAIT_MS = 500;
+/** ConsumerOptions.fetchPaceMs's default. */
+export const DEFAULT_FETCH_PACE_MS = 5;
 
 export interface ConsumerOptions {
   groupId: string;
@@ -81,6 +83,15 @@ export interface ConsumerOptions {
    * which costs it, and the broker, a fraction of the CPU under a steady trickle.
    */
   minBytes?: number;
+  /**
+   * After a batch that emptied its partition (nothing more waiting at the broker), the next
+   * fetch waits this long (default DEFAULT_FETCH_PACE_MS; 0: at once). Under a steady
+   * trickle, a consumer that fetches again at once gets one or two messages a fetch: a
+   * fetch per produce, each costing this process and the broker. Paced, what arrives
+   * meanwhile comes in one fetch; an idle consumer still waits at the broker (no polling),
+   * and a backlog is read without pauses. Adds at most this much latency per hop.
+   */
+  fetchPaceMs?: number;
   /**
    * How often handled offsets are committed (default 1000 ms; 0 = after every batch). A crash
    * redelivers at most this much; handlers are idempotent.
