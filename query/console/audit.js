@@ -5,7 +5,7 @@
 import { useEffect, useId, useRef, useState } from '/console/vendor/hooks.mjs';
 import { counts, diff } from './json-diff.js';
 import { ListFooter, qsOf, queryOf, RangeFields, useCsv, usePages } from './ledger.js';
-import { Empty, Field, fmtTime, html, navigate, session } from './ui.js';
+import { api, Empty, Field, fmtTime, html, navigate, session } from './ui.js';
 
 const TYPES = [
   'segment',
@@ -23,6 +23,9 @@ const TYPES = [
   'tracking_plan',
   'export',
   'bi_credential',
+  'workspace',
+  'person',
+  'person_token',
 ];
 const ACTIONS = ['create', 'update', 'delete', 'erase'];
 const SCREEN = {
@@ -36,12 +39,22 @@ const SCREEN = {
   score: '#/traits/score/',
 };
 
-/** This browser's key as the audit log names it (`key:` + 12 hex of its SHA-256), if the page may hash. */
+/**
+ * This browser's caller as the audit log names it: a person as `person:<id> <email>`, the
+ * admin key as `key:` + 12 hex of its SHA-256 (if the page may hash).
+ */
 function useMyActor() {
   const [me, setMe] = useState(null);
   useEffect(() => {
     const key = session.key();
-    if (!key || !globalThis.crypto?.subtle) return;
+    if (!key) return;
+    if (key.startsWith('cdp_pt_')) {
+      api('/v1/me')
+        .then((m) => m.person && setMe(`person:${m.person.id} ${m.person.email}`))
+        .catch(() => {});
+      return;
+    }
+    if (!globalThis.crypto?.subtle) return;
     crypto.subtle
       .digest('SHA-256', new TextEncoder().encode(key))
       .then((d) =>
@@ -91,8 +104,8 @@ export function AuditScreen({ query }) {
   return html`
     <section aria-labelledby="audit-title">
       <h1 id="audit-title">Audit log</h1>
-      <p class="muted">Every change to the workspace's configuration, and every erasure: who (the admin key's
-        fingerprint${me ? html`; yours is <code>${me}</code>` : ''}), what, and when.</p>
+      <p class="muted">Every change to the workspace's configuration, and every erasure: who (the person, or the admin
+        key's fingerprint${me ? html`; you are <code>${me}</code>` : ''}), what, and when.</p>
       <form class="panel filters-form" aria-label="Filter the audit log" onSubmit=${submit}>
         <div class="row">
           <${Field} label="Entity type">
@@ -105,7 +118,7 @@ export function AuditScreen({ query }) {
             </select>
           <//>
           <${Field} label="Entity id"><input value=${f.entityId ?? ''} onInput=${(e) => set({ entityId: e.currentTarget.value })} /><//>
-          <${Field} label="Actor" hint="key:… (a key's fingerprint)">
+          <${Field} label="Actor" hint="person:… (a person) or key:… (the admin key's fingerprint)">
             <input value=${f.actor ?? ''} onInput=${(e) => set({ actor: e.currentTarget.value })} />
           <//>
           <${Field} label="Action">

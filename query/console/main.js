@@ -18,6 +18,7 @@ import { SettingsScreen } from './settings.js';
 import { TrackingPlanScreen } from './tracking-plan.js';
 import { TraitsScreen } from './traits.js';
 import { ApiError, api, ErrorBox, Field, html, session } from './ui.js';
+import { mayOpen, useMe, WhoAmI } from './whoami.js';
 
 function SignIn({ onSignedIn }) {
   const [key, setKey] = useState('');
@@ -29,7 +30,8 @@ function SignIn({ onSignedIn }) {
     setError(null);
     session.signIn(key.trim());
     try {
-      await api('/v1/segments');
+      // who the key is: any valid key or token may ask (a person in several workspaces too)
+      await api('/v1/me');
       onSignedIn();
     } catch (err) {
       session.signOut();
@@ -44,7 +46,7 @@ function SignIn({ onSignedIn }) {
     <main class="signin">
       <form onSubmit=${submit} aria-labelledby="signin-title">
         <h1 id="signin-title">cdp console</h1>
-        <p class="muted">Sign in with an admin key. It is kept for this browser session only.</p>
+        <p class="muted">Sign in with an admin key or your API token. It is kept for this browser session only.</p>
         <${Field} label="Admin key">
           <input type="password" autocomplete="current-password" required value=${key}
             onInput=${(e) => setKey(e.currentTarget.value)} />
@@ -138,6 +140,7 @@ function route(hash) {
 function App() {
   const [signedIn, setSignedIn] = useState(() => session.key() !== null);
   const [hash, setHash] = useState(location.hash || '#/segments');
+  const me = useMe(signedIn);
   useEffect(() => {
     const onHash = () => setHash(location.hash || '#/segments');
     const onOut = () => setSignedIn(false);
@@ -167,12 +170,13 @@ function App() {
       <span class="brand">cdp</span>
       <nav aria-label="Main">
         <ul>
-          ${NAV.map(
+          ${NAV.filter(([href]) => mayOpen(me, href)).map(
             ([href, label]) =>
               html`<li><a href=${href} aria-current=${top === href ? 'page' : undefined}>${label}</a></li>`,
           )}
         </ul>
       </nav>
+      <${WhoAmI} me=${me} />
       <button type="button" class="link signout" onClick=${() => {
         session.signOut();
         setSignedIn(false);

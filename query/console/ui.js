@@ -7,11 +7,26 @@ import { cloneElement, h } from '/console/vendor/preact.mjs';
 export const html = htm.bind(h);
 
 const KEY = 'cdp.adminKey';
+const WORKSPACE = 'cdp.workspace';
 export const session = {
   key: () => sessionStorage.getItem(KEY),
   signIn: (k) => sessionStorage.setItem(KEY, k),
-  signOut: () => sessionStorage.removeItem(KEY),
+  signOut: () => {
+    sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(WORKSPACE);
+  },
+  /** The workspace a person in several acts in (X-Workspace); none: their only one. */
+  workspace: () => sessionStorage.getItem(WORKSPACE),
+  setWorkspace: (w) => sessionStorage.setItem(WORKSPACE, w),
 };
+
+/** The headers every API call carries: the key, and the chosen workspace if any. */
+function authHeaders() {
+  const h = { authorization: `Bearer ${session.key() ?? ''}` };
+  const ws = session.workspace();
+  if (ws) h['x-workspace'] = ws;
+  return h;
+}
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -25,7 +40,7 @@ export class ApiError extends Error {
  * comes back as text; any answer as a Blob with `blob` (a large download is not copied into a string).
  */
 export async function api(path, { method = 'GET', body, accept, blob = false } = {}) {
-  const headers = { authorization: `Bearer ${session.key() ?? ''}` };
+  const headers = authHeaders();
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (accept) headers.accept = accept;
   let res;
@@ -64,7 +79,7 @@ export function subscribe(path, onEvent, onState) {
     while (!stopped) {
       try {
         const res = await fetch(path, {
-          headers: { authorization: `Bearer ${session.key() ?? ''}`, accept: 'text/event-stream' },
+          headers: { ...authHeaders(), accept: 'text/event-stream' },
           signal: ctrl.signal,
         });
         if (!res.ok) throw new ApiError(res.status, `${res.status}`);
