@@ -101,7 +101,7 @@ function interpret(a: ProviderAnswer, now: number): BuiltinResult {
       rateLimited: true,
       error: message,
       retryAfterMs: wait,
-      holdUntil: now + wait,
+      holdMs: wait,
     };
   }
   if (a.status === 401 || e.code === 190)

@@ -35,8 +35,8 @@ export interface BuiltinResult {
   itemErrors?: Map<number, string>;
   /** On ok: items that failed one by one but are worth another try (index → reason), retried alone. */
   itemRetries?: Map<number, string>;
-  /** The provider's window is spent: the destination sends nothing before this time (ms). */
-  holdUntil?: number;
+  /** The provider's window is spent: the destination sends nothing for this long from the answer (ms). */
+  holdMs?: number;
   /** A rate limit, not a failing receiver: the circuit does not count it. */
   rateLimited?: boolean;
   /** Final, and counted by the circuit: the credentials no longer work. */
@@ -141,7 +141,7 @@ export async function sendHubspot(
   if (a.status === 0) return { ...base, ok: false, retriable: !a.refused, error: a.error ?? 'no answer' };
   const remaining = header(a.headers, 'x-hubspot-ratelimit-remaining');
   const spent = remaining !== undefined && Number(remaining) <= 0;
-  const hold = spent ? { holdUntil: cfg.now + windowMs(a.headers) } : {};
+  const hold = spent ? { holdMs: windowMs(a.headers) } : {};
   if (a.status === 207) {
     // multi-status: the errors name their records in `context` (e.g. {"ids": ["a@b.com"]})
     let errors: Array<{ message?: unknown; category?: unknown; context?: unknown }> = [];
@@ -196,7 +196,7 @@ export async function sendHubspot(
       rateLimited: true,
       error: message,
       retryAfterMs: wait,
-      holdUntil: cfg.now + wait,
+      holdMs: wait,
     };
   }
   if (a.status === 401 || a.status === 403)

@@ -119,7 +119,7 @@ export async function sendSalesforce(
   );
   const base = { status: a.status, latencyMs: a.latencyMs };
   if (a.status === 0) return { ...base, ok: false, retriable: !a.refused, error: a.error ?? 'no answer' };
-  const hold = limitReached(a.headers) ? { holdUntil: cfg.now + LIMIT_WAIT_MS } : {};
+  const hold = limitReached(a.headers) ? { holdMs: LIMIT_WAIT_MS } : {};
   if (a.status === 200) {
     let results: unknown;
     try {
@@ -158,7 +158,7 @@ export async function sendSalesforce(
       rateLimited: true,
       error: message,
       retryAfterMs: LIMIT_WAIT_MS,
-      holdUntil: cfg.now + LIMIT_WAIT_MS,
+      holdMs: LIMIT_WAIT_MS,
     };
   if (a.status === 401 || e.code === 'INVALID_SESSION_ID')
     return { ...base, ok: false, retriable: false, tripsBreaker: true, error: message };

@@ -356,7 +356,8 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
       return;
     }
     const res = await send(d);
-    if (res.holdUntil) holdUntil = Math.max(holdUntil, res.holdUntil);
+    // counted from the answer, not from when the request left
+    if (res.holdMs) holdUntil = Math.max(holdUntil, o.now() + res.holdMs);
     const n = d.attempt + 1;
     if (res.ok) {
       breaker.success();

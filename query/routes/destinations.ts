@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { type GuardPolicy, refusal } from '../../activation/webhook/address-guard.ts';
-import { HUBSPOT_MAX_BATCH } from '../../destinations/hubspot.ts';
-import { SALESFORCE_MAX_BATCH } from '../../destinations/salesforce.ts';
+import { audienceMember, SCHEMA } from '../../destinations/ads-audience.ts';
+import { HUBSPOT_MAX_BATCH, HUBSPOT_UPSERT_PATH, hubspotContact } from '../../destinations/hubspot.ts';
+import { SALESFORCE_MAX_BATCH, salesforceRecord } from '../../destinations/salesforce.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { withTimeout } from '../../runtime/http.ts';
@@ -31,6 +32,39 @@ import { topics } from '../../schemas/topics.ts';
 import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { QueryError } from '../query-error.ts';
+
+/** What a built-in would send for one mapped item (method, path, body), or why it could not. */
+function builtinRequest(
+  def: DestinationDefinition,
+  data: unknown,
+): { method: string; path: string; body: unknown } | { error: string } {
+  if (def.type === 'hubspot') {
+    const c = hubspotContact(data, def.hubspot?.idProperty ?? 'email');
+    return typeof c === 'string'
+      ? { error: c }
+      : { method: 'POST', path: HUBSPOT_UPSERT_PATH, body: { inputs: [c] } };
+  }
+  if (def.type === 'salesforce') {
+    const sf = def.salesforce ?? { object: 'Contact', externalIdField: '', apiVersion: 'v60.0' };
+    const r = salesforceRecord(data, sf.object, sf.externalIdField);
+    return typeof r === 'string'
+      ? { error: r }
+      : {
+          method: 'PATCH',
+          path: `/services/data/${sf.apiVersion}/composite/sobjects/${sf.object}/${sf.externalIdField}`,
+          body: { allOrNone: false, records: [r] },
+        };
+  }
+  const a = def.audience ?? { audienceId: '', identifier: 'email' as const, apiVersion: 'v21.0' };
+  const m = audienceMember(data, a.identifier);
+  return 'error' in m
+    ? m
+    : {
+        method: m.action === 'add' ? 'POST' : 'DELETE',
+        path: `/${a.apiVersion}/${a.audienceId}/users`,
+        body: { payload: { schema: [SCHEMA[a.identifier]], data: [[m.hash]] } },
+      };
+}
 
 /** Destinations per workspace (each runs a consumer group of its own). */
 export const MAX_DESTINATIONS_PER_WORKSPACE = 50;
@@ -378,6 +412,12 @@ export function destinationRoutes(deps: {
       timestamp: String(source.timestamp ?? source.occurredAt ?? deps.now().toISOString()),
       data,
     };
+    if (def.type !== 'http') {
+      // a built-in: the request its provider would get for this one item
+      const req = builtinRequest(def, data);
+      if ('error' in req) return c.json({ matched, error: req.error }, 422);
+      return c.json({ matched, payload: req });
+    }
     const batched = (def.http.batch?.maxEvents ?? 1) > 1;
     return c.json({ matched, payload: JSON.parse(deliveryBody([item], batched)) as unknown });
   });

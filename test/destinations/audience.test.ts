@@ -157,6 +157,22 @@ describe('audience sync destination', () => {
     expect(got.body.audience).toEqual({ audienceId: '123', identifier: 'email', apiVersion: 'v21.0' });
     expect(got.body.credentialsSet).toBe(true);
     expect(JSON.stringify(got.body)).not.toContain(token);
+    // a dry run shows the request: the hash, never the address
+    const dry = await api('POST', `/v1/destinations/${id}/dry-run`, {
+      change: change(cfg.keys.workspace, 's1', 'p1', { email: ' Dry@Example.org ' }, 2),
+    });
+    expect(dry.status, JSON.stringify(dry.body)).toBe(200);
+    expect(dry.body.payload).toEqual({
+      method: 'DELETE',
+      path: '/v21.0/123/users',
+      body: { payload: { schema: ['EMAIL_SHA256'], data: [[sha('dry@example.org')]] } },
+    });
+    expect(JSON.stringify(dry.body)).not.toMatch(/dry@/i);
+    const noMail = await api('POST', `/v1/destinations/${id}/dry-run`, {
+      change: change(cfg.keys.workspace, 's1', 'p1', {}),
+    });
+    expect(noMail.status).toBe(422);
+    expect(noMail.body.error).toBe('no email to match on');
     await api('DELETE', `/v1/destinations/${id}`);
   });
 

@@ -196,6 +196,17 @@ describe('HubSpot destination', () => {
     );
     expect(defs?.credentials?.ct).toBeTruthy();
     expect(JSON.stringify(defs)).not.toContain(token);
+    // a dry run shows HubSpot's request for the sample
+    const dry = await api('POST', `/v1/destinations/${id}/dry-run`, {
+      event: { event: 'Never', email: ' A@B.co ', plan: 3 },
+    });
+    expect(dry.status, JSON.stringify(dry.body)).toBe(200);
+    expect(dry.body.payload).toEqual({
+      method: 'POST',
+      path: '/crm/v3/objects/contacts/batch/upsert',
+      body: { inputs: [{ id: 'a@b.co', idProperty: 'email', properties: { event: 'Never', plan: '3' } }] },
+    });
+    expect(dry.body.matched).toBe(true);
     const audit = await (await clients.clickhouse()).query({
       query: `SELECT before, after FROM audit_log WHERE entity_id = {id:String}`,
       query_params: { id },
