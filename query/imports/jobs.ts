@@ -267,7 +267,12 @@ export async function runImport(
       return true;
     }
     const latest = (await readImport(deps, ws, id).catch(() => undefined)) ?? job;
-    const reason = err instanceof ImportFileError ? err.message : `import stopped: ${errorMessage(err)}`;
+    const reason =
+      err instanceof ImportFileError
+        ? err.message
+        : (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'the uploaded file is gone (CDP_IMPORTS_DIR must be shared by the query processes); upload it again'
+          : `import stopped: ${errorMessage(err)}`;
     log.error({ err: errorMessage(err) }, 'import_failed');
     if (latest) await finish(deps, latest, 'failed', reason).catch(() => {});
   } finally {
