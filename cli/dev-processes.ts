@@ -50,6 +50,20 @@ export function devProcesses(names: readonly ServiceName[] = SERVICE_NAMES): Dev
   return out.filter((p) => p.services.length > 0);
 }
 
+/**
+ * A child's environment: the parent's, its log name, and its own metrics port. Every
+ * process serves its own /metrics (CDP_METRICS_PORT), so with a fixed port the processes
+ * take it and the next ones (core CDP_METRICS_PORT, activation +1, ingest +2, in the
+ * order of devProcesses); 0 (any free port) stays 0.
+ */
+export function processEnv(spec: DevProcess, index: number, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, CDP_PROCESS_NAME: `cdp:${spec.name}` };
+  const metrics = env.CDP_METRICS_PORT?.trim();
+  if (metrics && /^\d+$/.test(metrics) && Number(metrics) > 0)
+    out.CDP_METRICS_PORT = String(Number(metrics) + index);
+  return out;
+}
+
 const BIN = fileURLToPath(new URL('../bin/cdp.js', import.meta.url));
 const RESTART_DELAY_MS = 1000;
 const MAX_RESTARTS = 5;
@@ -90,7 +104,7 @@ export function superviseDevProcesses(opts: {
         process.execPath,
         ['--max-semi-space-size=64', BIN, 'start', ...slot.spec.services],
         {
-          env: { ...opts.env, CDP_PROCESS_NAME: `cdp:${slot.spec.name}` },
+          env: processEnv(slot.spec, opts.processes.indexOf(slot.spec), opts.env),
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           detached: true, // own process group: a terminal's Ctrl-C reaches the parent only
         },
