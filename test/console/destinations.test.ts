@@ -123,8 +123,11 @@ describe('destinations in the console', () => {
       .fill('{"event": "x", "properties": {"email": "a@b.co", "name": "A"}}');
     await page.getByRole('button', { name: 'Dry run' }).click();
     await expect.poll(() => page.getByTestId('dry-matched').textContent()).toBe('Filtered out');
-    expect(JSON.parse((await page.getByTestId('dry-payload').textContent()) ?? '')).toMatchObject({
-      data: { email: 'a@b.co', firstname: 'A' },
+    // the request HubSpot would get for it
+    expect(JSON.parse((await page.getByTestId('dry-payload').textContent()) ?? '')).toEqual({
+      method: 'POST',
+      path: '/crm/v3/objects/contacts/batch/upsert',
+      body: { inputs: [{ id: 'a@b.co', idProperty: 'email', properties: { firstname: 'A' } }] },
     });
     await page.getByLabel('Sample event (JSON)').fill('{not json');
     await page.getByRole('button', { name: 'Dry run' }).click();
