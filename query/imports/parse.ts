@@ -57,7 +57,10 @@ export class CsvReader {
         continue;
       }
       if (c === ',') {
-        this.fields.push(this.cell);
+        // separators count toward the limit too: a line of commas must not grow the fields
+        this.size++;
+        if (this.size > MAX_RECORD_CHARS) this.error ??= `record over ${MAX_RECORD_CHARS} characters`;
+        else this.fields.push(this.cell);
         this.cell = '';
         this.closed = false;
       } else if (c === '\n' || c === '\r') {

@@ -67,6 +67,12 @@ describe('CSV reader', () => {
       { line: 1, error: `record over ${MAX_RECORD_CHARS} characters` },
       { line: 2, fields: ['u2', 'ok'] },
     ]);
+    // a line of separators only: refused, not collected
+    const commas = `${','.repeat(MAX_RECORD_CHARS * 4)}\nu3,ok\n`;
+    expect(readCsv(cut(commas, [70_000, 200_000]))).toEqual([
+      { line: 1, error: `record over ${MAX_RECORD_CHARS} characters` },
+      { line: 2, fields: ['u3', 'ok'] },
+    ]);
   });
 });
 
