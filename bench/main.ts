@@ -26,6 +26,7 @@ import { consoleScenario } from './scenarios/console.ts';
 import { e2eScenario, peerScenario } from './scenarios/e2e.ts';
 import { formsScenario } from './scenarios/forms.ts';
 import { historyScenario } from './scenarios/history.ts';
+import { importsScenario } from './scenarios/imports.ts';
 import { ingestScenario } from './scenarios/ingest.ts';
 import { journeysScenario } from './scenarios/journeys.ts';
 import { processorScenario } from './scenarios/processor.ts';
@@ -43,6 +44,7 @@ const SCENARIOS: Array<{ name: string; run: Scenario }> = [
   { name: 'broadcast', run: broadcastScenario },
   { name: 'history', run: historyScenario },
   { name: 'console', run: consoleScenario },
+  { name: 'imports', run: importsScenario },
 ];
 
 const USAGE = `usage: tsx bench/main.ts [--quick] [--json] [--only=<scenario>] [--compare=<report.json>]
