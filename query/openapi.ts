@@ -352,6 +352,94 @@ export function queryOpenApi(): object {
     },
     security: [{ adminKey: [] }],
     paths: {
+      // workspaces, people and roles (query/routes/workspaces.ts, query/roles.ts): the bearer
+      // key is the admin key or a person's token (cdp_pt_…); X-Workspace names the workspace
+      '/v1/me': {
+        get: op(
+          'whoAmI',
+          'Who the key is: admin key or person, current workspace, role, permissions, workspaces',
+        ),
+      },
+      '/v1/workspaces': {
+        get: op('listWorkspaces', 'Workspaces: all for the admin key, a person’s own (with their role)'),
+        post: op('createWorkspace', 'Create a workspace (the admin key only); 409 when the name is taken', {
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['name'],
+              additionalProperties: false,
+              properties: { name: { type: 'string', minLength: 1, maxLength: 100 } },
+            }),
+          },
+          responses: {
+            '201': { description: 'created' },
+            '403': { description: 'not the admin key' },
+            '409': { description: 'name taken' },
+            ...errors,
+          },
+        }),
+      },
+      '/v1/workspaces/{id}/archive': {
+        post: op(
+          'archiveWorkspace',
+          'Archive a workspace: its tokens and write keys stop working, data is kept',
+          {
+            parameters: [id('id')],
+            responses: {
+              '200': { description: 'archived' },
+              '403': { description: 'not an owner of it' },
+              '409': { description: 'the built-in workspace' },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/people': {
+        get: op('listPeople', 'People of the workspace with their roles (owners)'),
+        post: op(
+          'addPerson',
+          'Add a person with a role (201), or change an existing person’s role here (200)',
+          {
+            requestBody: {
+              required: true,
+              content: json({
+                type: 'object',
+                required: ['email', 'role'],
+                additionalProperties: false,
+                properties: {
+                  email: { type: 'string', maxLength: 254 },
+                  name: { type: 'string', maxLength: 200 },
+                  role: { type: 'string', enum: ['owner', 'marketer', 'analyst', 'developer'] },
+                },
+              }),
+            },
+          },
+        ),
+      },
+      '/v1/people/{id}': {
+        delete: op('removePerson', 'Remove a person from this workspace', {
+          parameters: [id('id')],
+          responses: { '204': { description: 'removed' }, ...errors },
+        }),
+      },
+      '/v1/people/{id}/tokens': {
+        get: op('listPersonTokens', 'A person’s tokens, without secrets', { parameters: [id('id')] }),
+        post: op(
+          'issuePersonToken',
+          'Issue a token (in `token`, shown once); an owner’s works in this workspace only',
+          {
+            parameters: [id('id')],
+            responses: { '201': { description: 'issued' }, ...errors },
+          },
+        ),
+      },
+      '/v1/people/{id}/tokens/{tokenId}': {
+        delete: op('revokePersonToken', 'Revoke a token', {
+          parameters: [id('id'), id('tokenId')],
+          responses: { '204': { description: 'revoked' }, ...errors },
+        }),
+      },
       '/v1/profiles': {
         get: op('findProfile', 'Find a profile by exactly one of userId, anonymousId or email', {
           parameters: [query('userId'), query('anonymousId'), query('email'), query('externalId')],

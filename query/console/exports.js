@@ -5,7 +5,7 @@
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
 import { parseApiError } from './form-model.js';
 import { F, focusOnMount, lastDays, useGet } from './forms.js';
-import { ApiError, api, download, Empty, ErrorBox, fmtNum, fmtTime, html, session } from './ui.js';
+import { ApiError, api, authHeaders, download, Empty, ErrorBox, fmtNum, fmtTime, html } from './ui.js';
 
 const TABLES = [
   'bi_events',
@@ -54,12 +54,12 @@ const fmtBytes = (n) =>
         ? `${(n / 1024).toFixed(1)} KB`
         : `${(n / 1048576).toFixed(1)} MB`;
 
-/** The finished file, fetched with the admin key, saved under the job's id. */
+/** The finished file, fetched with the key (and chosen workspace), saved under the job's id. */
 async function downloadFile(job) {
   let res;
   try {
     res = await fetch(`/v1/exports/${encodeURIComponent(job.id)}/file`, {
-      headers: { authorization: `Bearer ${session.key() ?? ''}` },
+      headers: authHeaders(),
     });
   } catch {
     throw new ApiError(0, 'the query service cannot be reached');

@@ -21,7 +21,7 @@ export const session = {
 };
 
 /** The headers every API call carries: the key, and the chosen workspace if any. */
-function authHeaders() {
+export function authHeaders() {
   const h = { authorization: `Bearer ${session.key() ?? ''}` };
   const ws = session.workspace();
   if (ws) h['x-workspace'] = ws;
