@@ -45,6 +45,7 @@ import { segmentRoutes } from './routes/segments.ts';
 import { templatePreviewRoutes } from './routes/template-preview.ts';
 import { trackingPlanRoutes } from './routes/tracking-plan.ts';
 import { unsubscribeRoutes } from './routes/unsubscribe.ts';
+import { warehouseExportRoutes } from './routes/warehouse-exports.ts';
 import { workspaceSettingsRoutes } from './routes/workspace-settings.ts';
 import { workspaceRoutes } from './routes/workspaces.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
@@ -237,6 +238,14 @@ export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   app.route(
     '/v1/destinations',
     destinationRoutes({
+      ...deps,
+      now,
+      addressPolicy: deps.destinationAddressPolicy ?? { allowLoopback: false, allowPrivate: false },
+    }),
+  );
+  app.route(
+    '/v1/warehouse-exports',
+    warehouseExportRoutes({
       ...deps,
       now,
       addressPolicy: deps.destinationAddressPolicy ?? { allowLoopback: false, allowPrivate: false },

@@ -25,6 +25,7 @@ export interface AuditEntry {
     | 'export'
     | 'channel_credentials'
     | 'destination'
+    | 'warehouse_export'
     | 'import'
     | 'workspace'
     | 'person'
