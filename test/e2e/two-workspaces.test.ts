@@ -1,7 +1,8 @@
 // Two workspaces side by side on the whole stack (`cdp start` services: ingest, processor,
 // history, query with the BI endpoint; real Kafka, Redis, chDB): the same user id, anonymous id
 // and event name in both, each workspace acting with its own owner's token and write key.
-// Identity, profiles, segments, history, analytics, the BI endpoint and erasure each see only
+// Identity, profiles, segments, campaigns (a webhook per workspace), history, analytics, the BI
+// endpoint and erasure each see only
 // their own workspace; erasing in A leaves B whole; archiving B stops B's write key at ingest
 // and B's people, and leaves A running.
 import { createServer } from 'node:net';
@@ -9,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
+import { startWebhookReceiver } from '../webhook-receiver.ts';
 
 let cfg: Config;
 let running: RunningServices;
@@ -20,6 +22,7 @@ interface Side {
   writeKey: string;
   segmentId: string;
   bi: { user: string; password: string };
+  hooks: Awaited<ReturnType<typeof startWebhookReceiver>>;
 }
 const side: { A: Side; B: Side } = {} as { A: Side; B: Side };
 
@@ -79,7 +82,12 @@ const ANON = 'same-anon';
 const EVENT = uniqueId('Bought ');
 
 beforeAll(async () => {
-  cfg = testConfig({ CDP_BI_SQL: 'true', CDP_BI_HOST: '127.0.0.1', CDP_BI_PORT: String(await freePort()) });
+  cfg = testConfig({
+    CDP_WEBHOOK_ALLOW_LOOPBACK: 'true',
+    CDP_BI_SQL: 'true',
+    CDP_BI_HOST: '127.0.0.1',
+    CDP_BI_PORT: String(await freePort()),
+  });
   running = await startServices(cfg, SERVICE_NAMES, testLogger(cfg));
   biUrl = `http://127.0.0.1:${cfg.bi!.port}`;
   const root = cfg.keys.adminKey;
@@ -107,6 +115,16 @@ beforeAll(async () => {
       rule: { '==': [{ var: 'traits.plan' }, 'pro'] },
     });
     expect(seg.status).toBe(201);
+    // a campaign on the segment: a webhook to this workspace's own receiver
+    const hooks = await startWebhookReceiver();
+    const campaign = await call(token, 'POST', '/v1/campaigns', {
+      name: `Welcome ${name}`,
+      segmentId: seg.body.id,
+      on: 'enter',
+      channel: 'webhook',
+      webhook: { url: hooks.url },
+    });
+    expect(campaign.status, JSON.stringify(campaign.body)).toBe(201);
     const cred = await call(token, 'POST', '/v1/bi-credentials', { name: `bi ${name}` });
     expect(cred.status).toBe(201);
     side[name] = {
@@ -115,12 +133,15 @@ beforeAll(async () => {
       writeKey: wk.body.key,
       segmentId: seg.body.id,
       bi: { user: cred.body.user, password: cred.body.password },
+      hooks,
     };
   }
 }, 180_000);
 
 afterAll(async () => {
   await running?.stop();
+  await side.A?.hooks.close();
+  await side.B?.hooks.close();
 });
 
 describe('two workspaces side by side', () => {
@@ -183,6 +204,22 @@ describe('two workspaces side by side', () => {
     expect(anonB.status).toBe(200);
     expect(anonB.body.id).toBe(pb.id);
     expect((await call(side.A.token, 'GET', `/v1/profiles?anonymousId=${ANON}`)).body.id).toBe(pa.id);
+
+    // campaigns: each workspace's webhook gets its own person only
+    await eventually(
+      'A campaign sent',
+      async () => side.A.hooks.deliveries.some((d) => d.body.includes(pa.id)),
+      60_000,
+    );
+    await eventually(
+      'B campaign sent',
+      async () => side.B.hooks.deliveries.some((d) => d.body.includes(pb.id)),
+      60_000,
+    );
+    expect(side.A.hooks.deliveries.filter((d) => d.body.includes(pb.id))).toEqual([]);
+    expect(side.B.hooks.deliveries.filter((d) => d.body.includes(pa.id))).toEqual([]);
+    for (const d of [...side.A.hooks.deliveries, ...side.B.hooks.deliveries])
+      expect(d.headers['content-type']).toMatch(/^application\/json/);
 
     // history and analytics: A counts 3 of the event, B 1
     const today = new Date();
