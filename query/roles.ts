@@ -118,6 +118,13 @@ export const ROUTE_PERMISSIONS: ReadonlyArray<readonly [Method, string, Permissi
   ['GET', '/v1/ledger', 'read'],
   ['GET', '/v1/ledger/journey-steps', 'read'],
   ['GET', '/v1/audit', 'read'],
+  // warehouse exports: a target with credentials that gets every event, as destinations do
+  ['GET', '/v1/warehouse-exports', 'develop'],
+  ['POST', '/v1/warehouse-exports', 'develop'],
+  ['GET', '/v1/warehouse-exports/:id', 'develop'],
+  ['PUT', '/v1/warehouse-exports/:id', 'develop'],
+  ['DELETE', '/v1/warehouse-exports/:id', 'develop'],
+  ['GET', '/v1/warehouse-exports/:id/stats', 'read'],
   // bulk imports of traits and consent
   ['POST', '/v1/imports', 'market'],
   ['GET', '/v1/imports', 'read'],

@@ -2,8 +2,7 @@
 // history, query with the BI endpoint; real Kafka, Redis, chDB): the same user id, anonymous id
 // and event name in both, each workspace acting with its own owner's token and write key.
 // Identity, profiles, segments, campaigns (a webhook per workspace), history, analytics, the BI
-// endpoint and erasure each see only
-// their own workspace; erasing in A leaves B whole; archiving B stops B's write key at ingest
+// endpoint and erasure each see only their own workspace; erasing in A leaves B whole; archiving B stops B's write key at ingest
 // and B's people, and leaves A running.
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -278,6 +278,17 @@ describe('people and roles', () => {
     expect(
       (await call(ownerA.token, 'DELETE', `/v1/people/${ownerB.id}/tokens/${ownerB.tokenId}`)).status,
     ).toBe(404);
+    // B's ids in A's bodies: a campaign on B's segment is refused, nothing is created
+    const cross = await call(ownerA.token, 'POST', '/v1/campaigns', {
+      name: uniqueId('c'),
+      segmentId: segB.body.id,
+      on: 'enter',
+      channel: 'webhook',
+      webhook: { url: 'https://hooks.example.com/x' },
+    });
+    expect(cross.status, JSON.stringify(cross.body)).toBeGreaterThanOrEqual(400);
+    expect(cross.status).toBeLessThan(500);
+    expect((await call(ownerA.token, 'GET', '/v1/campaigns')).body.campaigns ?? []).toEqual([]);
     // B's segment is untouched
     expect((await call(ownerB.token, 'GET', `/v1/segments/${segB.body.id}`)).status).toBe(200);
 
