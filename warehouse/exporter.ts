@@ -64,6 +64,11 @@ interface Lane {
   lane: 'main' | 'overflow';
   /** Last offset whose files are durable (-1: none). */
   done: bigint;
+  /**
+   * Last offset taken into a range (buffered, being written or done): a batch delivered again
+   * (a rebalance, a retried fetch) must not add its messages a second time.
+   */
+  seen: bigint;
   /** A range recorded as pending before a crash: cut again at exactly `to`. */
   pending: { from: bigint; to: bigint } | undefined;
   buf: Buffer;
@@ -157,6 +162,7 @@ export function startExporter(def: WarehouseExport, deps: ExporterDeps): Warehou
           partition,
           ...src,
           done,
+          seen: done,
           pending,
           buf: newBuffer(now()),
           chain: Promise.resolve(),
@@ -246,6 +252,17 @@ export function startExporter(def: WarehouseExport, deps: ExporterDeps): Warehou
   const mayCut = (lane: Lane) =>
     lane.buf.from !== undefined && (lane.pending === undefined || lane.buf.last! >= lane.pending.to);
 
+  /**
+   * Resolves once every offset the lane has taken is durable: the open buffer's range when it
+   * has one (written after every earlier range), else the last range cut.
+   */
+  const effectsOf = (lane: Lane): Promise<void> =>
+    lane.buf.from !== undefined
+      ? lane.buf.durable.promise
+      : lane.chain.then(() => {
+          if (stopped || lane.done < lane.seen) throw new Error('exporter stopped');
+        });
+
   const keep = (dataset: WarehouseDataset, msgs: IncomingMessage[]): IncomingMessage[] =>
     dataset === 'events' ? erased.events(msgs) : dataset === 'identity' ? erased.identityChanges(msgs) : msgs;
 
@@ -264,11 +281,9 @@ export function startExporter(def: WarehouseExport, deps: ExporterDeps): Warehou
     handler: async (batch, ctx) => {
       const lane = await laneOf(batch.topic, batch.partition);
       await erased.refresh();
-      const fresh = batch.messages.filter((m) => {
-        const off = BigInt(m.offset);
-        return off > lane.done && (lane.buf.last === undefined || off > lane.buf.last);
-      });
-      if (fresh.length === 0) return;
+      const fresh = batch.messages.filter((m) => BigInt(m.offset) > lane.seen);
+      // all taken already: committable once what holds them is durable, not before
+      if (fresh.length === 0) return { effects: effectsOf(lane) };
       const kept = new Set(keep(lane.dataset, fresh));
       let skipped = 0;
       for (const m of fresh) {
@@ -280,6 +295,7 @@ export function startExporter(def: WarehouseExport, deps: ExporterDeps): Warehou
           lane.buf.startedAt = now();
         }
         lane.buf.last = off;
+        lane.seen = off;
         if (kept.has(m)) {
           const row = toRow(lane.dataset, m);
           if (typeof row === 'string') skipped++;
@@ -303,15 +319,9 @@ export function startExporter(def: WarehouseExport, deps: ExporterDeps): Warehou
       // bounded: a slow target holds the partition back instead of buffering without end
       while (lane.writing > 2 && ctx.isActive() && !stopped)
         await Promise.race([lane.chain, realSleep(1000)]);
-      return { effects: lane.buf.from !== undefined ? lane.buf.durable.promise : lastDurable(lane) };
+      return { effects: effectsOf(lane) };
     },
   });
-
-  /** The durable promise of the last range cut (the buffer is empty after a cut). */
-  const lastDurable = (lane: Lane) =>
-    lane.chain.then(() => {
-      if (stopped) throw new Error('exporter stopped');
-    });
 
   const timer = setInterval(
     () => {
