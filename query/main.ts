@@ -20,8 +20,8 @@ import { createBiSqlApp } from './bi-sql/server.ts';
 import { createDoubleOptIn } from './double-opt-in.ts';
 import { startErasureWorker } from './erasure-job.ts';
 import { startExportWorker } from './exports.ts';
-import { startImportWorker } from './imports/jobs.ts';
 import { startFormConsentWorker } from './form-consent.ts';
+import { startImportWorker } from './imports/jobs.ts';
 import { startSmsConsentLogWorker } from './sms-consent-log.ts';
 
 export async function startQuery(cfg: Config, clients: Clients, log: Logger): Promise<RunningService> {
