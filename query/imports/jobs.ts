@@ -60,7 +60,7 @@ export interface ImportDeps {
   now: () => Date;
   /** Where uploads are kept while they are imported (CDP_IMPORTS_DIR). */
   dir: string;
-  /** The largest upload taken (CDP_IMPORTS_MAX_BYTES, default 1 GiB). */
+  /** The largest upload taken (CDP_IMPORTS_MAX_MB, default 1 GiB). */
   maxBytes: number;
   /** Rows per batch (default 2000). */
   batchRows?: number;
