@@ -283,6 +283,22 @@ describe('erasure in journeys', () => {
     await ingest('/v1/track', { userId: 'eve', event: 'Trial Started' });
     const eve = await profileId('eve');
     await eventually('eve waiting', async () => (await timersOf(eve)).length === 1);
+    // her steps so far reach ClickHouse through the journey ledger topic; the sweep's delay is
+    // for rows later than that, so wait for these first (a loaded machine lags behind)
+    await eventually(
+      'eve’s entered and waiting steps in journey_steps',
+      async () => {
+        const rs = await ch.query({
+          query:
+            "SELECT countIf(step = 'entered') AS e, countIf(step = 'waiting') AS w FROM journey_steps WHERE workspace_id = {ws:String} AND profile_id = {p:String}",
+          query_params: { ws: cfg.keys.workspace, p: eve },
+          format: 'JSONEachRow',
+        });
+        const [row] = await rs.json<{ e: string; w: string }>();
+        return Number(row?.e) >= 1 && Number(row?.w) >= 1;
+      },
+      60_000,
+    );
     // the job run by hand on a clock of its own, so what happens between its steps is ours
     let clock = Date.now();
     const deps = {
