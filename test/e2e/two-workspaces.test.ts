@@ -1,9 +1,11 @@
 // Two workspaces side by side on the whole stack (`cdp start` services: ingest, processor,
-// history, query with the BI endpoint; real Kafka, Redis, chDB): the same user id, anonymous id
-// and event name in both, each workspace acting with its own owner's token and write key.
-// Identity, profiles, segments, campaigns (a webhook per workspace), history, analytics, the BI
-// endpoint and erasure each see only their own workspace; erasing in A leaves B whole; archiving B stops B's write key at ingest
-// and B's people, and leaves A running.
+// history, query with the BI endpoint; real Kafka, Redis, chDB): the same user id, anonymous id,
+// event names and even message ids in both, each workspace acting with its own owner's token
+// and write key. Identity, profiles (lookups, timelines, access exports), segments, campaigns
+// (a webhook per workspace), history, analytics (funnel, retention, attribution, trends with
+// breakdowns), data exports, bulk imports, the BI endpoint (hostile SQL included) and erasure
+// each see or change only their own workspace; erasing in A leaves B whole; archiving B stops
+// B's write key at ingest, B's people and B's BI credential, and leaves A running.
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
@@ -75,6 +77,24 @@ const bi = async (s: Side, query: string) => {
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 };
+
+/** A BI query whatever its answer: hostile statements are expected to be refused. */
+const biRaw = async (s: Side, query: string, params = '') => {
+  const res = await fetch(`${biUrl}/?default_format=JSONEachRow${params}`, {
+    method: 'POST',
+    headers: { 'X-ClickHouse-User': s.bi.user, 'X-ClickHouse-Key': s.bi.password },
+    body: query,
+  });
+  return { status: res.status, text: await res.text() };
+};
+
+/** Raw body to the query API (imports take files, exports give them). */
+async function send(key: string, method: string, path: string, body?: string, type?: string) {
+  const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+  if (type) headers['content-type'] = type;
+  const res = await fetch(`${running.urls.query}${path}`, { method, headers, body });
+  return { status: res.status, text: await res.text(), type: res.headers.get('content-type') ?? '' };
+}
 
 const USER = 'same-user';
 const ANON = 'same-anon';
@@ -245,6 +265,301 @@ describe('two workspaces side by side', () => {
     expect(await count(side.B)).toBe(1);
   });
 
+  it('analytics, profile lookups, timelines, exports, imports and BI SQL of A never show or touch B', async () => {
+    const pa = (await call(side.A.token, 'GET', `/v1/profiles?userId=${USER}`)).body;
+    const pb = (await call(side.B.token, 'GET', `/v1/profiles?userId=${USER}`)).body;
+    expect(pa.id && pb.id).toBeTruthy();
+    // the same event names and the same message ids in both workspaces, told apart by their
+    // campaign (camp A / camp B) and revenue; A has a second person who signs up only
+    const SIGNUP = uniqueId('Signed Up ');
+    const ORDER = uniqueId('Ordered ');
+    const mark = uniqueId('');
+    const camp = { A: `camp-A-${mark}`, B: `camp-B-${mark}` };
+    for (const name of ['A', 'B'] as const) {
+      const s = side[name];
+      const signup = {
+        userId: USER,
+        event: SIGNUP,
+        messageId: `m-signup-${mark}`,
+        context: { campaign: { name: camp[name], source: `src-${name}` } },
+      };
+      expect((await ingest(s.writeKey, '/v1/track', signup)).status).toBe(200);
+      const order = {
+        userId: USER,
+        event: ORDER,
+        messageId: `m-order-${mark}`,
+        properties: { revenue: name === 'A' ? 100 : 7 },
+      };
+      expect((await ingest(s.writeKey, '/v1/track', order)).status).toBe(200);
+    }
+    expect(
+      (
+        await ingest(side.A.writeKey, '/v1/track', {
+          userId: `a-only-${mark}`,
+          event: SIGNUP,
+          messageId: `m-a-only-${mark}`,
+          context: { campaign: { name: camp.A, source: 'src-A' } },
+        })
+      ).status,
+    ).toBe(200);
+
+    const today = new Date();
+    const day = (d: number) => new Date(today.getTime() + d * 86_400_000).toISOString().slice(0, 10);
+    const range = { from: day(-1), to: day(1) };
+    const analytics = async (s: Side, kind: string, body: Record<string, unknown>) => {
+      const r = await call(s.token, 'POST', `/v1/analytics/${kind}`, { ...body, ...range });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body;
+    };
+    // funnel: A two sign-ups, one order; B one and one (the same message ids in B hide none of A's)
+    const funnel = (s: Side) =>
+      analytics(s, 'funnel', { steps: [{ event: SIGNUP }, { event: ORDER }], window: '1d' });
+    const counts = (f: Record<string, unknown>) => (f.steps as Array<{ count: number }>).map((x) => x.count);
+    await eventually('A funnel 2 → 1', async () => counts(await funnel(side.A)).join() === '2,1', 60_000);
+    await eventually('B funnel 1 → 1', async () => counts(await funnel(side.B)).join() === '1,1', 60_000);
+    // breakdown by source: each workspace's own only
+    const byA = await analytics(side.A, 'funnel', {
+      steps: [{ event: SIGNUP }, { event: ORDER }],
+      window: '1d',
+      breakdown: 'context.campaign.source',
+    });
+    expect(byA.breakdown.map((b: { key: string }) => b.key)).toEqual(['src-A']);
+
+    // retention: A's cohort is two people, one came back; B's one and one
+    for (const [s, size, back] of [
+      [side.A, 2, 1],
+      [side.B, 1, 1],
+    ] as const) {
+      const r = await analytics(s, 'retention', {
+        cohortEvent: SIGNUP,
+        returnEvent: ORDER,
+        period: 'day',
+        periods: 1,
+      });
+      const cohorts = r.cohorts as Array<{ size: number; returned: number[] }>;
+      expect(cohorts.reduce((a, c) => a + c.size, 0)).toBe(size);
+      expect(cohorts.reduce((a, c) => a + (c.returned[0] ?? 0), 0)).toBe(back);
+    }
+
+    // attribution: each order to its own workspace's campaign, with its own revenue
+    for (const [name, value] of [
+      ['A', 100],
+      ['B', 7],
+    ] as const) {
+      const r = await analytics(side[name], 'attribution', {
+        conversionEvent: ORDER,
+        touchpoint: 'context.campaign.name',
+        models: ['last_touch', 'linear'],
+        value: 'properties.revenue',
+        lookback: '30d',
+      });
+      expect(r.unattributed).toBe(0);
+      const rows = r.rows as Array<{ touchpoint: string; model: string; conversions: number; value: number }>;
+      expect(rows.map((x) => x.touchpoint)).toEqual([camp[name], camp[name]]);
+      for (const row of rows) expect([row.conversions, row.value]).toEqual([1, value]);
+    }
+
+    // trends with a breakdown: own campaign only; as persons too
+    for (const [name, n] of [
+      ['A', 2],
+      ['B', 1],
+    ] as const) {
+      const r = await analytics(side[name], 'trends', {
+        event: SIGNUP,
+        interval: 'day',
+        breakdown: 'context.campaign.name',
+        measure: 'persons',
+      });
+      const series = r.series as Array<{ key: string; points: Array<{ count: number }> }>;
+      expect(series.map((x) => x.key)).toEqual([camp[name]]);
+      expect(series[0]!.points.reduce((a, p) => a + p.count, 0)).toBe(n);
+    }
+
+    // profile lookups: the other workspace's email, anonymous id or profile id find nothing
+    expect((await call(side.A.token, 'GET', '/v1/profiles?email=b%40b.test')).status).toBe(404);
+    expect((await call(side.B.token, 'GET', '/v1/profiles?email=a%40a.test')).status).toBe(404);
+    expect((await call(side.B.token, 'GET', '/v1/profiles?email=b%40b.test')).body.id).toBe(pb.id);
+    for (const path of ['timeline', 'events', 'export'])
+      expect((await call(side.B.token, 'GET', `/v1/profiles/${pa.id}/${path}`)).status, path).toBe(404);
+    // timelines and the person's export (access request): each workspace's own events only
+    for (const [name, own, other] of [
+      ['A', pa, pb],
+      ['B', pb, pa],
+    ] as const) {
+      const s = side[name];
+      const otherName = name === 'A' ? 'B' : 'A';
+      const timeline = await eventually(
+        `${name} timeline has the order`,
+        async () => {
+          const r = await call(s.token, 'GET', `/v1/profiles/${own.id}/timeline?limit=500`);
+          return JSON.stringify(r.body).includes(ORDER) ? JSON.stringify(r.body) : undefined;
+        },
+        60_000,
+      );
+      // the same message ids in both: told apart by the order's revenue (A 100, B 7)
+      const revenue = { A: '"revenue":100', B: '"revenue":7' };
+      expect(timeline).toContain(revenue[name]);
+      expect(timeline).not.toContain(revenue[otherName]);
+      expect(timeline).not.toContain(other.id);
+      const exported = await send(s.token, 'GET', `/v1/profiles/${own.id}/export`);
+      expect(exported.status).toBe(200);
+      expect(exported.text).toContain(camp[name]);
+      expect(exported.text).toContain(`${name.toLowerCase()}@${name.toLowerCase()}.test`);
+      expect(exported.text).not.toContain(camp[otherName]);
+      expect(exported.text).not.toContain(`${otherName.toLowerCase()}@${otherName.toLowerCase()}.test`);
+      expect(exported.text).not.toContain(other.id);
+    }
+
+    // exports (a data team's CSV of events and of a BI view): A's rows only; B cannot read A's job
+    const exportJob = async (s: Side, source: Record<string, unknown>) => {
+      const r = await call(s.token, 'POST', '/v1/exports', { format: 'csv', ...source });
+      expect(r.status, JSON.stringify(r.body)).toBe(202);
+      const id = r.body.id as string;
+      await eventually(
+        `export ${id} done`,
+        async () => {
+          const j = await call(s.token, 'GET', `/v1/exports/${id}`);
+          if (j.body.status === 'failed') throw new Error(`export failed: ${JSON.stringify(j.body)}`);
+          return j.body.status === 'done';
+        },
+        90_000,
+      );
+      const file = await send(s.token, 'GET', `/v1/exports/${id}/file`);
+      expect(file.status).toBe(200);
+      return { id, text: file.text };
+    };
+    const events = await exportJob(side.A, { events: { ...range, events: [SIGNUP, ORDER] } });
+    const lines = events.text.trim().split(/\r?\n/);
+    expect(lines.length - 1).toBe(3); // A's two sign-ups and its order, under a header
+    expect(events.text).toContain(camp.A);
+    expect(events.text).not.toContain(camp.B);
+    expect(events.text).not.toContain(side.B.ws);
+    const view = await exportJob(side.A, { table: { name: 'bi_touchpoints' } });
+    expect(view.text).toContain(camp.A);
+    expect(view.text).not.toContain(camp.B);
+    expect(view.text).not.toContain(side.B.ws);
+    expect((await call(side.B.token, 'GET', `/v1/exports/${events.id}`)).status).toBe(404);
+    expect((await send(side.B.token, 'GET', `/v1/exports/${events.id}/file`)).status).toBe(404);
+    expect((await call(side.B.token, 'DELETE', `/v1/exports/${events.id}`)).status).toBe(404);
+    expect((await call(side.A.token, 'GET', `/v1/exports/${events.id}`)).body.status).toBe('done');
+
+    // imports into A: the same user id and B's email, in A; B's people are untouched
+    const csv = `userId,email,tier\r\n${USER},,gold-${mark}\r\n,b@b.test,hijack-${mark}\r\n`;
+    const imp = await send(side.A.token, 'POST', '/v1/imports?kind=traits', csv, 'text/csv');
+    expect(imp.status, imp.text).toBe(202);
+    const importId = JSON.parse(imp.text).id as string;
+    const job = await eventually(
+      'A import done',
+      async () => {
+        const j = await call(side.A.token, 'GET', `/v1/imports/${importId}`);
+        return j.body.status === 'done' ? j.body : undefined;
+      },
+      90_000,
+    );
+    expect([job.rowsAccepted, job.rowsRejected]).toEqual([2, 0]);
+    expect((await call(side.B.token, 'GET', `/v1/imports/${importId}`)).status).toBe(404);
+    expect((await call(side.B.token, 'GET', `/v1/imports/${importId}/errors`)).status).toBe(404);
+    expect(
+      ((await call(side.B.token, 'GET', '/v1/imports')).body.items ?? []).map((i: { id: string }) => i.id),
+    ).not.toContain(importId);
+    await eventually(
+      'A person has the imported tier',
+      async () =>
+        (await call(side.A.token, 'GET', `/v1/profiles/${pa.id}`)).body.traits?.tier === `gold-${mark}`,
+      60_000,
+    );
+    // b@b.test in A's file is a new person of A, never B's person
+    const hijack = await eventually(
+      "A's own b@b.test",
+      async () => {
+        const r = await call(side.A.token, 'GET', '/v1/profiles?email=b%40b.test');
+        return r.status === 200 ? r.body : undefined;
+      },
+      60_000,
+    );
+    expect(hijack.id).not.toBe(pb.id);
+    expect(hijack.traits.tier).toBe(`hijack-${mark}`);
+    const bNow = (await call(side.B.token, 'GET', `/v1/profiles/${pb.id}`)).body;
+    expect(bNow.traits.tier).toBeUndefined();
+    expect(bNow.traits.email).toBe('b@b.test');
+    expect(bNow.traits.plan).toBe('pro');
+
+    // BI SQL: A's credential sees only A, whatever it tries
+    await eventually(
+      'BI A has the touchpoints',
+      async () =>
+        Number(
+          (await bi(side.A, `SELECT count() AS n FROM bi_touchpoints WHERE event = '${SIGNUP}'`))[0]?.n,
+        ) === 2,
+      60_000,
+    );
+    const onlyA = [
+      'SELECT DISTINCT workspace_id AS w FROM bi_events',
+      'SELECT DISTINCT workspace_id AS w FROM default.bi_touchpoints',
+      'SELECT workspace_id AS w FROM bi_events UNION DISTINCT SELECT workspace_id FROM bi_identities',
+      `SELECT DISTINCT e.workspace_id AS w FROM bi_events AS e JOIN bi_conversions AS c ON c.message_id = e.message_id`,
+      `SELECT DISTINCT workspace_id AS w FROM bi_events WHERE message_id IN (SELECT message_id FROM bi_events WHERE workspace_id = '${side.B.ws}') OR 1`,
+      'SELECT DISTINCT workspace_id AS w FROM (SELECT * FROM bi_segment_membership) UNION DISTINCT SELECT workspace_id FROM bi_sends UNION DISTINCT SELECT workspace_id FROM bi_audit',
+    ];
+    for (const q of onlyA) {
+      const rows = await bi(side.A, q);
+      expect(rows.length, q).toBeGreaterThan(0);
+      for (const r of rows) expect(r.w, q).toBe(side.A.ws);
+    }
+    // naming B's id finds nothing, as a literal or a bound parameter
+    expect(
+      await bi(side.A, `SELECT count() AS n FROM bi_events WHERE workspace_id = '${side.B.ws}'`),
+    ).toEqual([{ n: 0 }]);
+    const bound = await biRaw(
+      side.A,
+      'SELECT count() AS n FROM bi_events WHERE workspace_id = {w:String}',
+      `&param_w=${side.B.ws}`,
+    );
+    expect(bound.status, bound.text).toBe(200);
+    expect(Number(JSON.parse(bound.text).n)).toBe(0);
+    // B's attributed revenue of 7 is nowhere in A's conversions
+    expect(
+      await bi(side.A, `SELECT count() AS n FROM bi_conversions WHERE event = '${ORDER}' AND revenue = 7`),
+    ).toEqual([{ n: 0 }]);
+    // the raw tables, system tables beyond metadata, table functions and settings are refused
+    const hostile = [
+      'SELECT * FROM events',
+      'SELECT * FROM default.events',
+      `SELECT * FROM events WHERE workspace_id = '${side.B.ws}'`,
+      'SELECT * FROM system.parts',
+      'SELECT query FROM system.query_log',
+      'SELECT * FROM system.processes',
+      "SELECT * FROM merge(currentDatabase(), '^events$')",
+      "SELECT * FROM merge('^bi_events$')",
+      "SELECT * FROM remote('127.0.0.1', default.events)",
+      "SELECT * FROM clusterAllReplicas('default', default.events)",
+      'SELECT * FROM view(SELECT * FROM events)',
+      "SELECT * FROM file('*.bin')",
+      `SELECT * FROM url('http://127.0.0.1:${cfg.bi!.port}/?query=SELECT+1', CSV)`,
+      "SELECT count() FROM bi_events SETTINGS additional_table_filters = {'bi_events': '1'}",
+      'SELECT count() FROM bi_events; SELECT count() FROM events',
+      'INSERT INTO events SELECT * FROM events',
+      'ALTER TABLE events DELETE WHERE 1',
+      "SELECT dictGet('x', 'y', 1)",
+      "SELECT joinGet('events', 'event', 'x')",
+    ];
+    for (const q of hostile) {
+      const r = await biRaw(side.A, q);
+      expect(r.status, `${q}: ${r.text}`).not.toBe(200);
+      expect(r.text).not.toContain(camp.B);
+      expect(r.text).not.toContain('b@b.test');
+    }
+    // metadata lists the BI views only
+    const tables = (await bi(side.A, 'SELECT name FROM system.tables')).map((r) => String(r.name));
+    expect(tables.length).toBeGreaterThan(0);
+    for (const t of tables) expect(t).toMatch(/^bi_/);
+    // and B's credential, the same statements, B's rows only
+    for (const r of await bi(side.B, onlyA[0]!)) expect(r.w).toBe(side.B.ws);
+    expect(
+      await bi(side.B, `SELECT campaign_name AS t FROM bi_touchpoints WHERE event = '${SIGNUP}'`),
+    ).toEqual([{ t: camp.B }]);
+  });
+
   it('erasure in A leaves B whole; archiving B stops its key and people, A runs on', async () => {
     const pa = (await call(side.A.token, 'GET', `/v1/profiles?userId=${USER}`)).body;
     const pb = (await call(side.B.token, 'GET', `/v1/profiles?userId=${USER}`)).body;
@@ -300,6 +615,12 @@ describe('two workspaces side by side', () => {
       30_000,
     );
     expect((await call(side.B.token, 'GET', '/v1/segments')).status).toBe(403);
+    // B's BI credential is refused, saying why; A's reads on
+    const refused = await biRaw(side.B, 'SELECT count() AS n FROM bi_events');
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain(`workspace ${side.B.ws} is archived`);
+    expect(refused.text).not.toContain('b@b.test');
+    expect((await bi(side.A, 'SELECT count() AS n FROM bi_events')).length).toBe(1);
     expect((await ingest(side.A.writeKey, '/v1/track', { userId: 'after', event: EVENT })).status).toBe(200);
     expect((await call(side.A.token, 'GET', '/v1/segments')).status).toBe(200);
   });
