@@ -4,21 +4,13 @@
 
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { type AuthFailureLimiter, remoteAddress } from '../runtime/auth-failures.ts';
+import { remoteAddress } from '../runtime/auth-failures.ts';
 import { ChannelCredentialStore } from '../runtime/channel-credentials.ts';
-import type { ClickHouseClient } from '../runtime/clickhouse.ts';
-import type { ClientKeysMode } from '../runtime/config.ts';
-import type { DefinitionStore } from '../runtime/definitions.ts';
-import type { Admin, Producer } from '../runtime/kafka/types.ts';
-import type { Logger } from '../runtime/log.ts';
 import { httpMetrics } from '../runtime/metrics.ts';
-import type { Redis } from '../runtime/redis.ts';
-import { type Keyring, keyring } from '../runtime/secrets-key.ts';
-import { type Person, type Role, WorkspaceStore } from '../runtime/workspaces.ts';
-import type { WriteKeyStore } from '../runtime/write-keys.ts';
-import type { AnalyticsLimits } from './analytics/run-query.ts';
+import { keyring } from '../runtime/secrets-key.ts';
+import { WorkspaceStore } from '../runtime/workspaces.ts';
 import { withActor } from './audit.ts';
-import type { DoubleOptIn } from './double-opt-in.ts';
+import { type Principal, type QueryDeps, type QueryEnv, WORKSPACE_HEADER } from './context.ts';
 import { queryOpenApi } from './openapi.ts';
 import { QueryError } from './query-error.ts';
 import { permissionFor, roleAllows } from './roles.ts';
@@ -50,85 +42,18 @@ import { workspaceSettingsRoutes } from './routes/workspace-settings.ts';
 import { workspaceRoutes } from './routes/workspaces.ts';
 import { writeKeyRoutes } from './routes/write-keys.ts';
 
-/** Who a request acts for: the deployment's admin key, or a person with a role in the workspace. */
-export type Principal =
-  | { kind: 'root' }
-  | { kind: 'person'; person: Person; roles: Map<string, Role>; role?: Role };
+// routes owned elsewhere (workspaces, destinations) and tests still import these from here
+export {
+  type AdminKeyResolver,
+  type Principal,
+  type QueryDeps,
+  type QueryEnv,
+  readJson,
+  WORKSPACE_HEADER,
+} from './context.ts';
 
-export type QueryEnv = { Variables: { workspaceId: string; apiKey: string; principal: Principal } };
-
-/** The header a caller names its workspace in (people in several, or the admin key acting in another). */
-export const WORKSPACE_HEADER = 'x-workspace';
 const WORKSPACE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const NO_WORKSPACE = new Set(['GET /v1/me', 'GET /v1/workspaces']);
-
-/** Resolves an admin key to its workspace; undefined for unknown keys. */
-export type AdminKeyResolver = (key: string) => string | undefined;
-
-export interface QueryDeps {
-  redis: Redis;
-  clickhouse: ClickHouseClient;
-  defs: DefinitionStore;
-  writeKeys: WriteKeyStore;
-  redisPrefix: string;
-  resolveAdminKey: AdminKeyResolver;
-  /** Workspaces, people and their tokens; none: a store on `redis` without a built-in workspace. */
-  workspaces?: WorkspaceStore;
-  /** Verifies unsubscribe links (CDP_UNSUBSCRIBE_SECRET). */
-  unsubscribeSecret: string;
-  /** Where visitors reach the ingest host (CDP_INGEST_PUBLIC_URL): the console's embed codes and page links. */
-  ingestPublicUrl?: string;
-  log: Logger;
-  /** Limits of the analytics routes (CDP_ANALYTICS_*). */
-  analytics?: AnalyticsLimits;
-  /** How often live streams (GET /v1/live/*) re-read their data; default 1000 ms. */
-  livePollMs?: number;
-  /** Failed admin authentications per client address (CDP_ADMIN_AUTH_MAX_FAILURES); none: unlimited. */
-  adminAuthFailures?: AuthFailureLimiter;
-  /** Kafka admin and topic prefix, for consumer lag in GET /v1/live/pipeline. */
-  kafkaAdmin?: Admin;
-  topicPrefix?: string;
-  /** What client write keys may change on a known person where a workspace has not chosen (CDP_CLIENT_KEYS). */
-  clientKeysDefault?: ClientKeysMode;
-  /** When an erasure's sweep runs after its Redis step (query/erasure-job.ts); default 10 s. */
-  erasureSweepDelayMs?: number;
-  /** Replays of quarantined events (POST /v1/tracking-plan/replay) send with it; none: 503. */
-  producer?: Producer;
-  /** Data exports (query/exports.ts): where files go, how long they stay, the engine; none: no /v1/exports. */
-  exports?: { dir: string; ttlMs: number; engine: 'chdb' | 'server'; sliceRows?: number };
-  /**
-   * Bulk imports (query/imports/): where uploads wait, the largest taken, a signal that stops
-   * imports under way (they resume elsewhere); with a producer, /v1/imports.
-   */
-  imports?: {
-    dir: string;
-    maxBytes: number;
-    signal?: AbortSignal;
-    batchRows?: number;
-    profileWaitMs?: number;
-  };
-  /** Double opt-in (query/double-opt-in.ts): the consent API's `confirm: true`. */
-  optIn?: DoubleOptIn;
-  /** Seals per-workspace channel credentials (CDP_SECRETS_KEY); none: PUT answers 503. */
-  secrets?: Keyring;
-  /**
-   * Literal addresses a destination URL may name (CDP_WEBHOOK_ALLOW_LOOPBACK / _PRIVATE, as
-   * for webhooks); none: loopback and private addresses are refused.
-   */
-  destinationAddressPolicy?: { allowLoopback: boolean; allowPrivate: boolean };
-  now?: () => Date;
-}
-
-export async function readJson(req: Request): Promise<unknown> {
-  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') throw new QueryError(400, 'send the body as application/json');
-  const text = await req.text();
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new QueryError(400, `malformed JSON: ${(err as Error).message}`);
-  }
-}
 
 export function createQueryApp(deps: QueryDeps): Hono<QueryEnv> {
   const now = deps.now ?? (() => new Date());

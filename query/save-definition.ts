@@ -4,8 +4,8 @@
 import type { Context } from 'hono';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionKind, DefinitionStore, DefOf } from '../runtime/definitions.ts';
-import type { QueryEnv } from './app.ts';
 import { type AuditEntry, actorOf, recordAudit } from './audit.ts';
+import type { QueryEnv } from './context.ts';
 
 const ENTITY: Record<DefinitionKind, AuditEntry['entityType']> = {
   segments: 'segment',

@@ -13,8 +13,8 @@ import { retention } from '../analytics/retention.ts';
 import type { AnalyticsContext, AnalyticsLimits } from '../analytics/run-query.ts';
 import { InputError } from '../analytics/sql-params.ts';
 import { trends } from '../analytics/trends.ts';
-import type { QueryEnv } from '../app.ts';
-import { readJson } from '../app.ts';
+import type { QueryEnv } from '../context.ts';
+import { readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 /** Analytics bodies are small; anything larger is refused before it is parsed. */

@@ -7,7 +7,7 @@ import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { AnalyticsLimits } from '../analytics/run-query.ts';
 import { SqlParams } from '../analytics/sql-params.ts';
-import type { QueryEnv } from '../app.ts';
+import type { QueryEnv } from '../context.ts';
 import {
   csvStream,
   isoOf,

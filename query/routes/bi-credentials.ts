@@ -3,9 +3,9 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { BiCredentialStore } from '../bi-sql/credentials.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 const CreateInput = TypeCompiler.Compile(

@@ -10,7 +10,7 @@ import {
   TEMPLATE_FIELDS,
 } from '../../schemas/campaign.ts';
 import { templateError } from '../../schemas/liquid-template.ts';
-import { type QueryEnv, readJson } from '../app.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
 import { campaignStats } from './campaign-stats.ts';

@@ -10,8 +10,8 @@ import {
 } from '../../runtime/channel-credentials.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { SecretsKeyMissing } from '../../runtime/secrets-key.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 /** A service account key is a few KB; anything near this is not credentials. */

@@ -8,9 +8,9 @@ import type { Redis } from '../../runtime/redis.ts';
 import { type ConsentSource, logConsent, storeConsent } from '../../schemas/consent-log.ts';
 import { parseConsentValue, parseSuppressionMember, suppressionMember } from '../../schemas/contact.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
-import type { QueryEnv } from '../app.ts';
-import { readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import type { QueryEnv } from '../context.ts';
+import { readJson } from '../context.ts';
 import { type DoubleOptIn, readDoubleOptIn } from '../double-opt-in.ts';
 import { QueryError } from '../query-error.ts';
 

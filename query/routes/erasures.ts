@@ -1,7 +1,7 @@
 // Erasure jobs (DELETE /v1/profiles/{id} starts one): their state, never the erased data.
 import { Hono } from 'hono';
 import type { Redis } from '../../runtime/redis.ts';
-import type { QueryEnv } from '../app.ts';
+import type { QueryEnv } from '../context.ts';
 import { listErasures, readErasure } from '../erasure-job.ts';
 import { QueryError } from '../query-error.ts';
 

@@ -9,8 +9,8 @@ import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { type ExportJob, exportInputCheck } from '../../schemas/export.ts';
 import { InputError } from '../analytics/sql-params.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import {
   checkExportSource,
   createExport,

@@ -8,8 +8,8 @@ import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { DefinitionInputError } from '../../schemas/definition-input.ts';
 import { checkFormInput, FORM_TRANSITIONS, type FormDefinition, type FormInput } from '../../schemas/form.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 export function formRoutes(deps: { clickhouse: ClickHouseClient; defs: DefinitionStore; now: () => Date }) {

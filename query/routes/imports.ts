@@ -4,8 +4,8 @@
 // GET /v1/imports/{id}/errors its rejected rows (query/imports/jobs.ts does the work).
 import { Hono } from 'hono';
 import { IMPORT_KINDS, type ImportFormat, type ImportJob, type ImportKind } from '../../schemas/import.ts';
-import type { QueryEnv } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import type { QueryEnv } from '../context.ts';
 import {
   activeImports,
   createImport,

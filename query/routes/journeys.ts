@@ -18,8 +18,8 @@ import {
 } from '../../schemas/journey.ts';
 import { templateError } from '../../schemas/liquid-template.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { armFigures, holdoutLifts } from '../journey-lift.ts';
 import { QueryError } from '../query-error.ts';
 

@@ -10,7 +10,7 @@ import type { Redis } from '../../runtime/redis.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { AnalyticsLimits } from '../analytics/run-query.ts';
 import { SqlParams } from '../analytics/sql-params.ts';
-import type { QueryEnv } from '../app.ts';
+import type { QueryEnv } from '../context.ts';
 import {
   csvStream,
   isoOf,

@@ -12,7 +12,7 @@ import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Admin } from '../../runtime/kafka/types.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
-import type { QueryEnv } from '../app.ts';
+import type { QueryEnv } from '../context.ts';
 import { pipelineStats } from '../pipeline-stats.ts';
 import { type SegmentSummary, segmentSummaries } from '../segment-summary.ts';
 

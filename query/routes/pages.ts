@@ -25,8 +25,8 @@ import {
 import { globalKeys } from '../../schemas/redis-keys.ts';
 import type { AnalyticsLimits } from '../analytics/run-query.ts';
 import { InputError } from '../analytics/sql-params.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { parseRange } from '../keyset-page.ts';
 import { formStats, pageStats } from '../landing-stats.ts';
 import { QueryError } from '../query-error.ts';

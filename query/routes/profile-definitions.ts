@@ -13,7 +13,7 @@ import {
 import { DefinitionInputError } from '../../schemas/definition-input.ts';
 import { checkLeadScoreInput, type LeadScoreInput, MAX_SCORES } from '../../schemas/lead-score.ts';
 import { compileRule } from '../../schemas/rules.ts';
-import { type QueryEnv, readJson } from '../app.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
 

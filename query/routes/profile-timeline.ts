@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
-import type { QueryEnv } from '../app.ts';
+import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { historyLimit, readProfile, stitchedEvents, toIso } from './profiles.ts';
 

@@ -11,7 +11,7 @@ import {
   type SegmentInput,
   segmentInputCheck,
 } from '../../schemas/segment.ts';
-import { type QueryEnv, readJson } from '../app.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { previewSegment } from '../preview-segment.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';

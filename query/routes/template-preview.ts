@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import type { Redis } from '../../runtime/redis.ts';
 import { TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
 import { renderTemplate, templateError, templateFormat } from '../../schemas/liquid-template.ts';
-import { type QueryEnv, readJson } from '../app.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { readProfile } from './profiles.ts';
 

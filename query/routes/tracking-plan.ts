@@ -24,8 +24,8 @@ import {
 import type { AnalyticsLimits } from '../analytics/run-query.ts';
 import { runAnalyticsQuery } from '../analytics/run-query.ts';
 import { SqlParams } from '../analytics/sql-params.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { isoOf, jsonPage, type KeysetQuery, parseRange, textFilter } from '../keyset-page.ts';
 import { QueryError } from '../query-error.ts';
 

@@ -29,8 +29,8 @@ import {
 } from '../../schemas/warehouse.ts';
 import { sourcesOf } from '../../warehouse/exporter.ts';
 import { checkS3Endpoint } from '../../warehouse/targets.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 export function warehouseExportRoutes(deps: {

@@ -11,8 +11,8 @@ import type { ClientKeysMode } from '../../runtime/config.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { DoubleOptInSettings, doubleOptInCheck, doubleOptInError } from '../../schemas/double-opt-in.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 const Mode = Type.Union([Type.Literal('restricted'), Type.Literal('trusted')]);

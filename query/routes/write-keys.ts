@@ -3,8 +3,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { maskWriteKey, type WriteKeyRecord, type WriteKeyStore } from '../../runtime/write-keys.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 const CreateInput = TypeCompiler.Compile(
