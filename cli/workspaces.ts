@@ -1,6 +1,6 @@
 // `cdp workspaces` and `cdp people`: the query API's workspace and people routes from the
 // command line (so every change is authorised and audited as through the API).
-//   cdp workspaces create <name> | list | archive <id>
+//   cdp workspaces create <name> | list | archive <id> | unarchive <id>
 //   cdp people add <email> --role owner|marketer|analyst|developer [--name N] --workspace <id>
 //   cdp people list --workspace <id>
 //   cdp people remove <person id> --workspace <id>
@@ -10,10 +10,11 @@
 
 export const WORKSPACES_USAGE = `  workspaces create <name>     create a workspace (the deployment's admin key)
   workspaces list              list the workspaces the key may see
-  workspaces archive <id>      archive a workspace: its tokens and write keys stop working
+  workspaces archive <id>      archive a workspace: its tokens, write keys and BI credentials stop working
+  workspaces unarchive <id>    un-archive a workspace (the deployment's admin key)
   people add <email> --role owner|marketer|analyst|developer [--name N] --workspace <id>
   people list --workspace <id>
-  people remove <person id> --workspace <id>
+  people remove <person id> --workspace <id>   (never a workspace's last owner)
   people token <person id> --workspace <id>
                                issue a person's API token (shown once)
                                (these use CDP_QUERY_URL and CDP_TOKEN or CDP_ADMIN_KEY; --json)`;
@@ -123,8 +124,12 @@ export async function runWorkspacesCli(
         const w = await api('POST', `/v1/workspaces/${encodeURIComponent(one('id'))}/archive`);
         return print(w, () => `archived workspace ${w.id} at ${w.archivedAt}`);
       }
+      case 'unarchive': {
+        const w = await api('POST', `/v1/workspaces/${encodeURIComponent(one('id'))}/unarchive`);
+        return print(w, () => `un-archived workspace ${w.id}`);
+      }
     }
-    throw new WorkspacesUsageError('cdp workspaces create|list|archive');
+    throw new WorkspacesUsageError('cdp workspaces create|list|archive|unarchive');
   }
   switch (sub) {
     case 'add': {

@@ -17,7 +17,7 @@ export type Permission =
   | 'erase'
   /** people of the workspace and their tokens, archiving it */
   | 'manage'
-  /** creating workspaces: the deployment's admin key only */
+  /** creating and un-archiving workspaces: the deployment's admin key only */
   | 'root';
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
@@ -35,6 +35,7 @@ export const ROUTE_PERMISSIONS: ReadonlyArray<readonly [Method, string, Permissi
   ['GET', '/v1/workspaces', 'read'],
   ['POST', '/v1/workspaces', 'root'],
   ['POST', '/v1/workspaces/:id/archive', 'manage'],
+  ['POST', '/v1/workspaces/:id/unarchive', 'root'],
   ['GET', '/v1/people', 'manage'],
   ['POST', '/v1/people', 'manage'],
   ['DELETE', '/v1/people/:id', 'manage'],

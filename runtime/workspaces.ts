@@ -2,11 +2,13 @@
 // nothing here lives only in memory, so a restart changes nothing).
 //
 // - A workspace: id, unique name (case-insensitive), created/archived times. Archiving keeps
-//   its data; its people's tokens stop working for it and ingest refuses its write keys.
+//   its data; its people's tokens and BI credentials stop working for it and ingest refuses
+//   its write keys; un-archiving (the admin key) undoes that.
 //   The deployment's configured workspace (CDP_WORKSPACE) is built in: listed, never archived.
 // - A person: id, unique email, a role in each workspace they belong to
 //   (`<prefix>:person:<id>:roles` and `<prefix>:ws:<id>:people`, one field per membership, so
-//   concurrent changes to different memberships never overwrite each other).
+//   concurrent changes to different memberships never overwrite each other). A workspace
+//   that has an owner keeps one: removing or demoting its last owner is refused, atomically.
 // - A person's API token: random, shown once, stored only as its SHA-256; revocable. A token
 //   may be limited to some workspaces (an owner of A issuing a token for someone who also
 //   belongs to B gets one that works in A only).
@@ -66,6 +68,8 @@ export function normaliseEmail(v: string): string | undefined {
 const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 
 export class WorkspaceConflict extends Error {}
+/** Removing or demoting this person would leave the workspace without an owner. */
+export class LastOwner extends WorkspaceConflict {}
 
 // creates a workspace atomically: the name is taken and the record written together, or neither
 const CREATE_WORKSPACE = `
@@ -78,6 +82,35 @@ const CREATE_PERSON = `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 return 1`;
+
+// sets (ARGV[3] a role) or removes (ARGV[3] '') a person's membership, atomically refusing
+// (-1) the change that would take the workspace's last owner away: concurrent removals of
+// two owners run one after the other here, so the second sees the first's result.
+// KEYS: the workspace's people, the person's roles; ARGV: person id, workspace id, role.
+// Returns 1 changed, 0 no such membership (removal only), -1 the last owner.
+const SET_MEMBERSHIP = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == 'owner' and ARGV[3] ~= 'owner' then
+  local owners = 0
+  for _, r in ipairs(redis.call('HVALS', KEYS[1])) do
+    if r == 'owner' then owners = owners + 1 end
+  end
+  if owners <= 1 then return -1 end
+end
+if ARGV[3] == '' then
+  if not cur then return 0 end
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  return 1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1`;
+
+const lastOwner = (workspaceId: string, personId: string, what: string) =>
+  new LastOwner(
+    `${personId} is the last owner of workspace ${workspaceId} and cannot be ${what}: make someone else an owner first`,
+  );
 
 export class WorkspaceStore {
   private readonly k: {
@@ -177,13 +210,33 @@ export class WorkspaceStore {
     return [ws, after];
   }
 
+  /**
+   * Un-archives a workspace; [before, after], or undefined if unknown. Its write keys work
+   * again once ingest reloads them (the revision moves), its people's tokens and BI
+   * credentials at their next request. Not archived: answered as it is.
+   */
+  async unarchiveWorkspace(id: string): Promise<[Workspace, Workspace] | undefined> {
+    const ws = await this.getWorkspace(id);
+    if (!ws) return undefined;
+    if (ws.builtIn) return [ws, ws];
+    const after = { ...ws, archivedAt: null };
+    await this.redis
+      .multi()
+      .hset(this.k.workspaces, id, JSON.stringify(after))
+      .srem(this.k.archived, id)
+      .incr(this.k.writeKeysRevision)
+      .exec();
+    return [ws, after];
+  }
+
   async isArchived(id: string): Promise<boolean> {
     return (await this.redis.sismember(this.k.archived, id)) === 1;
   }
 
   /**
    * Adds a person to a workspace with a role, creating the person if the email is new.
-   * Returns the person and whether they were created.
+   * Returns the person and whether they were created. Throws LastOwner when this would
+   * demote the workspace's only owner.
    */
   async addPerson(
     workspaceId: string,
@@ -216,11 +269,16 @@ export class WorkspaceStore {
       } else person = await this.personByEmail(email); // a concurrent add won: use theirs
       if (!person) throw new Error(`person ${email} vanished while being added`);
     }
-    await this.redis
-      .multi()
-      .hset(this.k.personRoles(person.id), workspaceId, role)
-      .hset(this.k.workspacePeople(workspaceId), person.id, role)
-      .exec();
+    const res = await this.redis.eval(
+      SET_MEMBERSHIP,
+      2,
+      this.k.workspacePeople(workspaceId),
+      this.k.personRoles(person.id),
+      person.id,
+      workspaceId,
+      role,
+    );
+    if (res === -1) throw lastOwner(workspaceId, person.id, `made ${role}`);
     return { person, created };
   }
 
@@ -256,14 +314,22 @@ export class WorkspaceStore {
     return isRole(r) ? r : undefined;
   }
 
-  /** Removes a person from one workspace; false when they were not in it. */
+  /**
+   * Removes a person from one workspace; false when they were not in it. Throws LastOwner
+   * when they are its only owner.
+   */
   async removePerson(workspaceId: string, personId: string): Promise<boolean> {
-    const [[, n]] = (await this.redis
-      .multi()
-      .hdel(this.k.workspacePeople(workspaceId), personId)
-      .hdel(this.k.personRoles(personId), workspaceId)
-      .exec()) as [[unknown, number], [unknown, number]];
-    return n === 1;
+    const res = await this.redis.eval(
+      SET_MEMBERSHIP,
+      2,
+      this.k.workspacePeople(workspaceId),
+      this.k.personRoles(personId),
+      personId,
+      workspaceId,
+      '',
+    );
+    if (res === -1) throw lastOwner(workspaceId, personId, 'removed');
+    return res === 1;
   }
 
   /** Issues a token; the secret is returned here only, the store keeps its hash. */

@@ -5,6 +5,7 @@
 // random bytes, so no slow hash is needed against guessing, and a check costs nothing).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Redis } from '../../runtime/redis.ts';
+import { workspacesArchivedKey } from '../../runtime/workspaces.ts';
 
 export interface BiCredential {
   /** The user name BI tools send (`bi_` and 12 hex digits). */
@@ -26,12 +27,15 @@ const publicPart = ({ secretHash: _, ...rest }: Stored): BiCredential => rest;
 
 export class BiCredentialStore {
   private readonly key: string;
+  private readonly archivedKey: string;
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     /** Hash user → credential JSON. */
     this.key = `${prefix}:bi:credentials`;
+    /** The archived workspaces (runtime/workspaces.ts): their credentials stop working. */
+    this.archivedKey = workspacesArchivedKey(prefix);
   }
 
   async create(workspaceId: string, name: string, now: Date): Promise<BiCredential & { password: string }> {
@@ -74,8 +78,16 @@ export class BiCredentialStore {
     return [publicPart(rec), publicPart(after)];
   }
 
-  /** The workspace of a valid, unrevoked user and password; undefined otherwise. */
-  async verify(user: string, password: string): Promise<string | undefined> {
+  /**
+   * The workspace of a valid, unrevoked user and password, and whether that workspace is
+   * archived (its credentials are refused then); undefined for anything else. The archive is
+   * read on every sign-in (each query), so archiving stops a credential at its next query and
+   * un-archiving lets it in again.
+   */
+  async verify(
+    user: string,
+    password: string,
+  ): Promise<{ workspaceId: string; archived: boolean } | undefined> {
     if (!USER.test(user) || !password) return undefined;
     const raw = await this.redis.hget(this.key, user);
     if (!raw) return undefined;
@@ -83,6 +95,8 @@ export class BiCredentialStore {
     if (rec.revokedAt) return undefined;
     const want = Buffer.from(rec.secretHash, 'hex');
     const got = hash(password);
-    return want.length === got.length && timingSafeEqual(want, got) ? rec.workspaceId : undefined;
+    if (!(want.length === got.length && timingSafeEqual(want, got))) return undefined;
+    const archived = (await this.redis.sismember(this.archivedKey, rec.workspaceId)) === 1;
+    return { workspaceId: rec.workspaceId, archived };
   }
 }

@@ -345,15 +345,21 @@ async function authenticate(
       ErrorCode.AUTHENTICATION_FAILED,
       'Too many failed authentications from this address; try again later',
     );
-  const ws = await deps.credentials.verify(user, password);
-  if (!ws) {
+  const signedIn = await deps.credentials.verify(user, password);
+  if (!signedIn) {
     if (limiter?.fail(client)) deps.log.warn({ client }, 'bi_sql_auth_failures_limited');
     throw new BiSqlError(
       ErrorCode.AUTHENTICATION_FAILED,
       `${user || 'default'}: Authentication failed: password is incorrect, or there is no user with such name`,
     );
   }
-  return ws;
+  // the right password of an archived workspace: refused, said plainly, not counted as a guess
+  if (signedIn.archived)
+    throw new BiSqlError(
+      ErrorCode.ACCESS_DENIED,
+      `${user}: workspace ${signedIn.workspaceId} is archived; its BI credentials no longer work`,
+    );
+  return signedIn.workspaceId;
 }
 
 async function readBody(req: Request): Promise<string> {

@@ -3,6 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type Context, Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import {
+  LastOwner,
   normaliseEmail,
   ROLES,
   WORKSPACE_NAME_MAX,
@@ -37,6 +38,12 @@ const AddPerson = TypeCompiler.Compile(
   ),
 );
 
+/** The last owner kept: a clear 409 instead of a workspace nobody may manage. */
+function lastOwnerConflict(err: unknown): never {
+  if (err instanceof LastOwner) throw new QueryError(409, err.message);
+  throw err;
+}
+
 function check<T>(
   v: {
     Check(x: unknown): x is T;
@@ -50,8 +57,8 @@ function check<T>(
 }
 
 /**
- * Workspaces and people: who am I (GET /me), workspaces (list; create with the deployment's
- * admin key; archive), the people of the caller's workspace with their roles, and their
+ * Workspaces and people: who am I (GET /me), workspaces (list; create and un-archive with the
+ * deployment's admin key; archive), the people of the caller's workspace with their roles, and their
  * tokens. What each needs is in query/roles.ts, enforced by the auth middleware; here only
  * what depends on the data (a token issued by a workspace's owner works in that workspace only).
  */
@@ -136,6 +143,21 @@ export function workspaceRoutes(deps: {
     return c.json(res[1]);
   });
 
+  app.post('/workspaces/:id/unarchive', async (c) => {
+    // the admin key only (query/roles.ts: root); an owner of an archived workspace has no
+    // access to it any more
+    const id = c.req.param('id');
+    const res = await store.unarchiveWorkspace(id);
+    if (!res) throw new QueryError(404, `no workspace ${id}`);
+    if (res[0].archivedAt !== null)
+      await audit(
+        c,
+        { action: 'update', entityType: 'workspace', entityId: id, before: res[0], after: res[1] },
+        id,
+      );
+    return c.json(res[1]);
+  });
+
   app.get('/people', async (c) => c.json({ people: await store.listPeople(c.get('workspaceId')) }));
 
   app.post('/people', async (c) => {
@@ -145,13 +167,9 @@ export function workspaceRoutes(deps: {
     if (!email) throw new QueryError(400, 'email: not an email address');
     const before = await store.personByEmail(email);
     const beforeRole = before ? await store.roleIn(ws, before.id) : undefined;
-    const { person, created } = await store.addPerson(
-      ws,
-      email,
-      body.name?.trim() ?? '',
-      body.role,
-      deps.now(),
-    );
+    const { person, created } = await store
+      .addPerson(ws, email, body.name?.trim() ?? '', body.role, deps.now())
+      .catch(lastOwnerConflict);
     await audit(c, {
       action: beforeRole ? 'update' : 'create',
       entityType: 'person',
@@ -173,7 +191,7 @@ export function workspaceRoutes(deps: {
 
   app.delete('/people/:id', async (c) => {
     const { person, role } = await member(c);
-    await store.removePerson(c.get('workspaceId'), person.id);
+    await store.removePerson(c.get('workspaceId'), person.id).catch(lastOwnerConflict);
     await audit(c, {
       action: 'delete',
       entityType: 'person',

@@ -87,6 +87,15 @@ describe('cdp workspaces / people', () => {
     const [archived] = await cdp('workspaces', ['archive', ws.id]);
     expect(archived).toMatch(new RegExp(`^archived workspace ${ws.id} at `));
     await expect(cdp('people', ['list', '--workspace', ws.id], token)).rejects.toThrow(/403/);
+    // the owners' token may not bring it back; the admin key does
+    await expect(cdp('workspaces', ['unarchive', ws.id], token)).rejects.toThrow(/403/);
+    expect(await cdp('workspaces', ['unarchive', ws.id])).toEqual([`un-archived workspace ${ws.id}`]);
+    expect(await cdp('people', ['list', '--workspace', ws.id], token)).toHaveLength(1);
+    // the last owner stays until another owner is there
+    await expect(cdp('people', ['remove', personId!, '--workspace', ws.id])).rejects.toThrow(
+      /409 .* is the last owner of workspace .* make someone else an owner first/,
+    );
+    await cdp('people', ['add', 'second@example.com', '--role', 'owner', '--workspace', ws.id]);
     await expect(cdp('people', ['remove', personId!, '--workspace', ws.id])).resolves.toEqual([
       `removed ${personId} from ${ws.id}`,
     ]);
@@ -98,6 +107,7 @@ describe('cdp workspaces / people', () => {
       ['workspaces', ['create']],
       ['workspaces', ['create', 'a', 'b']],
       ['workspaces', ['drop', 'x']],
+      ['workspaces', ['unarchive']],
       ['people', ['add', 'a@b.co', '--workspace', 'ws']],
       ['people', ['add', 'a@b.co', '--role', 'owner']],
       ['people', ['list', '--workspace']],
