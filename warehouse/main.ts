@@ -1,12 +1,14 @@
 // The warehouse service (`cdp start warehouse`; `all` includes it): one exporter per active
-// warehouse export (exporter.ts), each on its own consumer group, started, restarted on a
-// new version and stopped as the definitions in Redis change. It needs Kafka and Redis only
+// warehouse export of a workspace that is not archived (exporter.ts), each on its own
+// consumer group, started, restarted on a new version and stopped as the definitions in
+// Redis (and the archived workspaces) change. It needs Kafka and Redis only
 // (Parquet is written in process), and the warehouse root for directory exports.
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { workspacesArchivedKey } from '../runtime/workspaces.ts';
 import { topics } from '../schemas/topics.ts';
 import { type WarehouseExport, WarehouseStore, warehouseOptions } from '../schemas/warehouse.ts';
 import { startExporter, type WarehouseExporter } from './exporter.ts';
@@ -78,14 +80,17 @@ export async function startWarehouse(
 
   let lastRevision: string | undefined;
   const load = async () => {
-    const rev = await store.revision();
+    // an archived workspace's exports stop, and start again from their offsets when it is
+    // un-archived: the archive is part of what is compared
+    const archived = (await redis.smembers(workspacesArchivedKey(cfg.redis.prefix))).sort();
+    const rev = `${await store.revision()}|${archived.join(',')}`;
     if (rev === lastRevision) return;
     const defs = await store.list();
     const seen = new Set<string>();
     for (const def of defs) {
       seen.add(def.id);
       const r = running.get(def.id);
-      if (def.status !== 'active') {
+      if (def.status !== 'active' || archived.includes(def.workspaceId)) {
         stopOne(def.id);
         continue;
       }

@@ -26,6 +26,7 @@ import { errorMessage } from '../../runtime/errors.ts';
 import type { OutgoingMessage, Producer } from '../../runtime/kafka/types.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import { workspacesArchivedKey } from '../../runtime/workspaces.ts';
 import { type ConsentLogRow, storeConsent } from '../../schemas/consent-log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
 import {
@@ -256,6 +257,11 @@ export async function runImport(
     job = await processFile(deps, job, async () => {
       // stopping: the job stays processing and the next holder of the lease goes on
       if (signal?.aborted) throw new LeaseLostError();
+      // an archived workspace takes no new data: the job fails before its next batch
+      if ((await deps.redis.sismember(workspacesArchivedKey(deps.redisPrefix), ws)) === 1)
+        throw new ImportFileError(
+          `workspace ${ws} was archived: the import stopped (the rows counted as accepted were applied)`,
+        );
       if ((await deps.redis.eval(LEASE_RENEW, 1, k.lease(id), token, LEASE_MS)) !== 1)
         throw new LeaseLostError();
     });

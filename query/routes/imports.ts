@@ -3,6 +3,7 @@
 // GET /v1/imports lists the latest, GET /v1/imports/{id} is its progress and
 // GET /v1/imports/{id}/errors its rejected rows (query/imports/jobs.ts does the work).
 import { Hono } from 'hono';
+import { workspacesArchivedKey } from '../../runtime/workspaces.ts';
 import { IMPORT_KINDS, type ImportFormat, type ImportJob, type ImportKind } from '../../schemas/import.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import type { QueryEnv } from '../context.ts';
@@ -59,6 +60,9 @@ export function importRoutes(deps: ImportDeps & { signal?: AbortSignal }) {
     const length = c.req.header('content-length');
     if (length !== undefined && Number(length) > deps.maxBytes)
       throw new QueryError(413, `upload over ${deps.maxBytes} bytes`);
+    // an archived workspace takes no new data (the admin key may still act in it)
+    if ((await deps.redis.sismember(workspacesArchivedKey(deps.redisPrefix), ws)) === 1)
+      throw new QueryError(409, `workspace ${ws} is archived: it takes no imports (un-archive it first)`);
     if ((await activeImports(deps, ws)) >= MAX_ACTIVE_IMPORTS)
       throw new QueryError(429, new ImportBusyError().message, 30);
     let upload: Awaited<ReturnType<typeof receiveUpload>>;

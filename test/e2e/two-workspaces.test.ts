@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
+import type { RunningWarehouse } from '../../warehouse/main.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
 
@@ -560,7 +561,7 @@ describe('two workspaces side by side', () => {
     ).toEqual([{ t: camp.B }]);
   });
 
-  it('erasure in A leaves B whole; archiving B stops its key and people, A runs on', async () => {
+  it('erasure in A leaves B whole; archiving B stops its key, people, BI, imports and warehouse export, A runs on; un-archiving brings B back', async () => {
     const pa = (await call(side.A.token, 'GET', `/v1/profiles?userId=${USER}`)).body;
     const pb = (await call(side.B.token, 'GET', `/v1/profiles?userId=${USER}`)).body;
     expect(pa.id && pb.id).toBeTruthy();
@@ -607,8 +608,55 @@ describe('two workspaces side by side', () => {
     expect(auditA[0].actor).toMatch(/^person:p_[0-9a-f]+ owner-a-/);
     expect((await call(side.B.token, 'GET', '/v1/audit?action=erase')).body.items).toEqual([]);
 
+    // B runs a warehouse export, and a large import is under way when B is archived
+    const warehouse = running.services.find((x) => x.name === 'warehouse') as RunningWarehouse;
+    const lake = await call(side.B.token, 'POST', '/v1/warehouse-exports', {
+      name: 'lake',
+      datasets: ['events'],
+      target: { kind: 'directory', path: 'lake' },
+    });
+    expect(lake.status, JSON.stringify(lake.body)).toBe(201);
+    const lakeA = await call(side.A.token, 'POST', '/v1/warehouse-exports', {
+      name: 'lake',
+      datasets: ['events'],
+      target: { kind: 'directory', path: 'lake' },
+    });
+    expect(lakeA.status, JSON.stringify(lakeA.body)).toBe(201);
+    await eventually('B warehouse export running', async () => !!warehouse.exporter(lake.body.id), 30_000);
+    await eventually('A warehouse export running', async () => !!warehouse.exporter(lakeA.body.id), 30_000);
+    const ROWS = 60_000;
+    let big = 'userId,tier\n';
+    for (let i = 0; i < ROWS; i++) big += `bulk-${i},t${i}\n`;
+    const bulk = await send(side.B.token, 'POST', '/v1/imports?kind=traits', big, 'text/csv');
+    expect(bulk.status, bulk.text).toBe(202);
+    const bulkId = JSON.parse(bulk.text).id as string;
+
     // archive B: its write key is refused at ingest, its owner's token too; A keeps working
     expect((await call(side.B.token, 'POST', `/v1/workspaces/${side.B.ws}/archive`)).status).toBe(200);
+    const root = cfg.keys.adminKey;
+    // the import under way stops before its next batch, saying why
+    const stopped = await eventually(
+      'B import stopped',
+      async () => {
+        const j = await call(root, 'GET', `/v1/imports/${bulkId}`, undefined, side.B.ws);
+        return j.body.status === 'processing' ? undefined : j.body;
+      },
+      60_000,
+    );
+    expect(stopped.status).toBe('failed');
+    expect(stopped.error).toContain(`workspace ${side.B.ws} was archived`);
+    expect(stopped.rowsRead).toBeLessThan(ROWS);
+    // no new import, even with the admin key (which still reads the archived data)
+    const late = await fetch(`${running.urls.query}/v1/imports?kind=traits`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${root}`, 'x-workspace': side.B.ws, 'content-type': 'text/csv' },
+      body: 'userId,tier\nlate,x\n',
+    });
+    expect(late.status).toBe(409);
+    expect(((await late.json()) as { error: string }).error).toContain('is archived: it takes no imports');
+    // B's warehouse export stops; A's runs on
+    await eventually('B warehouse export stopped', async () => !warehouse.exporter(lake.body.id), 30_000);
+    expect(warehouse.exporter(lakeA.body.id)).toBeDefined();
     await eventually(
       'B write key refused',
       async () => (await ingest(side.B.writeKey, '/v1/track', { userId: USER, event: EVENT })).status === 401,
@@ -623,5 +671,23 @@ describe('two workspaces side by side', () => {
     expect((await bi(side.A, 'SELECT count() AS n FROM bi_events')).length).toBe(1);
     expect((await ingest(side.A.writeKey, '/v1/track', { userId: 'after', event: EVENT })).status).toBe(200);
     expect((await call(side.A.token, 'GET', '/v1/segments')).status).toBe(200);
+
+    // un-archived by the admin key: B's key, token, BI credential and warehouse export work again
+    expect((await call(side.B.token, 'POST', `/v1/workspaces/${side.B.ws}/unarchive`)).status).toBe(403);
+    const back = await call(root, 'POST', `/v1/workspaces/${side.B.ws}/unarchive`);
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+    expect(back.body.archivedAt).toBeNull();
+    await eventually(
+      'B write key accepted again',
+      async () => (await ingest(side.B.writeKey, '/v1/track', { userId: USER, event: EVENT })).status === 200,
+      30_000,
+    );
+    expect((await call(side.B.token, 'GET', '/v1/segments')).status).toBe(200);
+    expect((await bi(side.B, 'SELECT count() AS n FROM bi_events')).length).toBe(1);
+    await eventually(
+      'B warehouse export running again',
+      async () => !!warehouse.exporter(lake.body.id),
+      30_000,
+    );
   });
 });
