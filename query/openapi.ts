@@ -385,13 +385,27 @@ export function queryOpenApi(): object {
       '/v1/workspaces/{id}/archive': {
         post: op(
           'archiveWorkspace',
-          'Archive a workspace: its tokens and write keys stop working, data is kept',
+          'Archive a workspace: its tokens, write keys, BI credentials, imports and warehouse exports stop, data is kept',
           {
             parameters: [id('id')],
             responses: {
               '200': { description: 'archived' },
               '403': { description: 'not an owner of it' },
               '409': { description: 'the built-in workspace' },
+              ...errors,
+            },
+          },
+        ),
+      },
+      '/v1/workspaces/{id}/unarchive': {
+        post: op(
+          'unarchiveWorkspace',
+          'Un-archive a workspace (the admin key only): its tokens, write keys, BI credentials and warehouse exports work again',
+          {
+            parameters: [id('id')],
+            responses: {
+              '200': { description: 'active (also when it was not archived)' },
+              '403': { description: 'not the admin key' },
               ...errors,
             },
           },
@@ -416,13 +430,23 @@ export function queryOpenApi(): object {
                 },
               }),
             },
+            responses: {
+              '200': { description: 'role changed' },
+              '201': { description: 'added' },
+              '409': { description: 'this would demote the workspace’s last owner' },
+              ...errors,
+            },
           },
         ),
       },
       '/v1/people/{id}': {
         delete: op('removePerson', 'Remove a person from this workspace', {
           parameters: [id('id')],
-          responses: { '204': { description: 'removed' }, ...errors },
+          responses: {
+            '204': { description: 'removed' },
+            '409': { description: 'the workspace’s last owner' },
+            ...errors,
+          },
         }),
       },
       '/v1/people/{id}/tokens': {
