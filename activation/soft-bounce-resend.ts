@@ -21,7 +21,7 @@
 // up and queues the resend, atomically. A webhook that crashed after scheduling, or whose
 // `done` marker was not written, calls again on the redelivery and gets the same number back
 // (`already`), nothing queued twice.
-import type { Redis } from '../runtime/redis.ts';
+import { isCluster, type Redis } from '../runtime/redis.ts';
 import type { ActivationJob } from '../schemas/activation-job.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import type { DelayedSend } from './delayed-sends.ts';
@@ -60,7 +60,7 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], n)
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-if n <= tonumber(ARGV[3]) then
+if n <= tonumber(ARGV[3]) and KEYS[3] then
   redis.call('ZADD', KEYS[3], ARGV[2 + 2 * n], ARGV[3 + 2 * n])
 end
 return {n, 1}
@@ -112,18 +112,24 @@ export function softBounceResender(deps: {
         return { atMs, member: JSON.stringify(d) };
       };
       const planned = deps.delaysS.map((_, i) => resend(i + 1));
+      // On a Redis Cluster the delayed set (global tag) is not on the claim's slot: the script
+      // counts, and the resend is queued after it, also when the event was seen (a crash
+      // between the two); a resend queued twice is sent once, its send key is claimed once.
+      const apart = isCluster(deps.redis);
+      const delayed = globalKeys(deps.redisPrefix).activationDelayed;
       const [n, fresh] = (await deps.redis.eval(
         SCHEDULE,
-        3,
+        apart ? 2 : 3,
         `${claim}:soft`,
         `${claim}:softev`,
-        globalKeys(deps.redisPrefix).activationDelayed,
+        ...(apart ? [] : [delayed]),
         ev.eventId,
         COUNT_TTL_S,
         deps.delaysS.length,
         ...planned.flatMap((p) => [p.atMs, p.member]),
       )) as [number, number];
       if (n > deps.delaysS.length) return { kind: 'exhausted', n: n - 1 };
+      if (apart) await deps.redis.zadd(delayed, planned[n - 1]!.atMs, planned[n - 1]!.member);
       const atMs = planned[n - 1]!.atMs;
       if (!fresh) return { kind: 'scheduled', sendKey: `${root}.r${n}`, n, atMs, already: true };
       return { kind: 'scheduled', sendKey: `${root}.r${n}`, n, atMs };

@@ -12,6 +12,7 @@ import { withTimeout } from '../runtime/http.ts';
 import { TopicDurabilityError } from '../runtime/kafka/topic-durability.ts';
 import type { Logger } from '../runtime/log.ts';
 import { startMetricsServer } from '../runtime/metrics.ts';
+import { migrateRedisKeys } from '../runtime/redis-migrate.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { migrate } from '../schemas/migrations.ts';
 import { startWarehouse } from '../warehouse/main.ts';
@@ -70,6 +71,8 @@ export async function startServices(
     await clients.close().catch(() => {});
   };
   try {
+    // global keys under their hash-tagged names before any worker reads them
+    await migrateRedisKeys(clients.redis(), cfg.redis.prefix, log);
     if (names.some((n) => USES_CLICKHOUSE.has(n))) {
       const applied = await migrate(await clients.clickhouse());
       if (applied.length > 0) log.info({ applied }, 'clickhouse_migrated');
@@ -106,12 +109,13 @@ export async function startServices(
   return { services: started, urls, stop, ...(metricsUrl ? { metricsUrl } : {}) };
 }
 
-/** `cdp migrate`: Kafka topics and ClickHouse schema. */
+/** `cdp migrate`: Kafka topics, Redis key names (runtime/redis-migrate.ts) and ClickHouse schema. */
 export async function migrateAll(cfg: Config, log: Logger): Promise<void> {
   const clients = createClients(cfg, log);
   const admin = clients.kafka().admin();
   try {
     await admin.ensureTopics(topicSpecs(cfg));
+    await migrateRedisKeys(clients.redis(), cfg.redis.prefix, log);
     const applied = await migrate(await clients.clickhouse());
     log.info({ applied, topics: topicSpecs(cfg).map((t) => t.topic) }, 'migrated');
   } finally {

@@ -44,7 +44,8 @@ export const EnvSchema = Type.Object({
   /** min.insync.replicas of created topics; unset: replication − 1 (at least 1). */
   CDP_TOPIC_MIN_INSYNC: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
 
-  REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  /** redis://… one server; redis-cluster://host:port,host:port,… a Redis Cluster (runtime/redis.ts). */
+  REDIS_URL: Type.String({ pattern: '^rediss?(-cluster)?://', default: 'redis://127.0.0.1:6379' }),
   CDP_REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9._-]+$', default: 'cdp' }),
   /** What a consumer batch waits for before its offsets are committed (runtime/redis-durability.ts). */
   CDP_REDIS_DURABILITY: Type.Union(

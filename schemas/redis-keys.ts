@@ -1,6 +1,9 @@
 // The Redis key layout, declared once. Every key of one workspace carries the hash tag
 // `{workspaceId}`, so a Lua script touching identities, profiles and memberships of a
-// workspace runs on one Redis Cluster slot.
+// workspace runs on one Redis Cluster slot. The keys that are not per workspace (below,
+// globalKeys) all carry one other tag, `{~g}` (globalTag), so a script or transaction over
+// two of them (the timer set and its lease, write keys and their revision) is on one slot
+// too; an operation never mixes the two kinds in one script or transaction.
 
 export interface WorkspaceKeys {
   /** Hash-tagged prefix of every key of this workspace; passed to Lua scripts as KEYS[1]. */
@@ -128,8 +131,23 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
   };
 }
 
+/**
+ * The hash-tagged prefix of every key that is not per workspace. A workspace id is `ws_…`
+ * or CDP_DEFAULT_WORKSPACE ([A-Za-z0-9_-]), never `~g`, so no workspace key shares it. Before the tag, these keys were named
+ * `${prefix}:<name>`; runtime/redis-migrate.ts renames such keys of a single-node
+ * deployment.
+ */
+export const globalTag = (prefix: string) => `${prefix}:{~g}`;
+
 /** Keys that are not per workspace: definitions every processor loads. */
 export function globalKeys(prefix: string) {
+  return globalKeysUnder(globalTag(prefix));
+}
+
+/** The global key names as they were before the hash tag (read by the key migration only). */
+export const legacyGlobalKeys = (prefix: string) => globalKeysUnder(prefix);
+
+function globalKeysUnder(prefix: string) {
   return {
     /** Hash `${workspaceId}/${segmentId}` → SegmentDefinition JSON. */
     segments: `${prefix}:defs:segments`,

@@ -7,9 +7,10 @@
 // way while the erasure ran cannot put the erased profile id back into the timer sets after
 // the erasure took its members out (query/erase-profile.ts).
 
+import { createHash } from 'node:crypto';
 import type { Logger } from '../../runtime/log.ts';
 import { metrics } from '../../runtime/metrics.ts';
-import type { Redis } from '../../runtime/redis.ts';
+import { isCluster, type Redis } from '../../runtime/redis.ts';
 import { parseTimerMember, timerMember } from '../../schemas/journey-timer.ts';
 import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { RunRef } from './run-state.ts';
@@ -42,6 +43,32 @@ if redis.call('ZSCORE', KEYS[2], redis.sha1hex('profile:' .. ARGV[3])) then retu
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 return 1`;
 
+/**
+ * SET on a Redis Cluster, where the timer sets (global tag) and the tombstones (workspace
+ * tag) are on different slots, so no one script sees both: check, add, check again and take
+ * the timer out if a tombstone came meanwhile. The erasure writes its tombstones before it
+ * removes the person's timers (query/erase-profile.ts), so a timer added before the second
+ * check saw a tombstone is removed by the erasure's later step, one added after it is
+ * removed here: the erased id is never left in a timer set.
+ */
+async function setApart(
+  redis: Redis,
+  set: string,
+  tombs: string,
+  ref: RunRef,
+  run: number,
+  node: string,
+  dueMs: number,
+): Promise<number> {
+  const tomb = createHash('sha1').update(`profile:${ref.profileId}`).digest('hex');
+  if ((await redis.zscore(tombs, tomb)) !== null) return 0;
+  const member = timerMember(ref, run, node);
+  await redis.zadd(set, dueMs, member);
+  if ((await redis.zscore(tombs, tomb)) === null) return 1;
+  await redis.zrem(set, member);
+  return 0;
+}
+
 export interface DueRun {
   ref: RunRef;
   run: number;
@@ -68,14 +95,17 @@ export function journeyTimers(opts: {
   type SetTimer = (set: string, tombs: string, dueMs: number, member: string, pid: string) => Promise<number>;
   if (typeof (opts.redis as unknown as Record<string, unknown>).cdpSetJourneyTimer !== 'function')
     opts.redis.defineCommand('cdpSetJourneyTimer', { numberOfKeys: 2, lua: SET });
-  const set = (key: string, ref: RunRef, run: number, node: string, dueMs: number) =>
-    (opts.redis as unknown as { cdpSetJourneyTimer: SetTimer }).cdpSetJourneyTimer(
-      key,
-      workspaceKeys(opts.prefix, ref.workspaceId).erased,
-      dueMs,
-      timerMember(ref, run, node),
-      ref.profileId,
-    );
+  const set = isCluster(opts.redis)
+    ? (key: string, ref: RunRef, run: number, node: string, dueMs: number) =>
+        setApart(opts.redis, key, workspaceKeys(opts.prefix, ref.workspaceId).erased, ref, run, node, dueMs)
+    : (key: string, ref: RunRef, run: number, node: string, dueMs: number) =>
+        (opts.redis as unknown as { cdpSetJourneyTimer: SetTimer }).cdpSetJourneyTimer(
+          key,
+          workspaceKeys(opts.prefix, ref.workspaceId).erased,
+          dueMs,
+          timerMember(ref, run, node),
+          ref.profileId,
+        );
   return {
     /** Sets the run's timer at `node` (none for an erased person). */
     async schedule(ref: RunRef, run: number, node: string, dueMs: number): Promise<void> {

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '../../runtime/log.ts';
 import type { JourneyDefinition, JourneyEntry } from '../../schemas/journey.ts';
-import { workspaceKeys } from '../../schemas/redis-keys.ts';
+import { globalKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import { uniqueId } from '../../test/harness.ts';
 import { JourneyRegistry } from './journey-registry.ts';
 import { type RunRef, runStore } from './run-state.ts';
@@ -213,7 +213,7 @@ describe('time entries', () => {
     // the first runner dies in its second page; the next goes on from the saved cursor
     await timeEntries({ ...opts, dates: dates(30) }).tick();
     expect(seen).toHaveLength(30);
-    const saved = JSON.parse((await redis.hget(`${prefix}:journeys:entries`, 'ws_dates/j_dt'))!);
+    const saved = JSON.parse((await redis.hget(globalKeys(prefix).journeysEntries, 'ws_dates/j_dt'))!);
     expect(saved).toMatchObject({ done: false });
     expect(saved.cursor).not.toBe('0');
     const next = timeEntries({ ...opts, dates: dates() });
@@ -224,7 +224,9 @@ describe('time entries', () => {
     // after 50 SCAN calls of 1,000 (the Redis is shared with the whole suite's other tests)
     const keys = await redis.dbsize();
     expect(calls.scan).toBeLessThanOrEqual(2 * Math.ceil(keys / 1000) + 10);
-    expect(calls.pages).toBeLessThanOrEqual(Math.ceil(people.length / 20) + Math.ceil((2 * keys) / 50_000) + 3);
+    expect(calls.pages).toBeLessThanOrEqual(
+      Math.ceil(people.length / 20) + Math.ceil((2 * keys) / 50_000) + 3,
+    );
   });
 
   it('a schedule enters at each tick of its cron in its zone, on an injected clock, and not between', async () => {

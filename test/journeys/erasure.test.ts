@@ -53,11 +53,7 @@ const profileId = async (userId: string) =>
 /** Every member of the journey timer sets (due, claimed, parked) that names `pid`, with its set. */
 async function timersOf(pid: string): Promise<Array<{ parked: boolean; member: string }>> {
   const g = globalKeys(cfg.redis.prefix);
-  const sets = [
-    g.journeysDue,
-    g.journeysLease,
-    ...(await redis.keys(`${cfg.redis.prefix}:journeys:parked:*`)),
-  ];
+  const sets = [g.journeysDue, g.journeysLease, ...(await redis.keys(g.journeysParked('*', '*')))];
   const out: Array<{ parked: boolean; member: string }> = [];
   for (const set of sets)
     for (const member of await redis.zrange(set, 0, -1))
