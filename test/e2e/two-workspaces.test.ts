@@ -6,10 +6,15 @@
 // breakdowns), data exports, bulk imports, the BI endpoint (hostile SQL included) and erasure
 // each see or change only their own workspace; erasing in A leaves B whole; archiving B stops
 // B's write key at ingest, B's people and B's BI credential, and leaves A running.
+import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+// hyparquet: the reader half of hyparquet-writer, which the warehouse exporter writes with
+import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
+import { directoryOf, warehouseOptions } from '../../schemas/warehouse.ts';
 import type { RunningWarehouse } from '../../warehouse/main.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
 import { startWebhookReceiver } from '../webhook-receiver.ts';
@@ -95,6 +100,27 @@ async function send(key: string, method: string, path: string, body?: string, ty
   if (type) headers['content-type'] = type;
   const res = await fetch(`${running.urls.query}${path}`, { method, headers, body });
   return { status: res.status, text: await res.text(), type: res.headers.get('content-type') ?? '' };
+}
+
+/** Every row of the Parquet files under a directory (the warehouse export's), as written. */
+async function parquetRows(dir: string) {
+  const out: Array<{ workspace_id: string; message_id: string; context: string; traits: string }> = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir, { recursive: true }) as string[];
+  } catch {
+    return out;
+  }
+  for (const n of names.filter((x) => x.endsWith('.parquet')).sort()) {
+    const file = await asyncBufferFromFile(join(dir, n));
+    out.push(
+      ...((await parquetReadObjects({
+        file,
+        columns: ['workspace_id', 'message_id', 'context', 'traits'],
+      })) as typeof out),
+    );
+  }
+  return out;
 }
 
 const USER = 'same-user';
@@ -617,16 +643,40 @@ describe('two workspaces side by side', () => {
       name: 'lake',
       datasets: ['events'],
       target: { kind: 'directory', path: 'lake' },
+      flushMs: 500,
     });
     expect(lake.status, JSON.stringify(lake.body)).toBe(201);
     const lakeA = await call(side.A.token, 'POST', '/v1/warehouse-exports', {
       name: 'lake',
       datasets: ['events'],
       target: { kind: 'directory', path: 'lake' },
+      flushMs: 500,
     });
     expect(lakeA.status, JSON.stringify(lakeA.body)).toBe(201);
     await eventually('B warehouse export running', async () => !!warehouse.exporter(lake.body.id), 30_000);
     await eventually('A warehouse export running', async () => !!warehouse.exporter(lakeA.body.id), 30_000);
+    // each export reads the topics from the start: its Parquet files hold its own workspace's
+    // events only (A's erased person's are dropped; A's second person's sign-up is there), told
+    // apart by their campaign (camp-A / camp-B); the message ids were the same in both
+    const root = warehouseOptions(cfg.dataDir).root;
+    for (const [name, own, other] of [
+      ['A', 'camp-A-', 'camp-B-'],
+      ['B', 'camp-B-', 'camp-A-'],
+    ] as const) {
+      const rows = await eventually(
+        `${name} warehouse files have the sign-up`,
+        async () => {
+          const r = await parquetRows(directoryOf(root, side[name].ws, 'lake'));
+          return r.some((x) => x.context.includes(own)) ? r : undefined;
+        },
+        60_000,
+      );
+      expect(new Set(rows.map((x) => x.workspace_id))).toEqual(new Set([side[name].ws]));
+      expect(rows.filter((x) => x.context.includes(other))).toEqual([]);
+      // B's identify (plan free) is not in A's files, A's email not in B's (A's own import of
+      // b@b.test is A's row)
+      expect(rows.filter((x) => x.traits.includes(name === 'A' ? '"plan":"free"' : 'a@a.test'))).toEqual([]);
+    }
     const ROWS = 60_000;
     let big = 'userId,tier\n';
     for (let i = 0; i < ROWS; i++) big += `bulk-${i},t${i}\n`;
@@ -636,12 +686,12 @@ describe('two workspaces side by side', () => {
 
     // archive B: its write key is refused at ingest, its owner's token too; A keeps working
     expect((await call(side.B.token, 'POST', `/v1/workspaces/${side.B.ws}/archive`)).status).toBe(200);
-    const root = cfg.keys.adminKey;
+    const admin = cfg.keys.adminKey;
     // the import under way stops before its next batch, saying why
     const stopped = await eventually(
       'B import stopped',
       async () => {
-        const j = await call(root, 'GET', `/v1/imports/${bulkId}`, undefined, side.B.ws);
+        const j = await call(admin, 'GET', `/v1/imports/${bulkId}`, undefined, side.B.ws);
         return j.body.status === 'processing' ? undefined : j.body;
       },
       60_000,
@@ -652,7 +702,7 @@ describe('two workspaces side by side', () => {
     // no new import, even with the admin key (which still reads the archived data)
     const late = await fetch(`${running.urls.query}/v1/imports?kind=traits`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${root}`, 'x-workspace': side.B.ws, 'content-type': 'text/csv' },
+      headers: { authorization: `Bearer ${admin}`, 'x-workspace': side.B.ws, 'content-type': 'text/csv' },
       body: 'userId,tier\nlate,x\n',
     });
     expect(late.status).toBe(409);
@@ -677,7 +727,7 @@ describe('two workspaces side by side', () => {
 
     // un-archived by the admin key: B's key, token, BI credential and warehouse export work again
     expect((await call(side.B.token, 'POST', `/v1/workspaces/${side.B.ws}/unarchive`)).status).toBe(403);
-    const back = await call(root, 'POST', `/v1/workspaces/${side.B.ws}/unarchive`);
+    const back = await call(admin, 'POST', `/v1/workspaces/${side.B.ws}/unarchive`);
     expect(back.status, JSON.stringify(back.body)).toBe(200);
     expect(back.body.archivedAt).toBeNull();
     await eventually(
