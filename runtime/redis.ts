@@ -83,7 +83,7 @@ export function parseClusterUrl(url: string): {
   };
 }
 
-function createCluster(url: string, name: string, autoPipelining = false): Redis {
+function createCluster(url: string, name: string): Redis {
   const { nodes, username, password, tls } = parseClusterUrl(url);
   const cluster = new Cluster(nodes, {
     redisOptions: {
@@ -94,7 +94,8 @@ function createCluster(url: string, name: string, autoPipelining = false): Redis
       ...(password ? { password } : {}),
       ...(tls ? { tls: {} } : {}),
     },
-    enableAutoPipelining: autoPipelining,
+    // off: ioredis's auto-pipelining builds pipelines through pipeline(), replaced below
+    enableAutoPipelining: false,
     clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
     // a failover: the replica takes over after cluster-node-timeout; MOVED/CLUSTERDOWN are retried
     retryDelayOnFailover: 200,
@@ -167,9 +168,9 @@ export function keySlot(key: string): number {
 function adaptCluster(cluster: Cluster, url: string, name: string): Redis {
   const c = cluster as unknown as Record<string, unknown>;
   c.pipeline = (initial?: unknown[][]) => clusterPipeline(cluster, initial);
-  // duplicate({ connectionName, enableAutoPipelining }) as the single-node client takes it
-  c.duplicate = (o?: { connectionName?: string; enableAutoPipelining?: boolean }) =>
-    createCluster(url, o?.connectionName ?? name, o?.enableAutoPipelining ?? false);
+  // duplicate({ connectionName }) as the single-node client takes it (enableAutoPipelining is
+  // not taken: commands to one node go back to back on its connection anyway)
+  c.duplicate = (o?: { connectionName?: string }) => createCluster(url, o?.connectionName ?? name);
   // SCAN walks one node: every scan here matches one workspace's keys (`<prefix>:{ws}:…*`),
   // so it goes to the master serving that workspace's slot. A pattern without a hash tag
   // would see one node's keys only: refused.
