@@ -83,10 +83,41 @@ export interface QueryDeps {
   now?: () => Date;
 }
 
+/** How deeply a request body's objects and arrays may nest; deeper is refused before parsing. */
+export const MAX_JSON_DEPTH = 100;
+
+/** The deepest nesting of `[` and `{` in JSON text (outside strings), stopping past `limit`. */
+export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) {
+      depth++;
+      if (depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return max;
+}
+
+/**
+ * Reads a request's JSON body: refuses another content type, malformed JSON and nesting deeper
+ * than MAX_JSON_DEPTH (a 1 MiB body can nest half a million levels, which would overflow the
+ * stack of whatever walks it later) with a 400. Size is bounded by the app's body limit.
+ */
 export async function readJson(req: Request): Promise<unknown> {
   const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') throw new QueryError(400, 'send the body as application/json');
   const text = await req.text();
+  if (jsonDepth(text) > MAX_JSON_DEPTH)
+    throw new QueryError(400, `body: nested deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     return JSON.parse(text);
   } catch (err) {

@@ -1,15 +1,16 @@
 import { Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { BiCredentialStore } from '../bi-sql/credentials.ts';
-import { type QueryEnv, readJson } from '../context.ts';
+import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
+import { validate } from '../validate.ts';
 
-const CreateInput = TypeCompiler.Compile(
-  Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }),
+export const BiCredentialInput = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false },
 );
 
 /**
@@ -26,13 +27,9 @@ export function biCredentialRoutes(deps: {
   const store = new BiCredentialStore(deps.redis, deps.redisPrefix);
   const app = new Hono<QueryEnv>();
 
-  app.post('/', async (c) => {
+  app.post('/', validate(BiCredentialInput), async (c) => {
     const ws = c.get('workspaceId');
-    const body = await readJson(c.req.raw);
-    if (!CreateInput.Check(body)) {
-      const e = CreateInput.Errors(body).First();
-      throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
-    }
+    const body = c.req.valid('json');
     const created = await store.create(ws, body.name, deps.now());
     const { password: _, ...shown } = created;
     await recordAudit(

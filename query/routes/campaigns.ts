@@ -13,6 +13,7 @@ import { templateError } from '../../schemas/liquid-template.ts';
 import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
+import { checkBody } from '../validate.ts';
 import { campaignStats } from './campaign-stats.ts';
 
 /** The chosen channel's settings (a webhook secret generated or kept), purpose and policy. */
@@ -51,14 +52,8 @@ export function campaignRoutes(deps: {
 }) {
   const app = new Hono<QueryEnv>();
 
-  const validate = async (ws: string, body: unknown): Promise<CampaignInput> => {
-    if (!campaignInputCheck.Check(body)) {
-      const e = campaignInputCheck.Errors(body).First();
-      throw new QueryError(
-        400,
-        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
-      );
-    }
+  const validate = async (ws: string, raw: unknown): Promise<CampaignInput> => {
+    const body = checkBody(campaignInputCheck, raw);
     const settings = body[body.channel];
     if (!settings) throw new QueryError(400, `${body.channel}: required when channel is ${body.channel}`);
     if (body.channel === 'webhook') {

@@ -1,7 +1,6 @@
 // Contact preferences: consent per profile, channel and purpose, and the workspace's
 // suppression list. Activation reads both at send time (schemas/contact.ts, redis-keys.ts).
 import { type Static, Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
@@ -10,9 +9,9 @@ import { parseConsentValue, parseSuppressionMember, suppressionMember } from '..
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import type { QueryEnv } from '../context.ts';
-import { readJson } from '../context.ts';
 import { type DoubleOptIn, readDoubleOptIn } from '../double-opt-in.ts';
 import { QueryError } from '../query-error.ts';
+import { validate } from '../validate.ts';
 
 const Scope = Type.String({ pattern: '^(\\*|[a-z0-9_-]{1,40})$' });
 export const ConsentInput = Type.Object(
@@ -32,14 +31,13 @@ export const ConsentInput = Type.Object(
   },
   { additionalProperties: false },
 );
-const ConsentBody = Type.Union([
+export const ConsentBody = Type.Union([
   ConsentInput,
   Type.Object(
     { consents: Type.Array(ConsentInput, { minItems: 1, maxItems: 50 }) },
     { additionalProperties: false },
   ),
 ]);
-const consentCheck = TypeCompiler.Compile(ConsentBody);
 
 export const SuppressionInput = Type.Object(
   {
@@ -51,18 +49,6 @@ export const SuppressionInput = Type.Object(
   },
   { additionalProperties: false },
 );
-const suppressionCheck = TypeCompiler.Compile(SuppressionInput);
-
-function invalid(
-  check: { Errors(v: unknown): { First(): { path: string; message: string } | undefined } },
-  v: unknown,
-) {
-  const e = check.Errors(v).First();
-  return new QueryError(
-    400,
-    `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
-  );
-}
 
 /** Follows merges to the surviving profile, whose id activation sends for. */
 export async function survivor(redis: Redis, prefix: string, ws: string, id: string): Promise<string> {
@@ -196,10 +182,9 @@ export function consentRoutes(deps: {
     const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     return c.json({ profileId: pid, consents: await readConsent(deps.redis, deps.redisPrefix, ws, pid) });
   });
-  app.put('/:id/consent', async (c) => {
+  app.put('/:id/consent', validate(ConsentBody), async (c) => {
     const ws = c.get('workspaceId');
-    const body = await readJson(c.req.raw);
-    if (!consentCheck.Check(body)) throw invalid(consentCheck, body);
+    const body = c.req.valid('json');
     const all = 'consents' in body ? body.consents : [body];
     all.forEach((e, i) => {
       const at = 'consents' in body ? `consents.${i}` : 'body';
@@ -304,9 +289,8 @@ export function suppressionRoutes(deps: {
     const [next, page] = await deps.redis.sscan(key(c.get('workspaceId')), cursor, 'COUNT', limit);
     return c.json({ suppressions: page.map(parseSuppressionMember), cursor: next === '0' ? null : next });
   });
-  app.post('/', async (c) => {
-    const body = await readJson(c.req.raw);
-    if (!suppressionCheck.Check(body)) throw invalid(suppressionCheck, body);
+  app.post('/', validate(SuppressionInput), async (c) => {
+    const body = c.req.valid('json');
     const m = members(body);
     await deps.redis.sadd(key(c.get('workspaceId')), ...m);
     await audit(c, 'create', m);

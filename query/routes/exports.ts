@@ -10,7 +10,7 @@ import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { type ExportJob, exportInputCheck } from '../../schemas/export.ts';
 import { InputError } from '../analytics/sql-params.ts';
 import { actorOf, recordAudit } from '../audit.ts';
-import { type QueryEnv, readJson } from '../context.ts';
+import type { QueryEnv } from '../context.ts';
 import {
   checkExportSource,
   createExport,
@@ -22,6 +22,7 @@ import {
   readExport,
 } from '../exports.ts';
 import { QueryError } from '../query-error.ts';
+import { validate } from '../validate.ts';
 
 const CONTENT_TYPE = { csv: 'text/csv; charset=utf-8', parquet: 'application/vnd.apache.parquet' };
 
@@ -48,13 +49,9 @@ export function exportRoutes(deps: ExportDeps & { clickhouse: ClickHouseClient; 
     return job;
   };
 
-  app.post('/', async (c) => {
+  app.post('/', validate(exportInputCheck), async (c) => {
     const ws = c.get('workspaceId');
-    const body = await readJson(c.req.raw);
-    if (!exportInputCheck.Check(body)) {
-      const e = exportInputCheck.Errors(body).First();
-      throw new QueryError(400, `${e?.path || 'body'}: ${e?.message ?? 'invalid'}`);
-    }
+    const body = c.req.valid('json');
     let source: ExportJob['source'];
     try {
       source = checkExportSource(body);

@@ -15,6 +15,7 @@ import { type QueryEnv, readJson } from '../context.ts';
 import { previewSegment } from '../preview-segment.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
+import { checkBody } from '../validate.ts';
 
 const MAX_PREVIEW_SAMPLE = 5000;
 
@@ -30,11 +31,8 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
   const app = new Hono<QueryEnv>();
 
   /** Validates input and rule; refuses unknown referenced segments and reference cycles. */
-  const validate = async (ws: string, body: unknown, selfId?: string): Promise<SegmentInput> => {
-    if (!segmentInputCheck.Check(body)) {
-      const e = segmentInputCheck.Errors(body).First();
-      throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
-    }
+  const validate = async (ws: string, raw: unknown, selfId?: string): Promise<SegmentInput> => {
+    const body = checkBody(segmentInputCheck, raw);
     let compiled: ReturnType<typeof compileRule>;
     try {
       compiled = compileRule(body.rule);

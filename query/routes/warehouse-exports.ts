@@ -32,6 +32,7 @@ import { checkS3Endpoint } from '../../warehouse/targets.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
+import { checkBody } from '../validate.ts';
 
 export function warehouseExportRoutes(deps: {
   clickhouse: ClickHouseClient;
@@ -79,14 +80,8 @@ export function warehouseExportRoutes(deps: {
     );
   };
 
-  const validate = (body: unknown): WarehouseExportInput => {
-    if (!warehouseInputCheck.Check(body)) {
-      const e = warehouseInputCheck.Errors(body).First();
-      throw new QueryError(
-        400,
-        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
-      );
-    }
+  const validate = (raw: unknown): WarehouseExportInput => {
+    const body = checkBody(warehouseInputCheck, raw);
     try {
       if (body.target.kind === 'directory') checkDirectoryPath(body.target.path);
       else {

@@ -4,7 +4,6 @@
 // link's lifetime and the mail: schemas/double-opt-in.ts). A setting left unset follows the
 // deployment default; a PUT changes the settings it names and is audited.
 import { Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { ClientKeysMode } from '../../runtime/config.ts';
@@ -12,19 +11,20 @@ import type { Redis } from '../../runtime/redis.ts';
 import { DoubleOptInSettings, doubleOptInCheck, doubleOptInError } from '../../schemas/double-opt-in.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { actorOf, recordAudit } from '../audit.ts';
-import { type QueryEnv, readJson } from '../context.ts';
+import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
+import { validate } from '../validate.ts';
 
 const Mode = Type.Union([Type.Literal('restricted'), Type.Literal('trusted')]);
-const UpdateInput = TypeCompiler.Compile(
-  Type.Object(
-    {
-      clientKeys: Type.Optional(Type.Union([Mode, Type.Null()])),
-      doubleOptIn: Type.Optional(Type.Union([DoubleOptInSettings, Type.Null()])),
-    },
-    { additionalProperties: false },
-  ),
+export const WorkspaceSettingsInput = Type.Object(
+  {
+    clientKeys: Type.Optional(Type.Union([Mode, Type.Null()])),
+    doubleOptIn: Type.Optional(Type.Union([DoubleOptInSettings, Type.Null()])),
+  },
+  { additionalProperties: false },
 );
+const SETTINGS_HINT =
+  'clientKeys: "restricted", "trusted" or null; doubleOptIn: {purposes: [...], ttlHours?, from?, template?: {subject, text, html?}} or null';
 
 export interface WorkspaceSettings {
   /** In effect: the workspace's own choice, else the deployment default. */
@@ -66,16 +66,9 @@ export function workspaceSettingsRoutes(deps: {
    * `{clientKeys: "restricted"|"trusted"|null}` (null: follow the deployment default again)
    * and/or `{doubleOptIn: {purposes, ttlHours?, from?, template?} | null}`.
    */
-  app.put('/', async (c) => {
+  app.put('/', validate(WorkspaceSettingsInput, { hint: SETTINGS_HINT }), async (c) => {
     const ws = c.get('workspaceId');
-    const body = await readJson(c.req.raw);
-    if (!UpdateInput.Check(body)) {
-      const e = UpdateInput.Errors(body).First();
-      throw new QueryError(
-        400,
-        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'} (clientKeys: "restricted", "trusted" or null; doubleOptIn: {purposes: [...], ttlHours?, from?, template?: {subject, text, html?}} or null)`,
-      );
-    }
+    const body = c.req.valid('json');
     if (body.clientKeys === undefined && body.doubleOptIn === undefined)
       throw new QueryError(400, 'body: give clientKeys or doubleOptIn');
     if (body.doubleOptIn) {

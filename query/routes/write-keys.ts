@@ -1,20 +1,18 @@
 import { Type } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { maskWriteKey, type WriteKeyRecord, type WriteKeyStore } from '../../runtime/write-keys.ts';
 import { actorOf, recordAudit } from '../audit.ts';
-import { type QueryEnv, readJson } from '../context.ts';
+import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
+import { validate } from '../validate.ts';
 
-const CreateInput = TypeCompiler.Compile(
-  Type.Object(
-    {
-      name: Type.String({ minLength: 1, maxLength: 200 }),
-      kind: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('client')])),
-    },
-    { additionalProperties: false },
-  ),
+export const WriteKeyInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    kind: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('client')])),
+  },
+  { additionalProperties: false },
 );
 
 const masked = (r: WriteKeyRecord): WriteKeyRecord => ({ ...r, key: maskWriteKey(r.key) });
@@ -31,13 +29,9 @@ export function writeKeyRoutes(deps: {
 }) {
   const app = new Hono<QueryEnv>();
 
-  app.post('/', async (c) => {
+  app.post('/', validate(WriteKeyInput), async (c) => {
     const ws = c.get('workspaceId');
-    const body = await readJson(c.req.raw);
-    if (!CreateInput.Check(body)) {
-      const e = CreateInput.Errors(body).First();
-      throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
-    }
+    const body = c.req.valid('json');
     const rec = await deps.writeKeys.create(ws, body.name, deps.now(), body.kind ?? 'server');
     await recordAudit(
       deps.clickhouse,
