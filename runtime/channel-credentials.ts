@@ -1,15 +1,16 @@
 // Per-workspace channel credentials (email, SMS, push), encrypted at rest in Redis.
-// - One hash `<prefix>:chcred`, field `<workspace>:<channel>`, value a JSON record: the sealed
+// - One hash `<prefix>:{~g}:chcred`, field `<workspace>:<channel>`, value a JSON record: the sealed
 //   credentials (runtime/secrets-key.ts: AES-256-GCM, key id, random IV) and, in the clear,
 //   when and by whom they were last set. The AAD binds the ciphertext to its workspace, channel
 //   and that metadata: a blob copied to another workspace or channel, or edited, does not open.
-// - `<prefix>:chcred:rev` counts changes, so activation learns of one with a single GET per poll.
+// - `<prefix>:{~g}:chcred:rev` counts changes, so activation learns of one with a single GET per poll.
 // Endpoints (provider base URLs, the SES endpoint) stay deployment settings: a workspace
 // chooses credentials, not where the workers connect with them.
 import { createHash, createHmac, createPrivateKey, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { globalTag } from '../schemas/redis-keys.ts';
 import type { Redis } from './redis.ts';
 import { type Keyring, open, type SealedBlob, seal, UnreadableSecret } from './secrets-key.ts';
 
@@ -342,8 +343,9 @@ function redact(c: ChannelCredentials, key: Buffer): Record<string, unknown> {
 }
 
 export const credentialKeys = (prefix: string) => ({
-  hash: `${prefix}:chcred`,
-  rev: `${prefix}:chcred:rev`,
+  // one hash tag (the global one): REPLACE_IF_SAME and the writes take both at once
+  hash: `${globalTag(prefix)}:chcred`,
+  rev: `${globalTag(prefix)}:chcred:rev`,
   field: (workspaceId: string, channel: string) => `${workspaceId}:${channel}`,
 });
 

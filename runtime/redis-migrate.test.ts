@@ -1,10 +1,16 @@
 // The key migration on the real redis-server: global keys written under their old, untagged
 // names by an earlier version move to the `{~g}` names, once, also with two processes at once.
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { globalKeys, legacyGlobalKeys } from '../schemas/redis-keys.ts';
+import { globalKeys, globalTag, legacyGlobalKeys } from '../schemas/redis-keys.ts';
+import { warehouseKeys } from '../schemas/warehouse.ts';
+import { segmentDef } from '../test/fixtures.ts';
+import { credentialKeys } from './channel-credentials.ts';
+import { DefinitionStore } from './definitions.ts';
 import { createLogger } from './log.ts';
 import { createRedis, keySlot } from './redis.ts';
 import { migrateRedisKeys } from './redis-migrate.ts';
+import { WorkspaceStore } from './workspaces.ts';
+import { WriteKeyStore } from './write-keys.ts';
 
 const log = createLogger({ level: 'error', name: 'redis-migrate-test' });
 const redis = createRedis(inject('redisUrl'), log, 'redis-migrate-test');
@@ -140,5 +146,59 @@ describe('migrateRedisKeys', () => {
       expect(await redis.zscore(now.destinationRetries(`d${i}`), `m${i}`)).toBe(String(i));
     expect(await redis.hlen(now.destinations)).toBe(50);
     expect(await redis.zscore(now.timers, 'ws/p')).toBe('1');
+  });
+
+  it("an earlier version's data of every store (its keys without the tag) is read back after the migration", async () => {
+    const prefix = uid();
+    const now = new Date('2026-06-01T00:00:00Z');
+    const ws = new WorkspaceStore(redis, prefix, 'default');
+    const acme = await ws.createWorkspace('Acme', now);
+    const { person } = await ws.addPerson(acme.id, 'ada@example.com', 'Ada', 'owner', now);
+    await ws.addPerson('default', 'ada@example.com', 'Ada', 'marketer', now);
+    const { token } = await ws.issueToken(person.id, null, now);
+    await ws.archiveWorkspace(acme.id, now);
+    const wk = await new WriteKeyStore(redis, prefix).create('default', 'site', now);
+    await new DefinitionStore(redis, prefix).put(
+      'segments',
+      segmentDef('s1', true, { workspaceId: 'default' }),
+    );
+    const cred = credentialKeys(prefix);
+    await redis.multi().hset(cred.hash, 'default:email', '{}').incr(cred.rev).exec();
+    const wh = warehouseKeys(prefix);
+    await redis
+      .multi()
+      .hset(wh.defs, 'default/wh1', '{"id":"wh1"}')
+      .incr(wh.revision)
+      .hset(wh.progress('wh1'), 'cdp.events:0', '{"done":"5"}')
+      .hset(wh.stats('wh1'), 'rows', '5')
+      .exec();
+
+    // what the stores wrote, as the earlier version named it: `<prefix>:<rest>`
+    const tagged = `${globalTag(prefix)}:`;
+    const written = (await redis.keys(`${tagged}*`)).sort();
+    expect(written.length).toBeGreaterThanOrEqual(14);
+    const dumps = new Map<string, string>();
+    for (const k of written) {
+      dumps.set(k, (await redis.dump(k))!);
+      await redis.rename(k, `${prefix}:${k.slice(tagged.length)}`);
+    }
+    const r = await migrateRedisKeys(redis, prefix);
+    expect(r).toEqual({ renamed: written.length, merged: 0, conflicts: [] });
+    expect((await redis.keys(`${tagged}*`)).sort()).toEqual(written);
+    for (const k of written) expect(await redis.dump(k), k).toBe(dumps.get(k));
+    // nothing left under an untagged name
+    expect((await redis.keys(`${prefix}:*`)).filter((k) => !k.startsWith(tagged))).toEqual([]);
+    // and the stores find it
+    expect((await ws.getWorkspace(acme.id))?.name).toBe('Acme');
+    expect(await ws.isArchived(acme.id)).toBe(true);
+    expect((await ws.personByEmail('ada@example.com'))?.id).toBe(person.id);
+    expect(Object.fromEntries(await ws.roles(person.id))).toEqual({
+      [acme.id]: 'owner',
+      default: 'marketer',
+    });
+    expect((await ws.listPeople('default')).map((p) => p.id)).toEqual([person.id]);
+    expect((await ws.resolveToken(token))?.person.id).toBe(person.id);
+    expect((await new WriteKeyStore(redis, prefix).list('default')).map((k) => k.key)).toEqual([wk.key]);
+    expect((await new DefinitionStore(redis, prefix).list('segments')).map((d) => d.id)).toEqual(['s1']);
   });
 });

@@ -1,6 +1,8 @@
 // Moves the global keys of a deployment made before they carried the hash tag `{~g}`
-// (schemas/redis-keys.ts, globalTag) to their tagged names, so a single-node deployment keeps
-// its definitions, write keys, timers and queued work when it upgrades. Run by `cdp migrate`
+// (schemas/redis-keys.ts globalKeys, globalTag; also the workspaces and people, channel
+// credentials and warehouse exports, which use several such keys at once) to their tagged
+// names, so a single-node deployment keeps its definitions, write keys, workspaces, timers
+// and queued work when it upgrades. Run by `cdp migrate`
 // and at every service start, before any worker; it is idempotent and safe when two
 // processes start together: each key moves in one Lua step (RENAME when only the old name
 // exists; when both do, because a process of the old version wrote after a new one started,
@@ -10,7 +12,7 @@
 // lease to expire. On a Redis Cluster nothing is moved (a cross-slot RENAME is impossible,
 // and a deployment on a cluster never had the old names working): migrate on the single
 // node first.
-import { globalKeys, legacyGlobalKeys } from '../schemas/redis-keys.ts';
+import { globalKeys, globalTag, legacyGlobalKeys } from '../schemas/redis-keys.ts';
 import type { Logger } from './log.ts';
 import { isCluster, type Redis } from './redis.ts';
 
@@ -39,6 +41,20 @@ end
 redis.call('DEL', KEYS[1])
 return 2
 `;
+
+/** Fixed keys of other modules, after the prefix (their tagged name puts globalTag in front instead). */
+const MODULE_KEYS = [
+  'workspaces',
+  'workspaces:names',
+  'workspaces:archived',
+  'people',
+  'people:emails',
+  'people:tokens',
+  'chcred',
+  'chcred:rev',
+  'warehouse:defs',
+  'warehouse:rev',
+];
 
 /** The [old, new] name pairs to move: every fixed global key, each destination's retry set, each journey's parked timers. */
 function pairs(prefix: string): Array<[string, string]> {
@@ -92,6 +108,22 @@ export async function migrateRedisKeys(
     if (i <= 0) continue;
     const [ws, jid] = [field.slice(0, i), field.slice(i + 1)];
     await move(oldK.journeysParked(ws, jid), newK.journeysParked(ws, jid));
+  }
+  // the keys of runtime/workspaces.ts, runtime/channel-credentials.ts and schemas/warehouse.ts:
+  // each moved from `${prefix}:<rest>` to `${globalTag}:<rest>`
+  const tagged = (rest: string) => move(`${prefix}:${rest}`, `${globalTag(prefix)}:${rest}`);
+  for (const rest of MODULE_KEYS) await tagged(rest);
+  const fields = (rest: string) => defFields(redis, [`${prefix}:${rest}`, `${globalTag(prefix)}:${rest}`]);
+  const workspaces = new Set(await fields('workspaces'));
+  for (const person of await fields('people')) {
+    await tagged(`person:${person}:roles`);
+    for (const ws of await fields(`person:${person}:roles`)) workspaces.add(ws);
+  }
+  for (const ws of workspaces) await tagged(`ws:${ws}:people`);
+  for (const field of await fields('warehouse:defs')) {
+    const id = field.slice(field.indexOf('/') + 1);
+    await tagged(`warehouse:progress:${id}`);
+    await tagged(`warehouse:stats:${id}`);
   }
   if (result.renamed || result.merged || result.conflicts.length)
     log?.info({ component: 'redis', ...result }, 'redis_keys_migrated');

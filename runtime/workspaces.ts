@@ -6,14 +6,14 @@
 //   its write keys; un-archiving (the admin key) undoes that.
 //   The deployment's configured workspace (CDP_WORKSPACE) is built in: listed, never archived.
 // - A person: id, unique email, a role in each workspace they belong to
-//   (`<prefix>:person:<id>:roles` and `<prefix>:ws:<id>:people`, one field per membership, so
+//   (`<prefix>:{~g}:person:<id>:roles` and `<prefix>:{~g}:ws:<id>:people`, one field per membership, so
 //   concurrent changes to different memberships never overwrite each other). A workspace
 //   that has an owner keeps one: removing or demoting its last owner is refused, atomically.
 // - A person's API token: random, shown once, stored only as its SHA-256; revocable. A token
 //   may be limited to some workspaces (an owner of A issuing a token for someone who also
 //   belongs to B gets one that works in A only).
 import { createHash, randomBytes } from 'node:crypto';
-import { globalKeys } from '../schemas/redis-keys.ts';
+import { globalKeys, globalTag } from '../schemas/redis-keys.ts';
 import { isCluster, type Redis } from './redis.ts';
 
 export const ROLES = ['owner', 'marketer', 'analyst', 'developer'] as const;
@@ -134,16 +134,20 @@ export class WorkspaceStore {
     /** The deployment's configured workspace (CDP_WORKSPACE). */
     readonly builtIn: string,
   ) {
+    // under the global hash tag: the scripts and transactions below use several of them
+    // (and the write-key revision) at once, one Redis Cluster slot (runtime/redis-migrate.ts
+    // moves the untagged names of earlier versions)
+    const g = globalTag(prefix);
     this.k = {
-      workspaces: `${prefix}:workspaces`,
-      names: `${prefix}:workspaces:names`,
+      workspaces: `${g}:workspaces`,
+      names: `${g}:workspaces:names`,
       archived: workspacesArchivedKey(prefix),
       writeKeysRevision: globalKeys(prefix).writeKeysRevision,
-      people: `${prefix}:people`,
-      emails: `${prefix}:people:emails`,
-      tokens: `${prefix}:people:tokens`,
-      personRoles: (id) => `${prefix}:person:${id}:roles`,
-      workspacePeople: (id) => `${prefix}:ws:${id}:people`,
+      people: `${g}:people`,
+      emails: `${g}:people:emails`,
+      tokens: `${g}:people:tokens`,
+      personRoles: (id) => `${g}:person:${id}:roles`,
+      workspacePeople: (id) => `${g}:ws:${id}:people`,
     };
   }
 
@@ -409,5 +413,5 @@ export class WorkspaceStore {
 
 /** The set of archived workspace ids (read by ingest's write-key watcher too). */
 export function workspacesArchivedKey(prefix: string): string {
-  return `${prefix}:workspaces:archived`;
+  return `${globalTag(prefix)}:workspaces:archived`;
 }

@@ -7,6 +7,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { Redis } from '../runtime/redis.ts';
 import type { SealedBlob } from '../runtime/secrets-key.ts';
+import { globalTag } from './redis-keys.ts';
 
 export const WAREHOUSE_DATASETS = ['events', 'identity', 'segment_changes'] as const;
 export type WarehouseDataset = (typeof WAREHOUSE_DATASETS)[number];
@@ -152,19 +153,19 @@ export function fileKey(opts: {
   return `${opts.dataset}/dt=${opts.day}/${lane}p${opts.partition}-${pad(opts.from)}-${pad(opts.to)}.parquet`;
 }
 
-/** Redis keys of the exports. */
+/** Redis keys of the exports, under the global hash tag (transactions take several at once). */
 export const warehouseKeys = (prefix: string) => ({
   /** Hash `${workspaceId}/${id}` → WarehouseExport JSON. */
-  defs: `${prefix}:warehouse:defs`,
+  defs: `${globalTag(prefix)}:warehouse:defs`,
   /** Counter bumped on every change; the service reloads when it moves. */
-  revision: `${prefix}:warehouse:rev`,
+  revision: `${globalTag(prefix)}:warehouse:rev`,
   /**
    * Hash `${topic}:${partition}` → `{"done":"<offset>","pending":{"from","to"}|null}`: the last
    * offset whose file is durable, and the range being written (written before the files).
    */
-  progress: (id: string) => `${prefix}:warehouse:progress:${id}`,
+  progress: (id: string) => `${globalTag(prefix)}:warehouse:progress:${id}`,
   /** Hash of counters for stats: rows, files, skipped, errors, lastError, lastFileAt. */
-  stats: (id: string) => `${prefix}:warehouse:stats:${id}`,
+  stats: (id: string) => `${globalTag(prefix)}:warehouse:stats:${id}`,
 });
 
 export class WarehouseStore {

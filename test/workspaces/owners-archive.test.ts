@@ -17,6 +17,7 @@ import type { Logger } from '../../runtime/log.ts';
 import { LastOwner, WorkspaceStore } from '../../runtime/workspaces.ts';
 import { WriteKeyStore, watchWriteKeys } from '../../runtime/write-keys.ts';
 import { migrate } from '../../schemas/migrations.ts';
+import { globalTag } from '../../schemas/redis-keys.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
 
 let cfg: Config;
@@ -256,8 +257,8 @@ describe('the last owner on a Redis Cluster client', () => {
       const { token } = await store.issueToken(person.id, null, new Date());
       expect((await store.resolveToken(token))?.roles.get(ws)).toBe('marketer');
       // the record changed, the index not (the process stopped in between)
-      await r.hdel(`${cfg.redis.prefix}:ws:${ws}:people`, person.id);
-      expect(await r.hget(`${cfg.redis.prefix}:person:${person.id}:roles`, ws)).toBe('marketer');
+      await r.hdel(`${globalTag(cfg.redis.prefix)}:ws:${ws}:people`, person.id);
+      expect(await r.hget(`${globalTag(cfg.redis.prefix)}:person:${person.id}:roles`, ws)).toBe('marketer');
       expect((await store.resolveToken(token))?.roles.has(ws)).toBe(false);
     } finally {
       r.disconnect();

@@ -15,6 +15,7 @@ import type { Logger } from '../../runtime/log.ts';
 import { WorkspaceStore } from '../../runtime/workspaces.ts';
 import { WriteKeyStore, watchWriteKeys } from '../../runtime/write-keys.ts';
 import { migrate } from '../../schemas/migrations.ts';
+import { globalTag } from '../../schemas/redis-keys.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
 
 let cfg: Config;
@@ -418,7 +419,7 @@ describe('tokens', () => {
   it('are stored only as hashes and survive a restart', async () => {
     const ws = await workspace();
     const owner = await person(ws, 'owner');
-    const raw = await clients.redis().hgetall(`${cfg.redis.prefix}:people:tokens`);
+    const raw = await clients.redis().hgetall(`${globalTag(cfg.redis.prefix)}:people:tokens`);
     expect(JSON.stringify(raw)).not.toContain(owner.token);
     const restarted = build();
     const me = await call(owner.token, 'GET', '/v1/me', undefined, undefined, restarted);
