@@ -11,7 +11,7 @@
 // A mode the server cannot honour is a startup error, never a setting silently ignored.
 import type { RedisConfig } from './config.ts';
 import type { Logger } from './log.ts';
-import type { Redis } from './redis.ts';
+import { isCluster, type Redis } from './redis.ts';
 
 export class RedisDurabilityError extends Error {
   readonly retriable: boolean;
@@ -65,6 +65,7 @@ export async function redisDurability(
   opts: Pick<RedisConfig, 'durability' | 'waitaofTimeoutMs'>,
   log: Logger,
 ): Promise<DurabilityBarrier> {
+  if (isCluster(redis) && opts.durability !== 'none') return clusterDurability(redis, opts.durability, log);
   switch (opts.durability) {
     case 'none':
       return none;
@@ -107,4 +108,37 @@ export async function redisDurability(
       throw new RedisDurabilityError(`unknown CDP_REDIS_DURABILITY ${String(never)}`);
     }
   }
+}
+
+/**
+ * On a Redis Cluster a batch's writes go to several masters over several connections, so a
+ * WAITAOF on one connection proves nothing: refused. appendfsync-always is checked on every
+ * master (a replica promoted later must have it too: set it in every node's redis.conf).
+ */
+async function clusterDurability(
+  redis: Redis,
+  mode: 'waitaof' | 'appendfsync-always',
+  log: Logger,
+): Promise<DurabilityBarrier> {
+  if (mode === 'waitaof')
+    throw new RedisDurabilityError(
+      'CDP_REDIS_DURABILITY=waitaof is not supported on a Redis Cluster (a batch writes to several masters); ' +
+        'use appendfsync-always with `appendonly yes` and `appendfsync always` on every node',
+    );
+  const masters = (redis as unknown as { nodes(role: 'master'): Redis[] }).nodes('master');
+  if (masters.length === 0) throw new RedisDurabilityError('Redis Cluster: no master known yet', true);
+  for (const node of masters) {
+    const [appendonly, appendfsync] = [
+      await configValue(node, 'appendonly'),
+      await configValue(node, 'appendfsync'),
+    ];
+    if (appendonly !== 'yes' || appendfsync !== 'always')
+      throw new RedisDurabilityError(
+        `CDP_REDIS_DURABILITY=appendfsync-always needs appendonly yes and appendfsync always on every cluster node; ` +
+          `${node.options.host}:${node.options.port} reports appendonly=${appendonly ?? '(CONFIG not allowed)'}, ` +
+          `appendfsync=${appendfsync ?? '(CONFIG not allowed)'}`,
+      );
+  }
+  log.info({ mode, masters: masters.length }, 'redis_durability');
+  return none;
 }

@@ -12,6 +12,7 @@ import { type RunningServices, startServices } from '../../cli/services.ts';
 import { type LocalRedisCluster, startRedisCluster } from '../../infra/local/redis-cluster.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
+import { redisDurability } from '../../runtime/redis-durability.ts';
 import { createRedis, isCluster, keySlot, type Redis } from '../../runtime/redis.ts';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
 import { globalKeys, globalTag, workspaceKeys } from '../../schemas/redis-keys.ts';
@@ -249,4 +250,25 @@ describe('the services on a 6-node Redis Cluster, a master failed over twice mid
     );
     expect(await cluster.healthy()).toBe(true);
   }, 170_000);
+
+  it('refuses a durability mode the cluster cannot honour, and checks appendfsync on every master', async () => {
+    const log = testLogger(cfg);
+    await expect(
+      redisDurability(redis, { durability: 'waitaof', waitaofTimeoutMs: 1000 }, log),
+    ).rejects.toThrow(/not supported on a Redis Cluster/);
+    // the local cluster runs appendfsync everysec
+    await expect(
+      redisDurability(redis, { durability: 'appendfsync-always', waitaofTimeoutMs: 1000 }, log),
+    ).rejects.toThrow(/on every cluster node/);
+    const c = redis as unknown as { nodes(role: 'master'): Redis[] };
+    // one master set is not enough
+    await c.nodes('master')[0]!.config('SET', 'appendfsync', 'always');
+    await expect(
+      redisDurability(redis, { durability: 'appendfsync-always', waitaofTimeoutMs: 1000 }, log),
+    ).rejects.toThrow(/appendfsync=everysec/);
+    for (const n of c.nodes('master')) await n.config('SET', 'appendfsync', 'always');
+    await expect(
+      redisDurability(redis, { durability: 'appendfsync-always', waitaofTimeoutMs: 1000 }, log),
+    ).resolves.toBeTypeOf('function');
+  });
 });
