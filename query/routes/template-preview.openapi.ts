@@ -1,0 +1,30 @@
+// OpenAPI of query/routes/template-preview.ts: its paths, and the schemas they refer to (TypeBox ones where
+// the route validates with them); query/openapi.ts assembles the parts.
+import { json, type OpenApiPart, op } from '../openapi-common.ts';
+
+/** OpenAPI of query/routes/template-preview.ts: its paths and the schemas they refer to. */
+export const templatePreviewOpenApi: OpenApiPart = {
+  paths: {
+    '/v1/templates/preview': {
+      post: op(
+        'previewTemplate',
+        'Render a channel’s Liquid templates (email, sms, push) for a profile, as activation would; nothing is sent',
+        {
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              required: ['channel', 'settings'],
+              properties: {
+                channel: { enum: ['email', 'sms', 'push'] },
+                settings: { type: 'object' },
+                profileId: { type: 'string' },
+                campaignName: { type: 'string' },
+              },
+            }),
+          },
+        },
+      ),
+    },
+  },
+};
