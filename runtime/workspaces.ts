@@ -14,7 +14,7 @@
 //   belongs to B gets one that works in A only).
 import { createHash, randomBytes } from 'node:crypto';
 import { globalKeys, globalTag } from '../schemas/redis-keys.ts';
-import { isCluster, type Redis } from './redis.ts';
+import type { Redis } from './redis.ts';
 
 export const ROLES = ['owner', 'marketer', 'analyst', 'developer'] as const;
 export type Role = (typeof ROLES)[number];
@@ -86,10 +86,8 @@ return 1`;
 // sets (ARGV[3] a role) or removes (ARGV[3] '') a person's membership, atomically refusing
 // (-1) the change that would take the workspace's last owner away: concurrent removals of
 // two owners run one after the other here, so the second sees the first's result.
-// KEYS: the workspace's people [, the person's roles]; ARGV: person id, workspace id, role.
-// On a Redis Cluster the two hashes are on different slots: the script gets the workspace's
-// people only (the record the owner check is atomic on) and the caller updates the person's
-// roles, its index, afterwards (WorkspaceStore.setMembership).
+// KEYS: the workspace's people, the person's roles (one Redis Cluster slot: both under the
+// global tag); ARGV: person id, workspace id, role.
 // Returns 1 changed, 0 no such membership (removal only), -1 the last owner.
 const SET_MEMBERSHIP = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
@@ -103,11 +101,11 @@ end
 if ARGV[3] == '' then
   if not cur then return 0 end
   redis.call('HDEL', KEYS[1], ARGV[1])
-  if #KEYS > 1 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+  redis.call('HDEL', KEYS[2], ARGV[2])
   return 1
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-if #KEYS > 1 then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1`;
 
 const lastOwner = (workspaceId: string, personId: string, what: string) =>
@@ -323,20 +321,19 @@ export class WorkspaceStore {
     return res === 1;
   }
 
-  /** SET_MEMBERSHIP: one script on a single Redis; on a cluster the guarded step, then the index. */
+  /** SET_MEMBERSHIP on the workspace's people and the person's roles. */
   private async setMembership(workspaceId: string, personId: string, role: Role | ''): Promise<number> {
-    const people = this.k.workspacePeople(workspaceId);
-    const index = this.k.personRoles(personId);
-    if (!isCluster(this.redis))
-      return Number(await this.redis.eval(SET_MEMBERSHIP, 2, people, index, personId, workspaceId, role));
-    const res = Number(await this.redis.eval(SET_MEMBERSHIP, 1, people, personId, workspaceId, role));
-    // the index follows the record; resolveToken checks it against the record on a cluster,
-    // so a process stopped between the two steps never leaves a removed person with access
-    if (res === 1) {
-      if (role === '') await this.redis.hdel(index, workspaceId);
-      else await this.redis.hset(index, workspaceId, role);
-    }
-    return res;
+    return Number(
+      await this.redis.eval(
+        SET_MEMBERSHIP,
+        2,
+        this.k.workspacePeople(workspaceId),
+        this.k.personRoles(personId),
+        personId,
+        workspaceId,
+        role,
+      ),
+    );
   }
 
   /** Issues a token; the secret is returned here only, the store keeps its hash. */
@@ -400,10 +397,6 @@ export class WorkspaceStore {
     const person = await this.person(rec.personId);
     if (!person) return undefined;
     const roles = await this.roles(person.id);
-    if (isCluster(this.redis))
-      // the person's roles are an index written after the workspace's people (setMembership):
-      // only what the workspace's own record says counts
-      for (const [ws, role] of [...roles]) if ((await this.roleIn(ws, person.id)) !== role) roles.delete(ws);
     const archived = new Set(await this.redis.smembers(this.k.archived));
     for (const ws of [...roles.keys()])
       if (archived.has(ws) || (rec.workspaceIds && !rec.workspaceIds.includes(ws))) roles.delete(ws);
