@@ -180,9 +180,9 @@ export function queryOpenApi(): object {
           },
         ),
       },
-      '/v1/people/{id}/tokens/{tokenId}': {
-        delete: op('revokePersonToken', 'Revoke a token', {
-          parameters: [id('id'), id('tokenId')],
+      '/v1/people/{id}/tokens/{token}': {
+        delete: op('revokePersonToken', 'Revoke a token (by its id, as listed)', {
+          parameters: [id('id'), { ...id('token'), description: 'the token id' }],
           responses: { '204': { description: 'revoked' }, ...errors },
         }),
       },
