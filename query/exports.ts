@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import { backoffDelayMs, errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
-import type { Redis } from '../runtime/redis.ts';
+import { isCluster, type Redis } from '../runtime/redis.ts';
 import {
   EXPORT_TABLES,
   type ExportInput,
@@ -152,11 +152,26 @@ export async function createExport(
     bytes: null,
     error: null,
   };
+  const due = globalKeys(deps.redisPrefix).exportsDue;
+  if (isCluster(deps.redis)) {
+    // On a Redis Cluster the due set (global tag) and the job (the workspace's) are on two
+    // slots: no one transaction. Due a minute late first, so a crash before the job is written
+    // leaves a member the runner drops (no job), one after it a job that runs a minute late;
+    // then due now.
+    await deps.redis.zadd(due, at.getTime() + 60_000, `${ws}/${job.id}`);
+    await deps.redis
+      .multi()
+      .hset(k.exportJob(job.id), 'job', JSON.stringify(job), 'attempts', '0')
+      .zadd(k.exports, at.getTime(), job.id)
+      .exec();
+    await deps.redis.zadd(due, 'XX', at.getTime(), `${ws}/${job.id}`);
+    return job;
+  }
   await deps.redis
     .multi()
     .hset(k.exportJob(job.id), 'job', JSON.stringify(job), 'attempts', '0')
     .zadd(k.exports, at.getTime(), job.id)
-    .zadd(globalKeys(deps.redisPrefix).exportsDue, at.getTime(), `${ws}/${job.id}`)
+    .zadd(due, at.getTime(), `${ws}/${job.id}`)
     .exec();
   return job;
 }
@@ -184,13 +199,20 @@ export async function listExports(deps: ExportDeps, ws: string, limit: number): 
 export async function deleteExport(deps: ExportDeps, job: ExportJob): Promise<void> {
   const k = keysOf(deps, job.workspaceId);
   const member = `${job.workspaceId}/${job.id}`;
-  await deps.redis
-    .multi()
-    .del(k.exportJob(job.id), k.exportMembers(job.id))
-    .zrem(k.exports, job.id)
-    .zrem(globalKeys(deps.redisPrefix).exportsDue, member)
-    .zrem(globalKeys(deps.redisPrefix).exportsExpire, member)
-    .exec();
+  const g = globalKeys(deps.redisPrefix);
+  if (isCluster(deps.redis)) {
+    // two slots (see createExport): the job first; a member left by a crash is dropped by the
+    // runner and the expirer, which find no job
+    await deps.redis.multi().del(k.exportJob(job.id), k.exportMembers(job.id)).zrem(k.exports, job.id).exec();
+    await deps.redis.multi().zrem(g.exportsDue, member).zrem(g.exportsExpire, member).exec();
+  } else
+    await deps.redis
+      .multi()
+      .del(k.exportJob(job.id), k.exportMembers(job.id))
+      .zrem(k.exports, job.id)
+      .zrem(g.exportsDue, member)
+      .zrem(g.exportsExpire, member)
+      .exec();
   await removeFiles(deps, job);
 }
 
@@ -348,12 +370,17 @@ async function runExport(deps: ExportDeps, ws: string, id: string, stopped: () =
     const expires = deps.now().getTime() + deps.ttlMs;
     job.expiresAt = new Date(expires).toISOString();
     await save(deps, job);
-    await deps.redis
-      .multi()
-      .zrem(g.exportsDue, member)
-      .zadd(g.exportsExpire, expires, member)
-      .del(k.exportMembers(id))
-      .exec();
+    if (isCluster(deps.redis)) {
+      // two slots: the snapshot of members is only garbage if a crash comes between
+      await deps.redis.multi().zrem(g.exportsDue, member).zadd(g.exportsExpire, expires, member).exec();
+      await deps.redis.del(k.exportMembers(id));
+    } else
+      await deps.redis
+        .multi()
+        .zrem(g.exportsDue, member)
+        .zadd(g.exportsExpire, expires, member)
+        .del(k.exportMembers(id))
+        .exec();
     deps.log.info({ ws, id, rows: job.rowsDone, bytes: job.bytes }, 'export_done');
   } catch (err) {
     if (err instanceof InputError) return await fail(err.message);

@@ -25,7 +25,7 @@ import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { errorMessage } from '../../runtime/errors.ts';
 import type { OutgoingMessage, Producer } from '../../runtime/kafka/types.ts';
 import type { Logger } from '../../runtime/log.ts';
-import type { Redis } from '../../runtime/redis.ts';
+import { isCluster, type Redis } from '../../runtime/redis.ts';
 import { workspacesArchivedKey } from '../../runtime/workspaces.ts';
 import { type ConsentLogRow, storeConsent } from '../../schemas/consent-log.ts';
 import type { NormalizedEvent } from '../../schemas/event.ts';
@@ -211,11 +211,17 @@ export async function createImport(
     committedLine: earlier?.committedLine ?? 0,
     error: null,
   };
+  // On a Redis Cluster the imports under way (a global key) and the job (the workspace's) are
+  // on two slots: the resume entry first, so a crash after the job is written still resumes it
+  // (an entry whose job is not there is dropped by the resumer)
+  const apart = isCluster(deps.redis);
+  if (apart && !earlier)
+    await deps.redis.zadd(importsActiveKey(deps.redisPrefix), Date.parse(at), `${ws}/${job.id}`);
   const m = deps.redis
     .multi()
     .hset(k.job(job.id), 'job', JSON.stringify(job))
     .zadd(k.list, Date.parse(at), job.id);
-  if (!earlier) m.zadd(importsActiveKey(deps.redisPrefix), Date.parse(at), `${ws}/${job.id}`);
+  if (!earlier && !apart) m.zadd(importsActiveKey(deps.redisPrefix), Date.parse(at), `${ws}/${job.id}`);
   await m.exec();
   if (earlier) await rm(fileOf(deps, job), { force: true });
   return job;
@@ -247,11 +253,16 @@ export async function runImport(
   let job = await readImport(deps, ws, id);
   try {
     if (job?.status !== 'processing') {
-      await deps.redis
-        .multi()
-        .zrem(importsActiveKey(deps.redisPrefix), `${ws}/${id}`)
-        .srem(k.active, id)
-        .exec();
+      if (isCluster(deps.redis)) {
+        // two slots (see createImport): either order is safe, this runs again for what is left
+        await deps.redis.srem(k.active, id);
+        await deps.redis.zrem(importsActiveKey(deps.redisPrefix), `${ws}/${id}`);
+      } else
+        await deps.redis
+          .multi()
+          .zrem(importsActiveKey(deps.redisPrefix), `${ws}/${id}`)
+          .srem(k.active, id)
+          .exec();
       return true;
     }
     job = await processFile(deps, job, async () => {
@@ -306,13 +317,14 @@ async function finish(deps: ImportDeps, job: ImportJob, status: 'done' | 'failed
     updatedAt: at.toISOString(),
     finishedAt: at.toISOString(),
   };
-  const m = deps.redis
-    .multi()
-    .hset(k.job(job.id), 'job', JSON.stringify(done))
-    .zrem(importsActiveKey(deps.redisPrefix), `${job.workspaceId}/${job.id}`)
-    .srem(k.active, job.id);
+  const apart = isCluster(deps.redis);
+  const m = deps.redis.multi().hset(k.job(job.id), 'job', JSON.stringify(done)).srem(k.active, job.id);
+  if (!apart) m.zrem(importsActiveKey(deps.redisPrefix), `${job.workspaceId}/${job.id}`);
   if (status === 'done') m.hset(k.byHash, `${job.kind}:${job.sha256}`, job.id);
   await m.exec();
+  // on a cluster (two slots) the resume entry after the job: one left by a crash finds the job
+  // finished and is dropped
+  if (apart) await deps.redis.zrem(importsActiveKey(deps.redisPrefix), `${job.workspaceId}/${job.id}`);
   await rm(fileOf(deps, job), { force: true });
   // the outcome on the record, next to the upload's entry
   await recordAudit(

@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import { type LocalRedisCluster, startRedisCluster } from '../../infra/local/redis-cluster.ts';
+import { createExport, deleteExport, readExport } from '../../query/exports.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
-import { redisDurability } from '../../runtime/redis-durability.ts';
 import { createRedis, isCluster, keySlot, type Redis } from '../../runtime/redis.ts';
+import { redisDurability } from '../../runtime/redis-durability.ts';
 import type { CampaignDefinition } from '../../schemas/campaign.ts';
 import { globalKeys, globalTag, workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
@@ -270,5 +271,28 @@ describe('the services on a 6-node Redis Cluster, a master failed over twice mid
     await expect(
       redisDurability(redis, { durability: 'appendfsync-always', waitaofTimeoutMs: 1000 }, log),
     ).resolves.toBeTypeOf('function');
+  });
+
+  it('a profile export is created, due and deleted across its two slots', async () => {
+    const deps = {
+      redis,
+      redisPrefix: cfg.redis.prefix,
+      clickhouse: undefined as never, // not reached: the job is never run here
+      log: testLogger(cfg),
+      now: () => new Date(),
+      dir: mkdtempSync(join(tmpdir(), 'cdp-rc-exports-')),
+      ttlMs: 3_600_000,
+      engine: 'chdb' as const,
+    };
+    const g = globalKeys(cfg.redis.prefix);
+    const job = await createExport(deps, WS, 'csv', { segment: 'pro' } as never, 'test');
+    const member = `${WS}/${job.id}`;
+    expect((await readExport(deps, WS, job.id))?.status).toBe('pending');
+    // due now (not the minute of grace a crash would leave)
+    expect(Number(await redis.zscore(g.exportsDue, member))).toBeLessThanOrEqual(Date.now());
+    await deleteExport(deps, job);
+    expect(await readExport(deps, WS, job.id)).toBeUndefined();
+    expect(await redis.zscore(g.exportsDue, member)).toBeNull();
+    rmSync(deps.dir, { recursive: true, force: true });
   });
 });
