@@ -1,6 +1,7 @@
 // OpenAPI of query/routes/bi-credentials.ts: its paths, and the schemas they refer to (TypeBox ones where
 // the route validates with them); query/openapi.ts assembles the parts.
 import { errors, id, json, type OpenApiPart, op } from '../openapi-common.ts';
+import { BiCredentialInput } from './bi-credentials.ts';
 
 const biCredential = {
   type: 'object',
@@ -37,12 +38,7 @@ export const biCredentialsOpenApi: OpenApiPart = {
       post: op('createBiCredential', 'Create a read-only SQL credential for BI tools (audited)', {
         requestBody: {
           required: true,
-          content: json({
-            type: 'object',
-            required: ['name'],
-            additionalProperties: false,
-            properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
-          }),
+          content: json(BiCredentialInput),
         },
         responses: {
           '201': {

@@ -2,7 +2,7 @@
 // the route validates with them); query/openapi.ts assembles the parts.
 
 import { errors, id, json, type OpenApiPart, op, query } from '../openapi-common.ts';
-import { ConsentInput, SuppressionInput } from './contact.ts';
+import { ConsentBody, SuppressionInput } from './contact.ts';
 
 /** OpenAPI of query/routes/contact.ts: its paths and the schemas they refer to. */
 export const contactOpenApi: OpenApiPart = {
@@ -21,7 +21,7 @@ export const contactOpenApi: OpenApiPart = {
           'With `confirm: true` (and `text`), a grant is recorded pending and a double opt-in confirmation mail sent',
         {
           parameters: [id('id')],
-          requestBody: { required: true, content: json(ConsentInput) },
+          requestBody: { required: true, content: json(ConsentBody) },
         },
       ),
     },

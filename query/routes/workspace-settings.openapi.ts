@@ -1,6 +1,7 @@
 // OpenAPI of query/routes/workspace-settings.ts: its paths, and the schemas they refer to (TypeBox ones where
 // the route validates with them); query/openapi.ts assembles the parts.
 import { errors, json, type OpenApiPart, op } from '../openapi-common.ts';
+import { WorkspaceSettingsInput } from './workspace-settings.ts';
 
 const workspaceSettings = {
   type: 'object',
@@ -46,23 +47,8 @@ export const workspaceSettingsOpenApi: OpenApiPart = {
         {
           requestBody: {
             required: true,
-            content: json({
-              type: 'object',
-              additionalProperties: false,
-              minProperties: 1,
-              properties: {
-                clientKeys: {
-                  enum: ['restricted', 'trusted', null],
-                  description:
-                    '`restricted`: client keys cannot take over or rewrite known people; `trusted`: they act like server keys; null: the deployment default (CDP_CLIENT_KEYS)',
-                },
-                doubleOptIn: {
-                  description:
-                    'Double opt-in: {purposes, ttlHours?, from?, template?: {subject, text, html?}}, or null to turn it off. ' +
-                    'A purpose listed is opt-in: only a confirmed (or API) grant lets campaigns send on it',
-                },
-              },
-            }),
+            // at least one of the two (the route answers 400 "give clientKeys or doubleOptIn")
+            content: json({ ...WorkspaceSettingsInput, minProperties: 1 }),
           },
           responses: {
             '200': { description: 'settings in effect', content: json(workspaceSettings) },

@@ -18,8 +18,19 @@ import { validate } from '../validate.ts';
 const Mode = Type.Union([Type.Literal('restricted'), Type.Literal('trusted')]);
 export const WorkspaceSettingsInput = Type.Object(
   {
-    clientKeys: Type.Optional(Type.Union([Mode, Type.Null()])),
-    doubleOptIn: Type.Optional(Type.Union([DoubleOptInSettings, Type.Null()])),
+    clientKeys: Type.Optional(
+      Type.Union([Mode, Type.Null()], {
+        description:
+          '`restricted`: client keys cannot take over or rewrite known people; `trusted`: they act like server keys; null: the deployment default (CDP_CLIENT_KEYS)',
+      }),
+    ),
+    doubleOptIn: Type.Optional(
+      Type.Union([DoubleOptInSettings, Type.Null()], {
+        description:
+          'Double opt-in: {purposes, ttlHours?, from?, template?: {subject, text, html?}}, or null to turn it off. ' +
+          'A purpose listed is opt-in: only a confirmed (or API) grant lets campaigns send on it',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,7 @@
 // OpenAPI of query/routes/write-keys.ts: its paths, and the schemas they refer to (TypeBox ones where
 // the route validates with them); query/openapi.ts assembles the parts.
 import { errors, id, json, type OpenApiPart, op } from '../openapi-common.ts';
+import { WriteKeyInput } from './write-keys.ts';
 
 const writeKeyRecord = {
   type: 'object',
@@ -35,21 +36,7 @@ export const writeKeysOpenApi: OpenApiPart = {
       post: op('createWriteKey', 'Create a write key', {
         requestBody: {
           required: true,
-          content: json({
-            type: 'object',
-            required: ['name'],
-            additionalProperties: false,
-            properties: {
-              name: { type: 'string', minLength: 1, maxLength: 200 },
-              kind: {
-                type: 'string',
-                enum: ['server', 'client'],
-                default: 'server',
-                description:
-                  '`client` for keys that ship in browsers and apps (public): they cannot take over or change how a known person is reached; see GET/PUT /v1/settings',
-              },
-            },
-          }),
+          content: json(WriteKeyInput),
         },
         responses: {
           '201': {

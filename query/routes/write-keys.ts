@@ -10,7 +10,13 @@ import { validate } from '../validate.ts';
 export const WriteKeyInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
-    kind: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('client')])),
+    kind: Type.Optional(
+      Type.Union([Type.Literal('server'), Type.Literal('client')], {
+        default: 'server',
+        description:
+          '`client` for keys that ship in browsers and apps (public): they cannot take over or change how a known person is reached; see GET/PUT /v1/settings',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
