@@ -10,6 +10,10 @@ export interface OpenApiPart {
 
 export const json = (schema: object) => ({ 'application/json': { schema } });
 
+/** A TypeBox schema as the document shows it: without the `errorMessage` only our 400s use. */
+export const bodySchema = (schema: object): object =>
+  JSON.parse(JSON.stringify(schema, (k, v) => (k === 'errorMessage' ? undefined : v)));
+
 export const err = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] };
 
 export const errors = {

@@ -113,6 +113,21 @@ describe('validate(schema) on its own', () => {
     expect(jsonDepth(nested(1_000_000))).toBe(MAX_JSON_DEPTH + 1); // stops early
   });
 
+  it("says a field's own errorMessage instead of TypeBox's wording, missing fields too", () => {
+    const Sample = Type.Object(
+      {
+        size: Type.Integer({ minimum: 1, maximum: 10, errorMessage: 'an integer from 1 to 10' }),
+        tag: Type.Optional(Type.String()),
+      },
+      { errorMessage: 'an object {size, tag?}' },
+    );
+    expect(() => checkBody(Sample, { size: 11 })).toThrow(/^size: an integer from 1 to 10$/);
+    expect(() => checkBody(Sample, {})).toThrow(/^size: an integer from 1 to 10$/);
+    expect(() => checkBody(Sample, [])).toThrow(/^body: an object \{size, tag\?\}$/);
+    // a field without one keeps TypeBox's wording
+    expect(() => checkBody(Sample, { size: 1, tag: 2 })).toThrow(/^tag: Expected string$/);
+  });
+
   it('turns JSON pointers into field names', () => {
     expect(fieldName('')).toBe('body');
     expect(fieldName('/consents/0/channel')).toBe('consents.0.channel');

@@ -34,6 +34,15 @@ export function fieldName(pointer: string): string {
   );
 }
 
+/**
+ * A schema option: what the 400 says instead of TypeBox's wording when this schema (a field)
+ * is the first that fails, e.g. `Type.Integer({minimum: 1, maximum: 5000, errorMessage:
+ * 'an integer from 1 to 5000'})`. A missing required field fails its own schema too.
+ */
+export interface ErrorMessageOption {
+  errorMessage?: string;
+}
+
 export interface ValidateOptions {
   /** Appended to the message in parentheses: what a right body looks like. */
   hint?: string;
@@ -46,7 +55,8 @@ export function invalidBody<T extends TSchema>(
   opts: ValidateOptions = {},
 ): QueryError {
   const e = compile(schema).Errors(body).First();
-  const message = `${fieldName(e?.path ?? '')}: ${e?.message ?? 'invalid'}`;
+  const own = (e?.schema as ErrorMessageOption | undefined)?.errorMessage;
+  const message = `${fieldName(e?.path ?? '')}: ${own ?? e?.message ?? 'invalid'}`;
   return new QueryError(400, opts.hint ? `${message} (${opts.hint})` : message);
 }
 

@@ -1,7 +1,8 @@
 // OpenAPI of query/routes/segments.ts: its paths, and the schemas they refer to (TypeBox ones where
 // the route validates with them); query/openapi.ts assembles the parts.
 import { SegmentInput } from '../../schemas/segment.ts';
-import { err, errors, id, json, type OpenApiPart, op, query } from '../openapi-common.ts';
+import { bodySchema, err, errors, id, json, type OpenApiPart, op, query } from '../openapi-common.ts';
+import { SegmentPreviewInput } from './segments.ts';
 
 /** OpenAPI of query/routes/segments.ts: its paths and the schemas they refer to. */
 export const segmentsOpenApi: OpenApiPart = {
@@ -20,14 +21,7 @@ export const segmentsOpenApi: OpenApiPart = {
         {
           requestBody: {
             required: true,
-            content: json({
-              type: 'object',
-              required: ['rule'],
-              properties: {
-                rule: { type: 'object' },
-                sampleSize: { type: 'integer', minimum: 1, maximum: 5000, default: 1000 },
-              },
-            }),
+            content: json(bodySchema(SegmentPreviewInput)),
           },
         },
       ),

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import { Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
@@ -15,9 +16,24 @@ import { type QueryEnv, readJson } from '../context.ts';
 import { previewSegment } from '../preview-segment.ts';
 import { QueryError } from '../query-error.ts';
 import { saveDefinition } from '../save-definition.ts';
-import { checkBody } from '../validate.ts';
+import { checkBody, validate } from '../validate.ts';
 
 const MAX_PREVIEW_SAMPLE = 5000;
+
+/** POST /v1/segments/preview: a rule (checked as on create) and how many profiles to sample. */
+export const SegmentPreviewInput = Type.Object(
+  {
+    rule: Type.Unknown({ errorMessage: 'required', description: 'a JSON Logic rule, as in SegmentInput' }),
+    // null: the default, as before
+    sampleSize: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: MAX_PREVIEW_SAMPLE }), Type.Null()], {
+        default: 1000,
+        errorMessage: `an integer from 1 to ${MAX_PREVIEW_SAMPLE}`,
+      }),
+    ),
+  },
+  { errorMessage: 'an object {rule, sampleSize?}' },
+);
 
 export interface SegmentRouteDeps {
   redis: Redis;
@@ -31,7 +47,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
   const app = new Hono<QueryEnv>();
 
   /** Validates input and rule; refuses unknown referenced segments and reference cycles. */
-  const validate = async (ws: string, raw: unknown, selfId?: string): Promise<SegmentInput> => {
+  const checkSegment = async (ws: string, raw: unknown, selfId?: string): Promise<SegmentInput> => {
     const body = checkBody(segmentInputCheck, raw);
     let compiled: ReturnType<typeof compileRule>;
     try {
@@ -78,20 +94,11 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
   };
 
   // Nothing is saved: the rule is validated as on create and evaluated over a sample.
-  app.post('/preview', async (c) => {
+  app.post('/preview', validate(SegmentPreviewInput), async (c) => {
     const ws = c.get('workspaceId');
-    const body = (await readJson(c.req.raw)) as { rule?: unknown; sampleSize?: unknown };
-    if (body === null || typeof body !== 'object' || Array.isArray(body))
-      throw new QueryError(400, 'body: an object {rule, sampleSize?}');
-    if (body.rule === undefined) throw new QueryError(400, 'rule: required');
+    const body = c.req.valid('json');
     const sampleSize = body.sampleSize ?? 1000;
-    if (
-      !Number.isInteger(sampleSize) ||
-      (sampleSize as number) < 1 ||
-      (sampleSize as number) > MAX_PREVIEW_SAMPLE
-    )
-      throw new QueryError(400, `sampleSize: an integer from 1 to ${MAX_PREVIEW_SAMPLE}`);
-    const { rule } = await validate(ws, { name: 'preview', rule: body.rule });
+    const { rule } = await checkSegment(ws, { name: 'preview', rule: body.rule });
     const preview = await previewSegment({
       redis: deps.redis,
       clickhouse: deps.clickhouse,
@@ -99,7 +106,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
       workspaceId: ws,
       rule: compileRule(rule),
       nowMs: deps.now().getTime(),
-      sampleSize: sampleSize as number,
+      sampleSize,
       defs: deps.defs,
     });
     return c.json(preview);
@@ -107,7 +114,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
 
   app.post('/', async (c) => {
     const ws = c.get('workspaceId');
-    const input = await validate(ws, await readJson(c.req.raw));
+    const input = await checkSegment(ws, await readJson(c.req.raw));
     const at = deps.now().toISOString();
     const def: SegmentDefinition = {
       id: `seg_${randomBytes(9).toString('base64url')}`,
@@ -157,7 +164,7 @@ export function segmentRoutes(deps: SegmentRouteDeps) {
   app.put('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
-    const input = await validate(ws, await readJson(c.req.raw), before.id);
+    const input = await checkSegment(ws, await readJson(c.req.raw), before.id);
     const after: SegmentDefinition = {
       ...before,
       name: input.name,

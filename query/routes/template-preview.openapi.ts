@@ -1,6 +1,7 @@
 // OpenAPI of query/routes/template-preview.ts: its paths, and the schemas they refer to (TypeBox ones where
 // the route validates with them); query/openapi.ts assembles the parts.
-import { json, type OpenApiPart, op } from '../openapi-common.ts';
+import { bodySchema, json, type OpenApiPart, op } from '../openapi-common.ts';
+import { TemplatePreviewInput } from './template-preview.ts';
 
 /** OpenAPI of query/routes/template-preview.ts: its paths and the schemas they refer to. */
 export const templatePreviewOpenApi: OpenApiPart = {
@@ -12,16 +13,7 @@ export const templatePreviewOpenApi: OpenApiPart = {
         {
           requestBody: {
             required: true,
-            content: json({
-              type: 'object',
-              required: ['channel', 'settings'],
-              properties: {
-                channel: { enum: ['email', 'sms', 'push'] },
-                settings: { type: 'object' },
-                profileId: { type: 'string' },
-                campaignName: { type: 'string' },
-              },
-            }),
+            content: json(bodySchema(TemplatePreviewInput)),
           },
         },
       ),

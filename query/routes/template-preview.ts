@@ -1,34 +1,47 @@
 // POST /v1/templates/preview: renders a channel's Liquid templates as activation would for
 // one profile (its traits and ids; a segment entry happening now), so a marketer sees the
 // message before saving the campaign. Nothing is sent or stored.
+import { Type } from '@sinclair/typebox';
 import { Hono } from 'hono';
 import type { Redis } from '../../runtime/redis.ts';
 import { TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
 import { renderTemplate, templateError, templateFormat } from '../../schemas/liquid-template.ts';
-import { type QueryEnv, readJson } from '../context.ts';
+import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
+import { validate } from '../validate.ts';
 import { readProfile } from './profiles.ts';
 
 type TemplateChannel = keyof typeof TEMPLATE_FIELDS;
 
+const channels = Object.keys(TEMPLATE_FIELDS) as TemplateChannel[];
+export const TemplatePreviewInput = Type.Object(
+  {
+    channel: Type.Union(
+      channels.map((ch) => Type.Literal(ch)),
+      { errorMessage: `one of ${channels.join(', ')}` },
+    ),
+    settings: Type.Record(Type.String(), Type.Unknown(), {
+      errorMessage: 'an object with the channel’s template fields',
+      description: 'the campaign settings of the channel: its Liquid template fields',
+    }),
+    profileId: Type.Optional(
+      Type.String({ minLength: 1, errorMessage: 'a profile id', description: 'render for this profile' }),
+    ),
+    // anything but a string shows as "preview", as it always has
+    campaignName: Type.Optional(Type.Unknown({ description: 'campaign.name in the templates' })),
+  },
+  { errorMessage: 'an object {channel, settings, profileId?, campaignName?}' },
+);
+
 export function templatePreviewRoutes(deps: { redis: Redis; redisPrefix: string; now: () => Date }) {
   const app = new Hono<QueryEnv>();
-  app.post('/preview', async (c) => {
+  app.post('/preview', validate(TemplatePreviewInput), async (c) => {
     const ws = c.get('workspaceId');
-    const body = (await readJson(c.req.raw)) as Record<string, unknown> | null;
-    if (body === null || typeof body !== 'object' || Array.isArray(body))
-      throw new QueryError(400, 'body: an object {channel, settings, profileId?, campaignName?}');
-    const channel = body.channel;
-    if (typeof channel !== 'string' || !Object.hasOwn(TEMPLATE_FIELDS, channel))
-      throw new QueryError(400, `channel: one of ${Object.keys(TEMPLATE_FIELDS).join(', ')}`);
-    const settings = body.settings;
-    if (settings === null || typeof settings !== 'object' || Array.isArray(settings))
-      throw new QueryError(400, 'settings: an object with the channel’s template fields');
+    const body = c.req.valid('json');
+    const { channel, settings } = body;
     let traits: Record<string, unknown> = {};
     let profile: { id: string; userId: string | null } = { id: 'preview', userId: null };
     if (body.profileId !== undefined) {
-      if (typeof body.profileId !== 'string' || body.profileId.length === 0)
-        throw new QueryError(400, 'profileId: a profile id');
       const p = await readProfile(deps.redis, deps.redisPrefix, ws, body.profileId);
       if (!p) throw new QueryError(404, `no profile ${body.profileId}`);
       traits = p.traits;
