@@ -17,7 +17,7 @@ import { queryOpenApi } from './openapi.ts';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
 /** `/v1/x/:id/y`, `/v1/x/:id{[0-9]+}/y` and `/v1/x/{id}/y` all become `/v1/x/{}/y`. */
-export const normalisePath = (p: string) =>
+const normalisePath = (p: string) =>
   p
     .replace(/\/:[^/{]+(\{[^}]*\})?/g, '/{}')
     .replace(/\/\{[^}/]+\}/g, '/{}')
