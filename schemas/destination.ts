@@ -243,12 +243,25 @@ export function destinationGroup(topicPrefix: string, destinationId: string): st
 export const destinationAad = (workspaceId: string, destinationId: string) =>
   `${workspaceId}|destination|${destinationId}`;
 
-/** A definition as the API shows it: sealed credentials only as `credentialsSet`. */
-export function publicDestination(def: DestinationDefinition): Omit<DestinationDefinition, 'credentials'> & {
+/** How the API shows a destination's `http`: the signing secret never, only that there is one. */
+export type PublicDestinationHttp = Omit<DestinationDefinition['http'], 'secret'> & { secretSet?: boolean };
+
+/**
+ * A definition as the API (GET, the list, the audit log) shows it: write-only secrets never,
+ * the webhook's signing secret only as `http.secretSet`, a built-in's sealed credentials only
+ * as `credentialsSet` (a built-in's unused signing secret not at all).
+ */
+export type PublicDestination = Omit<DestinationDefinition, 'credentials' | 'http'> & {
+  http: PublicDestinationHttp;
   credentialsSet?: boolean;
-} {
-  const { credentials, ...rest } = def;
-  return def.type === 'http' ? rest : { ...rest, credentialsSet: credentials !== undefined };
+};
+
+export function publicDestination(def: DestinationDefinition): PublicDestination {
+  const { credentials, http, ...rest } = def;
+  const { secret, ...h } = http;
+  return def.type === 'http'
+    ? { ...rest, http: { ...h, secretSet: typeof secret === 'string' && secret !== '' } }
+    : { ...rest, http: h, credentialsSet: credentials !== undefined };
 }
 
 export function generateDestinationSecret(): string {

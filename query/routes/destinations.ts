@@ -8,6 +8,7 @@ import { type GuardPolicy, refusal } from '../../activation/webhook/address-guar
 import { audienceMember, SCHEMA } from '../../destinations/ads-audience.ts';
 import { HUBSPOT_MAX_BATCH, HUBSPOT_UPSERT_PATH, hubspotContact } from '../../destinations/hubspot.ts';
 import { SALESFORCE_MAX_BATCH, salesforceRecord } from '../../destinations/salesforce.ts';
+import { fingerprint, fingerprintKey } from '../../runtime/channel-credentials.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import { withTimeout } from '../../runtime/http.ts';
@@ -83,6 +84,27 @@ export function destinationRoutes(deps: {
 }) {
   const app = new Hono<QueryEnv>();
   const ring = deps.secrets ?? keyring();
+  // keyed like the channel credentials' fingerprints: no offline guessing from GET or the audit log
+  const fpKey = ring.current ? fingerprintKey(ring.current.key) : undefined;
+
+  /**
+   * What the API answers for a definition: the public view (no secret, no token), a webhook's
+   * secret as a keyed fingerprint when CDP_SECRETS_KEY is set, and `shown`: a signing secret
+   * the server generated for this request, shown in that one answer only (the caller has no
+   * other way to learn it).
+   */
+  const view = (def: DestinationDefinition, shown?: string) => {
+    const v = publicDestination(def);
+    if (def.type !== 'http') return v;
+    return {
+      ...v,
+      http: {
+        ...v.http,
+        ...(fpKey ? { secretFingerprint: fingerprint(def.http.secret, fpKey) } : {}),
+        ...(shown ? { secret: shown } : {}),
+      },
+    };
+  };
 
   /**
    * Stores (or deletes) a definition and audits it, like saveDefinition, but the audit log
@@ -100,6 +122,8 @@ export function destinationRoutes(deps: {
     const replaced =
       after?.credentials !== undefined &&
       JSON.stringify(after.credentials) !== JSON.stringify(before?.credentials);
+    const secretReplaced =
+      before !== null && after?.type === 'http' && after.http.secret !== before.http.secret;
     await recordAudit(
       deps.clickhouse,
       {
@@ -108,9 +132,13 @@ export function destinationRoutes(deps: {
         action: before === null ? 'create' : after === null ? 'delete' : 'update',
         entityType: 'destination',
         entityId: entity.id,
-        before: before ? publicDestination(before) : null,
+        before: before ? view(before) : null,
         after: after
-          ? { ...publicDestination(after), ...(replaced ? { credentialsReplaced: true } : {}) }
+          ? {
+              ...view(after),
+              ...(replaced ? { credentialsReplaced: true } : {}),
+              ...(secretReplaced ? { secretReplaced: true } : {}),
+            }
           : null,
       },
       deps.now(),
@@ -223,6 +251,20 @@ export function destinationRoutes(deps: {
     return { credentials: seal(ring, JSON.stringify({ token }), destinationAad(ws, id)) };
   };
 
+  /**
+   * The webhook signing secret: the one given, else the stored one of a webhook (a built-in's
+   * was never shown, so a destination becoming a webhook gets a new one), else a new one.
+   */
+  const signingSecret = (input: DestinationInput, before: DestinationDefinition | undefined) =>
+    input.http.secret ??
+    (before?.type === 'http' ? before.http.secret : undefined) ??
+    generateDestinationSecret();
+  /** The secret to show once: one the server generated for a webhook in this request. */
+  const generated = (input: DestinationInput, def: DestinationDefinition, before?: DestinationDefinition) =>
+    def.type === 'http' && input.http.secret === undefined && def.http.secret !== before?.http.secret
+      ? def.http.secret
+      : undefined;
+
   const settings = (input: DestinationInput, before: DestinationDefinition | undefined) => ({
     name: input.name,
     type: input.type,
@@ -230,7 +272,7 @@ export function destinationRoutes(deps: {
     ...(input.mapping ? { mapping: input.mapping } : {}),
     http: {
       ...input.http,
-      secret: input.http.secret ?? before?.http.secret ?? generateDestinationSecret(),
+      secret: signingSecret(input, before),
     },
     ...(input.type === 'hubspot' ? { hubspot: { idProperty: input.hubspot?.idProperty ?? 'email' } } : {}),
     ...(input.type === 'salesforce' && input.salesforce
@@ -273,17 +315,15 @@ export function destinationRoutes(deps: {
       updatedAt: at,
     };
     await save(c, null, def);
-    return c.json(publicDestination(def), 201);
+    return c.json(view(def, generated(input, def)), 201);
   });
 
   app.get('/', async (c) =>
     c.json({
-      destinations: (await deps.defs.list('destinations', c.get('workspaceId'))).map(publicDestination),
+      destinations: (await deps.defs.list('destinations', c.get('workspaceId'))).map((d) => view(d)),
     }),
   );
-  app.get('/:id', async (c) =>
-    c.json(publicDestination(await load(c.get('workspaceId'), c.req.param('id')))),
-  );
+  app.get('/:id', async (c) => c.json(view(await load(c.get('workspaceId'), c.req.param('id')))));
 
   app.put('/:id', async (c) => {
     const ws = c.get('workspaceId');
@@ -300,13 +340,13 @@ export function destinationRoutes(deps: {
       updatedAt: deps.now().toISOString(),
     };
     await save(c, before, after);
-    return c.json(publicDestination(after));
+    return c.json(view(after, generated(input, after, before)));
   });
 
   const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id') ?? '');
-    if (before.status === status) return c.json(publicDestination(before));
+    if (before.status === status) return c.json(view(before));
     const after: DestinationDefinition = {
       ...before,
       status,
@@ -314,7 +354,7 @@ export function destinationRoutes(deps: {
       updatedAt: deps.now().toISOString(),
     };
     await save(c, before, after);
-    return c.json(publicDestination(after));
+    return c.json(view(after));
   };
   app.post('/:id/pause', setStatus('paused'));
   app.post('/:id/resume', setStatus('active'));

@@ -92,8 +92,11 @@ describe('destinations API', () => {
       status: 'active',
       type: 'http',
     });
+    // generated, so shown in this one answer; GET shows only that there is one
     expect(d.http.secret).toMatch(/^whsec_[A-Za-z0-9+/]+={0,2}$/);
-    expect((await api('GET', `/v1/destinations/${d.id}`)).body).toEqual(d);
+    const { secret: _shown, ...httpShown } = d.http;
+    expect((await api('GET', `/v1/destinations/${d.id}`)).body).toEqual({ ...d, http: httpShown });
+    expect(httpShown.secretSet).toBe(true);
     expect(
       (await api('GET', '/v1/destinations')).body.destinations.map((x: { id: string }) => x.id),
     ).toContain(d.id);
@@ -102,7 +105,13 @@ describe('destinations API', () => {
     const updated = await api('PUT', `/v1/destinations/${d.id}`, valid({ name: 'warehouse v2' }));
     expect(updated.status).toBe(200);
     expect(updated.body).toMatchObject({ version: 2, name: 'warehouse v2', createdAt: d.createdAt });
-    expect(updated.body.http.secret).toBe(d.http.secret);
+    expect(updated.body.http.secret).toBeUndefined();
+    const stored = await new DefinitionStore(clients.redis(), cfg.redis.prefix).get(
+      'destinations',
+      cfg.keys.workspace,
+      d.id,
+    );
+    expect(stored?.http.secret).toBe(d.http.secret);
     const paused = await api('POST', `/v1/destinations/${d.id}/pause`);
     expect(paused.body).toMatchObject({ status: 'paused', version: 3 });
     expect((await api('POST', `/v1/destinations/${d.id}/resume`)).body).toMatchObject({
