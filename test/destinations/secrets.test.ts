@@ -1,0 +1,328 @@
+// Destination secrets on the real Redis, Kafka and chDB: a webhook's signing secret and a
+// built-in's token are write-only (GET, the list, every answer and every audit row show
+// `secretSet` / a keyed fingerprint / `credentialsSet`, never the value; a secret the server
+// generated is shown once, in the answer that made it), and `cdp secrets rotate` re-seals the
+// built-ins' tokens so that, the previous key gone, a HubSpot destination still delivers.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningDestinations, startDestinations } from '../../destinations/main.ts';
+import { createQueryApp } from '../../query/app.ts';
+import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
+import { type Clients, createClients } from '../../runtime/clients.ts';
+import type { Config } from '../../runtime/config.ts';
+import { DefinitionStore } from '../../runtime/definitions.ts';
+import type { Logger } from '../../runtime/log.ts';
+import { keyring, open, parseSecretKey, seal } from '../../runtime/secrets-key.ts';
+import { WriteKeyStore } from '../../runtime/write-keys.ts';
+import { destinationAad, generateDestinationSecret } from '../../schemas/destination.ts';
+import { migrate } from '../../schemas/migrations.ts';
+import { topics } from '../../schemas/topics.ts';
+import { eventually, testConfig, testLogger } from '../harness.ts';
+import { hubspotServer } from '../hubspot.ts';
+import { produceEvents } from './peers.ts';
+
+const run = promisify(execFile);
+const K1 = randomBytes(32).toString('base64');
+const K2 = randomBytes(32).toString('hex');
+
+let cfg: Config;
+let clients: Clients;
+let ch: ClickHouseClient;
+let log: Logger;
+let app: ReturnType<typeof createQueryApp>;
+let defs: DefinitionStore;
+let producer: KafkaProducer;
+const closers: Array<() => Promise<unknown>> = [];
+
+const api = async (method: string, path: string, body?: unknown) => {
+  const res = await app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${cfg.keys.adminKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  // biome-ignore lint/suspicious/noExplicitAny: answers are read field by field
+  return { status: res.status, text, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
+};
+
+const webhook = (over: Record<string, unknown> = {}) => ({
+  name: 'hook',
+  type: 'http',
+  source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Never'] } },
+  http: { url: 'https://hooks.example.com/cdp' },
+  ...over,
+});
+
+beforeAll(async () => {
+  cfg = testConfig({ CDP_WEBHOOK_ALLOW_LOOPBACK: 'true', CDP_SECRETS_KEY: K1 });
+  log = testLogger(cfg);
+  clients = createClients(cfg, log);
+  ch = await clients.clickhouse();
+  await migrate(ch);
+  defs = new DefinitionStore(clients.redis(), cfg.redis.prefix);
+  const t = topics(cfg.kafka.topicPrefix);
+  const admin = clients.kafka().admin();
+  await admin.ensureTopics([
+    { topic: t.events, partitions: 2 },
+    { topic: t.eventsOverflow, partitions: 2 },
+    { topic: t.segmentChanges, partitions: 2 },
+    { topic: t.activationLedger, partitions: 2 },
+    { topic: t.deadLetter, partitions: 1 },
+  ]);
+  await admin.disconnect();
+  app = createQueryApp({
+    redis: clients.redis(),
+    clickhouse: ch,
+    defs,
+    writeKeys: new WriteKeyStore(clients.redis(), cfg.redis.prefix),
+    redisPrefix: cfg.redis.prefix,
+    resolveAdminKey: (k) => (k === cfg.keys.adminKey ? cfg.keys.workspace : undefined),
+    unsubscribeSecret: cfg.unsubscribe.secret,
+    destinationAddressPolicy: { allowLoopback: true, allowPrivate: false },
+    secrets: cfg.channels.secrets,
+    log,
+    now: () => new Date(),
+  });
+  producer = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).producer();
+  await producer.connect();
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => {});
+  await producer?.disconnect();
+  await clients?.close();
+});
+
+describe('destination secrets are write-only', () => {
+  it('never answers or audits a webhook secret or a built-in token; a generated secret is shown once', async () => {
+    const s1 = generateDestinationSecret();
+    const s2 = generateDestinationSecret();
+    const token = `pat-na1-${randomBytes(16).toString('hex')}`;
+    const secrets = [s1, s2, token];
+    const noSecretIn = (text: string) => {
+      for (const s of secrets) expect(text).not.toContain(s);
+      // nor the base64 inside a whsec_ (what a careless encoder might print)
+      for (const s of [s1, s2]) expect(text).not.toContain(s.slice('whsec_'.length));
+    };
+
+    // given: never echoed, a keyed fingerprint instead
+    const given = await api(
+      'POST',
+      '/v1/destinations',
+      webhook({ http: { url: 'https://hooks.example.com/a', secret: s1 } }),
+    );
+    expect(given.status, given.text).toBe(201);
+    noSecretIn(given.text);
+    expect(given.body.http.secret).toBeUndefined();
+    expect(given.body.http.secretSet).toBe(true);
+    expect(given.body.http.secretFingerprint).toMatch(/^hmac:[0-9a-f]{12}$/);
+    const fp1 = given.body.http.secretFingerprint as string;
+
+    // generated: shown in the 201 only
+    const gen = await api('POST', '/v1/destinations', webhook());
+    expect(gen.status, gen.text).toBe(201);
+    const generated = gen.body.http.secret as string;
+    expect(generated).toMatch(/^whsec_/);
+    secrets.push(generated);
+    const genGet = await api('GET', `/v1/destinations/${gen.body.id}`);
+    expect(genGet.body.http.secret).toBeUndefined();
+    expect(genGet.body.http.secretSet).toBe(true);
+    noSecretIn(genGet.text);
+
+    // GET one, the list, a PUT that keeps it, a PUT that replaces it, pause and resume
+    const one = await api('GET', `/v1/destinations/${given.body.id}`);
+    noSecretIn(one.text);
+    expect(one.body.http.secretFingerprint).toBe(fp1);
+    const list = await api('GET', '/v1/destinations');
+    expect(list.body.destinations.length).toBeGreaterThanOrEqual(2);
+    noSecretIn(list.text);
+    const kept = await api(
+      'PUT',
+      `/v1/destinations/${given.body.id}`,
+      webhook({ name: 'hook 2', http: { url: 'https://hooks.example.com/a' } }),
+    );
+    expect(kept.status, kept.text).toBe(200);
+    noSecretIn(kept.text);
+    expect(kept.body.http.secretFingerprint).toBe(fp1);
+    expect((await defs.get('destinations', cfg.keys.workspace, given.body.id))?.http.secret).toBe(s1);
+    const replaced = await api(
+      'PUT',
+      `/v1/destinations/${given.body.id}`,
+      webhook({ http: { url: 'https://hooks.example.com/a', secret: s2 } }),
+    );
+    expect(replaced.status, replaced.text).toBe(200);
+    noSecretIn(replaced.text);
+    expect(replaced.body.http.secretFingerprint).not.toBe(fp1);
+    expect((await defs.get('destinations', cfg.keys.workspace, given.body.id))?.http.secret).toBe(s2);
+    noSecretIn((await api('POST', `/v1/destinations/${given.body.id}/pause`)).text);
+    noSecretIn((await api('POST', `/v1/destinations/${given.body.id}/pause`)).text);
+    noSecretIn((await api('POST', `/v1/destinations/${given.body.id}/resume`)).text);
+    // a wrong body is a 400 that does not echo the secret either
+    const bad = await api('POST', '/v1/destinations', webhook({ http: { url: 'not a url', secret: s1 } }));
+    expect(bad.status).toBe(400);
+    noSecretIn(bad.text);
+
+    // a built-in: its token never, and no signing secret at all in its view
+    const hub = await api('POST', '/v1/destinations', {
+      name: 'crm',
+      type: 'hubspot',
+      source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Never'] } },
+      http: { url: 'http://127.0.0.1:1' },
+      hubspot: { token },
+    });
+    expect(hub.status, hub.text).toBe(201);
+    noSecretIn(hub.text);
+    expect(hub.body.credentialsSet).toBe(true);
+    expect(hub.body.http).toEqual({ url: 'http://127.0.0.1:1' });
+    const stored = await defs.get('destinations', cfg.keys.workspace, hub.body.id);
+    const builtinSecret = stored!.http.secret;
+    secrets.push(builtinSecret, stored!.credentials!.ct);
+    noSecretIn((await api('GET', `/v1/destinations/${hub.body.id}`)).text);
+    noSecretIn((await api('GET', '/v1/destinations')).text);
+    // becoming a webhook: the built-in's unseen secret is not kept, a new one is shown once
+    const becameHook = await api('PUT', `/v1/destinations/${hub.body.id}`, webhook());
+    expect(becameHook.status, becameHook.text).toBe(200);
+    expect(becameHook.body.http.secret).toMatch(/^whsec_/);
+    expect(becameHook.body.http.secret).not.toBe(builtinSecret);
+    expect(becameHook.body.credentialsSet).toBeUndefined();
+    secrets.push(becameHook.body.http.secret);
+    noSecretIn((await api('GET', `/v1/destinations/${hub.body.id}`)).text);
+
+    // the audit log, through the API and as stored in ClickHouse
+    const ids = [given.body.id, gen.body.id, hub.body.id] as string[];
+    const rows = await eventually('audit rows', async () => {
+      const rs = await ch.query({
+        query: `SELECT entity_id, action, before, after FROM audit_log
+                WHERE workspace_id = {ws:String} AND entity_type = 'destination' AND entity_id IN {ids:Array(String)}`,
+        query_params: { ws: cfg.keys.workspace, ids },
+        format: 'JSONEachRow',
+      });
+      const got = await rs.json<Record<string, string>>();
+      // given: create, 2 updates, pause, resume; gen: create; hub: create, update
+      return got.length >= 8 ? got : undefined;
+    });
+    noSecretIn(JSON.stringify(rows));
+    expect(JSON.stringify(rows)).not.toContain('[redacted]');
+    const afterOf = (id: string, pred: (a: Record<string, unknown>) => boolean) =>
+      rows
+        .filter((r) => r.entity_id === id && r.after)
+        .map((r) => JSON.parse(r.after!) as Record<string, unknown>)
+        .find(pred);
+    expect(afterOf(given.body.id, (a) => a.secretReplaced === true)).toBeDefined();
+    expect(
+      afterOf(given.body.id, (a) => (a.http as { secretFingerprint?: string }).secretFingerprint === fp1),
+    ).toBeDefined();
+    expect(afterOf(hub.body.id, (a) => a.credentialsSet === true)).toBeDefined();
+    for (const id of ids) {
+      const viaApi = await api('GET', `/v1/audit?entityType=destination&entityId=${id}`);
+      expect(viaApi.status).toBe(200);
+      expect(viaApi.body.items.length).toBeGreaterThanOrEqual(1);
+      noSecretIn(viaApi.text);
+    }
+    for (const id of ids) expect((await api('DELETE', `/v1/destinations/${id}`)).status).toBe(204);
+  });
+});
+
+describe('cdp secrets rotate', () => {
+  it('re-seals built-in tokens: with the new key alone a HubSpot destination still delivers', async () => {
+    const k1 = parseSecretKey(K1);
+    const k2 = parseSecretKey(K2);
+    const token = `pat-na1-${randomBytes(16).toString('hex')}`;
+    const hs = await hubspotServer({ token });
+    closers.push(hs.close);
+    // the destinations service with K1
+    let service: RunningDestinations = await startDestinations(cfg, clients, log, {
+      options: { retryPollMs: 100 },
+    });
+    closers.push(() => service.stop());
+    const created = await api('POST', '/v1/destinations', {
+      name: 'crm',
+      type: 'hubspot',
+      source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Rotate Me'] } },
+      mapping: { email: 'properties.email', firstname: 'properties.name' },
+      http: { url: hs.url },
+      hubspot: { token },
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.id as string;
+    await eventually('consuming', () => service.worker(id)?.started.then(() => true), 60_000);
+    const send = (email: string) =>
+      produceEvents(producer, topics(cfg.kafka.topicPrefix).events, cfg.keys.workspace, [
+        { user: email, event: 'Rotate Me', properties: { email, name: 'R' } },
+      ]);
+    await send('before@example.com');
+    await eventually('delivered with K1', () => hs.contacts.has('before@example.com'), 60_000);
+    const sealedBefore = (await defs.get('destinations', cfg.keys.workspace, id))!;
+    expect(sealedBefore.credentials!.kid).toBe(k1.id);
+    // the new key alone cannot open it yet (what the rotation is for)
+    expect(() =>
+      open(keyring(k2), sealedBefore.credentials!, destinationAad(cfg.keys.workspace, id)),
+    ).toThrow(/neither CDP_SECRETS_KEY nor CDP_SECRETS_KEY_PREVIOUS/);
+    // a destination whose token no key at hand opens: listed, left as it is, exit 1
+    const lost = {
+      ...sealedBefore,
+      id: 'dst_lost',
+      credentials: seal(
+        keyring(parseSecretKey(randomBytes(32).toString('base64'))),
+        '{"token":"x"}',
+        destinationAad(cfg.keys.workspace, 'dst_lost'),
+      ),
+      status: 'paused' as const,
+    };
+    await defs.put('destinations', lost);
+    await service.stop();
+
+    const env = {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'error',
+      REDIS_URL: cfg.redis.url,
+      CDP_REDIS_PREFIX: cfg.redis.prefix,
+      CDP_SECRETS_KEY: K2,
+      CDP_SECRETS_KEY_PREVIOUS: K1,
+    };
+    const cli = join(import.meta.dirname, '../../bin/cdp.js');
+    const failed = await run(process.execPath, [cli, 'secrets', 'rotate'], { env, timeout: 60_000 }).then(
+      () => undefined,
+      (err: { code?: number; stdout?: string; stderr?: string }) => err,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stdout).toContain(`re-encrypted 1 destination tokens with key ${k2.id}; 0 already were`);
+    expect(failed?.stderr).toMatch(
+      /unreadable, left as it is: workspace .* destination dst_lost: credentials unreadable/,
+    );
+    expect(failed?.stderr).not.toContain(token);
+    const lostAfter = await defs.get('destinations', cfg.keys.workspace, 'dst_lost');
+    expect(lostAfter?.credentials).toEqual(lost.credentials);
+    await defs.remove('destinations', cfg.keys.workspace, 'dst_lost');
+
+    const sealedAfter = (await defs.get('destinations', cfg.keys.workspace, id))!;
+    expect(sealedAfter.credentials!.kid).toBe(k2.id);
+    expect(JSON.stringify(sealedAfter)).not.toContain(token);
+    // the rest of the definition as it was
+    const { credentials: _a, ...restBefore } = sealedBefore;
+    const { credentials: _b, ...restAfter } = sealedAfter;
+    expect(restAfter).toEqual(restBefore);
+    // running it again has nothing to do
+    const again = await run(process.execPath, [cli, 'secrets', 'rotate'], {
+      env: { ...env, CDP_SECRETS_KEY_PREVIOUS: '' },
+      timeout: 60_000,
+    });
+    expect(again.stdout).toContain(`re-encrypted 0 destination tokens with key ${k2.id}; 1 already were`);
+
+    // the destinations service with K2 alone still opens the token and delivers
+    const onlyK2: Config = { ...cfg, channels: { ...cfg.channels, secrets: keyring(k2) } };
+    service = await startDestinations(onlyK2, clients, log, { options: { retryPollMs: 100 } });
+    await eventually('consuming with K2', () => service.worker(id)?.started.then(() => true), 60_000);
+    await send('after@example.com');
+    await eventually('delivered with K2 alone', () => hs.contacts.has('after@example.com'), 60_000);
+    const last = hs.requests.at(-1)!;
+    expect(last.status).toBe(200);
+    expect(last.inputs.map((x) => x.id)).toContain('after@example.com');
+    expect(hs.requests.every((r) => r.status === 200)).toBe(true);
+  }, 180_000);
+});
