@@ -19,6 +19,8 @@ export interface DestinationsOptions {
   retryPollMs: number;
   maxRetryBacklog: number;
   inFlightItems: number;
+  /** How long a provider's spent API limit holds a destination when its answer names no time (Salesforce). */
+  limitWaitMs: number;
 }
 
 const positive = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
@@ -40,6 +42,7 @@ export function destinationsOptions(env: NodeJS.ProcessEnv = process.env): Desti
     retryPollMs: positive(env, 'CDP_DESTINATION_RETRY_POLL_MS', 250),
     maxRetryBacklog: positive(env, 'CDP_DESTINATION_MAX_RETRY_BACKLOG', 100_000),
     inFlightItems: positive(env, 'CDP_DESTINATION_IN_FLIGHT_ITEMS', 1000),
+    limitWaitMs: positive(env, 'CDP_DESTINATION_LIMIT_WAIT_MS', 60_000),
   };
 }
 
@@ -108,6 +111,7 @@ export async function startDestinations(
       retryPollMs: options.retryPollMs,
       maxRetryBacklog: options.maxRetryBacklog,
       inFlightItems: options.inFlightItems,
+      limitWaitMs: options.limitWaitMs,
       log,
       now,
       secrets: cfg.channels.secrets,

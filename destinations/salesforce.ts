@@ -11,7 +11,8 @@
 // whole request come as `[{message, errorCode}]`: 401 INVALID_SESSION_ID final and counted by
 // the circuit; 403 REQUEST_LIMIT_EXCEEDED (the org's API limit) retried a minute on, the
 // destination holding its requests meanwhile and the circuit not counting it, as it does when
-// `Sforce-Limit-Info: api-usage=used/max` says the limit is reached; other 4xx final with
+// `Sforce-Limit-Info: api-usage=used/max` says the limit is reached (the minute is
+// CDP_DESTINATION_LIMIT_WAIT_MS, `limitWaitMs` here); other 4xx final with
 // Salesforce's message; 5xx and network errors retried.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { GuardPolicy } from '../activation/webhook/address-guard.ts';
@@ -20,7 +21,8 @@ import type { BuiltinResult } from './hubspot.ts';
 import { type ProviderAnswer, providerRequest } from './provider-request.ts';
 
 export const SALESFORCE_MAX_BATCH = 200;
-const LIMIT_WAIT_MS = 60_000;
+/** How long the org's spent API limit holds the destination when nothing says otherwise. */
+export const LIMIT_WAIT_MS = 60_000;
 /** Per-record status codes worth another try. */
 const RETRIABLE_RECORD_CODES = new Set([
   'UNABLE_TO_LOCK_ROW',
@@ -83,8 +85,11 @@ export async function sendSalesforce(
     timeoutMs: number;
     policy: GuardPolicy;
     now: number;
+    /** How long a spent API limit holds the destination (default LIMIT_WAIT_MS). */
+    limitWaitMs?: number;
   },
 ): Promise<BuiltinResult> {
+  const limitWait = cfg.limitWaitMs ?? LIMIT_WAIT_MS;
   const itemErrors = new Map<number, string>();
   const itemRetries = new Map<number, string>();
   const records: Record<string, unknown>[] = [];
@@ -119,7 +124,7 @@ export async function sendSalesforce(
   );
   const base = { status: a.status, latencyMs: a.latencyMs };
   if (a.status === 0) return { ...base, ok: false, retriable: !a.refused, error: a.error ?? 'no answer' };
-  const hold = limitReached(a.headers) ? { holdMs: LIMIT_WAIT_MS } : {};
+  const hold = limitReached(a.headers) ? { holdMs: limitWait } : {};
   if (a.status === 200) {
     let results: unknown;
     try {
@@ -157,8 +162,8 @@ export async function sendSalesforce(
       retriable: true,
       rateLimited: true,
       error: message,
-      retryAfterMs: LIMIT_WAIT_MS,
-      holdMs: LIMIT_WAIT_MS,
+      retryAfterMs: limitWait,
+      holdMs: limitWait,
     };
   if (a.status === 401 || e.code === 'INVALID_SESSION_ID')
     return { ...base, ok: false, retriable: false, tripsBreaker: true, error: message };

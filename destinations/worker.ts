@@ -78,6 +78,8 @@ export interface WorkerOptions {
   maxRetryBacklog: number;
   /** Items a partition's lane may hold (batched, or being delivered) before the consumer waits. */
   inFlightItems: number;
+  /** How long a spent API limit (Salesforce) holds the destination; default a minute. */
+  limitWaitMs?: number;
   log: Logger;
   now: () => number;
   /** Opens a built-in's sealed credentials (CDP_SECRETS_KEY). */
@@ -180,6 +182,7 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
         timeoutMs: timeoutMs(),
         policy: o.addressPolicy,
         now: o.now(),
+        limitWaitMs: o.limitWaitMs,
       });
     if (def.type === 'audience')
       return sendAudience(d.items, {

@@ -11,6 +11,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 
 export interface SalesforceRequest {
   at: number;
+  /** When the answer was written. */
+  end: number;
+  /** The answer said the org's limit is spent (403 REQUEST_LIMIT_EXCEEDED, or api-usage at its max). */
+  limited: boolean;
   status: number;
   records: Array<Record<string, unknown>>;
 }
@@ -35,7 +39,7 @@ export async function salesforceServer(o: {
 }) {
   const object = o.object ?? 'Contact';
   const field = o.externalIdField ?? 'External_Id__c';
-  const limit = o.apiLimit ?? 15_000;
+  let limit = o.apiLimit ?? 15_000;
   let used = 0;
   const requests: SalesforceRequest[] = [];
   const store = new Map<string, Record<string, unknown>>();
@@ -47,19 +51,29 @@ export async function salesforceServer(o: {
     res.setHeader('content-type', 'application/json;charset=UTF-8');
     res.setHeader('sforce-limit-info', `api-usage=${used}/${limit}`);
     res.end(JSON.stringify(body));
+    const last = requests.at(-1);
+    if (last) {
+      last.end = Date.now();
+      last.limited = status === 403 || used >= limit;
+    }
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse, text: string) => {
     const now = Date.now();
     const rec = (status: number, records: SalesforceRequest['records'] = []) =>
-      requests.push({ at: now, status, records });
+      requests.push({ at: now, end: now, limited: false, status, records });
     if (req.headers.authorization !== `Bearer ${o.token}`) {
       rec(401);
       return reply(res, 401, [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }]);
     }
     used++;
     if (used > limit) {
-      rec(403);
+      let refused: SalesforceRequest['records'] = [];
+      try {
+        const b = JSON.parse(text) as { records?: unknown };
+        if (Array.isArray(b.records)) refused = b.records as SalesforceRequest['records'];
+      } catch {}
+      rec(403, refused);
       return reply(res, 403, [
         { message: 'TotalRequests Limit exceeded.', errorCode: 'REQUEST_LIMIT_EXCEEDED' },
       ]);
@@ -147,6 +161,10 @@ export async function salesforceServer(o: {
     url: `http://127.0.0.1:${port}`,
     requests,
     store,
+    /** The org's limit changes (raised by an admin, or the rolling 24 hours moved on). */
+    setApiLimit: (n: number) => {
+      limit = n;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -2,7 +2,9 @@
 // (test/salesforce.ts) that checks the sObject Collections upsert as Salesforce documents it:
 // records upserted by an external id in requests of at most 200, per-record errors in a 200
 // handled per record (refused ones dead-lettered alone with Salesforce's statusCode and
-// message, a locked row retried alone), and an expired session (401 INVALID_SESSION_ID) final.
+// message, a locked row retried alone), an expired session (401 INVALID_SESSION_ID) final,
+// and the org's API limit (403 REQUEST_LIMIT_EXCEEDED, Sforce-Limit-Info at its max) pausing
+// the destination for CDP_DESTINATION_LIMIT_WAIT_MS (3 s here) with nothing lost.
 import { randomBytes } from 'node:crypto';
 import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +21,9 @@ import { DLQ_HEADERS, topics } from '../../schemas/topics.ts';
 import { eventually, readTopic, testConfig, testLogger, uniqueId } from '../harness.ts';
 import { salesforceServer } from '../salesforce.ts';
 import { produceEvents } from './peers.ts';
+
+/** How long the org's spent API limit pauses the destination in these tests. */
+const LIMIT_WAIT_MS = 3000;
 
 let cfg: Config;
 let clients: Clients;
@@ -113,7 +118,11 @@ beforeAll(async () => {
     now: () => new Date(),
   });
   service = await startDestinations(cfg, clients, log, {
-    options: { retryPollMs: 100, breaker: { failures: 3, cooldownMs: 500, maxCooldownMs: 2000 } },
+    options: {
+      retryPollMs: 100,
+      breaker: { failures: 3, cooldownMs: 500, maxCooldownMs: 2000 },
+      limitWaitMs: LIMIT_WAIT_MS,
+    },
   });
   producer = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).producer();
   await producer.connect();
@@ -200,6 +209,73 @@ describe('Salesforce destination', () => {
     const sent = sentOf(id);
     expect(sent.size).toBe(260);
     for (const m of ids.slice(0, 260)) expect(sent.has(m)).toBe(true);
+  }, 150_000);
+
+  it("pauses on the org's API limit (Sforce-Limit-Info at its max, 403 REQUEST_LIMIT_EXCEEDED) and resumes with nothing lost", async () => {
+    const token = `00D${randomBytes(12).toString('hex')}!AQ`;
+    // two requests a day: the second answer says the limit is reached, the third is refused
+    const sf = await salesforceServer({ token, apiLimit: 2 });
+    closers.push(sf.close);
+    const id = await create({
+      source: onEvent('Sf Limit'),
+      mapping: { ...recordMapping, External_Id__c: 'properties.ext' },
+      // one person's events: one lane, requests one after the other; small batches, so many requests
+      http: { url: sf.url, batch: { maxEvents: 4, maxWaitMs: 50 } },
+      salesforce: { externalIdField: 'External_Id__c', token },
+      retry: { maxAttempts: 10, initialBackoffMs: 50 },
+    });
+    const people = Array.from({ length: 24 }, (_, i) => ({
+      user: 'sf-limit-person',
+      ext: `lim-${i}`,
+      email: `lim${i}@example.com`,
+      last: `L${i}`,
+    }));
+    const ids = await produce('Sf Limit', people);
+    const refusal = await eventually(
+      'the limit refusal',
+      () => sf.requests.find((r) => r.status === 403),
+      60_000,
+    );
+    // nothing is sent while the destination is paused: wait until just before the pause ends, look
+    await new Promise((r) => setTimeout(r, Math.max(0, refusal.end + LIMIT_WAIT_MS - 300 - Date.now())));
+    expect(sf.requests.filter((r) => r.at > refusal.end + 25)).toEqual([]);
+    // the org's limit is raised (or the rolling day moved on): the destination goes on by itself
+    sf.setApiLimit(10_000);
+    await eventually('every record upserted', () => sf.store.size >= 24, 60_000);
+    await eventually('every record sent in the ledger', () => sentOf(id).size >= 24, 60_000);
+    const sent = sentOf(id);
+    for (const m of ids) expect(sent.has(m)).toBe(true);
+    expect(lettersOf(id)).toHaveLength(0);
+    for (let i = 0; i < 24; i++)
+      expect(sf.store.get(`lim-${i}`)).toMatchObject({ Email: `lim${i}@example.com`, LastName: `L${i}` });
+    // after every answer saying the limit is spent, no request for the pause: each later
+    // request came at least LIMIT_WAIT_MS after that answer (25 ms for one already on its way)
+    const limited = sf.requests.filter((r) => r.limited);
+    expect(limited.length).toBeGreaterThanOrEqual(2);
+    expect(limited.some((r) => r.status === 200)).toBe(true); // api-usage=2/2 on a success
+    expect(limited.some((r) => r.status === 403)).toBe(true);
+    for (const l of limited)
+      for (const r of sf.requests)
+        if (r.at > l.end + 25) expect(r.at - l.end).toBeGreaterThanOrEqual(LIMIT_WAIT_MS - 5);
+    // the refused request's records went again after the pause
+    const refusedIds = refusal.records.map((x) => x.External_Id__c);
+    expect(refusedIds.length).toBeGreaterThan(0);
+    for (const ext of refusedIds)
+      expect(
+        sf.requests.some(
+          (r) => r.status === 200 && r.at > refusal.end && r.records.some((x) => x.External_Id__c === ext),
+        ),
+      ).toBe(true);
+    expect(
+      ledger.seen.some(
+        (m) =>
+          m.value.campaign_id === id &&
+          m.value.outcome === 'retried' &&
+          m.value.reason.includes('REQUEST_LIMIT_EXCEEDED'),
+      ),
+    ).toBe(true);
+    // a limit is no failing receiver: the circuit stayed closed
+    expect(service.worker(id)?.breakerState()).toBe('closed');
   }, 150_000);
 
   it('an expired session (401 INVALID_SESSION_ID) is final, with the message', async () => {
