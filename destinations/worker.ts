@@ -50,6 +50,13 @@ import { SALESFORCE_MAX_BATCH, sendSalesforce } from './salesforce.ts';
 /** Header naming the destination on its dead letters. */
 export const DESTINATION_HEADER = 'cdp-destination-id';
 export const DLQ_STAGE = 'destination.deliver';
+/**
+ * Statuses that refuse a batch for what is in it (HubSpot's 400 for one invalid property
+ * value, a Salesforce INVALID_FIELD, a 413, a 422): the batch is split in halves, and each
+ * half tried on its own (split again if refused again), so only the bad records are
+ * dead-lettered. Other final statuses (404, 401, ...) say nothing about the records.
+ */
+const SPLIT_STATUSES = new Set([400, 413, 422]);
 /** An attempt more ranks a delivery behind an open circuit ahead of 100 days of age. */
 const CIRCUIT_PRIORITY_MS = 100 * 86_400_000;
 
@@ -394,6 +401,29 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
       if (res.tripsBreaker) {
         if (breaker.failure(o.now())) log.warn({ reason }, 'destination_circuit_opened');
       } else breaker.neutral();
+      if (d.items.length > 1 && !res.tripsBreaker && SPLIT_STATUSES.has(res.status)) {
+        // bisect: the halves in order (a person's order kept), each its own delivery and
+        // webhook id (a receiver deduping on it must not drop the second half), the attempt
+        // count unchanged (the refusal was the batch's, not theirs); at most 2n − 1 requests
+        // for n records, about 2·log2(n) + 1 for one bad record
+        const mid = Math.ceil(d.items.length / 2);
+        log.info({ webhookId: d.webhookId, items: d.items.length, reason }, 'destination_batch_split');
+        for (const idx of [
+          d.items.slice(0, mid).map((_, i) => i),
+          d.items.slice(mid).map((_, i) => mid + i),
+        ]) {
+          const half = sub(d, idx);
+          await attempt({
+            ...half,
+            webhookId: webhookIdOf(
+              def.id,
+              half.items.map((x) => x.id),
+            ),
+          });
+        }
+        await finish();
+        return;
+      }
       await deadLetter(d, `permanent: ${reason}`, n, res);
       await finish();
       return;

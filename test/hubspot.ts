@@ -4,7 +4,10 @@
 // answering with HubSpot's error shapes (`{status: "error", message, correlationId,
 // category}`), a 207 multi-status naming the records it refused, and the burst limit per
 // rolling window with the X-HubSpot-RateLimit-* headers on every answer and a 429
-// `RATE_LIMIT` past it. Nothing here accepts what HubSpot would not.
+// `RATE_LIMIT` past it. An enumeration property (`enumerations`) refuses a value that is not
+// one of its options as HubSpot does: the whole batch is a 400 VALIDATION_ERROR naming the
+// property and the value, and nothing in it is upserted. Nothing here accepts what HubSpot
+// would not.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
@@ -28,6 +31,8 @@ export interface HubspotOptions {
   reject?: Set<string>;
   /** The first n requests (after auth) are throttled with a 429, whatever the window says. */
   throttleFirst?: number;
+  /** Enumeration properties and their options: another value refuses the whole batch (400). */
+  enumerations?: Record<string, string[]>;
   /** Answer this status to everything (after auth): 500, 503, or 'hang'. */
   fail?: number | 'hang';
 }
@@ -148,6 +153,30 @@ export async function hubspotServer(o: HubspotOptions) {
       seen.add(i.id);
     }
     const typed = inputs as HubspotRequest['inputs'];
+    // HubSpot checks property values before writing anything: one invalid option fails the batch
+    for (const i of typed)
+      for (const [p, options] of Object.entries(o.enumerations ?? {})) {
+        const v = i.properties[p];
+        if (v === undefined || v === '' || options.includes(v)) continue;
+        record(400, typed);
+        return reply(
+          res,
+          400,
+          error(
+            'VALIDATION_ERROR',
+            `Property values were not valid: ${JSON.stringify([
+              {
+                isValid: false,
+                message: `${v} was not one of the allowed options: ${options.map((x) => `[label: "${x}" value: "${x}"]`).join(', ')}`,
+                error: 'INVALID_OPTION',
+                name: p,
+                localizedErrorMessage: `${v} was not one of the allowed options`,
+              },
+            ])}`,
+          ),
+          remaining - 1,
+        );
+      }
     const refused = typed.filter((i) => o.reject?.has(i.id));
     const results = typed
       .filter((i) => !o.reject?.has(i.id))

@@ -274,6 +274,70 @@ describe('HubSpot destination', () => {
     for (const m of ids.slice(0, 230)) expect(sent.has(m)).toBe(true);
   }, 120_000);
 
+  it('a batch HubSpot refuses whole (400) for one bad record is split until only that record is dead-lettered', async () => {
+    const token = `pat-${randomBytes(8).toString('hex')}`;
+    // plan is an enumeration: HubSpot refuses the whole batch for one value outside its options
+    const hs = await hubspotServer({ token, enumerations: { plan: ['free', 'pro'] } });
+    closers.push(hs.close);
+    const id = await create({
+      source: onEvent('Crm Split'),
+      mapping: contactMapping,
+      // one batch of all 50 (one person's events: one partition, one lane)
+      http: { url: hs.url, batch: { maxEvents: 100, maxWaitMs: 1500 } },
+      hubspot: { token },
+    });
+    const people = Array.from({ length: 50 }, (_, i) => ({
+      email: `split${i}@example.com`,
+      name: `S${i}`,
+      plan: i === 37 ? 'platinum' : i % 2 === 0 ? 'pro' : 'free',
+    }));
+    const ids = await produceEvents(
+      producer,
+      topics(cfg.kafka.topicPrefix).events,
+      cfg.keys.workspace,
+      people.map((properties) => ({ user: 'split-person', event: 'Crm Split', properties })),
+    );
+    await eventually('49 contacts upserted', () => hs.contacts.size >= 49 && sentOf(id).size >= 49, 60_000);
+    await eventually('the bad record dead-lettered', () => lettersOf(id).length >= 1, 60_000);
+    // nothing else comes: the split is over
+    await new Promise((r) => setTimeout(r, 1500));
+    const letters = lettersOf(id);
+    expect(letters).toHaveLength(1);
+    expect(JSON.parse(letters[0]!.value).item.id).toBe(ids[37]);
+    expect(letters[0]!.headers[DLQ_HEADERS.reason]).toMatch(
+      /^permanent: HubSpot 400: VALIDATION_ERROR: Property values were not valid: .*platinum was not one of the allowed options/,
+    );
+    const sent = sentOf(id);
+    expect(sent.size).toBe(49);
+    for (const [i, m] of ids.entries()) expect(sent.has(m)).toBe(i !== 37);
+    expect(hs.contacts.has('split37@example.com')).toBe(false);
+    expect(hs.contacts.get('split36@example.com')).toEqual({
+      email: 'split36@example.com',
+      firstname: 'S36',
+      plan: 'pro',
+    });
+    // bisection, not one request per record: each refused batch splits in two until the
+    // bad record is alone (50 → 25 → 13 → 7 → 4 → 2 → 1: 6 refusals; 49 sent in 6 requests,
+    // more if the 50 came in more than one batch)
+    const refused = hs.requests.filter((r) => r.status === 400);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    expect(refused.length).toBeLessThanOrEqual(12);
+    expect(hs.requests.length).toBeLessThanOrEqual(26);
+    // the last refusal was the bad record alone, and no refused batch was retried as it was
+    expect(refused.at(-1)!.inputs.map((x) => x.id)).toEqual(['split37@example.com']);
+    for (const r of refused) expect(r.inputs.map((x) => x.id)).toContain('split37@example.com');
+    const shapes = refused.map((r) => r.inputs.map((x) => x.id).join(','));
+    expect(new Set(shapes).size).toBe(shapes.length);
+    // every good contact was upserted once
+    const upserts = hs.requests.filter((r) => r.status === 200).flatMap((r) => r.inputs.map((x) => x.id));
+    expect(upserts.sort()).toEqual(
+      people
+        .filter((_, i) => i !== 37)
+        .map((p) => p.email)
+        .sort(),
+    );
+  }, 120_000);
+
   it("holds its requests for HubSpot's rate-limit window and a 429's Retry-After", async () => {
     const token = `pat-${randomBytes(8).toString('hex')}`;
     // the first request is throttled with Retry-After: 2; then 2 requests per 1.5 s window
