@@ -26,7 +26,9 @@ export interface LocalRedisCluster {
   roles(slot: number): Promise<{ master: number; replicas: number[] }>;
   /** A coordinated failover: a replica of the master serving `slot` takes over (CLUSTER FAILOVER); waits until it has. */
   failover(slot: number): Promise<{ from: number; to: number }>;
-  /** Every node answers cluster_state:ok and all 16384 slots are served. */
+  /** SIGKILLs the master serving `slot` (no shutdown); waits until its replica has taken over. */
+  kill(slot: number): Promise<{ from: number; to: number }>;
+  /** Every live node answers cluster_state:ok and all 16384 slots are served. */
   healthy(): Promise<boolean>;
   stop(): Promise<void>;
 }
@@ -159,8 +161,10 @@ export async function startRedisCluster(opts: {
     throw err;
   }
 
+  const dead = new Set<number>();
   const healthy = async () => {
     for (const n of nodes) {
+      if (dead.has(n.port)) continue;
       const info = (await onNode(n.port, (c) => c.call('CLUSTER', 'INFO')).catch(() => '')) as string;
       if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
     }
@@ -171,7 +175,7 @@ export async function startRedisCluster(opts: {
   await waitFor(
     'three masters with one replica each',
     async () => {
-      const t = await topology(nodes[0]!.port);
+      const t = await topology(nodes.find((n) => !dead.has(n.port))!.port);
       const masters = [...t.values()].filter((n) => n.master === null && n.slots.length > 0);
       return masters.length === 3 && [...t.values()].filter((n) => n.master !== null).length === 3;
     },
@@ -230,6 +234,32 @@ export async function startRedisCluster(opts: {
         }
       }
       return { from: before.master, to };
+    },
+    async kill(slot) {
+      const before = await roles(slot);
+      const node = nodes.find((n) => n.port === before.master)!;
+      dead.add(node.port);
+      try {
+        process.kill(-node.process.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await node.process.exited;
+      let seen = '';
+      await waitFor(
+        `a replica to take over slot ${slot} from the killed ${before.master}`,
+        async () => {
+          const now = await roles(slot);
+          const ok = await healthy();
+          seen = `master ${now.master}, cluster ok ${ok}`;
+          return now.master !== before.master && ok;
+        },
+        60_000,
+        200,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message} (last seen: ${seen})`);
+      });
+      return { from: before.master, to: (await roles(slot)).master };
     },
     stop: async () => {
       await stopAll();

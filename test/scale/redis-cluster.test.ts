@@ -295,4 +295,66 @@ describe('the services on a 6-node Redis Cluster, a master failed over twice mid
     expect(await redis.zscore(g.exportsDue, member)).toBeNull();
     rmSync(deps.dir, { recursive: true, force: true });
   });
+
+  it('a master killed (SIGKILL, no failover asked) while orders arrive: each new person still enters, leaves and gets a webhook once', async () => {
+    const k = workspaceKeys(cfg.redis.prefix, WS);
+    const more = Array.from({ length: PEOPLE }, (_, i) => PEOPLE + i);
+    const webhooksBefore = receiver.deliveries.length;
+    const half = PEOPLE / 2;
+    await Promise.all(
+      more
+        .slice(0, half)
+        .map((i) => ingest('/v1/track', { userId: `u${i}`, event: 'Order', messageId: `ord-${i}` })),
+    );
+    const killed = await cluster.kill(keySlot(k.tag));
+    console.info(`redis-cluster: killed ${JSON.stringify(killed)}`);
+    await Promise.all(
+      more
+        .slice(half)
+        .map((i) => ingest('/v1/track', { userId: `u${i}`, event: 'Order', messageId: `ord-${i}` })),
+    );
+    const pids = new Map<number, string>();
+    for (const i of more)
+      pids.set(
+        i,
+        await eventually(
+          `u${i}'s profile`,
+          async () => (await redis.get(k.identity('user', `u${i}`))) ?? undefined,
+          60_000,
+          200,
+        ),
+      );
+    const seen = () => changes!.seen.map((m) => m.value).filter((c) => c.workspaceId === WS);
+    await eventually(
+      'every new person entered and left recent_order',
+      () => {
+        const left = new Set(
+          seen()
+            .filter((c) => c.segmentId === 'recent_order' && c.type === 'exited')
+            .map((c) => c.profileId),
+        );
+        return [...pids.values()].every((p) => left.has(p));
+      },
+      (WINDOW_S + 90) * 1000,
+      250,
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const [i, pid] of pids) {
+      const distinct = [
+        ...new Set(
+          seen()
+            .filter((c) => c.profileId === pid && c.segmentId === 'recent_order')
+            .map((c) => `${c.type}:${c.epoch}`),
+        ),
+      ].sort();
+      expect(distinct, `u${i}`).toEqual(['entered:1', 'exited:2']);
+    }
+    const byProfile = new Map<string, number>();
+    for (const d of receiver.deliveries.slice(webhooksBefore)) {
+      const body = JSON.parse(d.body) as { profileId: string };
+      byProfile.set(body.profileId, (byProfile.get(body.profileId) ?? 0) + 1);
+    }
+    expect([...byProfile.keys()].sort()).toEqual([...pids.values()].sort());
+    expect([...byProfile.values()].every((n) => n === 1)).toBe(true);
+  }, 170_000);
 });
