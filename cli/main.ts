@@ -5,7 +5,7 @@
 //   cdp infra up|down            run (or stop) the local Kafka and Redis in the foreground
 //   cdp dlq replay [--topic-prefix P] [--limit N] [--only activation|history]
 //                                dead letters → retry topic / back to their topic for the history sink
-//   cdp secrets rotate           re-encrypt stored channel credentials and destination tokens with CDP_SECRETS_KEY
+//   cdp secrets rotate           re-encrypt stored channel credentials and destination secrets with CDP_SECRETS_KEY
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { reencryptDestinationCredentials } from '../destinations/rotate-credentials.ts';
@@ -39,8 +39,8 @@ const USAGE = `usage: cdp <command>
   dlq replay [--topic-prefix P] [--limit N] [--only activation|history]
                                re-publish activation dead letters to the activation retry topic,
                                history dead letters to the topic they came from (history sink only)
-  secrets rotate               re-encrypt every stored channel credential and built-in
-                               destination token with CDP_SECRETS_KEY
+  secrets rotate               re-encrypt every stored channel credential and destination
+                               secret with CDP_SECRETS_KEY
                                (run with the old key as CDP_SECRETS_KEY_PREVIOUS)
 ${WORKSPACES_USAGE}`;
 
@@ -346,14 +346,14 @@ async function main(argv: string[]): Promise<void> {
           process.stderr.write(
             `unreadable, left as it is: workspace ${u.workspaceId} ${u.channel}: ${u.error}\n`,
           );
-        // the tokens of built-in destinations (HubSpot, Salesforce, audiences), sealed in their definitions
+        // built-in destinations' tokens and webhooks' signing secrets, sealed in their definitions
         const d = await reencryptDestinationCredentials(
           clients.redis(),
           cfg.redis.prefix,
           cfg.channels.secrets,
         );
         process.stdout.write(
-          `re-encrypted ${d.reencrypted} destination tokens with key ${cfg.channels.secrets.current?.id}; ${d.current} already were\n`,
+          `re-encrypted ${d.reencrypted} destination secrets (tokens, webhook signing secrets) with key ${cfg.channels.secrets.current?.id}; ${d.current} already were\n`,
         );
         for (const u of d.unreadable)
           process.stderr.write(

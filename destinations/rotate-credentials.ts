@@ -1,16 +1,18 @@
 // `cdp secrets rotate` for destinations: a built-in's token (HubSpot, Salesforce, an ads
-// audience) is sealed with CDP_SECRETS_KEY inside its definition (schemas/destination.ts
-// `credentials`, bound to the workspace and destination id). A rotation seals again with
-// the current key every token another key sealed, so that once CDP_SECRETS_KEY_PREVIOUS is
-// removed the destinations still open their tokens.
+// audience) and a webhook's signing secret are sealed with CDP_SECRETS_KEY inside the
+// definition (schemas/destination.ts `credentials`, `http.sealedSecret`, bound to the
+// workspace and destination id). A rotation seals again with the current key every one
+// another key sealed, so that once CDP_SECRETS_KEY_PREVIOUS is removed the destinations still
+// open them; a signing secret still stored in clear (saved before CDP_SECRETS_KEY was set) is
+// sealed too.
 //
 // Each definition is replaced only if it is still what was read (one script: compare, write,
 // move the definitions revision so running services reload): a PUT meanwhile (sealed with the
 // current key already) is left alone. Nothing else in the definition changes (not its
-// version: the token is the same). A webhook's signing secret is not sealed and not touched.
+// version: the secrets are the same).
 import type { Redis } from '../runtime/redis.ts';
 import { type Keyring, open, seal, UnreadableSecret } from '../runtime/secrets-key.ts';
-import { type DestinationDefinition, destinationAad } from '../schemas/destination.ts';
+import { type DestinationDefinition, destinationAad, destinationSecretAad } from '../schemas/destination.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 
 // KEYS: the definitions hash and its revision (one hash tag: one slot on a cluster)
@@ -21,11 +23,11 @@ redis.call('INCR', KEYS[2])
 return 1`;
 
 export interface DestinationReencryption {
-  /** Tokens sealed again with the current key. */
+  /** Tokens and signing secrets sealed again (or sealed for the first time) with the current key. */
   reencrypted: number;
-  /** Tokens already under the current key (or changed by a PUT meanwhile). */
+  /** Those already under the current key (or changed by a PUT meanwhile). */
   current: number;
-  /** Tokens no key at hand opens: left as they are. */
+  /** Definitions with a secret no key at hand opens: left as they are. */
   unreadable: Array<{ workspaceId: string; destinationId: string; error: string }>;
 }
 
@@ -48,24 +50,55 @@ export async function reencryptDestinationCredentials(
       out.unreadable.push({ workspaceId, destinationId, error: 'the definition is not JSON' });
       continue;
     }
-    if (!def.credentials) continue;
-    if (def.credentials.kid === cur.id) {
-      out.current++;
-      continue;
-    }
-    const aad = destinationAad(def.workspaceId, def.id);
-    let plain: string;
+    const what = { workspaceId: def.workspaceId, destinationId: def.id };
+    let next = def;
+    let changed = 0;
+    let unchanged = 0;
     try {
-      plain = open(ring, def.credentials, aad);
+      // a built-in's token
+      if (def.credentials) {
+        if (def.credentials.kid === cur.id) unchanged++;
+        else {
+          const aad = destinationAad(def.workspaceId, def.id);
+          next = { ...next, credentials: seal(ring, open(ring, def.credentials, aad), aad) };
+          changed++;
+        }
+      }
+      // a webhook's signing secret: sealed with another key, or still in clear (stored before
+      // CDP_SECRETS_KEY was set): sealed with the current one
+      if (def.type === 'http') {
+        const aad = destinationSecretAad(def.workspaceId, def.id);
+        const sealed = def.http.sealedSecret;
+        if (sealed?.kid === cur.id) unchanged++;
+        else if (sealed || def.http.secret) {
+          const plain = sealed ? open(ring, sealed, aad) : def.http.secret;
+          next = { ...next, http: { ...next.http, secret: '', sealedSecret: seal(ring, plain, aad) } };
+          changed++;
+        }
+      }
     } catch (err) {
       if (!(err instanceof UnreadableSecret)) throw err;
-      out.unreadable.push({ workspaceId: def.workspaceId, destinationId: def.id, error: err.message });
+      out.unreadable.push({ ...what, error: err.message });
       continue;
     }
-    const next = JSON.stringify({ ...def, credentials: seal(ring, plain, aad) });
-    const done = await redis.eval(REPLACE_IF_SAME, 2, keys.destinations, keys.revision, field, text, next);
-    if (Number(done) === 1) out.reencrypted++;
-    else out.current++;
+    if (changed === 0) {
+      out.current += unchanged;
+      continue;
+    }
+    const done = await redis.eval(
+      REPLACE_IF_SAME,
+      2,
+      keys.destinations,
+      keys.revision,
+      field,
+      text,
+      JSON.stringify(next),
+    );
+    // changed meanwhile: a PUT sealed it with the current key already
+    if (Number(done) === 1) {
+      out.reencrypted += changed;
+      out.current += unchanged;
+    } else out.current += changed + unchanged;
   }
   return out;
 }

@@ -38,6 +38,7 @@ import {
   MAX_BATCH_EVENTS,
   MAX_BODY_BYTES,
   passesFilter,
+  signingSecretOf,
 } from '../schemas/destination.ts';
 import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
 import { sendAudience } from './ads-audience.ts';
@@ -154,30 +155,48 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     }
     return opened.token;
   };
+  /** A webhook's signing secret, opened (when sealed) once per version of the definition. */
+  let signing: { version: number; secret: string } | undefined;
+  const signingSecret = (): string => {
+    if (signing?.version !== def.version) {
+      const secret = signingSecretOf(o.secrets ?? { byId: new Map() }, def);
+      if (!secret) throw new Error('no signing secret');
+      signing = { version: def.version, secret };
+    }
+    return signing.secret;
+  };
+  const unusable = (err: unknown) => ({
+    ok: false,
+    status: 0,
+    retriable: false,
+    latencyMs: 0,
+    error: `credentials unusable: ${errorMessage(err)}`,
+  });
   /** One attempt at the provider: a signed webhook, or a built-in's API. */
   const send = async (d: Delivery): Promise<WebhookResult & Partial<BuiltinResult>> => {
-    if (def.type === 'http')
+    if (def.type === 'http') {
+      let secret: string;
+      try {
+        secret = signingSecret();
+      } catch (err) {
+        return unusable(err);
+      }
       return sendWebhook(
         {
           url: def.http.url,
-          secret: def.http.secret,
+          secret,
           id: d.webhookId,
           body: deliveryBody(d.items, maxEvents() > 1),
           timestampSeconds: Math.floor(o.now() / 1000),
         },
         { ...o.addressPolicy, timeoutMs: timeoutMs() },
       );
+    }
     let token: string;
     try {
       token = tokenOf();
     } catch (err) {
-      return {
-        ok: false,
-        status: 0,
-        retriable: false,
-        latencyMs: 0,
-        error: `credentials unusable: ${errorMessage(err)}`,
-      };
+      return unusable(err);
     }
     if (def.type === 'salesforce')
       return sendSalesforce(d.items, {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import jsonLogic from 'json-logic-js';
-import type { SealedBlob } from '../runtime/secrets-key.ts';
+import { type Keyring, open as openSealed, type SealedBlob } from '../runtime/secrets-key.ts';
 import { renderTemplate, templateError } from './liquid-template.ts';
 
 /** Path segments that would reach an object's prototype: never read nor written. */
@@ -208,7 +208,13 @@ export interface DestinationDefinition {
   mapping?: Record<string, MappingValue>;
   http: {
     url: string;
+    /**
+     * A webhook's signing secret in clear: stored so only when CDP_SECRETS_KEY was not set
+     * (else '' and `sealedSecret`); '' for a built-in, which is not signed.
+     */
     secret: string;
+    /** The signing secret sealed with CDP_SECRETS_KEY (bound to the destination); never returned. */
+    sealedSecret?: SealedBlob;
     batch?: { maxEvents: number; maxWaitMs?: number };
     timeoutMs?: number;
   };
@@ -243,8 +249,21 @@ export function destinationGroup(topicPrefix: string, destinationId: string): st
 export const destinationAad = (workspaceId: string, destinationId: string) =>
   `${workspaceId}|destination|${destinationId}`;
 
+/** What a webhook's sealed signing secret is bound to (not the token's: neither opens as the other). */
+export const destinationSecretAad = (workspaceId: string, destinationId: string) =>
+  `${destinationAad(workspaceId, destinationId)}|http.secret`;
+
+/** A webhook's signing secret, opened when sealed; UnreadableSecret when no key at hand opens it. */
+export function signingSecretOf(ring: Keyring, def: DestinationDefinition): string {
+  return def.http.sealedSecret
+    ? openSealed(ring, def.http.sealedSecret, destinationSecretAad(def.workspaceId, def.id))
+    : def.http.secret;
+}
+
 /** How the API shows a destination's `http`: the signing secret never, only that there is one. */
-export type PublicDestinationHttp = Omit<DestinationDefinition['http'], 'secret'> & { secretSet?: boolean };
+export type PublicDestinationHttp = Omit<DestinationDefinition['http'], 'secret' | 'sealedSecret'> & {
+  secretSet?: boolean;
+};
 
 /**
  * A definition as the API (GET, the list, the audit log) shows it: write-only secrets never,
@@ -258,9 +277,15 @@ export type PublicDestination = Omit<DestinationDefinition, 'credentials' | 'htt
 
 export function publicDestination(def: DestinationDefinition): PublicDestination {
   const { credentials, http, ...rest } = def;
-  const { secret, ...h } = http;
+  const { secret, sealedSecret, ...h } = http;
   return def.type === 'http'
-    ? { ...rest, http: { ...h, secretSet: typeof secret === 'string' && secret !== '' } }
+    ? {
+        ...rest,
+        http: {
+          ...h,
+          secretSet: sealedSecret !== undefined || (typeof secret === 'string' && secret !== ''),
+        },
+      }
     : { ...rest, http: h, credentialsSet: credentials !== undefined };
 }
 

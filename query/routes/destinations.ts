@@ -25,9 +25,11 @@ import {
   destinationAad,
   destinationGroup,
   destinationInputCheck,
+  destinationSecretAad,
   generateDestinationSecret,
   passesFilter,
   publicDestination,
+  signingSecretOf,
 } from '../../schemas/destination.ts';
 import { topics } from '../../schemas/topics.ts';
 import { type QueryEnv, readJson } from '../app.ts';
@@ -96,14 +98,24 @@ export function destinationRoutes(deps: {
   const view = (def: DestinationDefinition, shown?: string) => {
     const v = publicDestination(def);
     if (def.type !== 'http') return v;
+    const plain = plainSecret(def);
     return {
       ...v,
       http: {
         ...v.http,
-        ...(fpKey ? { secretFingerprint: fingerprint(def.http.secret, fpKey) } : {}),
+        ...(fpKey && plain ? { secretFingerprint: fingerprint(plain, fpKey) } : {}),
         ...(shown ? { secret: shown } : {}),
       },
     };
+  };
+  /** A webhook's signing secret in clear, or undefined (none, or sealed with a key not at hand). */
+  const plainSecret = (def: DestinationDefinition): string | undefined => {
+    if (def.type !== 'http') return undefined;
+    try {
+      return signingSecretOf(ring, def) || undefined;
+    } catch {
+      return undefined;
+    }
   };
 
   /**
@@ -123,7 +135,7 @@ export function destinationRoutes(deps: {
       after?.credentials !== undefined &&
       JSON.stringify(after.credentials) !== JSON.stringify(before?.credentials);
     const secretReplaced =
-      before !== null && after?.type === 'http' && after.http.secret !== before.http.secret;
+      before !== null && after?.type === 'http' && plainSecret(after) !== plainSecret(before);
     await recordAudit(
       deps.clickhouse,
       {
@@ -252,28 +264,42 @@ export function destinationRoutes(deps: {
   };
 
   /**
-   * The webhook signing secret: the one given, else the stored one of a webhook (a built-in's
-   * was never shown, so a destination becoming a webhook gets a new one), else a new one.
+   * A webhook's signing secret as stored: the one given, else the stored one of a webhook
+   * (a built-in's was never shown, so a destination becoming a webhook gets a new one), else
+   * a new one, which is `shown` once. With CDP_SECRETS_KEY it is sealed (bound to the
+   * destination) and `secret` is ''; a kept secret stays as it was sealed, one kept in clear
+   * is sealed now. A built-in is not signed: ''.
    */
-  const signingSecret = (input: DestinationInput, before: DestinationDefinition | undefined) =>
-    input.http.secret ??
-    (before?.type === 'http' ? before.http.secret : undefined) ??
-    generateDestinationSecret();
-  /** The secret to show once: one the server generated for a webhook in this request. */
-  const generated = (input: DestinationInput, def: DestinationDefinition, before?: DestinationDefinition) =>
-    def.type === 'http' && input.http.secret === undefined && def.http.secret !== before?.http.secret
-      ? def.http.secret
-      : undefined;
+  const signing = (
+    input: DestinationInput,
+    ws: string,
+    id: string,
+    before: DestinationDefinition | undefined,
+  ): { http: Pick<DestinationDefinition['http'], 'secret' | 'sealedSecret'>; shown?: string } => {
+    if (input.type !== 'http') return { http: { secret: '' } };
+    let plain: string;
+    let shown: string | undefined;
+    if (input.http.secret === undefined && before?.type === 'http') {
+      if (before.http.sealedSecret) return { http: { secret: '', sealedSecret: before.http.sealedSecret } };
+      plain = before.http.secret;
+    } else {
+      plain = input.http.secret ?? generateDestinationSecret();
+      if (input.http.secret === undefined) shown = plain;
+    }
+    if (!ring.current) return { http: { secret: plain }, shown };
+    return {
+      http: { secret: '', sealedSecret: seal(ring, plain, destinationSecretAad(ws, id)) },
+      shown,
+    };
+  };
 
-  const settings = (input: DestinationInput, before: DestinationDefinition | undefined) => ({
+  const settings = (input: DestinationInput) => ({
     name: input.name,
     type: input.type,
     source: input.source,
     ...(input.mapping ? { mapping: input.mapping } : {}),
-    http: {
-      ...input.http,
-      secret: signingSecret(input, before),
-    },
+    // the signing secret is the caller's to add (signing()): it needs the destination id
+    http: { ...input.http, secret: '' },
     ...(input.type === 'hubspot' ? { hubspot: { idProperty: input.hubspot?.idProperty ?? 'email' } } : {}),
     ...(input.type === 'salesforce' && input.salesforce
       ? {
@@ -304,10 +330,13 @@ export function destinationRoutes(deps: {
       throw new QueryError(409, `at most ${MAX_DESTINATIONS_PER_WORKSPACE} destinations per workspace`);
     const at = deps.now().toISOString();
     const id = `dst_${randomBytes(9).toString('base64url')}`;
+    const sig = signing(input, ws, id, undefined);
+    const s = settings(input);
     const def: DestinationDefinition = {
       id,
       workspaceId: ws,
-      ...settings(input, undefined),
+      ...s,
+      http: { ...s.http, ...sig.http },
       ...credentials(input, ws, id, undefined),
       status: input.status ?? 'active',
       version: 1,
@@ -315,7 +344,7 @@ export function destinationRoutes(deps: {
       updatedAt: at,
     };
     await save(c, null, def);
-    return c.json(view(def, generated(input, def)), 201);
+    return c.json(view(def, sig.shown), 201);
   });
 
   app.get('/', async (c) =>
@@ -329,10 +358,13 @@ export function destinationRoutes(deps: {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
     const input = validate(await readJson(c.req.raw));
+    const sig = signing(input, ws, before.id, before);
+    const s = settings(input);
     const after: DestinationDefinition = {
       id: before.id,
       workspaceId: before.workspaceId,
-      ...settings(input, before),
+      ...s,
+      http: { ...s.http, ...sig.http },
       ...credentials(input, ws, before.id, before),
       status: input.status ?? before.status,
       version: before.version + 1,
@@ -340,7 +372,7 @@ export function destinationRoutes(deps: {
       updatedAt: deps.now().toISOString(),
     };
     await save(c, before, after);
-    return c.json(view(after, generated(input, after, before)));
+    return c.json(view(after, sig.shown));
   });
 
   const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {

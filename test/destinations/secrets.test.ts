@@ -1,14 +1,17 @@
 // Destination secrets on the real Redis, Kafka and chDB: a webhook's signing secret and a
 // built-in's token are write-only (GET, the list, every answer and every audit row show
 // `secretSet` / a keyed fingerprint / `credentialsSet`, never the value; a secret the server
-// generated is shown once, in the answer that made it), and `cdp secrets rotate` re-seals the
-// built-ins' tokens so that, the previous key gone, a HubSpot destination still delivers.
+// generated is shown once, in the answer that made it); both are sealed at rest with
+// CDP_SECRETS_KEY; and `cdp secrets rotate` re-seals them (and seals a signing secret stored in
+// clear) so that, the previous key gone, a HubSpot destination and a webhook still deliver.
+
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signWebhook } from '../../activation/webhook/sign-webhook.ts';
 import { type RunningDestinations, startDestinations } from '../../destinations/main.ts';
 import { createQueryApp } from '../../query/app.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
@@ -18,12 +21,17 @@ import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { keyring, open, parseSecretKey, seal } from '../../runtime/secrets-key.ts';
 import { WriteKeyStore } from '../../runtime/write-keys.ts';
-import { destinationAad, generateDestinationSecret } from '../../schemas/destination.ts';
+import {
+  type DestinationDefinition,
+  destinationAad,
+  generateDestinationSecret,
+  signingSecretOf,
+} from '../../schemas/destination.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, testConfig, testLogger } from '../harness.ts';
 import { hubspotServer } from '../hubspot.ts';
-import { produceEvents } from './peers.ts';
+import { produceEvents, receiver } from './peers.ts';
 
 const run = promisify(execFile);
 const K1 = randomBytes(32).toString('base64');
@@ -148,7 +156,13 @@ describe('destination secrets are write-only', () => {
     expect(kept.status, kept.text).toBe(200);
     noSecretIn(kept.text);
     expect(kept.body.http.secretFingerprint).toBe(fp1);
-    expect((await defs.get('destinations', cfg.keys.workspace, given.body.id))?.http.secret).toBe(s1);
+    // sealed at rest: the definition in Redis holds no secret in clear
+    const atRest = (await defs.get('destinations', cfg.keys.workspace, given.body.id))!;
+    expect(atRest.http.secret).toBe('');
+    expect(atRest.http.sealedSecret?.kid).toBe(parseSecretKey(K1).id);
+    expect(signingSecretOf(cfg.channels.secrets, atRest)).toBe(s1);
+    noSecretIn(JSON.stringify(atRest));
+    secrets.push(atRest.http.sealedSecret!.ct);
     const replaced = await api(
       'PUT',
       `/v1/destinations/${given.body.id}`,
@@ -157,7 +171,10 @@ describe('destination secrets are write-only', () => {
     expect(replaced.status, replaced.text).toBe(200);
     noSecretIn(replaced.text);
     expect(replaced.body.http.secretFingerprint).not.toBe(fp1);
-    expect((await defs.get('destinations', cfg.keys.workspace, given.body.id))?.http.secret).toBe(s2);
+    const atRest2 = (await defs.get('destinations', cfg.keys.workspace, given.body.id))!;
+    expect(signingSecretOf(cfg.channels.secrets, atRest2)).toBe(s2);
+    noSecretIn(JSON.stringify(atRest2));
+    secrets.push(atRest2.http.sealedSecret!.ct);
     noSecretIn((await api('POST', `/v1/destinations/${given.body.id}/pause`)).text);
     noSecretIn((await api('POST', `/v1/destinations/${given.body.id}/pause`)).text);
     noSecretIn((await api('POST', `/v1/destinations/${given.body.id}/resume`)).text);
@@ -179,15 +196,17 @@ describe('destination secrets are write-only', () => {
     expect(hub.body.credentialsSet).toBe(true);
     expect(hub.body.http).toEqual({ url: 'http://127.0.0.1:1' });
     const stored = await defs.get('destinations', cfg.keys.workspace, hub.body.id);
-    const builtinSecret = stored!.http.secret;
-    secrets.push(builtinSecret, stored!.credentials!.ct);
+    // a built-in is not signed: no signing secret stored at all
+    expect(stored!.http.secret).toBe('');
+    expect(stored!.http.sealedSecret).toBeUndefined();
+    secrets.push(stored!.credentials!.ct);
     noSecretIn((await api('GET', `/v1/destinations/${hub.body.id}`)).text);
     noSecretIn((await api('GET', '/v1/destinations')).text);
     // becoming a webhook: the built-in's unseen secret is not kept, a new one is shown once
     const becameHook = await api('PUT', `/v1/destinations/${hub.body.id}`, webhook());
     expect(becameHook.status, becameHook.text).toBe(200);
     expect(becameHook.body.http.secret).toMatch(/^whsec_/);
-    expect(becameHook.body.http.secret).not.toBe(builtinSecret);
+    expect(becameHook.body.http.secretSet).toBe(true);
     expect(becameHook.body.credentialsSet).toBeUndefined();
     secrets.push(becameHook.body.http.secret);
     noSecretIn((await api('GET', `/v1/destinations/${hub.body.id}`)).text);
@@ -228,42 +247,67 @@ describe('destination secrets are write-only', () => {
 });
 
 describe('cdp secrets rotate', () => {
-  it('re-seals built-in tokens: with the new key alone a HubSpot destination still delivers', async () => {
+  it('re-seals tokens and signing secrets: with the new key alone a HubSpot destination and a webhook still deliver', async () => {
     const k1 = parseSecretKey(K1);
     const k2 = parseSecretKey(K2);
     const token = `pat-na1-${randomBytes(16).toString('hex')}`;
     const hs = await hubspotServer({ token });
-    closers.push(hs.close);
+    const hook = await receiver(200);
+    closers.push(hs.close, hook.close);
     // the destinations service with K1
     let service: RunningDestinations = await startDestinations(cfg, clients, log, {
       options: { retryPollMs: 100 },
     });
     closers.push(() => service.stop());
+    const source = { kind: 'events', filter: { '==': [{ var: 'event' }, 'Rotate Me'] } };
     const created = await api('POST', '/v1/destinations', {
       name: 'crm',
       type: 'hubspot',
-      source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Rotate Me'] } },
+      source,
       mapping: { email: 'properties.email', firstname: 'properties.name' },
       http: { url: hs.url },
       hubspot: { token },
     });
     expect(created.status, created.text).toBe(201);
     const id = created.body.id as string;
-    await eventually('consuming', () => service.worker(id)?.started.then(() => true), 60_000);
+    const createdHook = await api('POST', '/v1/destinations', {
+      name: 'hook',
+      type: 'http',
+      source,
+      http: { url: hook.url },
+    });
+    expect(createdHook.status, createdHook.text).toBe(201);
+    const hookId = createdHook.body.id as string;
+    const hookSecret = createdHook.body.http.secret as string;
+    for (const d of [id, hookId])
+      await eventually('consuming', () => service.worker(d)?.started.then(() => true), 60_000);
     const send = (email: string) =>
       produceEvents(producer, topics(cfg.kafka.topicPrefix).events, cfg.keys.workspace, [
         { user: email, event: 'Rotate Me', properties: { email, name: 'R' } },
       ]);
+    /** The webhook deliveries carrying this email, each checked against the secret shown at creation. */
+    const signedHooks = (email: string) =>
+      hook.arrivals.filter((a) => {
+        if (!a.body.includes(email)) return false;
+        expect(a.headers['webhook-signature']).toBe(
+          signWebhook(hookSecret, a.id, Number(a.headers['webhook-timestamp']), a.body),
+        );
+        return true;
+      });
     await send('before@example.com');
     await eventually('delivered with K1', () => hs.contacts.has('before@example.com'), 60_000);
+    await eventually('signed with K1', () => signedHooks('before@example.com').length === 1, 60_000);
     const sealedBefore = (await defs.get('destinations', cfg.keys.workspace, id))!;
+    const hookBefore = (await defs.get('destinations', cfg.keys.workspace, hookId))!;
     expect(sealedBefore.credentials!.kid).toBe(k1.id);
-    // the new key alone cannot open it yet (what the rotation is for)
+    expect(hookBefore.http.sealedSecret!.kid).toBe(k1.id);
+    // the new key alone cannot open them yet (what the rotation is for)
     expect(() =>
       open(keyring(k2), sealedBefore.credentials!, destinationAad(cfg.keys.workspace, id)),
     ).toThrow(/neither CDP_SECRETS_KEY nor CDP_SECRETS_KEY_PREVIOUS/);
+    expect(() => signingSecretOf(keyring(k2), hookBefore)).toThrow(/neither CDP_SECRETS_KEY/);
     // a destination whose token no key at hand opens: listed, left as it is, exit 1
-    const lost = {
+    const lost: DestinationDefinition = {
       ...sealedBefore,
       id: 'dst_lost',
       credentials: seal(
@@ -271,9 +315,18 @@ describe('cdp secrets rotate', () => {
         '{"token":"x"}',
         destinationAad(cfg.keys.workspace, 'dst_lost'),
       ),
-      status: 'paused' as const,
+      status: 'paused',
+    };
+    // a webhook saved before CDP_SECRETS_KEY was set: its secret in clear, to be sealed
+    const clearSecret = generateDestinationSecret();
+    const clear: DestinationDefinition = {
+      ...hookBefore,
+      id: 'dst_clear',
+      http: { url: hook.url, secret: clearSecret },
+      status: 'paused',
     };
     await defs.put('destinations', lost);
+    await defs.put('destinations', clear);
     await service.stop();
 
     const env = {
@@ -291,35 +344,62 @@ describe('cdp secrets rotate', () => {
       (err: { code?: number; stdout?: string; stderr?: string }) => err,
     );
     expect(failed?.code).toBe(1);
-    expect(failed?.stdout).toContain(`re-encrypted 1 destination tokens with key ${k2.id}; 0 already were`);
+    // the token, the webhook's sealed secret and the one in clear
+    expect(failed?.stdout).toContain(
+      `re-encrypted 3 destination secrets (tokens, webhook signing secrets) with key ${k2.id}; 0 already were`,
+    );
     expect(failed?.stderr).toMatch(
       /unreadable, left as it is: workspace .* destination dst_lost: credentials unreadable/,
     );
-    expect(failed?.stderr).not.toContain(token);
+    for (const text of [failed?.stdout, failed?.stderr]) {
+      expect(text).not.toContain(token);
+      expect(text).not.toContain(hookSecret);
+      expect(text).not.toContain(clearSecret);
+    }
     const lostAfter = await defs.get('destinations', cfg.keys.workspace, 'dst_lost');
     expect(lostAfter?.credentials).toEqual(lost.credentials);
     await defs.remove('destinations', cfg.keys.workspace, 'dst_lost');
+    const clearAfter = (await defs.get('destinations', cfg.keys.workspace, 'dst_clear'))!;
+    expect(clearAfter.http.secret).toBe('');
+    expect(clearAfter.http.sealedSecret!.kid).toBe(k2.id);
+    expect(signingSecretOf(keyring(k2), clearAfter)).toBe(clearSecret);
+    await defs.remove('destinations', cfg.keys.workspace, 'dst_clear');
 
     const sealedAfter = (await defs.get('destinations', cfg.keys.workspace, id))!;
     expect(sealedAfter.credentials!.kid).toBe(k2.id);
     expect(JSON.stringify(sealedAfter)).not.toContain(token);
-    // the rest of the definition as it was
+    const hookAfter = (await defs.get('destinations', cfg.keys.workspace, hookId))!;
+    expect(hookAfter.http.sealedSecret!.kid).toBe(k2.id);
+    expect(JSON.stringify(hookAfter)).not.toContain(hookSecret);
+    // the rest of the definitions as they were
     const { credentials: _a, ...restBefore } = sealedBefore;
     const { credentials: _b, ...restAfter } = sealedAfter;
     expect(restAfter).toEqual(restBefore);
+    expect({ ...hookAfter, http: { ...hookAfter.http, sealedSecret: undefined } }).toEqual({
+      ...hookBefore,
+      http: { ...hookBefore.http, sealedSecret: undefined },
+    });
     // running it again has nothing to do
     const again = await run(process.execPath, [cli, 'secrets', 'rotate'], {
       env: { ...env, CDP_SECRETS_KEY_PREVIOUS: '' },
       timeout: 60_000,
     });
-    expect(again.stdout).toContain(`re-encrypted 0 destination tokens with key ${k2.id}; 1 already were`);
+    expect(again.stdout).toContain(
+      `re-encrypted 0 destination secrets (tokens, webhook signing secrets) with key ${k2.id}; 2 already were`,
+    );
 
-    // the destinations service with K2 alone still opens the token and delivers
+    // the destinations service with K2 alone still opens the token and the secret, and delivers
     const onlyK2: Config = { ...cfg, channels: { ...cfg.channels, secrets: keyring(k2) } };
     service = await startDestinations(onlyK2, clients, log, { options: { retryPollMs: 100 } });
-    await eventually('consuming with K2', () => service.worker(id)?.started.then(() => true), 60_000);
+    for (const d of [id, hookId])
+      await eventually('consuming with K2', () => service.worker(d)?.started.then(() => true), 60_000);
     await send('after@example.com');
     await eventually('delivered with K2 alone', () => hs.contacts.has('after@example.com'), 60_000);
+    await eventually(
+      'signed with the same secret, K2 alone',
+      () => signedHooks('after@example.com').length === 1,
+      60_000,
+    );
     const last = hs.requests.at(-1)!;
     expect(last.status).toBe(200);
     expect(last.inputs.map((x) => x.id)).toContain('after@example.com');
