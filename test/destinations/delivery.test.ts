@@ -1,7 +1,8 @@
 // How a destination delivers, on the real Kafka and Redis: batches (size, linger, the body
 // bound), its rate limit, segment changes as a source, a mapping that fails on one event
 // (that one dead-lettered, the others delivered), a receiver's 4xx (dead-lettered at once,
-// never retried), and the ledger rows on cdp.activation-ledger.
+// never retried; a batch refused whole split until only the refused items are), and the
+// ledger rows on cdp.activation-ledger.
 import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningDestinations, startDestinations } from '../../destinations/main.ts';
@@ -258,6 +259,60 @@ describe('destination delivery', () => {
       ['sent', 'destination', seg, 'p1', 1, 200],
       ['sent', 'destination', seg, 'p1', 2, 200],
     ]);
+  });
+
+  it('splits a batch the receiver refuses whole (422) until only the refused items are dead-lettered', async () => {
+    // a receiver that validates every item: one bad item refuses the whole batch
+    const statusOf = (body: string) =>
+      (JSON.parse(body) as { batch: Array<{ data: { ok: boolean } }> }).batch.some((i) => !i.data.ok)
+        ? 422
+        : 200;
+    const r = await receiver(statusOf);
+    closers.push(r.close);
+    const id = await create({
+      source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Split'] } },
+      mapping: { seq: 'properties.seq', ok: 'properties.ok' },
+      http: { url: r.url, batch: { maxEvents: 50, maxWaitMs: 1000 } },
+    });
+    const ids: string[] = [];
+    for (let seq = 0; seq < 30; seq++)
+      ids.push(...(await produce('Split', ['sp1'], () => ({ seq, ok: seq !== 5 && seq !== 22 }))));
+    type Item = { id: string; data: { seq: number; ok: boolean } };
+    const batchOf = (a: { body: string }) => (JSON.parse(a.body) as { batch: Item[] }).batch;
+    const accepted = () => r.arrivals.filter((a) => statusOf(a.body) === 200);
+    await eventually('28 delivered', () => accepted().flatMap(batchOf).length >= 28, 30_000);
+    const letters = await eventually('2 dead letters', () => {
+      const got = dlq.filter((l) => l.headers[DESTINATION_HEADER] === id);
+      return got.length >= 2 ? got : undefined;
+    });
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(dlq.filter((l) => l.headers[DESTINATION_HEADER] === id)).toHaveLength(2);
+    expect(letters.map((l) => (JSON.parse(l.value) as { item: Item }).item.data.seq).sort()).toEqual(
+      [22, 5].sort(),
+    );
+    for (const l of letters) expect(l.headers[DLQ_HEADERS.reason]).toBe('permanent: HTTP 422');
+    // each good item delivered once, in the person's order; each request its own webhook-id
+    const delivered = accepted().flatMap(batchOf);
+    expect(delivered.map((i) => i.data.seq)).toEqual(
+      Array.from({ length: 30 }, (_, i) => i).filter((i) => i !== 5 && i !== 22),
+    );
+    for (const a of r.arrivals)
+      expect(a.id).toBe(
+        webhookIdOf(
+          id,
+          batchOf(a).map((i) => i.id),
+        ),
+      );
+    expect(new Set(r.arrivals.map((a) => a.id)).size).toBe(r.arrivals.length);
+    // bisection, not one request per item
+    expect(r.arrivals.length).toBeLessThanOrEqual(20);
+    const sent = await eventually('ledger', () => {
+      const got = ledger.seen.filter((m) => m.value.campaign_id === id && m.value.outcome === 'sent');
+      return got.length >= 28 ? got : undefined;
+    });
+    expect(new Set(sent.map((m) => m.value.send_key))).toEqual(
+      new Set(ids.filter((_, i) => i !== 5 && i !== 22)),
+    );
   });
 
   it('dead-letters the one event its mapping cannot map, and a 4xx at once; delivers the rest', async () => {

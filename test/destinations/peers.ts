@@ -11,25 +11,24 @@ export interface Arrival {
   headers: IncomingMessage['headers'];
 }
 
-/** A receiver on loopback: answers `mode` (a status) at once, or never ('hang'). */
-export async function receiver(mode: number | 'hang') {
+/**
+ * A receiver on loopback: answers `mode` (a status) at once, or never ('hang'), or the status
+ * `mode(body)` picks for each request (a receiver that refuses what is in a body).
+ */
+export async function receiver(mode: number | 'hang' | ((body: string) => number)) {
   const arrivals: Arrival[] = [];
   const open = new Set<ServerResponse>();
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      arrivals.push({
-        at: Date.now(),
-        id: String(req.headers['webhook-id']),
-        body: Buffer.concat(chunks).toString('utf8'),
-        headers: req.headers,
-      });
+      const body = Buffer.concat(chunks).toString('utf8');
+      arrivals.push({ at: Date.now(), id: String(req.headers['webhook-id']), body, headers: req.headers });
       if (mode === 'hang') {
         open.add(res);
         return;
       }
-      res.statusCode = mode;
+      res.statusCode = typeof mode === 'function' ? mode(body) : mode;
       res.end();
     });
   });
