@@ -13,6 +13,7 @@ import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signWebhook } from '../../activation/webhook/sign-webhook.ts';
 import { type RunningDestinations, startDestinations } from '../../destinations/main.ts';
+import { reencryptDestinationCredentials } from '../../destinations/rotate-credentials.ts';
 import { createQueryApp } from '../../query/app.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { type Clients, createClients } from '../../runtime/clients.ts';
@@ -24,6 +25,7 @@ import { WriteKeyStore } from '../../runtime/write-keys.ts';
 import {
   type DestinationDefinition,
   destinationAad,
+  destinationSecretAad,
   generateDestinationSecret,
   signingSecretOf,
 } from '../../schemas/destination.ts';
@@ -405,4 +407,57 @@ describe('cdp secrets rotate', () => {
     expect(last.inputs.map((x) => x.id)).toContain('after@example.com');
     expect(hs.requests.every((r) => r.status === 200)).toBe(true);
   }, 180_000);
+});
+
+describe('re-encrypting destination secrets', () => {
+  it('leaves alone a definition changed between its read and its write (a PUT meanwhile)', async () => {
+    const k1 = parseSecretKey(K1);
+    const k2 = parseSecretKey(K2);
+    const created = await api('POST', '/v1/destinations', webhook({ name: 'raced' }));
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.id as string;
+    const underK1 = (await defs.get('destinations', cfg.keys.workspace, id))!;
+    expect(underK1.http.sealedSecret!.kid).toBe(k1.id);
+    // a PUT (by a query service already on K2) lands right after the rotation read the definitions
+    const put: DestinationDefinition = {
+      ...underK1,
+      name: 'raced v2',
+      version: underK1.version + 1,
+      http: {
+        ...underK1.http,
+        sealedSecret: seal(
+          keyring(k2),
+          'whsec_cHV0IG1lYW53aGlsZQ==',
+          destinationSecretAad(cfg.keys.workspace, id),
+        ),
+      },
+    };
+    const redis = clients.redis();
+    const racing = new Proxy(redis, {
+      get(target, prop, receiver) {
+        if (prop === 'hgetall')
+          return async (key: string) => {
+            const read = await target.hgetall(key);
+            await defs.put('destinations', put);
+            return read;
+          };
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const r = await reencryptDestinationCredentials(racing, cfg.redis.prefix, keyring(k2, k1));
+    expect(r.unreadable).toEqual([]);
+    const stored = (await defs.get('destinations', cfg.keys.workspace, id))!;
+    // the PUT's definition, not the rotation's copy of the one before it
+    expect(stored).toEqual(put);
+    expect(signingSecretOf(keyring(k2), stored)).toBe('whsec_cHV0IG1lYW53aGlsZQ==');
+    // and with nothing racing it, a definition under K1 is re-sealed
+    const other = await api('POST', '/v1/destinations', webhook({ name: 'calm' }));
+    const r2 = await reencryptDestinationCredentials(redis, cfg.redis.prefix, keyring(k2, k1));
+    expect(r2.reencrypted).toBeGreaterThanOrEqual(1);
+    const calm = (await defs.get('destinations', cfg.keys.workspace, other.body.id))!;
+    expect(calm.http.sealedSecret!.kid).toBe(k2.id);
+    expect(signingSecretOf(keyring(k2), calm)).toBe(other.body.http.secret);
+    for (const d of [id, other.body.id]) await defs.remove('destinations', cfg.keys.workspace, d);
+  });
 });
