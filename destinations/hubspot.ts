@@ -4,8 +4,9 @@
 // `idProperty` field is the id, the rest (or its `properties` object) the properties.
 //
 // Answers: 2xx delivered; 207 multi-status: the records its errors name are dead-lettered
-// one by one, the rest delivered; 400 (the batch refused as invalid) dead-lettered with
-// HubSpot's message, never retried; 401/403 final and counted by the circuit (a revoked
+// one by one, the rest delivered; 400 (the batch refused as invalid, e.g. one contact's value
+// not among an enumeration's options) final, never retried: the worker splits the batch until
+// the contacts at fault are alone and dead-letters only them, with HubSpot's message; 401/403 final and counted by the circuit (a revoked
 // token fails every delivery); 429 retried no sooner than Retry-After or the rate-limit
 // window (X-HubSpot-RateLimit-Interval-Milliseconds), and the worker holds its next request
 // as long; a spent window on a success (X-HubSpot-RateLimit-Remaining: 0) holds it too;

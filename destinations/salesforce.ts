@@ -13,7 +13,8 @@
 // destination holding its requests meanwhile and the circuit not counting it, as it does when
 // `Sforce-Limit-Info: api-usage=used/max` says the limit is reached (the minute is
 // CDP_DESTINATION_LIMIT_WAIT_MS, `limitWaitMs` here); other 4xx final with
-// Salesforce's message; 5xx and network errors retried.
+// Salesforce's message (a 400 for the whole request split by the worker until only the
+// records at fault are refused); 5xx and network errors retried.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { GuardPolicy } from '../activation/webhook/address-guard.ts';
 import type { DeliveryItem } from '../schemas/destination.ts';

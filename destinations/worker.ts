@@ -3,7 +3,9 @@
 // delivers them in order (order per profile, since a profile's messages share a partition);
 // a circuit breaker and a token bucket of its own; failed deliveries parked in its own
 // Redis retry set (retry-set.ts) and tried by its own poller, dead letters after the
-// configured attempts; a ledger row per item and outcome on cdp.activation-ledger.
+// configured attempts (a batch refused whole for its content split until only the items at
+// fault are); a ledger row per item and outcome on cdp.activation-ledger. A webhook's signing
+// secret and a built-in's token are opened from their sealed form (CDP_SECRETS_KEY).
 //
 // A batch's offsets are committed once each of its items was delivered, parked for a retry
 // or dead-lettered (the ledger rows and dead letters acknowledged by Kafka, the park by
