@@ -27,7 +27,7 @@ import type {
 import { sendOrDeadLetter } from '../runtime/kafka/send-bounded.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
-import { type Keyring, open as openSealed } from '../runtime/secrets-key.ts';
+import { type Keyring, open as openSealed, UnreadableSecret } from '../runtime/secrets-key.ts';
 import {
   applyMapping,
   DESTINATION_DEFAULTS,
@@ -167,13 +167,22 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
     }
     return signing.secret;
   };
-  const unusable = (err: unknown) => ({
-    ok: false,
-    status: 0,
-    retriable: false,
-    latencyMs: 0,
-    error: `credentials unusable: ${errorMessage(err)}`,
-  });
+  /**
+   * A secret that cannot be used. One no key at hand opens (CDP_SECRETS_KEY missing or wrong
+   * on this service, a rotation run too early) is retried and counted by the circuit, like a
+   * dead receiver: the deliveries wait (behind the open circuit) for the key to be put right
+   * instead of being dead-lettered at once. Anything else about it is final.
+   */
+  const unusable = (err: unknown) =>
+    err instanceof UnreadableSecret
+      ? { ok: false, status: 0, retriable: true, latencyMs: 0, error: err.message }
+      : {
+          ok: false,
+          status: 0,
+          retriable: false,
+          latencyMs: 0,
+          error: `credentials unusable: ${errorMessage(err)}`,
+        };
   /** One attempt at the provider: a signed webhook, or a built-in's API. */
   const send = async (d: Delivery): Promise<WebhookResult & Partial<BuiltinResult>> => {
     if (def.type === 'http') {

@@ -31,7 +31,7 @@ import {
 } from '../../schemas/destination.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { topics } from '../../schemas/topics.ts';
-import { eventually, testConfig, testLogger } from '../harness.ts';
+import { eventually, readTopic, testConfig, testLogger, uniqueId } from '../harness.ts';
 import { hubspotServer } from '../hubspot.ts';
 import { produceEvents, receiver } from './peers.ts';
 
@@ -460,4 +460,74 @@ describe('re-encrypting destination secrets', () => {
     expect(signingSecretOf(keyring(k2), calm)).toBe(other.body.http.secret);
     for (const d of [id, other.body.id]) await defs.remove('destinations', cfg.keys.workspace, d);
   });
+});
+
+describe('a destinations service without the key', () => {
+  it('retries (nothing dead-lettered, nothing sent unsigned) and delivers once the key is back', async () => {
+    const t = topics(cfg.kafka.topicPrefix);
+    const ledger = await readTopic<{
+      campaign_id: string;
+      outcome: string;
+      reason: string;
+      send_key: string;
+    }>(cfg.kafka.brokers, t.activationLedger, uniqueId('ledger-read-'));
+    const letters = await readTopic<{ destinationId: string }>(
+      cfg.kafka.brokers,
+      t.deadLetter,
+      uniqueId('dlq-read-'),
+    );
+    closers.push(ledger.stop, letters.stop);
+    const hook = await receiver(200);
+    closers.push(hook.close);
+    const created = await api(
+      'POST',
+      '/v1/destinations',
+      webhook({
+        source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Keyless'] } },
+        http: { url: hook.url },
+        retry: { maxAttempts: 20, initialBackoffMs: 50 },
+      }),
+    );
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.id as string;
+    const secret = created.body.http.secret as string;
+    const noKey: Config = { ...cfg, channels: { ...cfg.channels, secrets: keyring() } };
+    const options = { retryPollMs: 100, breaker: { failures: 3, cooldownMs: 300, maxCooldownMs: 1000 } };
+    let service = await startDestinations(noKey, clients, log, { options });
+    closers.push(() => service.stop());
+    await eventually('consuming', () => service.worker(id)?.started.then(() => true), 60_000);
+    const ids = await produceEvents(
+      producer,
+      t.events,
+      cfg.keys.workspace,
+      [1, 2, 3].map((n) => ({ user: 'keyless', event: 'Keyless', properties: { n } })),
+    );
+    const retried = await eventually('retried for the missing key', () =>
+      ledger.seen.find((m) => m.value.campaign_id === id && m.value.outcome === 'retried'),
+    );
+    expect(retried.value.reason).toMatch(
+      /^credentials unreadable: sealed with key [0-9a-f]{8} but CDP_SECRETS_KEY is not set/,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(hook.arrivals).toHaveLength(0);
+    expect(letters.seen.filter((l) => l.value.destinationId === id)).toHaveLength(0);
+
+    // the key put right: what waited is delivered, signed with the secret shown at creation
+    await service.stop();
+    service = await startDestinations(cfg, clients, log, { options });
+    await eventually(
+      'all three delivered',
+      () => {
+        const got = new Set(hook.arrivals.map((a) => (JSON.parse(a.body) as { id: string }).id));
+        return ids.every((m) => got.has(m));
+      },
+      60_000,
+    );
+    for (const a of hook.arrivals)
+      expect(a.headers['webhook-signature']).toBe(
+        signWebhook(secret, a.id, Number(a.headers['webhook-timestamp']), a.body),
+      );
+    expect(letters.seen.filter((l) => l.value.destinationId === id)).toHaveLength(0);
+    await defs.remove('destinations', cfg.keys.workspace, id);
+  }, 120_000);
 });
