@@ -58,6 +58,24 @@ afterAll(async () => {
 
 const kafka = () => new Kafka({ brokers: cluster.brokers, logLevel: logLevel.NOTHING });
 
+/** The processor group's committed offsets against the events topic's ends, for a failure's message. */
+async function lag(): Promise<string> {
+  const admin = kafka().admin();
+  try {
+    await admin.connect();
+    const topic = topics(cfg.kafka.topicPrefix).events;
+    const prefix = cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : '';
+    const ends = await admin.fetchTopicOffsets(topic);
+    const [committed] = await admin.fetchOffsets({ groupId: `${prefix}cdp-processor`, topics: [topic] });
+    const at = new Map(committed?.partitions.map((p) => [p.partition, p.offset]));
+    return ends.map((e) => `p${e.partition} ${at.get(e.partition)}/${e.high}`).join(' ');
+  } catch (err) {
+    return `lag unknown: ${(err as Error).message}`;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
 async function post(body: unknown): Promise<number> {
   try {
     const res = await fetch(`${running!.urls.ingest}/v1/batch`, {
@@ -174,7 +192,12 @@ describe('a 3-broker Kafka cluster losing a broker under ingest load', () => {
       'every acknowledged Order counted',
       async () => {
         const g = await counts();
-        return [...expected].every(([u, n]) => (g.get(u) ?? 0) >= n) ? g : undefined;
+        if ([...expected].every(([u, n]) => (g.get(u) ?? 0) >= n)) return g;
+        // the timeout's message says how far it got
+        const have = [...g.values()].reduce((a, b) => a + b, 0);
+        throw new Error(
+          `${have} of ${acknowledged} counted, ${g.size} of ${expected.size} people; ${await lag()}`,
+        );
       },
       180_000,
       1000,
