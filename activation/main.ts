@@ -15,7 +15,7 @@ import { redisDurability } from '../runtime/redis-durability.ts';
 import type { RunningService } from '../runtime/service.ts';
 import { emailTagSecret } from '../schemas/email-tags.ts';
 import { trackingSecret } from '../schemas/email-tracking-token.ts';
-import { topics } from '../schemas/topics.ts';
+import { consumerGroup, topicSpecs, topics } from '../schemas/topics.ts';
 import { CampaignRegistry } from './campaign-registry.ts';
 import { configureEmailTagSigning } from './channels/email-providers.ts';
 import { configureEmailTracking } from './channels/email-tracking.ts';
@@ -33,14 +33,13 @@ import { pushDeviceStore } from './push-devices.ts';
 
 /** Activation's topics (the processor's topicSpecs creates them too). */
 export function activationTopicSpecs(cfg: Config) {
-  const t = topics(cfg.kafka.topicPrefix);
-  return [
-    { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
-    { topic: t.activationRetry, partitions: cfg.kafka.partitions },
-    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
-    { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
-    { topic: t.deadLetter, partitions: 1 },
-  ];
+  return topicSpecs(cfg.kafka.topicPrefix, cfg.kafka.partitions, [
+    'segmentChanges',
+    'activationRetry',
+    'activationLedger',
+    'journeyLedger',
+    'deadLetter',
+  ]);
 }
 
 export async function startActivation(
@@ -123,8 +122,7 @@ export async function startActivation(
     admin,
     topics: activationTopicSpecs(cfg),
     consumer: {
-      groupId: `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}cdp-activation`,
-      topics: [t.segmentChanges, t.activationRetry],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'activation'),
       maxBatchSize: 500,
       concurrency: cfg.kafka.partitions,
     },
@@ -171,7 +169,6 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
   const admin = kafka.admin();
   const clickhouse = await clients.clickhouse();
   const t = topics(cfg.kafka.topicPrefix);
-  const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
   // rows ClickHouse refuses for what they hold go to the dead-letter topic
   const producer = kafka.producer();
   const ledgerSink = createLedgerSink({
@@ -185,8 +182,7 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
     admin,
     topics: activationTopicSpecs(cfg),
     consumer: {
-      groupId: group('cdp-activation-ledger'),
-      topics: [t.activationLedger],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'activationLedger'),
       maxBatchSize: 5000,
       concurrency: cfg.kafka.partitions,
       // it buffers for its flush anyway: fewer, fuller fetches (at most FETCH_MAX_WAIT_MS later)
@@ -208,8 +204,7 @@ export async function startLedger(cfg: Config, clients: Clients, log: Logger): P
     admin,
     topics: activationTopicSpecs(cfg),
     consumer: {
-      groupId: group('cdp-journey-ledger'),
-      topics: [t.journeyLedger],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'journeyLedger'),
       maxBatchSize: 5000,
       concurrency: cfg.kafka.partitions,
       minBytes: 256 * 1024,

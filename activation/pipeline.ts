@@ -6,7 +6,7 @@
 // committed only after every send of the batch is decided and its follow-ups are durable.
 
 import { backoffDelayMs, errorMessage, realSleep, type Sleep } from '../runtime/errors.ts';
-import { deadLetterOf } from '../runtime/kafka/dead-letter.ts';
+import { deadLetter, deadLetterOf } from '../runtime/kafka/dead-letter.ts';
 import type {
   Batch,
   BatchContext,
@@ -20,7 +20,7 @@ import type { Logger } from '../runtime/log.ts';
 import { metrics } from '../runtime/metrics.ts';
 import { ACTIVATION_HEADERS, type ActivationJob, activationJobCheck } from '../schemas/activation-job.ts';
 import { type SegmentChange, segmentChangeCheck } from '../schemas/segment-change.ts';
-import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import { REPLAY_HEADER } from '../schemas/topics.ts';
 import { TRACE_HEADER, validTraceparent } from '../schemas/trace.ts';
 import type { CampaignRegistry } from './campaign-registry.ts';
 import type { DelayedSend, delayedSends } from './delayed-sends.ts';
@@ -285,19 +285,16 @@ export function createActivationPipeline(deps: ActivationDeps): BatchHandler {
           break;
         case 'failed':
           if (r.replayable === false) break;
-          dead.push({
-            key: msgKey,
-            value: JSON.stringify(jobOnward(w.job)),
-            headers: {
-              ...jobHeaders(w.attempt + 1),
-              [ACTIVATION_HEADERS.job]: '1',
-              [DLQ_HEADERS.reason]: `campaign ${w.job.campaignId}: ${r.reason}`.slice(0, 1000),
-              [DLQ_HEADERS.source]: w.source.topic,
-              [DLQ_HEADERS.partition]: String(w.source.partition),
-              [DLQ_HEADERS.offset]: w.source.offset,
-              [DLQ_HEADERS.stage]: 'activation.send',
-            },
-          });
+          dead.push(
+            deadLetter({
+              key: msgKey,
+              value: JSON.stringify(jobOnward(w.job)),
+              reason: `campaign ${w.job.campaignId}: ${r.reason}`,
+              stage: 'activation.send',
+              from: w.source,
+              headers: { ...jobHeaders(w.attempt + 1), [ACTIVATION_HEADERS.job]: '1' },
+            }),
+          );
           break;
         case 'sent':
         case 'suppressed':

@@ -16,6 +16,7 @@ import type { GuardPolicy } from '../activation/webhook/address-guard.ts';
 import { sendWebhook, type WebhookResult } from '../activation/webhook/send-webhook.ts';
 import { superviseConsumer } from '../runtime/consume.ts';
 import { errorMessage, realSleep } from '../runtime/errors.ts';
+import { deadLetter as deadLetterMessage } from '../runtime/kafka/dead-letter.ts';
 import type {
   Admin,
   IncomingMessage,
@@ -42,7 +43,7 @@ import {
   passesFilter,
   signingSecretOf,
 } from '../schemas/destination.ts';
-import { DLQ_HEADERS, REPLAY_HEADER } from '../schemas/topics.ts';
+import { REPLAY_HEADER } from '../schemas/topics.ts';
 import { sendAudience } from './ads-audience.ts';
 import { type BreakerOptions, CircuitBreaker } from './circuit-breaker.ts';
 import { type BuiltinResult, HUBSPOT_MAX_BATCH, sendHubspot } from './hubspot.ts';
@@ -297,17 +298,16 @@ export function startDestinationWorker(initial: DestinationDefinition, o: Worker
   };
 
   const deadLetter = async (d: Delivery, reason: string, attempt: number, res?: WebhookResult) => {
-    const letters: OutgoingMessage[] = d.items.map((item, i) => ({
-      key: d.meta[i]!.key,
-      value: JSON.stringify({ destinationId: def.id, webhookId: d.webhookId, item }),
-      headers: {
-        [DLQ_HEADERS.reason]: reason.slice(0, 1000),
-        [DLQ_HEADERS.stage]: DLQ_STAGE,
-        [DLQ_HEADERS.source]: d.meta[i]!.topic ?? o.topics.sources[0]!,
-        [DESTINATION_HEADER]: def.id,
-        'cdp-attempt': String(attempt),
-      },
-    }));
+    const letters: OutgoingMessage[] = d.items.map((item, i) =>
+      deadLetterMessage({
+        key: d.meta[i]!.key,
+        value: JSON.stringify({ destinationId: def.id, webhookId: d.webhookId, item }),
+        reason,
+        stage: DLQ_STAGE,
+        from: { topic: d.meta[i]!.topic ?? o.topics.sources[0]! },
+        headers: { [DESTINATION_HEADER]: def.id, 'cdp-attempt': String(attempt) },
+      }),
+    );
     const stage = { deadLetterTopic: o.topics.deadLetter, stage: DLQ_STAGE, log };
     await durably('dead letter', () => sendOrDeadLetter(o.producer, o.topics.deadLetter, letters, stage));
     await durably('ledger', () =>

@@ -12,7 +12,7 @@ import { replayConsentLog } from '../schemas/consent-log.ts';
 import { journeyEventNames } from '../schemas/journey.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { compileRule } from '../schemas/rules.ts';
-import { topics } from '../schemas/topics.ts';
+import { topicSpecs as allTopicSpecs, consumerGroup, topics } from '../schemas/topics.ts';
 import { createBackfiller } from './backfill.ts';
 import { ComputedRegistry } from './computed-registry.ts';
 import { createErasedFilter } from './drop-erased.ts';
@@ -23,20 +23,9 @@ import { defineSeedCondition, seedFromHistory } from './seed-from-history.ts';
 import { SegmentRegistry } from './segment-registry.ts';
 import { startTimerWorker } from './timers.ts';
 
+/** Every topic of the pipeline (the processor and `cdp migrate` create them all). */
 export function topicSpecs(cfg: Config) {
-  const t = topics(cfg.kafka.topicPrefix);
-  return [
-    { topic: t.events, partitions: cfg.kafka.partitions },
-    { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
-    { topic: t.identity, partitions: cfg.kafka.partitions },
-    { topic: t.activationRetry, partitions: cfg.kafka.partitions },
-    { topic: t.activationLedger, partitions: cfg.kafka.partitions },
-    { topic: t.journeySignals, partitions: cfg.kafka.partitions },
-    { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
-    { topic: t.deadLetter, partitions: 1 },
-    { topic: t.quarantine, partitions: cfg.kafka.partitions },
-    { topic: t.eventsOverflow, partitions: cfg.kafka.partitions },
-  ];
+  return allTopicSpecs(cfg.kafka.topicPrefix, cfg.kafka.partitions);
 }
 
 const applyOptions = (cfg: Config) => ({
@@ -112,7 +101,6 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
   const producer = kafka.producer({ lingerMs: 1 });
   const admin = kafka.admin();
   const t = topics(cfg.kafka.topicPrefix);
-  const group = (name: string) => `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}${name}`;
 
   const registry = new SegmentRegistry(log);
   const computed = new ComputedRegistry(log);
@@ -159,8 +147,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     admin,
     topics: topicSpecs(cfg),
     consumer: {
-      groupId: group('cdp-processor'),
-      topics: [t.events],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'processor'),
       maxBatchSize: 500,
       // partitions run side by side, like separate consumers (the Redis steps are atomic
       // per event and memberships are compare-and-set)
@@ -189,8 +176,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     admin,
     topics: topicSpecs(cfg),
     consumer: {
-      groupId: group('cdp-processor-overflow'),
-      topics: [t.eventsOverflow],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'processorOverflow'),
       maxBatchSize: 500,
       concurrency: cfg.kafka.partitions,
     },
@@ -216,8 +202,7 @@ export async function startProcessor(cfg: Config, clients: Clients, log: Logger)
     admin,
     topics: topicSpecs(cfg),
     consumer: {
-      groupId: group('cdp-history'),
-      topics: [t.events, t.eventsOverflow, t.identity, t.segmentChanges, t.quarantine],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'history'),
       maxBatchSize: 10_000,
       concurrency: cfg.kafka.partitions,
       maxBytesPerPartition: 8 * 1024 * 1024,

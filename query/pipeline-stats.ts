@@ -5,7 +5,7 @@
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import { withTimeout } from '../runtime/http.ts';
 import type { Admin } from '../runtime/kafka/types.ts';
-import { topics as topicNames } from '../schemas/topics.ts';
+import { CONSUMER_GROUPS, type ConsumerGroupName, consumerGroup } from '../schemas/topics.ts';
 
 export const RATE_WINDOW_S = 60;
 export const LATENCY_WINDOW_MIN = 5;
@@ -35,17 +35,12 @@ export interface PipelineStats {
   lagError?: string;
 }
 
-/** The consumer groups of the pipeline and what they read (as processor/ and activation/ name them). */
+/** The consumer groups of the pipeline and what they read (schemas/topics.ts, as the services subscribe). */
 export function consumerGroups(prefix: string): Array<{ group: string; topics: string[] }> {
-  const t = topicNames(prefix);
-  const g = (name: string) => `${prefix ? `${prefix}.` : ''}${name}`;
-  return [
-    { group: g('cdp-processor'), topics: [t.events] },
-    { group: g('cdp-processor-overflow'), topics: [t.eventsOverflow] },
-    { group: g('cdp-history'), topics: [t.events, t.eventsOverflow, t.identity] },
-    { group: g('cdp-activation'), topics: [t.segmentChanges, t.activationRetry] },
-    { group: g('cdp-activation-ledger'), topics: [t.activationLedger] },
-  ];
+  return (Object.keys(CONSUMER_GROUPS) as ConsumerGroupName[]).map((name) => {
+    const { groupId, topics } = consumerGroup(prefix, name);
+    return { group: groupId, topics };
+  });
 }
 
 export async function pipelineStats(deps: {

@@ -52,6 +52,63 @@ export function topics(prefix = ''): Topics {
   };
 }
 
+/** A topic as the services create it. */
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+}
+
+/**
+ * Topics with their partition counts: the dead-letter topic has one (its order is the order
+ * of failures, and it is small); every other CDP_TOPIC_PARTITIONS. All of them by default.
+ */
+export function topicSpecs(
+  prefix: string,
+  partitions: number,
+  names: readonly TopicName[] = Object.keys(TOPIC_BASE) as TopicName[],
+): TopicSpec[] {
+  const t = topics(prefix);
+  return names.map((n) => ({ topic: t[n], partitions: n === 'deadLetter' ? 1 : partitions }));
+}
+
+/**
+ * Every consumer group of the services and the topics it reads, declared once: the services
+ * subscribe with these, and lag reports (GET /v1/stats/pipeline) read the same list. Each
+ * destination and warehouse export has a group of its own besides (schemas/destination.ts
+ * destinationGroup, schemas/warehouse.ts).
+ */
+export const CONSUMER_GROUPS = {
+  /** Identity, profiles and segments (processor/). */
+  processor: { name: 'cdp-processor', topics: ['events'] },
+  /** The same for the hot-key lane, in its own group so a flood never holds up cdp.events. */
+  processorOverflow: { name: 'cdp-processor-overflow', topics: ['eventsOverflow'] },
+  /** The history sink: everything ClickHouse keeps. */
+  history: {
+    name: 'cdp-history',
+    topics: ['events', 'eventsOverflow', 'identity', 'segmentChanges', 'quarantine'],
+  },
+  /** Campaign sends on segment changes, and their retries. */
+  activation: { name: 'cdp-activation', topics: ['segmentChanges', 'activationRetry'] },
+  /** Activation's ledger rows to ClickHouse. */
+  activationLedger: { name: 'cdp-activation-ledger', topics: ['activationLedger'] },
+  /** Journey steps to ClickHouse. */
+  journeyLedger: { name: 'cdp-journey-ledger', topics: ['journeyLedger'] },
+  /** Journeys: entries, exits and waits on segment changes, signals and merges. */
+  journeys: { name: 'cdp-journeys', topics: ['segmentChanges', 'journeySignals', 'identity'] },
+} as const satisfies Record<string, { name: string; topics: readonly TopicName[] }>;
+
+export type ConsumerGroupName = keyof typeof CONSUMER_GROUPS;
+
+/** A consumer group's id and topics under a prefix. */
+export function consumerGroup(
+  prefix: string,
+  name: ConsumerGroupName,
+): { groupId: string; topics: string[] } {
+  const t = topics(prefix);
+  const g = CONSUMER_GROUPS[name];
+  return { groupId: `${prefix ? `${prefix}.` : ''}${g.name}`, topics: g.topics.map((n) => t[n]) };
+}
+
 export const eventKey = (workspaceId: string, identity: string) => `${workspaceId}:${identity}`;
 export const profileKey = (workspaceId: string, profileId: string) => `${workspaceId}:${profileId}`;
 

@@ -6,6 +6,7 @@ import type { Clients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import { superviseConsumer } from '../../runtime/consume.ts';
 import { DefinitionStore, watchDefinitions } from '../../runtime/definitions.ts';
+import { deadLetterOf } from '../../runtime/kafka/dead-letter.ts';
 import type { Batch, OutgoingMessage } from '../../runtime/kafka/index.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { RunningService } from '../../runtime/service.ts';
@@ -13,7 +14,7 @@ import { identityChangeCheck } from '../../schemas/identity-change.ts';
 import { IDENTIFY_SIGNAL } from '../../schemas/journey.ts';
 import { journeySignalCheck } from '../../schemas/journey-signal.ts';
 import { segmentChangeCheck } from '../../schemas/segment-change.ts';
-import { DLQ_HEADERS, REPLAY_HEADER, topics } from '../../schemas/topics.ts';
+import { consumerGroup, REPLAY_HEADER, topicSpecs, topics } from '../../schemas/topics.ts';
 import { DATE_ENTRY_NODE, dateEntries } from './date-entries.ts';
 import { journeyEngine } from './journey-engine.ts';
 import { JourneyRegistry } from './journey-registry.ts';
@@ -26,16 +27,15 @@ import { LOCAL_BROADCAST_NODE, timeEntries } from './time-entries.ts';
 const PEOPLE_AT_ONCE = 32;
 
 export function journeyTopicSpecs(cfg: Config) {
-  const t = topics(cfg.kafka.topicPrefix);
-  return [
-    { topic: t.segmentChanges, partitions: cfg.kafka.partitions },
-    { topic: t.journeySignals, partitions: cfg.kafka.partitions },
-    { topic: t.identity, partitions: cfg.kafka.partitions },
-    { topic: t.journeyLedger, partitions: cfg.kafka.partitions },
-    { topic: t.activationRetry, partitions: cfg.kafka.partitions },
-    { topic: t.events, partitions: cfg.kafka.partitions },
-    { topic: t.deadLetter, partitions: 1 },
-  ];
+  return topicSpecs(cfg.kafka.topicPrefix, cfg.kafka.partitions, [
+    'segmentChanges',
+    'journeySignals',
+    'identity',
+    'journeyLedger',
+    'activationRetry',
+    'events',
+    'deadLetter',
+  ]);
 }
 
 export async function startJourneys(
@@ -135,18 +135,7 @@ export async function startJourneys(
       }
       if (!work) {
         // activation dead-letters bad segment changes already; only signals are ours
-        if (m.topic === t.journeySignals)
-          dead.push({
-            key: m.key ?? '',
-            value: m.value ?? Buffer.alloc(0),
-            headers: {
-              [DLQ_HEADERS.reason]: reason,
-              [DLQ_HEADERS.source]: m.topic,
-              [DLQ_HEADERS.partition]: String(m.partition),
-              [DLQ_HEADERS.offset]: m.offset,
-              [DLQ_HEADERS.stage]: 'journeys.parse',
-            },
-          });
+        if (m.topic === t.journeySignals) dead.push(deadLetterOf(m, reason, 'journeys.parse'));
         continue;
       }
       const k = m.key ?? '';
@@ -165,9 +154,8 @@ export async function startJourneys(
     admin,
     topics: journeyTopicSpecs(cfg),
     consumer: {
-      groupId: `${cfg.kafka.topicPrefix ? `${cfg.kafka.topicPrefix}.` : ''}cdp-journeys`,
       // merges arrive as identity changes (one run per journey per person)
-      topics: [t.segmentChanges, t.journeySignals, t.identity],
+      ...consumerGroup(cfg.kafka.topicPrefix, 'journeys'),
       maxBatchSize: 500,
       concurrency: cfg.kafka.partitions,
     },

@@ -9,6 +9,7 @@
 import { DLQ_HEADERS } from '../../schemas/topics.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { deadLetter } from './dead-letter.ts';
 import type { OutgoingMessage, Producer } from './types.ts';
 
 /** Bytes of messages per produce request (keys, values and headers). */
@@ -112,18 +113,12 @@ function deadLetterOf(
 ): OutgoingMessage {
   const value = typeof m.value === 'string' ? Buffer.from(m.value) : m.value;
   const cut = value.length > DEAD_LETTER_VALUE_BYTES;
-  return {
+  return deadLetter({
     key: m.key,
     // the message itself cannot go: its start, for whoever looks into it
     value: cut ? value.subarray(0, DEAD_LETTER_VALUE_BYTES) : value,
-    headers: {
-      [DLQ_HEADERS.reason]:
-        `refused by Kafka as too large (${value.length} bytes${cut ? `, the first ${DEAD_LETTER_VALUE_BYTES} kept here` : ''}): ${errorMessage(err)}`.slice(
-          0,
-          1000,
-        ),
-      [DLQ_HEADERS.source]: topic,
-      [DLQ_HEADERS.stage]: o.stage,
-    },
-  };
+    reason: `refused by Kafka as too large (${value.length} bytes${cut ? `, the first ${DEAD_LETTER_VALUE_BYTES} kept here` : ''}): ${errorMessage(err)}`,
+    stage: o.stage,
+    from: { topic },
+  });
 }
