@@ -1,5 +1,5 @@
 // A profile's push devices as activation reads and prunes them. The processor records them
-// (processor/apply-event.lua, from `context.device.token`): device key → last seen, type,
+// (profiles/apply-event.lua, from `context.device.token`): device key → last seen, type,
 // token, at most 20 per profile, each device on one profile at a time. Here:
 // - list: the devices of a profile (followed to its merge survivor), newest first, one per
 //   token, without tokens on the workspace's suppression list (`device:<token>`);

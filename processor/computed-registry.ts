@@ -1,6 +1,8 @@
 // Compiled computed traits and lead scores per workspace, rebuilt when definitions change,
 // indexed by event name, so an event finds the aggregates and score counters it updates
 // with one map lookup (and a workspace without any pays nothing more).
+
+import type { ConditionPlan } from '../profiles/apply-event.ts';
 import type { Logger } from '../runtime/log.ts';
 import {
   type CompiledComputedTrait,
@@ -14,7 +16,6 @@ import {
   compileLeadScore,
   type LeadScoreDefinition,
 } from '../schemas/lead-score.ts';
-import type { ConditionPlan } from './apply-event.ts';
 
 interface WorkspaceComputed {
   traits: CompiledComputedTrait[];

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { ProfileState } from '../profiles/apply-event.ts';
 import { createLogger } from '../runtime/log.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
 import { segmentDef } from '../test/fixtures.ts';
-import type { ProfileState } from './apply-event.ts';
 import { evaluateSegments } from './evaluate-segments.ts';
 import { SegmentRegistry } from './segment-registry.ts';
 

@@ -1,8 +1,9 @@
 // Step (pure): given a profile's state and the time, decide which segment memberships
 // change, and when time alone could change them next (the earliest moment a counted
 // event leaves its window).
+
+import type { ProfileState } from '../profiles/apply-event.ts';
 import type { RuleContext } from '../schemas/rules.ts';
-import type { ProfileState } from './apply-event.ts';
 import type { CompiledSegment } from './segment-registry.ts';
 
 export interface Transition {

@@ -1,11 +1,12 @@
 // Reads the computed traits and lead scores that segment rules read (`computed.<name>`,
 // `scores.<name>`) for the profiles about to be evaluated: one pipelined round trip per
 // batch, and none when no affected segment reads them.
+
+import type { ProfileState } from '../profiles/apply-event.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { computedDeadline, computedValue } from '../schemas/computed-trait.ts';
 import { scoreRecheckAt, scoreValue } from '../schemas/lead-score.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
-import type { ProfileState } from './apply-event.ts';
 import type { ComputedRegistry } from './computed-registry.ts';
 import type { CompiledSegment } from './segment-registry.ts';
 

@@ -1,11 +1,12 @@
 // Compiled segment rules per workspace, rebuilt when definitions change, indexed by what
 // they read (trait keys, counted event conditions, other segments), so an event evaluates
 // only the rules it can change and per-event cost stays flat as segments grow.
+
+import type { ConditionPlan } from '../profiles/apply-event.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { type CompiledRule, compileRule, type EventCondition, type RuleContext } from '../schemas/rules.ts';
 import type { SegmentDefinition } from '../schemas/segment.ts';
-import type { ConditionPlan } from './apply-event.ts';
 
 export interface CompiledSegment {
   def: SegmentDefinition;

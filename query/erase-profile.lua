@@ -5,7 +5,7 @@
 -- suppression-list entry by profile id; tombstones of every identifier
 -- and profile id are written (schemas/erasure.ts), and the job records what it needs for
 -- the ClickHouse steps in the same step, so a crash right after loses nothing.
--- Key layout: schemas/redis-keys.ts and processor/apply-event.lua's header. KEYS[1] = workspace tag.
+-- Key layout: schemas/redis-keys.ts and profiles/apply-event.lua's header. KEYS[1] = workspace tag.
 -- ARGV: 1 profile id (followed to its survivor), 2 job id, 3 now ms, 4 tombstone retention ms, 5 campaign ids (JSON
 --       array), 6 channels of the cap logs (JSON array, incl. "all").
 -- Returns the job's record of the step, JSON {identities: ["kind:value"...], profileIds: [...]};

@@ -60,7 +60,7 @@ export const NormalizedEvent = Type.Object({
   /**
    * The kind of write key that sent it, stamped by ingest from the key (never read from the
    * request body): `client` keys are public and limited in what they may change on a known
-   * person (processor/apply-event.lua). Absent (events from before kinds): `server`.
+   * person (profiles/apply-event.lua). Absent (events from before kinds): `server`.
    */
   keyKind: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('client')])),
 });

@@ -1,4 +1,4 @@
-// A profile's push device as the processor stores it (processor/apply-event.lua): the hash
+// A profile's push device as the processor stores it (profiles/apply-event.lua): the hash
 // `<tag>:p:<pid>:dev` maps a device key (`i:<device id>`, or `t:<token>` when the SDK sent no
 // id) to `<last seen ms>|<type>|<token>`. Activation reads them to send (activation/push-devices.ts),
 // the access export lists them (query/export-profile.ts).

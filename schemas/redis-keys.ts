@@ -21,7 +21,7 @@ export interface WorkspaceKeys {
   /** Hash counterId → decayed count of a lead-score event rule, `"<count> <asOf ms> <halfLife ms>"`. */
   profileScoreCounters(profileId: string): string;
   /**
-   * Hash of the profile's push devices (processor/apply-event.lua): device key (`i:<device id>`,
+   * Hash of the profile's push devices (profiles/apply-event.lua): device key (`i:<device id>`,
    * or `t:<token>` when the SDK sent no id) → `<last seen ms>|<type>|<token>`.
    */
   profileDevices(profileId: string): string;

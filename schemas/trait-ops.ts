@@ -1,5 +1,5 @@
 // Trait operations (`context.traitOps` of an identify): changes the processor applies
-// atomically with the event instead of setting a value (processor/apply-event.lua):
+// atomically with the event instead of setting a value (profiles/apply-event.lua):
 // `{increment: {trait: number}, add: {trait: [string]}, remove: {trait: [string]}}`.
 // Ingest refuses malformed ones with a 400 naming the field; the processor drops what
 // would still be malformed (events produced by other means).

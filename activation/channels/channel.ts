@@ -26,7 +26,7 @@ export interface SendResult {
   removed?: number;
 }
 
-/** A push device of a profile (processor/apply-event.lua keeps them, activation/push-devices.ts reads them). */
+/** A push device of a profile (profiles/apply-event.lua keeps them, activation/push-devices.ts reads them). */
 export interface PushDevice {
   /** `i:<device id>`, or `t:<token>` for a device registered without an id. */
   key: string;

@@ -2,7 +2,7 @@
 -- trip), so concurrent workers cannot both pass a cap or both claim the send. Re-running it
 -- for the same send key is a no-op pass (a retry of a counted send is not counted twice).
 -- The change names the profile as it was when the change was decided; a merge since then
--- moved its contact state (processor/apply-event.lua, mergeContact), so the profile is
+-- moved its contact state (profiles/apply-event.lua, mergeContact), so the profile is
 -- followed to its survivor here, in the same atomic step, and the survivor's consent, caps
 -- and re-entry records decide.
 -- A campaign with a send rate takes its turn last, once every rule has let the send pass:

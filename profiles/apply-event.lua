@@ -816,7 +816,7 @@ end
 -- published). Each element:
 -- pid, duplicate, created, merged, conflicts, limited, identityVersion, refused, then for the
 -- last event of each profile: firstSeenAt, lastSeenAt, traits, epochs, identities, times,
--- revision (profileState, processor/profile-state.lua).
+-- revision (profileState, profiles/profile-state.lua).
 local full = {}
 for e = nEvents, 1, -1 do
   local r = done[e]

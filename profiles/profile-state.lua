@@ -1,5 +1,5 @@
 -- Shared by apply-event.lua and read-profile.lua (put in front of each when they are
--- loaded, processor/apply-event.ts): one profile's state as both send it back, what segment
+-- loaded, profiles/apply-event.ts): one profile's state as both send it back, what segment
 -- rules read. Key layout: see apply-event.lua; `p` is the profile's hash key.
 -- Returns firstSeenAt, lastSeenAt (ms; '' when unknown), traits (flat: trait, JSON value),
 -- epochs (flat: segment id, epoch), identifiers, counted event times (flat: condition id,
