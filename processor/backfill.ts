@@ -6,6 +6,7 @@
 // if its holder dies, another takes over when the lock expires and starts again:
 // re-evaluation is idempotent).
 import { randomUUID } from 'node:crypto';
+import { scanProfileIds } from '../profiles/scan.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
@@ -41,15 +42,11 @@ export function createBackfiller(opts: {
     await opts.redis.hset(keys.backfills, field, JSON.stringify(status));
     await opts.seed?.(def);
     const tag = workspaceKeys(opts.prefix, def.workspaceId).tag;
-    const profileKey = new RegExp(`^${escapeRegExp(tag)}:p:([^:]+)$`);
     let cursor = '0';
     do {
-      const [next, found] = await opts.redis.scan(cursor, 'MATCH', `${tag}:p:*`, 'COUNT', opts.chunk ?? 1000);
-      cursor = next;
-      const members = found.flatMap((k) => {
-        const m = profileKey.exec(k);
-        return m?.[1] ? [{ workspaceId: def.workspaceId, profileId: m[1] }] : [];
-      });
+      const page = await scanProfileIds(opts.redis, tag, cursor, opts.chunk ?? 1000);
+      cursor = page.cursor;
+      const members = page.ids.map((profileId) => ({ workspaceId: def.workspaceId, profileId }));
       // the segment and what reads it: the others are not changed by a new definition
       await opts.reevaluate(members, { segments: [def.id] });
       status.scanned += members.length;
@@ -97,8 +94,4 @@ export function createBackfiller(opts: {
       while (running.size > 0) await Promise.all(running.values());
     },
   };
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -9,6 +9,7 @@ import type { NormalizedEvent } from '../schemas/event.ts';
 import { isJunkId } from '../schemas/event.ts';
 import type { IdentityKind } from '../schemas/redis-keys.ts';
 import { MAX_INCREMENT, MAX_SET_MEMBER, MAX_TRAIT_OPS } from '../schemas/trait-ops.ts';
+import { decodeTrait, isoOfMs } from './read.ts';
 
 const lua = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
 /** profileState(), the state both scripts send back, goes in front of each. */
@@ -395,12 +396,12 @@ function parseState(r: RawState): ProfileState | null {
   if (!out.complete) return out;
   const traits: Record<string, unknown> = {};
   const t = listOf(r[10]);
-  for (let i = 0; i < t.length; i += 2) if (t[i] !== '__proto__') traits[t[i]!] = safeParse(t[i + 1]!);
+  for (let i = 0; i < t.length; i += 2) if (t[i] !== '__proto__') traits[t[i]!] = decodeTrait(t[i + 1]!);
   const epochs: Record<string, number> = {};
   const ep = listOf(r[11]);
   for (let i = 0; i < ep.length; i += 2) epochs[ep[i]!] = Number(ep[i + 1]);
-  out.firstSeenAt = r[8] ? new Date(Number(r[8])).toISOString() : null;
-  out.lastSeenAt = r[9] ? new Date(Number(r[9])).toISOString() : null;
+  out.firstSeenAt = isoOfMs(r[8]);
+  out.lastSeenAt = isoOfMs(r[9]);
   out.traits = traits;
   out.epochs = epochs;
   out.identities = listOf(r[12]);
@@ -413,12 +414,4 @@ function parseTimes(flat: unknown[]): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   for (let i = 0; i < flat.length; i += 2) out[String(flat[i])] = listOf(flat[i + 1] as number[]);
   return out;
-}
-
-function safeParse(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return s;
-  }
 }

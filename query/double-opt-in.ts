@@ -11,6 +11,7 @@
 // Message-ID (`<optin.<id>@cdp>`), so the receiving side can tell it is the same message.
 import { randomUUID } from 'node:crypto';
 import nodemailer from 'nodemailer';
+import { survivorOf } from '../profiles/read.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { withTimeout } from '../runtime/http.ts';
@@ -33,7 +34,7 @@ import {
 import { renderTemplate } from '../schemas/liquid-template.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { recordAudit } from './audit.ts';
-import { readConsent, survivor } from './routes/contact.ts';
+import { readConsent } from './routes/contact.ts';
 
 const CLAIM = `
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -135,7 +136,7 @@ export function createDoubleOptIn(deps: OptInDeps) {
     settings: DoubleOptInSettings,
   ): Promise<OptInResult> {
     const k = workspaceKeys(deps.redisPrefix, ws);
-    const pid = await survivor(deps.redis, deps.redisPrefix, ws, profileId);
+    const pid = await survivorOf(deps.redis, k, profileId);
     const current = await deps.redis.hget(k.consent(pid), consentField(grant.channel, grant.purpose));
     if (current?.startsWith('granted:')) return { status: 'subscribed', profileId: pid };
     const decision = [{ channel: grant.channel, purpose: grant.purpose, subscribed: true, pending: true }];
@@ -222,7 +223,7 @@ export function createDoubleOptIn(deps: OptInDeps) {
       return 'done' as const;
     };
     const k = workspaceKeys(deps.redisPrefix, job.w);
-    const pid = await survivor(deps.redis, deps.redisPrefix, job.w, rec.profileId);
+    const pid = await survivorOf(deps.redis, k, rec.profileId);
     const traits: Record<string, unknown> = {};
     for (const [t, v] of Object.entries(await deps.redis.hgetall(k.profileTraits(pid)))) {
       if (t === '__proto__') continue;
@@ -294,7 +295,7 @@ export function createDoubleOptIn(deps: OptInDeps) {
     const rec = JSON.parse(raw) as OptInRecord;
     if (!rec.confirmedAt || (await deps.redis.hexists(key, `logged:${job.r}`))) return 'done';
     const k = workspaceKeys(deps.redisPrefix, job.w);
-    const pid = await survivor(deps.redis, deps.redisPrefix, job.w, rec.confirmedOn ?? rec.profileId);
+    const pid = await survivorOf(deps.redis, k, rec.confirmedOn ?? rec.profileId);
     const identifiers = await deps.redis.smembers(k.profileIdentities(pid));
     const at = Number(rec.confirmedAt);
     await logConsent(

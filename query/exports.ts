@@ -13,6 +13,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { readProfile } from '../profiles/read.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import { backoffDelayMs, errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -29,7 +30,6 @@ import { InputError, SqlParams } from './analytics/sql-params.ts';
 import { stitchedEvents } from './analytics/stitched-events.ts';
 import { parseTime } from './analytics/time.ts';
 import { compileWhere } from './analytics/where.ts';
-import { readProfile } from './routes/profiles.ts';
 
 export interface ExportDeps {
   redis: Redis;

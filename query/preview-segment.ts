@@ -3,6 +3,9 @@
 // size) is read from Redis and the rule evaluated on each, exactly as the processor does.
 // Counted events come from the ClickHouse history of the sampled persons (all their
 // identifiers), because a rule not yet saved has no counts in Redis.
+
+import { readStoredProfiles, type StoredProfile } from '../profiles/read.ts';
+import { scanProfileIds } from '../profiles/scan.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Redis } from '../runtime/redis.ts';
@@ -24,15 +27,6 @@ export interface Preview {
   sample: Array<{ id: string; userId: string | null; traits: Record<string, unknown> }>;
 }
 
-interface Sampled {
-  id: string;
-  identities: string[];
-  traits: Record<string, unknown>;
-  epochs: Record<string, number>;
-  firstSeenAt: string | null;
-  lastSeenAt: string | null;
-}
-
 export async function previewSegment(opts: {
   redis: Redis;
   clickhouse: ClickHouseClient;
@@ -47,7 +41,7 @@ export async function previewSegment(opts: {
 }): Promise<Preview> {
   const keys = workspaceKeys(opts.prefix, opts.workspaceId);
   const { ids, complete } = await sampleProfileIds(opts.redis, keys.tag, opts.sampleSize);
-  const profiles = await readProfiles(opts.redis, keys.tag, ids);
+  const profiles = await readStoredProfiles(opts.redis, keys, ids);
   const counts = await countFromHistory(opts, profiles);
   let values: ComputedValues[] = [];
   if (opts.defs && (opts.rule.computed.size > 0 || opts.rule.scores.size > 0)) {
@@ -58,7 +52,7 @@ export async function previewSegment(opts: {
     values = await readComputedMany({ ...opts, traitDefs, scoreDefs, profiles });
   }
 
-  const matches: Sampled[] = [];
+  const matches: StoredProfile[] = [];
   for (const [i, p] of profiles.entries()) {
     const ctx: RuleContext = {
       traits: p.traits,
@@ -77,7 +71,7 @@ export async function previewSegment(opts: {
     }
     if (holds) matches.push(p);
   }
-  const stored = Number(await opts.redis.hget(`${keys.tag}:stats`, 'profiles'));
+  const stored = Number(await opts.redis.hget(keys.stats, 'profiles'));
   const total = complete ? profiles.length : Number.isFinite(stored) && stored > 0 ? stored : null;
   return {
     sampled: profiles.length,
@@ -102,59 +96,14 @@ async function sampleProfileIds(
   tag: string,
   limit: number,
 ): Promise<{ ids: string[]; complete: boolean }> {
-  const head = new RegExp(`^${tag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:p:([^:]+)$`);
   const ids: string[] = [];
   let cursor = '0';
   do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:p:*`, 'COUNT', 1000);
-    cursor = next;
-    for (const k of found) {
-      const m = head.exec(k);
-      if (m?.[1]) ids.push(m[1]);
-    }
+    const page = await scanProfileIds(redis, tag, cursor, 1000);
+    cursor = page.cursor;
+    ids.push(...page.ids);
   } while (cursor !== '0' && ids.length < limit);
   return { ids: ids.slice(0, limit), complete: cursor === '0' && ids.length <= limit };
-}
-
-async function readProfiles(redis: Redis, tag: string, ids: string[]): Promise<Sampled[]> {
-  if (ids.length === 0) return [];
-  const pipe = redis.pipeline();
-  for (const id of ids) {
-    const p = `${tag}:p:${id}`;
-    pipe.hmget(p, 'firstSeenAt', 'lastSeenAt', 'mergedInto');
-    pipe.hgetall(`${p}:t`);
-    pipe.hgetall(`${p}:seg`);
-    pipe.smembers(`${p}:ids`);
-  }
-  const res = (await pipe.exec()) ?? [];
-  const out: Sampled[] = [];
-  for (let i = 0; i < ids.length; i++) {
-    const [head, traitsRaw, segRaw, idsRaw] = res.slice(i * 4, i * 4 + 4).map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    }) as [Array<string | null>, Record<string, string>, Record<string, string>, string[]];
-    if (head[2]) continue; // merged away: the survivor is sampled instead
-    const traits: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(traitsRaw)) {
-      if (k === '__proto__') continue;
-      try {
-        traits[k] = JSON.parse(v);
-      } catch {
-        traits[k] = v;
-      }
-    }
-    const epochs: Record<string, number> = {};
-    for (const [k, v] of Object.entries(segRaw)) epochs[k] = Number(v);
-    out.push({
-      id: ids[i]!,
-      identities: idsRaw,
-      traits,
-      epochs,
-      firstSeenAt: head[0] ? new Date(Number(head[0])).toISOString() : null,
-      lastSeenAt: head[1] ? new Date(Number(head[1])).toISOString() : null,
-    });
-  }
-  return out;
 }
 
 function zeroCounts(rule: CompiledRule): Record<string, number> {
@@ -166,7 +115,7 @@ function zeroCounts(rule: CompiledRule): Record<string, number> {
 /** Windowed counts of the rule for each sampled profile, from the events of its identifiers. */
 async function countFromHistory(
   opts: { clickhouse: ClickHouseClient; workspaceId: string; rule: CompiledRule; nowMs: number },
-  profiles: Sampled[],
+  profiles: StoredProfile[],
 ): Promise<Map<string, Record<string, number>>> {
   const out = new Map<string, Record<string, number>>();
   if (opts.rule.counts.length === 0 || profiles.length === 0) return out;

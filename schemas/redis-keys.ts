@@ -14,6 +14,12 @@ export interface WorkspaceKeys {
   profileTraitTimes(profileId: string): string;
   profileIdentities(profileId: string): string;
   profileSegments(profileId: string): string;
+  /** Set of the account (group) ids the profile joined with group calls. */
+  profileGroups(profileId: string): string;
+  /** Hash of an account's traits (group calls), trait → JSON value. */
+  accountTraits(groupId: string): string;
+  /** Hash of workspace counters: `profiles` = live profiles (apply-event.lua, erase-profile.lua). */
+  stats: string;
   /** Hash of one computed trait's buckets (see schemas/computed-trait.ts), by storage id. */
   profileAggregate(profileId: string, storageId: string): string;
   /** Set of the computed-trait storage ids the profile has. */
@@ -101,6 +107,9 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     profileTraitTimes: (pid) => `${tag}:p:${pid}:tt`,
     profileIdentities: (pid) => `${tag}:p:${pid}:ids`,
     profileSegments: (pid) => `${tag}:p:${pid}:seg`,
+    profileGroups: (pid) => `${tag}:p:${pid}:groups`,
+    accountTraits: (gid) => `${tag}:acct:${gid}:t`,
+    stats: `${tag}:stats`,
     profileAggregate: (pid, sid) => `${tag}:p:${pid}:ag:${sid}`,
     profileAggregates: (pid) => `${tag}:p:${pid}:ags`,
     profileScoreCounters: (pid) => `${tag}:p:${pid}:sc`,

@@ -2,6 +2,7 @@
 // suppression list. Activation reads both at send time (schemas/contact.ts, redis-keys.ts).
 import { type Static, Type } from '@sinclair/typebox';
 import { Hono } from 'hono';
+import { survivorOf } from '../../profiles/read.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { type ConsentSource, logConsent, storeConsent } from '../../schemas/consent-log.ts';
@@ -49,18 +50,6 @@ export const SuppressionInput = Type.Object(
   },
   { additionalProperties: false },
 );
-
-/** Follows merges to the surviving profile, whose id activation sends for. */
-export async function survivor(redis: Redis, prefix: string, ws: string, id: string): Promise<string> {
-  const k = workspaceKeys(prefix, ws);
-  let pid = id;
-  for (let hops = 0; hops < 64; hops++) {
-    const next = await redis.hget(k.profile(pid), 'mergedInto');
-    if (!next) break;
-    pid = next;
-  }
-  return pid;
-}
 
 export async function readConsent(redis: Redis, prefix: string, ws: string, pid: string) {
   const all = await redis.hgetall(workspaceKeys(prefix, ws).consent(pid));
@@ -128,7 +117,7 @@ export function consentRoutes(deps: {
   // naming one of their identifiers), newest first
   app.get('/:id/consent/history', async (c) => {
     const ws = c.get('workspaceId');
-    const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    const pid = await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, ws), c.req.param('id'));
     const k = workspaceKeys(deps.redisPrefix, ws);
     const [merged, ids] = await Promise.all([
       deps.redis.smembers(`${k.profile(pid)}:merged`),
@@ -179,7 +168,7 @@ export function consentRoutes(deps: {
   });
   app.get('/:id/consent', async (c) => {
     const ws = c.get('workspaceId');
-    const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    const pid = await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, ws), c.req.param('id'));
     return c.json({ profileId: pid, consents: await readConsent(deps.redis, deps.redisPrefix, ws, pid) });
   });
   app.put('/:id/consent', validate(ConsentBody), async (c) => {
@@ -197,7 +186,7 @@ export function consentRoutes(deps: {
     if (all.some((e) => e.confirm) && !deps.optIn)
       throw new QueryError(503, 'double opt-in is not available in this process');
     const entries = all.filter((e) => !e.confirm);
-    const pid = await survivor(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
+    const pid = await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, ws), c.req.param('id'));
     const before = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
     const actor = actorOf(c.get('apiKey'));
     const at = deps.now().getTime();

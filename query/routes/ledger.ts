@@ -4,6 +4,7 @@
 // (query/keyset-page.ts). Every value reaches ClickHouse as a bound parameter, and every
 // query is held to the key's workspace.
 import { type Context, Hono } from 'hono';
+import { readProfile } from '../../profiles/read.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Redis } from '../../runtime/redis.ts';
@@ -22,7 +23,6 @@ import {
   wantsCsv,
 } from '../keyset-page.ts';
 import { QueryError } from '../query-error.ts';
-import { readProfile } from './profiles.ts';
 
 const LEDGER_COLUMNS = `campaign_id, campaign_version, segment_id, segment_version, profile_id, epoch,
   channel, outcome, reason, attempt, status_code, latency_ms, provider_ms,

@@ -3,12 +3,13 @@
 // activation ledger: sent, suppressed with the reason, failed, ...), when they entered
 // the segments they are in now (Redis), and their journey steps (ClickHouse journey_steps).
 import { Hono } from 'hono';
+import { readProfile } from '../../profiles/read.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
-import { historyLimit, readProfile, stitchedEvents, toIso } from './profiles.ts';
+import { historyLimit, stitchedEvents, toIso } from './profiles.ts';
 
 export type TimelineItem =
   | {

@@ -1,5 +1,6 @@
 import { type Context, Hono } from 'hono';
 import { stream } from 'hono/streaming';
+import { type Profile, readProfile } from '../../profiles/read.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -12,21 +13,6 @@ import { createErasure, type ErasureJobDeps, erasureOfProfile, runErasure } from
 import { exportProfile } from '../export-profile.ts';
 import { QueryError } from '../query-error.ts';
 import { readComputed } from '../read-computed.ts';
-
-export interface Profile {
-  id: string;
-  userIds: string[];
-  anonymousIds: string[];
-  emails: string[];
-  /** Accounts the person joined with group calls, with the accounts' traits. */
-  accounts: Array<{ id: string; traits: Record<string, unknown> }>;
-  /** Configured external ids (context.externalIds) linked to the person. */
-  externalIds: Array<{ type: string; id: string }>;
-  traits: Record<string, unknown>;
-  segments: string[];
-  firstSeenAt: string | null;
-  lastSeenAt: string | null;
-}
 
 /** The `limit` of a profile's history routes: 1 to 1000, 100 when absent. */
 export function historyLimit(raw: string | undefined): number {
@@ -60,75 +46,6 @@ export async function stitchedEvents(
     format: 'JSONEachRow',
   });
   return rs.json<Record<string, string>>();
-}
-
-export async function readProfile(
-  redis: Redis,
-  prefix: string,
-  ws: string,
-  id: string,
-): Promise<Profile | undefined> {
-  const k = workspaceKeys(prefix, ws);
-  let pid = id;
-  for (let hops = 0; hops < 64; hops++) {
-    const next = await redis.hget(k.profile(pid), 'mergedInto');
-    if (!next) break;
-    pid = next;
-  }
-  const [[, head], [, traits], [, ids], [, segs]] = (await redis
-    .multi()
-    .hgetall(k.profile(pid))
-    .hgetall(k.profileTraits(pid))
-    .smembers(k.profileIdentities(pid))
-    .hgetall(k.profileSegments(pid))
-    .exec()) as [unknown, unknown][] as [
-    [null, Record<string, string>],
-    [null, Record<string, string>],
-    [null, string[]],
-    [null, Record<string, string>],
-  ];
-  if (!head.id) return undefined;
-  const groups = (await redis.smembers(`${k.profile(pid)}:groups`)).sort().slice(0, 100);
-  const accounts: Profile['accounts'] = [];
-  if (groups.length > 0) {
-    const pipe = redis.pipeline();
-    for (const g of groups) pipe.hgetall(`${k.tag}:acct:${g}:t`);
-    const res = (await pipe.exec()) ?? [];
-    groups.forEach((g, i) => {
-      const raw = (res[i]?.[1] ?? {}) as Record<string, string>;
-      const traits: Record<string, unknown> = {};
-      for (const [key, v] of Object.entries(raw)) if (key !== '__proto__') traits[key] = JSON.parse(v);
-      accounts.push({ id: g, traits });
-    });
-  }
-  const of = (kind: string) =>
-    ids
-      .filter((i) => i.startsWith(`${kind}:`))
-      .map((i) => i.slice(kind.length + 1))
-      .sort();
-  const t: Record<string, unknown> = {};
-  for (const [key, raw] of Object.entries(traits)) if (key !== '__proto__') t[key] = JSON.parse(raw);
-  return {
-    id: pid,
-    userIds: of('user'),
-    anonymousIds: of('anon'),
-    emails: of('email'),
-    accounts,
-    externalIds: ids
-      .filter((i) => i.startsWith('ext.'))
-      .map((i) => {
-        const sep = i.indexOf(':');
-        return { type: i.slice(4, sep), id: i.slice(sep + 1) };
-      })
-      .sort((a, b) => a.type.localeCompare(b.type) || a.id.localeCompare(b.id)),
-    traits: t,
-    segments: Object.entries(segs)
-      .filter(([, e]) => Number(e) % 2 === 1)
-      .map(([s]) => s)
-      .sort(),
-    firstSeenAt: head.firstSeenAt ? new Date(Number(head.firstSeenAt)).toISOString() : null,
-    lastSeenAt: head.lastSeenAt ? new Date(Number(head.lastSeenAt)).toISOString() : null,
-  };
 }
 
 export function profileRoutes(deps: {

@@ -3,13 +3,13 @@
 // message before saving the campaign. Nothing is sent or stored.
 import { Type } from '@sinclair/typebox';
 import { Hono } from 'hono';
+import { readProfile } from '../../profiles/read.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
 import { renderTemplate, templateError, templateFormat } from '../../schemas/liquid-template.ts';
 import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { validate } from '../validate.ts';
-import { readProfile } from './profiles.ts';
 
 type TemplateChannel = keyof typeof TEMPLATE_FIELDS;
 

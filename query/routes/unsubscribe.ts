@@ -3,11 +3,13 @@
 // unsubscribes: the page's button, and RFC 8058 one-click from mail clients.
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
+import { survivorOf } from '../../profiles/read.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { verifyUnsubscribeToken } from '../../schemas/unsubscribe-token.ts';
 import { recordAudit } from '../audit.ts';
-import { readConsent, survivor, writeConsent } from './contact.ts';
+import { readConsent, writeConsent } from './contact.ts';
 
 /** The connecting address (not a forwarded header, which the client could write). */
 function peerAddress(c: Context): string {
@@ -67,7 +69,7 @@ export function unsubscribeRoutes(deps: {
       deps.redis,
       deps.redisPrefix,
       w,
-      await survivor(deps.redis, deps.redisPrefix, w, p),
+      await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, w), p),
     );
     const actor = 'unsubscribe_link';
     const target = await writeConsent(deps, w, p, decision, at, {
