@@ -91,8 +91,10 @@ export function createKafkajsClient(opts: {
 // is sent again: a duplicate, which every consumer drops by messageId.
 const SEND_ATTEMPTS = 6;
 
-function retriable(err: unknown): boolean {
-  const e = err as { retriable?: boolean; name?: string };
+/** Whether a failed send may be tried again: kafkajs wraps the error of its one attempt. */
+export function retriableSendError(err: unknown): boolean {
+  let e = err as { retriable?: boolean; name?: string; cause?: unknown } | undefined;
+  if (e?.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause) e = e.cause as typeof e;
   if (e?.retriable === true) return true;
   return e?.name === 'KafkaJSConnectionError' || e?.name === 'KafkaJSConnectionClosedError';
 }
@@ -134,7 +136,7 @@ function kafkajsProducer(kafka: Kafka): Producer {
         return;
       } catch (err) {
         retire(instance);
-        if (closed || n >= SEND_ATTEMPTS || !retriable(err)) throw err;
+        if (closed || n >= SEND_ATTEMPTS || !retriableSendError(err)) throw err;
         await new Promise((res) => setTimeout(res, Math.min(1000, 100 * 2 ** (n - 1))));
       }
     }
