@@ -6,13 +6,13 @@
 
 import { readStoredProfiles, type StoredProfile } from '../profiles/read.ts';
 import { scanProfileIds } from '../profiles/scan.ts';
+import { type ComputedValues, readComputedMany } from '../profiles/values.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { splitIdentifier } from '../schemas/identity-change.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import type { CompiledRule, RuleContext } from '../schemas/rules.ts';
-import { type ComputedValues, readComputedMany } from './read-computed.ts';
 
 export interface Preview {
   /** Profiles the rule was evaluated on. */

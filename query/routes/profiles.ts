@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { stream } from 'hono/streaming';
 import { type Profile, readProfile } from '../../profiles/read.ts';
+import { readComputed } from '../../profiles/values.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -12,7 +13,6 @@ import type { QueryEnv } from '../context.ts';
 import { createErasure, type ErasureJobDeps, erasureOfProfile, runErasure } from '../erasure-job.ts';
 import { exportProfile } from '../export-profile.ts';
 import { QueryError } from '../query-error.ts';
-import { readComputed } from '../read-computed.ts';
 
 /** The `limit` of a profile's history routes: 1 to 1000, 100 when absent. */
 export function historyLimit(raw: string | undefined): number {

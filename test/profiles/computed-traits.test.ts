@@ -2,14 +2,14 @@
 // processor pipeline against real Redis (and a real Kafka producer): windowed aggregates,
 // values leaving the window as time passes, out-of-order `last`, replayed messageIds,
 // merges combining aggregates, decaying scores and trait-condition points. Values are read
-// as the query API reads them (query/read-computed.ts).
+// as the query API reads them (profiles/values.ts).
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComputedRegistry } from '../../processor/computed-registry.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
 import { startTimerWorker } from '../../processor/timers.ts';
 import { readProfile } from '../../profiles/read.ts';
-import { readComputed } from '../../query/read-computed.ts';
+import { readComputed } from '../../profiles/values.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Producer } from '../../runtime/kafka/index.ts';
