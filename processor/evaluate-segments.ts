@@ -3,7 +3,8 @@
 // event leaves its window).
 
 import type { ProfileState } from '../profiles/apply-event.ts';
-import type { RuleContext } from '../schemas/rules.ts';
+import { isMemberEpoch } from '../profiles/read.ts';
+import { ruleContext, ruleHolds } from '../profiles/rule-context.ts';
 import type { CompiledSegment } from './segment-registry.ts';
 
 export interface Transition {
@@ -54,24 +55,11 @@ export function evaluateSegments(
   // `segments` come in dependency order (the registry's), so `in_segment` sees this
   // round's result.
   const epochs = { ...state.epochs };
-  const isMember = (id: string) => (epochs[id] ?? 0) % 2 === 1;
-  const ctx: RuleContext = {
-    traits: state.traits,
-    profile: { id: state.profileId, firstSeenAt: state.firstSeenAt, lastSeenAt: state.lastSeenAt },
-    event,
-    segments: Object.keys(epochs).filter(isMember),
-    counts,
-    computed: values?.computed ?? {},
-    scores: values?.scores ?? {},
-  };
+  const isMember = (id: string) => isMemberEpoch(epochs[id]);
+  const ctx = ruleContext(state.profileId, state, event, counts, values);
   const transitions: Transition[] = [];
   for (const s of segments) {
-    let want: boolean;
-    try {
-      want = s.rule.evaluate(ctx);
-    } catch {
-      want = false;
-    }
+    const want = ruleHolds(s.rule, ctx);
     const id = s.def.id;
     const now = isMember(id);
     if (want === now) continue;

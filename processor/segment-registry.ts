@@ -3,6 +3,7 @@
 // only the rules it can change and per-event cost stays flat as segments grow.
 
 import type { ConditionPlan } from '../profiles/apply-event.ts';
+import { ruleHolds } from '../profiles/rule-context.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { NormalizedEvent } from '../schemas/event.ts';
 import { type CompiledRule, compileRule, type EventCondition, type RuleContext } from '../schemas/rules.ts';
@@ -224,13 +225,7 @@ function index(list: Array<{ def: SegmentDefinition; rule: CompiledRule }>): Wor
   };
   for (const s of ws.segments) {
     for (const c of s.rule.counts) empty.counts[c.key] = 0;
-    let holds: boolean;
-    try {
-      holds = s.rule.evaluate(empty);
-    } catch {
-      holds = false;
-    }
-    if (holds) {
+    if (ruleHolds(s.rule, empty)) {
       ws.trueOnEmpty.push(s);
       empty.segments = [...empty.segments, s.def.id];
     }

@@ -5,6 +5,7 @@
 // identifiers), because a rule not yet saved has no counts in Redis.
 
 import { readStoredProfiles, type StoredProfile } from '../profiles/read.ts';
+import { ruleContext, ruleHolds } from '../profiles/rule-context.ts';
 import { scanProfileIds } from '../profiles/scan.ts';
 import { type ComputedValues, readComputedMany } from '../profiles/values.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
@@ -12,7 +13,7 @@ import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { splitIdentifier } from '../schemas/identity-change.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
-import type { CompiledRule, RuleContext } from '../schemas/rules.ts';
+import type { CompiledRule } from '../schemas/rules.ts';
 
 export interface Preview {
   /** Profiles the rule was evaluated on. */
@@ -54,22 +55,8 @@ export async function previewSegment(opts: {
 
   const matches: StoredProfile[] = [];
   for (const [i, p] of profiles.entries()) {
-    const ctx: RuleContext = {
-      traits: p.traits,
-      profile: { id: p.id, firstSeenAt: p.firstSeenAt, lastSeenAt: p.lastSeenAt },
-      event: null,
-      segments: Object.keys(p.epochs).filter((s) => (p.epochs[s] ?? 0) % 2 === 1),
-      counts: counts.get(p.id) ?? zeroCounts(opts.rule),
-      computed: values[i]?.computed ?? {},
-      scores: values[i]?.scores ?? {},
-    };
-    let holds = false;
-    try {
-      holds = opts.rule.evaluate(ctx);
-    } catch {
-      holds = false;
-    }
-    if (holds) matches.push(p);
+    const ctx = ruleContext(p.id, p, null, counts.get(p.id) ?? zeroCounts(opts.rule), values[i]);
+    if (ruleHolds(opts.rule, ctx)) matches.push(p);
   }
   const stored = Number(await opts.redis.hget(keys.stats, 'profiles'));
   const total = complete ? profiles.length : Number.isFinite(stored) && stored > 0 ? stored : null;
