@@ -8,32 +8,13 @@
 // received after the erasure starts a new, empty profile, exactly like a first-time
 // visitor: to stop data for a person for good, stop sending it; suppression lists belong to
 // the sender.
-import { readFileSync } from 'node:fs';
-import type { Result } from 'ioredis';
+import { eraseProfileState } from '../profiles/erase.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import type { Redis } from '../runtime/redis.ts';
-import { type ErasureStep, TOMBSTONE_RETENTION_MS } from '../schemas/erasure.ts';
+import type { ErasureStep } from '../schemas/erasure.ts';
 import { parseTimerMember, personTimersPattern } from '../schemas/journey-timer.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
-
-const SCRIPT = readFileSync(new URL('./erase-profile.lua', import.meta.url), 'utf8');
-/** Cap logs are kept per channel and across channels (`all`). */
-const CAP_CHANNELS = ['webhook', 'email', 'sms', 'push', 'all'];
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    cdpEraseProfile(
-      tag: string,
-      pid: string,
-      jobId: string,
-      nowMs: number,
-      keepMs: number,
-      campaigns: string,
-      channels: string,
-    ): Result<string, Context>;
-  }
-}
 
 export interface EraseDeps {
   redis: Redis;
@@ -113,21 +94,18 @@ export async function runStep(
 }
 
 async function eraseRedis(deps: EraseDeps, input: StepInput): Promise<void> {
-  if (typeof (deps.redis as { cdpEraseProfile?: unknown }).cdpEraseProfile !== 'function')
-    deps.redis.defineCommand('cdpEraseProfile', { numberOfKeys: 1, lua: SCRIPT });
   const campaigns = (await deps.defs.list('campaigns', input.workspaceId)).map((c) => c.id);
   // readers of the tombstones look only at workspaces listed here: listed first, so no
   // tombstone exists that they would not look for (another slot than the workspace's)
   await deps.redis.zadd(globalKeys(deps.redisPrefix).erasedWorkspaces, input.nowMs, input.workspaceId);
-  await deps.redis.cdpEraseProfile(
-    workspaceKeys(deps.redisPrefix, input.workspaceId).tag,
-    input.profileId,
-    input.jobId,
-    input.nowMs,
-    TOMBSTONE_RETENTION_MS,
-    JSON.stringify(campaigns),
-    JSON.stringify(CAP_CHANNELS),
-  );
+  await eraseProfileState(deps.redis, {
+    prefix: deps.redisPrefix,
+    workspaceId: input.workspaceId,
+    profileId: input.profileId,
+    jobId: input.jobId,
+    nowMs: input.nowMs,
+    campaignIds: campaigns,
+  });
 }
 
 // The runs of an erased profile id in every journey, in one call: an active one leaves its

@@ -12,7 +12,7 @@ for _ = 1, 64 do
   if not m then break end
   pid = m
 end
--- an erased profile (query/erase-profile.lua tombstones it) gets nothing written again: an
+-- an erased profile (profiles/erase-profile.lua tombstones it) gets nothing written again: an
 -- unsubscribe link minted before the erasure would otherwise bring back data about them
 if redis.call('ZSCORE', tag .. ':erased', redis.sha1hex('profile:' .. pid)) then return {} end
 local key = tag .. ':p:' .. pid .. ':consent'

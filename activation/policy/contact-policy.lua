@@ -54,7 +54,7 @@ local function suppress(rule)
 end
 -- an erased person (a retry or a delayed send still on its way): its consent and caps went
 -- with it, so nothing below could stop the send; the erasure tombstoned every profile id it
--- erased (query/erase-profile.lua, schemas/erasure.ts)
+-- erased (profiles/erase-profile.lua, schemas/erasure.ts)
 local erased = tag .. ':erased'
 if redis.call('ZSCORE', erased, redis.sha1hex('profile:' .. changePid))
   or (pid ~= changePid and redis.call('ZSCORE', erased, redis.sha1hex('profile:' .. pid))) then
