@@ -2,25 +2,13 @@
 // record-membership.lua) and the next time-driven evaluations scheduled, in one round trip.
 // Answers the profiles to evaluate again.
 
-import { readFileSync } from 'node:fs';
-import type { Result } from 'ioredis';
-import type { Redis } from '../../runtime/redis.ts';
+import { queueRecordMembership } from '../../profiles/record-membership.ts';
 import type { ProcessorDeps } from '../pipeline.ts';
 import type { Decisions } from './decide-transitions.ts';
 import { type Recheck, tagOf } from './shared.ts';
 
-const RECORD = readFileSync(new URL('../record-membership.lua', import.meta.url), 'utf8');
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    /** args: revision read, nowMs, then (segmentId, fromEpoch) pairs; see record-membership.lua */
-    cdpRecordMembership(tag: string, pid: string, ...args: (string | number)[]): Result<number[], Context>;
-  }
-}
-
-export function defineRecordMembership(redis: Redis): void {
-  redis.defineCommand('cdpRecordMembership', { numberOfKeys: 1, lua: RECORD });
-}
+// the script is the profile model's; pipeline.ts defines it through this module
+export { defineRecordMembership } from '../../profiles/record-membership.ts';
 
 /**
  * `timers`: the timer set's key (globalKeys(prefix).timers, timers.ts).
@@ -48,12 +36,13 @@ export async function recordMemberships(
   }
   const rec = deps.redis.pipeline();
   for (const { item, revision, pairs } of byProfile.values())
-    (rec as unknown as Redis).cdpRecordMembership(
+    queueRecordMembership(
+      rec,
       tagOf(deps.redisPrefix, item.ws),
       item.profileId,
       revision,
       at.getTime(),
-      ...pairs,
+      pairs,
     );
   // LT keeps the earliest: an early firing only re-evaluates and reschedules
   for (const [deadline, member] of schedule) rec.zadd(timers, 'LT', deadline, member);

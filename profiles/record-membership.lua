@@ -6,7 +6,7 @@
 -- decision was made on the profile as it still is. If it was, nothing else changed the
 -- profile in between and the caller has nothing to evaluate again; if not, a concurrent
 -- batch (another partition) may have decided on the state from before this record, and the
--- caller evaluates the profile again on a fresh read (see processor/pipeline.ts).
+-- caller evaluates the profile again on a fresh read (see processor/pipeline/record-memberships.ts).
 -- KEYS[1] = workspace tag; ARGV: profileId, the revision the decision read, nowMs, then
 -- (segmentId, fromEpoch) pairs.
 -- Returns one 1/0 per pair (applied or not), then 1 if the revision was still the one read.
