@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
+import { survivorOf } from '../profiles/read.ts';
 import { withTimeout } from '../runtime/http.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
 import type { Logger } from '../runtime/log.ts';
@@ -157,12 +158,7 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
     cl: TrackingClaims,
   ): Promise<['userId' | 'anonymousId', string] | undefined> => {
     const k = workspaceKeys(deps.redisPrefix, cl.w);
-    let pid = cl.p;
-    for (let hops = 0; hops < 64; hops++) {
-      const next = await deps.redis.hget(k.profile(pid), 'mergedInto');
-      if (!next) break;
-      pid = next;
-    }
+    const pid = await survivorOf(deps.redis, k, cl.p);
     const ids = await deps.redis.smembers(k.profileIdentities(pid));
     const user = ids.filter((i) => i.startsWith('user:')).sort()[0];
     if (user) return ['userId', user.slice(5)];

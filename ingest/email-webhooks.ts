@@ -75,6 +75,7 @@
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { type Context, Hono } from 'hono';
+import { survivorOf } from '../profiles/read.ts';
 import { clientKey, remoteAddress } from '../runtime/auth-failures.ts';
 import { withTimeout } from '../runtime/http.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
@@ -441,13 +442,9 @@ export function emailWebhookRoutes(deps: EmailWebhookDeps): Hono {
     email: string,
   ): Promise<['userId' | 'anonymousId', string] | undefined> => {
     const k = workspaceKeys(deps.redisPrefix, ws);
-    let pid = await deps.redis.get(k.identity('email', email));
-    if (!pid) return undefined;
-    for (let hops = 0; hops < 64; hops++) {
-      const next = await deps.redis.hget(k.profile(pid), 'mergedInto');
-      if (!next) break;
-      pid = next;
-    }
+    const found = await deps.redis.get(k.identity('email', email));
+    if (!found) return undefined;
+    const pid = await survivorOf(deps.redis, k, found);
     const ids = await deps.redis.smembers(k.profileIdentities(pid));
     const user = ids.filter((i) => i.startsWith('user:')).sort()[0];
     if (user) return ['userId', user.slice(5)];

@@ -42,7 +42,11 @@ export function isoOfMs(ms: string | number | null | undefined): string | null {
 }
 
 /** Merges are followed (at most 64 hops) to the surviving profile's id. */
-export async function survivorOf(redis: Redis, keys: WorkspaceKeys, profileId: string): Promise<string> {
+export async function survivorOf(
+  redis: Pick<Redis, 'hget'>,
+  keys: WorkspaceKeys,
+  profileId: string,
+): Promise<string> {
   let pid = profileId;
   for (let hops = 0; hops < 64; hops++) {
     const next = await redis.hget(keys.profile(pid), 'mergedInto');
