@@ -1,6 +1,9 @@
 // What a journey step reads of a person: traits (branch rules, templates), segments
 // (in_segment), identifiers (a trait update goes through the pipeline as an identify of
 // one of them). One pipelined round trip; a merged-away profile is followed to its survivor.
+
+import { decodeEpochs, isoOfMs } from '../../profiles/read.ts';
+import { ruleContext } from '../../profiles/rule-context.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { RuleContext } from '../../schemas/rules.ts';
@@ -48,23 +51,19 @@ export async function readProfileContext(
       // a value the processor wrote is JSON; anything else is left out
     }
   }
-  const segments = Object.entries(epochs)
-    .filter(([, e]) => Number(e) % 2 === 1)
-    .map(([s]) => s);
   const first = (kind: string) => ids.find((i) => i.startsWith(`${kind}:`))?.slice(kind.length + 1) ?? null;
-  const iso = (ms: string | null | undefined) => (ms ? new Date(Number(ms)).toISOString() : null);
+  const rule = ruleContext(
+    pid,
+    { traits, epochs: decodeEpochs(epochs), firstSeenAt: isoOfMs(seen[0]), lastSeenAt: isoOfMs(seen[1]) },
+    null,
+    {},
+  );
   return {
     profileId: pid,
     traits,
-    segments,
+    segments: rule.segments,
     userId: first('user'),
     anonymousId: first('anon'),
-    rule: {
-      traits,
-      profile: { id: pid, firstSeenAt: iso(seen[0]), lastSeenAt: iso(seen[1]) },
-      event: null,
-      segments,
-      counts: {},
-    },
+    rule,
   };
 }
