@@ -76,6 +76,8 @@ export async function startKafka(opts: {
   port?: number;
   controllerPort?: number;
   heapMb?: number;
+  /** Broker settings added to (or replacing) the ones below, e.g. to measure num.io.threads. */
+  settings?: Record<string, string>;
 }): Promise<LocalKafka> {
   const dir = resolve(opts.dataDir, 'kafka');
   const logDir = join(dir, 'data');
@@ -107,6 +109,7 @@ export async function startKafka(opts: {
       'group.initial.rebalance.delay.ms=0',
       'auto.create.topics.enable=false',
       'log.retention.hours=168',
+      ...Object.entries(opts.settings ?? {}).map(([k, v]) => `${k}=${v}`),
       '',
     ].join('\n'),
   );
