@@ -66,7 +66,7 @@ export const EnvSchema = Type.Object({
   CDP_INGEST_HOST: Type.String({ default: '127.0.0.1' }),
   CDP_INGEST_PORT: Port(8080),
   CDP_INGEST_PRODUCE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
-  CDP_INGEST_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+  CDP_INGEST_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 5 }),
   CDP_INGEST_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
   CDP_INGEST_RATE_LIMIT: Type.Integer({ minimum: 0, default: 50_000 }),
   CDP_INGEST_RATE_BURST: Type.Optional(Type.Integer({ minimum: 1 })),

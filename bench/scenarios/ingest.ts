@@ -44,7 +44,7 @@ const SINGLE_CONNECTIONS = 32;
 const BATCH_CONNECTIONS = 16;
 const BATCH_SIZE = 100;
 const PARTITIONS = 8;
-const LINGER_MS = 2; // what ingest asks its producer for
+const LINGER_MS = 5; // what ingest asks its producer for (CDP_INGEST_LINGER_MS's default)
 const WORKSPACE = 'default';
 
 /** From the issue: batched ingest ≥ 50,000 events/s; single-event req/s ≥ 60% of the bare handler's. */

@@ -68,6 +68,49 @@ describe('withLinger', () => {
     ]);
   });
 
+  it('lingers from the first waiting message, also after an acknowledgement', async () => {
+    const { producer, requests } = manualProducer();
+    const p = withLinger(producer, { lingerMs: 150 });
+    const t0 = performance.now();
+    const a = p.send('t', [msg('a')]);
+    await tick(5);
+    expect(requests).toHaveLength(0); // a lingers
+    await tick(200);
+    expect(requests).toHaveLength(1);
+    const b = p.send('t', [msg('b')]); // arrives while a is in flight
+    requests[0]!.ack();
+    await a;
+    await tick(5);
+    // acknowledged, but b has not lingered yet: c joins it rather than going in a request of its own
+    expect(requests).toHaveLength(1);
+    const c = p.send('t', [msg('c')]);
+    await Promise.all([
+      b,
+      (async () => {
+        while (requests.length < 2) await tick(5);
+        requests[1]!.ack();
+      })(),
+      c,
+    ]);
+    expect(requests.map((r) => r.messages.map((m) => m.value))).toEqual([['a'], ['b', 'c']]);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(300); // each request waited its linger
+  });
+
+  it('sends what waited at once when its linger passed during the request in flight', async () => {
+    const { producer, requests } = manualProducer();
+    const p = withLinger(producer, { lingerMs: 20 });
+    void p.send('t', [msg('a')]);
+    await tick(40);
+    const b = p.send('t', [msg('b')]);
+    await tick(40); // b's linger is over while a is still unacknowledged
+    expect(requests).toHaveLength(1);
+    requests[0]!.ack();
+    await tick(2);
+    expect(requests.map((r) => r.messages.map((m) => m.value))).toEqual([['a'], ['b']]);
+    requests[1]!.ack();
+    await expect(b).resolves.toBeUndefined();
+  });
+
   it('stops holding later sends back behind a request that hangs', async () => {
     const { producer, requests } = manualProducer();
     const p = withLinger(producer, { lingerMs: 1, stallMs: 30 });
@@ -104,8 +147,8 @@ describe('withLinger', () => {
     void p.send('t', [msg('bbbb')]);
     void p.send('t', [msg('cccc')]);
     await tick();
-    requests[0]!.ack(); // cccc waits for the in-flight request
-    await tick();
+    requests[0]!.ack(); // cccc waits for the in-flight request, then for its linger
+    await tick(80);
     for (const r of requests)
       expect(r.messages.reduce((n, m) => n + m.value.length + m.key.length, 0)).toBeLessThanOrEqual(10);
     expect(requests.flatMap((r) => r.messages.map((m) => m.value))).toEqual(['aaaa', 'bbbb', 'cccc']);
