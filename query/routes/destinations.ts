@@ -32,8 +32,8 @@ import {
   signingSecretOf,
 } from '../../schemas/destination.ts';
 import { topics } from '../../schemas/topics.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 
 /** What a built-in would send for one mapped item (method, path, body), or why it could not. */

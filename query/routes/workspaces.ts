@@ -10,8 +10,8 @@ import {
   WorkspaceConflict,
   type WorkspaceStore,
 } from '../../runtime/workspaces.ts';
-import { type QueryEnv, readJson } from '../app.ts';
 import { type AuditEntry, actorOf, recordAudit } from '../audit.ts';
+import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { ROLE_PERMISSIONS } from '../roles.ts';
 
