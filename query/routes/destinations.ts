@@ -35,6 +35,7 @@ import { topics } from '../../schemas/topics.ts';
 import { actorOf, recordAudit } from '../audit.ts';
 import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
+import { checkBody } from '../validate.ts';
 
 /** What a built-in would send for one mapped item (method, path, body), or why it could not. */
 function builtinRequest(
@@ -157,14 +158,8 @@ export function destinationRoutes(deps: {
     );
   };
 
-  const validate = (body: unknown): DestinationInput => {
-    if (!destinationInputCheck.Check(body)) {
-      const e = destinationInputCheck.Errors(body).First();
-      throw new QueryError(
-        400,
-        `${e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body'}: ${e?.message ?? 'invalid'}`,
-      );
-    }
+  const validate = (raw: unknown): DestinationInput => {
+    const body = checkBody(destinationInputCheck, raw);
     let url: URL;
     try {
       url = new URL(body.http.url);

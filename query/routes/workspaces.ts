@@ -14,6 +14,7 @@ import { type AuditEntry, actorOf, recordAudit } from '../audit.ts';
 import { type QueryEnv, readJson } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { ROLE_PERMISSIONS } from '../roles.ts';
+import { checkBody } from '../validate.ts';
 
 const CreateWorkspace = TypeCompiler.Compile(
   Type.Object(
@@ -42,18 +43,6 @@ const AddPerson = TypeCompiler.Compile(
 function lastOwnerConflict(err: unknown): never {
   if (err instanceof LastOwner) throw new QueryError(409, err.message);
   throw err;
-}
-
-function check<T>(
-  v: {
-    Check(x: unknown): x is T;
-    Errors(x: unknown): { First(): { path: string; message: string } | undefined };
-  },
-  body: unknown,
-): T {
-  if (v.Check(body)) return body;
-  const e = v.Errors(body).First();
-  throw new QueryError(400, `${e?.path.replace(/^\//, '') || 'body'}: ${e?.message ?? 'invalid'}`);
 }
 
 /**
@@ -108,7 +97,7 @@ export function workspaceRoutes(deps: {
   });
 
   app.post('/workspaces', async (c) => {
-    const body = check(CreateWorkspace, await readJson(c.req.raw));
+    const body = checkBody(CreateWorkspace, await readJson(c.req.raw));
     try {
       const ws = await store.createWorkspace(body.name.trim(), deps.now());
       await audit(
@@ -162,7 +151,7 @@ export function workspaceRoutes(deps: {
 
   app.post('/people', async (c) => {
     const ws = c.get('workspaceId');
-    const body = check(AddPerson, await readJson(c.req.raw));
+    const body = checkBody(AddPerson, await readJson(c.req.raw));
     const email = normaliseEmail(body.email);
     if (!email) throw new QueryError(400, 'email: not an email address');
     const before = await store.personByEmail(email);
