@@ -2,8 +2,11 @@
 // source and its filter or segments, the mapping as JSON, the provider's settings and its
 // write-only token); and a screen to watch one (deliveries/s from the stats' sent count
 // between polls, retries, dead letters, latency, consumer lag), pause or resume it, and
-// dry-run a sample through its filter and mapping.
+// dry-run a sample through its filter and mapping. A webhook's signing secret is write-only:
+// when the server generates one (a create, or a built-in turned into a webhook), its answer is
+// the only place it is shown, so the destination's screen shows it once, right after the save.
 import { useEffect, useRef, useState } from '/console/vendor/hooks.mjs';
+import { CopyBox } from './forms.js';
 import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate, usePolled } from './ui.js';
 
 const TYPES = [
@@ -51,6 +54,8 @@ export function DestinationList() {
 
 const pretty = (v) => (v === undefined ? '' : JSON.stringify(v, null, 2));
 
+const num = (n) => (n === undefined || n === null ? '' : String(n));
+
 /** A definition → the editor's fields (text for JSON parts). */
 function toForm(d) {
   return {
@@ -62,6 +67,8 @@ function toForm(d) {
     mapping: pretty(d?.mapping),
     url: d?.http.url ?? '',
     maxEvents: d?.http.batch?.maxEvents ? String(d.http.batch.maxEvents) : '',
+    maxWaitMs: num(d?.http.batch?.maxWaitMs),
+    timeoutMs: num(d?.http.timeoutMs),
     token: '',
     idProperty: d?.hubspot?.idProperty ?? 'email',
     externalIdField: d?.salesforce?.externalIdField ?? '',
@@ -81,8 +88,12 @@ const parseJson = (text, what) => {
   }
 };
 
-/** The editor's fields → the API's body (the token only when typed: blank keeps the stored one). */
-function toBody(f) {
+/**
+ * The editor's fields → the API's body (the token only when typed: blank keeps the stored one).
+ * A PUT replaces the whole definition, so what the form does not show (rate limit, retry, a
+ * provider's API version) is carried over from the loaded definition `d`.
+ */
+function toBody(f, d) {
   const source =
     f.sourceKind === 'events'
       ? { kind: 'events', ...(f.filter.trim() ? { filter: parseJson(f.filter, 'Filter') } : {}) }
@@ -99,30 +110,61 @@ function toBody(f) {
         };
   const mapping = parseJson(f.mapping, 'Mapping');
   const token = f.token.trim() ? { token: f.token.trim() } : {};
+  const apiVersion = d?.type === f.type && d[f.type]?.apiVersion ? { apiVersion: d[f.type].apiVersion } : {};
+  // a number as typed (the API says what is out of range); empty: the default
+  const n = (v) => (v.trim() === '' ? undefined : Number(v));
+  const maxEvents = n(f.maxEvents);
+  const maxWaitMs = n(f.maxWaitMs);
+  const timeoutMs = n(f.timeoutMs);
+  if (maxWaitMs !== undefined && maxEvents === undefined)
+    throw new FormError('Batch wait: set a batch size too (it waits for a batch to fill)');
   return {
     name: f.name,
     type: f.type,
     source,
     ...(mapping !== undefined ? { mapping } : {}),
-    http: { url: f.url, ...(f.maxEvents ? { batch: { maxEvents: Number(f.maxEvents) } } : {}) },
+    http: {
+      url: f.url,
+      ...(maxEvents !== undefined
+        ? { batch: { maxEvents, ...(maxWaitMs !== undefined ? { maxWaitMs } : {}) } }
+        : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    },
     ...(f.type === 'hubspot' ? { hubspot: { idProperty: f.idProperty, ...token } } : {}),
     ...(f.type === 'salesforce'
-      ? { salesforce: { externalIdField: f.externalIdField, object: f.object, ...token } }
+      ? { salesforce: { externalIdField: f.externalIdField, object: f.object, ...apiVersion, ...token } }
       : {}),
     ...(f.type === 'audience'
-      ? { audience: { audienceId: f.audienceId, identifier: f.identifier, ...token } }
+      ? { audience: { audienceId: f.audienceId, identifier: f.identifier, ...apiVersion, ...token } }
       : {}),
+    ...(d?.rateLimit ? { rateLimit: d.rateLimit } : {}),
+    ...(d?.retry ? { retry: d.retry } : {}),
   };
 }
 
+/**
+ * A signing secret the server generated in a save's answer, kept here (never stored) until the
+ * destination's screen takes it: shown there once, gone on the next visit or reload.
+ */
+let generated = null;
+const takeGenerated = (id) => {
+  const g = generated?.id === id ? generated.secret : null;
+  generated = null;
+  return g;
+};
+
 export function DestinationEditor({ id }) {
   const [form, setForm] = useState(id ? null : toForm(undefined));
+  const [loaded, setLoaded] = useState(undefined);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
     if (!id) return;
     api(`/v1/destinations/${encodeURIComponent(id)}`)
-      .then((d) => setForm(toForm(d)))
+      .then((d) => {
+        setLoaded(d);
+        setForm(toForm(d));
+      })
       .catch(setError);
   }, [id]);
   if (!form) return html`<${ErrorBox} error=${error} /><p class="muted">Loading…</p>`;
@@ -132,10 +174,11 @@ export function DestinationEditor({ id }) {
     setBusy(true);
     setError(null);
     try {
-      const body = toBody(form);
+      const body = toBody(form, loaded);
       const saved = id
         ? await api(`/v1/destinations/${encodeURIComponent(id)}`, { method: 'PUT', body })
         : await api('/v1/destinations', { method: 'POST', body });
+      generated = typeof saved.http?.secret === 'string' ? { id: saved.id, secret: saved.http.secret } : null;
       navigate(`#/destinations/${encodeURIComponent(saved.id)}`);
     } catch (err) {
       setError(err);
@@ -182,6 +225,12 @@ export function DestinationEditor({ id }) {
         <${Field} label="Batch size" hint="Items a request (empty: the kind's default)">
           <input type="number" min="1" value=${form.maxEvents} onInput=${set('maxEvents')} />
         <//>
+        <${Field} label="Batch wait (ms)" hint="0–60000: how long a batch waits to fill after its first item (empty: 0)">
+          <input type="number" inputmode="numeric" value=${form.maxWaitMs} onInput=${set('maxWaitMs')} />
+        <//>
+        <${Field} label="Timeout (ms)" hint="100–30000: one deadline per attempt (empty: 10000)">
+          <input type="number" inputmode="numeric" value=${form.timeoutMs} onInput=${set('timeoutMs')} />
+        <//>
         ${
           form.type === 'hubspot'
             ? html`<${Field} label="Upsert by property"><input value=${form.idProperty} onInput=${set('idProperty')} /><//>`
@@ -211,10 +260,31 @@ export function DestinationEditor({ id }) {
               <//>`
             : null
         }
+        ${
+          builtin
+            ? null
+            : html`<p class="muted">${
+                id && loaded?.type === 'http'
+                  ? 'The signing secret is kept (it is write-only).'
+                  : 'A signing secret is generated on save and shown once, on the next screen.'
+              }</p>`
+        }
         <${ErrorBox} error=${error} />
         <button type="submit" class="primary" disabled=${busy}>${busy ? 'Saving…' : 'Save destination'}</button>
       </form>
     </section>`;
+}
+
+/** The generated signing secret, shown this once; focused, so a keyboard or screen reader lands on it. */
+function SecretOnce({ secret, onDone }) {
+  const ref = useRef(null);
+  useEffect(() => ref.current?.focus(), []);
+  return html`<div class="panel" role="region" aria-labelledby="secret-once-title" tabindex="-1" ref=${ref} data-testid="secret-once">
+    <h2 id="secret-once-title">Signing secret</h2>
+    <p><strong>Copy it now: it is not shown again.</strong> Receivers check the <code>webhook-signature</code> of every request with it. Lost it? Set a new one through the API.</p>
+    <${CopyBox} label="Signing secret" text=${secret} />
+    <button type="button" onClick=${onDone}>I have copied it</button>
+  </div>`;
 }
 
 /** Deliveries per second from the sent count's change between two polls. */
@@ -239,6 +309,7 @@ export function DestinationDetail({ id }) {
   const rate = useRate(stats?.sent);
   const [sample, setSample] = useState('');
   const [dry, setDry] = useState(null);
+  const [secret, setSecret] = useState(() => takeGenerated(id));
   useEffect(() => {
     api(path).then(setDef).catch(setError);
   }, [path]);
@@ -278,7 +349,8 @@ export function DestinationDetail({ id }) {
         <button type="button" onClick=${toggle}>${def.status === 'active' ? 'Pause' : 'Resume'}</button>
         <a class="button" href=${`#/destinations/${encodeURIComponent(id)}/edit`}>Edit</a>
       </div>
-      <p class="muted">${typeLabel(def.type)} · ${def.source.kind === 'events' ? 'events' : 'segment changes'} · v${def.version}${def.credentialsSet ? ' · token set' : ''}</p>
+      <p class="muted">${typeLabel(def.type)} · ${def.source.kind === 'events' ? 'events' : 'segment changes'} · v${def.version}${def.credentialsSet ? ' · token set' : ''}${def.http.secretSet ? ` · signing secret set${def.http.secretFingerprint ? ` (${def.http.secretFingerprint})` : ''}` : ''}</p>
+      ${secret ? html`<${SecretOnce} secret=${secret} onDone=${() => setSecret(null)} />` : null}
       <${ErrorBox} error=${error} />
       <h2>Deliveries</h2>
       <${ErrorBox} error=${statsError} />
