@@ -104,6 +104,18 @@ interface HistoryRow {
   ref: string;
 }
 
+/**
+ * The surviving profile id of `id` in the workspace (merges followed), or a 404 when the
+ * workspace has no such profile (another workspace's id, an unknown or erased one): the test
+ * GET /v1/profiles/{id} makes (profiles/read.ts readProfile: the profile's hash has its id).
+ */
+async function profileIn(redis: Redis, prefix: string, ws: string, id: string): Promise<string> {
+  const k = workspaceKeys(prefix, ws);
+  const pid = await survivorOf(redis, k, id);
+  if (!(await redis.hget(k.profile(pid), 'id'))) throw new QueryError(404, `no profile ${id}`);
+  return pid;
+}
+
 export function consentRoutes(deps: {
   redis: Redis;
   clickhouse: ClickHouseClient;
@@ -117,7 +129,7 @@ export function consentRoutes(deps: {
   // naming one of their identifiers), newest first
   app.get('/:id/consent/history', async (c) => {
     const ws = c.get('workspaceId');
-    const pid = await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, ws), c.req.param('id'));
+    const pid = await profileIn(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     const k = workspaceKeys(deps.redisPrefix, ws);
     const [merged, ids] = await Promise.all([
       deps.redis.smembers(`${k.profile(pid)}:merged`),
@@ -168,7 +180,7 @@ export function consentRoutes(deps: {
   });
   app.get('/:id/consent', async (c) => {
     const ws = c.get('workspaceId');
-    const pid = await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, ws), c.req.param('id'));
+    const pid = await profileIn(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     return c.json({ profileId: pid, consents: await readConsent(deps.redis, deps.redisPrefix, ws, pid) });
   });
   app.put('/:id/consent', validate(ConsentBody), async (c) => {
@@ -186,7 +198,7 @@ export function consentRoutes(deps: {
     if (all.some((e) => e.confirm) && !deps.optIn)
       throw new QueryError(503, 'double opt-in is not available in this process');
     const entries = all.filter((e) => !e.confirm);
-    const pid = await survivorOf(deps.redis, workspaceKeys(deps.redisPrefix, ws), c.req.param('id'));
+    const pid = await profileIn(deps.redis, deps.redisPrefix, ws, c.req.param('id'));
     const before = await readConsent(deps.redis, deps.redisPrefix, ws, pid);
     const actor = actorOf(c.get('apiKey'));
     const at = deps.now().getTime();

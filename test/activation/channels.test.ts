@@ -1,11 +1,13 @@
 // Activation against real peers on loopback: a webhook receiver verifying signatures, an
 // SMTP server, SMS and push provider stand-ins; segment changes produced to Kafka, the
 // activation, ledger and query services running, the ledger read back through the stats API.
+import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replayDeadLetters } from '../../cli/dlq-replay.ts';
 import { type RunningServices, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { change, segmentChangeProducer, startSmtpServer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -194,6 +196,10 @@ describe('channels', () => {
     const page = await fetch(link!);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<form method="post"');
+    // the person as the processor keeps them (the consent API answers 404 for an unknown id)
+    const redis = new Redis(cfg.redis.url);
+    await redis.hset(workspaceKeys(cfg.redis.prefix, cfg.keys.workspace).profile('p-mail'), { id: 'p-mail' });
+    redis.disconnect();
     const before = (await (await api('/v1/profiles/p-mail/consent')).json()) as { consents: unknown[] };
     expect(before.consents).toEqual([]);
     const post = await fetch(link!, {

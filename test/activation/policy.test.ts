@@ -13,6 +13,7 @@ import type { RunningService } from '../../runtime/service.ts';
 import { WriteKeyStore } from '../../runtime/write-keys.ts';
 import type { CampaignDefinition, CampaignPolicy } from '../../schemas/campaign.ts';
 import { migrate } from '../../schemas/migrations.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { change, segmentChangeProducer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -198,6 +199,10 @@ describe('contact policy', () => {
     await settle();
     await changes.send([change(cfg.keys.workspace, seg, 'p-consent', {})]);
     await eventually('delayed', async () => (await outcomes([c.id])).some((o) => o.outcome === 'delayed'));
+    // the person as the processor keeps them (the consent API answers 404 for an unknown id)
+    await clients.redis().hset(workspaceKeys(cfg.redis.prefix, cfg.keys.workspace).profile('p-consent'), {
+      id: 'p-consent',
+    });
     const put = await api('/v1/profiles/p-consent/consent', 'PUT', { channel: '*', subscribed: false });
     expect(put.status).toBe(200);
     clock = Date.parse('2026-03-12T08:00:00Z');

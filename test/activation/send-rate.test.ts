@@ -15,6 +15,7 @@ import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { RunningService } from '../../runtime/service.ts';
 import { WriteKeyStore } from '../../runtime/write-keys.ts';
 import { migrate } from '../../schemas/migrations.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { change, segmentChangeProducer } from '../activation-peers.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -301,6 +302,10 @@ describe('send rate (policy.rate)', () => {
     });
     // the one whose slot is furthest ahead stops wanting messages before it comes
     const last = queued.reduce((a, b) => (Number(b.not_before_ms) > Number(a.not_before_ms) ? b : a));
+    // the person as the processor keeps them (the consent API answers 404 for an unknown id)
+    await clients.redis().hset(workspaceKeys(cfg.redis.prefix, cfg.keys.workspace).profile(last.profile_id), {
+      id: last.profile_id,
+    });
     const put = await api(`/v1/profiles/${last.profile_id}/consent`, 'PUT', {
       channel: '*',
       subscribed: false,

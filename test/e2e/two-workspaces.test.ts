@@ -1,11 +1,12 @@
 // Two workspaces side by side on the whole stack (`cdp start` services: ingest, processor,
 // history, query with the BI endpoint; real Kafka, Redis, chDB): the same user id, anonymous id,
 // event names and even message ids in both, each workspace acting with its own owner's token
-// and write key. Identity, profiles (lookups, timelines, access exports), segments, campaigns
-// (a webhook per workspace), history, analytics (funnel, retention, attribution, trends with
-// breakdowns), data exports, bulk imports, the BI endpoint (hostile SQL included) and erasure
-// each see or change only their own workspace; erasing in A leaves B whole; archiving B stops
-// B's write key at ingest, B's people and B's BI credential, and leaves A running.
+// and write key. Identity, profiles (lookups, timelines, access exports, consent), segments,
+// campaigns (a webhook per workspace), history, analytics (funnel, retention, attribution,
+// trends with breakdowns), data exports, bulk imports, the BI endpoint (hostile SQL included)
+// and erasure each see or change only their own workspace; erasing in A leaves B whole;
+// archiving B stops B's write key at ingest, B's people and B's BI credential, and leaves A
+// running.
 import { readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -408,6 +409,24 @@ describe('two workspaces side by side', () => {
     expect((await call(side.B.token, 'GET', '/v1/profiles?email=b%40b.test')).body.id).toBe(pb.id);
     for (const path of ['timeline', 'events', 'export'])
       expect((await call(side.B.token, 'GET', `/v1/profiles/${pa.id}/${path}`)).status, path).toBe(404);
+    // consent of A's person: B's token neither reads it (now, history) nor writes it (404, as
+    // above); A reads and writes it
+    const revoke = { channel: 'sms', purpose: 'news', subscribed: false };
+    for (const path of ['consent', 'consent/history'])
+      expect((await call(side.B.token, 'GET', `/v1/profiles/${pa.id}/${path}`)).status, path).toBe(404);
+    expect((await call(side.B.token, 'PUT', `/v1/profiles/${pa.id}/consent`, revoke)).status).toBe(404);
+    expect((await call(side.A.token, 'PUT', `/v1/profiles/${pa.id}/consent`, revoke)).status).toBe(200);
+    expect((await call(side.A.token, 'GET', `/v1/profiles/${pa.id}/consent`)).body).toMatchObject({
+      profileId: pa.id,
+      consents: [revoke],
+    });
+    expect(
+      (await call(side.A.token, 'GET', `/v1/profiles/${pa.id}/consent/history`)).body.history,
+    ).toMatchObject([{ profileId: pa.id, ...revoke, status: 'revoked' }]);
+    expect((await call(side.B.token, 'GET', `/v1/profiles/${pb.id}/consent`)).body).toEqual({
+      profileId: pb.id,
+      consents: [],
+    });
     // timelines and the person's export (access request): each workspace's own events only
     for (const [name, own, other] of [
       ['A', pa, pb],
