@@ -38,9 +38,18 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
+/** What a POST got: the status (0: no answer) and, without one, why and after how long. */
+interface Sent {
+  status: number;
+  error?: string;
+  ms: number;
+}
+
 /** POSTs a batch on its own connection (so the connections spread over the workers). */
-function post(port: number, body: string): Promise<number> {
+function post(port: number, body: string): Promise<Sent> {
+  const t0 = Date.now();
   return new Promise((resolve) => {
+    const done = (status: number, error?: string) => resolve({ status, error, ms: Date.now() - t0 });
     const req = request(
       {
         host: '127.0.0.1',
@@ -56,11 +65,12 @@ function post(port: number, body: string): Promise<number> {
       },
       (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('end', () => done(res.statusCode ?? 0));
+        res.on('error', (err) => done(0, `response: ${err.message}`));
       },
     );
     req.setTimeout(15_000, () => req.destroy(new Error('timed out')));
-    req.on('error', () => resolve(0));
+    req.on('error', (err) => done(0, (err as NodeJS.ErrnoException).code ?? err.message));
     req.end(body);
   });
 }
@@ -94,6 +104,8 @@ describe('ingest in two worker processes on one port', () => {
     const pid = child.pid!;
     let port = 0;
     let out = '';
+    /** The workers' warnings and errors, and their starts, for a failure's message. */
+    const logged: string[] = [];
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString('utf8');
       for (;;) {
@@ -101,6 +113,8 @@ describe('ingest in two worker processes on one port', () => {
         if (nl < 0) break;
         const line = out.slice(0, nl);
         out = out.slice(nl + 1);
+        if (/"level":(40|50|60)/.test(line) || /ingest_listening|ingest_worker/.test(line))
+          logged.push(line.slice(0, 400));
         const m = /"msg":"ingest_listening"/.test(line) && /"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(line);
         if (m && port === 0) port = Number(m[1]);
       }
@@ -138,13 +152,16 @@ describe('ingest in two worker processes on one port', () => {
             userId: `u${n % 7}`,
             messageId: `m-${prefix}-${n++}`,
           }));
-          const status = await post(port, JSON.stringify({ batch }));
-          return { status, ids: batch.map((e) => e.messageId) };
+          const answer = await post(port, JSON.stringify({ batch }));
+          return { ...answer, ids: batch.map((e) => e.messageId) };
         }),
       );
       for (const s of sent) {
         // a connection on the worker that was killed breaks (0): the client sends again
-        expect(connectionErrorsAllowed ? [0, 200] : [200]).toContain(s.status);
+        expect(
+          connectionErrorsAllowed ? [0, 200] : [200],
+          `answered ${s.status}${s.error ? ` (${s.error})` : ''} after ${s.ms} ms; the workers said:\n${logged.slice(-30).join('\n')}`,
+        ).toContain(s.status);
         if (s.status === 200) accepted.push(...s.ids);
       }
     };
