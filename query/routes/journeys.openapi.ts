@@ -1,7 +1,8 @@
 // OpenAPI of query/routes/journeys.ts: its paths, and the schemas they refer to (TypeBox ones where
 // the route validates with them); query/openapi.ts assembles the parts.
 import { JourneyInput } from '../../schemas/journey.ts';
-import { errors, id, json, type OpenApiPart, op } from '../openapi-common.ts';
+import { bodySchema, errors, id, json, type OpenApiPart, op } from '../openapi-common.ts';
+import { MigrateInput } from './journeys.ts';
 
 /** OpenAPI of query/routes/journeys.ts: its paths and the schemas they refer to. */
 export const journeysOpenApi: OpenApiPart = {
@@ -56,6 +57,7 @@ export const journeysOpenApi: OpenApiPart = {
         'Move people in flight on version `from` to the current version: {from, nodes?: {<old node>: <new node>}} → 202 (409 while one is under way)',
         {
           parameters: [id('id')],
+          requestBody: { required: true, content: json(bodySchema(MigrateInput)) },
           responses: { '202': { description: 'the migration, pending' }, ...errors },
         },
       ),

@@ -3,6 +3,7 @@
 // version live in the definition store (the journey runner reloads them when the revision
 // moves); every change is audited.
 import { randomBytes } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
 import { type Context, Hono } from 'hono';
 import type { MigrationRecord } from '../../activation/journeys/migrations.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
@@ -22,6 +23,22 @@ import { actorOf, recordAudit } from '../audit.ts';
 import { type QueryEnv, readJson } from '../context.ts';
 import { armFigures, holdoutLifts } from '../journey-lift.ts';
 import { QueryError } from '../query-error.ts';
+import { checkBody } from '../validate.ts';
+
+/** POST /v1/journeys/{id}/migrate: which older version's people move, and where their nodes go. */
+export const MigrateInput = Type.Object(
+  {
+    from: Type.Integer({ minimum: 1, errorMessage: 'a version before the current one' }),
+    nodes: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        maxProperties: 100,
+        errorMessage: 'an object {<node of the old version>: <node of the current one>}, at most 100',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const MIGRATE_HINT = '{from: <version>, nodes?: {<old node>: <new node>}}';
 
 export function journeyRoutes(deps: {
   clickhouse: ClickHouseClient;
@@ -186,29 +203,20 @@ export function journeyRoutes(deps: {
     const ws = c.get('workspaceId');
     const def = await load(ws, c.req.param('id'));
     if (def.status === 'archived') throw new QueryError(409, 'journey is archived');
-    const body = (await readJson(c.req.raw)) as { from?: unknown; nodes?: unknown } | null;
-    if (body === null || typeof body !== 'object' || Array.isArray(body))
-      throw new QueryError(400, 'body: {from: <version>, nodes?: {<old node>: <new node>}}');
-    for (const k of Object.keys(body))
-      if (k !== 'from' && k !== 'nodes') throw new QueryError(400, `${k}: not a field (from, nodes)`);
+    const body = checkBody(MigrateInput, await readJson(c.req.raw), { hint: MIGRATE_HINT });
     const from = body.from;
-    if (typeof from !== 'number' || !Number.isInteger(from) || from < 1 || from >= def.version)
+    // the schema checks the shape; what needs the journey is checked here
+    if (from >= def.version)
       throw new QueryError(400, `from: a version before the current one (${def.version})`);
     const old = await deps.defs.get('journeyVersions', ws, `${def.id}@${from}`);
     if (!old) throw new QueryError(400, `from: no version ${from}`);
     const nodes: Record<string, string> = {};
-    if (body.nodes !== undefined) {
-      if (body.nodes === null || typeof body.nodes !== 'object' || Array.isArray(body.nodes))
-        throw new QueryError(400, 'nodes: an object {<node of the old version>: <node of the current one>}');
-      const entries = Object.entries(body.nodes as Record<string, unknown>);
-      if (entries.length > 100) throw new QueryError(400, 'nodes: at most 100');
-      for (const [k, v] of entries) {
-        if (!old.nodes.some((n) => n.id === k))
-          throw new QueryError(400, `nodes.${k}: no node "${k}" in version ${from}`);
-        if (typeof v !== 'string' || !def.nodes.some((n) => n.id === v))
-          throw new QueryError(400, `nodes.${k}: no node ${JSON.stringify(v)} in version ${def.version}`);
-        nodes[k] = v;
-      }
+    for (const [k, v] of Object.entries(body.nodes ?? {})) {
+      if (!old.nodes.some((n) => n.id === k))
+        throw new QueryError(400, `nodes.${k}: no node "${k}" in version ${from}`);
+      if (!def.nodes.some((n) => n.id === v))
+        throw new QueryError(400, `nodes.${k}: no node ${JSON.stringify(v)} in version ${def.version}`);
+      nodes[k] = v;
     }
     const field = `${ws}/${def.id}`;
     const key = globalKeys(deps.redisPrefix).journeysMigrations;

@@ -86,6 +86,17 @@ describe('journey migrations', () => {
       },
     );
     expect((await api('POST', `/v1/journeys/${id}/migrate`, { from: 1, to: 2 })).status).toBe(400);
+    // the shape, checked by the route's schema: each answer names its field
+    expect((await api('POST', `/v1/journeys/${id}/migrate`, { from: 'one' })).body.error).toMatch(
+      /^from: a version before the current one/,
+    );
+    expect(
+      (await api('POST', `/v1/journeys/${id}/migrate`, { from: 1, nodes: { w: 5 } })).body.error,
+    ).toMatch(/^nodes(\.w)?: /);
+    const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`n${i}`, 'w']));
+    expect((await api('POST', `/v1/journeys/${id}/migrate`, { from: 1, nodes: many })).body.error).toMatch(
+      /^nodes: .*at most 100/,
+    );
     // without the migration, nobody would hear anything for a day
     const asked = await api('POST', `/v1/journeys/${id}/migrate`, { from: 1 });
     expect(asked.status).toBe(202);
