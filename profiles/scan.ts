@@ -3,6 +3,14 @@
 // are included; readers skip them (profiles/read.ts).
 import type { Redis } from '../runtime/redis.ts';
 
+/** The SCAN pattern of a workspace's profile keys (the hashes and their sub-keys). */
+export const profileScanPattern = (tag: string): string => `${tag}:p:*`;
+
+/** The profile id of a profile hash's key (`<tag>:p:<id>`); undefined for any other key (a sub-key). */
+export function profileIdOfKey(tag: string, key: string): string | undefined {
+  return profileKeyPattern(tag).exec(key)?.[1] || undefined;
+}
+
 /** One SCAN call over the workspace's profile keys (`tag`: workspaceKeys(...).tag). */
 export async function scanProfileIds(
   redis: Redis,
@@ -10,12 +18,11 @@ export async function scanProfileIds(
   cursor: string,
   count: number,
 ): Promise<{ cursor: string; ids: string[] }> {
-  const [next, found] = await redis.scan(cursor, 'MATCH', `${tag}:p:*`, 'COUNT', count);
-  const head = profileKeyPattern(tag);
+  const [next, found] = await redis.scan(cursor, 'MATCH', profileScanPattern(tag), 'COUNT', count);
   const ids: string[] = [];
   for (const k of found) {
-    const m = head.exec(k);
-    if (m?.[1]) ids.push(m[1]);
+    const id = profileIdOfKey(tag, k);
+    if (id) ids.push(id);
   }
   return { cursor: next, ids };
 }

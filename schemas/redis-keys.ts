@@ -14,6 +14,10 @@ export interface WorkspaceKeys {
   profileTraitTimes(profileId: string): string;
   profileIdentities(profileId: string): string;
   profileSegments(profileId: string): string;
+  /** Set of the counted-condition ids the profile has event times for. */
+  profileConditions(profileId: string): string;
+  /** Sorted set of the times (ms) of the profile's events matching a counted condition (member = messageId). */
+  profileConditionTimes(profileId: string, conditionId: string): string;
   /** Set of the account (group) ids the profile joined with group calls. */
   profileGroups(profileId: string): string;
   /** Hash of an account's traits (group calls), trait → JSON value. */
@@ -107,6 +111,8 @@ function buildWorkspaceKeys(prefix: string, workspaceId: string): WorkspaceKeys 
     profileTraitTimes: (pid) => `${tag}:p:${pid}:tt`,
     profileIdentities: (pid) => `${tag}:p:${pid}:ids`,
     profileSegments: (pid) => `${tag}:p:${pid}:seg`,
+    profileConditions: (pid) => `${tag}:p:${pid}:cs`,
+    profileConditionTimes: (pid, cid) => `${tag}:p:${pid}:c:${cid}`,
     profileGroups: (pid) => `${tag}:p:${pid}:groups`,
     accountTraits: (gid) => `${tag}:acct:${gid}:t`,
     stats: `${tag}:stats`,

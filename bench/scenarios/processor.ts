@@ -20,9 +20,11 @@
 import { readFileSync } from 'node:fs';
 import { createProcessor } from '../../processor/pipeline.ts';
 import { SegmentRegistry } from '../../processor/segment-registry.ts';
+import { profileIdOfKey, profileScanPattern } from '../../profiles/scan.ts';
 import { createKafka, type Producer } from '../../runtime/kafka/index.ts';
 import { createRedis, type Redis } from '../../runtime/redis.ts';
 import { supportsWaitaof, waitForAof } from '../../runtime/redis-durability.ts';
+import { type IdentityKind, type WorkspaceKeys, workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { cpuSampler } from '../machine.ts';
 import {
@@ -205,8 +207,6 @@ interface MemoryFigures {
   dedupBytes: number;
 }
 
-const isProfileKey = (tag: string, key: string) => !key.slice(tag.length + 3).includes(':');
-
 const memoryUsage = async (redis: Redis, keys: string[]) => {
   let bytes = 0;
   for (let i = 0; i < keys.length; i += 5000)
@@ -218,29 +218,45 @@ const memoryUsage = async (redis: Redis, keys: string[]) => {
 };
 
 /** Weighs a sample of what a run left in Redis (SCAN order is the hash table's: unrelated to the keys). */
-async function weigh(redis: Redis, tag: string): Promise<MemoryFigures> {
-  const candidates = await scanKeys(redis, `${tag}:p:*`, (k) => isProfileKey(tag, k), 2 * MEMORY_SAMPLE);
-  const merged = await redis.pipeline(candidates.map((k) => ['hexists', k, 'mergedInto'])).exec();
+async function weigh(redis: Redis, wk: WorkspaceKeys): Promise<MemoryFigures> {
+  const { tag } = wk;
+  const candidates = (
+    await scanKeys(
+      redis,
+      profileScanPattern(tag),
+      (k) => profileIdOfKey(tag, k) !== undefined,
+      2 * MEMORY_SAMPLE,
+    )
+  ).map((k) => profileIdOfKey(tag, k)!);
+  const merged = await redis.pipeline(candidates.map((p) => ['hexists', wk.profile(p), 'mergedInto'])).exec();
   const sample = candidates.filter((_, i) => merged?.[i]?.[1] === 0).slice(0, MEMORY_SAMPLE);
   const sets = await redis
     .pipeline(
-      sample.flatMap((k) => [
-        ['smembers', `${k}:ids`],
-        ['smembers', `${k}:cs`],
+      sample.flatMap((p) => [
+        ['smembers', wk.profileIdentities(p)],
+        ['smembers', wk.profileConditions(p)],
       ]),
     )
     .exec();
   const keys: string[] = [];
-  sample.forEach((k, i) => {
+  sample.forEach((p, i) => {
     const ids = (sets?.[2 * i]?.[1] as string[] | undefined) ?? [];
     const conds = (sets?.[2 * i + 1]?.[1] as string[] | undefined) ?? [];
-    keys.push(k, `${k}:t`, `${k}:tt`, `${k}:ids`, `${k}:seg`, `${k}:cs`, ...conds.map((c) => `${k}:c:${c}`));
+    keys.push(
+      wk.profile(p),
+      wk.profileTraits(p),
+      wk.profileTraitTimes(p),
+      wk.profileIdentities(p),
+      wk.profileSegments(p),
+      wk.profileConditions(p),
+      ...conds.map((c) => wk.profileConditionTimes(p, c)),
+    );
     for (const m of ids) {
       const sep = m.indexOf(':');
-      keys.push(`${tag}:id:${m.slice(0, sep)}:${m.slice(sep + 1)}`);
+      keys.push(wk.identity(m.slice(0, sep) as IdentityKind, m.slice(sep + 1)));
     }
   });
-  const dedupKeys = await scanKeys(redis, `${tag}:dedup:*`, () => true, MEMORY_SAMPLE);
+  const dedupKeys = await scanKeys(redis, wk.dedup('*'), () => true, MEMORY_SAMPLE);
   return {
     profileBytes: sample.length ? (await memoryUsage(redis, keys)) / sample.length : Number.NaN,
     dedupBytes: dedupKeys.length ? (await memoryUsage(redis, dedupKeys)) / dedupKeys.length : Number.NaN,
@@ -301,7 +317,8 @@ async function buildTemplate(s: Shared): Promise<Template> {
   const { ctx, redis } = s;
   const workspaceId = `ws-${ctx.nonce}-known`;
   const prefix = `bench-${ctx.nonce}-proc-known`;
-  const tag = `${prefix}:{${workspaceId}}`;
+  const wk = workspaceKeys(prefix, workspaceId);
+  const { tag } = wk;
   // with the rules every workspace size has, so the known profiles already hold their
   // memberships (as after a backfill) and a run publishes only real transitions
   const registry = new SegmentRegistry(ctx.log);
@@ -318,8 +335,8 @@ async function buildTemplate(s: Shared): Promise<Template> {
   const used0 = await redisUsedMemory(redis);
   for (let i = 0; i < batches.length; i++) await processor.handleBatch(batches.batch(i), batchCtx);
   const used1 = await redisUsedMemory(redis);
-  const keys = (await scanKeys(redis, `${tag}:*`)).filter((k) => !k.startsWith(`${tag}:dedup:`));
-  const profiles = keys.filter((k) => k.startsWith(`${tag}:p:`) && isProfileKey(tag, k)).length;
+  const keys = (await scanKeys(redis, `${tag}:*`)).filter((k) => !k.startsWith(wk.dedup('')));
+  const profiles = keys.filter((k) => profileIdOfKey(tag, k) !== undefined).length;
   return {
     tag,
     prefix,
@@ -348,7 +365,8 @@ async function measure(
   const scenario = durable ? DURABLE_SCENARIO : scenarioName(segments);
   const workspaceId = `ws-${ctx.nonce}-s${segments}${durable ? 'd' : ''}-r${run}`;
   const redisPrefix = `bench-${ctx.nonce}-proc-s${segments}${durable ? 'd' : ''}-r${run}`;
-  const tag = `${redisPrefix}:{${workspaceId}}`;
+  const wk = workspaceKeys(redisPrefix, workspaceId);
+  const { tag } = wk;
 
   const registry = new SegmentRegistry(ctx.log);
   const defs = segmentDefinitions(workspaceId, segments);
@@ -460,7 +478,7 @@ async function measure(
   const changes = (s.producer.sent.get(t.segmentChanges) ?? 0) - sent0.changes;
   const deadLettered = (s.producer.sent.get(t.deadLetter) ?? 0) - sent0.dead;
 
-  const mem = await weigh(redis, tag);
+  const mem = await weigh(redis, wk);
   await removeKeys(redis, redisPrefix);
 
   let redisCalls = 0;

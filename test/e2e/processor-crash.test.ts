@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DefinitionStore } from '../../runtime/definitions.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentDefinition } from '../../schemas/segment.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
@@ -189,8 +190,8 @@ describe('processor crash', () => {
     // the kills landed while there was work left (else this test would prove nothing)
     for (const at of killedAt) expect(at).toBeLessThan(total);
 
-    const a = await snapshotProfiles(redis, `${clean.prefix}:{${WS}}`);
-    const b = await snapshotProfiles(redis, `${crashed.prefix}:{${WS}}`);
+    const a = await snapshotProfiles(redis, workspaceKeys(clean.prefix, WS));
+    const b = await snapshotProfiles(redis, workspaceKeys(crashed.prefix, WS));
     expect(a.people.size).toBe(PEOPLE); // both devices and the user merged into one person each
     expect(b.people.size).toBe(PEOPLE);
     for (const [ids, state] of a.people) expect(b.people.get(ids), ids).toEqual(state);

@@ -10,6 +10,7 @@ import { createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import { createKafka } from '../../runtime/kafka/index.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { eventually, readTopic, testConfig, testLogger } from '../harness.ts';
@@ -94,7 +95,8 @@ describe('rebuild from history', () => {
       body: JSON.stringify({ batch }),
     });
     expect(res.status).toBe(200);
-    const tag = `${cfg.redis.prefix}:{${cfg.keys.workspace}}`;
+    const wk = workspaceKeys(cfg.redis.prefix, cfg.keys.workspace);
+    const { tag } = wk;
     // processed (the last person is there) and stored (every event in ClickHouse)
     await eventually('every event in history', async () => {
       const r = await fetch(`${urls.query}/v1/profiles?userId=r19`, { headers: admin() });
@@ -126,7 +128,7 @@ describe('rebuild from history', () => {
     ).finally(() => kafkaAdmin.disconnect());
     await running!.stop();
     running = undefined;
-    const live = await snapshotProfiles(redis, tag);
+    const live = await snapshotProfiles(redis, wk);
     // 20 people, plus the 13 second devices never linked to theirs (no alias)
     expect(live.people.size).toBe(33);
     // r3 ordered on both devices (aliased): its aggregates merged
@@ -140,7 +142,7 @@ describe('rebuild from history', () => {
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== '0');
-    expect((await snapshotProfiles(redis, tag)).people.size).toBe(0);
+    expect((await snapshotProfiles(redis, wk)).people.size).toBe(0);
 
     const changes = await readTopic<SegmentChange>(
       cfg.kafka.brokers,
@@ -165,7 +167,7 @@ describe('rebuild from history', () => {
     } finally {
       await clients.close();
     }
-    const rebuilt = await snapshotProfiles(redis, tag);
+    const rebuilt = await snapshotProfiles(redis, wk);
     expect(rebuilt.people.size).toBe(live.people.size);
     for (const [ids, state] of live.people) expect(rebuilt.people.get(ids), ids).toEqual(state);
     // no segment change was published by the rebuild

@@ -14,6 +14,7 @@ import { type RunningServices, startServices } from '../../cli/services.ts';
 import { type LocalKafkaCluster, startKafkaCluster } from '../../infra/local/kafka.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { segmentDef } from '../fixtures.ts';
 import { eventually, testConfig, testLogger, uniqueId } from '../harness.ts';
@@ -172,9 +173,8 @@ describe('a 3-broker Kafka cluster losing a broker under ingest load', () => {
     expect(ackedAfterKill).toBeGreaterThan(REQUESTS * BATCH * 0.5);
     console.info(`kafka-cluster: ${acknowledged} events acknowledged, ${resent} requests resent`);
 
-    const tag = `${cfg.redis.prefix}:{${WS}}`;
     const counts = async () => {
-      const snap = await snapshotProfiles(redis, tag);
+      const snap = await snapshotProfiles(redis, workspaceKeys(cfg.redis.prefix, WS));
       const got = new Map<string, number>();
       for (const [ids, state] of snap.people) {
         const user = /user:(u\d+)/.exec(ids)?.[1];

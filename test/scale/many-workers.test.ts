@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DefinitionStore } from '../../runtime/definitions.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 import { topics } from '../../schemas/topics.ts';
 import { segmentDef } from '../fixtures.ts';
@@ -206,11 +207,10 @@ describe('two processors and two activation workers, one of each killed and one 
     );
 
     // merges and counts: one profile per person, all identifiers, every order once
-    const tag = `${prefix}:{${WS}}`;
     const snap = await eventually(
       'every person merged and counted',
       async () => {
-        const s = await snapshotProfiles(redis, tag);
+        const s = await snapshotProfiles(redis, workspaceKeys(prefix, WS));
         return s.people.size === PEOPLE ? s : undefined;
       },
       60_000,
