@@ -9,6 +9,7 @@ import {
   isJunkId,
   type NormalizedEvent,
 } from '../schemas/event.ts';
+import { firstSchemaError } from '../schemas/schema-error.ts';
 import { traitOpsError } from '../schemas/trait-ops.ts';
 import { IngestError } from './ingest-error.ts';
 
@@ -68,12 +69,8 @@ export function normalizeEvent(raw: unknown, ctx: NormalizeContext): NormalizedE
   // deeply nested batch context overflowed the stack in JSON.stringify (a 500).
   checkBatchObject('context', ctx.batchContext);
   checkBatchObject('integrations', ctx.batchIntegrations);
-  if (!incomingEventCheck.Check(raw)) {
-    const e = incomingEventCheck.Errors(raw).First();
-    fail(
-      `${at}${(e?.path ?? '').replace(/^\//, '').replace(/\//g, '.') || 'event'}: ${e?.message ?? 'invalid'}`,
-    );
-  }
+  const invalid = firstSchemaError(incomingEventCheck, raw);
+  if (invalid) fail(`${at}${invalid.path || 'event'}: ${invalid.message}`);
   const ev = raw as Record<string, unknown> & import('../schemas/event.ts').IncomingEvent;
 
   const type = (ctx.routeType ?? ev.type) as EventType | undefined;

@@ -8,6 +8,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import type { MiddlewareHandler } from 'hono';
+import { fieldPath, firstSchemaError } from '../schemas/schema-error.ts';
 import { type QueryEnv, readJson } from './context.ts';
 import { QueryError } from './query-error.ts';
 
@@ -23,25 +24,12 @@ function compile<T extends TSchema>(schema: T | TypeCheck<T>): TypeCheck<T> {
   return check as TypeCheck<T>;
 }
 
-/** A JSON pointer (`/consents/0/channel`) as the field name errors use (`consents.0.channel`). */
+/** A JSON pointer (`/consents/0/channel`) as the field name errors use (`consents.0.channel`; `body` for the whole). */
 export function fieldName(pointer: string): string {
-  return (
-    pointer
-      .split('/')
-      .filter(Boolean)
-      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-      .join('.') || 'body'
-  );
+  return fieldPath(pointer) || 'body';
 }
 
-/**
- * A schema option: what the 400 says instead of TypeBox's wording when this schema (a field)
- * is the first that fails, e.g. `Type.Integer({minimum: 1, maximum: 5000, errorMessage:
- * 'an integer from 1 to 5000'})`. A missing required field fails its own schema too.
- */
-export interface ErrorMessageOption {
-  errorMessage?: string;
-}
+export type { ErrorMessageOption } from '../schemas/schema-error.ts';
 
 export interface ValidateOptions {
   /** Appended to the message in parentheses: what a right body looks like. */
@@ -54,9 +42,8 @@ export function invalidBody<T extends TSchema>(
   body: unknown,
   opts: ValidateOptions = {},
 ): QueryError {
-  const e = compile(schema).Errors(body).First();
-  const own = (e?.schema as ErrorMessageOption | undefined)?.errorMessage;
-  const message = `${fieldName(e?.path ?? '')}: ${own ?? e?.message ?? 'invalid'}`;
+  const e = firstSchemaError(compile(schema), body);
+  const message = `${e?.path || 'body'}: ${e?.message ?? 'invalid'}`;
   return new QueryError(400, opts.hint ? `${message} (${opts.hint})` : message);
 }
 

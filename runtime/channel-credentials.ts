@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { globalTag } from '../schemas/redis-keys.ts';
+import { firstSchemaError } from '../schemas/schema-error.ts';
 import type { Redis } from './redis.ts';
 import { type Keyring, open, type SealedBlob, seal, UnreadableSecret } from './secrets-key.ts';
 
@@ -105,13 +106,12 @@ function check(schema: TSchema, body: unknown): string | undefined {
     c = TypeCompiler.Compile(schema);
     compiled.set(schema, c);
   }
-  if (c.Check(body)) return undefined;
-  const e = c.Errors(body).First();
-  const path = e?.path.replace(/^\//, '').replace(/\//g, '.') || 'body';
+  const e = firstSchemaError(c, body);
+  if (!e) return undefined;
   // an unknown field is named as such; a bad value is described, never echoed
-  if (e?.schema && (e.schema as { additionalProperties?: boolean }).additionalProperties === false && e.path)
-    return `${path}: unknown field (allowed: ${Object.keys((e.schema as unknown as { properties: object }).properties).join(', ')})`;
-  return `${path}: ${e?.message ?? 'invalid'}`;
+  if (e.unknownField && e.path)
+    return `${e.path}: unknown field (allowed: ${Object.keys((e.schema as unknown as { properties: object }).properties).join(', ')})`;
+  return `${e.path || 'body'}: ${e.message}`;
 }
 
 /** A provider-specific schema chosen by `provider`, so an error names the field, not "union". */

@@ -2,6 +2,7 @@
 // and the name rule that lets a definition be read as `computed.<name>` / `scores.<name>`.
 import type { TSchema } from '@sinclair/typebox';
 import type { TypeCheck } from '@sinclair/typebox/compiler';
+import { firstSchemaError } from './schema-error.ts';
 
 /** Bad definition input; `message` starts with the field it is about. */
 export class DefinitionInputError extends Error {
@@ -21,12 +22,12 @@ export function checkShape<T extends TSchema>(
   hints: Record<string, string> = {},
   prefix = '',
 ): void {
-  if (check.Check(body)) return;
-  const e = check.Errors(body).First();
-  const path = `${prefix}${e?.path.replace(/^\//, '').replace(/\//g, '.') ?? ''}`;
+  const e = firstSchemaError(check, body);
+  if (!e) return;
+  const path = `${prefix}${e.path}`;
   const field = path || prefix.replace(/\.$/, '') || 'body';
-  if (e?.message.startsWith('Unexpected property')) throw new DefinitionInputError(`${field}: unknown field`);
-  throw new DefinitionInputError(`${field}: ${hints[path] ?? e?.message ?? 'invalid'}`);
+  if (e.unknownField) throw new DefinitionInputError(`${field}: unknown field`);
+  throw new DefinitionInputError(`${field}: ${hints[path] ?? e.message}`);
 }
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'prototype', 'constructor']);

@@ -2,6 +2,7 @@
 // the OpenAPI document). Unknown fields are refused so a typo is a 400, not a silent default.
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { firstSchemaError } from '../../schemas/schema-error.ts';
 import { InputError } from './sql-params.ts';
 
 const Time = Type.String({
@@ -118,18 +119,12 @@ export type TrendsBody = Static<typeof TrendsBody>;
 export function validator<T extends TSchema>(schema: T): (body: unknown) => Static<T> {
   const check = TypeCompiler.Compile(schema);
   return (body) => {
-    if (check.Check(body)) return body;
-    const e = check.Errors(body).First();
-    const field =
-      (e?.path ?? '')
-        .split('/')
-        .filter(Boolean)
-        .map((s, i) => (/^\d+$/.test(s) ? `[${s}]` : i === 0 ? s : `.${s}`))
-        .join('') || 'body';
+    const e = firstSchemaError(check, body, { brackets: true });
+    if (!e) return body as Static<T>;
     const message =
-      e?.schema && 'pattern' in e.schema && e.schema.pattern
+      e.schema && 'pattern' in e.schema && e.schema.pattern
         ? 'expected a duration such as 30d (s, m, h, d, w)'
-        : (e?.message ?? 'invalid');
-    throw new InputError(field, message);
+        : e.message;
+    throw new InputError(e.path || 'body', message);
   };
 }
