@@ -174,3 +174,43 @@ export async function readStoredProfiles(
   }
   return out;
 }
+
+/**
+ * One profile as a rule reads it, followed to its merge survivor (at most 64 hops): the
+ * reads and the merged-into pointer go in one pipelined round trip, so a live profile (the
+ * usual case) costs one; a merged-away one is read again at its survivor. A profile that
+ * does not exist reads as empty under the id asked.
+ */
+export async function readStoredProfile(
+  redis: Redis,
+  keys: WorkspaceKeys,
+  profileId: string,
+): Promise<StoredProfile> {
+  let pid = profileId;
+  for (let hops = 0; ; hops++) {
+    const res = await redis
+      .pipeline()
+      .hmget(keys.profile(pid), 'firstSeenAt', 'lastSeenAt', 'mergedInto')
+      .hgetall(keys.profileTraits(pid))
+      .hgetall(keys.profileSegments(pid))
+      .smembers(keys.profileIdentities(pid))
+      .exec();
+    const [head, traitsRaw, segRaw, idsRaw] = (res ?? []).map(([err, v]) => {
+      if (err) throw err;
+      return v;
+    }) as [Array<string | null>, Record<string, string>, Record<string, string>, string[]];
+    const next = head[2];
+    if (next && hops < 63) {
+      pid = next;
+      continue;
+    }
+    return {
+      id: pid,
+      identities: idsRaw,
+      traits: decodeTraits(traitsRaw),
+      epochs: decodeEpochs(segRaw),
+      firstSeenAt: isoOfMs(head[0]),
+      lastSeenAt: isoOfMs(head[1]),
+    };
+  }
+}
