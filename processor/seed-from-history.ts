@@ -3,21 +3,14 @@
 // segment's conditions are seeded from the ClickHouse history of the window (deduplicated
 // by messageId), so "bought in the last 30 days" counts purchases made before the segment
 // was saved. Seeding is idempotent and runs next to streaming without double counting.
-import { readFileSync } from 'node:fs';
-import type { Result } from 'ioredis';
+// The writes to the profiles are profiles/seed-condition.ts's.
+import { seedCondition } from '../profiles/seed-condition.ts';
 import type { ClickHouseClient } from '../runtime/clickhouse.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Redis } from '../runtime/redis.ts';
 import type { WindowedCount } from '../schemas/rules.ts';
 
-const SCRIPT = readFileSync(new URL('./seed-condition.lua', import.meta.url), 'utf8');
 const CHUNK = 1000;
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    cdpSeedCondition(tag: string, ...args: (string | number)[]): Result<number, Context>;
-  }
-}
 
 interface HistoryRow {
   user_id: string;
@@ -27,9 +20,8 @@ interface HistoryRow {
   properties?: string;
 }
 
-export function defineSeedCondition(redis: Redis): void {
-  redis.defineCommand('cdpSeedCondition', { numberOfKeys: 1, lua: SCRIPT });
-}
+/** The script the seeding calls (profiles/seed-condition.ts), defined once per client. */
+export { defineSeedCondition } from '../profiles/seed-condition.ts';
 
 /**
  * Seeds each condition over the longest window that reads it. Returns the number of
@@ -65,7 +57,7 @@ export async function seedFromHistory(opts: {
     let args: (string | number)[] = [];
     const flush = async () => {
       if (args.length === 0) return;
-      added += await opts.redis.cdpSeedCondition(opts.tag, condition.id, windowMs, opts.nowMs, ...args);
+      added += await seedCondition(opts.redis, opts.tag, condition.id, windowMs, opts.nowMs, args);
       args = [];
     };
     for await (const rows of rs.stream<HistoryRow>()) {

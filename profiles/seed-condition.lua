@@ -1,5 +1,7 @@
 -- Seeds one counted condition's event times from history, for profiles that existed
--- before the condition did (a new segment's backfill). Key layout: apply-event.lua.
+-- before the condition did (a new segment's backfill, processor/seed-from-history.ts).
+-- Key layout: schemas/redis-keys.ts and apply-event.lua's header (<tag>:id:<kind>:<value>,
+-- <tag>:p:<pid>, its :c:<conditionId> times and :cs condition set).
 -- KEYS[1] = workspace tag; ARGV: conditionId, retentionMs, nowMs, then quadruples
 -- (userId, anonymousId, messageId, timestampMs); empty ids are skipped.
 -- The event resolves to its profile as it would now (userId first, merges followed);
@@ -9,14 +11,6 @@ local tag, cond = KEYS[1], ARGV[1]
 local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[2])
 local touched = {}
 local added = 0
-local function follow(pid)
-  for _ = 1, 64 do
-    local m = redis.call('HGET', tag .. ':p:' .. pid, 'mergedInto')
-    if not m then return pid end
-    pid = m
-  end
-  return pid
-end
 for i = 4, #ARGV, 4 do
   local ts = tonumber(ARGV[i + 3])
   if ts > cutoff then
@@ -24,15 +18,16 @@ for i = 4, #ARGV, 4 do
     if ARGV[i] ~= '' then pid = redis.call('GET', tag .. ':id:user:' .. ARGV[i]) end
     if not pid and ARGV[i + 1] ~= '' then pid = redis.call('GET', tag .. ':id:anon:' .. ARGV[i + 1]) end
     if pid then
-      pid = follow(pid)
-      local key = tag .. ':p:' .. pid .. ':c:' .. cond
+      pid = survivor(tag, pid)
+      local p = tag .. ':p:' .. pid
+      local key = p .. ':c:' .. cond
       local n = redis.call('ZADD', key, ts, ARGV[i + 2])
       -- what rules read changed: a concurrent evaluation of this profile must look again
-      if n > 0 then redis.call('HINCRBY', tag .. ':p:' .. pid, 'rev', 1) end
+      if n > 0 then redis.call('HINCRBY', p, 'rev', 1) end
       added = added + n
       if not touched[pid] then
         touched[pid] = true
-        redis.call('SADD', tag .. ':p:' .. pid .. ':cs', cond)
+        redis.call('SADD', p .. ':cs', cond)
         redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cutoff)
       end
     end
