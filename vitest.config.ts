@@ -15,5 +15,8 @@ export default defineConfig({
     hookTimeout: 180_000,
     fileParallelism: true,
     maxWorkers: 2,
+    // expect.poll waits on the UI and the pipeline (console suites): 1 s, vitest's default,
+    // is too short when the whole suite shares two cores (a backfill badge took longer in CI)
+    expect: { poll: { timeout: 15_000, interval: 100 } },
   },
 });
