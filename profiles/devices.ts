@@ -4,11 +4,11 @@
 import { readFileSync } from 'node:fs';
 import type { Result } from 'ioredis';
 import type { Redis } from '../runtime/redis.ts';
+import { withSurvivor } from './survivor.ts';
 
 const lua = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
-const SURVIVOR = lua('survivor.lua');
-const LIST = SURVIVOR + lua('list-devices.lua');
-const REMOVE = SURVIVOR + lua('remove-device.lua');
+const LIST = withSurvivor(lua('list-devices.lua'));
+const REMOVE = withSurvivor(lua('remove-device.lua'));
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

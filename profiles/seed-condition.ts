@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import type { Result } from 'ioredis';
 import type { Redis } from '../runtime/redis.ts';
+import { withSurvivor } from './survivor.ts';
 
-const lua = (name: string) => readFileSync(new URL(`./${name}`, import.meta.url), 'utf8');
-const SCRIPT = lua('survivor.lua') + lua('seed-condition.lua');
+const SCRIPT = withSurvivor(readFileSync(new URL('./seed-condition.lua', import.meta.url), 'utf8'));
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -3,6 +3,10 @@
 -- written `granted` with source `link` on the record's profile followed through merges (not
 -- on an erased one), and the record is marked confirmed in the same step. So a link works
 -- once: a second POST (a replay, or two at once) finds it confirmed and changes nothing.
+-- Key layout: schemas/redis-keys.ts, profiles/apply-event.lua's header and
+-- schemas/double-opt-in.ts. The tag is KEYS[1] less its `:p:<pid>:optin`; the survivor's
+-- <tag>:p:<pid> (mergedInto, via survivor.lua, which double-opt-in.ts puts in front of this
+-- script) and its :consent; <tag>:erased.
 -- KEYS: 1 the profile's optin hash (<tag>:p:<pid>:optin)
 -- ARGV: 1 record id, 2 profile id, 3 channel, 4 purpose, 5 now ms, 6 ip, 7 user agent
 -- Returns { 'confirmed', survivor, record JSON } | { 'already', record JSON, logged 0|1 }
@@ -18,12 +22,7 @@ end
 local now = tonumber(ARGV[5])
 if now > tonumber(rec.expiresAt) then return { 'expired' } end
 local tag = string.sub(KEYS[1], 1, #KEYS[1] - #pid - 9)
-local target = pid
-for _ = 1, 64 do
-  local m = redis.call('HGET', tag .. ':p:' .. target, 'mergedInto')
-  if not m then break end
-  target = m
-end
+local target = survivor(tag, pid)
 if redis.call('ZSCORE', tag .. ':erased', redis.sha1hex('profile:' .. target)) then return { 'erased' } end
 redis.call('HSET', tag .. ':p:' .. target .. ':consent', rec.channel .. ':' .. rec.purpose,
   'granted:' .. ARGV[5] .. ':link')

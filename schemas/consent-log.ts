@@ -5,10 +5,11 @@
 // rebuild (new profile ids) resolves again.
 import { readFileSync } from 'node:fs';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { withSurvivor } from '../profiles/survivor.ts';
 import { consentField, consentValue } from './contact.ts';
 import { workspaceKeys } from './redis-keys.ts';
 
-const SCRIPT = readFileSync(new URL('./write-consent.lua', import.meta.url), 'utf8');
+const SCRIPT = withSurvivor(readFileSync(new URL('./write-consent.lua', import.meta.url), 'utf8'));
 
 /** The part of an ioredis client the consent store uses. */
 interface ScriptRedis {

@@ -16,6 +16,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { withSurvivor } from '../profiles/survivor.ts';
 import { templateError } from './liquid-template.ts';
 import { workspaceKeys } from './redis-keys.ts';
 
@@ -167,8 +168,10 @@ export function verifyConfirmToken(
   return { ok: true, claims: c };
 }
 
-/** The atomic confirmation (schemas/confirm-optin.lua). */
-export const CONFIRM_SCRIPT = readFileSync(new URL('./confirm-optin.lua', import.meta.url), 'utf8');
+/** The atomic confirmation (schemas/confirm-optin.lua, after profiles/survivor.lua). */
+export const CONFIRM_SCRIPT = withSurvivor(
+  readFileSync(new URL('./confirm-optin.lua', import.meta.url), 'utf8'),
+);
 
 export type ConfirmOutcome =
   | { outcome: 'confirmed'; profileId: string; record: OptInRecord }

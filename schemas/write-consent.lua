@@ -2,16 +2,14 @@
 -- same atomic step (a merge moves consent to the survivor; writing to a merged-away id would
 -- be lost). In `newer` mode a field is written only when the decision is newer than the one
 -- kept (replaying the consent log after a rebuild); `set` writes as given.
+-- Key layout: schemas/redis-keys.ts and profiles/apply-event.lua's header. The tag is KEYS[1]
+-- less its `:p:<pid>`; the survivor's <tag>:p:<pid> (mergedInto, via survivor.lua, which
+-- schemas/consent-log.ts puts in front of this script), its :consent and :ids; <tag>:erased.
 -- KEYS: 1 the profile hash (<tag>:p:<pid>)
 -- ARGV: 1 profile id, 2 mode (set|newer), 3.. field, value pairs (schemas/contact.ts)
 -- Returns { survivor id, the survivor's identifiers (kind:value)... }, or {} for an erased profile
-local pid = ARGV[1]
-local tag = string.sub(KEYS[1], 1, #KEYS[1] - #pid - 3)
-for _ = 1, 64 do
-  local m = redis.call('HGET', tag .. ':p:' .. pid, 'mergedInto')
-  if not m then break end
-  pid = m
-end
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1] - 3)
+local pid = survivor(tag, ARGV[1])
 -- an erased profile (profiles/erase-profile.lua tombstones it) gets nothing written again: an
 -- unsubscribe link minted before the erasure would otherwise bring back data about them
 if redis.call('ZSCORE', tag .. ':erased', redis.sha1hex('profile:' .. pid)) then return {} end

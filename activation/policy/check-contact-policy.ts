@@ -3,6 +3,7 @@
 // frequency caps (counted per local day, per channel and across channels) and, last, the
 // campaign's send rate (a delay to the send's slot, shared by all workers).
 import { readFileSync } from 'node:fs';
+import { withSurvivor } from '../../profiles/survivor.ts';
 import type { ContactPolicyConfig } from '../../runtime/config.ts';
 import { errorMessage } from '../../runtime/errors.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -16,8 +17,9 @@ import { bringForward } from '../delayed-sends.ts';
 import { localDayBounds, profileTimezone, quietHoursRelease } from './local-time.ts';
 import { redisScript } from './script.ts';
 
-const CHECK = readFileSync(new URL('./contact-policy.lua', import.meta.url), 'utf8');
-const RELEASE = readFileSync(new URL('./release-policy.lua', import.meta.url), 'utf8');
+const lua = (name: string) => withSurvivor(readFileSync(new URL(`./${name}`, import.meta.url), 'utf8'));
+const CHECK = lua('contact-policy.lua');
+const RELEASE = lua('release-policy.lua');
 const DAY_MS = 24 * 3600 * 1000;
 /** Cap logs keep two days: enough for any local day in any zone. */
 const CAP_RETENTION_MS = 2 * DAY_MS + 3600 * 1000;

@@ -20,8 +20,12 @@
 -- worker that has not seen the change yet) is paced at the newer rate. A send suppressed
 -- at its slot (consent revoked meanwhile, a cap) does not give the slot back: the rate is
 -- a ceiling, and slots handed out cannot be moved.
--- KEYS: 1 the change's profile hash (<tag>:p:<pid>), 2 suppression set, 3 send claim,
---       4 the campaign's rate hash
+-- Key layout: schemas/redis-keys.ts and profiles/apply-event.lua's header. The tag is KEYS[1]
+-- less its `:p:<pid>`; the survivor's <tag>:p:<pid> (mergedInto, via survivor.lua, which
+-- check-contact-policy.ts puts in front of this script) and its :consent, :re, :cap:<channel>
+-- and :cap:all; <tag>:erased, <tag>:settings and the legacy <tag>:re:<campaign>:<pid>.
+-- KEYS: 1 the change's profile hash (<tag>:p:<pid>), 2 suppression set (<tag>:suppress),
+--       3 send claim (<tag>:send:<send key>), 4 the campaign's rate hash (<tag>:rate:<campaign>)
 -- ARGV: 1 channel, 2 purpose, 3 send key, 4 now ms, 5 local day start ms, 6 local day end ms,
 --       7 cap per channel (0 none), 8 cap across channels (0 none), 9 re-entry mode (every|once|window),
 --       10 re-entry window ms, 11 count caps (1|0), 12 cap log retention ms,
@@ -38,12 +42,7 @@ if claimed then
 end
 local changePid, campaignId = ARGV[17], ARGV[16]
 local tag = string.sub(KEYS[1], 1, #KEYS[1] - #changePid - 3)
-local pid = changePid
-for _ = 1, 64 do
-  local m = redis.call('HGET', tag .. ':p:' .. pid, 'mergedInto')
-  if not m then break end
-  pid = m
-end
+local pid = survivor(tag, changePid)
 local base = tag .. ':p:' .. pid
 local consentKey, reKey = base .. ':consent', base .. ':re'
 local capChannel, capAllKey = base .. ':cap:' .. ARGV[1], base .. ':cap:all'
