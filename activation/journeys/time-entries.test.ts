@@ -161,7 +161,7 @@ describe('time entries', () => {
       own.hset(dk.profile(pid), 'id', pid);
       own.hset(dk.profileTraits(pid), 'renewal_date', '"2030-01-01"');
       own.hset(dk.profileTraitTimes(pid), 'renewal_date', '1');
-      own.zadd(`${dk.tag}:p:${pid}:c:t`, 1, 'm');
+      own.zadd(dk.profileConditionTimes(pid, 't'), 1, 'm');
     }
     await own.exec();
     // 30,000 keys of other workspaces (one whose id starts the same), under other prefixes too

@@ -11,6 +11,7 @@ import { runRebuild } from '../../processor/main.ts';
 import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import { createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
+import { workspaceKeys } from '../../schemas/redis-keys.ts';
 import { topics } from '../../schemas/topics.ts';
 import { signUnsubscribeToken } from '../../schemas/unsubscribe-token.ts';
 import { change, segmentChangeProducer } from '../activation-peers.ts';
@@ -215,8 +216,7 @@ describe('consent and contact state across merges', () => {
     expect(
       (await api('PUT', `/v1/profiles/${pid}/consent`, { channel: 'webhook', subscribed: false })).status,
     ).toBe(404);
-    const tag = `${cfg.redis.prefix}:{${cfg.keys.workspace}}`;
-    expect(await redis.exists(`${tag}:p:${pid}:consent`)).toBe(0);
+    expect(await redis.exists(workspaceKeys(cfg.redis.prefix, cfg.keys.workspace).consent(pid))).toBe(0);
     const log = await ch.query({
       query:
         'SELECT count() AS n FROM consent_log WHERE workspace_id = {ws:String} AND profile_id = {p:String}',
@@ -235,10 +235,10 @@ describe('consent and contact state across merges', () => {
     });
     await running!.stop();
     running = undefined;
-    const tag = `${cfg.redis.prefix}:{${cfg.keys.workspace}}`;
+    const k = workspaceKeys(cfg.redis.prefix, cfg.keys.workspace);
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${k.tag}:*`, 'COUNT', 1000);
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== '0');
@@ -252,14 +252,13 @@ describe('consent and contact state across merges', () => {
       await clients.close();
     }
     for (const userId of ['ann', 'bob']) {
-      const pid = await redis.get(`${tag}:id:user:${userId}`);
+      const pid = await redis.get(k.identity('user', userId));
       expect(pid).toBeTruthy();
-      const v = await redis.hget(`${tag}:p:${pid}:consent`, 'webhook:*');
+      const v = await redis.hget(k.consent(pid!), 'webhook:*');
       expect(v).toMatch(/^revoked:\d+:api$/);
     }
-    const cat = await redis.get(`${tag}:id:user:cat`);
-    expect(await redis.hget(`${tag}:p:${cat}:consent`, 'webhook:marketing')).toMatch(
-      /^revoked:\d+:unsubscribe_link$/,
-    );
+    const cat = await redis.get(k.identity('user', 'cat'));
+    expect(cat).toBeTruthy();
+    expect(await redis.hget(k.consent(cat!), 'webhook:marketing')).toMatch(/^revoked:\d+:unsubscribe_link$/);
   });
 });
