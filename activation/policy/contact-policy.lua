@@ -59,27 +59,22 @@ if redis.call('ZSCORE', erased, redis.sha1hex('profile:' .. changePid))
   or (pid ~= changePid and redis.call('ZSCORE', erased, redis.sha1hex('profile:' .. pid))) then
   return suppress('erased')
 end
-local function revoked(field)
-  local v = redis.call('HGET', consentKey, field)
-  return v and string.sub(v, 1, 8) == 'revoked:'
-end
 local channel, purpose, key, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-if revoked(channel .. ':' .. purpose) or revoked(channel .. ':*') or revoked('*:' .. purpose) or revoked('*:*') then
-  return suppress('consent')
+-- the four consent records that can apply to this send, most specific first, in one read
+local consent = redis.call('HMGET', consentKey, channel .. ':' .. purpose, channel .. ':*', '*:' .. purpose, '*:*')
+local function state(v) return v and string.sub(v, 1, 8) end
+for i = 1, 4 do
+  if state(consent[i]) == 'revoked:' then return suppress('consent') end
 end
 -- a grant waiting for its double opt-in confirmation (query/double-opt-in.ts) is not consent
-local function state(field)
-  local v = redis.call('HGET', consentKey, field)
-  return v and string.sub(v, 1, 8)
-end
-if state(channel .. ':' .. purpose) == 'pending:' or state('*:' .. purpose) == 'pending:' then
+if state(consent[1]) == 'pending:' or state(consent[3]) == 'pending:' then
   return suppress('consent_pending')
 end
 -- a purpose the workspace wants confirmed (PUT /v1/settings doubleOptIn) is opt-in: only an
 -- explicit grant of it (a confirmation, or the API) lets a send pass
 local optIn = redis.call('HGET', tag .. ':settings', 'optInPurposes')
 if optIn and string.find(optIn, ',' .. purpose .. ',', 1, true)
-  and state(channel .. ':' .. purpose) ~= 'granted:' and state('*:' .. purpose) ~= 'granted:' then
+  and state(consent[1]) ~= 'granted:' and state(consent[3]) ~= 'granted:' then
   return suppress('consent_unconfirmed')
 end
 if redis.call('SISMEMBER', KEYS[2], 'profile:' .. pid) == 1 then return suppress('suppression_list') end
@@ -93,7 +88,7 @@ if mode ~= 'every' then
   -- records written before re-entry moved into the profile's hash sit in <tag>:re:<campaign>:<pid>
   local last = redis.call('HGET', reKey, campaignId)
     or redis.call('GET', tag .. ':re:' .. campaignId .. ':' .. pid)
-    or redis.call('GET', tag .. ':re:' .. campaignId .. ':' .. changePid)
+    or (pid ~= changePid and redis.call('GET', tag .. ':re:' .. campaignId .. ':' .. changePid))
   if last then
     local sep = string.find(last, '|', 1, true)
     local lastKey = string.sub(last, 1, sep - 1)
