@@ -81,7 +81,7 @@ describe('identity resolution', () => {
       event({ type: 'group', userId: 'u-\ud800-x', groupId: 'acct\udfff', traits: { 'tier\ud800': 'gold' } }),
     );
     expect(g!.profileId).toBe(s!.profileId);
-    expect(await redis.smembers(`${w.keys.tag}:p:${s!.profileId}:groups`)).toEqual(['acct\ufffd']);
+    expect(await redis.smembers(w.keys.profileGroups(s!.profileId))).toEqual(['acct\ufffd']);
   });
 
   it('anonymous browsing, then identify: the earlier events belong to the person', async () => {

@@ -20,11 +20,8 @@ if recorded then return recorded end
 
 local function pkey(p) return tag .. ':p:' .. p end
 -- merged into another profile since the job was created: the person is the survivor now
-for _ = 1, 64 do
-  local m = redis.call('HGET', pkey(pid), 'mergedInto')
-  if not m then break end
-  pid = m
-end
+-- (survivor.lua, put in front of this script by erase.ts)
+pid = survivor(tag, pid)
 local pids = { pid }
 local isErased = { [pid] = true }
 for _, m in ipairs(redis.call('SMEMBERS', pkey(pid) .. ':merged')) do

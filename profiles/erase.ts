@@ -7,8 +7,9 @@ import type { Result } from 'ioredis';
 import type { Redis } from '../runtime/redis.ts';
 import { TOMBSTONE_RETENTION_MS } from '../schemas/erasure.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
+import { withSurvivor } from './survivor.ts';
 
-const SCRIPT = readFileSync(new URL('./erase-profile.lua', import.meta.url), 'utf8');
+const SCRIPT = withSurvivor(readFileSync(new URL('./erase-profile.lua', import.meta.url), 'utf8'));
 /** Cap logs are kept per channel and across channels (`all`). */
 const CAP_CHANNELS = ['webhook', 'email', 'sms', 'push', 'all'];
 
