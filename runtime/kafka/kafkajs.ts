@@ -9,6 +9,7 @@ import {
 } from 'kafkajs';
 import { backoffDelayMs, errorMessage, realSleep } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { fixKafkajsIdleTimer } from './kafkajs-request-queue.ts';
 import { withLinger } from './linger.ts';
 import { offsetCommitter } from './offset-committer.ts';
 import { EFFECTS_SETTLE_MS, orderedCommits } from './ordered-commits.ts';
@@ -52,6 +53,8 @@ export function createKafkajsClient(opts: {
   durability?: TopicDurabilitySettings;
 }): KafkaClient {
   const log = opts.log.child({ component: 'kafkajs' });
+  // no 1 ms timer per connection (kafkajs-request-queue.ts)
+  fixKafkajsIdleTimer();
   const kafka = new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
