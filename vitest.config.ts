@@ -9,6 +9,7 @@ export default defineConfig({
   test: {
     pool: 'forks',
     globalSetup: ['./test/global-setup.ts'],
+    setupFiles: ['./test/setup-kafkajs.ts'],
     include: ['**/*.test.ts'],
     exclude: ['**/node_modules/**', '.data/**', '.cache/**'],
     testTimeout: 60_000,

@@ -15,6 +15,7 @@
 // after --limit replays.
 // (kafkajs directly: a one-shot tool needs per-message commits and the end offsets.)
 import { Kafka, logLevel } from 'kafkajs';
+import { fixKafkajsIdleTimer } from '../runtime/kafka/kafkajs-request-queue.ts';
 import { ACTIVATION_HEADERS } from '../schemas/activation-job.ts';
 import { DLQ_HEADERS, REPLAY_HEADER, topics } from '../schemas/topics.ts';
 
@@ -36,6 +37,7 @@ export async function replayDeadLetters(opts: {
   const now = opts.now ?? Date.now;
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const historyTopics = new Set([t.events, t.identity, t.segmentChanges]);
+  fixKafkajsIdleTimer(); // no 1 ms timer per connection (runtime/kafka/kafkajs-request-queue.ts)
   const kafka = new Kafka({ clientId: 'cdp-dlq-replay', brokers: opts.brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();

@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { freePort } from '../../infra/local/ports.ts';
+import { fixKafkajsIdleTimer } from '../../runtime/kafka/kafkajs-request-queue.ts';
 import { topics } from '../../schemas/topics.ts';
 import {
   type CpuSnapshot,
@@ -178,6 +179,8 @@ async function runPipeline(ctx: ScenarioContext, shape: typeof NAME | typeof PEE
   }));
   const ingest = `http://127.0.0.1:${ingestPort}`;
   const query = `http://127.0.0.1:${queryPort}`;
+  // the reader's own kafkajs without its 1 ms timer per connection, as the services run it
+  fixKafkajsIdleTimer();
   const kafka = new Kafka({ brokers: ctx.kafkaBrokers.split(','), logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `${prefix}-bench-reader`, maxWaitTimeInMs: 50 });
   const kafkaAdmin = kafka.admin();
