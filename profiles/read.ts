@@ -141,6 +141,35 @@ export interface StoredProfile {
   lastSeenAt: string | null;
 }
 
+type ProfileReads = [Array<string | null>, Record<string, string>, Record<string, string>, string[]];
+
+/** Queues the four reads of one profile (head with its merged-into pointer, traits, epochs, ids). */
+function queueProfileReads(pipe: ReturnType<Redis['pipeline']>, keys: WorkspaceKeys, id: string): void {
+  pipe.hmget(keys.profile(id), 'firstSeenAt', 'lastSeenAt', 'mergedInto');
+  pipe.hgetall(keys.profileTraits(id));
+  pipe.hgetall(keys.profileSegments(id));
+  pipe.smembers(keys.profileIdentities(id));
+}
+
+/** The answers of queueProfileReads (errors thrown); `mergedInto` is the head's third field. */
+function profileReads(res: Array<[Error | null, unknown]>): ProfileReads {
+  return res.map(([err, v]) => {
+    if (err) throw err;
+    return v;
+  }) as ProfileReads;
+}
+
+function storedProfile(id: string, [head, traitsRaw, segRaw, idsRaw]: ProfileReads): StoredProfile {
+  return {
+    id,
+    identities: idsRaw,
+    traits: decodeTraits(traitsRaw),
+    epochs: decodeEpochs(segRaw),
+    firstSeenAt: isoOfMs(head[0]),
+    lastSeenAt: isoOfMs(head[1]),
+  };
+}
+
 /** Many profiles in one pipelined round trip; merged-away ones are left out. */
 export async function readStoredProfiles(
   redis: Redis,
@@ -149,28 +178,13 @@ export async function readStoredProfiles(
 ): Promise<StoredProfile[]> {
   if (ids.length === 0) return [];
   const pipe = redis.pipeline();
-  for (const id of ids) {
-    pipe.hmget(keys.profile(id), 'firstSeenAt', 'lastSeenAt', 'mergedInto');
-    pipe.hgetall(keys.profileTraits(id));
-    pipe.hgetall(keys.profileSegments(id));
-    pipe.smembers(keys.profileIdentities(id));
-  }
+  for (const id of ids) queueProfileReads(pipe, keys, id);
   const res = (await pipe.exec()) ?? [];
   const out: StoredProfile[] = [];
   for (let i = 0; i < ids.length; i++) {
-    const [head, traitsRaw, segRaw, idsRaw] = res.slice(i * 4, i * 4 + 4).map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    }) as [Array<string | null>, Record<string, string>, Record<string, string>, string[]];
-    if (head[2]) continue; // merged away: the survivor is read instead
-    out.push({
-      id: ids[i]!,
-      identities: idsRaw,
-      traits: decodeTraits(traitsRaw),
-      epochs: decodeEpochs(segRaw),
-      firstSeenAt: isoOfMs(head[0]),
-      lastSeenAt: isoOfMs(head[1]),
-    });
+    const reads = profileReads(res.slice(i * 4, i * 4 + 4));
+    if (reads[0][2]) continue; // merged away: the survivor is read instead
+    out.push(storedProfile(ids[i]!, reads));
   }
   return out;
 }
@@ -188,29 +202,14 @@ export async function readStoredProfile(
 ): Promise<StoredProfile> {
   let pid = profileId;
   for (let hops = 0; ; hops++) {
-    const res = await redis
-      .pipeline()
-      .hmget(keys.profile(pid), 'firstSeenAt', 'lastSeenAt', 'mergedInto')
-      .hgetall(keys.profileTraits(pid))
-      .hgetall(keys.profileSegments(pid))
-      .smembers(keys.profileIdentities(pid))
-      .exec();
-    const [head, traitsRaw, segRaw, idsRaw] = (res ?? []).map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    }) as [Array<string | null>, Record<string, string>, Record<string, string>, string[]];
-    const next = head[2];
+    const pipe = redis.pipeline();
+    queueProfileReads(pipe, keys, pid);
+    const reads = profileReads((await pipe.exec()) ?? []);
+    const next = reads[0][2];
     if (next && hops < 63) {
       pid = next;
       continue;
     }
-    return {
-      id: pid,
-      identities: idsRaw,
-      traits: decodeTraits(traitsRaw),
-      epochs: decodeEpochs(segRaw),
-      firstSeenAt: isoOfMs(head[0]),
-      lastSeenAt: isoOfMs(head[1]),
-    };
+    return storedProfile(pid, reads);
   }
 }
