@@ -171,17 +171,36 @@ export async function startRedisCluster(opts: {
     return true;
   };
   await waitFor('the Redis Cluster to be ok on every node', healthy, 60_000, 200);
-  // every replica attached to its master
+  // every replica attached to its master. `redis-cli --cluster create` sends CLUSTER REPLICATE
+  // to each replica once, after the nodes have met; on a busy machine a replica may not know
+  // its master yet and refuse, and redis-cli still exits 0, leaving a master without slots.
+  // After a grace period such a node is attached here to a master that has no replica.
+  const started = Date.now();
+  let last = '';
   await waitFor(
     'three masters with one replica each',
     async () => {
-      const t = await topology(nodes.find((n) => !dead.has(n.port))!.port);
-      const masters = [...t.values()].filter((n) => n.master === null && n.slots.length > 0);
-      return masters.length === 3 && [...t.values()].filter((n) => n.master !== null).length === 3;
+      const t = await topology(nodes[0]!.port);
+      last = [...t.values()]
+        .map((n) => `${n.port}:${n.master === null ? `master[${n.slots.length} ranges]` : 'replica'}`)
+        .join(' ');
+      const all = [...t.entries()];
+      const masters = all.filter(([, n]) => n.master === null && n.slots.length > 0);
+      const replicas = all.filter(([, n]) => n.master !== null);
+      if (masters.length === 3 && replicas.length === 3) return true;
+      if (Date.now() - started > 5_000) {
+        const lone = all.filter(([, n]) => n.master === null && n.slots.length === 0 && !n.failed);
+        const bare = masters.filter(([id]) => !replicas.some(([, r]) => r.master === id));
+        for (let i = 0; i < Math.min(lone.length, bare.length); i++)
+          await onNode(lone[i]![1].port, (c) => c.call('CLUSTER', 'REPLICATE', bare[i]![0])).catch(() => {});
+      }
+      return false;
     },
     60_000,
     200,
-  );
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (last seen by ${nodes[0]!.port}: ${last})`);
+  });
 
   const roles = async (slot: number) => {
     const t = await topology(nodes[0]!.port);
