@@ -406,6 +406,9 @@ describe('cdp secrets rotate', () => {
     expect(last.status).toBe(200);
     expect(last.inputs.map((x) => x.id)).toContain('after@example.com');
     expect(hs.requests.every((r) => r.status === 200)).toBe(true);
+    // stopped here, not at the end of the file: a service on K2 alone would also consume the
+    // destinations the next cases create under K1 and write its own ledger rows for them
+    await service.stop();
   }, 180_000);
 });
 
