@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Result } from 'ioredis';
 import type { Logger } from '../runtime/log.ts';
+import { metrics } from '../runtime/metrics.ts';
 import type { Redis } from '../runtime/redis.ts';
 import { globalKeys } from '../schemas/redis-keys.ts';
 
@@ -12,6 +13,7 @@ const CLAIM = readFileSync(new URL('./claim-timers.lua', import.meta.url), 'utf8
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
+    /** member, due time (ms), member, due time, ... */
     cdpClaimTimers(
       timers: string,
       leases: string,
@@ -59,10 +61,16 @@ export function startTimerWorker(opts: {
       opts.batch ?? 500,
     );
     if (due.length === 0) return 0;
-    const members = due.map(parseTimerMember).filter((m) => m !== undefined);
+    const claimed: string[] = [];
+    for (let i = 0; i < due.length; i += 2) {
+      claimed.push(due[i]!);
+      metrics.segmentTimerLateness.observe(Math.max(0, now - Number(due[i + 1])) / 1000);
+    }
+    const members = claimed.map(parseTimerMember).filter((m) => m !== undefined);
     await opts.reevaluate(members);
-    await opts.redis.zrem(keys.timerLeases, ...due);
-    return due.length;
+    await opts.redis.zrem(keys.timerLeases, ...claimed);
+    metrics.segmentTimersFired.inc(claimed.length);
+    return claimed.length;
   };
 
   const loop = async () => {

@@ -91,6 +91,24 @@ export const metrics = {
     buckets: seconds,
     registers: [registry],
   }),
+  redisSeconds: new Histogram({
+    name: 'cdp_redis_call_seconds',
+    help: 'Redis commands by client (the service that sent them), command and result, from the send to the reply (a pipelined command includes its wait in the pipeline)',
+    labelNames: ['client', 'command', 'result'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, ...seconds],
+    registers: [registry],
+  }),
+  segmentTimersFired: new Counter({
+    name: 'cdp_segment_timers_fired_total',
+    help: 'Segment re-evaluation timers (a counted event leaving a rule’s window) claimed and handled',
+    registers: [registry],
+  }),
+  segmentTimerLateness: new Histogram({
+    name: 'cdp_segment_timer_lateness_seconds',
+    help: 'How long after its due time a segment re-evaluation timer was claimed',
+    buckets: seconds,
+    registers: [registry],
+  }),
   clickhouseSeconds: new Histogram({
     name: 'cdp_clickhouse_call_seconds',
     help: 'ClickHouse calls by kind (query, insert, command) and result',

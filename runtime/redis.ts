@@ -1,5 +1,6 @@
 import { Cluster, type ClusterNode, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from './log.ts';
+import { metrics } from './metrics.ts';
 
 export type { Redis };
 
@@ -16,6 +17,7 @@ export type { Redis };
  */
 export function createRedis(url: string, log: Logger, name: string): Redis {
   const client = isClusterUrl(url) ? createCluster(url, name) : new Redis(url, singleOptions(name));
+  timeCommands(client, name);
   let lastState = '';
   client.on('error', (err: Error) => {
     if (lastState === 'error') return;
@@ -27,6 +29,35 @@ export function createRedis(url: string, log: Logger, name: string): Redis {
     lastState = 'ready';
   });
   return client;
+}
+
+/**
+ * Every command the client sends (pipelined ones too: ioredis's pipelines send each through
+ * the client's sendCommand) is timed into cdp_redis_call_seconds{client, command, result}.
+ * The histogram's `ok` child is looked up once per command name; an error reply or a dropped
+ * connection is an `error`.
+ */
+function timeCommands(client: Redis | Cluster, name: string): void {
+  type Send = (command: { name: string; promise: Promise<unknown> }, ...rest: unknown[]) => unknown;
+  const target = client as unknown as { sendCommand: Send };
+  const send = target.sendCommand.bind(client) as Send;
+  const children = new Map<string, { observe(v: number): void }>();
+  target.sendCommand = (command, ...rest) => {
+    const t0 = performance.now();
+    const out = send(command, ...rest);
+    let ok = children.get(command.name);
+    if (!ok) {
+      ok = metrics.redisSeconds.labels(name, command.name, 'ok');
+      children.set(command.name, ok);
+    }
+    const done = ok;
+    command.promise.then(
+      () => done.observe((performance.now() - t0) / 1000),
+      // rare: looked up when it happens, so no error series exists for a command that never failed
+      () => metrics.redisSeconds.labels(name, command.name, 'error').observe((performance.now() - t0) / 1000),
+    );
+    return out;
+  };
 }
 
 const singleOptions = (name: string): RedisOptions => ({

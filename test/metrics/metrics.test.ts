@@ -2,7 +2,7 @@
 // history sink, activation, ledger, query) in one run with CDP_METRICS_PORT; events sent
 // through ingest to a webhook campaign show up on /metrics stage by stage (HTTP requests,
 // messages produced and consumed per topic and group, send outcomes, provider latency,
-// ClickHouse calls), consumer lag is read per partition, and /metrics is neither on the public
+// Redis and ClickHouse calls), segment timers firing when an event leaves a window, consumer lag is read per partition, and /metrics is neither on the public
 // ingest port nor anywhere but its own listener's one path.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
@@ -108,6 +108,13 @@ describe('/metrics', () => {
     expect(delta('cdp_kafka_produced_messages_total', { topic: t.segmentChanges })).toBeGreaterThanOrEqual(n);
     expect(delta('cdp_activation_provider_seconds_count', { channel: 'webhook' })).toBeGreaterThanOrEqual(n);
     expect(delta('cdp_activation_delivery_seconds_count', { channel: 'webhook' })).toBeGreaterThanOrEqual(n);
+    // each event's apply script at least, timed per command from send to reply
+    expect(
+      delta('cdp_redis_call_seconds_count', { command: 'evalsha', result: 'ok' }),
+    ).toBeGreaterThanOrEqual(n);
+    expect(sum(after, 'cdp_redis_call_seconds_bucket', { command: 'evalsha', le: '+Inf' })).toBe(
+      sum(after, 'cdp_redis_call_seconds_count', { command: 'evalsha' }),
+    );
     expect(sum(after, 'cdp_kafka_batch_seconds_count')).toBeGreaterThan(0);
     expect(sum(after, 'cdp_process_cpu_seconds_total')).toBeGreaterThan(0);
     // the history sink and the ledger write to ClickHouse
@@ -116,6 +123,36 @@ describe('/metrics', () => {
       async () =>
         sum(await scrape(), 'cdp_clickhouse_call_seconds_count', { kind: 'insert', result: 'ok' }) > 0,
       10_000,
+    );
+  });
+
+  it('counts the segment timers that fire when an event leaves a window, and how late', async () => {
+    const event = uniqueId('Windowed');
+    const seg = await api('POST', '/v1/segments', {
+      name: uniqueId('w'),
+      rule: { '>=': [{ event_count: [event, '2s'] }, 1] },
+    });
+    expect(seg.status, JSON.stringify(seg.body)).toBe(201);
+    await new Promise((r) => setTimeout(r, 600));
+    const before = await scrape();
+    await send('/v1/track', { userId: uniqueId('wu'), event });
+    // in the segment at once, out when the event is 2 s old: that exit is the timer's work
+    const after = await eventually(
+      'the timer fired',
+      async () => {
+        const m = await scrape();
+        return sum(m, 'cdp_segment_timers_fired_total') > sum(before, 'cdp_segment_timers_fired_total')
+          ? m
+          : undefined;
+      },
+      20_000,
+    );
+    expect(sum(after, 'cdp_segment_timer_lateness_seconds_count')).toBeGreaterThan(
+      sum(before, 'cdp_segment_timer_lateness_seconds_count'),
+    );
+    // claimed within seconds of its due time (the worker looks every 200 ms)
+    expect(sum(after, 'cdp_segment_timer_lateness_seconds_bucket', { le: '5' })).toBe(
+      sum(after, 'cdp_segment_timer_lateness_seconds_count'),
     );
   });
 
