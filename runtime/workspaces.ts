@@ -70,6 +70,8 @@ const tokenHash = (token: string) => createHash('sha256').update(token).digest('
 export class WorkspaceConflict extends Error {}
 /** Removing or demoting this person would leave the workspace without an owner. */
 export class LastOwner extends WorkspaceConflict {}
+/** The person belongs to other workspaces, and only the deployment's admin key adds them to another. */
+export class MemberElsewhere extends WorkspaceConflict {}
 
 // creates a workspace atomically: the name is taken and the record written together, or neither
 const CREATE_WORKSPACE = `
@@ -91,6 +93,7 @@ return 1`;
 // Returns 1 changed, 0 no such membership (removal only), -1 the last owner.
 const SET_MEMBERSHIP = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[4] == '1' and not cur and redis.call('HLEN', KEYS[2]) > 0 then return -2 end
 if cur == 'owner' and ARGV[3] ~= 'owner' then
   local owners = 0
   for _, r in ipairs(redis.call('HVALS', KEYS[1])) do
@@ -241,7 +244,11 @@ export class WorkspaceStore {
   /**
    * Adds a person to a workspace with a role, creating the person if the email is new.
    * Returns the person and whether they were created. Throws LastOwner when this would
-   * demote the workspace's only owner.
+   * demote the workspace's only owner. With `onlyOwnPeople` (a workspace owner adding, not the
+   * admin key), throws MemberElsewhere when the email is a person of other workspaces who is
+   * not in this one: an owner of one workspace may not pull another workspace's people in (it
+   * would change how their tokens work and let the owner mint tokens in their name). Checked
+   * in the membership script, so a concurrent add cannot slip between check and write.
    */
   async addPerson(
     workspaceId: string,
@@ -249,6 +256,7 @@ export class WorkspaceStore {
     name: string,
     role: Role,
     now: Date,
+    opts: { onlyOwnPeople?: boolean } = {},
   ): Promise<{ person: Person; created: boolean }> {
     let person = await this.personByEmail(email);
     let created = false;
@@ -274,8 +282,12 @@ export class WorkspaceStore {
       } else person = await this.personByEmail(email); // a concurrent add won: use theirs
       if (!person) throw new Error(`person ${email} vanished while being added`);
     }
-    const res = await this.setMembership(workspaceId, person.id, role);
+    const res = await this.setMembership(workspaceId, person.id, role, opts.onlyOwnPeople === true);
     if (res === -1) throw lastOwner(workspaceId, person.id, `made ${role}`);
+    if (res === -2)
+      throw new MemberElsewhere(
+        `email: ${email} belongs to a person of another workspace; the deployment's admin key adds people to more than one workspace`,
+      );
     return { person, created };
   }
 
@@ -322,7 +334,12 @@ export class WorkspaceStore {
   }
 
   /** SET_MEMBERSHIP on the workspace's people and the person's roles. */
-  private async setMembership(workspaceId: string, personId: string, role: Role | ''): Promise<number> {
+  private async setMembership(
+    workspaceId: string,
+    personId: string,
+    role: Role | '',
+    onlyOwnPeople = false,
+  ): Promise<number> {
     return Number(
       await this.redis.eval(
         SET_MEMBERSHIP,
@@ -332,6 +349,7 @@ export class WorkspaceStore {
         personId,
         workspaceId,
         role,
+        onlyOwnPeople ? '1' : '0',
       ),
     );
   }

@@ -84,6 +84,10 @@ export const workspacesOpenApi: OpenApiPart = {
           responses: {
             '200': { description: 'role changed' },
             '201': { description: 'added' },
+            '403': {
+              description:
+                'an owner added a person who belongs to other workspaces (only the admin key adds people to more than one)',
+            },
             '409': { description: 'this would demote the workspace’s last owner' },
             ...errors,
           },

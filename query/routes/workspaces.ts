@@ -4,6 +4,7 @@ import { type Context, Hono } from 'hono';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import {
   LastOwner,
+  MemberElsewhere,
   normaliseEmail,
   ROLES,
   WORKSPACE_NAME_MAX,
@@ -42,6 +43,7 @@ const AddPerson = TypeCompiler.Compile(
 /** The last owner kept: a clear 409 instead of a workspace nobody may manage. */
 function lastOwnerConflict(err: unknown): never {
   if (err instanceof LastOwner) throw new QueryError(409, err.message);
+  if (err instanceof MemberElsewhere) throw new QueryError(403, err.message);
   throw err;
 }
 
@@ -156,8 +158,10 @@ export function workspaceRoutes(deps: {
     if (!email) throw new QueryError(400, 'email: not an email address');
     const before = await store.personByEmail(email);
     const beforeRole = before ? await store.roleIn(ws, before.id) : undefined;
+    // an owner adds new people or changes the role of their own; someone who belongs to other
+    // workspaces only the admin key adds (403 without their id, name or workspaces)
     const { person, created } = await store
-      .addPerson(ws, email, body.name?.trim() ?? '', body.role, deps.now())
+      .addPerson(ws, email, body.name?.trim() ?? '', body.role, deps.now(), { onlyOwnPeople: !isRoot(c) })
       .catch(lastOwnerConflict);
     await audit(c, {
       action: beforeRole ? 'update' : 'create',

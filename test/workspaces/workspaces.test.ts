@@ -293,12 +293,23 @@ describe('people and roles', () => {
     // B's segment is untouched
     expect((await call(ownerB.token, 'GET', `/v1/segments/${segB.body.id}`)).status).toBe(200);
 
-    // the owner of A adds B's owner to A as an analyst and issues them a token: it works in
-    // A only, never in B (an owner cannot mint access to a workspace they do not own)
-    const added = await call(ownerA.token, 'POST', '/v1/people', {
+    // the owner of A may not pull B's owner into A (that would change how B's owner's token
+    // works and let A's owner mint tokens in their name): 403, nothing of B's person disclosed,
+    // and B's owner's token still needs no x-workspace
+    const pulled = await call(ownerA.token, 'POST', '/v1/people', {
       email: ownerB.email.toUpperCase(),
       role: 'analyst',
     });
+    expect(pulled.status, JSON.stringify(pulled.body)).toBe(403);
+    expect(JSON.stringify(pulled.body)).not.toContain(ownerB.id);
+    expect(JSON.stringify(pulled.body)).not.toContain(b);
+    expect((await call(ownerB.token, 'GET', '/v1/segments')).status).toBe(200);
+    expect((await call(ownerA.token, 'GET', `/v1/people/${ownerB.id}/tokens`)).status).toBe(404);
+
+    // the deployment's admin key adds B's owner to A as an analyst; A's owner then issues them
+    // a token: it works in A only, never in B (an owner cannot mint access to a workspace they
+    // do not own)
+    const added = await root('POST', '/v1/people', { email: ownerB.email.toUpperCase(), role: 'analyst' }, a);
     expect(added.status).toBe(200); // an existing person, now also in A
     expect(added.body.id).toBe(ownerB.id);
     const minted = await call(ownerA.token, 'POST', `/v1/people/${ownerB.id}/tokens`);
