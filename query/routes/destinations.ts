@@ -70,6 +70,22 @@ function builtinRequest(
       };
 }
 
+/**
+ * Whether two base URLs send to the same place (compared as parsed: `HTTPS://Api.HubAPI.com` and
+ * `https://api.hubapi.com/` are one endpoint; another host, port, scheme or path is not).
+ */
+function sameEndpoint(a: string, b: string): boolean {
+  const norm = (u: string) => {
+    try {
+      const url = new URL(u);
+      return `${url.protocol}//${url.host}${url.pathname.replace(/\/+$/, '')}${url.search}`;
+    } catch {
+      return `invalid:${u}`;
+    }
+  };
+  return norm(a) === norm(b);
+}
+
 /** Destinations per workspace (each runs a consumer group of its own). */
 export const MAX_DESTINATIONS_PER_WORKSPACE = 50;
 
@@ -242,8 +258,17 @@ export function destinationRoutes(deps: {
         : input.type === 'salesforce'
           ? input.salesforce?.token
           : input.audience?.token;
+    const field = `${input.type}.token`;
     if (token === undefined) {
-      if (before?.type === input.type && before.credentials) return { credentials: before.credentials };
+      if (before?.type === input.type && before.credentials) {
+        // a stored token goes only where it was given for: re-pointing the destination (a
+        // developer may edit it, but never saw the token) must come with the token again
+        if (sameEndpoint(before.http.url, input.http.url)) return { credentials: before.credentials };
+        throw new QueryError(
+          400,
+          `${field}: required when http.url changes (the stored token is only sent to the URL it was given with)`,
+        );
+      }
       throw new QueryError(
         400,
         input.type === 'hubspot'

@@ -249,6 +249,76 @@ describe('destination secrets are write-only', () => {
 });
 
 describe('cdp secrets rotate', () => {
+  it('a stored token goes only to the URL it was given with: a changed URL needs the token again', async () => {
+    const cases = [
+      { type: 'hubspot', extra: (token?: string) => ({ hubspot: token ? { token } : {} }) },
+      {
+        type: 'salesforce',
+        extra: (token?: string) => ({
+          salesforce: { externalIdField: 'Cdp_Id__c', ...(token ? { token } : {}) },
+        }),
+      },
+    ];
+    for (const { type, extra } of cases) {
+      const token = `tok-${randomBytes(12).toString('hex')}`;
+      const body = (url: string, t?: string) => ({
+        name: 'crm',
+        type,
+        source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Never'] } },
+        http: { url },
+        ...extra(t),
+      });
+      const made = await api('POST', '/v1/destinations', body('http://127.0.0.1:1', token));
+      expect(made.status, made.text).toBe(201);
+      const id = made.body.id as string;
+      const sealed = (await defs.get('destinations', cfg.keys.workspace, id))!.credentials;
+      expect(sealed).toBeDefined();
+
+      // the same endpoint (spelled differently) keeps the token
+      const same = await api('PUT', `/v1/destinations/${id}`, body('HTTP://127.0.0.1:1/'));
+      expect(same.status, same.text).toBe(200);
+      expect((await defs.get('destinations', cfg.keys.workspace, id))!.credentials).toEqual(sealed);
+
+      // another host, port or path without the token: 400 naming the field, nothing changed
+      for (const url of ['http://127.0.0.1:2', 'http://127.0.0.1:1/elsewhere', 'https://attacker.example']) {
+        const moved = await api('PUT', `/v1/destinations/${id}`, body(url));
+        expect(moved.status, `${type} ${url}: ${moved.text}`).toBe(400);
+        expect(moved.body.error).toMatch(new RegExp(`^${type}\\.token: required when http\\.url changes`));
+        expect(moved.text).not.toContain(token);
+        const kept = (await defs.get('destinations', cfg.keys.workspace, id))!;
+        expect(kept.http.url).toBe('HTTP://127.0.0.1:1/');
+        expect(kept.credentials).toEqual(sealed);
+        expect(kept.version).toBe(2);
+      }
+
+      // with a token, the move is allowed and the credentials are replaced (and audited as such)
+      const token2 = `tok-${randomBytes(12).toString('hex')}`;
+      const moved = await api('PUT', `/v1/destinations/${id}`, body('http://127.0.0.1:2', token2));
+      expect(moved.status, moved.text).toBe(200);
+      const after = (await defs.get('destinations', cfg.keys.workspace, id))!;
+      expect(after.credentials).not.toEqual(sealed);
+      expect(
+        JSON.parse(open(cfg.channels.secrets!, after.credentials!, destinationAad(cfg.keys.workspace, id)))
+          .token,
+      ).toBe(token2);
+      const audited = await eventually('audit of the move', async () => {
+        const rs = await ch.query({
+          query: `SELECT after FROM audit_log WHERE workspace_id = {ws:String} AND entity_type = 'destination'
+                  AND entity_id = {id:String} AND action = 'update'`,
+          query_params: { ws: cfg.keys.workspace, id },
+          format: 'JSONEachRow',
+        });
+        const got = (await rs.json<{ after: string }>()).map((r) => JSON.parse(r.after));
+        return got.length >= 2 ? got : undefined;
+      });
+      expect(audited.filter((a) => a.credentialsReplaced === true).map((a) => a.http.url)).toEqual([
+        'http://127.0.0.1:2',
+      ]);
+      expect(JSON.stringify(audited)).not.toContain(token2);
+      expect((await api('DELETE', `/v1/destinations/${id}`)).status).toBe(204);
+    }
+  });
+
   it('re-seals tokens and signing secrets: with the new key alone a HubSpot destination and a webhook still deliver', async () => {
     const k1 = parseSecretKey(K1);
     const k2 = parseSecretKey(K2);
