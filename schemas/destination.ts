@@ -8,7 +8,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import jsonLogic from 'json-logic-js';
 import { type Keyring, open as openSealed, type SealedBlob } from '../runtime/secrets-key.ts';
-import { renderTemplate, templateError } from './liquid-template.ts';
+import { RENDER_LIMIT_MS, renderTemplate, templateError } from './liquid-template.ts';
 
 /** Path segments that would reach an object's prototype: never read nor written. */
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'prototype', 'constructor']);
@@ -24,6 +24,11 @@ export const MAX_ITEM_BYTES = 256 * 1024;
 /** One request's body; a batch is cut before it would pass this. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_BATCH_EVENTS = 500;
+/**
+ * The Liquid render time (ms) of one event's whole mapping, all its `{liquid}` fields together
+ * (each also at most RENDER_LIMIT_MS): up to 100 fields may not cost 100 render limits.
+ */
+export const MAPPING_RENDER_BUDGET_MS = 250;
 const MAX_FILTER_BYTES = 16 * 1024;
 const MAX_FILTER_DEPTH = 20;
 
@@ -408,15 +413,28 @@ function writePath(out: Record<string, unknown>, parts: readonly string[], value
 
 /**
  * Maps one event (or segment change) with a mapping: the mapped object, or the source itself
- * when there is no mapping. Throws DestinationError (a path, a Liquid render error, an
- * item over MAX_ITEM_BYTES).
+ * when there is no mapping. Throws DestinationError (a path, a Liquid render error, the
+ * render budget spent, an item over MAX_ITEM_BYTES).
+ *
+ * The `{liquid}` fields share one render budget (MAPPING_RENDER_BUDGET_MS): each renders with
+ * what the fields before it left (at most RENDER_LIMIT_MS), and a field that runs out, or
+ * finds nothing left, fails the mapping naming that field. The time counted is the time spent
+ * in the renders (`now`, injectable for tests), not the time between fields.
  */
 export async function applyMapping(
   mapping: Record<string, MappingValue> | undefined,
   source: Record<string, unknown>,
+  opts: { budgetMs?: number; now?: () => number } = {},
 ): Promise<unknown> {
   let out: unknown = source;
   if (mapping) {
+    const budget = opts.budgetMs ?? MAPPING_RENDER_BUDGET_MS;
+    const now = opts.now ?? (() => performance.now());
+    let spent = 0;
+    const overBudget = (field: string) =>
+      new DestinationError(
+        `mapping.${field}: over the Liquid render time limit (${Math.min(budget, RENDER_LIMIT_MS)} ms a field, ${budget} ms for all the fields of one event)`,
+      );
     const o: Record<string, unknown> = {};
     for (const [field, v] of Object.entries(mapping)) {
       const target = splitPath(field, `mapping.${field}`);
@@ -424,10 +442,17 @@ export async function applyMapping(
       if (typeof v === 'string') value = readPath(source, splitPath(v, `mapping.${field}`));
       else if ('const' in v) value = v.const;
       else {
+        const left = budget - spent;
+        if (left <= 0) throw overBudget(field);
+        const started = now();
         try {
-          value = await renderTemplate(v.liquid, source);
+          value = await renderTemplate(v.liquid, source, 'text', { renderLimitMs: left });
         } catch (err) {
-          throw new DestinationError(`mapping.${field}: ${(err as Error).message.split('\n')[0]}`);
+          const message = (err as Error).message.split('\n')[0] ?? '';
+          if (message.includes('template render limit exceeded')) throw overBudget(field);
+          throw new DestinationError(`mapping.${field}: ${message}`);
+        } finally {
+          spent += now() - started;
         }
       }
       if (value !== undefined) writePath(o, target, value);

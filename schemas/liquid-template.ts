@@ -6,6 +6,9 @@
 // `&lt;script&gt;`); `| raw` as the last filter outputs a value as it is, deliberately.
 import { Liquid, type LiquidOptions, type Template } from 'liquidjs';
 
+/** The longest one render may take (ms); a caller may give a render less (a mapping's budget). */
+export const RENDER_LIMIT_MS = 200;
+
 const options: LiquidOptions = {
   templates: {},
   relativeReference: false,
@@ -15,7 +18,7 @@ const options: LiquidOptions = {
   strictVariables: false,
   cache: 1000,
   parseLimit: 200_000,
-  renderLimit: 200,
+  renderLimit: RENDER_LIMIT_MS,
   memoryLimit: 10_000_000,
 };
 /** Where the output is: plain text (subjects, text parts, SMS, push) or HTML. */
@@ -69,12 +72,18 @@ export function templateError(source: string, format: TemplateFormat = 'text'): 
 
 export const MAX_RENDERED_BYTES = 256 * 1024;
 
+/**
+ * Renders a template. `renderLimitMs` shortens this render's time limit (never past
+ * RENDER_LIMIT_MS): a destination mapping passes what is left of its per-event budget.
+ */
 export async function renderTemplate(
   source: string,
   scope: Record<string, unknown>,
   format: TemplateFormat = 'text',
+  limits: { renderLimitMs?: number } = {},
 ): Promise<string> {
-  const out = String(await engines[format].render(parseTemplate(source, format), scope));
+  const renderLimit = Math.min(limits.renderLimitMs ?? RENDER_LIMIT_MS, RENDER_LIMIT_MS);
+  const out = String(await engines[format].render(parseTemplate(source, format), scope, { renderLimit }));
   if (Buffer.byteLength(out) > MAX_RENDERED_BYTES)
     throw new Error(`rendered template over ${MAX_RENDERED_BYTES} bytes`);
   return out;

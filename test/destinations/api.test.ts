@@ -2,7 +2,7 @@
 // audited with the secret redacted; a dry-run maps a sample and sends nothing; hostile
 // definitions are 400s naming the field (prototype paths, huge or broken Liquid, internal
 // addresses, oversized batches, unknown filter operators), a mapping that blows its
-// render limits is a 422 at dry-run.
+// render limits (a field's, or the one budget all of an event's fields share) is a 422 at dry-run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQueryApp } from '../../query/app.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
@@ -186,6 +186,27 @@ describe('destinations API', () => {
     } finally {
       await receiver.close();
     }
+  });
+
+  it('stops a dry-run of 100 slow Liquid fields at one render budget: a 422 naming the field', async () => {
+    // a million iterations a field, little memory: each alone would run to its render limit
+    const slow = '{% for i in (1..1000) %}{% for j in (1..1000) %}{% endfor %}{% endfor %}';
+    const mapping: Record<string, unknown> = { user: 'userId', greeting: { liquid: 'Hi {{ userId }}' } };
+    for (let i = 0; i < 98; i++) mapping[`slow${i}`] = { liquid: slow };
+    const created = await api('POST', '/v1/destinations', valid({ mapping }));
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const started = performance.now();
+    const run = await api('POST', `/v1/destinations/${created.body.id}/dry-run`, {
+      event: { type: 'track', event: 'Order Completed', userId: 'u-1' },
+    });
+    const took = performance.now() - started;
+    expect(run.status).toBe(422);
+    expect(run.body).toEqual({
+      matched: true,
+      error: expect.stringMatching(/^mapping\.slow\d+: over the Liquid render time limit \(.*250 ms for all/),
+    });
+    // 98 render limits would be ~20 s; one budget is 250 ms (slack for a loaded machine)
+    expect(took).toBeLessThan(2000);
   });
 
   it('refuses hostile definitions with a 400 naming the field', async () => {
