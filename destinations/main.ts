@@ -1,13 +1,17 @@
 // The destinations service (`cdp start destinations`; `all` and `npm start` include it):
 // one worker per active destination (worker.ts), each on its own consumer group, started,
 // updated and stopped as definitions change (the definitions revision, as activation
-// watches it). It needs Kafka and Redis only.
+// watches it). An archived workspace's destinations stop like paused ones (nothing delivered,
+// nothing dead-lettered) and go on from their offsets when it is un-archived, as warehouse
+// exports do. It needs Kafka and Redis only.
 import type { Clients } from '../runtime/clients.ts';
 import type { Config } from '../runtime/config.ts';
 import { DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/log.ts';
+import type { Redis } from '../runtime/redis.ts';
 import type { RunningService } from '../runtime/service.ts';
+import { workspacesArchivedKey } from '../runtime/workspaces.ts';
 import type { DestinationDefinition } from '../schemas/destination.ts';
 import { topics } from '../schemas/topics.ts';
 import type { BreakerOptions } from './circuit-breaker.ts';
@@ -44,6 +48,27 @@ export function destinationsOptions(env: NodeJS.ProcessEnv = process.env): Desti
     inFlightItems: positive(env, 'CDP_DESTINATION_IN_FLIGHT_ITEMS', 1000),
     limitWaitMs: positive(env, 'CDP_DESTINATION_LIMIT_WAIT_MS', 60_000),
   };
+}
+
+/**
+ * The definitions, with the archived workspaces in the revision: archiving or un-archiving a
+ * workspace moves no definition, yet stops or starts its destinations.
+ */
+class ArchiveAwareStore extends DefinitionStore {
+  private readonly client: Redis;
+  private readonly archivedKey: string;
+  constructor(redis: Redis, prefix: string) {
+    super(redis, prefix);
+    this.client = redis;
+    this.archivedKey = workspacesArchivedKey(prefix);
+  }
+  override async revision(): Promise<string> {
+    const [rev, archived] = await Promise.all([super.revision(), this.archived()]);
+    return `${rev}|${[...archived].sort().join(',')}`;
+  }
+  async archived(): Promise<Set<string>> {
+    return new Set(await this.client.smembers(this.archivedKey));
+  }
 }
 
 export interface RunningDestinations extends RunningService {
@@ -119,19 +144,21 @@ export async function startDestinations(
     workers.set(def.id, { worker, source: def.source.kind });
     log.info({ destinationId: def.id, source: def.source.kind }, 'destination_started');
   };
-  const store = new DefinitionStore(redis, cfg.redis.prefix);
+  const store = new ArchiveAwareStore(redis, cfg.redis.prefix);
   const watcher = watchDefinitions({
     store,
     log,
     intervalMs: cfg.definitions.pollMs,
     load: async () => {
+      const archived = await store.archived();
       const defs = await store.list('destinations');
       const seen = new Set<string>();
       for (const def of defs) {
         seen.add(def.id);
         const w = workers.get(def.id);
-        if (def.status !== 'active') {
-          // paused: the group keeps its offsets and the retry set its entries; resume goes on from there
+        // paused, or its workspace archived: the group keeps its offsets and the retry set its
+        // entries; resuming (un-archiving) goes on from there
+        if (def.status !== 'active' || archived.has(def.workspaceId)) {
           stopWorker(def.id, false);
           continue;
         }

@@ -1,8 +1,9 @@
 // How a destination delivers, on the real Kafka and Redis: batches (size, linger, the body
 // bound), its rate limit, segment changes as a source, a mapping that fails on one event
 // (that one dead-lettered, the others delivered), a receiver's 4xx (dead-lettered at once,
-// never retried; a batch refused whole split until only the refused items are), and the
-// ledger rows on cdp.activation-ledger.
+// never retried; a batch refused whole split until only the refused items are), the
+// ledger rows on cdp.activation-ledger, and an archived workspace's destination stopped
+// until it is un-archived.
 import { Kafka, type Producer as KafkaProducer, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningDestinations, startDestinations } from '../../destinations/main.ts';
@@ -13,7 +14,7 @@ import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Logger } from '../../runtime/log.ts';
 import { WriteKeyStore } from '../../runtime/write-keys.ts';
-import { MAX_BODY_BYTES } from '../../schemas/destination.ts';
+import { destinationGroup, MAX_BODY_BYTES } from '../../schemas/destination.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { DLQ_HEADERS, topics } from '../../schemas/topics.ts';
 import { change } from '../activation-peers.ts';
@@ -363,5 +364,67 @@ describe('destination delivery', () => {
         status_code: 422,
       }),
     ]);
+  });
+
+  it('stops for an archived workspace (nothing delivered, nothing dead-lettered) and goes on when it is un-archived', async () => {
+    const r = await receiver(200);
+    closers.push(r.close);
+    const made = await api('POST', '/v1/workspaces', { name: uniqueId('Archived ') });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const ws = made.body.id as string;
+    const res = await app.request('/v1/destinations', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${cfg.keys.adminKey}`,
+        'content-type': 'application/json',
+        'x-workspace': ws,
+      },
+      body: JSON.stringify({
+        name: 'd',
+        type: 'http',
+        source: { kind: 'events', filter: { '==': [{ var: 'event' }, 'Shelved'] } },
+        http: { url: r.url },
+      }),
+    });
+    expect(res.status).toBe(201);
+    const id = ((await res.json()) as { id: string }).id;
+    await eventually('consuming', () => service.worker(id)?.started.then(() => true), 60_000);
+    const events = topics(cfg.kafka.topicPrefix).events;
+    const one = (user: string) =>
+      produceEvents(producer, events, ws, [{ user, event: 'Shelved', properties: {} }]);
+    const delivered = () => new Set(r.arrivals.map((a) => (JSON.parse(a.body) as { id: string }).id));
+    const [before] = await one('s1');
+    await eventually('delivered before archiving', () => delivered().has(before!), 30_000);
+
+    expect((await api('POST', `/v1/workspaces/${ws}/archive`)).status).toBe(200);
+    await eventually('worker stopped', () => service.worker(id) === undefined, 20_000);
+    // its consumer has left the group: nothing can take the next event
+    const admin = new Kafka({ brokers: cfg.kafka.brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await eventually(
+        'group empty',
+        async () => {
+          const {
+            groups: [g],
+          } = await admin.describeGroups([destinationGroup(cfg.kafka.topicPrefix, id)]);
+          return g?.state === 'Empty';
+        },
+        30_000,
+        200,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+    const [during] = await one('s2');
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(delivered().has(during!)).toBe(false);
+    expect(dlq.some((l) => l.headers[DESTINATION_HEADER] === id)).toBe(false);
+
+    // un-archived: it goes on from its offsets, so the event of the archived time arrives now
+    expect((await api('POST', `/v1/workspaces/${ws}/unarchive`)).status).toBe(200);
+    await eventually('delivered after un-archiving', () => delivered().has(during!), 60_000);
+    expect(delivered()).toEqual(new Set([before, during]));
+    expect(dlq.some((l) => l.headers[DESTINATION_HEADER] === id)).toBe(false);
   });
 });
