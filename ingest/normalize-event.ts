@@ -9,13 +9,12 @@ import {
   isJunkId,
   type NormalizedEvent,
 } from '../schemas/event.ts';
+import { shapeProblem } from '../schemas/json-shape.ts';
 import { firstSchemaError } from '../schemas/schema-error.ts';
 import { traitOpsError } from '../schemas/trait-ops.ts';
 import { IngestError } from './ingest-error.ts';
 
 export const MAX_EVENT_BYTES = 32 * 1024;
-const MAX_DEPTH = 24;
-const MAX_KEYS = 2000;
 /** Event times accepted by default: about five years back, one day ahead (CDP_INGEST_MAX_*). */
 export const DEFAULT_TIME_BOUNDS: TimeBounds = { maxPastMs: 1826 * 86_400_000, maxFutureMs: 86_400_000 };
 /** Years ClickHouse stores (the history's own check); any client date outside is refused here. */
@@ -251,57 +250,10 @@ function checkBatchObject(name: string, obj: Record<string, unknown> | undefined
 
 /**
  * Bounds nesting depth and key count, and drops `__proto__` keys so no later merge can
- * reach an object's prototype. Returns a problem description, or undefined.
- * A fast walk without paths answers for valid input; only a failing one is walked again
- * to name where the problem is.
+ * reach an object's prototype (schemas/json-shape.ts, shared with bulk imports). Returns a
+ * problem description, or undefined.
  */
 function checkShape(root: object): string | undefined {
-  const budget = { keys: 0 };
-  if (walk(root, 0, budget)) return undefined;
-  return describeShapeProblem(root);
-}
-
-/** True when the tree is within bounds (counting keys into `budget`). */
-function walk(node: unknown, depth: number, budget: { keys: number }): boolean {
-  if (node === null || typeof node !== 'object') return true;
-  if (depth > MAX_DEPTH) return false;
-  if (Array.isArray(node)) {
-    budget.keys += node.length;
-    if (budget.keys > MAX_KEYS) return false;
-    for (let i = 0; i < node.length; i++) if (!walk(node[i], depth + 1, budget)) return false;
-    return true;
-  }
-  const obj = node as Record<string, unknown>;
-  for (const k in obj) {
-    if (k === '__proto__') {
-      delete obj[k];
-      continue;
-    }
-    if (++budget.keys > MAX_KEYS) return false;
-    const v = obj[k];
-    if (v !== null && typeof v === 'object' && !walk(v, depth + 1, budget)) return false;
-  }
-  return true;
-}
-
-/** The slow walk, with paths, for a tree the fast walk refused. */
-function describeShapeProblem(root: object): string | undefined {
-  let keys = 0;
-  const stack: Array<[unknown, number, string]> = [[root, 0, '']];
-  while (stack.length > 0) {
-    const [node, depth, path] = stack.pop()!;
-    if (node === null || typeof node !== 'object') continue;
-    if (depth > MAX_DEPTH) return `${path || 'event'}: nested deeper than ${MAX_DEPTH} levels`;
-    if (Array.isArray(node)) {
-      keys += node.length;
-      for (let i = 0; i < node.length; i++) stack.push([node[i], depth + 1, `${path}[${i}]`]);
-    } else {
-      for (const k of Object.keys(node)) {
-        keys++;
-        stack.push([(node as Record<string, unknown>)[k], depth + 1, path ? `${path}.${k}` : k]);
-      }
-    }
-    if (keys > MAX_KEYS) return `${path || 'event'}: more than ${MAX_KEYS} properties`;
-  }
-  return undefined;
+  const problem = shapeProblem(root);
+  return problem && `${problem.path || 'event'}: ${problem.message}`;
 }

@@ -4,6 +4,7 @@
 // column name from the header is shown quoted, stripped of control characters and cut short.
 import { isJunkId } from '../../schemas/event.ts';
 import type { ImportKind } from '../../schemas/import.ts';
+import { shapeProblem, UNSAFE_KEYS } from '../../schemas/json-shape.ts';
 
 export const LIMITS = {
   idChars: 256,
@@ -204,6 +205,10 @@ export function checkJsonRecord(kind: ImportKind, value: unknown, line: number, 
   try {
     if (!value || typeof value !== 'object' || Array.isArray(value)) fail('a JSON object');
     const rec = value as Record<string, unknown>;
+    // the ingest edge's structural bounds (depth, key count), with `__proto__`, `constructor`
+    // and `prototype` keys refused anywhere in the row (the edge drops `__proto__` ones)
+    const shape = shapeProblem(rec, { refuseKeys: UNSAFE_KEYS });
+    if (shape) fail(`${shape.path ? shown(shape.path) : 'the row'}: ${shape.message}`);
     const allowed = kind === 'consent' ? CONSENT_COLUMNS : [...ID_COLUMNS, 'timestamp', 'traits'];
     for (const k of Object.keys(rec)) if (!allowed.includes(k)) fail(`unknown field ${shown(k)}`);
     if (kind === 'consent') return { ok: true, row: consentOf(rec, line, nowMs) };

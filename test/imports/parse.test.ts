@@ -198,4 +198,66 @@ describe('row checks', () => {
       reason: 'unknown field "other"',
     });
   });
+
+  it("JSON rows get the ingest edge's structural bounds: depth, key count, prototype keys", () => {
+    // as JSON.parse gives them (a `__proto__` key is then an own key)
+    const parsed = (o: string) => JSON.parse(o) as unknown;
+    let deep: unknown = 1;
+    for (let i = 0; i < 30; i++) deep = { a: deep };
+    expect(checkJsonRecord('traits', { userId: 'u', traits: { x: deep } }, 2, NOW)).toEqual({
+      ok: false,
+      line: 2,
+      reason: expect.stringMatching(/^"traits\.x(\.a)+": nested deeper than 24 levels$/),
+    });
+    // the edge's bound exactly: an object 24 levels below the row is fine, 25 is not
+    let ok: unknown = 1;
+    for (let i = 0; i < 23; i++) ok = { a: ok };
+    expect(checkJsonRecord('traits', { userId: 'u', traits: { x: ok } }, 2, NOW)).toMatchObject({ ok: true });
+    expect(checkJsonRecord('traits', { userId: 'u', traits: { x: { a: ok } } }, 2, NOW)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/nested deeper than 24 levels$/),
+    });
+
+    const many = Object.fromEntries(Array.from({ length: 2100 }, (_, i) => [`k${i}`, i]));
+    expect(checkJsonRecord('traits', { userId: 'u', traits: { prefs: many } }, 3, NOW)).toEqual({
+      ok: false,
+      line: 3,
+      reason: expect.stringMatching(/: more than 2000 properties$/),
+    });
+    expect(
+      checkJsonRecord('traits', { userId: 'u', traits: { list: Array(2500).fill(0) } }, 3, NOW),
+    ).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/more than 2000 properties/),
+    });
+
+    for (const [line, text, where] of [
+      [4, '{"userId":"u","traits":{"prefs":{"__proto__":{"admin":true}}}}', '"traits.prefs"'],
+      [5, '{"userId":"u","traits":{"a":[{"constructor":{"prototype":{"x":1}}}]}}', '"traits.a[0]"'],
+      [6, '{"userId":"u","traits":{"prototype":1}}', '"traits"'],
+      [7, '{"userId":"u","__proto__":{"x":1},"traits":{}}', 'the row'],
+    ] as const) {
+      const checked = checkJsonRecord('traits', parsed(text), line, NOW);
+      expect(checked).toEqual({
+        ok: false,
+        line,
+        reason: expect.stringMatching(
+          new RegExp(
+            `^${where.replace(/[[\].]/g, '\\$&')}: key "(__proto__|constructor|prototype)" is not allowed$`,
+          ),
+        ),
+      });
+    }
+    // consent rows too
+    expect(
+      checkJsonRecord(
+        'consent',
+        parsed(
+          '{"email":"a@b.c","channel":"email","status":"revoked","timestamp":"2026-01-02","source":{"__proto__":1}}',
+        ),
+        8,
+        NOW,
+      ),
+    ).toMatchObject({ ok: false, reason: '"source": key "__proto__" is not allowed' });
+  });
 });
