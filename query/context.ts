@@ -67,6 +67,8 @@ export interface QueryDeps {
   imports?: {
     dir: string;
     maxBytes: number;
+    /** Uploads received at once per workspace by this process (default 2). */
+    maxUploads?: number;
     signal?: AbortSignal;
     batchRows?: number;
     profileWaitMs?: number;

@@ -247,6 +247,8 @@ export const EnvSchema = Type.Object({
   /** Bulk imports: where uploads wait while imported (default <CDP_DATA_DIR>/imports), the largest taken. */
   CDP_IMPORTS_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CDP_IMPORTS_MAX_MB: Type.Integer({ minimum: 1, maximum: 65_536, default: 1024 }),
+  /** Bulk imports: uploads received at once per workspace by one query process (429 past it). */
+  CDP_IMPORTS_MAX_UPLOADS: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
 });
 export type Env = Static<typeof EnvSchema>;
 
@@ -450,7 +452,7 @@ export interface Config {
   definitions: { pollMs: number };
   analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
   exports: { dir: string; ttlMs: number };
-  imports: { dir: string; maxBytes: number };
+  imports: { dir: string; maxBytes: number; maxUploads: number };
 }
 
 /** The chosen email provider's credentials, named when missing (a send could never succeed). */
@@ -694,7 +696,11 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
     },
     definitions: { pollMs: e.CDP_DEFINITIONS_POLL_MS },
     exports: { dir: e.CDP_EXPORTS_DIR ?? `${dataDir}/exports`, ttlMs: e.CDP_EXPORTS_TTL_HOURS * 3_600_000 },
-    imports: { dir: e.CDP_IMPORTS_DIR ?? `${dataDir}/imports`, maxBytes: e.CDP_IMPORTS_MAX_MB * 1024 * 1024 },
+    imports: {
+      dir: e.CDP_IMPORTS_DIR ?? `${dataDir}/imports`,
+      maxBytes: e.CDP_IMPORTS_MAX_MB * 1024 * 1024,
+      maxUploads: e.CDP_IMPORTS_MAX_UPLOADS,
+    },
     analytics: {
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
       timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,

@@ -67,10 +67,16 @@ export interface ImportDeps {
   batchRows?: number;
   /** How long a consent row waits for the processor to make its person's profile (default 120 s). */
   profileWaitMs?: number;
+  /** Uploads received at once per workspace by this process (CDP_IMPORTS_MAX_UPLOADS, default 2). */
+  maxUploads?: number;
 }
 
 /** Imports under way at once per workspace. */
 export const MAX_ACTIVE_IMPORTS = 3;
+/** Uploads received at once per workspace by one query process, unless configured. */
+export const DEFAULT_MAX_UPLOADS = 2;
+/** Seconds a client refused for uploads in flight is told to wait (Retry-After). */
+export const UPLOAD_RETRY_AFTER_S = 10;
 /** Rejected rows kept for GET /v1/imports/{id}/errors (the count goes on past it). */
 export const MAX_ERRORS_KEPT = 1000;
 const LEASE_MS = 30_000;
@@ -80,6 +86,34 @@ export class ImportBusyError extends Error {
   constructor() {
     super(`${MAX_ACTIVE_IMPORTS} imports are already under way in this workspace; wait for one to finish`);
   }
+}
+
+/**
+ * Uploads being received per workspace, in this process (a request holds its place from
+ * before its body is read until its job is made or it is refused), so one key cannot stream
+ * many bodies at once. `take` answers the release (idempotent), or undefined when the
+ * workspace has `max` in flight. Per process: with several query processes behind a load
+ * balancer a workspace may have up to `max` in each.
+ */
+export function uploadSlots(max: number) {
+  const inFlight = new Map<string, number>();
+  return {
+    max,
+    inFlight: (ws: string) => inFlight.get(ws) ?? 0,
+    take(ws: string): (() => void) | undefined {
+      const n = inFlight.get(ws) ?? 0;
+      if (n >= max) return undefined;
+      inFlight.set(ws, n + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        const left = (inFlight.get(ws) ?? 1) - 1;
+        if (left <= 0) inFlight.delete(ws);
+        else inFlight.set(ws, left);
+      };
+    },
+  };
 }
 
 const keysOf = (deps: Pick<ImportDeps, 'redisPrefix'>, ws: string) => importKeys(deps.redisPrefix, ws);

@@ -9,7 +9,7 @@ export const importsOpenApi: OpenApiPart = {
       get: op('listImports', 'The latest 50 imports of the workspace, with their progress'),
       post: op(
         'createImport',
-        'Import traits or consent decisions in bulk from a CSV (header row: userId and/or email, then trait columns; for consent channel, purpose, status, timestamp, source, text) or JSON lines file, streamed up to CDP_IMPORTS_MAX_MB → 202 with the job at once; a file already imported whole is not applied again (duplicateOf); 413 over the limit; 429 with three under way',
+        'Import traits or consent decisions in bulk from a CSV (header row: userId and/or email, then trait columns; for consent channel, purpose, status, timestamp, source, text) or JSON lines file, streamed up to CDP_IMPORTS_MAX_MB → 202 with the job at once; a file already imported whole is not applied again (duplicateOf); 413 over the limit; 429 with three under way, or with CDP_IMPORTS_MAX_UPLOADS uploads of the workspace being received (Retry-After)',
         {
           parameters: [query('kind', { type: 'string', enum: ['traits', 'consent'] })],
           requestBody: {

@@ -10,6 +10,7 @@ import type { QueryEnv } from '../context.ts';
 import {
   activeImports,
   createImport,
+  DEFAULT_MAX_UPLOADS,
   discardUpload,
   ImportBusyError,
   type ImportDeps,
@@ -21,6 +22,8 @@ import {
   readImport,
   receiveUpload,
   runImport,
+  UPLOAD_RETRY_AFTER_S,
+  uploadSlots,
 } from '../imports/jobs.ts';
 import { QueryError } from '../query-error.ts';
 
@@ -36,6 +39,8 @@ const view = (job: ImportJob) => ({ ...job, errors: `/v1/imports/${job.id}/error
 
 export function importRoutes(deps: ImportDeps & { signal?: AbortSignal }) {
   const app = new Hono<QueryEnv>();
+  // uploads being received at once per workspace, in this process (see uploadSlots)
+  const uploads = uploadSlots(deps.maxUploads ?? DEFAULT_MAX_UPLOADS);
 
   const load = async (ws: string, id: string) => {
     const job = await readImport(deps, ws, id);
@@ -65,25 +70,38 @@ export function importRoutes(deps: ImportDeps & { signal?: AbortSignal }) {
       throw new QueryError(409, `workspace ${ws} is archived: it takes no imports (un-archive it first)`);
     if ((await activeImports(deps, ws)) >= MAX_ACTIVE_IMPORTS)
       throw new QueryError(429, new ImportBusyError().message, 30);
-    let upload: Awaited<ReturnType<typeof receiveUpload>>;
-    try {
-      upload = await receiveUpload(deps, ws, c.req.raw.body);
-    } catch (err) {
-      if (err instanceof ImportTooLargeError) throw new QueryError(413, err.message);
-      throw new QueryError(400, `the upload did not arrive whole: ${(err as Error).message}`);
-    }
-    if (upload.bytes === 0) {
-      await discardUpload(deps, ws, upload);
-      throw new QueryError(400, 'the file is empty');
-    }
+    // a place among the workspace's uploads in flight, taken before the body is read and given
+    // back on every way out (job made, refused, the client gone, an error)
+    const release = uploads.take(ws);
+    if (!release)
+      throw new QueryError(
+        429,
+        `${uploads.max} uploads are already being received in this workspace; wait for one to finish`,
+        UPLOAD_RETRY_AFTER_S,
+      );
     const actor = actorOf(c.get('apiKey'));
     let job: ImportJob;
     try {
-      // takes a place atomically: uploads received at the same time are counted again here
-      job = await createImport(deps, ws, kind as ImportKind, format, upload, actor);
-    } catch (err) {
-      if (err instanceof ImportBusyError) throw new QueryError(429, err.message, 30);
-      throw err;
+      let upload: Awaited<ReturnType<typeof receiveUpload>>;
+      try {
+        upload = await receiveUpload(deps, ws, c.req.raw.body);
+      } catch (err) {
+        if (err instanceof ImportTooLargeError) throw new QueryError(413, err.message);
+        throw new QueryError(400, `the upload did not arrive whole: ${(err as Error).message}`);
+      }
+      if (upload.bytes === 0) {
+        await discardUpload(deps, ws, upload);
+        throw new QueryError(400, 'the file is empty');
+      }
+      try {
+        // takes a place atomically: uploads received at the same time are counted again here
+        job = await createImport(deps, ws, kind as ImportKind, format, upload, actor);
+      } catch (err) {
+        if (err instanceof ImportBusyError) throw new QueryError(429, err.message, 30);
+        throw err;
+      }
+    } finally {
+      release();
     }
     // who imported which file is on the record (it changes people's data and consent)
     await recordAudit(

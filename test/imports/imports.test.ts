@@ -3,8 +3,9 @@
 // with their line numbers; a re-upload applying nothing again; an older imported decision not
 // overriding a newer one on the profile, with its proof in consent_log; 413 past the size
 // limit (the 1 MiB body limit of other routes does not apply); another workspace's admin
-// seeing nothing; uploads at once; a process stopped mid-import resumed from its last
-// committed line by another; and a large streamed file with its progress seen mid-way.
+// seeing nothing; uploads in flight bounded per workspace; uploads at once; a process
+// stopped mid-import resumed from its last committed line by another; and a large streamed
+// file with its progress seen mid-way.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +41,13 @@ type App = ReturnType<typeof createQueryApp>;
 let app: App;
 
 function makeApp(
-  over: { topicPrefix?: string; signal?: AbortSignal; batchRows?: number; producer?: Producer } = {},
+  over: {
+    topicPrefix?: string;
+    signal?: AbortSignal;
+    batchRows?: number;
+    producer?: Producer;
+    maxUploads?: number;
+  } = {},
 ): App {
   return createQueryApp({
     redis: redis as never,
@@ -59,6 +66,7 @@ function makeApp(
       profileWaitMs: 60_000,
       ...(over.signal && { signal: over.signal }),
       ...(over.batchRows && { batchRows: over.batchRows }),
+      ...(over.maxUploads && { maxUploads: over.maxUploads }),
     },
   });
 }
@@ -269,6 +277,43 @@ describe('traits import (CSV)', () => {
   });
 });
 
+describe("JSON rows under the ingest edge's structural bounds", () => {
+  it('a row nested too deep, with a prototype key or too many keys is rejected with its reason; the good rows are imported', async () => {
+    const u = uniqueId('j');
+    const nest = (levels: number) => {
+      let s = '1';
+      for (let i = 0; i < levels; i++) s = `{"a":${s}}`;
+      return s;
+    };
+    const many = `{${Array.from({ length: 2100 }, (_, i) => `"k${i}":${i}`).join(',')}}`;
+    const lines = [
+      `{"userId":"${u}-1","traits":{"plan":"pro","prefs":{"theme":"dark"}}}`,
+      `{"userId":"${u}-2","traits":{"x":${nest(30)}}}`,
+      `{"userId":"${u}-3","traits":{"prefs":{"__proto__":{"admin":true}}}}`,
+      `{"userId":"${u}-4","traits":{"prefs":${many}}}`,
+      // deep enough to overflow JSON.stringify's stack: once the whole job failed on it
+      `{"userId":"${u}-5","traits":{"x":${nest(5000)}}}`,
+      `{"userId":"${u}-6","traits":{"plan":"team"}}`,
+    ];
+    const job = await finished(
+      (await started(await upload(app, 'traits', `${lines.join('\n')}\n`, 'application/x-ndjson'))).id,
+    );
+    expect(job).toMatchObject({ status: 'done', error: null, rowsRead: 6, rowsAccepted: 2, rowsRejected: 4 });
+    const errors = (await (await get(`/v1/imports/${job.id}/errors`)).json()) as { items: unknown[] };
+    expect(errors.items).toEqual([
+      { line: 2, reason: expect.stringMatching(/^"traits\.x(\.a)+": nested deeper than 24 levels$/) },
+      { line: 3, reason: '"traits.prefs": key "__proto__" is not allowed' },
+      { line: 4, reason: expect.stringMatching(/^"traits\.prefs(\.k\d+)?": more than 2000 properties$/) },
+      { line: 5, reason: expect.stringMatching(/nested deeper than 24 levels$/) },
+    ]);
+    const one = await eventually('profile 1', () => profile(`userId=${u}-1`), 60_000);
+    expect(one.traits).toMatchObject({ plan: 'pro', prefs: { theme: 'dark' } });
+    const six = await eventually('profile 6', () => profile(`userId=${u}-6`), 60_000);
+    expect(six.traits).toMatchObject({ plan: 'team' });
+    expect(await profile(`userId=${u}-3`)).toBeUndefined();
+  }, 180_000);
+});
+
 describe('refused uploads', () => {
   it('413 past the size limit, by Content-Length and while streaming; bigger than 1 MiB is fine below it', async () => {
     const big = `userId,plan\n${'u,x\n'.repeat(MAX_BYTES / 4 + 10)}`;
@@ -430,6 +475,108 @@ describe('consent import (JSON lines)', () => {
   }, 180_000);
 });
 
+/**
+ * A request body sent in two parts: `text` at once, then nothing until finish() (the rest and
+ * the end) or abort() (the client gone). `reading` resolves once the server has read the first
+ * part (a stream pulls again only when its queue was taken).
+ */
+function heldBody(text: string, rest = '') {
+  let finish!: () => void;
+  let abort!: (err: Error) => void;
+  let read!: () => void;
+  const reading = new Promise<void>((r) => {
+    read = r;
+  });
+  const ended = new Promise<void>((res, rej) => {
+    finish = res;
+    abort = rej;
+  });
+  let pulls = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (pulls++ === 0) return c.enqueue(new TextEncoder().encode(text));
+      read();
+      try {
+        await ended;
+        if (rest) c.enqueue(new TextEncoder().encode(rest));
+        c.close();
+      } catch (err) {
+        c.error(err);
+      }
+    },
+  });
+  return { stream, reading, finish, abort, pulled: () => pulls };
+}
+
+describe('uploads in flight', () => {
+  it('two uploads received at once per workspace: the next is a 429 before its body is read; every way out gives the place back', async () => {
+    const a = makeApp(); // the default: 2
+    const u = uniqueId('f');
+    const csv = (n: number) => `userId,plan\n${u}-${n},p${n}\n`;
+    const [h1, h2] = [heldBody(csv(1)), heldBody(csv(2), `${u}-2b,q\n`)];
+    const p1 = upload(a, 'traits', h1.stream);
+    const p2 = upload(a, 'traits', h2.stream);
+    await Promise.all([h1.reading, h2.reading]);
+
+    // the third: refused at once, its body never read (it would never end)
+    const h3 = heldBody(csv(3));
+    const third = await upload(a, 'traits', h3.stream);
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBe('10');
+    expect(((await third.json()) as { error: string }).error).toBe(
+      '2 uploads are already being received in this workspace; wait for one to finish',
+    );
+    expect(h3.pulled()).toBeLessThanOrEqual(1);
+    // per workspace: another one's upload is taken meanwhile
+    const elsewhere = await started(await upload(a, 'traits', csv(4), 'text/csv', 'admin-2'));
+
+    // the client gone mid-body: a 400, and its place given back
+    h1.abort(new Error('client went away'));
+    const gone = await p1;
+    expect(gone.status).toBe(400);
+    expect(((await gone.json()) as { error: string }).error).toMatch(/did not arrive whole/);
+    const fifth = await started(await upload(a, 'traits', csv(5)));
+    // an empty file (refused after it was received): its place given back too
+    const h6 = heldBody('');
+    const p6 = upload(a, 'traits', h6.stream);
+    await h6.reading;
+    expect((await upload(a, 'traits', csv(7))).status).toBe(429);
+    h6.finish();
+    expect((await p6).status).toBe(400);
+    // the second ends: accepted with both its parts
+    h2.finish();
+    const second = await started(await p2);
+    for (const id of [fifth.id, second.id]) expect(await finished(id, a)).toMatchObject({ status: 'done' });
+    expect(await status(second.id, a)).toMatchObject({ rowsRead: 2, rowsAccepted: 2 });
+    expect(
+      await eventually(
+        'the other workspace import',
+        async () => {
+          const v = (await (await get(`/v1/imports/${elsewhere.id}`, 'admin-2', a)).json()) as View;
+          return v.status !== 'processing' && v;
+        },
+        120_000,
+        200,
+      ),
+    ).toMatchObject({ status: 'done' });
+
+    // nothing leaked: two can be held again, and only the third is refused
+    const [h8, h9] = [heldBody(csv(8)), heldBody(csv(9))];
+    const p8 = upload(a, 'traits', h8.stream);
+    const p9 = upload(a, 'traits', h9.stream);
+    await Promise.all([h8.reading, h9.reading]);
+    expect((await upload(a, 'traits', csv(10))).status).toBe(429);
+    h8.finish();
+    h9.finish();
+    for (const p of [p8, p9])
+      expect(await finished((await started(await p)).id, a)).toMatchObject({ status: 'done' });
+    expect(await finished((await started(await upload(a, 'traits', csv(11)))).id, a)).toMatchObject({
+      status: 'done',
+      rowsAccepted: 1,
+    });
+  }, 180_000);
+});
+
 describe('uploads at once and a stopped process', () => {
   it('uploads sent at once: three places per workspace, the rest told to wait; each accepted one finishes with its own rows', async () => {
     // the real producer, held until released, so the accepted imports are still under way
@@ -446,7 +593,8 @@ describe('uploads at once and a stopped process', () => {
         return producer.send(t, m);
       },
     };
-    const a = makeApp({ producer: slow });
+    // five uploads in flight allowed, so the three places of imports under way are what is tested
+    const a = makeApp({ producer: slow, maxUploads: 5 });
     const files = Array.from({ length: 5 }, (_, f) => {
       const u = uniqueId(`k${f}-`);
       return `userId,plan\n${Array.from({ length: 3000 }, (_, i) => `${u}-${i},p`).join('\n')}\n`;
