@@ -3,6 +3,7 @@
 // markup or control characters. Pure: the posted values in, the traits, ticked consents and
 // the errors per field out.
 import { DEFAULT_MAX_LENGTH, type FormDefinition } from '../schemas/form.ts';
+import { safeTest } from '../schemas/safe-regex.ts';
 
 /** Field names the form itself posts (rendered by ingest/forms.ts). */
 export const FORM_META = {
@@ -165,7 +166,7 @@ export function checkSubmission(form: FormDefinition, posted: Posted): CheckedSu
     if (f.type === 'email' && !EMAIL.test(v)) err(f.name, 'not an email address');
     else if (f.type === 'tel' && !f.pattern && !TEL.test(v)) err(f.name, 'not a phone number');
     else if (f.type === 'select' && !f.options!.includes(v)) err(f.name, 'not one of the choices');
-    else if (f.pattern && !new RegExp(`^(?:${f.pattern})$`, 'u').test(v))
+    else if (f.pattern && !safeTest(`^(?:${f.pattern})$`, v))
       err(f.name, 'does not match the expected format');
     else out.traits[trait] = v;
   }

@@ -14,6 +14,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import addFormatsModule from 'ajv-formats';
 import { checkShape, DefinitionInputError, hasNestedQuantifier } from './definition-input.ts';
 import type { NormalizedEvent } from './event.ts';
+import { linearRegExp, patternError } from './safe-regex.ts';
 
 export const PLAN_MODES = ['allow', 'flag', 'quarantine'] as const;
 export type PlanMode = (typeof PLAN_MODES)[number];
@@ -158,11 +159,8 @@ function checkPattern(pattern: string, at: string): void {
   if (pattern.length > 1000) throw bad(`${at}: a pattern of at most 1000 characters`);
   if (hasNestedQuantifier(pattern))
     throw bad(`${at}: a repeated group with a quantifier inside is not allowed`);
-  try {
-    new RegExp(pattern, 'u');
-  } catch (err) {
-    throw bad(`${at}: not a valid regular expression: ${(err as Error).message}`);
-  }
+  const why = patternError(pattern);
+  if (why) throw bad(`${at}: ${why}`);
 }
 
 // ajv-formats is CommonJS: its plugin is the default export's default under Node's ESM
@@ -182,7 +180,8 @@ function newAjv(): Ajv2020 {
     validateFormats: true,
     logger: false,
     // the compiled code is kept per plan version; source is not needed afterwards
-    code: { source: false, optimize: true },
+    // `pattern` and `patternProperties` run on RE2 (linear time), not V8's backtracking engine
+    code: { source: false, optimize: true, regExp: linearRegExp },
   });
   addFormats(ajv);
   return ajv;

@@ -1,0 +1,99 @@
+// Regular expressions that come from definitions (form field patterns, tracking-plan `pattern`
+// and `patternProperties`) run on RE2, Google's linear-time engine (as WebAssembly: re2-wasm),
+// never on V8's backtracking one. Whatever the pattern, matching a visitor's or an event's value
+// takes time proportional to its length: `(\w|\d)*` or `\d*\d*\d*x` cannot hold the ingest edge's
+// event loop for seconds. RE2 has no backreferences and no lookaround; a pattern using them is
+// refused when it is saved, with a message that says so.
+import { RE2 } from 're2-wasm';
+
+/** Compiled patterns kept per process; past this the oldest is freed (a definition's are few). */
+const MAX_COMPILED = 1000;
+const compiledPatterns = new Map<string, RE2>();
+
+/** Frees an RE2's WebAssembly memory (re2-wasm keeps it until asked: no finalizer). */
+function free(re: RE2): void {
+  (re as unknown as { wrapper?: { delete?: () => void } }).wrapper?.delete?.();
+}
+
+function compiled(source: string, flags: string): RE2 {
+  const key = `${flags}/${source}`;
+  let re = compiledPatterns.get(key);
+  if (re) return re;
+  re = new RE2(source, `${flags}u`);
+  if (compiledPatterns.size >= MAX_COMPILED) {
+    const oldest = compiledPatterns.entries().next().value;
+    if (oldest) {
+      compiledPatterns.delete(oldest[0]);
+      free(oldest[1]);
+    }
+  }
+  compiledPatterns.set(key, re);
+  return re;
+}
+
+/**
+ * Why a pattern cannot be used, or undefined: JavaScript's syntax (unicode mode), minus what a
+ * linear-time engine cannot do. Checked when a definition is saved.
+ */
+export function patternError(source: string): string | undefined {
+  const unsupported = unsupportedConstruct(source);
+  if (unsupported)
+    return `${unsupported} is not supported (patterns run on a linear-time engine, RE2: no backreferences, no lookaround)`;
+  try {
+    new RegExp(source, 'u');
+  } catch (err) {
+    return `not a valid regular expression: ${(err as Error).message}`;
+  }
+  try {
+    free(new RE2(source, 'u'));
+  } catch (err) {
+    // RE2's own limits, e.g. a repeat count over 1000 or a class it lacks
+    return `not supported by the linear-time engine (RE2): ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`;
+  }
+  return undefined;
+}
+
+/** A backreference or a lookaround outside a character class, named as written; else undefined. */
+function unsupportedConstruct(source: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const ch = source[i];
+    if (ch === '\\') {
+      const next = source[i + 1] ?? '';
+      if (!inClass && /[1-9]/.test(next)) return `a backreference (\\${next})`;
+      if (!inClass && next === 'k' && source[i + 2] === '<') return 'a named backreference (\\k<…>)';
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (ch === ']') inClass = false;
+      continue;
+    }
+    if (ch === '[') inClass = true;
+    else if (ch === '(' && source[i + 1] === '?') {
+      const look = source.startsWith('(?<=', i) || source.startsWith('(?<!', i) ? source.slice(i, i + 4) : '';
+      if (look) return `a lookbehind (${look})`;
+      if (source[i + 2] === '=' || source[i + 2] === '!') return `a lookahead (${source.slice(i, i + 3)})`;
+    }
+  }
+  return undefined;
+}
+
+/** Whether `value` matches the pattern (as `new RegExp(source, flags + 'u').test(value)`, in linear time). */
+export function safeTest(source: string, value: string, flags = ''): boolean {
+  return compiled(source, flags.replace('u', '')).test(value);
+}
+
+/**
+ * The engine for ajv's `code.regExp` option: ajv compiles a schema's `pattern` and
+ * `patternProperties` through it. Each test looks the compiled pattern up, so freeing one
+ * (past MAX_COMPILED) never leaves a validator holding a freed engine.
+ */
+export const linearRegExp = Object.assign(
+  (source: string, flags: string) => ({
+    test: (s: string) => safeTest(source, s, flags),
+    // ajv keys its compiled patterns by this: one per pattern
+    toString: () => `/${source}/${flags}`,
+  }),
+  { code: 'linearRegExp' },
+);
