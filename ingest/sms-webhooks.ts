@@ -21,13 +21,16 @@
 // each redelivery, so a failure there is healed by Twilio's retry. A status callback's marker
 // is set first (SET NX) and removed if the effects fail (503, so Twilio retries).
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import type { Logger } from '../runtime/log.ts';
 import { suppressionMember } from '../schemas/contact.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { type SmsConsentJob, smsConsentDueKey } from '../schemas/sms-consent.ts';
+import { IngestError } from './ingest-error.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import { readRawBody } from './read-body.ts';
 
 /** The part of an ioredis client the webhooks use. */
 export interface SmsWebhookRedis {
@@ -156,8 +159,18 @@ export function smsWebhookRoutes(deps: SmsWebhookDeps): Hono {
     const ct = (c.req.header('content-type') ?? '').toLowerCase();
     if (!ct.startsWith('application/x-www-form-urlencoded'))
       return text(415, 'expected application/x-www-form-urlencoded');
-    const buf = new Uint8Array(await c.req.arrayBuffer());
-    if (buf.byteLength > MAX_SMS_WEBHOOK_BYTES) return text(413, 'body too large');
+    // counted as it streams: a chunked body (no Content-Length) is cut off at the limit
+    let buf: Buffer;
+    try {
+      const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+      buf = await readRawBody(
+        incoming && !incoming.readableEnded ? incoming : c.req.raw,
+        MAX_SMS_WEBHOOK_BYTES,
+      );
+    } catch (err) {
+      if (!(err instanceof IngestError)) throw err;
+      return text(err.status, err.status === 413 ? 'body too large' : err.message);
+    }
     // an unknown workspace is told apart only after the signature (no probing for workspaces)
     if (!WS.test(ws)) return text(403, 'invalid signature');
     // the deployment's account, and the workspace's own when it has one

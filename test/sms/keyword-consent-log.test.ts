@@ -3,12 +3,15 @@
 // the real Redis and chDB: one row per reply, source `sms_keyword`, the text as received,
 // the number as identifier, the MessageSid as ref; a redelivered STOP adds no row.
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIngestApp } from '../../ingest/app.ts';
+import { MAX_SMS_WEBHOOK_BYTES } from '../../ingest/sms-webhooks.ts';
 import { startSmsConsentLogWorker } from '../../query/sms-consent-log.ts';
 import { type ClickHouseClient, createClickHouse } from '../../runtime/clickhouse.ts';
 import type { Config } from '../../runtime/config.ts';
+import { listen } from '../../runtime/http.ts';
 import { migrate } from '../../schemas/migrations.ts';
 import { smsConsentDueKey } from '../../schemas/sms-consent.ts';
 import { eventually, testConfig, testLogger } from '../harness.ts';
@@ -117,5 +120,69 @@ describe('SMS keywords in consent_log', () => {
         ref: 'SMa2',
       },
     ]);
+  });
+});
+
+describe('SMS webhook body limit', () => {
+  it('a chunked body (no Content-Length) over the limit is cut off with a 413 before it is all sent', async () => {
+    const log = testLogger(cfg);
+    const app = createIngestApp({
+      producer: { connect: async () => {}, disconnect: async () => {}, send: async () => {} },
+      eventsTopic: 'events',
+      resolveWriteKey: () => undefined,
+      log,
+      smsWebhooks: {
+        redis,
+        redisPrefix: cfg.redis.prefix,
+        authToken: TOKEN,
+        publicUrl: PUBLIC,
+        helpText: 'help',
+        workspaceKnown: async () => true,
+        log,
+        now: () => new Date(),
+      },
+    });
+    const server = await listen(app, '127.0.0.1', 0);
+    try {
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      const total = 64; // 4 MB offered, 64 times the limit
+      let sent = 0;
+      const res = await new Promise<{ status: number; sentBeforeAnswer: number }>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: server.port,
+            method: 'POST',
+            path: `/v1/webhooks/sms/twilio/${cfg.keys.workspace}/status`,
+            headers: { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' },
+          },
+          (r) => {
+            const answer = { status: r.statusCode ?? 0, sentBeforeAnswer: sent };
+            r.resume();
+            req.destroy();
+            resolve(answer);
+          },
+        );
+        req.on('error', () => {}); // destroyed on purpose once answered
+        req.on('close', () => reject(new Error('closed without an answer')));
+        // one chunk at a time, the next only once the previous has been taken by the socket
+        const pump = () => {
+          if (req.destroyed) return;
+          if (sent >= total) {
+            req.end();
+            return;
+          }
+          sent++;
+          if (req.write(chunk)) setImmediate(pump);
+          else req.once('drain', pump);
+        };
+        pump();
+      });
+      expect(res.status).toBe(413);
+      expect(res.sentBeforeAnswer).toBeGreaterThan(MAX_SMS_WEBHOOK_BYTES / chunk.length);
+      expect(res.sentBeforeAnswer).toBeLessThan(total);
+    } finally {
+      await server.close();
+    }
   });
 });
