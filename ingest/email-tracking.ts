@@ -18,8 +18,9 @@
 // the send key, the kind (and the URL for a click), whether it is a machine, and the hour of
 // an open (the minute of a click); the processor drops a messageId it has seen.
 //
-// The person comes first: the GIF and the redirect are answered even when Redis or Kafka
-// cannot take the event in time (the event is then lost and logged as email_track_failed).
+// The person comes first: the GIF and the redirect are answered at once, and the event is
+// recorded in the background; when Redis or Kafka cannot take it in time it is lost and
+// logged as email_track_failed.
 import { createHash } from 'node:crypto';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
@@ -167,7 +168,29 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
     return undefined;
   };
 
-  const record = async (c: Context, kind: TrackingKind, cl: TrackingClaims) => {
+  // messageIds being recorded now: a pixel loaded again before its first record is done
+  // starts no second one (and the background work stays bounded by the distinct events)
+  const inFlight = new Set<string>();
+
+  /**
+   * Records the open or click in the background: the answer does not wait for Redis or Kafka
+   * (each bounded by the produce timeout). Everything taken from the request is read here,
+   * before the answer; a failure is logged (email_track_failed), never thrown.
+   */
+  const record = (c: Context, kind: TrackingKind, cl: TrackingClaims): void => {
+    let job: Promise<void>;
+    try {
+      job = prepare(c, kind, cl);
+    } catch (err) {
+      job = Promise.reject(err);
+    }
+    job.catch((err) =>
+      deps.log.warn({ err: (err as Error).message, workspaceId: cl.w, kind }, 'email_track_failed'),
+    );
+  };
+
+  /** The request's part (synchronous), then the promise of the Redis read and the produce. */
+  const prepare = (c: Context, kind: TrackingKind, cl: TrackingClaims): Promise<void> => {
     const now = deps.now();
     const userAgent = c.req.header('user-agent')?.slice(0, 512);
     const why = botReason({
@@ -184,51 +207,68 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
       .update([cl.w, cl.s, kind, cl.u ?? '', bot ? 'b' : 'h', String(bucket)].join('\u0000'))
       .digest('base64url')
       .slice(0, 32)}`;
-    if (seen(messageId, now.getTime())) return;
-    try {
-      const id = await withTimeout(identifierOf(cl), deps.produceTimeoutMs, 'redis');
-      if (!id) {
-        deps.log.info({ workspaceId: cl.w, profileId: cl.p, kind }, 'email_track_no_profile');
-        return;
-      }
-      const e = normalizeEvent(
-        {
-          type: 'track',
-          event: kind === 'o' ? 'Email Opened' : 'Email Link Clicked',
-          messageId,
-          [id[0]]: id[1],
-          properties: {
-            campaignId: cl.k,
-            sendKey: cl.s,
-            ...(kind === 'c' ? { url: cl.u } : {}),
-            bot,
-            botReason: why,
-          },
-          context: {
-            ...(userAgent ? { userAgent } : {}),
-            channel: 'email',
-            email: { campaignId: cl.k, sendKey: cl.s, profileId: cl.p },
-          },
-        },
-        {
-          workspaceId: cl.w,
-          receivedAt: now,
-          ip: peer(c),
-          keyKind: 'client',
-          timeBounds: deps.timeBounds,
-        },
-      );
-      await withTimeout(
-        deps.producer.send(deps.eventsTopic, [{ key: eventKey(cl.w, id[1]), value: JSON.stringify(e) }]),
-        deps.produceTimeoutMs,
-        'kafka produce',
-      );
-      // kept until its bucket ends: the next bucket is a new messageId anyway
-      const span = kind === 'o' ? 3_600_000 : 60_000;
-      recent.set(messageId, (bucket + 1) * span);
-    } catch (err) {
-      deps.log.warn({ err: (err as Error).message, workspaceId: cl.w, kind }, 'email_track_failed');
+    if (seen(messageId, now.getTime()) || inFlight.has(messageId)) return Promise.resolve();
+    const ip = peer(c);
+    inFlight.add(messageId);
+    return produce(kind, cl, { now, userAgent, why, bot, bucket, messageId, ip }).finally(() =>
+      inFlight.delete(messageId),
+    );
+  };
+
+  const produce = async (
+    kind: TrackingKind,
+    cl: TrackingClaims,
+    r: {
+      now: Date;
+      userAgent: string | undefined;
+      why: string | null;
+      bot: boolean;
+      bucket: number;
+      messageId: string;
+      ip: string | undefined;
+    },
+  ): Promise<void> => {
+    const { now, userAgent, why, bot, bucket, messageId } = r;
+    const id = await withTimeout(identifierOf(cl), deps.produceTimeoutMs, 'redis');
+    if (!id) {
+      deps.log.info({ workspaceId: cl.w, profileId: cl.p, kind }, 'email_track_no_profile');
+      return;
     }
+    const e = normalizeEvent(
+      {
+        type: 'track',
+        event: kind === 'o' ? 'Email Opened' : 'Email Link Clicked',
+        messageId,
+        [id[0]]: id[1],
+        properties: {
+          campaignId: cl.k,
+          sendKey: cl.s,
+          ...(kind === 'c' ? { url: cl.u } : {}),
+          bot,
+          botReason: why,
+        },
+        context: {
+          ...(userAgent ? { userAgent } : {}),
+          channel: 'email',
+          email: { campaignId: cl.k, sendKey: cl.s, profileId: cl.p },
+        },
+      },
+      {
+        workspaceId: cl.w,
+        receivedAt: now,
+        ip: r.ip,
+        keyKind: 'client',
+        timeBounds: deps.timeBounds,
+      },
+    );
+    await withTimeout(
+      deps.producer.send(deps.eventsTopic, [{ key: eventKey(cl.w, id[1]), value: JSON.stringify(e) }]),
+      deps.produceTimeoutMs,
+      'kafka produce',
+    );
+    // kept until its bucket ends: the next bucket is a new messageId anyway
+    const span = kind === 'o' ? 3_600_000 : 60_000;
+    recent.set(messageId, (bucket + 1) * span);
   };
 
   app.get('/v1/e/o/:file', async (c) => {
@@ -236,7 +276,7 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
     if (!file.endsWith('.gif')) return invalid(c, WHY.malformed);
     const v = verifyTrackingToken(deps.secret, 'o', file.slice(0, -4));
     if (!v.ok) return invalid(c, WHY[v.reason]);
-    await record(c, 'o', v.claims);
+    record(c, 'o', v.claims); // in the background: the GIF does not wait for the pipeline
     c.header('Cache-Control', 'no-store, no-cache, must-revalidate, private');
     c.header('Pragma', 'no-cache');
     c.header('Expires', '0');
@@ -250,7 +290,7 @@ export function emailTrackingRoutes(deps: EmailTrackingDeps): Hono {
   app.get('/v1/e/c/:token', async (c) => {
     const v = verifyTrackingToken(deps.secret, 'c', c.req.param('token'));
     if (!v.ok) return invalid(c, WHY[v.reason]);
-    await record(c, 'c', v.claims);
+    record(c, 'c', v.claims); // in the background: the redirect does not wait for the pipeline
     c.header('Cache-Control', 'no-store');
     // the target sees no Referer from this host
     c.header('Referrer-Policy', 'no-referrer');
