@@ -167,7 +167,7 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       now: () => new Date(),
     },
   });
-  mountHealth(app, { kafka: () => admin.ping() });
+  mountHealth(app, { kafka: () => admin.ping() }, 2000, log);
   const server = await listen(app, cfg.ingest.host, cfg.ingest.port);
   // connect eagerly so the first request does not pay for it; failures are retried on send
   producer.connect().catch((err) => log.warn({ err: err.message }, 'producer_connect_failed'));

@@ -96,7 +96,12 @@ export async function startQuery(cfg: Config, clients: Clients, log: Logger): Pr
       allowPrivate: cfg.activation.allowPrivate,
     },
   });
-  mountHealth(app as never, { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) });
+  mountHealth(
+    app as never,
+    { redis: () => pingRedis(redis), clickhouse: () => pingClickHouse(clickhouse) },
+    2000,
+    log,
+  );
   // erasures a DELETE left unfinished, after a restart too
   const erasures = startErasureWorker({
     redis,
