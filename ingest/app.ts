@@ -55,8 +55,13 @@ export interface IngestDeps {
   traitLimits?: TraitLimits;
   /** Forms (ingest/forms.ts): served and taken when given. */
   forms?: FormDeps;
-  /** Landing pages (ingest/pages.ts): served at /p/{workspace}/{slug} when given. */
+  /** Landing pages (ingest/pages.ts): served at /p/{workspace}/{slug} when given; their views share `hotKeys`. */
   pages?: PageDeps;
+  /**
+   * CDP_INGEST_PUBLIC_URL when it is set: the browser SDK's settings point at it, whatever
+   * Host or X-Forwarded-* a request carries. Unset: at the request's Host (local development).
+   */
+  publicUrl?: string;
   /** Tracking plans (ingest/tracking-plan.ts) and where quarantined events go. */
   trackingPlans?: { plans: PlanLookup; quarantineTopic: string };
   /** Double opt-in confirmation links (ingest/consent-confirm.ts), when given. */
@@ -134,14 +139,14 @@ export function createIngestApp(deps: IngestDeps): Hono {
   });
   app.notFound((c) => c.json({ success: false, error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.route('/', browserSdkRoutes({ resolveWriteKey: deps.resolveWriteKey }));
+  app.route('/', browserSdkRoutes({ resolveWriteKey: deps.resolveWriteKey, publicUrl: deps.publicUrl }));
   const openapi = ingestOpenApi();
   app.get('/openapi.json', (c) => c.json(openapi));
   if (deps.forms) {
     app.route('/', formEmbedRoutes());
     app.route('/', formRoutes(deps.forms));
   }
-  if (deps.pages) app.route('/', pageRoutes(deps.pages));
+  if (deps.pages) app.route('/', pageRoutes({ hotKeys: deps.hotKeys, ...deps.pages }));
   if (deps.consentConfirm) app.route('/', consentConfirmRoutes(deps.consentConfirm));
   if (deps.emailTracking) app.route('/', emailTrackingRoutes(deps.emailTracking));
   if (deps.emailWebhooks) app.route('/', emailWebhookRoutes(deps.emailWebhooks));

@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import type { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import type { Producer } from '../runtime/kafka/index.ts';
 import { createLogger } from '../runtime/log.ts';
@@ -21,6 +22,8 @@ function routes(bundleDir?: string) {
   return browserSdkRoutes({ resolveWriteKey, ...(bundleDir ? { bundleDir } : {}) });
 }
 
+type SettingsBody = { integrations: { 'Segment.io': { apiHost: string; protocol: string } } };
+
 async function expect404Json(res: Response) {
   expect(res.status).toBe(404);
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -28,21 +31,74 @@ async function expect404Json(res: Response) {
 }
 
 describe('settings', () => {
-  it('points the SDK at this host, as the request reached it', async () => {
+  it('points the SDK at this host, as the request reached it, without a public URL; X-Forwarded-* never trusted', async () => {
     const res = await routes().request('/v1/projects/wk-123456/settings', {
-      headers: { host: 'ingest.example.com:8443', 'x-forwarded-proto': 'https' },
-    });
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({
-      integrations: {
-        'Segment.io': { apiKey: 'wk-123456', apiHost: 'ingest.example.com:8443/v1', protocol: 'https' },
+      headers: {
+        host: 'ingest.example.com:8443',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'evil.example',
       },
     });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(await res.json()).toMatchObject({
+      integrations: {
+        'Segment.io': { apiKey: 'wk-123456', apiHost: 'ingest.example.com:8443/v1', protocol: 'http' },
+      },
+    });
+    // a Host that is no host name is not echoed
+    const odd = await routes().request('http://ingest.local/v1/projects/wk-123456/settings', {
+      headers: { host: 'evil.example/"><x' },
+    });
+    expect(((await odd.json()) as SettingsBody).integrations['Segment.io'].apiHost).toBe('ingest.local/v1');
+  });
+
+  it('with CDP_INGEST_PUBLIC_URL, points the SDK there whatever Host and X-Forwarded-* say, and is no-store', async () => {
+    const sdk = browserSdkRoutes({ resolveWriteKey, publicUrl: 'https://collect.example.com/' });
+    const app = createIngestApp({
+      producer: { send: async () => {} } as unknown as Producer,
+      eventsTopic: 'events',
+      resolveWriteKey,
+      log: createLogger({ level: 'silent', name: 'test' }),
+      publicUrl: 'https://collect.example.com/edge',
+    });
+    const cases: Array<[Hono, string, Record<string, string>, string]> = [
+      [
+        sdk,
+        '/v1/projects/wk-123456/settings',
+        { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http' },
+        'collect.example.com/v1',
+      ],
+      [
+        sdk,
+        'http://evil.example/v1/projects/wk-123456/settings',
+        { host: 'evil.example' },
+        'collect.example.com/v1',
+      ],
+      // through the ingest app as main.ts builds it, with a path prefix
+      [
+        app,
+        'http://evil.example/v1/projects/wk-123456/settings',
+        { host: 'evil.example', 'x-forwarded-host': 'evil.example' },
+        'collect.example.com/edge/v1',
+      ],
+    ];
+    for (const [routes, path, headers, apiHost] of cases) {
+      const res = await routes.request(path, { headers });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(((await res.json()) as SettingsBody).integrations['Segment.io']).toMatchObject({
+        apiKey: 'wk-123456',
+        apiHost,
+        protocol: 'https',
+      });
+    }
   });
 
   it('answers 404 JSON for an unknown write key', async () => {
     const res = await routes().request('/v1/projects/nope/settings');
     expect(res.status).toBe(404);
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await res.json()).toEqual({ success: false, error: 'unknown write key' });
   });

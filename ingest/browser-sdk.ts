@@ -10,6 +10,13 @@
 // rewrites paths sets `analytics._cdn = 'http://host'` in the snippet, as Segment documents
 // for custom proxies. Only the files of the installed package's dist/umd are served, read
 // once into memory by name; a request names a file, never a path.
+//
+// The settings' apiHost is CDP_INGEST_PUBLIC_URL when it is set, whatever the request's Host
+// or X-Forwarded-* headers say: behind a cache or CDN, one answer built from a forged header
+// would otherwise send every visitor's events to another host. Unset (local development),
+// it is the request's Host over the connection's own protocol; X-Forwarded-Host and
+// X-Forwarded-Proto are never trusted, like X-Forwarded-For elsewhere on this host. The
+// answer is `Cache-Control: no-store`, so no shared cache keeps one request's answer for another.
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -22,6 +29,8 @@ export interface BrowserSdkOptions {
   resolveWriteKey: WriteKeyResolver;
   /** Directory of the analytics-next UMD build; default: the installed package's dist/umd. */
   bundleDir?: string;
+  /** CDP_INGEST_PUBLIC_URL when set: the settings' apiHost and protocol come from it alone. */
+  publicUrl?: string;
 }
 
 /** One servable file: its bytes, a gzip form when the package ships a matching one, an ETag. */
@@ -46,6 +55,14 @@ const JS_TYPE = 'text/javascript; charset=utf-8';
 // names carry their content hash, so they never change at all.
 const LOADER_CACHE = 'public, max-age=300';
 const CHUNK_CACHE = 'public, max-age=31536000, immutable';
+/** A Host header: a DNS name or IPv4 address, or a bracketed IPv6 one, and an optional port. */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+
+/** apiHost (host, port and path prefix, then /v1) and protocol of a public URL. */
+export function apiHostOf(publicUrl: string): { apiHost: string; protocol: string } {
+  const u = new URL(publicUrl);
+  return { apiHost: `${u.host}${u.pathname.replace(/\/+$/, '')}/v1`, protocol: u.protocol.slice(0, -1) };
+}
 
 export function defaultBundleDir(): string {
   const require = createRequire(import.meta.url);
@@ -120,18 +137,25 @@ export function browserSdkRoutes(opts: BrowserSdkOptions): Hono {
     return sendAsset(c, asset, CHUNK_CACHE);
   });
 
+  const configured = opts.publicUrl ? apiHostOf(opts.publicUrl) : undefined;
   app.get('/v1/projects/:writeKey/settings', (c) => {
+    // neither this answer nor the 404 may be kept by a shared cache for other requests
+    c.header('Cache-Control', 'no-store');
     const writeKey = c.req.param('writeKey');
     if (!opts.resolveWriteKey(writeKey)) return c.json({ success: false, error: 'unknown write key' }, 404);
-    const url = new URL(c.req.url);
-    const proto = (c.req.header('x-forwarded-proto') ?? url.protocol.replace(':', '')).split(',')[0]!.trim();
-    const host = c.req.header('x-forwarded-host') ?? c.req.header('host') ?? url.host;
+    let target = configured;
+    if (!target) {
+      const url = new URL(c.req.url);
+      const header = c.req.header('host');
+      const host = header && HOST.test(header) ? header : url.host;
+      target = { apiHost: `${host}/v1`, protocol: url.protocol.slice(0, -1) };
+    }
     return c.json({
       integrations: {
         'Segment.io': {
           apiKey: writeKey,
-          apiHost: `${host}/v1`,
-          protocol: proto,
+          apiHost: target.apiHost,
+          protocol: target.protocol,
           unbundledIntegrations: [],
           addBundledMetadata: true,
           maybeBundledConfigIds: {},

@@ -86,6 +86,8 @@ export async function startIngest(cfg: Config, clients: Clients, log: Logger): P
       : {}),
     timeBounds: cfg.ingest.timeBounds,
     traitLimits: cfg.profileLimits,
+    // the browser SDK settings point here, never at a request's Host (unset: local development)
+    publicUrl: cfg.ingest.configuredPublicUrl,
     forms: formDeps,
     trackingPlans: { plans, quarantineTopic: t.quarantine },
     pages: {

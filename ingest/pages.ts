@@ -12,14 +12,22 @@
 // title, pageId, pageVersion, variant, formIds) to the events topic, acknowledged before
 // the answer, like any tracked call: the history, profiles and segments see it.
 //
+// Abuse: the route is public and the anonymousId comes from a cookie the caller chooses, so
+// views go through the same hot-key lane as the /v1 calls (one anonymousId's flood goes to
+// the overflow topic), and views are recorded per client address (IPv4, or the /64 of an
+// IPv6 one) up to a rate: past it the page is still served (a visitor must see it) but the
+// view is not recorded, counted and logged (`page_view_rate_limited`). Not a 429: a real
+// visitor behind a busy NAT or proxy would get an error page for a limit that protects the
+// analytics, not the page.
+//
 // No Redis per view: definitions are held in memory (reloaded when the definition store's
 // revision moves, polled in the background), and each (workspace, slug, variant) is
 // rendered once into a template whose per-view parts (form tokens, the visitor's
 // anonymousId, the page URL, the referrer) are filled in per view. The rendered pages
 // are dropped when a reload changed any page or form.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
+import { clientKey, remoteAddress } from '../runtime/auth-failures.ts';
 import { type DefinitionStore, watchDefinitions } from '../runtime/definitions.ts';
 import { withTimeout } from '../runtime/http.ts';
 import type { Producer } from '../runtime/kafka/index.ts';
@@ -39,6 +47,7 @@ import { cookieAnonymousId, FORM_META, utmOf } from './form-submission.ts';
 import { signFormToken } from './form-token.ts';
 import { esc, renderForm } from './forms.ts';
 import { normalizeEvent, type TimeBounds } from './normalize-event.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 /** The loaded pages and forms, and a generation that moves when any of them changed. */
 export interface PageSource {
@@ -62,7 +71,22 @@ export interface PageDeps {
   timeBounds?: TimeBounds;
   /** Bytes of rendered (page, variant) templates kept in memory; default 64 MiB. */
   cacheBytes?: number;
+  /**
+   * The hot-key lane of the /v1 calls (IngestDeps.hotKeys, the same limiter): a view of an
+   * anonymousId over it goes to `overflowTopic`. createIngestApp passes its own.
+   */
+  hotKeys?: { limiter: RateLimiter; overflowTopic: string };
+  /**
+   * Views recorded per client address (clientKey: IPv4, or IPv6 /64); over it the page is
+   * served and the view not recorded. Default: VIEWS_PER_ADDRESS_PER_MINUTE; false: none.
+   */
+  addressLimiter?: RateLimiter | false;
 }
+
+/** The default per-address limit on recorded views, per ingest process (a burst of as many). */
+export const VIEWS_PER_ADDRESS_PER_MINUTE = 600;
+/** Views not recorded for the address limit are logged at most this often (with their count). */
+const SKIPPED_LOG_MS = 10_000;
 
 const WORKSPACE = /^[A-Za-z0-9_-]{1,64}$/;
 /** A page just published is looked up again at most this often on a miss (a flood of 404s is no flood of Redis reads). */
@@ -89,6 +113,30 @@ export function pageRoutes(deps: PageDeps): Hono {
   let cachedBytes = 0;
   let cacheGeneration = -1;
   let lastMissRefresh = 0;
+  const addressLimiter =
+    deps.addressLimiter === false
+      ? undefined
+      : (deps.addressLimiter ??
+        new RateLimiter(VIEWS_PER_ADDRESS_PER_MINUTE / 60, VIEWS_PER_ADDRESS_PER_MINUTE, undefined, 100_000));
+  let skipped = 0;
+  let lastSkippedLog = Number.NEGATIVE_INFINITY;
+  /** Whether a view from this address is recorded; counts and logs (sparingly) those that are not. */
+  const recordable = (address: string, page: PageDefinition): boolean => {
+    if (!addressLimiter) return true;
+    const key = clientKey(address);
+    if (addressLimiter.take(key, 1).ok) return true;
+    skipped++;
+    const t = Date.now();
+    if (t - lastSkippedLog >= SKIPPED_LOG_MS) {
+      deps.log.warn(
+        { address: key, workspaceId: page.workspaceId, pageId: page.id, skipped },
+        'page_view_rate_limited',
+      );
+      lastSkippedLog = t;
+      skipped = 0;
+    }
+    return false;
+  };
 
   const template = (page: PageDefinition, variant: PageVariant): Template => {
     const gen = deps.pages.generation();
@@ -149,8 +197,20 @@ export function pageRoutes(deps: PageDeps): Hono {
 
     // a prefetch or HEAD is no view
     const purpose = `${c.req.header('sec-purpose') ?? ''}${c.req.header('purpose') ?? ''}`.toLowerCase();
-    if (c.req.method === 'GET' && !purpose.includes('prefetch'))
-      await trackView(c, deps, { page, variant: variant.id, t, anonymousId, url, referrer, nowMs });
+    if (c.req.method === 'GET' && !purpose.includes('prefetch')) {
+      const address = remoteAddress(c);
+      if (recordable(address, page))
+        await trackView(c, deps, {
+          page,
+          variant: variant.id,
+          t,
+          anonymousId,
+          url,
+          referrer,
+          nowMs,
+          ip: address === 'unknown' ? undefined : address,
+        });
+    }
 
     if (!cookieId) {
       const secure = url.startsWith('https:') || c.req.header('x-forwarded-proto') === 'https';
@@ -178,18 +238,13 @@ async function trackView(
     url: string;
     referrer: string;
     nowMs: number;
+    ip: string | undefined;
   },
 ): Promise<void> {
   const path = `/p/${v.page.workspaceId}/${v.page.slug}`;
   const search = v.url ? new URL(v.url).search : '';
   const utm = utmOf(v.url || undefined);
   const userAgent = c.req.header('user-agent')?.slice(0, 512);
-  let ip: string | undefined;
-  try {
-    ip = getConnInfo(c).remote.address;
-  } catch {
-    ip = undefined;
-  }
   const pageContext = { url: v.url, path, referrer: v.referrer, search, title: v.t.title };
   try {
     const event = normalizeEvent(
@@ -214,15 +269,17 @@ async function trackView(
       {
         workspaceId: v.page.workspaceId,
         receivedAt: new Date(v.nowMs),
-        ip,
+        ip: v.ip,
         keyKind: 'client',
         timeBounds: deps.timeBounds,
       },
     );
+    const key = eventKey(event.workspaceId, v.anonymousId);
+    // one anonymousId's flood goes to the overflow lane, as on /v1 (ingest/app.ts)
+    const topic =
+      deps.hotKeys && !deps.hotKeys.limiter.take(key, 1).ok ? deps.hotKeys.overflowTopic : deps.eventsTopic;
     await withTimeout(
-      deps.producer.send(deps.eventsTopic, [
-        { key: eventKey(event.workspaceId, v.anonymousId), value: JSON.stringify(event) },
-      ]),
+      deps.producer.send(topic, [{ key, value: JSON.stringify(event) }]),
       deps.produceTimeoutMs,
       'kafka produce',
     );

@@ -408,6 +408,8 @@ export interface Config {
     timeBounds: { maxPastMs: number; maxFutureMs: number };
     /** Where people reach the ingest host (CDP_INGEST_PUBLIC_URL): double opt-in links. */
     publicUrl: string;
+    /** CDP_INGEST_PUBLIC_URL only when set: the browser SDK settings' apiHost (unset: the request's Host). */
+    configuredPublicUrl?: string;
   };
   forms: {
     secret: string;
@@ -552,6 +554,7 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
         maxFutureMs: e.CDP_INGEST_MAX_FUTURE_HOURS * 3_600_000,
       },
       publicUrl: e.CDP_INGEST_PUBLIC_URL ?? `http://${e.CDP_INGEST_HOST}:${e.CDP_INGEST_PORT}`,
+      ...(e.CDP_INGEST_PUBLIC_URL ? { configuredPublicUrl: e.CDP_INGEST_PUBLIC_URL } : {}),
     },
     forms: {
       // unset (local development only): derived from the admin key, as the unsubscribe secret

@@ -3,14 +3,20 @@
 // (per variant), a variant sticky per visitor, a form submitted from the page counted as a
 // conversion of the variant shown, hostile definitions refused and hostile text escaped, a
 // burst of views served without a Redis command per view (MONITOR on the ingest's own
-// connection), and a page that is not published answering 404.
+// connection), and a page that is not published answering 404. Abuse of the public route
+// (a caller-chosen cookie, any number of views): one anonymousId's flood goes to the
+// hot-key overflow lane like /v1 calls, and views past the per-address limit are served but
+// not recorded (in process, with a fake producer and a frozen clock, for exact counts).
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
+import { createIngestApp } from '../../ingest/app.ts';
 import { signFormToken } from '../../ingest/form-token.ts';
 import { startIngest } from '../../ingest/main.ts';
+import { RateLimiter } from '../../ingest/rate-limit.ts';
 import { createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
+import type { Logger } from '../../runtime/log.ts';
 import { topics } from '../../schemas/topics.ts';
 import { adminApi, eventually, readTopic, testConfig, testLogger, uniqueId } from '../harness.ts';
 
@@ -27,6 +33,10 @@ beforeAll(async () => {
     CDP_DEFINITIONS_POLL_MS: '50',
     CDP_FORMS_IP_RATE_PER_MINUTE: '100000',
     CDP_FORMS_FORM_RATE_PER_MINUTE: '100000',
+    // a small hot-key lane, so that one cookie's flood of views reaches the overflow topic
+    // quickly (every other visitor here views a page a few times)
+    CDP_HOT_KEY_RATE: '1',
+    CDP_HOT_KEY_BURST: '20',
   });
   running = await startServices(cfg, SERVICE_NAMES, testLogger(cfg));
 });
@@ -577,6 +587,47 @@ describe('landing pages', () => {
     expect(holders).toHaveLength(1);
   }, 60_000);
 
+  it('sends one cookie’s flood of views to the hot-key overflow lane; another visitor’s view stays on the events topic', async () => {
+    const slug = uniqueId('flood-');
+    const created = await api('POST', '/v1/pages', {
+      name: 'Flood',
+      slug,
+      status: 'published',
+      blocks: [{ type: 'heading', text: 'Flood' }],
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const t = topics(cfg.kafka.topicPrefix);
+    // biome-ignore lint/suspicious/noExplicitAny: events are read field by field
+    type Msg = Record<string, any>;
+    const main = await readTopic<Msg>(cfg.kafka.brokers, t.events, uniqueId('pages-flood-'));
+    const overflow = await readTopic<Msg>(cfg.kafka.brokers, t.eventsOverflow, uniqueId('pages-flood-'));
+    try {
+      await eventually(
+        'the flood page served',
+        async () => (await visit(slug, uniqueId('probe-'))).status === 200,
+      );
+      const flooder = uniqueId('victim-anon-');
+      const n = 60;
+      for (let i = 0; i < n; i++) expect((await visit(slug, flooder)).status).toBe(200);
+      const visitor = uniqueId('visitor-');
+      expect((await visit(slug, visitor)).status).toBe(200);
+      const of = (seen: Array<{ value: Msg }>, anon: string) =>
+        seen.filter((m) => m.value.type === 'page' && m.value.anonymousId === anon).length;
+      const split = await eventually('every view of the flood on one of the two lanes', () => {
+        const r = { main: of(main.seen, flooder), overflow: of(overflow.seen, flooder) };
+        return r.main + r.overflow === n && of(main.seen, visitor) === 1 ? r : undefined;
+      });
+      // CDP_HOT_KEY_BURST 20, then 1 a second: most of the 60 go to the overflow lane
+      expect(split.main).toBeGreaterThanOrEqual(20);
+      expect(split.overflow).toBeGreaterThan(0);
+      expect(split.overflow).toBeGreaterThanOrEqual(n - 20 - 15);
+      expect(of(overflow.seen, visitor)).toBe(0);
+    } finally {
+      await main.stop();
+      await overflow.stop();
+    }
+  }, 60_000);
+
   it('serves a burst of views from memory: no Redis command per view on the ingest host’s connection', async () => {
     const slug = uniqueId('burst-');
     const formId = await createForm();
@@ -711,3 +762,118 @@ async function commandsFrom(
   }
   return seen;
 }
+
+describe('landing page views, in process (createIngestApp, a fake producer, a frozen clock)', () => {
+  const now = new Date();
+  const page = {
+    id: 'pg1',
+    workspaceId: 'ws1',
+    version: 1,
+    status: 'published',
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    name: 'Landing',
+    slug: 'offer',
+    blocks: [{ type: 'heading', text: 'Hello' }],
+  };
+  const warnings: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+  const log = {
+    warn: (obj: Record<string, unknown>, msg: string) => warnings.push({ obj, msg }),
+    info: () => {},
+    error: () => {},
+    debug: () => {},
+    child() {
+      return log;
+    },
+  } as unknown as Logger;
+  function setup(addressLimiter: RateLimiter | false) {
+    const sent: Array<{ topic: string; key: string; anonymousId: string }> = [];
+    const producer = {
+      connect: async () => {},
+      disconnect: async () => {},
+      send: async (topic: string, msgs: Array<{ key: string; value: string }>) => {
+        for (const m of msgs)
+          sent.push({ topic, key: String(m.key), anonymousId: JSON.parse(m.value).anonymousId });
+      },
+    };
+    const frozen = () => 1_000;
+    const app = createIngestApp({
+      producer: producer as never,
+      eventsTopic: 'events',
+      resolveWriteKey: (k) => (k === 'pubkey' ? { workspaceId: 'ws1', kind: 'client' } : undefined),
+      log,
+      hotKeys: { limiter: new RateLimiter(50, 500, frozen), overflowTopic: 'events-overflow' },
+      pages: {
+        pages: {
+          bySlug: (ws: string, slug: string) => (ws === 'ws1' && slug === 'offer' ? page : undefined),
+          form: () => undefined,
+          generation: () => 1,
+          refresh: async () => {},
+        } as never,
+        producer: producer as never,
+        eventsTopic: 'events',
+        log,
+        now: () => new Date(),
+        secret: 's'.repeat(32),
+        produceTimeoutMs: 1000,
+        addressLimiter,
+      },
+    });
+    // a peer address as @hono/node-server gives it (app.request has none)
+    const view = (anonymousId: string | undefined, address = '203.0.113.5') =>
+      app.request(
+        '/p/ws1/offer',
+        { headers: anonymousId ? { cookie: `ajs_anonymous_id=%22${anonymousId}%22` } : {} },
+        { incoming: { socket: { remoteAddress: address, remotePort: 40000, remoteFamily: 'IPv4' } } },
+      );
+    const count = (topic: string, anonymousId?: string) =>
+      sent.filter((s) => s.topic === topic && (!anonymousId || s.anonymousId === anonymousId)).length;
+    return { app, sent, view, count };
+  }
+
+  it('sends one cookie’s views past the hot-key limit to the overflow topic, sharing the /v1 lane; another visitor stays on the main topic', async () => {
+    const { app, view, count } = setup(false);
+    for (let i = 0; i < 2000; i++) expect((await view('victim-anon-1')).status).toBe(200);
+    // the burst of 500 (the clock does not move), the rest on the overflow lane
+    expect(count('events', 'victim-anon-1')).toBe(500);
+    expect(count('events-overflow', 'victim-anon-1')).toBe(1500);
+    // a normal visitor is not held up by it
+    expect((await view('normal-visitor')).status).toBe(200);
+    expect(count('events', 'normal-visitor')).toBe(1);
+    expect(count('events-overflow', 'normal-visitor')).toBe(0);
+    // the same bucket as the tracked calls: the flooded id's /v1/p goes to overflow too
+    const res = await app.request('/v1/p', {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from('pubkey:').toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ anonymousId: 'victim-anon-1', name: 'x' }),
+    });
+    expect(res.status).toBe(200);
+    expect(count('events-overflow', 'victim-anon-1')).toBe(1501);
+  });
+
+  it('past the per-address limit serves the page but does not record the view (logged); other addresses still recorded', async () => {
+    warnings.length = 0;
+    const { view, sent, count } = setup(new RateLimiter(1, 10, () => 1_000));
+    // a fresh cookie each time: the hot-key lane alone would not stop it
+    for (let i = 0; i < 30; i++) {
+      const res = await view(undefined);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('<h1>Hello</h1>');
+    }
+    expect(sent).toHaveLength(10);
+    expect(new Set(sent.map((s) => s.anonymousId)).size).toBe(10);
+    const limited = warnings.filter((w) => w.msg === 'page_view_rate_limited');
+    // logged once in its window, not once per view
+    expect(limited).toHaveLength(1);
+    expect(limited[0]!.obj).toMatchObject({ address: '203.0.113.5', workspaceId: 'ws1', pageId: 'pg1' });
+    // another address is not affected
+    expect((await view('normal-visitor', '198.51.100.7')).status).toBe(200);
+    expect(count('events', 'normal-visitor')).toBe(1);
+    // IPv6: counted per /64, so rotating addresses within one does not help
+    for (let i = 0; i < 12; i++) await view(undefined, `2001:db8:1:2::${(i + 1).toString(16)}`);
+    expect(sent).toHaveLength(21);
+  });
+});
