@@ -60,11 +60,18 @@ describe('/proc stat parsing', () => {
   });
 
   it('reads this process and its threads from the real /proc', () => {
-    // burn a little CPU so the counters move
+    // burn CPU until this process has used 50 ms more of it (the counters tick every 10 ms):
+    // on a busy machine 60 ms of wall time can be less than one tick of CPU
     const before = cpuSnapshot([{ name: 'me', pid: process.pid }]);
-    const until = performance.now() + 60;
+    const used = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    const from = used();
+    const deadline = performance.now() + 10_000;
     let x = 0;
-    while (performance.now() < until) x += Math.sqrt(x + 1);
+    while (used() - from < 50 && performance.now() < deadline)
+      for (let i = 0; i < 10_000; i++) x += Math.sqrt(x + 1);
     const after = cpuSnapshot([
       { name: 'me', pid: process.pid },
       { name: 'nobody', pid: undefined },
