@@ -4,8 +4,9 @@
 // worker writes it as the consent API does (Redis on the surviving profile, then ClickHouse
 // consent_log with source `form:<id>@<version>`, time, address, user agent and the exact
 // text shown). It looks the person up by the submission's anonymousId, never by the email
-// typed: the identity rules of client keys decide whose profile that is, so a form cannot
-// grant consent on someone else's known profile.
+// typed: the identity rules of client keys decide whose profile that is, so typing someone's
+// email does not reach their profile. Whoever knows a person's userId can still tie an
+// anonymousId to her with a client key first; double opt-in (README) is the defence there.
 //
 // Several query instances may run it: a batch is claimed in one script (its scores moved to
 // a lease), so each entry is handled by one worker; a worker that dies leaves its claims
