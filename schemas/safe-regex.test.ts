@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { checkSubmission } from '../ingest/form-submission.ts';
 import type { NormalizedEvent } from './event.ts';
 import { checkFormInput, type FormDefinition } from './form.ts';
-import { linearRegExp, patternError, safeTest } from './safe-regex.ts';
+import { backtrackSafe, linearRegExp, patternError, safeTest } from './safe-regex.ts';
 import { checkTrackingPlanInput, compilePlan, PLAN_ID, type TrackingPlanInput } from './tracking-plan.ts';
 
 // catastrophic on a backtracking engine: each extra character about doubles the time
@@ -59,6 +59,43 @@ describe('definition patterns', () => {
     // the same characters where they mean nothing special are fine
     for (const ok of ['\\\\1', '[(?=]', '\\(?=x\\)', '(?:a|b)', '(?<name>a)'])
       expect(patternError(ok), ok).toBeUndefined();
+  });
+
+  it('run on V8 only when no input can make it backtrack, and mean the same there', () => {
+    const v8 = [
+      '^ord_[0-9]+$',
+      '^[A-Z]{3}$',
+      '^sku-[0-9]{5}$',
+      '^(?:[A-Z]{3}-\\d{2})$',
+      '^\\d{3,}$',
+      '^a*?$',
+      '^(?<y>\\d{4})-\\d{2}$',
+      '^[\\]|+*]x+$',
+      '^\\(a\\)+$',
+    ];
+    const re2 = [
+      'ord_[0-9]+', // unanchored: one attempt per position
+      '^a+b+$', // two varying quantifiers
+      '^\\d+\\d+x$',
+      '^(ab)+$', // a repeated group
+      '^(?:a|b)$', // alternation
+      '^(\\w|\\d)*$',
+      '^\\d{1,3}\\d?$',
+      '^x{2}(?:y)?$z*',
+    ];
+    for (const p of v8) expect(backtrackSafe(p), p).toBe(true);
+    for (const p of re2) expect(backtrackSafe(p), p).toBe(false);
+    // the V8 ones answer as RE2 would, on matching and failing values
+    for (const [p, values] of [
+      ['^ord_[0-9]+$', ['ord_1', 'ord_', 'ord_12a', `ord_${'1'.repeat(5000)}!`]],
+      ['^\\d{3,}$', ['12', '123', `${'1'.repeat(5000)}x`]],
+      ['^[\\]|+*]x+$', [']x', '|xx', 'ax']],
+    ] as const)
+      for (const v of values) {
+        const [got, ms] = timed(() => safeTest(p, v));
+        expect(got, `${p} ${v.slice(0, 20)}`).toBe(new RegExp(p, 'u').test(v));
+        expect(ms).toBeLessThan(BOUND_MS);
+      }
   });
 
   it('keep working when more distinct patterns were compiled than the process keeps', () => {

@@ -4,22 +4,30 @@
 // takes time proportional to its length: `(\w|\d)*` or `\d*\d*\d*x` cannot hold the ingest edge's
 // event loop for seconds. RE2 has no backreferences and no lookaround; a pattern using them is
 // refused when it is saved, with a message that says so.
+//
+// A call into RE2 costs about 1.5 µs (V8: tens of ns), so the simplest patterns, which no
+// input can make V8 backtrack on (backtrackSafe: anchored at the start, no alternation, no
+// repeated group, at most one quantifier that may vary), run on V8: `^ord_[0-9]+$`,
+// `^[A-Z]{3}$`, the ids and codes plans mostly check.
 import { RE2 } from 're2-wasm';
 
 /** Compiled patterns kept per process; past this the oldest is freed (a definition's are few). */
 const MAX_COMPILED = 1000;
-const compiledPatterns = new Map<string, RE2>();
+const compiledPatterns = new Map<string, RE2 | RegExp>();
 
 /** Frees an RE2's WebAssembly memory (re2-wasm keeps it until asked: no finalizer). */
-function free(re: RE2): void {
+function free(re: RE2 | RegExp): void {
   (re as unknown as { wrapper?: { delete?: () => void } }).wrapper?.delete?.();
 }
 
-function compiled(source: string, flags: string): RE2 {
+function compiled(source: string, flags: string): RE2 | RegExp {
   const key = `${flags}/${source}`;
   let re = compiledPatterns.get(key);
   if (re) return re;
-  re = new RE2(source, `${flags}u`);
+  re =
+    !flags.includes('m') && backtrackSafe(source)
+      ? new RegExp(source, `${flags}u`)
+      : new RE2(source, `${flags}u`);
   if (compiledPatterns.size >= MAX_COMPILED) {
     const oldest = compiledPatterns.entries().next().value;
     if (oldest) {
@@ -51,6 +59,87 @@ export function patternError(source: string): string | undefined {
     return `not supported by the linear-time engine (RE2): ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`;
   }
   return undefined;
+}
+
+/**
+ * Whether V8's backtracking engine runs this pattern in time linear in the input: it is
+ * anchored at the start (one attempt, not one per position), has no alternation and no
+ * quantified group, and at most one quantifier whose count may vary (`*`, `+`, `?`, `{m,n}`,
+ * `{m,}`; a fixed `{m}` is not a choice). Backtracking then only revisits that one
+ * quantifier's count, each retry matching a fixed-length rest. Conservative: anything else
+ * (and anything this scan does not understand) is left to RE2.
+ */
+export function backtrackSafe(source: string): boolean {
+  if (source[0] !== '^') return false;
+  let varying = 0;
+  let afterAtom = false; // the last token can take a quantifier
+  let afterQuantifier = false; // a `?` here makes the quantifier lazy, not a new one
+  for (let i = 1; i < source.length; i++) {
+    const ch = source[i]!;
+    if (ch === '\\') {
+      i++;
+      afterAtom = true;
+      afterQuantifier = false;
+      continue;
+    }
+    if (ch === '[') {
+      // to the class's closing bracket (escapes inside skipped; `]` first is literal only outside u-mode)
+      let j = i + 1;
+      if (source[j] === '^') j++;
+      for (; j < source.length && source[j] !== ']'; j++) if (source[j] === '\\') j++;
+      if (j >= source.length) return false;
+      i = j;
+      afterAtom = true;
+      afterQuantifier = false;
+      continue;
+    }
+    if (ch === '|') return false;
+    if (ch === '(') {
+      // `(?:` and `(?<name>` open a group like `(`; lookarounds were refused at save
+      if (source[i + 1] === '?') {
+        if (source[i + 2] === ':') i += 2;
+        else {
+          const named = /^\(\?<[A-Za-z_$][\w$]*>/.exec(source.slice(i));
+          if (!named) return false;
+          i += named[0].length - 1;
+        }
+      }
+      afterAtom = false;
+      afterQuantifier = false;
+      continue;
+    }
+    if (ch === ')') {
+      const next = source[i + 1];
+      if (next === '*' || next === '+' || next === '?' || next === '{') return false;
+      afterAtom = true;
+      afterQuantifier = false;
+      continue;
+    }
+    if (ch === '*' || ch === '+' || ch === '?') {
+      if (ch === '?' && afterQuantifier) {
+        afterQuantifier = false;
+        continue;
+      }
+      if (!afterAtom) return false;
+      varying++;
+      afterAtom = false;
+      afterQuantifier = true;
+      continue;
+    }
+    if (ch === '{') {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i));
+      if (!m) return false;
+      if (!afterAtom) return false;
+      if (m[2] !== undefined && m[3] !== m[1]) varying++;
+      i += m[0].length - 1;
+      afterAtom = false;
+      afterQuantifier = true;
+      continue;
+    }
+    afterAtom = ch !== '^' && ch !== '$';
+    afterQuantifier = false;
+  }
+  return varying <= 1;
 }
 
 /** A backreference or a lookaround outside a character class, named as written; else undefined. */
