@@ -48,36 +48,3 @@ export function valueAt(obj: unknown, path: readonly string[]): unknown {
   }
   return v;
 }
-
-/**
- * Whether a regular expression repeats a group that itself holds a quantifier (`(a+)+`,
- * `((a*)b)+`, `(x{2,})*`): such a pattern can take exponential time on a hostile input, so
- * patterns from definitions (forms, tracking plans) are refused when it does. Escapes and
- * character classes are skipped; nested groups count for the group around them.
- */
-export function hasNestedQuantifier(pattern: string): boolean {
-  const groups: boolean[] = []; // per open group: whether something inside repeats
-  let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i];
-    if (ch === '\\') {
-      i++;
-      continue;
-    }
-    if (inClass) {
-      if (ch === ']') inClass = false;
-      continue;
-    }
-    if (ch === '[') inClass = true;
-    else if (ch === '(') groups.push(false);
-    else if (ch === ')') {
-      const inner = groups.pop() ?? false;
-      const next = pattern[i + 1];
-      const repeated = next === '+' || next === '*' || next === '{';
-      if (inner && repeated) return true;
-      if ((inner || repeated) && groups.length > 0) groups[groups.length - 1] = true;
-    } else if ((ch === '+' || ch === '*' || ch === '{') && groups.length > 0)
-      groups[groups.length - 1] = true;
-  }
-  return false;
-}

@@ -5,8 +5,8 @@
 // version; ingest loads them from the definition store and takes submissions (ingest/forms.ts).
 import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { checkShape, DefinitionInputError, hasNestedQuantifier } from './definition-input.ts';
-import { patternError } from './safe-regex.ts';
+import { checkShape, DefinitionInputError } from './definition-input.ts';
+import { hasNestedQuantifier, patternError } from './safe-regex.ts';
 
 export const FIELD_TYPES = ['text', 'email', 'tel', 'number', 'checkbox', 'select', 'hidden'] as const;
 export type FieldType = (typeof FIELD_TYPES)[number];

@@ -142,15 +142,21 @@ export function backtrackSafe(source: string): boolean {
   return varying <= 1;
 }
 
-/** A backreference or a lookaround outside a character class, named as written; else undefined. */
-function unsupportedConstruct(source: string): string | undefined {
+/**
+ * Visits a pattern's characters outside character classes, with `escaped` true at a backslash
+ * (the character it escapes, at i + 1, is not visited). Returns the first answer the visitor
+ * gives (not undefined).
+ */
+function scanOutsideClasses<T>(
+  source: string,
+  visit: (i: number, escaped: boolean) => T | undefined,
+): T | undefined {
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
     const ch = source[i];
     if (ch === '\\') {
-      const next = source[i + 1] ?? '';
-      if (!inClass && /[1-9]/.test(next)) return `a backreference (\\${next})`;
-      if (!inClass && next === 'k' && source[i + 2] === '<') return 'a named backreference (\\k<…>)';
+      const answer = inClass ? undefined : visit(i, true);
+      if (answer !== undefined) return answer;
       i++;
       continue;
     }
@@ -158,14 +164,57 @@ function unsupportedConstruct(source: string): string | undefined {
       if (ch === ']') inClass = false;
       continue;
     }
-    if (ch === '[') inClass = true;
-    else if (ch === '(' && source[i + 1] === '?') {
-      const look = source.startsWith('(?<=', i) || source.startsWith('(?<!', i) ? source.slice(i, i + 4) : '';
-      if (look) return `a lookbehind (${look})`;
-      if (source[i + 2] === '=' || source[i + 2] === '!') return `a lookahead (${source.slice(i, i + 3)})`;
+    if (ch === '[') {
+      inClass = true;
+      continue;
     }
+    const answer = visit(i, false);
+    if (answer !== undefined) return answer;
   }
   return undefined;
+}
+
+/** A backreference or a lookaround outside a character class, named as written; else undefined. */
+function unsupportedConstruct(source: string): string | undefined {
+  return scanOutsideClasses(source, (i, escaped) => {
+    if (escaped) {
+      const next = source[i + 1] ?? '';
+      if (/[1-9]/.test(next)) return `a backreference (\\${next})`;
+      if (next === 'k' && source[i + 2] === '<') return 'a named backreference (\\k<…>)';
+      return undefined;
+    }
+    if (source[i] !== '(' || source[i + 1] !== '?') return undefined;
+    if (source.startsWith('(?<=', i) || source.startsWith('(?<!', i))
+      return `a lookbehind (${source.slice(i, i + 4)})`;
+    if (source[i + 2] === '=' || source[i + 2] === '!') return `a lookahead (${source.slice(i, i + 3)})`;
+    return undefined;
+  });
+}
+
+/**
+ * Whether a regular expression repeats a group that itself holds a quantifier (`(a+)+`,
+ * `((a*)b)+`, `(x{2,})*`): the classic exponential shape, refused in definitions (forms,
+ * tracking plans) even though their patterns run in linear time, as a clear sign of a
+ * mistake. Escapes and character classes are skipped; nested groups count for the group
+ * around them.
+ */
+export function hasNestedQuantifier(pattern: string): boolean {
+  const groups: boolean[] = []; // per open group: whether something inside repeats
+  const found = scanOutsideClasses(pattern, (i, escaped) => {
+    if (escaped) return undefined;
+    const ch = pattern[i];
+    if (ch === '(') groups.push(false);
+    else if (ch === ')') {
+      const inner = groups.pop() ?? false;
+      const next = pattern[i + 1];
+      const repeated = next === '+' || next === '*' || next === '{';
+      if (inner && repeated) return true;
+      if ((inner || repeated) && groups.length > 0) groups[groups.length - 1] = true;
+    } else if ((ch === '+' || ch === '*' || ch === '{') && groups.length > 0)
+      groups[groups.length - 1] = true;
+    return undefined;
+  });
+  return found === true;
 }
 
 /** Whether `value` matches the pattern (as `new RegExp(source, flags + 'u').test(value)`, in linear time). */

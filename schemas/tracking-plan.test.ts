@@ -1,7 +1,7 @@
 // The tracking plan's checks at save (shape, hostile schemas) and the compiled validator.
 import { describe, expect, it } from 'vitest';
-import { hasNestedQuantifier } from './definition-input.ts';
 import type { NormalizedEvent } from './event.ts';
+import { hasNestedQuantifier } from './safe-regex.ts';
 import {
   checkTrackingPlanInput,
   compilePlan,

@@ -12,9 +12,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { checkShape, DefinitionInputError, hasNestedQuantifier } from './definition-input.ts';
+import { checkShape, DefinitionInputError } from './definition-input.ts';
 import type { NormalizedEvent } from './event.ts';
-import { linearRegExp, patternError } from './safe-regex.ts';
+import { hasNestedQuantifier, linearRegExp, patternError } from './safe-regex.ts';
 
 export const PLAN_MODES = ['allow', 'flag', 'quarantine'] as const;
 export type PlanMode = (typeof PLAN_MODES)[number];

@@ -47,26 +47,31 @@ function inbound(app: ReturnType<typeof createIngestApp>, ws: string, params: Re
   });
 }
 
+/** The ingest app with only the SMS webhooks (no producer: keywords go to Redis and the log). */
+function smsApp(workspaceKnown: (ws: string) => Promise<boolean>) {
+  const log = testLogger(cfg);
+  return createIngestApp({
+    producer: { connect: async () => {}, disconnect: async () => {}, send: async () => {} },
+    eventsTopic: 'events',
+    resolveWriteKey: () => undefined,
+    log,
+    smsWebhooks: {
+      redis,
+      redisPrefix: cfg.redis.prefix,
+      authToken: TOKEN,
+      publicUrl: PUBLIC,
+      helpText: 'help',
+      workspaceKnown,
+      log,
+      now: () => new Date(),
+    },
+  });
+}
+
 describe('SMS keywords in consent_log', () => {
   it('STOP and START are logged once each with their text', async () => {
     const ws = cfg.keys.workspace;
-    const log = testLogger(cfg);
-    const app = createIngestApp({
-      producer: { connect: async () => {}, disconnect: async () => {}, send: async () => {} },
-      eventsTopic: 'events',
-      resolveWriteKey: () => undefined,
-      log,
-      smsWebhooks: {
-        redis,
-        redisPrefix: cfg.redis.prefix,
-        authToken: TOKEN,
-        publicUrl: PUBLIC,
-        helpText: 'help',
-        workspaceKnown: async (w) => w === ws,
-        log,
-        now: () => new Date(),
-      },
-    });
+    const app = smsApp(async (w) => w === ws);
     const phone = '+447700900123';
     const stop = { MessageSid: 'SMa1', From: phone, Body: 'Stop' };
     expect((await inbound(app, ws, stop)).status).toBe(200);
@@ -77,7 +82,7 @@ describe('SMS keywords in consent_log', () => {
       redis: redis as never,
       clickhouse: ch,
       redisPrefix: cfg.redis.prefix,
-      log,
+      log: testLogger(cfg),
       now: () => new Date(Date.now() + 1000),
       intervalMs: 3_600_000,
     });
@@ -125,23 +130,7 @@ describe('SMS keywords in consent_log', () => {
 
 describe('SMS webhook body limit', () => {
   it('a chunked body (no Content-Length) over the limit is cut off with a 413 before it is all sent', async () => {
-    const log = testLogger(cfg);
-    const app = createIngestApp({
-      producer: { connect: async () => {}, disconnect: async () => {}, send: async () => {} },
-      eventsTopic: 'events',
-      resolveWriteKey: () => undefined,
-      log,
-      smsWebhooks: {
-        redis,
-        redisPrefix: cfg.redis.prefix,
-        authToken: TOKEN,
-        publicUrl: PUBLIC,
-        helpText: 'help',
-        workspaceKnown: async () => true,
-        log,
-        now: () => new Date(),
-      },
-    });
+    const app = smsApp(async () => true);
     const server = await listen(app, '127.0.0.1', 0);
     try {
       const chunk = Buffer.alloc(64 * 1024, 'a');
