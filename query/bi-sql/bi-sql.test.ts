@@ -506,6 +506,13 @@ const HOSTILE: [string, string, Record<string, string>?][] = [
   ['SELECT hostName()', '446'],
   ['SELECT currentUser()', '446'],
   ['SELECT sleep(3)', '446'],
+  // quadratic within one row, where the time limit is not checked
+  ["SELECT editDistance(repeat('a', 60000), repeat('b', 60000))", '446'],
+  ["SELECT levenshteinDistance('a', 'b')", '446'],
+  ["SELECT count() FROM bi_events WHERE damerauLevenshteinDistance(message_id, 'x') < 3", '446'],
+  ["SELECT jaroWinklerSimilarity('a', 'b')", '446'],
+  ["SELECT stringJaccardIndexUTF8('a', 'b')", '446'],
+  ['SELECT arrayLevenshteinDistance(range(10), range(20))', '446'],
   ["SELECT 1 INTO OUTFILE '/tmp/cdp-bi-evil.txt'", '497'],
   ['SELECT * FROM `bi_events x`.events', '497'],
   ['SELECT * FROM `default`.`events`', '497'],
@@ -644,6 +651,93 @@ describe('hostile SQL', () => {
       })
     ).json<{ value: string }>();
     expect(setting).toEqual([{ value: '0' }]);
+  });
+});
+
+describe('result bytes and slots', () => {
+  it('fails an answer past max_result_bytes however the format grows it', async () => {
+    // 100 rows of 1 byte each in the engine; 1000-byte names on every row of JSONEachRow
+    const named = await http('/?max_result_bytes=50000', {
+      method: 'POST',
+      body: `SELECT 1 AS ${'a'.repeat(1000)} FROM numbers(100) FORMAT JSONEachRow`,
+    });
+    const namedText = await named.text();
+    expect(named.headers.get('x-clickhouse-exception-code'), namedText).toBe('396');
+    expect(namedText).toMatch(/^Code: 396\. DB::Exception: Limit for result exceeded, max bytes: 48\.83 KiB/);
+    // the same rows fit when the names are short
+    const short = await http('/?max_result_bytes=50000', {
+      method: 'POST',
+      body: 'SELECT 1 AS a FROM numbers(100) FORMAT JSONEachRow',
+    });
+    expect((await short.text()).trim().split('\n')).toHaveLength(100);
+    // about 90 KB of values in the engine, six times that once escaped as JSON
+    const escaped = await http('/?max_result_bytes=100000', {
+      method: 'POST',
+      body: 'SELECT repeat(char(1), 1000) AS s FROM numbers(90) FORMAT JSONCompactEachRow',
+    });
+    const escapedText = await escaped.text();
+    expect(escaped.headers.get('x-clickhouse-exception-code'), escapedText).toBe('396');
+    expect(escapedText).toContain('Limit for result exceeded, max bytes: 97.66 KiB');
+  });
+
+  it('holds the slot while a compressed answer is encoded and sent, and frees it after, or when the client goes away', async () => {
+    // one slot; the log line of a query that ran is written just before its answer is encoded
+    const ran: (() => void)[] = [];
+    const slotLog = createLogger({ level: 'silent', name: 'test' });
+    const info = slotLog.info.bind(slotLog);
+    slotLog.info = ((obj: unknown, msg?: string) => {
+      if (msg === 'bi_sql_query') ran.shift()?.();
+      return info(obj as never, msg as never);
+    }) as typeof slotLog.info;
+    const app = createBiSqlApp({
+      clickhouse: ch,
+      credentials: new BiCredentialStore(redis, prefix),
+      limits: {
+        maxExecutionSeconds: 5,
+        maxResultRows: 5000,
+        maxResultBytes: 10_000_000,
+        maxMemoryBytes: 50_000_000,
+        maxConcurrent: 1,
+      },
+      log: slotLog,
+    });
+    const one = await listen(app as never, '127.0.0.1', 0);
+    const headers = { 'X-ClickHouse-User': creds.A.user, 'X-ClickHouse-Key': creds.A.password };
+    const at = `http://127.0.0.1:${one.port}`;
+    const probe = async () => {
+      const r = await fetch(`${at}/?query=SELECT%201`, { headers });
+      return [r.status, await r.text()] as const;
+    };
+    // 3 MB, compressed (compress=1) at a few MB/s on this thread: about a second of encoding
+    const big = `${at}/?compress=1&query=${encodeURIComponent("SELECT repeat('x', 1000) AS s FROM numbers(3000)")}`;
+    try {
+      const encoding = new Promise<void>((r) => ran.push(r));
+      const first = fetch(big, { headers });
+      await encoding;
+      const [status, text] = await probe();
+      expect(status, text).toBe(429);
+      expect(text).toContain('TOO_MANY_SIMULTANEOUS_QUERIES');
+      const answer = await first;
+      expect(answer.status).toBe(200);
+      expect((await answer.arrayBuffer()).byteLength).toBeGreaterThan(3_000_000);
+      expect(await probe()).toEqual([200, '1\n']);
+
+      // the client goes away while its answer is encoded: the slot is free once that is done
+      const gone = new AbortController();
+      const encoding2 = new Promise<void>((r) => ran.push(r));
+      const second = fetch(big, { headers, signal: gone.signal }).catch(() => undefined);
+      await encoding2;
+      gone.abort();
+      await second;
+      let freed = false;
+      for (let i = 0; i < 100 && !freed; i++) {
+        freed = (await probe())[0] === 200;
+        if (!freed) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(freed).toBe(true);
+    } finally {
+      await one.close();
+    }
   });
 });
 

@@ -9,6 +9,7 @@ export const ErrorCode = {
   READONLY: 164,
   TOO_MANY_SIMULTANEOUS_QUERIES: 202,
   QUERY_IS_TOO_LARGE: 393,
+  TOO_MANY_ROWS_OR_BYTES: 396,
   FUNCTION_NOT_ALLOWED: 446,
   UNKNOWN_QUERY_PARAMETER: 456,
   ACCESS_DENIED: 497,
@@ -70,7 +71,8 @@ export class BiSqlError extends Error {
     const code = Number(e.code);
     const msg = (e.message ?? fallback)
       .replace(/^Code: \d+\. DB::Exception: /, '')
-      .replace(/ \(([A-Z_]+)\)\.?\s*$/, '');
+      .replace(/ \(([A-Z_]+)\)\.?\s*$/, '')
+      .replace(/\.\s*$/, '');
     if (Number.isInteger(code) && code > 0)
       return new BiSqlError(code, msg, e.type ?? NAMES[code] ?? 'UNKNOWN');
     return new BiSqlError(1000, msg, 'UNKNOWN');

@@ -51,6 +51,8 @@ export interface BiSqlDeps {
 
 /** Statement text (URL and body together) past this is refused. */
 const MAX_QUERY_BYTES = 256 * 1024;
+/** Rows per block the BI queries run with (max_block_size; the engine's default is 65409). */
+const MAX_BLOCK_SIZE = 1024;
 const WORKSPACE = /^[A-Za-z0-9_-]{1,128}$/;
 const PARAM = /^param_([A-Za-z_][A-Za-z0-9_]*)$/;
 
@@ -163,6 +165,8 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
     const queryId = /^[A-Za-z0-9_.:-]{1,128}$/.test(askedId) ? askedId : randomUUID();
     let version = '';
     let workspaceId: string | undefined;
+    // read now: the server aborts it when the client's connection closes early
+    const clientGone = c.req.raw.signal;
     try {
       const eng = await loadEngine();
       version = eng.version;
@@ -217,60 +221,107 @@ export function createBiSqlApp(deps: BiSqlDeps): Hono {
           ErrorCode.TOO_MANY_SIMULTANEOUS_QUERIES,
           `Too many simultaneous queries for this workspace: at most ${perWorkspace} run at once`,
         );
+      // the slot is held until the answer has been encoded and handed to the socket (or the
+      // client went away): compressing a large answer is work as much as running the query
       running++;
       runningByWorkspace.set(workspaceId, mine + 1);
-      let body: Buffer;
-      try {
-        const sql = `SELECT * FROM (\n${checked.sql}\n)\nSETTINGS ${executionSettings(eng.catalog, workspaceId, limits, extra)}`;
-        const rs = await deps.clickhouse.exec({
-          query: sql,
-          query_params: params,
-          // chDB takes it as the output format (a server would too)
-          clickhouse_settings: { default_format: format as never },
-        });
-        const parts: Buffer[] = [];
-        for await (const chunk of rs.stream) parts.push(chunk as Buffer);
-        body = Buffer.concat(parts);
-      } catch (err) {
-        await drainAfterFailure(deps.clickhouse);
-        throw err instanceof BiSqlError ? err : BiSqlError.fromEngine(err, 'Query failed');
-      } finally {
+      const ws = workspaceId;
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
         running--;
-        const left = (runningByWorkspace.get(workspaceId) ?? 1) - 1;
-        if (left > 0) runningByWorkspace.set(workspaceId, left);
-        else runningByWorkspace.delete(workspaceId);
-      }
-
-      const elapsedNs = process.hrtime.bigint() - started;
-      deps.log.info(
-        { workspaceId, queryId, format, bytes: body.length, ms: Number(elapsedNs / 1_000_000n) },
-        'bi_sql_query',
-      );
-      const headers: Record<string, string> = {
-        'Content-Type': contentType(format),
-        'X-ClickHouse-Format': format,
-        'X-ClickHouse-Query-Id': queryId,
-        'X-ClickHouse-Timezone': eng.timezone,
-        'X-ClickHouse-Server-Display-Name': 'cdp',
-        'X-ClickHouse-Summary': JSON.stringify({
-          read_rows: '0',
-          read_bytes: '0',
-          written_rows: '0',
-          written_bytes: '0',
-          total_rows_to_read: '0',
-          result_rows: '0',
-          result_bytes: String(body.length),
-          elapsed_ns: String(elapsedNs),
-        }),
+        const left = (runningByWorkspace.get(ws) ?? 1) - 1;
+        if (left > 0) runningByWorkspace.set(ws, left);
+        else runningByWorkspace.delete(ws);
       };
-      // compress=1: ClickHouse's own block compression (the JDBC driver's default)
-      if (url.searchParams.get('compress') === '1') body = await compressNative(body);
-      const encoded = await maybeCompress(body, url, c.req.header('accept-encoding') ?? '');
-      if (encoded.encoding) headers['Content-Encoding'] = encoded.encoding;
-      return new Response(c.req.method === 'HEAD' ? null : new Uint8Array(encoded.body), {
-        status: 200,
-        headers,
-      });
+      try {
+        let body: Buffer;
+        let namesCap: { perRow: number; rows: number } | undefined;
+        try {
+          // formats that write every column's name on every row: the names alone cap the rows
+          // an answer within max_result_bytes can have, so the engine stops there rather than
+          // write (chDB: in memory, all at once) an answer of far more bytes than allowed
+          let rowLimits = limits;
+          if (NAMES_EACH_ROW.has(format.toLowerCase())) {
+            const perRow = await bytesOfNamesPerRow(
+              deps.clickhouse,
+              checked.sql,
+              params,
+              executionSettings(eng.catalog, workspaceId, limits, extra),
+            );
+            const cap = Math.max(1, Math.floor(limits.maxResultBytes / perRow));
+            if (cap < limits.maxResultRows) {
+              rowLimits = { ...limits, maxResultRows: cap };
+              namesCap = { perRow, rows: cap };
+            }
+          }
+          const sql = `SELECT * FROM (\n${checked.sql}\n)\nSETTINGS ${executionSettings(eng.catalog, workspaceId, rowLimits, extra)}`;
+          const rs = await deps.clickhouse.exec({
+            query: sql,
+            query_params: params,
+            // chDB takes it as the output format (a server would too)
+            clickhouse_settings: { default_format: format as never },
+          });
+          body = await readAnswer(rs.stream, limits.maxResultBytes);
+        } catch (err) {
+          await drainAfterFailure(deps.clickhouse);
+          const e = err instanceof BiSqlError ? err : BiSqlError.fromEngine(err, 'Query failed');
+          // the row limit the column names set: said as the byte limit it stands for
+          if (namesCap && e.code === ErrorCode.TOO_MANY_ROWS_OR_BYTES && /max rows/.test(e.message))
+            throw new BiSqlError(
+              ErrorCode.TOO_MANY_ROWS_OR_BYTES,
+              `Limit for result exceeded, max bytes: ${readableSize(limits.maxResultBytes)}: in ${format} the column names alone take ${namesCap.perRow} bytes a row, so at most ${namesCap.rows} rows fit`,
+            );
+          throw e;
+        }
+
+        const elapsedNs = process.hrtime.bigint() - started;
+        deps.log.info(
+          { workspaceId, queryId, format, bytes: body.length, ms: Number(elapsedNs / 1_000_000n) },
+          'bi_sql_query',
+        );
+        const headers: Record<string, string> = {
+          'Content-Type': contentType(format),
+          'X-ClickHouse-Format': format,
+          'X-ClickHouse-Query-Id': queryId,
+          'X-ClickHouse-Timezone': eng.timezone,
+          'X-ClickHouse-Server-Display-Name': 'cdp',
+          'X-ClickHouse-Summary': JSON.stringify({
+            read_rows: '0',
+            read_bytes: '0',
+            written_rows: '0',
+            written_bytes: '0',
+            total_rows_to_read: '0',
+            result_rows: '0',
+            result_bytes: String(body.length),
+            elapsed_ns: String(elapsedNs),
+          }),
+        };
+        // nobody to answer: no encoding either
+        if (clientGone.aborted) {
+          release();
+          return new Response(null, { status: 200, headers });
+        }
+        // compress=1: ClickHouse's own block compression (the JDBC driver's default)
+        if (url.searchParams.get('compress') === '1') body = await compressNative(body);
+        const encoded = await maybeCompress(body, url, c.req.header('accept-encoding') ?? '');
+        if (encoded.encoding) headers['Content-Encoding'] = encoded.encoding;
+        if (c.req.method === 'HEAD' || clientGone.aborted || encoded.body.length === 0) {
+          release();
+          return new Response(c.req.method === 'HEAD' ? null : new Uint8Array(encoded.body), {
+            status: 200,
+            headers,
+          });
+        }
+        // a client that goes away before or while the answer is written frees the slot too
+        clientGone.addEventListener('abort', release, { once: true });
+        headers['Content-Length'] = String(encoded.body.length);
+        return new Response(answerStream(encoded.body, release), { status: 200, headers });
+      } catch (err) {
+        release();
+        throw err;
+      }
     } catch (err) {
       const e = err instanceof BiSqlError ? err : BiSqlError.fromEngine(err, 'Internal error');
       if (!(err instanceof BiSqlError) && !(err as { code?: unknown }).code)
@@ -316,6 +367,103 @@ async function drainAfterFailure(ch: ClickHouseClient): Promise<void> {
       // nothing to take, or the engine is down: the caller's error is what matters
     }
   }
+}
+
+/** Output formats that write each column's name on every row (JSON objects, XML, Vertical). */
+const NAMES_EACH_ROW = new Set(
+  [
+    'JSON',
+    'JSONStrings',
+    'JSONEachRow',
+    'JSONLines',
+    'NDJSON',
+    'JSONStringsEachRow',
+    'JSONObjectEachRow',
+    'XML',
+    'Vertical',
+  ].map((f) => f.toLowerCase()),
+);
+
+/**
+ * The least bytes a row takes in a NAMES_EACH_ROW format for its column names alone (each
+ * name, its quotes or tags, a one-byte value): the statement's result columns, read by
+ * running it with LIMIT 0 under the same settings as the query itself.
+ */
+async function bytesOfNamesPerRow(
+  ch: ClickHouseClient,
+  sql: string,
+  params: Record<string, string>,
+  settings: string,
+): Promise<number> {
+  const rs = await ch.exec({
+    query: `SELECT * FROM (\n${sql}\n)\nLIMIT 0\nSETTINGS ${settings}`,
+    query_params: params,
+    clickhouse_settings: { default_format: 'JSONCompactEachRowWithNames' as never },
+  });
+  const text = (await readAnswer(rs.stream, MAX_QUERY_BYTES * 16)).toString('utf8');
+  const names = JSON.parse(text.split('\n')[0] || '[]') as string[];
+  return Math.max(
+    1,
+    names.reduce((n, name) => n + Buffer.byteLength(String(name)) + 3, 0),
+  );
+}
+
+/** ClickHouse's readable size (formatReadableSize): 97.66 KiB. */
+function readableSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(2)} ${units[i]}`;
+}
+
+/**
+ * The engine's answer, counted as it arrives: past `maxBytes` it fails as ClickHouse fails a
+ * result past max_result_bytes (TOO_MANY_ROWS_OR_BYTES). The engine bounds the bytes of the
+ * result's values; what a format adds around them (names, quotes, padding) is bounded here.
+ */
+async function readAnswer(stream: AsyncIterable<unknown>, maxBytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > maxBytes) {
+      parts.length = 0;
+      (stream as { destroy?: () => void }).destroy?.();
+      throw new BiSqlError(
+        ErrorCode.TOO_MANY_ROWS_OR_BYTES,
+        `Limit for result exceeded, max bytes: ${readableSize(maxBytes)}, current bytes: ${readableSize(size)}`,
+      );
+    }
+    parts.push(b);
+  }
+  // chDB hands the answer over as one chunk: no second copy of it
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+}
+
+/** Slices of the answer as the socket takes them; `done` runs once it is all read, or cancelled. */
+function answerStream(body: Buffer, done: () => void): ReadableStream<Uint8Array> {
+  const SLICE = 256 * 1024;
+  let at = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(
+        new Uint8Array(body.buffer, body.byteOffset + at, Math.min(SLICE, body.length - at)),
+      );
+      at += SLICE;
+      if (at >= body.length) {
+        controller.close();
+        done();
+      }
+    },
+    cancel() {
+      done();
+    },
+  });
 }
 
 /** The credential's workspace: X-ClickHouse-User/-Key, Basic auth, or user/password in the URL. */
@@ -445,6 +593,8 @@ function executionSettings(
     `max_result_bytes = ${Math.floor(limits.maxResultBytes)}`,
     `result_overflow_mode = 'throw'`,
     `max_memory_usage = ${Math.floor(limits.maxMemoryBytes)}`,
+    // the time limit is checked between blocks: small blocks, so it is checked often
+    `max_block_size = ${MAX_BLOCK_SIZE}`,
     'allow_introspection_functions = 0',
     'allow_ddl = 0',
     ...Object.entries(extra).map(([k, v]) => `${k} = ${settingValue(v)}`),

@@ -141,6 +141,20 @@ const DENIED_FUNCTIONS = new Set([
   // hold an engine thread without reading anything (max_execution_time is checked between blocks)
   'sleep',
   'sleepeachrow',
+  // quadratic in their arguments' lengths within one row, where no time limit is checked:
+  // a few rows of long strings (or arrays) hold an engine thread for seconds past the limit
+  'editdistance',
+  'editdistanceutf8',
+  'levenshteindistance',
+  'levenshteindistanceutf8',
+  'dameraulevenshteindistance',
+  'jarosimilarity',
+  'jarowinklersimilarity',
+  'stringjaccardindex',
+  'stringjaccardindexutf8',
+  'arraylevenshteindistance',
+  'arraylevenshteindistanceweighted',
+  'arraysimilarity',
 ]);
 const DENIED_PREFIXES = [
   'dict',
