@@ -14,6 +14,7 @@ import { segmentDef } from '../../test/fixtures.ts';
 import { eventually, uniqueId } from '../../test/harness.ts';
 import { createQueryApp } from '../app.ts';
 import type { SegmentSummary } from '../segment-summary.ts';
+import { MAX_STREAMS_PER_CREDENTIAL } from './live.ts';
 
 const prefix = uniqueId('live');
 const ws = uniqueId('ws_');
@@ -186,5 +187,138 @@ describe('GET /v1/live/segments', () => {
     expect(b.count).toBe(1);
     expect(b.recentEntries.map((e) => e.profileId)).toEqual(['p9']);
     await sse.cancel();
+  });
+});
+
+describe('GET /v1/live/segments as a stream: credentials', () => {
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await app.request(path, {
+      method,
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json().catch(() => null)) as Record<string, string> };
+  };
+  const personWithToken = async (email: string) => {
+    const person = await call('POST', '/v1/people', { email, role: 'analyst' });
+    expect(person.status).toBe(201);
+    const tok = await call('POST', `/v1/people/${person.json.id}/tokens`, {});
+    expect(tok.status).toBe(201);
+    return { personId: person.json.id!, tokenId: tok.json.id!, token: tok.json.token! };
+  };
+  const openStream = (key: string) =>
+    app.request('/v1/live/segments', {
+      headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream' },
+    });
+  /** Reads events until the stream ends; the events read, the last first. */
+  const untilEnd = async (sse: ReturnType<typeof sseReader>) => {
+    const seen: Array<{ event: string; data: string }> = [];
+    for (;;) {
+      try {
+        seen.unshift(await sse.next());
+      } catch {
+        return seen;
+      }
+    }
+  };
+  const within = <T>(ms: number, p: Promise<T>) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms)),
+    ]);
+
+  it('ends an open stream, saying why, once its token is revoked', async () => {
+    const { personId, tokenId, token } = await personWithToken(`${uniqueId('a')}@a.example`);
+    const res = await openStream(token);
+    expect(res.status).toBe(200);
+    const sse = sseReader(res);
+    expect((await sse.next()).event).toBe('segments');
+    expect((await call('DELETE', `/v1/people/${personId}/tokens/${tokenId}`)).status).toBeLessThan(300);
+    // credentials are re-checked every 5th round: 250 ms at this suite's 50 ms poll
+    const events = await within(3_000, untilEnd(sse));
+    expect(events[0]!.event).toBe('closed');
+    expect(JSON.parse(events[0]!.data)).toEqual({ error: 'the token was revoked or its person removed' });
+  });
+
+  it('ends an open stream once its person is removed from the workspace', async () => {
+    const { personId, token } = await personWithToken(`${uniqueId('b')}@a.example`);
+    const sse = sseReader(await openStream(token));
+    expect((await sse.next()).event).toBe('segments');
+    expect((await call('DELETE', `/v1/people/${personId}`)).status).toBeLessThan(300);
+    const events = await within(3_000, untilEnd(sse));
+    expect(events[0]!.event).toBe('closed');
+  });
+
+  it('ends an open stream once its workspace is archived', async () => {
+    const created = await call('POST', '/v1/workspaces', { name: uniqueId('live-arch') });
+    expect(created.status).toBe(201);
+    const id = created.json.id!;
+    const inIt = { ...auth, 'content-type': 'application/json', 'x-workspace': id };
+    const person = await app.request('/v1/people', {
+      method: 'POST',
+      headers: inIt,
+      body: JSON.stringify({ email: `${uniqueId('d')}@a.example`, role: 'analyst' }),
+    });
+    expect(person.status).toBe(201);
+    const personId = ((await person.json()) as { id: string }).id;
+    const tok = await app.request(`/v1/people/${personId}/tokens`, {
+      method: 'POST',
+      headers: inIt,
+      body: '{}',
+    });
+    const { token } = (await tok.json()) as { token: string };
+    const sse = sseReader(await openStream(token));
+    expect((await sse.next()).event).toBe('segments');
+    expect((await call('POST', `/v1/workspaces/${id}/archive`)).status).toBe(200);
+    const events = await within(3_000, untilEnd(sse));
+    expect(events[0]!.event).toBe('closed');
+    expect(JSON.parse(events[0]!.data)).toEqual({ error: `no access to workspace ${id}` });
+  });
+
+  it('keeps a stream whose token still works open', async () => {
+    const { token } = await personWithToken(`${uniqueId('c')}@a.example`);
+    const sse = sseReader(await openStream(token));
+    expect((await sse.next()).event).toBe('segments');
+    // several re-checks pass; a member entering is still delivered
+    await new Promise((r) => setTimeout(r, 700));
+    await redis.zadd(workspaceKeys(prefix, ws).segmentMembers('seg_b'), Date.now(), 'p_still');
+    const got = await eventually('the entry', async () => {
+      const e = await sse.next();
+      return e.event === 'segments' && e.data.includes('p_still') ? e : undefined;
+    });
+    expect(got.event).toBe('segments');
+    await sse.cancel();
+  });
+
+  it(`allows ${MAX_STREAMS_PER_CREDENTIAL} open streams per key, refuses one more, and frees a slot when one closes`, async () => {
+    const key = 'Bearer admin-2';
+    const open = (auth: string) =>
+      app.request('/v1/live/segments', { headers: { authorization: auth, accept: 'text/event-stream' } });
+    const streams = [];
+    for (let i = 0; i < MAX_STREAMS_PER_CREDENTIAL; i++) {
+      const res = await open(key);
+      expect(res.status).toBe(200);
+      streams.push(sseReader(res));
+    }
+    const refused = await open(key);
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: string }).error).toMatch(
+      new RegExp(`at most ${MAX_STREAMS_PER_CREDENTIAL} live streams`),
+    );
+    // another key has its own streams; the JSON answer is no stream
+    const other = await open('Bearer admin-1');
+    expect(other.status).toBe(200);
+    await other.body!.cancel();
+    expect((await app.request('/v1/live/segments', { headers: { authorization: key } })).status).toBe(200);
+
+    await streams.pop()!.cancel();
+    const again = await eventually('a freed slot', async () => {
+      const res = await open(key);
+      if (res.status === 200) return res;
+      await res.body?.cancel();
+      return undefined;
+    });
+    streams.push(sseReader(again));
+    for (const s of streams) await s.cancel();
   });
 });
