@@ -241,6 +241,14 @@ export const EnvSchema = Type.Object({
   CDP_ANALYTICS_MAX_RANGE_DAYS: Type.Integer({ minimum: 1, maximum: 3660, default: 400 }),
   CDP_ANALYTICS_TIMEOUT_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   CDP_ANALYTICS_MAX_ROWS: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 10_000 }),
+  /** Memory one analytics query may use (max_memory_usage). */
+  CDP_ANALYTICS_MAX_MEMORY_BYTES: Type.Integer({
+    minimum: 10_000_000,
+    maximum: 1_000_000_000_000,
+    default: 1_000_000_000,
+  }),
+  /** Analytics requests running at once per workspace in one query process (429 past it). */
+  CDP_ANALYTICS_MAX_CONCURRENT: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
   /** Data exports: where their files are written (default <CDP_DATA_DIR>/exports) and kept how long. */
   CDP_EXPORTS_DIR: Type.Optional(Type.String({ minLength: 1 })),
   CDP_EXPORTS_TTL_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 24 }),
@@ -452,7 +460,13 @@ export interface Config {
   retries: RetryConfig;
   history: { flushMs: number; maxRows: number; maxBytes: number; minRows: number; inserts: number };
   definitions: { pollMs: number };
-  analytics: { maxRangeDays: number; timeoutS: number; maxRows: number };
+  analytics: {
+    maxRangeDays: number;
+    timeoutS: number;
+    maxRows: number;
+    maxMemoryBytes: number;
+    maxConcurrent: number;
+  };
   exports: { dir: string; ttlMs: number };
   imports: { dir: string; maxBytes: number; maxUploads: number };
 }
@@ -708,6 +722,8 @@ export function loadConfig(raw: Record<string, string | undefined> = {}): Config
       maxRangeDays: e.CDP_ANALYTICS_MAX_RANGE_DAYS,
       timeoutS: e.CDP_ANALYTICS_TIMEOUT_S,
       maxRows: e.CDP_ANALYTICS_MAX_ROWS,
+      maxMemoryBytes: e.CDP_ANALYTICS_MAX_MEMORY_BYTES,
+      maxConcurrent: e.CDP_ANALYTICS_MAX_CONCURRENT,
     },
   };
 }

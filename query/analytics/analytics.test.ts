@@ -23,8 +23,9 @@ import {
   trendsOracle,
 } from '../../test/analytics-oracle.ts';
 import { ledgerRow } from '../../test/fixtures.ts';
-import { uniqueId } from '../../test/harness.ts';
+import { eventually, uniqueId } from '../../test/harness.ts';
 import { createQueryApp } from '../app.ts';
+import { withMemoryLimit } from './run-query.ts';
 
 const DAY = 86_400_000;
 const START = Date.parse('2026-03-02T00:00:00Z'); // a Monday
@@ -673,6 +674,106 @@ describe('engine failures', () => {
     expect(((await res.json()) as { error: string }).error).toMatch(
       /longer than 3 s \(CDP_ANALYTICS_TIMEOUT_S\)/,
     );
+  });
+
+  it('answers 400 naming the limit when the query needs more memory than allowed', async () => {
+    const res = await call(
+      failing(
+        'Code: 241. DB::Exception: Query memory limit exceeded: would use 5.15 MiB, maximum: 976.56 KiB',
+      ),
+    );
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: string };
+    expect(error).toMatch(/more than 1000000000 bytes of memory \(CDP_ANALYTICS_MAX_MEMORY_BYTES\)/);
+    expect(error).not.toMatch(/DB::|MiB/);
+  });
+});
+
+describe('memory and concurrency limits', () => {
+  it('states max_memory_usage in the query’s own SETTINGS, joining one it ends with', () => {
+    expect(withMemoryLimit('SELECT 1\n', 5e8)).toBe('SELECT 1\nSETTINGS max_memory_usage = 500000000');
+    expect(withMemoryLimit('SELECT a FROM t GROUP BY a\n     SETTINGS group_by_use_nulls = 1', 5e8)).toBe(
+      'SELECT a FROM t GROUP BY a\n     SETTINGS group_by_use_nulls = 1\n, max_memory_usage = 500000000',
+    );
+    // a SETTINGS inside a subquery is not the query's
+    expect(withMemoryLimit('SELECT * FROM (SELECT 1 SETTINGS x = 1)', 5e8)).toMatch(
+      /\)\nSETTINGS max_memory_usage = 500000000$/,
+    );
+  });
+
+  it('the memory limit is enforced by the engine and does not stay on later queries', async () => {
+    const heavy =
+      'SELECT count() AS c FROM (SELECT n, groupArray(n) FROM (SELECT number AS n FROM numbers(3000000)) GROUP BY n)';
+    await expect(
+      ch.query({ query: withMemoryLimit(heavy, 1_000_000), format: 'JSONEachRow' }).then((r) => r.json()),
+    ).rejects.toThrow(/memory limit exceeded/i);
+    const rs = await ch.query({ query: "SELECT getSetting('max_memory_usage') AS m", format: 'JSONEachRow' });
+    expect(await rs.json()).toEqual([{ m: 0 }]);
+  });
+
+  it('runs at most maxConcurrent analytics requests per workspace: one more is a 429 until one ends', async () => {
+    const started: string[] = [];
+    const gates: Array<() => void> = [];
+    // the query runner: each query waits until the test releases it
+    const held = {
+      query: async (q: { query: string }) => {
+        started.push(q.query);
+        await new Promise<void>((r) => gates.push(r));
+        return { json: async () => [] };
+      },
+    };
+    const a = createQueryApp({
+      redis: {} as never,
+      clickhouse: held as never,
+      defs: {} as never,
+      writeKeys: {} as never,
+      redisPrefix: 'unused',
+      resolveAdminKey: (k) => (k === 'other' ? `${ws}-other` : ws),
+      unsubscribeSecret: 'unused-in-this-suite',
+      log: createLogger({ level: 'silent', name: 'test' }),
+      analytics: {
+        maxRangeDays: 400,
+        timeoutS: 30,
+        maxRows: 10_000,
+        maxConcurrent: 2,
+        maxMemoryBytes: 123_000_000,
+      },
+    });
+    const call = (key = 'k') =>
+      a.request('/v1/analytics/trends', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ event: 'a', interval: 'day', from: iso(FROM), to: iso(TO) }),
+      });
+    const first = call();
+    const second = call();
+    await eventually('two queries running', () => started.length === 2 || undefined);
+    expect(started[0]).toMatch(/\nSETTINGS max_memory_usage = 123000000$/);
+
+    const third = await call();
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBe('5');
+    expect(((await third.json()) as { error: string }).error).toMatch(
+      /^2 analytics queries of this workspace are already running \(CDP_ANALYTICS_MAX_CONCURRENT\)/,
+    );
+    expect(started).toHaveLength(2);
+    // another workspace has slots of its own
+    const other = call('other');
+    await eventually('the other workspace’s query running', () => started.length === 3 || undefined);
+
+    gates[0]!();
+    expect((await first).status).toBe(200);
+    const fourth = call();
+    await eventually('a query in the freed slot', () => started.length === 4 || undefined);
+    for (const g of gates.slice(1)) g();
+    expect((await second).status).toBe(200);
+    expect((await other).status).toBe(200);
+    expect((await fourth).status).toBe(200);
+    // all slots free again
+    const fifth = call();
+    await eventually('another query', () => started.length === 5 || undefined);
+    gates[4]!();
+    expect((await fifth).status).toBe(200);
   });
 });
 

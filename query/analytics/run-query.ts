@@ -1,5 +1,8 @@
 // Runs an analytics query with its limits, and keeps ClickHouse's own words out of answers:
-// a timeout is a 504 naming the limit, anything else is logged and answered as a generic 500.
+// a timeout is a 504 naming the limit, memory past its limit a 400, anything else is logged and
+// answered as a generic 500. The analytics routes also cap how many run at once per workspace
+// (query/routes/analytics.ts): parameterized queries run one at a time on chDB, so one
+// analyst's parallel long funnels would otherwise queue every other read of the query API.
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -10,6 +13,26 @@ export interface AnalyticsLimits {
   maxRangeDays: number;
   timeoutS: number;
   maxRows: number;
+  /** Memory one query may use (max_memory_usage; CDP_ANALYTICS_MAX_MEMORY_BYTES, default 1 GB). */
+  maxMemoryBytes?: number;
+  /** Analytics requests running at once per workspace in one query process (CDP_ANALYTICS_MAX_CONCURRENT, default 2). */
+  maxConcurrent?: number;
+}
+
+export const DEFAULT_ANALYTICS_MAX_MEMORY_BYTES = 1_000_000_000;
+export const DEFAULT_ANALYTICS_MAX_CONCURRENT = 2;
+
+/**
+ * The query with max_memory_usage in its own SETTINGS clause (joining one it ends with), not
+ * in clickhouse_settings: chDB turns those into SETs that outlive the query in its session, and
+ * a memory cap must not stay on the inserts and exports that share it.
+ */
+export function withMemoryLimit(sql: string, bytes: number): string {
+  const setting = `max_memory_usage = ${Math.floor(bytes)}`;
+  const text = sql.trimEnd();
+  return /\bSETTINGS\s+[A-Za-z_][A-Za-z0-9_]*\s*=[^()]*$/i.test(text)
+    ? `${text}\n, ${setting}`
+    : `${text}\nSETTINGS ${setting}`;
 }
 
 export interface AnalyticsContext {
@@ -27,9 +50,10 @@ export async function runAnalyticsQuery<T>(
 ): Promise<T[]> {
   const queryId = `analytics-${kind}-${randomUUID()}`;
   const t0 = performance.now();
+  const maxMemoryBytes = ctx.limits.maxMemoryBytes ?? DEFAULT_ANALYTICS_MAX_MEMORY_BYTES;
   try {
     const rs = await ctx.clickhouse.query({
-      query: sql,
+      query: withMemoryLimit(sql, maxMemoryBytes),
       query_params: params.values,
       query_id: queryId,
       format: 'JSONEachRow',
@@ -55,6 +79,13 @@ export async function runAnalyticsQuery<T>(
       throw new QueryError(
         504,
         `the query took longer than ${ctx.limits.timeoutS} s (CDP_ANALYTICS_TIMEOUT_S): narrow the range or filter`,
+      );
+    }
+    if (/MEMORY_LIMIT_EXCEEDED|memory limit exceeded/i.test(message)) {
+      ctx.log.warn({ kind, queryId, maxMemoryBytes }, 'analytics_query_memory');
+      throw new QueryError(
+        400,
+        `the query needed more than ${maxMemoryBytes} bytes of memory (CDP_ANALYTICS_MAX_MEMORY_BYTES): narrow the range, filter or breakdown`,
       );
     }
     ctx.log.error({ kind, queryId, err: message }, 'analytics_query_failed');

@@ -10,15 +10,22 @@ import { AttributionBody, FunnelBody, RetentionBody, TrendsBody, validator } fro
 import { type Cell, toCsv } from '../analytics/csv.ts';
 import { funnel } from '../analytics/funnel.ts';
 import { retention } from '../analytics/retention.ts';
-import type { AnalyticsContext, AnalyticsLimits } from '../analytics/run-query.ts';
+import {
+  type AnalyticsContext,
+  type AnalyticsLimits,
+  DEFAULT_ANALYTICS_MAX_CONCURRENT,
+} from '../analytics/run-query.ts';
 import { InputError } from '../analytics/sql-params.ts';
 import { trends } from '../analytics/trends.ts';
 import type { QueryEnv } from '../context.ts';
 import { readJson } from '../context.ts';
+import { uploadSlots } from '../imports/jobs.ts';
 import { QueryError } from '../query-error.ts';
 
 /** Analytics bodies are small; anything larger is refused before it is parsed. */
 export const MAX_ANALYTICS_BODY = 64 * 1024;
+/** Retry-After of a request refused because the workspace's analytics slots are taken. */
+const BUSY_RETRY_AFTER_S = 5;
 
 interface Csv {
   header: string[];
@@ -31,6 +38,8 @@ export function analyticsRoutes(deps: {
   analytics: AnalyticsLimits;
 }) {
   const app = new Hono<QueryEnv>();
+  // requests running at once per workspace, in this process (the same slots as import uploads)
+  const running = uploadSlots(deps.analytics.maxConcurrent ?? DEFAULT_ANALYTICS_MAX_CONCURRENT);
   app.use(
     '*',
     bodyLimit({
@@ -54,12 +63,22 @@ export function analyticsRoutes(deps: {
       };
       let body: B;
       let result: R;
+      let release: (() => void) | undefined;
       try {
         body = validate(await readJson(c.req.raw));
+        release = running.take(ctx.workspaceId);
+        if (!release)
+          throw new QueryError(
+            429,
+            `${running.max} analytics queries of this workspace are already running (CDP_ANALYTICS_MAX_CONCURRENT): wait for one to finish`,
+            BUSY_RETRY_AFTER_S,
+          );
         result = await run(ctx, body);
       } catch (err) {
         if (err instanceof InputError) throw new QueryError(400, err.message);
         throw err;
+      } finally {
+        release?.();
       }
       return wantsCsv(c) ? csvResponse(c, csv(result, body)) : c.json(result as object);
     });
