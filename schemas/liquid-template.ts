@@ -8,6 +8,11 @@ import { Liquid, type LiquidOptions, type Template } from 'liquidjs';
 
 /** The longest one render may take (ms); a caller may give a render less (a mapping's budget). */
 export const RENDER_LIMIT_MS = 200;
+/**
+ * The Liquid render time (ms) of one message, all its template fields together (an email's
+ * subject, text and html; an SMS body; a push title and body), each also at most RENDER_LIMIT_MS.
+ */
+export const MESSAGE_RENDER_BUDGET_MS = 250;
 
 const options: LiquidOptions = {
   templates: {},
@@ -87,4 +92,58 @@ export async function renderTemplate(
   if (Buffer.byteLength(out) > MAX_RENDERED_BYTES)
     throw new Error(`rendered template over ${MAX_RENDERED_BYTES} bytes`);
   return out;
+}
+
+/** A render that ran out of its budget (its own time limit, or what the fields before it left). */
+export class RenderBudgetError extends Error {
+  constructor(
+    readonly field: string,
+    readonly budgetMs: number,
+    unit = 'message',
+  ) {
+    super(
+      `${field}: over the Liquid render time limit (${Math.min(budgetMs, RENDER_LIMIT_MS)} ms a field, ${budgetMs} ms for all the fields of one ${unit})`,
+    );
+    this.name = 'RenderBudgetError';
+  }
+}
+
+/**
+ * One render budget shared by several templates (the fields of one message): each field renders
+ * with what the fields before it left (at most RENDER_LIMIT_MS); a field that runs out, or finds
+ * nothing left, throws RenderBudgetError naming it. The time counted is the time spent in the
+ * renders (`now`, injectable for tests), not the time between them. Other render errors
+ * (syntax, unknown filter, output too large) are thrown as renderTemplate throws them.
+ */
+export function renderBudget(
+  budgetMs: number = MESSAGE_RENDER_BUDGET_MS,
+  opts: { now?: () => number; unit?: string } = {},
+) {
+  const now = opts.now ?? (() => performance.now());
+  let spent = 0;
+  return {
+    budgetMs,
+    get spentMs() {
+      return spent;
+    },
+    async render(
+      field: string,
+      source: string,
+      scope: Record<string, unknown>,
+      format: TemplateFormat = 'text',
+    ): Promise<string> {
+      const left = budgetMs - spent;
+      if (left <= 0) throw new RenderBudgetError(field, budgetMs, opts.unit);
+      const started = now();
+      try {
+        return await renderTemplate(source, scope, format, { renderLimitMs: left });
+      } catch (err) {
+        if ((err as Error).message.includes('template render limit exceeded'))
+          throw new RenderBudgetError(field, budgetMs, opts.unit);
+        throw err;
+      } finally {
+        spent += now() - started;
+      }
+    },
+  };
 }

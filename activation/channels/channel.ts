@@ -2,7 +2,12 @@
 // renders its content and hands it to its provider; the pipeline decides what the result
 // means (sent, retry, dead letter).
 import type { CampaignDefinition, ChannelName } from '../../schemas/campaign.ts';
-import { renderTemplate, type TemplateFormat } from '../../schemas/liquid-template.ts';
+import {
+  MESSAGE_RENDER_BUDGET_MS,
+  RenderBudgetError,
+  renderBudget,
+  type TemplateFormat,
+} from '../../schemas/liquid-template.ts';
 import type { SegmentChange } from '../../schemas/segment-change.ts';
 
 export interface SendResult {
@@ -147,20 +152,27 @@ export const refused = (error: string): SendResult => ({
 
 /**
  * Renders each named template over the request's scope (as plain text unless `formats` names
- * it HTML, whose outputs are escaped); a template error refuses the send.
+ * it HTML, whose outputs are escaped); a template error refuses the send. The fields share one
+ * render budget (MESSAGE_RENDER_BUDGET_MS, each at most RENDER_LIMIT_MS): a message that runs
+ * out is refused (a permanent failure) naming the field that ran out.
  */
 export async function renderTemplates<K extends string>(
   templates: Record<K, string>,
   req: SendRequest,
   formats: Partial<Record<K, TemplateFormat>> = {},
+  opts: { budgetMs?: number; now?: () => number } = {},
 ): Promise<{ text: Record<K, string> } | { refused: SendResult }> {
   const scope = templateScope(req);
   const text = {} as Record<K, string>;
-  try {
-    for (const k of Object.keys(templates) as K[])
-      text[k] = await renderTemplate(templates[k], scope, formats[k] ?? 'text');
-  } catch (err) {
-    return { refused: refused(`template: ${(err as Error).message}`) };
+  const budget = renderBudget(opts.budgetMs ?? MESSAGE_RENDER_BUDGET_MS, { now: opts.now });
+  for (const k of Object.keys(templates) as K[]) {
+    try {
+      // an empty field (an email without html) costs nothing and is not rendered
+      text[k] = templates[k] === '' ? '' : await budget.render(k, templates[k], scope, formats[k] ?? 'text');
+    } catch (err) {
+      if (err instanceof RenderBudgetError) return { refused: refused(`template ${err.message}`) };
+      return { refused: refused(`template: ${(err as Error).message}`) };
+    }
   }
   return { text };
 }

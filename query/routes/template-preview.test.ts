@@ -102,4 +102,18 @@ describe('POST /v1/templates/preview', () => {
     expect(channel.status).toBe(400);
     expect(((await channel.json()) as { error: string }).error).toMatch(/^channel: /);
   });
+
+  it('gives all the fields of one preview one render budget, answering 400 naming the field past it', async () => {
+    // a loop that renders far longer than any limit; unbounded, text and html cost 200 ms each
+    const slow = '{% for i in (1..1000) %}{% for j in (1..1000) %}{% endfor %}{% endfor %}';
+    const started = performance.now();
+    const res = await preview({ channel: 'email', settings: { subject: 'Hi', text: slow, html: slow } });
+    const took = performance.now() - started;
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(
+      /^settings\.text: over the Liquid render time limit \(200 ms a field, 250 ms for all the fields of one message\)/,
+    );
+    // generous slack for a loaded machine
+    expect(took).toBeLessThan(250 + 1500);
+  });
 });

@@ -6,7 +6,13 @@ import { Hono } from 'hono';
 import { readProfile } from '../../profiles/read.ts';
 import type { Redis } from '../../runtime/redis.ts';
 import { TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
-import { renderTemplate, templateError, templateFormat } from '../../schemas/liquid-template.ts';
+import {
+  MESSAGE_RENDER_BUDGET_MS,
+  RenderBudgetError,
+  renderBudget,
+  templateError,
+  templateFormat,
+} from '../../schemas/liquid-template.ts';
 import type { QueryEnv } from '../context.ts';
 import { QueryError } from '../query-error.ts';
 import { validate } from '../validate.ts';
@@ -33,7 +39,15 @@ export const TemplatePreviewInput = Type.Object(
   { errorMessage: 'an object {channel, settings, profileId?, campaignName?}' },
 );
 
-export function templatePreviewRoutes(deps: { redis: Redis; redisPrefix: string; now: () => Date }) {
+export function templatePreviewRoutes(deps: {
+  redis: Redis;
+  redisPrefix: string;
+  now: () => Date;
+  /** The render budget of one preview (all its fields), as activation gives one message. */
+  renderBudgetMs?: number;
+  /** The clock the render budget counts with (tests). */
+  renderClock?: () => number;
+}) {
   const app = new Hono<QueryEnv>();
   app.post('/preview', validate(TemplatePreviewInput), async (c) => {
     const ws = c.get('workspaceId');
@@ -63,6 +77,8 @@ export function templatePreviewRoutes(deps: { redis: Redis; redisPrefix: string;
       unsubscribe_url: 'https://example.invalid/v1/unsubscribe?token=preview',
     };
     const rendered: Record<string, string> = {};
+    // one budget for all the fields, as activation renders one message
+    const budget = renderBudget(deps.renderBudgetMs ?? MESSAGE_RENDER_BUDGET_MS, { now: deps.renderClock });
     for (const field of TEMPLATE_FIELDS[channel as TemplateChannel]) {
       const source = (settings as Record<string, unknown>)[field];
       if (source === undefined || source === '') continue;
@@ -71,8 +87,9 @@ export function templatePreviewRoutes(deps: { redis: Redis; redisPrefix: string;
       const why = templateError(source);
       if (why) throw new QueryError(400, `settings.${field}: invalid Liquid template: ${why}`);
       try {
-        rendered[field] = await renderTemplate(source, scope, templateFormat(channel, field));
+        rendered[field] = await budget.render(field, source, scope, templateFormat(channel, field));
       } catch (err) {
+        if (err instanceof RenderBudgetError) throw new QueryError(400, `settings.${err.message}`);
         throw new QueryError(400, `settings.${field}: ${(err as Error).message.split('\n')[0]}`);
       }
     }
