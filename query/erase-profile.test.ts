@@ -1,13 +1,14 @@
 // The journey part of an erasure against a real Redis: the runs of the erased profile ids in
 // every journey end in one call per profile id (per 200 journeys), their timers go from the
-// due, claimed and parked sets, and everyone else's runs and timers stay.
+// due, claimed and parked sets, and everyone else's runs and timers stay. The erased ids also
+// leave the member snapshots of the workspace's segment exports.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DefinitionStore } from '../runtime/definitions.ts';
 import { timerMember } from '../schemas/journey-timer.ts';
 import { globalKeys, workspaceKeys } from '../schemas/redis-keys.ts';
 import { uniqueId } from '../test/harness.ts';
-import { type EraseDeps, forgetJourneys } from './erase-profile.ts';
+import { type EraseDeps, forgetExportMembers, forgetJourneys } from './erase-profile.ts';
 
 let redis: Redis;
 const prefix = uniqueId('er');
@@ -97,5 +98,28 @@ describe('erasure of journey state', () => {
     expect(await redis.hgetall(k.journeyStats('j2'))).toEqual({});
     // again (the sweep): nothing more to do
     expect(await forgetJourneys(deps, ws, erased)).toEqual({ runs: 0, timers: 0 });
+  });
+
+  it('takes the erased profile ids out of every export member snapshot of the workspace', async () => {
+    const deps = { redis, redisPrefix: prefix } as unknown as EraseDeps;
+    const other = workspaceKeys(prefix, 'ws2');
+    const jobs = Array.from({ length: 205 }, (_, i) => `exp_${String(i).padStart(32, '0')}`);
+    const p = redis.pipeline();
+    for (const [i, id] of jobs.entries()) {
+      p.zadd(k.exports, i, id);
+      // some jobs have no snapshot (not a segment export, or finished)
+      if (i % 3 === 0) p.zadd(k.exportMembers(id), 1, 'pid-a', 2, 'pid-b', 3, 'pid-c');
+    }
+    // the same profile id in another workspace is someone else
+    p.zadd(other.exports, 1, jobs[0]!);
+    p.zadd(other.exportMembers(jobs[0]!), 1, 'pid-a');
+    await p.exec();
+    const snapshots = jobs.filter((_, i) => i % 3 === 0);
+    expect(await forgetExportMembers(deps, ws, ['pid-a', 'pid-b'])).toBe(2 * snapshots.length);
+    for (const id of [snapshots[0]!, snapshots.at(-1)!])
+      expect(await redis.zrange(k.exportMembers(id), 0, -1)).toEqual(['pid-c']);
+    expect(await redis.zrange(other.exportMembers(jobs[0]!), 0, -1)).toEqual(['pid-a']);
+    // again (the sweep): nothing more to do
+    expect(await forgetExportMembers(deps, ws, ['pid-a', 'pid-b'])).toBe(0);
   });
 });

@@ -52,7 +52,10 @@ export async function runStep(
   if (!state) throw new Error(`erasure step ${step} before the redis step`);
   switch (step) {
     case 'scheduled':
-      return { delayedSends: await dropScheduled(deps, input.workspaceId, state.profileIds) };
+      return {
+        delayedSends: await dropScheduled(deps, input.workspaceId, state.profileIds),
+        exportMembers: await forgetExportMembers(deps, input.workspaceId, state.profileIds),
+      };
     case 'events': {
       const events = await deleteRows(deps.clickhouse, step, input.workspaceId, state);
       // the events a tracking plan quarantined are the person's events too
@@ -65,9 +68,15 @@ export async function runStep(
     case 'segment_membership_history':
     case 'activation_ledger':
       return { [step]: await deleteRows(deps.clickhouse, step, input.workspaceId, state) };
-    case 'consent_log':
-      if (!(await hasPersonTable(deps.clickhouse, 'consent_log'))) return {};
-      return { consent_log: await deleteRows(deps.clickhouse, step, input.workspaceId, state) };
+    case 'consent_log': {
+      // the audit trail of consent decisions stays, no longer saying whose (below)
+      const audit_consent = await anonymiseConsentAudit(deps.clickhouse, input.workspaceId, state.profileIds);
+      if (!(await hasPersonTable(deps.clickhouse, 'consent_log'))) return { audit_consent };
+      return {
+        consent_log: await deleteRows(deps.clickhouse, step, input.workspaceId, state),
+        audit_consent,
+      };
+    }
     case 'journeys': {
       const { runs, timers } = await forgetJourneys(deps, input.workspaceId, state.profileIds);
       const rows = (await hasPersonTable(deps.clickhouse, 'journey_steps'))
@@ -79,11 +88,13 @@ export async function runStep(
       // a journey step under way while the steps above ran (a wait that fired just before
       // its run ended) may have left a run, a timer or ledger rows behind: gone again
       await forgetJourneys(deps, input.workspaceId, state.profileIds);
-      let swept = 0;
+      let swept = await forgetExportMembers(deps, input.workspaceId, state.profileIds);
       for (const table of TABLES) swept += await deleteRows(deps.clickhouse, table, input.workspaceId, state);
       if (await hasPersonTable(deps.clickhouse, 'journey_steps'))
         swept += await deleteRows(deps.clickhouse, 'journey_steps', input.workspaceId, state);
       swept += await deleteRows(deps.clickhouse, 'quarantined_events', input.workspaceId, state);
+      // a consent decision audited while the erasure began (its request under way)
+      swept += await anonymiseConsentAudit(deps.clickhouse, input.workspaceId, state.profileIds);
       return { swept };
     }
     default: {
@@ -228,6 +239,29 @@ async function dropScheduled(deps: EraseDeps, ws: string, pids: string[]): Promi
   return dropped;
 }
 
+/**
+ * The member snapshots of the workspace's segment exports (query/exports.ts: a sorted set of
+ * profile ids per job, kept while it runs) lose the erased profile ids. An export requested
+ * before the erasure fails at its next slice (or, finished, has its file deleted) anyway; this
+ * is so nothing in Redis names the erased ids meanwhile. Answers the members removed.
+ */
+export async function forgetExportMembers(deps: EraseDeps, ws: string, pids: string[]): Promise<number> {
+  if (pids.length === 0) return 0;
+  const k = workspaceKeys(deps.redisPrefix, ws);
+  const jobs = await deps.redis.zrange(k.exports, 0, -1);
+  let removed = 0;
+  // the job index and the snapshots share the workspace's slot: one pipeline per 200 jobs
+  for (let i = 0; i < jobs.length; i += 200) {
+    const p = deps.redis.pipeline();
+    for (const id of jobs.slice(i, i + 200)) p.zrem(k.exportMembers(id), ...pids);
+    for (const [err, n] of (await p.exec()) ?? []) {
+      if (err) throw err;
+      removed += Number(n);
+    }
+  }
+  return removed;
+}
+
 const TABLES = ['events', 'identity_links', 'segment_membership_history', 'activation_ledger'] as const;
 type Table = (typeof TABLES)[number] | 'consent_log' | 'journey_steps' | 'quarantined_events';
 
@@ -278,6 +312,48 @@ async function deleteRows(
   // synchronous (mutations_sync): once the step is recorded as done, the rows are gone
   await ch.command({
     query: `ALTER TABLE ${table} DELETE WHERE ${where}`,
+    query_params: params,
+    clickhouse_settings: { mutations_sync: '2' },
+  });
+  return n;
+}
+
+/** What an erased profile id becomes in the audit trail of consent decisions. */
+export const ERASED_AUDIT_ENTITY = 'erased';
+
+/**
+ * The audit_log rows of the erased profile ids' consent decisions (entity_type `consent`,
+ * entity_id the profile id; before/after: channel, purpose, status, time, source) stay as
+ * evidence that consent was asked and answered, but no longer say whose: entity_id becomes
+ * ERASED_AUDIT_ENTITY. entity_id is in the table's sorting key (no UPDATE), so the rows are
+ * copied and the originals deleted (synchronously). Idempotent: a row already copied (the
+ * step retried after a crash between the two) is not copied again. Answers the rows rewritten.
+ */
+export async function anonymiseConsentAudit(
+  ch: ClickHouseClient,
+  ws: string,
+  pids: string[],
+): Promise<number> {
+  if (pids.length === 0) return 0;
+  const params = { ws, pids, anon: ERASED_AUDIT_ENTITY };
+  const where = `workspace_id = {ws:String} AND entity_type = 'consent' AND entity_id IN {pids:Array(String)}`;
+  const rs = await ch.query({
+    query: `SELECT count() AS n FROM audit_log WHERE ${where}`,
+    query_params: params,
+    format: 'JSONEachRow',
+  });
+  const n = Number((await rs.json<{ n: string }>())[0]?.n ?? 0);
+  if (n === 0) return 0;
+  await ch.command({
+    query: `INSERT INTO audit_log (workspace_id, at, actor, action, entity_type, entity_id, before, after)
+      SELECT workspace_id, at, actor, action, entity_type, {anon:String}, before, after FROM audit_log
+      WHERE ${where} AND (at, actor, action, before, after) NOT IN (
+        SELECT at, actor, action, before, after FROM audit_log
+        WHERE workspace_id = {ws:String} AND entity_type = 'consent' AND entity_id = {anon:String})`,
+    query_params: params,
+  });
+  await ch.command({
+    query: `ALTER TABLE audit_log DELETE WHERE ${where}`,
     query_params: params,
     clickhouse_settings: { mutations_sync: '2' },
   });

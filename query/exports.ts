@@ -7,7 +7,9 @@
 //
 // Privacy: the request is audited (who exported what); a file made before an erasure in its
 // workspace is deleted (it may hold the erased person), and an export under way when an
-// erasure runs fails and must be asked for again.
+// erasure runs fails at its next slice (its parts and member snapshot deleted) and must be
+// asked for again. The erasure itself takes the erased profile ids out of every member
+// snapshot of the workspace (query/erase-profile.ts forgetExportMembers).
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -232,6 +234,7 @@ async function removeIfErased(deps: ExportDeps, job: ExportJob): Promise<ExportJ
   const erasedAt = await deps.redis.zscore(globalKeys(deps.redisPrefix).erasedWorkspaces, job.workspaceId);
   if (erasedAt === null || Number(erasedAt) < Date.parse(job.createdAt)) return job;
   await removeFiles(deps, job);
+  await deps.redis.del(keysOf(deps, job.workspaceId).exportMembers(job.id));
   job.status = 'expired';
   job.error = 'deleted: an erasure ran in this workspace after the export was requested; export again';
   job.expiresAt = null;
@@ -333,12 +336,18 @@ async function runExport(deps: ExportDeps, ws: string, id: string, stopped: () =
     job.finishedAt = deps.now().toISOString();
     await save(deps, job);
     await deps.redis.zrem(g.exportsDue, member);
+    // the parts and the member snapshot (profile ids) go with the job's failure
+    await deps.redis.del(k.exportMembers(id));
     await removeFiles(deps, job);
   };
-  try {
+  /** An erasure in the workspace since the job was requested: the rows may hold the erased person. */
+  const erasedSince = async () => {
     const erasedAt = await deps.redis.zscore(g.erasedWorkspaces, ws);
-    if (erasedAt !== null && Number(erasedAt) >= Date.parse(job.createdAt))
-      return await fail('an erasure ran in this workspace while the export was under way; export again');
+    return erasedAt !== null && Number(erasedAt) >= Date.parse(job.createdAt);
+  };
+  const ERASED = 'an erasure ran in this workspace while the export was under way; export again';
+  try {
+    if (await erasedSince()) return await fail(ERASED);
     if (job.status === 'pending') {
       job.status = 'running';
       job.startedAt = deps.now().toISOString();
@@ -357,6 +366,8 @@ async function runExport(deps: ExportDeps, ws: string, id: string, stopped: () =
     }
     for (let i = job.slicesDone; i < slices.length; i++) {
       if (stopped()) return;
+      // checked before every slice, not only when the job is claimed: a long export stops soon
+      if (await erasedSince()) return await fail(ERASED);
       await writeSlice(deps, job, slices, i);
       job.slicesDone = i + 1;
       job.rowsDone += slices[i]!.rows;

@@ -262,6 +262,20 @@ describe('erasure jobs', () => {
     expect(rows[0]!.actor).toMatch(/^key:/);
     expect(JSON.parse(rows[0]!.before)).toMatchObject({ identities: 3, events: 3, profiles: 2 });
     expect(rows[0]!.before + rows[0]!.after).not.toMatch(/user-m|anon-m|example/i);
+    // the consent decision made through the API stays audited, no longer saying whose
+    expect(job.counts.audit_consent).toBe(1);
+    expect(
+      await count(
+        "SELECT count() AS n FROM audit_log WHERE workspace_id = {ws:String} AND entity_type = 'consent' AND entity_id IN {pids:Array(String)}",
+        { pids },
+      ),
+    ).toBe(0);
+    expect(
+      await count(
+        "SELECT count() AS n FROM audit_log WHERE workspace_id = {ws:String} AND entity_type = 'consent' AND entity_id = 'erased'",
+        {},
+      ),
+    ).toBe(1);
 
     // a repeated request answers the same, finished job; the erased email resolves to nothing
     const again = await q(`/v1/profiles/${survivor}`, { method: 'DELETE' });

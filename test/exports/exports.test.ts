@@ -40,6 +40,8 @@ let clock = Date.parse('2026-04-01T00:00:00Z');
 /** exec calls (each writes a slice) so far, and the one to fail (0: none), to interrupt an export */
 let execs = 0;
 let failAt = 0;
+/** Called at each exec (after the fault switch): to make something happen mid-export. */
+let onExec: ((n: number) => Promise<void>) | undefined;
 let deps: ExportDeps;
 
 const headers = { authorization: 'Bearer admin-1', 'content-type': 'application/json' };
@@ -120,6 +122,7 @@ beforeAll(async () => {
         return (p: Parameters<ClickHouseClient['exec']>[0]) => {
           execs++;
           if (execs === failAt) return Promise.reject(new Error('injected: the engine went away'));
+          if (onExec) return onExec(execs).then(() => target.exec(p));
           return target.exec(p);
         };
       const v = Reflect.get(target, prop, receiver);
@@ -364,6 +367,37 @@ describe('exports', () => {
     await runDueExports(deps);
     expect((await status(b.id)).status).toBe('expired');
     expect(existsSync(exportFile(deps, b))).toBe(false);
+  });
+
+  it('an erasure during an export fails it at its next slice: parts and member snapshot deleted', async () => {
+    const k = workspaceKeys(prefix, ws);
+    // 45 members: two slices of a segment export (40 a slice here)
+    for (let i = 35; i < 45; i++) {
+      const pid = `prof_m${i}`;
+      await redis.hset(k.profile(pid), { id: pid, firstSeenAt: String(START), lastSeenAt: String(START) });
+      await redis.zadd(k.segmentMembers('seg_vip'), START + i, pid);
+    }
+    clock += 1000;
+    const job = await start({ format: 'parquet', segment: { id: 'seg_vip' } });
+    // the erasure runs while the first slice is written
+    execs = 0;
+    onExec = async (n) => {
+      if (n === 1) await redis.zadd(globalKeys(prefix).erasedWorkspaces, clock, ws);
+    };
+    try {
+      await runDueExports(deps);
+    } finally {
+      onExec = undefined;
+    }
+    const failed = await status(job.id);
+    expect(failed).toMatchObject({ status: 'failed', slicesDone: 1, slicesTotal: 2 });
+    expect(failed.error).toMatch(/erasure/);
+    // the second slice was never written
+    expect(execs).toBe(1);
+    expect(await redis.exists(k.exportMembers(job.id))).toBe(0);
+    expect(existsSync(exportFile(deps, job).replace(/\.parquet$/, '.parts'))).toBe(false);
+    expect(existsSync(exportFile(deps, job))).toBe(false);
+    for (let i = 35; i < 45; i++) await redis.zrem(k.segmentMembers('seg_vip'), `prof_m${i}`);
   });
 
   it('refuses bad requests with a 400 naming the field; other workspaces’ jobs are not found', async () => {
