@@ -1,6 +1,7 @@
 // Campaigns: list, editor (trigger, channel settings, templates with a preview rendered for
 // a chosen profile, contact policy), and a detail page with pause/resume and live stats.
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
+import { CopyBox } from './forms.js';
 import { api, Empty, ErrorBox, Field, fmtNum, fmtTime, html, navigate, usePolled } from './ui.js';
 
 export const CHANNELS = ['webhook', 'email', 'sms', 'push'];
@@ -8,7 +9,7 @@ export const CHANNELS = ['webhook', 'email', 'sms', 'push'];
 export const SETTINGS = {
   webhook: [
     ['url', 'Webhook URL', 'url', true],
-    ['secret', 'Signing secret (whsec_…; generated when empty)', 'text', false],
+    ['secret', 'Signing secret (write-only; empty keeps the stored one or generates one)', 'text', false],
   ],
   email: [
     ['subject', 'Subject (Liquid)', 'text', true],
@@ -98,7 +99,9 @@ const blank = () => ({
 function toForm(c) {
   const f = blank();
   Object.assign(f, { name: c.name, segmentId: c.segmentId, on: c.on, channel: c.channel, status: c.status });
-  f.settings[c.channel] = { ...(c[c.channel] ?? {}) };
+  // a webhook's signing secret is write-only: the API answers only that it is set
+  const { secret: _s, secretSet: _set, secretFingerprint: _fp, ...settings } = c[c.channel] ?? {};
+  f.settings[c.channel] = settings;
   f.purpose = c.purpose ?? '';
   const r = c.policy?.reentry;
   if (r && typeof r === 'object') {
@@ -137,6 +140,27 @@ function toBody(f) {
   };
 }
 
+/**
+ * A webhook signing secret the server generated in a save's answer, kept here (never stored)
+ * until the campaign's screen takes it: shown there once, gone on the next visit or reload.
+ */
+let generated = null;
+const takeGenerated = (id) => {
+  const g = generated?.id === id ? generated.secret : null;
+  generated = null;
+  return g;
+};
+
+/** The generated signing secret, shown this once. */
+export function SecretOnce({ secret, onDone, what = 'Signing secret' }) {
+  return html`<div class="panel" role="region" aria-label=${what} data-testid="secret-once">
+    <h2>${what}</h2>
+    <p><strong>Copy it now: it is not shown again.</strong> Receivers check the <code>webhook-signature</code> of every request with it. Lost it? Set a new one in the editor.</p>
+    <${CopyBox} label=${what} text=${secret} />
+    <button type="button" onClick=${onDone}>I have copied it</button>
+  </div>`;
+}
+
 export function CampaignEditor({ id }) {
   const [form, setForm] = useState(blank);
   const [segments, segError] = useSegments();
@@ -164,6 +188,8 @@ export function CampaignEditor({ id }) {
       const saved = id
         ? await api(`/v1/campaigns/${encodeURIComponent(id)}`, { method: 'PUT', body })
         : await api('/v1/campaigns', { method: 'POST', body });
+      generated =
+        typeof saved.webhook?.secret === 'string' ? { id: saved.id, secret: saved.webhook.secret } : null;
       navigate(`#/campaigns/${saved.id}`);
     } catch (err) {
       setError(err);
@@ -326,6 +352,7 @@ export function CampaignDetail({ id }) {
   const [ownError, setError] = useState(null);
   const [segments] = useSegments();
   const [busy, setBusy] = useState(false);
+  const [secret, setSecret] = useState(() => takeGenerated(id));
   const error = ownError ?? statsError;
   useEffect(() => {
     api(`/v1/campaigns/${encodeURIComponent(id)}`)
@@ -358,6 +385,7 @@ export function CampaignDetail({ id }) {
         <a class="button" href=${`#/campaigns/${id}/edit`}>Edit</a>
       </div>
       <${ErrorBox} error=${error} />
+      ${secret ? html`<${SecretOnce} secret=${secret} onDone=${() => setSecret(null)} />` : null}
       <p>When a profile <strong>${c.on === 'enter' ? 'enters' : 'exits'}</strong>${' '}
         <a href=${`#/segments/${c.segmentId}`}>${seg?.name ?? c.segmentId}</a>, send a <strong>${c.channel}</strong>${' '}
         <span class="muted">· v${c.version} · updated ${fmtTime(c.updatedAt)}</span></p>

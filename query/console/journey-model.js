@@ -326,12 +326,19 @@ export function blankForm() {
   };
 }
 
+/** A channel's settings as the editor keeps them: without what only answers carry (secretSet, secretFingerprint). */
+function writable(settings) {
+  const { secretSet: _set, secretFingerprint: _fp, ...rest } = settings ?? {};
+  return rest;
+}
+
 function nodeForm(n) {
   const f = { ...newFormNode(n.type, []), id: n.id };
   switch (n.type) {
     case 'send':
       f.channel = n.channel;
-      f.settings = { ...f.settings, [n.channel]: { ...(n[n.channel] ?? {}) } };
+      // a webhook's signing secret is write-only: the API answers only that it is set
+      f.settings = { ...f.settings, [n.channel]: writable(n[n.channel]) };
       f.purpose = n.purpose ?? '';
       if (n.policy) f.policy = n.policy; // kept as it is (campaign policy; not edited here)
       f.next = n.next ?? '';
@@ -383,7 +390,7 @@ function nodeForm(n) {
     case 'webhook':
       Object.assign(f, {
         url: n.webhook?.url ?? '',
-        secret: n.webhook?.secret ?? '',
+        secret: writable(n.webhook).secret ?? '',
         data: n.data === undefined ? '' : JSON.stringify(n.data, null, 2),
         next: n.next ?? '',
       });

@@ -4,7 +4,7 @@
 // form editor (entry, goal, re-entry, steps of every type; branch rules in the segment
 // builder's visual rule editor).
 import { useEffect, useState } from '/console/vendor/hooks.mjs';
-import { CHANNELS, SETTINGS } from './campaigns.js';
+import { CHANNELS, SETTINGS, SecretOnce } from './campaigns.js';
 import {
   armLabel,
   arms,
@@ -157,8 +157,20 @@ const ACTIONS = {
 };
 const ACTION_LABEL = { activate: 'Activate', pause: 'Pause', resume: 'Resume', archive: 'Archive…' };
 
+/**
+ * Webhook signing secrets the server generated in a save's answer ({node id: secret}), kept
+ * here (never stored) until the journey's screen takes them: shown there once.
+ */
+let generated = null;
+const takeGenerated = (id) => {
+  const g = generated?.id === id ? generated.secrets : null;
+  generated = null;
+  return g;
+};
+
 export function JourneyDetail({ id }) {
   const [j, setJ] = useState(null);
+  const [secrets, setSecrets] = useState(() => takeGenerated(id));
   const [stats, statsError] = usePolled(path(id, '/stats'));
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -222,6 +234,11 @@ export function JourneyDetail({ id }) {
           : null
       }
       <${ErrorBox} error=${error ?? statsError} />
+      ${Object.entries(secrets ?? {}).map(
+        ([node, secret]) =>
+          html`<${SecretOnce} key=${node} secret=${secret} what=${`Signing secret of ${node}`}
+            onDone=${() => setSecrets((s) => Object.fromEntries(Object.entries(s).filter(([k]) => k !== node)))} />`,
+      )}
       <p>Starts ${entry}${j.goal ? html`; converts on ${'event' in j.goal ? html`the event <strong>${j.goal.event}</strong>` : html`entering <a href=${`#/segments/${j.goal.segment}`}>${j.goal.segment}</a>`} within ${j.goal.within ?? 'P30D'} of entering` : ''}.
         <span class="muted"> v${j.version} · updated ${fmtTime(j.updatedAt)}</span></p>
       <p class="links">
@@ -400,7 +417,7 @@ function NodeFields({ n, set, segments }) {
         <${Field} label="List id" hint="kept in the lists trait"><input value=${n.list} placeholder="vip" onInput=${(e) => set({ list: e.currentTarget.value })} /><//>`;
     case 'webhook':
       return html`<${Field} label="Webhook URL"><input type="url" value=${n.url} onInput=${(e) => set({ url: e.currentTarget.value })} /><//>
-        <${Field} label="Signing secret (whsec_…; generated when empty)"><input value=${n.secret} onInput=${(e) => set({ secret: e.currentTarget.value })} /><//>
+        <${Field} label="Signing secret (write-only; empty keeps the stored one or generates one)"><input value=${n.secret} onInput=${(e) => set({ secret: e.currentTarget.value })} /><//>
         <${Field} label="Data (a JSON object sent as data; optional)" wide>
           <textarea rows="3" class="code" value=${n.data} onInput=${(e) => set({ data: e.currentTarget.value })} />
         <//>`;
@@ -520,6 +537,12 @@ export function JourneyEditor({ id }) {
       const saved = id
         ? await api(path(id), { method: 'PUT', body })
         : await api('/v1/journeys', { method: 'POST', body });
+      const shown = Object.fromEntries(
+        (saved.nodes ?? [])
+          .filter((n) => typeof n.webhook?.secret === 'string')
+          .map((n) => [n.id, n.webhook.secret]),
+      );
+      generated = Object.keys(shown).length > 0 ? { id: saved.id, secrets: shown } : null;
       navigate(`#/journeys/${saved.id}`);
     } catch (err) {
       setError(err);

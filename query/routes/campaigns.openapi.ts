@@ -7,18 +7,37 @@ import { errors, id, json, type OpenApiPart, op } from '../openapi-common.ts';
 export const campaignsOpenApi: OpenApiPart = {
   paths: {
     '/v1/campaigns': {
-      get: op('listCampaigns', 'Campaigns of the workspace'),
+      get: op(
+        'listCampaigns',
+        'Campaigns of the workspace; a webhook secret never (write-only: `webhook.secretSet`, `webhook.secretFingerprint` with CDP_SECRETS_KEY)',
+      ),
       post: op('createCampaign', 'Create a campaign; a webhook secret is generated when none is given', {
         requestBody: { required: true, content: json({ $ref: '#/components/schemas/CampaignInput' }) },
-        responses: { '201': { description: 'created (with the secret)' }, ...errors },
+        responses: {
+          '201': {
+            description:
+              'created; `webhook.secret` only when the server generated it, in this answer only (afterwards `webhook.secretSet` and `webhook.secretFingerprint`)',
+          },
+          ...errors,
+        },
       }),
     },
     '/v1/campaigns/{id}': {
-      get: op('getCampaign', 'A campaign', { parameters: [id('id')] }),
-      put: op('updateCampaign', 'Replace the campaign; the version increases', {
-        parameters: [id('id')],
-        requestBody: { required: true, content: json({ $ref: '#/components/schemas/CampaignInput' }) },
-      }),
+      get: op(
+        'getCampaign',
+        'A campaign; a webhook secret never (`webhook.secretSet`, `webhook.secretFingerprint`)',
+        {
+          parameters: [id('id')],
+        },
+      ),
+      put: op(
+        'updateCampaign',
+        'Replace the campaign; the version increases; a webhook secret is kept when omitted (the answer carries `webhook.secret` only when one was generated now)',
+        {
+          parameters: [id('id')],
+          requestBody: { required: true, content: json({ $ref: '#/components/schemas/CampaignInput' }) },
+        },
+      ),
       delete: op('deleteCampaign', 'Delete', {
         parameters: [id('id')],
         responses: { '204': { description: 'deleted' }, ...errors },

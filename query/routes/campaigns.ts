@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { type Context, Hono } from 'hono';
+import { fingerprint, fingerprintKey } from '../../runtime/channel-credentials.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
+import { type Keyring, keyring } from '../../runtime/secrets-key.ts';
 import {
   type CampaignDefinition,
   type CampaignInput,
@@ -16,18 +18,51 @@ import { saveDefinition } from '../save-definition.ts';
 import { checkBody } from '../validate.ts';
 import { campaignStats } from './campaign-stats.ts';
 
-/** The chosen channel's settings (a webhook secret generated or kept), purpose and policy. */
+/**
+ * The key the answers fingerprint webhook signing secrets with (as destinations do: derived
+ * from CDP_SECRETS_KEY, so no offline guessing), or undefined when no key is configured.
+ */
+export function webhookFingerprintKey(secrets: Keyring | undefined): Buffer | undefined {
+  const ring = secrets ?? keyring();
+  return ring.current ? fingerprintKey(ring.current.key) : undefined;
+}
+
+/**
+ * A webhook's settings as the API answers them: the signing secret is write-only, so only
+ * `secretSet`, a keyed `secretFingerprint` (when CDP_SECRETS_KEY is set) and, in the answer of
+ * the request that generated it, `secret` (shown that once).
+ */
+export function publicWebhook(
+  webhook: { url: string; secret?: string },
+  fpKey: Buffer | undefined,
+  shown?: string,
+): { url: string; secretSet: boolean; secretFingerprint?: string; secret?: string } {
+  const { secret, ...rest } = webhook;
+  const set = typeof secret === 'string' && secret !== '';
+  return {
+    ...rest,
+    secretSet: set,
+    ...(fpKey && set ? { secretFingerprint: fingerprint(secret, fpKey) } : {}),
+    ...(shown ? { secret: shown } : {}),
+  };
+}
+
+/**
+ * The chosen channel's settings (a webhook secret generated or kept), purpose and policy;
+ * `shown`: the secret when it was generated now (the only answer that may carry it).
+ */
 function channelSettings(input: CampaignInput, before: CampaignDefinition | undefined) {
   const out: Partial<CampaignDefinition> & Pick<CampaignDefinition, 'channel'> = { channel: input.channel };
+  let shown: string | undefined;
   if (input.purpose) out.purpose = input.purpose;
   if (input.policy) out.policy = input.policy;
   switch (input.channel) {
-    case 'webhook':
-      out.webhook = {
-        url: input.webhook!.url,
-        secret: input.webhook!.secret ?? before?.webhook?.secret ?? generateWebhookSecret(),
-      };
+    case 'webhook': {
+      const kept = input.webhook!.secret ?? before?.webhook?.secret;
+      if (kept === undefined) shown = generateWebhookSecret();
+      out.webhook = { url: input.webhook!.url, secret: kept ?? shown! };
       break;
+    }
     case 'email':
       out.email = input.email;
       break;
@@ -42,15 +77,21 @@ function channelSettings(input: CampaignInput, before: CampaignDefinition | unde
       throw new QueryError(400, `channel: unknown ${String(never)}`);
     }
   }
-  return out;
+  return { settings: out, shown };
 }
 
 export function campaignRoutes(deps: {
   clickhouse: ClickHouseClient;
   defs: DefinitionStore;
   now: () => Date;
+  /** CDP_SECRETS_KEY: answers carry a keyed fingerprint of a webhook's secret; none: no fingerprint. */
+  secrets?: Keyring;
 }) {
   const app = new Hono<QueryEnv>();
+  const fpKey = webhookFingerprintKey(deps.secrets);
+  /** What the API answers for a campaign: never the webhook secret, unless generated for this request. */
+  const view = (def: CampaignDefinition, shown?: string) =>
+    def.webhook ? { ...def, webhook: publicWebhook(def.webhook, fpKey, shown) } : def;
 
   const validate = async (ws: string, raw: unknown): Promise<CampaignInput> => {
     const body = checkBody(campaignInputCheck, raw);
@@ -91,24 +132,27 @@ export function campaignRoutes(deps: {
     const ws = c.get('workspaceId');
     const input = await validate(ws, await readJson(c.req.raw));
     const at = deps.now().toISOString();
+    const { settings, shown } = channelSettings(input, undefined);
     const def: CampaignDefinition = {
       id: `cmp_${randomBytes(9).toString('base64url')}`,
       workspaceId: ws,
       name: input.name,
       segmentId: input.segmentId,
       on: input.on,
-      ...channelSettings(input, undefined),
+      ...settings,
       status: input.status ?? 'active',
       version: 1,
       createdAt: at,
       updatedAt: at,
     };
     await saveDefinition(deps, c, 'campaigns', null, def);
-    return c.json(def, 201);
+    return c.json(view(def, shown), 201);
   });
 
-  app.get('/', async (c) => c.json({ campaigns: await deps.defs.list('campaigns', c.get('workspaceId')) }));
-  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+  app.get('/', async (c) =>
+    c.json({ campaigns: (await deps.defs.list('campaigns', c.get('workspaceId'))).map((d) => view(d)) }),
+  );
+  app.get('/:id', async (c) => c.json(view(await load(c.get('workspaceId'), c.req.param('id')))));
 
   /** Stores a new version of a campaign and audits the change. */
   const saveVersion = async (c: Context<QueryEnv>, before: CampaignDefinition, after: CampaignDefinition) => {
@@ -121,30 +165,31 @@ export function campaignRoutes(deps: {
     const before = await load(ws, c.req.param('id'));
     const input = await validate(ws, await readJson(c.req.raw));
     const { webhook: _w, email: _e, sms: _s, push: _p, purpose: _u, policy: _o, ...kept } = before;
+    const { settings, shown } = channelSettings(input, before);
     const after: CampaignDefinition = {
       ...kept,
       name: input.name,
       segmentId: input.segmentId,
       on: input.on,
-      ...channelSettings(input, before),
+      ...settings,
       status: input.status ?? before.status,
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    return c.json(await saveVersion(c, before, after));
+    return c.json(view(await saveVersion(c, before, after), shown));
   });
 
   const setStatus = (status: 'active' | 'paused') => async (c: Context<QueryEnv>) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id') ?? '');
-    if (before.status === status) return c.json(before);
+    if (before.status === status) return c.json(view(before));
     const after: CampaignDefinition = {
       ...before,
       status,
       version: before.version + 1,
       updatedAt: deps.now().toISOString(),
     };
-    return c.json(await saveVersion(c, before, after));
+    return c.json(view(await saveVersion(c, before, after)));
   };
   app.post('/:id/pause', setStatus('paused'));
   app.post('/:id/resume', setStatus('active'));

@@ -8,21 +8,32 @@ import { MigrateInput } from './journeys.ts';
 export const journeysOpenApi: OpenApiPart = {
   paths: {
     '/v1/journeys': {
-      get: op('listJourneys', 'Journeys of the workspace (latest versions)'),
+      get: op(
+        'listJourneys',
+        'Journeys of the workspace (latest versions); webhook secrets never (write-only: a node’s `webhook.secretSet`, `webhook.secretFingerprint`)',
+      ),
       post: op(
         'createJourney',
         'Create a journey as a draft (version 1); 400 names the field of a bad graph',
         {
           requestBody: { required: true, content: json({ $ref: '#/components/schemas/JourneyInput' }) },
-          responses: { '201': { description: 'created: {id, version, status: "draft", …}' }, ...errors },
+          responses: {
+            '201': {
+              description:
+                'created: {id, version, status: "draft", …}; a node’s `webhook.secret` only when the server generated it, in this answer only',
+            },
+            ...errors,
+          },
         },
       ),
     },
     '/v1/journeys/{id}': {
-      get: op('getJourney', 'A journey (latest version)', { parameters: [id('id')] }),
+      get: op('getJourney', 'A journey (latest version); webhook secrets never (`webhook.secretSet`)', {
+        parameters: [id('id')],
+      }),
       put: op(
         'updateJourney',
-        'A new version; people in flight stay on the version they entered (409 once archived)',
+        'A new version; people in flight stay on the version they entered (409 once archived); a webhook step’s secret is kept when omitted',
         {
           parameters: [id('id')],
           requestBody: { required: true, content: json({ $ref: '#/components/schemas/JourneyInput' }) },

@@ -9,6 +9,7 @@ import type { MigrationRecord } from '../../activation/journeys/migrations.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import type { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Redis } from '../../runtime/redis.ts';
+import type { Keyring } from '../../runtime/secrets-key.ts';
 import { generateWebhookSecret, TEMPLATE_FIELDS } from '../../schemas/campaign.ts';
 import { DefinitionInputError } from '../../schemas/definition-input.ts';
 import {
@@ -24,6 +25,7 @@ import { type QueryEnv, readJson } from '../context.ts';
 import { armFigures, holdoutLifts } from '../journey-lift.ts';
 import { QueryError } from '../query-error.ts';
 import { checkBody } from '../validate.ts';
+import { publicWebhook, webhookFingerprintKey } from './campaigns.ts';
 
 /** POST /v1/journeys/{id}/migrate: which older version's people move, and where their nodes go. */
 export const MigrateInput = Type.Object(
@@ -46,11 +48,32 @@ export function journeyRoutes(deps: {
   redis: Redis;
   redisPrefix: string;
   now: () => Date;
+  /** CDP_SECRETS_KEY: answers carry a keyed fingerprint of a webhook's secret; none: no fingerprint. */
+  secrets?: Keyring;
 }) {
   const app = new Hono<QueryEnv>();
+  const fpKey = webhookFingerprintKey(deps.secrets);
+  /**
+   * What the API answers for a journey: no webhook node (or webhook send) carries its signing
+   * secret, only `secretSet` and `secretFingerprint`; `shown`: the secrets generated for this
+   * request, by node id (in that one answer only).
+   */
+  const view = (def: JourneyDefinition, shown?: Map<string, string>) => ({
+    ...def,
+    nodes: def.nodes.map((n) =>
+      (n.type === 'send' || n.type === 'webhook') && n.webhook
+        ? { ...n, webhook: publicWebhook(n.webhook, fpKey, shown?.get(n.id)) }
+        : n,
+    ),
+  });
 
   /** Shape and graph (schemas/journey.ts), then what needs the workspace: segments, templates, URLs. */
-  const validate = async (ws: string, body: unknown, before?: JourneyDefinition): Promise<JourneyInput> => {
+  const validate = async (
+    ws: string,
+    body: unknown,
+    before?: JourneyDefinition,
+    shown?: Map<string, string>,
+  ): Promise<JourneyInput> => {
     let input: JourneyInput;
     try {
       input = checkJourneyInput(body);
@@ -92,13 +115,14 @@ export function journeyRoutes(deps: {
         const kept = before?.nodes.find(
           (b) => b.id === n.id && (b.type === 'send' || b.type === 'webhook') && b.webhook?.secret,
         );
-        n.webhook = {
-          url: n.webhook!.url,
-          secret:
-            n.webhook!.secret ??
-            (kept?.type === 'send' || kept?.type === 'webhook' ? kept.webhook?.secret : undefined) ??
-            generateWebhookSecret(),
-        };
+        let secret =
+          n.webhook!.secret ??
+          (kept?.type === 'send' || kept?.type === 'webhook' ? kept.webhook?.secret : undefined);
+        if (secret === undefined) {
+          secret = generateWebhookSecret();
+          shown?.set(n.id, secret);
+        }
+        n.webhook = { url: n.webhook!.url, secret };
       } else if (n.type === 'send') {
         const settings = n[n.channel] as Record<string, unknown>;
         for (const field of TEMPLATE_FIELDS[n.channel]) {
@@ -149,7 +173,8 @@ export function journeyRoutes(deps: {
 
   app.post('/', async (c) => {
     const ws = c.get('workspaceId');
-    const input = await validate(ws, await readJson(c.req.raw));
+    const shown = new Map<string, string>();
+    const input = await validate(ws, await readJson(c.req.raw), undefined, shown);
     const at = deps.now().toISOString();
     const def: JourneyDefinition = {
       id: `jrn_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`,
@@ -160,18 +185,21 @@ export function journeyRoutes(deps: {
       createdAt: at,
       updatedAt: at,
     };
-    return c.json(await save(c, null, def, 'create'), 201);
+    return c.json(view(await save(c, null, def, 'create'), shown), 201);
   });
 
-  app.get('/', async (c) => c.json({ journeys: await deps.defs.list('journeys', c.get('workspaceId')) }));
-  app.get('/:id', async (c) => c.json(await load(c.get('workspaceId'), c.req.param('id'))));
+  app.get('/', async (c) =>
+    c.json({ journeys: (await deps.defs.list('journeys', c.get('workspaceId'))).map((d) => view(d)) }),
+  );
+  app.get('/:id', async (c) => c.json(view(await load(c.get('workspaceId'), c.req.param('id')))));
 
   // an edit is a new version; people in flight continue on the version they entered
   app.put('/:id', async (c) => {
     const ws = c.get('workspaceId');
     const before = await load(ws, c.req.param('id'));
     if (before.status === 'archived') throw new QueryError(409, 'journey is archived');
-    const input = await validate(ws, await readJson(c.req.raw), before);
+    const shown = new Map<string, string>();
+    const input = await validate(ws, await readJson(c.req.raw), before, shown);
     const after: JourneyDefinition = {
       ...input,
       id: before.id,
@@ -181,7 +209,7 @@ export function journeyRoutes(deps: {
       createdAt: before.createdAt,
       updatedAt: deps.now().toISOString(),
     };
-    return c.json(await save(c, before, after, 'update'));
+    return c.json(view(await save(c, before, after, 'update'), shown));
   });
 
   for (const action of Object.keys(TRANSITIONS) as Array<keyof typeof TRANSITIONS>) {
@@ -189,11 +217,11 @@ export function journeyRoutes(deps: {
       const ws = c.get('workspaceId');
       const before = await load(ws, c.req.param('id'));
       const { from, to } = TRANSITIONS[action];
-      if (before.status === to) return c.json(before);
+      if (before.status === to) return c.json(view(before));
       if (!from.includes(before.status))
         throw new QueryError(409, `cannot ${action} a journey that is ${before.status}`);
       const after: JourneyDefinition = { ...before, status: to, updatedAt: deps.now().toISOString() };
-      return c.json(await save(c, before, after, 'update'));
+      return c.json(view(await save(c, before, after, 'update')));
     });
   }
 

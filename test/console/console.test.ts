@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signWebhook } from '../../activation/webhook/sign-webhook.ts';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import type { Config } from '../../runtime/config.ts';
 import { eventually, testConfig, testLogger } from '../harness.ts';
@@ -311,6 +312,30 @@ describe('the marketer console', () => {
     await page.getByRole('button', { name: 'Create campaign' }).click();
     await page.getByRole('heading', { name: 'Thank EUR buyers' }).waitFor();
     await expect.poll(() => text('[data-testid=campaign-status]')).toBe('active');
+    // the signing secret the server generated is shown this once; the API never answers it again
+    const secret = await page.getByRole('textbox', { name: 'Signing secret' }).inputValue();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+={0,2}$/);
+    const campaignId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
+    const got = await fetch(`${queryUrl}/v1/campaigns/${campaignId}`, {
+      headers: { authorization: `Bearer ${cfg.keys.adminKey}` },
+    });
+    const gotText = await got.text();
+    expect(gotText).not.toContain('whsec_');
+    expect(JSON.parse(gotText).webhook).toEqual({ url: receiver.url, secretSet: true });
+    // an edit leaves the write-only field empty: the stored secret is kept (deliveries below)
+    await page.getByRole('link', { name: 'Edit', exact: true }).click();
+    await page.getByRole('heading', { name: 'Edit campaign' }).waitFor();
+    await expect.poll(() => page.getByLabel('Webhook URL', { exact: true }).inputValue()).toBe(receiver.url);
+    expect(
+      await page
+        .getByLabel('Signing secret (write-only; empty keeps the stored one or generates one)', {
+          exact: true,
+        })
+        .inputValue(),
+    ).toBe('');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('heading', { name: 'Thank EUR buyers' }).waitFor();
+    expect(await page.getByRole('textbox', { name: 'Signing secret' }).count()).toBe(0);
     await expect.poll(() => text('[data-testid=stat-sent]')).toBe('0');
 
     // activation reloads definitions every 250 ms; give it a few rounds before new entries
@@ -326,6 +351,10 @@ describe('the marketer console', () => {
     expect(receiver.deliveries).toHaveLength(2);
     const bodies = receiver.deliveries.map((d) => JSON.parse(d.body) as { userId: string; type: string });
     expect(bodies.map((b) => b.userId).sort()).toEqual(['buyer-4', 'buyer-5']);
+    for (const d of receiver.deliveries)
+      expect(d.headers['webhook-signature']).toBe(
+        signWebhook(secret, String(d.headers['webhook-id']), Number(d.headers['webhook-timestamp']), d.body),
+      );
     await checkViewports('campaign-detail');
 
     await page.getByRole('button', { name: 'Pause' }).click();

@@ -11,6 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signWebhook } from '../../activation/webhook/sign-webhook.ts';
 import { type RunningServices, SERVICE_NAMES, startServices } from '../../cli/services.ts';
 import { armText, liftText, percent } from '../../query/console/journey-model.js';
 import type { Config } from '../../runtime/config.ts';
@@ -31,6 +32,8 @@ let context: BrowserContext;
 let page: Page;
 let queryUrl: string;
 let journeyId: string;
+/** The webhook step's signing secret, as the journey's screen showed it once after the create. */
+let liftSecret: string;
 const blocked: string[] = [];
 const pageErrors: string[] = [];
 
@@ -375,9 +378,14 @@ describe('journeys in the console', () => {
     expect(await summaryOf('webhook1')).toBe(`webhook → ${new URL(receiver.url).host}`);
     expect(await text('[data-testid="edge-list1-webhook1"]')).toBe('next');
     journeyId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]!);
-    const v1 = (await api('GET', `/v1/journeys/${journeyId}`)).body as {
-      nodes: Array<{ webhook?: { secret?: string } }>;
-    };
+    // the secret the server generated is shown this once, on the journey's screen
+    liftSecret = await page.getByRole('textbox', { name: 'Signing secret of webhook1' }).inputValue();
+    expect(liftSecret).toMatch(/^whsec_[A-Za-z0-9+/]+={0,2}$/);
+    await expect
+      .poll(() => page.getByRole('region', { name: 'Signing secret of webhook1' }).textContent())
+      .toMatch(/Copy it now: it is not shown again/);
+    const v1 = (await api('GET', `/v1/journeys/${journeyId}`)).body;
+    // write-only: the API answers only that it is set
     expect(v1).toMatchObject({
       version: 1,
       entry: { event: 'Trial Started' },
@@ -394,13 +402,12 @@ describe('journeys in the console', () => {
         {
           id: 'webhook1',
           type: 'webhook',
-          webhook: { url: `${receiver.url}?k=lift` },
+          webhook: { url: `${receiver.url}?k=lift`, secretSet: true },
           data: { source: 'console' },
         },
       ],
     });
-    const secret = v1.nodes[3]!.webhook!.secret;
-    expect(secret).toMatch(/^whsec_/);
+    expect(JSON.stringify(v1)).not.toContain('whsec_');
     // one variant: everyone who is not held out goes the same way
     await page.getByRole('link', { name: 'Edit', exact: true }).click();
     await page.getByRole('heading', { name: 'Edit journey (v1)' }).waitFor();
@@ -413,6 +420,14 @@ describe('journeys in the console', () => {
     expect(await step(3).getByLabel('Webhook URL', { exact: true }).inputValue()).toBe(
       `${receiver.url}?k=lift`,
     );
+    // the secret field starts empty: empty keeps the stored one
+    expect(
+      await step(3)
+        .getByLabel('Signing secret (write-only; empty keeps the stored one or generates one)', {
+          exact: true,
+        })
+        .inputValue(),
+    ).toBe('');
     expect(
       JSON.parse(
         await step(3).getByLabel('Data (a JSON object sent as data; optional)', { exact: true }).inputValue(),
@@ -431,8 +446,8 @@ describe('journeys in the console', () => {
         { id: 'split1', variants: [{ weight: 1, next: 'score1' }], holdout: 50 },
         { id: 'score1', type: 'score', trait: 'engagement', add: 5 },
         { id: 'list1', type: 'list', list: 'vip', action: 'add' },
-        // the secret went back unchanged with the form
-        { id: 'webhook1', type: 'webhook', webhook: { url: `${receiver.url}?k=lift`, secret } },
+        // no secret went back with the form: the stored one is kept (deliveries are signed with it below)
+        { id: 'webhook1', type: 'webhook', webhook: { url: `${receiver.url}?k=lift`, secretSet: true } },
       ],
     });
   });
@@ -477,6 +492,16 @@ describe('journeys in the console', () => {
     expect(held.length).toBe(arms.holdout?.entered ?? 0);
     expect(held.length).toBeGreaterThan(0);
     expect(messaged.length).toBeGreaterThan(0);
+    // signed with the secret shown once at the create, kept by the edit that sent none
+    for (const d of receiver.deliveries.filter((x) => x.url?.endsWith('?k=lift')))
+      expect(d.headers['webhook-signature']).toBe(
+        signWebhook(
+          liftSecret,
+          String(d.headers['webhook-id']),
+          Number(d.headers['webhook-timestamp']),
+          d.body,
+        ),
+      );
 
     // one held-out person and half the messaged ones upgrade (their runs have ended: the
     // conversions count within the window for the way they went)

@@ -91,7 +91,7 @@ describe('journey score and list steps', () => {
     const seg = (
       await api('POST', '/v1/segments', { name: 'Lead', rule: { '==': [{ var: 'traits.lead' }, true] } })
     ).body.id as string;
-    const id = await journey({
+    const journeyBody = {
       name: 'CRM task',
       entry: { segment: seg, on: 'enter' },
       nodes: [
@@ -102,10 +102,21 @@ describe('journey score and list steps', () => {
           data: { task: 'call', priority: 2 },
         },
       ],
-    });
-    const def = (await api('GET', `/v1/journeys/${id}`)).body;
-    const secret = def.nodes[0].webhook.secret as string;
+    };
+    // the generated secret is shown once, in the create's answer; write-only afterwards
+    const created = await api('POST', '/v1/journeys', journeyBody);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    const secret = created.body.nodes[0].webhook.secret as string;
     expect(secret).toMatch(/^whsec_/);
+    const def = (await api('GET', `/v1/journeys/${id}`)).body;
+    expect(JSON.stringify(def)).not.toContain('whsec_');
+    expect(def.nodes[0].webhook).toMatchObject({ url: `${receiver.url}?k=crm`, secretSet: true });
+    // an edit without the secret keeps it: version 2 signs with the same one
+    const edited = await api('PUT', `/v1/journeys/${id}`, journeyBody);
+    expect(edited.status, JSON.stringify(edited.body)).toBe(200);
+    expect(JSON.stringify(edited.body)).not.toContain('whsec_');
+    expect((await api('POST', `/v1/journeys/${id}/activate`)).body.status).toBe('active');
     await ingest('/v1/identify', { userId: 'lee', traits: { lead: true, name: 'Lee' } });
     const d = await eventually('the webhook call', () =>
       receiver.deliveries.find((x) => x.url?.endsWith('?k=crm')),
@@ -114,7 +125,7 @@ describe('journey score and list steps', () => {
     expect(body).toMatchObject({
       type: 'journey.webhook',
       journeyId: id,
-      version: 1,
+      version: 2,
       nodeId: 'crm',
       run: 1,
       userId: 'lee',

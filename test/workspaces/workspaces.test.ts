@@ -3,15 +3,18 @@
 // decides what they may do (query/roles.ts); hostile callers (guessed tokens, another
 // workspace's ids, privilege escalation, archived workspaces, concurrent creates) are refused
 // with a clear answer; the audit log names the person; everything survives a restart.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQueryApp, type QueryDeps } from '../../query/app.ts';
 import { permissionFor, ROUTE_PERMISSIONS } from '../../query/roles.ts';
 import { AuthFailureLimiter } from '../../runtime/auth-failures.ts';
+import { fingerprint, fingerprintKey } from '../../runtime/channel-credentials.ts';
 import type { ClickHouseClient } from '../../runtime/clickhouse.ts';
 import { type Clients, createClients } from '../../runtime/clients.ts';
 import type { Config } from '../../runtime/config.ts';
 import { DefinitionStore } from '../../runtime/definitions.ts';
 import type { Logger } from '../../runtime/log.ts';
+import { keyring, parseSecretKey } from '../../runtime/secrets-key.ts';
 import { WorkspaceStore } from '../../runtime/workspaces.ts';
 import { WriteKeyStore, watchWriteKeys } from '../../runtime/write-keys.ts';
 import { migrate } from '../../schemas/migrations.ts';
@@ -423,6 +426,134 @@ describe('people and roles', () => {
     const other = await call(ownerB.token, 'GET', `/v1/audit?entityId=${seg.body.id}`);
     expect(other.status).toBe(200);
     expect(other.body.items).toEqual([]);
+  });
+});
+
+describe('webhook signing secrets', () => {
+  it('are write-only for every role: campaigns and journeys answer secretSet and a fingerprint; an edit without one keeps it', async () => {
+    const sk = parseSecretKey(randomBytes(32).toString('base64'));
+    const withKey = build(undefined, { secrets: keyring(sk) });
+    const fp = (secret: string) => fingerprint(secret, fingerprintKey(sk.key));
+    const defs = new DefinitionStore(clients.redis(), cfg.redis.prefix);
+    const ws = await workspace();
+    const marketer = await person(ws, 'marketer');
+    const analyst = await person(ws, 'analyst');
+    const as = (who: string, method: string, path: string, body?: unknown) =>
+      call(who, method, path, body, who === cfg.keys.adminKey ? ws : undefined, withKey);
+
+    const seg = await as(marketer.token, 'POST', '/v1/segments', segment());
+    expect(seg.status).toBe(201);
+    const campaignBody = {
+      name: uniqueId('c'),
+      segmentId: seg.body.id,
+      on: 'enter',
+      channel: 'webhook',
+      webhook: { url: 'https://crm.example/hook' },
+    };
+    // a generated secret is shown once: in the answer of the create
+    const created = await as(marketer.token, 'POST', '/v1/campaigns', campaignBody);
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const secret = created.body.webhook.secret as string;
+    expect(secret).toMatch(/^whsec_/);
+    expect(created.body.webhook).toEqual({
+      url: 'https://crm.example/hook',
+      secretSet: true,
+      secretFingerprint: fp(secret),
+      secret,
+    });
+    const cid = created.body.id as string;
+    // a journey: a webhook step (generated secret) and a webhook send (secret given: never shown)
+    const given = `whsec_${randomBytes(24).toString('base64')}`;
+    const journeyBody = {
+      name: uniqueId('j'),
+      entry: { event: 'Trial Started' },
+      reEntry: 'never',
+      nodes: [
+        { id: 'crm', type: 'webhook', webhook: { url: 'https://crm.example/lead' }, next: 'tell' },
+        {
+          id: 'tell',
+          type: 'send',
+          channel: 'webhook',
+          webhook: { url: 'https://ops.example/p', secret: given },
+        },
+      ],
+    };
+    const jc = await as(marketer.token, 'POST', '/v1/journeys', journeyBody);
+    expect(jc.status, JSON.stringify(jc.body)).toBe(201);
+    const jSecret = jc.body.nodes[0].webhook.secret as string;
+    expect(jSecret).toMatch(/^whsec_/);
+    expect(jc.body.nodes[1].webhook).toEqual({
+      url: 'https://ops.example/p',
+      secretSet: true,
+      secretFingerprint: fp(given),
+    });
+    const jid = jc.body.id as string;
+
+    // the analyst (read only) and the admin key alike: no secret, anywhere
+    for (const who of [analyst.token, cfg.keys.adminKey, marketer.token]) {
+      const one = await as(who, 'GET', `/v1/campaigns/${cid}`);
+      const list = await as(who, 'GET', '/v1/campaigns');
+      const j = await as(who, 'GET', `/v1/journeys/${jid}`);
+      const jl = await as(who, 'GET', '/v1/journeys');
+      for (const res of [one, list, j, jl]) {
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+        expect(JSON.stringify(res.body)).not.toContain('whsec_');
+      }
+      const wanted = { url: 'https://crm.example/hook', secretSet: true, secretFingerprint: fp(secret) };
+      expect(one.body.webhook).toEqual(wanted);
+      expect(list.body.campaigns.find((c: { id: string }) => c.id === cid).webhook).toEqual(wanted);
+      for (const def of [j.body, jl.body.journeys.find((x: { id: string }) => x.id === jid)])
+        expect(def.nodes.map((n: { webhook: unknown }) => n.webhook)).toEqual([
+          { url: 'https://crm.example/lead', secretSet: true, secretFingerprint: fp(jSecret) },
+          { url: 'https://ops.example/p', secretSet: true, secretFingerprint: fp(given) },
+        ]);
+    }
+    // without CDP_SECRETS_KEY: only secretSet
+    expect((await call(analyst.token, 'GET', `/v1/campaigns/${cid}`)).body.webhook).toEqual({
+      url: 'https://crm.example/hook',
+      secretSet: true,
+    });
+    // an analyst still cannot write
+    expect((await as(analyst.token, 'PUT', `/v1/campaigns/${cid}`, campaignBody)).status).toBe(403);
+
+    // an edit without the secret keeps the stored one (activation signs with it); nothing shown
+    const put = await as(marketer.token, 'PUT', `/v1/campaigns/${cid}`, { ...campaignBody, name: 'renamed' });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    expect(JSON.stringify(put.body)).not.toContain('whsec_');
+    expect(put.body.webhook.secretFingerprint).toBe(fp(secret));
+    expect((await defs.get('campaigns', ws, cid))?.webhook?.secret).toBe(secret);
+    const paused = await as(marketer.token, 'POST', `/v1/campaigns/${cid}/pause`);
+    expect(JSON.stringify(paused.body)).not.toContain('whsec_');
+    // a new secret given replaces it, and is not echoed
+    const next = `whsec_${randomBytes(24).toString('base64')}`;
+    const replaced = await as(marketer.token, 'PUT', `/v1/campaigns/${cid}`, {
+      ...campaignBody,
+      webhook: { url: 'https://crm.example/hook', secret: next },
+    });
+    expect(replaced.status).toBe(200);
+    expect(JSON.stringify(replaced.body)).not.toContain('whsec_');
+    expect(replaced.body.webhook.secretFingerprint).toBe(fp(next));
+    expect((await defs.get('campaigns', ws, cid))?.webhook?.secret).toBe(next);
+
+    // a journey edit (a new version) without secrets keeps each step's
+    const jput = await as(marketer.token, 'PUT', `/v1/journeys/${jid}`, {
+      ...journeyBody,
+      nodes: [
+        { id: 'crm', type: 'webhook', webhook: { url: 'https://crm.example/lead' }, next: 'tell' },
+        { id: 'tell', type: 'send', channel: 'webhook', webhook: { url: 'https://ops.example/p' } },
+      ],
+    });
+    expect(jput.status, JSON.stringify(jput.body)).toBe(200);
+    expect(jput.body.version).toBe(2);
+    expect(JSON.stringify(jput.body)).not.toContain('whsec_');
+    const stored = await defs.get('journeys', ws, jid);
+    expect(stored?.nodes.map((n) => ('webhook' in n ? n.webhook?.secret : undefined))).toEqual([
+      jSecret,
+      given,
+    ]);
+    const activated = await as(marketer.token, 'POST', `/v1/journeys/${jid}/activate`);
+    expect(activated.body.status).toBe('active');
+    expect(JSON.stringify(activated.body)).not.toContain('whsec_');
   });
 });
 
