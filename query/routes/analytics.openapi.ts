@@ -16,6 +16,12 @@ function analyticsPaths(): Record<string, object> {
           },
           ...errors,
           '413': { description: 'body over 64 KiB', content: json(err) },
+          '429': {
+            description:
+              'CDP_ANALYTICS_MAX_CONCURRENT analytics queries of this workspace are already running; retry after `Retry-After` seconds',
+            headers: { 'Retry-After': { schema: { type: 'integer' } } },
+            content: json(err),
+          },
           '500': {
             description: 'the engine failed (logged; the answer names the query id only)',
             content: json(err),
