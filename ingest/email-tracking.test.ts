@@ -1,5 +1,6 @@
 // The open pixel and click redirect routes in the ingest app, with a recording producer and a
-// map for Redis: a valid token answers the GIF or the 302 to its own URL and produces one
+// map for Redis: a valid token answers the GIF or the 302 to its own URL and (right after the
+// answer) produces one
 // track of the profile's identifier (merges followed, userId first); a forged one is a 400
 // and produces nothing; machines are flagged and still recorded; repeats share a messageId.
 // The real stack (Kafka, processor, the timeline) is test/email-tracking/.
@@ -66,6 +67,9 @@ const HUMAN = { 'user-agent': 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Appl
 async function get(path: string, headers: Record<string, string> = HUMAN, method = 'GET') {
   sent.length = 0;
   const res = await app.request(path, { method, headers });
+  // the route answers first and records in the background; with these in-memory stand-ins
+  // the record is promise work only, all done before the next turn of the event loop
+  await new Promise((resolve) => setImmediate(resolve));
   const events = sent.map((m) => JSON.parse(String(m.value)) as NormalizedEvent);
   return { res, events, keys: sent.map((m) => m.key) };
 }
