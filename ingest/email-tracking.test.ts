@@ -1,7 +1,7 @@
 // The open pixel and click redirect routes in the ingest app, with a recording producer and a
 // map for Redis: a valid token answers the GIF or the 302 to its own URL and (right after the
-// answer) produces one
-// track of the profile's identifier (merges followed, userId first); a forged one is a 400
+// answer) produces one track of the profile's identifier (merges followed, userId first); a
+// forged one is a 400
 // and produces nothing; machines are flagged and still recorded; repeats share a messageId.
 // The real stack (Kafka, processor, the timeline) is test/email-tracking/.
 import { describe, expect, it } from 'vitest';
