@@ -25,6 +25,7 @@ const WS = 'scale';
 const PEOPLE = 240;
 const WAVES = 6;
 const PARTITIONS = 6;
+const SENDS_IN_FLIGHT = 16;
 const ROOT = new URL('../..', import.meta.url).pathname;
 const prefix = uniqueId('mw');
 const t = topics(prefix);
@@ -33,6 +34,8 @@ const env = serviceEnv(prefix, {
   CDP_DEFAULT_WORKSPACE: WS,
   // a send claimed by a killed worker is taken over after this
   CDP_ACTIVATION_CLAIM_LEASE_MS: '3000',
+  // sends in flight per worker: the most a SIGKILLed worker can leave delivered but unrecorded
+  CDP_ACTIVATION_CONCURRENCY: String(SENDS_IN_FLIGHT),
   CDP_WEBHOOK_TIMEOUT_MS: '2500',
   CDP_CHANNEL_TIMEOUT_MS: '2500',
 });
@@ -293,7 +296,9 @@ describe('two processors and two activation workers, one of each killed and one 
     console.info(
       `many-workers: ${entered.size} entries, ${receiver.deliveries.length} deliveries (${repeated} repeats under the same id)`,
     );
-    // only a send in flight at the kill may be repeated
-    expect(repeated).toBeLessThanOrEqual(20);
+    // only a send in flight at the kill may be repeated: delivered, its claim not yet marked
+    // sent (a loaded machine can have all of the killed worker's slots in that state; seen: 16
+    // of 16), plus the rare send on a live worker that outlasted its 3 s claim lease
+    expect(repeated).toBeLessThanOrEqual(SENDS_IN_FLIGHT + 4);
   }, 600_000);
 });
