@@ -8,7 +8,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import jsonLogic from 'json-logic-js';
 import { type Keyring, open as openSealed, type SealedBlob } from '../runtime/secrets-key.ts';
-import { RENDER_LIMIT_MS, renderTemplate, templateError } from './liquid-template.ts';
+import { RenderBudgetError, renderBudget, templateError } from './liquid-template.ts';
 
 /** Path segments that would reach an object's prototype: never read nor written. */
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'prototype', 'constructor']);
@@ -428,13 +428,10 @@ export async function applyMapping(
 ): Promise<unknown> {
   let out: unknown = source;
   if (mapping) {
-    const budget = opts.budgetMs ?? MAPPING_RENDER_BUDGET_MS;
-    const now = opts.now ?? (() => performance.now());
-    let spent = 0;
-    const overBudget = (field: string) =>
-      new DestinationError(
-        `mapping.${field}: over the Liquid render time limit (${Math.min(budget, RENDER_LIMIT_MS)} ms a field, ${budget} ms for all the fields of one event)`,
-      );
+    const budget = renderBudget(opts.budgetMs ?? MAPPING_RENDER_BUDGET_MS, {
+      ...(opts.now ? { now: opts.now } : {}),
+      unit: 'event',
+    });
     const o: Record<string, unknown> = {};
     for (const [field, v] of Object.entries(mapping)) {
       const target = splitPath(field, `mapping.${field}`);
@@ -442,17 +439,14 @@ export async function applyMapping(
       if (typeof v === 'string') value = readPath(source, splitPath(v, `mapping.${field}`));
       else if ('const' in v) value = v.const;
       else {
-        const left = budget - spent;
-        if (left <= 0) throw overBudget(field);
-        const started = now();
         try {
-          value = await renderTemplate(v.liquid, source, 'text', { renderLimitMs: left });
+          value = await budget.render(field, v.liquid, source);
         } catch (err) {
+          // the budget's error names the field; a render error does not
           const message = (err as Error).message.split('\n')[0] ?? '';
-          if (message.includes('template render limit exceeded')) throw overBudget(field);
-          throw new DestinationError(`mapping.${field}: ${message}`);
-        } finally {
-          spent += now() - started;
+          throw new DestinationError(
+            err instanceof RenderBudgetError ? `mapping.${message}` : `mapping.${field}: ${message}`,
+          );
         }
       }
       if (value !== undefined) writePath(o, target, value);
