@@ -31,7 +31,7 @@ import {
   optInKey,
   signConfirmToken,
 } from '../schemas/double-opt-in.ts';
-import { renderTemplate } from '../schemas/liquid-template.ts';
+import { renderBudget } from '../schemas/liquid-template.ts';
 import { workspaceKeys } from '../schemas/redis-keys.ts';
 import { recordAudit } from './audit.ts';
 import { readConsent } from './routes/contact.ts';
@@ -252,11 +252,13 @@ export function createDoubleOptIn(deps: OptInDeps) {
     let subject: string;
     let text: string;
     let html: string | undefined;
+    // the mail's fields share one render budget, as a campaign message's do
+    const budget = renderBudget();
     try {
-      subject = (await renderTemplate(tpl.subject, scope)).replace(/[\r\n]+/g, ' ');
-      text = await renderTemplate(tpl.text, scope);
+      subject = (await budget.render('subject', tpl.subject, scope)).replace(/[\r\n]+/g, ' ');
+      text = await budget.render('text', tpl.text, scope);
       if (!text.includes(url)) text = `${text}\n\nConfirm: ${url}\n`;
-      html = tpl.html ? await renderTemplate(tpl.html, scope, 'html') : undefined;
+      html = tpl.html ? await budget.render('html', tpl.html, scope, 'html') : undefined;
     } catch (err) {
       return fail(`template: ${errorMessage(err)}`);
     }
