@@ -190,7 +190,8 @@ describe('destinations API', () => {
 
   it('stops a dry-run of 100 slow Liquid fields at one render budget: a 422 naming the field', async () => {
     // a million iterations a field, little memory: each alone would run to its render limit
-    const slow = '{% for i in (1..1000) %}{% for j in (1..1000) %}{% endfor %}{% endfor %}';
+    const slow =
+      '{% for i in (1..1000) %}{% for j in (1..1000) %}{% assign x = j | plus: 1 | times: 2 | minus: 3 %}{% endfor %}{% endfor %}';
     const mapping: Record<string, unknown> = { user: 'userId', greeting: { liquid: 'Hi {{ userId }}' } };
     for (let i = 0; i < 98; i++) mapping[`slow${i}`] = { liquid: slow };
     const created = await api('POST', '/v1/destinations', valid({ mapping }));
