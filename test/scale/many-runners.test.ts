@@ -112,24 +112,27 @@ describe('two journey runners, one killed while timers fire and one added', () =
     const producer = clients.kafka().producer();
     await producer.connect();
     try {
-      await producer.send(
-        topics(cfg.kafka.topicPrefix).segmentChanges,
-        Array.from({ length: PEOPLE }, (_, i) => {
-          const c: SegmentChange = {
-            workspaceId: ws,
-            profileId: `p${i}`,
-            segmentId: seg,
-            segmentVersion: 1,
-            type: 'entered',
-            epoch: 1,
-            messageId: `m${i}`,
-            occurredAt: at,
-            userId: `u${i}`,
-            traits: {},
-          };
-          return { key: `${ws}:p${i}`, value: JSON.stringify(c) };
-        }),
-      );
+      // in two halves 1.5 s apart: the second half's waits end 1.5 s after the first's, so the
+      // kill below (at the first ended wait) lands with work left however loaded the machine
+      const entries = Array.from({ length: PEOPLE }, (_, i) => {
+        const c: SegmentChange = {
+          workspaceId: ws,
+          profileId: `p${i}`,
+          segmentId: seg,
+          segmentVersion: 1,
+          type: 'entered',
+          epoch: 1,
+          messageId: `m${i}`,
+          occurredAt: at,
+          userId: `u${i}`,
+          traits: {},
+        };
+        return { key: `${ws}:p${i}`, value: JSON.stringify(c) };
+      });
+      const segmentChanges = topics(cfg.kafka.topicPrefix).segmentChanges;
+      await producer.send(segmentChanges, entries.slice(0, PEOPLE / 2));
+      await new Promise((r) => setTimeout(r, 1500));
+      await producer.send(segmentChanges, entries.slice(PEOPLE / 2));
     } finally {
       await producer.disconnect();
     }
