@@ -60,15 +60,18 @@ export function usePages(path, limit) {
   const [state, setState] = useState({ path, items: null, next: null, fresh: -1 });
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
-  const current = useRef(path);
+  // a page answers for its filters and its page size: a changed size alone loads again too
+  const key = `${path}#${limit}`;
+  const current = useRef(key);
   const load = async (cursor) => {
     const p = path;
+    const k = key;
     setBusy(true);
     setError(null);
     try {
       const sep = p.includes('?') ? '&' : '?';
       const r = await api(`${p}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-      if (current.current !== p) return;
+      if (current.current !== k) return;
       setState((s) => {
         const before = cursor ? (s.items ?? []) : [];
         return {
@@ -79,16 +82,16 @@ export function usePages(path, limit) {
         };
       });
     } catch (err) {
-      if (current.current === p) setError(err);
+      if (current.current === k) setError(err);
     } finally {
-      if (current.current === p) setBusy(false);
+      if (current.current === k) setBusy(false);
     }
   };
   useEffect(() => {
-    current.current = path;
+    current.current = key;
     setState({ path, items: null, next: null, fresh: -1 });
     load(null);
-  }, [path]);
+  }, [key]);
   const mine = state.path === path;
   return {
     items: mine ? state.items : null,
